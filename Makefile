@@ -1,0 +1,74 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything they need is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+RUECKHALT_DATA_DIR ?= var
+BENCH_SECONDS ?= 20
+export PORT RUECKHALT_DATA_DIR
+
+# Debian packages the tests use: a real PostgreSQL, Redis and Chromium, never stand-ins.
+TEST_APT_PACKAGES := postgresql redis-server chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake policy-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test apt-test-deps
+
+apt-test-deps:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+## Serve the embedded default (SQLite, demo data) on http://127.0.0.1:$(PORT)
+run: install
+	RUECKHALT_DEMO=true $(BIN)/rueckhalt migrate
+	RUECKHALT_DEMO=true $(BIN)/rueckhalt demo
+	RUECKHALT_DEMO=true exec $(BIN)/rueckhalt serve --port $(PORT)
+
+## Everything: lint, types, the policy examples, and the whole suite on SQLite and PostgreSQL
+test: install-test
+	$(BIN)/ruff check service workers tests bench
+	$(BIN)/mypy
+	$(BIN)/rueckhalt policy check --skip-db
+	$(BIN)/rueckhalt policy test
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: install-test
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not browser and not slow" $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check service workers tests bench
+	$(BIN)/ruff format --check service workers tests bench
+
+typecheck: install-test
+	$(BIN)/mypy
+
+policy-test: install
+	$(BIN)/rueckhalt policy test
+
+## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
+bench: bench-intake
+
+bench-intake: install-test
+	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

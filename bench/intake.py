@@ -1,0 +1,238 @@
+"""Intake benchmark: encrypted JSON intake against a bare-insert baseline on the same PostgreSQL.
+
+Both run under the same uvicorn setup (uvloop, the same number of workers) on loopback only. For each:
+the maximum rate with a closed loop of concurrent clients, then p50/p99 latency at half that rate with an
+open loop (requests sent on a fixed schedule), and p50 at one connection. Writes bench/results/intake.json
+with a top-level ``ratio`` (intake max rate / baseline max rate). Every loop is bounded in time.
+
+Usage: python bench/intake.py --seconds 20   (make bench-intake BENCH_SECONDS=20)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from helpers import PgCluster, free_port  # noqa: E402
+
+from service.config import Settings, load_secrets  # noqa: E402
+from service.db import make_engine  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.organisations.service import create_organisation  # noqa: E402
+from service.runtime import build_runtime  # noqa: E402
+
+BODY: dict[str, Any] = {
+    "land": "09",
+    "district_ags": "09162",
+    "municipality": "Musterstadt",
+    "type_codes": ["A3a"],
+    "description": "Nach der Ratssitzung erhielt ich drei E-Mails mit Gewaltandrohungen. " * 8,
+    "occurred_on": "2026-11-03",
+    "channel": "email",
+    "targets": ["self", "partner"],
+    "office": "mayor_volunteer",
+    "urgency": "high",
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def closed_loop(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=10) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                response = await client.post(url, json=BODY)
+                latencies.append((time.perf_counter() - start) * 1000)
+                if response.status_code != 201:
+                    errors += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rate_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+    }
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Send at a fixed rate regardless of answers, so queueing shows up in the latencies."""
+    latencies: list[float] = []
+    errors = 0
+    interval = 1.0 / rate
+    total = int(rate * seconds)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256), timeout=10) as client:
+
+        async def one() -> None:
+            nonlocal errors
+            start = time.perf_counter()
+            try:
+                response = await client.post(url, json=BODY)
+                if response.status_code != 201:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+        tasks = []
+        begin = time.perf_counter()
+        for index in range(total):
+            delay = begin + index * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return {
+        "target_rate_per_s": rate,
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+    }
+
+
+def start_server(app: str, env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+    ]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"{app} did not become healthy")
+
+
+def measure(name: str, url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    asyncio.run(closed_loop(url, concurrency, min(2.0, seconds / 4)))  # warm-up
+    peak = asyncio.run(closed_loop(url, concurrency, seconds))
+    half = asyncio.run(open_loop(url, peak["rate_per_s"] / 2, seconds))
+    single = asyncio.run(closed_loop(url, 1, max(2.0, seconds / 4)))
+    result = {"max": peak, "half_rate": half, "one_connection": single}
+    print(
+        f"{name:9} max {peak['rate_per_s']:7.1f}/s (p99 {peak['p99_ms']:.1f} ms) | "
+        f"at {half['target_rate_per_s']:.0f}/s: p50 {half['p50_ms']:.1f} ms p99 {half['p99_ms']:.1f} ms | "
+        f"1 conn p50 {single['p50_ms']:.1f} ms"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "20")))
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+
+    cluster = PgCluster()
+    data_dir = Path(tempfile.mkdtemp(prefix="rh-bench-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with cluster.admin() as conn:
+            conn.execute("CREATE DATABASE bench_intake")
+            conn.execute("CREATE DATABASE bench_baseline")
+        intake_url = cluster.url("bench_intake")
+        engine = make_engine(intake_url)
+        upgrade(engine)
+        engine.dispose()
+        settings = Settings(data_dir=data_dir, database_url=intake_url)
+        load_secrets(settings)
+        runtime = build_runtime(settings)
+        with runtime.sessions() as session:
+            for org in runtime.policy.organisations:
+                create_organisation(session, org.slug, org.display_name, org.kind)
+            session.commit()
+        runtime.dispose()
+
+        base_env = {
+            **os.environ,
+            "RUECKHALT_DATA_DIR": str(data_dir),
+            "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
+        }
+        results: dict[str, Any] = {
+            "seconds": args.seconds,
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+        }
+        for name, app, url in (
+            ("baseline", "bench.baseline_app:create_app", cluster.url("bench_baseline")),
+            ("intake", "service.app:app_factory", intake_url),
+        ):
+            port = free_port()
+            env = {**base_env, "RUECKHALT_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+            process = start_server(app, env, port, args.workers)
+            processes.append(process)
+            results[name] = measure(
+                name, f"http://127.0.0.1:{port}/api/v1/reports", args.seconds, args.concurrency
+            )
+            process.terminate()
+            process.wait(timeout=30)
+        results["ratio"] = results["intake"]["max"]["rate_per_s"] / results["baseline"]["max"]["rate_per_s"]
+        results["targets"] = {"ratio_at_least": 0.5, "p99_ms_at_half_rate_below": 50}
+        results["met"] = {
+            "ratio": results["ratio"] >= 0.5,
+            "p99_at_half_rate": results["intake"]["half_rate"]["p99_ms"] < 50,
+        }
+        out = ROOT / "bench" / "results" / "intake.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print(f"ratio {results['ratio']:.2f} (target >= 0.5); written to {out.relative_to(ROOT)}")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from service import health
+from service.config import PROJECT_ROOT, Settings, get_settings
+from service.reports import endpoints as report_endpoints
+from service.reports import pages as report_pages
+from service.runtime import Runtime, build_runtime
+from service.web import HardeningMiddleware, Pages, install_error_handlers, make_templates
+
+DESCRIPTION = """Rückhalt: encrypted incident reports of hostility toward local officials, routed on the
+server to support organisations. The free-text account of what happened is the field `description`."""
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    built = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if runtime is None:
+            built.dispose()
+
+    app = FastAPI(
+        title="Rückhalt",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,  # Swagger UI loads third-party scripts; /openapi.json is the contract
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = built
+    app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
+    install_error_handlers(app, lambda: app.state.pages)
+    app.include_router(health.router)
+    app.include_router(report_endpoints.router)
+    app.include_router(report_pages.router)
+    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
+    app.add_middleware(
+        HardeningMiddleware,
+        behind_tls=settings.behind_tls,
+        max_json_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=settings.max_upload_body_bytes,
+    )
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn --factory."""
+    return create_app()

@@ -1,0 +1,129 @@
+"""Split-key sessions (security.md, "Sessions").
+
+The cookie carries a session id and a random cookie key. The database keeps the SHA-256 of the id and the
+unlocked secret sealed under the cookie key. Neither half alone opens anything: a stolen database has no
+cookie keys, a stolen cookie without the database has no ciphertext, and logout deletes the server half.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from service.auth.models import WebSession
+from service.crypto import Context, DecryptionError, open_sealed, seal
+from service.db import utcnow
+
+_ID_BYTES = 32
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    kind: str
+    idle: timedelta
+    absolute: timedelta
+
+
+REPORTER_SESSION = SessionPolicy("reporter", idle=timedelta(minutes=20), absolute=timedelta(hours=2))
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    id_hash: str
+    subject_id: str
+    secret: bytes
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _hash_id(session_id: bytes) -> str:
+    return hashlib.sha256(b"rueckhalt/session-id/v1" + session_id).hexdigest()
+
+
+def _context(policy: SessionPolicy, id_hash: str) -> Context:
+    return Context("session", field=policy.kind, record_id=id_hash)
+
+
+def create(session: Session, policy: SessionPolicy, subject_id: str, secret: bytes) -> str:
+    """Store the server half and return the cookie value. The caller commits."""
+    session_id = secrets.token_bytes(_ID_BYTES)
+    cookie_key = secrets.token_bytes(_KEY_BYTES)
+    id_hash = _hash_id(session_id)
+    now = utcnow()
+    session.add(
+        WebSession(
+            id_hash=id_hash,
+            kind=policy.kind,
+            subject_id=subject_id,
+            sealed_secret=seal(cookie_key, secret, _context(policy, id_hash)),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + policy.absolute,
+        )
+    )
+    return f"{_b64(session_id)}.{_b64(cookie_key)}"
+
+
+def _parse(cookie: str) -> tuple[bytes, bytes] | None:
+    try:
+        id_part, key_part = cookie.split(".", 1)
+        session_id, cookie_key = _unb64(id_part), _unb64(key_part)
+    except (ValueError, binascii.Error):
+        return None
+    if len(session_id) != _ID_BYTES or len(cookie_key) != _KEY_BYTES:
+        return None
+    return session_id, cookie_key
+
+
+def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
+    """Open a session from its cookie, or None if missing, forged, idle too long or expired."""
+    if not cookie:
+        return None
+    parsed = _parse(cookie)
+    if parsed is None:
+        return None
+    session_id, cookie_key = parsed
+    id_hash = _hash_id(session_id)
+    row = session.get(WebSession, id_hash)
+    if row is None or row.kind != policy.kind:
+        return None
+    now = utcnow()
+    if now >= row.expires_at or now - row.last_seen_at > policy.idle:
+        session.delete(row)
+        session.commit()
+        return None
+    try:
+        secret = open_sealed(cookie_key, row.sealed_secret, _context(policy, id_hash))
+    except DecryptionError:
+        return None
+    row.last_seen_at = now
+    session.commit()
+    return OpenSession(id_hash=id_hash, subject_id=row.subject_id, secret=secret)
+
+
+def destroy(session: Session, cookie: str | None) -> None:
+    parsed = _parse(cookie) if cookie else None
+    if parsed is None:
+        return
+    session.execute(delete(WebSession).where(WebSession.id_hash == _hash_id(parsed[0])))
+    session.commit()
+
+
+def purge_expired(session: Session) -> int:
+    result = session.execute(delete(WebSession).where(WebSession.expires_at < utcnow()))
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

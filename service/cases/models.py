@@ -1,0 +1,152 @@
+"""Case files, their incidents, wrapped keys, routing decisions and attachments.
+
+Readable columns are only what routing, deadlines and statistics need (security.md, "What stays
+readable"); everything a reporter wrote is ciphertext under the case data key.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+
+
+class CaseStatus(StrEnum):
+    new = "new"
+    acknowledged = "acknowledged"
+    in_progress = "in_progress"
+    referred = "referred"
+    waiting_for_reporter = "waiting_for_reporter"
+    closed = "closed"
+
+
+class GrantRole(StrEnum):
+    target = "target"
+    escalation = "escalation"
+
+
+class Case(Base):
+    __tablename__ = "case_file"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    # HMAC(pepper, receipt): the only way from a receipt to its case; useless without the pepper.
+    lookup_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    reporter_salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    reporter_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(32), default=CaseStatus.new.value)
+    urgency: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[int] = mapped_column(Integer)
+    land: Mapped[str] = mapped_column(String(2))
+    district_ags: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    office: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent_counselling: Mapped[bool] = mapped_column(Boolean, default=True)
+    consent_police: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Municipality, targets and support needs, sealed with the case key.
+    details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # Optional contact details (name, mail, phone), sealed with the case key.
+    contact_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    ack_deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    incidents: Mapped[list[Incident]] = relationship(
+        back_populates="case", order_by="Incident.seq", cascade="all, delete-orphan"
+    )
+    grants: Mapped[list[CaseKeyGrant]] = relationship(back_populates="case", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_case_file_status_land", "status", "land"),)
+
+
+class Incident(Base):
+    __tablename__ = "incident"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type_codes: Mapped[list[str]] = mapped_column(JSON)
+    channel: Mapped[str] = mapped_column(String(64))
+    channel_online: Mapped[bool] = mapped_column(Boolean)
+    severity: Mapped[int] = mapped_column(Integer)
+    urgency: Mapped[str] = mapped_column(String(16))
+    # Month only: the exact date is in the ciphertext.
+    incident_month: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    # Set only for complaint-only offences: the last day to file a Strafantrag (three months).
+    complaint_deadline_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="incidents")
+
+    __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_incident_case_seq"),)
+
+
+class CaseKeyGrant(Base):
+    """The case data key wrapped (HPKE) to one organisation: routing is this grant."""
+
+    __tablename__ = "case_key_grant"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    role: Mapped[str] = mapped_column(String(16))
+    # Escalation steps hold a key from the start but see the case only once the service opens access.
+    active: Mapped[bool] = mapped_column(Boolean)
+    escalation_after_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    case: Mapped[Case] = relationship(back_populates="grants")
+
+    __table_args__ = (UniqueConstraint("case_id", "organisation_id", name="uq_case_key_grant_case_org"),)
+
+
+class RoutingRecord(Base):
+    """The routing decision with its reasons, kept with the case (which rule, which condition)."""
+
+    __tablename__ = "routing_record"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), nullable=True
+    )
+    policy_version: Mapped[str] = mapped_column(String(64))
+    fallback_used: Mapped[bool] = mapped_column(Boolean)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attachment(Base):
+    """Evidence, encrypted in chunks on disk; the blob name is random, never the uploaded file name."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), nullable=True
+    )
+    blob_name: Mapped[str] = mapped_column(String(64), unique=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # Original file name and similar details, sealed with the case key.
+    meta_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,150 @@
+"""The ``rueckhalt`` command line: serve, migrate, demo data, organisations, policies."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import typer
+
+from service.config import ConfigurationError, Mode, Settings, get_settings
+from service.db import make_engine, make_sessionmaker
+
+app = typer.Typer(
+    help="Rückhalt: encrypted incident reporting for threatened local officials.", no_args_is_help=True
+)
+org_app = typer.Typer(help="Support organisations and their keys.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    try:
+        from service.config import check_production
+
+        check_production(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _known_orgs() -> Mapping[str, bool]:
+    """Organisations in the database and whether they hold a key (for ``policy check``)."""
+    from service.organisations import repository
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return {org.slug: org.can_receive for org in repository.all_organisations(session)}
+    finally:
+        engine.dispose()
+
+
+def _install_policy_app() -> None:
+    from service.routing.cli import policy_app, set_org_source
+
+    set_org_source(_known_orgs)
+    app.add_typer(policy_app, name="policy")
+
+
+_install_policy_app()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (idempotent)."""
+    from service.migrate import upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    typer.echo("database is up to date")
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo data (embedded mode only; a second run keeps what is there)."""
+    from service.demo import load_demo
+
+    settings = _settings()
+    if settings.mode is Mode.production:
+        typer.echo("demo data is refused in production mode", err=True)
+        raise typer.Exit(2)
+    summary = load_demo(settings)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000)")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the web application with uvicorn (uvloop, no access log of paths or addresses)."""
+    import uvicorn
+
+    _settings()
+    uvicorn.run(
+        "service.app:app_factory",
+        factory=True,
+        host=host,
+        port=port or int(os.environ.get("PORT", "8000")),
+        workers=workers,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Beratungsstelle Nord'")],
+    slug: Annotated[str, typer.Option(help="Short identifier used in routing.yaml")],
+    kind: Annotated[
+        str, typer.Option(help="counselling|online_hate|legal_aid|police_liaison|fallback_rota")
+    ] = ("counselling"),
+) -> None:
+    """Create an organisation with a key pair; prints its recovery key ONCE."""
+    from service.organisations.service import OrganisationError, create_organisation
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                created = create_organisation(session, slug, name, kind)
+            except OrganisationError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            session.commit()
+    finally:
+        engine.dispose()
+    typer.echo(f"organisation {slug} created; it can now receive cases.")
+    typer.echo("")
+    typer.echo("RECOVERY KEY (shown once; print it and keep it offline, e.g. in a safe):")
+    typer.echo(f"    {created.recovery_key}")
+    typer.echo("Without it, losing every member's password loses the organisation's cases.")
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """List organisations and whether they can receive cases."""
+    for slug, can_receive in sorted(_known_orgs().items()):
+        typer.echo(f"{slug:32} {'key: yes' if can_receive else 'key: NO (cannot receive cases)'}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

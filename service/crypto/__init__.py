@@ -1,0 +1,82 @@
+"""Rückhalt's cryptography: the only package that may import ``cryptography.hazmat``.
+
+Every ciphertext starts with a format version and is bound to a Context (associated data or HPKE info).
+Formats and their version bytes are part of the stored data: change them only by adding a new version.
+"""
+
+from service.crypto.aead import DATA_KEY_BYTES, new_data_key, open_sealed, seal
+from service.crypto.context import Context
+from service.crypto.errors import CryptoError, DecryptionError, InvalidReceipt, UnsupportedFormatError
+from service.crypto.hpke import (
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+    open_private_key,
+    seal_private_key,
+    unwrap_key,
+    wrap_key,
+)
+from service.crypto.keyed import constant_time_equal, keyed_hash
+from service.crypto.passwords import (
+    Argon2Params,
+    derive_password_key,
+    hash_password,
+    needs_rehash,
+    open_with_password,
+    seal_with_password,
+    verify_password,
+)
+from service.crypto.receipt import (
+    RECEIPT_CHARS,
+    format_receipt,
+    new_receipt,
+    new_salt,
+    normalize_receipt,
+    receipt_lookup,
+    unwrap_for_reporter,
+    wrap_for_reporter,
+)
+from service.crypto.recovery import new_recovery_key, recovery_wrapping_key
+from service.crypto.stream import DEFAULT_CHUNK_BYTES, StreamSealer, open_stream, seal_stream
+
+__all__ = [
+    "DATA_KEY_BYTES",
+    "DEFAULT_CHUNK_BYTES",
+    "RECEIPT_CHARS",
+    "Argon2Params",
+    "Context",
+    "CryptoError",
+    "DecryptionError",
+    "InvalidReceipt",
+    "PrivateKey",
+    "PublicKey",
+    "StreamSealer",
+    "UnsupportedFormatError",
+    "constant_time_equal",
+    "derive_password_key",
+    "format_receipt",
+    "generate_keypair",
+    "hash_password",
+    "keyed_hash",
+    "needs_rehash",
+    "new_data_key",
+    "new_receipt",
+    "new_recovery_key",
+    "new_salt",
+    "normalize_receipt",
+    "open_private_key",
+    "open_sealed",
+    "open_stream",
+    "open_with_password",
+    "receipt_lookup",
+    "recovery_wrapping_key",
+    "seal",
+    "seal_private_key",
+    "seal_stream",
+    "seal_with_password",
+    "unwrap_for_reporter",
+    "unwrap_key",
+    "verify_password",
+    "wrap_for_reporter",
+    "wrap_key",
+]

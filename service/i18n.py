@@ -1,0 +1,116 @@
+"""UI strings in German (first) and English (second).
+
+The strings live in ``templates/i18n/<lang>.yaml`` as flat dotted keys, so translators edit data, not code.
+A missing English string falls back to German and a missing German string to the key itself: a page always
+renders, and a visible key in the UI is easier to spot and fix than a crash in front of a threatened reporter.
+
+Placeholders are ``{name}``. They are substituted by a plain pattern, not ``str.format``, so a translation
+can never reach attributes of the values passed in, and a placeholder without a value stays visible instead
+of raising.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Final, Protocol
+
+import yaml
+
+SUPPORTED: Final = ("de", "en")
+DEFAULT_LANG: Final = "de"
+I18N_DIR: Final = Path(__file__).resolve().parent.parent / "templates" / "i18n"
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Bilingual(Protocol):
+    """A taxonomy label object with a German and an English text (``service.taxonomy.Label``)."""
+
+    @property
+    def de(self) -> str: ...
+
+    @property
+    def en(self) -> str: ...
+
+
+class CatalogueError(ValueError):
+    """A translation file is not a flat mapping of string keys to string values."""
+
+
+def normalise_lang(lang: str | None) -> str:
+    """The language to use for ``lang``: itself if supported, German otherwise."""
+    return lang if lang in SUPPORTED else DEFAULT_LANG
+
+
+def load_catalogue(path: Path) -> dict[str, str]:
+    """Read one YAML file of flat dotted keys; refuse anything else rather than guess."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CatalogueError(f"{path.name}: expected a mapping of keys to strings")
+    catalogue: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise CatalogueError(f"{path.name}: key {key!r} must be a string with a string value")
+        catalogue[key] = value
+    return catalogue
+
+
+@lru_cache(maxsize=len(SUPPORTED))
+def catalogue(lang: str) -> Mapping[str, str]:
+    """The strings of a supported language, read once per process."""
+    if lang not in SUPPORTED:
+        raise KeyError(lang)
+    return load_catalogue(I18N_DIR / f"{lang}.yaml")
+
+
+def _substitute(text: str, values: Mapping[str, object]) -> str:
+    if not values:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(values[name]) if name in values else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def translate(lang: str, key: str, **kwargs: object) -> str:
+    """The string for ``key`` in ``lang``, else in German, else the key itself; placeholders filled."""
+    text = catalogue(normalise_lang(lang)).get(key)
+    if text is None:
+        text = catalogue(DEFAULT_LANG).get(key, key)
+    return _substitute(text, kwargs)
+
+
+class Translator:
+    """``translate`` bound to one language; templates receive it as ``t``: ``t("form.title")``."""
+
+    __slots__ = ("lang",)
+
+    def __init__(self, lang: str) -> None:
+        self.lang = normalise_lang(lang)
+
+    def __call__(self, key: str, **kwargs: object) -> str:
+        return translate(self.lang, key, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Translator({self.lang!r})"
+
+
+def pick(label: Mapping[str, str] | Bilingual | None, lang: str) -> str:
+    """A taxonomy label in ``lang``, falling back to German, then to any text; "" for no label.
+
+    Takes the plain mapping ``{de: ..., en: ...}`` of the YAML as well as the taxonomy's label objects.
+    """
+    if label is None:
+        return ""
+    wanted = normalise_lang(lang)
+    if isinstance(label, Mapping):
+        text = label.get(wanted) or label.get(DEFAULT_LANG)
+        return text or next((value for value in label.values() if value), "")
+    return (label.en if wanted == "en" else label.de) or label.de

@@ -1,0 +1,32 @@
+"""Transactional outbox: side effects are rows written in the same transaction as the change.
+
+Payloads carry identifiers and coarse codes only, never report content: the broker is a pipe that a
+compromised Redis can read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_message"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # An error class name only, never a message that might quote content.
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (Index("ix_outbox_message_pending", "completed_at", "available_at"),)

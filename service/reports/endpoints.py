@@ -1,0 +1,70 @@
+"""JSON API of the intake and the reporter's follow-up (a contract that tools use)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from service.deps import DbDep, RuntimeDep, enforce
+from service.reports.schemas import (
+    CaseForReporter,
+    IncidentAdded,
+    IncidentCreate,
+    IncidentFields,
+    ReceiptLogin,
+    ReportCreate,
+    ReportCreated,
+)
+from service.reports.service import CaseDraft
+from service.runtime import intake_limit, receipt_limit
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+_ERRORS = {
+    413: {"description": "Body too large"},
+    422: {"description": "Invalid fields (named, never echoed)"},
+    429: {"description": "Too many requests from this client"},
+    503: {"description": "No organisation can receive the report now; nothing stored"},
+}
+
+
+@router.post(
+    "/reports",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReportCreated,
+    responses={**_ERRORS},  # type: ignore[dict-item]
+    summary="File a report",
+)
+def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep, db: DbDep) -> ReportCreated:
+    """Encrypts, routes on the server and stores the report; answers only after the commit."""
+    enforce(runtime, request, intake_limit(runtime.settings))
+    filed = runtime.intake.file_report(db, data, CaseDraft.new(), [])
+    return ReportCreated(
+        receipt=filed.receipt, routed_to=filed.routed_to, ack_deadline_minutes=filed.ack_deadline_minutes
+    )
+
+
+@router.post(
+    "/reports/lookup",
+    response_model=CaseForReporter,
+    responses={404: {"description": "No case for this receipt"}, 429: _ERRORS[429]},
+    summary="Read your own case file with the receipt",
+)
+def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep, db: DbDep) -> CaseForReporter:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    opened = runtime.intake.open_case(db, body.receipt)
+    return CaseForReporter.model_validate(runtime.intake.reporter_view(db, opened))
+
+
+@router.post(
+    "/reports/incidents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IncidentAdded,
+    responses={404: {"description": "No case for this receipt"}, **_ERRORS},  # type: ignore[dict-item]
+    summary="Add a further incident to your case file",
+)
+def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep, db: DbDep) -> IncidentAdded:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    opened = runtime.intake.open_case(db, body.receipt)
+    fields = IncidentFields.model_validate(body.model_dump(exclude={"receipt"}))
+    incident = runtime.intake.add_incident(db, opened, fields, [])
+    return IncidentAdded(seq=incident.seq)

@@ -1,0 +1,419 @@
+"""HTML pages for reporters: work without JavaScript, German first, nothing lost on a bad field.
+
+A refused form comes back with every value the reporter typed (only files must be chosen again: browsers
+do not let a page pre-fill file inputs), an error summary at the top and the message beside each field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from service.auth import sessions
+from service.auth.sessions import REPORTER_SESSION
+from service.crypto import format_receipt
+from service.deps import enforce
+from service.errors import NotFound, ValidationFailed
+from service.i18n import Translator
+from service.reports.schemas import IncidentFields, ReportCreate
+from service.reports.service import CaseDraft
+from service.reports.uploads import EncryptingFormParser, UploadLimits
+from service.runtime import Runtime, intake_limit, receipt_limit
+from service.web import Pages, request_lang
+
+router = APIRouter(include_in_schema=False)
+
+SESSION_COOKIE = "rh_reporter"
+LIST_FIELDS = {"type_codes", "targets", "support_needs"}
+BOOL_FIELDS = {"consent_counselling", "consent_police"}
+
+_PYDANTIC_KEYS = {
+    "missing": "validation.required",
+    "string_too_short": "validation.required",
+    "too_short": "validation.required",
+    "string_too_long": "validation.too_long",
+    "too_long": "validation.too_long",
+    "invalid_code": "validation.invalid_code",
+    "district_land": "validation.district_land",
+    "duplicate": "validation.invalid",
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+def _form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """Values to show again after an error: exactly what was sent."""
+    values: dict[str, Any] = {}
+    for name, items in fields.items():
+        if name == "csrf_token":
+            continue
+        values[name] = items if name in LIST_FIELDS else items[-1]
+    return values
+
+
+def _form_to_data(fields: dict[str, list[str]], model: type[BaseModel]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in LIST_FIELDS:
+            items = [item for item in fields.get(name, []) if item.strip()]
+            if items or name == "type_codes":
+                data[name] = items
+        elif name in BOOL_FIELDS:
+            data[name] = fields.get(name, [""])[-1] in ("1", "on", "true")
+        else:
+            value = fields.get(name, [""])[-1]
+            if value.strip():
+                data[name] = value
+    return data
+
+
+def _message_key(kind: str, message: str) -> str:
+    if kind in _PYDANTIC_KEYS:
+        return _PYDANTIC_KEYS[kind]
+    if "future" in message:
+        return "validation.date_future"
+    if "control characters" in message:
+        return "validation.control_chars"
+    if "email" in message.lower() or (kind == "value_error" and "@" in message):
+        return "validation.email"
+    return "validation.invalid"
+
+
+def _field_errors(errors: list[dict[str, Any]], t: Translator) -> tuple[list[dict[str, str]], dict[str, str]]:
+    summary: list[dict[str, str]] = []
+    by_field: dict[str, str] = {}
+    for error in errors:
+        loc = [part for part in error.get("loc", []) if part != "body"]
+        field = str(error.get("field") or (loc[0] if loc else "description"))
+        if field in by_field:
+            continue
+        if error.get("type") == "csrf":
+            text = t("error.csrf.message")
+        elif "reason" in error:
+            text = t(f"validation.{error['reason']}", name=t("upload.file_n", n=error.get("position", "")))
+        else:
+            text = t(_message_key(str(error.get("type", "")), str(error.get("msg", ""))))
+        message = f"{t(f'field.{field}')}: {text}"
+        by_field[field] = message
+        summary.append({"field": field, "message": message})
+    return summary, by_field
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any]) -> tuple[BaseModel | None, list[dict[str, Any]]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, [{"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in exc.errors()]
+
+
+def _limits(runtime: Runtime) -> UploadLimits:
+    settings = runtime.settings
+    return UploadLimits(
+        max_files=settings.max_attachments_per_report,
+        max_file_bytes=settings.max_attachment_bytes,
+        max_image_bytes=settings.max_image_bytes,
+    )
+
+
+def _form_context(runtime: Runtime) -> dict[str, Any]:
+    return {
+        "taxonomy": runtime.taxonomy,
+        "lands": runtime.districts.lands,
+        "districts": runtime.districts,
+        "max_attachment_mb": runtime.settings.max_attachment_bytes // (1024 * 1024),
+        "max_attachments": runtime.settings.max_attachments_per_report,
+    }
+
+
+def _deadline_text(minutes: int, t: Translator) -> str:
+    if minutes < 120:
+        return t("deadline.minutes", n=minutes)
+    if minutes < 72 * 60:
+        return t("deadline.hours", n=minutes // 60)
+    return t("deadline.days", n=minutes // (24 * 60))
+
+
+@router.get("/")
+def index(request: Request) -> Response:
+    return _pages(request).render(request, "index.html")
+
+
+@router.get("/melden")
+def report_form(request: Request) -> Response:
+    runtime = _runtime(request)
+    return _pages(request).render(
+        request, "report_form.html", values={}, errors=[], field_errors={}, **_form_context(runtime)
+    )
+
+
+async def _parse_multipart(
+    request: Request, runtime: Runtime, key: bytes, case_id: str
+) -> EncryptingFormParser:
+    parser = EncryptingFormParser(
+        key=key,
+        case_id=case_id,
+        blobs=runtime.blobs,
+        limits=_limits(runtime),
+        max_body_bytes=runtime.settings.max_upload_body_bytes,
+    )
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("application/x-www-form-urlencoded"):
+        # A form without files (some clients send it so); the body-size limit still applies.
+        form = await request.form(max_files=0, max_fields=200)
+        for name in form:
+            parser.fields[name] = [value for value in form.getlist(name) if isinstance(value, str)]
+        return parser
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ValidationFailed([{"loc": ["body"], "type": "content_type", "msg": "form data expected"}])
+    await parser.parse(content_type, request.stream())
+    return parser
+
+
+@router.post("/melden")
+async def submit_report(request: Request) -> Response:
+    runtime = _runtime(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    enforce(runtime, request, intake_limit(runtime.settings))
+    draft = CaseDraft.new()
+    parser = await _parse_multipart(request, runtime, draft.data_key, draft.case_id)
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        parser.discard()
+        summary, by_field = _field_errors(errors, t)
+        return pages.render(
+            request,
+            "report_form.html",
+            status=status,
+            values=_form_values(parser.fields),
+            errors=summary,
+            field_errors=by_field,
+            **_form_context(runtime),
+        )
+
+    if not pages.csrf_ok(request, parser.fields.get("csrf_token", [None])[-1]):
+        return again([{"loc": ["csrf_token"], "type": "csrf", "msg": ""}], 403)
+    model, errors = _validate(ReportCreate, _form_to_data(parser.fields, ReportCreate))
+    errors += parser.errors
+    if model is None or errors:
+        return again(errors, 422)
+    assert isinstance(model, ReportCreate)
+
+    def file() -> Any:
+        with runtime.sessions() as db:
+            return runtime.intake.file_report(db, model, draft, parser.uploads)
+
+    try:
+        filed = await run_in_threadpool(file)
+    except ValidationFailed as exc:
+        return again(exc.detail, 422)
+    except BaseException:
+        parser.discard()
+        raise
+    receipt = format_receipt(filed.receipt)
+    return pages.render(
+        request,
+        "receipt.html",
+        status=201,
+        receipt=receipt,
+        receipt_groups=receipt.split("-"),
+        routed_to=filed.routed_to,
+        ack_deadline_text=_deadline_text(filed.ack_deadline_minutes, t),
+        articles=[],
+    )
+
+
+# -- the reporter's case file -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReporterSession:
+    case_id: str
+    data_key: bytes
+
+
+def _open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | None:
+    with runtime.sessions() as db:
+        opened = sessions.resume(db, REPORTER_SESSION, request.cookies.get(SESSION_COOKIE))
+    if opened is None:
+        return None
+    return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
+
+
+def _case_page(
+    request: Request,
+    runtime: Runtime,
+    reporter: ReporterSession,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: list[dict[str, str]] | None = None,
+    field_errors: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Response:
+    lang = request_lang(request)
+    t = Translator(lang)
+    tax = runtime.taxonomy
+    with runtime.sessions() as db:
+        try:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+        except NotFound:
+            # The case was purged while the session lived: back to the sign-in page.
+            return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
+        view = runtime.intake.reporter_view(db, opened)
+    case = {
+        "status_label": t(f"status.{view['status']}"),
+        "created_at": view["created_at"][:10],
+        "organisations": view["organisations"],
+        "incidents": [
+            {
+                "seq": item["seq"],
+                "created_at": item["created_at"][:10],
+                "type_labels": [tax.label("incident_types", code, lang) for code in item["type_codes"]],
+                "channel_label": tax.label("channels", item["channel"], lang),
+                "description": item["description"],
+                "occurred_on": item["occurred_on"],
+                "attachments": item["attachments"],
+            }
+            for item in view["incidents"]
+        ],
+    }
+    return _pages(request).render(
+        request,
+        "case_reporter.html",
+        status=status,
+        case=case,
+        values=values or {},
+        errors=errors or [],
+        field_errors=field_errors or {},
+        notice=notice,
+        **_form_context(runtime),
+    )
+
+
+@router.get("/fall")
+def reporter_home(request: Request) -> Response:
+    runtime = _runtime(request)
+    reporter = _open_from_cookie(request, runtime)
+    if reporter is None:
+        return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
+    return _case_page(request, runtime, reporter)
+
+
+@router.post("/fall/anmelden")
+async def reporter_login(request: Request) -> Response:
+    runtime = _runtime(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    form = await request.form()
+    token = form.get("csrf_token")
+    receipt = form.get("receipt")
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        message = f"{t('error.csrf.title')}: {t('error.csrf.message')}"
+        return pages.render(
+            request,
+            "reporter_login.html",
+            status=403,
+            errors=[{"field": "receipt", "message": message}],
+            notice=None,
+        )
+    enforce(runtime, request, receipt_limit(runtime.settings))
+
+    def login() -> str:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case(db, receipt if isinstance(receipt, str) else "")
+            cookie = sessions.create(db, REPORTER_SESSION, opened.case.id, opened.data_key)
+            db.commit()
+            return cookie
+
+    try:
+        cookie = await run_in_threadpool(login)
+    except NotFound:
+        return pages.render(
+            request,
+            "reporter_login.html",
+            status=404,
+            errors=[{"field": "receipt", "message": t("login.invalid")}],
+            notice=None,
+        )
+    response = RedirectResponse("/fall", status_code=303)
+    pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
+    return response
+
+
+@router.post("/fall/vorfall")
+async def reporter_add_incident(request: Request) -> Response:
+    runtime = _runtime(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    parser = await _parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        parser.discard()
+        summary, by_field = _field_errors(errors, t)
+        return _case_page(
+            request,
+            runtime,
+            opened,
+            status=status,
+            values=_form_values(parser.fields),
+            errors=summary,
+            field_errors=by_field,
+        )
+
+    if not pages.csrf_ok(request, parser.fields.get("csrf_token", [None])[-1]):
+        return await run_in_threadpool(again, [{"loc": ["csrf_token"], "type": "csrf", "msg": ""}], 403)
+    model, errors = _validate(IncidentFields, _form_to_data(parser.fields, IncidentFields))
+    errors += parser.errors
+    if model is None or errors:
+        return await run_in_threadpool(again, errors, 422)
+    assert isinstance(model, IncidentFields)
+
+    def add() -> None:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            runtime.intake.add_incident(db, opened, model, parser.uploads)
+
+    try:
+        await run_in_threadpool(add)
+    except ValidationFailed as exc:
+        return await run_in_threadpool(again, exc.detail, 422)
+    except BaseException:
+        parser.discard()
+        raise
+    return await run_in_threadpool(
+        lambda: _case_page(request, runtime, reporter, notice=t("notice.incident_added"))
+    )
+
+
+@router.post("/fall/abmelden")
+async def reporter_logout(request: Request) -> Response:
+    runtime = _runtime(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+
+    def logout() -> None:
+        with runtime.sessions() as db:
+            sessions.destroy(db, request.cookies.get(SESSION_COOKIE))
+
+    await run_in_threadpool(logout)
+    response = pages.render(request, "reporter_login.html", errors=[], notice=t("notice.signed_out"))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

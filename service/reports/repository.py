@@ -1,0 +1,52 @@
+"""Queries the intake and the reporter pages need; only this module builds them."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
+from service.organisations.models import Organisation
+
+
+def case_by_lookup(session: Session, lookup_hash: bytes) -> Case | None:
+    return session.scalar(select(Case).where(Case.lookup_hash == lookup_hash))
+
+
+def next_incident_seq(session: Session, case_id: str) -> int:
+    current = session.scalar(select(func.max(Incident.seq)).where(Incident.case_id == case_id))
+    return int(current or 0) + 1
+
+
+def granted_organisation_ids(session: Session, case_id: str) -> list[str]:
+    return list(session.scalars(select(CaseKeyGrant.organisation_id).where(CaseKeyGrant.case_id == case_id)))
+
+
+def active_organisation_ids(session: Session, case_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(CaseKeyGrant.organisation_id).where(
+                CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True)
+            )
+        )
+    )
+
+
+def active_organisation_names(session: Session, case_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Organisation.display_name)
+            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
+            .order_by(Organisation.display_name)
+        )
+    )
+
+
+def attachment_counts(session: Session, case_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(Attachment.incident_id, func.count())
+        .where(Attachment.case_id == case_id)
+        .group_by(Attachment.incident_id)
+    ).all()
+    return {str(incident_id): int(count) for incident_id, count in rows}

@@ -1,0 +1,169 @@
+"""Request and response shapes of the intake.
+
+Structure and sizes are checked here; codes are checked against the taxonomy in the service, because the
+taxonomy is operator data. Unknown fields are refused (``extra="forbid"``): a client can never send a list
+of recipients, or anything else we would silently ignore.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+
+DESCRIPTION_EXAMPLE = (
+    "Nach der Ratssitzung am Dienstag erhielt ich drei E-Mails, in denen mir und meiner Familie "
+    "Gewalt angedroht wurde. Der Absender nennt meine Wohnadresse."
+)
+
+
+def _no_control_characters(value: str | None) -> str | None:
+    """Refuse NUL and other C0 controls (but tab and newlines) and bidi overrides that disguise text."""
+    if value is None:
+        return None
+    for char in value:
+        code = ord(char)
+        if (
+            (code < 32 and char not in "\t\n\r")
+            or code == 127
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
+            raise ValueError("contains control characters")
+    return value
+
+
+class IncidentFields(BaseModel):
+    """What happened: one incident. A case file collects several (repeated harassment is the normal case)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type_codes: list[Code] = Field(min_length=1, max_length=10, description="Incident type codes (taxonomy)")
+    type_other: ShortText | None = Field(default=None, description="Free text for 'other' (encrypted)")
+    description: LongText = Field(min_length=1, description="The account of what happened (encrypted)")
+    occurred_on: date | None = Field(default=None, description="Date of the incident (encrypted; month kept)")
+    channel: Code = Field(description="Channel or setting code (taxonomy)")
+    place: ShortText | None = Field(default=None, description="Exact place (encrypted)")
+    platform: ShortText | None = Field(default=None, description="Platform, for online incidents (encrypted)")
+    url: ShortText | None = Field(default=None, description="Link to the content (encrypted)")
+    perpetrator_familiarity: Code | None = None
+    perpetrator_residence: Code | None = None
+    perpetrator_number: Code | None = None
+    perpetrator_details: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] | None = (
+        Field(default=None, description="What is known about the perpetrator (encrypted)")
+    )
+    urgency: Code = Field(default="normal", description="acute | high | normal")
+
+    @field_validator(
+        "type_other", "description", "place", "platform", "url", "perpetrator_details", mode="after"
+    )
+    @classmethod
+    def _text_is_clean(cls, value: str | None) -> str | None:
+        return _no_control_characters(value)
+
+    @field_validator("occurred_on", mode="after")
+    @classmethod
+    def _not_in_future(cls, value: date | None) -> date | None:
+        if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
+            raise ValueError("date must not lie in the future")
+        return value
+
+
+class ReportCreate(IncidentFields):
+    """A new report: the first incident plus who was targeted, where, and what the reporter agrees to."""
+
+    land: Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-6])$")] = Field(
+        description="Land code, first two digits of the AGS"
+    )
+    district_ags: Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")] | None = Field(
+        default=None, description="District (5-digit AGS); readable, never the municipality"
+    )
+    municipality: ShortText | None = Field(default=None, description="Municipality (encrypted)")
+    targets: list[Code] = Field(default_factory=lambda: ["self"], min_length=1, max_length=10)
+    office: Code | None = Field(default=None, description="Office or mandate held (taxonomy)")
+    support_needs: list[Code] = Field(default_factory=list, max_length=12)
+    consent_counselling: bool = Field(default=True, description="Support organisations may contact me")
+    consent_police: bool = Field(default=False, description="A police liaison may be involved")
+    contact_name: ShortText | None = Field(default=None, description="Encrypted")
+    contact_email: EmailStr | None = Field(default=None, description="Encrypted")
+    contact_phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = Field(
+        default=None, description="Encrypted"
+    )
+
+    @field_validator("municipality", "contact_name", "contact_phone", mode="after")
+    @classmethod
+    def _short_text_is_clean(cls, value: str | None) -> str | None:
+        return _no_control_characters(value)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "land": "09",
+                    "district_ags": "09162",
+                    "municipality": "München",
+                    "type_codes": ["A3a"],
+                    "description": DESCRIPTION_EXAMPLE,
+                    "occurred_on": "2026-11-03",
+                    "channel": "email",
+                    "targets": ["self", "partner"],
+                    "office": "mayor_volunteer",
+                    "urgency": "high",
+                    "consent_counselling": True,
+                    "consent_police": False,
+                }
+            ]
+        },
+    )
+
+
+class IncidentCreate(IncidentFields):
+    """A further incident added by the reporter to an existing case file."""
+
+    receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The receipt code (sent in the body, never in a URL)"
+    )
+
+
+class ReceiptLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ReportCreated(BaseModel):
+    receipt: str = Field(description="Keep this code: it is the only key to your case file")
+    routed_to: list[str] = Field(description="Display names of the organisations that received the case")
+    ack_deadline_minutes: int = Field(description="Within this time someone acknowledges the report")
+
+
+class IncidentSummary(BaseModel):
+    seq: int
+    type_codes: list[str]
+    channel: str
+    created_at: str
+    description: str
+    occurred_on: str | None
+    attachments: int
+
+
+class CaseForReporter(BaseModel):
+    status: str
+    created_at: str
+    organisations: list[str]
+    incidents: list[IncidentSummary]
+
+
+class IncidentAdded(BaseModel):
+    seq: int
+
+
+def public_error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
+    """One entry of a 422 answer: where and what, never the offending value."""
+    return {"loc": loc, "type": kind, "msg": message}

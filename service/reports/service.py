@@ -1,0 +1,475 @@
+"""Intake and the reporter's way back into the case file.
+
+The intake is the one place where plaintext from a reporter meets the database, so it is written as one
+straight line: validate, route on the server, encrypt, store everything in one transaction, commit, answer.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.cases.models import (
+    Attachment,
+    Case,
+    CaseKeyGrant,
+    CaseStatus,
+    GrantRole,
+    Incident,
+    RoutingRecord,
+)
+from service.crypto import (
+    Context,
+    DecryptionError,
+    InvalidReceipt,
+    PublicKey,
+    keyed_hash,
+    new_data_key,
+    new_receipt,
+    new_salt,
+    normalize_receipt,
+    open_sealed,
+    receipt_lookup,
+    seal,
+    unwrap_for_reporter,
+    wrap_for_reporter,
+    wrap_key,
+)
+from service.db import new_id, utcnow
+from service.errors import NoRecipient, NotFound, ValidationFailed
+from service.organisations import repository as organisations
+from service.organisations.models import Organisation
+from service.outbox.writer import enqueue
+from service.reports import repository
+from service.reports.schemas import IncidentFields, ReportCreate, public_error
+from service.reports.uploads import EncryptedUpload
+from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
+from service.statistics.models import StatisticsExtract
+from service.taxonomy import Districts, Taxonomy
+
+log = logging.getLogger("rueckhalt.intake")
+
+# Written in place of a real unwrap when a receipt matches nothing, so that a wrong receipt costs about
+# as much time as a right one (no timing oracle for which receipts exist).
+_DUMMY_SALT = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class CaseDraft:
+    """Identity and key of a case about to be filed; uploads are encrypted under it before the commit."""
+
+    case_id: str
+    data_key: bytes
+
+    @classmethod
+    def new(cls) -> CaseDraft:
+        return cls(case_id=new_id(), data_key=new_data_key())
+
+
+@dataclass(frozen=True)
+class Filed:
+    receipt: str
+    case_id: str
+    routed_to: list[str]
+    ack_deadline_minutes: int
+    type_codes: list[str]
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    case: Case
+    data_key: bytes
+
+
+def _add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year = day.year + month_index // 12
+    month = month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
+    return Context(purpose, case_id=case_id, record_id=record_id)
+
+
+class IntakeService:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        districts: Districts,
+        policy: RoutingPolicy,
+        lookup_pepper: bytes,
+        statistics_key: bytes,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.districts = districts
+        self.policy = policy
+        self._pepper = lookup_pepper
+        self._statistics_key = statistics_key
+
+    # -- validation ---------------------------------------------------------------------------------------
+    def check_incident_codes(self, data: IncidentFields) -> list[dict[str, Any]]:
+        tax = self.taxonomy
+        errors: list[dict[str, Any]] = []
+        types = tax.valid_codes("incident_types")
+        for index, code in enumerate(data.type_codes):
+            if code not in types:
+                errors.append(
+                    public_error(["type_codes", index], "invalid_code", "unknown incident type code")
+                )
+        if len(set(data.type_codes)) != len(data.type_codes):
+            errors.append(public_error(["type_codes"], "duplicate", "incident type codes repeat"))
+        checks: list[tuple[str, str | None, str]] = [
+            ("channel", data.channel, "channels"),
+            ("urgency", data.urgency, "urgency"),
+            ("perpetrator_familiarity", data.perpetrator_familiarity, "perpetrator.familiarity"),
+            ("perpetrator_residence", data.perpetrator_residence, "perpetrator.residence"),
+            ("perpetrator_number", data.perpetrator_number, "perpetrator.number"),
+        ]
+        for field, value, kind in checks:
+            if value is not None and value not in tax.valid_codes(kind):
+                errors.append(
+                    public_error([field], "invalid_code", f"unknown {field.replace('_', ' ')} code")
+                )
+        return errors
+
+    def check_report(self, data: ReportCreate) -> list[dict[str, Any]]:
+        errors = self.check_incident_codes(data)
+        tax = self.taxonomy
+        for index, code in enumerate(data.targets):
+            if code not in tax.valid_codes("targets"):
+                errors.append(public_error(["targets", index], "invalid_code", "unknown target code"))
+        for index, code in enumerate(data.support_needs):
+            if code not in tax.valid_codes("support_needs"):
+                errors.append(
+                    public_error(["support_needs", index], "invalid_code", "unknown support need code")
+                )
+        if data.office is not None and data.office not in tax.valid_codes("offices"):
+            errors.append(public_error(["office"], "invalid_code", "unknown office code"))
+        if data.district_ags is not None:
+            district = self.districts.district(data.district_ags)
+            if district is None:
+                errors.append(public_error(["district_ags"], "invalid_code", "unknown district"))
+            elif district.land != data.land:
+                errors.append(public_error(["district_ags"], "district_land", "district is not in this Land"))
+        return errors
+
+    # -- routing ------------------------------------------------------------------------------------------
+    def _facts(
+        self, data: IncidentFields, case_fields: ReportCreate | Case, targets: tuple[str, ...]
+    ) -> ReportFacts:
+        return ReportFacts(
+            land=case_fields.land,
+            district_ags=case_fields.district_ags,
+            type_codes=tuple(data.type_codes),
+            severity=self.taxonomy.severity_of(data.type_codes),
+            urgency=data.urgency,
+            channel=data.channel,
+            channel_online=self.taxonomy.channel_is_online(data.channel),
+            office=case_fields.office,
+            targets=targets,
+            consent_counselling=case_fields.consent_counselling,
+            consent_police=case_fields.consent_police,
+        )
+
+    def route(self, session: Session, facts: ReportFacts) -> tuple[RoutingDecision, dict[str, Organisation]]:
+        reachable = organisations.receivers(session)
+        decision = evaluate(self.policy, facts, frozenset(reachable))
+        if not decision.targets:
+            # Never a silent loss: the log line carries no content, only that intake had nowhere to go.
+            log.error(
+                "intake refused: no organisation with a key can receive this report (land %s)", facts.land
+            )
+            raise NoRecipient()
+        return decision, reachable
+
+    # -- filing -------------------------------------------------------------------------------------------
+    def _incident_payload(self, data: IncidentFields) -> bytes:
+        payload = {
+            "description": data.description,
+            "type_other": data.type_other,
+            "occurred_on": data.occurred_on.isoformat() if data.occurred_on else None,
+            "place": data.place,
+            "platform": data.platform,
+            "url": data.url,
+            "perpetrator": {
+                "familiarity": data.perpetrator_familiarity,
+                "residence": data.perpetrator_residence,
+                "number": data.perpetrator_number,
+                "details": data.perpetrator_details,
+            },
+        }
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _add_incident(
+        self, session: Session, case: Case, seq: int, data: IncidentFields, data_key: bytes, now: datetime
+    ) -> Incident:
+        incident_id = new_id()
+        complaint_only = self.taxonomy.has_complaint_only(data.type_codes)
+        incident = Incident(
+            id=incident_id,
+            case_id=case.id,
+            seq=seq,
+            type_codes=list(data.type_codes),
+            channel=data.channel,
+            channel_online=self.taxonomy.channel_is_online(data.channel),
+            severity=self.taxonomy.severity_of(data.type_codes),
+            urgency=data.urgency,
+            incident_month=data.occurred_on.strftime("%Y-%m") if data.occurred_on else None,
+            complaint_deadline_on=_add_months(data.occurred_on, 3)
+            if complaint_only and data.occurred_on
+            else None,
+            payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
+            created_at=now,
+        )
+        session.add(incident)
+        # Attachments and the routing record refer to the incident: it must exist before they do.
+        session.flush()
+        session.add(self._extract(case, incident, now))
+        return incident
+
+    def _extract(self, case: Case, incident: Incident, now: datetime) -> StatisticsExtract:
+        ordered = sorted(incident.type_codes, key=lambda code: (self.taxonomy.severity_of([code]), code))
+        return StatisticsExtract(
+            reporter_pseudonym=keyed_hash(self._statistics_key, "reporter-pseudonym", case.id.encode()).hex(),
+            receipt_month=now.strftime("%Y-%m"),
+            incident_month=incident.incident_month,
+            land=case.land,
+            primary_type=ordered[0],
+            type_codes=sorted(incident.type_codes),
+            channel=incident.channel.split(".")[0],
+            office=case.office,
+            severity_group=incident.severity,
+        )
+
+    def _attach(
+        self, session: Session, case_id: str, incident_id: str, uploads: list[EncryptedUpload]
+    ) -> None:
+        for upload in uploads:
+            session.add(
+                Attachment(
+                    id=upload.attachment_id,
+                    case_id=case_id,
+                    incident_id=incident_id,
+                    blob_name=upload.blob_name,
+                    content_type=upload.content_type,
+                    size_bytes=upload.size_bytes,
+                    meta_ciphertext=upload.meta_ciphertext,
+                    uploaded_by="reporter",
+                )
+            )
+
+    def _grant(
+        self,
+        session: Session,
+        case: Case,
+        data_key: bytes,
+        decision: RoutingDecision,
+        reachable: dict[str, Organisation],
+        already: set[str],
+        now: datetime,
+    ) -> list[Organisation]:
+        """Wrap the case key to every organisation in the decision that does not hold it yet."""
+        new_targets: list[Organisation] = []
+        steps: list[tuple[str, GrantRole, int | None]] = [
+            (slug, GrantRole.target, None) for slug in decision.targets
+        ]
+        steps += [(slug, GrantRole.escalation, minutes) for slug, minutes in decision.escalation]
+        for slug, role, minutes in steps:
+            org = reachable[slug]
+            if org.id in already:
+                continue
+            assert org.public_key is not None
+            already.add(org.id)
+            session.add(
+                CaseKeyGrant(
+                    case_id=case.id,
+                    organisation_id=org.id,
+                    wrapped_key=wrap_key(
+                        data_key, PublicKey.from_bytes(org.public_key), _ctx("case_key", case.id, org.id)
+                    ),
+                    role=role.value,
+                    active=role is GrantRole.target,
+                    escalation_after_minutes=minutes,
+                    granted_at=now,
+                    opened_at=now if role is GrantRole.target else None,
+                )
+            )
+            if role is GrantRole.target:
+                new_targets.append(org)
+        return new_targets
+
+    def _record(self, session: Session, case_id: str, incident_id: str, decision: RoutingDecision) -> None:
+        session.add(
+            RoutingRecord(
+                case_id=case_id,
+                incident_id=incident_id,
+                policy_version=decision.policy_version,
+                fallback_used=decision.fallback_used,
+                decision=json.loads(decision.to_json()),
+            )
+        )
+
+    def file_report(
+        self, session: Session, data: ReportCreate, draft: CaseDraft, uploads: list[EncryptedUpload]
+    ) -> Filed:
+        """Store a new case file and commit. Raises before anything is written if the input is refused."""
+        errors = self.check_report(data)
+        if errors:
+            raise ValidationFailed(errors)
+        decision, reachable = self.route(session, self._facts(data, data, tuple(data.targets)))
+        now = utcnow()
+        receipt = new_receipt()
+        salt = new_salt()
+        case_id = draft.case_id
+        details = {
+            "municipality": data.municipality,
+            "targets": list(data.targets),
+            "support_needs": list(data.support_needs),
+        }
+        contact = {"name": data.contact_name, "email": data.contact_email, "phone": data.contact_phone}
+        case = Case(
+            id=case_id,
+            lookup_hash=receipt_lookup(self._pepper, receipt),
+            reporter_salt=salt,
+            reporter_wrapped_key=wrap_for_reporter(
+                draft.data_key, receipt, salt, _ctx("reporter_key", case_id)
+            ),
+            status=CaseStatus.new.value,
+            urgency=data.urgency,
+            severity=self.taxonomy.severity_of(data.type_codes),
+            land=data.land,
+            district_ags=data.district_ags,
+            office=data.office,
+            consent_counselling=data.consent_counselling,
+            consent_police=data.consent_police,
+            details_ciphertext=seal(
+                draft.data_key, json.dumps(details).encode(), _ctx("case_details", case_id)
+            ),
+            contact_ciphertext=(
+                seal(draft.data_key, json.dumps(contact).encode(), _ctx("contact", case_id))
+                if any(contact.values())
+                else None
+            ),
+            ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(case)
+        session.flush()
+        incident = self._add_incident(session, case, 1, data, draft.data_key, now)
+        self._attach(session, case_id, incident.id, uploads)
+        targets = self._grant(session, case, draft.data_key, decision, reachable, set(), now)
+        self._record(session, case_id, incident.id, decision)
+        for org in targets:
+            enqueue(
+                session,
+                "notifications.new_case",
+                case_id=case_id,
+                organisation_id=org.id,
+                urgency=data.urgency,
+            )
+        session.commit()
+        return Filed(
+            receipt=receipt,
+            case_id=case_id,
+            routed_to=[org.display_name for org in targets],
+            ack_deadline_minutes=decision.ack_deadline_minutes,
+            type_codes=list(data.type_codes),
+        )
+
+    # -- the reporter's way back --------------------------------------------------------------------------
+    def open_case(self, session: Session, receipt_text: str) -> OpenedCase:
+        """Find and unlock a case by its receipt; one NotFound for every kind of failure."""
+        try:
+            receipt = normalize_receipt(receipt_text)
+        except InvalidReceipt:
+            receipt = None
+        case = repository.case_by_lookup(session, receipt_lookup(self._pepper, receipt or "0" * 20))
+        if case is None or receipt is None:
+            with contextlib.suppress(DecryptionError):
+                unwrap_for_reporter(b"\x01" + b"\x00" * 60, "0" * 20, _DUMMY_SALT, _ctx("reporter_key", "-"))
+            raise NotFound()
+        try:
+            data_key = unwrap_for_reporter(
+                case.reporter_wrapped_key, receipt, case.reporter_salt, _ctx("reporter_key", case.id)
+            )
+        except DecryptionError:
+            raise NotFound() from None
+        return OpenedCase(case=case, data_key=data_key)
+
+    def open_case_by_id(self, session: Session, case_id: str, data_key: bytes) -> OpenedCase:
+        """For a signed-in reporter session: the case id and key come from the split-key session."""
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound()
+        return OpenedCase(case=case, data_key=data_key)
+
+    def add_incident(
+        self, session: Session, opened: OpenedCase, data: IncidentFields, uploads: list[EncryptedUpload]
+    ) -> Incident:
+        errors = self.check_incident_codes(data)
+        if errors:
+            raise ValidationFailed(errors)
+        case = opened.case
+        details = json.loads(
+            open_sealed(opened.data_key, case.details_ciphertext, _ctx("case_details", case.id))
+        )
+        decision, reachable = self.route(session, self._facts(data, case, tuple(details.get("targets", []))))
+        now = utcnow()
+        seq = repository.next_incident_seq(session, case.id)
+        incident = self._add_incident(session, case, seq, data, opened.data_key, now)
+        self._attach(session, case.id, incident.id, uploads)
+        holders = repository.granted_organisation_ids(session, case.id)
+        new_targets = self._grant(session, case, opened.data_key, decision, reachable, set(holders), now)
+        self._record(session, case.id, incident.id, decision)
+        severity = self.taxonomy.severity_of(data.type_codes)
+        if severity < case.severity:
+            case.severity = severity
+        case.updated_at = now
+        for org_id in repository.active_organisation_ids(session, case.id):
+            enqueue(session, "notifications.new_incident", case_id=case.id, organisation_id=org_id)
+        for org in new_targets:
+            enqueue(
+                session,
+                "notifications.new_case",
+                case_id=case.id,
+                organisation_id=org.id,
+                urgency=data.urgency,
+            )
+        session.commit()
+        return incident
+
+    def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
+        """The reporter's own case file, decrypted with the key their receipt unlocked."""
+        case = opened.case
+        counts = repository.attachment_counts(session, case.id)
+        incidents = []
+        for incident in case.incidents:
+            payload = json.loads(
+                open_sealed(opened.data_key, incident.payload, _ctx("incident", case.id, incident.id))
+            )
+            incidents.append(
+                {
+                    "seq": incident.seq,
+                    "type_codes": list(incident.type_codes),
+                    "channel": incident.channel,
+                    "created_at": incident.created_at.isoformat(),
+                    "description": payload["description"],
+                    "occurred_on": payload.get("occurred_on"),
+                    "attachments": counts.get(incident.id, 0),
+                }
+            )
+        return {
+            "status": case.status,
+            "created_at": case.created_at.isoformat(),
+            "organisations": repository.active_organisation_names(session, case.id),
+            "incidents": incidents,
+        }

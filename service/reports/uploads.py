@@ -1,0 +1,347 @@
+"""Streaming multipart parsing that encrypts evidence as it arrives.
+
+Starlette's form parser spools large files to a temporary file in plaintext; evidence must never touch the
+disk unencrypted, so files are sniffed by content, then either encrypted chunk by chunk straight into a blob
+(PDF, text) or, for images, held in memory up to a limit, stripped of metadata (EXIF GPS!) by re-encoding
+the pixels, and then encrypted. File names are kept only inside the sealed metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import python_multipart
+from PIL import Image, ImageOps
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+
+from service.cases.blobs import BlobStore
+from service.crypto import Context, StreamSealer, seal
+from service.db import new_id
+from service.errors import PayloadTooLarge, ValidationFailed
+from service.reports.schemas import public_error
+
+SNIFF_BYTES = 4096
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 200
+# Pillow refuses images above this many pixels (decompression bombs).
+MAX_IMAGE_PIXELS = 40_000_000
+
+IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The content type by magic bytes; None for anything we do not accept."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head and b"\x00" not in head:
+        try:
+            # A multi-byte character may be cut at the end of the sniffed window.
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:
+                return None
+        return "text/plain"
+    return None
+
+
+def strip_image(data: bytes, content_type: str) -> bytes:
+    """Re-encode the pixels only: EXIF (GPS, camera serial), XMP, ICC and text chunks do not survive."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != IMAGE_TYPES[content_type]:
+                    raise ValueError("image format does not match its content")
+                image.load()
+                # Apply the orientation tag before dropping it, so phone photos are not turned sideways.
+                upright = ImageOps.exif_transpose(image)
+                out = io.BytesIO()
+                fmt = IMAGE_TYPES[content_type]
+                if fmt == "JPEG":
+                    upright.convert("RGB").save(out, format="JPEG", quality=90)
+                else:
+                    upright.save(out, format=fmt)
+                return out.getvalue()
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+@dataclass
+class EncryptedUpload:
+    attachment_id: str
+    blob_name: str
+    content_type: str
+    size_bytes: int
+    meta_ciphertext: bytes
+    position: int
+
+
+@dataclass
+class UploadLimits:
+    max_files: int
+    max_file_bytes: int
+    max_image_bytes: int
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+    head: bytearray = field(default_factory=bytearray)
+    content_type: str | None = None
+    sealer: StreamSealer | None = None
+    sink: BinaryIO | None = None
+    blob_name: str = ""
+    attachment_id: str = ""
+    size: int = 0
+    rejected: str | None = None
+    position: int = 0
+
+
+class EncryptingFormParser:
+    """Parses one multipart body; text fields are collected, files are encrypted to blobs under ``key``."""
+
+    def __init__(
+        self, *, key: bytes, case_id: str, blobs: BlobStore, limits: UploadLimits, max_body_bytes: int
+    ) -> None:
+        self._key = key
+        self._case_id = case_id
+        self._blobs = blobs
+        self._limits = limits
+        self._max_body_bytes = max_body_bytes
+        self.fields: dict[str, list[str]] = {}
+        self.uploads: list[EncryptedUpload] = []
+        self.errors: list[dict[str, object]] = []
+        self._part = _Part()
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._files_seen = 0
+        self._field_count = 0
+        self._written: list[str] = []
+
+    # -- multipart callbacks -------------------------------------------------------------------------------
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+        self._disposition = b""
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        name = options.get(b"name")
+        if name is None:
+            raise ValidationFailed([public_error(["body"], "multipart", "a part without a name")])
+        self._part.name = name.decode("utf-8", "replace")
+        if b"filename" in options:
+            self._part.filename = options[b"filename"].decode("utf-8", "replace")
+        else:
+            self._field_count += 1
+            if self._field_count > MAX_FIELDS:
+                raise ValidationFailed([public_error(["body"], "too_many_fields", "too many form fields")])
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        part = self._part
+        if part.filename is None:
+            if len(part.data) + len(chunk) > MAX_FIELD_BYTES:
+                raise ValidationFailed([public_error([part.name], "too_long", "field is too long")])
+            part.data.extend(chunk)
+            return
+        self._file_data(part, chunk)
+
+    def _on_part_end(self) -> None:
+        part = self._part
+        if part.filename is None:
+            self.fields.setdefault(part.name, []).append(part.data.decode("utf-8", "replace"))
+            return
+        self._finish_file(part)
+
+    # -- files -------------------------------------------------------------------------------------------
+    def _file_data(self, part: _Part, chunk: bytes) -> None:
+        if part.rejected is not None or not chunk:
+            return
+        part.size += len(chunk)
+        if part.content_type is None:
+            part.head.extend(chunk)
+            if len(part.head) < SNIFF_BYTES:
+                return
+            self._start_file(part)
+            chunk = bytes(part.head)
+            part.head.clear()
+            if part.rejected is not None:
+                return
+        self._feed(part, chunk)
+
+    def _start_file(self, part: _Part) -> None:
+        self._files_seen += 1
+        part.position = self._files_seen
+        if self._files_seen > self._limits.max_files:
+            part.rejected = "attachment_count"
+            return
+        part.content_type = sniff(bytes(part.head))
+        if part.content_type is None:
+            part.rejected = "attachment_type"
+            return
+        part.attachment_id = new_id()
+        part.blob_name = self._blobs.new_name()
+        if part.content_type not in IMAGE_TYPES:
+            part.sink = self._blobs.open_temp(part.blob_name)
+            self._written.append(part.blob_name)
+            part.sealer = StreamSealer(self._key, self._attachment_context(part), part.sink)
+
+    def _feed(self, part: _Part, chunk: bytes) -> None:
+        limit = (
+            self._limits.max_image_bytes if part.content_type in IMAGE_TYPES else self._limits.max_file_bytes
+        )
+        if part.size > limit:
+            self._reject(part, "attachment_size")
+            return
+        if part.sealer is not None:
+            part.sealer.write(chunk)
+        else:
+            part.data.extend(chunk)
+
+    def _reject(self, part: _Part, reason: str) -> None:
+        part.rejected = reason
+        part.data.clear()
+        self._close_sink(part)
+        if part.blob_name:
+            self._blobs.delete(part.blob_name)
+
+    def _finish_file(self, part: _Part) -> None:
+        if part.rejected is None and part.content_type is None:
+            if part.size == 0 and not part.filename:
+                return  # the browser's empty part for "no file chosen"
+            if part.size == 0:
+                part.rejected = "attachment_broken"
+            else:
+                self._start_file(part)
+                head = bytes(part.head)
+                part.head.clear()
+                if part.rejected is None:
+                    self._feed(part, head)
+        if part.rejected is not None:
+            self.errors.append({"field": "attachments", "reason": part.rejected, "position": part.position})
+            return
+        assert part.content_type is not None
+        if part.sealer is not None:
+            size = self._close_sink(part)
+            self._blobs.commit(part.blob_name)
+        else:
+            try:
+                cleaned = strip_image(bytes(part.data), part.content_type)
+            except Exception:
+                # Any decoder failure means we cannot vouch for what is inside: refuse the file.
+                self.errors.append(
+                    {"field": "attachments", "reason": "attachment_broken", "position": part.position}
+                )
+                return
+            finally:
+                part.data.clear()
+            with self._blobs.open_temp(part.blob_name) as sink:
+                self._written.append(part.blob_name)
+                sealer = StreamSealer(self._key, self._attachment_context(part), sink)
+                sealer.write(cleaned)
+                size = sealer.close()
+            self._blobs.commit(part.blob_name)
+        meta = json.dumps(
+            {"filename": (part.filename or "")[:255], "content_type": part.content_type}
+        ).encode()
+        self.uploads.append(
+            EncryptedUpload(
+                attachment_id=part.attachment_id,
+                blob_name=part.blob_name,
+                content_type=part.content_type,
+                size_bytes=size,
+                meta_ciphertext=seal(
+                    self._key,
+                    meta,
+                    Context("attachment_meta", case_id=self._case_id, record_id=part.attachment_id),
+                ),
+                position=part.position,
+            )
+        )
+
+    @staticmethod
+    def _close_sink(part: _Part) -> int:
+        size = 0
+        if part.sealer is not None:
+            size = part.sealer.close()
+            part.sealer = None
+        if part.sink is not None:
+            part.sink.close()
+            part.sink = None
+        return size
+
+    def _attachment_context(self, part: _Part) -> Context:
+        return Context("attachment", case_id=self._case_id, record_id=part.attachment_id)
+
+    # -- driver ------------------------------------------------------------------------------------------
+    async def parse(self, content_type: str, stream: AsyncIterator[bytes]) -> None:
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ValidationFailed([public_error(["body"], "multipart", "missing multipart boundary")])
+        parser = python_multipart.MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+            },
+        )
+        received = 0
+        try:
+            async for chunk in stream:
+                received += len(chunk)
+                if received > self._max_body_bytes:
+                    raise PayloadTooLarge()
+                parser.write(chunk)
+            parser.finalize()
+        except FormParserError:
+            self.discard()
+            raise ValidationFailed([public_error(["body"], "multipart", "invalid multipart body")]) from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove every blob this parser wrote: used when the request as a whole is refused."""
+        # The blob is deleted below whatever closing it does.
+        with contextlib.suppress(Exception):
+            self._close_sink(self._part)
+        for name in self._written:
+            self._blobs.delete(name)
+        self._written.clear()
+        self.uploads.clear()

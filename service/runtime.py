@@ -1,0 +1,75 @@
+"""Everything a process needs, built once from the settings and kept on ``app.state``.
+
+Nothing here is state that another process needs: counters live in Redis or the database, sessions in the
+database, blobs on shared disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.cases.blobs import BlobStore
+from service.config import Secrets, Settings, check_production, load_secrets
+from service.db import make_engine, make_sessionmaker
+from service.ratelimit.service import Counter, Limit, RateLimiter, RedisCounter, SqlCounter
+from service.reports.service import IntakeService
+from service.routing import RoutingPolicy, load_policy
+from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    secrets: Secrets
+    engine: Engine
+    sessions: sessionmaker[Session]
+    taxonomy: Taxonomy
+    districts: Districts
+    policy: RoutingPolicy
+    blobs: BlobStore
+    limiter: RateLimiter
+    intake: IntakeService
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def prepare_data_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    check_production(settings)
+    prepare_data_dir(settings.data_dir)
+    secrets = load_secrets(settings)
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    counter: Counter = RedisCounter(settings.redis_url) if settings.redis_url else SqlCounter(sessions)
+    taxonomy = load_taxonomy(settings.policies_dir)
+    districts = load_districts(settings.policies_dir)
+    policy = load_policy(settings.policies_dir)
+    return Runtime(
+        settings=settings,
+        secrets=secrets,
+        engine=engine,
+        sessions=sessions,
+        taxonomy=taxonomy,
+        districts=districts,
+        policy=policy,
+        blobs=BlobStore(settings.blob_dir),
+        limiter=RateLimiter(counter, secrets.ratelimit_key),
+        intake=IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key),
+    )
+
+
+def intake_limit(settings: Settings) -> Limit:
+    return Limit("intake", settings.intake_limit_per_hour, 3600)
+
+
+def receipt_limit(settings: Settings) -> Limit:
+    return Limit("receipt", settings.receipt_limit_per_hour, 3600)

@@ -1,0 +1,277 @@
+"""Web plumbing shared by every feature: headers, limits, language, templates, errors.
+
+Nothing here may log or echo request content: errors name fields, never values; the access log names the
+route template, never the path with its parameters or the client address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.auth import csrf
+from service.config import PROJECT_ROOT
+from service.errors import DomainError, PayloadTooLarge
+from service.i18n import SUPPORTED, Translator, pick
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("rueckhalt.access")
+
+LANG_COOKIE = "rh_lang"
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def security_headers(behind_tls: bool, path: str) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+        (
+            b"permissions-policy",
+            b"camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+        ),
+    ]
+    if not path.startswith("/static/"):
+        # Reports and case pages must not stay in a shared browser's cache.
+        headers.append((b"cache-control", b"no-store"))
+    if behind_tls:
+        headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+    return headers
+
+
+class HardeningMiddleware:
+    """Security headers on every response, body-size limits, and a content-free access log."""
+
+    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_json_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.behind_tls = behind_tls
+        self.max_json_bytes = max_json_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = (
+            self.max_upload_bytes if content_type.startswith("multipart/form-data") else self.max_json_bytes
+        )
+        extra = security_headers(self.behind_tls, path)
+        started = time.perf_counter()
+        status_holder = {"status": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                existing = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in extra if name not in existing
+                ]
+            await send(message)
+
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = True
+            if too_large:
+                response = JSONResponse({"detail": PayloadTooLarge.public_message}, status_code=413)
+                await response(scope, receive, send_wrapper)
+                self._log(scope, 413, started)
+                return
+
+        received = 0
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge()
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            self._log(scope, status_holder["status"] or 500, started)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "(unmatched)"
+        access_log.info(
+            "%s %s %d %.1fms",
+            scope.get("method", "-"),
+            template,
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+# -- language and templates -------------------------------------------------------------------------------
+
+
+def request_lang(request: Request) -> str:
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "de"
+    return wanted if wanted in SUPPORTED else "de"
+
+
+# Pages that answer a POST switch language on the page a GET can reach again.
+_GET_PAGE_OF = {
+    "/melden": "/melden",
+    "/fall/anmelden": "/fall",
+    "/fall/vorfall": "/fall",
+    "/fall/abmelden": "/fall",
+}
+
+
+def switch_lang_url(request: Request, lang: str) -> str:
+    other = "en" if lang == "de" else "de"
+    path = request.url.path if request.method == "GET" else _GET_PAGE_OF.get(request.url.path, "/")
+    return f"{path}?{urlencode({'lang': other})}"
+
+
+def make_templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(PROJECT_ROOT / "templates")),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["pick"] = pick
+    env.globals["static_url"] = lambda name: f"/static/{name}"
+    return env
+
+
+class Pages:
+    """Renders pages with the context every template expects (language, CSRF token, switch link)."""
+
+    def __init__(self, env: Environment, csrf_key: bytes, behind_tls: bool) -> None:
+        self.env = env
+        self._csrf_key = csrf_key
+        self._behind_tls = behind_tls
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        lang = request_lang(request)
+        csrf_cookie = request.cookies.get(csrf.COOKIE) or request.state.__dict__.get("new_csrf_cookie")
+        new_cookie = None
+        if not csrf_cookie:
+            csrf_cookie = new_cookie = csrf.new_cookie_value()
+            request.state.new_csrf_cookie = csrf_cookie
+        body = self.env.get_template(f"pages/{name}").render(
+            t=Translator(lang),
+            lang=lang,
+            switch_lang_url=switch_lang_url(request, lang),
+            csrf_token=csrf.token_for(self._csrf_key, csrf_cookie),
+            request_path=request.url.path,
+            **context,
+        )
+        response = HTMLResponse(body, status_code=status)
+        if new_cookie:
+            self.set_cookie(response, csrf.COOKIE, new_cookie, max_age=None)
+        if request.query_params.get("lang") in SUPPORTED:
+            self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
+        return response
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=True, samesite="strict", secure=self._behind_tls, path="/"
+        )
+
+    def csrf_ok(self, request: Request, token: str | None) -> bool:
+        return csrf.valid(self._csrf_key, request.cookies.get(csrf.COOKIE), token)
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and request.url.path != "/healthz"
+
+
+def _sanitised(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors without ``input`` and ``ctx``: those would echo what the client sent."""
+    cleaned = []
+    for error in errors:
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "json_invalid":
+            message = "invalid JSON"
+        cleaned.append(
+            {"loc": list(error.get("loc", [])), "type": str(error.get("type", "invalid")), "msg": message}
+        )
+    return cleaned
+
+
+def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
+    def error_page(request: Request, status: int, key: str) -> Response:
+        t = Translator(request_lang(request))
+        return pages().render(
+            request,
+            "error.html",
+            status=status,
+            status_code=status,
+            title=t(f"{key}.title"),
+            message=t(f"{key}.message"),
+        )
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        if wants_html(request):
+            key = exc.message_key if exc.message_key.startswith("error.") else "error.server"
+            return error_page(request, exc.status_code, key)
+        body: dict[str, Any] = {"detail": exc.detail or exc.public_message}
+        if exc.detail:
+            body["message"] = exc.public_message
+        return JSONResponse(body, status_code=exc.status_code)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(
+            {"detail": _sanitised(exc.errors()), "message": "Some fields are not valid."}, status_code=422
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if wants_html(request) and exc.status_code in (404, 405):
+            return error_page(request, exc.status_code, "error.not_found")
+        return JSONResponse(
+            {"detail": "Not found." if exc.status_code == 404 else "Request refused."},
+            status_code=exc.status_code,
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # The exception type only: its message or traceback may quote content.
+        logging.getLogger("rueckhalt.error").error("unhandled %s on %s", type(exc).__name__, request.method)
+        if wants_html(request):
+            return error_page(request, 500, "error.server")
+        return JSONResponse({"detail": "Internal error. Nothing was stored."}, status_code=500)
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,68 @@
+"""A real server (uvicorn, as `make run` starts it) and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import free_port
+from playwright.sync_api import Browser, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The embedded default with demo organisations, served by uvicorn on a free loopback port."""
+    data_dir = Path(tempfile.mkdtemp(prefix="rh-live-"))
+    port = free_port()
+    env = {**os.environ, "RUECKHALT_DATA_DIR": str(data_dir), "RUECKHALT_DEMO": "true", "PORT": str(port)}
+    cli = [sys.executable, "-m", "service.cli"]
+    subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the live server did not become healthy")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise RuntimeError("Debian's chromium is missing: `make test` installs it")
+    # Playwright gives every launch a fresh, empty profile of its own.
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

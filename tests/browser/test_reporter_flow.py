@@ -1,0 +1,70 @@
+"""A threatened mayor on a phone at night, with JavaScript off: file, keep the code, come back, add more."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+pytestmark = pytest.mark.browser
+
+RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
+
+
+def test_file_a_report_in_german_sign_back_in_and_add_an_incident(browser: Browser, live_server: str) -> None:
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 360, "height": 800}, locale="de-DE"
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/melden")
+        expect(page.locator("html")).to_have_attribute("lang", "de")
+        # No horizontal scrolling on a 360 px phone.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+        page.locator("#field-type_codes-A3a, input[name=type_codes][value=A3a]").first.check()
+        page.fill("#field-description", "Im Briefkasten lag ein Drohbrief gegen meine Familie.")
+        page.select_option("#field-channel", "letter")
+        page.select_option("#field-land", "09")
+        page.fill("#field-place", "Rathaus, Hintereingang")
+        page.click("button[type=submit]")
+
+        # The code is shown in groups (flex items); a person reads it without the gaps.
+        shown = re.sub(r"\s", "", page.locator(".receipt__code").inner_text())
+        match = RECEIPT.fullmatch(shown)
+        assert match, "the receipt page shows the code"
+        receipt = match.group(0)
+
+        page.goto(f"{live_server}/fall")
+        page.fill("#field-receipt", receipt.lower().replace("-", " "))
+        page.click("button[type=submit]")
+        expect(page.locator("main")).to_contain_text("Im Briefkasten lag ein Drohbrief gegen meine Familie.")
+
+        page.locator("input[name=type_codes][value=A11]").first.check()
+        page.fill("#field-description", "Heute Abend standen zwei Männer vor dem Haus.")
+        page.select_option("#field-channel", "in_person.home")
+        page.locator("form[action='/fall/vorfall'] button[type=submit]").click()
+        expect(page.locator("main")).to_contain_text("Heute Abend standen zwei Männer vor dem Haus.")
+        expect(page.locator("main")).to_contain_text("Im Briefkasten lag ein Drohbrief gegen meine Familie.")
+    finally:
+        context.close()
+
+
+def test_a_missing_field_comes_back_with_a_summary_and_the_text_kept(
+    browser: Browser, live_server: str
+) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/melden")
+        page.fill("#field-description", "Text, der nicht verloren gehen darf.")
+        page.select_option("#field-channel", "letter")
+        page.select_option("#field-land", "09")
+        page.click("button[type=submit]")
+        summary = page.locator("[role=alert]")
+        expect(summary).to_be_visible()
+        expect(summary.locator("a[href='#field-type_codes']")).to_have_count(1)
+        expect(page.locator("#field-description")).to_have_value("Text, der nicht verloren gehen darf.")
+    finally:
+        context.close()

@@ -1,0 +1,128 @@
+"""Fixtures with real parts: a PostgreSQL cluster started for the session, SQLite files, the real app.
+
+Every test that asks for ``database_url`` runs twice, on SQLite (the embedded default) and on PostgreSQL.
+PostgreSQL's initdb refuses to run as root, so as root the cluster runs as the ``postgres`` system user in
+a temporary folder that user owns.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import PgCluster
+
+from service.app import create_app
+from service.config import Settings
+from service.db import make_engine
+from service.migrate import upgrade
+from service.organisations.service import create_organisation
+from service.runtime import Runtime, build_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster()
+    try:
+        engine = make_engine(cluster.url("postgres"))
+        with cluster.admin() as conn:
+            conn.execute("CREATE DATABASE rh_template")
+        template = make_engine(cluster.url("rh_template"))
+        upgrade(template)
+        template.dispose()
+        engine.dispose()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind, fresh for every test."""
+    if request.param == "sqlite":
+        target = tmp_path / "data" / "rueckhalt.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with cluster.admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE rh_template')
+    yield cluster.url(name)
+    with cluster.admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        intake_limit_per_hour=1000,
+        receipt_limit_per_hour=1000,
+    )
+
+
+@pytest.fixture
+def runtime_without_orgs(settings: Settings) -> Iterator[Runtime]:
+    runtime = build_runtime(settings)
+    yield runtime
+    runtime.dispose()
+
+
+@pytest.fixture
+def runtime(runtime_without_orgs: Runtime) -> Runtime:
+    """A runtime whose database holds every organisation of the demo policy, each with a key."""
+    recovery: dict[str, str] = {}
+    with runtime_without_orgs.sessions() as session:
+        for org in runtime_without_orgs.policy.organisations:
+            recovery[org.slug] = create_organisation(
+                session, org.slug, org.display_name, org.kind
+            ).recovery_key
+        session.commit()
+    # Tests open cases the way an operator would in an emergency: with the organisation's recovery key.
+    runtime_without_orgs.recovery_keys = recovery  # type: ignore[attr-defined]
+    return runtime_without_orgs
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def wait_for() -> object:
+    def _wait(predicate: object, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if callable(predicate) and predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    return _wait
+
+
+@pytest.fixture(autouse=True)
+def _capture_all_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture every logger at DEBUG so canary tests can search all log output."""
+    caplog.set_level(logging.DEBUG)

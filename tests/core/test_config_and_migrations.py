@@ -1,0 +1,90 @@
+"""Settings, generated secrets, and models that do not drift from the migrations."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from service.config import ConfigurationError, Mode, Settings, check_production, load_secrets
+from service.db import make_engine
+from service.models import Base
+
+
+def test_models_and_migrations_do_not_drift(database_url: str) -> None:
+    """Given a database migrated to head, then autogenerate finds nothing to add, drop or alter."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            diff = compare_metadata(context, Base.metadata)
+            tables = set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+    assert diff == []
+    assert set(Base.metadata.tables) <= tables
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_embedded_secrets_are_generated_once_with_0600(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    first = load_secrets(settings)
+    second = load_secrets(settings)
+    assert first == second
+    assert len({first.lookup_pepper, first.statistics_key, first.session_key, first.ratelimit_key}) == 4
+    for path in (tmp_path / "secrets").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
+
+
+def test_production_refuses_to_start_without_real_secrets(tmp_path: Path) -> None:
+    settings = Settings(
+        mode=Mode.production, data_dir=tmp_path, database_url="postgresql+psycopg://x@127.0.0.1/x"
+    )
+    with pytest.raises(ConfigurationError, match="RUECKHALT_LOOKUP_PEPPER"):
+        check_production(settings)
+
+
+def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
+    base = {
+        "mode": Mode.production,
+        "data_dir": tmp_path,
+        "database_url": "postgresql+psycopg://x@127.0.0.1/x",
+    }
+    with pytest.raises(ConfigurationError, match="not random"):
+        check_production(
+            Settings(
+                **base,
+                lookup_pepper="00" * 32,
+                statistics_key="11" * 32,
+                session_key="22" * 32,
+                ratelimit_key="33" * 32,
+            )  # type: ignore[arg-type]
+        )
+    same = bytes(range(32)).hex()
+    with pytest.raises(ConfigurationError, match="differ"):
+        check_production(
+            Settings(**base, lookup_pepper=same, statistics_key=same, session_key=same, ratelimit_key=same)  # type: ignore[arg-type]
+        )
+
+
+def test_production_refuses_sqlite_and_demo(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="PostgreSQL"):
+        check_production(Settings(mode=Mode.production, data_dir=tmp_path))
+    with pytest.raises(ConfigurationError, match="demo"):
+        check_production(
+            Settings(
+                mode=Mode.production, demo=True, data_dir=tmp_path, database_url="postgresql+psycopg://x@h/x"
+            )
+        )
