@@ -47,7 +47,7 @@ run: install
 test: install-test
 	$(BIN)/ruff check service workers tests bench
 	$(BIN)/mypy
-	$(BIN)/rueckhalt policy check --skip-db
+	$(BIN)/rueckhalt policy check --offline
 	$(BIN)/rueckhalt policy test
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
