@@ -26,7 +26,7 @@ def test_policy_test_runs_every_case_and_passes() -> None:
     assert [cell.strip() for cell in lines[0].split("|")] == ["case", "expected", "got", "ok"]
     case_files = sorted((POLICIES / "tests").glob("*.yaml"))
     assert len(case_files) >= 6
-    assert "0 failed" in lines[-1]
+    assert "0 not as expected" in lines[-1]
     assert int(lines[-1].split()[0]) >= 30
 
 
@@ -43,7 +43,7 @@ def test_policy_test_exits_1_on_a_mismatch(policies_copy: Path) -> None:
     assert "targets=[beratung-sn]" in row
     assert "targets=[beratung-by]" in row
     assert row.rstrip().endswith("FAIL")
-    assert "1 failed" in output
+    assert "1 not as expected" in output
 
 
 def test_policy_test_reports_broken_case_files(policies_copy: Path) -> None:
