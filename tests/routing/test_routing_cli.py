@@ -27,7 +27,7 @@ def test_policy_test_runs_every_case_and_passes() -> None:
     case_files = sorted((POLICIES / "tests").glob("*.yaml"))
     assert len(case_files) >= 6
     assert "0 not as expected" in lines[-1]
-    assert int(lines[-1].split()[0]) >= 30
+    assert int(lines[-1].split(":")[1].split()[0]) >= 30
 
 
 def test_policy_test_exits_1_on_a_mismatch(policies_copy: Path) -> None:
