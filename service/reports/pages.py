@@ -371,7 +371,7 @@ async def reporter_add_incident(request: Request) -> Response:
         return _case_page(
             request,
             runtime,
-            opened,
+            reporter,
             status=status,
             values=_form_values(parser.fields),
             errors=summary,

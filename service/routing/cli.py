@@ -74,7 +74,7 @@ def check_command(
         bool,
         typer.Option(
             "--offline",
-            help="Check the files alone, without the database: every organisation counts as set up with a key.",
+            help="Check the files alone, without the database: every organisation counts as having a key.",
         ),
     ] = False,
 ) -> None:

@@ -203,3 +203,31 @@ def test_unknown_page_is_a_friendly_404(client: TestClient) -> None:
     response = client.get("/nothing-here")
     assert response.status_code == 404
     assert "<html" in response.text
+
+
+def test_a_bad_further_incident_keeps_the_text_and_adds_nothing(client: TestClient, runtime: Runtime) -> None:
+    receipt = receipt_from(client.post("/melden", data=base_fields(client)).text)
+    page = client.get("/fall")
+    signed_in = client.post("/fall/anmelden", data={"csrf_token": csrf_token(page.text), "receipt": receipt})
+
+    response = client.post(
+        "/fall/vorfall",
+        data={
+            "csrf_token": csrf_token(signed_in.text),
+            "type_codes": ["NOPE"],
+            "description": "Dieser Text bleibt erhalten.",
+            "channel": "email",
+        },
+    )
+
+    assert response.status_code == 422
+    assert "Dieser Text bleibt erhalten." in response.text
+    assert 'href="#field-type_codes"' in response.text
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 1
+
+
+def test_a_further_incident_without_a_session_goes_to_sign_in(client: TestClient, runtime: Runtime) -> None:
+    response = client.post("/fall/vorfall", data={"description": "x"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/fall"

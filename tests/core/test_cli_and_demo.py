@@ -1,0 +1,109 @@
+"""The operator's command line and the demo data that `make run` loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from service.cases.models import Case
+from service.cli import app
+from service.config import Settings, get_settings
+from service.crypto import open_private_key, recovery_wrapping_key
+from service.demo import load_demo
+from service.organisations.models import Organisation
+from service.organisations.service import recovery_context
+from service.runtime import build_runtime
+
+
+@pytest.fixture
+def env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    monkeypatch.setenv("RUECKHALT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings()  # type: ignore[misc]
+    get_settings.cache_clear()
+
+
+def test_org_create_prints_a_recovery_key_that_opens_the_private_key(env_settings: Settings) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    result = runner.invoke(app, ["org", "create", "Beratungsstelle Nord", "--slug", "beratung-nord"])
+    assert result.exit_code == 0, result.output
+    recovery = result.output.split("RECOVERY KEY")[1].splitlines()[1].strip()
+
+    runtime = build_runtime(env_settings)
+    try:
+        with runtime.sessions() as session:
+            org = session.scalars(select(Organisation).where(Organisation.slug == "beratung-nord")).one()
+        assert org.recovery_sealed_private_key is not None
+        private = open_private_key(
+            org.recovery_sealed_private_key, recovery_wrapping_key(recovery), recovery_context(org.id)
+        )
+        assert private.public_key().raw == org.public_key
+    finally:
+        runtime.dispose()
+    # The recovery key is nowhere in the database or the data folder.
+    for path in env_settings.data_dir.rglob("*"):
+        if path.is_file():
+            assert recovery.replace("-", "").encode() not in path.read_bytes().replace(b"-", b"")
+
+    listed = runner.invoke(app, ["org", "list"])
+    assert "beratung-nord" in listed.output
+    assert "key: yes" in listed.output
+    again = runner.invoke(app, ["org", "create", "Doppelt", "--slug", "beratung-nord"])
+    assert again.exit_code == 1
+    assert "exists already" in again.output
+
+
+def test_org_create_refuses_a_bad_slug(env_settings: Settings) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["migrate"])
+    result = runner.invoke(app, ["org", "create", "X", "--slug", "../etc"])
+    assert result.exit_code == 1
+
+
+def test_demo_data_loads_once_and_a_second_run_keeps_it(env_settings: Settings) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    first = load_demo(env_settings)
+    second = load_demo(env_settings)
+    assert first["reports_filed"] == 3
+    assert first["organisations_created"] > 16
+    assert second == {"organisations_created": 0, "reports_filed": 0}
+    receipts = json.loads((env_settings.data_dir / "demo-receipts.json").read_text())
+    assert len(receipts) == 3
+    assert (env_settings.data_dir / "demo-receipts.json").stat().st_mode & 0o077 == 0
+    runtime = build_runtime(env_settings)
+    try:
+        with runtime.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Case)) == 3
+            opened = runtime.intake.open_case(session, receipts[0]["receipt"])
+            assert opened.case.land == "09"
+    finally:
+        runtime.dispose()
+
+
+def test_demo_is_refused_in_production(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RUECKHALT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RUECKHALT_MODE", "production")
+    monkeypatch.setenv("RUECKHALT_DEMO", "true")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["demo"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+
+
+def test_policy_check_reads_the_organisations_from_the_database(env_settings: Settings) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["migrate"])
+    result = runner.invoke(app, ["policy", "check"])
+    # No organisation is set up yet: every one of them is named as missing.
+    assert result.exit_code == 1
+    assert "beratung-by" in result.output
+    load_demo(env_settings)
+    assert runner.invoke(app, ["policy", "check"]).exit_code == 0
