@@ -14,7 +14,13 @@ from service.config import PROJECT_ROOT, Settings, get_settings
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
-from service.web import HardeningMiddleware, Pages, install_error_handlers, make_templates
+from service.web import (
+    HardeningMiddleware,
+    Pages,
+    install_error_handlers,
+    install_log_filter,
+    make_templates,
+)
 
 DESCRIPTION = """Rückhalt: encrypted incident reports of hostility toward local officials, routed on the
 server to support organisations. The free-text account of what happened is the field `description`."""
@@ -23,6 +29,7 @@ server to support organisations. The free-text account of what happened is the f
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else get_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_filter()
     built = runtime or build_runtime(settings)
 
     @asynccontextmanager

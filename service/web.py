@@ -133,6 +133,30 @@ class HardeningMiddleware:
         )
 
 
+class ContentFreeLogFilter(logging.Filter):
+    """Replaces tracebacks by the exception's type: a traceback's locals and messages may quote content.
+
+    Starlette re-raises unhandled errors to the server so that it logs them; uvicorn would print the whole
+    traceback, including exception messages such as a database error that lists the statement's values.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage()} [{record.exc_info[0].__name__}]"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_log_filter() -> None:
+    content_free = ContentFreeLogFilter()
+    for name in ("uvicorn.error", "uvicorn", "fastapi", "starlette", "rueckhalt"):
+        logging.getLogger(name).addFilter(content_free)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(content_free)
+
+
 # -- language and templates -------------------------------------------------------------------------------
 
 

@@ -183,10 +183,14 @@ class IntakeService:
         reachable = organisations.receivers(session)
         decision = evaluate(self.policy, facts, frozenset(reachable))
         if not decision.targets:
-            # Never a silent loss: the log line carries no content, only that intake had nowhere to go.
+            # Never a silent loss: the reporter is told (503), and an alert for the coordinators and the
+            # fallback rota is committed on its own, carrying the Land code and nothing of the report.
             log.error(
                 "intake refused: no organisation with a key can receive this report (land %s)", facts.land
             )
+            session.rollback()
+            enqueue(session, "alerts.intake_refused", land=facts.land, reason="no_recipient")
+            session.commit()
             raise NoRecipient()
         return decision, reachable
 

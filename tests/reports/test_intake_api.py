@@ -243,7 +243,13 @@ def test_no_organisation_with_a_key_means_503_and_nothing_stored(runtime_without
         response = client.post("/api/v1/reports", json=openapi_example(client))
     assert response.status_code == 503
     assert "110" in response.json()["detail"]
-    assert all(value == 0 for value in stored_rows(runtime_without_orgs).values())
+    rows = stored_rows(runtime_without_orgs)
+    assert rows.pop("outbox_message") == 1, "the refusal raises an alert"
+    assert all(value == 0 for value in rows.values())
+    with runtime_without_orgs.sessions() as session:
+        alert = session.scalars(select(OutboxMessage)).one()
+    assert alert.topic == "alerts.intake_refused"
+    assert alert.payload == {"land": "09", "reason": "no_recipient"}
 
 
 def test_reporter_reads_the_case_with_the_receipt_in_any_spelling(client: TestClient) -> None:
