@@ -177,6 +177,23 @@ def main() -> None:
     cluster = PgCluster()
     data_dir = Path(tempfile.mkdtemp(prefix="rh-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
+    # Production keeps rate-limit counters in Redis (shared by all api processes); so does the benchmark.
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    processes.append(redis)
     try:
         with cluster.admin() as conn:
             conn.execute("CREATE DATABASE bench_intake")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,13 +78,3 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-
-
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A request-scoped session. It never commits by itself: services decide when a change is complete."""
-    session = factory()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()

@@ -96,6 +96,10 @@ class Incident(Base):
     __table_args__ = (UniqueConstraint("case_id", "seq", name="uq_incident_case_seq"),)
 
 
+# Relationships below exist so that the unit of work inserts parents before children in a single flush
+# (it orders by relationships, not by foreign keys alone); intake code sets the id columns directly.
+
+
 class CaseKeyGrant(Base):
     """The case data key wrapped (HPKE) to one organisation: routing is this grant."""
 
@@ -132,6 +136,9 @@ class RoutingRecord(Base):
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    case: Mapped[Case] = relationship()
+    incident: Mapped[Incident | None] = relationship()
+
 
 class Attachment(Base):
     """Evidence, encrypted in chunks on disk; the blob name is random, never the uploaded file name."""
@@ -150,3 +157,6 @@ class Attachment(Base):
     meta_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[Case] = relationship()
+    incident: Mapped[Incident | None] = relationship()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,9 +19,29 @@ def all_organisations(session: Session) -> Sequence[Organisation]:
     return session.scalars(select(Organisation).order_by(Organisation.slug)).all()
 
 
-def receivers(session: Session) -> dict[str, Organisation]:
-    """Organisations that can receive a case now: active and holding a public key."""
-    rows = session.scalars(
-        select(Organisation).where(Organisation.active.is_(True), Organisation.public_key.is_not(None))
+@dataclass(frozen=True)
+class Receiver:
+    id: str
+    slug: str
+    display_name: str
+
+
+def receivers(session: Session) -> dict[str, Receiver]:
+    """Organisations that can receive a case now: active and holding a public key.
+
+    Read fresh on every intake (an organisation disabled a second ago must not get the next case), but
+    without the key bytes: only the few organisations of the decision need theirs (``public_keys``).
+    """
+    rows = session.execute(
+        select(Organisation.id, Organisation.slug, Organisation.display_name).where(
+            Organisation.active.is_(True), Organisation.public_key.is_not(None)
+        )
     ).all()
-    return {org.slug: org for org in rows}
+    return {row.slug: Receiver(id=row.id, slug=row.slug, display_name=row.display_name) for row in rows}
+
+
+def public_keys(session: Session, organisation_ids: Collection[str]) -> dict[str, bytes]:
+    rows = session.execute(
+        select(Organisation.id, Organisation.public_key).where(Organisation.id.in_(list(organisation_ids)))
+    ).all()
+    return {row.id: row.public_key for row in rows if row.public_key is not None}

@@ -45,7 +45,7 @@ from service.crypto import (
 from service.db import new_id, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
 from service.organisations import repository as organisations
-from service.organisations.models import Organisation
+from service.organisations.repository import Receiver
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
@@ -179,7 +179,7 @@ class IntakeService:
             consent_police=case_fields.consent_police,
         )
 
-    def route(self, session: Session, facts: ReportFacts) -> tuple[RoutingDecision, dict[str, Organisation]]:
+    def route(self, session: Session, facts: ReportFacts) -> tuple[RoutingDecision, dict[str, Receiver]]:
         reachable = organisations.receivers(session)
         decision = evaluate(self.policy, facts, frozenset(reachable))
         if not decision.targets:
@@ -234,8 +234,6 @@ class IntakeService:
             created_at=now,
         )
         session.add(incident)
-        # Attachments and the routing record refer to the incident: it must exist before they do.
-        session.flush()
         session.add(self._extract(case, incident, now))
         return incident
 
@@ -276,28 +274,30 @@ class IntakeService:
         case: Case,
         data_key: bytes,
         decision: RoutingDecision,
-        reachable: dict[str, Organisation],
+        reachable: dict[str, Receiver],
         already: set[str],
         now: datetime,
-    ) -> list[Organisation]:
+    ) -> list[Receiver]:
         """Wrap the case key to every organisation in the decision that does not hold it yet."""
-        new_targets: list[Organisation] = []
+        new_targets: list[Receiver] = []
         steps: list[tuple[str, GrantRole, int | None]] = [
             (slug, GrantRole.target, None) for slug in decision.targets
         ]
         steps += [(slug, GrantRole.escalation, minutes) for slug, minutes in decision.escalation]
+        steps = [step for step in steps if reachable[step[0]].id not in already]
+        keys = organisations.public_keys(session, {reachable[slug].id for slug, _, _ in steps})
         for slug, role, minutes in steps:
             org = reachable[slug]
-            if org.id in already:
+            if org.id in already or org.id not in keys:
+                # Disabled between the two reads: the decision's other grants still stand.
                 continue
-            assert org.public_key is not None
             already.add(org.id)
             session.add(
                 CaseKeyGrant(
                     case_id=case.id,
                     organisation_id=org.id,
                     wrapped_key=wrap_key(
-                        data_key, PublicKey.from_bytes(org.public_key), _ctx("case_key", case.id, org.id)
+                        data_key, PublicKey.from_bytes(keys[org.id]), _ctx("case_key", case.id, org.id)
                     ),
                     role=role.value,
                     active=role is GrantRole.target,
@@ -367,10 +367,12 @@ class IntakeService:
             updated_at=now,
         )
         session.add(case)
-        session.flush()
         incident = self._add_incident(session, case, 1, data, draft.data_key, now)
         self._attach(session, case_id, incident.id, uploads)
         targets = self._grant(session, case, draft.data_key, decision, reachable, set(), now)
+        if not targets:
+            session.rollback()
+            raise NoRecipient()
         self._record(session, case_id, incident.id, decision)
         for org in targets:
             enqueue(
