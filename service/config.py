@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Names of the service secrets. Each is 32 random bytes; each has exactly one purpose so that a leak of one
 # (say the rate-limit key, which every request touches) reveals nothing about receipts or statistics.
-SECRET_NAMES = ("lookup_pepper", "statistics_key", "session_key", "ratelimit_key")
+SECRET_NAMES = ("lookup_pepper", "statistics_key", "session_key", "ratelimit_key", "audit_key")
 SECRET_BYTES = 32
 
 
@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     statistics_key: SecretStr | None = None
     session_key: SecretStr | None = None
     ratelimit_key: SecretStr | None = None
+    audit_key: SecretStr | None = None
 
     # Redis for rate limits across processes (production); without it the database keeps the counters.
     redis_url: str | None = None
@@ -89,6 +90,7 @@ class Secrets:
     statistics_key: bytes
     session_key: bytes
     ratelimit_key: bytes
+    audit_key: bytes
 
 
 def _decode_secret(name: str, value: str) -> bytes:

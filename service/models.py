@@ -1,5 +1,6 @@
 """Imports every feature's models so that metadata (and Alembic) sees all tables."""
 
+from service.audit.models import AuditEvent
 from service.auth.models import WebSession
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident, RoutingRecord
 from service.db import Base
@@ -9,6 +10,7 @@ from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
 
 __all__ = [
+    "AuditEvent",
     "Attachment",
     "Base",
     "Case",

@@ -42,7 +42,18 @@ def test_embedded_secrets_are_generated_once_with_0600(tmp_path: Path) -> None:
     first = load_secrets(settings)
     second = load_secrets(settings)
     assert first == second
-    assert len({first.lookup_pepper, first.statistics_key, first.session_key, first.ratelimit_key}) == 4
+    assert (
+        len(
+            {
+                first.lookup_pepper,
+                first.statistics_key,
+                first.session_key,
+                first.ratelimit_key,
+                first.audit_key,
+            }
+        )
+        == 5
+    )
     for path in (tmp_path / "secrets").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
@@ -70,12 +81,20 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 statistics_key="11" * 32,
                 session_key="22" * 32,
                 ratelimit_key="33" * 32,
+                audit_key="44" * 32,
             )  # type: ignore[arg-type]
         )
     same = bytes(range(32)).hex()
     with pytest.raises(ConfigurationError, match="differ"):
         check_production(
-            Settings(**base, lookup_pepper=same, statistics_key=same, session_key=same, ratelimit_key=same)  # type: ignore[arg-type]
+            Settings(
+                **base,
+                lookup_pepper=same,
+                statistics_key=same,
+                session_key=same,
+                ratelimit_key=same,
+                audit_key=same,
+            )  # type: ignore[arg-type]
         )
 
 
