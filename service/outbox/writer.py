@@ -6,16 +6,33 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.db import new_id, utcnow
 from service.outbox.models import OutboxMessage
 
 _ALLOWED_VALUE_TYPES = (str, int, bool, type(None))
 
 
-def enqueue(session: Session, topic: str, **payload: Any) -> OutboxMessage:
-    """Add an outbox row; values must be identifiers or codes (flat scalars), checked here once for all."""
+def message(topic: str, **payload: Any) -> OutboxMessage:
+    """A complete outbox row. Values must be identifiers or codes (flat scalars): checked once, here."""
     for key, value in payload.items():
         if not isinstance(value, _ALLOWED_VALUE_TYPES):
             raise TypeError(f"outbox payload field {key!r} must be a scalar identifier or code")
-    message = OutboxMessage(topic=topic, payload=dict(payload))
-    session.add(message)
-    return message
+    now = utcnow()
+    return OutboxMessage(
+        id=new_id(),
+        topic=topic,
+        payload=dict(payload),
+        created_at=now,
+        available_at=now,
+        dispatched_at=None,
+        completed_at=None,
+        attempts=0,
+        last_error=None,
+    )
+
+
+def enqueue(session: Session, topic: str, **payload: Any) -> OutboxMessage:
+    """Add an outbox row to the caller's transaction."""
+    row = message(topic, **payload)
+    session.add(row)
+    return row

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
+from service.db import Base
 from service.organisations.models import Organisation
 
 
@@ -50,3 +55,25 @@ def attachment_counts(session: Session, case_id: str) -> dict[str, int]:
         .group_by(Attachment.incident_id)
     ).all()
     return {str(incident_id): int(count) for incident_id, count in rows}
+
+
+def insert_new(session: Session, objects: Sequence[Base]) -> None:
+    """Insert freshly built rows with one statement per table, in the order given (parents first).
+
+    The intake writes about ten rows per report; the ORM's unit of work spends more time sorting and
+    tracking them than the database spends storing them. Every column value must be set by the caller
+    (defaults of the models are not applied here), which the intake does explicitly anyway.
+    """
+    index = 0
+    while index < len(objects):
+        model = type(objects[index])
+        batch = []
+        while index < len(objects) and type(objects[index]) is model:
+            batch.append(_row(objects[index]))
+            index += 1
+        session.execute(insert(model), batch)
+
+
+def _row(obj: Base) -> dict[str, Any]:
+    mapper = sa_inspect(type(obj))
+    return {attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs}

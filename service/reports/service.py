@@ -42,10 +42,11 @@ from service.crypto import (
     wrap_for_reporter,
     wrap_key,
 )
-from service.db import new_id, utcnow
+from service.db import Base, new_id, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
 from service.organisations import repository as organisations
 from service.organisations.repository import Receiver
+from service.outbox import writer as outbox
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
@@ -213,7 +214,7 @@ class IntakeService:
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
     def _add_incident(
-        self, session: Session, case: Case, seq: int, data: IncidentFields, data_key: bytes, now: datetime
+        self, rows: list[Base], case: Case, seq: int, data: IncidentFields, data_key: bytes, now: datetime
     ) -> Incident:
         incident_id = new_id()
         complaint_only = self.taxonomy.has_complaint_only(data.type_codes)
@@ -233,15 +234,15 @@ class IntakeService:
             payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
             created_at=now,
         )
-        session.add(incident)
-        session.add(self._extract(case, incident, now))
+        rows += [incident, self._extract(case, incident)]
         return incident
 
-    def _extract(self, case: Case, incident: Incident, now: datetime) -> StatisticsExtract:
+    def _extract(self, case: Case, incident: Incident) -> StatisticsExtract:
         ordered = sorted(incident.type_codes, key=lambda code: (self.taxonomy.severity_of([code]), code))
         return StatisticsExtract(
+            id=new_id(),
             reporter_pseudonym=keyed_hash(self._statistics_key, "reporter-pseudonym", case.id.encode()).hex(),
-            receipt_month=now.strftime("%Y-%m"),
+            receipt_month=incident.created_at.strftime("%Y-%m"),
             incident_month=incident.incident_month,
             land=case.land,
             primary_type=ordered[0],
@@ -252,10 +253,10 @@ class IntakeService:
         )
 
     def _attach(
-        self, session: Session, case_id: str, incident_id: str, uploads: list[EncryptedUpload]
+        self, rows: list[Base], case_id: str, incident_id: str, uploads: list[EncryptedUpload], now: datetime
     ) -> None:
         for upload in uploads:
-            session.add(
+            rows.append(
                 Attachment(
                     id=upload.attachment_id,
                     case_id=case_id,
@@ -265,12 +266,14 @@ class IntakeService:
                     size_bytes=upload.size_bytes,
                     meta_ciphertext=upload.meta_ciphertext,
                     uploaded_by="reporter",
+                    created_at=now,
                 )
             )
 
     def _grant(
         self,
         session: Session,
+        rows: list[Base],
         case: Case,
         data_key: bytes,
         decision: RoutingDecision,
@@ -292,8 +295,9 @@ class IntakeService:
                 # Disabled between the two reads: the decision's other grants still stand.
                 continue
             already.add(org.id)
-            session.add(
+            rows.append(
                 CaseKeyGrant(
+                    id=new_id(),
                     case_id=case.id,
                     organisation_id=org.id,
                     wrapped_key=wrap_key(
@@ -310,15 +314,17 @@ class IntakeService:
                 new_targets.append(org)
         return new_targets
 
-    def _record(self, session: Session, case_id: str, incident_id: str, decision: RoutingDecision) -> None:
-        session.add(
-            RoutingRecord(
-                case_id=case_id,
-                incident_id=incident_id,
-                policy_version=decision.policy_version,
-                fallback_used=decision.fallback_used,
-                decision=json.loads(decision.to_json()),
-            )
+    def _record(
+        self, case_id: str, incident_id: str, decision: RoutingDecision, now: datetime
+    ) -> RoutingRecord:
+        return RoutingRecord(
+            id=new_id(),
+            created_at=now,
+            case_id=case_id,
+            incident_id=incident_id,
+            policy_version=decision.policy_version,
+            fallback_used=decision.fallback_used,
+            decision=json.loads(decision.to_json()),
         )
 
     def file_report(
@@ -366,22 +372,21 @@ class IntakeService:
             created_at=now,
             updated_at=now,
         )
-        session.add(case)
-        incident = self._add_incident(session, case, 1, data, draft.data_key, now)
-        self._attach(session, case_id, incident.id, uploads)
-        targets = self._grant(session, case, draft.data_key, decision, reachable, set(), now)
+        rows: list[Base] = [case]
+        incident = self._add_incident(rows, case, 1, data, draft.data_key, now)
+        self._attach(rows, case_id, incident.id, uploads, now)
+        targets = self._grant(session, rows, case, draft.data_key, decision, reachable, set(), now)
         if not targets:
             session.rollback()
             raise NoRecipient()
-        self._record(session, case_id, incident.id, decision)
-        for org in targets:
-            enqueue(
-                session,
-                "notifications.new_case",
-                case_id=case_id,
-                organisation_id=org.id,
-                urgency=data.urgency,
+        rows.append(self._record(case_id, incident.id, decision, now))
+        rows += [
+            outbox.message(
+                "notifications.new_case", case_id=case_id, organisation_id=org.id, urgency=data.urgency
             )
+            for org in targets
+        ]
+        repository.insert_new(session, rows)
         session.commit()
         return Filed(
             receipt=receipt,
@@ -431,25 +436,29 @@ class IntakeService:
         decision, reachable = self.route(session, self._facts(data, case, tuple(details.get("targets", []))))
         now = utcnow()
         seq = repository.next_incident_seq(session, case.id)
-        incident = self._add_incident(session, case, seq, data, opened.data_key, now)
-        self._attach(session, case.id, incident.id, uploads)
+        rows: list[Base] = []
+        incident = self._add_incident(rows, case, seq, data, opened.data_key, now)
+        self._attach(rows, case.id, incident.id, uploads, now)
         holders = repository.granted_organisation_ids(session, case.id)
-        new_targets = self._grant(session, case, opened.data_key, decision, reachable, set(holders), now)
-        self._record(session, case.id, incident.id, decision)
+        new_targets = self._grant(
+            session, rows, case, opened.data_key, decision, reachable, set(holders), now
+        )
+        rows.append(self._record(case.id, incident.id, decision, now))
+        rows += [
+            outbox.message("notifications.new_incident", case_id=case.id, organisation_id=org_id)
+            for org_id in repository.active_organisation_ids(session, case.id)
+        ]
+        rows += [
+            outbox.message(
+                "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
+            )
+            for org in new_targets
+        ]
+        repository.insert_new(session, rows)
         severity = self.taxonomy.severity_of(data.type_codes)
         if severity < case.severity:
             case.severity = severity
         case.updated_at = now
-        for org_id in repository.active_organisation_ids(session, case.id):
-            enqueue(session, "notifications.new_incident", case_id=case.id, organisation_id=org_id)
-        for org in new_targets:
-            enqueue(
-                session,
-                "notifications.new_case",
-                case_id=case.id,
-                organisation_id=org.id,
-                urgency=data.urgency,
-            )
         session.commit()
         return incident
 
