@@ -9,9 +9,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from service.app import create_app
 from service.cases.models import Attachment, Case, Incident
+from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
-from service.runtime import Runtime
+from service.organisations.service import create_organisation
+from service.runtime import Runtime, build_runtime
 
 
 def csrf_token(html: str) -> str:
@@ -231,3 +234,31 @@ def test_a_further_incident_without_a_session_goes_to_sign_in(client: TestClient
     response = client.post("/fall/vorfall", data={"description": "x"}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/fall"
+
+
+def test_an_oversized_attachment_is_refused_and_leaves_no_blob(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_attachment_bytes": 10_000, "max_image_bytes": 5_000})
+    runtime = build_runtime(small)
+    with runtime.sessions() as session:
+        for org in runtime.policy.organisations:
+            create_organisation(session, org.slug, org.display_name, org.kind)
+        session.commit()
+    try:
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            files = [("attachments", ("log.txt", b"Zeile\n" * 5_000, "text/plain"))]
+            response = client.post("/melden", data=base_fields(client), files=files)
+        assert response.status_code == 422
+        assert 'href="#field-attachments"' in response.text
+        assert cases(runtime) == 0
+        blobs = [p for p in small.blob_dir.rglob("*") if p.is_file()] if small.blob_dir.exists() else []
+        assert blobs == []
+    finally:
+        runtime.dispose()
+
+
+def test_too_many_attachments_are_refused(client: TestClient, runtime: Runtime) -> None:
+    limit = runtime.settings.max_attachments_per_report
+    files = [("attachments", (f"n{i}.txt", b"note", "text/plain")) for i in range(limit + 1)]
+    response = client.post("/melden", data=base_fields(client), files=files)
+    assert response.status_code == 422
+    assert cases(runtime) == 0
