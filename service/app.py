@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import health
+from service.auth import endpoints as auth_endpoints
+from service.auth import pages as auth_pages
+from service.auth.deps import install_staff_error_handlers
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
@@ -49,9 +52,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = built
     app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
     install_error_handlers(app, lambda: app.state.pages)
+    install_staff_error_handlers(app)
     app.include_router(health.router)
     app.include_router(report_endpoints.router)
     app.include_router(report_pages.router)
+    app.include_router(auth_endpoints.router)
+    app.include_router(auth_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

@@ -55,6 +55,24 @@ def _install_policy_app() -> None:
 _install_policy_app()
 
 
+def _install_audit_app() -> None:
+    from service.audit.cli import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_install_audit_app()
+
+
+def _install_account_commands() -> None:
+    from service.auth.cli import register
+
+    register(app, org_app, _settings)
+
+
+_install_account_commands()
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""

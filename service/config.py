@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_attachments_per_report: int = Field(default=10, ge=0)
     intake_limit_per_hour: int = Field(default=30, ge=1)
     receipt_limit_per_hour: int = Field(default=20, ge=1)
+    # Staff sign-in: per client address, and per account whatever the address (a botnet guessing one
+    # account from many addresses meets the second). Counted per attempt, successful or not.
+    login_limit_per_hour: int = Field(default=60, ge=1)
+    login_account_limit_per_hour: int = Field(default=10, ge=1)
 
     # Behind a TLS proxy the cookies get the Secure flag and HSTS is sent.
     behind_tls: bool = False

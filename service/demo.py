@@ -1,7 +1,7 @@
 """Demo data for the embedded default: organisations with keys, a few reports filed through the real intake.
 
-Demo only: recovery keys and receipts are written to files in the data folder so that a person trying the
-service can use them. Production refuses to load any of this.
+Demo only: recovery keys, receipts and staff credentials are written to files in the data folder (0600) so
+that a person trying the service can use them. Production refuses to load any of this.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from service.config import Settings
+from service.auth import repository as staff_repository
+from service.auth.service import AccountService
+from service.config import ConfigurationError, Mode, Settings
+from service.crypto import Argon2Params
 from service.organisations import repository
+from service.organisations.models import MembershipRole
 from service.organisations.service import create_organisation
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
-from service.runtime import build_runtime
+from service.runtime import Runtime, build_runtime
 
 DEMO_REPORTS: list[dict[str, Any]] = [
     {
@@ -50,16 +54,105 @@ DEMO_REPORTS: list[dict[str, Any]] = [
 ]
 
 
+DEMO_STAFF_DOMAIN = "demo.rueckhalt.example"
+# One of each role; the counsellors in two organisations, so that "sees only its own cases" can be tried.
+DEMO_STAFF: list[dict[str, Any]] = [
+    {
+        "email": f"beraterin.bayern@{DEMO_STAFF_DOMAIN}",
+        "name": "Anna Berger (Demo)",
+        "role": "counsellor",
+        "memberships": [("beratung-by", MembershipRole.counsellor)],
+    },
+    {
+        "email": f"leitung.bayern@{DEMO_STAFF_DOMAIN}",
+        "name": "Lena Huber (Demo)",
+        "role": "lead",
+        "memberships": [("beratung-by", MembershipRole.lead)],
+    },
+    {
+        "email": f"berater.online@{DEMO_STAFF_DOMAIN}",
+        "name": "Max Schneider (Demo)",
+        "role": "counsellor",
+        "memberships": [("online-hass", MembershipRole.counsellor)],
+    },
+    {
+        "email": f"koordination@{DEMO_STAFF_DOMAIN}",
+        "name": "Clara Wolf (Demo)",
+        "role": "coordinator",
+        "memberships": [],
+    },
+    {
+        "email": f"administration@{DEMO_STAFF_DOMAIN}",
+        "name": "Paul Richter (Demo)",
+        "role": "admin",
+        "memberships": [],
+    },
+]
+
+
 def _write_private(path: Path, data: Any) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, ensure_ascii=False, indent=2)
 
 
-def load_demo(settings: Settings) -> dict[str, int]:
+def _load_demo_staff(
+    settings: Settings, runtime: Runtime, accounts: AccountService, recovery: dict[str, str]
+) -> int:
+    """Create the demo staff accounts that are missing and write their credentials (0600).
+
+    Demo accounts need no password change: the point is to try the service at once. Memberships are
+    granted with the organisations' recovery keys from demo-org-recovery.json, as an operator would.
+    """
+    path = settings.data_dir / "demo-credentials.json"
+    entries: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    created = 0
+    with runtime.sessions() as session:
+        for spec in DEMO_STAFF:
+            if staff_repository.user_by_email(session, spec["email"]) is not None:
+                continue
+            credentials = accounts.create_user(
+                session,
+                spec["email"],
+                spec["name"],
+                is_admin=spec["role"] == "admin",
+                is_coordinator=spec["role"] == "coordinator",
+                must_change_password=False,
+            )
+            names = []
+            for slug, role in spec["memberships"]:
+                organisation = repository.by_slug(session, slug)
+                if organisation is None or slug not in recovery:
+                    continue
+                accounts.grant_with_recovery_key(
+                    session, organisation, credentials.user, role, recovery[slug]
+                )
+                names.append(organisation.display_name)
+            entries = [entry for entry in entries if entry.get("email") != credentials.user.email]
+            entries.append(
+                {
+                    "email": credentials.user.email,
+                    "password": credentials.password,
+                    "totp_secret": credentials.totp_secret_base32,
+                    "role": spec["role"],
+                    "organisations": names,
+                }
+            )
+            created += 1
+        session.commit()
+    if created:
+        _write_private(path, entries)
+    return created
+
+
+def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> dict[str, int]:
+    """Load what is missing of the demo. ``argon2_params`` only for tests: the default is production's."""
+    if settings.mode is Mode.production:
+        raise ConfigurationError("demo data is refused in production mode")
     runtime = build_runtime(settings)
     created_orgs = 0
     filed = 0
+    staff = 0
     try:
         recovery_path = settings.data_dir / "demo-org-recovery.json"
         recovery: dict[str, str] = json.loads(recovery_path.read_text()) if recovery_path.exists() else {}
@@ -86,6 +179,12 @@ def load_demo(settings: Settings) -> dict[str, int]:
                 receipts.append({"receipt": filed_report.receipt, "routed_to": filed_report.routed_to})
                 filed += 1
             _write_private(receipts_path, receipts)
+        accounts = (
+            AccountService(runtime.secrets.session_key, params=argon2_params)
+            if argon2_params is not None
+            else runtime.accounts
+        )
+        staff = _load_demo_staff(settings, runtime, accounts, recovery)
     finally:
         runtime.dispose()
-    return {"organisations_created": created_orgs, "reports_filed": filed}
+    return {"organisations_created": created_orgs, "reports_filed": filed, "staff_accounts_created": staff}

@@ -57,3 +57,39 @@ class CsrfFailed(DomainError):
     status_code = 403
     message_key = "error.csrf"
     public_message = "The form has expired. Please send it again."
+
+
+class NotSignedIn(DomainError):
+    """No staff session, or one that has ended: the API answers 401, pages redirect to the sign-in page."""
+
+    status_code = 401
+    message_key = "error.not_signed_in"
+    public_message = "Not signed in."
+
+
+class LoginFailed(DomainError):
+    """One answer for every failed staff sign-in, so it tells nothing about which part was wrong."""
+
+    status_code = 401
+    message_key = "staff_login.failed"
+    public_message = "Wrong e-mail, password or code."
+
+
+class PasswordChangeRequired(DomainError):
+    """Signed in with an initial password: nothing but the password change until it is replaced."""
+
+    status_code = 403
+    message_key = "error.password_change_required"
+    public_message = "Change your initial password first (POST /api/v1/session/password)."
+
+
+class ApiCsrfFailed(CsrfFailed):
+    public_message = "A state-changing call needs the X-CSRF-Token header from POST /api/v1/session."
+
+
+class ServiceBusy(DomainError):
+    """Too many password checks at once: they are bounded so that a login flood cannot starve intake."""
+
+    status_code = 503
+    message_key = "error.busy"
+    public_message = "The service is busy. Please try again in a moment."

@@ -1,25 +1,28 @@
 """Imports every feature's models so that metadata (and Alembic) sees all tables."""
 
 from service.audit.models import AuditEvent
-from service.auth.models import WebSession
+from service.auth.models import RecoveryCode, StaffUser, WebSession
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident, RoutingRecord
 from service.db import Base
-from service.organisations.models import Organisation
+from service.organisations.models import Membership, Organisation
 from service.outbox.models import OutboxMessage
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
 
 __all__ = [
-    "AuditEvent",
     "Attachment",
+    "AuditEvent",
     "Base",
     "Case",
     "CaseKeyGrant",
     "Incident",
+    "Membership",
     "Organisation",
     "OutboxMessage",
     "RateLimitCounter",
+    "RecoveryCode",
     "RoutingRecord",
+    "StaffUser",
     "StatisticsExtract",
     "WebSession",
 ]

@@ -12,6 +12,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth.gate import ARGON2_GATE, Argon2Gate
+from service.auth.service import AccountService
 from service.cases.blobs import BlobStore
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
@@ -33,6 +35,9 @@ class Runtime:
     blobs: BlobStore
     limiter: RateLimiter
     intake: IntakeService
+    accounts: AccountService
+    # Process-wide by default; a test may give one runtime a gate of its own.
+    argon2_gate: Argon2Gate = ARGON2_GATE
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -64,6 +69,7 @@ def build_runtime(settings: Settings) -> Runtime:
         blobs=BlobStore(settings.blob_dir),
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         intake=IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key),
+        accounts=AccountService(secrets.session_key),
     )
 
 
@@ -73,3 +79,11 @@ def intake_limit(settings: Settings) -> Limit:
 
 def receipt_limit(settings: Settings) -> Limit:
     return Limit("receipt", settings.receipt_limit_per_hour, 3600)
+
+
+def login_client_limit(settings: Settings) -> Limit:
+    return Limit("login-client", settings.login_limit_per_hour, 3600)
+
+
+def login_account_limit(settings: Settings) -> Limit:
+    return Limit("login-account", settings.login_account_limit_per_hour, 3600)

@@ -171,6 +171,10 @@ _GET_PAGE_OF = {
     "/fall/anmelden": "/fall",
     "/fall/vorfall": "/fall",
     "/fall/abmelden": "/fall",
+    "/anmelden": "/anmelden",
+    "/abmelden": "/anmelden",
+    "/konto/passwort": "/konto/passwort",
+    "/konto/zwei-faktor": "/konto/zwei-faktor",
 }
 
 

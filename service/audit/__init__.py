@@ -1,0 +1,10 @@
+"""The hash-chained audit log: who decrypted, downloaded, assigned, exported or changed what, and when.
+
+``AuditLog.append`` writes a row inside the caller's transaction; ``verify`` walks the chain and names the
+first row that was altered, removed, moved or forged, and (given a checkpoint kept offline) a cut tail.
+The command line (``service.audit.cli.audit_app``) is not imported here: it pulls in the whole runtime.
+"""
+
+from service.audit.service import AuditLog, Checkpoint, Problem, VerifyResult, verify
+
+__all__ = ["AuditLog", "Checkpoint", "Problem", "VerifyResult", "verify"]

@@ -1,13 +1,13 @@
-"""Server side of split-key sessions: only ciphertext under a key that lives in the cookie."""
+"""Staff accounts, their recovery codes, and the server side of split-key sessions."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import ID_TYPE, Base, UTCDateTime, utcnow
+from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
 
 
 class WebSession(Base):
@@ -22,3 +22,43 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffUser(Base):
+    """A counsellor, lead, coordinator or administrator.
+
+    There is no password hash: the private key sealed under the password (Argon2id) is the password check,
+    so a dump holds one thing to attack per account, not two. The TOTP secret is sealed under a key derived
+    from the server's session key, so the dump alone does not yield working codes either.
+    """
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    # Stored lower-cased: one person, one account, however the address is typed.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # seal_with_password(password, private key, Context("user_private", record_id=id)).
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    # Step of the last accepted TOTP code; that code and every older one are refused.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A single-use replacement for the TOTP code (lost phone); the row is deleted when it is used."""
+
+    __tablename__ = "staff_recovery_code"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    # keyed_hash(session key, "recovery-code", user id + code): the code itself is never stored.
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,8 @@ class SessionPolicy:
 
 
 REPORTER_SESSION = SessionPolicy("reporter", idle=timedelta(minutes=20), absolute=timedelta(hours=2))
+# A working day at most; half an hour away from the desk ends it. The secret is the unlocked user key.
+STAFF_SESSION = SessionPolicy("staff", idle=timedelta(minutes=30), absolute=timedelta(hours=12))
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,27 @@ def destroy(session: Session, cookie: str | None) -> None:
         return
     session.execute(delete(WebSession).where(WebSession.id_hash == _hash_id(parsed[0])))
     session.commit()
+
+
+def destroy_all_of(session: Session, policy: SessionPolicy, subject_id: str, keep_id_hash: str = "") -> int:
+    """End every session of a subject (disabled account, reset, new password) but ``keep_id_hash``.
+
+    The caller commits, so the sessions end in the same transaction as the change that ends them.
+    """
+    result = session.execute(
+        delete(WebSession).where(
+            WebSession.kind == policy.kind,
+            WebSession.subject_id == subject_id,
+            WebSession.id_hash != keep_id_hash,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def id_hash_of(cookie: str | None) -> str | None:
+    """The stored key of a session cookie, without opening it (logout, CSRF binding)."""
+    parsed = _parse(cookie) if cookie else None
+    return None if parsed is None else _hash_id(parsed[0])
 
 
 def purge_expired(session: Session) -> int:

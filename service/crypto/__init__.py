@@ -38,6 +38,14 @@ from service.crypto.receipt import (
 )
 from service.crypto.recovery import new_recovery_key, recovery_wrapping_key
 from service.crypto.stream import DEFAULT_CHUNK_BYTES, StreamSealer, open_stream, seal_stream
+from service.crypto.totp import (
+    new_totp_secret,
+    totp_code,
+    totp_secret_base32,
+    totp_secret_from_base32,
+    totp_uri,
+    verify_totp,
+)
 
 __all__ = [
     "DATA_KEY_BYTES",
@@ -63,6 +71,7 @@ __all__ = [
     "new_receipt",
     "new_recovery_key",
     "new_salt",
+    "new_totp_secret",
     "normalize_receipt",
     "open_private_key",
     "open_sealed",
@@ -74,9 +83,14 @@ __all__ = [
     "seal_private_key",
     "seal_stream",
     "seal_with_password",
+    "totp_code",
+    "totp_secret_base32",
+    "totp_secret_from_base32",
+    "totp_uri",
     "unwrap_for_reporter",
     "unwrap_key",
     "verify_password",
+    "verify_totp",
     "wrap_for_reporter",
     "wrap_key",
 ]

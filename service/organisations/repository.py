@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.organisations.models import Organisation
+from service.organisations.models import Membership, Organisation
 
 
 def by_slug(session: Session, slug: str) -> Organisation | None:
@@ -45,3 +45,35 @@ def public_keys(session: Session, organisation_ids: Collection[str]) -> dict[str
         select(Organisation.id, Organisation.public_key).where(Organisation.id.in_(list(organisation_ids)))
     ).all()
     return {row.id: row.public_key for row in rows if row.public_key is not None}
+
+
+# -- memberships ------------------------------------------------------------------------------------------
+
+
+def membership(session: Session, user_id: str, organisation_id: str) -> Membership | None:
+    return session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.organisation_id == organisation_id)
+    )
+
+
+def memberships_of(session: Session, user_id: str) -> Sequence[tuple[Membership, Organisation]]:
+    """A user's memberships with their organisations, by organisation name (for pages and the CLI)."""
+    rows = session.execute(
+        select(Membership, Organisation)
+        .join(Organisation, Organisation.id == Membership.organisation_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organisation.slug)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def delete_membership(session: Session, user_id: str, organisation_id: str) -> bool:
+    result = session.execute(
+        delete(Membership).where(Membership.user_id == user_id, Membership.organisation_id == organisation_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def delete_memberships_of(session: Session, user_id: str) -> int:
+    result = session.execute(delete(Membership).where(Membership.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -12,11 +12,14 @@ from typer.testing import CliRunner
 from service.cases.models import Case
 from service.cli import app
 from service.config import Settings, get_settings
-from service.crypto import open_private_key, recovery_wrapping_key
+from service.crypto import Argon2Params, open_private_key, recovery_wrapping_key
 from service.demo import load_demo
 from service.organisations.models import Organisation
 from service.organisations.service import recovery_context
 from service.runtime import build_runtime
+
+# The demo's staff accounts are sealed with these in tests (tests/auth covers the production parameters).
+WEAK = Argon2Params(memory_kib=8192, iterations=1, lanes=1)
 
 
 @pytest.fixture
@@ -68,11 +71,12 @@ def test_org_create_refuses_a_bad_slug(env_settings: Settings) -> None:
 def test_demo_data_loads_once_and_a_second_run_keeps_it(env_settings: Settings) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["migrate"]).exit_code == 0
-    first = load_demo(env_settings)
-    second = load_demo(env_settings)
+    first = load_demo(env_settings, argon2_params=WEAK)
+    second = load_demo(env_settings, argon2_params=WEAK)
     assert first["reports_filed"] == 3
     assert first["organisations_created"] > 16
-    assert second == {"organisations_created": 0, "reports_filed": 0}
+    assert first["staff_accounts_created"] == 5
+    assert second == {"organisations_created": 0, "reports_filed": 0, "staff_accounts_created": 0}
     receipts = json.loads((env_settings.data_dir / "demo-receipts.json").read_text())
     assert len(receipts) == 3
     assert (env_settings.data_dir / "demo-receipts.json").stat().st_mode & 0o077 == 0
@@ -105,5 +109,5 @@ def test_policy_check_reads_the_organisations_from_the_database(env_settings: Se
     # No organisation is set up yet: every one of them is named as missing.
     assert result.exit_code == 1
     assert "beratung-by" in result.output
-    load_demo(env_settings)
+    load_demo(env_settings, argon2_params=WEAK)
     assert runner.invoke(app, ["policy", "check"]).exit_code == 0

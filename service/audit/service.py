@@ -1,0 +1,430 @@
+"""Writing and verifying the hash-chained audit log.
+
+Each row's ``mac`` is HMAC(audit key, canonical encoding of the row including ``prev_mac``), and ``prev_mac``
+is the previous row's ``mac`` (64 zeros for seq 1). Someone who can write to the database but does not hold
+the audit key therefore cannot alter, remove, reorder or insert a row without ``verify`` naming the first
+row where the chain breaks.
+
+One thing a chain cannot show by itself is a cut tail: delete the newest rows and what is left is a
+perfectly valid, shorter chain. Checkpoints close that gap. ``verify`` returns the head of an intact chain as
+``Checkpoint`` (printed by ``rueckhalt audit verify`` as ``SEQ:MAC``); the operator keeps it outside the
+service (paper, a ticket, another system). Given that checkpoint later, ``verify`` additionally requires
+the row with that seq to exist and to carry that exact MAC. Because every MAC covers all rows before it,
+that one comparison pins the whole prefix up to the checkpoint: a truncation or a rewrite of any of those
+rows is detected, even by someone who holds the key (they would need an HMAC-SHA256 collision). Rows after
+the newest checkpoint are protected against change, removal in the middle, reordering and forgery, but a
+cut of them is only detectable against a later checkpoint — so take one on every verification run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from service.audit import repository
+from service.audit.models import AuditEvent
+from service.audit.repository import StoredEvent
+from service.crypto import constant_time_equal, keyed_hash
+from service.db import utcnow
+
+GENESIS_MAC = "0" * 64
+ACTOR_KINDS = frozenset({"staff", "reporter", "system", "operator"})
+# The audit key is one of the service's 32-byte secrets; anything shorter is a configuration mistake.
+MIN_KEY_BYTES = 32
+MAC_PURPOSE = "audit-chain"
+# Versioned so that a future change of the encoding can be told apart from tampering.
+_ENCODING_VERSION = b"v1"
+DEFAULT_BATCH_SIZE = 1000
+
+# Mirror the column widths: PostgreSQL refuses longer values but SQLite stores them, and the two databases
+# must behave the same.
+_FIELD_LIMITS = {"actor_id": 36, "action": 64, "object_type": 32, "object_id": 64}
+# Details are identifiers, codes and counts. The caps are far above what those need and far below what a
+# description or a name would, so content pasted into an audit call by mistake is refused, not kept forever.
+MAX_DETAIL_ITEMS = 32
+MAX_DETAIL_NAME_CHARS = 64
+MAX_DETAIL_TEXT_CHARS = 128
+
+DetailValue = str | int | bool | None
+_CHECKPOINT = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
+
+
+class Problem(StrEnum):
+    """Why ``verify`` stopped; ``first_bad_seq`` names the row."""
+
+    missing_row = "missing_row"  # a seq is absent: a row was deleted (or renumbered away)
+    broken_link = "broken_link"  # prev_mac is not the previous row's mac: rows removed, moved or swapped
+    bad_mac = "bad_mac"  # the row is not what was written under this key: altered or forged
+    unreadable_row = "unreadable_row"  # a stored value has a type its column cannot hold (SQLite only)
+    truncated = "truncated"  # the chain ends before the checkpoint: the tail was cut
+    checkpoint_mismatch = "checkpoint_mismatch"  # the checkpoint's row differs: history was rewritten
+
+
+PROBLEM_TEXT = {
+    Problem.missing_row: "a row is missing (deleted or renumbered)",
+    Problem.broken_link: "the row does not link to the previous one (rows removed, moved or swapped)",
+    Problem.bad_mac: "the row's MAC does not match (altered or forged row, or a different audit key)",
+    Problem.unreadable_row: "the row holds a value its column cannot hold (written past the service)",
+    Problem.truncated: "the chain ends before the checkpoint (its tail was cut)",
+    Problem.checkpoint_mismatch: "the checkpoint's row has a different MAC (history rewritten)",
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A chain head worth keeping offline: ``verify`` later proves the chain still contains it."""
+
+    seq: int
+    mac: str
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Read ``SEQ:MAC`` as printed by ``rueckhalt audit verify``."""
+        match = _CHECKPOINT.match(text.strip())
+        if match is None:
+            raise ValueError("a checkpoint is SEQ:MAC, a positive number and 64 hex digits")
+        return cls(seq=int(match.group(1)), mac=match.group(2).lower())
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.mac}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    # Rows found intact, in order from seq 1 (up to the first bad one).
+    checked: int
+    first_bad_seq: int | None
+    # Empty when ok, otherwise a ``Problem`` value.
+    problem: str
+    # Head of the intact chain, to keep as the next checkpoint; None when the chain is broken or empty, so
+    # a broken chain is never offered as something to trust.
+    head: Checkpoint | None = None
+
+    @property
+    def explanation(self) -> str:
+        return "" if self.ok else PROBLEM_TEXT[Problem(self.problem)]
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the audit key must be at least {MIN_KEY_BYTES} bytes")
+
+
+def _field(value: str | None) -> bytes:
+    """Presence flag and length prefix: None differs from "", and no two field splits encode alike."""
+    if value is None:
+        return b"\x00"
+    if not isinstance(value, str):
+        # Only a row written past the service can get here (SQLite keeps any type in any column).
+        raise TypeError("audit field is not text")
+    data = value.encode("utf-8")
+    return b"\x01" + struct.pack(">I", len(data)) + data
+
+
+def _timestamp(at: datetime) -> str:
+    if at.tzinfo is None:
+        # astimezone() would read a naive value as local time and silently change the MAC input.
+        raise ValueError("audit timestamps must be timezone-aware")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical_bytes(
+    *,
+    seq: int,
+    at: datetime,
+    actor_kind: str,
+    actor_id: str | None,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    details: object,
+    prev_mac: str,
+) -> bytes:
+    """The exact bytes a row's MAC covers, in a fixed field order."""
+    # Sorted keys and fixed separators give one JSON text per mapping; ASCII escapes keep it independent of
+    # how either database stores non-ASCII text.
+    details_json = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    fields = (
+        str(seq),
+        _timestamp(at),
+        actor_kind,
+        actor_id,
+        action,
+        object_type,
+        object_id,
+        details_json,
+        prev_mac,
+    )
+    return _ENCODING_VERSION + b"".join(_field(value) for value in fields)
+
+
+def chain_mac(
+    key: bytes,
+    *,
+    seq: int,
+    at: datetime,
+    actor_kind: str,
+    actor_id: str | None,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    details: object,
+    prev_mac: str,
+) -> str:
+    """Hex HMAC of one row under the audit key."""
+    message = canonical_bytes(
+        seq=seq,
+        at=at,
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details=details,
+        prev_mac=prev_mac,
+    )
+    return keyed_hash(key, MAC_PURPOSE, message).hex()
+
+
+def _event_mac(key: bytes, event: StoredEvent) -> str:
+    return chain_mac(
+        key,
+        seq=event.seq,
+        at=event.at,
+        actor_kind=event.actor_kind,
+        actor_id=event.actor_id,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        details=event.details,
+        prev_mac=event.prev_mac,
+    )
+
+
+def _same(stored: object, expected: str) -> bool:
+    return isinstance(stored, str) and constant_time_equal(stored.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _scalar(name: str, value: object) -> DetailValue:
+    # Error messages name the detail, never its value: the value may be exactly the content we keep out.
+    if value is None:
+        return None
+    # bool before int (bool is an int subclass) so True stays true. Enum members become their plain value,
+    # so the returned event holds what a later read of the row will hold.
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        if len(value) > MAX_DETAIL_TEXT_CHARS:
+            raise ValueError(
+                f"audit detail {name!r} is longer than {MAX_DETAIL_TEXT_CHARS} characters: details hold "
+                "identifiers and codes, never content"
+            )
+        return str(value)
+    raise TypeError(
+        f"audit detail {name!r} is a {type(value).__name__}: details hold only str, int, bool or None "
+        "(identifiers, codes, counts), never nested or free-form data"
+    )
+
+
+def _clean_details(details: Mapping[str, DetailValue] | None) -> dict[str, DetailValue]:
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise TypeError("audit details must be a mapping of names to scalars")
+    if len(details) > MAX_DETAIL_ITEMS:
+        raise ValueError(f"audit details take at most {MAX_DETAIL_ITEMS} items")
+    clean: dict[str, DetailValue] = {}
+    for name, value in details.items():
+        if not isinstance(name, str):
+            raise TypeError("audit detail names must be str")
+        if not name or len(name) > MAX_DETAIL_NAME_CHARS:
+            raise ValueError(f"audit detail names must be 1-{MAX_DETAIL_NAME_CHARS} characters")
+        clean[str(name)] = _scalar(name, value)
+    return clean
+
+
+def _check_text(field: str, value: str | None, *, required: bool) -> None:
+    if value is None:
+        if required:
+            raise ValueError(f"audit {field} is required")
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"audit {field} must be str")
+    if not value or len(value) > _FIELD_LIMITS[field]:
+        raise ValueError(f"audit {field} must be 1-{_FIELD_LIMITS[field]} characters")
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialise appenders for the rest of the caller's transaction, so the head they read stays the head.
+
+    Without this, two transactions could read the same head and both write seq N+1: the primary key lets
+    only one of them commit, and the other's audited change would fail with it.
+    """
+    dialect = session.get_bind(AuditEvent).dialect.name
+    if dialect == "postgresql":
+        repository.lock_chain_postgresql(session)
+    elif dialect == "sqlite":
+        repository.claim_write_lock_sqlite(session)
+    else:
+        # Fail closed: an unknown database gets no chain rather than one that can fork.
+        raise RuntimeError(f"the audit chain has no append lock for {dialect}")
+
+
+class AuditLog:
+    """Appends events to the chain inside the caller's transaction.
+
+    The caller commits (or rolls back): an audited change and its audit row share one fate. Append late in
+    the transaction, just before the commit: from the append on, every other appender waits for this
+    transaction (PostgreSQL advisory lock; SQLite's single write lock), and a transaction that still takes
+    row locks after its append can wait for a row held by an appender that waits for it — a deadlock.
+    Run appending transactions at PostgreSQL's default READ COMMITTED: under REPEATABLE READ the head read
+    could come from an older snapshot, and the insert would then fail on the primary key (the chain still
+    cannot fork).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key)
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "AuditLog(key=<hidden>)"
+
+    def append(
+        self,
+        session: Session,
+        *,
+        actor_kind: str,
+        actor_id: str | None,
+        action: str,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> AuditEvent:
+        # Validate first: a refused call must not take the chain lock or touch the transaction.
+        if actor_kind not in ACTOR_KINDS:
+            raise ValueError(f"audit actor_kind must be one of {', '.join(sorted(ACTOR_KINDS))}")
+        _check_text("actor_id", actor_id, required=False)
+        _check_text("action", action, required=True)
+        _check_text("object_type", object_type, required=False)
+        _check_text("object_id", object_id, required=False)
+        clean = _clean_details(details)
+
+        _lock_chain(session)
+        current = repository.head(session)
+        seq, prev_mac = (1, GENESIS_MAC) if current is None else (current[0] + 1, current[1])
+        # Taken under the lock, so timestamps follow seq order (as far as the clock does).
+        at = utcnow()
+        event = AuditEvent(
+            seq=seq,
+            at=at,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=clean,
+            prev_mac=prev_mac,
+        )
+        event.mac = chain_mac(
+            self._key,
+            seq=seq,
+            at=at,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=clean,
+            prev_mac=prev_mac,
+        )
+        session.add(event)
+        # Sessions here do not autoflush: without this, a second append in the same transaction would read
+        # the same head and reuse the seq.
+        session.flush()
+        return event
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    seq: int
+
+
+def _stream(session: Session, batch_size: int) -> Iterator[StoredEvent | _Unreadable]:
+    """All rows in seq order, ``batch_size`` at a time; a row that cannot be read ends the stream."""
+    after = 0
+    size = batch_size
+    while True:
+        try:
+            batch = repository.events_after(session, after, size)
+        except (ValueError, TypeError):
+            # SQLite keeps any value in any column, so a row written past the service can hold text its
+            # column type cannot parse. Re-read one row at a time to name the row instead of crashing;
+            # verify stops at that row, which lies within this batch, so the small reads do not last.
+            if size > 1:
+                size = 1
+                continue
+            seq = repository.next_seq_after(session, after)
+            yield _Unreadable(after + 1 if seq is None else seq)
+            return
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1].seq
+
+
+def _broken(checked: int, seq: int, problem: Problem) -> VerifyResult:
+    return VerifyResult(ok=False, checked=checked, first_bad_seq=seq, problem=problem.value)
+
+
+def verify(
+    session: Session,
+    key: bytes,
+    *,
+    checkpoint: Checkpoint | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> VerifyResult:
+    """Check the whole chain from seq 1, and that it still contains ``checkpoint`` if one is given.
+
+    Always from seq 1, also with a checkpoint: the checkpoint adds the tail-truncation check, it does not
+    excuse the rows before it from being checked again. Stops at the first bad row.
+    """
+    _check_key(key)
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    expected_seq = 1
+    prev_mac = GENESIS_MAC
+    checked = 0
+    for item in _stream(session, batch_size):
+        if isinstance(item, _Unreadable):
+            return _broken(checked, item.seq, Problem.unreadable_row)
+        if item.seq != expected_seq:
+            # Rows arrive in seq order, so any other number means the expected one is not there.
+            return _broken(checked, expected_seq, Problem.missing_row)
+        if not _same(item.prev_mac, prev_mac):
+            return _broken(checked, item.seq, Problem.broken_link)
+        try:
+            expected_mac = _event_mac(key, item)
+        except (TypeError, ValueError):
+            return _broken(checked, item.seq, Problem.unreadable_row)
+        if not _same(item.mac, expected_mac):
+            return _broken(checked, item.seq, Problem.bad_mac)
+        if checkpoint is not None and item.seq == checkpoint.seq and not _same(item.mac, checkpoint.mac):
+            return _broken(checked, item.seq, Problem.checkpoint_mismatch)
+        checked += 1
+        prev_mac = item.mac
+        expected_seq += 1
+    last_seq = expected_seq - 1
+    if checkpoint is not None and checkpoint.seq > last_seq:
+        return _broken(checked, last_seq + 1, Problem.truncated)
+    head = Checkpoint(seq=last_seq, mac=prev_mac) if last_seq else None
+    return VerifyResult(ok=True, checked=checked, first_bad_seq=None, problem="", head=head)

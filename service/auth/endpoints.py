@@ -1,0 +1,116 @@
+"""JSON API of staff sessions: sign in, who am I, change the password, sign out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from service.auth.deps import (
+    api_csrf_token,
+    clear_staff_cookie,
+    current_staff_pending_password,
+    current_staff_pending_password_write,
+    enforce_account_limit,
+    set_staff_cookie,
+    sign_in,
+    sign_out,
+    user_read,
+)
+from service.auth.schemas import PasswordChange, SessionCreate, SessionRead
+from service.auth.subject import Subject
+from service.deps import RuntimeDep
+from service.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["session"])
+
+_SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Wrong e-mail, password or code (one answer for every failure)"},
+    422: {"description": "Missing or malformed fields (named, never echoed)"},
+    429: {"description": "Too many sign-in attempts from this client or for this account"},
+    503: {"description": "Too many password checks at once; try again in a moment"},
+}
+_SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in, or the session has ended"},
+}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_SESSION_ERRORS,
+    403: {"description": "X-CSRF-Token header missing or wrong"},
+}
+
+PendingSubject = Annotated[Subject, Depends(current_staff_pending_password)]
+PendingWriteSubject = Annotated[Subject, Depends(current_staff_pending_password_write)]
+
+
+def _session_read(runtime: Runtime, user_id: str, session_id_hash: str, must_change: bool) -> SessionRead:
+    return SessionRead(
+        csrf_token=api_csrf_token(runtime.secrets.session_key, session_id_hash),
+        user=user_read(runtime, user_id),
+        must_change_password=must_change,
+    )
+
+
+@router.post("/session", response_model=SessionRead, responses=_SIGN_IN_ERRORS, summary="Sign in (staff)")
+async def create_session(
+    body: SessionCreate, request: Request, response: Response, runtime: RuntimeDep
+) -> SessionRead:
+    """Checks the code first, then the password; sets the HttpOnly session cookie `rh_staff`.
+
+    The answer's `csrf_token` goes into the `X-CSRF-Token` header of every state-changing call.
+    """
+    signed_in = await sign_in(request, runtime, body.email, body.password, body.totp)
+    set_staff_cookie(request, response, signed_in.cookie)
+    return await run_in_threadpool(
+        _session_read, runtime, signed_in.user_id, signed_in.session_id_hash, signed_in.must_change_password
+    )
+
+
+@router.get("/session", response_model=SessionRead, responses=_SESSION_ERRORS, summary="Who am I")
+def read_session(subject: PendingSubject, runtime: RuntimeDep) -> SessionRead:
+    return _session_read(runtime, subject.user_id, subject.session_id_hash, subject.must_change_password)
+
+
+@router.delete(
+    "/session",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_WRITE_ERRORS,
+    summary="Sign out",
+)
+def delete_session(subject: PendingWriteSubject, request: Request, runtime: RuntimeDep) -> Response:
+    """Deletes the server half of the session: the cookie opens nothing afterwards."""
+    sign_out(runtime, request)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_staff_cookie(response)
+    return response
+
+
+@router.post(
+    "/session/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={
+        **_WRITE_ERRORS,
+        422: {"description": "Current password wrong, or new password refused (the reason is named)"},
+        503: _SIGN_IN_ERRORS[503],
+    },
+    summary="Change the password",
+)
+async def change_password(
+    body: PasswordChange, subject: PendingWriteSubject, runtime: RuntimeDep
+) -> Response:
+    """Re-seals the private key under the new password; every other session of the account ends."""
+
+    def change() -> None:
+        with runtime.sessions() as db:
+            user = runtime.accounts.user_by_id(db, subject.user_id)
+            runtime.accounts.change_password(
+                db, user, body.current_password, body.new_password, keep_session=subject.session_id_hash
+            )
+            db.commit()
+
+    # The current password is checked by Argon2 like a sign-in, and limited like one.
+    await run_in_threadpool(enforce_account_limit, runtime, subject.email)
+    await runtime.argon2_gate.run(change)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

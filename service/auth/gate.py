@@ -1,0 +1,66 @@
+"""A bound on concurrent Argon2 work, so that a flood of logins cannot starve intake (security.md).
+
+Each derivation takes 64 MiB and most of a core for a fraction of a second. Without a bound, a few hundred
+login attempts would occupy every core, the memory and every thread of the pool that intake also needs.
+The gate lets at most ``slots`` derivations run in this process; a request that cannot get a slot within
+``wait_seconds`` is answered 503 at once. Waiting happens on the event loop, not in a pool thread, so the
+queue itself takes nothing from intake; only the running derivations hold threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import ServiceBusy
+
+T = TypeVar("T")
+
+DEFAULT_SLOTS = 2
+DEFAULT_WAIT_SECONDS = 3.0
+_POLL_SECONDS = 0.01
+
+
+class Argon2Gate:
+    def __init__(self, slots: int = DEFAULT_SLOTS, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+        if slots < 1:
+            raise ValueError("an Argon2 gate needs at least one slot")
+        self.slots = slots
+        self.wait_seconds = wait_seconds
+        # A threading semaphore rather than an asyncio one: it is shared by every event loop in the process
+        # (tests run several) and by synchronous callers such as the command line.
+        self._semaphore = threading.BoundedSemaphore(slots)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (Argon2 derivations) in a pool thread once a slot is free; ServiceBusy if none is."""
+        deadline = time.monotonic() + self.wait_seconds
+        # Polling keeps the wait off the thread pool; 10 ms is far below the cost of one derivation.
+        while not self._semaphore.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise ServiceBusy()
+            await anyio.sleep(_POLL_SECONDS)
+        try:
+            # Shielded: a client that disconnects must not free the slot while its derivation still runs.
+            with anyio.CancelScope(shield=True):
+                result = await run_in_threadpool(work)
+        finally:
+            self._semaphore.release()
+        return result
+
+    def run_sync(self, work: Callable[[], T]) -> T:
+        """The same bound for callers that are already in a thread of their own."""
+        if not self._semaphore.acquire(timeout=self.wait_seconds):
+            raise ServiceBusy()
+        try:
+            return work()
+        finally:
+            self._semaphore.release()
+
+
+# One per process: uvicorn runs one application per worker process, so this is the per-process bound.
+ARGON2_GATE = Argon2Gate()
