@@ -2,7 +2,15 @@
 
 from service.audit.models import AuditEvent
 from service.auth.models import RecoveryCode, StaffUser, WebSession
-from service.cases.models import Attachment, Case, CaseKeyGrant, Incident, RoutingRecord
+from service.cases.models import (
+    Attachment,
+    Case,
+    CaseKeyGrant,
+    CaseMessage,
+    CaseNote,
+    Incident,
+    RoutingRecord,
+)
 from service.db import Base
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import OutboxMessage
@@ -15,6 +23,8 @@ __all__ = [
     "Base",
     "Case",
     "CaseKeyGrant",
+    "CaseMessage",
+    "CaseNote",
     "Incident",
     "Membership",
     "Organisation",

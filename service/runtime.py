@@ -12,9 +12,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.audit import AuditLog
 from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
 from service.cases.blobs import BlobStore
+from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.ratelimit.service import Counter, Limit, RateLimiter, RedisCounter, SqlCounter
@@ -36,6 +38,8 @@ class Runtime:
     limiter: RateLimiter
     intake: IntakeService
     accounts: AccountService
+    audit: AuditLog
+    cases: CaseService
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -58,6 +62,7 @@ def build_runtime(settings: Settings) -> Runtime:
     taxonomy = load_taxonomy(settings.policies_dir)
     districts = load_districts(settings.policies_dir)
     policy = load_policy(settings.policies_dir)
+    audit = AuditLog(secrets.audit_key)
     return Runtime(
         settings=settings,
         secrets=secrets,
@@ -70,6 +75,8 @@ def build_runtime(settings: Settings) -> Runtime:
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         intake=IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key),
         accounts=AccountService(secrets.session_key),
+        audit=audit,
+        cases=CaseService(taxonomy, audit),
     )
 
 

@@ -11,15 +11,22 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PgCluster
+from staff_helpers import Clock, MakeStaff, Staff, staff_factory, weak_accounts
 
 from service.app import create_app
+from service.auth import sessions
+from service.auth.service import AccountService
+from service.auth.sessions import STAFF_SESSION
+from service.auth.subject import Subject
 from service.config import Settings
+from service.crypto import totp_code
 from service.db import make_engine
 from service.migrate import upgrade
 from service.organisations.service import create_organisation
@@ -126,3 +133,67 @@ def wait_for() -> object:
 def _capture_all_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Capture every logger at DEBUG so canary tests can search all log output."""
     caplog.set_level(logging.DEBUG)
+
+
+# -- staff accounts (shared by tests/auth, tests/cases) ------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def accounts(runtime: Runtime, clock: Clock) -> AccountService:
+    return weak_accounts(runtime, clock)
+
+
+@pytest.fixture
+def make_staff(runtime: Runtime, accounts: AccountService) -> MakeStaff:
+    return staff_factory(runtime, accounts)
+
+
+@pytest.fixture
+def code(clock: Clock) -> Callable[[Staff], str]:
+    """The current TOTP code of a staff member; the clock moves on, so the next call gets a fresh one."""
+
+    def current(staff: Staff) -> str:
+        value = totp_code(staff.totp_secret, clock())
+        clock.advance(30)
+        return value
+
+    return current
+
+
+@pytest.fixture
+def api_login(client: TestClient, code: Callable[[Staff], str]) -> Callable[..., httpx.Response]:
+    def login(staff: Staff, *, password: str | None = None, totp: str | None = None) -> httpx.Response:
+        body = {
+            "email": staff.email,
+            "password": staff.password if password is None else password,
+            "totp": code(staff) if totp is None else totp,
+        }
+        return client.post("/api/v1/session", json=body)
+
+    return login
+
+
+@pytest.fixture
+def subject_of(
+    runtime: Runtime, accounts: AccountService, code: Callable[[Staff], str]
+) -> Callable[[Staff], Subject]:
+    """Sign in through the service and open the session again, as the web layer does per request."""
+
+    def open_subject(staff: Staff) -> Subject:
+        with runtime.sessions() as db:
+            logged_in = accounts.login(db, staff.email, staff.password, code(staff))
+            assert logged_in is not None
+            cookie = sessions.create(db, STAFF_SESSION, logged_in.user.id, logged_in.private_key.raw)
+            db.commit()
+            opened = sessions.resume(db, STAFF_SESSION, cookie)
+            assert opened is not None
+            subject = accounts.subject_for(db, opened)
+        assert subject is not None
+        return subject
+
+    return open_subject

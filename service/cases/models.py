@@ -62,6 +62,13 @@ class Case(Base):
     contact_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     ack_deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    assignee_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # Free labels chosen by counsellors from a short code list (never free text: they stay readable).
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -160,3 +167,41 @@ class Attachment(Base):
 
     case: Mapped[Case] = relationship()
     incident: Mapped[Incident | None] = relationship()
+
+
+class MessageDirection(StrEnum):
+    to_reporter = "to_reporter"
+    from_reporter = "from_reporter"
+
+
+class CaseMessage(Base):
+    """The anonymous two-way channel: sealed with the case key, readable by the reporter and the holders."""
+
+    __tablename__ = "case_message"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    # Who wrote it on the staff side (None for the reporter) and for which organisation.
+    author_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
+    )
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisation.id"), nullable=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CaseNote(Base):
+    """Internal notes of the holding organisations; the reporter never sees them."""
+
+    __tablename__ = "case_note"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
+    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -77,3 +77,14 @@ def delete_membership(session: Session, user_id: str, organisation_id: str) -> b
 def delete_memberships_of(session: Session, user_id: str) -> int:
     result = session.execute(delete(Membership).where(Membership.user_id == user_id))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def is_member_of_any(session: Session, user_id: str, organisation_ids: Collection[str]) -> bool:
+    if not organisation_ids:
+        return False
+    found = session.scalar(
+        select(Membership.user_id).where(
+            Membership.user_id == user_id, Membership.organisation_id.in_(list(organisation_ids))
+        )
+    )
+    return found is not None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from service.cases import service as case_work
+from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import RuntimeDep, enforce
 from service.reports.schemas import (
     CaseForReporter,
@@ -73,3 +75,17 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) ->
         opened = runtime.intake.open_case(db, body.receipt)
         incident = runtime.intake.add_incident(db, opened, fields, [])
         return IncidentAdded(seq=incident.seq)
+
+
+@router.post(
+    "/reports/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Created,
+    responses={404: {"description": "No case for this receipt"}, **_ERRORS},  # type: ignore[dict-item]
+    summary="Answer the counselling organisation",
+)
+def reporter_message(body: ReporterMessageCreate, request: Request, runtime: RuntimeDep) -> Created:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, body.receipt)
+        return Created(id=case_work.reporter_reply(db, opened.case, opened.data_key, body.body))

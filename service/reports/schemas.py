@@ -153,11 +153,19 @@ class IncidentSummary(BaseModel):
     attachments: int
 
 
+class MessageForReporter(BaseModel):
+    direction: str = Field(description="to_reporter (from the counselling organisation) or from_reporter")
+    organisation: str | None
+    created_at: str
+    body: str
+
+
 class CaseForReporter(BaseModel):
     status: str
     created_at: str
     organisations: list[str]
     incidents: list[IncidentSummary]
+    messages: list[MessageForReporter]
 
 
 class IncidentAdded(BaseModel):

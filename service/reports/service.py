@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.cases import service as case_work
 from service.cases.models import (
     Attachment,
     Case,
@@ -369,6 +370,7 @@ class IntakeService:
                 else None
             ),
             ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
+            labels=[],
             created_at=now,
             updated_at=now,
         )
@@ -487,4 +489,5 @@ class IntakeService:
             "created_at": case.created_at.isoformat(),
             "organisations": repository.active_organisation_names(session, case.id),
             "incidents": incidents,
+            "messages": case_work.reporter_messages(session, case.id, opened.data_key),
         }

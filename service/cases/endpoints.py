@@ -1,0 +1,77 @@
+"""JSON API of counsellor case work (a contract that tools use). A case the subject may not see is a 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from service.auth.deps import StaffDep, StaffWriteDep
+from service.cases.repository import CaseFilters
+from service.cases.schemas import CaseRead, CaseSummary, CaseUpdate, Created, MessageCreate
+from service.deps import RuntimeDep
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such case for this subject"}}
+
+
+@router.get("", response_model=list[CaseSummary], summary="The cases of the subject's organisations")
+def list_cases(
+    subject: StaffDep,
+    runtime: RuntimeDep,
+    status_filter: Annotated[str | None, Query(alias="status", max_length=32)] = None,
+    urgency: Annotated[str | None, Query(max_length=16)] = None,
+    land: Annotated[str | None, Query(pattern=r"^(0[1-9]|1[0-6])$")] = None,
+    type_code: Annotated[str | None, Query(alias="type", max_length=16)] = None,
+    assignee: Annotated[str | None, Query(max_length=36)] = None,
+) -> list[CaseSummary]:
+    filters = CaseFilters(
+        status=status_filter, urgency=urgency, land=land, type_code=type_code, assignee_id=assignee
+    )
+    with runtime.sessions() as db:
+        return [CaseSummary.model_validate(row) for row in runtime.cases.inbox(db, subject, filters)]
+
+
+@router.get(
+    "/{case_id}", response_model=CaseRead, responses=_NOT_FOUND, summary="The decrypted case (audited)"
+)
+def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
+    with runtime.sessions() as db:
+        return CaseRead.model_validate(runtime.cases.detail(db, subject, case_id))
+
+
+@router.patch(
+    "/{case_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 422: {"description": "Invalid change; nothing stored"}},
+    summary="Acknowledge, assign, change status or labels",
+)
+def update_case(case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:
+    with runtime.sessions() as db:
+        runtime.cases.update(db, subject, case_id, change)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{case_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Created,
+    responses=_NOT_FOUND,
+    summary="Write to the reporter (encrypted with the case key)",
+)
+def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
+    with runtime.sessions() as db:
+        return Created(id=runtime.cases.post_message(db, subject, case_id, body.body))
+
+
+@router.post(
+    "/{case_id}/notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Created,
+    responses=_NOT_FOUND,
+    summary="An internal note (encrypted; the reporter never sees it)",
+)
+def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
+    with runtime.sessions() as db:
+        return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))

@@ -1,0 +1,374 @@
+"""Counsellor case work: the inbox, the decrypted case, the workflow, messages and notes.
+
+Every read goes through the subject's memberships: a case is opened only with an organisation key that the
+subject holds through an active grant of that organisation, and every decryption is written to the audit log
+in the same transaction as whatever else the request changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.audit import AuditLog
+from service.auth.subject import Subject
+from service.cases import repository
+from service.cases.models import Case, CaseMessage, CaseNote, CaseStatus, MessageDirection
+from service.cases.schemas import CaseUpdate
+from service.crypto import Context, DecryptionError, open_sealed, seal, unwrap_key
+from service.db import new_id, utcnow
+from service.errors import NotFound, ValidationFailed
+from service.organisations import repository as organisations
+from service.outbox.writer import enqueue
+from service.reports.schemas import public_error
+from service.taxonomy import Taxonomy
+
+OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
+LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")
+
+
+@dataclass(frozen=True)
+class UnlockedCase:
+    case: Case
+    data_key: bytes
+    # The organisation through whose grant the subject opened the case.
+    organisation_id: str
+
+
+def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
+    return Context(purpose, case_id=case_id, record_id=record_id)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class CaseService:
+    def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
+        self.taxonomy = taxonomy
+        self.audit = audit
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def inbox(
+        self, session: Session, subject: Subject, filters: repository.CaseFilters
+    ) -> list[dict[str, Any]]:
+        """Readable metadata only: nothing is decrypted to list cases."""
+        today = date.today()  # noqa: DTZ011 - deadlines are calendar days
+        now = utcnow()
+        rows = []
+        for case in repository.visible_cases(session, subject.organisation_ids, filters):
+            deadlines = [i.complaint_deadline_on for i in case.incidents if i.complaint_deadline_on]
+            complaint_deadline = min(deadlines) if deadlines else None
+            rows.append(
+                {
+                    "id": case.id,
+                    "status": case.status,
+                    "urgency": case.urgency,
+                    "severity": case.severity,
+                    "land": case.land,
+                    "district_ags": case.district_ags,
+                    "type_codes": sorted({code for i in case.incidents for code in i.type_codes}),
+                    "incidents": len(case.incidents),
+                    "assignee_id": case.assignee_id,
+                    "labels": list(case.labels or []),
+                    "created_at": case.created_at.isoformat(),
+                    "ack_deadline_at": case.ack_deadline_at.isoformat(),
+                    "ack_overdue": case.acknowledged_at is None and case.ack_deadline_at < now,
+                    "acknowledged_at": _iso(case.acknowledged_at),
+                    "complaint_deadline_on": _iso(complaint_deadline),
+                    "complaint_deadline_days": (complaint_deadline - today).days
+                    if complaint_deadline
+                    else None,
+                }
+            )
+        return rows
+
+    def unlock(self, session: Session, subject: Subject, case_id: str) -> UnlockedCase:
+        """The case and its data key, or NotFound — also for a case that exists but is not the subject's."""
+        case = repository.visible_case(session, subject.organisation_ids, case_id)
+        if case is None:
+            raise NotFound()
+        for grant in repository.active_grants(session, case.id, subject.organisation_ids):
+            try:
+                org_key = subject.organisation_key(session, grant.organisation_id)
+                data_key = unwrap_key(
+                    grant.wrapped_key, org_key, _ctx("case_key", case.id, grant.organisation_id)
+                )
+            except (NotFound, DecryptionError):
+                continue
+            return UnlockedCase(case=case, data_key=data_key, organisation_id=grant.organisation_id)
+        raise NotFound()
+
+    def _audit(self, session: Session, subject: Subject, action: str, case_id: str, **details: Any) -> None:
+        self.audit.append(
+            session,
+            actor_kind="staff",
+            actor_id=subject.user_id,
+            action=action,
+            object_type="case",
+            object_id=case_id,
+            details=details or None,
+        )
+
+    def detail(self, session: Session, subject: Subject, case_id: str) -> dict[str, Any]:
+        unlocked = self.unlock(session, subject, case_id)
+        case, key = unlocked.case, unlocked.data_key
+        details = json.loads(open_sealed(key, case.details_ciphertext, _ctx("case_details", case.id)))
+        contact = (
+            json.loads(open_sealed(key, case.contact_ciphertext, _ctx("contact", case.id)))
+            if case.contact_ciphertext
+            else None
+        )
+        incidents = []
+        for incident in case.incidents:
+            payload = json.loads(open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id)))
+            incidents.append(
+                {
+                    "id": incident.id,
+                    "seq": incident.seq,
+                    "created_at": incident.created_at.isoformat(),
+                    "type_codes": list(incident.type_codes),
+                    "channel": incident.channel,
+                    "severity": incident.severity,
+                    "urgency": incident.urgency,
+                    "complaint_deadline_on": _iso(incident.complaint_deadline_on),
+                    **payload,
+                }
+            )
+        attachments = []
+        for attachment in repository.attachments(session, case.id):
+            meta = json.loads(
+                open_sealed(key, attachment.meta_ciphertext, _ctx("attachment_meta", case.id, attachment.id))
+            )
+            attachments.append(
+                {
+                    "id": attachment.id,
+                    "incident_id": attachment.incident_id,
+                    "filename": meta.get("filename", ""),
+                    "content_type": attachment.content_type,
+                    "size_bytes": attachment.size_bytes,
+                    "uploaded_by": attachment.uploaded_by,
+                }
+            )
+        holders = [
+            {
+                "organisation_id": org.id,
+                "name": org.display_name,
+                "role": grant.role,
+                "active": grant.active,
+                "escalation_after_minutes": grant.escalation_after_minutes,
+            }
+            for org, grant in repository.holders(session, case.id)
+        ]
+        routing = [
+            {
+                "created_at": record.created_at.isoformat(),
+                "fallback_used": record.fallback_used,
+                **record.decision,
+            }
+            for record in repository.routing_records(session, case.id)
+        ]
+        view = {
+            "id": case.id,
+            "status": case.status,
+            "urgency": case.urgency,
+            "severity": case.severity,
+            "land": case.land,
+            "district_ags": case.district_ags,
+            "office": case.office,
+            "consent_counselling": case.consent_counselling,
+            "consent_police": case.consent_police,
+            "assignee_id": case.assignee_id,
+            "labels": list(case.labels or []),
+            "outcome": case.outcome,
+            "created_at": case.created_at.isoformat(),
+            "ack_deadline_at": case.ack_deadline_at.isoformat(),
+            "acknowledged_at": _iso(case.acknowledged_at),
+            "closed_at": _iso(case.closed_at),
+            "municipality": details.get("municipality"),
+            "targets": details.get("targets", []),
+            "support_needs": details.get("support_needs", []),
+            "contact": contact,
+            "incidents": incidents,
+            "attachments": attachments,
+            "messages": self._messages(session, case.id, key),
+            "notes": self._notes(session, case.id, key),
+            "holders": holders,
+            "routing": routing,
+            "history": [
+                {"at": event.at.isoformat(), "action": event.action, "actor_id": event.actor_id}
+                for event in repository.history(session, case.id)
+            ],
+        }
+        self._audit(session, subject, "case.decrypt", case.id, organisation_id=unlocked.organisation_id)
+        session.commit()
+        return view
+
+    def _messages(self, session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": message.id,
+                "direction": message.direction,
+                "author_id": message.author_id,
+                "organisation_id": message.organisation_id,
+                "created_at": message.created_at.isoformat(),
+                "body": open_sealed(key, message.ciphertext, _ctx("message", case_id, message.id)).decode(),
+            }
+            for message in repository.messages(session, case_id)
+        ]
+
+    def _notes(self, session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": note.id,
+                "author_id": note.author_id,
+                "organisation_id": note.organisation_id,
+                "created_at": note.created_at.isoformat(),
+                "body": open_sealed(key, note.ciphertext, _ctx("note", case_id, note.id)).decode(),
+            }
+            for note in repository.notes(session, case_id)
+        ]
+
+    # -- workflow ------------------------------------------------------------------------------------------
+    def update(self, session: Session, subject: Subject, case_id: str, change: CaseUpdate) -> None:
+        """Acknowledge, assign, change status, label: each change audited, nothing stored on a bad field."""
+        unlocked = self.unlock(session, subject, case_id)
+        case = unlocked.case
+        errors = []
+        if change.status is not None and change.status not in {s.value for s in CaseStatus}:
+            errors.append(public_error(["status"], "invalid_code", "unknown status"))
+        if change.status == CaseStatus.closed.value and (change.outcome or case.outcome) not in OUTCOMES:
+            errors.append(public_error(["outcome"], "missing", "closing a case needs an outcome code"))
+        if change.outcome is not None and change.outcome not in OUTCOMES:
+            errors.append(public_error(["outcome"], "invalid_code", "unknown outcome code"))
+        for index, label in enumerate(change.labels or []):
+            if label not in LABELS:
+                errors.append(public_error(["labels", index], "invalid_code", "unknown label"))
+        holders = {org.id for org, grant in repository.holders(session, case.id) if grant.active}
+        if change.assignee_id and not organisations.is_member_of_any(session, change.assignee_id, holders):
+            errors.append(
+                public_error(["assignee_id"], "invalid", "the assignee is not a member of a holder")
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        now = utcnow()
+        if change.acknowledge and case.acknowledged_at is None:
+            case.acknowledged_at = now
+            if case.status == CaseStatus.new.value:
+                case.status = CaseStatus.acknowledged.value
+            self._audit(
+                session, subject, "case.acknowledge", case.id, organisation_id=unlocked.organisation_id
+            )
+        if change.assignee_id is not None or change.unassign:
+            case.assignee_id = None if change.unassign else change.assignee_id
+            self._audit(session, subject, "case.assign", case.id, assignee_id=case.assignee_id)
+        if change.outcome is not None:
+            case.outcome = change.outcome
+        if change.status is not None and change.status != case.status:
+            previous = case.status
+            case.status = change.status
+            if change.status == CaseStatus.closed.value:
+                case.closed_at = now
+            elif previous == CaseStatus.closed.value:
+                case.closed_at = None
+            if case.acknowledged_at is None and change.status != CaseStatus.new.value:
+                case.acknowledged_at = now
+            self._audit(
+                session,
+                subject,
+                "case.status",
+                case.id,
+                status_from=previous,
+                status_to=case.status,
+                outcome=case.outcome,
+            )
+        if change.labels is not None:
+            case.labels = sorted(set(change.labels))
+            self._audit(session, subject, "case.labels", case.id, labels=",".join(case.labels))
+        case.updated_at = now
+        session.commit()
+
+    def post_message(self, session: Session, subject: Subject, case_id: str, body: str) -> str:
+        """A message to the reporter, sealed with the case key; the reporter is told content-free."""
+        unlocked = self.unlock(session, subject, case_id)
+        case = unlocked.case
+        message_id = new_id()
+        session.add(
+            CaseMessage(
+                id=message_id,
+                case_id=case.id,
+                direction=MessageDirection.to_reporter.value,
+                author_id=subject.user_id,
+                organisation_id=unlocked.organisation_id,
+                ciphertext=seal(unlocked.data_key, body.encode(), _ctx("message", case.id, message_id)),
+                created_at=utcnow(),
+            )
+        )
+        if case.status in (CaseStatus.new.value, CaseStatus.acknowledged.value):
+            case.status = CaseStatus.in_progress.value
+        if case.acknowledged_at is None:
+            case.acknowledged_at = utcnow()
+        case.updated_at = utcnow()
+        enqueue(session, "notifications.reporter_message", case_id=case.id)
+        self._audit(session, subject, "case.message", case.id, message_id=message_id)
+        session.commit()
+        return message_id
+
+    def add_note(self, session: Session, subject: Subject, case_id: str, body: str) -> str:
+        unlocked = self.unlock(session, subject, case_id)
+        note_id = new_id()
+        session.add(
+            CaseNote(
+                id=note_id,
+                case_id=unlocked.case.id,
+                author_id=subject.user_id,
+                organisation_id=unlocked.organisation_id,
+                ciphertext=seal(unlocked.data_key, body.encode(), _ctx("note", unlocked.case.id, note_id)),
+                created_at=utcnow(),
+            )
+        )
+        self._audit(session, subject, "case.note", unlocked.case.id, note_id=note_id)
+        session.commit()
+        return note_id
+
+
+def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[dict[str, Any]]:
+    """The conversation as the reporter sees it (no staff identities, only the organisation's name)."""
+    names = {org.id: org.display_name for org, _ in repository.holders(session, case_id)}
+    return [
+        {
+            "direction": message.direction,
+            "organisation": names.get(message.organisation_id or ""),
+            "created_at": message.created_at.isoformat(),
+            "body": open_sealed(data_key, message.ciphertext, _ctx("message", case_id, message.id)).decode(),
+        }
+        for message in repository.messages(session, case_id)
+    ]
+
+
+def reporter_reply(session: Session, case: Case, data_key: bytes, body: str) -> str:
+    """The reporter answers; every active holder is told (content-free) through the outbox."""
+    message_id = new_id()
+    session.add(
+        CaseMessage(
+            id=message_id,
+            case_id=case.id,
+            direction=MessageDirection.from_reporter.value,
+            author_id=None,
+            organisation_id=None,
+            ciphertext=seal(data_key, body.encode(), _ctx("message", case.id, message_id)),
+            created_at=utcnow(),
+        )
+    )
+    if case.status == CaseStatus.waiting_for_reporter.value:
+        case.status = CaseStatus.in_progress.value
+    case.updated_at = utcnow()
+    for org, grant in repository.holders(session, case.id):
+        if grant.active:
+            enqueue(session, "notifications.reporter_reply", case_id=case.id, organisation_id=org.id)
+    session.commit()
+    return message_id

@@ -1,0 +1,220 @@
+"""Counsellor case work over the JSON API: who can open what, the workflow, and the two-way channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from staff_helpers import MakeStaff, Staff
+
+from service.app import create_app
+from service.audit import verify
+from service.audit.models import AuditEvent
+from service.organisations.models import MembershipRole
+from service.outbox.models import OutboxMessage
+from service.runtime import Runtime
+
+REPORT = {
+    "land": "09",
+    "district_ags": "09162",
+    "type_codes": ["A3a"],
+    "description": "Todesdrohung im Briefkasten, handschriftlich.",
+    "channel": "letter",
+    "urgency": "high",
+    "contact_email": "buergermeisterin@example.org",
+}
+
+Login = Callable[[Staff], TestClient]
+
+
+@pytest.fixture
+def login(runtime: Runtime, code: Callable[[Staff], str]) -> Iterator[Login]:
+    """A separate browser-like client per staff member, signed in through the API."""
+    with ExitStack() as stack:
+
+        def sign_in(staff: Staff) -> TestClient:
+            client = stack.enter_context(TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1"))
+            response = client.post(
+                "/api/v1/session", json={"email": staff.email, "password": staff.password, "totp": code(staff)}
+            )
+            assert response.status_code == 200, response.text
+            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+            return client
+
+        yield sign_in
+
+
+@pytest.fixture
+def filed(client: TestClient) -> dict[str, str]:
+    response = client.post("/api/v1/reports", json=REPORT)
+    assert response.status_code == 201
+    receipt = response.json()["receipt"]
+    return {"receipt": receipt}
+
+
+@pytest.fixture
+def people(make_staff: MakeStaff) -> dict[str, Staff]:
+    return {
+        "counsellor": make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]),
+        "lead": make_staff(memberships=[("beratung-by", MembershipRole.lead)]),
+        "other_org": make_staff(memberships=[("beratung-sn", MembershipRole.counsellor)]),
+        "escalation_only": make_staff(memberships=[("rufbereitschaft", MembershipRole.counsellor)]),
+        "admin": make_staff(admin=True),
+        "coordinator": make_staff(coordinator=True),
+    }
+
+
+def only_case_id(client: TestClient) -> str:
+    cases = client.get("/api/v1/cases").json()
+    assert len(cases) == 1
+    return str(cases[0]["id"])
+
+
+def test_the_counsellor_of_the_routed_organisation_reads_the_case_as_filed(
+    filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+
+    response = counsellor.get(f"/api/v1/cases/{case_id}")
+
+    assert response.status_code == 200
+    case = response.json()
+    assert case["incidents"][0]["description"] == REPORT["description"]
+    assert case["contact"]["email"] == REPORT["contact_email"]
+    assert {holder["name"] for holder in case["holders"] if holder["active"]}
+    assert case["routing"][0]["reasons"]
+    with runtime.sessions() as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
+    assert actions == ["case.decrypt"]
+
+
+@pytest.mark.parametrize("who", ["other_org", "escalation_only", "admin", "coordinator"])
+def test_nobody_else_opens_it_and_every_answer_is_404(
+    who: str, filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    case_id = only_case_id(login(people["counsellor"]))
+    outsider = login(people[who])
+
+    assert outsider.get("/api/v1/cases").json() == []
+    assert outsider.get(f"/api/v1/cases/{case_id}").status_code == 404
+    assert outsider.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True}).status_code == 404
+    assert outsider.post(f"/api/v1/cases/{case_id}/messages", json={"body": "Hallo"}).status_code == 404
+    assert outsider.post(f"/api/v1/cases/{case_id}/notes", json={"body": "Notiz"}).status_code == 404
+    # The same answer as for a case that does not exist at all.
+    assert outsider.get("/api/v1/cases/00000000-0000-0000-0000-000000000000").status_code == 404
+    with runtime.sessions() as db:
+        assert db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id)).all() == []
+
+
+def test_without_a_session_the_api_answers_401(client: TestClient, filed: dict[str, str]) -> None:
+    assert client.get("/api/v1/cases").status_code == 401
+    assert client.get("/api/v1/cases/x").status_code == 401
+
+
+def test_state_changes_need_the_csrf_header(filed: dict[str, str], people: dict[str, Staff], login: Login) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    token = counsellor.headers.pop("X-CSRF-Token")
+    assert counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True}).status_code == 403
+    assert counsellor.get("/api/v1/cases").json()[0]["status"] == "new"
+    counsellor.headers["X-CSRF-Token"] = token
+    assert counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True}).status_code == 204
+
+
+def test_acknowledge_assign_and_close_with_an_outcome(
+    filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    lead = login(people["lead"])
+    case_id = only_case_id(lead)
+
+    assert lead.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True}).status_code == 204
+    summary = lead.get("/api/v1/cases").json()[0]
+    assert summary["status"] == "acknowledged"
+    assert summary["acknowledged_at"]
+
+    counsellor_id = people["counsellor"].user_id
+    assert lead.patch(f"/api/v1/cases/{case_id}", json={"assignee_id": counsellor_id}).status_code == 204
+    assert lead.get(f"/api/v1/cases?assignee={counsellor_id}").json()[0]["id"] == case_id
+
+    outsider_id = people["other_org"].user_id
+    refused = lead.patch(f"/api/v1/cases/{case_id}", json={"assignee_id": outsider_id})
+    assert refused.status_code == 422
+    assert lead.get("/api/v1/cases").json()[0]["assignee_id"] == counsellor_id
+
+    no_outcome = lead.patch(f"/api/v1/cases/{case_id}", json={"status": "closed"})
+    assert no_outcome.status_code == 422
+    assert lead.get("/api/v1/cases").json()[0]["status"] == "acknowledged"
+
+    closed = lead.patch(f"/api/v1/cases/{case_id}", json={"status": "closed", "outcome": "supported"})
+    assert closed.status_code == 204
+    assert lead.get("/api/v1/cases?status=closed").json()[0]["id"] == case_id
+
+    with runtime.sessions() as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        result = verify(db, runtime.secrets.audit_key)
+    assert {"case.acknowledge", "case.assign", "case.status"} <= set(actions)
+    assert result.ok
+
+
+def test_unknown_codes_in_a_change_are_refused_and_change_nothing(
+    filed: dict[str, str], people: dict[str, Staff], login: Login
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    response = counsellor.patch(f"/api/v1/cases/{case_id}", json={"status": "vanished", "labels": ["x"]})
+    assert response.status_code == 422
+    assert {tuple(e["loc"])[0] for e in response.json()["detail"]} == {"status", "labels"}
+    assert counsellor.get("/api/v1/cases").json()[0]["status"] == "new"
+
+
+def test_messages_go_both_ways_and_notes_stay_internal(
+    client: TestClient, filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+
+    sent = counsellor.post(f"/api/v1/cases/{case_id}/messages", json={"body": "Wir sind für Sie da."})
+    assert sent.status_code == 201
+    noted = counsellor.post(f"/api/v1/cases/{case_id}/notes", json={"body": "Polizei noch nicht informiert."})
+    assert noted.status_code == 201
+
+    seen = client.post("/api/v1/reports/lookup", json={"receipt": filed["receipt"]}).json()
+    assert [m["body"] for m in seen["messages"]] == ["Wir sind für Sie da."]
+    assert seen["messages"][0]["organisation"]
+    assert "Polizei noch nicht informiert." not in str(seen)
+
+    reply = client.post("/api/v1/reports/messages", json={"receipt": filed["receipt"], "body": "Danke!"})
+    assert reply.status_code == 201
+    case = counsellor.get(f"/api/v1/cases/{case_id}").json()
+    assert [m["body"] for m in case["messages"]] == ["Wir sind für Sie da.", "Danke!"]
+    assert [n["body"] for n in case["notes"]] == ["Polizei noch nicht informiert."]
+    assert case["status"] == "in_progress"
+
+    with runtime.sessions() as db:
+        topics = {m.topic: m.payload for m in db.scalars(select(OutboxMessage))}
+    assert topics["notifications.reporter_message"] == {"case_id": case_id}
+    assert set(topics["notifications.reporter_reply"]) == {"case_id", "organisation_id"}
+
+
+def test_a_wrong_receipt_cannot_write_a_message(client: TestClient, filed: dict[str, str]) -> None:
+    response = client.post("/api/v1/reports/messages", json={"receipt": "ABCD-EFGH-JKMN-PQRS-TVWX", "body": "x"})
+    assert response.status_code == 404
+
+
+def test_a_revoked_member_loses_the_case_at_once(
+    filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    with runtime.sessions() as db:
+        from service.organisations import repository as organisations
+
+        org = organisations.by_slug(db, "beratung-by")
+        assert org is not None
+        assert runtime.accounts.revoke_membership(db, org.id, people["counsellor"].user_id)
+        db.commit()
+    assert counsellor.get(f"/api/v1/cases/{case_id}").status_code == 404
