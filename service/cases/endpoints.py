@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
 from service.cases.repository import CaseFilters
@@ -75,3 +77,29 @@ def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runt
 def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
     with runtime.sessions() as db:
         return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that no file name can break out of (RFC 6266 / RFC 5987)."""
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)[:100]
+    return f"attachment; filename=\"{ascii_name or 'beweis'}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
+
+
+@router.get(
+    "/{case_id}/attachments/{attachment_id}",
+    responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
+    summary="Download an attachment, decrypted while it streams (audited)",
+)
+def download_attachment(
+    case_id: str, attachment_id: str, subject: StaffDep, runtime: RuntimeDep
+) -> StreamingResponse:
+    with runtime.sessions() as db:
+        found = runtime.cases.open_attachment(db, subject, case_id, attachment_id, runtime.blobs)
+    return StreamingResponse(
+        found.chunks(),
+        media_type=found.content_type,
+        headers={
+            "content-disposition": content_disposition(found.filename),
+            "content-length": str(found.size_bytes),
+        },
+    )

@@ -138,3 +138,9 @@ def history(session: Session, case_id: str) -> Sequence[AuditEvent]:
         .where(AuditEvent.object_type == "case", AuditEvent.object_id == case_id)
         .order_by(AuditEvent.seq)
     ).all()
+
+
+def attachment(session: Session, case_id: str, attachment_id: str) -> Attachment | None:
+    return session.scalar(
+        select(Attachment).where(Attachment.case_id == case_id, Attachment.id == attachment_id)
+    )

@@ -8,6 +8,7 @@ in the same transaction as whatever else the request changes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,9 +18,10 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.cases import repository
+from service.cases.blobs import BlobStore
 from service.cases.models import Case, CaseMessage, CaseNote, CaseStatus, MessageDirection
 from service.cases.schemas import CaseUpdate
-from service.crypto import Context, DecryptionError, open_sealed, seal, unwrap_key
+from service.crypto import Context, DecryptionError, open_sealed, open_stream, seal, unwrap_key
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
@@ -29,6 +31,15 @@ from service.taxonomy import Taxonomy
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")
+
+
+@dataclass(frozen=True)
+class DecryptedAttachment:
+    filename: str
+    content_type: str
+    size_bytes: int
+    # Called when the response starts: the blob is opened and decrypted only while it is sent.
+    chunks: Callable[[], Iterator[bytes]]
 
 
 @dataclass(frozen=True)
@@ -232,6 +243,36 @@ class CaseService:
             }
             for note in repository.notes(session, case_id)
         ]
+
+    def open_attachment(
+        self, session: Session, subject: Subject, case_id: str, attachment_id: str, blobs: BlobStore
+    ) -> DecryptedAttachment:
+        """An attachment ready to stream, decrypted chunk by chunk; the download is audited first."""
+        unlocked = self.unlock(session, subject, case_id)
+        attachment = repository.attachment(session, unlocked.case.id, attachment_id)
+        if attachment is None:
+            raise NotFound()
+        key = unlocked.data_key
+        meta = json.loads(
+            open_sealed(
+                key, attachment.meta_ciphertext, _ctx("attachment_meta", attachment.case_id, attachment.id)
+            )
+        )
+        self._audit(session, subject, "attachment.download", unlocked.case.id, attachment_id=attachment.id)
+        session.commit()
+        context = _ctx("attachment", attachment.case_id, attachment.id)
+        path = blobs.path(attachment.blob_name)
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as source:
+                yield from open_stream(key, context, source)
+
+        return DecryptedAttachment(
+            filename=str(meta.get("filename") or "beweis"),
+            content_type=attachment.content_type,
+            size_bytes=attachment.size_bytes,
+            chunks=chunks,
+        )
 
     # -- workflow ------------------------------------------------------------------------------------------
     def update(self, session: Session, subject: Subject, case_id: str, change: CaseUpdate) -> None:

@@ -223,3 +223,36 @@ def test_a_revoked_member_loses_the_case_at_once(
         assert runtime.accounts.revoke_membership(db, org.id, people["counsellor"].user_id)
         db.commit()
     assert counsellor.get(f"/api/v1/cases/{case_id}").status_code == 404
+
+
+def test_attachments_download_decrypted_for_holders_only(
+    client: TestClient, people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    page = client.get("/melden").text
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    evidence = "Screenshot-Text: Wir wissen, wo du wohnst.\n".encode() * 3000
+    fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
+    response = client.post(
+        "/melden",
+        data={**fields, "csrf_token": token},
+        files=[("attachments", ("../Drohbrief März.txt", evidence, "text/plain"))],
+    )
+    assert response.status_code == 201
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    case = counsellor.get(f"/api/v1/cases/{case_id}").json()
+    attachment = case["attachments"][0]
+    assert attachment["filename"] == "../Drohbrief März.txt"
+
+    download = counsellor.get(f"/api/v1/cases/{case_id}/attachments/{attachment['id']}")
+
+    assert download.status_code == 200
+    assert download.content == evidence
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename=".._Drohbrief_M_rz.txt"; ')
+    assert "filename*=UTF-8''..%2FDrohbrief%20M%C3%A4rz.txt" in disposition
+    outsider = login(people["other_org"])
+    assert outsider.get(f"/api/v1/cases/{case_id}/attachments/{attachment['id']}").status_code == 404
+    with runtime.sessions() as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
+    assert "attachment.download" in actions
