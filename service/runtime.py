@@ -63,6 +63,7 @@ def build_runtime(settings: Settings) -> Runtime:
     districts = load_districts(settings.policies_dir)
     policy = load_policy(settings.policies_dir)
     audit = AuditLog(secrets.audit_key)
+    intake = IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key)
     return Runtime(
         settings=settings,
         secrets=secrets,
@@ -73,10 +74,10 @@ def build_runtime(settings: Settings) -> Runtime:
         policy=policy,
         blobs=BlobStore(settings.blob_dir),
         limiter=RateLimiter(counter, secrets.ratelimit_key),
-        intake=IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key),
+        intake=intake,
         accounts=AccountService(secrets.session_key),
         audit=audit,
-        cases=CaseService(taxonomy, audit),
+        cases=CaseService(taxonomy, audit, intake),
     )
 
 

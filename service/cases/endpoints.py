@@ -10,7 +10,15 @@ from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
 from service.cases.repository import CaseFilters
-from service.cases.schemas import CaseRead, CaseSummary, CaseUpdate, Created, MessageCreate
+from service.cases.schemas import (
+    CaseRead,
+    CaseSummary,
+    CaseUpdate,
+    Created,
+    MessageCreate,
+    Reclassification,
+    ReferralCreate,
+)
 from service.deps import RuntimeDep
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -82,7 +90,8 @@ def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime:
 def content_disposition(filename: str) -> str:
     """An attachment header that no file name can break out of (RFC 6266 / RFC 5987)."""
     ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)[:100]
-    return f"attachment; filename=\"{ascii_name or 'beweis'}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"
+    encoded = quote(filename[:200], safe="")
+    return f"attachment; filename=\"{ascii_name or 'beweis'}\"; filename*=UTF-8''{encoded}"
 
 
 @router.get(
@@ -103,3 +112,31 @@ def download_attachment(
             "content-length": str(found.size_bytes),
         },
     )
+
+
+@router.post(
+    "/{case_id}/incidents/{seq}/classification",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 422: {"description": "Unknown codes; nothing changed"}},
+    summary="Correct an incident's type codes (the statistics row follows; audited)",
+)
+def reclassify(
+    case_id: str, seq: int, body: Reclassification, subject: StaffWriteDep, runtime: RuntimeDep
+) -> Response:
+    with runtime.sessions() as db:
+        runtime.cases.reclassify(db, subject, case_id, seq, body.type_codes)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{case_id}/referrals",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 422: {"description": "Refused (no such receiver, no consent); nothing changed"}},
+    summary="Refer the case to another organisation, or transfer it (ends the own organisation's access)",
+)
+def refer(case_id: str, body: ReferralCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:
+    with runtime.sessions() as db:
+        runtime.cases.refer(
+            db, subject, case_id, body.organisation, transfer=body.transfer, consent=body.reporter_consent
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -38,6 +38,7 @@ class CaseStatus(StrEnum):
 class GrantRole(StrEnum):
     target = "target"
     escalation = "escalation"
+    referral = "referral"
 
 
 class Case(Base):
@@ -96,6 +97,8 @@ class Incident(Base):
     # Set only for complaint-only offences: the last day to file a Strafantrag (three months).
     complaint_deadline_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # The id of this incident's statistics row, sealed with the case key (see the intake).
+    extract_ref: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="incidents")

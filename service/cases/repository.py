@@ -144,3 +144,11 @@ def attachment(session: Session, case_id: str, attachment_id: str) -> Attachment
     return session.scalar(
         select(Attachment).where(Attachment.case_id == case_id, Attachment.id == attachment_id)
     )
+
+
+def grant_of(session: Session, case_id: str, organisation_id: str) -> CaseKeyGrant | None:
+    return session.scalar(
+        select(CaseKeyGrant).where(
+            CaseKeyGrant.case_id == case_id, CaseKeyGrant.organisation_id == organisation_id
+        )
+    )

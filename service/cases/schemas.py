@@ -74,3 +74,17 @@ class CaseRead(BaseModel):
     holders: list[dict[str, Any]]
     routing: list[dict[str, Any]]
     history: list[dict[str, Any]]
+
+
+class Reclassification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type_codes: list[Annotated[str, StringConstraints(max_length=16)]] = Field(min_length=1, max_length=10)
+
+
+class ReferralCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    organisation: str = Field(max_length=64, description="Slug of the receiving organisation")
+    transfer: bool = Field(default=False, description="True: hand over and end our own access")
+    reporter_consent: bool = Field(
+        description="The reporter agreed to this referral (recorded in the audit log)"
+    )

@@ -19,14 +19,33 @@ from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.cases import repository
 from service.cases.blobs import BlobStore
-from service.cases.models import Case, CaseMessage, CaseNote, CaseStatus, MessageDirection
+from service.cases.models import (
+    Case,
+    CaseKeyGrant,
+    CaseMessage,
+    CaseNote,
+    CaseStatus,
+    GrantRole,
+    MessageDirection,
+)
 from service.cases.schemas import CaseUpdate
-from service.crypto import Context, DecryptionError, open_sealed, open_stream, seal, unwrap_key
+from service.crypto import (
+    Context,
+    DecryptionError,
+    PublicKey,
+    open_sealed,
+    open_stream,
+    seal,
+    unwrap_key,
+    wrap_key,
+)
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
 from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
+from service.reports.service import IntakeService, add_months
+from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
@@ -59,9 +78,10 @@ def _iso(value: Any) -> str | None:
 
 
 class CaseService:
-    def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
+    def __init__(self, taxonomy: Taxonomy, audit: AuditLog, intake: IntakeService) -> None:
         self.taxonomy = taxonomy
         self.audit = audit
+        self.intake = intake
 
     # -- reading -------------------------------------------------------------------------------------------
     def inbox(
@@ -333,6 +353,143 @@ class CaseService:
         case.updated_at = now
         session.commit()
 
+    def reclassify(
+        self, session: Session, subject: Subject, case_id: str, seq: int, type_codes: list[str]
+    ) -> None:
+        """Correct an incident's type codes; its statistics row follows, found via the sealed reference."""
+        unlocked = self.unlock(session, subject, case_id)
+        case = unlocked.case
+        incident = next((i for i in case.incidents if i.seq == seq), None)
+        if incident is None:
+            raise NotFound()
+        valid = self.taxonomy.valid_codes("incident_types")
+        errors = [
+            public_error(["type_codes", index], "invalid_code", "unknown incident type code")
+            for index, code in enumerate(type_codes)
+            if code not in valid
+        ]
+        if not type_codes or len(set(type_codes)) != len(type_codes):
+            errors.append(public_error(["type_codes"], "invalid", "one or more distinct codes are needed"))
+        if errors:
+            raise ValidationFailed(errors)
+        key = unlocked.data_key
+        payload = json.loads(open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id)))
+        before = ",".join(incident.type_codes)
+        incident.type_codes = list(type_codes)
+        incident.severity = self.taxonomy.severity_of(type_codes)
+        incident.complaint_deadline_on = _complaint_deadline(
+            payload.get("occurred_on"), self.taxonomy.has_complaint_only(type_codes)
+        )
+        case.severity = min(i.severity for i in case.incidents)
+        extract_id = open_sealed(
+            key, incident.extract_ref, _ctx("extract_ref", case.id, incident.id)
+        ).decode()
+        extract = session.get(StatisticsExtract, extract_id)
+        if extract is not None:
+            for name, value in self.intake.extract_fields(list(type_codes)).items():
+                setattr(extract, name, value)
+        case.updated_at = utcnow()
+        self._audit(
+            session,
+            subject,
+            "case.reclassify",
+            case.id,
+            seq=seq,
+            codes_from=before,
+            codes_to=",".join(type_codes),
+        )
+        session.commit()
+
+    def refer(
+        self,
+        session: Session,
+        subject: Subject,
+        case_id: str,
+        target_slug: str,
+        *,
+        transfer: bool,
+        consent: bool,
+    ) -> None:
+        """Hand the case to another organisation: its key is wrapped to it; a transfer ends our own access.
+
+        The reporter's consent must be recorded for every referral (they chose whom to trust); a police
+        liaison additionally needs the consent given in the report itself.
+        """
+        unlocked = self.unlock(session, subject, case_id)
+        case = unlocked.case
+        receivers = organisations.receivers(session)
+        target = receivers.get(target_slug)
+        errors = []
+        if target is None:
+            errors.append(
+                public_error(["organisation"], "invalid_code", "no such organisation can receive cases")
+            )
+        elif target.id == unlocked.organisation_id:
+            errors.append(
+                public_error(["organisation"], "invalid", "the case is already with this organisation")
+            )
+        if not consent:
+            errors.append(public_error(["reporter_consent"], "missing", "the reporter's consent is needed"))
+        if target is not None and target.kind == "police_liaison" and not case.consent_police:
+            errors.append(
+                public_error(["organisation"], "consent_police", "the reporter did not agree to police")
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        assert target is not None
+        existing = repository.grant_of(session, case.id, target.id)
+        now = utcnow()
+        if existing is not None and existing.active:
+            raise ValidationFailed(
+                [public_error(["organisation"], "invalid", "this organisation holds the case")]
+            )
+        if existing is not None:
+            # An escalation step already holds a wrapped key: opening its access is enough.
+            existing.active = True
+            existing.opened_at = now
+        else:
+            public = organisations.public_keys(session, [target.id])[target.id]
+            session.add(
+                CaseKeyGrant(
+                    id=new_id(),
+                    case_id=case.id,
+                    organisation_id=target.id,
+                    wrapped_key=wrap_key(
+                        unlocked.data_key, PublicKey.from_bytes(public), _ctx("case_key", case.id, target.id)
+                    ),
+                    role=GrantRole.referral.value,
+                    active=True,
+                    escalation_after_minutes=None,
+                    granted_at=now,
+                    opened_at=now,
+                )
+            )
+        if transfer:
+            own = repository.grant_of(session, case.id, unlocked.organisation_id)
+            if own is not None:
+                session.delete(own)
+            if case.assignee_id is not None:
+                case.assignee_id = None
+        case.status = CaseStatus.referred.value
+        case.updated_at = now
+        enqueue(
+            session,
+            "notifications.new_case",
+            case_id=case.id,
+            organisation_id=target.id,
+            urgency=case.urgency,
+        )
+        self._audit(
+            session,
+            subject,
+            "case.transfer" if transfer else "case.refer",
+            case.id,
+            organisation_from=unlocked.organisation_id,
+            organisation_to=target.id,
+            reporter_consent=consent,
+        )
+        session.commit()
+
     def post_message(self, session: Session, subject: Subject, case_id: str, body: str) -> str:
         """A message to the reporter, sealed with the case key; the reporter is told content-free."""
         unlocked = self.unlock(session, subject, case_id)
@@ -375,6 +532,12 @@ class CaseService:
         self._audit(session, subject, "case.note", unlocked.case.id, note_id=note_id)
         session.commit()
         return note_id
+
+
+def _complaint_deadline(occurred_on: str | None, complaint_only: bool) -> date | None:
+    if not complaint_only or not occurred_on:
+        return None
+    return add_months(date.fromisoformat(occurred_on), 3)
 
 
 def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[dict[str, Any]]:

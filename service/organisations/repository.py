@@ -24,6 +24,7 @@ class Receiver:
     id: str
     slug: str
     display_name: str
+    kind: str
 
 
 def receivers(session: Session) -> dict[str, Receiver]:
@@ -33,11 +34,14 @@ def receivers(session: Session) -> dict[str, Receiver]:
     without the key bytes: only the few organisations of the decision need theirs (``public_keys``).
     """
     rows = session.execute(
-        select(Organisation.id, Organisation.slug, Organisation.display_name).where(
+        select(Organisation.id, Organisation.slug, Organisation.display_name, Organisation.kind).where(
             Organisation.active.is_(True), Organisation.public_key.is_not(None)
         )
     ).all()
-    return {row.slug: Receiver(id=row.id, slug=row.slug, display_name=row.display_name) for row in rows}
+    return {
+        row.slug: Receiver(id=row.id, slug=row.slug, display_name=row.display_name, kind=row.kind)
+        for row in rows
+    }
 
 
 def public_keys(session: Session, organisation_ids: Collection[str]) -> dict[str, bytes]:

@@ -90,7 +90,7 @@ class OpenedCase:
     data_key: bytes
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     month_index = day.month - 1 + months
     year = day.year + month_index // 12
     month = month_index % 12 + 1
@@ -229,28 +229,38 @@ class IntakeService:
             severity=self.taxonomy.severity_of(data.type_codes),
             urgency=data.urgency,
             incident_month=data.occurred_on.strftime("%Y-%m") if data.occurred_on else None,
-            complaint_deadline_on=_add_months(data.occurred_on, 3)
+            complaint_deadline_on=add_months(data.occurred_on, 3)
             if complaint_only and data.occurred_on
             else None,
             payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
             created_at=now,
         )
-        rows += [incident, self._extract(case, incident)]
+        extract = self._extract(case, incident)
+        # The way from an incident to its statistics row exists only under the case key: a counsellor who
+        # reclassifies can update the row, a thief of the database cannot join the two.
+        incident.extract_ref = seal(data_key, extract.id.encode(), _ctx("extract_ref", case.id, incident_id))
+        rows += [incident, extract]
         return incident
 
+    def extract_fields(self, type_codes: list[str]) -> dict[str, Any]:
+        """The classification columns of a statistics row (also used when a counsellor reclassifies)."""
+        ordered = sorted(type_codes, key=lambda code: (self.taxonomy.severity_of([code]), code))
+        return {
+            "primary_type": ordered[0],
+            "type_codes": sorted(type_codes),
+            "severity_group": self.taxonomy.severity_of(type_codes),
+        }
+
     def _extract(self, case: Case, incident: Incident) -> StatisticsExtract:
-        ordered = sorted(incident.type_codes, key=lambda code: (self.taxonomy.severity_of([code]), code))
         return StatisticsExtract(
             id=new_id(),
             reporter_pseudonym=keyed_hash(self._statistics_key, "reporter-pseudonym", case.id.encode()).hex(),
             receipt_month=incident.created_at.strftime("%Y-%m"),
             incident_month=incident.incident_month,
             land=case.land,
-            primary_type=ordered[0],
-            type_codes=sorted(incident.type_codes),
             channel=incident.channel.split(".")[0],
             office=case.office,
-            severity_group=incident.severity,
+            **self.extract_fields(incident.type_codes),
         )
 
     def _attach(
