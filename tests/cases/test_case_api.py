@@ -230,7 +230,7 @@ def test_attachments_download_decrypted_for_holders_only(
 ) -> None:
     page = client.get("/melden").text
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    evidence = "Screenshot-Text: Wir wissen, wo du wohnst.\n".encode() * 3000
+    evidence = b"Screenshot-Text: Wir wissen, wo du wohnst.\n" * 3000
     fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
     response = client.post(
         "/melden",
