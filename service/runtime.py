@@ -75,7 +75,7 @@ def build_runtime(settings: Settings) -> Runtime:
         blobs=BlobStore(settings.blob_dir),
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         intake=intake,
-        accounts=AccountService(secrets.session_key),
+        accounts=AccountService(secrets.session_key, audit=audit),
         audit=audit,
         cases=CaseService(taxonomy, audit, intake),
     )

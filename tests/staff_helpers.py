@@ -44,7 +44,7 @@ MakeStaff = Callable[..., Staff]
 
 
 def weak_accounts(runtime: Runtime, clock: Clock) -> AccountService:
-    service = AccountService(runtime.secrets.session_key, params=WEAK, clock=clock)
+    service = AccountService(runtime.secrets.session_key, params=WEAK, clock=clock, audit=runtime.audit)
     runtime.accounts = service
     return service
 

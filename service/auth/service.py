@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
+from service.audit import AuditLog
 from service.auth import repository, sessions
 from service.auth.models import StaffUser
 from service.auth.passwords import (
@@ -189,14 +190,42 @@ class AccountService:
         *,
         params: Argon2Params | None = None,
         clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
     ) -> None:
         self.params = params or Argon2Params()
+        self.audit = audit
         self.clock = clock
         self._session_key = session_key
         # A database dump alone must not yield working codes, so TOTP secrets are sealed under a server key.
         self._totp_key = keyed_hash(session_key, "totp-at-rest", b"")
         self._enrolment_key = keyed_hash(session_key, "totp-enrolment", b"")
         self._dummy_salt = secrets.token_bytes(_DUMMY_SALT_BYTES)
+
+    def _record(
+        self,
+        session: Session,
+        action: str,
+        object_id: str,
+        *,
+        actor_id: str | None = None,
+        object_type: str = "staff_user",
+        **details: str | int | bool | None,
+    ) -> None:
+        """Account and membership changes go to the audit log in the same transaction as the change.
+
+        Without an actor id the change came from the operator's command line (the only other way in).
+        """
+        if self.audit is None:
+            return
+        self.audit.append(
+            session,
+            actor_kind="staff" if actor_id else "operator",
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details or None,
+        )
 
     # -- accounts ------------------------------------------------------------------------------------------
 
@@ -240,6 +269,7 @@ class AccountService:
         )
         session.add(user)
         session.flush()
+        self._record(session, "account.create", user_id, is_admin=is_admin, is_coordinator=is_coordinator)
         return NewCredentials(user, password, totp_secret, totp_uri(totp_secret, address, ISSUER))
 
     def user_by_email(self, session: Session, email: str) -> StaffUser:
@@ -257,6 +287,7 @@ class AccountService:
     def disable(self, session: Session, user: StaffUser) -> int:
         """Lock the account and end its sessions at once; returns how many sessions ended."""
         user.disabled = True
+        self._record(session, "account.disable", user.id)
         return sessions.destroy_all_of(session, STAFF_SESSION, user.id)
 
     def reset(self, session: Session, user: StaffUser) -> ResetAccount:
@@ -284,6 +315,7 @@ class AccountService:
         user.must_change_password = True
         user.password_changed_at = utcnow()
         credentials = NewCredentials(user, password, totp_secret, totp_uri(totp_secret, user.email, ISSUER))
+        self._record(session, "account.reset", user.id, memberships_dropped=len(dropped))
         return ResetAccount(credentials, dropped, ended)
 
     # -- passwords -----------------------------------------------------------------------------------------
@@ -312,6 +344,7 @@ class AccountService:
         user.must_change_password = False
         user.password_changed_at = utcnow()
         sessions.destroy_all_of(session, STAFF_SESSION, user.id, keep_id_hash=keep_session)
+        self._record(session, "account.password_change", user.id, actor_id=user.id)
 
     def change_password(
         self, session: Session, user: StaffUser, current_password: str, new_password: str, keep_session: str
@@ -428,6 +461,7 @@ class AccountService:
             raw = open_with_password(password, user.sealed_private_key, user_key_context(user.id))
         except DecryptionError:
             return None
+        self._record(session, "auth.login", user.id, actor_id=user.id)
         return LoggedIn(user, PrivateKey.from_bytes(raw))
 
     def subject_for(self, session: Session, opened: OpenSession) -> Subject | None:
@@ -488,6 +522,14 @@ class AccountService:
         membership.granted_by = granted_by
         membership.created_at = utcnow()
         session.flush()
+        self._record(
+            session,
+            "membership.grant",
+            user.id,
+            actor_id=granted_by,
+            organisation_id=organisation.id,
+            role=membership.role,
+        )
         return membership
 
     def grant_with_recovery_key(
@@ -517,11 +559,18 @@ class AccountService:
         organisation_key = lead.organisation_key(session, organisation_id)
         return self.grant_membership(session, organisation, user, role, organisation_key, lead.user_id)
 
-    def revoke_membership(self, session: Session, organisation_id: str, user_id: str) -> bool:
+    def revoke_membership(
+        self, session: Session, organisation_id: str, user_id: str, revoked_by: str | None = None
+    ) -> bool:
         """Delete the grant; the member's next request can no longer open the organisation key."""
-        return organisations.delete_membership(session, user_id, organisation_id)
+        removed = organisations.delete_membership(session, user_id, organisation_id)
+        if removed:
+            self._record(
+                session, "membership.revoke", user_id, actor_id=revoked_by, organisation_id=organisation_id
+            )
+        return removed
 
     def revoke_as_lead(self, session: Session, lead: Subject, organisation_id: str, user_id: str) -> bool:
         if not lead.is_lead_of(organisation_id):
             raise NotFound()
-        return self.revoke_membership(session, organisation_id, user_id)
+        return self.revoke_membership(session, organisation_id, user_id, revoked_by=lead.user_id)
