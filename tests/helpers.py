@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,3 +98,24 @@ class PgCluster:
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            found.append((path, path.read_bytes()))
+    return found
+
+
+def pg_dump(url: str) -> bytes:
+    # url: postgresql+psycopg://postgres@127.0.0.1:PORT/NAME
+    match = re.match(r".*@127\.0\.0\.1:(\d+)/(\w+)$", url)
+    assert match
+    port, name = match.groups()
+    return subprocess.run(
+        as_postgres([pg_bin("pg_dump"), "-h", "127.0.0.1", "-p", port, "-U", "postgres", name]),
+        check=True,
+        capture_output=True,
+    ).stdout

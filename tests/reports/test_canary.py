@@ -6,14 +6,11 @@ secrets), a pg_dump of the PostgreSQL database, and every captured log record.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import as_postgres, pg_bin
+from helpers import all_bytes_under, pg_dump
 
 from service.runtime import Runtime
 
@@ -40,27 +37,6 @@ def csrf_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
     assert match, "every form carries a CSRF token"
     return match.group(1)
-
-
-def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:
-    found = []
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = Path(root) / name
-            found.append((path, path.read_bytes()))
-    return found
-
-
-def pg_dump(url: str) -> bytes:
-    # url: postgresql+psycopg://postgres@127.0.0.1:PORT/NAME
-    match = re.match(r".*@127\.0\.0\.1:(\d+)/(\w+)$", url)
-    assert match
-    port, name = match.groups()
-    return subprocess.run(
-        as_postgres([pg_bin("pg_dump"), "-h", "127.0.0.1", "-p", port, "-U", "postgres", name]),
-        check=True,
-        capture_output=True,
-    ).stdout
 
 
 def test_no_marker_at_rest_or_in_logs(

@@ -1,0 +1,91 @@
+"""Canary for case work: markers in messages (both ways), notes and attachments appear nowhere at rest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import all_bytes_under, pg_dump
+from staff_helpers import MakeStaff, Staff
+
+from service.app import create_app
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+
+MARKERS = {
+    "message": "QXMSGCANARY7341",
+    "note": "QXNOTECANARY2210",
+    "reply": "QXREPLYCANARY9035",
+    "attachment": "QXFILECANARY5512",
+    "filename": "QXNAMECANARY6620",
+}
+
+
+def test_no_casework_marker_at_rest_or_in_logs(
+    client: TestClient,
+    runtime: Runtime,
+    make_staff: MakeStaff,
+    code: Callable[[Staff], str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    page = client.get("/melden").text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
+    assert token
+    filed = client.post(
+        "/melden",
+        data={
+            "csrf_token": token.group(1),
+            "land": "09",
+            "type_codes": ["A1"],
+            "description": "x",
+            "channel": "email",
+        },
+        files=[
+            ("attachments", (f"{MARKERS['filename']}.txt", MARKERS["attachment"].encode() * 50, "text/plain"))
+        ],
+    )
+    assert filed.status_code == 201
+    receipt = re.sub(r"<[^>]+>", "", filed.text)
+    found = re.search(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}", receipt)
+    assert found
+
+    staff = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as counsellor:
+        login = counsellor.post(
+            "/api/v1/session", json={"email": staff.email, "password": staff.password, "totp": code(staff)}
+        )
+        counsellor.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        case_id = counsellor.get("/api/v1/cases").json()[0]["id"]
+        assert (
+            counsellor.post(
+                f"/api/v1/cases/{case_id}/messages", json={"body": MARKERS["message"]}
+            ).status_code
+            == 201
+        )
+        assert (
+            counsellor.post(f"/api/v1/cases/{case_id}/notes", json={"body": MARKERS["note"]}).status_code
+            == 201
+        )
+        reply = client.post(
+            "/api/v1/reports/messages", json={"receipt": found.group(0), "body": MARKERS["reply"]}
+        )
+        assert reply.status_code == 201
+        case = counsellor.get(f"/api/v1/cases/{case_id}").json()
+        attachment_id = case["attachments"][0]["id"]
+        assert (
+            MARKERS["attachment"].encode()
+            in counsellor.get(f"/api/v1/cases/{case_id}/attachments/{attachment_id}").content
+        )
+    # The service itself shows them to those who may see them ...
+    assert {m["body"] for m in case["messages"]} == {MARKERS["message"], MARKERS["reply"]}
+
+    # ... and nothing at rest or in the logs does.
+    places = [(str(path), data) for path, data in all_bytes_under(runtime.settings.data_dir)]
+    if not runtime.settings.is_sqlite:
+        places.append(("pg_dump", pg_dump(runtime.settings.resolved_database_url)))
+    places.append(("logs", "\n".join(record.getMessage() for record in caplog.records).encode()))
+    for marker in MARKERS.values():
+        for where, data in places:
+            assert marker.encode() not in data, f"{marker} found in {where}"
