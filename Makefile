@@ -12,7 +12,7 @@ export PORT RUECKHALT_DATA_DIR
 TEST_APT_PACKAGES := postgresql redis-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake bench-login policy-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,10 +65,13 @@ policy-test: install
 	$(BIN)/rueckhalt policy test
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
-bench: bench-intake
+bench: bench-intake bench-login
 
 bench-intake: install-test
 	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
+
+bench-login: install-test
+	$(BIN)/python bench/login_flood.py --seconds $(BENCH_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

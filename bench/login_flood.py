@@ -1,0 +1,174 @@
+"""Login flood beside intake: does a flood of sign-ins (each one an Argon2id derivation of 64 MiB) starve
+the intake of reports?
+
+Production setup on loopback: PostgreSQL, Redis for rate limits, uvicorn with uvloop and one worker per core.
+First the intake rate alone (closed loop), then the same intake load while other clients flood POST
+/api/v1/session with wrong credentials (rate limits raised so that every attempt reaches Argon2). Reports
+the intake rate under the flood as a share of the rate alone (target >= 0.8), the sign-in attempts per second
+that got an answer, and how many were turned away as busy (503) by the bounded Argon2 gate.
+
+Usage: python bench/login_flood.py --seconds 15   (make bench-login BENCH_SECONDS=15)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from helpers import PgCluster, free_port  # noqa: E402
+
+from bench.intake import BODY, closed_loop, start_server  # noqa: E402
+from service.config import Settings, load_secrets  # noqa: E402
+from service.db import make_engine  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.organisations.service import create_organisation  # noqa: E402
+from service.runtime import build_runtime  # noqa: E402
+
+
+async def flood(url: str, concurrency: int, seconds: float) -> dict[str, float]:
+    counts = {"answered": 0, "busy": 0, "other": 0}
+    deadline = time.monotonic() + seconds
+    body = {"email": "flood@example.org", "password": "definitely not it, sorry", "totp": "000000"}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=15) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                response = await client.post(url, json=body)
+                if response.status_code == 401:
+                    counts["answered"] += 1
+                elif response.status_code == 503:
+                    counts["busy"] += 1
+                else:
+                    counts["other"] += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    return {**counts, "answered_per_s": counts["answered"] / elapsed, "busy_per_s": counts["busy"] / elapsed}
+
+
+async def intake_during_flood(
+    intake_url: str, login_url: str, seconds: float, concurrency: int, flooders: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    intake, logins = await asyncio.gather(
+        closed_loop(intake_url, concurrency, seconds), flood(login_url, flooders, seconds)
+    )
+    return intake, logins
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
+    parser.add_argument("--concurrency", type=int, default=8, help="intake clients")
+    parser.add_argument("--flooders", type=int, default=32, help="concurrent sign-in clients")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+
+    cluster = PgCluster()
+    data_dir = Path(tempfile.mkdtemp(prefix="rh-bench-login-"))
+    redis_port = free_port()
+    processes: list[subprocess.Popen[bytes]] = [
+        subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        with cluster.admin() as conn:
+            conn.execute("CREATE DATABASE bench_login")
+        url = cluster.url("bench_login")
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        settings = Settings(data_dir=data_dir, database_url=url)
+        load_secrets(settings)
+        runtime = build_runtime(settings)
+        with runtime.sessions() as session:
+            for org in runtime.policy.organisations:
+                create_organisation(session, org.slug, org.display_name, org.kind)
+            runtime.accounts.create_user(session, "flood@example.org", "Flood Target")
+            session.commit()
+        runtime.dispose()
+
+        port = free_port()
+        env = {
+            **os.environ,
+            "RUECKHALT_DATA_DIR": str(data_dir),
+            "RUECKHALT_DATABASE_URL": url,
+            "RUECKHALT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
+            "RUECKHALT_LOGIN_LIMIT_PER_HOUR": "100000000",
+            "RUECKHALT_LOGIN_ACCOUNT_LIMIT_PER_HOUR": "100000000",
+            "PYTHONPATH": str(ROOT),
+        }
+        processes.append(start_server("service.app:app_factory", env, port, args.workers))
+        base = f"http://127.0.0.1:{port}"
+        intake_url, login_url = f"{base}/api/v1/reports", f"{base}/api/v1/session"
+
+        asyncio.run(closed_loop(intake_url, args.concurrency, min(2.0, args.seconds / 4)))  # warm-up
+        alone = asyncio.run(closed_loop(intake_url, args.concurrency, args.seconds))
+        logins_alone = asyncio.run(flood(login_url, args.flooders, args.seconds))
+        under, logins = asyncio.run(
+            intake_during_flood(intake_url, login_url, args.seconds, args.concurrency, args.flooders)
+        )
+        share = under["rate_per_s"] / alone["rate_per_s"]
+        results: dict[str, Any] = {
+            "seconds": args.seconds,
+            "workers": args.workers,
+            "intake_alone": alone,
+            "logins_alone": logins_alone,
+            "intake_under_flood": under,
+            "logins_under_flood": logins,
+            "intake_share_under_flood": share,
+            "target": {"intake_share_at_least": 0.8},
+            "met": share >= 0.8,
+        }
+        print(
+            f"intake alone {alone['rate_per_s']:.1f}/s (p99 {alone['p99_ms']:.0f} ms); "
+            f"logins alone {logins_alone['answered_per_s']:.1f}/s answered, {logins_alone['busy_per_s']:.1f}/s busy"
+        )
+        print(
+            f"under flood: intake {under['rate_per_s']:.1f}/s (p99 {under['p99_ms']:.0f} ms) = {share:.2f} of alone; "
+            f"logins {logins['answered_per_s']:.1f}/s answered, {logins['busy_per_s']:.1f}/s busy (503)"
+        )
+        out = ROOT / "bench" / "results" / "login_flood.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print(f"written to {out.relative_to(ROOT)}")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
