@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import PgCluster, free_port  # noqa: E402
 
-from bench.intake import BODY, closed_loop, start_server  # noqa: E402
+from bench.intake import closed_loop, start_server  # noqa: E402
 from service.config import Settings, load_secrets  # noqa: E402
 from service.db import make_engine  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
@@ -148,12 +148,13 @@ def main() -> None:
             "met": share >= 0.8,
         }
         print(
-            f"intake alone {alone['rate_per_s']:.1f}/s (p99 {alone['p99_ms']:.0f} ms); "
-            f"logins alone {logins_alone['answered_per_s']:.1f}/s answered, {logins_alone['busy_per_s']:.1f}/s busy"
+            f"intake alone {alone['rate_per_s']:.1f}/s (p99 {alone['p99_ms']:.0f} ms); logins alone "
+            f"{logins_alone['answered_per_s']:.1f}/s answered, {logins_alone['busy_per_s']:.1f}/s busy"
         )
         print(
-            f"under flood: intake {under['rate_per_s']:.1f}/s (p99 {under['p99_ms']:.0f} ms) = {share:.2f} of alone; "
-            f"logins {logins['answered_per_s']:.1f}/s answered, {logins['busy_per_s']:.1f}/s busy (503)"
+            f"under flood: intake {under['rate_per_s']:.1f}/s (p99 {under['p99_ms']:.0f} ms) = "
+            f"{share:.2f} of alone; logins {logins['answered_per_s']:.1f}/s answered, "
+            f"{logins['busy_per_s']:.1f}/s busy (503)"
         )
         out = ROOT / "bench" / "results" / "login_flood.json"
         out.parent.mkdir(parents=True, exist_ok=True)
