@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from helpers import PgCluster, free_port  # noqa: E402
-
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.organisations.service import create_organisation  # noqa: E402
-from service.runtime import build_runtime  # noqa: E402
+from bench.common import Stack, free_port  # noqa: E402
 
 BODY: dict[str, Any] = {
     "land": "09",
@@ -68,9 +60,13 @@ async def closed_loop(url: str, concurrency: int, seconds: float) -> dict[str, f
             nonlocal errors
             while time.monotonic() < deadline:
                 start = time.perf_counter()
-                response = await client.post(url, json=BODY)
+                try:
+                    response = await client.post(url, json=BODY)
+                    ok = response.status_code == 201
+                except httpx.HTTPError:
+                    ok = False
                 latencies.append((time.perf_counter() - start) * 1000)
-                if response.status_code != 201:
+                if not ok:
                     errors += 1
 
         started = time.monotonic()
@@ -174,61 +170,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
 
-    cluster = PgCluster()
-    data_dir = Path(tempfile.mkdtemp(prefix="rh-bench-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    # Production keeps rate-limit counters in Redis (shared by all api processes); so does the benchmark.
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    processes.append(redis)
+    stack = Stack()
     try:
-        with cluster.admin() as conn:
-            conn.execute("CREATE DATABASE bench_intake")
-            conn.execute("CREATE DATABASE bench_baseline")
-        intake_url = cluster.url("bench_intake")
-        engine = make_engine(intake_url)
-        upgrade(engine)
-        engine.dispose()
-        settings = Settings(data_dir=data_dir, database_url=intake_url)
-        load_secrets(settings)
-        runtime = build_runtime(settings)
-        with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                create_organisation(session, org.slug, org.display_name, org.kind)
-            session.commit()
-        runtime.dispose()
-
-        base_env = {
-            **os.environ,
-            "RUECKHALT_DATA_DIR": str(data_dir),
-            "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
-        }
+        intake_url = stack.database("bench_intake")
+        baseline_url = stack.database("bench_baseline", migrated=False)
+        stack.runtime(intake_url).dispose()
         results: dict[str, Any] = {
             "seconds": args.seconds,
             "concurrency": args.concurrency,
             "workers": args.workers,
         }
         for name, app, url in (
-            ("baseline", "bench.baseline_app:create_app", cluster.url("bench_baseline")),
+            ("baseline", "bench.baseline_app:create_app", baseline_url),
             ("intake", "service.app:app_factory", intake_url),
         ):
             port = free_port()
-            env = {**base_env, "RUECKHALT_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-            process = start_server(app, env, port, args.workers)
-            processes.append(process)
+            process = start_server(app, stack.env(url), port, args.workers)
+            stack.processes.append(process)
             results[name] = measure(
                 name, f"http://127.0.0.1:{port}/api/v1/reports", args.seconds, args.concurrency
             )
@@ -245,10 +203,7 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(f"ratio {results['ratio']:.2f} (target >= 0.5); written to {out.relative_to(ROOT)}")
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-        cluster.stop()
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,17 +24,10 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from helpers import PgCluster, free_port  # noqa: E402
-
+from bench.common import Stack, free_port  # noqa: E402
 from bench.intake import closed_loop, start_server  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.organisations.service import create_organisation  # noqa: E402
-from service.runtime import build_runtime  # noqa: E402
 
 
 async def flood(url: str, concurrency: int, seconds: float) -> dict[str, float]:
@@ -47,7 +38,11 @@ async def flood(url: str, concurrency: int, seconds: float) -> dict[str, float]:
 
         async def worker() -> None:
             while time.monotonic() < deadline:
-                response = await client.post(url, json=body)
+                try:
+                    response = await client.post(url, json=body)
+                except httpx.HTTPError:
+                    counts["other"] += 1
+                    continue
                 if response.status_code == 401:
                     counts["answered"] += 1
                 elif response.status_code == 503:
@@ -78,54 +73,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
 
-    cluster = PgCluster()
-    data_dir = Path(tempfile.mkdtemp(prefix="rh-bench-login-"))
-    redis_port = free_port()
-    processes: list[subprocess.Popen[bytes]] = [
-        subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-    ]
+    stack = Stack()
     try:
-        with cluster.admin() as conn:
-            conn.execute("CREATE DATABASE bench_login")
-        url = cluster.url("bench_login")
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        settings = Settings(data_dir=data_dir, database_url=url)
-        load_secrets(settings)
-        runtime = build_runtime(settings)
+        url = stack.database("bench_login")
+        runtime = stack.runtime(url)
         with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                create_organisation(session, org.slug, org.display_name, org.kind)
             runtime.accounts.create_user(session, "flood@example.org", "Flood Target")
             session.commit()
         runtime.dispose()
-
         port = free_port()
-        env = {
-            **os.environ,
-            "RUECKHALT_DATA_DIR": str(data_dir),
-            "RUECKHALT_DATABASE_URL": url,
-            "RUECKHALT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
-            "RUECKHALT_LOGIN_LIMIT_PER_HOUR": "100000000",
-            "RUECKHALT_LOGIN_ACCOUNT_LIMIT_PER_HOUR": "100000000",
-            "PYTHONPATH": str(ROOT),
-        }
-        processes.append(start_server("service.app:app_factory", env, port, args.workers))
+        env = stack.env(
+            url,
+            RUECKHALT_LOGIN_LIMIT_PER_HOUR="100000000",
+            RUECKHALT_LOGIN_ACCOUNT_LIMIT_PER_HOUR="100000000",
+        )
+        stack.processes.append(start_server("service.app:app_factory", env, port, args.workers))
         base = f"http://127.0.0.1:{port}"
         intake_url, login_url = f"{base}/api/v1/reports", f"{base}/api/v1/session"
 
@@ -161,14 +123,7 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(f"written to {out.relative_to(ROOT)}")
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        cluster.stop()
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,16 @@ queue itself takes nothing from intake; only the running derivations hold thread
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio
-from starlette.concurrency import run_in_threadpool
 
 from service.errors import ServiceBusy
 
@@ -24,6 +27,15 @@ T = TypeVar("T")
 DEFAULT_SLOTS = 2
 DEFAULT_WAIT_SECONDS = 3.0
 _POLL_SECONDS = 0.01
+
+
+# 0 is normal; 19 the lowest. 15 leaves sign-ins working on an idle machine and yielding on a busy one.
+ARGON2_NICENESS = 15
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICENESS)
 
 
 class Argon2Gate:
@@ -35,6 +47,11 @@ class Argon2Gate:
         # A threading semaphore rather than an asyncio one: it is shared by every event loop in the process
         # (tests run several) and by synchronous callers such as the command line.
         self._semaphore = threading.BoundedSemaphore(slots)
+        # Derivations run on threads of their own with a lower CPU priority (Linux niceness is per thread):
+        # under a flood the scheduler gives intake's threads the cores first, and sign-ins merely slow down.
+        self._executor = ThreadPoolExecutor(
+            max_workers=slots, thread_name_prefix="argon2", initializer=_lower_priority
+        )
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` (Argon2 derivations) in a pool thread once a slot is free; ServiceBusy if none is."""
@@ -47,7 +64,7 @@ class Argon2Gate:
         try:
             # Shielded: a client that disconnects must not free the slot while its derivation still runs.
             with anyio.CancelScope(shield=True):
-                result = await run_in_threadpool(work)
+                result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
         finally:
             self._semaphore.release()
         return result

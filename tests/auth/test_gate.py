@@ -67,3 +67,20 @@ def test_a_full_gate_refuses_after_the_wait_and_frees_its_slot_after_errors() ->
     finally:
         gate._semaphore.release()
     assert gate.run_sync(lambda: 2) == 2
+
+
+def test_derivations_run_on_low_priority_threads() -> None:
+    """Under a login flood the scheduler favours intake: Argon2 threads carry a raised niceness."""
+    import asyncio
+    import os
+    import threading
+
+    from service.auth.gate import ARGON2_NICENESS, Argon2Gate
+
+    gate = Argon2Gate(slots=1)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    niceness = asyncio.run(gate.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+
+    assert niceness == max(base, ARGON2_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base, "the caller keeps its priority"

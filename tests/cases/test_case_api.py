@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
-from service.app import create_app
 from service.audit import verify
 from service.audit.models import AuditEvent
 from service.organisations.models import MembershipRole
@@ -27,25 +25,7 @@ REPORT = {
     "contact_email": "buergermeisterin@example.org",
 }
 
-Login = Callable[[Staff], TestClient]
-
-
-@pytest.fixture
-def login(runtime: Runtime, code: Callable[[Staff], str]) -> Iterator[Login]:
-    """A separate browser-like client per staff member, signed in through the API."""
-    with ExitStack() as stack:
-
-        def sign_in(staff: Staff) -> TestClient:
-            client = stack.enter_context(TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1"))
-            response = client.post(
-                "/api/v1/session",
-                json={"email": staff.email, "password": staff.password, "totp": code(staff)},
-            )
-            assert response.status_code == 200, response.text
-            client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-            return client
-
-        yield sign_in
+Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/cases/conftest.py
 
 
 @pytest.fixture
