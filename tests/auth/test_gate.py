@@ -12,8 +12,9 @@ from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.errors import ServiceBusy
 
 
-def test_the_process_wide_gate_allows_two_and_waits_about_three_seconds() -> None:
-    assert ARGON2_GATE.slots == 2
+def test_the_process_wide_gate_runs_one_derivation_at_a_time_and_waits_about_three_seconds() -> None:
+    """Two concurrent Argon2id derivations in one process hang inside cryptography 50 (see gate.py)."""
+    assert ARGON2_GATE.slots == 1
     assert ARGON2_GATE.wait_seconds == pytest.approx(3.0)
 
 
