@@ -14,6 +14,7 @@ from service.auth import endpoints as auth_endpoints
 from service.auth import pages as auth_pages
 from service.auth.deps import install_staff_error_handlers
 from service.cases import endpoints as case_endpoints
+from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(auth_endpoints.router)
     app.include_router(auth_pages.router)
     app.include_router(case_endpoints.router)
+    app.include_router(case_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Final, Protocol
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -24,6 +26,10 @@ DEFAULT_LANG: Final = "de"
 I18N_DIR: Final = Path(__file__).resolve().parent.parent / "templates" / "i18n"
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# The people who use the service work in Germany: times are shown in German time, whatever zone the server
+# runs in (containers usually run in UTC, and "14:05" must mean the same to the counsellor and the reporter).
+LOCAL_ZONE: Final = ZoneInfo("Europe/Berlin")
 
 
 class Bilingual(Protocol):
@@ -114,3 +120,37 @@ def pick(label: Mapping[str, str] | Bilingual | None, lang: str) -> str:
         text = label.get(wanted) or label.get(DEFAULT_LANG)
         return text or next((value for value in label.values() if value), "")
     return (label.en if wanted == "en" else label.de) or label.de
+
+
+def local_time(value: datetime | str) -> datetime:
+    """A stored UTC timestamp (or its ISO text) in German time; a naive value is taken as UTC."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(LOCAL_ZONE)
+
+
+def format_datetime(value: datetime | str, lang: str) -> str:
+    """``12.03.2026, 14:05`` in German, ``2026-03-12 14:05`` in English (unambiguous for every reader)."""
+    moment = local_time(value)
+    if normalise_lang(lang) == "de":
+        return moment.strftime("%d.%m.%Y, %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def format_date(value: date | datetime | str, lang: str) -> str:
+    """A calendar day. Days (deadlines, incident dates) are shown as stored; the day of a timestamp is its
+    day in German time, so that a report filed at 00:30 is not dated the day before."""
+    if isinstance(value, datetime) or (isinstance(value, str) and len(value) > 10):
+        day = local_time(value).date()
+    else:
+        day = date.fromisoformat(value) if isinstance(value, str) else value
+    if normalise_lang(lang) == "de":
+        return day.strftime("%d.%m.%Y")
+    return day.isoformat()
+
+
+def has_key(key: str) -> bool:
+    """Whether the German catalogue (the complete one) has ``key``: for labels of codes that may be newer
+    than the translations, so that the code itself is shown rather than a dotted key."""
+    return key in catalogue(DEFAULT_LANG)

@@ -7,6 +7,7 @@ route template, never the path with its parameters or the client address.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -171,6 +172,7 @@ _GET_PAGE_OF = {
     "/fall/anmelden": "/fall",
     "/fall/vorfall": "/fall",
     "/fall/abmelden": "/fall",
+    "/fall/nachricht": "/fall",
     "/anmelden": "/anmelden",
     "/abmelden": "/anmelden",
     "/konto/passwort": "/konto/passwort",
@@ -178,9 +180,20 @@ _GET_PAGE_OF = {
 }
 
 
+# The forms of a case page post to /intern/faelle/<id>/<action>; the page itself is /intern/faelle/<id>.
+_CASE_FORM = re.compile(r"^(/intern/faelle/[0-9a-f-]{36})/[a-z]+$")
+
+
+def _get_page_of(path: str) -> str:
+    if path in _GET_PAGE_OF:
+        return _GET_PAGE_OF[path]
+    case_form = _CASE_FORM.match(path)
+    return case_form.group(1) if case_form else "/"
+
+
 def switch_lang_url(request: Request, lang: str) -> str:
     other = "en" if lang == "de" else "de"
-    path = request.url.path if request.method == "GET" else _GET_PAGE_OF.get(request.url.path, "/")
+    path = request.url.path if request.method == "GET" else _get_page_of(request.url.path)
     return f"{path}?{urlencode({'lang': other})}"
 
 

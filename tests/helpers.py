@@ -1,17 +1,33 @@
-"""Helpers shared by tests: the PostgreSQL cluster run as the postgres system user, free ports."""
+"""Helpers shared by tests: the PostgreSQL cluster run as the postgres system user, free ports, the live
+server of the browser tests."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """The server of tests/browser (fixture ``live_server``): its address and its data folder."""
+
+    url: str
+    # `rueckhalt demo` writes demo-credentials.json and demo-receipts.json here (0600, demo only).
+    data_dir: Path
+
+    def demo_file(self, name: str) -> Any:
+        return json.loads((self.data_dir / name).read_text())
 
 
 def free_port() -> int:

@@ -13,7 +13,12 @@ from types import SimpleNamespace
 import pytest
 
 from service import i18n
-from service.i18n import SUPPORTED, Translator, load_catalogue, pick, translate
+from service.cases.models import CaseStatus, GrantRole
+from service.cases.pages import _NOTICES as CASE_PAGE_NOTICES
+from service.cases.service import LABELS, OUTCOMES
+from service.i18n import SUPPORTED, Translator, format_date, format_datetime, load_catalogue, pick, translate
+from service.reports.pages import CASE_NOTICES
+from service.routing.engine import ReasonKind
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "templates" / "pages"
@@ -55,6 +60,52 @@ SERVER_KEYS = [
     ),
     "notice.incident_added",
     "notice.signed_out",
+    # Counsellor pages (service/cases/pages.py) turn codes into labels; a missing one would show the code.
+    *(f"case_status.{status.value}" for status in CaseStatus),
+    *(f"urgency.{code}" for code in ("acute", "high", "normal")),
+    *(f"outcome.{code}" for code in OUTCOMES),
+    *(f"case_label.{code}" for code in LABELS),
+    *(f"grant_role.{role.value}" for role in GrantRole),
+    *(f"routing_reason.{kind.value}" for kind in ReasonKind),
+    *(
+        f"history.{action}"
+        for action in (
+            "case.decrypt",
+            "case.acknowledge",
+            "case.assign",
+            "case.status",
+            "case.labels",
+            "case.message",
+            "case.note",
+            "case.reclassify",
+            "case.refer",
+            "case.transfer",
+            "attachment.download",
+        )
+    ),
+    *(
+        f"duration.{kind}.{unit}"
+        for kind in ("left", "overdue", "after")
+        for unit in ("minutes", "hours", "days")
+    ),
+    *(key for key, _section in CASE_PAGE_NOTICES.values()),
+    *CASE_NOTICES.values(),
+    *(
+        f"case_page.field.{name}"
+        for name in ("message", "note", "status", "outcome", "labels", "assign", "form")
+    ),
+    "case_page.error.outcome_required",
+    "case_page.history.someone",
+    "case_page.conversation.reporter",
+    "case_page.holders.waiting",
+    "case_page.holders.not_needed",
+    "case_page.holders.inactive",
+    "case.messages.from_me",
+    *(f"complaint.{name}" for name in ("days", "days_one", "today", "past")),
+    *(
+        f"inbox.filter.{name}"
+        for name in ("type_group", "status_open", "status_all", "any", "assignee_any", "assignee_me")
+    ),
 ]
 
 # Every form field name; the server names fields in error summaries with field.<name>.
@@ -85,6 +136,7 @@ FORM_FIELDS = [
     "contact_phone",
     "attachments",
     "receipt",
+    "message",
     "csrf_token",
 ]
 
@@ -197,3 +249,12 @@ def test_catalogue_refuses_nested_or_non_string_values(tmp_path: Path) -> None:
     path.write_text("a: 1\n")
     with pytest.raises(i18n.CatalogueError):
         load_catalogue(path)
+
+
+def test_dates_and_times_are_shown_in_german_time_and_format() -> None:
+    # 23:30 UTC on 1 March is already 2 March in Germany (CET, UTC+1); in July Germany is UTC+2.
+    assert format_date("2026-03-01T23:30:00+00:00", "de") == "02.03.2026"
+    assert format_date("2026-03-01", "de") == "01.03.2026"
+    assert format_date("2026-03-01", "en") == "2026-03-01"
+    assert format_datetime("2026-07-01T10:00:00+00:00", "de") == "01.07.2026, 12:00"
+    assert format_datetime("2026-07-01T10:00:00+00:00", "en") == "2026-07-01 12:00"

@@ -21,6 +21,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.organisations.models import Organisation
+from service.taxonomy import type_code_matches as type_matches
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,7 @@ def visible_cases(
         cases = [
             case
             for case in cases
-            if any(
-                t == code or t.startswith(code) for incident in case.incidents for t in incident.type_codes
-            )
+            if any(type_matches(t, code) for incident in case.incidents for t in incident.type_codes)
         ]
     return cases
 

@@ -16,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
+from service.cases.schemas import MessageCreate
+from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.deps import enforce
 from service.errors import NotFound, ValidationFailed
-from service.i18n import Translator
+from service.i18n import Translator, format_date, format_datetime
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, UploadLimits
@@ -29,6 +31,8 @@ from service.web import Pages, request_lang
 router = APIRouter(include_in_schema=False)
 
 SESSION_COOKIE = "rh_reporter"
+# Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
+CASE_NOTICES = {"message_sent": "notice.message_sent"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
 BOOL_FIELDS = {"consent_counselling", "consent_police"}
 
@@ -263,6 +267,7 @@ def _case_page(
     errors: list[dict[str, str]] | None = None,
     field_errors: dict[str, str] | None = None,
     notice: str | None = None,
+    message_notice: str | None = None,
 ) -> Response:
     lang = request_lang(request)
     t = Translator(lang)
@@ -276,16 +281,28 @@ def _case_page(
         view = runtime.intake.reporter_view(db, opened)
     case = {
         "status_label": t(f"status.{view['status']}"),
-        "created_at": view["created_at"][:10],
+        "created_at": format_date(view["created_at"], lang),
         "organisations": view["organisations"],
+        "messages": [
+            {
+                "from_reporter": message["direction"] == "from_reporter",
+                # The reporter sees the organisation, never which counsellor wrote.
+                "author": t("case.messages.from_me")
+                if message["direction"] == "from_reporter"
+                else message["organisation"] or t("case.organisations"),
+                "at": format_datetime(message["created_at"], lang),
+                "body": message["body"],
+            }
+            for message in view["messages"]
+        ],
         "incidents": [
             {
                 "seq": item["seq"],
-                "created_at": item["created_at"][:10],
+                "created_at": format_date(item["created_at"], lang),
                 "type_labels": [tax.label("incident_types", code, lang) for code in item["type_codes"]],
                 "channel_label": tax.label("channels", item["channel"], lang),
                 "description": item["description"],
-                "occurred_on": item["occurred_on"],
+                "occurred_on": format_date(item["occurred_on"], lang) if item["occurred_on"] else None,
                 "attachments": item["attachments"],
             }
             for item in view["incidents"]
@@ -300,6 +317,7 @@ def _case_page(
         errors=errors or [],
         field_errors=field_errors or {},
         notice=notice,
+        message_notice=message_notice,
         **_form_context(runtime),
     )
 
@@ -310,7 +328,10 @@ def reporter_home(request: Request) -> Response:
     reporter = _open_from_cookie(request, runtime)
     if reporter is None:
         return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
-    return _case_page(request, runtime, reporter)
+    notice_key = CASE_NOTICES.get(request.query_params.get("notice", ""))
+    # Shown beside the conversation, where the redirect lands (#messages), not at the top of the page.
+    notice = Translator(request_lang(request))(notice_key) if notice_key else None
+    return _case_page(request, runtime, reporter, message_notice=notice)
 
 
 @router.post("/fall/anmelden")
@@ -401,6 +422,51 @@ async def reporter_add_incident(request: Request) -> Response:
     return await run_in_threadpool(
         lambda: _case_page(request, runtime, reporter, notice=t("notice.incident_added"))
     )
+
+
+@router.post("/fall/nachricht")
+async def reporter_message(request: Request) -> Response:
+    """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
+    does not send the message twice; an error shows the page again with the text kept."""
+    runtime = _runtime(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    form = await request.form(max_files=0, max_fields=10)
+    token, sent = form.get("csrf_token"), form.get("message")
+    text = sent if isinstance(sent, str) else ""
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        summary, by_field = _field_errors(errors, t)
+        values = {"message": text}
+        return _case_page(
+            request, runtime, reporter, status=status, values=values, errors=summary, field_errors=by_field
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        # Named after the message field: the summary's link then leads to the text, which is still there.
+        return await run_in_threadpool(again, [{"loc": ["message"], "type": "csrf", "msg": ""}], 403)
+    model, errors = _validate(MessageCreate, {"body": text})
+    if model is None or errors:
+        for error in errors:
+            error["loc"] = ["message"]
+        return await run_in_threadpool(again, errors, 422)
+    assert isinstance(model, MessageCreate)
+
+    def reply() -> None:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            reporter_reply(db, opened.case, opened.data_key, model.body)
+
+    try:
+        await run_in_threadpool(reply)
+    except NotFound:
+        # The case was purged while the session lived: /fall shows the sign-in page.
+        return RedirectResponse("/fall", status_code=303)
+    return RedirectResponse("/fall?notice=message_sent#messages", status_code=303)
 
 
 @router.post("/fall/abmelden")

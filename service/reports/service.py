@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.cases import service as case_work
 from service.cases.models import (
     Attachment,
     Case,
@@ -476,6 +475,10 @@ class IntakeService:
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""
+        # Imported here: service.cases.service imports this module (IntakeService), so a module-level import
+        # would be circular whenever this module is imported first (as `rueckhalt demo` does).
+        from service.cases.service import reporter_messages
+
         case = opened.case
         counts = repository.attachment_counts(session, case.id)
         incidents = []
@@ -499,5 +502,5 @@ class IntakeService:
             "created_at": case.created_at.isoformat(),
             "organisations": repository.active_organisation_names(session, case.id),
             "incidents": incidents,
-            "messages": case_work.reporter_messages(session, case.id, opened.data_key),
+            "messages": reporter_messages(session, case.id, opened.data_key),
         }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import free_port
+from helpers import LiveServer, free_port
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,8 +29,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """The embedded default with demo organisations, served by uvicorn on a free loopback port."""
+def live_server() -> Iterator[LiveServer]:
+    """The embedded default with demo data and staff, served by uvicorn on a free loopback port."""
     data_dir = Path(tempfile.mkdtemp(prefix="rh-live-"))
     port = free_port()
     env = {**os.environ, "RUECKHALT_DATA_DIR": str(data_dir), "RUECKHALT_DEMO": "true", "PORT": str(port)}
@@ -49,7 +49,7 @@ def live_server() -> Iterator[str]:
                 time.sleep(0.2)
         else:
             raise RuntimeError("the live server did not become healthy")
-        yield base
+        yield LiveServer(url=base, data_dir=data_dir)
     finally:
         server.terminate()
         server.wait(timeout=20)

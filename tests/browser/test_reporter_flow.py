@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import LiveServer
 from playwright.sync_api import Browser, expect
 
 pytestmark = pytest.mark.browser
@@ -12,13 +13,15 @@ pytestmark = pytest.mark.browser
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 
 
-def test_file_a_report_in_german_sign_back_in_and_add_an_incident(browser: Browser, live_server: str) -> None:
+def test_file_a_report_in_german_sign_back_in_and_add_an_incident(
+    browser: Browser, live_server: LiveServer
+) -> None:
     context = browser.new_context(
         java_script_enabled=False, viewport={"width": 360, "height": 800}, locale="de-DE"
     )
     page = context.new_page()
     try:
-        page.goto(f"{live_server}/melden")
+        page.goto(f"{live_server.url}/melden")
         expect(page.locator("html")).to_have_attribute("lang", "de")
         # No horizontal scrolling on a 360 px phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
@@ -36,7 +39,7 @@ def test_file_a_report_in_german_sign_back_in_and_add_an_incident(browser: Brows
         assert match, "the receipt page shows the code"
         receipt = match.group(0)
 
-        page.goto(f"{live_server}/fall")
+        page.goto(f"{live_server.url}/fall")
         page.fill("#field-receipt", receipt.lower().replace("-", " "))
         page.click("button[type=submit]")
         expect(page.locator("main")).to_contain_text("Im Briefkasten lag ein Drohbrief gegen meine Familie.")
@@ -52,12 +55,12 @@ def test_file_a_report_in_german_sign_back_in_and_add_an_incident(browser: Brows
 
 
 def test_a_missing_field_comes_back_with_a_summary_and_the_text_kept(
-    browser: Browser, live_server: str
+    browser: Browser, live_server: LiveServer
 ) -> None:
     context = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 800})
     page = context.new_page()
     try:
-        page.goto(f"{live_server}/melden")
+        page.goto(f"{live_server.url}/melden")
         page.fill("#field-description", "Text, der nicht verloren gehen darf.")
         page.select_option("#field-channel", "letter")
         page.select_option("#field-land", "09")

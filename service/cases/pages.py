@@ -1,0 +1,850 @@
+"""Counsellor pages: the inbox and the case page, with forms that work without JavaScript.
+
+They mirror the JSON API (service/cases/endpoints.py) and call the same CaseService methods, so the rules are
+the same for both: a case the subject may not see is a 404 exactly like one that does not exist, and the
+service audits every decryption and every change. Every form carries the CSRF token. A success answers 303
+back to the case page, so a reload never sends a message twice; the notice is named by a fixed code in the
+address, never by text. An error shows the page again with what was typed and an error summary on top.
+
+Nothing here logs: whatever a request carries is case content.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from service.auth.deps import StaffDep, pages_of
+from service.auth.models import StaffUser
+from service.auth.subject import Subject
+from service.cases.models import CaseStatus
+from service.cases.repository import CaseFilters
+from service.cases.schemas import CaseUpdate, MessageCreate
+from service.cases.service import LABELS, OUTCOMES
+from service.db import utcnow
+from service.errors import NotFound, ValidationFailed
+from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, has_key, pick
+from service.organisations.models import Organisation
+from service.runtime import Runtime
+from service.web import request_lang
+
+router = APIRouter(include_in_schema=False)
+
+INBOX = "/intern/faelle"
+# new_id() makes UUID4 text; anything else cannot be a case, and is not worth a database round trip.
+_CASE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# The Strafantrag deadline gets a warning this many days before it ends (two weeks leave time to act).
+COMPLAINT_WARNING_DAYS = 14
+_OPEN_STATUSES = tuple(status.value for status in CaseStatus if status is not CaseStatus.closed)
+
+# Success notices: code in the address -> (text, section of the page the form was in). The redirect jumps
+# to that section and the notice is shown there, so the counsellor lands where they were working.
+_NOTICES: dict[str, tuple[str, str]] = {
+    "acknowledged": ("case_page.notice.acknowledged", "top"),
+    "status_saved": ("case_page.notice.status_saved", "work"),
+    "assigned": ("case_page.notice.assigned", "work"),
+    "unassigned": ("case_page.notice.unassigned", "work"),
+    "labels_saved": ("case_page.notice.labels_saved", "work"),
+    "message_sent": ("case_page.notice.message_sent", "conversation"),
+    "note_added": ("case_page.notice.note_added", "notes"),
+}
+
+# Where a refused field of the service or of a schema is shown on the page ("" = in the summary only).
+_FIELD_OF_LOC = {"status": "status", "outcome": "outcome", "labels": "labels", "assignee_id": "assign"}
+
+_ERROR_KEYS = {
+    "missing": "validation.required",
+    "string_too_short": "validation.required",
+    "too_short": "validation.required",
+    "string_too_long": "validation.too_long",
+    "too_long": "validation.too_long",
+    "invalid_code": "validation.invalid_code",
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def case_url(case_id: str) -> str:
+    return f"{INBOX}/{case_id}"
+
+
+def _check_id(case_id: str) -> None:
+    if not _CASE_ID.match(case_id):
+        raise NotFound()
+
+
+# -- labels of codes -----------------------------------------------------------------------------------------
+
+
+def code_label(t: Translator, prefix: str, code: str | None) -> str:
+    """The translated label of a code, or the code itself for one newer than the translations."""
+    if not code:
+        return ""
+    key = f"{prefix}.{code}"
+    return t(key) if has_key(key) else code
+
+
+def _tax(runtime: Runtime, kind: str, code: str | None, lang: str) -> str:
+    if not code:
+        return ""
+    try:
+        return runtime.taxonomy.label(kind, code, lang)
+    except KeyError:
+        # A code retired from the taxonomy after the report was filed: show what was stored.
+        return code
+
+
+def _channel(runtime: Runtime, code: str, lang: str) -> str:
+    """Sub-channels with their parent ("Persönlich – am Wohnort"): the child alone is often unclear."""
+    label = _tax(runtime, "channels", code, lang)
+    if "." in code:
+        return f"{_tax(runtime, 'channels', code.split('.')[0], lang)} – {label}"
+    return label
+
+
+def _types(runtime: Runtime, codes: Iterable[str], lang: str) -> list[dict[str, str]]:
+    return [{"code": code, "label": _tax(runtime, "incident_types", code, lang)} for code in codes]
+
+
+def _land(runtime: Runtime, code: str, lang: str) -> str:
+    land = runtime.districts.land(code)
+    return pick(land.name, lang) if land is not None else code
+
+
+def _size(size_bytes: int, lang: str) -> str:
+    if size_bytes < 1024:
+        text = f"{size_bytes} B"
+    elif size_bytes < 1024 * 1024:
+        text = f"{size_bytes / 1024:.0f} KB"
+    else:
+        text = f"{size_bytes / (1024 * 1024):.1f} MB"
+    return text.replace(".", ",") if lang == "de" else text
+
+
+# -- deadlines -----------------------------------------------------------------------------------------------
+
+
+def _duration(t: Translator, minutes: int, kind: str) -> str:
+    """A span in words: kind "left" ("noch 5 Std."), "overdue" ("seit 3 Tagen überfällig"), "after"
+    ("nach 4 Std.") or "within" ("innerhalb von 24 Stunden"). The units switch at 2 hours and 3 days, as
+    on the reporter's receipt, so that no "1 Stunden" or "1 Tage" is ever shown."""
+    minutes = max(minutes, 1)
+    if minutes < 120:
+        unit, n = "minutes", minutes
+    elif minutes < 72 * 60:
+        unit, n = "hours", minutes // 60
+    else:
+        unit, n = "days", minutes // (24 * 60)
+    return t(f"deadline.{unit}" if kind == "within" else f"duration.{kind}.{unit}", n=n)
+
+
+def ack_info(
+    t: Translator, lang: str, deadline: str, acknowledged_at: str | None, now: datetime
+) -> dict[str, str]:
+    """The acknowledgement deadline: state (done, open, overdue), when, and how long until or since."""
+    if acknowledged_at:
+        return {"state": "done", "at": format_datetime(acknowledged_at, lang), "relative": ""}
+    due = datetime.fromisoformat(deadline)
+    minutes = int((due - now).total_seconds() // 60)
+    if minutes < 0:
+        return {
+            "state": "overdue",
+            "at": format_datetime(deadline, lang),
+            "relative": _duration(t, -minutes, "overdue"),
+        }
+    return {"state": "open", "at": format_datetime(deadline, lang), "relative": _duration(t, minutes, "left")}
+
+
+def complaint_info(t: Translator, lang: str, deadline: str | None, today: date) -> dict[str, Any] | None:
+    """The Strafantrag deadline (§ 77b StGB): "noch N Tage", a warning from 14 days, "abgelaufen" after."""
+    if not deadline:
+        return None
+    day = date.fromisoformat(deadline[:10])
+    days = (day - today).days
+    if days < 0:
+        state, text = "past", t("complaint.past")
+    elif days == 0:
+        state, text = "soon", t("complaint.today")
+    else:
+        state = "soon" if days <= COMPLAINT_WARNING_DAYS else "ok"
+        text = t("complaint.days_one") if days == 1 else t("complaint.days", n=days)
+    return {"date": format_date(day, lang), "days": days, "state": state, "text": text}
+
+
+def _today() -> date:
+    return datetime.now(LOCAL_ZONE).date()
+
+
+# -- names the case rows refer to by id ----------------------------------------------------------------------
+
+
+def _staff_names(db: Session, user_ids: Collection[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    rows = db.execute(select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(list(user_ids))))
+    return {row[0]: row[1] for row in rows}
+
+
+def _organisation_names(db: Session, ids: Collection[str], slugs: Collection[str]) -> dict[str, str]:
+    """Display names by id and by slug (routing decisions name organisations by slug)."""
+    if not ids and not slugs:
+        return {}
+    rows = db.execute(
+        select(Organisation.id, Organisation.slug, Organisation.display_name).where(
+            or_(Organisation.id.in_(list(ids)), Organisation.slug.in_(list(slugs)))
+        )
+    )
+    names: dict[str, str] = {}
+    for org_id, slug, name in rows:
+        names[org_id] = name
+        names[slug] = name
+    return names
+
+
+# -- the inbox -----------------------------------------------------------------------------------------------
+
+
+def _inbox_choices(request: Request, runtime: Runtime) -> dict[str, str]:
+    """The filters of the address, each checked against its list; anything else means "no filter"."""
+    params = request.query_params
+    statuses = {status.value for status in CaseStatus} | {"all"}
+    urgencies = {item.code for item in runtime.taxonomy.data.urgency}
+    lands = {land.code for land in runtime.districts.lands}
+    types = set(runtime.taxonomy.all_type_codes())
+    checks: dict[str, Collection[str]] = {
+        "status": statuses,
+        "urgency": urgencies,
+        "land": lands,
+        "type": types,
+        "assignee": {"me"},
+    }
+    return {
+        name: value if (value := params.get(name, "")) in allowed else "" for name, allowed in checks.items()
+    }
+
+
+def _type_options(items: Iterable[Any], lang: str, depth: int) -> list[dict[str, str]]:
+    """Types and their sub-types (A3a) indented below them: a select cannot nest option groups."""
+    options = []
+    for item in items:
+        prefix = "– " * depth
+        options.append({"code": item.code, "label": f"{prefix}{pick(item.label, lang)} ({item.code})"})
+        options += _type_options(item.children, lang, depth + 1)
+    return options
+
+
+def _inbox_options(runtime: Runtime, t: Translator, lang: str) -> dict[str, Any]:
+    """The choices of the filter form; the first one of each list is "no filter"."""
+    type_groups = []
+    for group in runtime.taxonomy.data.incident_types:
+        options = [{"code": group.code, "label": t("inbox.filter.type_group", group=pick(group.label, lang))}]
+        options += _type_options(group.children, lang, 0)
+        type_groups.append({"label": pick(group.label, lang), "options": options})
+    return {
+        "statuses": [{"code": "", "label": t("inbox.filter.status_open")}]
+        + [{"code": "all", "label": t("inbox.filter.status_all")}]
+        + [{"code": s.value, "label": code_label(t, "case_status", s.value)} for s in CaseStatus],
+        "urgencies": [{"code": "", "label": t("inbox.filter.any")}]
+        + [
+            {"code": item.code, "label": code_label(t, "urgency", item.code)}
+            for item in runtime.taxonomy.data.urgency
+        ],
+        "lands": [{"code": "", "label": t("inbox.filter.any")}]
+        + [{"code": land.code, "label": pick(land.name, lang)} for land in runtime.districts.lands],
+        "type_groups": type_groups,
+        "assignees": [
+            {"code": "", "label": t("inbox.filter.assignee_any")},
+            {"code": "me", "label": t("inbox.filter.assignee_me")},
+        ],
+    }
+
+
+def _inbox_rows(
+    runtime: Runtime, subject: Subject, chosen: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, str], bool]:
+    """Metadata only (nothing is decrypted to list cases), one query per status.
+
+    Per status, because the repository keeps the oldest deadlines first and cuts off at its limit: with a
+    query over every status, old closed cases could push open ones off the page.
+    """
+    status = chosen["status"]
+    statuses: tuple[str, ...] = (
+        _OPEN_STATUSES
+        if status == ""
+        else tuple(s.value for s in CaseStatus)
+        if status == "all"
+        else (status,)
+    )
+    rows: list[dict[str, Any]] = []
+    truncated = False
+    with runtime.sessions() as db:
+        for value in statuses:
+            filters = CaseFilters(
+                status=value,
+                urgency=chosen["urgency"] or None,
+                land=chosen["land"] or None,
+                type_code=chosen["type"] or None,
+                assignee_id=subject.user_id if chosen["assignee"] == "me" else None,
+            )
+            found = runtime.cases.inbox(db, subject, filters)
+            truncated = truncated or len(found) >= filters.limit
+            if chosen["type"]:
+                # The repository matches type codes by text prefix, so "A1" would also find A10 and A11;
+                # the taxonomy's rule follows the code structure (A3a is under A3 and A, A10 is not under A1).
+                found = [
+                    row
+                    for row in found
+                    if any(runtime.taxonomy.type_matches(code, chosen["type"]) for code in row["type_codes"])
+                ]
+            rows += found
+        names = _staff_names(db, {row["assignee_id"] for row in rows if row["assignee_id"]})
+    return rows, names, truncated
+
+
+def _next_deadline(row: dict[str, Any]) -> datetime | None:
+    """What the counsellor must act on next: the acknowledgement, or the last day for a Strafantrag."""
+    candidates = []
+    if not row["acknowledged_at"]:
+        candidates.append(datetime.fromisoformat(row["ack_deadline_at"]))
+    if row["complaint_deadline_on"]:
+        day = date.fromisoformat(row["complaint_deadline_on"])
+        candidates.append(datetime(day.year, day.month, day.day, 23, 59, tzinfo=LOCAL_ZONE))
+    return min(candidates) if candidates else None
+
+
+def _inbox_sort_key(row: dict[str, Any]) -> tuple[bool, bool, float]:
+    # Open cases first; among them the nearest deadline first; then those without one, newest first.
+    closed = row["status"] == CaseStatus.closed.value
+    deadline = None if closed else _next_deadline(row)
+    if deadline is None:
+        return (closed, True, -datetime.fromisoformat(row["created_at"]).timestamp())
+    return (closed, False, deadline.timestamp())
+
+
+def _inbox_row(
+    row: dict[str, Any],
+    runtime: Runtime,
+    subject: Subject,
+    names: dict[str, str],
+    t: Translator,
+    lang: str,
+    now: datetime,
+    today: date,
+) -> dict[str, Any]:
+    closed = row["status"] == CaseStatus.closed.value
+    assignee = row["assignee_id"]
+    complaint = complaint_info(t, lang, row["complaint_deadline_on"], today)
+    if complaint is not None and closed:
+        complaint["state"] = "ok"  # a closed case needs no warning any more
+    return {
+        "href": case_url(row["id"]),
+        "ref": row["id"][:8],
+        "status": row["status"],
+        "status_label": code_label(t, "case_status", row["status"]),
+        "urgency": row["urgency"],
+        "urgency_label": code_label(t, "urgency", row["urgency"]),
+        "land_label": _land(runtime, row["land"], lang),
+        "types": _types(runtime, row["type_codes"], lang),
+        "incidents": row["incidents"],
+        "labels": [code_label(t, "case_label", code) for code in row["labels"]],
+        "created": format_datetime(row["created_at"], lang),
+        "ack": ack_info(t, lang, row["ack_deadline_at"], row["acknowledged_at"], now),
+        "complaint": complaint,
+        "assignee_me": assignee == subject.user_id,
+        "assignee_name": names.get(assignee, "") if assignee else "",
+    }
+
+
+@router.get(INBOX)
+def inbox(request: Request, subject: StaffDep) -> Response:
+    runtime = _runtime(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    chosen = _inbox_choices(request, runtime)
+    rows, names, truncated = _inbox_rows(runtime, subject, chosen)
+    rows.sort(key=_inbox_sort_key)
+    now, today = utcnow(), _today()
+    return pages_of(request).render(
+        request,
+        "staff_cases.html",
+        cases=[_inbox_row(row, runtime, subject, names, t, lang, now, today) for row in rows],
+        chosen=chosen,
+        filtered=any(chosen.values()),
+        options=_inbox_options(runtime, t, lang),
+        truncated=truncated,
+        is_member=bool(subject.memberships),
+    )
+
+
+# -- the case page -------------------------------------------------------------------------------------------
+
+
+def _incident_view(
+    runtime: Runtime,
+    case_id: str,
+    item: dict[str, Any],
+    attachments: list[dict[str, Any]],
+    t: Translator,
+    lang: str,
+    today: date,
+    closed: bool,
+) -> dict[str, Any]:
+    perpetrator = item.get("perpetrator") or {}
+    url = item.get("url") or ""
+    complaint = complaint_info(t, lang, item.get("complaint_deadline_on"), today)
+    if complaint is not None and closed:
+        complaint["state"] = "ok"
+    return {
+        "seq": item["seq"],
+        "created": format_datetime(item["created_at"], lang),
+        "types": _types(runtime, item["type_codes"], lang),
+        "type_other": item.get("type_other") or "",
+        "channel_label": _channel(runtime, item["channel"], lang),
+        "urgency_label": code_label(t, "urgency", item.get("urgency")),
+        "occurred_on": format_date(item["occurred_on"], lang) if item.get("occurred_on") else "",
+        "place": item.get("place") or "",
+        "platform": item.get("platform") or "",
+        "url": url,
+        # Only web links become links; anything else stays text that can be copied.
+        "url_is_link": url.startswith(("https://", "http://")),
+        "description": item.get("description") or "",
+        "perpetrator": {
+            "familiarity": _tax(runtime, "perpetrator.familiarity", perpetrator.get("familiarity"), lang),
+            "residence": _tax(runtime, "perpetrator.residence", perpetrator.get("residence"), lang),
+            "number": _tax(runtime, "perpetrator.number", perpetrator.get("number"), lang),
+            "details": perpetrator.get("details") or "",
+        },
+        "complaint": complaint,
+        "attachments": [_attachment_view(case_id, a, lang) for a in attachments],
+    }
+
+
+def _attachment_view(case_id: str, attachment: dict[str, Any], lang: str) -> dict[str, str]:
+    return {
+        # The JSON API streams it decrypted (and audits the download); the staff cookie is enough for a GET.
+        "href": f"/api/v1/cases/{case_id}/attachments/{attachment['id']}",
+        "filename": attachment["filename"] or attachment["id"][:8],
+        "content_type": attachment["content_type"],
+        "size": _size(int(attachment["size_bytes"]), lang),
+    }
+
+
+def _history_view(
+    history: list[dict[str, Any]], names: dict[str, str], t: Translator, lang: str
+) -> list[dict[str, Any]]:
+    """Newest first; each opening of the case is audited, so runs of openings by one person are folded."""
+    entries: list[dict[str, Any]] = []
+    for event in history:
+        actor = names.get(event.get("actor_id") or "", "") or t("case_page.history.someone")
+        last = entries[-1] if entries else None
+        if (
+            last is not None
+            and event["action"] == "case.decrypt"
+            and last["action"] == "case.decrypt"
+            and last["actor"] == actor
+        ):
+            last["count"] += 1
+            last["at"] = format_datetime(event["at"], lang)
+            continue
+        entries.append(
+            {
+                "action": event["action"],
+                "label": code_label(t, "history", event["action"]),
+                "actor": actor,
+                "at": format_datetime(event["at"], lang),
+                "count": 1,
+            }
+        )
+    entries.reverse()
+    return entries
+
+
+def _routing_view(
+    routing: list[dict[str, Any]], orgs: dict[str, str], t: Translator, lang: str
+) -> list[dict[str, Any]]:
+    views = []
+    for record in routing:
+        minutes = int(record.get("ack_deadline_minutes") or 0)
+        views.append(
+            {
+                "at": format_datetime(record["created_at"], lang),
+                "targets": [orgs.get(slug, slug) for slug in record.get("targets", [])],
+                "escalation": [
+                    {
+                        "name": orgs.get(step["org"], step["org"]),
+                        "after": _duration(t, int(step["after_minutes"]), "after"),
+                    }
+                    for step in record.get("escalation", [])
+                ],
+                "ack_deadline": _duration(t, minutes, "within"),
+                "fallback_used": bool(record.get("fallback_used")),
+                # A content hash: its first characters are enough to tell two versions apart.
+                "policy_version": str(record.get("policy_version", ""))[:12],
+                "reasons": [
+                    {
+                        "rule_id": reason.get("rule_id") or "",
+                        "kind_label": code_label(t, "routing_reason", reason.get("kind")),
+                        "kind": reason.get("kind", ""),
+                        # English and made of codes only (the engine writes no report content into it).
+                        "detail": reason.get("detail", ""),
+                    }
+                    for reason in record.get("reasons", [])
+                ],
+            }
+        )
+    return views
+
+
+def _holder_view(holder: dict[str, Any], acknowledged: bool, t: Translator) -> dict[str, Any]:
+    minutes = holder.get("escalation_after_minutes")
+    state = ""
+    if not holder["active"]:
+        if minutes is not None and not acknowledged:
+            state = t("case_page.holders.waiting", after=_duration(t, int(minutes), "after"))
+        elif minutes is not None:
+            state = t("case_page.holders.not_needed")
+        else:
+            state = t("case_page.holders.inactive")
+    return {
+        "name": holder["name"],
+        "role_label": code_label(t, "grant_role", holder["role"]),
+        "active": bool(holder["active"]),
+        "state": state,
+    }
+
+
+def case_view(
+    runtime: Runtime, db: Session, subject: Subject, detail: dict[str, Any], t: Translator, lang: str
+) -> dict[str, Any]:
+    """What the template shows, with every code already turned into a label (templates use literal keys)."""
+    now, today = utcnow(), _today()
+    case_id = detail["id"]
+    closed = detail["status"] == CaseStatus.closed.value
+    staff_ids = {detail["assignee_id"]} if detail["assignee_id"] else set()
+    staff_ids |= {item["author_id"] for item in detail["messages"] + detail["notes"] if item.get("author_id")}
+    staff_ids |= {event["actor_id"] for event in detail["history"] if event.get("actor_id")}
+    names = _staff_names(db, staff_ids)
+    org_ids = {
+        item["organisation_id"]
+        for item in detail["messages"] + detail["notes"]
+        if item.get("organisation_id")
+    }
+    slugs = {slug for record in detail["routing"] for slug in record.get("targets", [])}
+    slugs |= {step["org"] for record in detail["routing"] for step in record.get("escalation", [])}
+    orgs = _organisation_names(db, org_ids, slugs)
+
+    by_incident: dict[str | None, list[dict[str, Any]]] = {}
+    for attachment in detail["attachments"]:
+        by_incident.setdefault(attachment.get("incident_id"), []).append(attachment)
+    incident_ids = {item["id"] for item in detail["incidents"]}
+    loose = [a for key, items in by_incident.items() if key not in incident_ids for a in items]
+
+    contact = detail.get("contact") or {}
+    assignee = detail["assignee_id"]
+    district = runtime.districts.district(detail["district_ags"]) if detail["district_ags"] else None
+    complaints = [
+        info
+        for item in detail["incidents"]
+        if (info := complaint_info(t, lang, item.get("complaint_deadline_on"), today)) is not None
+    ]
+    next_complaint = min(complaints, key=lambda info: info["days"]) if complaints else None
+    if next_complaint is not None and closed:
+        next_complaint["state"] = "ok"
+
+    def author(item: dict[str, Any]) -> str:
+        name = names.get(item.get("author_id") or "", "") or t("case_page.history.someone")
+        org = orgs.get(item.get("organisation_id") or "", "")
+        return f"{name}, {org}" if org else name
+
+    return {
+        "id": case_id,
+        "ref": case_id[:8],
+        "url": case_url(case_id),
+        "status": detail["status"],
+        "status_label": code_label(t, "case_status", detail["status"]),
+        "urgency": detail["urgency"],
+        "urgency_label": code_label(t, "urgency", detail["urgency"]),
+        "outcome": detail.get("outcome") or "",
+        "outcome_label": code_label(t, "outcome", detail.get("outcome")),
+        "closed": closed,
+        "closed_at": format_datetime(detail["closed_at"], lang) if detail.get("closed_at") else "",
+        "land_label": _land(runtime, detail["land"], lang),
+        "district_label": district.name if district is not None else "",
+        "office_label": _tax(runtime, "offices", detail.get("office"), lang),
+        "created": format_datetime(detail["created_at"], lang),
+        "ack": ack_info(t, lang, detail["ack_deadline_at"], detail["acknowledged_at"], now),
+        "complaint": next_complaint,
+        "assignee_me": assignee == subject.user_id,
+        "assignee_name": names.get(assignee, "") if assignee else "",
+        "labels": list(detail["labels"]),
+        "label_names": [code_label(t, "case_label", code) for code in detail["labels"]],
+        "consent_counselling": bool(detail.get("consent_counselling")),
+        "consent_police": bool(detail.get("consent_police")),
+        "municipality": detail.get("municipality") or "",
+        "targets": [_tax(runtime, "targets", code, lang) for code in detail.get("targets") or []],
+        "support_needs": [
+            _tax(runtime, "support_needs", code, lang) for code in detail.get("support_needs") or []
+        ],
+        "contact": {
+            "name": contact.get("name") or "",
+            "email": contact.get("email") or "",
+            "phone": contact.get("phone") or "",
+        },
+        "incidents": [
+            _incident_view(runtime, case_id, item, by_incident.get(item["id"], []), t, lang, today, closed)
+            for item in detail["incidents"]
+        ],
+        "loose_attachments": [_attachment_view(case_id, a, lang) for a in loose],
+        "messages": [
+            {
+                "from_reporter": message["direction"] == "from_reporter",
+                "author": t("case_page.conversation.reporter")
+                if message["direction"] == "from_reporter"
+                else author(message),
+                "at": format_datetime(message["created_at"], lang),
+                "body": message["body"],
+            }
+            for message in detail["messages"]
+        ],
+        "notes": [
+            {"author": author(note), "at": format_datetime(note["created_at"], lang), "body": note["body"]}
+            for note in detail["notes"]
+        ],
+        "holders": [_holder_view(holder, bool(detail["acknowledged_at"]), t) for holder in detail["holders"]],
+        "routing": _routing_view(detail["routing"], orgs, t, lang),
+        "history": _history_view(detail["history"], names, t, lang),
+    }
+
+
+def _case_options(t: Translator) -> dict[str, Any]:
+    return {
+        "statuses": [{"code": s.value, "label": code_label(t, "case_status", s.value)} for s in CaseStatus],
+        "outcomes": [{"code": code, "label": code_label(t, "outcome", code)} for code in OUTCOMES],
+        "labels": [{"code": code, "label": code_label(t, "case_label", code)} for code in LABELS],
+    }
+
+
+def _case_response(
+    request: Request,
+    subject: Subject,
+    case_id: str,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: list[dict[str, str]] | None = None,
+    notice: tuple[str, str] | None = None,
+) -> Response:
+    """The case page; NotFound (the 404 page) for an id the subject may not open, as for one that is not."""
+    _check_id(case_id)
+    runtime = _runtime(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    with runtime.sessions() as db:
+        detail = runtime.cases.detail(db, subject, case_id)
+        case = case_view(runtime, db, subject, detail, t, lang)
+    summary = errors or []
+    return pages_of(request).render(
+        request,
+        "staff_case.html",
+        status=status,
+        case=case,
+        options=_case_options(t),
+        values=values or {},
+        errors=summary,
+        field_errors={error["field"]: error["message"] for error in summary if error["field"]},
+        notice={"text": t(notice[0]), "section": notice[1]} if notice else None,
+    )
+
+
+@router.get(INBOX + "/{case_id}")
+def case_page(case_id: str, request: Request, subject: StaffDep) -> Response:
+    notice = _NOTICES.get(request.query_params.get("notice", ""))
+    return _case_response(request, subject, case_id, notice=notice)
+
+
+# -- forms ---------------------------------------------------------------------------------------------------
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form(max_files=0, max_fields=50)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _refused(field: str, kind: str) -> ValidationFailed:
+    return ValidationFailed([{"loc": [field], "type": kind, "msg": ""}])
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], field: str | None = None) -> Any:
+    """The model, or ValidationFailed naming the field (``field`` replaces the schema's own name)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                {
+                    "loc": [field] if field else [str(part) for part in error["loc"][:1]],
+                    "type": error["type"],
+                    "msg": error["msg"],
+                }
+                for error in exc.errors()
+            ]
+        ) from None
+
+
+def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, str]]:
+    """The summary: one line per field, the field's name first, never the value that was sent."""
+    summary: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for error in detail:
+        loc = [str(part) for part in error.get("loc", [])]
+        name = loc[0] if loc else ""
+        field = _FIELD_OF_LOC.get(name, name if name in ("message", "note") else "")
+        kind = str(error.get("type", ""))
+        if field == "outcome" and kind == "missing":
+            key = "case_page.error.outcome_required"
+        elif "control characters" in str(error.get("msg", "")):
+            key = "validation.control_chars"
+        else:
+            key = _ERROR_KEYS.get(kind, "validation.invalid")
+        label = code_label(t, "case_page.field", field or name or "form")
+        message = f"{label}: {t(key)}"
+        if (field and field in seen) or message in {entry["message"] for entry in summary}:
+            continue
+        seen.add(field)
+        summary.append({"field": field, "message": message})
+    return summary
+
+
+Work = Callable[[Runtime, Session], object]
+
+
+async def _act(
+    request: Request,
+    subject: Subject,
+    case_id: str,
+    form: FormData,
+    *,
+    values: dict[str, Any],
+    notice: str,
+    work: Work,
+) -> Response:
+    """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors."""
+    t = Translator(request_lang(request))
+    if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
+        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+        return await run_in_threadpool(
+            _case_response, request, subject, case_id, status=403, values=values, errors=errors
+        )
+    _check_id(case_id)
+    runtime = _runtime(request)
+
+    def run() -> None:
+        with runtime.sessions() as db:
+            work(runtime, db)
+
+    try:
+        await run_in_threadpool(run)
+    except ValidationFailed as exc:
+        errors = _error_list(exc.detail, t)
+        return await run_in_threadpool(
+            _case_response, request, subject, case_id, status=422, values=values, errors=errors
+        )
+    section = _NOTICES[notice][1]
+    anchor = "" if section == "top" else f"#{section}"
+    return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303)
+
+
+@router.post(INBOX + "/{case_id}/bestaetigen")
+async def acknowledge(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+
+    def work(runtime: Runtime, db: Session) -> None:
+        runtime.cases.update(db, subject, case_id, CaseUpdate(acknowledge=True))
+
+    return await _act(request, subject, case_id, form, values={}, notice="acknowledged", work=work)
+
+
+@router.post(INBOX + "/{case_id}/status")
+async def change_status(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    status, outcome = _text(form, "status"), _text(form, "outcome")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        change = _validated(CaseUpdate, {"status": status or None, "outcome": outcome or None})
+        runtime.cases.update(db, subject, case_id, change)
+
+    values = {"status": status, "outcome": outcome}
+    return await _act(request, subject, case_id, form, values=values, notice="status_saved", work=work)
+
+
+@router.post(INBOX + "/{case_id}/zuweisen")
+async def assign(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    action = _text(form, "action")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        if action == "me":
+            change = CaseUpdate(assignee_id=subject.user_id)
+        elif action == "none":
+            change = CaseUpdate(unassign=True)
+        else:
+            raise _refused("assignee_id", "invalid")
+        runtime.cases.update(db, subject, case_id, change)
+
+    notice = "unassigned" if action == "none" else "assigned"
+    return await _act(request, subject, case_id, form, values={}, notice=notice, work=work)
+
+
+@router.post(INBOX + "/{case_id}/labels")
+async def set_labels(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    # No box ticked sends no field at all: that is "no labels", which this form means to store.
+    labels = [value for value in form.getlist("labels") if isinstance(value, str)]
+
+    def work(runtime: Runtime, db: Session) -> None:
+        runtime.cases.update(db, subject, case_id, _validated(CaseUpdate, {"labels": labels}))
+
+    values = {"labels": labels}
+    return await _act(request, subject, case_id, form, values=values, notice="labels_saved", work=work)
+
+
+@router.post(INBOX + "/{case_id}/nachricht")
+async def write_message(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    text = _text(form, "message")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        body: MessageCreate = _validated(MessageCreate, {"body": text}, field="message")
+        runtime.cases.post_message(db, subject, case_id, body.body)
+
+    values = {"message": text}
+    return await _act(request, subject, case_id, form, values=values, notice="message_sent", work=work)
+
+
+@router.post(INBOX + "/{case_id}/notiz")
+async def write_note(case_id: str, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    text = _text(form, "note")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        body: MessageCreate = _validated(MessageCreate, {"body": text}, field="note")
+        runtime.cases.add_note(db, subject, case_id, body.body)
+
+    return await _act(request, subject, case_id, form, values={"note": text}, notice="note_added", work=work)

@@ -1,0 +1,545 @@
+"""Counsellor pages (inbox, case page, its forms) and the reporter's side of the conversation on /fall.
+
+Every person gets a browser-like client of their own, signed in through the HTML sign-in form, so that
+cookies (session, CSRF) are never shared between them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from staff_helpers import MakeStaff, Staff
+
+from service.app import create_app
+from service.audit.models import AuditEvent
+from service.cases.models import Case, CaseMessage, CaseNote
+from service.db import utcnow
+from service.i18n import LOCAL_ZONE
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+
+DESCRIPTION = "Brief im Rathaus:\n<script>alert(1)</script>\n  „Wir wissen, wo du wohnst.“"
+REPORT = {
+    "land": "09",
+    "district_ags": "09162",
+    "type_codes": ["A3a"],
+    "description": DESCRIPTION,
+    "channel": "letter",
+    "urgency": "high",
+    "contact_email": "buergermeisterin@example.org",
+}
+NOBODY = "00000000-0000-4000-8000-000000000000"
+
+Browser = Callable[[Staff | None], TestClient]
+
+
+def csrf_token(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
+    assert match, "the page has a form with a CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def browser(runtime: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
+    """A fresh client per person; staff are signed in through POST /anmelden with the form's token."""
+    with ExitStack() as stack:
+
+        def open_browser(staff: Staff | None) -> TestClient:
+            client = stack.enter_context(TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1"))
+            if staff is not None:
+                form = {
+                    "csrf_token": csrf_token(client.get("/anmelden").text),
+                    "email": staff.email,
+                    "password": staff.password,
+                    "code": code(staff),
+                }
+                signed_in = client.post("/anmelden", data=form, follow_redirects=False)
+                assert signed_in.status_code == 303, signed_in.text
+            return client
+
+        yield open_browser
+
+
+@pytest.fixture
+def receipt(client: TestClient) -> str:
+    response = client.post("/api/v1/reports", json=REPORT)
+    assert response.status_code == 201
+    return str(response.json()["receipt"])
+
+
+@pytest.fixture
+def people(make_staff: MakeStaff) -> dict[str, Staff]:
+    return {
+        "counsellor": make_staff(
+            name="Anna Berger", memberships=[("beratung-by", MembershipRole.counsellor)]
+        ),
+        "colleague": make_staff(name="Lena Huber", memberships=[("beratung-by", MembershipRole.lead)]),
+        "other_org": make_staff(memberships=[("beratung-sn", MembershipRole.counsellor)]),
+        "admin": make_staff(admin=True),
+        "coordinator": make_staff(coordinator=True),
+    }
+
+
+@pytest.fixture
+def counsellor(browser: Browser, people: dict[str, Staff]) -> TestClient:
+    return browser(people["counsellor"])
+
+
+@pytest.fixture
+def case_id(receipt: str, runtime: Runtime) -> str:
+    with runtime.sessions() as db:
+        return str(db.scalars(select(Case.id)).one())
+
+
+def stored(runtime: Runtime, case_id: str) -> dict[str, Any]:
+    with runtime.sessions() as db:
+        case = db.get(Case, case_id)
+        assert case is not None
+        return {
+            "status": case.status,
+            "outcome": case.outcome,
+            "acknowledged": case.acknowledged_at is not None,
+            "assignee_id": case.assignee_id,
+            "labels": list(case.labels),
+            "messages": db.scalar(select(func.count()).select_from(CaseMessage)),
+            "notes": db.scalar(select(func.count()).select_from(CaseNote)),
+        }
+
+
+def post_form(client: TestClient, url: str, data: dict[str, Any], *, token: str | None = "") -> Any:
+    """Post a form of the case page; token "" means the page's own token, None means no token at all."""
+    fields = dict(data)
+    if token == "":
+        page_url = url.rsplit("/", 1)[0]
+        fields["csrf_token"] = csrf_token(client.get(page_url).text)
+    elif token is not None:
+        fields["csrf_token"] = token
+    return client.post(url, data=fields, follow_redirects=False)
+
+
+# -- the inbox ----------------------------------------------------------------------------------------------
+
+
+def test_the_inbox_lists_the_case_for_the_routed_counsellor(counsellor: TestClient, case_id: str) -> None:
+    page = counsellor.get("/intern/faelle")
+
+    assert page.status_code == 200
+    text = page.text
+    assert f'href="/intern/faelle/{case_id}"' in text
+    assert f"Fall {case_id[:8]}" in text
+    assert "Dringend" in text
+    assert "Neu eingegangen" in text
+    assert "Bayern" in text
+    assert "Todesdrohung" in text
+    assert "A3a" in text
+    assert "niemand" in text
+    assert 'aria-current="page">Fälle' in text
+    # The list decrypts nothing: neither the description nor the contact appear, nor is an opening audited.
+    assert "Wir wissen" not in text
+    assert "buergermeisterin@" not in text
+    assert 'class="cases"' in text
+    assert "data-label=" in text
+
+
+def test_the_start_page_and_the_navigation_lead_to_the_inbox(counsellor: TestClient) -> None:
+    home = counsellor.get("/intern").text
+    assert 'href="/intern/faelle"' in home
+    assert "Zum Posteingang" in home
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        ("", True),
+        ("?land=09", True),
+        ("?land=14", False),
+        ("?urgency=high", True),
+        ("?urgency=normal", False),
+        ("?type=A3", True),
+        ("?type=A", True),
+        ("?type=A1", False),
+        ("?status=new", True),
+        ("?status=closed", False),
+        ("?status=all", True),
+        ("?assignee=me", False),
+        # Values that are not on the lists mean "no filter", never an error page.
+        ("?status=vanished&land=99&type=%3Cb%3E", True),
+    ],
+)
+def test_inbox_filters(counsellor: TestClient, case_id: str, query: str, listed: bool) -> None:
+    page = counsellor.get(f"/intern/faelle{query}")
+    assert page.status_code == 200
+    assert (f"/intern/faelle/{case_id}" in page.text) is listed
+    if not listed:
+        assert "Keine Fälle passen zu diesen Filtern." in page.text
+        assert "Filter zurücksetzen" in page.text
+
+
+def test_deadlines_are_marked_overdue_and_soon(
+    client: TestClient, counsellor: TestClient, runtime: Runtime
+) -> None:
+    # An insult (A1) is prosecuted only on a request (Strafantrag), due three months after the incident.
+    occurred = date.today() - timedelta(days=80)  # noqa: DTZ011 - the form takes a calendar day
+    insult = {**REPORT, "type_codes": ["A1"], "occurred_on": occurred.isoformat()}
+    assert client.post("/api/v1/reports", json=insult).status_code == 201
+    with runtime.sessions() as db:
+        case = db.scalars(select(Case)).one()
+        case.ack_deadline_at = utcnow() - timedelta(hours=3, minutes=5)
+        deadline = case.incidents[0].complaint_deadline_on
+        db.commit()
+        case_id = case.id
+    assert deadline is not None
+    # Days are counted in German time, as the page does (near midnight UTC that is already tomorrow).
+    days = (deadline - datetime.now(LOCAL_ZONE).date()).days
+
+    inbox = counsellor.get("/intern/faelle").text
+    assert '<span class="badge badge--overdue">überfällig</span>' in inbox
+    assert "seit 3 Std. überfällig" in inbox
+    assert "Frist beachten" in inbox
+    assert f"noch {days} Tage" in inbox
+    assert deadline.strftime("%d.%m.%Y") in inbox
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+    assert "überfällig" in page
+    assert f"noch {days} Tage" in page
+    english = counsellor.get("/intern/faelle?lang=en").text
+    assert "overdue by 3 h" in english
+    assert f"{days} days left" in english
+
+
+def test_the_type_filter_follows_the_code_structure(client: TestClient, counsellor: TestClient) -> None:
+    campaign = {**REPORT, "type_codes": ["A10"], "urgency": "normal"}
+    assert client.post("/api/v1/reports", json=campaign).status_code == 201
+    assert counsellor.get("/intern/faelle").text.count('class="cases__link"') == 1
+    # A10 (campaign) is not a kind of A1 (insult), although its code starts with "A1".
+    assert "Keine Fälle passen" in counsellor.get("/intern/faelle?type=A1").text
+    assert counsellor.get("/intern/faelle?type=A10").text.count('class="cases__link"') == 1
+
+
+def test_the_inbox_is_empty_and_says_so(counsellor: TestClient) -> None:
+    page = counsellor.get("/intern/faelle")
+    assert "Zurzeit liegen keine offenen Fälle vor." in page.text
+
+
+def test_the_inbox_in_english(counsellor: TestClient, case_id: str) -> None:
+    page = counsellor.get("/intern/faelle?lang=en").text
+    assert "<h1>Cases</h1>" in page
+    assert "Urgent" in page
+    assert "Bavaria" in page
+
+
+def test_the_inbox_needs_a_session(client: TestClient) -> None:
+    response = client.get("/intern/faelle", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/anmelden"
+
+
+@pytest.mark.parametrize("who", ["other_org", "admin", "coordinator"])
+def test_nobody_else_sees_or_changes_the_case(
+    who: str, browser: Browser, people: dict[str, Staff], case_id: str, runtime: Runtime
+) -> None:
+    outsider = browser(people[who])
+    inbox = outsider.get("/intern/faelle")
+    assert inbox.status_code == 200
+    assert case_id not in inbox.text
+
+    page = outsider.get(f"/intern/faelle/{case_id}")
+    missing = outsider.get(f"/intern/faelle/{NOBODY}")
+    assert page.status_code == missing.status_code == 404
+    # The same page as for a case that does not exist: nothing tells that this one does.
+    assert page.text.replace(case_id, NOBODY) == missing.text
+    assert outsider.get("/intern/faelle/not-a-case").status_code == 404
+
+    token = csrf_token(inbox.text)
+    for action, data in [
+        ("bestaetigen", {}),
+        ("status", {"status": "closed", "outcome": "supported"}),
+        ("zuweisen", {"action": "me"}),
+        ("labels", {"labels": "legal"}),
+        ("nachricht", {"message": "Hallo"}),
+        ("notiz", {"note": "Notiz"}),
+    ]:
+        response = outsider.post(f"/intern/faelle/{case_id}/{action}", data={**data, "csrf_token": token})
+        assert response.status_code == 404, action
+    assert stored(runtime, case_id) == {
+        "status": "new",
+        "outcome": None,
+        "acknowledged": False,
+        "assignee_id": None,
+        "labels": [],
+        "messages": 0,
+        "notes": 0,
+    }
+    with runtime.sessions() as db:
+        assert db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id)).all() == []
+
+
+# -- the case page ------------------------------------------------------------------------------------------
+
+
+def test_the_case_page_shows_the_case_as_filed_and_escaped(
+    counsellor: TestClient, case_id: str, runtime: Runtime
+) -> None:
+    page = counsellor.get(f"/intern/faelle/{case_id}")
+
+    assert page.status_code == 200
+    text = page.text
+    assert "<script>alert(1)</script>" not in text
+    # Exactly as filed, line breaks included (CSS keeps them), and escaped.
+    assert f'<p class="textblock">{html.escape(DESCRIPTION, quote=False)}</p>' in text
+    assert "buergermeisterin@example.org" in text
+    assert "Beratungsstelle Rückhalt Bayern (Demo)" in text
+    assert "Regel trifft zu" in text
+    assert "Eingang bestätigen" in text
+    assert "Strafantragsfrist" in text
+    assert "intern – für die meldende Person nicht sichtbar" in text
+    assert "München" in text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    with runtime.sessions() as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
+    assert actions == ["case.decrypt"]
+
+
+def test_attachments_are_linked_to_the_api_download(
+    client: TestClient, counsellor: TestClient, runtime: Runtime
+) -> None:
+    form = client.get("/melden").text
+    evidence = b"Screenshot-Text: Wir kommen wieder.\n"
+    fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
+    filed = client.post(
+        "/melden",
+        data={**fields, "csrf_token": csrf_token(form)},
+        files=[("attachments", ("<b>Drohung</b>.txt", evidence, "text/plain"))],
+    )
+    assert filed.status_code == 201
+    with runtime.sessions() as db:
+        case_id = db.scalars(select(Case.id)).one()
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+
+    assert "&lt;b&gt;Drohung&lt;/b&gt;.txt" in page
+    link = re.search(rf'href="(/api/v1/cases/{case_id}/attachments/[0-9a-f-]+)"', page)
+    assert link
+    download = counsellor.get(link.group(1))
+    assert download.status_code == 200
+    assert download.content == evidence
+
+
+def test_acknowledge(counsellor: TestClient, case_id: str, runtime: Runtime) -> None:
+    url = f"/intern/faelle/{case_id}/bestaetigen"
+    response = post_form(counsellor, url, {})
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/intern/faelle/{case_id}?notice=acknowledged"
+    page = counsellor.get(response.headers["location"]).text
+    assert "Der Eingang ist bestätigt." in page
+    assert "Eingang bestätigen</button>" not in page
+    assert stored(runtime, case_id)["status"] == "acknowledged"
+    assert "Eingang bestätigt" in counsellor.get("/intern/faelle").text
+
+
+FORMS = [
+    ("bestaetigen", {}),
+    ("status", {"status": "closed", "outcome": "supported"}),
+    ("zuweisen", {"action": "me"}),
+    ("labels", {"labels": ["legal"]}),
+    ("nachricht", {"message": "Guten Tag, wir melden uns."}),
+    ("notiz", {"note": "Rückruf vereinbart."}),
+]
+
+
+@pytest.mark.parametrize(("action", "data"), FORMS)
+@pytest.mark.parametrize("token", [None, "0" * 64, "abc"])
+def test_every_form_refuses_a_missing_or_forged_token(
+    counsellor: TestClient,
+    case_id: str,
+    runtime: Runtime,
+    action: str,
+    data: dict[str, Any],
+    token: str | None,
+) -> None:
+    before = stored(runtime, case_id)
+    response = post_form(counsellor, f"/intern/faelle/{case_id}/{action}", data, token=token)
+
+    assert response.status_code == 403
+    assert "Formular abgelaufen" in response.text
+    assert stored(runtime, case_id) == before
+    for text in ("Guten Tag, wir melden uns.", "Rückruf vereinbart."):
+        if text in str(data.values()):
+            assert f">{text}</textarea>" in response.text, "the typed text is still there"
+
+
+def test_closing_needs_an_outcome_and_keeps_everything(
+    counsellor: TestClient, case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}/status"
+    refused = post_form(counsellor, url, {"status": "closed", "outcome": ""})
+
+    assert refused.status_code == 422
+    assert "Bitte wählen Sie ein Ergebnis, um den Fall abzuschließen." in refused.text
+    assert 'href="#field-outcome"' in refused.text
+    assert '<option value="closed" selected>' in refused.text
+    assert 'aria-invalid="true"' in refused.text
+    assert stored(runtime, case_id)["status"] == "new"
+
+    closed = post_form(counsellor, url, {"status": "closed", "outcome": "supported"})
+    assert closed.status_code == 303
+    assert closed.headers["location"] == f"/intern/faelle/{case_id}?notice=status_saved#work"
+    page = counsellor.get(closed.headers["location"]).text
+    assert "Der Stand wurde gespeichert." in page
+    assert "Ergebnis: Beraten und unterstützt" in page
+    assert stored(runtime, case_id)["status"] == "closed"
+    # Closed cases leave the default (open) inbox and stay findable.
+    assert case_id not in counsellor.get("/intern/faelle").text
+    assert case_id in counsellor.get("/intern/faelle?status=closed").text
+
+
+def test_an_unknown_status_is_refused(counsellor: TestClient, case_id: str, runtime: Runtime) -> None:
+    response = post_form(counsellor, f"/intern/faelle/{case_id}/status", {"status": "x" * 40, "outcome": ""})
+    assert response.status_code == 422
+    assert 'href="#field-status"' in response.text
+    assert stored(runtime, case_id)["status"] == "new"
+
+
+def test_assign_to_me_and_unassign(
+    counsellor: TestClient, browser: Browser, people: dict[str, Staff], case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}/zuweisen"
+    assigned = post_form(counsellor, url, {"action": "me"})
+    assert assigned.status_code == 303
+    assert stored(runtime, case_id)["assignee_id"] == people["counsellor"].user_id
+    assert "mir zugewiesen" in counsellor.get("/intern/faelle").text
+    assert case_id in counsellor.get("/intern/faelle?assignee=me").text
+
+    colleague = browser(people["colleague"])
+    assert "Anna Berger" in colleague.get("/intern/faelle").text
+    assert "Zugewiesen an Anna Berger." in colleague.get(f"/intern/faelle/{case_id}").text
+
+    unassigned = post_form(counsellor, url, {"action": "none"})
+    assert unassigned.headers["location"].endswith("?notice=unassigned#work")
+    assert stored(runtime, case_id)["assignee_id"] is None
+    assert post_form(counsellor, url, {"action": "someone"}).status_code == 422
+
+
+def test_labels_are_set_and_cleared(counsellor: TestClient, case_id: str, runtime: Runtime) -> None:
+    url = f"/intern/faelle/{case_id}/labels"
+    saved = post_form(counsellor, url, {"labels": ["police", "legal"]})
+    assert saved.status_code == 303
+    assert stored(runtime, case_id)["labels"] == ["legal", "police"]
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+    assert 'value="legal" checked' in page
+    assert '<span class="tag">Polizei</span>' in counsellor.get("/intern/faelle").text
+
+    refused = post_form(counsellor, url, {"labels": ["legal", "nonsense"]})
+    assert refused.status_code == 422
+    assert 'href="#field-labels"' in refused.text
+    assert stored(runtime, case_id)["labels"] == ["legal", "police"]
+
+    cleared = post_form(counsellor, url, {})
+    assert cleared.status_code == 303
+    assert stored(runtime, case_id)["labels"] == []
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "text", "problem"),
+    [
+        ("nachricht", "message", "   \n ", "Bitte ausfüllen."),
+        ("notiz", "note", "x" * 10_001, "Der Text ist zu lang."),
+        ("nachricht", "message", "Hallo\x00Welt", "unzulässige Steuerzeichen"),
+    ],
+)
+def test_a_refused_message_or_note_keeps_the_text(
+    counsellor: TestClient, case_id: str, runtime: Runtime, action: str, field: str, text: str, problem: str
+) -> None:
+    response = post_form(counsellor, f"/intern/faelle/{case_id}/{action}", {field: text})
+
+    assert response.status_code == 422
+    assert problem in response.text
+    assert f'href="#field-{field}"' in response.text
+    if "\x00" not in text:
+        assert f">{html.escape(text)}</textarea>" in response.text
+    assert stored(runtime, case_id)["messages"] == stored(runtime, case_id)["notes"] == 0
+
+
+# -- the conversation, both ways -------------------------------------------------------------------------
+
+
+def reporter_signed_in(browser: Browser, receipt: str) -> TestClient:
+    reporter = browser(None)
+    form = reporter.get("/fall").text
+    signed_in = reporter.post("/fall/anmelden", data={"csrf_token": csrf_token(form), "receipt": receipt})
+    assert signed_in.status_code == 200
+    return reporter
+
+
+def test_messages_and_notes_round_trip_with_the_reporter(
+    counsellor: TestClient, browser: Browser, receipt: str, case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}"
+    message = "Guten Tag,\nwir sind für Sie da. <b>Rufen</b> Sie uns an."
+    sent = post_form(counsellor, f"{url}/nachricht", {"message": message})
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"{url}?notice=message_sent#conversation"
+    noted = post_form(counsellor, f"{url}/notiz", {"note": "Polizei noch nicht informiert."})
+    assert noted.headers["location"] == f"{url}?notice=note_added#notes"
+
+    reporter = reporter_signed_in(browser, receipt)
+    own = reporter.get("/fall").text
+    assert html.escape(message, quote=False) in own
+    assert "<b>Rufen</b>" not in own
+    assert "Beratungsstelle Rückhalt Bayern (Demo)" in own
+    assert "Anna Berger" not in own, "the reporter sees the organisation, not the counsellor"
+    assert "Polizei noch nicht informiert." not in own
+
+    reply = reporter.post(
+        "/fall/nachricht",
+        data={"csrf_token": csrf_token(own), "message": "Danke!\nIch rufe morgen an."},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303
+    assert reply.headers["location"] == "/fall?notice=message_sent#messages"
+    after = reporter.get(reply.headers["location"]).text
+    assert "Ihre Nachricht wurde verschlüsselt gesendet." in after
+    assert "Danke!\nIch rufe morgen an." in after
+
+    page = counsellor.get(url).text
+    assert "Danke!\nIch rufe morgen an." in page
+    assert "Meldende Person" in page
+    assert "Polizei noch nicht informiert." in page
+    assert "Anna Berger, Beratungsstelle Rückhalt Bayern (Demo)" in page
+    assert stored(runtime, case_id)["status"] == "in_progress"
+
+
+def test_a_refused_reply_keeps_the_text(browser: Browser, receipt: str, runtime: Runtime) -> None:
+    reporter = reporter_signed_in(browser, receipt)
+    text = "Bitte rufen Sie mich an."
+    forged = reporter.post("/fall/nachricht", data={"csrf_token": "0" * 64, "message": text})
+    assert forged.status_code == 403
+    assert f">{text}</textarea>" in forged.text
+    assert 'href="#field-message"' in forged.text
+
+    token = csrf_token(reporter.get("/fall").text)
+    empty = reporter.post("/fall/nachricht", data={"csrf_token": token, "message": "  "})
+    assert empty.status_code == 422
+    assert "Nachricht: Bitte ausfüllen." in empty.text
+    too_long = reporter.post("/fall/nachricht", data={"csrf_token": token, "message": "y" * 10_001})
+    assert too_long.status_code == 422
+    assert "y" * 10_001 in too_long.text
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 0
+
+
+def test_a_reply_without_a_reporter_session_goes_to_sign_in(client: TestClient, receipt: str) -> None:
+    token = csrf_token(client.get("/fall").text)
+    response = client.post(
+        "/fall/nachricht", data={"csrf_token": token, "message": "x"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/fall"

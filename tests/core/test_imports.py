@@ -1,0 +1,25 @@
+"""Each module imports on its own: a circular import shows in some import orders only."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import service
+
+SCRIPT = "import importlib, sys\nimportlib.import_module(sys.argv[1])\n"
+
+
+def test_every_service_module_imports_on_its_own() -> None:
+    names = [
+        module.name
+        for module in pkgutil.walk_packages(service.__path__, "service.")
+        if ".migrations" not in module.name
+    ]
+    assert len(names) > 40
+    for name in names:
+        result = subprocess.run(
+            [sys.executable, "-c", SCRIPT, name], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{name}: {result.stderr[-300:]}"
