@@ -28,3 +28,22 @@ def client_address(request: Request) -> str:
 def enforce(runtime: Runtime, request: Request, limit: Limit) -> None:
     if not runtime.limiter.allow(limit, client_address(request)):
         raise RateLimited()
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime for page handlers that read the request body themselves (no dependency injection)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+# Translation keys of the validation errors that pages show (pydantic's types and the services' own).
+VALIDATION_MESSAGE_KEYS = {
+    "missing": "validation.required",
+    "string_too_short": "validation.required",
+    "too_short": "validation.required",
+    "string_too_long": "validation.too_long",
+    "too_long": "validation.too_long",
+    "invalid_code": "validation.invalid_code",
+    "district_land": "validation.district_land",
+    "duplicate": "validation.invalid",
+}

@@ -29,6 +29,7 @@ from service.auth.deps import (
 from service.auth.passwords import PasswordProblem
 from service.auth.service import PasswordRejected, TotpEnrolment
 from service.auth.subject import Subject
+from service.deps import runtime_of
 from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
 from service.i18n import Translator
 from service.organisations import repository as organisations
@@ -41,11 +42,6 @@ PendingSubject = Annotated[Subject, Depends(current_staff_pending_password)]
 
 # Far above anything a person types; keeps an oversized field from reaching Argon2 at all.
 _MAX_FIELD = {"email": 254, "password": 1024, "code": 32}
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -88,14 +84,14 @@ def _login_page(
 
 @router.get("/anmelden")
 def staff_login_form(request: Request) -> Response:
-    if open_subject(request, _runtime(request)) is not None:
+    if open_subject(request, runtime_of(request)) is not None:
         return RedirectResponse(HOME_PAGE, status_code=303)
     return _login_page(request)
 
 
 @router.post("/anmelden")
 async def staff_login(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = pages_of(request)
     t = Translator(request_lang(request))
     form = await _form(request)
@@ -123,7 +119,7 @@ async def staff_login(request: Request) -> Response:
 
 @router.post("/abmelden")
 async def staff_logout(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     t = Translator(request_lang(request))
     form = await _form(request)
     if not pages_of(request).csrf_ok(request, form.get("csrf_token")):
@@ -158,7 +154,7 @@ def _staff_context(runtime: Runtime, subject: Subject) -> dict[str, Any]:
 
 @router.get("/intern")
 def staff_home(request: Request, subject: StaffDep) -> Response:
-    context = _staff_context(_runtime(request), subject)
+    context = _staff_context(runtime_of(request), subject)
     return pages_of(request).render(request, "staff_home.html", **context)
 
 
@@ -187,7 +183,7 @@ def staff_password_form(request: Request, subject: PendingSubject) -> Response:
 
 @router.post("/konto/passwort")
 async def staff_password_change(request: Request, subject: PendingSubject) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     t = Translator(request_lang(request))
     form = await _form(request)
     if not pages_of(request).csrf_ok(request, form.get("csrf_token")):
@@ -261,12 +257,12 @@ def _totp_page(
 
 @router.get("/konto/zwei-faktor")
 def staff_totp(request: Request, subject: StaffDep) -> Response:
-    return _totp_page(request, _runtime(request), subject)
+    return _totp_page(request, runtime_of(request), subject)
 
 
 @router.post("/konto/zwei-faktor")
 async def staff_totp_action(request: Request, subject: StaffDep) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     t = Translator(request_lang(request))
     form = await _form(request)
     if not pages_of(request).csrf_ok(request, form.get("csrf_token")):

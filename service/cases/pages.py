@@ -32,6 +32,7 @@ from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
+from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
 from service.errors import NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, has_key, pick
 from service.organisations.models import Organisation
@@ -61,20 +62,6 @@ _NOTICES: dict[str, tuple[str, str]] = {
 
 # Where a refused field of the service or of a schema is shown on the page ("" = in the summary only).
 _FIELD_OF_LOC = {"status": "status", "outcome": "outcome", "labels": "labels", "assignee_id": "assign"}
-
-_ERROR_KEYS = {
-    "missing": "validation.required",
-    "string_too_short": "validation.required",
-    "too_short": "validation.required",
-    "string_too_long": "validation.too_long",
-    "too_long": "validation.too_long",
-    "invalid_code": "validation.invalid_code",
-}
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def case_url(case_id: str) -> str:
@@ -370,7 +357,7 @@ def _inbox_row(
 
 @router.get(INBOX)
 def inbox(request: Request, subject: StaffDep) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     lang = request_lang(request)
     t = Translator(lang)
     chosen = _inbox_choices(request, runtime)
@@ -649,7 +636,7 @@ def _case_response(
 ) -> Response:
     """The case page; NotFound (the 404 page) for an id the subject may not open, as for one that is not."""
     _check_id(case_id)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     lang = request_lang(request)
     t = Translator(lang)
     with runtime.sessions() as db:
@@ -722,7 +709,7 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
         elif "control characters" in str(error.get("msg", "")):
             key = "validation.control_chars"
         else:
-            key = _ERROR_KEYS.get(kind, "validation.invalid")
+            key = VALIDATION_MESSAGE_KEYS.get(kind, "validation.invalid")
         label = code_label(t, "case_page.field", field or name or "form")
         message = f"{label}: {t(key)}"
         if (field and field in seen) or message in {entry["message"] for entry in summary}:
@@ -753,7 +740,7 @@ async def _act(
             _case_response, request, subject, case_id, status=403, values=values, errors=errors
         )
     _check_id(case_id)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
 
     def run() -> None:
         with runtime.sessions() as db:

@@ -19,7 +19,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
 from service.crypto import format_receipt
-from service.deps import enforce
+from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.errors import NotFound, ValidationFailed
 from service.i18n import Translator, format_date, format_datetime
 from service.reports.schemas import IncidentFields, ReportCreate
@@ -35,22 +35,6 @@ SESSION_COOKIE = "rh_reporter"
 CASE_NOTICES = {"message_sent": "notice.message_sent"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
 BOOL_FIELDS = {"consent_counselling", "consent_police"}
-
-_PYDANTIC_KEYS = {
-    "missing": "validation.required",
-    "string_too_short": "validation.required",
-    "too_short": "validation.required",
-    "string_too_long": "validation.too_long",
-    "too_long": "validation.too_long",
-    "invalid_code": "validation.invalid_code",
-    "district_land": "validation.district_land",
-    "duplicate": "validation.invalid",
-}
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _pages(request: Request) -> Pages:
@@ -85,8 +69,8 @@ def _form_to_data(fields: dict[str, list[str]], model: type[BaseModel]) -> dict[
 
 
 def _message_key(kind: str, message: str) -> str:
-    if kind in _PYDANTIC_KEYS:
-        return _PYDANTIC_KEYS[kind]
+    if kind in VALIDATION_MESSAGE_KEYS:
+        return VALIDATION_MESSAGE_KEYS[kind]
     if "future" in message:
         return "validation.date_future"
     if "control characters" in message:
@@ -157,7 +141,7 @@ def index(request: Request) -> Response:
 
 @router.get("/melden")
 def report_form(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     return _pages(request).render(
         request, "report_form.html", values={}, errors=[], field_errors={}, **_form_context(runtime)
     )
@@ -188,7 +172,7 @@ async def _parse_multipart(
 
 @router.post("/melden")
 async def submit_report(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
     enforce(runtime, request, intake_limit(runtime.settings))
@@ -324,7 +308,7 @@ def _case_page(
 
 @router.get("/fall")
 def reporter_home(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     reporter = _open_from_cookie(request, runtime)
     if reporter is None:
         return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
@@ -336,7 +320,7 @@ def reporter_home(request: Request) -> Response:
 
 @router.post("/fall/anmelden")
 async def reporter_login(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
     form = await request.form()
@@ -377,7 +361,7 @@ async def reporter_login(request: Request) -> Response:
 
 @router.post("/fall/vorfall")
 async def reporter_add_incident(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
     reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
@@ -428,7 +412,7 @@ async def reporter_add_incident(request: Request) -> Response:
 async def reporter_message(request: Request) -> Response:
     """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
     does not send the message twice; an error shows the page again with the text kept."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
     reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
@@ -471,7 +455,7 @@ async def reporter_message(request: Request) -> Response:
 
 @router.post("/fall/abmelden")
 async def reporter_logout(request: Request) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
 
