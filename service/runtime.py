@@ -77,7 +77,7 @@ def build_runtime(settings: Settings) -> Runtime:
         intake=intake,
         accounts=AccountService(secrets.session_key, audit=audit),
         audit=audit,
-        cases=CaseService(taxonomy, audit, intake),
+        cases=CaseService(taxonomy, audit),
     )
 
 

@@ -19,6 +19,7 @@ from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.cases import repository
 from service.cases.blobs import BlobStore
+from service.cases.deadlines import complaint_deadline
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -44,7 +45,7 @@ from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
 from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
-from service.reports.service import IntakeService, add_months
+from service.statistics.extract import classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
 
@@ -78,10 +79,9 @@ def _iso(value: Any) -> str | None:
 
 
 class CaseService:
-    def __init__(self, taxonomy: Taxonomy, audit: AuditLog, intake: IntakeService) -> None:
+    def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
         self.taxonomy = taxonomy
         self.audit = audit
-        self.intake = intake
 
     # -- reading -------------------------------------------------------------------------------------------
     def inbox(
@@ -309,8 +309,11 @@ class CaseService:
         for index, label in enumerate(change.labels or []):
             if label not in LABELS:
                 errors.append(public_error(["labels", index], "invalid_code", "unknown label"))
-        holders = {org.id for org, grant in repository.holders(session, case.id) if grant.active}
-        if change.assignee_id and not organisations.is_member_of_any(session, change.assignee_id, holders):
+        if change.assignee_id and not organisations.is_member_of_any(
+            session,
+            change.assignee_id,
+            {org.id for org, grant in repository.holders(session, case.id) if grant.active},
+        ):
             errors.append(
                 public_error(["assignee_id"], "invalid", "the assignee is not a member of a holder")
             )
@@ -377,8 +380,10 @@ class CaseService:
         before = ",".join(incident.type_codes)
         incident.type_codes = list(type_codes)
         incident.severity = self.taxonomy.severity_of(type_codes)
-        incident.complaint_deadline_on = _complaint_deadline(
-            payload.get("occurred_on"), self.taxonomy.has_complaint_only(type_codes)
+        occurred_on = payload.get("occurred_on")
+        incident.complaint_deadline_on = complaint_deadline(
+            date.fromisoformat(occurred_on) if occurred_on else None,
+            self.taxonomy.has_complaint_only(type_codes),
         )
         case.severity = min(i.severity for i in case.incidents)
         extract_id = open_sealed(
@@ -386,7 +391,7 @@ class CaseService:
         ).decode()
         extract = session.get(StatisticsExtract, extract_id)
         if extract is not None:
-            for name, value in self.intake.extract_fields(list(type_codes)).items():
+            for name, value in classification(self.taxonomy, list(type_codes)).items():
                 setattr(extract, name, value)
         case.updated_at = utcnow()
         self._audit(
@@ -494,17 +499,14 @@ class CaseService:
         """A message to the reporter, sealed with the case key; the reporter is told content-free."""
         unlocked = self.unlock(session, subject, case_id)
         case = unlocked.case
-        message_id = new_id()
-        session.add(
-            CaseMessage(
-                id=message_id,
-                case_id=case.id,
-                direction=MessageDirection.to_reporter.value,
-                author_id=subject.user_id,
-                organisation_id=unlocked.organisation_id,
-                ciphertext=seal(unlocked.data_key, body.encode(), _ctx("message", case.id, message_id)),
-                created_at=utcnow(),
-            )
+        message_id = _add_message(
+            session,
+            case.id,
+            unlocked.data_key,
+            body,
+            MessageDirection.to_reporter,
+            subject.user_id,
+            unlocked.organisation_id,
         )
         if case.status in (CaseStatus.new.value, CaseStatus.acknowledged.value):
             case.status = CaseStatus.in_progress.value
@@ -534,10 +536,29 @@ class CaseService:
         return note_id
 
 
-def _complaint_deadline(occurred_on: str | None, complaint_only: bool) -> date | None:
-    if not complaint_only or not occurred_on:
-        return None
-    return add_months(date.fromisoformat(occurred_on), 3)
+def _add_message(
+    session: Session,
+    case_id: str,
+    data_key: bytes,
+    body: str,
+    direction: MessageDirection,
+    author_id: str | None,
+    organisation_id: str | None,
+) -> str:
+    """One message of the two-way channel, sealed with the case key and bound to its own id."""
+    message_id = new_id()
+    session.add(
+        CaseMessage(
+            id=message_id,
+            case_id=case_id,
+            direction=direction.value,
+            author_id=author_id,
+            organisation_id=organisation_id,
+            ciphertext=seal(data_key, body.encode(), _ctx("message", case_id, message_id)),
+            created_at=utcnow(),
+        )
+    )
+    return message_id
 
 
 def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[dict[str, Any]]:
@@ -556,18 +577,7 @@ def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[d
 
 def reporter_reply(session: Session, case: Case, data_key: bytes, body: str) -> str:
     """The reporter answers; every active holder is told (content-free) through the outbox."""
-    message_id = new_id()
-    session.add(
-        CaseMessage(
-            id=message_id,
-            case_id=case.id,
-            direction=MessageDirection.from_reporter.value,
-            author_id=None,
-            organisation_id=None,
-            ciphertext=seal(data_key, body.encode(), _ctx("message", case.id, message_id)),
-            created_at=utcnow(),
-        )
-    )
+    message_id = _add_message(session, case.id, data_key, body, MessageDirection.from_reporter, None, None)
     if case.status == CaseStatus.waiting_for_reporter.value:
         case.status = CaseStatus.in_progress.value
     case.updated_at = utcnow()

@@ -6,16 +6,17 @@ straight line: validate, route on the server, encrypt, store everything in one t
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.cases import service as case_work
+from service.cases.deadlines import complaint_deadline
 from service.cases.models import (
     Attachment,
     Case,
@@ -52,6 +53,7 @@ from service.reports import repository
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
 from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
+from service.statistics.extract import classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Districts, Taxonomy
 
@@ -87,13 +89,6 @@ class Filed:
 class OpenedCase:
     case: Case
     data_key: bytes
-
-
-def add_months(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year = day.year + month_index // 12
-    month = month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
@@ -228,9 +223,7 @@ class IntakeService:
             severity=self.taxonomy.severity_of(data.type_codes),
             urgency=data.urgency,
             incident_month=data.occurred_on.strftime("%Y-%m") if data.occurred_on else None,
-            complaint_deadline_on=add_months(data.occurred_on, 3)
-            if complaint_only and data.occurred_on
-            else None,
+            complaint_deadline_on=complaint_deadline(data.occurred_on, complaint_only),
             payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
             created_at=now,
         )
@@ -241,15 +234,6 @@ class IntakeService:
         rows += [incident, extract]
         return incident
 
-    def extract_fields(self, type_codes: list[str]) -> dict[str, Any]:
-        """The classification columns of a statistics row (also used when a counsellor reclassifies)."""
-        ordered = sorted(type_codes, key=lambda code: (self.taxonomy.severity_of([code]), code))
-        return {
-            "primary_type": ordered[0],
-            "type_codes": sorted(type_codes),
-            "severity_group": self.taxonomy.severity_of(type_codes),
-        }
-
     def _extract(self, case: Case, incident: Incident) -> StatisticsExtract:
         return StatisticsExtract(
             id=new_id(),
@@ -259,7 +243,7 @@ class IntakeService:
             land=case.land,
             channel=incident.channel.split(".")[0],
             office=case.office,
-            **self.extract_fields(incident.type_codes),
+            **classification(self.taxonomy, incident.type_codes),
         )
 
     def _attach(
@@ -475,10 +459,6 @@ class IntakeService:
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""
-        # Imported here: service.cases.service imports this module (IntakeService), so a module-level import
-        # would be circular whenever this module is imported first (as `rueckhalt demo` does).
-        from service.cases.service import reporter_messages
-
         case = opened.case
         counts = repository.attachment_counts(session, case.id)
         incidents = []
@@ -502,5 +482,5 @@ class IntakeService:
             "created_at": case.created_at.isoformat(),
             "organisations": repository.active_organisation_names(session, case.id),
             "incidents": incidents,
-            "messages": reporter_messages(session, case.id, opened.data_key),
+            "messages": case_work.reporter_messages(session, case.id, opened.data_key),
         }
