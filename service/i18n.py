@@ -154,3 +154,14 @@ def has_key(key: str) -> bool:
     """Whether the German catalogue (the complete one) has ``key``: for labels of codes that may be newer
     than the translations, so that the code itself is shown rather than a dotted key."""
     return key in catalogue(DEFAULT_LANG)
+
+
+def format_size(size_bytes: int, lang: str) -> str:
+    """A file size as people read it ("1,2 MB" in German, "1.2 MB" in English)."""
+    if size_bytes < 1024:
+        text = f"{size_bytes} B"
+    elif size_bytes < 1024 * 1024:
+        text = f"{size_bytes / 1024:.0f} KB"
+    else:
+        text = f"{size_bytes / (1024 * 1024):.1f} MB"
+    return text.replace(".", ",") if lang == "de" else text

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -316,3 +316,19 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that no file name can break out of (RFC 6266 / RFC 5987)."""
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)[:100]
+    encoded = quote(filename[:200], safe="")
+    return f"attachment; filename=\"{ascii_name or 'beweis'}\"; filename*=UTF-8''{encoded}"
+
+
+def download(filename: str, content_type: str, size_bytes: int, chunks: Iterator[bytes]) -> StreamingResponse:
+    """A decrypted file, streamed as it is decrypted; always a download, never rendered inline."""
+    return StreamingResponse(
+        chunks,
+        media_type=content_type,
+        headers={"content-disposition": content_disposition(filename), "content-length": str(size_bytes)},
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
@@ -20,6 +19,7 @@ from service.cases.schemas import (
     ReferralCreate,
 )
 from service.deps import RuntimeDep
+from service.web import download
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -87,13 +87,6 @@ def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime:
         return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))
 
 
-def content_disposition(filename: str) -> str:
-    """An attachment header that no file name can break out of (RFC 6266 / RFC 5987)."""
-    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)[:100]
-    encoded = quote(filename[:200], safe="")
-    return f"attachment; filename=\"{ascii_name or 'beweis'}\"; filename*=UTF-8''{encoded}"
-
-
 @router.get(
     "/{case_id}/attachments/{attachment_id}",
     responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
@@ -104,14 +97,7 @@ def download_attachment(
 ) -> StreamingResponse:
     with runtime.sessions() as db:
         found = runtime.cases.open_attachment(db, subject, case_id, attachment_id, runtime.blobs)
-    return StreamingResponse(
-        found.chunks(),
-        media_type=found.content_type,
-        headers={
-            "content-disposition": content_disposition(found.filename),
-            "content-length": str(found.size_bytes),
-        },
-    )
+    return download(found.filename, found.content_type, found.size_bytes, found.chunks())
 
 
 @router.post(

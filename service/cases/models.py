@@ -160,6 +160,10 @@ class Attachment(Base):
     incident_id: Mapped[str | None] = mapped_column(
         ForeignKey("incident.id", ondelete="CASCADE"), nullable=True
     )
+    # Files sent with a message of the two-way channel (either direction) instead of with an incident.
+    message_id: Mapped[str | None] = mapped_column(
+        ForeignKey("case_message.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     blob_name: Mapped[str] = mapped_column(String(64), unique=True)
     content_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)

@@ -34,8 +34,9 @@ from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
 from service.errors import NotFound, ValidationFailed
-from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, has_key, pick
+from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
 from service.organisations.models import Organisation
+from service.reports.uploads import parse_form
 from service.runtime import Runtime
 from service.web import request_lang
 
@@ -109,16 +110,6 @@ def _types(runtime: Runtime, codes: Iterable[str], lang: str) -> list[dict[str, 
 def _land(runtime: Runtime, code: str, lang: str) -> str:
     land = runtime.districts.land(code)
     return pick(land.name, lang) if land is not None else code
-
-
-def _size(size_bytes: int, lang: str) -> str:
-    if size_bytes < 1024:
-        text = f"{size_bytes} B"
-    elif size_bytes < 1024 * 1024:
-        text = f"{size_bytes / 1024:.0f} KB"
-    else:
-        text = f"{size_bytes / (1024 * 1024):.1f} MB"
-    return text.replace(".", ",") if lang == "de" else text
 
 
 # -- deadlines -----------------------------------------------------------------------------------------------
@@ -425,7 +416,7 @@ def _attachment_view(case_id: str, attachment: dict[str, Any], lang: str) -> dic
         "href": f"/api/v1/cases/{case_id}/attachments/{attachment['id']}",
         "filename": attachment["filename"] or attachment["id"][:8],
         "content_type": attachment["content_type"],
-        "size": _size(int(attachment["size_bytes"]), lang),
+        "size": format_size(int(attachment["size_bytes"]), lang),
     }
 
 
@@ -537,7 +528,14 @@ def case_view(
     for attachment in detail["attachments"]:
         by_incident.setdefault(attachment.get("incident_id"), []).append(attachment)
     incident_ids = {item["id"] for item in detail["incidents"]}
-    loose = [a for key, items in by_incident.items() if key not in incident_ids for a in items]
+    loose = [
+        a
+        for key, items in by_incident.items()
+        if key not in incident_ids
+        for a in items
+        if not a.get("message_id")
+    ]
+    by_id = {attachment["id"]: attachment for attachment in detail["attachments"]}
 
     contact = detail.get("contact") or {}
     assignee = detail["assignee_id"]
@@ -603,6 +601,7 @@ def case_view(
                 else author(message),
                 "at": format_datetime(message["created_at"], lang),
                 "body": message["body"],
+                "files": [_attachment_view(case_id, by_id[ref], lang) for ref in message["attachment_ids"]],
             }
             for message in detail["messages"]
         ],
@@ -649,6 +648,8 @@ def _case_response(
         status=status,
         case=case,
         options=_case_options(t),
+        max_attachments=runtime.settings.max_attachments_per_report,
+        max_attachment_mb=runtime.settings.max_attachment_bytes // (1024 * 1024),
         values=values or {},
         errors=summary,
         field_errors={error["field"]: error["message"] for error in summary if error["field"]},
@@ -702,8 +703,14 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
     for error in detail:
         loc = [str(part) for part in error.get("loc", [])]
         name = loc[0] if loc else ""
-        field = _FIELD_OF_LOC.get(name, name if name in ("message", "note") else "")
+        field = _FIELD_OF_LOC.get(name, name if name in ("message", "note", "message_files") else "")
         kind = str(error.get("type", ""))
+        if kind.startswith("attachment_"):
+            # "Datei 2 ist zu groß": the file by its position, never by the name it was sent with.
+            text = t(f"validation.{kind}", name=t("upload.file_n", n=str(error.get("position", ""))))
+            summary.append({"field": field, "message": f"{code_label(t, 'case_page.field', field)}: {text}"})
+            seen.add(field)
+            continue
         if field == "outcome" and kind == "missing":
             key = "case_page.error.outcome_required"
         elif "control characters" in str(error.get("msg", "")):
@@ -814,15 +821,47 @@ async def set_labels(case_id: str, request: Request, subject: StaffDep) -> Respo
 
 @router.post(INBOX + "/{case_id}/nachricht")
 async def write_message(case_id: str, request: Request, subject: StaffDep) -> Response:
-    form = await _form(request)
+    """A message to the reporter, optionally with files; the files are encrypted with the case key while
+    the form streams in, so the case is opened (404 if the subject may not see it) before the body is read."""
+    _check_id(case_id)
+    runtime = runtime_of(request)
+
+    def case_key() -> bytes:
+        with runtime.sessions() as db:
+            return runtime.cases.unlock(db, subject, case_id).data_key
+
+    key = await run_in_threadpool(case_key)
+    parser = await parse_form(
+        request, key=key, case_id=case_id, blobs=runtime.blobs, settings=runtime.settings
+    )
+    form = FormData([(name, value) for name, values in parser.fields.items() for value in values])
     text = _text(form, "message")
 
     def work(runtime: Runtime, db: Session) -> None:
-        body: MessageCreate = _validated(MessageCreate, {"body": text}, field="message")
-        runtime.cases.post_message(db, subject, case_id, body.body)
+        problems = [
+            {"loc": ["message_files"], "type": error["reason"], "position": error.get("position", "")}
+            for error in parser.errors
+        ]
+        try:
+            body: MessageCreate = _validated(MessageCreate, {"body": text}, field="message")
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.detail + problems) from None
+        if problems:
+            raise ValidationFailed(problems)
+        runtime.cases.post_message(db, subject, case_id, body.body, parser.uploads)
 
     values = {"message": text}
-    return await _act(request, subject, case_id, form, values=values, notice="message_sent", work=work)
+    try:
+        response = await _act(
+            request, subject, case_id, form, values=values, notice="message_sent", work=work
+        )
+    except BaseException:
+        parser.discard()
+        raise
+    if response.status_code != 303:
+        # Refused: the encrypted files of this request must not stay behind without a row.
+        parser.discard()
+    return response
 
 
 @router.post(INBOX + "/{case_id}/notiz")

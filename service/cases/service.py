@@ -8,7 +8,7 @@ in the same transaction as whatever else the request changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.auth.subject import Subject
+from service.cases import attachments as files
 from service.cases import repository
+from service.cases.attachments import DecryptedAttachment
 from service.cases.blobs import BlobStore
 from service.cases.deadlines import complaint_deadline
 from service.cases.models import (
@@ -35,7 +37,6 @@ from service.crypto import (
     DecryptionError,
     PublicKey,
     open_sealed,
-    open_stream,
     seal,
     unwrap_key,
     wrap_key,
@@ -45,21 +46,13 @@ from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
 from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
+from service.reports.uploads import EncryptedUpload
 from service.statistics.extract import classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")
-
-
-@dataclass(frozen=True)
-class DecryptedAttachment:
-    filename: str
-    content_type: str
-    size_bytes: int
-    # Called when the response starts: the blob is opened and decrypted only while it is sent.
-    chunks: Callable[[], Iterator[bytes]]
 
 
 @dataclass(frozen=True)
@@ -170,21 +163,7 @@ class CaseService:
                     **payload,
                 }
             )
-        attachments = []
-        for attachment in repository.attachments(session, case.id):
-            meta = json.loads(
-                open_sealed(key, attachment.meta_ciphertext, _ctx("attachment_meta", case.id, attachment.id))
-            )
-            attachments.append(
-                {
-                    "id": attachment.id,
-                    "incident_id": attachment.incident_id,
-                    "filename": meta.get("filename", ""),
-                    "content_type": attachment.content_type,
-                    "size_bytes": attachment.size_bytes,
-                    "uploaded_by": attachment.uploaded_by,
-                }
-            )
+        attachments = files.describe(session, case.id, key)
         holders = [
             {
                 "organisation_id": org.id,
@@ -226,7 +205,7 @@ class CaseService:
             "contact": contact,
             "incidents": incidents,
             "attachments": attachments,
-            "messages": self._messages(session, case.id, key),
+            "messages": self._messages(session, case.id, key, attachments),
             "notes": self._notes(session, case.id, key),
             "holders": holders,
             "routing": routing,
@@ -239,7 +218,9 @@ class CaseService:
         session.commit()
         return view
 
-    def _messages(self, session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]:
+    def _messages(
+        self, session: Session, case_id: str, key: bytes, attachments: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         return [
             {
                 "id": message.id,
@@ -248,6 +229,7 @@ class CaseService:
                 "organisation_id": message.organisation_id,
                 "created_at": message.created_at.isoformat(),
                 "body": open_sealed(key, message.ciphertext, _ctx("message", case_id, message.id)).decode(),
+                "attachment_ids": [item["id"] for item in attachments if item["message_id"] == message.id],
             }
             for message in repository.messages(session, case_id)
         ]
@@ -269,30 +251,10 @@ class CaseService:
     ) -> DecryptedAttachment:
         """An attachment ready to stream, decrypted chunk by chunk; the download is audited first."""
         unlocked = self.unlock(session, subject, case_id)
-        attachment = repository.attachment(session, unlocked.case.id, attachment_id)
-        if attachment is None:
-            raise NotFound()
-        key = unlocked.data_key
-        meta = json.loads(
-            open_sealed(
-                key, attachment.meta_ciphertext, _ctx("attachment_meta", attachment.case_id, attachment.id)
-            )
-        )
-        self._audit(session, subject, "attachment.download", unlocked.case.id, attachment_id=attachment.id)
+        found = files.opened(session, unlocked.case.id, attachment_id, unlocked.data_key, blobs)
+        self._audit(session, subject, "attachment.download", unlocked.case.id, attachment_id=attachment_id)
         session.commit()
-        context = _ctx("attachment", attachment.case_id, attachment.id)
-        path = blobs.path(attachment.blob_name)
-
-        def chunks() -> Iterator[bytes]:
-            with path.open("rb") as source:
-                yield from open_stream(key, context, source)
-
-        return DecryptedAttachment(
-            filename=str(meta.get("filename") or "beweis"),
-            content_type=attachment.content_type,
-            size_bytes=attachment.size_bytes,
-            chunks=chunks,
-        )
+        return found
 
     # -- workflow ------------------------------------------------------------------------------------------
     def update(self, session: Session, subject: Subject, case_id: str, change: CaseUpdate) -> None:
@@ -495,8 +457,17 @@ class CaseService:
         )
         session.commit()
 
-    def post_message(self, session: Session, subject: Subject, case_id: str, body: str) -> str:
-        """A message to the reporter, sealed with the case key; the reporter is told content-free."""
+    def post_message(
+        self,
+        session: Session,
+        subject: Subject,
+        case_id: str,
+        body: str,
+        uploads: Sequence[EncryptedUpload] = (),
+    ) -> str:
+        """A message to the reporter, sealed with the case key; the reporter is told content-free.
+
+        ``uploads`` were encrypted with this case's key while the form streamed in (see ``unlock``)."""
         unlocked = self.unlock(session, subject, case_id)
         case = unlocked.case
         message_id = _add_message(
@@ -507,6 +478,7 @@ class CaseService:
             MessageDirection.to_reporter,
             subject.user_id,
             unlocked.organisation_id,
+            uploads,
         )
         if case.status in (CaseStatus.new.value, CaseStatus.acknowledged.value):
             case.status = CaseStatus.in_progress.value
@@ -514,7 +486,9 @@ class CaseService:
             case.acknowledged_at = utcnow()
         case.updated_at = utcnow()
         enqueue(session, "notifications.reporter_message", case_id=case.id)
-        self._audit(session, subject, "case.message", case.id, message_id=message_id)
+        self._audit(
+            session, subject, "case.message", case.id, message_id=message_id, attachments=len(uploads)
+        )
         session.commit()
         return message_id
 
@@ -544,9 +518,11 @@ def _add_message(
     direction: MessageDirection,
     author_id: str | None,
     organisation_id: str | None,
+    uploads: Sequence[EncryptedUpload] = (),
 ) -> str:
     """One message of the two-way channel, sealed with the case key and bound to its own id."""
     message_id = new_id()
+    now = utcnow()
     session.add(
         CaseMessage(
             id=message_id,
@@ -555,29 +531,43 @@ def _add_message(
             author_id=author_id,
             organisation_id=organisation_id,
             ciphertext=seal(data_key, body.encode(), _ctx("message", case_id, message_id)),
-            created_at=utcnow(),
+            created_at=now,
         )
     )
+    # The message row goes first: the attachments' foreign key points at it.
+    session.flush()
+    uploaded_by = "reporter" if direction is MessageDirection.from_reporter else "staff"
+    session.add_all(files.rows_for(uploads, case_id, uploaded_by=uploaded_by, now=now, message_id=message_id))
     return message_id
 
 
 def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[dict[str, Any]]:
     """The conversation as the reporter sees it (no staff identities, only the organisation's name)."""
     names = {org.id: org.display_name for org, _ in repository.holders(session, case_id)}
+    attachments = [item for item in files.describe(session, case_id, data_key) if item["message_id"]]
     return [
         {
             "direction": message.direction,
             "organisation": names.get(message.organisation_id or ""),
             "created_at": message.created_at.isoformat(),
             "body": open_sealed(data_key, message.ciphertext, _ctx("message", case_id, message.id)).decode(),
+            "attachments": [
+                {key: item[key] for key in ("id", "filename", "content_type", "size_bytes")}
+                for item in attachments
+                if item["message_id"] == message.id
+            ],
         }
         for message in repository.messages(session, case_id)
     ]
 
 
-def reporter_reply(session: Session, case: Case, data_key: bytes, body: str) -> str:
+def reporter_reply(
+    session: Session, case: Case, data_key: bytes, body: str, uploads: Sequence[EncryptedUpload] = ()
+) -> str:
     """The reporter answers; every active holder is told (content-free) through the outbox."""
-    message_id = _add_message(session, case.id, data_key, body, MessageDirection.from_reporter, None, None)
+    message_id = _add_message(
+        session, case.id, data_key, body, MessageDirection.from_reporter, None, None, uploads
+    )
     if case.status == CaseStatus.waiting_for_reporter.value:
         case.status = CaseStatus.in_progress.value
     case.updated_at = utcnow()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
+from fastapi.responses import StreamingResponse
 
+from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import RuntimeDep, enforce
@@ -18,6 +20,7 @@ from service.reports.schemas import (
 )
 from service.reports.service import CaseDraft
 from service.runtime import intake_limit, receipt_limit
+from service.web import download
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -89,3 +92,23 @@ def reporter_message(body: ReporterMessageCreate, request: Request, runtime: Run
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
         return Created(id=case_work.reporter_reply(db, opened.case, opened.data_key, body.body))
+
+
+@router.post(
+    "/reports/attachments/{attachment_id}",
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        404: {"description": "No case for this receipt, or no such file in it"},
+        429: _ERRORS[429],
+    },
+    summary="Download a file of your own case (for example one the counselling organisation sent)",
+)
+def download_attachment(
+    attachment_id: str, body: ReceiptLogin, request: Request, runtime: RuntimeDep
+) -> StreamingResponse:
+    # POST, not GET: the receipt is a secret and belongs in a body, never in a URL or an access log.
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, body.receipt)
+        found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
+    return download(found.filename, found.content_type, found.size_bytes, found.chunks())

@@ -16,17 +16,18 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
+from service.cases import attachments as files
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.errors import NotFound, ValidationFailed
-from service.i18n import Translator, format_date, format_datetime
+from service.i18n import Translator, format_date, format_datetime, format_size
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.reports.service import CaseDraft
-from service.reports.uploads import EncryptingFormParser, UploadLimits
+from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
-from service.web import Pages, request_lang
+from service.web import Pages, download, request_lang
 
 router = APIRouter(include_in_schema=False)
 
@@ -107,15 +108,6 @@ def _validate(model: type[BaseModel], data: dict[str, Any]) -> tuple[BaseModel |
         return None, [{"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in exc.errors()]
 
 
-def _limits(runtime: Runtime) -> UploadLimits:
-    settings = runtime.settings
-    return UploadLimits(
-        max_files=settings.max_attachments_per_report,
-        max_file_bytes=settings.max_attachment_bytes,
-        max_image_bytes=settings.max_image_bytes,
-    )
-
-
 def _form_context(runtime: Runtime) -> dict[str, Any]:
     return {
         "taxonomy": runtime.taxonomy,
@@ -150,24 +142,7 @@ def report_form(request: Request) -> Response:
 async def _parse_multipart(
     request: Request, runtime: Runtime, key: bytes, case_id: str
 ) -> EncryptingFormParser:
-    parser = EncryptingFormParser(
-        key=key,
-        case_id=case_id,
-        blobs=runtime.blobs,
-        limits=_limits(runtime),
-        max_body_bytes=runtime.settings.max_upload_body_bytes,
-    )
-    content_type = request.headers.get("content-type", "")
-    if content_type.lower().startswith("application/x-www-form-urlencoded"):
-        # A form without files (some clients send it so); the body-size limit still applies.
-        form = await request.form(max_files=0, max_fields=200)
-        for name in form:
-            parser.fields[name] = [value for value in form.getlist(name) if isinstance(value, str)]
-        return parser
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise ValidationFailed([{"loc": ["body"], "type": "content_type", "msg": "form data expected"}])
-    await parser.parse(content_type, request.stream())
-    return parser
+    return await parse_form(request, key=key, case_id=case_id, blobs=runtime.blobs, settings=runtime.settings)
 
 
 @router.post("/melden")
@@ -276,6 +251,15 @@ def _case_page(
                 else message["organisation"] or t("case.organisations"),
                 "at": format_datetime(message["created_at"], lang),
                 "body": message["body"],
+                "files": [
+                    {
+                        "href": f"/fall/anhang/{item['id']}",
+                        "filename": item["filename"] or item["id"][:8],
+                        "content_type": item["content_type"],
+                        "size": format_size(int(item["size_bytes"]), lang),
+                    }
+                    for item in message["attachments"]
+                ],
             }
             for message in view["messages"]
         ],
@@ -419,38 +403,57 @@ async def reporter_message(request: Request) -> Response:
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
     enforce(runtime, request, receipt_limit(runtime.settings))
-    form = await request.form(max_files=0, max_fields=10)
-    token, sent = form.get("csrf_token"), form.get("message")
-    text = sent if isinstance(sent, str) else ""
+    parser = await _parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
+    token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
 
     def again(errors: list[dict[str, Any]], status: int) -> Response:
+        parser.discard()
         summary, by_field = _field_errors(errors, t)
         values = {"message": text}
         return _case_page(
             request, runtime, reporter, status=status, values=values, errors=summary, field_errors=by_field
         )
 
-    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+    if not pages.csrf_ok(request, token):
         # Named after the message field: the summary's link then leads to the text, which is still there.
         return await run_in_threadpool(again, [{"loc": ["message"], "type": "csrf", "msg": ""}], 403)
     model, errors = _validate(MessageCreate, {"body": text})
+    for error in errors:
+        error["loc"] = ["message"]
+    # The message form's file field has its own name: the page also has the incident form's.
+    errors += [{**error, "field": "message_files"} for error in parser.errors]
     if model is None or errors:
-        for error in errors:
-            error["loc"] = ["message"]
         return await run_in_threadpool(again, errors, 422)
     assert isinstance(model, MessageCreate)
 
     def reply() -> None:
         with runtime.sessions() as db:
             opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-            reporter_reply(db, opened.case, opened.data_key, model.body)
+            reporter_reply(db, opened.case, opened.data_key, model.body, parser.uploads)
 
     try:
         await run_in_threadpool(reply)
     except NotFound:
         # The case was purged while the session lived: /fall shows the sign-in page.
+        parser.discard()
         return RedirectResponse("/fall", status_code=303)
+    except BaseException:
+        parser.discard()
+        raise
     return RedirectResponse("/fall?notice=message_sent#messages", status_code=303)
+
+
+@router.get("/fall/anhang/{attachment_id}")
+def reporter_download(attachment_id: str, request: Request) -> Response:
+    """A file of the reporter's own case (one a counsellor sent, or their own), decrypted as it streams."""
+    runtime = runtime_of(request)
+    reporter = _open_from_cookie(request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+        found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
+    return download(found.filename, found.content_type, found.size_bytes, found.chunks())
 
 
 @router.post("/fall/abmelden")

@@ -153,11 +153,19 @@ class IncidentSummary(BaseModel):
     attachments: int
 
 
+class FileForReporter(BaseModel):
+    id: str = Field(description="Download with POST /api/v1/reports/attachments/{id} and the receipt")
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
 class MessageForReporter(BaseModel):
     direction: str = Field(description="to_reporter (from the counselling organisation) or from_reporter")
     organisation: str | None
     created_at: str
     body: str
+    attachments: list[FileForReporter] = []
 
 
 class CaseForReporter(BaseModel):

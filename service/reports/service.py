@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.deadlines import complaint_deadline
 from service.cases.models import (
-    Attachment,
     Case,
     CaseKeyGrant,
     CaseStatus,
@@ -246,24 +246,6 @@ class IntakeService:
             **classification(self.taxonomy, incident.type_codes),
         )
 
-    def _attach(
-        self, rows: list[Base], case_id: str, incident_id: str, uploads: list[EncryptedUpload], now: datetime
-    ) -> None:
-        for upload in uploads:
-            rows.append(
-                Attachment(
-                    id=upload.attachment_id,
-                    case_id=case_id,
-                    incident_id=incident_id,
-                    blob_name=upload.blob_name,
-                    content_type=upload.content_type,
-                    size_bytes=upload.size_bytes,
-                    meta_ciphertext=upload.meta_ciphertext,
-                    uploaded_by="reporter",
-                    created_at=now,
-                )
-            )
-
     def _grant(
         self,
         session: Session,
@@ -369,7 +351,7 @@ class IntakeService:
         )
         rows: list[Base] = [case]
         incident = self._add_incident(rows, case, 1, data, draft.data_key, now)
-        self._attach(rows, case_id, incident.id, uploads, now)
+        rows += files.rows_for(uploads, case_id, uploaded_by="reporter", now=now, incident_id=incident.id)
         targets = self._grant(session, rows, case, draft.data_key, decision, reachable, set(), now)
         if not targets:
             session.rollback()
@@ -433,7 +415,7 @@ class IntakeService:
         seq = repository.next_incident_seq(session, case.id)
         rows: list[Base] = []
         incident = self._add_incident(rows, case, seq, data, opened.data_key, now)
-        self._attach(rows, case.id, incident.id, uploads, now)
+        rows += files.rows_for(uploads, case.id, uploaded_by="reporter", now=now, incident_id=incident.id)
         holders = repository.granted_organisation_ids(session, case.id)
         new_targets = self._grant(
             session, rows, case, opened.data_key, decision, reachable, set(holders), now

@@ -20,8 +20,10 @@ import python_multipart
 from PIL import Image, ImageOps
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
 
 from service.cases.blobs import BlobStore
+from service.config import Settings
 from service.crypto import Context, StreamSealer, seal
 from service.db import new_id
 from service.errors import PayloadTooLarge, ValidationFailed
@@ -345,3 +347,38 @@ class EncryptingFormParser:
             self._blobs.delete(name)
         self._written.clear()
         self.uploads.clear()
+
+
+def limits_of(settings: Settings) -> UploadLimits:
+    return UploadLimits(
+        max_files=settings.max_attachments_per_report,
+        max_file_bytes=settings.max_attachment_bytes,
+        max_image_bytes=settings.max_image_bytes,
+    )
+
+
+async def parse_form(
+    request: Request, *, key: bytes, case_id: str, blobs: BlobStore, settings: Settings
+) -> EncryptingFormParser:
+    """A page form that may carry files, parsed with its files encrypted under the case key as they arrive.
+
+    The caller must have opened the case (and so know the key) before the body is read: nothing of the body
+    is ever held unencrypted on disk. The caller discards the parser's blobs if it refuses the request."""
+    parser = EncryptingFormParser(
+        key=key,
+        case_id=case_id,
+        blobs=blobs,
+        limits=limits_of(settings),
+        max_body_bytes=settings.max_upload_body_bytes,
+    )
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("application/x-www-form-urlencoded"):
+        # A form without files (some clients send it so); the body-size limit still applies.
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        for name in form:
+            parser.fields[name] = [value for value in form.getlist(name) if isinstance(value, str)]
+        return parser
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ValidationFailed([public_error(["body"], "content_type", "form data expected")])
+    await parser.parse(content_type, request.stream())
+    return parser

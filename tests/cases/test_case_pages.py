@@ -7,6 +7,7 @@ cookies (session, CSRF) are never shared between them.
 from __future__ import annotations
 
 import html
+import io
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,7 +21,7 @@ from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
-from service.cases.models import Case, CaseMessage, CaseNote
+from service.cases.models import Attachment, Case, CaseMessage, CaseNote
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole
@@ -543,3 +544,140 @@ def test_a_reply_without_a_reporter_session_goes_to_sign_in(client: TestClient, 
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/fall"
+
+
+# -- files with messages, both ways ----------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n% Merkblatt Strafantrag\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+def jpeg_with_gps() -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", (32, 24), (20, 90, 200))
+    exif = Image.Exif()
+    exif[0x010F] = "CanaryCam"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def send_with_files(client: TestClient, url: str, page_url: str, text: str, files: list[Any]) -> Any:
+    token = csrf_token(client.get(page_url).text)
+    return client.post(url, data={"csrf_token": token, "message": text}, files=files, follow_redirects=False)
+
+
+def links(page: str, prefix: str) -> list[str]:
+    return re.findall(rf'<a href="({re.escape(prefix)}[^"]+)" download>', page)
+
+
+def blobs_on_disk(runtime: Runtime) -> list[Any]:
+    root = runtime.settings.blob_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_files_travel_with_messages_both_ways(
+    counsellor: TestClient, browser: Browser, client: TestClient, receipt: str, case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}"
+    sent = send_with_files(
+        counsellor,
+        f"{url}/nachricht",
+        url,
+        "Anbei unser Merkblatt.",
+        [("message_files", ("Merkblatt Strafantrag.pdf", PDF, "application/pdf"))],
+    )
+    assert sent.status_code == 303, sent.text
+
+    # The reporter sees the file beside the message and downloads it decrypted, as sent.
+    reporter = reporter_signed_in(browser, receipt)
+    own = reporter.get("/fall").text
+    assert "Merkblatt Strafantrag.pdf" in own
+    (href,) = links(own, "/fall/anhang/")
+    download = reporter.get(href)
+    assert download.status_code == 200
+    assert download.content == PDF
+    assert download.headers["content-disposition"].startswith("attachment;")
+
+    # The JSON API shows the same file and streams it for the receipt.
+    looked_up = client.post("/api/v1/reports/lookup", json={"receipt": receipt}).json()
+    (listed,) = looked_up["messages"][0]["attachments"]
+    assert listed["filename"] == "Merkblatt Strafantrag.pdf"
+    assert listed["size_bytes"] == len(PDF)
+    by_api = client.post(f"/api/v1/reports/attachments/{listed['id']}", json={"receipt": receipt})
+    assert by_api.status_code == 200
+    assert by_api.content == PDF
+
+    # The reporter answers with a photo; its GPS position is gone before it is encrypted.
+    reply = send_with_files(
+        reporter,
+        "/fall/nachricht",
+        "/fall",
+        "Hier das Foto vom Zettel.",
+        [("message_files", ("IMG_0001.jpg", jpeg_with_gps(), "image/jpeg"))],
+    )
+    assert reply.status_code == 303, reply.text
+    page = counsellor.get(url).text
+    photo_links = [link for link in links(page, f"/api/v1/cases/{case_id}/attachments/") if link != href]
+    assert "IMG_0001.jpg" in page
+    photos = [counsellor.get(link) for link in photo_links]
+    photo = next(item for item in photos if item.headers["content-type"] == "image/jpeg")
+    assert b"CanaryCam" not in photo.content
+    with runtime.sessions() as db:
+        downloads = db.scalars(select(AuditEvent).where(AuditEvent.action == "attachment.download")).all()
+        kinds = db.scalars(select(Attachment.uploaded_by).order_by(Attachment.created_at)).all()
+    assert len(downloads) == len(photos), "every staff download is audited"
+    assert sorted(kinds) == ["reporter", "staff"]
+
+
+@pytest.mark.parametrize("who", ["counsellor", "reporter"])
+def test_a_refused_file_sends_nothing_and_leaves_no_blob(
+    counsellor: TestClient, browser: Browser, receipt: str, case_id: str, runtime: Runtime, who: str
+) -> None:
+    sender = counsellor if who == "counsellor" else reporter_signed_in(browser, receipt)
+    page_url = f"/intern/faelle/{case_id}" if who == "counsellor" else "/fall"
+    url = f"{page_url}/nachricht" if who == "counsellor" else "/fall/nachricht"
+    good = ("message_files", ("ok.pdf", PDF, "application/pdf"))
+    bad = ("message_files", ("programm.exe", b"MZ\x90\x00\x03\x00\x00\x00" * 8, "application/pdf"))
+
+    refused = send_with_files(sender, url, page_url, "Mit Datei", [good, bad])
+    assert refused.status_code == 422
+    assert "Datei 2: Dieses Dateiformat nehmen wir nicht an." in refused.text
+    assert 'href="#field-message_files"' in refused.text
+    assert ">Mit Datei</textarea>" in refused.text
+
+    forged = sender.post(
+        url, data={"csrf_token": "0" * 64, "message": "Mit Datei"}, files=[good], follow_redirects=False
+    )
+    assert forged.status_code == 403
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 0
+        assert db.scalar(select(func.count()).select_from(Attachment)) == 0
+    assert blobs_on_disk(runtime) == []
+
+
+def test_files_of_a_case_stay_with_that_case(
+    counsellor: TestClient,
+    browser: Browser,
+    client: TestClient,
+    receipt: str,
+    case_id: str,
+    people: dict[str, Staff],
+) -> None:
+    url = f"/intern/faelle/{case_id}"
+    files = [("message_files", ("Merkblatt.pdf", PDF, "application/pdf"))]
+    assert send_with_files(counsellor, f"{url}/nachricht", url, "Merkblatt", files).status_code == 303
+    (href,) = links(counsellor.get(url).text, f"/api/v1/cases/{case_id}/attachments/")
+    attachment_id = href.rsplit("/", 1)[1]
+
+    # Another reporter with a case of their own cannot fetch it, by page or by API.
+    other = client.post("/api/v1/reports", json={**REPORT, "description": "Ein anderer Fall."})
+    other_receipt = other.json()["receipt"]
+    stranger = reporter_signed_in(browser, other_receipt)
+    assert stranger.get(f"/fall/anhang/{attachment_id}").status_code == 404
+    by_api = client.post(f"/api/v1/reports/attachments/{attachment_id}", json={"receipt": other_receipt})
+    assert by_api.status_code == 404
+    # Nor can staff of another organisation; without a session the page leads to sign-in.
+    assert browser(people["other_org"]).get(href).status_code == 404
+    assert client.get(f"/fall/anhang/{attachment_id}", follow_redirects=False).status_code == 303

@@ -1,0 +1,103 @@
+"""Evidence files of a case: rows for freshly encrypted uploads, their sealed names, streaming them back.
+
+One place for both sides of the channel: the reporter (with the key their receipt unlocked) and the
+holding organisations (with the key their grant unwraps) list and download the same rows the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.cases import repository
+from service.cases.blobs import BlobStore
+from service.cases.models import Attachment
+from service.crypto import Context, open_sealed, open_stream
+from service.errors import NotFound
+from service.reports.uploads import EncryptedUpload
+
+
+@dataclass(frozen=True)
+class DecryptedAttachment:
+    filename: str
+    content_type: str
+    size_bytes: int
+    # Called when the response starts: the blob is opened and decrypted only while it is sent.
+    chunks: Callable[[], Iterator[bytes]]
+
+
+def rows_for(
+    uploads: Iterable[EncryptedUpload],
+    case_id: str,
+    *,
+    uploaded_by: str,
+    now: datetime,
+    incident_id: str | None = None,
+    message_id: str | None = None,
+) -> list[Attachment]:
+    """The rows of uploads that the parser has already encrypted into committed blobs."""
+    return [
+        Attachment(
+            id=upload.attachment_id,
+            case_id=case_id,
+            incident_id=incident_id,
+            message_id=message_id,
+            blob_name=upload.blob_name,
+            content_type=upload.content_type,
+            size_bytes=upload.size_bytes,
+            meta_ciphertext=upload.meta_ciphertext,
+            uploaded_by=uploaded_by,
+            created_at=now,
+        )
+        for upload in uploads
+    ]
+
+
+def _meta(attachment: Attachment, key: bytes) -> dict[str, Any]:
+    context = Context("attachment_meta", case_id=attachment.case_id, record_id=attachment.id)
+    meta: dict[str, Any] = json.loads(open_sealed(key, attachment.meta_ciphertext, context))
+    return meta
+
+
+def describe(session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]:
+    """Every file of the case with its decrypted name, in upload order."""
+    return [
+        {
+            "id": attachment.id,
+            "incident_id": attachment.incident_id,
+            "message_id": attachment.message_id,
+            "filename": str(_meta(attachment, key).get("filename") or ""),
+            "content_type": attachment.content_type,
+            "size_bytes": attachment.size_bytes,
+            "uploaded_by": attachment.uploaded_by,
+        }
+        for attachment in repository.attachments(session, case_id)
+    ]
+
+
+def opened(
+    session: Session, case_id: str, attachment_id: str, key: bytes, blobs: BlobStore
+) -> DecryptedAttachment:
+    """A file of this case ready to stream; an id of another case is simply not found."""
+    attachment = repository.attachment(session, case_id, attachment_id)
+    if attachment is None:
+        raise NotFound()
+    meta = _meta(attachment, key)
+    context = Context("attachment", case_id=attachment.case_id, record_id=attachment.id)
+    path = blobs.path(attachment.blob_name)
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as source:
+            yield from open_stream(key, context, source)
+
+    return DecryptedAttachment(
+        filename=str(meta.get("filename") or "beweis"),
+        content_type=attachment.content_type,
+        size_bytes=attachment.size_bytes,
+        chunks=chunks,
+    )
