@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import health
+from service.audit.policies import record_policy_state
 from service.auth import endpoints as auth_endpoints
 from service.auth import pages as auth_pages
 from service.auth.deps import install_staff_error_handlers
@@ -36,6 +37,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_log_filter()
     built = runtime or build_runtime(settings)
+    if runtime is None:
+        # A served process records which policy files it routes by (tests pass a runtime of their own).
+        with built.sessions() as session:
+            record_policy_state(session, built.audit, settings.policies_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

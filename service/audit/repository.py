@@ -100,3 +100,10 @@ def latest(session: Session, limit: int) -> list[StoredEvent]:
     """The newest ``limit`` rows, oldest first (the order ``tail`` prints them in)."""
     rows = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq.desc()).limit(limit))
     return [StoredEvent(**row._asdict()) for row in reversed(rows.all())]
+
+
+def latest_with_action(session: Session, action: str) -> StoredEvent | None:
+    row = session.execute(
+        select(*_COLUMNS).where(AuditEvent.action == action).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return StoredEvent(**row._asdict()) if row is not None else None

@@ -35,6 +35,7 @@ from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
 from service.errors import NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
+from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.reports.uploads import parse_form
 from service.runtime import Runtime
@@ -56,11 +57,16 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "status_saved": ("case_page.notice.status_saved", "work"),
     "assigned": ("case_page.notice.assigned", "work"),
     "unassigned": ("case_page.notice.unassigned", "work"),
+    "assigned_other": ("case_page.notice.assigned_other", "work"),
     "labels_saved": ("case_page.notice.labels_saved", "work"),
     "message_sent": ("case_page.notice.message_sent", "conversation"),
     "note_added": ("case_page.notice.note_added", "notes"),
+    "referred": ("case_page.notice.referred", "holders"),
+    "reclassified": ("case_page.notice.reclassified", "incidents"),
 }
 
+# Fields of the page's forms that are shown under their own name.
+_FORM_FIELDS = frozenset({"message", "note", "message_files", "organisation", "mode", "reporter_consent"})
 # Where a refused field of the service or of a schema is shown on the page ("" = in the summary only).
 _FIELD_OF_LOC = {"status": "status", "outcome": "outcome", "labels": "labels", "assignee_id": "assign"}
 
@@ -364,6 +370,10 @@ def inbox(request: Request, subject: StaffDep) -> Response:
         options=_inbox_options(runtime, t, lang),
         truncated=truncated,
         is_member=bool(subject.memberships),
+        # The only notice that lands here: a transfer ends the counsellor's access to the case page.
+        notice=t("case_page.notice.transferred")
+        if request.query_params.get("notice") == "transferred"
+        else None,
     )
 
 
@@ -389,6 +399,7 @@ def _incident_view(
         "seq": item["seq"],
         "created": format_datetime(item["created_at"], lang),
         "types": _types(runtime, item["type_codes"], lang),
+        "codes": list(item["type_codes"]),
         "type_other": item.get("type_other") or "",
         "channel_label": _channel(runtime, item["channel"], lang),
         "urgency_label": code_label(t, "urgency", item.get("urgency")),
@@ -554,7 +565,27 @@ def case_view(
         org = orgs.get(item.get("organisation_id") or "", "")
         return f"{name}, {org}" if org else name
 
+    active_holders = {holder["organisation_id"] for holder in detail["holders"] if holder["active"]}
+    colleagues = [
+        {"id": user_id, "name": name}
+        for user_id, name in organisations.members(db, active_holders)
+        if user_id != subject.user_id
+    ]
+    receivers = sorted(
+        (
+            {
+                "slug": receiver.slug,
+                "name": receiver.display_name,
+                "police": receiver.kind == "police_liaison",
+            }
+            for receiver in organisations.receivers(db).values()
+            if receiver.id not in active_holders
+        ),
+        key=lambda item: (item["police"], item["name"]),
+    )
     return {
+        "colleagues": colleagues,
+        "receivers": receivers,
         "id": case_id,
         "ref": case_id[:8],
         "url": case_url(case_id),
@@ -648,6 +679,7 @@ def _case_response(
         status=status,
         case=case,
         options=_case_options(t),
+        taxonomy=runtime.taxonomy,
         max_attachments=runtime.settings.max_attachments_per_report,
         max_attachment_mb=runtime.settings.max_attachment_bytes // (1024 * 1024),
         values=values or {},
@@ -703,7 +735,8 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
     for error in detail:
         loc = [str(part) for part in error.get("loc", [])]
         name = loc[0] if loc else ""
-        field = _FIELD_OF_LOC.get(name, name if name in ("message", "note", "message_files") else "")
+        own_field = name in _FORM_FIELDS or name.startswith("types-")
+        field = _FIELD_OF_LOC.get(name, name if own_field else "")
         kind = str(error.get("type", ""))
         if kind.startswith("attachment_"):
             # "Datei 2 ist zu groß": the file by its position, never by the name it was sent with.
@@ -713,11 +746,17 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
             continue
         if field == "outcome" and kind == "missing":
             key = "case_page.error.outcome_required"
+        elif field == "reporter_consent":
+            key = "case_page.error.consent_required"
+        elif kind == "consent_police":
+            key = "case_page.error.consent_police"
+        elif field == "organisation" and kind == "invalid":
+            key = "case_page.error.already_holder"
         elif "control characters" in str(error.get("msg", "")):
             key = "validation.control_chars"
         else:
             key = VALIDATION_MESSAGE_KEYS.get(kind, "validation.invalid")
-        label = code_label(t, "case_page.field", field or name or "form")
+        label = code_label(t, "case_page.field", (field or name or "form").split("-")[0])
         message = f"{label}: {t(key)}"
         if (field and field in seen) or message in {entry["message"] for entry in summary}:
             continue
@@ -738,6 +777,7 @@ async def _act(
     values: dict[str, Any],
     notice: str,
     work: Work,
+    done_url: str | None = None,
 ) -> Response:
     """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors."""
     t = Translator(request_lang(request))
@@ -760,6 +800,8 @@ async def _act(
         return await run_in_threadpool(
             _case_response, request, subject, case_id, status=422, values=values, errors=errors
         )
+    if done_url is not None:
+        return RedirectResponse(done_url, status_code=303)
     section = _NOTICES[notice][1]
     anchor = "" if section == "top" else f"#{section}"
     return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303)
@@ -791,18 +833,23 @@ async def change_status(case_id: str, request: Request, subject: StaffDep) -> Re
 @router.post(INBOX + "/{case_id}/zuweisen")
 async def assign(case_id: str, request: Request, subject: StaffDep) -> Response:
     form = await _form(request)
-    action = _text(form, "action")
+    action, chosen = _text(form, "action"), _text(form, "assignee_id")
 
     def work(runtime: Runtime, db: Session) -> None:
         if action == "me":
             change = CaseUpdate(assignee_id=subject.user_id)
+        elif action == "other":
+            # The service checks that the colleague belongs to an organisation holding the case.
+            change = _validated(CaseUpdate, {"assignee_id": chosen or None}, field="assignee_id")
+            if change.assignee_id is None:
+                raise _refused("assignee_id", "missing")
         elif action == "none":
             change = CaseUpdate(unassign=True)
         else:
             raise _refused("assignee_id", "invalid")
         runtime.cases.update(db, subject, case_id, change)
 
-    notice = "unassigned" if action == "none" else "assigned"
+    notice = {"none": "unassigned", "other": "assigned_other"}.get(action, "assigned")
     return await _act(request, subject, case_id, form, values={}, notice=notice, work=work)
 
 
@@ -817,6 +864,43 @@ async def set_labels(case_id: str, request: Request, subject: StaffDep) -> Respo
 
     values = {"labels": labels}
     return await _act(request, subject, case_id, form, values=values, notice="labels_saved", work=work)
+
+
+@router.post(INBOX + "/{case_id}/weitergeben")
+async def refer(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """Refer (share) or transfer (hand over) the case; after a transfer the case is no longer ours to see,
+    so the counsellor lands on the inbox with a notice instead of a 404."""
+    form = await _form(request)
+    target, mode, consent = _text(form, "organisation"), _text(form, "mode"), _text(form, "consent") == "yes"
+
+    def work(runtime: Runtime, db: Session) -> None:
+        if mode not in ("refer", "transfer"):
+            raise _refused("mode", "missing")
+        if not target:
+            raise _refused("organisation", "missing")
+        runtime.cases.refer(db, subject, case_id, target, transfer=mode == "transfer", consent=consent)
+
+    values = {"organisation": target, "mode": mode, "consent": consent}
+    done = f"{INBOX}?notice=transferred" if mode == "transfer" else None
+    return await _act(
+        request, subject, case_id, form, values=values, notice="referred", work=work, done_url=done
+    )
+
+
+@router.post(INBOX + "/{case_id}/vorfaelle/{seq}/einordnung")
+async def reclassify(case_id: str, seq: int, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+    codes = [value for value in form.getlist("type_codes") if isinstance(value, str)]
+
+    def work(runtime: Runtime, db: Session) -> None:
+        try:
+            runtime.cases.reclassify(db, subject, case_id, seq, codes)
+        except ValidationFailed as exc:
+            # Shown at this incident's form: a page lists several incidents, each with its own choices.
+            raise ValidationFailed([{**error, "loc": [f"types-{seq}"]} for error in exc.detail]) from None
+
+    values = {f"types-{seq}": codes}
+    return await _act(request, subject, case_id, form, values=values, notice="reclassified", work=work)
 
 
 @router.post(INBOX + "/{case_id}/nachricht")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service.auth.models import StaffUser
 from service.organisations.models import Membership, Organisation
 
 
@@ -84,11 +85,31 @@ def delete_memberships_of(session: Session, user_id: str) -> int:
 
 
 def is_member_of_any(session: Session, user_id: str, organisation_ids: Collection[str]) -> bool:
+    """Whether an enabled account belongs to one of these organisations (who may be given a case)."""
     if not organisation_ids:
         return False
     found = session.scalar(
-        select(Membership.user_id).where(
-            Membership.user_id == user_id, Membership.organisation_id.in_(list(organisation_ids))
+        select(Membership.user_id)
+        .join(StaffUser, StaffUser.id == Membership.user_id)
+        .where(
+            Membership.user_id == user_id,
+            Membership.organisation_id.in_(list(organisation_ids)),
+            StaffUser.disabled.is_(False),
         )
+        .limit(1)
     )
     return found is not None
+
+
+def members(session: Session, organisation_ids: Collection[str]) -> list[tuple[str, str]]:
+    """(user id, display name) of the enabled members of these organisations, by name, each once."""
+    if not organisation_ids:
+        return []
+    rows = session.execute(
+        select(StaffUser.id, StaffUser.display_name)
+        .join(Membership, Membership.user_id == StaffUser.id)
+        .where(Membership.organisation_id.in_(list(organisation_ids)), StaffUser.disabled.is_(False))
+        .distinct()
+        .order_by(StaffUser.display_name, StaffUser.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]

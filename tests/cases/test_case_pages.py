@@ -21,11 +21,12 @@ from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
-from service.cases.models import Attachment, Case, CaseMessage, CaseNote
+from service.cases.models import Attachment, Case, CaseKeyGrant, CaseMessage, CaseNote, Incident
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
-from service.organisations.models import MembershipRole
+from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
+from service.statistics.models import StatisticsExtract
 
 DESCRIPTION = "Brief im Rathaus:\n<script>alert(1)</script>\n  „Wir wissen, wo du wohnst.“"
 REPORT = {
@@ -353,6 +354,8 @@ FORMS = [
     ("labels", {"labels": ["legal"]}),
     ("nachricht", {"message": "Guten Tag, wir melden uns."}),
     ("notiz", {"note": "Rückruf vereinbart."}),
+    ("weitergeben", {"organisation": "rechtshilfe", "mode": "refer", "consent": "yes"}),
+    ("vorfaelle/1/einordnung", {"type_codes": ["A1"]}),
 ]
 
 
@@ -681,3 +684,128 @@ def test_files_of_a_case_stay_with_that_case(
     # Nor can staff of another organisation; without a session the page leads to sign-in.
     assert browser(people["other_org"]).get(href).status_code == 404
     assert client.get(f"/fall/anhang/{attachment_id}", follow_redirects=False).status_code == 303
+
+
+# -- referral, transfer, reclassification, assigning a colleague -----------------------------------------
+
+
+def page_form(client: TestClient, case_id: str, url: str, data: dict[str, Any]) -> Any:
+    """Post a form of the case page with the token of the case page itself."""
+    token = csrf_token(client.get(f"/intern/faelle/{case_id}").text)
+    return client.post(url, data={**data, "csrf_token": token}, follow_redirects=False)
+
+
+def grants(runtime: Runtime, case_id: str) -> dict[str, bool]:
+    with runtime.sessions() as db:
+        rows = db.execute(
+            select(Organisation.slug, CaseKeyGrant.active)
+            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+            .where(CaseKeyGrant.case_id == case_id)
+        ).all()
+    return {str(slug): bool(active) for slug, active in rows}
+
+
+def test_refer_and_transfer_from_the_case_page(
+    counsellor: TestClient,
+    browser: Browser,
+    make_staff: MakeStaff,
+    people: dict[str, Staff],
+    case_id: str,
+    runtime: Runtime,
+) -> None:
+    url = f"/intern/faelle/{case_id}/weitergeben"
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+    assert '<option value="rechtshilfe">' in page
+    assert '<option value="beratung-by">' not in page, "the own organisation is not offered"
+    before = grants(runtime, case_id)
+
+    # Without the reporter's consent, or to the police without their consent in the report: refused.
+    no_consent = page_form(counsellor, case_id, url, {"organisation": "rechtshilfe", "mode": "refer"})
+    assert no_consent.status_code == 422
+    assert "Bitte bestätigen Sie, dass die meldende Person einverstanden ist." in no_consent.text
+    assert 'href="#field-reporter_consent"' in no_consent.text
+    assert '<option value="rechtshilfe" selected>' in no_consent.text, "the choice is kept"
+    police = page_form(
+        counsellor, case_id, url, {"organisation": "polizei-kontakt", "mode": "refer", "consent": "yes"}
+    )
+    assert police.status_code == 422
+    assert "einer Weitergabe an die Polizei nicht zugestimmt" in police.text
+    assert grants(runtime, case_id) == before
+
+    # A referral shares the case: the legal aid organisation can open it, we still can.
+    referred = page_form(
+        counsellor, case_id, url, {"organisation": "rechtshilfe", "mode": "refer", "consent": "yes"}
+    )
+    assert referred.status_code == 303
+    assert referred.headers["location"].endswith("?notice=referred#holders")
+    assert grants(runtime, case_id)["rechtshilfe"] is True
+    lawyer = browser(make_staff(memberships=[("rechtshilfe", MembershipRole.counsellor)]))
+    assert lawyer.get(f"/intern/faelle/{case_id}").status_code == 200
+    assert counsellor.get(f"/intern/faelle/{case_id}").status_code == 200
+
+    # A transfer hands it over: our access ends at once and the inbox says so.
+    transferred = page_form(
+        counsellor, case_id, url, {"organisation": "beratung-sn", "mode": "transfer", "consent": "yes"}
+    )
+    assert transferred.status_code == 303
+    assert transferred.headers["location"] == "/intern/faelle?notice=transferred"
+    inbox = counsellor.get(transferred.headers["location"]).text
+    assert "Der Fall wurde abgegeben." in inbox
+    assert case_id not in inbox
+    assert counsellor.get(f"/intern/faelle/{case_id}").status_code == 404
+    assert browser(people["other_org"]).get(f"/intern/faelle/{case_id}").status_code == 200
+    assert "beratung-by" not in grants(runtime, case_id)
+    with runtime.sessions() as db:
+        actions = db.scalars(select(AuditEvent.action).where(AuditEvent.action.like("case.%"))).all()
+    assert {"case.refer", "case.transfer"} <= set(actions)
+
+
+def test_reclassify_an_incident_from_the_case_page(
+    counsellor: TestClient, case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}/vorfaelle/1/einordnung"
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+    assert 'id="field-types-1-A3a" name="type_codes" value="A3a" checked' in page
+
+    for refused in ([], ["A3a", "Z9"]):
+        response = page_form(counsellor, case_id, url, {"type_codes": refused})
+        assert response.status_code == 422
+        assert 'href="#field-types-1"' in response.text
+        assert '<details class="reclassify" open>' in response.text
+    with runtime.sessions() as db:
+        assert db.scalars(select(Incident.type_codes)).one() == ["A3a"]
+
+    corrected = page_form(counsellor, case_id, url, {"type_codes": ["A1", "A3a"]})
+    assert corrected.status_code == 303
+    assert corrected.headers["location"].endswith("?notice=reclassified#incidents")
+    assert "Die Einordnung wurde korrigiert." in counsellor.get(corrected.headers["location"]).text
+    with runtime.sessions() as db:
+        assert sorted(db.scalars(select(Incident.type_codes)).one()) == ["A1", "A3a"]
+        assert sorted(db.scalars(select(StatisticsExtract.type_codes)).one()) == ["A1", "A3a"]
+        audited = db.scalars(select(AuditEvent).where(AuditEvent.action == "case.reclassify")).one()
+    assert audited.details["codes_to"] == "A1,A3a"
+    missing = page_form(counsellor, case_id, f"/intern/faelle/{case_id}/vorfaelle/9/einordnung", {})
+    assert missing.status_code == 404
+
+
+def test_assign_a_colleague_from_the_case_page(
+    counsellor: TestClient, people: dict[str, Staff], case_id: str, runtime: Runtime
+) -> None:
+    url = f"/intern/faelle/{case_id}/zuweisen"
+    page = counsellor.get(f"/intern/faelle/{case_id}").text
+    assert f'<option value="{people["colleague"].user_id}">Lena Huber</option>' in page
+    assert people["other_org"].user_id not in page
+
+    for refused in (people["other_org"].user_id, people["admin"].user_id, "", "kein-konto"):
+        response = page_form(counsellor, case_id, url, {"action": "other", "assignee_id": refused})
+        assert response.status_code == 422, refused
+        assert 'href="#field-assign"' in response.text
+    assert stored(runtime, case_id)["assignee_id"] is None
+
+    assigned = page_form(
+        counsellor, case_id, url, {"action": "other", "assignee_id": people["colleague"].user_id}
+    )
+    assert assigned.status_code == 303
+    assert assigned.headers["location"].endswith("?notice=assigned_other#work")
+    assert stored(runtime, case_id)["assignee_id"] == people["colleague"].user_id
+    assert "Zugewiesen an Lena Huber." in counsellor.get(f"/intern/faelle/{case_id}").text
