@@ -20,6 +20,8 @@ MARKERS = {
     "reply": "QXREPLYCANARY9035",
     "attachment": "QXFILECANARY5512",
     "filename": "QXNAMECANARY6620",
+    "staff_file": "QXSTAFFFILECANARY4471",
+    "staff_filename": "QXSTAFFNAMECANARY8802",
 }
 
 
@@ -68,6 +70,22 @@ def test_no_casework_marker_at_rest_or_in_logs(
             counsellor.post(f"/api/v1/cases/{case_id}/notes", json={"body": MARKERS["note"]}).status_code
             == 201
         )
+        # A file sent to the reporter with a message, through the case page's form.
+        page = counsellor.get(f"/intern/faelle/{case_id}").text
+        form_token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
+        assert form_token
+        sent = counsellor.post(
+            f"/intern/faelle/{case_id}/nachricht",
+            data={"csrf_token": form_token.group(1), "message": "Anbei"},
+            files=[
+                (
+                    "message_files",
+                    (f"{MARKERS['staff_filename']}.txt", MARKERS["staff_file"].encode() * 50, "text/plain"),
+                )
+            ],
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303
         reply = client.post(
             "/api/v1/reports/messages", json={"receipt": found.group(0), "body": MARKERS["reply"]}
         )
@@ -79,7 +97,10 @@ def test_no_casework_marker_at_rest_or_in_logs(
             in counsellor.get(f"/api/v1/cases/{case_id}/attachments/{attachment_id}").content
         )
     # The service itself shows them to those who may see them ...
-    assert {m["body"] for m in case["messages"]} == {MARKERS["message"], MARKERS["reply"]}
+    assert {m["body"] for m in case["messages"]} == {MARKERS["message"], "Anbei", MARKERS["reply"]}
+    looked_up = client.post("/api/v1/reports/lookup", json={"receipt": found.group(0)}).json()
+    (staff_file,) = [f for m in looked_up["messages"] for f in m["attachments"]]
+    assert staff_file["filename"] == f"{MARKERS['staff_filename']}.txt"
 
     # ... and nothing at rest or in the logs does.
     places = [(str(path), data) for path, data in all_bytes_under(runtime.settings.data_dir)]
