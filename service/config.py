@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +25,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Names of the service secrets. Each is 32 random bytes; each has exactly one purpose so that a leak of one
 # (say the rate-limit key, which every request touches) reveals nothing about receipts or statistics.
-SECRET_NAMES = ("lookup_pepper", "statistics_key", "session_key", "ratelimit_key", "audit_key")
+SECRET_NAMES = (
+    "lookup_pepper",
+    "statistics_key",
+    "session_key",
+    "ratelimit_key",
+    "audit_key",
+    # Seals reporters' notification addresses (the worker must read them, the case key is not at hand)
+    # and derives each organisation's webhook signing secret.
+    "notification_key",
+)
 SECRET_BYTES = 32
 
 
@@ -52,10 +62,33 @@ class Settings(BaseSettings):
     session_key: SecretStr | None = None
     ratelimit_key: SecretStr | None = None
     audit_key: SecretStr | None = None
+    notification_key: SecretStr | None = None
 
     # Redis for rate limits across processes (production); without it the database keeps the counters.
     redis_url: str | None = None
+    # Celery's broker: Redis in production; unset, a SQLite file in the data folder (no server needed).
     broker_url: str | None = None
+
+    # Where people reach the service: the links in notification mails start with it.
+    public_url: str = "http://127.0.0.1:8000"
+    # Outgoing mail. Without a host, mail goes to a Maildir under the data folder (embedded default).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls (port 587), tls (implicit TLS, port 465) or none (only for a relay on the same host).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    # A CA file to trust for the mail server (an internal relay with its own CA); unset: the system's.
+    smtp_ca_file: Path | None = None
+    mail_from: str = "Rückhalt <noreply@rueckhalt.invalid>"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Task retries: about five, with capped exponential backoff and jitter, then a dead letter.
+    task_max_retries: int = Field(default=5, ge=0, le=20)
+    task_retry_base_seconds: float = Field(default=10.0, gt=0)
+    task_retry_cap_seconds: float = Field(default=600.0, gt=0)
+    # Reminders: a reporter's message unanswered this long reminds the holders.
+    reporter_waiting_hours: int = Field(default=48, ge=1)
 
     # Limits that keep a flood or an oversized upload from hurting everyone else.
     max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -84,6 +117,17 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
     @property
+    def maildir(self) -> Path:
+        return self.data_dir / "maildir"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        # kombu's SQLAlchemy transport: a real broker with real delivery, in one file of the data folder.
+        return f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').resolve()}"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
@@ -95,6 +139,7 @@ class Secrets:
     session_key: bytes
     ratelimit_key: bytes
     audit_key: bytes
+    notification_key: bytes
 
 
 def _decode_secret(name: str, value: str) -> bytes:
@@ -160,6 +205,11 @@ def check_production(settings: Settings) -> None:
         raise ConfigurationError("demo data is refused in production mode")
     if settings.database_url is None or settings.is_sqlite:
         raise ConfigurationError("production mode needs RUECKHALT_DATABASE_URL pointing at PostgreSQL")
+    if not (settings.broker_url or "").startswith(("redis://", "rediss://")):
+        # The SQLite broker serves one machine; production runs workers beside several api processes.
+        raise ConfigurationError("production mode needs RUECKHALT_BROKER_URL pointing at Redis")
+    if not settings.public_url.startswith("https://"):
+        raise ConfigurationError("production mode needs RUECKHALT_PUBLIC_URL with https:// (links in mails)")
     load_secrets(settings)
 
 

@@ -9,11 +9,12 @@ from service.cases.models import (
     CaseMessage,
     CaseNote,
     Incident,
+    ReminderLog,
     RoutingRecord,
 )
 from service.db import Base
 from service.organisations.models import Membership, Organisation
-from service.outbox.models import OutboxMessage
+from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
 
@@ -25,14 +26,17 @@ __all__ = [
     "CaseKeyGrant",
     "CaseMessage",
     "CaseNote",
+    "DeliveryLog",
     "Incident",
     "Membership",
     "Organisation",
     "OutboxMessage",
     "RateLimitCounter",
     "RecoveryCode",
+    "ReminderLog",
     "RoutingRecord",
     "StaffUser",
     "StatisticsExtract",
     "WebSession",
+    "WorkerHeartbeat",
 ]

@@ -61,6 +61,9 @@ class Case(Base):
     details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     # Optional contact details (name, mail, phone), sealed with the case key.
     contact_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The reporter's optional address for "there is a new message for you", sealed with the service's
+    # notification key (not the case key): the worker that sends the mail holds no case key.
+    notify_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     ack_deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assignee_id: Mapped[str | None] = mapped_column(
@@ -212,3 +215,18 @@ class CaseNote(Base):
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReminderLog(Base):
+    """Which reminder went out for which case: each is sent once, however often the beat task runs."""
+
+    __tablename__ = "reminder_log"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    # What the reminder is about within the case (an incident, a message, an organisation).
+    ref: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("case_id", "kind", "ref"),)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -18,6 +19,7 @@ from service.cases.models import (
     CaseMessage,
     CaseNote,
     Incident,
+    ReminderLog,
     RoutingRecord,
 )
 from service.organisations.models import Organisation
@@ -150,4 +152,82 @@ def grant_of(session: Session, case_id: str, organisation_id: str) -> CaseKeyGra
         select(CaseKeyGrant).where(
             CaseKeyGrant.case_id == case_id, CaseKeyGrant.organisation_id == organisation_id
         )
+    )
+
+
+# -- work of the beat schedule (no subject: the service itself acts, and audits as "system") ------------
+
+
+def pending_escalations(session: Session) -> Sequence[tuple[Case, CaseKeyGrant]]:
+    """Escalation grants not yet opened, of cases that nobody has acknowledged."""
+    rows = session.execute(
+        select(Case, CaseKeyGrant)
+        .join(CaseKeyGrant, CaseKeyGrant.case_id == Case.id)
+        .where(
+            Case.acknowledged_at.is_(None),
+            Case.status == "new",
+            CaseKeyGrant.active.is_(False),
+            CaseKeyGrant.escalation_after_minutes.is_not(None),
+        )
+        .order_by(Case.created_at, CaseKeyGrant.escalation_after_minutes)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def overdue_unacknowledged(session: Session, now: datetime) -> Sequence[Case]:
+    return session.scalars(
+        select(Case).where(Case.acknowledged_at.is_(None), Case.status == "new", Case.ack_deadline_at < now)
+    ).all()
+
+
+def active_holder_ids(session: Session, case_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(CaseKeyGrant.organisation_id)
+            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
+            .order_by(CaseKeyGrant.granted_at)
+        )
+    )
+
+
+def open_cases_with_reporter_messages(session: Session, before: datetime) -> Sequence[tuple[str, str]]:
+    """(case id, message id) of the last message of each open case, where that message is the reporter's
+    and older than ``before``: the reporter is waiting for an answer."""
+    last = (
+        select(CaseMessage.case_id, func.max(CaseMessage.created_at).label("last_at"))
+        .group_by(CaseMessage.case_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(CaseMessage.case_id, CaseMessage.id)
+        .join(last, (last.c.case_id == CaseMessage.case_id) & (last.c.last_at == CaseMessage.created_at))
+        .join(Case, Case.id == CaseMessage.case_id)
+        .where(
+            CaseMessage.direction == "from_reporter",
+            CaseMessage.created_at < before,
+            Case.status != "closed",
+        )
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def complaint_deadlines(session: Session, until: date) -> Sequence[tuple[Incident, Case]]:
+    """Incidents of open cases whose Strafantrag deadline ends on or before ``until``."""
+    rows = session.execute(
+        select(Incident, Case)
+        .join(Case, Case.id == Incident.case_id)
+        .where(Incident.complaint_deadline_on.is_not(None), Incident.complaint_deadline_on <= until)
+        .where(Case.status != "closed")
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def reminder_sent(session: Session, case_id: str, kind: str, ref: str) -> bool:
+    return (
+        session.scalar(
+            select(ReminderLog.id).where(
+                ReminderLog.case_id == case_id, ReminderLog.kind == kind, ReminderLog.ref == ref
+            )
+        )
+        is not None
     )

@@ -46,6 +46,7 @@ from service.crypto.totp import (
     totp_uri,
     verify_totp,
 )
+from service.crypto.webhook import sign_webhook, verify_webhook, webhook_secret
 
 __all__ = [
     "DATA_KEY_BYTES",
@@ -83,6 +84,7 @@ __all__ = [
     "seal_private_key",
     "seal_stream",
     "seal_with_password",
+    "sign_webhook",
     "totp_code",
     "totp_secret_base32",
     "totp_secret_from_base32",
@@ -91,6 +93,8 @@ __all__ = [
     "unwrap_key",
     "verify_password",
     "verify_totp",
+    "verify_webhook",
+    "webhook_secret",
     "wrap_for_reporter",
     "wrap_key",
 ]

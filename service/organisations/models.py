@@ -24,6 +24,8 @@ class Organisation(Base):
     # The private key sealed under the recovery key that was shown once when the organisation was created.
     recovery_sealed_private_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Optional on-call webhook (content-free, signed; the signing secret is derived, never stored).
+    webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String
+from sqlalchemy import JSON, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
@@ -26,7 +26,33 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when every retry failed: the row is kept for the operators, and an alert went out instead.
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # An error class name only, never a message that might quote content.
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (Index("ix_outbox_message_pending", "completed_at", "available_at"),)
+
+
+class DeliveryLog(Base):
+    """One row per delivered (outbox row, recipient): a redelivered task skips what already went out."""
+
+    __tablename__ = "delivery_log"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    outbox_id: Mapped[str] = mapped_column(ID_TYPE)
+    # "mail:staff:<user id>", "mail:reporter", "webhook:<organisation id>": never an address.
+    recipient_key: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("outbox_id", "recipient_key"),)
+
+
+class WorkerHeartbeat(Base):
+    """Written by the beat schedule through a worker: /healthz tells whether anyone is doing the work."""
+
+    __tablename__ = "worker_heartbeat"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

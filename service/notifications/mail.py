@@ -1,0 +1,118 @@
+"""Content-free notification mail: rendering (German first, English below) and sending.
+
+Two senders behind one small interface: SMTP (STARTTLS or implicit TLS, with authentication) for
+production, and a Maildir in the data folder for the embedded default, so that `make run` needs no mail
+server and a person trying the service can read what would have been sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mailbox
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any, Protocol
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from service.config import PROJECT_ROOT, Settings
+
+MAIL_TEMPLATES = PROJECT_ROOT / "templates" / "mail"
+
+
+def _environment() -> Environment:
+    # Plain text only; nothing a reporter typed ever reaches these templates, and autoescape would turn
+    # an organisation called "Hilfe & Rat" into "Hilfe &amp; Rat" in a text mail.
+    return Environment(  # noqa: S701 - text/plain templates; their values are names and codes, no markup
+        loader=FileSystemLoader(MAIL_TEMPLATES),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+_ENV = _environment()
+
+
+def _one_line(text: str) -> str:
+    """No header injection: a subject is one line whatever a name contains."""
+    return " ".join(text.split())
+
+
+def render(template: str, context: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of a bilingual mail: German first, then English."""
+    parts = []
+    for lang in ("de", "en"):
+        text = _ENV.get_template(f"{template}.{lang}.txt").render(**context, lang=lang)
+        first, _, rest = text.partition("\n")
+        if not first.startswith("Subject: "):
+            raise ValueError(f"mail template {template}.{lang}.txt must start with 'Subject: '")
+        parts.append((_one_line(first.removeprefix("Subject: ")), rest.strip("\n")))
+    (subject_de, body_de), (subject_en, body_en) = parts
+    subject = subject_de if subject_de == subject_en else f"{subject_de} / {subject_en}"
+    body = f"{body_de}\n\n-- English --\n\n{body_en}\n"
+    return subject, body
+
+
+def build_message(settings: Settings, *, to: str, subject: str, body: str, delivery_key: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    # The same delivery always has the same Message-ID: a mail sent twice after a crash between sending and
+    # logging can be recognised (and is by many mail systems) as one.
+    digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:32]
+    message["Message-ID"] = f"<{digest}@rueckhalt.notification>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(body)
+    return message
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class MaildirMailer:
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def send(self, message: EmailMessage) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        box = mailbox.Maildir(self._folder, create=True)
+        box.add(message)
+
+
+class SmtpMailer:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.smtp_host is not None
+        self._settings = settings
+
+    def send(self, message: EmailMessage) -> None:
+        s = self._settings
+        assert s.smtp_host is not None
+        context = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
+        client: smtplib.SMTP
+        if s.smtp_security == "tls":
+            client = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=context
+            )
+        else:
+            client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        with client:
+            if s.smtp_security == "starttls":
+                client.starttls(context=context)
+            if s.smtp_username:
+                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+                client.login(s.smtp_username, password)
+            client.send_message(message)
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        return SmtpMailer(settings)
+    return MaildirMailer(settings.maildir)

@@ -1,0 +1,170 @@
+"""Who is told about an outbox event, and why: a pure function over a snapshot of the directory.
+
+Kept pure (zulip's notification_data does the same) so that every rule can be tested without a database or
+a mail server, and so that each recipient carries the reason it was chosen: an operator asking "why did the
+rota get this at 3 a.m.?" gets an answer from the delivery, not from reading code.
+
+Nothing here sees report content: events carry ids and codes only, and so do recipients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    mail = "mail"
+    webhook = "webhook"
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class OrganisationInfo:
+    id: str
+    slug: str
+    display_name: str
+    members: tuple[Member, ...] = ()
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What the rules may look at, loaded for one event by the repository."""
+
+    organisations: Mapping[str, OrganisationInfo] = field(default_factory=dict)
+    coordinators: tuple[Member, ...] = ()
+    # Members of the fallback rota organisations: they hear of everything that went wrong.
+    rota: tuple[Member, ...] = ()
+    reporter_email: str | None = None
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    # Stable within an event: the delivery log is keyed by (outbox id, key), so a retry skips it.
+    key: str
+    channel: Channel
+    address: str
+    template: str
+    reason: str
+    # Values for the template: names and codes chosen here, never content.
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Topics whose recipients are an organisation's members (and its webhook), with the mail template.
+_ORGANISATION_TOPICS = {
+    "notifications.new_case": "new_case",
+    "notifications.new_incident": "new_incident",
+    "notifications.reporter_reply": "reporter_reply",
+    "notifications.escalated": "escalated",
+    "reminders.ack_overdue": "reminder_ack_overdue",
+    "reminders.reporter_waiting": "reminder_reporter_waiting",
+    "reminders.complaint_deadline": "reminder_complaint_deadline",
+}
+_ALERT_TOPICS = {
+    "alerts.intake_refused": "alert_intake_refused",
+    "alerts.dead_letter": "alert_dead_letter",
+    "alerts.escalation_exhausted": "alert_escalation_exhausted",
+}
+# Webhooks announce what needs someone on call; follow-ups wait for the next sign-in.
+_WEBHOOK_TOPICS = {"notifications.new_case", "notifications.escalated", "reminders.ack_overdue"}
+_REPORTER_TOPICS = {
+    "notifications.reporter_message": "reporter_message",
+    "reminders.reporter_complaint": "reporter_complaint",
+}
+KNOWN_TOPICS = frozenset({*_ORGANISATION_TOPICS, *_ALERT_TOPICS, *_REPORTER_TOPICS})
+
+
+def _members(
+    org: OrganisationInfo, template: str, reason: str, context: Mapping[str, Any]
+) -> list[Recipient]:
+    return [
+        Recipient(
+            key=f"mail:staff:{member.user_id}",
+            channel=Channel.mail,
+            address=member.email,
+            template=template,
+            reason=reason,
+            context=context,
+        )
+        for member in org.members
+    ]
+
+
+def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> list[Recipient]:
+    """Everyone to tell about this event, each once (by key), in a stable order."""
+    chosen: list[Recipient] = []
+    if topic in _ORGANISATION_TOPICS:
+        org = directory.organisations.get(str(payload.get("organisation_id") or ""))
+        if org is not None:
+            template = _ORGANISATION_TOPICS[topic]
+            context = {
+                "organisation": org.display_name,
+                "urgency": payload.get("urgency"),
+                "case_id": payload.get("case_id"),
+                "days_left": payload.get("days_left"),
+            }
+            members = org
+            if topic == "notifications.reporter_reply" and directory.assignee_id:
+                # The assigned counsellor is the one the reporter is talking to; others need not be woken.
+                assigned = tuple(m for m in org.members if m.user_id == directory.assignee_id)
+                if assigned:
+                    members = OrganisationInfo(org.id, org.slug, org.display_name, assigned)
+            reason = f"member of {org.slug}"
+            chosen += _members(members, template, reason, context)
+            if topic in _WEBHOOK_TOPICS and org.webhook_url:
+                chosen.append(
+                    Recipient(
+                        key=f"webhook:{org.id}",
+                        channel=Channel.webhook,
+                        address=org.webhook_url,
+                        template=template,
+                        reason=f"webhook of {org.slug}",
+                        context={**context, "organisation_slug": org.slug},
+                    )
+                )
+    elif topic in _ALERT_TOPICS:
+        template = _ALERT_TOPICS[topic]
+        context = {key: payload.get(key) for key in ("land", "reason", "failed_topic", "case_id")}
+        for group, reason in ((directory.coordinators, "coordinator"), (directory.rota, "fallback rota")):
+            chosen += [
+                Recipient(
+                    key=f"mail:staff:{member.user_id}",
+                    channel=Channel.mail,
+                    address=member.email,
+                    template=template,
+                    reason=reason,
+                    context=context,
+                )
+                for member in group
+            ]
+    elif topic in _REPORTER_TOPICS and directory.reporter_email:
+        chosen.append(
+            Recipient(
+                key="mail:reporter",
+                channel=Channel.mail,
+                address=directory.reporter_email,
+                template=_REPORTER_TOPICS[topic],
+                reason="the reporter asked to be told",
+                context={"days_left": payload.get("days_left")},
+            )
+        )
+    return _unique(chosen)
+
+
+def _unique(items: Sequence[Recipient]) -> list[Recipient]:
+    seen: set[str] = set()
+    result = []
+    for item in items:
+        if item.key not in seen:
+            seen.add(item.key)
+            result.append(item)
+    return result

@@ -1,0 +1,179 @@
+"""Delivering one outbox event: choose recipients, send each once, remember what went out.
+
+Called by the Celery task ``notifications.deliver`` with an outbox id. Every successful send is recorded
+(and committed) before the next one starts, so a task that dies half-way and is delivered again by the
+broker (late acknowledgement) sends only what is still missing: at-least-once from the broker, once per
+recipient from us. What cannot be sent after the last retry becomes a dead letter and an alert to the
+coordinators and the fallback rota.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.crypto import Context, DecryptionError, open_sealed, webhook_secret
+from service.db import utcnow
+from service.notifications import repository
+from service.notifications.mail import Mailer, build_message, render
+from service.notifications.recipients import KNOWN_TOPICS, Channel, Directory, Recipient, recipients
+from service.notifications.webhooks import WebhookSender, webhook_body
+from service.outbox.writer import enqueue
+from service.taxonomy import Taxonomy
+
+log = logging.getLogger("rueckhalt.notifications")
+LANGS = ("de", "en")
+
+
+@dataclass
+class Outcome:
+    delivered: list[str] = field(default_factory=list)
+    # Recipient keys with the error class of their failure (never a message: it might quote an address).
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+def notify_context(case_id: str) -> Context:
+    return Context("notify_contact", case_id=case_id)
+
+
+class NotificationService:
+    def __init__(
+        self,
+        settings: Settings,
+        notification_key: bytes,
+        taxonomy: Taxonomy,
+        mailer: Mailer,
+        webhooks: WebhookSender,
+    ) -> None:
+        self._settings = settings
+        self._key = notification_key
+        self._taxonomy = taxonomy
+        self._mailer = mailer
+        self._webhooks = webhooks
+
+    # -- who -----------------------------------------------------------------------------------------------
+    def directory(self, session: Session, topic: str, payload: dict[str, Any]) -> Directory:
+        org_ids = [str(payload["organisation_id"])] if payload.get("organisation_id") else []
+        reporter_email = assignee = None
+        case_id = payload.get("case_id")
+        if case_id:
+            contact = repository.case_contact(session, str(case_id))
+            if contact is not None:
+                sealed, assignee = contact
+                if sealed is not None and topic.startswith(("notifications.reporter", "reminders.reporter")):
+                    try:
+                        reporter_email = open_sealed(self._key, sealed, notify_context(str(case_id))).decode()
+                    except DecryptionError:
+                        log.warning("a reporter notification address could not be opened")
+        alert = topic.startswith("alerts.")
+        return Directory(
+            organisations=repository.organisations(session, org_ids),
+            coordinators=repository.coordinators(session) if alert else (),
+            rota=repository.rota(session) if alert else (),
+            reporter_email=reporter_email,
+            assignee_id=assignee,
+        )
+
+    # -- what ----------------------------------------------------------------------------------------------
+    def _link(self, recipient: Recipient) -> str:
+        base = self._settings.public_url.rstrip("/")
+        if recipient.key == "mail:reporter":
+            return f"{base}/fall"
+        case_id = recipient.context.get("case_id")
+        if recipient.template.startswith("alert_"):
+            return f"{base}/intern"
+        return f"{base}/intern/faelle/{case_id}" if case_id else f"{base}/intern/faelle"
+
+    def _mail_context(self, recipient: Recipient) -> dict[str, Any]:
+        urgency = recipient.context.get("urgency")
+        labels = {
+            lang: (self._taxonomy.label("urgency", str(urgency), lang) if urgency else "")
+            for lang in ("de", "en")
+        }
+        return {**recipient.context, "urgency_label": labels, "link": self._link(recipient)}
+
+    def _send(self, outbox_id: str, recipient: Recipient) -> None:
+        if recipient.channel is Channel.mail:
+            subject, body = render(recipient.template, self._mail_context(recipient))
+            message = build_message(
+                self._settings,
+                to=recipient.address,
+                subject=subject,
+                body=body,
+                delivery_key=f"{outbox_id}:{recipient.key}",
+            )
+            self._mailer.send(message)
+        else:
+            org_id = recipient.key.removeprefix("webhook:")
+            body_bytes = webhook_body(outbox_id, recipient.template, recipient.context, self._link(recipient))
+            self._webhooks.send(recipient.address, webhook_secret(self._key, org_id), body_bytes)
+
+    # -- the task's work -----------------------------------------------------------------------------------
+    def deliver(self, sessions: sessionmaker[Session], outbox_id: str) -> Outcome:
+        outcome = Outcome()
+        with sessions() as session:
+            row = repository.outbox_row(session, outbox_id)
+            if row is None or row.completed_at is not None:
+                outcome.skipped = True
+                return outcome
+            topic, payload = row.topic, dict(row.payload)
+            # Being worked on: the relay must not think the task was lost and hand the row out again.
+            row.dispatched_at = utcnow()
+            session.commit()
+            if topic not in KNOWN_TOPICS:
+                log.error("outbox row with an unknown topic %s", topic)
+            chosen = recipients(topic, payload, self.directory(session, topic, payload))
+            done = repository.delivered_keys(session, outbox_id)
+        for recipient in chosen:
+            if recipient.key in done:
+                continue
+            try:
+                self._send(outbox_id, recipient)
+            except Exception as exc:
+                outcome.failed[recipient.key] = type(exc).__name__
+                continue
+            with sessions() as session:
+                repository.record_delivery(session, outbox_id, recipient.key, recipient.channel.value)
+                session.commit()
+            outcome.delivered.append(recipient.key)
+        with sessions() as session:
+            row = repository.outbox_row(session, outbox_id)
+            if row is not None:
+                row.attempts += 1
+                if outcome.complete:
+                    row.completed_at = utcnow()
+                    row.last_error = None
+                else:
+                    row.last_error = ",".join(sorted(set(outcome.failed.values())))[:200]
+                session.commit()
+        if not chosen:
+            log.info("outbox %s (%s): nobody to notify", outbox_id, topic)
+        return outcome
+
+    def dead_letter(self, sessions: sessionmaker[Session], outbox_id: str) -> None:
+        """Give up on a row after the last retry: keep it, mark it, and tell people who can act."""
+        with sessions() as session:
+            row = repository.outbox_row(session, outbox_id)
+            if row is None or row.completed_at is not None:
+                return
+            now = utcnow()
+            row.dead_at = now
+            row.completed_at = now
+            if row.topic.startswith("alerts."):
+                # An alert that cannot be delivered must not raise another alert about itself, forever.
+                log.error("alert %s (%s) could not be delivered", outbox_id, row.topic)
+            else:
+                enqueue(
+                    session, "alerts.dead_letter", failed_topic=row.topic, case_id=row.payload.get("case_id")
+                )
+            session.commit()
+        log.error("outbox %s is a dead letter", outbox_id)

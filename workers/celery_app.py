@@ -1,0 +1,83 @@
+"""Celery for Rückhalt: Redis as broker in production, a SQLite file in the data folder when embedded.
+
+Both are real brokers with real workers and real timers (never eager mode): the embedded default uses
+kombu's SQLAlchemy transport, so ``make run`` needs no server and still exercises the path production takes.
+Tasks take ids only (JSON), are acknowledged late (a worker killed mid-task leaves the message for another),
+and are idempotent (the delivery log, the reminder log, the outbox row's state).
+
+Start a worker: ``celery -A workers.celery_app worker``; the schedule: ``celery -A workers.celery_app beat``
+(``rueckhalt up`` starts both beside the api).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from service.config import Settings, get_settings
+
+# How often the schedule runs each piece of work.
+RELAY_SECONDS = 2.0
+ESCALATE_SECONDS = 60.0
+REMIND_SECONDS = 15 * 60.0
+HEARTBEAT_SECONDS = 30.0
+RETENTION_SECONDS = 24 * 3600.0
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker = settings.resolved_broker_url
+    transport_options: dict[str, Any] = {}
+    if broker.startswith(("redis://", "rediss://")):
+        # A task not acknowledged within this time is handed to another worker: longer than any task runs.
+        transport_options = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 5}
+    else:
+        transport_options = {"polling_interval": 0.5}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": "rueckhalt",
+        "timezone": "UTC",
+        "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
+        "beat_schedule": {
+            # Short expiry: a pass that waited in the queue is useless once the next one is due.
+            "outbox-relay": {"task": "outbox.relay", "schedule": RELAY_SECONDS, "options": {"expires": 10}},
+            "cases-escalate": {
+                "task": "cases.escalate",
+                "schedule": ESCALATE_SECONDS,
+                "options": {"expires": 50},
+            },
+            "cases-remind": {"task": "cases.remind", "schedule": REMIND_SECONDS, "options": {"expires": 600}},
+            "system-heartbeat": {
+                "task": "system.heartbeat",
+                "schedule": HEARTBEAT_SECONDS,
+                "options": {"expires": 25},
+            },
+            "retention-purge": {
+                "task": "retention.purge",
+                "schedule": RETENTION_SECONDS,
+                "options": {"expires": 3600},
+            },
+        },
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("rueckhalt")
+    app.conf.update(celery_config(settings))
+    app.conf.update(include=["workers.tasks"])
+    return app
+
+
+app = make_celery(get_settings())

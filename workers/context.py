@@ -1,0 +1,69 @@
+"""What a worker process works with: the runtime (database, keys, policies) and the notification service.
+
+Built once per process on first use (after Celery forks its pool, so no database connection crosses a
+fork). Tests install a context of their own with ``use``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from celery import Celery
+
+from service.cases.escalation import CaseSchedule
+from service.config import get_settings
+from service.notifications.mail import mailer_for
+from service.notifications.service import NotificationService
+from service.notifications.webhooks import WebhookSender
+from service.runtime import Runtime, build_runtime
+
+
+@dataclass
+class WorkerContext:
+    runtime: Runtime
+    notifications: NotificationService
+    schedule: CaseSchedule
+
+
+def context_for(runtime: Runtime) -> WorkerContext:
+    settings = runtime.settings
+    return WorkerContext(
+        runtime=runtime,
+        notifications=NotificationService(
+            settings,
+            runtime.secrets.notification_key,
+            runtime.taxonomy,
+            mailer_for(settings),
+            WebhookSender(settings.webhook_timeout_seconds),
+        ),
+        schedule=CaseSchedule(runtime.audit, settings.reporter_waiting_hours),
+    )
+
+
+_lock = threading.Lock()
+_current: WorkerContext | None = None
+_app: Celery | None = None
+
+
+def use(context: WorkerContext | None, app: Celery | None = None) -> None:
+    global _current, _app
+    with _lock:
+        _current, _app = context, app
+
+
+def current() -> WorkerContext:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = context_for(build_runtime(get_settings()))
+        return _current
+
+
+def celery() -> Celery:
+    """The app tasks publish through (the relay's follow-up tasks): the test's app, or the worker's."""
+    if _app is not None:
+        return _app
+    from celery import current_app
+
+    return current_app

@@ -1,0 +1,92 @@
+"""Celery tasks, named <feature>.<verb>; each takes ids only and may run more than once safely."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from celery import Task, shared_task
+from sqlalchemy import select
+
+from service.db import utcnow
+from service.i18n import LOCAL_ZONE
+from service.outbox.models import WorkerHeartbeat
+from service.outbox.relay import backoff_seconds, relay
+from workers import context
+
+log = logging.getLogger("rueckhalt.worker")
+
+
+def _publish(task_name: str, outbox_id: str) -> None:
+    # No publish retries here: a broker that is down leaves the row pending for the relay's own backoff.
+    context.celery().send_task(task_name, args=[outbox_id], retry=False)
+
+
+@shared_task(name="outbox.relay", ignore_result=True)
+def relay_outbox() -> int:
+    ctx = context.current()
+    settings = ctx.runtime.settings
+    result = relay(
+        ctx.runtime.sessions,
+        _publish,
+        retry_base_seconds=settings.task_retry_base_seconds,
+        retry_cap_seconds=settings.task_retry_cap_seconds,
+    )
+    return result.dispatched
+
+
+@shared_task(name="notifications.deliver", bind=True, ignore_result=True, acks_late=True)
+def deliver(self: Task, outbox_id: str) -> None:
+    ctx = context.current()
+    settings = ctx.runtime.settings
+    outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
+    if outcome.complete:
+        return
+    retries = int(self.request.retries or 0)
+    if retries >= settings.task_max_retries:
+        ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
+        return
+    countdown = backoff_seconds(
+        retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
+    )
+    log.warning(
+        "delivery of outbox %s failed for %d recipients; retry in %.0f s",
+        outbox_id,
+        len(outcome.failed),
+        countdown,
+    )
+    raise self.retry(countdown=countdown, max_retries=settings.task_max_retries)
+
+
+@shared_task(name="cases.escalate", ignore_result=True)
+def escalate() -> int:
+    ctx = context.current()
+    return len(ctx.schedule.escalate(ctx.runtime.sessions, utcnow()))
+
+
+@shared_task(name="cases.remind", ignore_result=True)
+def remind() -> int:
+    ctx = context.current()
+    now = utcnow()
+    return len(ctx.schedule.remind(ctx.runtime.sessions, now, now.astimezone(LOCAL_ZONE).date()))
+
+
+@shared_task(name="system.heartbeat", ignore_result=True)
+def heartbeat(name: str = "worker") -> None:
+    """Proof for /healthz that the schedule runs and a worker takes its tasks."""
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        row = session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
+        now: datetime = utcnow()
+        if row is None:
+            session.add(WorkerHeartbeat(name=name, beat_at=now))
+        else:
+            row.beat_at = now
+        session.commit()
+
+
+@shared_task(name="retention.purge", ignore_result=True)
+def purge() -> int:
+    # Wired to the retention service when it lands; until then the beat entry must not fail.
+    log.info("retention.purge: no retention service configured")
+    return 0
