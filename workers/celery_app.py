@@ -31,8 +31,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if broker.startswith(("redis://", "rediss://")):
         # A task not acknowledged within this time is handed to another worker: longer than any task runs.
         transport_options = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 5}
-    else:
-        transport_options = {"polling_interval": 0.5}
+    # kombu's SQLAlchemy transport hands its options to create_engine: it gets none (polls once a second).
     return {
         "broker_url": broker,
         "broker_transport_options": transport_options,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from celery import Celery
 
 from service.cases.escalation import CaseSchedule
-from service.config import get_settings
+from service.config import Settings, get_settings
 from service.notifications.mail import mailer_for
 from service.notifications.service import NotificationService
 from service.notifications.webhooks import WebhookSender
@@ -24,12 +24,15 @@ class WorkerContext:
     runtime: Runtime
     notifications: NotificationService
     schedule: CaseSchedule
+    settings: Settings
 
 
-def context_for(runtime: Runtime) -> WorkerContext:
-    settings = runtime.settings
+def context_for(runtime: Runtime, settings: Settings | None = None) -> WorkerContext:
+    """The context of a worker; ``settings`` replaces the runtime's (tests point mail at their server)."""
+    settings = settings or runtime.settings
     return WorkerContext(
         runtime=runtime,
+        settings=settings,
         notifications=NotificationService(
             settings,
             runtime.secrets.notification_key,

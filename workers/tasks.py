@@ -25,7 +25,7 @@ def _publish(task_name: str, outbox_id: str) -> None:
 @shared_task(name="outbox.relay", ignore_result=True)
 def relay_outbox() -> int:
     ctx = context.current()
-    settings = ctx.runtime.settings
+    settings = ctx.settings
     result = relay(
         ctx.runtime.sessions,
         _publish,
@@ -38,7 +38,7 @@ def relay_outbox() -> int:
 @shared_task(name="notifications.deliver", bind=True, ignore_result=True, acks_late=True)
 def deliver(self: Task, outbox_id: str) -> None:
     ctx = context.current()
-    settings = ctx.runtime.settings
+    settings = ctx.settings
     outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
     if outcome.complete:
         return

@@ -1,0 +1,143 @@
+"""Real Celery workers on real brokers (Redis, and the embedded SQLite transport): a report's notification
+travels outbox -> relay task -> broker -> delivery task -> SMTP, retries on failure, dead-letters at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from fastapi.testclient import TestClient
+from notification_helpers import SmtpServer
+from sqlalchemy import select
+from staff_helpers import MakeStaff
+
+from service.config import Settings
+from service.organisations.models import MembershipRole
+from service.outbox.models import OutboxMessage
+from service.runtime import Runtime
+from workers import context
+from workers.celery_app import make_celery
+
+REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Post", "channel": "letter"}
+
+Stack = Callable[..., Celery]
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url") + "/3"
+        redis.Redis.from_url(url).flushdb()
+        return url
+    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+@pytest.fixture
+def stack(runtime: Runtime, smtp_server: SmtpServer, broker_url: str) -> Iterator[Stack]:
+    """Start a worker thread on the broker, with mail going to the test's SMTP server."""
+    started: list[object] = []
+
+    def start(**changes: object) -> Celery:
+        settings: Settings = runtime.settings.model_copy(
+            update={
+                "broker_url": broker_url,
+                "smtp_host": smtp_server.host,
+                "smtp_port": smtp_server.port,
+                "smtp_security": "none",
+                "task_retry_base_seconds": 0.2,
+                "task_retry_cap_seconds": 0.5,
+                **changes,
+            }
+        )
+        app = make_celery(settings)
+        import workers.tasks  # noqa: F401 - registers the shared tasks with the app
+
+        app.finalize()
+        context.use(context.context_for(runtime, settings), app)
+        worker = start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20)
+        worker.__enter__()
+        started.append(worker)
+        return app
+
+    yield start
+    for worker in reversed(started):
+        worker.__exit__(None, None, None)  # type: ignore[attr-defined]
+    context.use(None)
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def outbox(runtime: Runtime) -> list[OutboxMessage]:
+    with runtime.sessions() as db:
+        rows = list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
+        db.expunge_all()
+        return rows
+
+
+@pytest.fixture
+def members(make_staff: MakeStaff) -> list[str]:
+    return [
+        make_staff(
+            email=f"berater{i}@beratung.example", memberships=[("beratung-by", MembershipRole.counsellor)]
+        ).email
+        for i in range(2)
+    ] + [make_staff(email="koordination@example.org", coordinator=True).email]
+
+
+def test_a_report_reaches_the_counsellors_through_the_worker(
+    client: TestClient, runtime: Runtime, smtp_server: SmtpServer, stack: Stack, members: list[str]
+) -> None:
+    app = stack()
+    assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+
+    app.send_task("outbox.relay")
+
+    assert wait_until(lambda: len(smtp_server.inbox.messages) >= 2)
+    assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == members[:2]
+    assert wait_until(lambda: all(row.completed_at is not None for row in outbox(runtime)))
+
+
+def test_a_mail_server_that_comes_back_gets_the_mail_once(
+    client: TestClient, runtime: Runtime, smtp_server: SmtpServer, stack: Stack, members: list[str]
+) -> None:
+    smtp_server.inbox.refuse = True
+    app = stack()
+    assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+    app.send_task("outbox.relay")
+    assert wait_until(lambda: (outbox(runtime)[0].attempts or 0) >= 1)
+    smtp_server.inbox.refuse = False
+
+    assert wait_until(lambda: outbox(runtime)[0].completed_at is not None)
+    assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == members[:2]
+    assert outbox(runtime)[0].dead_at is None
+
+
+def test_after_the_last_retry_the_row_is_a_dead_letter_and_an_alert_goes_out(
+    client: TestClient, runtime: Runtime, smtp_server: SmtpServer, stack: Stack, members: list[str]
+) -> None:
+    smtp_server.inbox.refuse = True
+    app = stack(task_max_retries=2)
+    assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+    app.send_task("outbox.relay")
+
+    assert wait_until(lambda: outbox(runtime)[0].dead_at is not None)
+    assert outbox(runtime)[0].attempts == 3, "the first try and two retries"
+    alerts = [row for row in outbox(runtime) if row.topic == "alerts.dead_letter"]
+    assert len(alerts) == 1
+    smtp_server.inbox.refuse = False
+    app.send_task("outbox.relay")
+    assert wait_until(lambda: len(smtp_server.inbox.messages) >= 1)
+    assert [rcpt for rcpt, _ in smtp_server.inbox.messages] == ["koordination@example.org"]
