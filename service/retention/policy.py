@@ -78,26 +78,34 @@ class RetentionPolicy:
         return now - timedelta(days=self.completed_outbox_days)
 
 
-def parse_retention(raw: object, file: Path, sha256: str) -> RetentionPolicy:
-    """Validate the parsed YAML; ``PolicyFileError`` lists every problem with its path in the file."""
-    try:
-        parsed = RetentionFile.model_validate(raw)
-    except ValidationError as exc:
-        raise PolicyFileError(file, problems_from_validation(exc, raw)) from None
-    by_outcome = parsed.closed_cases.retention_days_by_outcome
-    problems = [
+def _outcome_problems(raw: object) -> list[Problem]:
+    """Unknown outcome codes, read from the raw file so they are reported beside any schema problem."""
+    closed = raw.get("closed_cases") if isinstance(raw, dict) else None
+    by_outcome = closed.get("retention_days_by_outcome") if isinstance(closed, dict) else None
+    if not isinstance(by_outcome, dict):
+        return []
+    return [
         Problem(
             f"closed_cases.retention_days_by_outcome.{code}",
             f"unknown outcome code {code!r} (known: {', '.join(OUTCOMES)})",
         )
-        for code in sorted(by_outcome)
+        for code in by_outcome
         if code not in OUTCOMES
     ]
+
+
+def parse_retention(raw: object, file: Path, sha256: str) -> RetentionPolicy:
+    """Validate the parsed YAML; ``PolicyFileError`` lists every problem with its path in the file."""
+    problems = _outcome_problems(raw)
+    try:
+        parsed = RetentionFile.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyFileError(file, problems_from_validation(exc, raw) + problems) from None
     if problems:
         raise PolicyFileError(file, problems)
     return RetentionPolicy(
         default_days=parsed.closed_cases.default_retention_days,
-        days_by_outcome=MappingProxyType(dict(by_outcome)),
+        days_by_outcome=MappingProxyType(dict(parsed.closed_cases.retention_days_by_outcome)),
         completed_outbox_days=parsed.completed_outbox_messages.retention_days,
         sha256=sha256,
     )
