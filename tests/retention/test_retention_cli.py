@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from retention_helpers import Filed, FileReport, case_rows, set_closure, table_census
-from sqlalchemy import select
+from sqlalchemy import select, text
 from typer.testing import CliRunner, Result
 
 from service.audit.models import AuditEvent
@@ -130,3 +130,33 @@ def test_a_retention_file_it_does_not_understand_stops_the_command(
     assert "policy error" in result.stderr
     assert "retention_days_by_outcome.duplicate" in result.stderr
     assert all(case_rows(runtime, filed.case_id)["case_file"] == 1 for filed in three_cases.values())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("cli_env")
+def test_a_case_that_fails_is_named_and_the_command_exits_1(
+    runtime: Runtime, three_cases: dict[str, Filed]
+) -> None:
+    """Given a database that refuses to delete one due case (a trigger, as a fault of the database), then
+    `retention purge` prints that case as failed with the error's class name only, purges the other due
+    case, and exits 1 so that a scheduler notices."""
+    held = three_cases["supported"].case_id
+    with runtime.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER hold_case BEFORE DELETE ON case_file "
+                f"WHEN old.id = '{held}' BEGIN SELECT RAISE(ABORT, 'secret reason'); END"
+            )
+        )
+
+    result = invoke("retention", "purge")
+
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(held)
+    assert lines[0].endswith("FAILED (IntegrityError), rolled back")
+    assert lines[1].endswith("  purged")
+    assert lines[2].startswith("purged 1 of 2 due cases (0 no longer due, 1 failed)")
+    assert "secret reason" not in result.output
+    assert case_rows(runtime, held)["case_key_grant.case_id"] > 0
+    assert case_rows(runtime, three_cases["duplicate"].case_id)["case_file"] == 0
