@@ -64,6 +64,15 @@ def _install_audit_app() -> None:
 _install_audit_app()
 
 
+def _install_retention_app() -> None:
+    from service.retention.cli import retention_app
+
+    app.add_typer(retention_app, name="retention")
+
+
+_install_retention_app()
+
+
 def _install_account_commands() -> None:
     from service.auth.cli import register
 

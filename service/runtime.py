@@ -21,6 +21,7 @@ from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.ratelimit.service import Counter, Limit, RateLimiter, RedisCounter, SqlCounter
 from service.reports.service import IntakeService
+from service.retention import RetentionService, load_retention
 from service.routing import RoutingPolicy, load_policy
 from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
 
@@ -40,6 +41,7 @@ class Runtime:
     accounts: AccountService
     audit: AuditLog
     cases: CaseService
+    retention: RetentionService
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -62,7 +64,10 @@ def build_runtime(settings: Settings) -> Runtime:
     taxonomy = load_taxonomy(settings.policies_dir)
     districts = load_districts(settings.policies_dir)
     policy = load_policy(settings.policies_dir)
+    # Loaded at start like the routing policy, so a process never runs on a retention file it refuses.
+    retention = load_retention(settings.policies_dir)
     audit = AuditLog(secrets.audit_key)
+    blobs = BlobStore(settings.blob_dir)
     intake = IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key)
     return Runtime(
         settings=settings,
@@ -72,12 +77,13 @@ def build_runtime(settings: Settings) -> Runtime:
         taxonomy=taxonomy,
         districts=districts,
         policy=policy,
-        blobs=BlobStore(settings.blob_dir),
+        blobs=blobs,
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         intake=intake,
         accounts=AccountService(secrets.session_key, audit=audit),
         audit=audit,
         cases=CaseService(taxonomy, audit),
+        retention=RetentionService(retention, audit, blobs),
     )
 
 

@@ -1,0 +1,259 @@
+"""The retention purge: closed cases past their period are crypto-shredded, delivered outbox rows dropped.
+
+A case file is readable only through its data key, and that key exists only wrapped: once per organisation
+(``case_key_grant``) and once for the reporter (``case_file.reporter_wrapped_key``). A purge deletes every
+wrapped copy together with every ciphertext, in one transaction per case, so a case is either complete or
+gone — never a key without its data or data whose key survives somewhere in the database.
+
+Attachment files are outside the database and cannot share its transaction. They are deleted only after
+the commit: a crash in between leaves blob files whose key no longer exists anywhere (unreadable), and
+``sweep_orphan_blobs`` removes them on a later run. Deleting them first would instead leave a live case
+whose evidence is gone.
+
+What stays: the statistics extract (it holds no case id and must outlive the case, statistics.md), and the
+audit log, where each purge is one ``case.purged`` event with identifiers, codes and counts.
+
+Services here commit, unlike elsewhere: each case is its own transaction, so one case that fails is rolled
+back alone and the run goes on with the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from service.audit import AuditLog
+from service.auth import sessions
+from service.auth.sessions import REPORTER_SESSION
+from service.cases.blobs import BlobStore, StoredBlob
+from service.cases.models import CaseStatus
+from service.retention import repository
+from service.retention.policy import RetentionPolicy
+
+log = logging.getLogger(__name__)
+
+PURGED_ACTION = "case.purged"
+# A blob is written before its attachment row commits. Younger unreferenced files may belong to an upload
+# in progress; an hour is far beyond any upload's last write before its commit.
+ORPHAN_MIN_AGE = timedelta(hours=1)
+# Names per reference query in the sweep: bounded memory and bounded IN lists, however many blobs exist.
+_SWEEP_BATCH = 500
+
+
+class CaseResult(StrEnum):
+    purged = "purged"
+    # Re-opened (or re-closed later, or gone) since ``due`` listed it: kept, looked at again next run.
+    not_due = "not_due"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class PurgeCandidate:
+    case_id: str
+    closed_at: datetime
+    outcome: str | None
+    due_since: datetime
+
+
+@dataclass(frozen=True)
+class CasePurge:
+    candidate: PurgeCandidate
+    result: CaseResult
+    # The exception's class name only: a message could quote a value from the case.
+    error: str | None = None
+    # Blob files of the purged case that could not be deleted after the commit; the sweep retries them.
+    leftover_blobs: int = 0
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    now: datetime
+    dry_run: bool
+    # What ``due`` listed at the start of the run; on a dry run, exactly what a purge would remove.
+    candidates: tuple[PurgeCandidate, ...]
+    # One entry per candidate, in the same order; empty on a dry run.
+    cases: tuple[CasePurge, ...]
+    # Deleted, or on a dry run that would be deleted.
+    outbox_messages: int
+    orphan_blobs: int
+
+    def _with(self, result: CaseResult) -> tuple[CasePurge, ...]:
+        return tuple(case for case in self.cases if case.result is result)
+
+    @property
+    def purged(self) -> tuple[CasePurge, ...]:
+        return self._with(CaseResult.purged)
+
+    @property
+    def not_due(self) -> tuple[CasePurge, ...]:
+        return self._with(CaseResult.not_due)
+
+    @property
+    def failed(self) -> tuple[CasePurge, ...]:
+        return self._with(CaseResult.failed)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("retention needs a timezone-aware 'now'")
+    return now
+
+
+class RetentionService:
+    def __init__(self, policy: RetentionPolicy, audit: AuditLog, blobs: BlobStore) -> None:
+        self.policy = policy
+        self.audit = audit
+        self.blobs = blobs
+
+    def due(self, session: Session, now: datetime) -> list[PurgeCandidate]:
+        """Closed cases whose period has passed at ``now``, oldest closure first. Reads only."""
+        cutoffs, default_cutoff = self.policy.closed_before(_aware(now))
+        return [
+            PurgeCandidate(
+                case_id=row.id,
+                closed_at=row.closed_at,
+                outcome=row.outcome,
+                due_since=self.policy.due_since(row.outcome, row.closed_at),
+            )
+            for row in repository.closed_cases_due(session, cutoffs, default_cutoff)
+            if row.closed_at is not None
+        ]
+
+    def purge(self, session: Session, now: datetime, *, dry_run: bool) -> PurgeReport:
+        """Purge every due case, then delivered outbox rows and orphan blobs past their periods.
+
+        ``now`` must be the wall clock in production: the orphan sweep's upload guard is measured from it.
+        A dry run lists and counts the same things and changes nothing.
+        """
+        now = _aware(now)
+        candidates = tuple(self.due(session, now))
+        if dry_run:
+            return PurgeReport(
+                now=now,
+                dry_run=True,
+                candidates=candidates,
+                cases=(),
+                outbox_messages=self.purge_outbox(session, now, dry_run=True),
+                orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
+            )
+        cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
+        return PurgeReport(
+            now=now,
+            dry_run=False,
+            candidates=candidates,
+            cases=cases,
+            outbox_messages=self.purge_outbox(session, now, dry_run=False),
+            orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
+        )
+
+    def purge_case(self, session: Session, candidate: PurgeCandidate, now: datetime) -> CasePurge:
+        """Crypto-shred one case in its own transaction; commits, or rolls back and reports the failure.
+
+        The case is locked and checked again first: ``due`` ran earlier, and a counsellor may have re-opened
+        the case since. Only a case that is still closed and still past its period is purged.
+        """
+        now = _aware(now)
+        case_id = candidate.case_id
+        try:
+            current = repository.lock_case(session, case_id)
+            if (
+                current is None
+                or current.status != CaseStatus.closed.value
+                or current.closed_at is None
+                or self.policy.due_since(current.outcome, current.closed_at) > now
+            ):
+                session.rollback()
+                return CasePurge(candidate, CaseResult.not_due)
+            blob_names = repository.blob_names_of(session, case_id)
+            counts = repository.delete_case_rows(session, case_id)
+            if counts.pop("case") != 1:
+                # Cannot happen under the lock; if it does, commit nothing rather than a partial purge.
+                raise RuntimeError("case row not deleted")
+            # A reporter signed in now holds the case key sealed in a session: it ends with the case.
+            counts["reporter_sessions"] = sessions.destroy_all_of(session, REPORTER_SESSION, case_id)
+            # Last before the commit, as AuditLog asks: from here on every other appender waits for us.
+            self.audit.append(
+                session,
+                actor_kind="system",
+                actor_id=None,
+                action=PURGED_ACTION,
+                object_type="case",
+                object_id=case_id,
+                details={
+                    "outcome": current.outcome,
+                    "retention_days": self.policy.retention_days(current.outcome),
+                    "policy_sha256": self.policy.sha256,
+                    **counts,
+                },
+            )
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            # The class name only, in the log as in the report: messages can carry SQL parameters.
+            log.warning("retention: purge of case %s failed (%s); rolled back", case_id, type(exc).__name__)
+            return CasePurge(candidate, CaseResult.failed, error=type(exc).__name__)
+        return CasePurge(candidate, CaseResult.purged, leftover_blobs=self._delete_blobs(blob_names))
+
+    def _delete_blobs(self, names: Iterable[str]) -> int:
+        """Delete a purged case's files; returns how many could not be deleted (the sweep gets them)."""
+        leftover = 0
+        for name in names:
+            try:
+                self.blobs.delete(name)
+            # ValueError: a name that is no blob name (a row written past the service); the case is gone
+            # either way, and the run must go on.
+            except (OSError, ValueError) as exc:
+                leftover += 1
+                log.warning("retention: blob of a purged case left for the sweep (%s)", type(exc).__name__)
+        return leftover
+
+    def purge_outbox(self, session: Session, now: datetime, *, dry_run: bool) -> int:
+        """Delete (or count) outbox rows completed before their period; commits its own transaction."""
+        cutoff = self.policy.outbox_completed_before(_aware(now))
+        if dry_run:
+            return repository.count_completed_outbox(session, cutoff)
+        deleted = repository.delete_completed_outbox(session, cutoff)
+        session.commit()
+        return deleted
+
+    def sweep_orphan_blobs(self, session: Session, now: datetime, *, dry_run: bool = False) -> int:
+        """Delete (or count) blob files that no attachment row references and that are older than an hour.
+
+        Catches what a crash between a purge's commit and its file deletion left behind, and files of
+        uploads whose transaction never committed. Each batch of files is listed (with its age) before the
+        references are read: a file younger than the guard is never touched, and an older one either has
+        its row committed by the time of the read or will never get one.
+        """
+        cutoff = _aware(now) - ORPHAN_MIN_AGE
+        removed = 0
+        for batch in _batches(blob for blob in self.blobs.stored() if blob.modified_at <= cutoff):
+            referenced = repository.referenced_among(session, {blob.name for blob in batch})
+            for blob in batch:
+                if blob.name in referenced:
+                    continue
+                if not dry_run:
+                    try:
+                        self.blobs.delete_stored(blob)
+                    except OSError as exc:
+                        log.warning("retention: orphan blob not deleted (%s)", type(exc).__name__)
+                        continue
+                removed += 1
+        # End the read transaction rather than leave the caller's connection idle in one.
+        session.rollback()
+        return removed
+
+
+def _batches(blobs: Iterable[StoredBlob]) -> Iterator[list[StoredBlob]]:
+    batch: list[StoredBlob] = []
+    for blob in blobs:
+        batch.append(blob)
+        if len(batch) == _SWEEP_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
