@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from scipy.stats import beta
 
 from service.statistics.domains import Domains, domains_from
 from service.statistics.policy import StatisticsPolicy, load_statistics_policy
+from service.statistics.rows import ExtractRow
 from service.taxonomy import Taxonomy, load_taxonomy
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -110,3 +111,18 @@ def audit(
     threshold = max(candidates, key=lambda t: _bound(pilot_with, pilot_without, t, alpha))
     main_with, main_without = statistic(with_target, runs), statistic(without_target, runs)
     return AuditResult(_bound(main_with, main_without, threshold, alpha), threshold, runs)
+
+
+def reclassify(rows: list[ExtractRow], quarter_months: tuple[str, ...], every: int = 15) -> list[ExtractRow]:
+    """A counsellor's revisions: every ``every``-th insult received in the given months becomes a death
+    threat, every other one of those a daubing (type group C): a revision point must absorb such changes."""
+    changed: list[ExtractRow] = []
+    seen = 0
+    for row in rows:
+        if row.receipt_month in quarter_months and row.primary_type == "A1":
+            seen += 1
+            if seen % every == 0:
+                code, severity = ("A3a", 4) if seen % (2 * every) else ("C5", 3)
+                row = replace(row, primary_type=code, type_codes=(code,), severity_group=severity)
+        changed.append(row)
+    return changed
