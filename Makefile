@@ -12,7 +12,7 @@ export PORT RUECKHALT_DATA_DIR
 TEST_APT_PACKAGES := postgresql redis-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake bench-login policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake bench-login bench-statistics policy-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench-intake: install-test
 
 bench-login: install-test
 	$(BIN)/python bench/login_flood.py --seconds $(BENCH_SECONDS)
+
+# Pure Python (no services): generator, DP release and the dashboard gate on a full synthetic year.
+bench-statistics: install-test
+	$(BIN)/python bench/statistics.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,87 @@
+"""Statistics benchmark: synthetic extract generation, the public DP release and the dashboard gate.
+
+The gate is measured on the real catalogue of a full synthetic year (2,400 reports by default): the four
+quarter-end snapshots built in turn (each with secondary suppression, each checked with all earlier ones),
+then the gate alone on each. Writes bench/results/statistics.json. Pure Python, no services needed.
+
+Usage: python bench/statistics.py [--reports 2400] [--rows 1000000]   (make bench-statistics)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service.statistics.catalogue import compute_catalogue  # noqa: E402
+from service.statistics.domains import domains_from  # noqa: E402
+from service.statistics.dp import release  # noqa: E402
+from service.statistics.gate import run_gate  # noqa: E402
+from service.statistics.policy import load_statistics_policy  # noqa: E402
+from service.statistics.snapshot import Snapshot  # noqa: E402
+from service.statistics.suppression import build_snapshot  # noqa: E402
+from service.statistics.synthetic import generate  # noqa: E402
+from service.taxonomy import load_taxonomy  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reports", type=int, default=2400, help="reports per year for the gate")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the generator timing")
+    args = parser.parse_args()
+    policies = ROOT / "policies"
+    domains = domains_from(load_taxonomy(policies))
+    policy = load_statistics_policy(policies)
+    results: dict[str, Any] = {}
+
+    started = time.perf_counter()
+    big = generate("2025-12", reports_per_year=args.rows)
+    results["generate"] = {"rows": len(big), "seconds": round(time.perf_counter() - started, 2)}
+    started = time.perf_counter()
+    release(big, 2025, policy.public, domains)
+    results["dp_release"] = {"rows": len(big), "seconds": round(time.perf_counter() - started, 2)}
+    del big
+
+    rows = generate("2025-12", reports_per_year=args.reports)
+    snapshots: list[Snapshot] = []
+    results["gate"] = []
+    for month in ("2025-03", "2025-06", "2025-09", "2025-12"):
+        started = time.perf_counter()
+        snapshot = build_snapshot(rows, month, snapshots, domains, policy.coordinator)
+        built = time.perf_counter() - started
+        started = time.perf_counter()
+        gate = run_gate(
+            compute_catalogue(rows, month, domains), domains, policy.coordinator, snapshots, snapshot
+        )
+        alone = time.perf_counter() - started
+        statuses: dict[str, int] = {}
+        for table in snapshot.tables:
+            for cell in table.cells:
+                statuses[cell.status.value] = statuses.get(cell.status.value, 0) + 1
+        entry = {
+            "as_of": month,
+            "cells": sum(statuses.values()),
+            "statuses": statuses,
+            "released": snapshot.released,
+            "hidden_numbers_checked": len(gate.findings),
+            "lp_solved": gate.lp_solved,
+            "narrowest_width": gate.narrowest_width,
+            "build_with_secondary_seconds": round(built, 1),
+            "gate_alone_seconds": round(alone, 1),
+        }
+        print(json.dumps(entry), flush=True)
+        results["gate"].append(entry)
+        snapshots.append(snapshot)
+    out = ROOT / "bench" / "results" / "statistics.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "gate"}))
+
+
+if __name__ == "__main__":
+    main()

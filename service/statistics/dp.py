@@ -1,0 +1,297 @@
+"""Public releases: differentially private tables K1-K5 (statistics.md, ``policies/statistics.yaml``).
+
+Privacy unit is the reporter-year, pure epsilon-DP. Each table is one OpenDP discrete-Laplace measurement
+over a fixed-domain integer vector; its scale is sensitivity / epsilon and OpenDP's own privacy map is
+checked against the table's share before any noise is drawn, so a policy and the code cannot drift apart
+unnoticed. The tables see disjoint noise and their epsilons add up (sequential composition).
+
+Why the pieces look as they do:
+- Noise comes from OpenDP only (exact discrete Laplace on integers). This module imports no ``random`` or
+  ``numpy.random``: floating-point samplers leak through their low bits, and a structure test checks that
+  nothing on this path imports one.
+- Contribution bounding happens here, before aggregation, in receipt order, per reporter and depending only
+  on that reporter's rows: adding or removing one reporter changes nothing else, which is what makes the
+  declared sensitivities true. Land and office are counted once per reporter-year (the first in receipt
+  order) even though a pseudonym belongs to one case, because the guarantee must not rest on the data.
+- Domains are fixed (every month, Land and code of the taxonomy, zeros included).
+- Raw noisy values may be negative and are kept for downloads (clamping biases sums); ``value`` clamps to
+  zero for display.
+
+Everything here is a pure function of its inputs apart from OpenDP's noise. Spending the budget, storing
+the release before anyone sees it and never re-noising are the ledger's job, outside this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import opendp.prelude as dp
+
+from service.statistics.domains import Domains, months_of, office_cell
+from service.statistics.policy import Dimension, Measure, PublicPolicy, PublicTable
+from service.statistics.rows import ExtractRow
+
+dp.enable_features("contrib")
+
+# OpenDP rounds its privacy map up; a table at exactly its share must not be refused for 1e-16.
+_MAP_SLACK = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCell:
+    key: str
+    value: int  # what the knowledge base shows: the noisy count, negatives shown as 0
+    raw: int  # the noisy count as drawn, possibly negative: for downloads and for sums
+    half_width: int  # the interval value +- half_width holds the true count with the policy's confidence
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTableRelease:
+    id: str
+    measure: str
+    by: str
+    sensitivity: int
+    epsilon: float
+    scale: float
+    cells: tuple[PublicCell, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublicRelease:
+    year: int
+    privacy_unit: str
+    epsilon_spent: float
+    interval_confidence: float
+    tables: tuple[PublicTableRelease, ...]
+
+    def table(self, table_id: str) -> PublicTableRelease:
+        for table in self.tables:
+            if table.id == table_id:
+                return table
+        raise KeyError(f"no table {table_id!r} in this release")
+
+    def epsilon_by_table(self) -> dict[str, float]:
+        return {table.id: table.epsilon for table in self.tables}
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-able dict: what the release store keeps and the public export reads."""
+        return {
+            "version": 1,
+            "year": self.year,
+            "privacy_unit": self.privacy_unit,
+            "epsilon_spent": self.epsilon_spent,
+            "epsilon_by_table": self.epsilon_by_table(),
+            "interval_confidence": self.interval_confidence,
+            "tables": [
+                {
+                    "id": table.id,
+                    "measure": table.measure,
+                    "by": table.by,
+                    "sensitivity": table.sensitivity,
+                    "epsilon": table.epsilon,
+                    "scale": table.scale,
+                    "cells": [
+                        {"key": c.key, "value": c.value, "raw": c.raw, "half_width": c.half_width}
+                        for c in table.cells
+                    ],
+                }
+                for table in self.tables
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PublicRelease:
+        return cls(
+            year=int(data["year"]),
+            privacy_unit=str(data["privacy_unit"]),
+            epsilon_spent=float(data["epsilon_spent"]),
+            interval_confidence=float(data["interval_confidence"]),
+            tables=tuple(
+                PublicTableRelease(
+                    id=str(table["id"]),
+                    measure=str(table["measure"]),
+                    by=str(table["by"]),
+                    sensitivity=int(table["sensitivity"]),
+                    epsilon=float(table["epsilon"]),
+                    scale=float(table["scale"]),
+                    cells=tuple(
+                        PublicCell(str(c["key"]), int(c["value"]), int(c["raw"]), int(c["half_width"]))
+                        for c in table["cells"]
+                    ),
+                )
+                for table in data["tables"]
+            ),
+        )
+
+
+def domain_of(dimension: Dimension, year: int, domains: Domains) -> tuple[str, ...]:
+    """The fixed public domain of a dimension: every month of the year, every Land, every code."""
+    match dimension:
+        case Dimension.month:
+            return months_of(year)
+        case Dimension.type:
+            return domains.types
+        case Dimension.land:
+            return domains.lands
+        case Dimension.office:
+            return domains.offices
+        case Dimension.channel:
+            return domains.channels
+        case Dimension.severity:
+            return domains.severities
+
+
+_CELL_OF: dict[Dimension, Callable[[ExtractRow], str]] = {
+    Dimension.month: lambda row: row.receipt_month,
+    Dimension.type: lambda row: row.primary_type,
+    Dimension.land: lambda row: row.land,
+    Dimension.office: lambda row: office_cell(row.office),
+    Dimension.channel: lambda row: row.channel,
+    Dimension.severity: lambda row: str(row.severity_group),
+}
+
+
+def _receipt_order(row: ExtractRow) -> tuple[str, str, str, str, str]:
+    """Receipt order within a reporter. The extract keeps only the month (no exact time, deliberately), so
+    ties within a month are broken by the row's content: deterministic and a function of that reporter's
+    rows alone, which is all the bound's stability needs."""
+    return (
+        row.receipt_month,
+        row.incident_month or "",
+        row.primary_type,
+        row.channel,
+        ",".join(row.type_codes),
+    )
+
+
+def bounded_counts(
+    rows: Iterable[ExtractRow],
+    year: int,
+    policy: PublicPolicy,
+    domains: Domains,
+    *,
+    bounded: bool = True,
+) -> dict[str, tuple[int, ...]]:
+    """Exact counts per table over its fixed domain after contribution bounding (the deterministic half of
+    the mechanism). ``bounded=False`` exists only for the audit's negative control."""
+    by_reporter: dict[str, list[ExtractRow]] = {}
+    for row in rows:
+        if row.year == year:
+            by_reporter.setdefault(row.reporter_pseudonym, []).append(row)
+    counts: dict[str, tuple[int, ...]] = {}
+    for table in policy.tables:
+        domain = domain_of(table.by, year, domains)
+        index = {key: position for position, key in enumerate(domain)}
+        cell_of = _CELL_OF[table.by]
+        vector = [0] * len(domain)
+        for reporter_rows in by_reporter.values():
+            ordered = sorted(reporter_rows, key=_receipt_order)
+            for key in _contributions(table, policy, ordered, cell_of, bounded):
+                try:
+                    vector[index[key]] += 1
+                except KeyError:
+                    # A code outside the fixed domain would be a data-dependent cell: refuse, do not drop.
+                    raise ValueError(f"{table.id}: {table.by} value outside the public domain") from None
+        counts[table.id] = tuple(vector)
+    return counts
+
+
+def _contributions(
+    table: PublicTable,
+    policy: PublicPolicy,
+    ordered: Sequence[ExtractRow],
+    cell_of: Callable[[ExtractRow], str],
+    bounded: bool,
+) -> list[str]:
+    """The cells one reporter adds 1 to, in receipt order and within the policy's bounds."""
+    if table.measure is Measure.reports:
+        kept = ordered[: policy.bounds.reports_per_reporter] if bounded else ordered
+        return [cell_of(row) for row in kept]
+    distinct = list(dict.fromkeys(cell_of(row) for row in ordered))
+    if not bounded:
+        return distinct
+    if table.by is Dimension.month:
+        return distinct[: policy.bounds.months_per_reporter]
+    return distinct[:1]  # Land, office: one cell per reporter-year
+
+
+@functools.lru_cache(maxsize=64)
+def _measurement(size: int, scale: float) -> Any:
+    space = dp.vector_domain(dp.atom_domain(T="i64"), size=size), dp.l1_distance(T="i64")
+    return dp.m.make_laplace(*space, scale=scale)
+
+
+def checked_measurement(table: PublicTable, size: int) -> Any:
+    """The OpenDP measurement of a table, refused unless OpenDP's map confirms its epsilon share."""
+    measurement = _measurement(size, table.scale)
+    spent = float(measurement.map(table.sensitivity))
+    if spent > table.epsilon * (1 + _MAP_SLACK):
+        raise ValueError(
+            f"{table.id}: OpenDP reports epsilon {spent} above the table's share {table.epsilon}"
+        )
+    return measurement
+
+
+def noisy_counts(counts: dict[str, tuple[int, ...]], policy: PublicPolicy) -> dict[str, tuple[int, ...]]:
+    """The randomised half of the mechanism: discrete Laplace noise on each bounded table."""
+    noisy: dict[str, tuple[int, ...]] = {}
+    for table in policy.tables:
+        vector = counts[table.id]
+        measurement = checked_measurement(table, len(vector))
+        noisy[table.id] = tuple(int(value) for value in measurement(list(vector)))
+    return noisy
+
+
+def interval_half_width(scale: float, confidence: float) -> int:
+    """Smallest k with P(|Z| <= k) >= confidence for discrete Laplace Z (P(z) proportional to e^(-|z|/scale)).
+
+    P(|Z| > k) = 2 e^(-(k+1)/scale) / (1 + e^(-1/scale)); solved for k, then nudged against rounding.
+    Deterministic arithmetic about the noise, not noise.
+    """
+    alpha = 1 - confidence
+
+    def tail(k: int) -> float:
+        return 2 * math.exp(-(k + 1) / scale) / (1 + math.exp(-1 / scale))
+
+    k = max(0, math.ceil(-scale * math.log(alpha * (1 + math.exp(-1 / scale)) / 2) - 1))
+    while k > 0 and tail(k - 1) <= alpha:
+        k -= 1
+    while tail(k) > alpha:
+        k += 1
+    return k
+
+
+def release(rows: Iterable[ExtractRow], year: int, policy: PublicPolicy, domains: Domains) -> PublicRelease:
+    """The public tables of ``year`` with noise drawn once; the caller stores them before anyone sees them."""
+    counts = bounded_counts(rows, year, policy, domains)
+    noisy = noisy_counts(counts, policy)
+    tables: list[PublicTableRelease] = []
+    for table in policy.tables:
+        half_width = interval_half_width(table.scale, policy.interval_confidence)
+        domain = domain_of(table.by, year, domains)
+        cells = tuple(
+            PublicCell(key=key, value=max(raw, 0), raw=raw, half_width=half_width)
+            for key, raw in zip(domain, noisy[table.id], strict=True)
+        )
+        tables.append(
+            PublicTableRelease(
+                id=table.id,
+                measure=table.measure.value,
+                by=table.by.value,
+                sensitivity=table.sensitivity,
+                epsilon=table.epsilon,
+                scale=table.scale,
+                cells=cells,
+            )
+        )
+    return PublicRelease(
+        year=year,
+        privacy_unit=policy.privacy_unit,
+        epsilon_spent=policy.epsilon_of_tables,
+        interval_confidence=policy.interval_confidence,
+        tables=tuple(tables),
+    )

@@ -1,0 +1,461 @@
+"""The release gate of the coordinator dashboard: a linear-programming attacker (statistics.md).
+
+Before a snapshot is shown, an attacker who sees every number of this snapshot and of all earlier ones of
+the year tries to pin down each hidden number. For each hidden number it minimises and maximises that
+number over everything consistent with what was shown (``scipy.optimize.linprog``, HiGHS); the snapshot
+passes only if every interval is at least ``gate_min_width`` wide with an upper end of at least
+``gate_min_upper``, and if no "< 5" cell can be narrowed below 1..4 reporters.
+
+What the attacker knows, beyond the shown numbers:
+- The additive structure. Report counts of all tables are margins of one hidden table. The model's
+  variables are that table's margins over (quarter, Land, type x severity), (quarter, type x severity,
+  office), (quarter, channel) and months, tied together on their common margins (a junction tree, so any
+  consistent set of these margins extends to a full table: the model is exact, not merely valid).
+  Quarters are sums of months, year-to-date tables sums of quarters.
+- The taxonomy: severity is that of the primary type, so type group and severity only combine in the pairs
+  the taxonomy allows (type C is exactly severity 3; that alone would let a severity table reveal a
+  suppressed type cell).
+- Persons (distinct reporters) are not additive over months or types, but the attacker knows their
+  bounds: persons <= reports, a union has at least the persons of each part and at most their sum, and a
+  reporter has one Land and one office (one pseudonym per case), so persons add up over Länder and offices.
+  The last is used only where the data bears it out, so the true tables always satisfy the model.
+- The rules: "< 5" means 1..4 reporters; a hidden report count next to a shown person count (dominance)
+  means the top reporter has more than half, hence reports >= 2 persons - 1.
+- Earlier snapshots. One variable per cell stands for its current true value. A number shown earlier is a
+  constraint while it still equals the truth; after a revision changed it, it describes old data and is
+  left out. (An attacker who knew exactly what a revision changed would learn more; the design revises
+  only at quarter ends, and that residual risk is accepted and documented here.)
+
+What must stay protected: the numbers hidden by the primary and the dominance rule, in this snapshot and
+every earlier one. statistics.md asks the width/upper-end test of "every suppressed cell"; applied to cells
+hidden only as complements that is both pointless and impossible. Pointless, because such a cell holds 0 or
+at least 5 reporters and could have been shown on its own (its value matters only as a way to the sensitive
+cells, and the LP already uses every way at once). Impossible, because a complement inside a small Land
+whose own total is "< 5" is known to hold at most 4 persons, so no pattern could ever give it an interval
+of width 5; the gate would block the dashboard for nothing.
+
+The LP relaxation gives the attacker real-valued solutions, so its intervals contain those of an integer
+attacker; rounding them inwards to integers is what an integer attacker could at best conclude.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import csr_matrix
+
+from service.statistics.catalogue import (
+    LAND_QUARTER,
+    LAND_YEAR_SEVERITY,
+    NATIONAL_MONTH,
+    NATIONAL_QUARTER_CHANNEL,
+    NATIONAL_QUARTER_OFFICE,
+    NATIONAL_QUARTER_SEVERITY,
+    NATIONAL_QUARTER_TYPE,
+    NATIONAL_YEAR_TYPE_OFFICE,
+    Catalogue,
+    Key,
+)
+from service.statistics.domains import Domains, months_in_quarter
+from service.statistics.policy import CoordinatorRules
+from service.statistics.snapshot import CellStatus, Snapshot
+
+Expr = dict[int, float]
+CellRef = tuple[str, Key]
+# Tolerances for reading HiGHS results back as integers and for telling a binding constraint from one
+# that is not.
+_INTEGRAL = 1e-6
+_DUAL = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    table: str
+    key: Key
+    measure: str  # "reports" or "persons"
+    # primary "< 5" persons: the attacker must not narrow 1..4; every other hidden number: width and upper end
+    primary_persons: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    target: Target
+    low: float  # the attacker's bounds (high may be infinite)
+    high: float
+    passes: bool
+    # Cells of the snapshot under test whose shown numbers bind these bounds: hiding one of them is what
+    # secondary suppression tries first.
+    binding: tuple[CellRef, ...]
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    findings: tuple[Finding, ...]
+    lp_solved: int
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if not finding.passes)
+
+    @property
+    def narrowest_width(self) -> float | None:
+        """The attacker's narrowest interval on a number held to the width test ("< 5" persons excluded:
+        their 1..4 is narrow by definition)."""
+        widths = [f.width for f in self.findings if not f.target.primary_persons]
+        return min(widths, default=None)
+
+
+class _Program:
+    """A linear program under construction: sparse rows, named variables, tagged equalities."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.eq: list[tuple[Expr, float, CellRef | None]] = []
+        self.le: list[tuple[Expr, float]] = []
+
+    def new(self) -> int:
+        self.size += 1
+        return self.size - 1
+
+    def equal(self, expr: Expr, rhs: float, tag: CellRef | None = None) -> None:
+        self.eq.append((expr, rhs, tag))
+
+    def at_most(self, expr: Expr, rhs: float) -> None:
+        self.le.append((expr, rhs))
+
+    def union(self, total: int, parts: Sequence[int]) -> None:
+        """Persons of a union: at least those of each part, at most their sum."""
+        for part in parts:
+            self.at_most({part: 1.0, total: -1.0}, 0.0)
+        self.at_most({total: 1.0, **dict.fromkeys(parts, -1.0)}, 0.0)
+
+    def partition(self, total: int, parts: Sequence[int], exact: bool) -> None:
+        """Persons of a union of disjoint reporter sets add up; otherwise only the union bounds hold."""
+        if exact:
+            self.equal({total: 1.0, **dict.fromkeys(parts, -1.0)}, 0.0)
+        else:
+            self.union(total, parts)
+
+    @staticmethod
+    def matrix(rows: Sequence[Expr], size: int) -> csr_matrix:
+        data: list[float] = []
+        cols: list[int] = []
+        indptr = [0]
+        for row in rows:
+            cols.extend(row)
+            data.extend(row.values())
+            indptr.append(len(cols))
+        return csr_matrix((data, cols, indptr), shape=(len(rows), size))
+
+
+def _add(*exprs: Expr, sign: float = 1.0) -> Expr:
+    total: Expr = {}
+    for expr in exprs:
+        for var, coef in expr.items():
+            total[var] = total.get(var, 0.0) + sign * coef
+    return total
+
+
+def _minus(left: Expr, right: Expr) -> Expr:
+    return _add(left, _add(right, sign=-1.0))
+
+
+class Attacker:
+    """The attacker's model of one year: built from the truth (to know which facts hold), the snapshots
+    already shown and the candidate snapshot (whose numbers are the only ones that can still be hidden)."""
+
+    def __init__(
+        self,
+        truth: Catalogue,
+        domains: Domains,
+        rules: CoordinatorRules,
+        shown: Sequence[Snapshot],
+        candidate: Snapshot,
+    ) -> None:
+        self.truth = truth
+        self.rules = rules
+        self.program = _Program()
+        self._reports: dict[CellRef, Expr] = {}
+        self._persons: dict[CellRef, int] = {}
+        self._structure(domains)
+        self.targets = self._observations([*shown], candidate)
+        p = self.program
+        self._a_eq = _Program.matrix([row for row, _, _ in p.eq], p.size)
+        self._b_eq = np.array([rhs for _, rhs, _ in p.eq])
+        self._eq_tags = [tag for _, _, tag in p.eq]
+        self._a_ub = _Program.matrix([row for row, _ in p.le], p.size)
+        self._b_ub = np.array([rhs for _, rhs in p.le])
+
+    # -- the structure every year has ----------------------------------------------------------------------
+    def _structure(self, domains: Domains) -> None:
+        p, scope, truth = self.program, self.truth.scope, self.truth
+        pairs = sorted(set(domains.type_severity) | truth.type_severity)
+        months = {month: p.new() for month in scope.months}
+        by_land: dict[tuple[str, str, tuple[str, str]], int] = {}  # (quarter, land, pair)
+        by_office: dict[tuple[str, tuple[str, str], str], int] = {}  # (quarter, pair, office)
+        by_channel: dict[tuple[str, str], int] = {}
+        for quarter in scope.quarters:
+            for land in domains.lands:
+                for pair in pairs:
+                    by_land[quarter, land, pair] = p.new()
+            for pair in pairs:
+                for office in domains.offices:
+                    by_office[quarter, pair, office] = p.new()
+            for channel in domains.channels:
+                by_channel[quarter, channel] = p.new()
+            total = {by_land[quarter, land, pair]: 1.0 for land in domains.lands for pair in pairs}
+            for pair in pairs:
+                p.equal(
+                    _minus(
+                        {by_land[quarter, land, pair]: 1.0 for land in domains.lands},
+                        {by_office[quarter, pair, office]: 1.0 for office in domains.offices},
+                    ),
+                    0.0,
+                )
+            p.equal(_minus({by_channel[quarter, c]: 1.0 for c in domains.channels}, total), 0.0)
+            p.equal(_minus({months[m]: 1.0 for m in months_in_quarter(quarter)}, total), 0.0)
+
+        def land_sum(quarters: Iterable[str], land: str, keep: set[tuple[str, str]]) -> Expr:
+            return {by_land[q, land, pair]: 1.0 for q in quarters for pair in pairs if pair in keep}
+
+        def office_sum(quarters: Iterable[str], keep: set[tuple[str, str]], offices: Iterable[str]) -> Expr:
+            return {
+                by_office[q, pair, o]: 1.0
+                for q in quarters
+                for pair in pairs
+                if pair in keep
+                for o in offices
+            }
+
+        every = set(pairs)
+        of_group = {g: {pair for pair in pairs if pair[0] == g} for g in domains.type_groups}
+        of_severity = {s: {pair for pair in pairs if pair[1] == s} for s in domains.severities}
+        reports = self._reports
+        for month in scope.months:
+            reports[NATIONAL_MONTH.id, (month,)] = {months[month]: 1.0}
+        for i, quarter in enumerate(scope.quarters):
+            so_far = scope.quarters[: i + 1]
+            for g in domains.type_groups:
+                reports[NATIONAL_QUARTER_TYPE.id, (quarter, g)] = _add(
+                    *(land_sum([quarter], land, of_group[g]) for land in domains.lands)
+                )
+            for s in domains.severities:
+                reports[NATIONAL_QUARTER_SEVERITY.id, (quarter, s)] = _add(
+                    *(land_sum([quarter], land, of_severity[s]) for land in domains.lands)
+                )
+            for o in domains.offices:
+                reports[NATIONAL_QUARTER_OFFICE.id, (quarter, o)] = office_sum([quarter], every, [o])
+            for c in domains.channels:
+                reports[NATIONAL_QUARTER_CHANNEL.id, (quarter, c)] = {by_channel[quarter, c]: 1.0}
+            for land in domains.lands:
+                reports[LAND_QUARTER.id, (land, quarter)] = land_sum([quarter], land, every)
+                for s in domains.severities:
+                    reports[LAND_YEAR_SEVERITY.id, (land, quarter, s)] = land_sum(
+                        so_far, land, of_severity[s]
+                    )
+            for g in domains.type_groups:
+                for o in domains.offices:
+                    reports[NATIONAL_YEAR_TYPE_OFFICE.id, (quarter, g, o)] = office_sum(
+                        so_far, of_group[g], [o]
+                    )
+        for ref in reports:
+            if ref[1] not in truth.tables[ref[0]]:
+                raise ValueError(f"attacker model and catalogue disagree on {ref}")
+        self._persons_structure(domains)
+
+    def _persons_structure(self, domains: Domains) -> None:
+        p, scope = self.program, self.truth.scope
+        persons = self._persons
+        for ref, expr in self._reports.items():
+            persons[ref] = var = p.new()
+            p.at_most({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)  # persons <= reports
+        land_fixed = "land" in self.truth.fixed_per_reporter
+        office_fixed = "office" in self.truth.fixed_per_reporter
+
+        def cells(table: str, keys: Iterable[Key]) -> list[int]:
+            return [persons[table, key] for key in keys]
+
+        quarter_total: dict[str, int] = {}
+        for quarter in scope.quarters:
+            total = quarter_total[quarter] = p.new()
+            p.union(total, cells(NATIONAL_MONTH.id, ((m,) for m in months_in_quarter(quarter))))
+            p.union(total, cells(NATIONAL_QUARTER_TYPE.id, ((quarter, g) for g in domains.type_groups)))
+            p.union(total, cells(NATIONAL_QUARTER_CHANNEL.id, ((quarter, c) for c in domains.channels)))
+            p.union(total, cells(NATIONAL_QUARTER_SEVERITY.id, ((quarter, s) for s in domains.severities)))
+            p.partition(
+                total, cells(LAND_QUARTER.id, ((land, quarter) for land in domains.lands)), land_fixed
+            )
+            p.partition(
+                total,
+                cells(NATIONAL_QUARTER_OFFICE.id, ((quarter, o) for o in domains.offices)),
+                office_fixed,
+            )
+        for i, through in enumerate(scope.quarters):
+            so_far = scope.quarters[: i + 1]
+            year = p.new()
+            p.union(year, [quarter_total[q] for q in so_far])
+            lands = []
+            for land in domains.lands:
+                in_land = p.new()
+                lands.append(in_land)
+                p.union(in_land, cells(LAND_QUARTER.id, ((land, q) for q in so_far)))
+                p.union(
+                    in_land, cells(LAND_YEAR_SEVERITY.id, ((land, through, s) for s in domains.severities))
+                )
+            p.partition(year, lands, land_fixed)
+            groups = []
+            for g in domains.type_groups:
+                in_group = p.new()
+                groups.append(in_group)
+                p.union(in_group, cells(NATIONAL_QUARTER_TYPE.id, ((q, g) for q in so_far)))
+                p.partition(
+                    in_group,
+                    cells(NATIONAL_YEAR_TYPE_OFFICE.id, ((through, g, o) for o in domains.offices)),
+                    office_fixed,
+                )
+            p.union(year, groups)
+            offices = []
+            for o in domains.offices:
+                in_office = p.new()
+                offices.append(in_office)
+                p.union(in_office, cells(NATIONAL_QUARTER_OFFICE.id, ((q, o) for q in so_far)))
+                p.union(
+                    in_office,
+                    cells(NATIONAL_YEAR_TYPE_OFFICE.id, ((through, g, o) for g in domains.type_groups)),
+                )
+            p.partition(year, offices, office_fixed)
+            if i == 0:
+                continue
+            before = scope.quarters[i - 1]
+            # Year-to-date persons grow, and by no more than the reports that were added.
+            pairs_of_keys = [
+                (LAND_YEAR_SEVERITY.id, (land, before, s), (land, through, s))
+                for land in domains.lands
+                for s in domains.severities
+            ] + [
+                (NATIONAL_YEAR_TYPE_OFFICE.id, (before, g, o), (through, g, o))
+                for g in domains.type_groups
+                for o in domains.offices
+            ]
+            for table, old, new in pairs_of_keys:
+                p.at_most({persons[table, old]: 1.0, persons[table, new]: -1.0}, 0.0)
+                added = _minus(self._reports[table, new], self._reports[table, old])
+                p.at_most(
+                    _add({persons[table, new]: 1.0, persons[table, old]: -1.0}, _add(added, sign=-1.0)), 0.0
+                )
+
+    # -- what was shown ------------------------------------------------------------------------------------
+    def _observations(self, shown: Sequence[Snapshot], candidate: Snapshot) -> list[Target]:
+        """Constraints from every shown number that still holds, and the hidden numbers to check."""
+        p, truth = self.program, self.truth
+        # (ref, measure) -> (value, removable): removable only if no earlier snapshot showed the same value.
+        visible: dict[tuple[CellRef, str], tuple[int, bool]] = {}
+        targets: dict[tuple[CellRef, str], bool] = {}
+        primary: set[CellRef] = set()
+        dominance: set[CellRef] = set()
+        k = self.rules.min_reporters
+        for snapshot in [*shown, candidate]:
+            is_candidate = snapshot is candidate
+            for table in snapshot.tables:
+                for cell in table.cells:
+                    ref = (table.id, cell.key)
+                    if ref not in self._reports:
+                        raise ValueError(f"snapshot cell outside the catalogue: {ref}")
+                    stats = truth.cell(*ref)
+                    for measure, value, true_value in (
+                        ("persons", cell.persons, stats.persons),
+                        ("reports", cell.reports, stats.reports),
+                    ):
+                        if value is None and cell.status is not CellStatus.secondary:
+                            hidden_primary = cell.status is CellStatus.primary and measure == "persons"
+                            targets[ref, measure] = targets.get((ref, measure), False) or hidden_primary
+                        elif value == true_value:
+                            before = visible.get((ref, measure))
+                            removable = is_candidate and (before is None or before[1])
+                            visible[ref, measure] = (value, removable)
+                    if cell.status is CellStatus.primary and 1 <= stats.persons < k:
+                        primary.add(ref)
+                    if cell.status is CellStatus.dominance and stats.reports >= 2 * stats.persons - 1:
+                        dominance.add(ref)
+        for (ref, measure), (value, removable) in visible.items():
+            expr = self._reports[ref] if measure == "reports" else {self._persons[ref]: 1.0}
+            p.equal(expr, float(value), ref if removable else None)
+        for ref in primary:
+            var = self._persons[ref]
+            p.at_most({var: -1.0}, -1.0)
+            p.at_most({var: 1.0}, float(k - 1))
+        for ref in dominance:
+            p.at_most(_add({self._persons[ref]: 2.0}, _add(self._reports[ref], sign=-1.0)), 1.0)
+        return [
+            Target(ref[0], ref[1], measure, is_primary)
+            for (ref, measure), is_primary in sorted(targets.items())
+        ]
+
+    # -- the attack ----------------------------------------------------------------------------------------
+    def expression(self, target: Target) -> Expr:
+        ref = (target.table, target.key)
+        return self._reports[ref] if target.measure == "reports" else {self._persons[ref]: 1.0}
+
+    def _optimise(self, expr: Expr, sense: float) -> tuple[float, list[CellRef]]:
+        objective = np.zeros(self.program.size)
+        for var, coef in expr.items():
+            objective[var] = sense * coef
+        result = linprog(
+            objective,
+            A_ub=self._a_ub,
+            b_ub=self._b_ub,
+            A_eq=self._a_eq,
+            b_eq=self._b_eq,
+            bounds=(0, None),
+            method="highs",
+        )
+        if result.status == 3:  # unbounded: nothing caps this number
+            return math.inf, []
+        if result.status != 0:
+            # The truth satisfies the model by construction: a failure is a bug, and the gate fails closed.
+            raise RuntimeError(f"attacker LP did not solve: {result.message}")
+        marginals = result.eqlin.marginals
+        binding = [
+            tag
+            for tag, dual in zip(self._eq_tags, marginals, strict=True)
+            if tag is not None and abs(dual) > _DUAL
+        ]
+        return float(sense * result.fun), binding
+
+    def attack(self, target: Target) -> Finding:
+        expr = self.expression(target)
+        low, binding_low = self._optimise(expr, 1.0)
+        high, binding_high = self._optimise(expr, -1.0)
+        low = math.ceil(low - _INTEGRAL)
+        high = high if math.isinf(high) else math.floor(high + _INTEGRAL)
+        if target.primary_persons:
+            passes = low <= 1 and high >= self.rules.min_reporters - 1
+        else:
+            passes = high - low >= self.rules.gate_min_width and high >= self.rules.gate_min_upper
+        binding = tuple(dict.fromkeys([*binding_low, *binding_high]))
+        return Finding(target, float(low), float(high), passes, binding)
+
+    def check(self, targets: Iterable[Target] | None = None) -> GateResult:
+        chosen = self.targets if targets is None else list(targets)
+        findings = tuple(self.attack(target) for target in chosen)
+        return GateResult(all(f.passes for f in findings), findings, 2 * len(findings))
+
+
+def run_gate(
+    truth: Catalogue,
+    domains: Domains,
+    rules: CoordinatorRules,
+    shown: Sequence[Snapshot],
+    candidate: Snapshot,
+) -> GateResult:
+    """Attack every hidden number of ``candidate`` and of the snapshots ``shown`` before it (same year)."""
+    return Attacker(truth, domains, rules, shown, candidate).check()

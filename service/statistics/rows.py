@@ -1,0 +1,46 @@
+"""The statistics extract as plain, immutable values: what every statistic in this package is computed from.
+
+The coordinator catalogue, the release gate and the public DP release are pure functions of these rows, so
+they can be tested (and benchmarked) on synthetic data without a database, and the database row type stays
+where the ORM needs it. The fields mirror ``StatisticsExtract`` minus its surrogate id: the id is no fact
+about the incident and must not travel into statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.statistics.models import StatisticsExtract
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRow:
+    # Keyed pseudonym of the reporter (one per case): counts distinct reporters, names nobody.
+    reporter_pseudonym: str
+    receipt_month: str  # "YYYY-MM": the month the service received the report
+    incident_month: str | None
+    land: str  # "01" .. "16"
+    primary_type: str  # the most severe of ``type_codes`` (see ``service.statistics.extract``)
+    type_codes: tuple[str, ...]
+    channel: str  # top-level channel code
+    office: str | None
+    severity_group: int  # 1 (extreme violence) .. 6 (mass mailing)
+
+    @property
+    def year(self) -> int:
+        return int(self.receipt_month[:4])
+
+
+def from_model(model: StatisticsExtract) -> ExtractRow:
+    """Convert an ORM row; the JSON list of codes becomes a tuple so the value can be hashed and shared."""
+    return ExtractRow(
+        reporter_pseudonym=model.reporter_pseudonym,
+        receipt_month=model.receipt_month,
+        incident_month=model.incident_month,
+        land=model.land,
+        primary_type=model.primary_type,
+        type_codes=tuple(model.type_codes),
+        channel=model.channel,
+        office=model.office,
+        severity_group=model.severity_group,
+    )
