@@ -41,7 +41,7 @@ apt-test-deps:
 run: install
 	RUECKHALT_DEMO=true $(BIN)/rueckhalt migrate
 	RUECKHALT_DEMO=true $(BIN)/rueckhalt demo
-	RUECKHALT_DEMO=true exec $(BIN)/rueckhalt serve --port $(PORT)
+	RUECKHALT_DEMO=true exec $(BIN)/rueckhalt up --port $(PORT)
 
 ## Everything: lint, types, the policy examples, and the whole suite on SQLite and PostgreSQL
 test: install-test

@@ -141,7 +141,9 @@ def start_server(app: str, env: dict[str, str], port: int, workers: int) -> subp
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            # Ready when the database answers (no worker runs beside this api: /healthz says 503 for that).
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if health.status_code == 200 or health.json().get("database", {}).get("ok"):
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)

@@ -132,6 +132,19 @@ def serve(
     )
 
 
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000)")] = None,
+    workers: Annotated[int, typer.Option(help="Api worker processes")] = 1,
+) -> None:
+    """Serve the api with a Celery worker and the beat schedule; when one stops, all stop."""
+    from service.supervisor import run
+
+    _settings()
+    raise typer.Exit(run(host, port or int(os.environ.get("PORT", "8000")), workers))
+
+
 @org_app.command("create")
 def org_create(
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Beratungsstelle Nord'")],

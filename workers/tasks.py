@@ -6,8 +6,10 @@ import logging
 from datetime import datetime
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 from sqlalchemy import select
 
+from service.audit.policies import record_policy_state
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
 from service.outbox.models import WorkerHeartbeat
@@ -50,9 +52,10 @@ def deliver(self: Task, outbox_id: str) -> None:
         retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
     )
     log.warning(
-        "delivery of outbox %s failed for %d recipients; retry in %.0f s",
+        "delivery of outbox %s failed for %d recipients (%s); retry in %.0f s",
         outbox_id,
         len(outcome.failed),
+        ",".join(sorted(set(outcome.failed.values()))),
         countdown,
     )
     raise self.retry(countdown=countdown, max_retries=settings.task_max_retries)
@@ -74,6 +77,19 @@ def remind() -> int:
 @shared_task(name="system.heartbeat", ignore_result=True)
 def heartbeat(name: str = "worker") -> None:
     """Proof for /healthz that the schedule runs and a worker takes its tasks."""
+    _beat(name)
+
+
+@worker_ready.connect
+def on_worker_ready(**_: object) -> None:
+    """A starting worker records the policy files it works by and says it is alive at once."""
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        record_policy_state(session, ctx.runtime.audit, ctx.settings.policies_dir)
+    _beat("worker")
+
+
+def _beat(name: str) -> None:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         row = session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
@@ -87,6 +103,9 @@ def heartbeat(name: str = "worker") -> None:
 
 @shared_task(name="retention.purge", ignore_result=True)
 def purge() -> int:
-    # Wired to the retention service when it lands; until then the beat entry must not fail.
-    log.info("retention.purge: no retention service configured")
-    return 0
+    """Crypto-shred closed cases past their retention period (policies/retention.yaml)."""
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        report = ctx.runtime.retention.purge(session, utcnow(), dry_run=False)
+    log.info("retention: %d cases purged, %d failed", len(report.purged), len(report.failed))
+    return len(report.purged)

@@ -82,8 +82,10 @@ class MaildirMailer:
         self._folder = folder
 
     def send(self, message: EmailMessage) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        box = mailbox.Maildir(self._folder, create=True)
+        # Maildir creates its tmp/new/cur only for a folder that does not exist yet; make sure of all four.
+        for part in ("", "tmp", "new", "cur"):
+            (self._folder / part).mkdir(parents=True, exist_ok=True, mode=0o700)
+        box = mailbox.Maildir(self._folder, create=False)
         box.add(message)
 
 

@@ -23,7 +23,7 @@ from service.cases.models import (
     Incident,
     RoutingRecord,
 )
-from service.outbox.models import OutboxMessage
+from service.outbox.models import DeliveryLog, OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -136,5 +136,9 @@ def count_completed_outbox(session: Session, cutoff: datetime) -> int:
 
 
 def delete_completed_outbox(session: Session, cutoff: datetime) -> int:
-    """Delivered notifications completed before ``cutoff``; pending and failed ones are never touched."""
+    """Delivered notifications completed before ``cutoff``; pending and failed ones are never touched.
+
+    Their delivery log goes with them (it only exists to stop a redelivered task sending twice)."""
+    done = select(OutboxMessage.id).where(_outbox_done_before(cutoff))
+    session.execute(delete(DeliveryLog).where(DeliveryLog.outbox_id.in_(done)))
     return _deleted(session, delete(OutboxMessage).where(_outbox_done_before(cutoff)))

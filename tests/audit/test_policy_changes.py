@@ -17,7 +17,7 @@ from service.config import PROJECT_ROOT, Settings
 def policy_events(settings: Settings) -> list[AuditEvent]:
     app = create_app(settings)
     with TestClient(app) as client:
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/").status_code == 200
         with app.state.runtime.sessions() as db:
             events = list(db.scalars(select(AuditEvent).where(AuditEvent.action == ACTION)))
     return events

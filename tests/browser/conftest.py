@@ -37,7 +37,8 @@ def live_server() -> Iterator[LiveServer]:
     cli = [sys.executable, "-m", "service.cli"]
     subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
-    server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=ROOT)
+    # The whole embedded service as `make run` starts it: api, Celery worker and beat (healthz needs all).
+    server = subprocess.Popen([*cli, "up", "--port", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from helpers import free_port
 from sqlalchemy import func, select
 
+from service.app import create_app
 from service.cases.models import Case, CaseKeyGrant, Incident, RoutingRecord
 from service.crypto import (
     Context,
@@ -18,9 +22,10 @@ from service.crypto import (
     recovery_wrapping_key,
     unwrap_key,
 )
+from service.db import utcnow
 from service.organisations.models import Organisation
 from service.organisations.service import recovery_context
-from service.outbox.models import OutboxMessage
+from service.outbox.models import OutboxMessage, WorkerHeartbeat
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 
@@ -332,7 +337,37 @@ def test_security_headers_on_every_kind_of_response(client: TestClient) -> None:
         assert "geolocation=()" in headers["permissions-policy"]
 
 
-def test_healthz_reports_the_database(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
+def test_healthz_reports_database_broker_and_worker(client: TestClient, runtime: Runtime) -> None:
+    """Given no worker has ever beaten, /healthz is 503 naming the worker; a fresh heartbeat makes it 200;
+    one older than three beats makes it 503 again."""
+    silent = client.get("/healthz")
+    assert silent.status_code == 503
+    assert silent.json()["database"]["ok"] is True
+    assert silent.json()["broker"]["ok"] is True
+    assert silent.json()["worker"] == {"ok": False, "error": "no heartbeat yet"}
+
+    with runtime.sessions() as db:
+        db.add(WorkerHeartbeat(name="worker", beat_at=utcnow()))
+        db.commit()
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200
+    assert healthy.json()["status"] == "ok"
+
+    with runtime.sessions() as db:
+        beat = db.get(WorkerHeartbeat, "worker")
+        assert beat is not None
+        beat.beat_at = utcnow() - timedelta(minutes=5)
+        db.commit()
+    stale = client.get("/healthz")
+    assert stale.status_code == 503
+    assert stale.json()["worker"]["ok"] is False
+
+
+def test_healthz_is_503_when_the_broker_is_down(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(runtime=dataclasses.replace(runtime, settings=settings))
+    with TestClient(app) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["broker"]["ok"] is False
     assert response.json()["database"]["ok"] is True
