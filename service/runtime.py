@@ -68,7 +68,14 @@ def build_runtime(settings: Settings) -> Runtime:
     retention = load_retention(settings.policies_dir)
     audit = AuditLog(secrets.audit_key)
     blobs = BlobStore(settings.blob_dir)
-    intake = IntakeService(taxonomy, districts, policy, secrets.lookup_pepper, secrets.statistics_key)
+    intake = IntakeService(
+        taxonomy,
+        districts,
+        policy,
+        secrets.lookup_pepper,
+        secrets.statistics_key,
+        secrets.notification_key,
+    )
     return Runtime(
         settings=settings,
         secrets=secrets,

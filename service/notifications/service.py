@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.crypto import Context, DecryptionError, open_sealed, webhook_secret
+from service.crypto import DecryptionError, webhook_secret
 from service.db import utcnow
 from service.notifications import repository
+from service.notifications.contact import open_address
 from service.notifications.mail import Mailer, build_message, render
 from service.notifications.recipients import KNOWN_TOPICS, Channel, Directory, Recipient, recipients
 from service.notifications.webhooks import WebhookSender, webhook_body
@@ -39,10 +40,6 @@ class Outcome:
     @property
     def complete(self) -> bool:
         return not self.failed
-
-
-def notify_context(case_id: str) -> Context:
-    return Context("notify_contact", case_id=case_id)
 
 
 class NotificationService:
@@ -71,7 +68,7 @@ class NotificationService:
                 sealed, assignee = contact
                 if sealed is not None and topic.startswith(("notifications.reporter", "reminders.reporter")):
                     try:
-                        reporter_email = open_sealed(self._key, sealed, notify_context(str(case_id))).decode()
+                        reporter_email = open_address(self._key, str(case_id), sealed)
                     except DecryptionError:
                         log.warning("a reporter notification address could not be opened")
         alert = topic.startswith("alerts.")

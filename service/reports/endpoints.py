@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from service.cases import attachments as files
@@ -15,6 +15,7 @@ from service.reports.schemas import (
     IncidentCreate,
     IncidentFields,
     ReceiptLogin,
+    ReceiptNotify,
     ReportCreate,
     ReportCreated,
 )
@@ -92,6 +93,20 @@ def reporter_message(body: ReporterMessageCreate, request: Request, runtime: Run
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
         return Created(id=case_work.reporter_reply(db, opened.case, opened.data_key, body.body))
+
+
+@router.post(
+    "/reports/notify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No case for this receipt"}, 422: _ERRORS[422], 429: _ERRORS[429]},
+    summary="Set or remove the address told (content-free) of new messages",
+)
+def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep) -> Response:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, body.receipt)
+        runtime.intake.set_notify_address(db, opened, str(body.notify_email) if body.notify_email else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

@@ -23,7 +23,7 @@ from service.crypto import format_receipt
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.errors import NotFound, ValidationFailed
 from service.i18n import Translator, format_date, format_datetime, format_size
-from service.reports.schemas import IncidentFields, ReportCreate
+from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
@@ -34,6 +34,7 @@ router = APIRouter(include_in_schema=False)
 SESSION_COOKIE = "rh_reporter"
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
 CASE_NOTICES = {"message_sent": "notice.message_sent"}
+NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
 BOOL_FIELDS = {"consent_counselling", "consent_police"}
 
@@ -227,6 +228,7 @@ def _case_page(
     field_errors: dict[str, str] | None = None,
     notice: str | None = None,
     message_notice: str | None = None,
+    notify_notice: str | None = None,
 ) -> Response:
     lang = request_lang(request)
     t = Translator(lang)
@@ -240,6 +242,7 @@ def _case_page(
         view = runtime.intake.reporter_view(db, opened)
     case = {
         "status_label": t(f"status.{view['status']}"),
+        "notify": view["notify"],
         "created_at": format_date(view["created_at"], lang),
         "organisations": view["organisations"],
         "messages": [
@@ -286,6 +289,7 @@ def _case_page(
         field_errors=field_errors or {},
         notice=notice,
         message_notice=message_notice,
+        notify_notice=notify_notice,
         **_form_context(runtime),
     )
 
@@ -296,10 +300,12 @@ def reporter_home(request: Request) -> Response:
     reporter = _open_from_cookie(request, runtime)
     if reporter is None:
         return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
-    notice_key = CASE_NOTICES.get(request.query_params.get("notice", ""))
-    # Shown beside the conversation, where the redirect lands (#messages), not at the top of the page.
-    notice = Translator(request_lang(request))(notice_key) if notice_key else None
-    return _case_page(request, runtime, reporter, message_notice=notice)
+    t = Translator(request_lang(request))
+    code = request.query_params.get("notice", "")
+    # Shown where the redirect lands (#messages, #notify), not at the top of the page.
+    message_notice = t(CASE_NOTICES[code]) if code in CASE_NOTICES else None
+    notify_notice = t(NOTIFY_NOTICES[code]) if code in NOTIFY_NOTICES else None
+    return _case_page(request, runtime, reporter, message_notice=message_notice, notify_notice=notify_notice)
 
 
 @router.post("/fall/anmelden")
@@ -454,6 +460,50 @@ def reporter_download(attachment_id: str, request: Request) -> Response:
         opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
         found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
+
+
+@router.post("/fall/benachrichtigung")
+async def reporter_notify(request: Request) -> Response:
+    """Save or remove the address told of new messages; 303 back to the section, or the page with errors."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await request.form(max_files=0, max_fields=10)
+    token, action, sent = form.get("csrf_token"), form.get("action"), form.get("notify_email")
+    address = sent.strip() if isinstance(sent, str) else ""
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        summary, by_field = _field_errors(errors, t)
+        values = {"notify_email": address}
+        return _case_page(
+            request, runtime, reporter, status=status, values=values, errors=summary, field_errors=by_field
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, [{"loc": ["notify_email"], "type": "csrf", "msg": ""}], 403)
+    remove = action == "remove"
+    model, errors = _validate(NotifyAddress, {"notify_email": None if remove else address})
+    if not remove and not address:
+        errors = [{"loc": ["notify_email"], "type": "missing", "msg": ""}]
+    if model is None or errors:
+        return await run_in_threadpool(again, errors, 422)
+    assert isinstance(model, NotifyAddress)
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            email = str(model.notify_email) if model.notify_email else None
+            runtime.intake.set_notify_address(db, opened, email)
+
+    try:
+        await run_in_threadpool(save)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    code = "notify_removed" if remove else "notify_saved"
+    return RedirectResponse(f"/fall?notice={code}#notify", status_code=303)
 
 
 @router.post("/fall/abmelden")

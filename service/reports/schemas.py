@@ -94,6 +94,10 @@ class ReportCreate(IncidentFields):
     contact_phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = Field(
         default=None, description="Encrypted"
     )
+    notify_email: EmailStr | None = Field(
+        default=None,
+        description="Optional: told 'there is a new message for you' and nothing else (stored encrypted)",
+    )
 
     @field_validator("municipality", "contact_name", "contact_phone", mode="after")
     @classmethod
@@ -174,6 +178,12 @@ class CaseForReporter(BaseModel):
     organisations: list[str]
     incidents: list[IncidentSummary]
     messages: list[MessageForReporter]
+    notify: bool = Field(description="Whether an address is told (content-free) of new messages")
+
+
+class NotifyAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notify_email: EmailStr | None = Field(description="The address to tell of new messages; null removes it")
 
 
 class IncidentAdded(BaseModel):
@@ -183,3 +193,7 @@ class IncidentAdded(BaseModel):
 def public_error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
     """One entry of a 422 answer: where and what, never the offending value."""
     return {"loc": loc, "type": kind, "msg": message}
+
+
+class ReceiptNotify(NotifyAddress):
+    receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)]

@@ -45,6 +45,7 @@ from service.crypto import (
 )
 from service.db import Base, new_id, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
+from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
 from service.organisations.repository import Receiver
 from service.outbox import writer as outbox
@@ -103,12 +104,14 @@ class IntakeService:
         policy: RoutingPolicy,
         lookup_pepper: bytes,
         statistics_key: bytes,
+        notification_key: bytes,
     ) -> None:
         self.taxonomy = taxonomy
         self.districts = districts
         self.policy = policy
         self._pepper = lookup_pepper
         self._statistics_key = statistics_key
+        self._notification_key = notification_key
 
     # -- validation ---------------------------------------------------------------------------------------
     def check_incident_codes(self, data: IncidentFields) -> list[dict[str, Any]]:
@@ -344,6 +347,11 @@ class IntakeService:
                 if any(contact.values())
                 else None
             ),
+            notify_ciphertext=(
+                seal_address(self._notification_key, case_id, str(data.notify_email))
+                if data.notify_email
+                else None
+            ),
             ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
             labels=[],
             created_at=now,
@@ -399,6 +407,15 @@ class IntakeService:
         if case is None:
             raise NotFound()
         return OpenedCase(case=case, data_key=data_key)
+
+    def set_notify_address(self, session: Session, opened: OpenedCase, address: str | None) -> None:
+        """The reporter chooses (or drops) the address told of new messages; an old one is overwritten."""
+        case = opened.case
+        case.notify_ciphertext = (
+            seal_address(self._notification_key, case.id, address) if address is not None else None
+        )
+        case.updated_at = utcnow()
+        session.commit()
 
     def add_incident(
         self, session: Session, opened: OpenedCase, data: IncidentFields, uploads: list[EncryptedUpload]
@@ -465,4 +482,5 @@ class IntakeService:
             "organisations": repository.active_organisation_names(session, case.id),
             "incidents": incidents,
             "messages": case_work.reporter_messages(session, case.id, opened.data_key),
+            "notify": case.notify_ciphertext is not None,
         }

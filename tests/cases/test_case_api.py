@@ -25,7 +25,7 @@ REPORT = {
     "contact_email": "buergermeisterin@example.org",
 }
 
-Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/cases/conftest.py
+Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/conftest.py
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ REPORT = {
     "occurred_on": "2026-10-01",
 }
 
-Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/cases/conftest.py
+Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/conftest.py
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ FREE_TEXT_FIELDS = (
 def markers(prefix: str) -> dict[str, str]:
     values = {field: f"QX{prefix}{index:02d}CANARY" for index, field in enumerate(FREE_TEXT_FIELDS)}
     values["contact_email"] = f"qx{prefix.lower()}mail@canary.example"
+    values["notify_email"] = f"qx{prefix.lower()}notify@canary.example"
     return values
 
 
