@@ -20,6 +20,7 @@ from service.config import PROJECT_ROOT, Settings, get_settings
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
+from service.statistics import endpoints as dashboard_endpoints
 from service.web import (
     HardeningMiddleware,
     Pages,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(auth_pages.router)
     app.include_router(case_endpoints.router)
     app.include_router(case_pages.router)
+    app.include_router(dashboard_endpoints.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

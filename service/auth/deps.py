@@ -24,7 +24,14 @@ from service.auth.sessions import STAFF_SESSION
 from service.auth.subject import Subject
 from service.crypto import constant_time_equal, keyed_hash
 from service.deps import RuntimeDep, client_address
-from service.errors import ApiCsrfFailed, LoginFailed, NotSignedIn, PasswordChangeRequired, RateLimited
+from service.errors import (
+    ApiCsrfFailed,
+    LoginFailed,
+    NotFound,
+    NotSignedIn,
+    PasswordChangeRequired,
+    RateLimited,
+)
 from service.organisations import repository as organisations
 from service.runtime import Runtime, login_account_limit, login_client_limit
 from service.web import Pages, wants_html
@@ -106,8 +113,16 @@ async def current_staff_pending_password_write(
     return subject
 
 
+async def current_coordinator(subject: Annotated[Subject, Depends(current_staff)]) -> Subject:
+    """Coordinators only; for anyone else the coordinator's pages and figures do not exist (404)."""
+    if not subject.is_coordinator:
+        raise NotFound()
+    return subject
+
+
 StaffDep = Annotated[Subject, Depends(current_staff)]
 StaffWriteDep = Annotated[Subject, Depends(current_staff_write)]
+CoordinatorDep = Annotated[Subject, Depends(current_coordinator)]
 
 
 # -- sign-in and sign-out ---------------------------------------------------------------------------------
