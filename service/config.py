@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Celery's broker: Redis in production; unset, a SQLite file in the data folder (no server needed).
     broker_url: str | None = None
+    # Redis hands an unacknowledged task (its worker died) to another worker after this long.
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
 
     # Where people reach the service: the links in notification mails start with it.
     public_url: str = "http://127.0.0.1:8000"

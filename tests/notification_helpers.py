@@ -66,3 +66,54 @@ def maildir_messages(folder: Path) -> list[Message]:
     if not new.exists():
         return []
     return [message_from_bytes(path.read_bytes(), policy=policy.default) for path in sorted(new.iterdir())]
+
+
+class RedisProcess:
+    """A redis-server of one test, that the test can stop and start again on the same port."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is missing: run `make test`, which installs it")
+        self.binary = binary
+        self.folder = folder
+        self.port = port
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+
+        argv = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.folder),
+        ]
+        # Append-only file: a restarted Redis keeps its queues, as the production compose file configures it.
+        argv += ["--appendonly", "yes"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)

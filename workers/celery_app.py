@@ -30,7 +30,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://")):
         # A task not acknowledged within this time is handed to another worker: longer than any task runs.
-        transport_options = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 5}
+        transport_options = {
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # Look for tasks of dead workers often enough to honour the timeout (a scan is one Redis call).
+            "unacked_restore_interval": max(1, min(60, settings.broker_visibility_timeout_seconds // 3)),
+            "unacked_restore_throttle": 1,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 5,
+        }
     # kombu's SQLAlchemy transport hands its options to create_engine: it gets none (polls once a second).
     return {
         "broker_url": broker,
