@@ -182,6 +182,58 @@ def org_list() -> None:
         typer.echo(f"{slug:32} {'key: yes' if can_receive else 'key: NO (cannot receive cases)'}")
 
 
+@org_app.command("webhook")
+def org_webhook(
+    slug: Annotated[str, typer.Argument(help="The organisation")],
+    url: Annotated[
+        str | None, typer.Argument(help="https:// address of the on-call tool; omit with --off")
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop sending webhooks to this organisation")] = False,
+) -> None:
+    """Set the organisation's webhook and print its signing secret (derived, so it is never stored)."""
+    from service.audit import AuditLog
+    from service.config import load_secrets
+    from service.crypto import webhook_secret
+    from service.organisations import repository
+
+    settings = _settings()
+    if off == (url is not None):
+        typer.echo("error: give a URL, or --off", err=True)
+        raise typer.Exit(2)
+    if url is not None and not (
+        url.startswith("https://") or (settings.mode is Mode.embedded and url.startswith("http://"))
+    ):
+        typer.echo("error: webhooks go to https:// addresses (http:// only in embedded mode)", err=True)
+        raise typer.Exit(2)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            organisation = repository.by_slug(session, slug)
+            if organisation is None:
+                typer.echo(f"error: no organisation {slug!r}", err=True)
+                raise typer.Exit(1)
+            organisation.webhook_url = url
+            secrets = load_secrets(settings)
+            AuditLog(secrets.audit_key).append(
+                session,
+                actor_kind="operator",
+                actor_id=None,
+                action="organisation.webhook",
+                object_type="organisation",
+                object_id=organisation.id,
+                details={"enabled": url is not None},
+            )
+            session.commit()
+            secret = webhook_secret(secrets.notification_key, organisation.id).hex()
+    finally:
+        engine.dispose()
+    if url is None:
+        typer.echo(f"{slug}: webhook off")
+        return
+    typer.echo(f"{slug}: webhook {url}")
+    typer.echo(f"signing secret (hex; give it to the receiver, see docs/webhooks.md): {secret}")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

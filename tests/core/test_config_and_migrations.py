@@ -50,9 +50,10 @@ def test_embedded_secrets_are_generated_once_with_0600(tmp_path: Path) -> None:
                 first.session_key,
                 first.ratelimit_key,
                 first.audit_key,
+                first.notification_key,
             }
         )
-        == 5
+        == 6
     )
     for path in (tmp_path / "secrets").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -82,6 +83,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 session_key="22" * 32,
                 ratelimit_key="33" * 32,
                 audit_key="44" * 32,
+                notification_key="55" * 32,
             )  # type: ignore[arg-type]
         )
     same = bytes(range(32)).hex()
@@ -94,6 +96,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 session_key=same,
                 ratelimit_key=same,
                 audit_key=same,
+                notification_key=same,
             )  # type: ignore[arg-type]
         )
 

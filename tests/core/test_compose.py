@@ -1,0 +1,40 @@
+"""docker-compose.yml cannot run here (no Docker engine); this keeps it in step with what the tests run."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from service.config import PROJECT_ROOT, SECRET_NAMES, Settings
+from service.supervisor import commands
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+
+
+def test_compose_runs_api_worker_beat_postgres_and_redis_with_health_checks() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert {"api", "worker", "beat", "db", "redis", "migrate"} <= set(services)
+    for name in ("api", "worker", "beat", "db", "redis"):
+        assert "healthcheck" in services[name], name
+    assert services["db"]["image"].startswith("postgres:15")
+    assert services["redis"]["image"].startswith("redis:7")
+
+
+def test_worker_and_beat_run_the_commands_that_rueckhalt_up_runs() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    ours = commands("127.0.0.1", 8000, 1)
+    for name in ("worker", "beat"):
+        compose_argv = services[name]["command"]
+        # Same app and subcommand as the supervisor (which prefixes `python -m`).
+        assert compose_argv[:4] == ours[name][2:6], name
+    assert "--queues" in services["worker"]["command"]
+
+
+def test_every_setting_in_compose_exists_and_every_secret_is_named() -> None:
+    text = COMPOSE.read_text()
+    names = set(re.findall(r"RUECKHALT_([A-Z_]+)", text))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert names <= fields, names - fields
+    for secret in SECRET_NAMES:
+        assert f"RUECKHALT_{secret.upper()}" in text, secret
