@@ -207,12 +207,12 @@ def check_production(settings: Settings) -> None:
         raise ConfigurationError("demo data is refused in production mode")
     if settings.database_url is None or settings.is_sqlite:
         raise ConfigurationError("production mode needs RUECKHALT_DATABASE_URL pointing at PostgreSQL")
+    load_secrets(settings)
     if not (settings.broker_url or "").startswith(("redis://", "rediss://")):
         # The SQLite broker serves one machine; production runs workers beside several api processes.
         raise ConfigurationError("production mode needs RUECKHALT_BROKER_URL pointing at Redis")
     if not settings.public_url.startswith("https://"):
         raise ConfigurationError("production mode needs RUECKHALT_PUBLIC_URL with https:// (links in mails)")
-    load_secrets(settings)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.config import ConfigurationError, Mode, Settings, check_production, load_secrets
+from service.config import SECRET_NAMES, ConfigurationError, Mode, Settings, check_production, load_secrets
 from service.db import make_engine
 from service.models import Base
 
@@ -110,3 +111,20 @@ def test_production_refuses_sqlite_and_demo(tmp_path: Path) -> None:
                 mode=Mode.production, demo=True, data_dir=tmp_path, database_url="postgresql+psycopg://x@h/x"
             )
         )
+
+
+def test_production_needs_redis_as_broker_and_an_https_public_url(tmp_path: Path) -> None:
+    secrets = {name: os.urandom(32).hex() for name in SECRET_NAMES}
+    base = {
+        "mode": Mode.production,
+        "data_dir": tmp_path,
+        "database_url": "postgresql+psycopg://x@h/x",
+        **secrets,
+    }
+    with pytest.raises(ConfigurationError, match="RUECKHALT_BROKER_URL"):
+        check_production(Settings(**base))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="RUECKHALT_PUBLIC_URL"):
+        check_production(Settings(**base, broker_url="redis://redis:6379/1"))  # type: ignore[arg-type]
+    check_production(
+        Settings(**base, broker_url="redis://redis:6379/1", public_url="https://rueckhalt.example")  # type: ignore[arg-type]
+    )
