@@ -65,13 +65,16 @@ policy-test: install
 	$(BIN)/rueckhalt policy test
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
-bench: bench-intake bench-login
+bench: bench-intake bench-login bench-notify
 
 bench-intake: install-test
 	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
 
 bench-login: install-test
 	$(BIN)/python bench/login_flood.py --seconds $(BENCH_SECONDS)
+
+bench-notify: install-test
+	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)
 
 # Pure Python (no services): generator, DP release and the dashboard gate on a full synthetic year.
 bench-statistics: install-test

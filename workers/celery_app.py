@@ -18,7 +18,7 @@ from celery import Celery
 from service.config import Settings, get_settings
 
 # How often the schedule runs each piece of work.
-RELAY_SECONDS = 2.0
+RELAY_SECONDS = 1.0
 ESCALATE_SECONDS = 60.0
 REMIND_SECONDS = 15 * 60.0
 HEARTBEAT_SECONDS = 30.0

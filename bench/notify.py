@@ -1,0 +1,212 @@
+"""Notification latency: from the commit of a report to its mail being accepted by an SMTP server.
+
+The whole embedded product runs as `rueckhalt up` starts it (api, Celery worker, beat), once on the Redis
+broker with PostgreSQL and once on the embedded SQLite broker with SQLite; reports arrive at a steady rate
+(open loop) for the given time; an aiosmtpd server on loopback notes when each mail arrives. Latency is
+arrival minus the commit time of the report's outbox row. Prints the figures and writes
+bench/results/notify.json. Target: p99 < 3 s. Every loop is bounded in count and time.
+
+Usage: python bench/notify.py --seconds 20 --rate 5   (make bench-notify BENCH_SECONDS=20)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Stack, free_port  # noqa: E402
+from bench.intake import percentile  # noqa: E402
+from service.config import Settings, load_secrets  # noqa: E402
+from service.db import make_engine, make_sessionmaker  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.organisations.models import MembershipRole  # noqa: E402
+from service.organisations.service import create_organisation  # noqa: E402
+from service.outbox.models import OutboxMessage  # noqa: E402
+from service.runtime import build_runtime  # noqa: E402
+
+BODY = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per E-Mail. " * 20, "channel": "email"}
+CASE_LINK = re.compile(r"/intern/faelle/([0-9a-f-]{36})")
+
+
+class Arrivals:
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        found = CASE_LINK.search(envelope.content.decode("utf-8", "replace"))
+        if found:
+            with self.lock:
+                self.at.setdefault(found.group(1), time.time())
+        return "250 OK"
+
+
+def prepare(settings: Settings) -> None:
+    """Migrate, create the demo organisations and one Bavarian counsellor (weak Argon2: set-up only)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from staff_helpers import Clock, staff_factory, weak_accounts
+
+    load_secrets(settings)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+    runtime = build_runtime(settings)
+    recovery = {}
+    with runtime.sessions() as session:
+        for org in runtime.policy.organisations:
+            recovery[org.slug] = create_organisation(
+                session, org.slug, org.display_name, org.kind
+            ).recovery_key
+        session.commit()
+    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    staff_factory(runtime, weak_accounts(runtime, Clock()))(
+        email="bench@beratung.example", memberships=[("beratung-by", MembershipRole.counsellor)]
+    )
+    runtime.dispose()
+
+
+async def send(url: str, rate: float, seconds: float) -> int:
+    sent = 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        tasks = []
+        start = time.monotonic()
+        for index in range(int(rate * seconds)):
+            delay = start + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(client.post(url, json=BODY)))
+        for response in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(response, httpx.Response) and response.status_code == 201:
+                sent += 1
+    return sent
+
+
+def commit_times(url: str) -> dict[str, float]:
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(OutboxMessage.payload, OutboxMessage.created_at).where(
+                    OutboxMessage.topic == "notifications.new_case"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    by_case: dict[str, float] = {}
+    for payload, created_at in rows:
+        moment: datetime = created_at
+        by_case[str(payload["case_id"])] = moment.timestamp()
+    return by_case
+
+
+def run(name: str, env: dict[str, str], settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
+    arrivals = Arrivals()
+    smtp_port = free_port()
+    controller = Controller(arrivals, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    port = free_port()
+    env = {
+        **env,
+        "RUECKHALT_SMTP_HOST": "127.0.0.1",
+        "RUECKHALT_SMTP_PORT": str(smtp_port),
+        "RUECKHALT_SMTP_SECURITY": "none",
+        "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "up", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"{name}: the service did not become healthy")
+        sent = asyncio.run(send(f"http://127.0.0.1:{port}/api/v1/reports", rate, seconds))
+        wait_until = time.monotonic() + 60
+        while time.monotonic() < wait_until and len(arrivals.at) < sent:
+            time.sleep(0.2)
+        committed = commit_times(settings.resolved_database_url)
+    finally:
+        up.terminate()
+        try:
+            up.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        controller.stop()
+    latencies = [arrivals.at[case] - at for case, at in committed.items() if case in arrivals.at]
+    result = {
+        "broker": name,
+        "reports_accepted": sent,
+        "mails_received": len(arrivals.at),
+        "lost": sent - len(latencies),
+        "rate_per_s": rate,
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p99_s": round(percentile(latencies, 99), 3),
+        "max_s": round(max(latencies), 3) if latencies else None,
+    }
+    print(
+        f"{name:9} accepted {sent:4}  mails {len(arrivals.at):4}  "
+        f"p50 {result['p50_s']:.2f} s  p99 {result['p99_s']:.2f} s  (target p99 < 3 s)"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "20")))
+    parser.add_argument("--rate", type=float, default=5.0, help="reports per second")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"seconds": args.seconds, "rate_per_s": args.rate, "runs": []}
+    stack = Stack()
+    try:
+        url = stack.database("bench_notify")
+        redis_settings = Settings(data_dir=stack.data_dir, database_url=url)
+        prepare(redis_settings)
+        env = stack.env(url, RUECKHALT_BROKER_URL=f"redis://127.0.0.1:{stack.redis_port}/1")
+        results["runs"].append(run("redis", env, redis_settings, args.rate, args.seconds))
+
+        embedded_dir = Path(tempfile.mkdtemp(prefix="rh-bench-embedded-"))
+        embedded = Settings(data_dir=embedded_dir)
+        prepare(embedded)
+        env = {**os.environ, "RUECKHALT_DATA_DIR": str(embedded_dir), "PYTHONPATH": str(ROOT)}
+        results["runs"].append(run("embedded", env, embedded, args.rate, args.seconds))
+    finally:
+        stack.close()
+    results["target_p99_s"] = 3.0
+    results["met"] = all(run["p99_s"] < 3.0 and run["lost"] == 0 for run in results["runs"])
+    out = ROOT / "bench" / "results" / "notify.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
