@@ -21,6 +21,7 @@ from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
 from service.statistics import endpoints as dashboard_endpoints
+from service.statistics import pages as statistics_pages
 from service.web import (
     HardeningMiddleware,
     Pages,
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(case_endpoints.router)
     app.include_router(case_pages.router)
     app.include_router(dashboard_endpoints.router)
+    app.include_router(dashboard_endpoints.public_router)
+    app.include_router(statistics_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

@@ -55,6 +55,15 @@ def _install_policy_app() -> None:
 _install_policy_app()
 
 
+def _install_stats_app() -> None:
+    from service.statistics.cli import stats_app
+
+    app.add_typer(stats_app, name="stats")
+
+
+_install_stats_app()
+
+
 def _install_audit_app() -> None:
     from service.audit.cli import audit_app
 

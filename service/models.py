@@ -16,12 +16,13 @@ from service.db import Base
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
-from service.statistics.models import StatisticsExtract
+from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord, StatisticsExtract
 
 __all__ = [
     "Attachment",
     "AuditEvent",
     "Base",
+    "BudgetSpend",
     "Case",
     "CaseKeyGrant",
     "CaseMessage",
@@ -31,6 +32,8 @@ __all__ = [
     "Membership",
     "Organisation",
     "OutboxMessage",
+    "PrivacyBudget",
+    "PublicReleaseRecord",
     "RateLimitCounter",
     "RecoveryCode",
     "ReminderLog",

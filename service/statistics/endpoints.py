@@ -11,8 +11,10 @@ from service.auth.deps import CoordinatorDep
 from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import RuntimeDep
+from service.statistics.ledger import published
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"])
 
 
 @router.get(
@@ -33,3 +35,20 @@ def get_response_times(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dic
         )
         db.commit()
     return [asdict(item) for item in figures]
+
+
+@public_router.get(
+    "/releases",
+    summary="The published differentially private releases (from the release store only)",
+)
+def get_releases(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Every number here was drawn once, stored, and is returned as stored: never recomputed."""
+    with runtime.sessions() as db:
+        return [
+            {
+                "id": record.id,
+                "published_at": record.published_at.isoformat() if record.published_at else None,
+                **record.payload,
+            }
+            for record in published(db)
+        ]

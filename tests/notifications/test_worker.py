@@ -13,12 +13,12 @@ import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
-from notification_helpers import SmtpServer
+from notification_helpers import SmtpServer, WebhookReceiver
 from sqlalchemy import select
 from staff_helpers import MakeStaff
 
 from service.config import Settings
-from service.organisations.models import MembershipRole
+from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from workers import context
@@ -141,3 +141,31 @@ def test_after_the_last_retry_the_row_is_a_dead_letter_and_an_alert_goes_out(
     app.send_task("outbox.relay")
     assert wait_until(lambda: len(smtp_server.inbox.messages) >= 1)
     assert [rcpt for rcpt, _ in smtp_server.inbox.messages] == ["koordination@example.org"]
+
+
+def test_a_webhook_that_always_fails_ends_as_a_dead_letter_and_an_alert(
+    client: TestClient,
+    runtime: Runtime,
+    smtp_server: SmtpServer,
+    webhook_receiver: WebhookReceiver,
+    stack: Stack,
+    members: list[str],
+) -> None:
+    """Given an organisation whose on-call webhook answers 500 forever, the mails go out once, the webhook is
+    retried until the last retry, then the row is a dead letter and the coordinator is alerted."""
+    with runtime.sessions() as db:
+        org = db.scalars(select(Organisation).where(Organisation.slug == "beratung-by")).one()
+        org.webhook_url = webhook_receiver.url
+        db.commit()
+    webhook_receiver.statuses = [500]
+    app = stack(task_max_retries=2)
+    assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+    app.send_task("outbox.relay")
+
+    assert wait_until(lambda: outbox(runtime)[0].dead_at is not None)
+    assert len(webhook_receiver.requests) == 3, "the first try and two retries"
+    assert outbox(runtime)[0].last_error == "WebhookFailed"
+    app.send_task("outbox.relay")
+    assert wait_until(lambda: "koordination@example.org" in [rcpt for rcpt, _ in smtp_server.inbox.messages])
+    counsellor_mails = [rcpt for rcpt, _ in smtp_server.inbox.messages if rcpt != "koordination@example.org"]
+    assert sorted(counsellor_mails) == members[:2], "each counsellor once, despite the retries"

@@ -1,0 +1,51 @@
+"""``rueckhalt stats``: public releases (differential privacy) from the operator's console."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+stats_app = typer.Typer(help="Anonymised statistics: public releases.", no_args_is_help=True)
+
+
+@stats_app.command("release")
+def release_command(
+    year: Annotated[int, typer.Option(help="The year to release (e.g. 2026)")],
+) -> None:
+    """Compute, store and publish the year's differentially private release (or show the stored one)."""
+    from service.config import get_settings
+    from service.runtime import build_runtime
+    from service.statistics.domains import domains_from
+    from service.statistics.ledger import MICRO, BudgetExceeded, release_year
+    from service.statistics.policy import load_statistics_policy
+
+    settings = get_settings()
+    runtime = build_runtime(settings)
+    steps = iter(range(1, 10))
+    try:
+        policy = load_statistics_policy(settings.policies_dir).public
+        with runtime.sessions() as session:
+            try:
+                stored = release_year(
+                    session,
+                    year=year,
+                    policy=policy,
+                    domains=domains_from(runtime.taxonomy),
+                    audit=runtime.audit,
+                    progress=lambda step: typer.echo(f"[{next(steps)}] {step} ..."),
+                )
+            except BudgetExceeded as exc:
+                typer.echo(f"refused: the privacy budget of {year} does not cover this release", err=True)
+                for problem in exc.detail:
+                    typer.echo(f"  {problem['msg']}", err=True)
+                raise typer.Exit(1) from None
+    finally:
+        runtime.dispose()
+    state = "computed and published" if stored.fresh else "already published; the stored numbers are kept"
+    typer.echo(f"release {stored.id} for {year}: {state}")
+    for table in stored.release.tables:
+        cells = len(table.cells)
+        typer.echo(f"  {table.id}: {table.measure} by {table.by}, epsilon {table.epsilon:g}, {cells} cells")
+    spent, total = stored.spent_micro_epsilon / MICRO, stored.total_micro_epsilon / MICRO
+    typer.echo(f"budget {year}: {spent:g} of {total:g} spent")

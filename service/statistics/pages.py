@@ -1,0 +1,166 @@
+"""/statistik: the published differentially private figures, with charts rendered on the server.
+
+Reads the release store only (``ledger.published``): no exact figure reaches a visitor. Charts are SVG
+drawn here (no JavaScript, no third-party resources); each bar shows the published count and its 90 %
+interval, negatives shown as 0 as statistics.md asks (the raw values are in the downloads).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.deps import runtime_of
+from service.errors import NotFound
+from service.i18n import Translator, format_date, pick
+from service.runtime import Runtime
+from service.statistics.ledger import published
+from service.web import Pages, request_lang
+
+router = APIRouter(include_in_schema=False)
+
+_CHART_WIDTH, _CHART_HEIGHT, _PAD = 640, 220, 28
+_MONTHS = {
+    "de": ["Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez"],
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+}
+_TAXONOMY_OF = {"type": "incident_types", "office": "offices", "channel": "channels"}
+
+
+def _label(runtime: Runtime, by: str, key: str, lang: str, t: Translator) -> str:
+    if by == "month":
+        return f"{_MONTHS[lang][int(key[5:7]) - 1]} {key[:4]}"
+    if by == "land":
+        land = runtime.districts.land(key)
+        return pick(land.name, lang) if land is not None else key
+    if key == "not_stated":
+        return t("statistics.not_stated")
+    try:
+        return runtime.taxonomy.label(_TAXONOMY_OF.get(by, by), key, lang)
+    except KeyError:
+        return key
+
+
+def _bars(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Geometry of a bar chart with interval whiskers, in SVG user units."""
+    top = max((c["value"] + c["half_width"] for c in cells), default=1) or 1
+    inner_w, inner_h = _CHART_WIDTH - 2 * _PAD, _CHART_HEIGHT - 2 * _PAD
+    step = inner_w / max(1, len(cells))
+    bars = []
+    for index, cell in enumerate(cells):
+        height = inner_h * cell["value"] / top
+        low = max(0, cell["value"] - cell["half_width"])
+        high = cell["value"] + cell["half_width"]
+        x = _PAD + index * step
+        bars.append(
+            {
+                "x": round(x + step * 0.15, 1),
+                "width": round(step * 0.7, 1),
+                "y": round(_PAD + inner_h - height, 1),
+                "height": round(height, 1),
+                "cx": round(x + step / 2, 1),
+                "y_low": round(_PAD + inner_h - inner_h * low / top, 1),
+                "y_high": round(_PAD + inner_h - inner_h * high / top, 1),
+                "label": cell["label"],
+                "value": cell["value"],
+                "half_width": cell["half_width"],
+            }
+        )
+    return {
+        "width": _CHART_WIDTH,
+        "height": _CHART_HEIGHT,
+        "bars": bars,
+        "baseline": _PAD + inner_h,
+        "top": top,
+    }
+
+
+def _view(runtime: Runtime, payload: dict[str, Any], lang: str, t: Translator) -> dict[str, Any]:
+    tables = []
+    for table in payload["tables"]:
+        cells = [
+            {**cell, "label": _label(runtime, table["by"], cell["key"], lang, t)} for cell in table["cells"]
+        ]
+        tables.append(
+            {
+                "id": table["id"],
+                "title": t(f"statistics.table.{table['id']}"),
+                "measure": table["measure"],
+                "epsilon": table["epsilon"],
+                "cells": cells,
+                "chart": _bars(cells) if table["by"] == "month" else None,
+            }
+        )
+    return {"year": payload["year"], "epsilon": payload["epsilon_spent"], "tables": tables}
+
+
+def _pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+@router.get("/statistik")
+def statistics_page(request: Request) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    with runtime.sessions() as db:
+        records = published(db)
+        chosen = request.query_params.get("jahr")
+        record = next((r for r in records if str(r.year) == chosen), records[0] if records else None)
+        release = _view(runtime, record.payload, lang, t) if record is not None else None
+        published_on = format_date(record.published_at, lang) if record and record.published_at else ""
+        years = sorted({r.year for r in records}, reverse=True)
+    return _pages(request).render(
+        request, "statistics_public.html", release=release, years=years, published_on=published_on
+    )
+
+
+def _record(runtime: Runtime, year: str) -> dict[str, Any]:
+    with runtime.sessions() as db:
+        for record in published(db):
+            if str(record.year) == year:
+                return {"id": record.id, **record.payload}
+    raise NotFound()
+
+
+@router.get("/statistik/{year}.json")
+def statistics_json(year: str, request: Request) -> Response:
+    data = _record(runtime_of(request), year)
+    return Response(
+        json.dumps(data, ensure_ascii=False, indent=1),
+        media_type="application/json",
+        headers={"content-disposition": f'attachment; filename="rueckhalt-statistik-{int(year)}.json"'},
+    )
+
+
+@router.get("/statistik/{year}.csv")
+def statistics_csv(year: str, request: Request) -> Response:
+    data = _record(runtime_of(request), year)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["table", "measure", "by", "key", "value", "raw", "half_width_90", "epsilon"])
+    for table in data["tables"]:
+        for cell in table["cells"]:
+            writer.writerow(
+                [
+                    table["id"],
+                    table["measure"],
+                    table["by"],
+                    cell["key"],
+                    cell["value"],
+                    cell["raw"],
+                    cell["half_width"],
+                    table["epsilon"],
+                ]
+            )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="rueckhalt-statistik-{int(year)}.csv"'},
+    )
