@@ -16,7 +16,13 @@ from service.db import Base
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
-from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord, StatisticsExtract
+from service.statistics.models import (
+    BudgetSpend,
+    PrivacyBudget,
+    PublicReleaseRecord,
+    StatisticsExtract,
+    StatisticsSnapshot,
+)
 
 __all__ = [
     "Attachment",
@@ -40,6 +46,7 @@ __all__ = [
     "RoutingRecord",
     "StaffUser",
     "StatisticsExtract",
+    "StatisticsSnapshot",
     "WebSession",
     "WorkerHeartbeat",
 ]

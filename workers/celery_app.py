@@ -70,6 +70,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": HEARTBEAT_SECONDS,
                 "options": {"expires": 25},
             },
+            # Daily, so a missed first of the month is made up; a stored snapshot is never rebuilt.
+            "statistics-snapshot": {
+                "task": "statistics.snapshot",
+                "schedule": RETENTION_SECONDS,
+                "options": {"expires": 3600},
+            },
             "retention-purge": {
                 "task": "retention.purge",
                 "schedule": RETENTION_SECONDS,

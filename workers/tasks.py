@@ -109,3 +109,27 @@ def purge() -> int:
         report = ctx.runtime.retention.purge(session, utcnow(), dry_run=False)
     log.info("retention: %d cases purged, %d failed", len(report.purged), len(report.failed))
     return len(report.purged)
+
+
+@shared_task(name="statistics.snapshot", ignore_result=True)
+def snapshot() -> str | None:
+    """The coordinators' snapshot of the last completed month, built once (a stored one is kept)."""
+    from service.statistics.dashboard import make_snapshot
+    from service.statistics.domains import domains_from
+    from service.statistics.policy import load_statistics_policy
+
+    ctx = context.current()
+    today = utcnow().astimezone(LOCAL_ZONE).date()
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    as_of = f"{year:04d}-{month:02d}"
+    rules = load_statistics_policy(ctx.settings.policies_dir).coordinator
+    with ctx.runtime.sessions() as session:
+        built = make_snapshot(
+            session,
+            as_of=as_of,
+            domains=domains_from(ctx.runtime.taxonomy),
+            rules=rules,
+            audit=ctx.runtime.audit,
+        )
+    log.info("statistics snapshot %s: %s", as_of, "released" if built.released else "not released")
+    return as_of

@@ -49,3 +49,35 @@ def release_command(
         typer.echo(f"  {table.id}: {table.measure} by {table.by}, epsilon {table.epsilon:g}, {cells} cells")
     spent, total = stored.spent_micro_epsilon / MICRO, stored.total_micro_epsilon / MICRO
     typer.echo(f"budget {year}: {spent:g} of {total:g} spent")
+
+
+@stats_app.command("snapshot")
+def snapshot_command(
+    month: Annotated[str, typer.Option(help="The last month the snapshot covers, YYYY-MM")],
+) -> None:
+    """Build, check (LP attacker) and store the coordinators' snapshot as of a month."""
+    from service.config import get_settings
+    from service.runtime import build_runtime
+    from service.statistics.dashboard import make_snapshot
+    from service.statistics.domains import domains_from
+    from service.statistics.policy import load_statistics_policy
+
+    settings = get_settings()
+    runtime = build_runtime(settings)
+    try:
+        rules = load_statistics_policy(settings.policies_dir).coordinator
+        typer.echo(f"building the snapshot as of {month} and checking it against an LP attacker ...")
+        with runtime.sessions() as session:
+            snapshot = make_snapshot(
+                session, as_of=month, domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
+            )
+    finally:
+        runtime.dispose()
+    gate = snapshot.gate
+    state = "released" if snapshot.released else "NOT released (the gate failed; it will not be shown)"
+    typer.echo(
+        f"snapshot {snapshot.as_of}: {state}; {gate.hidden_numbers} hidden numbers checked, "
+        f"narrowest interval {gate.narrowest_width}"
+    )
+    if not snapshot.released:
+        raise typer.Exit(1)

@@ -6,11 +6,16 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from service.auth.deps import CoordinatorDep
+from service.auth.subject import Subject
 from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import RuntimeDep
+from service.errors import NotFound
+from service.runtime import Runtime
+from service.statistics.dashboard import released_snapshots, snapshot_of
 from service.statistics.ledger import published
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
@@ -35,6 +40,63 @@ def get_response_times(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dic
         )
         db.commit()
     return [asdict(item) for item in figures]
+
+
+def _audit_view(runtime: Runtime, db: Session, subject: Subject, object_id: str) -> None:
+    """Every view of the dashboard is written to the audit log (statistics.md)."""
+    runtime.audit.append(
+        db,
+        actor_kind="staff",
+        actor_id=subject.user_id,
+        action="dashboard.view",
+        object_type="dashboard",
+        object_id=object_id,
+    )
+    db.commit()
+
+
+@router.get(
+    "/snapshots",
+    responses={404: {"description": "Not a coordinator"}},
+    summary="The released monthly snapshots of the coordinator tables",
+)
+def list_snapshots(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    with runtime.sessions() as db:
+        found = [{"as_of": s.as_of, "revision": s.revision} for s in released_snapshots(db)]
+        _audit_view(runtime, db, subject, "snapshots")
+    return found
+
+
+@router.get(
+    "/snapshots/{as_of}",
+    responses={404: {"description": "Not a coordinator, or no released snapshot for this month"}},
+    summary="One snapshot: every catalogue table as coordinators see it ('< 5' and '–' for what is hidden)",
+)
+def get_snapshot(as_of: str, subject: CoordinatorDep, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.sessions() as db:
+        snapshot = snapshot_of(db, as_of)
+        if snapshot is None:
+            raise NotFound()
+        _audit_view(runtime, db, subject, f"snapshot:{as_of}")
+    return {
+        "as_of": snapshot.as_of,
+        "revision": snapshot.revision,
+        "tables": [
+            {
+                "id": table.id,
+                "dimensions": list(table.dimensions),
+                "cells": [
+                    {
+                        "key": list(cell.key),
+                        "persons": cell.display("persons"),
+                        "reports": cell.display("reports"),
+                    }
+                    for cell in table.cells
+                ],
+            }
+            for table in snapshot.tables
+        ],
+    }
 
 
 @public_router.get(

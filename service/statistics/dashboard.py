@@ -1,0 +1,98 @@
+"""The coordinator dashboard's snapshots: built monthly, gated, stored; read only as stored.
+
+Building a snapshot reads every extract row of the year and all earlier released snapshots of that year,
+applies the primary, dominance and secondary rules and runs the LP attacker (``suppression``/``gate``). A
+snapshot that fails the gate is stored as not released and never shown. Coordinators read stored
+snapshots only: a view never recomputes anything, so what one coordinator saw is what all of them see.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.audit import AuditLog
+from service.db import new_id, utcnow
+from service.errors import ValidationFailed
+from service.statistics.domains import Domains
+from service.statistics.models import StatisticsExtract, StatisticsSnapshot
+from service.statistics.policy import CoordinatorRules
+from service.statistics.rows import from_model
+from service.statistics.snapshot import Snapshot
+from service.statistics.suppression import build_snapshot
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def released_snapshots(session: Session, year: int | None = None) -> list[Snapshot]:
+    query = select(StatisticsSnapshot).where(StatisticsSnapshot.released.is_(True))
+    if year is not None:
+        query = query.where(StatisticsSnapshot.as_of.like(f"{year:04d}-%"))
+    rows = session.scalars(query.order_by(StatisticsSnapshot.as_of, StatisticsSnapshot.created_at))
+    return [Snapshot.from_json(row.payload) for row in rows]
+
+
+def latest_released(session: Session) -> Snapshot | None:
+    row = session.scalars(
+        select(StatisticsSnapshot)
+        .where(StatisticsSnapshot.released.is_(True))
+        .order_by(StatisticsSnapshot.as_of.desc(), StatisticsSnapshot.created_at.desc())
+        .limit(1)
+    ).first()
+    return Snapshot.from_json(row.payload) if row is not None else None
+
+
+def snapshot_of(session: Session, as_of: str) -> Snapshot | None:
+    row = session.scalars(
+        select(StatisticsSnapshot)
+        .where(StatisticsSnapshot.as_of == as_of, StatisticsSnapshot.released.is_(True))
+        .order_by(StatisticsSnapshot.created_at.desc())
+        .limit(1)
+    ).first()
+    return Snapshot.from_json(row.payload) if row is not None else None
+
+
+def make_snapshot(
+    session: Session, *, as_of: str, domains: Domains, rules: CoordinatorRules, audit: AuditLog
+) -> Snapshot:
+    """Build, gate and store the snapshot as of ``as_of``; an existing released one is returned as stored."""
+    found = _MONTH.match(as_of)
+    if found is None:
+        raise ValidationFailed([{"loc": ["as_of"], "type": "invalid", "msg": "a month as YYYY-MM"}])
+    existing = snapshot_of(session, as_of)
+    if existing is not None:
+        return existing
+    year = int(found.group(1))
+    rows = [
+        from_model(model)
+        for model in session.scalars(
+            select(StatisticsExtract).where(
+                StatisticsExtract.receipt_month.like(f"{year:04d}-%"),
+                StatisticsExtract.receipt_month <= as_of,
+            )
+        )
+    ]
+    snapshot = build_snapshot(rows, as_of, released_snapshots(session, year), domains, rules)
+    record = StatisticsSnapshot(
+        id=new_id(),
+        as_of=as_of,
+        released=snapshot.released,
+        revision=snapshot.revision,
+        payload=snapshot.as_json(),
+        created_at=utcnow(),
+    )
+    session.add(record)
+    session.flush()
+    audit.append(
+        session,
+        actor_kind="system",
+        actor_id=None,
+        action="statistics.snapshot",
+        object_type="statistics_snapshot",
+        object_id=record.id,
+        details={"as_of": as_of, "released": snapshot.released, "revision": snapshot.revision},
+    )
+    session.commit()
+    return snapshot

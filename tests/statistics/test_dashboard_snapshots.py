@@ -1,0 +1,80 @@
+"""Coordinator snapshots: built and gated from the extract, stored, shown as stored, coordinators only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from staff_helpers import MakeStaff
+
+from service.audit.models import AuditEvent
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from service.statistics.dashboard import make_snapshot
+from service.statistics.domains import domains_from
+from service.statistics.models import StatisticsExtract, StatisticsSnapshot
+from service.statistics.policy import load_statistics_policy
+from service.statistics.synthetic import generate
+
+
+def seed(runtime: Runtime) -> None:
+    rows = [
+        r
+        for r in generate("2025-12", months=12, reports_per_year=2400, seed=3)
+        if r.receipt_month <= "2025-03"
+    ]
+    with runtime.sessions() as db:
+        db.add_all(
+            StatisticsExtract(
+                reporter_pseudonym=r.reporter_pseudonym,
+                receipt_month=r.receipt_month,
+                incident_month=r.incident_month,
+                land=r.land,
+                primary_type=r.primary_type,
+                type_codes=list(r.type_codes),
+                channel=r.channel,
+                office=r.office,
+                severity_group=r.severity_group,
+            )
+            for r in rows
+        )
+        db.commit()
+
+
+def test_a_snapshot_is_built_once_and_shown_to_coordinators_only(
+    runtime: Runtime, make_staff: MakeStaff, login: Any
+) -> None:
+    seed(runtime)
+    rules = load_statistics_policy(runtime.settings.policies_dir).coordinator
+    with runtime.sessions() as db:
+        snapshot = make_snapshot(
+            db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
+        )
+    assert snapshot.released
+    assert snapshot.gate.passed
+    with runtime.sessions() as db:
+        again = make_snapshot(
+            db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
+        )
+        assert len(db.scalars(select(StatisticsSnapshot)).all()) == 1, "a stored snapshot is not rebuilt"
+    assert again == snapshot
+
+    coordinator = login(make_staff(coordinator=True))
+    assert coordinator.get("/api/v1/dashboard/snapshots").json() == [{"as_of": "2025-03", "revision": True}]
+    shown = coordinator.get("/api/v1/dashboard/snapshots/2025-03").json()
+    tables = {table["id"]: table for table in shown["tables"]}
+    assert len(tables) == len(snapshot.tables)
+    values = [cell[m] for table in tables.values() for cell in table["cells"] for m in ("persons", "reports")]
+    assert all(value == "< 5" or value == "–" or int(value) == 0 or int(value) >= 5 for value in values), (
+        "no displayed number rests on 1-4 reporters"
+    )
+    assert coordinator.get("/api/v1/dashboard/snapshots/2025-04").status_code == 404
+    with runtime.sessions() as db:
+        views = db.scalars(select(AuditEvent.object_id).where(AuditEvent.action == "dashboard.view")).all()
+    assert "snapshot:2025-03" in views
+
+    for other in (
+        make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]),
+        make_staff(admin=True),
+    ):
+        assert login(other).get("/api/v1/dashboard/snapshots/2025-03").status_code == 404
