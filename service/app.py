@@ -17,6 +17,7 @@ from service.auth.deps import install_staff_error_handlers
 from service.cases import endpoints as case_endpoints
 from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
+from service.knowledge import pages as knowledge_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(dashboard_endpoints.router)
     app.include_router(dashboard_endpoints.public_router)
     app.include_router(statistics_pages.router)
+    app.include_router(knowledge_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

@@ -94,15 +94,19 @@ _install_account_commands()
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
+    from service.knowledge.seed import seed_articles
     from service.migrate import upgrade
 
     settings = _settings()
     engine = make_engine(settings.resolved_database_url)
     try:
         upgrade(engine)
+        with make_sessionmaker(engine)() as session:
+            # The shipped Handlungsempfehlungen; articles already there (edited or not) are kept.
+            added = seed_articles(session)
     finally:
         engine.dispose()
-    typer.echo("database is up to date")
+    typer.echo("database is up to date" + (f"; {added} knowledge articles added" if added else ""))
 
 
 @app.command()

@@ -13,6 +13,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.db import Base
+from service.knowledge.models import KnowledgeArticle
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
@@ -35,6 +36,7 @@ __all__ = [
     "CaseNote",
     "DeliveryLog",
     "Incident",
+    "KnowledgeArticle",
     "Membership",
     "Organisation",
     "OutboxMessage",

@@ -19,6 +19,7 @@ from service.cases.blobs import BlobStore
 from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
+from service.knowledge.service import KnowledgeService
 from service.ratelimit.service import Counter, Limit, RateLimiter, RedisCounter, SqlCounter
 from service.reports.service import IntakeService
 from service.retention import RetentionService, load_retention
@@ -42,6 +43,7 @@ class Runtime:
     audit: AuditLog
     cases: CaseService
     retention: RetentionService
+    knowledge: KnowledgeService
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -91,6 +93,7 @@ def build_runtime(settings: Settings) -> Runtime:
         audit=audit,
         cases=CaseService(taxonomy, audit),
         retention=RetentionService(retention, audit, blobs),
+        knowledge=KnowledgeService(taxonomy, audit),
     )
 
 

@@ -583,7 +583,14 @@ def case_view(
         ),
         key=lambda item: (item["police"], item["name"]),
     )
+    codes = sorted({code for item in detail["incidents"] for code in item["type_codes"]})
+    suffix = "?lang=en" if lang == "en" else ""
+    articles = [
+        {"title": a.title, "url": f"/wissen/{a.slug}{suffix}"}
+        for a in runtime.knowledge.for_codes(db, codes, lang)[:5]
+    ]
     return {
+        "articles": articles,
         "colleagues": colleagues,
         "receivers": receivers,
         "id": case_id,

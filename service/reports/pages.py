@@ -188,6 +188,7 @@ async def submit_report(request: Request) -> Response:
         parser.discard()
         raise
     receipt = format_receipt(filed.receipt)
+    articles = await run_in_threadpool(_articles_for, runtime, list(model.type_codes), request_lang(request))
     return pages.render(
         request,
         "receipt.html",
@@ -196,8 +197,18 @@ async def submit_report(request: Request) -> Response:
         receipt_groups=receipt.split("-"),
         routed_to=filed.routed_to,
         ack_deadline_text=_deadline_text(filed.ack_deadline_minutes, t),
-        articles=[],
+        articles=articles,
     )
+
+
+def _articles_for(runtime: Runtime, codes: list[str], lang: str) -> list[dict[str, str]]:
+    """The Handlungsempfehlungen for the reported kinds of incident, the most specific first."""
+    suffix = "?lang=en" if lang == "en" else ""
+    with runtime.sessions() as db:
+        return [
+            {"title": a.title, "url": f"/wissen/{a.slug}{suffix}"}
+            for a in runtime.knowledge.for_codes(db, codes, lang)[:5]
+        ]
 
 
 # -- the reporter's case file -----------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""/wissen: the Handlungsempfehlungen (German first, English by ?lang=en), search, coordinators' edits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.auth.deps import CoordinatorDep, pages_of
+from service.deps import runtime_of
+from service.errors import ValidationFailed
+from service.i18n import Translator
+from service.knowledge.service import ArticleView
+from service.web import request_lang
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/wissen")
+def knowledge_list(request: Request) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    query = request.query_params.get("q", "")[:200]
+    with runtime.sessions() as db:
+        articles = runtime.knowledge.articles(db, lang, query)
+    return pages_of(request).render(request, "knowledge_list.html", articles=articles, query=query)
+
+
+@router.get("/wissen/{slug}")
+def knowledge_article(slug: str, request: Request) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    with runtime.sessions() as db:
+        article = runtime.knowledge.article(db, slug[:80], lang)
+    return pages_of(request).render(request, "knowledge_article.html", article=article)
+
+
+def _edit_page(
+    request: Request, article: ArticleView, values: dict[str, Any], errors: list[dict[str, str]], status: int
+) -> Response:
+    return pages_of(request).render(
+        request,
+        "knowledge_edit.html",
+        status=status,
+        article=article,
+        values=values,
+        errors=errors,
+        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+    )
+
+
+@router.get("/wissen/{slug}/bearbeiten")
+def knowledge_edit_form(slug: str, request: Request, subject: CoordinatorDep) -> Response:
+    runtime = runtime_of(request)
+    with runtime.sessions() as db:
+        article = runtime.knowledge.article(db, slug[:80], request_lang(request))
+    values = {
+        "title": article.title,
+        "summary": article.summary,
+        "body": article.body_md,
+        "codes": " ".join(article.codes),
+    }
+    return _edit_page(request, article, values, [], 200)
+
+
+@router.post("/wissen/{slug}/bearbeiten")
+async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    form = await request.form(max_files=0, max_fields=10)
+    values = {name: str(form.get(name) or "") for name in ("title", "summary", "body", "codes")}
+
+    def current() -> ArticleView:
+        with runtime.sessions() as db:
+            return runtime.knowledge.article(db, slug[:80], lang)
+
+    article = await run_in_threadpool(current)
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+        return _edit_page(request, article, values, errors, 403)
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            runtime.knowledge.edit(
+                db,
+                subject,
+                slug[:80],
+                lang,
+                title=values["title"],
+                summary=values["summary"],
+                body=values["body"],
+                codes=values["codes"].replace(",", " ").split(),
+            )
+
+    try:
+        await run_in_threadpool(save)
+    except ValidationFailed as exc:
+        errors = []
+        for error in exc.detail:
+            field = str(error["loc"][0])
+            errors.append(
+                {"field": field, "message": f"{t(f'knowledge.field.{field}')}: {t('validation.invalid')}"}
+            )
+        return _edit_page(request, article, values, errors, 422)
+    suffix = "&lang=en" if lang == "en" else ""
+    return RedirectResponse(f"/wissen/{article.slug}?saved=1{suffix}", status_code=303)

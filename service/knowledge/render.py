@@ -1,0 +1,34 @@
+"""Markdown to safe HTML: markdown-it-py (CommonMark, raw HTML off) and nh3 (ammonia) as a second lock.
+
+Articles are written by coordinators in the browser; a coordinator's account can be taken over, so what
+they write is treated as untrusted: no raw HTML, no scripts, no images, no inline styles, links only to
+http(s) and the service's own pages, and every outside link opens without passing on where it came from.
+"""
+
+from __future__ import annotations
+
+import nh3
+from markdown_it import MarkdownIt
+
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
+
+_TAGS = {
+    "p", "h2", "h3", "h4", "ul", "ol", "li", "strong", "em", "blockquote", "a", "code", "pre", "br", "hr",
+    "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+
+
+def render_markdown(text: str) -> str:
+    html = _MD.render(text)
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes={"a": {"href"}, "th": {"align"}, "td": {"align"}},
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def plain_text(text: str) -> str:
+    """The article's words without markup, for search."""
+    return nh3.clean(_MD.render(text), tags=set())

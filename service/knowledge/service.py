@@ -1,0 +1,170 @@
+"""The knowledge base: current articles, search, articles for incident codes, and versioned edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.audit import AuditLog
+from service.auth.subject import Subject
+from service.db import utcnow
+from service.errors import NotFound, ValidationFailed
+from service.knowledge.models import KnowledgeArticle
+from service.knowledge.render import plain_text, render_markdown
+from service.reports.schemas import public_error
+from service.taxonomy import Taxonomy, type_code_matches
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    slug: str
+    lang: str
+    version: int
+    title: str
+    summary: str
+    codes: list[str]
+    html: str
+    body_md: str
+    updated_at: str
+
+
+def _current(session: Session, lang: str) -> list[KnowledgeArticle]:
+    return list(
+        session.scalars(
+            select(KnowledgeArticle)
+            .where(KnowledgeArticle.lang == lang, KnowledgeArticle.is_current.is_(True))
+            .order_by(KnowledgeArticle.sort_order, KnowledgeArticle.title)
+        )
+    )
+
+
+def _view(article: KnowledgeArticle) -> ArticleView:
+    return ArticleView(
+        slug=article.slug,
+        lang=article.lang,
+        version=article.version,
+        title=article.title,
+        summary=article.summary,
+        codes=list(article.codes),
+        html=render_markdown(article.body_md),
+        body_md=article.body_md,
+        updated_at=article.created_at.isoformat(),
+    )
+
+
+class KnowledgeService:
+    def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
+        self._taxonomy = taxonomy
+        self._audit = audit
+
+    def articles(self, session: Session, lang: str, query: str = "") -> list[ArticleView]:
+        """Current articles in list order; with a query, those containing every word of it."""
+        found = _current(session, lang)
+        words = [word.casefold() for word in query.split()][:10]
+        if words:
+            found = [
+                a
+                for a in found
+                if all(w in f"{a.title} {a.summary} {plain_text(a.body_md)}".casefold() for w in words)
+            ]
+        return [_view(article) for article in found]
+
+    def article(self, session: Session, slug: str, lang: str) -> ArticleView:
+        found = session.scalar(
+            select(KnowledgeArticle).where(
+                KnowledgeArticle.slug == slug,
+                KnowledgeArticle.lang == lang,
+                KnowledgeArticle.is_current.is_(True),
+            )
+        )
+        if found is None:
+            raise NotFound()
+        return _view(found)
+
+    def for_codes(self, session: Session, codes: list[str], lang: str) -> list[ArticleView]:
+        """Articles that help with any of these incident codes (a group letter covers the group), in the
+        editors' order (which puts first what a frightened person needs first)."""
+        matching = [
+            a
+            for a in _current(session, lang)
+            if a.codes and any(type_code_matches(code, listed) for code in codes for listed in a.codes)
+        ]
+        return [_view(article) for article in matching]
+
+    def edit(
+        self,
+        session: Session,
+        subject: Subject,
+        slug: str,
+        lang: str,
+        *,
+        title: str,
+        summary: str,
+        body: str,
+        codes: list[str],
+    ) -> int:
+        """A coordinator's revision becomes the current version; the earlier ones stay. Audited."""
+        current = session.scalar(
+            select(KnowledgeArticle)
+            .where(
+                KnowledgeArticle.slug == slug,
+                KnowledgeArticle.lang == lang,
+                KnowledgeArticle.is_current.is_(True),
+            )
+            .with_for_update()
+        )
+        if current is None:
+            raise NotFound()
+        errors = []
+        if not title.strip() or len(title) > 200:
+            errors.append(public_error(["title"], "invalid", "1 to 200 characters"))
+        if not summary.strip() or len(summary) > 600:
+            errors.append(public_error(["summary"], "invalid", "1 to 600 characters"))
+        if not body.strip() or len(body) > 60_000:
+            errors.append(public_error(["body"], "invalid", "1 to 60,000 characters"))
+        # Reportable codes, and the group headings (A ... X): an article may help with a whole group.
+        valid = self._taxonomy.valid_codes("incident_types") | {
+            item.code for item in self._taxonomy.items("incident_types")
+        }
+        for index, code in enumerate(codes):
+            if code not in valid:
+                errors.append(public_error(["codes", index], "invalid_code", "unknown incident type code"))
+        if errors:
+            raise ValidationFailed(errors)
+        version = (
+            session.scalar(
+                select(func.max(KnowledgeArticle.version)).where(
+                    KnowledgeArticle.slug == slug, KnowledgeArticle.lang == lang
+                )
+            )
+            or 0
+        ) + 1
+        current.is_current = False
+        session.add(
+            KnowledgeArticle(
+                slug=slug,
+                lang=lang,
+                version=version,
+                is_current=True,
+                title=title.strip(),
+                summary=summary.strip(),
+                codes=sorted(set(codes)),
+                sort_order=current.sort_order,
+                body_md=body.replace("\r\n", "\n"),
+                author_id=subject.user_id,
+                created_at=utcnow(),
+            )
+        )
+        self._audit.append(
+            session,
+            actor_kind="staff",
+            actor_id=subject.user_id,
+            action="knowledge.edit",
+            object_type="knowledge_article",
+            object_id=f"{slug}.{lang}",
+            details={"version": version},
+        )
+        session.commit()
+        return version

@@ -1,0 +1,166 @@
+"""The knowledge base: seeded articles, /wissen with search, safe rendering, versioned coordinator edits,
+and the links from the receipt page and the case page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from staff_helpers import MakeStaff, Staff
+
+from service.app import create_app
+from service.audit.models import AuditEvent
+from service.knowledge.models import KnowledgeArticle
+from service.knowledge.seed import seed_articles, shipped
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+
+Browser = Callable[[Staff | None], TestClient]
+
+
+def token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def seeded(runtime: Runtime) -> Runtime:
+    with runtime.sessions() as db:
+        seed_articles(db)
+    return runtime
+
+
+@pytest.fixture
+def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
+    with ExitStack() as stack:
+
+        def open_browser(staff: Staff | None) -> TestClient:
+            client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
+            if staff is not None:
+                form = {
+                    "csrf_token": token(client.get("/anmelden").text),
+                    "email": staff.email,
+                    "password": staff.password,
+                    "code": code(staff),
+                }
+                assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
+            return client
+
+        yield open_browser
+
+
+def test_the_seed_brings_every_shipped_article_once(runtime: Runtime) -> None:
+    files = shipped()
+    assert len(files) == 20
+    assert {a.lang for a in files} == {"de", "en"}
+    with runtime.sessions() as db:
+        assert seed_articles(db) == 20
+        assert seed_articles(db) == 0, "a second start adds nothing"
+        assert len(db.scalars(select(KnowledgeArticle)).all()) == 20
+
+
+def test_the_list_search_and_an_article(browser: Browser) -> None:
+    visitor = browser(None)
+    listing = visitor.get("/wissen").text
+    assert "Beweise sichern" in listing
+    assert "Strafanzeige" in listing
+    found = visitor.get("/wissen?q=Strafantrag").text
+    assert "/wissen/strafanzeige-stellen" in found
+    assert "Keine Empfehlungen gefunden." in visitor.get("/wissen?q=Zwiebelkuchenrezept").text
+    page = visitor.get("/wissen/beweise-sichern")
+    assert page.status_code == 200
+    assert "<h2>" in page.text
+    assert "<strong>110</strong>" in page.text
+    assert visitor.get("/wissen/gibt-es-nicht").status_code == 404
+    english = browser(None).get("/wissen?lang=en").text
+    assert "evidence" in english.lower()
+    assert "Beweise sichern" not in english
+
+
+def test_a_coordinator_edits_an_article_as_a_new_version(
+    browser: Browser, seeded: Runtime, make_staff: MakeStaff
+) -> None:
+    coordinator = browser(make_staff(coordinator=True))
+    form = coordinator.get("/wissen/beweise-sichern/bearbeiten")
+    assert form.status_code == 200
+    body = "## Neu\n\nErst sichern. <script>alert(1)</script> [Link](javascript:alert(2)) <img src=x>\n"
+    data = {
+        "csrf_token": token(form.text),
+        "title": "Beweise sichern (neu)",
+        "summary": "Kurz und klar.",
+        "body": body,
+        "codes": "A B1",
+    }
+    saved = coordinator.post("/wissen/beweise-sichern/bearbeiten", data=data, follow_redirects=False)
+    assert saved.status_code == 303
+    page = coordinator.get("/wissen/beweise-sichern").text
+    assert "Beweise sichern (neu)" in page
+    assert "<script>" not in page
+    assert 'href="javascript' not in page
+    assert "<img" not in page
+    with seeded.sessions() as db:
+        versions = db.scalars(
+            select(KnowledgeArticle.version, KnowledgeArticle.is_current).where(
+                KnowledgeArticle.slug == "beweise-sichern", KnowledgeArticle.lang == "de"
+            )
+        ).all()
+        assert sorted(versions) == [1, 2]
+        current = db.scalars(
+            select(KnowledgeArticle).where(
+                KnowledgeArticle.slug == "beweise-sichern",
+                KnowledgeArticle.is_current.is_(True),
+                KnowledgeArticle.lang == "de",
+            )
+        ).one()
+        assert current.version == 2
+        assert current.codes == ["A", "B1"]
+        assert db.scalars(select(AuditEvent.action).where(AuditEvent.action == "knowledge.edit")).one()
+        assert seed_articles(db) == 0, "the seed never overwrites an edited article"
+
+    bad = coordinator.post(
+        "/wissen/beweise-sichern/bearbeiten", data={**data, "csrf_token": token(form.text), "codes": "Z9"}
+    )
+    assert bad.status_code == 422
+    assert 'href="#field-codes"' in bad.text
+    forged = coordinator.post("/wissen/beweise-sichern/bearbeiten", data={**data, "csrf_token": "0" * 64})
+    assert forged.status_code == 403
+
+
+def test_only_coordinators_may_edit(browser: Browser, make_staff: MakeStaff) -> None:
+    assert browser(None).get("/wissen/beweise-sichern/bearbeiten", follow_redirects=False).status_code in (
+        303,
+        401,
+    )
+    for staff in (
+        make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]),
+        make_staff(admin=True),
+    ):
+        assert browser(staff).get("/wissen/beweise-sichern/bearbeiten").status_code == 404
+
+
+def test_the_receipt_and_the_case_page_link_the_relevant_articles(
+    browser: Browser, seeded: Runtime, make_staff: MakeStaff
+) -> None:
+    reporter = browser(None)
+    form = reporter.get("/melden").text
+    filed = reporter.post(
+        "/melden",
+        data={
+            "csrf_token": token(form),
+            "land": "09",
+            "type_codes": ["A3a"],
+            "description": "Morddrohung per Brief",
+            "channel": "letter",
+        },
+    )
+    assert filed.status_code == 201
+    assert "/wissen/strafanzeige-stellen" in filed.text
+    counsellor = browser(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
+    case_link = re.search(r'href="(/intern/faelle/[0-9a-f-]{36})"', counsellor.get("/intern/faelle").text)
+    assert case_link
+    assert "/wissen/strafanzeige-stellen" in counsellor.get(case_link.group(1)).text
