@@ -185,6 +185,56 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
             else runtime.accounts
         )
         staff = _load_demo_staff(settings, runtime, accounts, recovery)
+        history = _load_synthetic_history(runtime)
     finally:
         runtime.dispose()
-    return {"organisations_created": created_orgs, "reports_filed": filed, "staff_accounts_created": staff}
+    return {
+        "organisations_created": created_orgs,
+        "reports_filed": filed,
+        "staff_accounts_created": staff,
+        "synthetic_statistics_rows": history,
+    }
+
+
+def _load_synthetic_history(runtime: Runtime) -> int:
+    """About 2,400 reports a year of synthetic statistics rows (fixed seed) for the two years up to the last
+    completed month, and the public release of the last full year: so the coordinators' dashboard and
+    /statistik have something to show. Statistics rows only: no cases, nothing anyone could open.
+    The snapshot for the dashboard is built by the worker (it takes a minute); see workers/tasks.py."""
+    from sqlalchemy import func, select
+
+    from service.statistics.domains import domains_from
+    from service.statistics.ledger import release_year
+    from service.statistics.models import StatisticsExtract
+    from service.statistics.policy import load_statistics_policy
+    from service.statistics.synthetic import generate
+
+    with runtime.sessions() as session:
+        if (session.scalar(select(func.count()).select_from(StatisticsExtract)) or 0) > 100:
+            return 0
+        today = date.today()  # noqa: DTZ011 - the demo's calendar, not a timestamp
+        year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+        rows = generate(f"{year:04d}-{month:02d}", months=24, reports_per_year=2400, seed=2026)
+        session.add_all(
+            StatisticsExtract(
+                reporter_pseudonym=row.reporter_pseudonym,
+                receipt_month=row.receipt_month,
+                incident_month=row.incident_month,
+                land=row.land,
+                primary_type=row.primary_type,
+                type_codes=list(row.type_codes),
+                channel=row.channel,
+                office=row.office,
+                severity_group=row.severity_group,
+            )
+            for row in rows
+        )
+        session.commit()
+        release_year(
+            session,
+            year=today.year - 1,
+            policy=load_statistics_policy(runtime.settings.policies_dir).public,
+            domains=domains_from(runtime.taxonomy),
+            audit=runtime.audit,
+        )
+    return len(rows)

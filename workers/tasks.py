@@ -87,6 +87,9 @@ def on_worker_ready(**_: object) -> None:
     with ctx.runtime.sessions() as session:
         record_policy_state(session, ctx.runtime.audit, ctx.settings.policies_dir)
     _beat("worker")
+    # The coordinators' snapshot of last month, if it is missing (a fresh installation, a demo): queued,
+    # because building and gating it takes a while.
+    context.celery().send_task("statistics.snapshot")
 
 
 def _beat(name: str) -> None:

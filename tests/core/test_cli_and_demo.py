@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from service.demo import load_demo
 from service.organisations.models import Organisation
 from service.organisations.service import recovery_context
 from service.runtime import build_runtime
+from service.statistics.ledger import published
 
 # The demo's staff accounts are sealed with these in tests (tests/auth covers the production parameters).
 WEAK = Argon2Params(memory_kib=8192, iterations=1, lanes=1)
@@ -76,7 +78,13 @@ def test_demo_data_loads_once_and_a_second_run_keeps_it(env_settings: Settings) 
     assert first["reports_filed"] == 3
     assert first["organisations_created"] > 16
     assert first["staff_accounts_created"] == 5
-    assert second == {"organisations_created": 0, "reports_filed": 0, "staff_accounts_created": 0}
+    assert 4000 < first["synthetic_statistics_rows"] < 6000, "about 2,400 a year for two years"
+    assert second == {
+        "organisations_created": 0,
+        "reports_filed": 0,
+        "staff_accounts_created": 0,
+        "synthetic_statistics_rows": 0,
+    }
     receipts = json.loads((env_settings.data_dir / "demo-receipts.json").read_text())
     assert len(receipts) == 3
     assert (env_settings.data_dir / "demo-receipts.json").stat().st_mode & 0o077 == 0
@@ -86,6 +94,8 @@ def test_demo_data_loads_once_and_a_second_run_keeps_it(env_settings: Settings) 
             assert session.scalar(select(func.count()).select_from(Case)) == 3
             opened = runtime.intake.open_case(session, receipts[0]["receipt"])
             assert opened.case.land == "09"
+            (release,) = published(session)
+            assert release.year == date.today().year - 1  # noqa: DTZ011
     finally:
         runtime.dispose()
 
