@@ -21,6 +21,7 @@ from service.knowledge import pages as knowledge_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
+from service.statistics import dashboard_pages
 from service.statistics import endpoints as dashboard_endpoints
 from service.statistics import pages as statistics_pages
 from service.web import (
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(dashboard_endpoints.public_router)
     app.include_router(statistics_pages.router)
     app.include_router(knowledge_pages.router)
+    app.include_router(dashboard_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     app.add_middleware(
         HardeningMiddleware,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.auth.deps import CoordinatorDep, pages_of
+from service.auth.deps import CoordinatorDep, open_subject, pages_of
 from service.deps import runtime_of
 from service.errors import ValidationFailed
 from service.i18n import Translator
@@ -34,7 +34,10 @@ def knowledge_article(slug: str, request: Request) -> Response:
     lang = request_lang(request)
     with runtime.sessions() as db:
         article = runtime.knowledge.article(db, slug[:80], lang)
-    return pages_of(request).render(request, "knowledge_article.html", article=article)
+    # A signed-in coordinator sees where to edit; everyone else sees the plain article.
+    subject = open_subject(request, runtime) if request.cookies else None
+    can_edit = subject is not None and subject.is_coordinator and not subject.must_change_password
+    return pages_of(request).render(request, "knowledge_article.html", article=article, can_edit=can_edit)
 
 
 def _edit_page(

@@ -78,3 +78,39 @@ def test_a_snapshot_is_built_once_and_shown_to_coordinators_only(
         make_staff(admin=True),
     ):
         assert login(other).get("/api/v1/dashboard/snapshots/2025-03").status_code == 404
+
+
+def test_the_dashboard_page_and_its_csv_for_coordinators(
+    runtime: Runtime, make_staff: MakeStaff, login: Any
+) -> None:
+    coordinator = login(make_staff(coordinator=True))
+    empty = coordinator.get("/intern/statistik")
+    assert empty.status_code == 200
+    assert "Noch keine freigegebene Auswertung" in empty.text
+
+    seed(runtime)
+    rules = load_statistics_policy(runtime.settings.policies_dir).coordinator
+    with runtime.sessions() as db:
+        make_snapshot(
+            db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
+        )
+    page = coordinator.get("/intern/statistik")
+    assert page.status_code == 200
+    assert "Stand: 2025-03" in page.text
+    assert "<svg" in page.text
+    assert "Je Land und Quartal" in page.text
+    assert "Personen je 100.000 Einw." in page.text
+    assert "Bayern" in page.text
+    assert "Reaktionszeiten je Organisation" in page.text
+    exported = coordinator.get("/intern/statistik/2025-03.csv")
+    assert exported.status_code == 200
+    assert exported.text.startswith("table,dimensions,key,persons,reports")
+    assert "land_quarter,land/quarter,09/2025-Q1" in exported.text
+    with runtime.sessions() as db:
+        actions = db.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "dashboard")).all()
+    assert "dashboard.export" in actions
+    assert actions.count("dashboard.view") >= 2
+
+    counsellor = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
+    assert counsellor.get("/intern/statistik").status_code == 404
+    assert counsellor.get("/intern/statistik/2025-03.csv").status_code == 404

@@ -1,0 +1,169 @@
+"""/intern/statistik: the coordinators' dashboard (German first). Stored snapshots only, every view audited.
+
+Tables of the fixed catalogue as released ("< 5" for 1-4 reporters, "–" for what is hidden to protect
+other cells), the national trend as a server-drawn SVG chart, persons per 100,000 inhabitants by Land
+(population from the districts file), response times per organisation, and a CSV download (audited as an
+export). No JavaScript.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.auth.deps import CoordinatorDep, pages_of
+from service.cases.response_times import response_times
+from service.db import utcnow
+from service.deps import runtime_of
+from service.errors import NotFound
+from service.i18n import Translator, pick
+from service.runtime import Runtime
+from service.statistics.dashboard import released_snapshots, snapshot_of
+from service.statistics.snapshot import Snapshot
+from service.web import request_lang
+
+router = APIRouter(include_in_schema=False)
+
+_TAXONOMY_OF = {"office": "offices", "channel": "channels"}
+
+
+def _label(runtime: Runtime, dimension: str, value: str, lang: str, t: Translator) -> str:
+    if dimension == "land":
+        land = runtime.districts.land(value)
+        return pick(land.name, lang) if land is not None else value
+    if dimension in _TAXONOMY_OF and value != "not_stated":
+        try:
+            return runtime.taxonomy.label(_TAXONOMY_OF[dimension], value, lang)
+        except KeyError:
+            return value
+    if dimension == "type_group":
+        try:
+            return runtime.taxonomy.label("incident_types", value, lang)
+        except KeyError:
+            return value
+    if dimension == "severity":
+        return t("dashboard.severity", n=value)
+    if value == "not_stated":
+        return t("statistics.not_stated")
+    return value
+
+
+def _audit(runtime: Runtime, subject_id: str, action: str, object_id: str) -> None:
+    with runtime.sessions() as db:
+        runtime.audit.append(
+            db,
+            actor_kind="staff",
+            actor_id=subject_id,
+            action=action,
+            object_type="dashboard",
+            object_id=object_id,
+        )
+        db.commit()
+
+
+def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:
+    tables = []
+    for table in snapshot.tables:
+        rows = []
+        for cell in table.cells:
+            labels = [_label(runtime, d, v, lang, t) for d, v in zip(table.dimensions, cell.key, strict=True)]
+            row: dict[str, Any] = {
+                "labels": labels,
+                "persons": cell.display("persons"),
+                "reports": cell.display("reports"),
+            }
+            if table.id == "land_quarter" and cell.persons is not None:
+                population = runtime.districts.land_population(cell.key[0])
+                row["rate"] = (
+                    f"{cell.persons * 100_000 / population:.2f}".replace(".", "," if lang == "de" else ".")
+                    if population
+                    else "–"
+                )
+            rows.append(row)
+        tables.append(
+            {
+                "id": table.id,
+                "title": t(f"dashboard.table.{table.id}"),
+                "dimensions": [t(f"dashboard.dimension.{d}") for d in table.dimensions],
+                "rows": rows,
+                "rate": table.id == "land_quarter",
+            }
+        )
+    return tables
+
+
+def _trend(snapshot: Snapshot) -> dict[str, Any]:
+    cells = snapshot.table("national_month").cells
+    values = [cell.persons or 0 for cell in cells]
+    top = max(values, default=1) or 1
+    width, height, pad = 640, 200, 28
+    step = (width - 2 * pad) / max(1, len(cells))
+    bars = [
+        {
+            "x": round(pad + i * step + step * 0.15, 1),
+            "width": round(step * 0.7, 1),
+            "height": round((height - 2 * pad) * (cell.persons or 0) / top, 1),
+            "y": round(height - pad - (height - 2 * pad) * (cell.persons or 0) / top, 1),
+            "label": cell.key[0],
+            "shown": cell.display("persons"),
+        }
+        for i, cell in enumerate(cells)
+    ]
+    return {"width": width, "height": height, "baseline": height - pad, "bars": bars}
+
+
+@router.get("/intern/statistik")
+def dashboard(request: Request, subject: CoordinatorDep) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    with runtime.sessions() as db:
+        snapshots = released_snapshots(db)
+        chosen = request.query_params.get("stand")
+        snapshot = next(
+            (s for s in reversed(snapshots) if s.as_of == chosen), snapshots[-1] if snapshots else None
+        )
+        times = response_times(db, utcnow())
+    _audit(runtime, subject.user_id, "dashboard.view", f"page:{snapshot.as_of if snapshot else 'none'}")
+    return pages_of(request).render(
+        request,
+        "staff_dashboard.html",
+        snapshot=snapshot,
+        months=[s.as_of for s in reversed(snapshots)],
+        tables=_tables(runtime, snapshot, lang, t) if snapshot else [],
+        trend=_trend(snapshot) if snapshot else None,
+        response_times=times,
+    )
+
+
+@router.get("/intern/statistik/{as_of}.csv")
+def dashboard_csv(as_of: str, request: Request, subject: CoordinatorDep) -> Response:
+    runtime = runtime_of(request)
+    with runtime.sessions() as db:
+        snapshot = snapshot_of(db, as_of[:7])
+    if snapshot is None:
+        raise NotFound()
+    _audit(runtime, subject.user_id, "dashboard.export", f"csv:{snapshot.as_of}")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["table", "dimensions", "key", "persons", "reports"])
+    for table in snapshot.tables:
+        for cell in table.cells:
+            writer.writerow(
+                [
+                    table.id,
+                    "/".join(table.dimensions),
+                    "/".join(cell.key),
+                    cell.display("persons"),
+                    cell.display("reports"),
+                ]
+            )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="rueckhalt-dashboard-{snapshot.as_of}.csv"'},
+    )
