@@ -164,3 +164,20 @@ def test_the_receipt_and_the_case_page_link_the_relevant_articles(
     case_link = re.search(r'href="(/intern/faelle/[0-9a-f-]{36})"', counsellor.get("/intern/faelle").text)
     assert case_link
     assert "/wissen/strafanzeige-stellen" in counsellor.get(case_link.group(1)).text
+
+
+def test_the_self_check_recommends_for_each_no_and_stores_nothing(browser: Browser, seeded: Runtime) -> None:
+    visitor = browser(None)
+    form = visitor.get("/wissen/selbstcheck/fragen")
+    assert form.status_code == 200
+    ids = re.findall(r'name="([a-z0-9-]+)" value="yes"', form.text)
+    assert len(ids) >= 15
+    answers = {ids[0]: "no", ids[1]: "yes", ids[2]: "no", "not-a-question": "no", ids[3]: "vielleicht"}
+    result = visitor.get("/wissen/selbstcheck/fragen", params=answers)
+    assert "Ergebnis: 3 von" in result.text
+    assert "Bei 2 Fragen gibt es etwas zu tun:" in result.text
+    assert result.text.count("Mehr dazu") == 2
+    assert f'id="q-{ids[0]}-no" name="{ids[0]}" value="no" checked' in result.text
+    with seeded.sessions() as db:
+        assert db.scalars(select(AuditEvent)).all() == [], "nothing is recorded"
+    assert "/wissen/selbstcheck/fragen" in visitor.get("/wissen/selbstcheck").text
