@@ -76,6 +76,10 @@ bench-login: install-test
 bench-notify: install-test
 	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)
 
+# 1,000,000 extract rows on PostgreSQL: public release, snapshot, coordinator and public pages.
+bench-dashboard: install-test
+	$(BIN)/python bench/dashboard.py
+
 # Pure Python (no services): generator, DP release and the dashboard gate on a full synthetic year.
 bench-statistics: install-test
 	$(BIN)/python bench/statistics.py
