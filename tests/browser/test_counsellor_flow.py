@@ -7,32 +7,17 @@ the first pass acknowledges it and the second finds it acknowledged; both write 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
+from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll
 from helpers import LiveServer
-from playwright.sync_api import Browser, BrowserContext, Page, expect
-
-from service.crypto import totp_code, totp_secret_from_base32
-from service.crypto.totp import TOTP_STEP_SECONDS, totp_step
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
 
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
 DEMO_DESCRIPTION = "Demo: Drohschreiben mit Todesdrohung nach der Ratssitzung."
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-try:
-    from axe_playwright_python.sync_playwright import Axe
-except ImportError:  # pragma: no cover - it is in the test extras; without it the flow still runs
-    Axe = None
-
-
-def context_for(browser: Browser, width: int) -> BrowserContext:
-    return browser.new_context(
-        java_script_enabled=False, viewport={"width": width, "height": 900}, locale="de-DE"
-    )
 
 
 def demo_counsellor(live_server: LiveServer) -> dict[str, Any]:
@@ -43,44 +28,6 @@ def demo_counsellor(live_server: LiveServer) -> dict[str, Any]:
 def demo_receipt(live_server: LiveServer) -> str:
     receipts = live_server.demo_file("demo-receipts.json")
     return str(next(r["receipt"] for r in receipts if BAYERN in r["routed_to"]))
-
-
-class Authenticator:
-    """The counsellor's phone: the server refuses a code of a step already used (replay), so a second
-    sign-in within the same 30 seconds takes the next step's code, which the server accepts as drift."""
-
-    def __init__(self, secret_base32: str) -> None:
-        self.secret = totp_secret_from_base32(secret_base32)
-        self.last_step = -1
-
-    def code(self) -> str:
-        step = max(totp_step(time.time()), self.last_step + 1)
-        self.last_step = step
-        return totp_code(self.secret, step * TOTP_STEP_SECONDS)
-
-
-def no_horizontal_scroll(page: Page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-
-
-def no_axe_violations(browser: Browser, signed_in: BrowserContext, url: str, width: int) -> None:
-    """axe-core on the page at ``url``, as the signed-in user sees it.
-
-    axe runs in a context of its own with JavaScript on (with scripts disabled its promise never settles);
-    our pages ship no script, so they render there exactly as in the flow's context.
-    """
-    if Axe is None:
-        return
-    context = browser.new_context(
-        viewport={"width": width, "height": 900}, storage_state=signed_in.storage_state()
-    )
-    try:
-        page = context.new_page()
-        page.goto(url)
-        results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_21_AA}})
-        assert results.violations_count == 0, results.generate_report()
-    finally:
-        context.close()
 
 
 def counsellor_opens_the_demo_case(

@@ -6,9 +6,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll
 from helpers import LiveServer
 from playwright.sync_api import Browser, Request, expect
-from test_counsellor_flow import Authenticator, context_for, no_axe_violations, no_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 # One authenticator per account for the whole module: two sign-ins within 30 seconds need the next code.
