@@ -29,6 +29,67 @@ def knowledge_list(request: Request) -> Response:
     return pages_of(request).render(request, "knowledge_list.html", articles=articles, query=query)
 
 
+def _new_page(
+    request: Request, values: dict[str, Any], errors: list[dict[str, str]], status: int
+) -> Response:
+    return pages_of(request).render(
+        request,
+        "knowledge_new.html",
+        status=status,
+        values=values,
+        errors=errors,
+        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+    )
+
+
+@router.get("/wissen/neu")
+def knowledge_new_form(request: Request, subject: CoordinatorDep) -> Response:
+    return _new_page(request, {}, [], 200)
+
+
+@router.post("/wissen/neu")
+async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
+    """A coordinator publishes a new article in the language of the page (German unless ?lang=en)."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    form = await request.form(max_files=0, max_fields=10)
+    values = {name: str(form.get(name) or "") for name in ("slug", "title", "summary", "body", "codes")}
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+        return _new_page(request, values, errors, 403)
+    slug = values["slug"].strip().lower()
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            runtime.knowledge.create(
+                db,
+                subject,
+                slug,
+                lang,
+                title=values["title"],
+                summary=values["summary"],
+                body=values["body"],
+                codes=values["codes"].replace(",", " ").split(),
+            )
+
+    try:
+        await run_in_threadpool(save)
+    except ValidationFailed as exc:
+        return _new_page(request, values, _errors(exc, t), 422)
+    suffix = "?lang=en" if lang == "en" else ""
+    return RedirectResponse(f"/wissen/{slug}{suffix}", status_code=303)
+
+
+def _errors(exc: ValidationFailed, t: Translator) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.detail:
+        field = str(error["loc"][0])
+        key = "validation.duplicate_slug" if error.get("type") == "duplicate" else "validation.invalid"
+        errors.append({"field": field, "message": f"{t(f'knowledge.field.{field}')}: {t(key)}"})
+    return errors
+
+
 @router.get("/wissen/selbstcheck/fragen")
 def selfcheck(request: Request) -> Response:
     """The questionnaire; submitted (GET, nothing stored) it shows what to do about each "no"."""
@@ -140,12 +201,7 @@ async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -
     try:
         await run_in_threadpool(save)
     except ValidationFailed as exc:
-        errors = []
-        for error in exc.detail:
-            field = str(error["loc"][0])
-            errors.append(
-                {"field": field, "message": f"{t(f'knowledge.field.{field}')}: {t('validation.invalid')}"}
-            )
+        errors = _errors(exc, t)
         return _edit_page(request, article, values, errors, 422)
     suffix = "&lang=en" if lang == "en" else ""
     return RedirectResponse(f"/wissen/{article.slug}?saved=1{suffix}", status_code=303)

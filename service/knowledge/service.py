@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -15,6 +16,10 @@ from service.knowledge.models import KnowledgeArticle
 from service.knowledge.render import plain_text, render_markdown
 from service.reports.schemas import public_error
 from service.taxonomy import Taxonomy, type_code_matches
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Addresses under /wissen that are pages of their own.
+RESERVED_SLUGS = frozenset({"neu"})
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,70 @@ class KnowledgeService:
         ]
         return [_view(article) for article in matching]
 
+    def create(
+        self,
+        session: Session,
+        subject: Subject,
+        slug: str,
+        lang: str,
+        *,
+        title: str,
+        summary: str,
+        body: str,
+        codes: list[str],
+    ) -> None:
+        """A coordinator publishes a new article (version 1) in one language. Audited."""
+        errors = self._check(title, summary, body, codes)
+        if not _SLUG.match(slug) or slug in RESERVED_SLUGS:
+            errors.append(public_error(["slug"], "invalid", "lower-case letters, digits and hyphens"))
+        elif session.scalar(select(KnowledgeArticle.id).where(KnowledgeArticle.slug == slug).limit(1)):
+            errors.append(public_error(["slug"], "duplicate", "this address is taken"))
+        if errors:
+            raise ValidationFailed(errors)
+        order = session.scalar(select(func.max(KnowledgeArticle.sort_order))) or 0
+        session.add(
+            KnowledgeArticle(
+                slug=slug,
+                lang=lang,
+                version=1,
+                is_current=True,
+                title=title.strip(),
+                summary=summary.strip(),
+                codes=sorted(set(codes)),
+                sort_order=order + 10,
+                body_md=body.replace("\r\n", "\n"),
+                author_id=subject.user_id,
+                created_at=utcnow(),
+            )
+        )
+        self._audit.append(
+            session,
+            actor_kind="staff",
+            actor_id=subject.user_id,
+            action="knowledge.create",
+            object_type="knowledge_article",
+            object_id=f"{slug}.{lang}",
+            details={"version": 1},
+        )
+        session.commit()
+
+    def _check(self, title: str, summary: str, body: str, codes: list[str]) -> list[dict[str, object]]:
+        errors = []
+        if not title.strip() or len(title) > 200:
+            errors.append(public_error(["title"], "invalid", "1 to 200 characters"))
+        if not summary.strip() or len(summary) > 600:
+            errors.append(public_error(["summary"], "invalid", "1 to 600 characters"))
+        if not body.strip() or len(body) > 60_000:
+            errors.append(public_error(["body"], "invalid", "1 to 60,000 characters"))
+        # Reportable codes, and the group headings (A ... X): an article may help with a whole group.
+        valid = self._taxonomy.valid_codes("incident_types") | {
+            item.code for item in self._taxonomy.items("incident_types")
+        }
+        for index, code in enumerate(codes):
+            if code not in valid:
+                errors.append(public_error(["codes", index], "invalid_code", "unknown incident type code"))
+        return errors
+
     def edit(
         self,
         session: Session,
@@ -117,20 +186,7 @@ class KnowledgeService:
         )
         if current is None:
             raise NotFound()
-        errors = []
-        if not title.strip() or len(title) > 200:
-            errors.append(public_error(["title"], "invalid", "1 to 200 characters"))
-        if not summary.strip() or len(summary) > 600:
-            errors.append(public_error(["summary"], "invalid", "1 to 600 characters"))
-        if not body.strip() or len(body) > 60_000:
-            errors.append(public_error(["body"], "invalid", "1 to 60,000 characters"))
-        # Reportable codes, and the group headings (A ... X): an article may help with a whole group.
-        valid = self._taxonomy.valid_codes("incident_types") | {
-            item.code for item in self._taxonomy.items("incident_types")
-        }
-        for index, code in enumerate(codes):
-            if code not in valid:
-                errors.append(public_error(["codes", index], "invalid_code", "unknown incident type code"))
+        errors = self._check(title, summary, body, codes)
         if errors:
             raise ValidationFailed(errors)
         version = (

@@ -181,3 +181,33 @@ def test_the_self_check_recommends_for_each_no_and_stores_nothing(browser: Brows
     with seeded.sessions() as db:
         assert db.scalars(select(AuditEvent)).all() == [], "nothing is recorded"
     assert "/wissen/selbstcheck/fragen" in visitor.get("/wissen/selbstcheck").text
+
+
+def test_a_coordinator_publishes_a_new_article(
+    browser: Browser, seeded: Runtime, make_staff: MakeStaff
+) -> None:
+    coordinator = browser(make_staff(coordinator=True))
+    form = coordinator.get("/wissen/neu")
+    assert form.status_code == 200
+    data = {
+        "csrf_token": token(form.text),
+        "slug": "drohungen-im-wahlkampf",
+        "title": "Drohungen im Wahlkampf",
+        "summary": "Was vor einer Wahl besonders gilt.",
+        "body": "## Plakate\n\nBeschädigte Plakate fotografieren.\n",
+        "codes": "C",
+    }
+    taken = coordinator.post("/wissen/neu", data={**data, "slug": "beweise-sichern"})
+    assert taken.status_code == 422
+    assert "Diese Adresse ist schon vergeben." in taken.text
+    assert coordinator.post("/wissen/neu", data={**data, "slug": "Keine Adresse!"}).status_code == 422
+    published = coordinator.post("/wissen/neu", data=data, follow_redirects=False)
+    assert published.status_code == 303
+    assert published.headers["location"] == "/wissen/drohungen-im-wahlkampf"
+    assert "Drohungen im Wahlkampf" in browser(None).get("/wissen").text
+    with seeded.sessions() as db:
+        assert db.scalars(
+            select(AuditEvent.object_id).where(AuditEvent.action == "knowledge.create")
+        ).one() == ("drohungen-im-wahlkampf.de")
+    counsellor = browser(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
+    assert counsellor.get("/wissen/neu").status_code == 404
