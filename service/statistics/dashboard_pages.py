@@ -116,6 +116,39 @@ def _trend(snapshot: Snapshot) -> dict[str, Any]:
     return {"width": width, "height": height, "baseline": height - pad, "bars": bars}
 
 
+def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[dict[str, Any]]:
+    """Per Land: persons per 100,000 inhabitants by quarter, as a small bar chart each (hidden quarters
+    are left out of the bars, not drawn as 0, and named in the text)."""
+    table = snapshot.table("land_quarter")
+    by_land: dict[str, list[tuple[str, float | None, str]]] = {}
+    for cell in table.cells:
+        land, quarter = cell.key
+        population = runtime.districts.land_population(land)
+        rate = cell.persons * 100_000 / population if cell.persons is not None and population else None
+        by_land.setdefault(land, []).append((quarter, rate, cell.display("persons")))
+    top = (
+        max((rate for rows in by_land.values() for _, rate, _ in rows if rate is not None), default=1.0)
+        or 1.0
+    )
+    trends = []
+    for land, rows in sorted(by_land.items()):
+        rows.sort()
+        bars = []
+        for index, (quarter, rate, shown) in enumerate(rows):
+            height = 0.0 if rate is None else 36 * rate / top
+            text = "–" if rate is None else f"{rate:.2f}"
+            bars.append(
+                {
+                    "x": 4 + index * 22,
+                    "y": round(40 - height, 1),
+                    "height": round(height, 1),
+                    "title": f"{quarter}: {text if lang == 'en' else text.replace('.', ',')} ({shown})",
+                }
+            )
+        trends.append({"land": _label(runtime, "land", land, lang, Translator(lang)), "bars": bars})
+    return trends
+
+
 @router.get("/intern/statistik")
 def dashboard(request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
@@ -136,6 +169,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         months=[s.as_of for s in reversed(snapshots)],
         tables=_tables(runtime, snapshot, lang, t) if snapshot else [],
         trend=_trend(snapshot) if snapshot else None,
+        land_trends=_land_trends(runtime, snapshot, lang) if snapshot else [],
         response_times=times,
     )
 

@@ -100,6 +100,8 @@ def test_the_dashboard_page_and_its_csv_for_coordinators(
     assert "<svg" in page.text
     assert "Je Land und Quartal" in page.text
     assert "Personen je 100.000 Einw." in page.text
+    assert "Entwicklung je Land" in page.text
+    assert page.text.count('class="land-trends__item"') == 16
     assert "Bayern" in page.text
     assert "Reaktionszeiten je Organisation" in page.text
     exported = coordinator.get("/intern/statistik/2025-03.csv")
