@@ -82,7 +82,7 @@ bench-dashboard: install-test
 
 # Pure Python (no services): generator, DP release and the dashboard gate on a full synthetic year.
 bench-statistics: install-test
-	$(BIN)/python bench/statistics.py
+	$(BIN)/python bench/statistics_engine.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,7 @@ The gate is measured on the real catalogue of a full synthetic year (2,400 repor
 quarter-end snapshots built in turn (each with secondary suppression, each checked with all earlier ones),
 then the gate alone on each. Writes bench/results/statistics.json. Pure Python, no services needed.
 
-Usage: python bench/statistics.py [--reports 2400] [--rows 1000000]   (make bench-statistics)
+Usage: python bench/statistics_engine.py [--reports 2400] [--rows 1000000]   (make bench-statistics)
 """
 
 from __future__ import annotations
