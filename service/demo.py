@@ -207,6 +207,7 @@ def _load_synthetic_history(runtime: Runtime) -> int:
     from service.statistics.ledger import release_year
     from service.statistics.models import StatisticsExtract
     from service.statistics.policy import load_statistics_policy
+    from service.statistics.rows import to_model
     from service.statistics.synthetic import generate
 
     with runtime.sessions() as session:
@@ -215,20 +216,7 @@ def _load_synthetic_history(runtime: Runtime) -> int:
         today = date.today()  # noqa: DTZ011 - the demo's calendar, not a timestamp
         year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
         rows = generate(f"{year:04d}-{month:02d}", months=24, reports_per_year=2400, seed=2026)
-        session.add_all(
-            StatisticsExtract(
-                reporter_pseudonym=row.reporter_pseudonym,
-                receipt_month=row.receipt_month,
-                incident_month=row.incident_month,
-                land=row.land,
-                primary_type=row.primary_type,
-                type_codes=list(row.type_codes),
-                channel=row.channel,
-                office=row.office,
-                severity_group=row.severity_group,
-            )
-            for row in rows
-        )
+        session.add_all(to_model(row) for row in rows)
         session.commit()
         release_year(
             session,

@@ -7,8 +7,6 @@ audit key is the one the service writes with.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,9 +15,10 @@ import typer
 from service.audit import repository
 from service.audit.repository import StoredEvent
 from service.audit.service import Checkpoint, verify
+from service.cli_runtime import cli_runtime
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    pass
 
 audit_app = typer.Typer(
     name="audit",
@@ -27,23 +26,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    # Imported here: the runtime pulls in every feature, and importing this module should stay cheap.
-    from service.config import ConfigurationError, get_settings
-    from service.runtime import build_runtime
-
-    try:
-        runtime = build_runtime(get_settings())
-    except ConfigurationError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        yield runtime
-    finally:
-        runtime.dispose()
 
 
 def _checkpoint(value: str | None) -> Checkpoint | None:
@@ -73,7 +55,7 @@ def verify_command(
     only be detected against a later checkpoint: keep the one printed by every run.
     """
     checkpoint = _checkpoint(since_checkpoint)
-    with _runtime() as runtime, runtime.sessions() as session:
+    with cli_runtime() as runtime, runtime.sessions() as session:
         result = verify(session, runtime.secrets.audit_key, checkpoint=checkpoint)
     if not result.ok:
         typer.echo(
@@ -120,7 +102,7 @@ def tail_command(
     ] = 20,
 ) -> None:
     """Show the newest events, oldest first. This only reads; run `verify` to trust what it shows."""
-    with _runtime() as runtime, runtime.sessions() as session:
+    with cli_runtime() as runtime, runtime.sessions() as session:
         events = repository.latest(session, lines)
     if not events:
         typer.echo("the audit log is empty")

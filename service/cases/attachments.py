@@ -64,8 +64,10 @@ def _meta(attachment: Attachment, key: bytes) -> dict[str, Any]:
     return meta
 
 
-def describe(session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]:
-    """Every file of the case with its decrypted name, in upload order."""
+def describe(
+    session: Session, case_id: str, key: bytes, *, messages_only: bool = False
+) -> list[dict[str, Any]]:
+    """Every file of the case (or only those sent with messages) with its decrypted name, in upload order."""
     return [
         {
             "id": attachment.id,
@@ -77,6 +79,7 @@ def describe(session: Session, case_id: str, key: bytes) -> list[dict[str, Any]]
             "uploaded_by": attachment.uploaded_by,
         }
         for attachment in repository.attachments(session, case_id)
+        if not messages_only or attachment.message_id is not None
     ]
 
 

@@ -584,11 +584,7 @@ def case_view(
         key=lambda item: (item["police"], item["name"]),
     )
     codes = sorted({code for item in detail["incidents"] for code in item["type_codes"]})
-    suffix = "?lang=en" if lang == "en" else ""
-    articles = [
-        {"title": a.title, "url": f"/wissen/{a.slug}{suffix}"}
-        for a in runtime.knowledge.for_codes(db, codes, lang)[:5]
-    ]
+    articles = runtime.knowledge.links_for(db, codes, lang, limit=5)
     return {
         "articles": articles,
         "colleagues": colleagues,

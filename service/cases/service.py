@@ -544,7 +544,7 @@ def _add_message(
 def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[dict[str, Any]]:
     """The conversation as the reporter sees it (no staff identities, only the organisation's name)."""
     names = {org.id: org.display_name for org, _ in repository.holders(session, case_id)}
-    attachments = [item for item in files.describe(session, case_id, data_key) if item["message_id"]]
+    attachments = files.describe(session, case_id, data_key, messages_only=True)
     return [
         {
             "direction": message.direction,

@@ -30,9 +30,13 @@ class ArticleView:
     title: str
     summary: str
     codes: list[str]
-    html: str
     body_md: str
     updated_at: str
+
+    @property
+    def html(self) -> str:
+        """Rendered when a page shows the article, not for every list, search hit or link."""
+        return render_markdown(self.body_md)
 
 
 def _current(session: Session, lang: str) -> list[KnowledgeArticle]:
@@ -53,7 +57,6 @@ def _view(article: KnowledgeArticle) -> ArticleView:
         title=article.title,
         summary=article.summary,
         codes=list(article.codes),
-        html=render_markdown(article.body_md),
         body_md=article.body_md,
         updated_at=article.created_at.isoformat(),
     )
@@ -98,6 +101,14 @@ class KnowledgeService:
         ]
         return [_view(article) for article in matching]
 
+    def links_for(self, session: Session, codes: list[str], lang: str, limit: int) -> list[dict[str, str]]:
+        """Title and address of the articles for these codes: what the receipt and the case page link."""
+        suffix = "?lang=en" if lang == "en" else ""
+        return [
+            {"title": a.title, "url": f"/wissen/{a.slug}{suffix}"}
+            for a in self.for_codes(session, codes, lang)[:limit]
+        ]
+
     def create(
         self,
         session: Session,
@@ -119,31 +130,9 @@ class KnowledgeService:
         if errors:
             raise ValidationFailed(errors)
         order = session.scalar(select(func.max(KnowledgeArticle.sort_order))) or 0
-        session.add(
-            KnowledgeArticle(
-                slug=slug,
-                lang=lang,
-                version=1,
-                is_current=True,
-                title=title.strip(),
-                summary=summary.strip(),
-                codes=sorted(set(codes)),
-                sort_order=order + 10,
-                body_md=body.replace("\r\n", "\n"),
-                author_id=subject.user_id,
-                created_at=utcnow(),
-            )
+        self._add_version(
+            session, subject, "knowledge.create", slug, lang, 1, order + 10, title, summary, body, codes
         )
-        self._audit.append(
-            session,
-            actor_kind="staff",
-            actor_id=subject.user_id,
-            action="knowledge.create",
-            object_type="knowledge_article",
-            object_id=f"{slug}.{lang}",
-            details={"version": 1},
-        )
-        session.commit()
 
     def _check(self, title: str, summary: str, body: str, codes: list[str]) -> list[dict[str, object]]:
         errors = []
@@ -198,6 +187,36 @@ class KnowledgeService:
             or 0
         ) + 1
         current.is_current = False
+        self._add_version(
+            session,
+            subject,
+            "knowledge.edit",
+            slug,
+            lang,
+            version,
+            current.sort_order,
+            title,
+            summary,
+            body,
+            codes,
+        )
+        return version
+
+    def _add_version(
+        self,
+        session: Session,
+        subject: Subject,
+        action: str,
+        slug: str,
+        lang: str,
+        version: int,
+        sort_order: int,
+        title: str,
+        summary: str,
+        body: str,
+        codes: list[str],
+    ) -> None:
+        """Write one version as the current one, audit it, and commit (creation and edits alike)."""
         session.add(
             KnowledgeArticle(
                 slug=slug,
@@ -207,7 +226,7 @@ class KnowledgeService:
                 title=title.strip(),
                 summary=summary.strip(),
                 codes=sorted(set(codes)),
-                sort_order=current.sort_order,
+                sort_order=sort_order,
                 body_md=body.replace("\r\n", "\n"),
                 author_id=subject.user_id,
                 created_at=utcnow(),
@@ -217,10 +236,9 @@ class KnowledgeService:
             session,
             actor_kind="staff",
             actor_id=subject.user_id,
-            action="knowledge.edit",
+            action=action,
             object_type="knowledge_article",
             object_id=f"{slug}.{lang}",
             details={"version": version},
         )
         session.commit()
-        return version

@@ -202,13 +202,9 @@ async def submit_report(request: Request) -> Response:
 
 
 def _articles_for(runtime: Runtime, codes: list[str], lang: str) -> list[dict[str, str]]:
-    """The Handlungsempfehlungen for the reported kinds of incident, the most specific first."""
-    suffix = "?lang=en" if lang == "en" else ""
+    """The Handlungsempfehlungen for the reported kinds of incident."""
     with runtime.sessions() as db:
-        return [
-            {"title": a.title, "url": f"/wissen/{a.slug}{suffix}"}
-            for a in runtime.knowledge.for_codes(db, codes, lang)[:5]
-        ]
+        return runtime.knowledge.links_for(db, codes, lang, limit=5)
 
 
 # -- the reporter's case file -----------------------------------------------------------------------------

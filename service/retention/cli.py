@@ -8,17 +8,16 @@ and dates only, never content.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from service.cli_runtime import cli_runtime
 from service.retention.service import CasePurge, CaseResult, PurgeCandidate, PurgeReport
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    pass
 
 retention_app = typer.Typer(
     name="retention",
@@ -26,27 +25,6 @@ retention_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    # Imported here: the runtime pulls in every feature, and importing this module should stay cheap.
-    from service.config import ConfigurationError, get_settings
-    from service.runtime import build_runtime
-    from service.taxonomy import PolicyFileError
-
-    try:
-        runtime = build_runtime(get_settings())
-    except ConfigurationError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except PolicyFileError as exc:
-        typer.echo(f"policy error:\n{exc}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        yield runtime
-    finally:
-        runtime.dispose()
 
 
 def _day(at: datetime) -> str:
@@ -105,7 +83,7 @@ def _run(*, dry_run: bool) -> None:
     from service.audit.policies import record_policy_state
     from service.db import utcnow
 
-    with _runtime() as runtime:
+    with cli_runtime() as runtime:
         if not dry_run:
             # Like a start of the service: a purge must never run under a policy the audit log has not
             # recorded (edit retention.yaml, purge, restore the file — and no trace of the edit).

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from service.cli_runtime import cli_runtime
+
 stats_app = typer.Typer(help="Anonymised statistics: public releases.", no_args_is_help=True)
 
 
@@ -14,17 +16,13 @@ def release_command(
     year: Annotated[int, typer.Option(help="The year to release (e.g. 2026)")],
 ) -> None:
     """Compute, store and publish the year's differentially private release (or show the stored one)."""
-    from service.config import get_settings
-    from service.runtime import build_runtime
     from service.statistics.domains import domains_from
     from service.statistics.ledger import MICRO, BudgetExceeded, release_year
     from service.statistics.policy import load_statistics_policy
 
-    settings = get_settings()
-    runtime = build_runtime(settings)
     steps = iter(range(1, 10))
-    try:
-        policy = load_statistics_policy(settings.policies_dir).public
+    with cli_runtime() as runtime:
+        policy = load_statistics_policy(runtime.settings.policies_dir).public
         with runtime.sessions() as session:
             try:
                 stored = release_year(
@@ -40,8 +38,6 @@ def release_command(
                 for problem in exc.detail:
                     typer.echo(f"  {problem['msg']}", err=True)
                 raise typer.Exit(1) from None
-    finally:
-        runtime.dispose()
     state = "computed and published" if stored.fresh else "already published; the stored numbers are kept"
     typer.echo(f"release {stored.id} for {year}: {state}")
     for table in stored.release.tables:
@@ -56,23 +52,17 @@ def snapshot_command(
     month: Annotated[str, typer.Option(help="The last month the snapshot covers, YYYY-MM")],
 ) -> None:
     """Build, check (LP attacker) and store the coordinators' snapshot as of a month."""
-    from service.config import get_settings
-    from service.runtime import build_runtime
     from service.statistics.dashboard import make_snapshot
     from service.statistics.domains import domains_from
     from service.statistics.policy import load_statistics_policy
 
-    settings = get_settings()
-    runtime = build_runtime(settings)
-    try:
-        rules = load_statistics_policy(settings.policies_dir).coordinator
+    with cli_runtime() as runtime:
+        rules = load_statistics_policy(runtime.settings.policies_dir).coordinator
         typer.echo(f"building the snapshot as of {month} and checking it against an LP attacker ...")
         with runtime.sessions() as session:
             snapshot = make_snapshot(
                 session, as_of=month, domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
             )
-    finally:
-        runtime.dispose()
     gate = snapshot.gate
     state = "released" if snapshot.released else "NOT released (the gate failed; it will not be shown)"
     typer.echo(

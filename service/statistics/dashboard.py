@@ -26,6 +26,21 @@ from service.statistics.suppression import build_snapshot
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
+def audit_view(
+    session: Session, audit: AuditLog, user_id: str, object_id: str, action: str = "dashboard.view"
+) -> None:
+    """Every view of the dashboard, and every export, is written to the audit log (statistics.md)."""
+    audit.append(
+        session,
+        actor_kind="staff",
+        actor_id=user_id,
+        action=action,
+        object_type="dashboard",
+        object_id=object_id,
+    )
+    session.commit()
+
+
 def released_snapshots(session: Session, year: int | None = None) -> list[Snapshot]:
     query = select(StatisticsSnapshot).where(StatisticsSnapshot.released.is_(True))
     if year is not None:

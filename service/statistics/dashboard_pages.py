@@ -20,49 +20,14 @@ from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound
-from service.i18n import Translator, pick
+from service.i18n import Translator
 from service.runtime import Runtime
-from service.statistics.dashboard import released_snapshots, snapshot_of
+from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
+from service.statistics.labels import cell_label
 from service.statistics.snapshot import Snapshot
 from service.web import request_lang
 
 router = APIRouter(include_in_schema=False)
-
-_TAXONOMY_OF = {"office": "offices", "channel": "channels"}
-
-
-def _label(runtime: Runtime, dimension: str, value: str, lang: str, t: Translator) -> str:
-    if dimension == "land":
-        land = runtime.districts.land(value)
-        return pick(land.name, lang) if land is not None else value
-    if dimension in _TAXONOMY_OF and value != "not_stated":
-        try:
-            return runtime.taxonomy.label(_TAXONOMY_OF[dimension], value, lang)
-        except KeyError:
-            return value
-    if dimension == "type_group":
-        try:
-            return runtime.taxonomy.label("incident_types", value, lang)
-        except KeyError:
-            return value
-    if dimension == "severity":
-        return t("dashboard.severity", n=value)
-    if value == "not_stated":
-        return t("statistics.not_stated")
-    return value
-
-
-def _audit(runtime: Runtime, subject_id: str, action: str, object_id: str) -> None:
-    with runtime.sessions() as db:
-        runtime.audit.append(
-            db,
-            actor_kind="staff",
-            actor_id=subject_id,
-            action=action,
-            object_type="dashboard",
-            object_id=object_id,
-        )
-        db.commit()
 
 
 def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:
@@ -70,7 +35,9 @@ def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> l
     for table in snapshot.tables:
         rows = []
         for cell in table.cells:
-            labels = [_label(runtime, d, v, lang, t) for d, v in zip(table.dimensions, cell.key, strict=True)]
+            labels = [
+                cell_label(runtime, d, v, lang, t) for d, v in zip(table.dimensions, cell.key, strict=True)
+            ]
             row: dict[str, Any] = {
                 "labels": labels,
                 "persons": cell.display("persons"),
@@ -145,7 +112,7 @@ def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[dict[s
                     "title": f"{quarter}: {text if lang == 'en' else text.replace('.', ',')} ({shown})",
                 }
             )
-        trends.append({"land": _label(runtime, "land", land, lang, Translator(lang)), "bars": bars})
+        trends.append({"land": cell_label(runtime, "land", land, lang, Translator(lang)), "bars": bars})
     return trends
 
 
@@ -161,7 +128,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
             (s for s in reversed(snapshots) if s.as_of == chosen), snapshots[-1] if snapshots else None
         )
         times = response_times(db, utcnow())
-    _audit(runtime, subject.user_id, "dashboard.view", f"page:{snapshot.as_of if snapshot else 'none'}")
+        audit_view(db, runtime.audit, subject.user_id, f"page:{snapshot.as_of if snapshot else 'none'}")
     return pages_of(request).render(
         request,
         "staff_dashboard.html",
@@ -181,7 +148,8 @@ def dashboard_csv(as_of: str, request: Request, subject: CoordinatorDep) -> Resp
         snapshot = snapshot_of(db, as_of[:7])
     if snapshot is None:
         raise NotFound()
-    _audit(runtime, subject.user_id, "dashboard.export", f"csv:{snapshot.as_of}")
+    with runtime.sessions() as db:
+        audit_view(db, runtime.audit, subject.user_id, f"csv:{snapshot.as_of}", action="dashboard.export")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["table", "dimensions", "key", "persons", "reports"])

@@ -6,16 +6,13 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy.orm import Session
 
 from service.auth.deps import CoordinatorDep
-from service.auth.subject import Subject
 from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import RuntimeDep
 from service.errors import NotFound
-from service.runtime import Runtime
-from service.statistics.dashboard import released_snapshots, snapshot_of
+from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.ledger import published
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
@@ -30,29 +27,8 @@ public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"])
 def get_response_times(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.sessions() as db:
         figures = response_times(db, utcnow())
-        runtime.audit.append(
-            db,
-            actor_kind="staff",
-            actor_id=subject.user_id,
-            action="dashboard.view",
-            object_type="dashboard",
-            object_id="response-times",
-        )
-        db.commit()
+        audit_view(db, runtime.audit, subject.user_id, "response-times")
     return [asdict(item) for item in figures]
-
-
-def _audit_view(runtime: Runtime, db: Session, subject: Subject, object_id: str) -> None:
-    """Every view of the dashboard is written to the audit log (statistics.md)."""
-    runtime.audit.append(
-        db,
-        actor_kind="staff",
-        actor_id=subject.user_id,
-        action="dashboard.view",
-        object_type="dashboard",
-        object_id=object_id,
-    )
-    db.commit()
 
 
 @router.get(
@@ -63,7 +39,7 @@ def _audit_view(runtime: Runtime, db: Session, subject: Subject, object_id: str)
 def list_snapshots(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
     with runtime.sessions() as db:
         found = [{"as_of": s.as_of, "revision": s.revision} for s in released_snapshots(db)]
-        _audit_view(runtime, db, subject, "snapshots")
+        audit_view(db, runtime.audit, subject.user_id, "snapshots")
     return found
 
 
@@ -77,7 +53,7 @@ def get_snapshot(as_of: str, subject: CoordinatorDep, runtime: RuntimeDep) -> di
         snapshot = snapshot_of(db, as_of)
         if snapshot is None:
             raise NotFound()
-        _audit_view(runtime, db, subject, f"snapshot:{as_of}")
+        audit_view(db, runtime.audit, subject.user_id, f"snapshot:{as_of}")
     return {
         "as_of": snapshot.as_of,
         "revision": snapshot.revision,

@@ -17,33 +17,15 @@ from fastapi.responses import Response
 
 from service.deps import runtime_of
 from service.errors import NotFound
-from service.i18n import Translator, format_date, pick
+from service.i18n import Translator, format_date
 from service.runtime import Runtime
+from service.statistics.labels import cell_label
 from service.statistics.ledger import published
 from service.web import Pages, request_lang
 
 router = APIRouter(include_in_schema=False)
 
 _CHART_WIDTH, _CHART_HEIGHT, _PAD = 640, 220, 28
-_MONTHS = {
-    "de": ["Jan", "Feb", "Mär", "Apr", "Mai", "Jun", "Jul", "Aug", "Sep", "Okt", "Nov", "Dez"],
-    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
-}
-_TAXONOMY_OF = {"type": "incident_types", "office": "offices", "channel": "channels"}
-
-
-def _label(runtime: Runtime, by: str, key: str, lang: str, t: Translator) -> str:
-    if by == "month":
-        return f"{_MONTHS[lang][int(key[5:7]) - 1]} {key[:4]}"
-    if by == "land":
-        land = runtime.districts.land(key)
-        return pick(land.name, lang) if land is not None else key
-    if key == "not_stated":
-        return t("statistics.not_stated")
-    try:
-        return runtime.taxonomy.label(_TAXONOMY_OF.get(by, by), key, lang)
-    except KeyError:
-        return key
 
 
 def _bars(cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,7 +66,8 @@ def _view(runtime: Runtime, payload: dict[str, Any], lang: str, t: Translator) -
     tables = []
     for table in payload["tables"]:
         cells = [
-            {**cell, "label": _label(runtime, table["by"], cell["key"], lang, t)} for cell in table["cells"]
+            {**cell, "label": cell_label(runtime, table["by"], cell["key"], lang, t)}
+            for cell in table["cells"]
         ]
         tables.append(
             {

@@ -44,3 +44,18 @@ def from_model(model: StatisticsExtract) -> ExtractRow:
         office=model.office,
         severity_group=model.severity_group,
     )
+
+
+def to_model(row: ExtractRow) -> StatisticsExtract:
+    """A stored extract row (synthetic history of the demo, benchmarks and tests)."""
+    return StatisticsExtract(
+        reporter_pseudonym=row.reporter_pseudonym,
+        receipt_month=row.receipt_month,
+        incident_month=row.incident_month,
+        land=row.land,
+        primary_type=row.primary_type,
+        type_codes=list(row.type_codes),
+        channel=row.channel,
+        office=row.office,
+        severity_group=row.severity_group,
+    )

@@ -12,8 +12,9 @@ from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from
-from service.statistics.models import StatisticsExtract, StatisticsSnapshot
+from service.statistics.models import StatisticsSnapshot
 from service.statistics.policy import load_statistics_policy
+from service.statistics.rows import to_model
 from service.statistics.synthetic import generate
 
 
@@ -24,20 +25,7 @@ def seed(runtime: Runtime) -> None:
         if r.receipt_month <= "2025-03"
     ]
     with runtime.sessions() as db:
-        db.add_all(
-            StatisticsExtract(
-                reporter_pseudonym=r.reporter_pseudonym,
-                receipt_month=r.receipt_month,
-                incident_month=r.incident_month,
-                land=r.land,
-                primary_type=r.primary_type,
-                type_codes=list(r.type_codes),
-                channel=r.channel,
-                office=r.office,
-                severity_group=r.severity_group,
-            )
-            for r in rows
-        )
+        db.add_all(to_model(r) for r in rows)
         db.commit()
 
 
