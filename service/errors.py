@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class DomainError(Exception):
     status_code = 400
@@ -93,3 +95,47 @@ class ServiceBusy(DomainError):
     status_code = 503
     message_key = "error.busy"
     public_message = "The service is busy. Please try again in a moment."
+
+
+# -- the documented shape of every error answer of the JSON API --------------------------------------------
+
+
+class ErrorItem(BaseModel):
+    """One invalid field: where and what kind of problem, never the value that was sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loc: list[str | int] = Field(description="Where: body, then the field (and index)")
+    type: str = Field(description="What kind of problem, a stable code such as missing or invalid_code")
+    msg: str = Field(description="A short English explanation (no input quoted)")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the API. Additional properties are refused in the schema on purpose:
+    the contract test (tests/fuzz) then catches an answer that starts to carry the submitted input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str | list[ErrorItem] = Field(description="The message, or the list of invalid fields")
+    message: str | None = Field(default=None, description="The message when detail lists fields")
+
+
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "Not signed in, or the session has ended",
+    403: "X-CSRF-Token header missing or wrong, or the initial password must be changed first",
+    404: "Not found (also what the caller may not see)",
+    413: "The request body is too large",
+    422: "Invalid fields (named, never echoed); nothing stored",
+    429: "Too many requests from this client",
+    503: "The service cannot take this request now; nothing stored",
+}
+
+
+def error_responses(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status (those in ``codes`` and in ``described``) with the error
+    schema above; ``described`` gives a status a more specific text than the standard one."""
+    texts = {**_ERROR_DESCRIPTIONS, **(described or {})}
+    return {
+        code: {"model": ErrorBody, "description": texts[code]}
+        for code in sorted({*codes, *(described or {})})
+    }

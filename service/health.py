@@ -24,6 +24,18 @@ router = APIRouter(tags=["health"])
 # The beat schedule writes a heartbeat every 30 s; three missed beats mean nobody does the work.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
 
+_CHECK = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+_HEALTH: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]},
+        "database": _CHECK,
+        "broker": _CHECK,
+        "worker": _CHECK,
+    },
+    "required": ["status", "database", "broker", "worker"],
+}
+
 
 def _database(runtime: Runtime) -> dict[str, Any]:
     with runtime.engine.connect() as connection:
@@ -50,7 +62,13 @@ def _worker(runtime: Runtime) -> dict[str, Any]:
 @router.get(
     "/healthz",
     summary="Health of the service: database, broker and worker",
-    responses={503: {"description": "The database, the broker or the worker is down"}},
+    responses={
+        200: {"description": "Everything is up", "content": {"application/json": {"schema": _HEALTH}}},
+        503: {
+            "description": "The database, the broker or the worker is down",
+            "content": {"application/json": {"schema": _HEALTH}},
+        },
+    },
 )
 def healthz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime

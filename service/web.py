@@ -300,6 +300,16 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if wants_html(request) and exc.status_code in (404, 405):
             return error_page(request, exc.status_code, "error.not_found")
+        if exc.status_code == 400 and not wants_html(request):
+            # FastAPI answers 400 when a JSON body is not even text (invalid UTF-8): to a client that is
+            # invalid JSON like any other, so it gets the same 422 that the API documents for it.
+            return JSONResponse(
+                {
+                    "detail": [{"loc": ["body"], "type": "json_invalid", "msg": "invalid JSON"}],
+                    "message": "Some fields are not valid.",
+                },
+                status_code=422,
+            )
         return JSONResponse(
             {"detail": "Not found." if exc.status_code == 404 else "Request refused."},
             status_code=exc.status_code,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -21,23 +21,24 @@ from service.auth.deps import (
 from service.auth.schemas import PasswordChange, SessionCreate, SessionRead
 from service.auth.subject import Subject
 from service.deps import RuntimeDep
+from service.errors import error_responses
 from service.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 
-_SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Wrong e-mail, password or code (one answer for every failure)"},
-    422: {"description": "Missing or malformed fields (named, never echoed)"},
-    429: {"description": "Too many sign-in attempts from this client or for this account"},
-    503: {"description": "Too many password checks at once; try again in a moment"},
-}
-_SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not signed in, or the session has ended"},
-}
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_SESSION_ERRORS,
-    403: {"description": "X-CSRF-Token header missing or wrong"},
-}
+_BUSY = "Too many password checks at once; try again in a moment"
+_SIGN_IN_ERRORS = error_responses(
+    413,
+    422,
+    described={
+        401: "Wrong e-mail, password or code (one answer for every failure)",
+        429: "Too many sign-in attempts from this client or for this account",
+        503: _BUSY,
+    },
+)
+# These routes accept a session whose initial password is still to be changed (no 403 for that).
+_SESSION_ERRORS = error_responses(401)
+_WRITE_ERRORS = error_responses(401, described={403: "X-CSRF-Token header missing or wrong"})
 
 PendingSubject = Annotated[Subject, Depends(current_staff_pending_password)]
 PendingWriteSubject = Annotated[Subject, Depends(current_staff_pending_password_write)]
@@ -92,8 +93,14 @@ def delete_session(subject: PendingWriteSubject, request: Request, runtime: Runt
     response_class=Response,
     responses={
         **_WRITE_ERRORS,
-        422: {"description": "Current password wrong, or new password refused (the reason is named)"},
-        503: _SIGN_IN_ERRORS[503],
+        **error_responses(
+            413,
+            described={
+                422: "Current password wrong, or new password refused (the reason is named)",
+                429: "Too many password checks for this account",
+                503: _BUSY,
+            },
+        ),
     },
     summary="Change the password",
 )

@@ -19,7 +19,15 @@ from service.cases.blobs import BlobStore
 from service.cases.models import Attachment
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import NotFound
-from service.reports.uploads import EncryptedUpload
+from service.reports.uploads import ACCEPTED_TYPES, EncryptedUpload
+
+# The 200 answer of a download in /openapi.json: the file as stored, in one of the accepted types.
+DOWNLOAD_RESPONSE: dict[str, Any] = {
+    "description": "The file, decrypted while it streams; always sent as an attachment",
+    "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in ACCEPTED_TYPES
+    },
+}
 
 
 @dataclass(frozen=True)

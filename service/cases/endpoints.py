@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
+from service.cases import attachments as files
 from service.cases.repository import CaseFilters
 from service.cases.schemas import (
     CaseRead,
@@ -19,14 +20,24 @@ from service.cases.schemas import (
     ReferralCreate,
 )
 from service.deps import RuntimeDep
+from service.errors import error_responses
 from service.web import download
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such case for this subject"}}
+# Every route needs a staff session (401) whose initial password is changed (403); a case the subject may
+# not see is a 404. Routes that change state also check the X-CSRF-Token header (403) and take a JSON body.
+_NOT_FOUND = "No such case for this subject"
+_READ_ERRORS = error_responses(401, 403, 422, described={404: _NOT_FOUND})
+_WRITE_ERRORS = error_responses(401, 403, 413, 422, described={404: _NOT_FOUND})
 
 
-@router.get("", response_model=list[CaseSummary], summary="The cases of the subject's organisations")
+@router.get(
+    "",
+    response_model=list[CaseSummary],
+    responses=error_responses(401, 403, 422),
+    summary="The cases of the subject's organisations",
+)
 def list_cases(
     subject: StaffDep,
     runtime: RuntimeDep,
@@ -44,7 +55,7 @@ def list_cases(
 
 
 @router.get(
-    "/{case_id}", response_model=CaseRead, responses=_NOT_FOUND, summary="The decrypted case (audited)"
+    "/{case_id}", response_model=CaseRead, responses=_READ_ERRORS, summary="The decrypted case (audited)"
 )
 def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
     with runtime.sessions() as db:
@@ -54,7 +65,9 @@ def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
 @router.patch(
     "/{case_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**_NOT_FOUND, 422: {"description": "Invalid change; nothing stored"}},
+    responses=error_responses(
+        401, 403, 413, described={404: _NOT_FOUND, 422: "Invalid change; nothing stored"}
+    ),
     summary="Acknowledge, assign, change status or labels",
 )
 def update_case(case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:
@@ -67,7 +80,7 @@ def update_case(case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtim
     "/{case_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses=_NOT_FOUND,
+    responses=_WRITE_ERRORS,
     summary="Write to the reporter (encrypted with the case key)",
 )
 def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
@@ -79,7 +92,7 @@ def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runt
     "/{case_id}/notes",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses=_NOT_FOUND,
+    responses=_WRITE_ERRORS,
     summary="An internal note (encrypted; the reporter never sees it)",
 )
 def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
@@ -89,7 +102,8 @@ def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime:
 
 @router.get(
     "/{case_id}/attachments/{attachment_id}",
-    responses={**_NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
+    response_class=StreamingResponse,
+    responses={200: files.DOWNLOAD_RESPONSE, **_READ_ERRORS},
     summary="Download an attachment, decrypted while it streams (audited)",
 )
 def download_attachment(
@@ -103,7 +117,9 @@ def download_attachment(
 @router.post(
     "/{case_id}/incidents/{seq}/classification",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**_NOT_FOUND, 422: {"description": "Unknown codes; nothing changed"}},
+    responses=error_responses(
+        401, 403, 413, described={404: _NOT_FOUND, 422: "Unknown codes; nothing changed"}
+    ),
     summary="Correct an incident's type codes (the statistics row follows; audited)",
 )
 def reclassify(
@@ -117,7 +133,12 @@ def reclassify(
 @router.post(
     "/{case_id}/referrals",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**_NOT_FOUND, 422: {"description": "Refused (no such receiver, no consent); nothing changed"}},
+    responses=error_responses(
+        401,
+        403,
+        413,
+        described={404: _NOT_FOUND, 422: "Refused (no such receiver, no consent); nothing changed"},
+    ),
     summary="Refer the case to another organisation, or transfer it (ends the own organisation's access)",
 )
 def refer(case_id: str, body: ReferralCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:

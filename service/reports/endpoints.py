@@ -9,6 +9,7 @@ from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import RuntimeDep, enforce
+from service.errors import error_responses
 from service.reports.schemas import (
     CaseForReporter,
     IncidentAdded,
@@ -25,19 +26,19 @@ from service.web import download
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
-_ERRORS = {
-    413: {"description": "Body too large"},
-    422: {"description": "Invalid fields (named, never echoed)"},
-    429: {"description": "Too many requests from this client"},
-    503: {"description": "No organisation can receive the report now; nothing stored"},
-}
+# Every call takes a JSON body (413 above the size limit, 422 for what does not fit) and counts against
+# the client's limit (429); the reporter's calls open the case with the receipt (one 404 for every miss).
+_INTAKE_ERRORS = error_responses(
+    413, 422, 429, described={503: "No organisation can receive the report now; nothing stored"}
+)
+_RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for this receipt"})
 
 
 @router.post(
     "/reports",
     status_code=status.HTTP_201_CREATED,
     response_model=ReportCreated,
-    responses={**_ERRORS},  # type: ignore[dict-item]
+    responses=_INTAKE_ERRORS,
     summary="File a report",
 )
 def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> ReportCreated:
@@ -55,7 +56,7 @@ def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> 
 @router.post(
     "/reports/lookup",
     response_model=CaseForReporter,
-    responses={404: {"description": "No case for this receipt"}, 429: _ERRORS[429]},
+    responses=_RECEIPT_ERRORS,
     summary="Read your own case file with the receipt",
 )
 def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep) -> CaseForReporter:
@@ -69,7 +70,7 @@ def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep) -> Ca
     "/reports/incidents",
     status_code=status.HTTP_201_CREATED,
     response_model=IncidentAdded,
-    responses={404: {"description": "No case for this receipt"}, **_ERRORS},  # type: ignore[dict-item]
+    responses=_RECEIPT_ERRORS,
     summary="Add a further incident to your case file",
 )
 def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) -> IncidentAdded:
@@ -85,7 +86,7 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) ->
     "/reports/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses={404: {"description": "No case for this receipt"}, **_ERRORS},  # type: ignore[dict-item]
+    responses=_RECEIPT_ERRORS,
     summary="Answer the counselling organisation",
 )
 def reporter_message(body: ReporterMessageCreate, request: Request, runtime: RuntimeDep) -> Created:
@@ -98,7 +99,7 @@ def reporter_message(body: ReporterMessageCreate, request: Request, runtime: Run
 @router.post(
     "/reports/notify",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "No case for this receipt"}, 422: _ERRORS[422], 429: _ERRORS[429]},
+    responses=_RECEIPT_ERRORS,
     summary="Set or remove the address told (content-free) of new messages",
 )
 def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep) -> Response:
@@ -111,10 +112,10 @@ def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep) -> Re
 
 @router.post(
     "/reports/attachments/{attachment_id}",
+    response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}},
-        404: {"description": "No case for this receipt, or no such file in it"},
-        429: _ERRORS[429],
+        200: files.DOWNLOAD_RESPONSE,
+        **error_responses(413, 422, 429, described={404: "No case for this receipt, or no such file in it"}),
     },
     summary="Download a file of your own case (for example one the counselling organisation sent)",
 )

@@ -36,6 +36,8 @@ MAX_FIELDS = 200
 MAX_IMAGE_PIXELS = 40_000_000
 
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+# Every type ``sniff`` can answer: the only ones a stored file (and so a download) can have.
+ACCEPTED_TYPES = (*IMAGE_TYPES, "application/pdf", "text/plain")
 
 
 def sniff(head: bytes) -> str | None:

@@ -11,17 +11,21 @@ from service.auth.deps import CoordinatorDep
 from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import RuntimeDep
-from service.errors import NotFound
+from service.errors import NotFound, error_responses
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.ledger import published
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"])
 
+# Staff only (401 without a session, 403 before the initial password is changed); for anyone but a
+# coordinator the figures do not exist (404).
+_COORDINATOR_ERRORS = error_responses(401, 403, described={404: "Not a coordinator"})
+
 
 @router.get(
     "/response-times",
-    responses={404: {"description": "Not a coordinator"}},
+    responses=_COORDINATOR_ERRORS,
     summary="Time to acknowledge and to first answer per organisation (7-day and 3-month marks)",
 )
 def get_response_times(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
@@ -33,7 +37,7 @@ def get_response_times(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dic
 
 @router.get(
     "/snapshots",
-    responses={404: {"description": "Not a coordinator"}},
+    responses=_COORDINATOR_ERRORS,
     summary="The released monthly snapshots of the coordinator tables",
 )
 def list_snapshots(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
@@ -45,7 +49,9 @@ def list_snapshots(subject: CoordinatorDep, runtime: RuntimeDep) -> list[dict[st
 
 @router.get(
     "/snapshots/{as_of}",
-    responses={404: {"description": "Not a coordinator, or no released snapshot for this month"}},
+    responses=error_responses(
+        401, 403, 422, described={404: "Not a coordinator, or no released snapshot for this month"}
+    ),
     summary="One snapshot: every catalogue table as coordinators see it ('< 5' and '–' for what is hidden)",
 )
 def get_snapshot(as_of: str, subject: CoordinatorDep, runtime: RuntimeDep) -> dict[str, Any]:
