@@ -32,6 +32,13 @@ class ValidationFailed(DomainError):
     public_message = "Some fields are not valid."
 
 
+class BadInput(ValidationFailed):
+    """Characters that no person types and no column can hold (NUL), refused wherever they arrive."""
+
+    message_key = "error.bad_input"
+    public_message = "The request contains characters that are not allowed. Nothing was stored."
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
     message_key = "error.too_large"

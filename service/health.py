@@ -18,8 +18,9 @@ from sqlalchemy import select, text
 from service.db import utcnow
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime
+from service.web import StrictRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictRoute)
 
 # The beat schedule writes a heartbeat every 30 s; three missed beats mean nobody does the work.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=90)

@@ -9,19 +9,22 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import strict_json
 from service.auth import csrf
 from service.config import PROJECT_ROOT
-from service.errors import DomainError, PayloadTooLarge
+from service.errors import BadInput, DomainError, NotFound, PayloadTooLarge
 from service.i18n import SUPPORTED, Translator, pick
 
 Scope = MutableMapping[str, Any]
@@ -158,6 +161,69 @@ def install_log_filter() -> None:
         handler.addFilter(content_free)
 
 
+# -- reading requests: one way only -------------------------------------------------------------------------
+
+_NUL = "\x00"
+
+
+def _nul_refused(where: str) -> BadInput:
+    return BadInput([{"loc": [where], "type": "invalid_characters", "msg": "NUL is not allowed"}])
+
+
+class StrictRequest(Request):
+    """A request whose JSON body is read by service.strict_json: duplicate keys, NaN, NUL and the like are
+    invalid JSON (422) instead of something each handler and the database would meet unprepared."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json.loads(await self.body())
+        return self._json
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """NUL names nothing, and PostgreSQL refuses to compare text with it (a 500 before this check): a path
+    with one is not found, a query string with one is invalid."""
+    if _NUL in request.scope["path"]:
+        raise NotFound()
+    if any(_NUL in name or _NUL in value for name, value in request.query_params.multi_items()):
+        raise _nul_refused("query")
+
+
+class StrictRoute(APIRoute):
+    """The route class of every router (``route_class=StrictRoute``): the URL is checked and the JSON body
+    read strictly before any dependency or handler runs."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            refuse_nul_in_url(request)
+            try:
+                return await handler(StrictRequest(request.scope, request.receive))
+            except StarletteHTTPException as exc:
+                # FastAPI turns any failure while reading a JSON body into a 400; a body that grew past
+                # the limit while it streamed in (no Content-Length) is the documented 413.
+                if isinstance(exc.__cause__, PayloadTooLarge):
+                    raise exc.__cause__ from None
+                raise
+
+        return strict_handler
+
+
+async def read_form(
+    request: Request, *, max_fields: int, free_text: frozenset[str] = frozenset()
+) -> FormData:
+    """A form without files, for the pages that read their form themselves. NUL in a name or a value is
+    refused like anywhere else (no person types it, and PostgreSQL cannot store it), except in the
+    ``free_text`` fields: their validators refuse it with every other control character, at the field,
+    and the page keeps what was typed."""
+    form = await request.form(max_files=0, max_fields=max_fields)
+    for name, value in form.multi_items():
+        if _NUL in name or (isinstance(value, str) and _NUL in value and name not in free_text):
+            raise _nul_refused("body")
+    return form
+
+
 # -- language and templates -------------------------------------------------------------------------------
 
 
@@ -283,7 +349,11 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
         if wants_html(request):
-            key = exc.message_key if exc.message_key.startswith("error.") else "error.server"
+            if exc.message_key.startswith("error."):
+                key = exc.message_key
+            else:
+                # A form refused as a whole (no field to show the problem at): not a fault of ours.
+                key = "error.invalid" if exc.status_code == 422 else "error.server"
             return error_page(request, exc.status_code, key)
         body: dict[str, Any] = {"detail": exc.detail or exc.public_message}
         if exc.detail:
@@ -300,16 +370,6 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if wants_html(request) and exc.status_code in (404, 405):
             return error_page(request, exc.status_code, "error.not_found")
-        if exc.status_code == 400 and not wants_html(request):
-            # FastAPI answers 400 when a JSON body is not even text (invalid UTF-8): to a client that is
-            # invalid JSON like any other, so it gets the same 422 that the API documents for it.
-            return JSONResponse(
-                {
-                    "detail": [{"loc": ["body"], "type": "json_invalid", "msg": "invalid JSON"}],
-                    "message": "Some fields are not valid.",
-                },
-                status_code=422,
-            )
         return JSONResponse(
             {"detail": "Not found." if exc.status_code == 404 else "Request refused."},
             status_code=exc.status_code,

@@ -23,8 +23,9 @@ from service.auth.subject import Subject
 from service.deps import RuntimeDep
 from service.errors import error_responses
 from service.runtime import Runtime
+from service.web import StrictRoute
 
-router = APIRouter(prefix="/api/v1", tags=["session"])
+router = APIRouter(prefix="/api/v1", tags=["session"], route_class=StrictRoute)
 
 _BUSY = "Too many password checks at once; try again in a moment"
 _SIGN_IN_ERRORS = error_responses(

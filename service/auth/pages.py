@@ -34,9 +34,9 @@ from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
 from service.i18n import Translator
 from service.organisations import repository as organisations
 from service.runtime import Runtime
-from service.web import request_lang
+from service.web import StrictRoute, read_form, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 PendingSubject = Annotated[Subject, Depends(current_staff_pending_password)]
 
@@ -45,7 +45,7 @@ _MAX_FIELD = {"email": 254, "password": 1024, "code": 32}
 
 
 async def _form(request: Request) -> dict[str, str]:
-    form = await request.form(max_files=0, max_fields=20)
+    form = await read_form(request, max_fields=20)
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 

@@ -21,9 +21,9 @@ from service.cases.schemas import (
 )
 from service.deps import RuntimeDep
 from service.errors import error_responses
-from service.web import download
+from service.web import StrictRoute, download
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRoute)
 
 # Every route needs a staff session (401) whose initial password is changed (403); a case the subject may
 # not see is a 404. Routes that change state also check the X-CSRF-Token header (403) and take a JSON body.

@@ -39,9 +39,9 @@ from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.reports.uploads import parse_form
 from service.runtime import Runtime
-from service.web import request_lang
+from service.web import StrictRoute, read_form, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 INBOX = "/intern/faelle"
 # new_id() makes UUID4 text; anything else cannot be a case, and is not worth a database round trip.
@@ -701,8 +701,12 @@ def case_page(case_id: str, request: Request, subject: StaffDep) -> Response:
 # -- forms ---------------------------------------------------------------------------------------------------
 
 
+# The case page's fields of free text, checked (control characters included) by MessageCreate.
+_FREE_TEXT = frozenset({"message", "note"})
+
+
 async def _form(request: Request) -> FormData:
-    return await request.form(max_files=0, max_fields=50)
+    return await read_form(request, max_fields=50, free_text=_FREE_TEXT)
 
 
 def _text(form: FormData, name: str) -> str:

@@ -14,9 +14,9 @@ from service.errors import ValidationFailed
 from service.i18n import Translator
 from service.knowledge.selfcheck import gaps, load_selfcheck
 from service.knowledge.service import ArticleView
-from service.web import request_lang
+from service.web import StrictRoute, read_form, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 
 @router.get("/wissen")
@@ -53,7 +53,7 @@ async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
     lang = request_lang(request)
     t = Translator(lang)
-    form = await request.form(max_files=0, max_fields=10)
+    form = await read_form(request, max_fields=10)
     values = {name: str(form.get(name) or "") for name in ("slug", "title", "summary", "body", "codes")}
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
         errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
@@ -173,7 +173,7 @@ async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -
     runtime = runtime_of(request)
     lang = request_lang(request)
     t = Translator(lang)
-    form = await request.form(max_files=0, max_fields=10)
+    form = await read_form(request, max_fields=10)
     values = {name: str(form.get(name) or "") for name in ("title", "summary", "body", "codes")}
 
     def current() -> ArticleView:

@@ -22,9 +22,9 @@ from service.reports.schemas import (
 )
 from service.reports.service import CaseDraft
 from service.runtime import intake_limit, receipt_limit
-from service.web import download
+from service.web import StrictRoute, download
 
-router = APIRouter(prefix="/api/v1", tags=["reports"])
+router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=StrictRoute)
 
 # Every call takes a JSON body (413 above the size limit, 422 for what does not fit) and counts against
 # the client's limit (429); the reporter's calls open the case with the receipt (one 404 for every miss).

@@ -27,9 +27,9 @@ from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
-from service.web import Pages, download, request_lang
+from service.web import Pages, StrictRoute, download, read_form, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 SESSION_COOKIE = "rh_reporter"
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
@@ -320,7 +320,7 @@ async def reporter_login(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
-    form = await request.form()
+    form = await read_form(request, max_fields=10)
     token = form.get("csrf_token")
     receipt = form.get("receipt")
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
@@ -478,7 +478,7 @@ async def reporter_notify(request: Request) -> Response:
     reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
-    form = await request.form(max_files=0, max_fields=10)
+    form = await read_form(request, max_fields=10)
     token, action, sent = form.get("csrf_token"), form.get("action"), form.get("notify_email")
     address = sent.strip() if isinstance(sent, str) else ""
 

@@ -22,19 +22,41 @@ DESCRIPTION_EXAMPLE = (
 )
 
 
+# The form fields of free text: their validators refuse control characters (NUL among them) at the field,
+# so a page can say so there and keep what was typed.
+FREE_TEXT_FIELDS = frozenset(
+    {
+        "description",
+        "type_other",
+        "place",
+        "platform",
+        "url",
+        "perpetrator_details",
+        "municipality",
+        "contact_name",
+        "contact_phone",
+        "message",
+    }
+)
+
+
+def is_control(char: str) -> bool:
+    """NUL and the other C0 controls (but tab and newlines), DEL and the C1 controls (0x80-0x9F: no
+    keyboard types them; 0x9B opens a terminal escape like ESC [ does), and the bidi overrides and
+    isolates that make text read differently from what it is (a file "invoice\u202eFDP.exe")."""
+    code = ord(char)
+    return (
+        (code < 32 and char not in "\t\n\r")
+        or 0x7F <= code <= 0x9F
+        or 0x202A <= code <= 0x202E
+        or 0x2066 <= code <= 0x2069
+    )
+
+
 def _no_control_characters(value: str | None) -> str | None:
-    """Refuse NUL and other C0 controls (but tab and newlines) and bidi overrides that disguise text."""
-    if value is None:
-        return None
-    for char in value:
-        code = ord(char)
-        if (
-            (code < 32 and char not in "\t\n\r")
-            or code == 127
-            or 0x202A <= code <= 0x202E
-            or 0x2066 <= code <= 0x2069
-        ):
-            raise ValueError("contains control characters")
+    """Refuse text with control characters (``is_control``) instead of storing what disguises itself."""
+    if value is not None and any(is_control(char) for char in value):
+        raise ValueError("contains control characters")
     return value
 
 

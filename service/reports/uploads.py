@@ -27,7 +27,8 @@ from service.config import Settings
 from service.crypto import Context, StreamSealer, seal
 from service.db import new_id
 from service.errors import PayloadTooLarge, ValidationFailed
-from service.reports.schemas import public_error
+from service.reports.schemas import FREE_TEXT_FIELDS, is_control, public_error
+from service.web import read_form
 
 SNIFF_BYTES = 4096
 MAX_FIELD_BYTES = 64 * 1024
@@ -74,15 +75,29 @@ def strip_image(data: bytes, content_type: str) -> bytes:
                 image.load()
                 # Apply the orientation tag before dropping it, so phone photos are not turned sideways.
                 upright = ImageOps.exif_transpose(image)
-                out = io.BytesIO()
                 fmt = IMAGE_TYPES[content_type]
+                pixels = upright.convert("RGB") if fmt == "JPEG" else upright
+                # Savers also write metadata they find on the image itself, not only what the save call
+                # passes (Pillow keeps a JPEG's comment so): only the pixels, and a palette's
+                # transparency, go on.
+                pixels.info = {key: value for key, value in pixels.info.items() if key == "transparency"}
+                out = io.BytesIO()
                 if fmt == "JPEG":
-                    upright.convert("RGB").save(out, format="JPEG", quality=90)
+                    pixels.save(out, format="JPEG", quality=90)
                 else:
-                    upright.save(out, format=fmt)
+                    pixels.save(out, format=fmt)
                 return out.getvalue()
         finally:
             Image.MAX_IMAGE_PIXELS = previous
+
+
+def display_name(filename: str | None) -> str:
+    """The name a file is shown and downloaded under: what the sender's system called it, without any
+    folders in front ("../../etc/passwd" is "passwd"), never with control or bidi characters (a NUL, or a
+    U+202E that turns "gpj.exe" around), at most 255 characters. Blobs are stored under random names, so
+    the name never reaches the disk either way; this is about what people are shown."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join("_" if is_control(char) else char for char in name)[:255]
 
 
 @dataclass
@@ -276,7 +291,7 @@ class EncryptingFormParser:
                 size = sealer.close()
             self._blobs.commit(part.blob_name)
         meta = json.dumps(
-            {"filename": (part.filename or "")[:255], "content_type": part.content_type}
+            {"filename": display_name(part.filename), "content_type": part.content_type}
         ).encode()
         self.uploads.append(
             EncryptedUpload(
@@ -376,7 +391,7 @@ async def parse_form(
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("application/x-www-form-urlencoded"):
         # A form without files (some clients send it so); the body-size limit still applies.
-        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        form = await read_form(request, max_fields=MAX_FIELDS, free_text=FREE_TEXT_FIELDS)
         for name in form:
             parser.fields[name] = [value for value in form.getlist(name) if isinstance(value, str)]
         return parser

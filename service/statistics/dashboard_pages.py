@@ -25,9 +25,9 @@ from service.runtime import Runtime
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.labels import cell_label
 from service.statistics.snapshot import Snapshot
-from service.web import request_lang
+from service.web import StrictRoute, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 
 def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:

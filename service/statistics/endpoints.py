@@ -14,9 +14,10 @@ from service.deps import RuntimeDep
 from service.errors import NotFound, error_responses
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.ledger import published
+from service.web import StrictRoute
 
-router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
-public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"])
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], route_class=StrictRoute)
+public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"], route_class=StrictRoute)
 
 # Staff only (401 without a session, 403 before the initial password is changed); for anyone but a
 # coordinator the figures do not exist (404).

@@ -21,9 +21,9 @@ from service.i18n import Translator, format_date
 from service.runtime import Runtime
 from service.statistics.labels import cell_label
 from service.statistics.ledger import published
-from service.web import Pages, request_lang
+from service.web import Pages, StrictRoute, request_lang
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 _CHART_WIDTH, _CHART_HEIGHT, _PAD = 640, 220, 28
 

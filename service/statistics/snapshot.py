@@ -8,11 +8,26 @@ so a stored snapshot can be shown again without another check.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 Key = tuple[str, ...]
+
+# How an unbounded interval (the attacker cannot bound a hidden number from above: the width is infinite)
+# is written: JSON has no infinity, and PostgreSQL refuses the "Infinity" that Python would write.
+UNBOUNDED = "unbounded"
+
+
+def _width_to_json(width: float | None) -> float | str | None:
+    return UNBOUNDED if width is not None and math.isinf(width) else width
+
+
+def _width_from_json(value: Any) -> float | None:
+    if value is None:
+        return None
+    return math.inf if value == UNBOUNDED else float(value)
 
 
 class CellStatus(StrEnum):
@@ -87,7 +102,7 @@ class Snapshot:
                 "passed": self.gate.passed,
                 "hidden_numbers": self.gate.hidden_numbers,
                 "failing": self.gate.failing,
-                "narrowest_width": self.gate.narrowest_width,
+                "narrowest_width": _width_to_json(self.gate.narrowest_width),
                 "lp_solved": self.gate.lp_solved,
             },
             "tables": [
@@ -113,7 +128,6 @@ class Snapshot:
         if data.get("version") != 1:
             raise ValueError("unknown snapshot version")
         gate = data["gate"]
-        narrowest = gate["narrowest_width"]
         return cls(
             as_of=str(data["as_of"]),
             revision=bool(data["revision"]),
@@ -122,7 +136,7 @@ class Snapshot:
                 passed=bool(gate["passed"]),
                 hidden_numbers=int(gate["hidden_numbers"]),
                 failing=int(gate["failing"]),
-                narrowest_width=None if narrowest is None else float(narrowest),
+                narrowest_width=_width_from_json(gate["narrowest_width"]),
                 lp_solved=int(gate["lp_solved"]),
             ),
             tables=tuple(

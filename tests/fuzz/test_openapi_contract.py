@@ -1,17 +1,17 @@
 """Every operation of /openapi.json, fuzzed by Schemathesis in-process against the ASGI app.
 
 Each role sends valid (schema-conforming) and invalid (schema-violating) requests to every operation:
-anonymous, the reporter (whose key is the receipt in the body: the world's real receipt is put into
-generated bodies), and every staff role (counsellor and lead of the organisation holding the world's case,
-coordinator, administrator, and a member who still has to replace the initial password). Generated path
-parameters are half of the time replaced by the identifiers of the world's case and file, so the handlers
-behind the 404 are reached too.
+anonymous; the reporter, whose only key in the API is the receipt in the body (the world's real receipt
+is put into generated bodies); and every staff role: counsellor and lead of the organisation holding the
+world's case, coordinator, administrator, and a member who still has to replace the initial password.
+Generated path parameters are half of the time replaced by the identifiers of the world's case and file,
+so the handlers behind the 404 are reached too.
 
 Checks: no 5xx; the status code, the content type and the body are those the document promises. A failure
 because the document is incomplete is fixed in the service's declarations, not here.
 
 One database is enough for this volume, so the world runs on SQLite only; the per-database behaviour of
-hostile input is covered by tests/fuzz/test_hostile_input.py, which runs on both.
+hostile input is covered by the corpus tests (tests/fuzz/test_hostile_*.py), which run on both.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def identity_of(world: World, role: str) -> Identity:
 
 
 @pytest.fixture(scope="module")
-def api(world: World) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", world.app)
+def api(sqlite_world: World) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", sqlite_world.app)
 
 
 def operations(api: Any) -> list[Any]:
@@ -156,7 +156,8 @@ def fuzz(world: World, operation: Any, mode: GenerationMode, identity: Identity,
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_operation_keeps_its_contract(role: str, world: World, api: Any) -> None:
+def test_every_operation_keeps_its_contract(role: str, sqlite_world: World, api: Any) -> None:
+    world = sqlite_world
     identity = identity_of(world, role)
     for operation in operations(api):
         world.beat()

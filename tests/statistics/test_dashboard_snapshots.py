@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -10,9 +11,9 @@ from staff_helpers import MakeStaff
 from service.audit.models import AuditEvent
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
-from service.statistics.dashboard import make_snapshot
+from service.statistics.dashboard import make_snapshot, snapshot_of
 from service.statistics.domains import domains_from
-from service.statistics.models import StatisticsSnapshot
+from service.statistics.models import StatisticsExtract, StatisticsSnapshot
 from service.statistics.policy import load_statistics_policy
 from service.statistics.rows import to_model
 from service.statistics.synthetic import generate
@@ -104,3 +105,23 @@ def test_the_dashboard_page_and_its_csv_for_coordinators(
     counsellor = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
     assert counsellor.get("/intern/statistik").status_code == 404
     assert counsellor.get("/intern/statistik/2025-03.csv").status_code == 404
+
+
+def test_a_snapshot_of_a_month_with_a_single_report_is_stored_on_both_databases(runtime: Runtime) -> None:
+    """Regression (found by tests/fuzz): with one report, no hidden number can be bounded from above, the
+    narrowest interval is infinite, and Python wrote it as "Infinity", which PostgreSQL's JSON refuses:
+    the monthly snapshot failed with a 500 on PostgreSQL. It is stored as "unbounded" and read back."""
+    with runtime.sessions() as db:
+        db.add_all(to_model(r) for r in generate("2025-12", months=12, reports_per_year=1, seed=5)[:1])
+        db.commit()
+        month = db.scalars(select(StatisticsExtract.receipt_month)).one()
+    rules = load_statistics_policy(runtime.settings.policies_dir).coordinator
+    with runtime.sessions() as db:
+        built = make_snapshot(
+            db, as_of=month, domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
+        )
+    assert built.gate.narrowest_width == math.inf
+    with runtime.sessions() as db:
+        stored = db.scalars(select(StatisticsSnapshot)).one()
+        assert stored.payload["gate"]["narrowest_width"] == "unbounded"
+        assert snapshot_of(db, month) == built
