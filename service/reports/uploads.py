@@ -92,12 +92,11 @@ def strip_image(data: bytes, content_type: str) -> bytes:
 
 
 def display_name(filename: str | None) -> str:
-    """The name a file is shown and downloaded under: what the sender's system called it, without any
-    folders in front ("../../etc/passwd" is "passwd"), never with control or bidi characters (a NUL, or a
-    U+202E that turns "gpj.exe" around), at most 255 characters. Blobs are stored under random names, so
-    the name never reaches the disk either way; this is about what people are shown."""
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join("_" if is_control(char) else char for char in name)[:255]
+    """The name a file is shown and downloaded under: what the sender's system called it (folders and all:
+    it is only ever a name, blobs are stored under random ones, and the download header flattens it), but
+    never with control or bidi characters (a NUL, or a U+202E that turns "gpj.exe" around), and at most
+    255 characters."""
+    return "".join("_" if is_control(char) else char for char in filename or "")[:255]
 
 
 @dataclass
