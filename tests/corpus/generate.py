@@ -203,17 +203,27 @@ def _with_slot(body: dict[str, Any], name: str, *, keep: bool) -> str:
     return json.dumps(changed, ensure_ascii=False)
 
 
+def applies(build: dict[str, Any], fields: tuple[str, ...]) -> bool:
+    """Whether a json.yaml item applies to a body with these fields: "replace" needs the field, "add" needs
+    it absent; every other builder works on any body."""
+    if build["how"] == "replace":
+        return build["field"] in fields
+    if build["how"] == "add":
+        return build["field"] not in fields
+    return True
+
+
 def build_body(build: dict[str, Any], base: dict[str, Any], marker: str) -> bytes | None:
     """The hostile body of a json.yaml item for one operation; None where the item does not apply."""
     how = build["how"]
+    if not applies(build, tuple(base)):
+        return None
     if how == "raw":
         return expand(str(build["text"]), marker).encode()
     if how == "encode":
         return json.dumps(base, ensure_ascii=False).encode(str(build["codec"]))
     if how in ("replace", "add"):
         field = str(build["field"])
-        if (how == "replace") != (field in base):
-            return None
         raw = "9" * int(build["digits"]) if "digits" in build else expand(str(build["json"]), marker)
         text = json.dumps({**base, field: _SLOT}, ensure_ascii=False)
         return text.replace(json.dumps(_SLOT, ensure_ascii=False), raw).encode()

@@ -56,7 +56,8 @@ REACHED = {
 
 @dataclass
 class Identity:
-    """How a role's requests differ from the anonymous: cookies, headers, and the real identifiers."""
+    """How a role's requests differ from the anonymous: the staff session's cookie and CSRF header, or the
+    reporter's receipt (put into every generated body that has a receipt field)."""
 
     cookies: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
