@@ -23,6 +23,7 @@ from staff_helpers import PASSWORD, MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
+from service.auth import sessions
 from service.auth.models import StaffUser, WebSession
 from service.cases.models import Attachment, Case, CaseKeyGrant
 from service.db import Base, utcnow
@@ -85,17 +86,20 @@ class Actor:
     disabled: bool = False
     # Cases held by an organisation of this actor through an active grant ("A", "B").
     holds: frozenset[str] = frozenset()
+    # The case whose receipt this actor knows, and whether their browser holds a live reporter session.
     reporter_of: str | None = None
+    reporter_session: bool = False
 
     @property
     def may_work(self) -> frozenset[str]:
         """The cases this actor may work on, internal notes included."""
         return self.holds if self.signed_in and not self.pending else frozenset()
 
-    @property
-    def may_read(self) -> frozenset[str]:
-        """The cases whose plaintext this actor may see: their own case, for a reporter."""
-        return self.may_work | ({self.reporter_of} if self.reporter_of else frozenset())
+    def may_read(self, with_receipt: bool) -> frozenset[str]:
+        """The cases whose plaintext may be in an answer to this actor: those they work on, and their own
+        case where the request carries its receipt or their live reporter session does."""
+        own = self.reporter_of if self.reporter_of and (with_receipt or self.reporter_session) else None
+        return self.may_work | ({own} if own else frozenset())
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,8 @@ class World:
     # Ids that look real but name nothing: a case, an attachment.
     missing_case_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     missing_attachment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    # Users whose sessions end while the matrix runs (disabled, idle): their session rows may vanish.
-    dead_user_ids: set[str] = field(default_factory=set)
+    # Sessions that end when the matrix first uses them (disabled account, idle): their rows vanish.
+    dead_sessions: set[str] = field(default_factory=set)
     # E-mail address -> display name, of every member of staff.
     staff_names: dict[str, str] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
@@ -189,7 +193,7 @@ class World:
         if actor.signed_in and actor.staff is not None:
             staff_cookies, api_token = self.sign_in(actor.staff)
             return {**actor.cookies, **staff_cookies}, api_token
-        if actor.reporter_of is not None:
+        if actor.reporter_of is not None and actor.reporter_session:
             receipt = self.cases[actor.reporter_of].receipt
             cookies = {"rh_csrf": actor.cookies["rh_csrf"]}
             return {**actor.cookies, **self.reporter_sign_in(receipt, cookies, actor.form_token)}, ""
@@ -242,7 +246,7 @@ class World:
                 columns = [c for c in table.columns if (table.name, c.name) not in VOLATILE_COLUMNS]
                 statement = select(*columns)
                 if table.name == "web_session":
-                    statement = statement.where(table.c.subject_id.not_in(self.dead_user_ids))
+                    statement = statement.where(table.c.id_hash.not_in(self.dead_sessions))
                 if table.name == "audit_event":
                     statement = statement.where(table.c.action.not_in(VIEW_ACTIONS))
                 tables[table.name] = sorted(repr(tuple(row)) for row in connection.execute(statement))
@@ -408,35 +412,59 @@ def build_world(
     for ref in (a, b):
         csrf, token = world.form_csrf()
         cookies = {**csrf, **world.reporter_sign_in(ref.receipt, csrf, token)}
-        reporters.append(Actor(f"reporter_{ref.key}", cookies, token, reporter_of=ref.key))
+        reporters.append(
+            Actor(f"reporter_{ref.key}", cookies, token, reporter_of=ref.key, reporter_session=True)
+        )
     _converse(world, a, counsellor, reporters[0])
     _converse(world, b, other, reporters[1])
 
     anonymous_csrf, anonymous_token = world.form_csrf()
     anonymous = Actor("anonymous", anonymous_csrf, anonymous_token)
 
+    # Live sessions in the wrong cookies: a reporter's session as the staff cookie and a counsellor's as the
+    # reporter cookie. A session opens only as the kind it was made for.
+    swapped_csrf, swapped_token = world.form_csrf()
+    reporter_cookie = world.reporter_sign_in(b.receipt, swapped_csrf, swapped_token)["rh_reporter"]
+    assert other.staff is not None
+    staff_cookie = world.sign_in(other.staff)[0]["rh_staff"]
+    swapped = Actor(
+        "swapped_cookies",
+        {**swapped_csrf, "rh_staff": reporter_cookie, "rh_reporter": staff_cookie},
+        swapped_token,
+    )
+
     # A holder whose account is disabled behind a live session: the account service ends the sessions when
     # it disables, so the flag is set directly, to prove that every request checks it as well.
     disabled = _staff_actor(world, "disabled", person(memberships=by), holds=a_holder)
-    # A holder whose session has been idle for longer than the 30 minutes a staff session may be.
+    # A holder whose session has been idle for longer than the 30 minutes a staff session may be, and the
+    # reporter of case A back after more than the 20 minutes a reporter session may be idle (the receipt
+    # still opens the case: it is the key).
     idle = _staff_actor(world, "idle_session", person(memberships=by), holds=a_holder)
+    idle_csrf, idle_token = world.form_csrf()
+    idle_reporter_cookies = {**idle_csrf, **world.reporter_sign_in(a.receipt, idle_csrf, idle_token)}
+    idle_reporter = Actor("reporter_A_idle_session", idle_reporter_cookies, idle_token, reporter_of=A)
+    assert disabled.staff is not None
+    assert idle.staff is not None
     with runtime.sessions() as db:
-        assert disabled.staff is not None
-        assert idle.staff is not None
         db.execute(update(StaffUser).where(StaffUser.id == disabled.staff.user_id).values(disabled=True))
-        db.execute(
-            update(WebSession)
-            .where(WebSession.subject_id == idle.staff.user_id)
-            .values(last_seen_at=utcnow() - timedelta(minutes=31))
-        )
+        ended = [idle.cookies["rh_staff"], idle_reporter.cookies["rh_reporter"]]
+        for cookie in ended:
+            db.execute(
+                update(WebSession)
+                .where(WebSession.id_hash == sessions.id_hash_of(cookie))
+                .values(last_seen_at=utcnow() - timedelta(minutes=31))
+            )
         db.commit()
-        world.dead_user_ids |= {disabled.staff.user_id, idle.staff.user_id}
+    world.dead_sessions |= {
+        str(sessions.id_hash_of(cookie)) for cookie in [*ended, disabled.cookies["rh_staff"]]
+    }
     disabled.signed_in = idle.signed_in = False
     disabled.disabled = True
 
     world.actors = [
         anonymous,
         *reporters,
+        idle_reporter,
         counsellor,
         lead,
         other,
@@ -446,6 +474,7 @@ def build_world(
         pending,
         disabled,
         idle,
+        swapped,
     ]
     return world
 

@@ -471,7 +471,7 @@ def expected(key: tuple[str, str], route: Route, actor: Actor, variant: str, wor
     if guard is Guard.RECEIPT:
         return success if _owns(actor, variant) else not_found
     if guard is Guard.REPORTER:
-        if actor.reporter_of is None:
+        if not actor.reporter_session:
             return route.no_reporter
         return success if _owns(actor, variant) else not_found
     if guard is Guard.LOGIN:
@@ -648,8 +648,9 @@ class Matrix:
         if expect.location and not location.startswith(expect.location):
             self.fail(cell, f"redirects to {location!r}, expected {expect.location!r}")
         seen = response.text + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        readable = actor.may_read(with_receipt=route.guard is Guard.RECEIPT)
         for ref in world.cases.values():
-            if ref.key not in actor.may_read and ref.marker in seen:
+            if ref.key not in readable and ref.marker in seen:
                 self.fail(cell, f"plaintext of case {ref.key} in the answer")
             if ref.key not in actor.may_work and ref.note_marker in seen:
                 self.fail(cell, f"an internal note of case {ref.key} in the answer")
@@ -670,7 +671,8 @@ class Matrix:
     def check_audit(self, cell: Cell, audit_head: int) -> None:
         """A refused request writes no audit event, but the reading of a case the subject may read: a
         refused form of the case page shows that page again."""
-        readable = {self.world.cases[key].id for key in cell.actor.may_read}
+        with_receipt = cell.route.guard is Guard.RECEIPT
+        readable = {self.world.cases[key].id for key in cell.actor.may_read(with_receipt)}
         for action, object_id in self.world.audit_since(audit_head):
             if not (action == "case.decrypt" and object_id in readable):
                 self.fail(cell, f"a refused request wrote the audit event {action} on {object_id}")
