@@ -18,6 +18,12 @@ What the design (security.md, architecture.md) asks, and what each cell checks:
   audit event but the reading of a case the subject holds (a refused form shows the case page again).
 - A state-changing form without its CSRF token, or an API call without the X-CSRF-Token header, is refused
   with 403 (or the refusal it would get anyway) and changes nothing.
+- Reporters and the public never see the name or address of a member of staff; internal notes only the
+  holders.
+
+Objects without a route of their own are not in the matrix: organisations and memberships are managed on the
+command line, and knowledge articles have no drafts and belong to no organisation (any coordinator edits
+any article; everyone reads the published ones).
 
 The world (two cases in two Länder, eleven subjects) is built once per database (tests/authz/conftest.py);
 each route is one test, which reports all its failing cells at once.
@@ -30,12 +36,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
 from authz_helpers import (
     ARTICLE,
+    OTHER_PASSWORD,
     RELEASE_YEAR,
     SNAPSHOT_MONTH,
     STATIC_FILE,
@@ -52,6 +59,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import update
+from staff_helpers import PASSWORD
 from starlette.routing import Mount, WebSocketRoute
 from starlette.routing import Route as StarletteRoute
 
@@ -109,7 +117,8 @@ class Route:
     json: Body | None = None
     form: Body | None = None
     files: bool = False
-    csrf: str = ""  # "form" (csrf_token field) or "header" (X-CSRF-Token); "" for requests without a cookie
+    # "form" (the csrf_token field) or "header" (X-CSRF-Token); "" where no cookie authenticates the request.
+    csrf: Literal["", "form", "header"] = ""
     ok_location: str = ""  # format string over the variant's parameters
     # What a browser without a reporter session gets from a reporter route.
     no_reporter: Expect = Expect(303, "/fall")
@@ -198,6 +207,7 @@ _ARTICLE_EDIT = _fixed(
 _NEW_REPORT = {"land": "01", "type_codes": ["A3a"], "description": "Ein Brief.", "channel": "letter"}
 _INCIDENT = {"type_codes": ["A3a"], "description": "Noch ein Brief.", "channel": "letter"}
 _CASE_PAGE = "/intern/faelle/{case_id}"
+NOTIFY_ADDRESS = "melder-matrix@example.org"
 
 
 # -- the matrix ----------------------------------------------------------------------------------------------
@@ -245,7 +255,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/reports/incidents"): Route(Guard.RECEIPT, 201, json=_with_receipt(**_INCIDENT)),
     ("POST", "/api/v1/reports/messages"): Route(Guard.RECEIPT, 201, json=_with_receipt(body="Danke.")),
     ("POST", "/api/v1/reports/notify"): Route(
-        Guard.RECEIPT, 204, json=_with_receipt(notify_email="melder@example.org")
+        Guard.RECEIPT, 204, json=_with_receipt(notify_email=NOTIFY_ADDRESS)
     ),
     ("POST", "/api/v1/reports/attachments/{attachment_id}"): Route(
         Guard.RECEIPT, 200, REPORTER_FILE_VARIANTS, json=_with_receipt(), plaintext=True
@@ -269,7 +279,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fall/benachrichtigung"): Route(
         Guard.REPORTER,
         303,
-        form=_fixed(action="save", notify_email="melder@example.org"),
+        form=_fixed(action="save", notify_email=NOTIFY_ADDRESS),
         csrf="form",
         ok_location="/fall?notice=notify_saved",
     ),
@@ -385,7 +395,8 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 # Not a route: an address nothing answers must be a 404 for everybody (a catch-all or a frontend fallback
-# added to the app would turn it into something else, and it would not be in the route table).
+# added to the app would turn it into something else, and it would not be in the route table). Its
+# "success" is that 404.
 UNROUTED: dict[tuple[str, str], Route] = {("GET", "/gibt-es-nicht/{case_id}"): Route(Guard.PUBLIC, 404)}
 
 
@@ -710,11 +721,17 @@ ALL = {**ROUTES, **UNROUTED}
 
 
 @pytest.mark.parametrize("key", sorted(ALL), ids=lambda key: f"{key[0]} {key[1]}")
-def test_route(world: World, key: tuple[str, str]) -> None:
+def test_route(world: World, key: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
     """Every subject and every variant of the route's object, with and without the CSRF token."""
     route = ALL[key]
     matrix = Matrix(world)
     matrix.run(key, route)
+    # Logs never echo what a request carried (security.md): no receipt, password, plaintext or address.
+    secrets = [PASSWORD, OTHER_PASSWORD, NOTIFY_ADDRESS, *world.staff_names]
+    secrets += [text for ref in world.cases.values() for text in (ref.receipt, ref.marker, ref.note_marker)]
+    assert "rueckhalt.access" in caplog.text, "the requests' log lines were captured"
+    logged = [secret for secret in secrets if secret in caplog.text]
+    assert not logged, f"the log holds what requests carried: {logged}"
     compared = matrix.compare_not_visible_with_missing()
     if (
         route.guard in (Guard.CASE, Guard.COORDINATOR, Guard.RECEIPT, Guard.REPORTER)
