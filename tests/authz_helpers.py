@@ -2,9 +2,10 @@
 send one request as one subject and see what it changed.
 
 It is built once per database through the service's own front doors (the report form, the sign-in, the case
-forms), so what the matrix proves is what a browser or a script would meet. Only three things are set in the
-database directly, each because no request can do it: a disabled flag behind a live session, an idle
-session, and the worker's heartbeat.
+forms), so what the matrix proves is what a browser or a script would meet. What no request can do is done
+by the service's own functions (the seeded articles, the figures of the dashboard and the public release)
+or, where not even those can, in the database: a disabled flag behind a live session, idle sessions, the
+worker's heartbeat, and the forced password change put back after the matrix changed that password.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One world per database for the whole matrix module.
 
 The shared fixtures of tests/conftest.py give every test a fresh database; the matrix instead builds its
-world (two cases, eleven subjects, figures, articles) once per database and lets every route's test use it,
+world (two cases, fourteen subjects, figures, articles) once per database and lets every route's test use it,
 so that a test per route costs requests, not a new world. The database is made and dropped as
 ``database_url`` does, from the same migrated templates.
 """

@@ -25,7 +25,7 @@ Objects without a route of their own are not in the matrix: organisations and me
 command line, and knowledge articles have no drafts and belong to no organisation (any coordinator edits
 any article; everyone reads the published ones).
 
-The world (two cases in two Länder, eleven subjects) is built once per database (tests/authz/conftest.py);
+The world (two cases in two Länder, fourteen subjects) is built once per database (tests/authz/conftest.py);
 each route is one test, which reports all its failing cells at once.
 """
 
