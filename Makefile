@@ -12,7 +12,7 @@ export PORT RUECKHALT_DATA_DIR
 TEST_APT_PACKAGES := postgresql redis-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-intake bench-login bench-statistics policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-statistics policy-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,7 +80,15 @@ policy-test: install
 	$(BIN)/rueckhalt policy test
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
-bench: bench-intake bench-login bench-notify
+bench: install-test
+	-$(MAKE) --no-print-directory bench-intake bench-login bench-notify bench-memory bench-scaleout faults
+	$(BIN)/python bench/report.py
+
+bench-report: install-test
+	$(BIN)/python bench/report.py
+
+bench-memory: install-test
+	$(BIN)/python bench/memory.py --seconds $(BENCH_SECONDS)
 
 bench-intake: install-test
 	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
