@@ -24,7 +24,15 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_helpers import Authenticator, PageChecker, context_for, phone_for
+from browser_helpers import (
+    BACKGROUND_OF,
+    Authenticator,
+    PageChecker,
+    Scheme,
+    context_for,
+    contrast_ratio,
+    phone_for,
+)
 from helpers import LiveServer
 from page_catalogue import ERROR_PAGES, PAGES, REPORTER_PAGES
 from playwright.sync_api import Browser, FilePayload, Page, expect
@@ -472,6 +480,29 @@ def test_lead_admin_and_new_staff_pages(
         page.locator("form:has(input[name=action][value=confirm]) button").click()
         expect(page.locator(".recovery-codes li")).not_to_have_count(0)
         checker.check(page, "POST /konto/zwei-faktor")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_chart_bars_and_intervals_stand_out(
+    browser: Browser, live_server: LiveServer, scheme: Scheme
+) -> None:
+    """axe does not measure graphics: WCAG 1.4.11 asks 3:1 for the bars against the page and for the 90 %
+    interval whisker against the bar it crosses and the page above it, in both colour schemes."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 360, "height": 900}, color_scheme=scheme
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/statistik")
+        bar = page.locator(".chart__bar").first
+        fill = bar.evaluate("rect => getComputedStyle(rect).fill")
+        whisker = page.locator(".chart__whisker").first.evaluate("line => getComputedStyle(line).stroke")
+        background = bar.evaluate(BACKGROUND_OF)
+        assert contrast_ratio(fill, background) >= 3, (fill, background)
+        assert contrast_ratio(whisker, fill) >= 3, (whisker, fill)
+        assert contrast_ratio(whisker, background) >= 3, (whisker, background)
     finally:
         context.close()
 
