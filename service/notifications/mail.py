@@ -58,16 +58,24 @@ def render(template: str, context: dict[str, Any]) -> tuple[str, str]:
     return subject, body
 
 
+def message_id(delivery_key: str) -> str:
+    """The Message-ID of one delivery ("<outbox id>:<recipient key>").
+
+    The same delivery always has the same Message-ID: a mail sent twice after a crash between sending and
+    logging can be recognised (and is by many mail systems) as one; the fault benchmark counts duplicates
+    by it.
+    """
+    digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:32]
+    return f"<{digest}@rueckhalt.notification>"
+
+
 def build_message(settings: Settings, *, to: str, subject: str, body: str, delivery_key: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
-    # The same delivery always has the same Message-ID: a mail sent twice after a crash between sending and
-    # logging can be recognised (and is by many mail systems) as one.
-    digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:32]
-    message["Message-ID"] = f"<{digest}@rueckhalt.notification>"
+    message["Message-ID"] = message_id(delivery_key)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(body)
     return message
