@@ -27,12 +27,18 @@ class Inbox:
     refuse: bool = False
     # A slow server: the time between the end of DATA and the answer, when a killed client may vanish.
     delay_seconds: float = 0.0
+    # Mails between the end of DATA and the answer right now (a fault test kills the sender then).
+    in_flight: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "451 4.3.0 try again later"
         if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
+            self.in_flight += 1
+            try:
+                await asyncio.sleep(self.delay_seconds)
+            finally:
+                self.in_flight -= 1
             # RFC 5321: the server takes responsibility for a mail with its 250, which a client that is
             # gone never hears; such a mail is the client's to send again, and is not counted here.
             if server.transport is None or server.transport.is_closing():
