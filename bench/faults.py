@@ -92,7 +92,8 @@ class Scenario:
     webhook: bool = False
     # The fault is there before the first report (a receiver that never works), not injected later.
     from_start: bool = False
-    # Seconds the SMTP server waits before its answer: keeps mails in flight for the worker kill.
+    # Seconds the SMTP server waits before its answer: keeps deliveries in flight and queued, and the
+    # fault waits (bounded) for a mail between DATA and the answer, so it strikes a delivery at work.
     smtp_delay_seconds: float = 0.0
     # Dead letters this scenario must end with (one per report) rather than none.
     dead_letters_expected: bool = False
@@ -100,12 +101,6 @@ class Scenario:
 
 
 def kill_worker(world: World) -> None:
-    # Wait (bounded) for a mail between DATA and the server's answer, then kill: a delivery in the middle.
-    world.notes.append(
-        "killed with a mail in flight"
-        if wait_until(lambda: world.smtp.inbox.in_flight > 0, seconds=10, step=0.01)
-        else "no mail was in flight at the kill"
-    )
     world.product.kill("worker")
 
 
@@ -133,12 +128,14 @@ SCENARIOS = [
         "postgres_restart_fast",
         lambda w: w.stack.cluster.halt("fast"),
         lambda w: w.stack.cluster.start(),
+        smtp_delay_seconds=0.2,
         env=WAITS_FOR_DATABASE,
     ),
     Scenario(
         "postgres_restart_immediate",
         lambda w: w.stack.cluster.halt("immediate"),
         lambda w: w.stack.cluster.start(),
+        smtp_delay_seconds=0.2,
         env=WAITS_FOR_DATABASE,
     ),
     Scenario("webhook_flaky", hook_statuses(503), hook_statuses(204), webhook=True),
@@ -239,6 +236,9 @@ def run(
         traffic = Traffic([f"{base}/api/v1/reports"], args.rate, args.seconds)
         time.sleep(args.seconds / 3)
         if scenario.inject and not scenario.from_start:
+            if scenario.smtp_delay_seconds:
+                in_flight = wait_until(lambda: inbox.in_flight > 0, seconds=10, step=0.01)
+                world.notes.append("struck with a mail in flight" if in_flight else "no mail was in flight")
             scenario.inject(world)
         time.sleep(args.fault_seconds)
         if scenario.lift:

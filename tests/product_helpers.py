@@ -23,14 +23,14 @@ from typing import IO, Any
 
 import httpx
 from notification_helpers import Inbox, WebhookReceiver
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.cases.models import Case
 from service.config import PROJECT_ROOT
 from service.crypto import receipt_lookup
 from service.db import make_engine, make_sessionmaker
 from service.notifications.mail import message_id
-from service.outbox.models import OutboxMessage
+from service.outbox.models import DeliveryLog, OutboxMessage
 from service.supervisor import commands
 
 # The reports of these tests go to Bavaria's counselling organisation alone (policies/routing.yaml).
@@ -359,3 +359,92 @@ def outbox_settled(database_url: str) -> bool:
         return False
     finally:
         engine.dispose()
+
+
+# -- rate limits across processes ----------------------------------------------------------------------
+
+
+async def hammer(
+    urls: list[str], body: Mapping[str, Any], total: int, concurrency: int = 8
+) -> dict[str, Counter[int]]:
+    """``total`` requests spread over ``urls`` in turn, ``concurrency`` at a time; the statuses per url."""
+    statuses: dict[str, Counter[int]] = {url: Counter() for url in urls}
+    queue = list(range(total))
+    async with httpx.AsyncClient(timeout=15) as client:
+
+        async def worker() -> None:
+            while queue:
+                url = urls[queue.pop() % len(urls)]
+                try:
+                    status = (await client.post(url, json=dict(body))).status_code
+                except httpx.HTTPError:
+                    status = 0
+                statuses[url][status] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """One client hammering one limit over several api processes: what got through, in total and per
+    process. Holding across processes means ``passed == limit``, not ``limit`` per process."""
+
+    scope: str
+    limit: int
+    sent: int
+    passed: int
+    limited: int
+    passed_per_api: tuple[int, ...]
+
+    @property
+    def holds(self) -> bool:
+        return self.passed == self.limit and self.limited == self.sent - self.limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "holds": self.holds}
+
+
+def check_limit(bases: list[str], scope: str, limit: int, clear: Callable[[], None]) -> LimitCheck:
+    """Three times the limit from one client (127.0.0.1), spread over every api in ``bases``.
+
+    ``scope`` is "intake" (POST /api/v1/reports, 201 passes) or "receipt" (POST /api/v1/reports/lookup
+    with a receipt nobody has, 404 passes). ``clear`` empties the counters first. The windows are fixed
+    hours: when one ends during the check, the count starts again, so the check is made once more.
+    """
+    path, body, ok = {
+        "intake": ("/api/v1/reports", REPORT, 201),
+        "receipt": ("/api/v1/reports/lookup", {"receipt": "ABCD-EFGH-JKMN-PQRS-TVWX"}, 404),
+    }[scope]
+    urls = [f"{base}{path}" for base in bases]
+    for _ in range(2):
+        clear()
+        window = int(time.time()) // 3600
+        statuses = asyncio.run(hammer(urls, body, 3 * limit))
+        if int(time.time()) // 3600 == window:
+            break
+    passed = tuple(statuses[url][ok] for url in urls)
+    return LimitCheck(
+        scope=scope,
+        limit=limit,
+        sent=3 * limit,
+        passed=sum(passed),
+        limited=sum(statuses[url][429] for url in urls),
+        passed_per_api=passed,
+    )
+
+
+def outbox_counts(database_url: str) -> dict[str, int]:
+    """The database's side of exactly-once: outbox rows, those done, and the deliveries noted."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = list(session.execute(select(OutboxMessage.topic, OutboxMessage.completed_at)))
+            noted = session.scalar(select(func.count()).select_from(DeliveryLog)) or 0
+    finally:
+        engine.dispose()
+    return {
+        "outbox_rows": len(rows),
+        "outbox_done": sum(1 for _, done in rows if done is not None),
+        "delivery_log_rows": int(noted),
+    }
