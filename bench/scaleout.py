@@ -142,7 +142,10 @@ def phase(
         urls = [f"{base}/api/v1/reports" for base in bases]
 
         warm, _, _ = asyncio.run(closed_loop(urls, args.concurrency, min(2.0, args.seconds / 4)))
+        # The machine may be shared: the 1-minute load before and after says how much of it was ours.
+        load_before = os.getloadavg()[0]
         measured, latencies, elapsed = asyncio.run(closed_loop(urls, args.concurrency, args.seconds))
+        result["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         load_ended = time.monotonic()
         accepted = sum(1 for s in measured if s.status == 201)
         result["intake"] = {
@@ -253,7 +256,11 @@ def main() -> int:
             f"{delivery['outbox_done']}/{delivery['outbox_rows']} done, "
             f"delivery log {delivery['delivery_log_rows']}"
         )
-    print(f"ratio 2x/1x: {results['ratio']} on {results['cpu_cores']} cores")
+    print(
+        f"ratio 2x/1x: {results['ratio']} on {results['cpu_cores']} cores (1-minute load before/after: "
+        + ", ".join(f"{p['phase']} {p['load_average_1min']}" for p in phases)
+        + ")"
+    )
     for check in limits:
         print(
             f"rate limit {check['scope']}: limit {check['limit']}, sent {check['sent']} over "
