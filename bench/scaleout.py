@@ -166,8 +166,10 @@ def phase(
         counted = tally(url, pepper, warm + measured, smtp.inbox, None, audience)
         result["delivery"] = {
             "settled": settled,
+            # After the load ended, until the last row was done.
             "drain_seconds": round(drained, 1) if settled else None,
-            "mails_per_s": round(counted.delivered / drained, 1) if settled and drained else None,
+            # Every mail, over the whole time the workers had them: from the start of the load to the end.
+            "mails_per_s": round(counted.delivered / (elapsed + drained), 1) if settled else None,
             **counted.as_dict(),
             **outbox_counts(url),
         }
@@ -252,7 +254,7 @@ def main() -> int:
             f"intake {intake['rate_per_s']}/s (p50 {intake['p50_ms']} ms, p99 {intake['p99_ms']} ms, "
             f"errors {intake['errors']}); notifications {delivery['delivered']}/{delivery['expected']} "
             f"delivered, {delivery['duplicated']} twice, {delivery['lost']} reports lost, drained in "
-            f"{delivery['drain_seconds']} s ({delivery['mails_per_s']} mails/s); outbox rows "
+            f"{delivery['drain_seconds']} s after the load ({delivery['mails_per_s']} mails/s); outbox rows "
             f"{delivery['outbox_done']}/{delivery['outbox_rows']} done, "
             f"delivery log {delivery['delivery_log_rows']}"
         )
