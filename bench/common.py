@@ -26,6 +26,8 @@ from service.organisations.models import MembershipRole  # noqa: E402
 from service.organisations.service import create_organisation  # noqa: E402
 from service.runtime import Runtime, build_runtime  # noqa: E402
 
+__all__ = ["PgCluster", "Stack", "free_port"]
+
 
 @dataclass
 class Stack:

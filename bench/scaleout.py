@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the test helpers that start and count the real services
 
+from helpers import free_port  # noqa: E402
 from notification_helpers import Inbox, SmtpService  # noqa: E402
 from product_helpers import (  # noqa: E402
     REPORT,
@@ -54,7 +55,7 @@ from product_helpers import (  # noqa: E402
     wait_until,
 )
 
-from bench.common import Stack, free_port  # noqa: E402
+from bench.common import Stack  # noqa: E402
 from bench.intake import percentile  # noqa: E402
 from service.config import Settings, load_secrets  # noqa: E402
 

@@ -405,7 +405,7 @@ class LimitCheck:
         return {**self.__dict__, "holds": self.holds}
 
 
-def check_limit(bases: list[str], scope: str, limit: int, clear: Callable[[], None]) -> LimitCheck:
+def check_limit(bases: list[str], scope: str, limit: int, clear: Callable[[], object]) -> LimitCheck:
     """Three times the limit from one client (127.0.0.1), spread over every api in ``bases``.
 
     ``scope`` is "intake" (POST /api/v1/reports, 201 passes) or "receipt" (POST /api/v1/reports/lookup

@@ -7,8 +7,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PgCluster
@@ -21,6 +21,9 @@ from service.migrate import upgrade
 from service.organisations.service import create_organisation
 from service.runtime import Runtime, build_runtime
 
+# The response type of the TestClient (starlette picks httpx2 when it is installed, as here).
+Response = Any
+
 REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Brief", "channel": "letter"}
 
 
@@ -32,7 +35,7 @@ def _broken_statement(*_: object, **__: object) -> None:
     raise sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
 
 
-def _assert_unavailable_json(response: httpx.Response) -> None:
+def _assert_unavailable_json(response: Response) -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
     detail = response.json()["detail"]
