@@ -6,6 +6,7 @@ Everything is started here and stopped by ``Stack.close`` — nothing outlives a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,3 +112,5 @@ class Stack:
                     process.kill()
         self.redis.stop()
         self.cluster.stop()
+        # Generated secrets and blobs of a throwaway run: nothing is left behind.
+        shutil.rmtree(self.data_dir, ignore_errors=True)
