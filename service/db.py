@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +58,13 @@ def new_id() -> str:
 ID_TYPE = String(36)
 
 
+def _sha256(value: bytes | None) -> bytes | None:
+    return None if value is None else hashlib.sha256(value).digest()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # PostgreSQL has sha256(bytea) built in; the organisation key digests of the intake use it on both.
+    dbapi_connection.create_function("sha256", 1, _sha256, deterministic=True)
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -11,6 +11,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +140,27 @@ class PgCluster:
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def migrated_database(
+    kind: str, folder: Path, sqlite_template: Path, cluster: PgCluster | None
+) -> Iterator[str]:
+    """A migrated, empty database of one kind ("sqlite" in ``folder``, or "postgres" in ``cluster``), made
+    from the migrated template and dropped afterwards; yields its URL."""
+    if kind == "sqlite":
+        target = folder / "data" / "rueckhalt.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    assert cluster is not None
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with cluster.admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE rh_template')
+    yield cluster.url(name)
+    with cluster.admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:

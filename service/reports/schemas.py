@@ -7,6 +7,7 @@ of recipients, or anything else we would silently ignore.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -22,19 +23,14 @@ DESCRIPTION_EXAMPLE = (
 )
 
 
+# C0 controls but tab and newlines, DEL, and the bidi embeddings, overrides and isolates that disguise text.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
 def _no_control_characters(value: str | None) -> str | None:
     """Refuse NUL and other C0 controls (but tab and newlines) and bidi overrides that disguise text."""
-    if value is None:
-        return None
-    for char in value:
-        code = ord(char)
-        if (
-            (code < 32 and char not in "\t\n\r")
-            or code == 127
-            or 0x202A <= code <= 0x202E
-            or 0x2066 <= code <= 0x2069
-        ):
-            raise ValueError("contains control characters")
+    if value is not None and _CONTROL.search(value):
+        raise ValueError("contains control characters")
     return value
 
 
