@@ -18,13 +18,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import PgCluster, free_port  # noqa: E402 - re-exported for the benchmarks
 from notification_helpers import RedisProcess  # noqa: E402
-from staff_helpers import Clock, staff_factory, weak_accounts  # noqa: E402
+from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations  # noqa: E402
 
 from service.config import Settings, load_secrets  # noqa: E402
 from service.db import make_engine  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.organisations.models import MembershipRole  # noqa: E402
-from service.organisations.service import create_organisation  # noqa: E402
 from service.runtime import Runtime, build_runtime  # noqa: E402
 
 __all__ = ["PgCluster", "Stack", "free_port"]
@@ -66,17 +65,8 @@ class Stack:
         """A runtime on ``url`` whose database holds every demo organisation with a key."""
         settings = Settings(data_dir=self.data_dir, database_url=url)
         load_secrets(settings)
-        runtime = build_runtime(settings)
-        recovery: dict[str, str] = {}
-        with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                recovery[org.slug] = create_organisation(
-                    session, org.slug, org.display_name, org.kind
-                ).recovery_key
-            session.commit()
-        # Granting an organisation's key to a new member needs its recovery key (staff_helpers reads it here).
-        runtime.recovery_keys = recovery  # type: ignore[attr-defined]
-        return runtime
+        # The recovery keys stay on the runtime: granting an organisation's key to a new member needs them.
+        return with_policy_organisations(build_runtime(settings))
 
     @staticmethod
     def staff(

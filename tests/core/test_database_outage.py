@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import PgCluster
 from sqlalchemy import exc as sa_exc
+from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine
 from service.migrate import upgrade
-from service.organisations.service import create_organisation
 from service.runtime import Runtime, build_runtime
 
 # The response type of the TestClient (starlette picks httpx2 when it is installed, as here).
@@ -99,11 +99,7 @@ def test_intake_answers_503_while_postgres_is_down_and_recovers_after_the_restar
     upgrade(engine)
     engine.dispose()
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="rh-outage-")), database_url=url)
-    runtime = build_runtime(settings)
-    with runtime.sessions() as session:
-        for org in runtime.policy.organisations:
-            create_organisation(session, org.slug, org.display_name, org.kind)
-        session.commit()
+    runtime = with_policy_organisations(build_runtime(settings))
     try:
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             assert client.post("/api/v1/reports", json=REPORT).status_code == 201

@@ -26,13 +26,12 @@ from helpers import PgCluster, free_port
 from notification_helpers import Inbox, RedisProcess, SmtpServer, SmtpService
 from product_helpers import ROUTED_ORGANISATION, Audience, Product, Traffic, outbox_settled, tally
 from sqlalchemy import select
-from staff_helpers import Clock, MakeStaff, staff_factory, weak_accounts
+from staff_helpers import Clock, MakeStaff, staff_factory, weak_accounts, with_policy_organisations
 
 from service.config import PROJECT_ROOT, Settings
 from service.db import make_engine
 from service.migrate import upgrade
 from service.organisations.models import MembershipRole
-from service.organisations.service import create_organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime, build_runtime
@@ -327,16 +326,8 @@ def _product_database(cluster: PgCluster, data_dir: Path) -> tuple[str, bytes, A
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    runtime = build_runtime(Settings(data_dir=data_dir, database_url=url))
+    runtime = with_policy_organisations(build_runtime(Settings(data_dir=data_dir, database_url=url)))
     try:
-        recovery: dict[str, str] = {}
-        with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                recovery[org.slug] = create_organisation(
-                    session, org.slug, org.display_name, org.kind
-                ).recovery_key
-            session.commit()
-        runtime.recovery_keys = recovery  # type: ignore[attr-defined]
         make = staff_factory(runtime, weak_accounts(runtime, Clock()))
         counsellors = tuple(
             make(

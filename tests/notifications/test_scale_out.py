@@ -21,12 +21,11 @@ from helpers import PgCluster, free_port
 from notification_helpers import Inbox, SmtpService
 from product_helpers import REPORT, ROUTED_ORGANISATION, Product, check_limit, outbox_settled, wait_until
 from sqlalchemy import func, select
-from staff_helpers import Clock, staff_factory, weak_accounts
+from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations
 
 from service.config import Settings
 from service.notifications.mail import message_id
 from service.organisations.models import MembershipRole
-from service.organisations.service import create_organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
@@ -56,15 +55,7 @@ def scaled_out(
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE rh_template')
     url = pg_cluster.url(name)
     data_dir = tmp_path_factory.mktemp("scale-out")
-    runtime = build_runtime(Settings(data_dir=data_dir / "data", database_url=url))
-    recovery: dict[str, str] = {}
-    with runtime.sessions() as session:
-        for org in runtime.policy.organisations:
-            recovery[org.slug] = create_organisation(
-                session, org.slug, org.display_name, org.kind
-            ).recovery_key
-        session.commit()
-    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    runtime = with_policy_organisations(build_runtime(Settings(data_dir=data_dir / "data", database_url=url)))
     make = staff_factory(runtime, weak_accounts(runtime, Clock()))
     counsellors = tuple(
         make(

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from helpers import free_port
 from notification_helpers import RedisProcess
 from sqlalchemy import select
+from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
@@ -100,14 +101,10 @@ def test_intake_goes_on_and_stays_limited_while_redis_is_down(settings: Settings
     """Given the production set-up (counters in Redis), when Redis stops, reports are still accepted (the
     database counts) and the limit still holds: intake never depends on Redis."""
     redis_server = RedisProcess(tmp_path, free_port(), appendonly=False)
-    redis_server.start()
     limited = settings.model_copy(update={"intake_limit_per_hour": 3, "redis_url": redis_server.url})
-    runtime = build_runtime(limited)
+    runtime = with_policy_organisations(build_runtime(limited))
     try:
-        with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                create_organisation(session, org.slug, org.display_name, org.kind)
-            session.commit()
+        redis_server.start()
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             assert client.post("/api/v1/reports", json=REPORT).status_code == 201
             redis_server.stop()
