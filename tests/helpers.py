@@ -58,9 +58,10 @@ def as_postgres(argv: list[str]) -> list[str]:
 class PgCluster:
     """A PostgreSQL server of its own in a temporary folder, on a free loopback port.
 
-    ``durable_commits`` keeps PostgreSQL's default ``synchronous_commit=on``: a commit is in the WAL before
-    the client hears of it, so a crash (``restart(mode="immediate")``) loses no committed row. The suite
-    turns it off for speed; a fault test that kills the server needs it on, as production has it.
+    ``durable_commits`` keeps PostgreSQL's default ``synchronous_commit=on``: a commit is written to the WAL
+    before the client hears of it, so a crash of the server (``halt("immediate")``, then ``start()``) loses
+    no committed row. The suite turns it off for speed; a fault test that kills the server needs it on, as
+    production has it. (fsync stays off: only a crash of the whole machine would need it.)
     """
 
     def __init__(self, *, durable_commits: bool = False) -> None:
