@@ -12,7 +12,7 @@ export PORT RUECKHALT_DATA_DIR
 TEST_APT_PACKAGES := postgresql redis-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-statistics policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,16 @@ bench-login: install-test
 
 bench-notify: install-test
 	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)
+
+# One api process and worker, then two of each on one PostgreSQL and Redis: intake rate and ratio, each
+# notification delivered once, rate limits holding across processes (exits 1 if a guarantee breaks).
+bench-scaleout: install-test
+	$(BIN)/python bench/scaleout.py --seconds $(BENCH_SECONDS)
+
+# The fault matrix: Redis, worker, SMTP, PostgreSQL and webhook faults under load on the real processes;
+# prints the table, writes bench/results/faults.json, exits 1 unless 0 lost and 0 duplicated.
+faults: install-test
+	$(BIN)/python bench/faults.py --seconds $(BENCH_SECONDS)
 
 # 1,000,000 extract rows on PostgreSQL: public release, snapshot, coordinator and public pages.
 bench-dashboard: install-test

@@ -10,6 +10,8 @@ class DomainError(Exception):
     # A translation key (templates/i18n) for pages; the English text for the JSON API.
     message_key = "error.server"
     public_message = "The request could not be processed."
+    # Sent as Retry-After with the answer: how long a client should wait before it tries again.
+    retry_after_seconds: int | None = None
 
     def __init__(self, detail: list[dict[str, Any]] | None = None) -> None:
         super().__init__(self.public_message)
@@ -93,3 +95,21 @@ class ServiceBusy(DomainError):
     status_code = 503
     message_key = "error.busy"
     public_message = "The service is busy. Please try again in a moment."
+
+
+class DatabaseUnavailable(DomainError):
+    """The database cannot be reached (stopped, restarting, connection lost): nothing was accepted.
+
+    A 503 tells the reporter to send again; a 500 would read like a bug and hides that waiting helps. The
+    JSON text is German and English, because the API is the path of tools that show it to people as is.
+    """
+
+    status_code = 503
+    message_key = "error.unavailable"
+    public_message = (
+        "Der Dienst ist vorübergehend nicht erreichbar. Was Sie gesendet haben, wurde nicht angenommen: "
+        "bitte senden Sie es in einigen Minuten erneut. In akuter Gefahr rufen Sie 110 an. / "
+        "The service is temporarily unavailable. What you sent was not accepted: please send it again in "
+        "a few minutes. In acute danger call 110."
+    )
+    retry_after_seconds = 30

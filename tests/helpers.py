@@ -56,10 +56,19 @@ def as_postgres(argv: list[str]) -> list[str]:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    """A PostgreSQL server of its own in a temporary folder, on a free loopback port.
+
+    ``durable_commits`` keeps PostgreSQL's default ``synchronous_commit=on``: a commit is written to the WAL
+    before the client hears of it, so a crash of the server (``halt("immediate")``, then ``start()``) loses
+    no committed row. The suite turns it off for speed; a fault test that kills the server needs it on, as
+    production has it. (fsync stays off: only a crash of the whole machine would need it.)
+    """
+
+    def __init__(self, *, durable_commits: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rh-pg-"))
         self.port = free_port()
         self.data = self.dir / "data"
+        self.durable_commits = durable_commits
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
@@ -80,10 +89,16 @@ class PgCluster:
             check=True,
             capture_output=True,
         )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again) on the same port and data folder; returns when it accepts connections."""
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
         )
+        if not self.durable_commits:
+            options += " -c synchronous_commit=off"
         subprocess.run(
             as_postgres(
                 [
@@ -98,6 +113,15 @@ class PgCluster:
                     "start",
                 ]
             ),
+            check=True,
+            capture_output=True,
+        )
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data: ``fast`` ends every session and shuts down cleanly,
+        ``immediate`` is a crash (recovery from the WAL at the next start)."""
+        subprocess.run(
+            as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
             check=True,
             capture_output=True,
         )
