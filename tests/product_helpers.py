@@ -408,19 +408,27 @@ class LimitCheck:
 def check_limit(bases: list[str], scope: str, limit: int, clear: Callable[[], object]) -> LimitCheck:
     """Three times the limit from one client (127.0.0.1), spread over every api in ``bases``.
 
-    ``scope`` is "intake" (POST /api/v1/reports, 201 passes) or "receipt" (POST /api/v1/reports/lookup
-    with a receipt nobody has, 404 passes). ``clear`` empties the counters first. The windows are fixed
+    ``scope`` is "intake" (POST /api/v1/reports, 201 passes), "receipt" (POST /api/v1/reports/lookup
+    with a receipt nobody has, 404 passes) or "login" (POST /api/v1/session with an account nobody has,
+    401 passes; two at a time, so that each process's one Argon2 slot is never the limit that answers).
+    ``clear`` empties the counters first. The windows are fixed
     hours: when one ends during the check, the count starts again, so the check is made once more.
     """
     path, body, ok = {
         "intake": ("/api/v1/reports", REPORT, 201),
         "receipt": ("/api/v1/reports/lookup", {"receipt": "ABCD-EFGH-JKMN-PQRS-TVWX"}, 404),
+        "login": (
+            "/api/v1/session",
+            {"email": "niemand@beratung.example", "password": "falsch-falsch-falsch", "totp": "000000"},
+            401,
+        ),
     }[scope]
+    concurrency = 2 if scope == "login" else 8
     urls = [f"{base}{path}" for base in bases]
     for _ in range(2):
         clear()
         window = int(time.time()) // 3600
-        statuses = asyncio.run(hammer(urls, body, 3 * limit))
+        statuses = asyncio.run(hammer(urls, body, 3 * limit, concurrency))
         if int(time.time()) // 3600 == window:
             break
     passed = tuple(statuses[url][ok] for url in urls)

@@ -33,6 +33,7 @@ from service.runtime import Runtime, build_runtime
 
 INTAKE_LIMIT = 12
 RECEIPT_LIMIT = 8
+LOGIN_LIMIT = 6
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,9 @@ def scaled_out(
             "RUECKHALT_SMTP_SECURITY": "none",
             "RUECKHALT_INTAKE_LIMIT_PER_HOUR": str(INTAKE_LIMIT),
             "RUECKHALT_RECEIPT_LIMIT_PER_HOUR": str(RECEIPT_LIMIT),
+            # The per-client limit is the one checked; the per-account one must not answer first.
+            "RUECKHALT_LOGIN_LIMIT_PER_HOUR": str(LOGIN_LIMIT),
+            "RUECKHALT_LOGIN_ACCOUNT_LIMIT_PER_HOUR": "1000",
         },
         data_dir / "logs",
     )
@@ -111,7 +115,9 @@ def _healthy(base: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("scope", "limit"), [("intake", INTAKE_LIMIT), ("receipt", RECEIPT_LIMIT)])
+@pytest.mark.parametrize(
+    ("scope", "limit"), [("intake", INTAKE_LIMIT), ("receipt", RECEIPT_LIMIT), ("login", LOGIN_LIMIT)]
+)
 def test_one_client_gets_the_limit_once_over_both_api_processes(
     scaled_out: ScaledOut, scope: str, limit: int
 ) -> None:
