@@ -2,13 +2,16 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --system --uid 10001 --home /app rueckhalt && mkdir -p /data && chown rueckhalt /data
 WORKDIR /app
+COPY requirements ./requirements
+# Every dependency pinned with its hashes (make lock); the project itself adds nothing unpinned (--no-deps).
+RUN pip install --no-cache-dir --require-hashes -r requirements/build.txt -r requirements/production.txt
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY workers ./workers
 COPY templates ./templates
 COPY policies ./policies
 # Editable, so templates/ and policies/ beside service/ are found where the code expects them.
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e .
 USER rueckhalt
 EXPOSE 8000
 CMD ["rueckhalt", "serve", "--host", "0.0.0.0"]

@@ -12,7 +12,7 @@ export PORT RUECKHALT_DATA_DIR
 TEST_APT_PACKAGES := postgresql redis-server chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck check bench bench-intake bench-login bench-statistics policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,9 @@ run: install
 
 ## Everything: lint, types, the policy examples, and the whole suite on SQLite and PostgreSQL
 test: install-test
-	$(BIN)/ruff check service workers tests bench
+	$(BIN)/ruff check service workers tests bench tools
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory audit
 	$(BIN)/rueckhalt policy check --offline
 	$(BIN)/rueckhalt policy test
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -55,17 +56,39 @@ test-fast: install-test
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check service workers tests bench
-	$(BIN)/ruff format --check service workers tests bench
+	$(BIN)/ruff check service workers tests bench tools
+	$(BIN)/ruff format --check service workers tests bench tools
 
 typecheck: install-test
 	$(BIN)/mypy
+
+## Security checks: bandit on our code (fails on medium and high findings), known vulnerabilities in the
+## pinned production dependencies (requirements/production.txt, what the image installs)
+audit: install-test
+	$(BIN)/bandit -q -c pyproject.toml -r service workers tools -ll
+	$(BIN)/python tools/audit.py
+
+## Pin the production dependencies with hashes after changing [project].dependencies in pyproject.toml
+lock: install-test
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  -o requirements/production.txt pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	  -o requirements/build.txt requirements/build.in
 
 policy-test: install
 	$(BIN)/rueckhalt policy test
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
-bench: bench-intake bench-login bench-notify
+bench: install-test
+	-$(MAKE) --no-print-directory bench-intake bench-login bench-notify bench-memory bench-scaleout faults
+	$(BIN)/python bench/report.py
+
+bench-report: install-test
+	$(BIN)/python bench/report.py
+
+bench-memory: install-test
+	$(BIN)/python bench/memory.py --seconds $(BENCH_SECONDS)
 
 bench-intake: install-test
 	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
@@ -75,6 +98,16 @@ bench-login: install-test
 
 bench-notify: install-test
 	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)
+
+# One api process and worker, then two of each on one PostgreSQL and Redis: intake rate and ratio, each
+# notification delivered once, rate limits holding across processes (exits 1 if a guarantee breaks).
+bench-scaleout: install-test
+	$(BIN)/python bench/scaleout.py --seconds $(BENCH_SECONDS)
+
+# The fault matrix: Redis, worker, SMTP, PostgreSQL and webhook faults under load on the real processes;
+# prints the table, writes bench/results/faults.json, exits 1 unless 0 lost and 0 duplicated.
+faults: install-test
+	$(BIN)/python bench/faults.py --seconds $(BENCH_SECONDS)
 
 # 1,000,000 extract rows on PostgreSQL: public release, snapshot, coordinator and public pages.
 bench-dashboard: install-test

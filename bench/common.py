@@ -6,6 +6,7 @@ Everything is started here and stopped by ``Stack.close`` — nothing outlives a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,25 +17,39 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import PgCluster, free_port  # noqa: E402 - re-exported for the benchmarks
+from notification_helpers import RedisProcess  # noqa: E402
+from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations  # noqa: E402
 
 from service.config import Settings, load_secrets  # noqa: E402
 from service.db import make_engine  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
-from service.organisations.service import create_organisation  # noqa: E402
+from service.organisations.models import MembershipRole  # noqa: E402
 from service.runtime import Runtime, build_runtime  # noqa: E402
+
+__all__ = ["PgCluster", "Stack", "free_port"]
 
 
 @dataclass
 class Stack:
-    cluster: PgCluster = field(default_factory=PgCluster)
+    # Durable: PostgreSQL with synchronous commits and Redis with its append-only file, as production runs
+    # them, for benchmarks that stop or crash a server and count what survived.
+    durable: bool = False
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rh-bench-")))
-    redis_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cluster: PgCluster = field(init=False)
+    redis: RedisProcess = field(init=False)
 
     def __post_init__(self) -> None:
+        self.cluster = PgCluster(durable_commits=self.durable)
         # Production keeps rate-limit counters in Redis (shared by all api processes); so do the benchmarks.
-        redis = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", ""]
-        self.processes.append(subprocess.Popen(redis, stdout=subprocess.DEVNULL))
+        folder = self.data_dir / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisProcess(folder, free_port(), appendonly=self.durable)
+        self.redis.start()
+
+    @property
+    def redis_port(self) -> int:
+        return self.redis.port
 
     def database(self, name: str, *, migrated: bool = True) -> str:
         with self.cluster.admin() as conn:
@@ -50,12 +65,21 @@ class Stack:
         """A runtime on ``url`` whose database holds every demo organisation with a key."""
         settings = Settings(data_dir=self.data_dir, database_url=url)
         load_secrets(settings)
-        runtime = build_runtime(settings)
-        with runtime.sessions() as session:
-            for org in runtime.policy.organisations:
-                create_organisation(session, org.slug, org.display_name, org.kind)
-            session.commit()
-        return runtime
+        # The recovery keys stay on the runtime: granting an organisation's key to a new member needs them.
+        return with_policy_organisations(build_runtime(settings))
+
+    @staticmethod
+    def staff(
+        runtime: Runtime,
+        email: str,
+        *,
+        member_of: str | None = None,
+        coordinator: bool = False,
+    ) -> str:
+        """A staff account (weak Argon2: set-up only, nobody signs in); returns its user id."""
+        memberships = [(member_of, MembershipRole.counsellor)] if member_of else []
+        make = staff_factory(runtime, weak_accounts(runtime, Clock()))
+        return make(email=email, memberships=memberships, coordinator=coordinator).user_id
 
     def env(self, url: str, **extra: str) -> dict[str, str]:
         return {
@@ -76,4 +100,7 @@ class Stack:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        self.redis.stop()
         self.cluster.stop()
+        # Generated secrets and blobs of a throwaway run: nothing is left behind.
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -56,7 +58,13 @@ def new_id() -> str:
 ID_TYPE = String(36)
 
 
+def _sha256(value: bytes | None) -> bytes | None:
+    return None if value is None else hashlib.sha256(value).digest()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # PostgreSQL has sha256(bytea) built in; the organisation key digests of the intake use it on both.
+    dbapi_connection.create_function("sha256", 1, _sha256, deterministic=True)
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -68,12 +76,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# How long a request waits for PostgreSQL to accept a connection, and for a free connection of the pool.
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        # A pooled connection that died with a server restart is replaced before use, so the first request
+        # after PostgreSQL is back succeeds instead of failing on a dead socket.
+        pool_pre_ping=True,
+        # Without these a server that does not answer (a stop in progress, a network that drops packets)
+        # holds a request, and the thread serving it, for as long as the kernel keeps trying: the reporter
+        # should hear "try again" (503) within seconds instead.
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True for errors that say the database cannot be reached now (stopped, restarting, connection lost,
+    pool exhausted), as opposed to a mistake in a statement, which stays a 500 and gets fixed."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

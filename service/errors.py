@@ -12,6 +12,8 @@ class DomainError(Exception):
     # A translation key (templates/i18n) for pages; the English text for the JSON API.
     message_key = "error.server"
     public_message = "The request could not be processed."
+    # Sent as Retry-After with the answer: how long a client should wait before it tries again.
+    retry_after_seconds: int | None = None
 
     def __init__(self, detail: list[dict[str, Any]] | None = None) -> None:
         super().__init__(self.public_message)
@@ -104,6 +106,24 @@ class ServiceBusy(DomainError):
     public_message = "The service is busy. Please try again in a moment."
 
 
+class DatabaseUnavailable(DomainError):
+    """The database cannot be reached (stopped, restarting, connection lost): nothing was accepted.
+
+    A 503 tells the reporter to send again; a 500 would read like a bug and hides that waiting helps. The
+    JSON text is German and English, because the API is the path of tools that show it to people as is.
+    """
+
+    status_code = 503
+    message_key = "error.unavailable"
+    public_message = (
+        "Der Dienst ist vorübergehend nicht erreichbar. Was Sie gesendet haben, wurde nicht angenommen: "
+        "bitte senden Sie es in einigen Minuten erneut. In akuter Gefahr rufen Sie 110 an. / "
+        "The service is temporarily unavailable. What you sent was not accepted: please send it again in "
+        "a few minutes. In acute danger call 110."
+    )
+    retry_after_seconds = 30
+
+
 # -- the documented shape of every error answer of the JSON API --------------------------------------------
 
 
@@ -134,15 +154,18 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "The request body is too large",
     422: "Invalid fields (named, never echoed); nothing stored",
     429: "Too many requests from this client",
-    503: "The service cannot take this request now; nothing stored",
+    # Any call may meet a database that is out of reach (DatabaseUnavailable); routes with a 503 of their
+    # own (no organisation can receive a report, too many password checks) describe theirs.
+    503: "The service is temporarily unavailable (the database is out of reach): nothing was accepted; "
+    "send it again later (Retry-After)",
 }
 
 
 def error_responses(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each status (those in ``codes`` and in ``described``) with the error
-    schema above; ``described`` gives a status a more specific text than the standard one."""
+    """``responses=`` for a route: each status (those in ``codes`` and in ``described``, and always 503)
+    with the error schema above; ``described`` gives a status a more specific text than the standard one."""
     texts = {**_ERROR_DESCRIPTIONS, **(described or {})}
     return {
         code: {"model": ErrorBody, "description": texts[code]}
-        for code in sorted({*codes, *(described or {})})
+        for code in sorted({*codes, *(described or {}), 503})
     }

@@ -20,7 +20,14 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
-from service.ratelimit.service import Counter, Limit, RateLimiter, RedisCounter, SqlCounter
+from service.ratelimit.service import (
+    Counter,
+    FailoverCounter,
+    Limit,
+    RateLimiter,
+    RedisCounter,
+    SqlCounter,
+)
 from service.reports.service import IntakeService
 from service.retention import RetentionService, load_retention
 from service.routing import RoutingPolicy, load_policy
@@ -62,7 +69,9 @@ def build_runtime(settings: Settings) -> Runtime:
     secrets = load_secrets(settings)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    counter: Counter = RedisCounter(settings.redis_url) if settings.redis_url else SqlCounter(sessions)
+    counter: Counter = SqlCounter(sessions)
+    if settings.redis_url:
+        counter = FailoverCounter(RedisCounter(settings.redis_url), counter)
     taxonomy = load_taxonomy(settings.policies_dir)
     districts = load_districts(settings.policies_dir)
     policy = load_policy(settings.policies_dir)

@@ -18,13 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import exc as sa_exc
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import strict_json
 from service.auth import csrf
 from service.config import PROJECT_ROOT
-from service.errors import BadInput, DomainError, NotFound, PayloadTooLarge
+from service.db import database_unavailable
+from service.errors import BadInput, DatabaseUnavailable, DomainError, NotFound, PayloadTooLarge
 from service.i18n import SUPPORTED, Translator, pick
 
 Scope = MutableMapping[str, Any]
@@ -348,17 +350,22 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
+        response: Response
         if wants_html(request):
             if exc.message_key.startswith("error."):
                 key = exc.message_key
             else:
                 # A form refused as a whole (no field to show the problem at): not a fault of ours.
                 key = "error.invalid" if exc.status_code == 422 else "error.server"
-            return error_page(request, exc.status_code, key)
-        body: dict[str, Any] = {"detail": exc.detail or exc.public_message}
-        if exc.detail:
-            body["message"] = exc.public_message
-        return JSONResponse(body, status_code=exc.status_code)
+            response = error_page(request, exc.status_code, key)
+        else:
+            body: dict[str, Any] = {"detail": exc.detail or exc.public_message}
+            if exc.detail:
+                body["message"] = exc.public_message
+            response = JSONResponse(body, status_code=exc.status_code)
+        if exc.retry_after_seconds is not None:
+            response.headers["retry-after"] = str(exc.retry_after_seconds)
+        return response
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -375,6 +382,16 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
             status_code=exc.status_code,
         )
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not database_unavailable(exc):
+            return await unexpected(request, exc)
+        # The type only (a driver's message may quote the statement's values); a warning, not an error:
+        # it is the database's state, and it ends when the database is back.
+        logging.getLogger("rueckhalt.error").warning(
+            "database unavailable (%s) on %s", type(exc).__name__, request.method
+        )
+        return await domain_error(request, DatabaseUnavailable())
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         # The exception type only: its message or traceback may quote content.
         logging.getLogger("rueckhalt.error").error("unhandled %s on %s", type(exc).__name__, request.method)
@@ -385,6 +402,10 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    # Errors of the connection rather than of a statement: DBAPIError covers a lost connection that the
+    # driver reports under another class; database_error sends everything else on to ``unexpected``.
+    app.add_exception_handler(sa_exc.DBAPIError, database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, database_error)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -8,9 +8,7 @@ a temporary folder that user owns.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,8 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PgCluster
-from staff_helpers import Clock, MakeStaff, Staff, staff_factory, weak_accounts
+from helpers import PgCluster, migrated_database
+from staff_helpers import (
+    Clock,
+    MakeStaff,
+    Staff,
+    staff_factory,
+    totp_codes,
+    weak_accounts,
+    with_policy_organisations,
+)
 
 from service.app import create_app
 from service.auth import sessions
@@ -27,10 +33,8 @@ from service.auth.service import AccountService
 from service.auth.sessions import STAFF_SESSION
 from service.auth.subject import Subject
 from service.config import Settings
-from service.crypto import totp_code
 from service.db import make_engine
 from service.migrate import upgrade
-from service.organisations.service import create_organisation
 from service.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,19 +68,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     """A migrated, empty database of each kind, fresh for every test."""
-    if request.param == "sqlite":
-        target = tmp_path / "data" / "rueckhalt.db"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sqlite_template, target)
-        yield f"sqlite:///{target}"
-        return
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with cluster.admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE rh_template')
-    yield cluster.url(name)
-    with cluster.admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    cluster = request.getfixturevalue("pg_cluster") if request.param == "postgres" else None
+    with migrated_database(request.param, tmp_path, sqlite_template, cluster) as url:
+        yield url
 
 
 @pytest.fixture
@@ -99,16 +93,7 @@ def runtime_without_orgs(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def runtime(runtime_without_orgs: Runtime) -> Runtime:
     """A runtime whose database holds every organisation of the demo policy, each with a key."""
-    recovery: dict[str, str] = {}
-    with runtime_without_orgs.sessions() as session:
-        for org in runtime_without_orgs.policy.organisations:
-            recovery[org.slug] = create_organisation(
-                session, org.slug, org.display_name, org.kind
-            ).recovery_key
-        session.commit()
-    # Tests open cases the way an operator would in an emergency: with the organisation's recovery key.
-    runtime_without_orgs.recovery_keys = recovery  # type: ignore[attr-defined]
-    return runtime_without_orgs
+    return with_policy_organisations(runtime_without_orgs)
 
 
 @pytest.fixture
@@ -157,13 +142,7 @@ def make_staff(runtime: Runtime, accounts: AccountService) -> MakeStaff:
 @pytest.fixture
 def code(clock: Clock) -> Callable[[Staff], str]:
     """The current TOTP code of a staff member; the clock moves on, so the next call gets a fresh one."""
-
-    def current(staff: Staff) -> str:
-        value = totp_code(staff.totp_secret, clock())
-        clock.advance(30)
-        return value
-
-    return current
+    return totp_codes(clock)
 
 
 @pytest.fixture

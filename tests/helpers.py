@@ -11,6 +11,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +56,19 @@ def as_postgres(argv: list[str]) -> list[str]:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    """A PostgreSQL server of its own in a temporary folder, on a free loopback port.
+
+    ``durable_commits`` keeps PostgreSQL's default ``synchronous_commit=on``: a commit is written to the WAL
+    before the client hears of it, so a crash of the server (``halt("immediate")``, then ``start()``) loses
+    no committed row. The suite turns it off for speed; a fault test that kills the server needs it on, as
+    production has it. (fsync stays off: only a crash of the whole machine would need it.)
+    """
+
+    def __init__(self, *, durable_commits: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rh-pg-"))
         self.port = free_port()
         self.data = self.dir / "data"
+        self.durable_commits = durable_commits
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
@@ -77,10 +89,16 @@ class PgCluster:
             check=True,
             capture_output=True,
         )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again) on the same port and data folder; returns when it accepts connections."""
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
         )
+        if not self.durable_commits:
+            options += " -c synchronous_commit=off"
         subprocess.run(
             as_postgres(
                 [
@@ -95,6 +113,15 @@ class PgCluster:
                     "start",
                 ]
             ),
+            check=True,
+            capture_output=True,
+        )
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data: ``fast`` ends every session and shuts down cleanly,
+        ``immediate`` is a crash (recovery from the WAL at the next start)."""
+        subprocess.run(
+            as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
             check=True,
             capture_output=True,
         )
@@ -114,6 +141,27 @@ class PgCluster:
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def migrated_database(
+    kind: str, folder: Path, sqlite_template: Path, cluster: PgCluster | None
+) -> Iterator[str]:
+    """A migrated, empty database of one kind ("sqlite" in ``folder``, or "postgres" in ``cluster``), made
+    from the migrated template and dropped afterwards; yields its URL."""
+    if kind == "sqlite":
+        target = folder / "data" / "rueckhalt.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    assert cluster is not None
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with cluster.admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE rh_template')
+    yield cluster.url(name)
+    with cluster.admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.auth.service import AccountService
-from service.crypto import Argon2Params
+from service.crypto import Argon2Params, totp_code
 from service.organisations import repository as organisations
 from service.organisations.models import MembershipRole
+from service.organisations.service import create_organisation
 from service.runtime import Runtime
 
 WEAK = Argon2Params(memory_kib=8192, iterations=1, lanes=1)
@@ -41,6 +42,31 @@ class Staff:
 
 
 MakeStaff = Callable[..., Staff]
+
+
+def totp_codes(clock: Clock) -> Callable[[Staff], str]:
+    """The current TOTP code of a staff member; the clock moves on, so the next call gets a fresh one."""
+
+    def current(staff: Staff) -> str:
+        value = totp_code(staff.totp_secret, clock())
+        clock.advance(30)
+        return value
+
+    return current
+
+
+def with_policy_organisations(runtime: Runtime) -> Runtime:
+    """Every organisation of the demo policy in the runtime's database, each with a key."""
+    recovery: dict[str, str] = {}
+    with runtime.sessions() as session:
+        for org in runtime.policy.organisations:
+            recovery[org.slug] = create_organisation(
+                session, org.slug, org.display_name, org.kind
+            ).recovery_key
+        session.commit()
+    # Tests open cases the way an operator would in an emergency: with the organisation's recovery key.
+    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    return runtime
 
 
 def weak_accounts(runtime: Runtime, clock: Clock) -> AccountService:

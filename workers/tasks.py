@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 from sqlalchemy import select
 
 from service.audit.policies import record_policy_state
-from service.db import utcnow
+from service.db import database_unavailable, utcnow
 from service.i18n import LOCAL_ZONE
 from service.outbox.models import WorkerHeartbeat
 from service.outbox.relay import backoff_seconds, relay
@@ -41,10 +41,22 @@ def relay_outbox() -> int:
 def deliver(self: Task, outbox_id: str) -> None:
     ctx = context.current()
     settings = ctx.settings
-    outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
+    retries = int(self.request.retries or 0)
+    try:
+        outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        # The database is restarting or out of reach. A failed task would leave the row to the relay's
+        # redispatch a quarter of an hour later; a retry tries again in seconds. Never a dead letter for
+        # this: nothing is wrong with the recipients. After the last retry the relay's redispatch remains.
+        log.warning("delivery of outbox %s: database unavailable (%s)", outbox_id, type(exc).__name__)
+        countdown = backoff_seconds(
+            retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
+        )
+        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries, exc=exc) from None
     if outcome.complete:
         return
-    retries = int(self.request.retries or 0)
     if retries >= settings.task_max_retries:
         ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
         return

@@ -27,7 +27,7 @@ from service.web import StrictRoute
 
 router = APIRouter(prefix="/api/v1", tags=["session"], route_class=StrictRoute)
 
-_BUSY = "Too many password checks at once; try again in a moment"
+_BUSY = "Too many password checks at once, or the database is out of reach; try again in a moment"
 _SIGN_IN_ERRORS = error_responses(
     413,
     422,

@@ -7,8 +7,9 @@ version byte in front) is HPKE ``info``, because this HPKE API has no separate a
 
 from __future__ import annotations
 
+import functools
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke as _hpke
@@ -60,13 +61,23 @@ class PublicKey:
     """ML-KEM-768 public key (1184 bytes) followed by the X25519 public key (32 bytes)."""
 
     raw: bytes
+    # Parsed once: every intake wraps to about three organisations, and parsing costs as much as a tenth
+    # of a wrap. The parsed key objects of `cryptography` are immutable, so sharing them is safe.
+    _parsed: _hpke.MLKEM768X25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _parse_public(self.raw)
+        object.__setattr__(self, "_parsed", _parse_public(self.raw))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKey:
-        return cls(bytes(data))
+        return _public_key(bytes(data))
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(raw: bytes) -> PublicKey:
+    # Organisation keys are public and few; the cache is keyed by the bytes themselves, so a changed key
+    # in the database is a different entry, never a stale one.
+    return PublicKey(raw)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -117,7 +128,7 @@ def _info(context: Context) -> bytes:
 
 def wrap_key(data_key: bytes, recipient: PublicKey, context: Context) -> bytes:
     check_key(data_key)
-    return _VERSION_BYTE + _SUITE.encrypt(data_key, _parse_public(recipient.raw), info=_info(context))
+    return _VERSION_BYTE + _SUITE.encrypt(data_key, recipient._parsed, info=_info(context))
 
 
 def unwrap_key(wrapped: bytes, recipient: PrivateKey, context: Context) -> bytes:

@@ -10,6 +10,8 @@ coordinators and the fallback rota.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.crypto import DecryptionError, webhook_secret
-from service.db import utcnow
+from service.db import database_unavailable, utcnow
 from service.notifications import repository
 from service.notifications.contact import open_address
 from service.notifications.mail import Mailer, build_message, render
@@ -28,6 +30,10 @@ from service.taxonomy import Taxonomy
 
 log = logging.getLogger("rueckhalt.notifications")
 LANGS = ("de", "en")
+
+# How long a worker keeps trying to note a delivery that has gone out while the database is out of reach
+# (a restart of PostgreSQL takes seconds): a delivery that is not noted is sent again by the retry.
+RECORD_PATIENCE_SECONDS = 30.0
 
 
 @dataclass
@@ -50,12 +56,15 @@ class NotificationService:
         taxonomy: Taxonomy,
         mailer: Mailer,
         webhooks: WebhookSender,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._key = notification_key
         self._taxonomy = taxonomy
         self._mailer = mailer
         self._webhooks = webhooks
+        self._sleep = sleep
 
     # -- who -----------------------------------------------------------------------------------------------
     def directory(self, session: Session, topic: str, payload: dict[str, Any]) -> Directory:
@@ -138,9 +147,7 @@ class NotificationService:
             except Exception as exc:
                 outcome.failed[recipient.key] = type(exc).__name__
                 continue
-            with sessions() as session:
-                repository.record_delivery(session, outbox_id, recipient.key, recipient.channel.value)
-                session.commit()
+            self._record(sessions, outbox_id, recipient)
             outcome.delivered.append(recipient.key)
         with sessions() as session:
             row = repository.outbox_row(session, outbox_id)
@@ -155,6 +162,28 @@ class NotificationService:
         if not chosen:
             log.info("outbox %s (%s): nobody to notify", outbox_id, topic)
         return outcome
+
+    def _record(self, sessions: sessionmaker[Session], outbox_id: str, recipient: Recipient) -> None:
+        """Note a delivery that went out; wait (bounded) for a database that is restarting.
+
+        The mail or webhook has left: if the note fails, the task's retry sends it a second time. So this
+        one write waits for the database instead of failing at once (the insert is idempotent, so a commit
+        whose answer was lost does no harm when repeated).
+        """
+        waited, pause = 0.0, 0.25
+        while True:
+            try:
+                with sessions() as session:
+                    repository.record_delivery(session, outbox_id, recipient.key, recipient.channel.value)
+                    session.commit()
+                return
+            except Exception as exc:
+                if not database_unavailable(exc) or waited + pause > RECORD_PATIENCE_SECONDS:
+                    raise
+                log.warning("outbox %s: the database is unavailable, the delivery is noted later", outbox_id)
+            self._sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 4.0)
 
     def dead_letter(self, sessions: sessionmaker[Session], outbox_id: str) -> None:
         """Give up on a row after the last retry: keep it, mark it, and tell people who can act."""

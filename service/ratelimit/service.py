@@ -6,7 +6,9 @@ database nor Redis ever holds an address, and yesterday's counters cannot be lin
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -18,9 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.crypto import keyed_hash
 from service.ratelimit.models import RateLimitCounter
 
+log = logging.getLogger("rueckhalt.ratelimit")
+
 
 class Counter(Protocol):
     def hit(self, key: str, window_seconds: int) -> int: ...
+
+
+class CounterUnavailable(Exception):
+    """The counter's store cannot be reached now (Redis stopped, restarting, not answering)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class RedisCounter:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._errors = redis.RedisError
 
     def hit(self, key: str, window_seconds: int) -> int:
         window = int(time.time()) // window_seconds
@@ -69,8 +78,55 @@ class RedisCounter:
         pipe = self._redis.pipeline()
         pipe.incr(name)
         pipe.expire(name, window_seconds * 2)
-        count, _ = pipe.execute()
+        try:
+            count, _ = pipe.execute()
+        except self._errors as exc:
+            raise CounterUnavailable(type(exc).__name__) from exc
         return int(count)
+
+
+class FailoverCounter:
+    """Redis while it answers, the database while it does not: both are shared by every process.
+
+    Intake must not depend on Redis. A report goes to the database with its notifications in the outbox,
+    and a broker that is down only delays the mails; a rate-limit counter is no reason to refuse a report
+    the database can take (it would be a 500 in front of a threatened reporter). The database counts from
+    zero during the outage, so a client may get up to one limit more in the window the outage falls in;
+    the limit still holds across processes.
+
+    After a failure Redis is left alone for ``retry_after_seconds``: a Redis that hangs rather than refuses
+    would otherwise cost every request its socket timeout.
+    """
+
+    def __init__(
+        self,
+        primary: Counter,
+        fallback: Counter,
+        *,
+        retry_after_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._retry_after = retry_after_seconds
+        self._clock = clock
+        self._primary_down_until: float | None = None
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        down_until = self._primary_down_until
+        if down_until is None or self._clock() >= down_until:
+            try:
+                count = self._primary.hit(key, window_seconds)
+            except CounterUnavailable as exc:
+                if down_until is None:
+                    log.warning("rate limits: Redis unavailable (%s), counting in the database", exc)
+                self._primary_down_until = self._clock() + self._retry_after
+            else:
+                if down_until is not None:
+                    log.info("rate limits: Redis is back")
+                    self._primary_down_until = None
+                return count
+        return self._fallback.hit(key, window_seconds)
 
 
 class RateLimiter:

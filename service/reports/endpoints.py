@@ -29,7 +29,12 @@ router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=StrictRoute)
 # Every call takes a JSON body (413 above the size limit, 422 for what does not fit) and counts against
 # the client's limit (429); the reporter's calls open the case with the receipt (one 404 for every miss).
 _INTAKE_ERRORS = error_responses(
-    413, 422, 429, described={503: "No organisation can receive the report now; nothing stored"}
+    413,
+    422,
+    429,
+    described={
+        503: "No organisation can receive the report now, or the database is out of reach; nothing stored"
+    },
 )
 _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for this receipt"})
 

@@ -21,7 +21,7 @@ from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
-from service.errors import NotFound, ValidationFailed
+from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.i18n import Translator, format_date, format_datetime, format_size
 from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
@@ -515,9 +515,15 @@ async def reporter_notify(request: Request) -> Response:
 
 @router.post("/fall/abmelden")
 async def reporter_logout(request: Request) -> Response:
+    """Sign-out is a state change like any other: its form carries the token, and without it nothing ends
+    (another site must not be able to end a reporter's session, as it cannot end a counsellor's)."""
     runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
+    form = await request.form(max_files=0, max_fields=10)
+    token = form.get("csrf_token")
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        raise CsrfFailed()
 
     def logout() -> None:
         with runtime.sessions() as db:

@@ -7,6 +7,7 @@ of recipients, or anything else we would silently ignore.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
@@ -39,23 +40,19 @@ FREE_TEXT_FIELDS = frozenset(
     }
 )
 
+# C0 controls but tab and newlines, DEL and the C1 controls (0x80-0x9F: no keyboard types them; 0x9B opens
+# a terminal escape like ESC [ does), and the bidi embeddings, overrides and isolates that disguise text (a
+# file "invoice\u202eFDP.exe").
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
 
 def is_control(char: str) -> bool:
-    """NUL and the other C0 controls (but tab and newlines), DEL and the C1 controls (0x80-0x9F: no
-    keyboard types them; 0x9B opens a terminal escape like ESC [ does), and the bidi overrides and
-    isolates that make text read differently from what it is (a file "invoice\u202eFDP.exe")."""
-    code = ord(char)
-    return (
-        (code < 32 and char not in "\t\n\r")
-        or 0x7F <= code <= 0x9F
-        or 0x202A <= code <= 0x202E
-        or 0x2066 <= code <= 0x2069
-    )
+    return _CONTROL.match(char) is not None
 
 
 def _no_control_characters(value: str | None) -> str | None:
-    """Refuse text with control characters (``is_control``) instead of storing what disguises itself."""
-    if value is not None and any(is_control(char) for char in value):
+    """Refuse text with control characters (``_CONTROL``) instead of storing what disguises itself."""
+    if value is not None and _CONTROL.search(value):
         raise ValueError("contains control characters")
     return value
 

@@ -30,7 +30,6 @@ from service.crypto import (
     Context,
     DecryptionError,
     InvalidReceipt,
-    PublicKey,
     keyed_hash,
     new_data_key,
     new_receipt,
@@ -47,6 +46,7 @@ from service.db import Base, new_id, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
 from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
+from service.organisations.keys import PublicKeys
 from service.organisations.repository import Receiver
 from service.outbox import writer as outbox
 from service.outbox.writer import enqueue
@@ -112,6 +112,7 @@ class IntakeService:
         self._pepper = lookup_pepper
         self._statistics_key = statistics_key
         self._notification_key = notification_key
+        self._keys = PublicKeys()
 
     # -- validation ---------------------------------------------------------------------------------------
     def check_incident_codes(self, data: IncidentFields) -> list[dict[str, Any]]:
@@ -267,11 +268,11 @@ class IntakeService:
         ]
         steps += [(slug, GrantRole.escalation, minutes) for slug, minutes in decision.escalation]
         steps = [step for step in steps if reachable[step[0]].id not in already]
-        keys = organisations.public_keys(session, {reachable[slug].id for slug, _, _ in steps})
+        keys = self._keys.of(session, {reachable[slug] for slug, _, _ in steps})
         for slug, role, minutes in steps:
             org = reachable[slug]
             if org.id in already or org.id not in keys:
-                # Disabled between the two reads: the decision's other grants still stand.
+                # Its key changed between the two reads: the decision's other grants still stand.
                 continue
             already.add(org.id)
             rows.append(
@@ -279,9 +280,7 @@ class IntakeService:
                     id=new_id(),
                     case_id=case.id,
                     organisation_id=org.id,
-                    wrapped_key=wrap_key(
-                        data_key, PublicKey.from_bytes(keys[org.id]), _ctx("case_key", case.id, org.id)
-                    ),
+                    wrapped_key=wrap_key(data_key, keys[org.id], _ctx("case_key", case.id, org.id)),
                     role=role.value,
                     active=role is GrantRole.target,
                     escalation_after_minutes=minutes,

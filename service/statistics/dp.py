@@ -29,13 +29,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import opendp.prelude as dp
-
 from service.statistics.domains import Domains, months_of, office_cell
 from service.statistics.policy import Dimension, Measure, PublicPolicy, PublicTable
 from service.statistics.rows import ExtractRow
 
-dp.enable_features("contrib")
+
+@functools.cache
+def _opendp() -> Any:
+    """OpenDP, imported on first use: only releases (CLI) measure; the api process reads stored releases
+    and need not carry the library (about 40 MB of RSS)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
+
 
 # OpenDP rounds its privacy map up; a table at exactly its share must not be refused for 1e-16.
 _MAP_SLACK = 1e-9
@@ -221,6 +228,7 @@ def _contributions(
 
 @functools.lru_cache(maxsize=64)
 def _measurement(size: int, scale: float) -> Any:
+    dp = _opendp()
     space = dp.vector_domain(dp.atom_domain(T="i64"), size=size), dp.l1_distance(T="i64")
     return dp.m.make_laplace(*space, scale=scale)
 

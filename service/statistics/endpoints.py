@@ -84,6 +84,7 @@ def get_snapshot(as_of: str, subject: CoordinatorDep, runtime: RuntimeDep) -> di
 
 @public_router.get(
     "/releases",
+    responses=error_responses(),
     summary="The published differentially private releases (from the release store only)",
 )
 def get_releases(runtime: RuntimeDep) -> list[dict[str, Any]]:

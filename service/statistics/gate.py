@@ -43,10 +43,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import csr_matrix
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+# numpy and scipy are imported where the attack runs (snapshot builds in the worker and the CLI), not at
+# import time: the api process only reads stored snapshots, and scipy alone costs it about 60 MB of RSS.
 
 from service.statistics.catalogue import (
     LAND_QUARTER,
@@ -147,6 +150,8 @@ class _Program:
 
     @staticmethod
     def matrix(rows: Sequence[Expr], size: int) -> csr_matrix:
+        from scipy.sparse import csr_matrix
+
         data: list[float] = []
         cols: list[int] = []
         indptr = [0]
@@ -188,6 +193,8 @@ class Attacker:
         self._persons: dict[CellRef, int] = {}
         self._structure(domains)
         self.targets = self._observations([*shown], candidate)
+        import numpy as np
+
         p = self.program
         self._a_eq = _Program.matrix([row for row, _, _ in p.eq], p.size)
         self._b_eq = np.array([rhs for _, rhs, _ in p.eq])
@@ -406,6 +413,9 @@ class Attacker:
         return self._reports[ref] if target.measure == "reports" else {self._persons[ref]: 1.0}
 
     def _optimise(self, expr: Expr, sense: float) -> tuple[float, list[CellRef]]:
+        import numpy as np
+        from scipy.optimize import linprog
+
         objective = np.zeros(self.program.size)
         for var, coef in expr.items():
             objective[var] = sense * coef

@@ -16,6 +16,8 @@ import pytest
 from helpers import LiveServer, free_port
 from playwright.sync_api import Browser, sync_playwright
 
+from service.supervisor import STOP_GRACE_SECONDS
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,7 +35,14 @@ def live_server() -> Iterator[LiveServer]:
     """The embedded default with demo data and staff, served by uvicorn on a free loopback port."""
     data_dir = Path(tempfile.mkdtemp(prefix="rh-live-"))
     port = free_port()
-    env = {**os.environ, "RUECKHALT_DATA_DIR": str(data_dir), "RUECKHALT_DEMO": "true", "PORT": str(port)}
+    env = {
+        **os.environ,
+        "RUECKHALT_DATA_DIR": str(data_dir),
+        "RUECKHALT_DEMO": "true",
+        "PORT": str(port),
+        # The default (20 an hour) is one person's; every browser test signs in with receipts from 127.0.0.1.
+        "RUECKHALT_RECEIPT_LIMIT_PER_HOUR": "200",
+    }
     cli = [sys.executable, "-m", "service.cli"]
     subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
@@ -53,7 +62,9 @@ def live_server() -> Iterator[LiveServer]:
         yield LiveServer(url=base, data_dir=data_dir)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        # The worker finishes the task it runs (such as the start-up snapshot) for up to the supervisor's
+        # grace period, and is then killed by it.
+        server.wait(timeout=STOP_GRACE_SECONDS + 10)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll
+from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll, phone_for
 from helpers import LiveServer
 from playwright.sync_api import Browser, Page, expect
 
@@ -65,7 +65,7 @@ def test_counsellor_and_reporter_talk_through_the_demo_case(
     browser: Browser, live_server: LiveServer
 ) -> None:
     account = demo_counsellor(live_server)
-    phone = Authenticator(account["totp_secret"])
+    phone = phone_for(account)
     receipt = demo_receipt(live_server)
 
     for width in (360, 1280):

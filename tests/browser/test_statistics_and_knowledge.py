@@ -6,13 +6,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll
+from browser_helpers import context_for, no_axe_violations, no_horizontal_scroll, phone_for
 from helpers import LiveServer
 from playwright.sync_api import Browser, Request, expect
 
 pytestmark = pytest.mark.browser
-# One authenticator per account for the whole module: two sign-ins within 30 seconds need the next code.
-PHONES: dict[str, Authenticator] = {}
 
 
 @pytest.mark.parametrize("width", [360, 1280])
@@ -51,8 +49,7 @@ def test_visitor_and_coordinator_pages(browser: Browser, live_server: LiveServer
         page.goto(f"{live_server.url}/anmelden")
         page.fill("#field-email", account["email"])
         page.fill("#field-password", account["password"])
-        phone = PHONES.setdefault(account["email"], Authenticator(account["totp_secret"]))
-        page.fill("#field-code", phone.code())
+        page.fill("#field-code", phone_for(account).code())
         page.locator("main button[type=submit]").click()
         expect(page).to_have_url(f"{live_server.url}/intern")
         page.get_by_role("link", name="Auswertung für die Koordination").click()

@@ -23,3 +23,13 @@ def test_every_service_module_imports_on_its_own() -> None:
             [sys.executable, "-c", SCRIPT, name], capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, f"{name}: {result.stderr[-300:]}"
+
+
+def test_the_api_process_does_not_load_the_statistics_engines_libraries() -> None:
+    # The api only reads stored snapshots and releases; numpy, scipy and OpenDP (about 60 MB of RSS) are
+    # imported where snapshots and releases are computed (worker, CLI). bench/memory.py measures the RSS.
+    probe = (
+        "import sys, service.app\nprint(sorted(m for m in ('numpy', 'scipy', 'opendp') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -6,18 +6,21 @@ Real services: an aiosmtpd SMTP server, a local HTTP webhook receiver, both data
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from notification_helpers import SmtpServer, WebhookReceiver
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from staff_helpers import MakeStaff
 
 from service.config import Settings
 from service.crypto import verify_webhook, webhook_secret
+from service.notifications import repository
 from service.notifications.mail import SmtpMailer
-from service.notifications.service import NotificationService
+from service.notifications.service import RECORD_PATIENCE_SECONDS, NotificationService
 from service.notifications.webhooks import WebhookSender
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
@@ -35,7 +38,9 @@ REPORT = {
 }
 
 
-def service_for(runtime: Runtime, smtp: SmtpServer) -> NotificationService:
+def service_for(
+    runtime: Runtime, smtp: SmtpServer, sleep: Callable[[float], None] = time.sleep
+) -> NotificationService:
     settings: Settings = runtime.settings.model_copy(
         update={"smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_security": "none"}
     )
@@ -45,6 +50,7 @@ def service_for(runtime: Runtime, smtp: SmtpServer) -> NotificationService:
         runtime.taxonomy,
         SmtpMailer(settings),
         WebhookSender(timeout_seconds=5),
+        sleep=sleep,
     )
 
 
@@ -225,3 +231,56 @@ def test_the_reporter_reply_goes_to_the_assigned_counsellor_only(
 
     assert service_for(runtime, smtp_server).deliver(runtime.sessions, row.id).complete
     assert [rcpt for rcpt, _ in smtp_server.inbox.messages] == [members["counsellor"]]
+
+
+def _database_down_for(calls: int) -> Callable[..., None]:
+    """record_delivery as it behaves while PostgreSQL restarts: the first ``calls`` attempts fail."""
+    real = repository.record_delivery
+    failures = iter(range(calls))
+
+    def record(*args: Any) -> None:
+        if next(failures, None) is not None:
+            raise sa_exc.OperationalError("INSERT", {}, Exception("the database system is starting up"))
+        real(*args)
+
+    return record
+
+
+def test_a_delivery_that_went_out_waits_for_a_restarting_database_to_note_it(
+    client: TestClient,
+    runtime: Runtime,
+    smtp_server: SmtpServer,
+    members: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given the database gone for a moment just after a mail went out, the worker waits and notes the
+    delivery, so the mail is not sent again: one mail per member, the row complete."""
+    file_report(client)
+    (row,) = rows(runtime, "notifications.new_case")
+    slept: list[float] = []
+    monkeypatch.setattr(repository, "record_delivery", _database_down_for(3))
+
+    outcome = service_for(runtime, smtp_server, sleep=slept.append).deliver(runtime.sessions, row.id)
+
+    assert outcome.complete
+    assert slept == [0.25, 0.5, 1.0], "backed off while the database was away"
+    assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == sorted(members.values())
+    assert rows(runtime, "notifications.new_case")[0].completed_at is not None
+
+
+def test_the_wait_for_the_database_is_bounded(
+    client: TestClient,
+    runtime: Runtime,
+    smtp_server: SmtpServer,
+    members: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database that stays away ends the wait: the error goes to the task, which retries later."""
+    file_report(client)
+    (row,) = rows(runtime, "notifications.new_case")
+    slept: list[float] = []
+    monkeypatch.setattr(repository, "record_delivery", _database_down_for(1000))
+
+    with pytest.raises(sa_exc.OperationalError):
+        service_for(runtime, smtp_server, sleep=slept.append).deliver(runtime.sessions, row.id)
+    assert 20 <= sum(slept) <= RECORD_PATIENCE_SECONDS

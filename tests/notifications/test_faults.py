@@ -1,6 +1,7 @@
-"""Faults with the real services: Redis stopped during intake, a worker killed in the middle of a task.
+"""Faults with the real services: Redis stopped during intake, a worker killed in the middle of a task,
+PostgreSQL restarted under the whole product while reports arrive.
 
-Target: no notification lost, none sent twice.
+Target: no notification lost, none sent twice. (bench/faults.py runs every fault at a larger scale.)
 """
 
 from __future__ import annotations
@@ -16,20 +17,24 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
-from helpers import free_port
-from notification_helpers import Inbox, RedisProcess, SmtpServer
+from helpers import PgCluster, free_port
+from notification_helpers import Inbox, RedisProcess, SmtpServer, SmtpService
+from product_helpers import ROUTED_ORGANISATION, Audience, Product, Traffic, outbox_settled, tally
 from sqlalchemy import select
-from staff_helpers import MakeStaff
+from staff_helpers import Clock, MakeStaff, staff_factory, weak_accounts, with_policy_organisations
 
-from service.config import PROJECT_ROOT
+from service.config import PROJECT_ROOT, Settings
+from service.db import make_engine
+from service.migrate import upgrade
 from service.organisations.models import MembershipRole
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
-from service.runtime import Runtime
+from service.runtime import Runtime, build_runtime
 from workers import context
 from workers.celery_app import make_celery
 
@@ -237,3 +242,99 @@ def _completed(runtime: Runtime, outbox_id: str) -> bool:
     with runtime.sessions() as db:
         row = db.get(OutboxMessage, outbox_id)
         return row is not None and row.completed_at is not None
+
+
+@pytest.mark.slow
+def test_a_postgres_crash_during_intake_loses_no_report_and_sends_nothing_twice(tmp_path: Path) -> None:
+    """Given the product as separate processes (api, worker, beat) on PostgreSQL with durable commits and
+    Redis, when PostgreSQL crashes (immediate stop) while reports arrive and starts again, then every
+    report answered 201 is stored and reaches both counsellors exactly once, and a report sent during the
+    outage gets 503 with a message in German and English that says to send it again."""
+    cluster = PgCluster(durable_commits=True)
+    redis_server = RedisProcess(tmp_path, free_port())
+    # A slow mail server keeps deliveries in flight and queued, so the crash meets tasks at work.
+    smtp = SmtpService(Inbox(delay_seconds=0.3), free_port())
+    product: Product | None = None
+    try:
+        url, pepper, audience = _product_database(cluster, tmp_path / "data")
+        redis_server.start()
+        smtp.start()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        product = Product(
+            {
+                **os.environ,
+                "RUECKHALT_DATA_DIR": str(tmp_path / "data"),
+                "RUECKHALT_DATABASE_URL": url,
+                "RUECKHALT_REDIS_URL": redis_server.url,
+                "RUECKHALT_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/1",
+                "RUECKHALT_PUBLIC_URL": base,
+                "RUECKHALT_SMTP_HOST": "127.0.0.1",
+                "RUECKHALT_SMTP_PORT": str(smtp.port),
+                "RUECKHALT_SMTP_SECURITY": "none",
+                "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "10000",
+                # Retries in seconds, not minutes; the visibility timeout above the worker's 30 s wait to
+                # note a delivery, so that no second worker takes the task meanwhile.
+                "RUECKHALT_TASK_RETRY_BASE_SECONDS": "1",
+                "RUECKHALT_TASK_RETRY_CAP_SECONDS": "4",
+                "RUECKHALT_TASK_MAX_RETRIES": "8",
+                "RUECKHALT_BROKER_VISIBILITY_TIMEOUT_SECONDS": "60",
+            },
+            tmp_path / "logs",
+        )
+        product.worker("worker")
+        product.beat()
+        product.api("api", port)
+        assert wait_until(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 60)
+
+        traffic = Traffic([f"{base}/api/v1/reports"], rate=4, seconds=6)
+        time.sleep(2)
+        assert wait_until(lambda: smtp.inbox.in_flight > 0, 10)
+        cluster.halt("immediate")
+        during = httpx.post(f"{base}/api/v1/reports", json=REPORT, timeout=15)
+        time.sleep(2)
+        cluster.start()
+        submissions = traffic.join(60)
+        assert wait_until(lambda: outbox_settled(url), 90)
+        time.sleep(1)  # a late second delivery would come now
+        counted = tally(url, pepper, submissions, smtp.inbox, None, audience)
+    finally:
+        if product is not None:
+            product.close()
+        smtp.stop()
+        redis_server.stop()
+        cluster.stop()
+
+    assert during.status_code == 503
+    assert "nicht angenommen" in during.json()["detail"]
+    assert "not accepted" in during.json()["detail"]
+    assert during.headers["retry-after"]
+    assert counted.refused >= 1, "the outage was seen by the reporters"
+    assert counted.accepted >= 8
+    assert counted.failed == 0, f"every answer was 201 or 503: {counted.statuses}"
+    assert counted.lost == 0
+    assert counted.duplicated == 0
+    assert counted.unexpected == 0
+    assert counted.delivered == counted.expected == 2 * counted.accepted
+
+
+def _product_database(cluster: PgCluster, data_dir: Path) -> tuple[str, bytes, Audience]:
+    """A migrated database with every organisation and two counsellors of the routed one."""
+    with cluster.admin() as conn:
+        conn.execute("CREATE DATABASE product")
+    url = cluster.url("product")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    runtime = with_policy_organisations(build_runtime(Settings(data_dir=data_dir, database_url=url)))
+    try:
+        make = staff_factory(runtime, weak_accounts(runtime, Clock()))
+        counsellors = tuple(
+            make(
+                email=f"p{i}@beratung.example", memberships=[(ROUTED_ORGANISATION, MembershipRole.counsellor)]
+            ).user_id
+            for i in range(2)
+        )
+        return url, runtime.secrets.lookup_pepper, Audience(counsellors, (), webhook=False)
+    finally:
+        runtime.dispose()

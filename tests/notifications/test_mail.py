@@ -116,7 +116,10 @@ def secure_smtp(
 # aiosmtpd warns about AUTH without STARTTLS; with implicit TLS the whole connection is encrypted.
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_smtp_with_tls_and_authentication(
-    tmp_path: Path, secure_smtp: tuple[str, int, Inbox], certificate: tuple[Path, Path]
+    tmp_path: Path,
+    secure_smtp: tuple[str, int, Inbox],
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     security, port, inbox = secure_smtp
     settings = Settings(
@@ -133,16 +136,23 @@ def test_smtp_with_tls_and_authentication(
         settings, to="anna@beratung.example", subject=subject, body=body, delivery_key="k"
     )
 
-    SmtpMailer(settings).send(message)
+    mailer = SmtpMailer(settings)
+    built: list[object] = []
+    real_context = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda **kw: built.append(kw) or real_context(**kw))
+    mailer.send(message)
+    mailer.send(message)
+    monkeypatch.undo()
 
-    assert [rcpt for rcpt, _ in inbox.messages] == ["anna@beratung.example"]
+    assert [rcpt for rcpt, _ in inbox.messages] == ["anna@beratung.example"] * 2
+    assert len(built) == 1, "the CA store is loaded once per mailer, not once per mail"
     wrong = settings.model_copy(update={"smtp_password": SecretStr("falsch")})
     with pytest.raises(smtplib.SMTPAuthenticationError):
         SmtpMailer(wrong).send(message)
     untrusted = settings.model_copy(update={"smtp_ca_file": None})
     with pytest.raises(ssl.SSLError):
         SmtpMailer(untrusted).send(message)
-    assert len(inbox.messages) == 1
+    assert len(inbox.messages) == 2
 
 
 def test_the_embedded_default_writes_a_maildir(tmp_path: Path) -> None:

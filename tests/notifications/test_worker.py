@@ -14,6 +14,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from notification_helpers import SmtpServer, WebhookReceiver
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from staff_helpers import MakeStaff
 
@@ -169,3 +170,83 @@ def test_a_webhook_that_always_fails_ends_as_a_dead_letter_and_an_alert(
     assert wait_until(lambda: "koordination@example.org" in [rcpt for rcpt, _ in smtp_server.inbox.messages])
     counsellor_mails = [rcpt for rcpt, _ in smtp_server.inbox.messages if rcpt != "koordination@example.org"]
     assert sorted(counsellor_mails) == members[:2], "each counsellor once, despite the retries"
+
+
+def _eager_app(runtime: Runtime, smtp_server: SmtpServer, **changes: object) -> Celery:
+    """The tasks run in this thread (``apply``): a retry runs again at once, without a broker."""
+    settings = runtime.settings.model_copy(
+        update={
+            "smtp_host": smtp_server.host,
+            "smtp_port": smtp_server.port,
+            "smtp_security": "none",
+            **changes,
+        }
+    )
+    app = make_celery(settings)
+    import workers.tasks  # noqa: F401 - registers the shared tasks with the app
+
+    app.finalize()
+    context.use(context.context_for(runtime, settings), app)
+    return app
+
+
+def _database_gone(calls: int, real: Callable[..., object]) -> Callable[..., object]:
+    failures = iter(range(calls))
+
+    def deliver(*args: object) -> object:
+        if next(failures, None) is not None:
+            raise sa_exc.OperationalError("SELECT", {}, Exception("terminating connection"))
+        return real(*args)
+
+    return deliver
+
+
+def test_a_delivery_task_that_finds_the_database_gone_retries_instead_of_failing(
+    client: TestClient,
+    runtime: Runtime,
+    smtp_server: SmtpServer,
+    members: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given PostgreSQL restarting while a delivery task starts, the task retries (seconds) rather than
+    failing and leaving the row to the relay's redispatch a quarter of an hour later."""
+    app = _eager_app(runtime, smtp_server)
+    try:
+        assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+        (row,) = outbox(runtime)
+        notifications = context.current().notifications
+        monkeypatch.setattr(notifications, "deliver", _database_gone(2, notifications.deliver))
+
+        result = app.tasks["notifications.deliver"].apply(args=[row.id])
+    finally:
+        context.use(None)
+    assert result.successful()
+    assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == members[:2]
+    assert outbox(runtime)[0].completed_at is not None
+
+
+def test_a_database_that_stays_away_is_no_dead_letter(
+    client: TestClient,
+    runtime: Runtime,
+    smtp_server: SmtpServer,
+    members: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is wrong with the recipients: after the last retry the task fails and the row waits for
+    the relay's redispatch, with no dead letter and no alert."""
+    app = _eager_app(runtime, smtp_server, task_max_retries=2)
+    try:
+        assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+        notifications = context.current().notifications
+        gone = _database_gone(1000, notifications.deliver)
+        calls: list[object] = []
+        monkeypatch.setattr(notifications, "deliver", lambda *args: calls.append(args) or gone(*args))
+
+        result = app.tasks["notifications.deliver"].apply(args=[outbox(runtime)[0].id])
+    finally:
+        context.use(None)
+    assert isinstance(result.result, sa_exc.OperationalError)
+    assert len(calls) == 3, "the first try and two retries"
+    assert [(row.topic, row.dead_at, row.completed_at) for row in outbox(runtime)] == [
+        ("notifications.new_case", None, None)
+    ]

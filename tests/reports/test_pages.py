@@ -184,7 +184,13 @@ def test_reporter_signs_in_sees_the_case_and_adds_an_incident(client: TestClient
         assert session.scalar(select(func.count()).select_from(Incident)) == 2
         assert session.scalar(select(func.count()).select_from(Attachment)) == 1
 
-    out = client.post("/fall/abmelden")
+    case_page = client.get("/fall")
+    # Without the form's token the sign-out is refused and the session lives on (CSRF: security.md).
+    refused = client.post("/fall/abmelden")
+    assert refused.status_code == 403
+    assert "Wieder standen" in client.get("/fall").text
+
+    out = client.post("/fall/abmelden", data={"csrf_token": csrf_token(case_page.text)})
     assert out.status_code == 200
     assert "Wieder standen" not in client.get("/fall").text
 

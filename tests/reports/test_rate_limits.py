@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import free_port
+from notification_helpers import RedisProcess
 from sqlalchemy import select
+from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
 from service.organisations.service import create_organisation
 from service.ratelimit.models import RateLimitCounter
+from service.ratelimit.service import CounterUnavailable, FailoverCounter
 from service.runtime import Runtime, build_runtime
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
@@ -63,3 +68,48 @@ def test_counters_hold_no_client_address(strict_runtime: Runtime) -> None:
         assert "127.0.0.1" not in key
         assert "testclient" not in key
         assert len(key) == 64
+
+
+class _Counts:
+    """A counter that counts, or is down."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        self.down = False
+
+    def hit(self, key: str, window_seconds: int) -> int:
+        if self.down:
+            raise CounterUnavailable("ConnectionError")
+        self.hits[key] = self.hits.get(key, 0) + 1
+        return self.hits[key]
+
+
+def test_while_redis_is_down_the_database_counts_and_redis_is_asked_again_later() -> None:
+    primary, fallback, now = _Counts(), _Counts(), [0.0]
+    counter = FailoverCounter(primary, fallback, retry_after_seconds=5, clock=lambda: now[0])
+    assert counter.hit("k", 3600) == 1
+    primary.down = True
+    assert [counter.hit("k", 3600) for _ in range(3)] == [1, 2, 3], "counted in the fallback"
+    primary.down = False
+    now[0] = 4.9
+    assert counter.hit("k", 3600) == 4, "not asked again before the pause is over"
+    now[0] = 5.0
+    assert counter.hit("k", 3600) == 2, "back on the primary"
+
+
+def test_intake_goes_on_and_stays_limited_while_redis_is_down(settings: Settings, tmp_path: Path) -> None:
+    """Given the production set-up (counters in Redis), when Redis stops, reports are still accepted (the
+    database counts) and the limit still holds: intake never depends on Redis."""
+    redis_server = RedisProcess(tmp_path, free_port(), appendonly=False)
+    limited = settings.model_copy(update={"intake_limit_per_hour": 3, "redis_url": redis_server.url})
+    runtime = with_policy_organisations(build_runtime(limited))
+    try:
+        redis_server.start()
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+            redis_server.stop()
+            statuses = [client.post("/api/v1/reports", json=REPORT).status_code for _ in range(4)]
+    finally:
+        redis_server.stop()
+        runtime.dispose()
+    assert statuses == [201, 201, 201, 429], "the database's window starts at zero for the outage"

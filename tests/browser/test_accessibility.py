@@ -1,0 +1,521 @@
+"""axe-core at WCAG 2.1 AA on every page of tests/page_catalogue.py, reached the way people reach them.
+
+Each flow runs with JavaScript off: reporters and visitors on a 360 px phone, staff at a 1280 px desk.
+Every form is sent by the browser itself and its answer (errors, receipt, notice) is checked where it
+lands; tests/browser_helpers.PageChecker replays each state for axe in both colour schemes and at both
+widths. The last test fails if a page of the catalogue, an error page, or a reporter page in English was
+not checked here.
+
+The module files its own case (Bayern, damage to a home, normal urgency) and works only that one: the
+demo case belongs to test_counsellor_flow.py, which expects to acknowledge it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_helpers import (
+    BACKGROUND_OF,
+    Authenticator,
+    PageChecker,
+    Scheme,
+    context_for,
+    contrast_ratio,
+    phone_for,
+)
+from helpers import LiveServer
+from page_catalogue import ERROR_PAGES, PAGES, REPORTER_PAGES
+from playwright.sync_api import Browser, FilePayload, Page, expect
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
+CASE_TYPE = "C2"  # damage to a home: no demo case and no other browser test files it
+DESCRIPTION = "Nachts wurde die Hauswand beschmiert, mit meinem Namen und einer Drohung."
+EVIDENCE = FilePayload(name="foto-notiz.txt", mimeType="text/plain", buffer=b"Foto folgt, Notiz vom Abend.")
+ANSWER_FILE = FilePayload(name="merkblatt.txt", mimeType="text/plain", buffer=b"Merkblatt: Strafantrag.")
+
+
+@dataclass(frozen=True)
+class Filed:
+    receipt: str
+
+
+@pytest.fixture(scope="module")
+def checker(browser: Browser) -> Iterator[PageChecker]:
+    checker = PageChecker(browser)
+    yield checker
+    checker.close()
+
+
+@pytest.fixture(scope="module")
+def filed(browser: Browser, live_server: LiveServer, checker: PageChecker) -> Iterator[Filed]:
+    """The module's case, filed as a reporter files it (form, its errors, the receipt: all checked)."""
+    context = context_for(browser, 360)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/melden")
+        checker.check(page, "GET /melden")
+
+        # Required fields the browser checks itself are filled; the type is left out for the server to refuse.
+        page.fill("#field-description", DESCRIPTION)
+        page.select_option("#field-channel", "in_person.home")
+        page.select_option("#field-land", "09")
+        page.set_input_files("#field-attachments", files=[EVIDENCE])
+        page.locator("form[action='/melden'] button[type=submit]").click()
+        expect(page.locator(".error-summary a[href='#field-type_codes']")).to_have_count(1)
+        checker.check(page, "POST /melden")
+
+        page.locator(f"input[name=type_codes][value={CASE_TYPE}]").check()
+        page.set_input_files("#field-attachments", files=[EVIDENCE])
+        page.locator("form[action='/melden'] button[type=submit]").click()
+        shown = re.sub(r"\s", "", page.locator(".receipt__code").inner_text())
+        assert RECEIPT.fullmatch(shown), "the receipt page shows the code"
+        checker.check(page, "POST /melden")
+        yield Filed(receipt=shown)
+    finally:
+        context.close()
+
+
+def demo_account(live_server: LiveServer, role: str, organisation: str = "") -> dict[str, Any]:
+    accounts = live_server.demo_file("demo-credentials.json")
+    return next(
+        a for a in accounts if a["role"] == role and (not organisation or organisation in a["organisations"])
+    )
+
+
+def sign_in(page: Page, live_server: LiveServer, email: str, password: str, phone: Authenticator) -> None:
+    page.goto(f"{live_server.url}/anmelden")
+    page.fill("#field-email", email)
+    page.fill("#field-password", password)
+    page.fill("#field-code", phone.code())
+    page.locator("form[action='/anmelden'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def sign_in_with_receipt(page: Page, live_server: LiveServer, receipt: str) -> None:
+    page.goto(f"{live_server.url}/fall")
+    page.fill("#field-receipt", receipt)
+    page.locator("form[action='/fall/anmelden'] button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text(re.compile("Mein Fall|My case"))
+
+
+def test_reporter_pages(
+    browser: Browser, live_server: LiveServer, checker: PageChecker, filed: Filed
+) -> None:
+    context = context_for(browser, 360)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/")
+        checker.check(page, "GET /")
+
+        page.goto(f"{live_server.url}/fall")
+        checker.check(page, "GET /fall")
+        page.fill("#field-receipt", "AAAA-BBBB-CCCC-DDDD-EEEE")
+        page.locator("form[action='/fall/anmelden'] button[type=submit]").click()
+        expect(page.locator("#field-receipt-error")).to_be_visible()
+        checker.check(page, "POST /fall/anmelden")
+
+        sign_in_with_receipt(page, live_server, filed.receipt)
+        expect(page.locator("main")).to_contain_text(DESCRIPTION)
+        checker.check(page, "GET /fall")
+
+        # A further incident without its type: refused, the text kept, the summary linking to the field.
+        add = page.locator("form[action='/fall/vorfall']")
+        add.locator("#field-description").fill("Heute lag ein Zettel im Briefkasten.")
+        add.locator("#field-channel").select_option("letter")
+        add.locator("button[type=submit]").click()
+        expect(page.locator(".error-summary a[href='#field-type_codes']")).to_have_count(1)
+        expect(page.locator("#field-description")).to_have_value("Heute lag ein Zettel im Briefkasten.")
+        checker.check(page, "POST /fall/vorfall")
+        page.locator("form[action='/fall/vorfall'] input[name=type_codes][value=A3a]").check()
+        page.locator("form[action='/fall/vorfall'] button[type=submit]").click()
+        expect(page.locator("main [role=status]").first).to_be_visible()
+        expect(page.locator("main")).to_contain_text("Heute lag ein Zettel im Briefkasten.")
+        checker.check(page, "POST /fall/vorfall")
+
+        page.fill("#field-notify_email", "buergermeisterin@rathaus")
+        page.locator("form[action='/fall/benachrichtigung'] button[value=save]").click()
+        expect(page.locator("#field-notify_email-error")).to_be_visible()
+        checker.check(page, "POST /fall/benachrichtigung")
+        page.fill("#field-notify_email", "buergermeisterin@example.org")
+        page.locator("form[action='/fall/benachrichtigung'] button[value=save]").click()
+        expect(page.locator("#notify [role=status]")).to_be_visible()
+
+        page.locator("form[action='/fall/abmelden'] button[type=submit]").click()
+        expect(page.locator("#field-receipt")).to_be_visible()
+        checker.check(page, "POST /fall/abmelden")
+    finally:
+        context.close()
+
+
+def test_reporter_pages_in_english(
+    browser: Browser, live_server: LiveServer, checker: PageChecker, filed: Filed
+) -> None:
+    context = context_for(browser, 360)
+    page = context.new_page()
+    try:
+        # ?lang=en once: the choice is kept in a cookie for the pages after it.
+        page.goto(f"{live_server.url}/?lang=en")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        checker.check(page, "GET /")
+
+        page.goto(f"{live_server.url}/melden")
+        checker.check(page, "GET /melden")
+        page.fill("#field-description", "Insults below the municipality's post, for days now.")
+        page.select_option("#field-channel", "email")
+        page.select_option("#field-land", "05")
+        page.locator("form[action='/melden'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /melden")
+        page.locator("input[name=type_codes][value=A1]").check()
+        page.locator("form[action='/melden'] button[type=submit]").click()
+        expect(page.locator(".receipt__code")).to_be_visible()
+        checker.check(page, "POST /melden")
+
+        page.goto(f"{live_server.url}/fall")
+        checker.check(page, "GET /fall")
+        sign_in_with_receipt(page, live_server, filed.receipt)
+        checker.check(page, "GET /fall")
+
+        for route, address in (
+            ("/wissen", "/wissen"),
+            ("/wissen/{slug}", "/wissen/strafanzeige"),
+            ("/wissen/selbstcheck/fragen", "/wissen/selbstcheck/fragen"),
+            ("/statistik", "/statistik"),
+        ):
+            page.goto(f"{live_server.url}{address}")
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            checker.check(page, f"GET {route}")
+
+        response = page.goto(f"{live_server.url}/no-such-page")
+        assert response is not None
+        assert response.status == 404
+        checker.check(page, "error 404")
+    finally:
+        context.close()
+
+
+def test_visitor_pages(browser: Browser, live_server: LiveServer, checker: PageChecker) -> None:
+    context = context_for(browser, 360)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/wissen")
+        checker.check(page, "GET /wissen")
+        page.fill("#field-q", "Strafantrag")
+        page.get_by_role("button", name="Suchen").click()
+        expect(page.get_by_role("link", name="Strafanzeige").first).to_be_visible()
+        checker.check(page, "GET /wissen")
+        page.get_by_role("link", name="Strafanzeige").first.click()
+        checker.check(page, "GET /wissen/{slug}")
+        page.goto(f"{live_server.url}/wissen?q=Zeppelinlandeplatz")
+        checker.check(page, "GET /wissen")
+
+        page.goto(f"{live_server.url}/wissen/selbstcheck/fragen")
+        checker.check(page, "GET /wissen/selbstcheck/fragen")
+        for answer in page.locator("input[type=radio][value=no]").all()[:3]:
+            answer.check()
+        page.locator("form[action^='/wissen/selbstcheck/fragen'] button[type=submit]").click()
+        expect(page.locator("#result")).to_be_visible()
+        checker.check(page, "GET /wissen/selbstcheck/fragen")
+
+        # The latest release with its chart and tables (earlier years: the same page with ?jahr=).
+        page.goto(f"{live_server.url}/statistik")
+        expect(page.locator(".chart__bar")).to_have_count(12)
+        checker.check(page, "GET /statistik")
+
+        response = page.goto(f"{live_server.url}/intern/faelle/00000000-0000-0000-0000-000000000000/nichts")
+        assert response is not None
+        assert response.status == 404
+        checker.check(page, "error 404")
+    finally:
+        context.close()
+
+    # Too many reports from one address: the browser's own address must stay usable for the other tests,
+    # so a second loopback address (Linux routes all of 127/8 to lo) runs into the limit, and what it was
+    # answered is checked like any other state.
+    with httpx.Client(
+        base_url=live_server.url, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    ) as other_client:
+        for _ in range(200):
+            refused = other_client.post("/melden")
+            if refused.status_code == 429:
+                break
+        assert refused.status_code == 429
+    checker.check_html(f"{live_server.url}/melden", refused.text, "error 429", 360)
+
+
+def test_counsellor_pages(
+    browser: Browser, live_server: LiveServer, checker: PageChecker, filed: Filed
+) -> None:
+    account = demo_account(live_server, "counsellor", "Beratungsstelle Rückhalt Bayern (Demo)")
+    staff = context_for(browser, 1280)
+    page = staff.new_page()
+    try:
+        page.goto(f"{live_server.url}/anmelden")
+        checker.check(page, "GET /anmelden")
+        page.fill("#field-email", account["email"])
+        page.fill("#field-password", "nicht-das-passwort")
+        page.fill("#field-code", "000000")
+        page.locator("form[action='/anmelden'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /anmelden")
+
+        sign_in(page, live_server, account["email"], account["password"], phone_for(account))
+        expect(page).to_have_url(f"{live_server.url}/intern")
+        checker.check(page, "GET /intern")
+
+        page.goto(f"{live_server.url}/intern/faelle")
+        checker.check(page, "GET /intern/faelle")
+        page.select_option("#filter-land", "09")
+        page.select_option("#filter-type", CASE_TYPE)
+        page.get_by_role("button", name="Filter anwenden").click()
+        rows = page.locator(".cases__link")
+        expect(rows).to_have_count(1)
+        case_link = rows.first.get_attribute("href")
+        page.select_option("#filter-type", "X1")
+        page.get_by_role("button", name="Filter anwenden").click()
+        expect(rows).to_have_count(0)
+        checker.check(page, "GET /intern/faelle")
+        page.goto(f"{live_server.url}{case_link}")
+        expect(page.locator("main")).to_contain_text(DESCRIPTION)
+        expect(page.get_by_role("link", name=EVIDENCE["name"])).to_have_count(1)
+        case_page = page.url
+        checker.check(page, "GET /intern/faelle/{case_id}")
+
+        page.get_by_role("button", name="Eingang bestätigen").click()
+        expect(page.locator("[role=status]").first).to_contain_text("Der Eingang ist bestätigt.")
+        page.locator("form[action$='/zuweisen'] button[value=me]").click()
+        expect(page.locator(".case-head")).to_contain_text("mir zugewiesen")
+
+        page.fill("#field-message", "Guten Tag, wir melden uns morgen. Anbei ein Merkblatt.")
+        page.set_input_files("#field-message_files", files=[ANSWER_FILE])
+        page.get_by_role("button", name="Nachricht senden").click()
+        expect(page.locator("#conversation [role=status]")).to_be_visible()
+        page.fill("#field-note", "Rückruf vereinbaren; Strafantragsfrist im Blick behalten.")
+        page.locator("form[action$='/notiz'] button[type=submit]").click()
+        expect(page.locator("#notes")).to_contain_text("Rückruf vereinbaren")
+        checker.check(page, "GET /intern/faelle/{case_id}")
+
+        # Handing the case on without the reporter's consent is refused and says why.
+        page.locator("#field-organisation option").nth(1).wait_for(state="attached")
+        page.select_option("#field-organisation", index=1)
+        page.locator("form[action$='/weitergeben'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /intern/faelle/{case_id}/weitergeben")
+
+        # The reporter reads the answer and its file, and replies.
+        reporter = context_for(browser, 360)
+        mayor = reporter.new_page()
+        try:
+            sign_in_with_receipt(mayor, live_server, filed.receipt)
+            link = mayor.locator("#messages").get_by_role("link", name=ANSWER_FILE["name"])
+            expect(link).to_have_count(1)
+            checker.check(mayor, "GET /fall")
+            href = link.get_attribute("href")
+            assert href is not None
+            # The attachment route is a download, not a page (tests/page_catalogue.py NOT_PAGES).
+            download = mayor.request.get(f"{live_server.url}{href}")
+            assert download.headers["content-disposition"].startswith("attachment;")
+            assert download.body() == ANSWER_FILE["buffer"]
+
+            mayor.fill("#field-message", "Danke, morgen ab 9 Uhr.")
+            mayor.get_by_role("button", name="Nachricht verschlüsselt senden").click()
+            expect(mayor.locator("#messages [role=status]")).to_be_visible()
+        finally:
+            reporter.close()
+
+        page.goto(case_page)
+        expect(page.locator("#conversation")).to_contain_text("Danke, morgen ab 9 Uhr.")
+
+        page.goto(f"{live_server.url}/konto/passwort")
+        checker.check(page, "GET /konto/passwort")
+        page.fill("#field-current_password", account["password"])
+        page.fill("#field-new_password", "Lange-genug-aber-ungleich-1")
+        page.fill("#field-new_password_repeat", "Lange-genug-aber-ungleich-2")
+        page.locator("form[action='/konto/passwort'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /konto/passwort")
+
+        page.goto(f"{live_server.url}/konto/zwei-faktor")
+        checker.check(page, "GET /konto/zwei-faktor")
+        page.locator("form:has(input[name=action][value=start]) button").click()
+        expect(page.locator("img.qr")).to_be_visible()
+        checker.check(page, "POST /konto/zwei-faktor")
+        # A wrong code: the old app stays in force, the set-up is shown again with the error.
+        page.fill("#field-code", "000000")
+        page.locator("form:has(input[name=action][value=confirm]) button").click()
+        expect(page.locator("#field-code-error")).to_be_visible()
+        checker.check(page, "POST /konto/zwei-faktor")
+
+        # A form whose token no longer fits (a stale tab) is refused with the 403 page.
+        page.goto(f"{live_server.url}/intern")
+        page.locator("form.signout input[name=csrf_token]").evaluate("input => { input.value = 'alt' }")
+        with page.expect_response(f"{live_server.url}/abmelden") as answer:
+            page.locator("form.signout button[type=submit]").click()
+        assert answer.value.status == 403
+        checker.check(page, "error 403")
+
+        page.goto(f"{live_server.url}/intern")
+        page.locator("form.signout button[type=submit]").click()
+        expect(page.locator("#field-email")).to_be_visible()
+        checker.check(page, "POST /abmelden")
+    finally:
+        staff.close()
+
+
+def test_coordinator_pages(browser: Browser, live_server: LiveServer, checker: PageChecker) -> None:
+    account = demo_account(live_server, "coordinator")
+    context = context_for(browser, 1280)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, account["email"], account["password"], phone_for(account))
+        expect(page).to_have_url(f"{live_server.url}/intern")
+        checker.check(page, "GET /intern")
+
+        # The worker builds last month's snapshot when it starts (a while on a busy machine): the dashboard
+        # is checked with its tables and charts, not only with the note that there is none yet.
+        page.goto(f"{live_server.url}/intern/statistik")
+        deadline = time.monotonic() + 240
+        while page.locator("#trend").count() == 0:
+            assert time.monotonic() < deadline, "the worker built no snapshot"
+            time.sleep(2)
+            page.reload()
+        expect(page.locator("main")).to_contain_text("Reaktionszeiten je Organisation")
+        checker.check(page, "GET /intern/statistik")
+
+        page.goto(f"{live_server.url}/wissen/neu")
+        checker.check(page, "GET /wissen/neu")
+        page.locator("form[action^='/wissen/neu'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /wissen/neu")
+        page.fill("#field-slug", "barrierefrei-melden")
+        page.fill("#field-title", "Barrierefrei melden")
+        page.fill("#field-summary", "Das Formular funktioniert ohne JavaScript und auf kleinen Bildschirmen.")
+        page.fill("#field-body", "## Ohne JavaScript\n\nAlle Formulare senden auch ohne Skripte.")
+        page.locator("form[action^='/wissen/neu'] button[type=submit]").click()
+        expect(page).to_have_url(f"{live_server.url}/wissen/barrierefrei-melden")
+        checker.check(page, "GET /wissen/{slug}")
+
+        page.get_by_role("link", name=re.compile("Bearbeiten")).click()
+        checker.check(page, "GET /wissen/{slug}/bearbeiten")
+        page.fill("#field-title", "")
+        page.locator("form[action*='/bearbeiten'] button[type=submit]").click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "POST /wissen/{slug}/bearbeiten")
+        page.fill("#field-title", "Barrierefrei melden, auch am Telefon")
+        page.locator("form[action*='/bearbeiten'] button[type=submit]").click()
+        expect(page.locator("h1")).to_have_text("Barrierefrei melden, auch am Telefon")
+    finally:
+        context.close()
+
+
+def test_lead_admin_and_new_staff_pages(
+    browser: Browser, live_server: LiveServer, checker: PageChecker
+) -> None:
+    for role in ("lead", "admin"):
+        account = demo_account(live_server, role)
+        context = context_for(browser, 1280)
+        page = context.new_page()
+        try:
+            sign_in(page, live_server, account["email"], account["password"], phone_for(account))
+            expect(page).to_have_url(f"{live_server.url}/intern")
+            checker.check(page, "GET /intern")
+        finally:
+            context.close()
+
+    # A new account, as an administrator creates it: the initial password must be changed first.
+    email = "neu.a11y@demo.rueckhalt.example"
+    created = subprocess.run(
+        [sys.executable, "-m", "service.cli", "user", "create", email, "--name", "Nora Neumann (Demo)"],
+        env={**os.environ, "RUECKHALT_DATA_DIR": str(live_server.data_dir)},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    password = re.search(r"INITIAL PASSWORD.*\n\s+(\S+)", created)
+    secret = re.search(r"secret: (\S+)", created)
+    assert password, "the command prints the initial password"
+    assert secret, "the command prints the two-factor secret"
+    phone = phone_for({"email": email, "totp_secret": secret.group(1)})
+
+    context = context_for(browser, 1280)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, email, password.group(1), phone)
+        expect(page).to_have_url(f"{live_server.url}/konto/passwort")
+        checker.check(page, "GET /konto/passwort")
+        page.fill("#field-current_password", password.group(1))
+        page.fill("#field-new_password", "kurz")
+        page.fill("#field-new_password_repeat", "kurz")
+        page.locator("form[action='/konto/passwort'] button[type=submit]").click()
+        expect(page.locator("#field-new_password-error")).to_be_visible()
+        checker.check(page, "POST /konto/passwort")
+        page.fill("#field-current_password", password.group(1))
+        page.fill("#field-new_password", "Zwölf-Zeichen-Mindestens-7")
+        page.fill("#field-new_password_repeat", "Zwölf-Zeichen-Mindestens-7")
+        page.locator("form[action='/konto/passwort'] button[type=submit]").click()
+        expect(page).to_have_url(f"{live_server.url}/intern")
+        checker.check(page, "GET /intern")
+        page.goto(f"{live_server.url}/intern/faelle")
+        checker.check(page, "GET /intern/faelle")
+
+        # A new authenticator app, confirmed: the recovery codes are shown once.
+        page.goto(f"{live_server.url}/konto/zwei-faktor")
+        page.locator("form:has(input[name=action][value=start]) button").click()
+        new_app = Authenticator(page.locator("code.code-text").first.inner_text())
+        new_app.last_step = phone.last_step  # the server refuses any step at or before the last one used
+        page.fill("#field-code", new_app.code())
+        page.locator("form:has(input[name=action][value=confirm]) button").click()
+        expect(page.locator(".recovery-codes li")).not_to_have_count(0)
+        checker.check(page, "POST /konto/zwei-faktor")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_chart_bars_and_intervals_stand_out(
+    browser: Browser, live_server: LiveServer, scheme: Scheme
+) -> None:
+    """axe does not measure graphics: WCAG 1.4.11 asks 3:1 for the bars against the page and for the 90 %
+    interval whisker against the bar it crosses and the page above it, in both colour schemes."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 360, "height": 900}, color_scheme=scheme
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/statistik")
+        bar = page.locator(".chart__bar").first
+        fill = bar.evaluate("rect => getComputedStyle(rect).fill")
+        whisker = page.locator(".chart__whisker").first.evaluate("line => getComputedStyle(line).stroke")
+        background = bar.evaluate(BACKGROUND_OF)
+        assert contrast_ratio(fill, background) >= 3, (fill, background)
+        assert contrast_ratio(whisker, fill) >= 3, (whisker, fill)
+        assert contrast_ratio(whisker, background) >= 3, (whisker, background)
+    finally:
+        context.close()
+
+
+def test_every_page_was_checked(checker: PageChecker) -> None:
+    """Runs after the flows above (pytest keeps the order of a module); alone it has nothing to look at."""
+    missing = {route for route in PAGES if f"GET {route}" not in checker.checked}
+    assert not missing, f"pages of tests/page_catalogue.py that no flow checked: {missing}"
+    errors = {status for status in ERROR_PAGES if f"error {status}" not in checker.checked}
+    assert not errors, f"error pages not checked: {errors}"
+    not_both = {route for route in REPORTER_PAGES if checker.checked[f"GET {route}"] != {"de", "en"}}
+    assert not not_both, f"reporter pages not checked in German and English: {not_both}"
+    print(f"\naxe-core checked {checker.states} page states, each in two schemes at two widths:")
+    for key in sorted(checker.checked):
+        print(f"  {key} ({', '.join(sorted(checker.checked[key]))})")

@@ -1,0 +1,118 @@
+"""A database that cannot be reached is a 503 that says "send again" in German and English, never a 500,
+and the service recovers by itself when the database is back."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import PgCluster
+from sqlalchemy import exc as sa_exc
+from staff_helpers import with_policy_organisations
+
+from service.app import create_app
+from service.config import Settings
+from service.db import make_engine
+from service.migrate import upgrade
+from service.runtime import Runtime, build_runtime
+
+# The response type of the TestClient (starlette picks httpx2 when it is installed, as here).
+Response = Any
+
+REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Brief", "channel": "letter"}
+
+
+def _lost_connection(*_: object, **__: object) -> None:
+    raise sa_exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+
+def _broken_statement(*_: object, **__: object) -> None:
+    raise sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+
+def _assert_unavailable_json(response: Response) -> None:
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    detail = response.json()["detail"]
+    assert "nicht erreichbar" in detail, "German first"
+    assert "temporarily unavailable" in detail, "then English"
+    assert "nicht angenommen" in detail, "the reporter knows to send again"
+    assert "not accepted" in detail
+
+
+def test_a_lost_database_connection_answers_503_in_both_languages(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.intake, "file_report", _lost_connection)
+    _assert_unavailable_json(client.post("/api/v1/reports", json=REPORT))
+
+
+def test_the_form_says_so_on_a_page_in_the_readers_language(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.limiter, "allow", _lost_connection)
+    german = client.post("/melden", data={"description": "x"})
+    english = client.post("/melden?lang=en", data={"description": "x"})
+    assert german.status_code == english.status_code == 503
+    assert "vorübergehend nicht erreichbar" in german.text
+    assert "temporarily unavailable" in english.text
+
+
+def test_a_broken_statement_stays_a_500(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the database's state is a 503: a statement that is wrong is a bug, and must look like one."""
+    monkeypatch.setattr(runtime.intake, "file_report", _broken_statement)
+    response = TestClient(client.app, base_url="http://127.0.0.1", raise_server_exceptions=False).post(
+        "/api/v1/reports", json=REPORT
+    )
+    assert response.status_code == 500
+    assert "retry-after" not in response.headers
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL of this test alone: stopping the session's cluster would break every other test."""
+    cluster = PgCluster(durable_commits=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_intake_answers_503_while_postgres_is_down_and_recovers_after_the_restart(
+    own_cluster: PgCluster, mode: str
+) -> None:
+    """Given a running service on PostgreSQL, when the server stops (cleanly or as a crash), a report gets
+    503 at once rather than a 500 or a hang; when the server is back, the next report is accepted."""
+    with own_cluster.admin() as conn:
+        conn.execute("CREATE DATABASE outage")
+    url = own_cluster.url("outage")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="rh-outage-")), database_url=url)
+    runtime = with_policy_organisations(build_runtime(settings))
+    try:
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+            own_cluster.halt(mode)
+
+            started = time.monotonic()
+            _assert_unavailable_json(client.post("/api/v1/reports", json=REPORT))
+            assert time.monotonic() - started < 6, "within the connect timeout, not a hang"
+            assert client.post("/melden", data={"description": "x"}).status_code == 503
+            assert client.get("/healthz").json()["database"] == {"ok": False, "error": "OperationalError"}
+
+            own_cluster.start()
+            # The pool still holds connections to the old server: pre-ping replaces them.
+            assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+    finally:
+        runtime.dispose()

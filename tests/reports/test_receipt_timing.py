@@ -1,0 +1,73 @@
+"""Guessing receipts: the time a wrong receipt costs tells nothing about how close the guess was.
+
+A receipt is found by HMAC(pepper, receipt), never by comparing characters, and a miss runs the same key
+unwrap on a dummy as a hit, so a guess one character away from a real receipt, a random guess and a
+malformed one cost the same. (Whether a receipt exists is told by the answer itself — 200 or 404 — so the
+time of a hit is not a secret; guessing is bounded by the rate limits, tested in test_rate_limits.py and
+across processes in tests/system.)
+
+The samples are interleaved at random, so drift of the machine falls on all kinds alike; medians of a few
+hundred calls are stable to a few per cent, and the bound of 10 % is far above that and far below the
+differences a character-by-character comparison or an early return would make.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from service.crypto import new_receipt, normalize_receipt
+from service.crypto.receipt import CROCKFORD_ALPHABET
+from service.errors import NotFound
+from service.runtime import Runtime
+
+REPORT = {"land": "09", "type_codes": ["A1"], "description": "Drohung.", "channel": "email"}
+SAMPLES = 300
+
+
+def near_miss(receipt: str) -> Callable[[], str]:
+    def guess() -> str:
+        chars = list(receipt)
+        at = random.randrange(len(chars))
+        chars[at] = random.choice([c for c in CROCKFORD_ALPHABET if c != chars[at]])
+        return "".join(chars)
+
+    return guess
+
+
+def test_near_misses_random_and_malformed_guesses_cost_the_same(client: TestClient, runtime: Runtime) -> None:
+    filed = client.post("/api/v1/reports", json=REPORT)
+    assert filed.status_code == 201
+    receipt = normalize_receipt(filed.json()["receipt"])
+    kinds: dict[str, Callable[[], str]] = {
+        "near miss": near_miss(receipt),
+        "random": new_receipt,
+        "malformed": lambda: "!" * 24,
+    }
+    timings: dict[str, list[int]] = {kind: [] for kind in kinds}
+    schedule = [kind for kind in kinds for _ in range(SAMPLES)]
+    random.shuffle(schedule)
+    with runtime.sessions() as db:
+        for _ in range(30):  # warm caches and the connection before measuring
+            with contextlib.suppress(NotFound):
+                runtime.intake.open_case(db, new_receipt())
+        for kind in schedule:
+            guess = kinds[kind]()
+            start = time.perf_counter_ns()
+            try:
+                runtime.intake.open_case(db, guess)
+            except NotFound:
+                elapsed = time.perf_counter_ns() - start
+            else:
+                raise AssertionError("a guess opened the case")
+            timings[kind].append(elapsed)
+    medians = {kind: statistics.median(values) for kind, values in timings.items()}
+    reference = medians["random"]
+    figures = ", ".join(f"{kind} {value / 1000:.1f} µs" for kind, value in medians.items())
+    for value in medians.values():
+        assert abs(value - reference) <= 0.10 * reference, f"median cost differs: {figures}"

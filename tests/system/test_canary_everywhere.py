@@ -1,0 +1,287 @@
+"""The database-dump canary over the whole running product.
+
+The product runs as in production, in processes of its own: `rueckhalt up` (api, Celery worker, beat) on
+PostgreSQL and Redis (broker and rate limits), mail into the Maildir of its data folder. Every free-text,
+contact, note, message and attachment field — from the report form, the JSON API, the reporter's follow-up
+and the counsellor's side — carries a unique marker. The service must show each marker to those who may
+see it, and then none may appear in a `pg_dump`, in a dump of Redis (`redis-cli --rdb`) or its
+append-only files, anywhere in the data folder (blobs, mail, secrets) or in any line the processes logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_helpers import Authenticator
+from helpers import PgCluster, all_bytes_under, free_port, pg_dump
+from notification_helpers import RedisProcess
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
+CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
+
+REPORT_FIELDS = (
+    "description",
+    "type_other",
+    "place",
+    "platform",
+    "url",
+    "perpetrator_details",
+    "municipality",
+    "contact_name",
+    "contact_phone",
+)
+
+
+def markers(prefix: str) -> dict[str, str]:
+    values = {field: f"QZ{prefix}{index:02d}CANARY" for index, field in enumerate(REPORT_FIELDS)}
+    values["contact_email"] = f"qz{prefix.lower()}mail@canary.example"
+    return values
+
+
+NOTIFY = "qznotifycanary@canary.example"
+CASEWORK = {
+    "message": "QZMESSAGECANARY",
+    "note": "QZNOTECANARY",
+    "staff_file": "QZSTAFFFILECANARY",
+    "staff_filename": "QZSTAFFNAMECANARY",
+    "reply": "QZREPLYCANARY",
+    "reply_file": "QZREPLYFILECANARY",
+    "reply_filename": "QZREPLYNAMECANARY",
+    "evidence": "QZEVIDENCECANARY",
+    "evidence_filename": "QZEVIDENCENAMECANARY",
+}
+
+
+@dataclass
+class Product:
+    url: str
+    data_dir: Path
+    database_url: str
+    redis: RedisProcess
+    redis_dir: Path
+    log: Path
+
+
+@pytest.fixture
+def product(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[Product]:
+    name = f"rh_canary_{os.getpid()}"
+    with pg_cluster.admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE rh_template")
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = RedisProcess(redis_dir, free_port())
+    redis.start()
+    data_dir = tmp_path / "data"
+    log = tmp_path / "processes.log"
+    port = free_port()
+    database_url = pg_cluster.url(name)
+    env = {
+        **os.environ,
+        "RUECKHALT_DATA_DIR": str(data_dir),
+        "RUECKHALT_DATABASE_URL": database_url,
+        "RUECKHALT_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "RUECKHALT_BROKER_URL": f"redis://127.0.0.1:{redis.port}/1",
+        "RUECKHALT_DEMO": "true",
+    }
+    cli = [sys.executable, "-m", "service.cli"]
+    server: subprocess.Popen[bytes] | None = None
+    with log.open("wb") as out:
+        try:
+            for step in ("migrate", "demo"):
+                subprocess.run([*cli, step], env=env, cwd=ROOT, check=True, stdout=out, stderr=out)
+            server = subprocess.Popen(
+                [*cli, "up", "--port", str(port)], env=env, cwd=ROOT, stdout=out, stderr=out
+            )
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise RuntimeError("the product did not become healthy:\n" + log.read_text(errors="replace"))
+            yield Product(base, data_dir, database_url, redis, redis_dir, log)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+            redis.stop()
+
+
+def csrf(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "every form carries a CSRF token"
+    return match.group(1)
+
+
+def wait_for_mail_to(maildir: Path, address: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _path, data in all_bytes_under(maildir) if maildir.exists() else []:
+            if address.encode() in data:
+                return
+        time.sleep(0.25)
+    raise AssertionError(f"no mail to {address} within {seconds} s")
+
+
+def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
+    api, web, follow = markers("API"), markers("WEB"), markers("FUP")
+    reporter = httpx.Client(base_url=product.url, timeout=30)
+
+    # The report form, with evidence and the notification address.
+    fields = {
+        "csrf_token": csrf(reporter.get("/melden").text),
+        "land": "09",
+        "type_codes": ["A1"],
+        "channel": "email",
+        "notify_email": NOTIFY,
+        **web,
+    }
+    evidence = (f"{CASEWORK['evidence_filename']}.txt", CASEWORK["evidence"].encode() * 40, "text/plain")
+    filed = reporter.post("/melden", data=fields, files=[("attachments", evidence)])
+    assert filed.status_code == 201, filed.text
+    found = RECEIPT.search(re.sub(r"<[^>]+>", "", filed.text))
+    assert found
+    receipt = found.group(0)
+
+    # The JSON API and a further incident on the same case.
+    created = reporter.post(
+        "/api/v1/reports", json={"land": "09", "type_codes": ["X1"], "channel": "email", **api}
+    )
+    assert created.status_code == 201, created.text
+    further = {
+        "receipt": receipt,
+        "type_codes": ["A1"],
+        "channel": "email",
+        **{k: follow[k] for k in ("description", "place", "perpetrator_details")},
+    }
+    assert reporter.post("/api/v1/reports/incidents", json=further).status_code == 201
+
+    # The counsellor of Bayern answers with a message, a file and a note.
+    account = next(
+        a for a in _demo_credentials(product) if a["role"] == "counsellor" and BAYERN in a["organisations"]
+    )
+    phone = Authenticator(account["totp_secret"])
+    staff = httpx.Client(base_url=product.url, timeout=30)
+    signed_in = staff.post(
+        "/api/v1/session",
+        json={"email": account["email"], "password": account["password"], "totp": phone.code()},
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    staff.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+    cases = staff.get("/api/v1/cases").json()
+    case_id = next(c["id"] for c in cases if _holds(staff, c["id"], web["description"]))
+    assert staff.post(f"/api/v1/cases/{case_id}/notes", json={"body": CASEWORK["note"]}).status_code == 201
+    page = staff.get(f"/intern/faelle/{case_id}").text
+    staff_file = (f"{CASEWORK['staff_filename']}.txt", CASEWORK["staff_file"].encode() * 40, "text/plain")
+    sent = staff.post(
+        f"/intern/faelle/{case_id}/nachricht",
+        data={"csrf_token": csrf(page), "message": CASEWORK["message"]},
+        files=[("message_files", staff_file)],
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+
+    # The reporter signs in on the pages, reads the answer and replies with a file.
+    signed = reporter.post(
+        "/fall/anmelden", data={"csrf_token": csrf(reporter.get("/fall").text), "receipt": receipt}
+    )
+    assert signed.status_code in (200, 303), signed.text
+    case_page = reporter.get("/fall").text
+    assert CASEWORK["message"] in case_page
+    reply_file = (f"{CASEWORK['reply_filename']}.txt", CASEWORK["reply_file"].encode() * 40, "text/plain")
+    replied = reporter.post(
+        "/fall/nachricht",
+        data={"csrf_token": csrf(case_page), "message": CASEWORK["reply"]},
+        files=[("message_files", reply_file)],
+        follow_redirects=False,
+    )
+    assert replied.status_code == 303, replied.text
+
+    # Those who may see the content do see it: the counsellor reads everything in the clear.
+    case = staff.get(f"/api/v1/cases/{case_id}").json()
+    text = str(case)
+    for value in (*web.values(), *(follow[k] for k in ("description", "place", "perpetrator_details"))):
+        assert value in text
+    assert {CASEWORK["message"], CASEWORK["reply"]} <= {m["body"] for m in case["messages"]}
+    assert CASEWORK["note"] in text
+    downloads = b"".join(
+        staff.get(f"/api/v1/cases/{case_id}/attachments/{a['id']}").content for a in case["attachments"]
+    )
+    for content in ("evidence", "staff_file", "reply_file"):
+        assert CASEWORK[content].encode() in downloads
+
+    # The reporter was told of the counsellor's message (content-free) at the notification address.
+    wait_for_mail_to(product.data_dir / "maildir", NOTIFY)
+    reporter.close()
+    staff.close()
+
+    # Now every place where data comes to rest, with the processes' logs.
+    rdb = product.redis_dir / "canary.rdb"
+    subprocess.run(
+        [_redis_cli(), "-p", str(product.redis.port), "--rdb", str(rdb)], check=True, capture_output=True
+    )
+    places: list[tuple[str, bytes]] = [
+        ("pg_dump", pg_dump(product.database_url)),
+        *((str(path), data) for path, data in all_bytes_under(product.redis_dir)),
+    ]
+    # The dump holds what Redis held: rate-limit windows and the broker's bindings (so it is worth searching).
+    dump = rdb.read_bytes()
+    assert b"rl:" in dump
+    assert b"_kombu" in dump
+    for path, data in all_bytes_under(product.data_dir):
+        if "maildir" in path.parts:
+            # The reporter's own address is where the notice goes: allowed in the To header, nowhere else.
+            data = re.sub(rb"(?m)^To: .*$", b"To: (recipient)", data)
+        places.append((str(path), data))
+    assert any("blobs" in path for path, _ in places), "the blob folder is searched"
+    assert any("maildir" in path for path, _ in places), "the mail folder is searched"
+    places.append(("process logs", product.log.read_bytes()))
+    everything = [
+        *api.values(),
+        *web.values(),
+        *(follow[k] for k in ("description", "place", "perpetrator_details")),
+        *CASEWORK.values(),
+        NOTIFY,
+        receipt,
+    ]
+    hits = [
+        (marker, where)
+        for marker in everything
+        for where, data in places
+        if marker.encode() in data or marker.lower().encode() in data.lower()
+    ]
+    assert hits == []
+
+
+def _demo_credentials(product: Product) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads((product.data_dir / "demo-credentials.json").read_text())
+    return data
+
+
+def _holds(staff: httpx.Client, case_id: str, marker: str) -> bool:
+    return marker in staff.get(f"/api/v1/cases/{case_id}").text
+
+
+def _redis_cli() -> str:
+    binary = shutil.which("redis-cli")
+    if binary is None:
+        raise RuntimeError("redis-cli is missing: `make test` installs redis-server, which brings it")
+    return binary
