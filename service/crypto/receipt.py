@@ -27,7 +27,11 @@ _REPORTER_INFO = b"rueckhalt/reporter-key/v1"
 
 
 def random_code(length: int) -> str:
-    return "".join(secrets.choice(CROCKFORD_ALPHABET) for _ in range(length))
+    """``length`` characters of 5 uniform random bits each (the alphabet has 32), from one read of the
+    operating system's generator: ``secrets.choice`` per character cost a system call each, a twentieth
+    of an intake's time."""
+    bits = int.from_bytes(secrets.token_bytes((5 * length + 7) // 8), "big")
+    return "".join(CROCKFORD_ALPHABET[(bits >> (5 * index)) & 31] for index in range(length))
 
 
 def group(code: str) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import hmac
 import re
+from collections import Counter
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +36,7 @@ from service.crypto import (
     wrap_key,
 )
 from service.crypto import format_receipt as fmt
+from service.crypto.receipt import CROCKFORD_ALPHABET, random_code
 
 FAST = settings(database=None, deadline=None, max_examples=300)
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -251,3 +253,14 @@ def test_organisation_recovery_flow() -> None:
     assert unwrap_key(grant, restored, Context("case_key", "case-1", "", "org-1")) == case_key
     with pytest.raises(DecryptionError):
         open_private_key(sealed, recovery_wrapping_key(new_recovery_key()), context)
+
+
+def test_every_position_of_a_code_is_uniform_over_the_alphabet() -> None:
+    # 5 bits per character cut from one random integer: a slip in the shifts would fix or bias a position.
+    codes = [random_code(20) for _ in range(16_000)]
+    expected = len(codes) / 32
+    for position in range(20):
+        counts = Counter(code[position] for code in codes)
+        chi_square = sum((counts[char] - expected) ** 2 / expected for char in CROCKFORD_ALPHABET)
+        # 31 degrees of freedom: 80 is exceeded by chance about once in a million.
+        assert chi_square < 80, (position, chi_square)
