@@ -15,6 +15,7 @@ from helpers import PgCluster
 from sqlalchemy import exc as sa_exc
 from staff_helpers import with_policy_organisations
 
+from service import db
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine
@@ -112,7 +113,51 @@ def test_intake_answers_503_while_postgres_is_down_and_recovers_after_the_restar
             assert client.get("/healthz").json()["database"] == {"ok": False, "error": "OperationalError"}
 
             own_cluster.start()
-            # The pool still holds connections to the old server: pre-ping replaces them.
+            # The requests during the outage invalidated the pool; the next one connects anew.
             assert client.post("/api/v1/reports", json=REPORT).status_code == 201
     finally:
         runtime.dispose()
+
+
+@pytest.mark.slow
+def test_a_pooled_connection_idle_across_a_restart_is_replaced_before_use(
+    own_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given connections in the pool, when PostgreSQL restarts while no request comes, then the first
+    request after it succeeds: a connection idle longer than IDLE_PING_SECONDS is pinged at checkout and
+    replaced (the threshold is set to 0 here so that the test need not wait for it)."""
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    with own_cluster.admin() as conn:
+        conn.execute("CREATE DATABASE idle")
+    url = own_cluster.url("idle")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="rh-idle-")), database_url=url)
+    runtime = with_policy_organisations(build_runtime(settings))
+    try:
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+            own_cluster.halt("fast")
+            own_cluster.start()
+            assert client.post("/api/v1/reports", json=REPORT).status_code == 201
+    finally:
+        runtime.dispose()
+
+
+def test_a_connection_in_use_is_not_pinged(monkeypatch: pytest.MonkeyPatch, pg_cluster: PgCluster) -> None:
+    """Under load a connection goes back to work within the threshold: no round trip for a ping."""
+    engine = make_engine(pg_cluster.url("rh_template"))
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(connection) or True)
+    try:
+        for _ in range(5):
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        assert pings == []
+        monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
