@@ -81,7 +81,7 @@ policy-test: install
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
 bench: install-test
-	-$(MAKE) --no-print-directory bench-intake bench-login bench-notify bench-memory bench-scaleout faults
+	-$(MAKE) -k --no-print-directory bench-intake bench-login bench-notify bench-memory bench-scaleout faults
 	$(BIN)/python bench/report.py
 
 bench-report: install-test

@@ -99,12 +99,13 @@ class HardeningMiddleware:
             await send(message)
 
         declared = headers.get(b"content-length")
+        too_large = False
         if declared is not None:
             try:
                 too_large = int(declared) > limit
             except ValueError:
                 too_large = True
-            if too_large:
+            if too_large and not _is_page(path):
                 response = JSONResponse({"detail": PayloadTooLarge.public_message}, status_code=413)
                 await response(scope, receive, send_wrapper)
                 self._log(scope, 413, started)
@@ -114,6 +115,10 @@ class HardeningMiddleware:
 
         async def receive_wrapper() -> Message:
             nonlocal received
+            if too_large:
+                # A page's form: its first read of the body raises, and the error handlers answer with the
+                # page in the reader's language (a reporter on a phone must not get a line of JSON).
+                raise PayloadTooLarge()
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -319,8 +324,12 @@ class Pages:
 # -- errors -------------------------------------------------------------------------------------------------
 
 
+def _is_page(path: str) -> bool:
+    return not path.startswith("/api/") and path != "/healthz"
+
+
 def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and request.url.path != "/healthz"
+    return _is_page(request.url.path)
 
 
 def _sanitised(errors: Any) -> list[dict[str, Any]]:

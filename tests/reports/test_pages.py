@@ -8,6 +8,7 @@ import re
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
+from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.cases.models import Attachment, Case, Incident
@@ -268,3 +269,33 @@ def test_too_many_attachments_are_refused(client: TestClient, runtime: Runtime) 
     response = client.post("/melden", data=base_fields(client), files=files)
     assert response.status_code == 422
     assert cases(runtime) == 0
+
+
+def test_a_form_over_the_size_limit_gets_a_page_in_german_and_stores_nothing(settings: Settings) -> None:
+    """Given a Content-Length over the limit on the report form, the reporter gets the 413 as a page in
+    their language (not a line of JSON), and no case is stored; the API keeps its JSON answer."""
+    runtime = with_policy_organisations(
+        build_runtime(settings.model_copy(update={"max_upload_body_bytes": 4096}))
+    )
+    try:
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            fields = base_fields(client)
+            big = ("attachments", ("video.txt", b"x" * 20_000, "text/plain"))
+            response = client.post("/melden", data=fields, files=[big])
+            assert response.status_code == 413
+            assert response.headers["content-type"].startswith("text/html")
+            assert "Zu große Datenmenge" in response.text
+            english = client.post("/melden?lang=en", data=fields, files=[big])
+            assert english.status_code == 413
+            assert 'lang="en"' in english.text
+            api = client.post(
+                "/api/v1/reports",
+                content=b"{" + b" " * 300_000 + b"}",
+                headers={"content-type": "application/json"},
+            )
+            assert api.status_code == 413
+            assert api.headers["content-type"].startswith("application/json")
+        with runtime.sessions() as db:
+            assert db.scalar(select(func.count()).select_from(Case)) == 0
+    finally:
+        runtime.dispose()
