@@ -68,7 +68,11 @@ def live_server() -> Iterator[LiveServer]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while
+# it is started, and every later test that calls asyncio.run() would fail with "cannot be called from a
+# running event loop". Closing it after each browser module leaves the main thread as it found it (a
+# launch costs about a second; "package" scope needs an __init__.py, which importlib mode does without).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
