@@ -19,7 +19,7 @@ class CaseUpdate(BaseModel):
     acknowledge: bool = False
     status: str | None = Field(default=None, max_length=32)
     outcome: str | None = Field(default=None, max_length=32)
-    assignee_id: str | None = Field(default=None, max_length=36)
+    assignee_id: str | None = Field(default=None, min_length=1, max_length=36)
     unassign: bool = False
     labels: list[Annotated[str, StringConstraints(max_length=32)]] | None = Field(default=None, max_length=16)
 

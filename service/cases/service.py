@@ -271,7 +271,8 @@ class CaseService:
         for index, label in enumerate(change.labels or []):
             if label not in LABELS:
                 errors.append(public_error(["labels", index], "invalid_code", "unknown label"))
-        if change.assignee_id and not organisations.is_member_of_any(
+        # `is not None`: an empty id is no member either (it was let through, and failed at the database).
+        if change.assignee_id is not None and not organisations.is_member_of_any(
             session,
             change.assignee_id,
             {org.id for org, grant in repository.holders(session, case.id) if grant.active},

@@ -108,6 +108,20 @@ def test_state_changes_need_the_csrf_header(
     assert counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True}).status_code == 204
 
 
+@pytest.mark.parametrize("assignee", ["", "0" * 36, "x"])
+def test_an_assignee_id_that_names_nobody_is_422_and_changes_nothing(
+    filed: dict[str, str], people: dict[str, Staff], login: Login, assignee: str
+) -> None:
+    """Found by Schemathesis: an empty assignee id passed the membership check and failed at the database
+    (a 500 on PostgreSQL). Any id that is not a member of a holder is refused with the field named."""
+    lead = login(people["lead"])
+    case_id = only_case_id(lead)
+    refused = lead.patch(f"/api/v1/cases/{case_id}", json={"assignee_id": assignee})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][-1] == "assignee_id"
+    assert lead.get("/api/v1/cases").json()[0]["assignee_id"] is None
+
+
 def test_acknowledge_assign_and_close_with_an_outcome(
     filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
 ) -> None:
