@@ -183,3 +183,17 @@ def pg_dump(url: str) -> bytes:
         check=True,
         capture_output=True,
     ).stdout
+
+
+# The report's free-text and contact fields, each of which the canaries fill with a marker of its own.
+REPORT_TEXT_FIELDS = (
+    "description",
+    "type_other",
+    "place",
+    "platform",
+    "url",
+    "perpetrator_details",
+    "municipality",
+    "contact_name",
+    "contact_phone",
+)

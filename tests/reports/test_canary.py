@@ -10,25 +10,13 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import all_bytes_under, pg_dump
+from helpers import REPORT_TEXT_FIELDS, all_bytes_under, pg_dump
 
 from service.runtime import Runtime
 
-FREE_TEXT_FIELDS = (
-    "description",
-    "type_other",
-    "place",
-    "platform",
-    "url",
-    "perpetrator_details",
-    "municipality",
-    "contact_name",
-    "contact_phone",
-)
-
 
 def markers(prefix: str) -> dict[str, str]:
-    values = {field: f"QX{prefix}{index:02d}CANARY" for index, field in enumerate(FREE_TEXT_FIELDS)}
+    values = {field: f"QX{prefix}{index:02d}CANARY" for index, field in enumerate(REPORT_TEXT_FIELDS)}
     values["contact_email"] = f"qx{prefix.lower()}mail@canary.example"
     values["notify_email"] = f"qx{prefix.lower()}notify@canary.example"
     return values

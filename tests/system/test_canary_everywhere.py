@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_helpers import Authenticator
-from helpers import PgCluster, all_bytes_under, free_port, pg_dump
+from helpers import REPORT_TEXT_FIELDS, PgCluster, all_bytes_under, free_port, pg_dump
 from notification_helpers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -33,21 +33,9 @@ RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
 
-REPORT_FIELDS = (
-    "description",
-    "type_other",
-    "place",
-    "platform",
-    "url",
-    "perpetrator_details",
-    "municipality",
-    "contact_name",
-    "contact_phone",
-)
-
 
 def markers(prefix: str) -> dict[str, str]:
-    values = {field: f"QZ{prefix}{index:02d}CANARY" for index, field in enumerate(REPORT_FIELDS)}
+    values = {field: f"QZ{prefix}{index:02d}CANARY" for index, field in enumerate(REPORT_TEXT_FIELDS)}
     values["contact_email"] = f"qz{prefix.lower()}mail@canary.example"
     return values
 
