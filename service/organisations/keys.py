@@ -29,10 +29,16 @@ class PublicKeys:
     def of(self, session: Session, receivers: Collection[Receiver]) -> dict[str, PublicKey]:
         """The public key of each receiver, by organisation id; a receiver whose key changed since its
         digest was read is left out (the intake treats it as unreachable, like one disabled meanwhile)."""
-        missing = [r.id for r in receivers if r.key_digest not in self._by_digest]
+        found = {r.id: self._by_digest.get(r.key_digest) for r in receivers}
+        missing = {r.id: r.key_digest for r in receivers if found[r.id] is None}
         if missing:
             if len(self._by_digest) + len(missing) > _MAX_KEYS:
                 self._by_digest.clear()
-            for raw in repository.public_keys(session, missing).values():
-                self._by_digest[hashlib.sha256(raw).digest()] = PublicKey.from_bytes(raw)
-        return {r.id: self._by_digest[r.key_digest] for r in receivers if r.key_digest in self._by_digest}
+            for org_id, raw in repository.public_keys(session, list(missing)).items():
+                digest = hashlib.sha256(raw).digest()
+                key = PublicKey.from_bytes(raw)
+                self._by_digest[digest] = key
+                # Taken from what was just read, not from the cache another thread may be clearing.
+                if digest == missing[org_id]:
+                    found[org_id] = key
+        return {org_id: key for org_id, key in found.items() if key is not None}
