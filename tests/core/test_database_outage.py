@@ -86,6 +86,18 @@ def own_cluster() -> Iterator[PgCluster]:
         cluster.stop()
 
 
+def _service_on(cluster: PgCluster, name: str) -> Runtime:
+    """A migrated database of its own on ``cluster`` and a runtime with the policy's organisations."""
+    with cluster.admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = cluster.url(name)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix=f"rh-{name}-")), database_url=url)
+    return with_policy_organisations(build_runtime(settings))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_intake_answers_503_while_postgres_is_down_and_recovers_after_the_restart(
@@ -93,14 +105,7 @@ def test_intake_answers_503_while_postgres_is_down_and_recovers_after_the_restar
 ) -> None:
     """Given a running service on PostgreSQL, when the server stops (cleanly or as a crash), a report gets
     503 at once rather than a 500 or a hang; when the server is back, the next report is accepted."""
-    with own_cluster.admin() as conn:
-        conn.execute("CREATE DATABASE outage")
-    url = own_cluster.url("outage")
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="rh-outage-")), database_url=url)
-    runtime = with_policy_organisations(build_runtime(settings))
+    runtime = _service_on(own_cluster, "outage")
     try:
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             assert client.post("/api/v1/reports", json=REPORT).status_code == 201
@@ -127,14 +132,7 @@ def test_a_pooled_connection_idle_across_a_restart_is_replaced_before_use(
     request after it succeeds: a connection idle longer than IDLE_PING_SECONDS is pinged at checkout and
     replaced (the threshold is set to 0 here so that the test need not wait for it)."""
     monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
-    with own_cluster.admin() as conn:
-        conn.execute("CREATE DATABASE idle")
-    url = own_cluster.url("idle")
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="rh-idle-")), database_url=url)
-    runtime = with_policy_organisations(build_runtime(settings))
+    runtime = _service_on(own_cluster, "idle")
     try:
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             assert client.post("/api/v1/reports", json=REPORT).status_code == 201
