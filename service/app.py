@@ -17,6 +17,7 @@ from service.auth.deps import install_staff_error_handlers
 from service.cases import endpoints as case_endpoints
 from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
+from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
@@ -48,9 +49,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if runtime is None:
-            built.dispose()
+        # Made here, in the loop that serves: asyncio connections must not outlive or leave their loop.
+        async_engine = make_async_engine(built.settings.resolved_database_url)
+        app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
+        try:
+            yield
+        finally:
+            app.state.async_sessions = None
+            if async_engine is not None:
+                await async_engine.dispose()
+            if runtime is None:
+                built.dispose()
 
     app = FastAPI(
         title="Rückhalt",
@@ -61,6 +70,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = built
+    # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
+    # pool serves every request.
+    app.state.async_sessions = None
     app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
     install_error_handlers(app, lambda: app.state.pages)
     install_staff_error_handlers(app)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.errors import RateLimited
 from service.ratelimit.service import Limit
@@ -28,6 +32,29 @@ def client_address(request: Request) -> str:
 def enforce(runtime: Runtime, request: Request, limit: Limit) -> None:
     if not runtime.limiter.allow(limit, client_address(request)):
         raise RateLimited()
+
+
+T = TypeVar("T")
+
+
+async def in_session(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work`` with a session of its own, which it commits; closed (rolled back if not) afterwards.
+
+    With PostgreSQL the served application has asyncio connections (``service.db.make_async_engine``): the
+    work then runs on the event loop, its queries awaited in between, with nothing to compete with for the
+    GIL. Otherwise (SQLite, or no lifespan) it runs in the thread pool. The work is the same code either way.
+    """
+    async_sessions: async_sessionmaker[AsyncSession] | None = request.app.state.async_sessions
+    if async_sessions is not None:
+        async with async_sessions() as session:
+            return await session.run_sync(work)
+    sessions = runtime_of(request).sessions
+
+    def in_thread() -> T:
+        with sessions() as session:
+            return work(session)
+
+    return await run_in_threadpool(in_thread)
 
 
 def runtime_of(request: Request) -> Runtime:

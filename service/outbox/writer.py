@@ -6,19 +6,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.db import new_id, utcnow
+from service.db import NewRow, new_id, new_row, utcnow
 from service.outbox.models import OutboxMessage
 
 _ALLOWED_VALUE_TYPES = (str, int, bool, type(None))
 
 
-def message(topic: str, **payload: Any) -> OutboxMessage:
+def message_row(topic: str, **payload: Any) -> NewRow:
     """A complete outbox row. Values must be identifiers or codes (flat scalars): checked once, here."""
     for key, value in payload.items():
         if not isinstance(value, _ALLOWED_VALUE_TYPES):
             raise TypeError(f"outbox payload field {key!r} must be a scalar identifier or code")
     now = utcnow()
-    return OutboxMessage(
+    return new_row(
+        OutboxMessage,
         id=new_id(),
         topic=topic,
         payload=dict(payload),
@@ -27,8 +28,14 @@ def message(topic: str, **payload: Any) -> OutboxMessage:
         dispatched_at=None,
         completed_at=None,
         attempts=0,
+        dead_at=None,
         last_error=None,
     )
+
+
+def message(topic: str, **payload: Any) -> OutboxMessage:
+    """The same row as an ORM object, for a caller that adds it to its session."""
+    return OutboxMessage(**message_row(topic, **payload).values)
 
 
 def enqueue(session: Session, topic: str, **payload: Any) -> OutboxMessage:

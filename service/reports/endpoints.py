@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.schemas import Created, ReporterMessageCreate
-from service.deps import RuntimeDep, enforce
+from service.deps import RuntimeDep, enforce, in_session
 from service.errors import error_responses
 from service.reports.schemas import (
     CaseForReporter,
@@ -46,13 +47,12 @@ _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for th
     responses=_INTAKE_ERRORS,
     summary="File a report",
 )
-def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> ReportCreated:
+async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> ReportCreated:
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
-    enforce(runtime, request, intake_limit(runtime.settings))
-    # The session is opened here rather than by a dependency: a generator dependency costs two extra
-    # thread-pool hops per request, on the path that has to keep up with a flood.
-    with runtime.sessions() as db:
-        filed = runtime.intake.file_report(db, data, CaseDraft.new(), [])
+    # The limit may count in the database when Redis is away: blocking calls stay off the event loop.
+    await run_in_threadpool(enforce, runtime, request, intake_limit(runtime.settings))
+    # The path that has to keep up with a flood runs on the event loop where it can (``in_session``).
+    filed = await in_session(request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), []))
     return ReportCreated(
         receipt=filed.receipt, routed_to=filed.routed_to, ack_deadline_minutes=filed.ack_deadline_minutes
     )
@@ -83,8 +83,7 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) ->
     fields = IncidentFields.model_validate(body.model_dump(exclude={"receipt"}))
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
-        incident = runtime.intake.add_incident(db, opened, fields, [])
-        return IncidentAdded(seq=incident.seq)
+        return IncidentAdded(seq=runtime.intake.add_incident(db, opened, fields, []))
 
 
 @router.post(

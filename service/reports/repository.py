@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Insert, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
-from service.db import Base
+from service.db import NewRow
 from service.organisations.models import Organisation
 
 
@@ -57,26 +56,25 @@ def attachment_counts(session: Session, case_id: str) -> dict[str, int]:
     return {str(incident_id): int(count) for incident_id, count in rows}
 
 
-def insert_new(session: Session, objects: Sequence[Base]) -> None:
-    """Insert freshly built rows with one statement per table, in the order given (parents first).
+def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
+    """Insert complete rows with one statement per table, in the order given (parents first).
 
-    The intake writes about ten rows per report; the ORM's unit of work (and even its bulk path) spends
-    more time sorting and tracking them than the database spends storing them, so they go to the table as
-    Core inserts on the session's connection, inside the session's transaction. Every column value must
-    be set by the caller (defaults of the models are not applied here), which the intake does anyway.
+    The ORM's unit of work (and even its bulk path) spends more time sorting and tracking the ten rows of a
+    report than the database spends storing them, so they go to their tables as Core inserts on the
+    session's connection, inside the session's transaction.
     """
     connection = session.connection()
     index = 0
-    while index < len(objects):
-        model = type(objects[index])
+    while index < len(rows):
+        table = rows[index].table
         batch = []
-        while index < len(objects) and type(objects[index]) is model:
-            batch.append(_row(objects[index]))
+        while index < len(rows) and rows[index].table is table:
+            batch.append(rows[index].values)
             index += 1
-        connection.execute(insert(cast(Table, model.__table__)), batch)
+        connection.execute(_insert(table), batch)
 
 
-def _row(obj: Base) -> dict[str, Any]:
-    mapper = sa_inspect(type(obj))
-    # Attribute names equal column names in every model (no mapped_column("other_name", ...)).
-    return {attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs}
+@functools.cache
+def _insert(table: Table) -> Insert:
+    # Built once per table: a statement is immutable, and building it anew for every report costs time.
+    return insert(table)

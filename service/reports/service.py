@@ -42,7 +42,7 @@ from service.crypto import (
     wrap_for_reporter,
     wrap_key,
 )
-from service.db import Base, new_id, utcnow
+from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
 from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
@@ -84,6 +84,15 @@ class Filed:
     routed_to: list[str]
     ack_deadline_minutes: int
     type_codes: list[str]
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """What an incident's rows need of their case (a case being filed has no ORM object)."""
+
+    id: str
+    land: str
+    office: str | None
 
 
 @dataclass(frozen=True)
@@ -213,48 +222,62 @@ class IntakeService:
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
     def _add_incident(
-        self, rows: list[Base], case: Case, seq: int, data: IncidentFields, data_key: bytes, now: datetime
-    ) -> Incident:
+        self,
+        rows: list[NewRow],
+        case: CaseRef,
+        seq: int,
+        data: IncidentFields,
+        data_key: bytes,
+        now: datetime,
+    ) -> str:
+        """Queue an incident and its statistics row; returns the incident's id."""
         incident_id = new_id()
-        complaint_only = self.taxonomy.has_complaint_only(data.type_codes)
-        incident = Incident(
-            id=incident_id,
-            case_id=case.id,
-            seq=seq,
-            type_codes=list(data.type_codes),
-            channel=data.channel,
-            channel_online=self.taxonomy.channel_is_online(data.channel),
-            severity=self.taxonomy.severity_of(data.type_codes),
-            urgency=data.urgency,
-            incident_month=data.occurred_on.strftime("%Y-%m") if data.occurred_on else None,
-            complaint_deadline_on=complaint_deadline(data.occurred_on, complaint_only),
-            payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
-            created_at=now,
+        extract_id = new_id()
+        incident_month = data.occurred_on.strftime("%Y-%m") if data.occurred_on else None
+        rows.append(
+            new_row(
+                Incident,
+                id=incident_id,
+                case_id=case.id,
+                seq=seq,
+                type_codes=list(data.type_codes),
+                channel=data.channel,
+                channel_online=self.taxonomy.channel_is_online(data.channel),
+                severity=self.taxonomy.severity_of(data.type_codes),
+                urgency=data.urgency,
+                incident_month=incident_month,
+                complaint_deadline_on=complaint_deadline(
+                    data.occurred_on, self.taxonomy.has_complaint_only(data.type_codes)
+                ),
+                payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
+                # The way from an incident to its statistics row exists only under the case key: a
+                # counsellor who reclassifies can update the row, a thief of the database cannot join them.
+                extract_ref=seal(data_key, extract_id.encode(), _ctx("extract_ref", case.id, incident_id)),
+                created_at=now,
+            )
         )
-        extract = self._extract(case, incident)
-        # The way from an incident to its statistics row exists only under the case key: a counsellor who
-        # reclassifies can update the row, a thief of the database cannot join the two.
-        incident.extract_ref = seal(data_key, extract.id.encode(), _ctx("extract_ref", case.id, incident_id))
-        rows += [incident, extract]
-        return incident
-
-    def _extract(self, case: Case, incident: Incident) -> StatisticsExtract:
-        return StatisticsExtract(
-            id=new_id(),
-            reporter_pseudonym=keyed_hash(self._statistics_key, "reporter-pseudonym", case.id.encode()).hex(),
-            receipt_month=incident.created_at.strftime("%Y-%m"),
-            incident_month=incident.incident_month,
-            land=case.land,
-            channel=incident.channel.split(".")[0],
-            office=case.office,
-            **classification(self.taxonomy, incident.type_codes),
+        rows.append(
+            new_row(
+                StatisticsExtract,
+                id=extract_id,
+                reporter_pseudonym=keyed_hash(
+                    self._statistics_key, "reporter-pseudonym", case.id.encode()
+                ).hex(),
+                receipt_month=now.strftime("%Y-%m"),
+                incident_month=incident_month,
+                land=case.land,
+                channel=data.channel.split(".")[0],
+                office=case.office,
+                **classification(self.taxonomy, list(data.type_codes)),
+            )
         )
+        return incident_id
 
     def _grant(
         self,
         session: Session,
-        rows: list[Base],
-        case: Case,
+        rows: list[NewRow],
+        case_id: str,
         data_key: bytes,
         decision: RoutingDecision,
         reachable: dict[str, Receiver],
@@ -276,11 +299,12 @@ class IntakeService:
                 continue
             already.add(org.id)
             rows.append(
-                CaseKeyGrant(
+                new_row(
+                    CaseKeyGrant,
                     id=new_id(),
-                    case_id=case.id,
+                    case_id=case_id,
                     organisation_id=org.id,
-                    wrapped_key=wrap_key(data_key, keys[org.id], _ctx("case_key", case.id, org.id)),
+                    wrapped_key=wrap_key(data_key, keys[org.id], _ctx("case_key", case_id, org.id)),
                     role=role.value,
                     active=role is GrantRole.target,
                     escalation_after_minutes=minutes,
@@ -292,17 +316,16 @@ class IntakeService:
                 new_targets.append(org)
         return new_targets
 
-    def _record(
-        self, case_id: str, incident_id: str, decision: RoutingDecision, now: datetime
-    ) -> RoutingRecord:
-        return RoutingRecord(
+    def _record(self, case_id: str, incident_id: str, decision: RoutingDecision, now: datetime) -> NewRow:
+        return new_row(
+            RoutingRecord,
             id=new_id(),
             created_at=now,
             case_id=case_id,
             incident_id=incident_id,
             policy_version=decision.policy_version,
             fallback_used=decision.fallback_used,
-            decision=json.loads(decision.to_json()),
+            decision=decision.to_dict(),
         )
 
     def file_report(
@@ -316,57 +339,63 @@ class IntakeService:
         now = utcnow()
         receipt = new_receipt()
         salt = new_salt()
-        case_id = draft.case_id
+        case = CaseRef(id=draft.case_id, land=data.land, office=data.office)
         details = {
             "municipality": data.municipality,
             "targets": list(data.targets),
             "support_needs": list(data.support_needs),
         }
         contact = {"name": data.contact_name, "email": data.contact_email, "phone": data.contact_phone}
-        case = Case(
-            id=case_id,
-            lookup_hash=receipt_lookup(self._pepper, receipt),
-            reporter_salt=salt,
-            reporter_wrapped_key=wrap_for_reporter(
-                draft.data_key, receipt, salt, _ctx("reporter_key", case_id)
-            ),
-            status=CaseStatus.new.value,
-            urgency=data.urgency,
-            severity=self.taxonomy.severity_of(data.type_codes),
-            land=data.land,
-            district_ags=data.district_ags,
-            office=data.office,
-            consent_counselling=data.consent_counselling,
-            consent_police=data.consent_police,
-            details_ciphertext=seal(
-                draft.data_key, json.dumps(details).encode(), _ctx("case_details", case_id)
-            ),
-            contact_ciphertext=(
-                seal(draft.data_key, json.dumps(contact).encode(), _ctx("contact", case_id))
-                if any(contact.values())
-                else None
-            ),
-            notify_ciphertext=(
-                seal_address(self._notification_key, case_id, str(data.notify_email))
-                if data.notify_email
-                else None
-            ),
-            ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
-            labels=[],
-            created_at=now,
-            updated_at=now,
-        )
-        rows: list[Base] = [case]
-        incident = self._add_incident(rows, case, 1, data, draft.data_key, now)
-        rows += files.rows_for(uploads, case_id, uploaded_by="reporter", now=now, incident_id=incident.id)
-        targets = self._grant(session, rows, case, draft.data_key, decision, reachable, set(), now)
+        rows = [
+            new_row(
+                Case,
+                id=case.id,
+                lookup_hash=receipt_lookup(self._pepper, receipt),
+                reporter_salt=salt,
+                reporter_wrapped_key=wrap_for_reporter(
+                    draft.data_key, receipt, salt, _ctx("reporter_key", case.id)
+                ),
+                status=CaseStatus.new.value,
+                urgency=data.urgency,
+                severity=self.taxonomy.severity_of(data.type_codes),
+                land=data.land,
+                district_ags=data.district_ags,
+                office=data.office,
+                consent_counselling=data.consent_counselling,
+                consent_police=data.consent_police,
+                details_ciphertext=seal(
+                    draft.data_key, json.dumps(details).encode(), _ctx("case_details", case.id)
+                ),
+                contact_ciphertext=(
+                    seal(draft.data_key, json.dumps(contact).encode(), _ctx("contact", case.id))
+                    if any(contact.values())
+                    else None
+                ),
+                notify_ciphertext=(
+                    seal_address(self._notification_key, case.id, str(data.notify_email))
+                    if data.notify_email
+                    else None
+                ),
+                ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
+                acknowledged_at=None,
+                assignee_id=None,
+                labels=[],
+                outcome=None,
+                closed_at=None,
+                created_at=now,
+                updated_at=now,
+            )
+        ]
+        incident_id = self._add_incident(rows, case, 1, data, draft.data_key, now)
+        rows += self._attachment_rows(uploads, case.id, incident_id, now)
+        targets = self._grant(session, rows, case.id, draft.data_key, decision, reachable, set(), now)
         if not targets:
             session.rollback()
             raise NoRecipient()
-        rows.append(self._record(case_id, incident.id, decision, now))
+        rows.append(self._record(case.id, incident_id, decision, now))
         rows += [
-            outbox.message(
-                "notifications.new_case", case_id=case_id, organisation_id=org.id, urgency=data.urgency
+            outbox.message_row(
+                "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
             )
             for org in targets
         ]
@@ -374,11 +403,20 @@ class IntakeService:
         session.commit()
         return Filed(
             receipt=receipt,
-            case_id=case_id,
+            case_id=case.id,
             routed_to=[org.display_name for org in targets],
             ack_deadline_minutes=decision.ack_deadline_minutes,
             type_codes=list(data.type_codes),
         )
+
+    @staticmethod
+    def _attachment_rows(
+        uploads: list[EncryptedUpload], case_id: str, incident_id: str, now: datetime
+    ) -> list[NewRow]:
+        attachments = files.rows_for(
+            uploads, case_id, uploaded_by="reporter", now=now, incident_id=incident_id
+        )
+        return [row_of(attachment) for attachment in attachments]
 
     # -- the reporter's way back --------------------------------------------------------------------------
     def open_case(self, session: Session, receipt_text: str) -> OpenedCase:
@@ -418,7 +456,8 @@ class IntakeService:
 
     def add_incident(
         self, session: Session, opened: OpenedCase, data: IncidentFields, uploads: list[EncryptedUpload]
-    ) -> Incident:
+    ) -> int:
+        """Add a further incident to the case file and commit; returns its number within the case."""
         errors = self.check_incident_codes(data)
         if errors:
             raise ValidationFailed(errors)
@@ -429,20 +468,21 @@ class IntakeService:
         decision, reachable = self.route(session, self._facts(data, case, tuple(details.get("targets", []))))
         now = utcnow()
         seq = repository.next_incident_seq(session, case.id)
-        rows: list[Base] = []
-        incident = self._add_incident(rows, case, seq, data, opened.data_key, now)
-        rows += files.rows_for(uploads, case.id, uploaded_by="reporter", now=now, incident_id=incident.id)
+        rows: list[NewRow] = []
+        ref = CaseRef(id=case.id, land=case.land, office=case.office)
+        incident_id = self._add_incident(rows, ref, seq, data, opened.data_key, now)
+        rows += self._attachment_rows(uploads, case.id, incident_id, now)
         holders = repository.granted_organisation_ids(session, case.id)
         new_targets = self._grant(
-            session, rows, case, opened.data_key, decision, reachable, set(holders), now
+            session, rows, case.id, opened.data_key, decision, reachable, set(holders), now
         )
-        rows.append(self._record(case.id, incident.id, decision, now))
+        rows.append(self._record(case.id, incident_id, decision, now))
         rows += [
-            outbox.message("notifications.new_incident", case_id=case.id, organisation_id=org_id)
+            outbox.message_row("notifications.new_incident", case_id=case.id, organisation_id=org_id)
             for org_id in repository.active_organisation_ids(session, case.id)
         ]
         rows += [
-            outbox.message(
+            outbox.message_row(
                 "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
             )
             for org in new_targets
@@ -453,7 +493,7 @@ class IntakeService:
             case.severity = severity
         case.updated_at = now
         session.commit()
-        return incident
+        return seq
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""

@@ -3,6 +3,7 @@ and the service recovers by itself when the database is back."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from collections.abc import Iterator
@@ -159,3 +160,42 @@ def test_a_connection_in_use_is_not_pinged(monkeypatch: pytest.MonkeyPatch, pg_c
         assert len(pings) == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_disconnect_met_by_one_pool_has_the_other_pool_ping_before_use(own_cluster: PgCluster) -> None:
+    """An api process has two pools on one server: the thread pool's engine and the event loop's. Given a
+    connection in each, when the server restarts and the thread pool's connection meets the break, then
+    the event loop's connection is pinged and replaced at its next use, however briefly it was idle (the
+    idle threshold alone would let it fail a reporter's request)."""
+    url = own_cluster.url("postgres")
+    threads = make_engine(url)
+    loop_engine = db.make_async_engine(url)
+    assert loop_engine is not None
+
+    async def select_one() -> int:
+        async with loop_engine.connect() as connection:
+            return int((await connection.exec_driver_sql("SELECT 1")).scalar_one())
+
+    async def run() -> None:
+        try:
+            assert await select_one() == 1
+            with threads.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+
+            own_cluster.halt("fast")
+            own_cluster.start()
+            with pytest.raises(sa_exc.OperationalError), threads.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            # Well within IDLE_PING_SECONDS of its last use, and yet:
+            assert await select_one() == 1
+        finally:
+            await loop_engine.dispose()
+            threads.dispose()
+
+    asyncio.run(run())
+
+
+def test_the_loop_engine_is_for_postgresql_only() -> None:
+    """SQLite keeps the thread pool: it has no asyncio driver here and one writer at a time anyway."""
+    assert db.make_async_engine("sqlite:///:memory:") is None
