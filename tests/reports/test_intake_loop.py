@@ -90,7 +90,7 @@ def test_a_report_is_the_same_rows_either_way(runtime: Runtime, client: TestClie
             for model in (Case, Incident, StatisticsExtract, CaseKeyGrant, RoutingRecord, OutboxMessage)
         }
         grants_per_case = dict(
-            db.execute(select(CaseKeyGrant.case_id, func.count()).group_by(CaseKeyGrant.case_id)).tuples()
+            db.execute(select(CaseKeyGrant.case_id, func.count()).group_by(CaseKeyGrant.case_id)).all()
         )
     assert counts["Case"] == counts["Incident"] == counts["StatisticsExtract"] == counts["RoutingRecord"] == 2
     assert len(set(grants_per_case.values())) == 1, "the same decision grants the same organisations"
