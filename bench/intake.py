@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "20")))
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating max-rate rounds (odd)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating max-rate rounds (odd)")
     args = parser.parse_args()
 
     stack = Stack()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, String, Table, TypeDecorator, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -120,10 +123,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 POOL_TIMEOUT_SECONDS = 10
 
 
-def _server_pool_options() -> dict[str, Any]:
+def _server_pool_options(size: int, overflow: int) -> dict[str, Any]:
     return {
-        "pool_size": 10,
-        "max_overflow": 10,
+        "pool_size": size,
+        "max_overflow": overflow,
         # The most recently used connection first: under load a few stay busy and need no ping (below).
         "pool_use_lifo": True,
         # Without these a server that does not answer (a stop in progress, a network that drops packets)
@@ -132,6 +135,15 @@ def _server_pool_options() -> dict[str, Any]:
         "pool_timeout": POOL_TIMEOUT_SECONDS,
         "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     }
+
+
+# (pool size, overflow) per api process: up to 20 connections for the thread pool (its 40 threads share
+# them) and up to 15 for the event loop. The pool size is what stays open: a busy process keeps as many
+# transactions in flight as it has clients, and an overflow connection is closed when it comes back, so a
+# pool smaller than that would connect and disconnect on every request. docker-compose.yml sizes
+# PostgreSQL's max_connections for this.
+THREAD_POOL_CONNECTIONS = (10, 10)
+EVENT_LOOP_CONNECTIONS = (10, 5)
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -145,7 +157,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, **_server_pool_options())
+    engine = create_engine(url, **_server_pool_options(*THREAD_POOL_CONNECTIONS))
     _ping_idle_connections(engine)
     return engine
 
@@ -162,7 +174,7 @@ def make_async_engine(url: str) -> AsyncEngine | None:
     """
     if url.startswith("sqlite"):
         return None
-    engine = create_async_engine(url, **_server_pool_options())
+    engine = create_async_engine(url, **_server_pool_options(*EVENT_LOOP_CONNECTIONS))
     _ping_idle_connections(engine.sync_engine)
     return engine
 
@@ -213,6 +225,68 @@ def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
+
+
+@contextlib.contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the inserts of this block without waiting for each answer (PostgreSQL's pipeline mode).
+
+    The intake inserts into six tables per report: one round trip each, and each one a wake-up of the
+    serving thread or loop. In pipeline mode psycopg queues the statements and waits once, at the end of
+    the block; the error of any of them is raised there, as the SQLAlchemy error a plain execute raises
+    (a lost connection is invalidated and becomes the 503, anything else stays a 500).
+
+    Writes only: SQLAlchemy decides whether a statement returns rows before its answer has come, so a
+    query in the block would look empty. Nor may the block commit or roll back: commit after it. With
+    SQLite, which has no round trips, this does nothing.
+    """
+    connection = session.connection()
+    proxied = connection.connection
+    driver = proxied.driver_connection
+    enter: Callable[[], object]
+    leave: Callable[[BaseException | None], object]
+    if isinstance(driver, psycopg.Connection):
+        block = driver.pipeline()
+        enter = block.__enter__
+
+        def leave(exc: BaseException | None) -> object:
+            return block.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+    elif isinstance(driver, psycopg.AsyncConnection):
+        # Inside ``AsyncSession.run_sync``: SQLAlchemy's documented bridge to the asyncio driver.
+        adapted = cast(AdaptedConnection, proxied.dbapi_connection)
+        async_block = driver.pipeline()
+
+        def enter() -> object:
+            return adapted.run_async(lambda _: async_block.__aenter__())
+
+        def leave(exc: BaseException | None) -> object:
+            return adapted.run_async(
+                lambda _: async_block.__aexit__(
+                    type(exc) if exc else None, exc, exc.__traceback__ if exc else None
+                )
+            )
+
+    else:
+        yield
+        return
+    try:
+        enter()
+        try:
+            yield
+        except BaseException as exc:
+            leave(exc)
+            raise
+        leave(None)
+    except psycopg.Error as error:
+        # SQLAlchemy's own test for psycopg: the connection is closed or broken.
+        gone = driver.closed or driver.broken
+        if gone:
+            connection.invalidate(error)
+        # The statement is not named: its parameters are a report's ciphertext and identifiers.
+        raise sa_exc.DBAPIError.instance(
+            None, None, error, psycopg.Error, connection_invalidated=gone, dialect=connection.dialect
+        ) from error
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

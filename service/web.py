@@ -160,7 +160,20 @@ class ContentFreeLogFilter(logging.Filter):
         return True
 
 
+class DriverLogFilter(logging.Filter):
+    """psycopg logs an error it ignores (say, while leaving pipeline mode after another failure) with the
+    server's message, whose DETAIL line may quote a stored value: only the types of its arguments stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            arguments = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.msg = f"{record.msg} [{', '.join(type(argument).__name__ for argument in arguments)}]"
+            record.args = None
+        return True
+
+
 def install_log_filter() -> None:
+    logging.getLogger("psycopg").addFilter(DriverLogFilter())
     content_free = ContentFreeLogFilter()
     for name in ("uvicorn.error", "uvicorn", "fastapi", "starlette", "rueckhalt"):
         logging.getLogger(name).addFilter(content_free)

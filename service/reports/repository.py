@@ -9,7 +9,7 @@ from sqlalchemy import Insert, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
-from service.db import NewRow
+from service.db import NewRow, pipelined
 from service.organisations.models import Organisation
 
 
@@ -64,14 +64,15 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
     session's connection, inside the session's transaction.
     """
     connection = session.connection()
-    index = 0
-    while index < len(rows):
-        table = rows[index].table
-        batch = []
-        while index < len(rows) and rows[index].table is table:
-            batch.append(rows[index].values)
-            index += 1
-        connection.execute(_insert(table), batch)
+    with pipelined(session):
+        index = 0
+        while index < len(rows):
+            table = rows[index].table
+            batch = []
+            while index < len(rows) and rows[index].table is table:
+                batch.append(rows[index].values)
+                index += 1
+            connection.execute(_insert(table), batch)
 
 
 @functools.cache

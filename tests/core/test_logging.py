@@ -22,3 +22,31 @@ def test_a_traceback_with_content_is_reduced_to_its_type() -> None:
     assert "QXLOGCANARY" not in formatted
     assert "ValueError" in formatted
     assert "Exception in app" in formatted
+
+
+def test_a_database_drivers_message_is_reduced_to_the_types_of_its_arguments() -> None:
+    """psycopg logs an error it ignores with the server's message, which can quote a value."""
+    from service.web import DriverLogFilter
+
+    server_message = "duplicate key value\nDETAIL:  Key (body)=(QXLOGCANARY) already exists."
+    record = logging.LogRecord(
+        "psycopg",
+        logging.WARNING,
+        __file__,
+        1,
+        "error ignored terminating %r: %s",
+        ("pipe", server_message),
+        None,
+    )
+    assert DriverLogFilter().filter(record)
+    formatted = logging.Formatter("%(message)s").format(record)
+    assert "QXLOGCANARY" not in formatted
+    assert "error ignored terminating" in formatted
+    assert "[str, str]" in formatted
+
+
+def test_the_driver_filter_is_installed_with_the_others() -> None:
+    from service.web import DriverLogFilter, install_log_filter
+
+    install_log_filter()
+    assert any(isinstance(f, DriverLogFilter) for f in logging.getLogger("psycopg").filters)

@@ -1,0 +1,189 @@
+"""``service.db.pipelined``: the intake's inserts go to PostgreSQL in one round trip, on the thread pool's
+connections and on the event loop's alike, and a failure among them is the same SQLAlchemy error a plain
+execute raises (a 500 for a wrong statement, a 503 for a lost connection), with nothing stored."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from helpers import PgCluster
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from service.db import (
+    database_unavailable,
+    make_async_engine,
+    make_async_sessionmaker,
+    make_engine,
+    make_sessionmaker,
+    pipelined,
+)
+
+T = TypeVar("T")
+Run = Callable[[Callable[[Session], Any]], Any]
+
+
+def _table() -> Table:
+    # A table of this test alone, in the shared cluster's ``postgres`` database.
+    return Table(
+        f"pipe_{uuid.uuid4().hex[:12]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("body", String(40)),
+    )
+
+
+@pytest.fixture(params=["threads", "event_loop", "sqlite"])
+def run_in_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Run, Table, str]]:
+    """Run a function with a session: on a thread-pool engine, inside ``AsyncSession.run_sync`` on the
+    event loop's engine, or on SQLite (where ``pipelined`` does nothing)."""
+    table = _table()
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'pipe.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.url("postgres")
+    engine = make_engine(url)
+    table.metadata.create_all(engine)
+    try:
+        if request.param == "event_loop":
+            loop_engine = make_async_engine(url)
+            assert loop_engine is not None
+
+            def on_loop(work: Callable[[Session], T]) -> T:
+                async def go() -> T:
+                    try:
+                        async with make_async_sessionmaker(loop_engine)() as session:
+                            return await session.run_sync(work)
+                    finally:
+                        await loop_engine.dispose()
+
+                return asyncio.run(go())
+
+            yield on_loop, table, url
+        else:
+
+            def in_thread(work: Callable[[Session], T]) -> T:
+                with make_sessionmaker(engine)() as session:
+                    return work(session)
+
+            yield in_thread, table, url
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _count(url: str, table: Table) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_every_row_of_the_block_is_stored_after_the_commit(run_in_session: tuple[Run, Table, str]) -> None:
+    run, table, url = run_in_session
+
+    def work(session: Session) -> None:
+        connection = session.connection()
+        with pipelined(session):
+            connection.execute(insert(table), [{"id": 1, "body": "a"}])
+            connection.execute(insert(table), [{"id": n, "body": "b"} for n in range(2, 6)])
+            connection.execute(insert(table), [{"id": 6, "body": "c"}])
+        session.commit()
+
+    run(work)
+    assert _count(url, table) == 6
+
+
+def test_a_failing_insert_is_sqlalchemys_integrity_error_and_nothing_is_stored(
+    run_in_session: tuple[Run, Table, str],
+) -> None:
+    run, table, url = run_in_session
+    caught: list[BaseException] = []
+
+    def work(session: Session) -> None:
+        connection = session.connection()
+        try:
+            with pipelined(session):
+                connection.execute(insert(table), [{"id": 1, "body": "a"}])
+                connection.execute(insert(table), [{"id": 1, "body": "again"}])
+                connection.execute(insert(table), [{"id": 2, "body": "after"}])
+        except sa_exc.DBAPIError as error:
+            caught.append(error)
+            session.rollback()
+            return
+        session.commit()
+
+    run(work)
+    assert len(caught) == 1
+    assert isinstance(caught[0], sa_exc.IntegrityError)
+    assert not database_unavailable(caught[0]), "a wrong statement stays a 500"
+    assert _count(url, table) == 0
+
+
+@pytest.mark.parametrize("engine_kind", ["threads", "event_loop"])
+def test_a_connection_lost_in_the_block_is_a_503_and_the_pool_replaces_it(
+    pg_cluster: PgCluster, engine_kind: str
+) -> None:
+    """The server ends the backend while the inserts are queued: the error at the end of the block says
+    the database is unavailable (the reporter gets "send again"), and the next transaction works."""
+    table = _table()
+    url = pg_cluster.url("postgres")
+    setup = make_engine(url)
+    table.metadata.create_all(setup)
+
+    def lose_connection(session: Session) -> BaseException | None:
+        connection = session.connection()
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        try:
+            with pipelined(session):
+                connection.execute(insert(table), [{"id": 1, "body": "a"}])
+                with pg_cluster.admin() as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                connection.execute(insert(table), [{"id": 2, "body": "b"}])
+        except sa_exc.DBAPIError as error:
+            return error
+        return None
+
+    def store(session: Session) -> None:
+        session.connection().execute(insert(table), [{"id": 3, "body": "c"}])
+        session.commit()
+
+    try:
+        if engine_kind == "threads":
+            sessions = make_sessionmaker(setup)
+            with sessions() as session:
+                error = lose_connection(session)
+            with sessions() as session:
+                store(session)
+        else:
+            loop_engine = make_async_engine(url)
+            assert loop_engine is not None
+
+            async def go() -> BaseException | None:
+                try:
+                    async with make_async_sessionmaker(loop_engine)() as session:
+                        lost = await session.run_sync(lose_connection)
+                    async with make_async_sessionmaker(loop_engine)() as session:
+                        await session.run_sync(store)
+                    return lost
+                finally:
+                    await loop_engine.dispose()
+
+            error = asyncio.run(go())
+        assert error is not None
+        assert database_unavailable(error)
+        assert isinstance(error, sa_exc.DBAPIError)
+        assert error.connection_invalidated
+        assert _count(url, table) == 1, "only the later transaction's row"
+    finally:
+        table.metadata.drop_all(setup)
+        setup.dispose()
