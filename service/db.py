@@ -125,6 +125,9 @@ POOL_TIMEOUT_SECONDS = 10
 
 def _server_pool_options(size: int, overflow: int) -> dict[str, Any]:
     return {
+        # An error's message would list the statement's values (ciphertext, identifiers, a lookup hash)
+        # wherever it is logged or retried: Celery's retry log line, a driver's warning.
+        "hide_parameters": True,
         "pool_size": size,
         "max_overflow": overflow,
         # The most recently used connection first: under load a few stay busy and need no ping (below).
@@ -154,7 +157,9 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(url, **_server_pool_options(*THREAD_POOL_CONNECTIONS))

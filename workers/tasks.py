@@ -54,7 +54,8 @@ def deliver(self: Task, outbox_id: str) -> None:
         countdown = backoff_seconds(
             retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
         )
-        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries, exc=exc) from None
+        # Without ``exc``: Celery's retry log line would carry the error's message (the statement's text).
+        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries) from None
     if outcome.complete:
         return
     if retries >= settings.task_max_retries:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from service.db import make_engine
 from service.web import ContentFreeLogFilter
 
 
@@ -50,3 +56,23 @@ def test_the_driver_filter_is_installed_with_the_others() -> None:
 
     install_log_filter()
     assert any(isinstance(f, DriverLogFilter) for f in logging.getLogger("psycopg").filters)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_database_error_never_carries_the_statements_values(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SQLAlchemy's message lists a failed statement's parameters; ours say they are hidden, wherever the
+    error is logged or retried (a worker's retry log line, for one)."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'x.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").url("postgres")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection, pytest.raises(sa_exc.DBAPIError) as caught:
+            connection.execute(text("SELECT * FROM no_such_table WHERE x = :x"), {"x": "QXLOGCANARY"})
+    finally:
+        engine.dispose()
+    assert "QXLOGCANARY" not in str(caught.value)
+    assert "hidden" in str(caught.value)
