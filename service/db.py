@@ -287,11 +287,19 @@ def pipelined(session: Session) -> Iterator[None]:
         # SQLAlchemy's own test for psycopg: the connection is closed or broken.
         gone = driver.closed or driver.broken
         if gone:
+            # What SQLAlchemy's own handling of a lost connection would do: this one is dropped, and every
+            # connection of either pool last used before now is pinged before its next use.
+            _Disconnects.last = time.monotonic()
             connection.invalidate(error)
         # The statement is not named: its parameters are a report's ciphertext and identifiers.
         raise sa_exc.DBAPIError.instance(
             None, None, error, psycopg.Error, connection_invalidated=gone, dialect=connection.dialect
         ) from error
+    finally:
+        # Leaving pipeline mode did not finish (a cancelled request, a failure while leaving): such a
+        # connection never goes back to the pool.
+        if not driver.closed and driver.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+            connection.invalidate()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -42,20 +42,24 @@ def deliver(self: Task, outbox_id: str) -> None:
     ctx = context.current()
     settings = ctx.settings
     retries = int(self.request.retries or 0)
+    unavailable: str | None = None
     try:
         outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
     except Exception as exc:
         if not database_unavailable(exc):
             raise
+        unavailable = type(exc).__name__
+    if unavailable is not None:
         # The database is restarting or out of reach. A failed task would leave the row to the relay's
         # redispatch a quarter of an hour later; a retry tries again in seconds. Never a dead letter for
         # this: nothing is wrong with the recipients. After the last retry the relay's redispatch remains.
-        log.warning("delivery of outbox %s: database unavailable (%s)", outbox_id, type(exc).__name__)
+        # Retried outside the ``except`` and without ``exc``: Celery's retry and failure log lines would
+        # otherwise carry the error's message (a statement's text) as their cause.
+        log.warning("delivery of outbox %s: database unavailable (%s)", outbox_id, unavailable)
         countdown = backoff_seconds(
             retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
         )
-        # Without ``exc``: Celery's retry log line would carry the error's message (the statement's text).
-        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries) from None
+        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries)
     if outcome.complete:
         return
     if retries >= settings.task_max_retries:

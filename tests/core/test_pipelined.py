@@ -5,17 +5,20 @@ execute raises (a 500 for a wrong statement, a 503 for a lost connection), with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from helpers import PgCluster
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from service import db
 from service.db import (
     database_unavailable,
     make_async_engine,
@@ -157,6 +160,7 @@ def test_a_connection_lost_in_the_block_is_a_503_and_the_pool_replaces_it(
         session.connection().execute(insert(table), [{"id": 3, "body": "c"}])
         session.commit()
 
+    before = db._Disconnects.last
     try:
         if engine_kind == "threads":
             sessions = make_sessionmaker(setup)
@@ -184,6 +188,34 @@ def test_a_connection_lost_in_the_block_is_a_503_and_the_pool_replaces_it(
         assert isinstance(error, sa_exc.DBAPIError)
         assert error.connection_invalidated
         assert _count(url, table) == 1, "only the later transaction's row"
+        assert db._Disconnects.last > before, "every older connection of both pools is pinged next"
     finally:
         table.metadata.drop_all(setup)
         setup.dispose()
+
+
+def test_a_connection_that_did_not_leave_pipeline_mode_never_goes_back_to_the_pool(
+    pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when a request is cancelled while the pipeline's last answers are awaited: leaving pipeline mode
+    does not finish. The connection is invalidated rather than pooled in that state."""
+
+    @contextlib.contextmanager
+    def interrupted(self: psycopg.Connection[Any]) -> Iterator[None]:
+        self.pgconn.enter_pipeline_mode()
+        yield
+        raise KeyboardInterrupt  # before psycopg could leave pipeline mode
+
+    engine = make_engine(pg_cluster.url("postgres"))
+    monkeypatch.setattr(psycopg.Connection, "pipeline", interrupted)
+    try:
+        with make_sessionmaker(engine)() as session:
+            connection = session.connection()
+            with pytest.raises(KeyboardInterrupt), pipelined(session):
+                pass
+            assert connection.invalidated
+        monkeypatch.undo()
+        with engine.connect() as fresh:
+            assert fresh.exec_driver_sql("SELECT 1").scalar_one() == 1
+    finally:
+        engine.dispose()
