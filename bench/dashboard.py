@@ -93,7 +93,7 @@ def main() -> None:
 
         from staff_helpers import Clock, staff_factory, weak_accounts
 
-        runtime.recovery_keys = {}  # type: ignore[attr-defined]
+        runtime.recovery_shares = {}  # type: ignore[attr-defined]
         coordinator = staff_factory(runtime, weak_accounts(runtime, Clock()))(
             email="koordination@bench.example", coordinator=True
         )

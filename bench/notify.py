@@ -38,7 +38,6 @@ from service.config import Settings, load_secrets  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.organisations.models import MembershipRole  # noqa: E402
-from service.organisations.service import create_organisation  # noqa: E402
 from service.outbox.models import OutboxMessage  # noqa: E402
 from service.runtime import build_runtime  # noqa: E402
 
@@ -62,21 +61,14 @@ class Arrivals:
 def prepare(settings: Settings) -> None:
     """Migrate, create the demo organisations and one Bavarian counsellor (weak Argon2: set-up only)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from staff_helpers import Clock, staff_factory, weak_accounts
+    from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations
 
     load_secrets(settings)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     engine.dispose()
     runtime = build_runtime(settings)
-    recovery = {}
-    with runtime.sessions() as session:
-        for org in runtime.policy.organisations:
-            recovery[org.slug] = create_organisation(
-                session, org.slug, org.display_name, org.kind
-            ).recovery_key
-        session.commit()
-    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    with_policy_organisations(runtime)
     staff_factory(runtime, weak_accounts(runtime, Clock()))(
         email="bench@beratung.example", memberships=[("beratung-by", MembershipRole.counsellor)]
     )

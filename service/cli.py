@@ -94,19 +94,33 @@ _install_account_commands()
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
+    from service.audit import AuditLog
+    from service.config import load_secrets
     from service.knowledge.seed import seed_articles
     from service.migrate import upgrade
+    from service.organisations.upgrade import upgrade_key_custody
 
     settings = _settings()
+    secrets = load_secrets(settings)
     engine = make_engine(settings.resolved_database_url)
     try:
         upgrade(engine)
         with make_sessionmaker(engine)() as session:
+            # Formats that need a server secret to move (0010, key custody); nothing on a new database.
+            report = upgrade_key_custody(session, secrets, AuditLog(secrets.audit_key))
+            session.commit()
             # The shipped Handlungsempfehlungen; articles already there (edited or not) are kept.
             added = seed_articles(session)
     finally:
         engine.dispose()
     typer.echo("database is up to date" + (f"; {added} knowledge articles added" if added else ""))
+    if report.changed:
+        typer.echo(
+            f"key custody: {report.keys_wrapped} staff keys now need the key pepper; "
+            f"{report.initial_keys_dropped} keys under initial passwords removed (a lead grants again after "
+            f"the owner's own password); {report.organisations_rotated} organisations began a new key epoch "
+            "and their leads are asked for recovery shares"
+        )
 
 
 @app.command()
@@ -166,7 +180,12 @@ def org_create(
         str, typer.Option(help="counselling|online_hate|legal_aid|police_liaison|fallback_rota")
     ] = ("counselling"),
 ) -> None:
-    """Create an organisation with a key pair; prints its recovery key ONCE."""
+    """Create an organisation WITHOUT a key: its first lead makes the key pair and the recovery shares.
+
+    Nobody who runs this command ever sees a key that opens the organisation's cases (docs/key-custody.md).
+    """
+    from service.audit import AuditLog
+    from service.config import load_secrets
     from service.organisations.service import OrganisationError, create_organisation
 
     settings = _settings()
@@ -174,25 +193,57 @@ def org_create(
     try:
         with make_sessionmaker(engine)() as session:
             try:
-                created = create_organisation(session, slug, name, kind)
+                create_organisation(session, slug, name, kind, AuditLog(load_secrets(settings).audit_key))
             except OrganisationError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from None
             session.commit()
     finally:
         engine.dispose()
-    typer.echo(f"organisation {slug} created; it can now receive cases.")
-    typer.echo("")
-    typer.echo("RECOVERY KEY (shown once; print it and keep it offline, e.g. in a safe):")
-    typer.echo(f"    {created.recovery_key}")
-    typer.echo("Without it, losing every member's password loses the organisation's cases.")
+    typer.echo(f"organisation {slug} created; it cannot receive cases until it has a key.")
+    typer.echo("Next: make its first lead a member (rueckhalt org add-member SLUG EMAIL --role lead). After")
+    typer.echo(
+        "setting a password of their own, the lead opens /intern/organisationen, makes the key pair and"
+    )
+    typer.echo("hands out the recovery shares to the custodians. You see none of it.")
+
+
+@org_app.command("rotate")
+def org_rotate(slug: Annotated[str, typer.Argument(help="The organisation")]) -> None:
+    """Start a new key epoch (new cases are wrapped to it); needs no key, shows none."""
+    from service.audit import AuditLog
+    from service.config import load_secrets
+    from service.organisations import repository
+    from service.organisations.custody import CustodyError, KeyCustody, RotationReason
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            organisation = repository.by_slug(session, slug)
+            if organisation is None:
+                typer.echo(f"error: no organisation {slug!r}", err=True)
+                raise typer.Exit(1)
+            try:
+                epoch = KeyCustody(AuditLog(load_secrets(settings).audit_key)).rotate(
+                    session, organisation, RotationReason.operator, None
+                )
+            except CustodyError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            session.commit()
+    finally:
+        engine.dispose()
+    typer.echo(f"{slug}: key epoch {epoch} begins; new cases are wrapped to it, every member holds it.")
 
 
 @org_app.command("list")
 def org_list() -> None:
     """List organisations and whether they can receive cases."""
     for slug, can_receive in sorted(_known_orgs().items()):
-        typer.echo(f"{slug:32} {'key: yes' if can_receive else 'key: NO (cannot receive cases)'}")
+        typer.echo(
+            f"{slug:32} {'key: yes' if can_receive else 'key: NO (cannot receive cases; its lead makes it)'}"
+        )
 
 
 @org_app.command("webhook")

@@ -34,6 +34,9 @@ SECRET_NAMES = (
     # Seals reporters' notification addresses (the worker must read them, the case key is not at hand)
     # and derives each organisation's webhook signing secret.
     "notification_key",
+    # Mixed with the Argon2id output of a staff password into the key that seals the staff private key, so a
+    # dump alone cannot test a password guess (security.md). Rotated with RUECKHALT_KEY_PEPPER_PREVIOUS.
+    "key_pepper",
 )
 SECRET_BYTES = 32
 
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     ratelimit_key: SecretStr | None = None
     audit_key: SecretStr | None = None
     notification_key: SecretStr | None = None
+    key_pepper: SecretStr | None = None
+    # During a pepper rotation: the old pepper, so keys sealed under it still open and are re-sealed under
+    # the new one at their owner's next sign-in (`rueckhalt user list` shows who has not signed in yet).
+    key_pepper_previous: SecretStr | None = None
 
     # Redis for rate limits across processes (production); without it the database keeps the counters.
     redis_url: str | None = None
@@ -142,6 +149,15 @@ class Secrets:
     ratelimit_key: bytes
     audit_key: bytes
     notification_key: bytes
+    key_pepper: bytes
+    key_pepper_previous: bytes | None = None
+
+    @property
+    def key_peppers(self) -> tuple[bytes, ...]:
+        """The pepper to seal with first, then the one still accepted during a rotation."""
+        if self.key_pepper_previous is None:
+            return (self.key_pepper,)
+        return (self.key_pepper, self.key_pepper_previous)
 
 
 def _decode_secret(name: str, value: str) -> bytes:
@@ -196,7 +212,12 @@ def load_secrets(settings: Settings) -> Secrets:
             values[name] = _generated_secret(settings.data_dir / "secrets", name)
     if len(set(values.values())) != len(values):
         raise ConfigurationError("the service secrets must all differ from each other")
-    return Secrets(**values)
+    previous = None
+    if settings.key_pepper_previous is not None:
+        previous = _decode_secret("key_pepper_previous", settings.key_pepper_previous.get_secret_value())
+        if previous in values.values():
+            raise ConfigurationError("RUECKHALT_KEY_PEPPER_PREVIOUS must differ from every current secret")
+    return Secrets(**values, key_pepper_previous=previous)
 
 
 def check_production(settings: Settings) -> None:

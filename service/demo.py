@@ -96,13 +96,19 @@ def _write_private(path: Path, data: Any) -> None:
         json.dump(data, handle, ensure_ascii=False, indent=2)
 
 
+# The demo plays every custodian; a real organisation names three people who keep their share apart.
+DEMO_CUSTODIANS = ("Demo-Verwahrerin A", "Demo-Verwahrer B", "Demo-Verwahrerin C")
+
+
 def _load_demo_staff(
-    settings: Settings, runtime: Runtime, accounts: AccountService, recovery: dict[str, str]
+    settings: Settings, runtime: Runtime, accounts: AccountService, shares: dict[str, list[str]]
 ) -> int:
     """Create the demo staff accounts that are missing and write their credentials (0600).
 
-    Demo accounts need no password change: the point is to try the service at once. Memberships are
-    granted with the organisations' recovery keys from demo-org-recovery.json, as an operator would.
+    Demo accounts need no password change: the point is to try the service at once, so they are made with
+    passwords of their own (and key pairs) right away. Memberships are granted with the recovery shares of
+    the demo organisations (demo-recovery-shares.json): the demo plays all custodians at once, which a real
+    installation never does (docs/key-custody.md).
     """
     path = settings.data_dir / "demo-credentials.json"
     entries: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
@@ -122,11 +128,9 @@ def _load_demo_staff(
             names = []
             for slug, role in spec["memberships"]:
                 organisation = repository.by_slug(session, slug)
-                if organisation is None or slug not in recovery:
+                if organisation is None or slug not in shares:
                     continue
-                accounts.grant_with_recovery_key(
-                    session, organisation, credentials.user, role, recovery[slug]
-                )
+                accounts.grant_with_shares(session, organisation, shares[slug], credentials.user, role)
                 names.append(organisation.display_name)
             entries = [entry for entry in entries if entry.get("email") != credentials.user.email]
             entries.append(
@@ -154,19 +158,24 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
     filed = 0
     staff = 0
     try:
-        recovery_path = settings.data_dir / "demo-org-recovery.json"
-        recovery: dict[str, str] = json.loads(recovery_path.read_text()) if recovery_path.exists() else {}
+        shares_path = settings.data_dir / "demo-recovery-shares.json"
+        shares: dict[str, list[str]] = json.loads(shares_path.read_text()) if shares_path.exists() else {}
         with runtime.sessions() as session:
             for org in runtime.policy.organisations:
                 existing = repository.by_slug(session, org.slug)
                 if existing is not None and existing.public_key is not None:
                     continue
-                result = create_organisation(session, org.slug, org.display_name, org.kind)
-                recovery[org.slug] = result.recovery_key
+                organisation = existing or create_organisation(
+                    session, org.slug, org.display_name, org.kind, runtime.audit
+                )
+                made = runtime.accounts.custody.set_up(
+                    session, organisation, DEMO_CUSTODIANS, 2, lead=None, actor_id=None
+                )
+                shares[org.slug] = [item.share for item in made]
                 created_orgs += 1
             session.commit()
         if created_orgs:
-            _write_private(recovery_path, recovery)
+            _write_private(shares_path, shares)
         receipts_path = settings.data_dir / "demo-receipts.json"
         if not receipts_path.exists():
             receipts = []
@@ -180,11 +189,16 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
                 filed += 1
             _write_private(receipts_path, receipts)
         accounts = (
-            AccountService(runtime.secrets.session_key, params=argon2_params)
+            AccountService(
+                runtime.secrets.session_key,
+                key_peppers=runtime.secrets.key_peppers,
+                params=argon2_params,
+                audit=runtime.audit,
+            )
             if argon2_params is not None
             else runtime.accounts
         )
-        staff = _load_demo_staff(settings, runtime, accounts, recovery)
+        staff = _load_demo_staff(settings, runtime, accounts, shares)
         history = _load_synthetic_history(runtime)
     finally:
         runtime.dispose()

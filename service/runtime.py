@@ -98,7 +98,7 @@ def build_runtime(settings: Settings) -> Runtime:
         blobs=blobs,
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         intake=intake,
-        accounts=AccountService(secrets.session_key, audit=audit),
+        accounts=AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=audit),
         audit=audit,
         cases=CaseService(taxonomy, audit),
         retention=RetentionService(retention, audit, blobs),

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from staff_helpers import Clock, Staff, staff_factory, weak_accounts
+from staff_helpers import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -25,7 +25,6 @@ from service.crypto import totp_code
 from service.db import utcnow
 from service.models import Base
 from service.organisations.models import MembershipRole
-from service.organisations.service import create_organisation
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import make_snapshot
@@ -136,7 +135,7 @@ class World:
     make_staff: Callable[..., Staff]
     # The month of the coordinators' released snapshot (YYYY-MM).
     snapshot_month: str = ""
-    recovery_keys: dict[str, str] = field(default_factory=dict)
+    recovery_shares: dict[str, list[str]] = field(default_factory=dict)
 
     def code(self, staff: Staff) -> str:
         value = totp_code(staff.totp_secret, self.clock())
@@ -192,12 +191,7 @@ def sqlite_copy(template: Path, data_dir: Path) -> str:
 
 def build_world(settings: Settings) -> World:
     runtime = build_runtime(settings)
-    recovery: dict[str, str] = {}
-    with runtime.sessions() as db:
-        for org in runtime.policy.organisations:
-            recovery[org.slug] = create_organisation(db, org.slug, org.display_name, org.kind).recovery_key
-        db.commit()
-    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    with_policy_organisations(runtime)
     clock = Clock()
     make_staff = staff_factory(runtime, weak_accounts(runtime, clock))
     staff = {
@@ -233,7 +227,7 @@ def build_world(settings: Settings) -> World:
         case_id="",
         attachment_id="",
         make_staff=make_staff,
-        recovery_keys=recovery,
+        recovery_shares=runtime.recovery_shares,  # type: ignore[attr-defined]
     )
     with world.staff_client("counsellor") as counsellor:
         case_id = counsellor.get("/api/v1/cases").json()[0]["id"]

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from service.auth.service import AccountService
 from service.crypto import Argon2Params, totp_code
 from service.organisations import repository as organisations
-from service.organisations.models import MembershipRole
+from service.organisations.custody import KeyCustody
+from service.db import new_id, utcnow
+from service.organisations.models import Membership, MembershipRole
 from service.organisations.service import create_organisation
 from service.runtime import Runtime
 
@@ -55,22 +57,35 @@ def totp_codes(clock: Clock) -> Callable[[Staff], str]:
     return current
 
 
+CUSTODIANS = ("Verwahrerin A", "Verwahrer B", "Verwahrerin C")
+
+
 def with_policy_organisations(runtime: Runtime) -> Runtime:
-    """Every organisation of the demo policy in the runtime's database, each with a key."""
-    recovery: dict[str, str] = {}
+    """Every organisation of the demo policy in the runtime's database, each with a key.
+
+    The keys are set up without a lead and members are granted with the recovery shares, the way the demo
+    does it (the test plays every custodian); the lead's set-up in the browser has tests of its own.
+    """
+    shares: dict[str, list[str]] = {}
+    custody = KeyCustody(runtime.audit)
     with runtime.sessions() as session:
         for org in runtime.policy.organisations:
-            recovery[org.slug] = create_organisation(
-                session, org.slug, org.display_name, org.kind
-            ).recovery_key
+            organisation = create_organisation(session, org.slug, org.display_name, org.kind)
+            made = custody.set_up(session, organisation, CUSTODIANS, 2, lead=None, actor_id=None)
+            shares[org.slug] = [item.share for item in made]
         session.commit()
-    # Tests open cases the way an operator would in an emergency: with the organisation's recovery key.
-    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    runtime.recovery_shares = shares  # type: ignore[attr-defined]
     return runtime
 
 
 def weak_accounts(runtime: Runtime, clock: Clock) -> AccountService:
-    service = AccountService(runtime.secrets.session_key, params=WEAK, clock=clock, audit=runtime.audit)
+    service = AccountService(
+        runtime.secrets.session_key,
+        key_peppers=runtime.secrets.key_peppers,
+        params=WEAK,
+        clock=clock,
+        audit=runtime.audit,
+    )
     runtime.accounts = service
     return service
 
@@ -89,7 +104,7 @@ def staff_factory(runtime: Runtime, accounts: AccountService) -> MakeStaff:
         memberships: list[tuple[str, MembershipRole]] | None = None,
     ) -> Staff:
         address = email or f"staff{next(counter)}@example.org"
-        recovery: dict[str, str] = runtime.recovery_keys  # type: ignore[attr-defined]
+        shares: dict[str, list[str]] = runtime.recovery_shares  # type: ignore[attr-defined]
         with runtime.sessions() as db:
             created = accounts.create_user(
                 db,
@@ -103,7 +118,21 @@ def staff_factory(runtime: Runtime, accounts: AccountService) -> MakeStaff:
             for slug, role in memberships or []:
                 organisation = organisations.by_slug(db, slug)
                 assert organisation is not None
-                accounts.grant_with_recovery_key(db, organisation, created.user, role, recovery[slug])
+                if created.user.has_key:
+                    accounts.grant_with_shares(db, organisation, shares[slug][:2], created.user, role)
+                else:
+                    # An account on its initial password holds no key, so nothing can be granted to it: it
+                    # is a member in name only (as a first lead is before the organisation has a key).
+                    db.add(
+                        Membership(
+                            id=new_id(),
+                            user_id=created.user.id,
+                            organisation_id=organisation.id,
+                            role=role.value,
+                            granted_by=None,
+                            created_at=utcnow(),
+                        )
+                    )
             db.commit()
             return Staff(
                 user_id=created.user.id,

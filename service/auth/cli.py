@@ -1,21 +1,23 @@
-"""``rueckhalt user ...`` and ``rueckhalt org add-member|remove-member``: the operator's account commands.
+"""``rueckhalt user ...`` and ``rueckhalt org add-member|remove-member|recover``: the operator's commands.
 
-Secrets (initial passwords, TOTP secrets) are printed once and stored nowhere readable; the organisation
-recovery key is read from a hidden prompt or a file, never from the command line (shell history).
+Secrets (initial passwords, TOTP secrets) are printed once and stored nowhere readable. None of them opens
+a case: an initial password opens only the password-change page, and the account's key pair is made under
+its owner's own password. Recovery shares are typed by their custodians at a hidden prompt, never taken
+from the command line (shell history).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
-from service.auth.service import AccountError, AccountService, NewCredentials, PasswordRejected
-from service.config import Settings, get_settings, load_secrets
+from service.audit import AuditLog
+from service.auth.service import AccountError, AccountService, NewCredentials
+from service.config import Secrets, Settings, get_settings, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.organisations import repository as organisations
 from service.organisations.models import MembershipRole
@@ -23,9 +25,11 @@ from service.organisations.models import MembershipRole
 user_app = typer.Typer(help="Staff accounts: create, list, disable, reset.", no_args_is_help=True)
 
 
-def account_service(session_key: bytes) -> AccountService:
+def account_service(secrets: Secrets) -> AccountService:
     """The service the commands use; production Argon2 parameters (tests replace this function)."""
-    return AccountService(session_key)
+    return AccountService(
+        secrets.session_key, key_peppers=secrets.key_peppers, audit=AuditLog(secrets.audit_key)
+    )
 
 
 @contextmanager
@@ -34,7 +38,7 @@ def _accounts(settings: Settings) -> Iterator[tuple[Session, AccountService]]:
     engine = make_engine(settings.resolved_database_url)
     try:
         with make_sessionmaker(engine)() as session:
-            yield session, account_service(secrets.session_key)
+            yield session, account_service(secrets)
     finally:
         engine.dispose()
 
@@ -48,7 +52,8 @@ def _print_credentials(credentials: NewCredentials) -> None:
     typer.echo("")
     typer.echo("INITIAL PASSWORD (shown once; hand it over in person or by a channel other than the e-mail):")
     typer.echo(f"    {credentials.password}")
-    typer.echo("It must be changed at the first sign-in.")
+    typer.echo("It opens only the password change at the first sign-in; the account's key is made under the")
+    typer.echo("password its owner then chooses, so this one never opens a case.")
     typer.echo("")
     typer.echo("TWO-FACTOR SECRET (shown once; turn the link into a QR code for the authenticator app,")
     typer.echo("or type the secret into the app by hand):")
@@ -95,8 +100,9 @@ def user_create(
     if admin or coordinator:
         typer.echo("Administrators and coordinators never open cases, so they cannot join an organisation.")
     else:
-        typer.echo("Next: give them access to an organisation's cases with")
-        typer.echo(f"    rueckhalt org add-member ORG_SLUG {address} --role counsellor")
+        typer.echo("Next: after their first sign-in, a lead of their organisation grants them its key at")
+        typer.echo("/intern/organisationen (the first lead of a new organisation: rueckhalt org add-member")
+        typer.echo(f"ORG_SLUG {address} --role lead).")
 
 
 @user_app.command("list")
@@ -118,7 +124,7 @@ def user_list() -> None:
             if user.disabled:
                 flags.append("DISABLED")
             if user.must_change_password:
-                flags.append("initial password")
+                flags.append("initial password (no key yet)")
             typer.echo(f"{user.email:40} {user.display_name:30} {'; '.join(flags)}; {memberships or '-'}")
 
 
@@ -153,62 +159,92 @@ def user_reset(email: Annotated[str, typer.Argument(help="E-mail address of the 
     typer.echo(f"account {address} reset; {reset.ended_sessions} open session(s) ended.")
     _print_credentials(reset.credentials)
     typer.echo("")
-    typer.echo(
-        "The account has a NEW KEY PAIR: its old private key could only be opened with the old password."
-    )
+    typer.echo("The account's KEY PAIR IS GONE (it could only be opened with the old password); its owner's")
+    typer.echo("next own password makes a new one.")
     if reset.dropped_memberships:
-        typer.echo(
-            "Its access to these organisations was removed and must be granted again, by a lead of the"
-        )
-        typer.echo("organisation or here with the organisation's recovery key:")
+        typer.echo("Its memberships were removed and each organisation began a new key epoch. A lead grants")
+        typer.echo("access again at /intern/organisationen once the new password is set:")
         for dropped in reset.dropped_memberships:
-            typer.echo(
-                f"    rueckhalt org add-member {dropped.organisation_slug} {address} --role {dropped.role}"
-                f"    # {dropped.organisation_name}"
-            )
+            typer.echo(f"    {dropped.organisation_slug} ({dropped.role})    # {dropped.organisation_name}")
     else:
         typer.echo("It was not a member of any organisation, so no access has to be granted again.")
     if disabled:
         typer.echo("Note: the account is still disabled.")
 
 
-def _read_recovery_key(slug: str, recovery_key_file: Path | None) -> str:
-    if recovery_key_file is not None:
-        try:
-            return recovery_key_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            raise _fail(f"cannot read {recovery_key_file}") from None
-    return str(typer.prompt(f"Recovery key of organisation {slug}", hide_input=True))
-
-
 def add_member(
     org_slug: Annotated[str, typer.Argument(help="Organisation slug, e.g. beratung-by")],
     email: Annotated[str, typer.Argument(help="E-mail address of the staff account")],
-    role: Annotated[MembershipRole, typer.Option(help="counsellor or lead")] = MembershipRole.counsellor,
-    recovery_key_file: Annotated[
-        Path | None,
-        typer.Option(help="Read the organisation recovery key from this file instead of asking for it"),
-    ] = None,
+    role: Annotated[MembershipRole, typer.Option(help="lead (the only role for a new organisation)")] = (
+        MembershipRole.lead
+    ),
 ) -> None:
-    """Grant a staff member the organisation's key (asks for the organisation recovery key)."""
+    """Name the first lead of an organisation that has no key yet (grants nothing: there is no key).
+
+    Every other grant is a lead's, in the web UI (/intern/organisationen) or the API; after all members lost
+    their passwords, ``rueckhalt org recover`` with the custodians' shares.
+    """
     with _accounts(_settings()) as (session, accounts):
         organisation = organisations.by_slug(session, org_slug)
         if organisation is None:
             raise _fail(f"no organisation {org_slug}")
+        if organisation.public_key is not None:
+            raise _fail(
+                f"{org_slug} has a key: its leads grant access at /intern/organisationen "
+                "(or, if every member lost their password: rueckhalt org recover)"
+            )
+        if role is not MembershipRole.lead:
+            raise _fail("an organisation without a key gets its first lead here; counsellors come later")
+        try:
+            user = accounts.user_by_email(session, email)
+            accounts.name_first_lead(session, organisation, user)
+        except AccountError as exc:
+            raise _fail(str(exc)) from None
+        session.commit()
+        address = user.email
+    typer.echo(f"{address} is the first lead of {org_slug}. After setting a password of their own they make")
+    typer.echo("the organisation's key pair at /intern/organisationen and hand the recovery shares to the")
+    typer.echo("custodians named there. Until then the organisation receives no case.")
+
+
+def recover(
+    org_slug: Annotated[str, typer.Argument(help="Organisation slug")],
+    email: Annotated[str, typer.Argument(help="The member to grant the keys to (own password set)")],
+    role: Annotated[MembershipRole, typer.Option(help="counsellor or lead")] = MembershipRole.lead,
+) -> None:
+    """Grant every key of the organisation to a member with k custodians' recovery shares.
+
+    For when every member lost their password. Each custodian types their share at the hidden prompt. The
+    shares then passed through this terminal, so the organisation's leads are asked to make new ones.
+    """
+    from service.organisations.custody import CustodyError
+
+    with _accounts(_settings()) as (session, accounts):
+        organisation = organisations.by_slug(session, org_slug)
+        if organisation is None:
+            raise _fail(f"no organisation {org_slug}")
+        threshold = organisation.recovery_threshold
+        if organisation.recovery_public_key is None or threshold is None:
+            raise _fail(f"{org_slug} has no recovery shares")
         try:
             user = accounts.user_by_email(session, email)
         except AccountError as exc:
             raise _fail(str(exc)) from None
-        recovery_key = _read_recovery_key(org_slug, recovery_key_file)
+        typer.echo(f"{threshold} of {organisation.recovery_share_count} custodians type their share.")
+        shares = [
+            str(typer.prompt(f"Share {index} of {threshold}", hide_input=True))
+            for index in range(1, threshold + 1)
+        ]
         try:
-            accounts.grant_with_recovery_key(session, organisation, user, role, recovery_key)
-        except (AccountError, PasswordRejected) as exc:
+            accounts.custody.recover(session, organisation, shares, user, role)
+        except CustodyError as exc:
             raise _fail(str(exc)) from None
+        accounts.record_membership_grant(session, organisation, user.id, role, granted_by=None)
         session.commit()
-        address, name = user.email, organisation.display_name
-    typer.echo(f"{address} is now {role.value} of {org_slug} ({name}) and can open its cases.")
-    if role is MembershipRole.lead:
-        typer.echo("As lead they can also grant other members access themselves.")
+        address = user.email
+    typer.echo(f"{address} is {role.value} of {org_slug} and holds every key epoch of it.")
+    typer.echo("The shares passed through this terminal: the lead is asked to make new ones at")
+    typer.echo("/intern/organisationen (which also starts a new key epoch).")
 
 
 def remove_member(
@@ -229,8 +265,9 @@ def remove_member(
         address = user.email
     if not removed:
         raise _fail(f"{address} is not a member of {org_slug}")
-    typer.echo(f"{address} is no longer a member of {org_slug}; the grant of its key is deleted.")
-    typer.echo("Cases they already read may still be on their screen or in their memory; nothing new opens.")
+    typer.echo(f"{address} is no longer a member of {org_slug}; its key grants are deleted and the")
+    typer.echo("organisation began a new key epoch, so a copy of its keys opens no case filed from now on.")
+    typer.echo("Cases they already read may still be on their screen or in their memory.")
 
 
 def register(app: typer.Typer, org_app: typer.Typer, settings: Callable[[], Settings]) -> None:
@@ -240,3 +277,4 @@ def register(app: typer.Typer, org_app: typer.Typer, settings: Callable[[], Sett
     app.add_typer(user_app, name="user")
     org_app.command("add-member")(add_member)
     org_app.command("remove-member")(remove_member)
+    org_app.command("recover")(recover)

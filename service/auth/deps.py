@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import sessions
 from service.auth.schemas import MembershipRead, StaffUserRead
-from service.auth.service import login_email
+from service.auth.service import NO_KEY, login_email
 from service.auth.sessions import STAFF_SESSION
 from service.auth.subject import Subject
 from service.crypto import constant_time_equal, keyed_hash
@@ -159,7 +159,8 @@ def _sign_in_work(runtime: Runtime, email: str, password: str, code: str) -> Sig
             db.commit()
             return None
         user = logged_in.user
-        cookie = sessions.create(db, STAFF_SESSION, user.id, logged_in.private_key.raw)
+        secret = NO_KEY if logged_in.private_key is None else logged_in.private_key.raw
+        cookie = sessions.create(db, STAFF_SESSION, user.id, secret)
         db.commit()
     id_hash = sessions.id_hash_of(cookie)
     assert id_hash is not None
@@ -175,6 +176,21 @@ async def sign_in(request: Request, runtime: Runtime, email: str, password: str,
         raise LoginFailed()
     log.info("staff sign-in")
     return signed_in
+
+
+def change_own_password(runtime: Runtime, request: Request, subject: Subject, current: str, new: str) -> None:
+    """The password change of the page and of the API (run in the Argon2 gate).
+
+    The first own password makes the account's key pair; the session making the change carries the unlocked
+    key from then on (its cookie stays the same), every other session of the account ends.
+    """
+    with runtime.sessions() as db:
+        user = runtime.accounts.user_by_id(db, subject.user_id)
+        private = runtime.accounts.change_password(
+            db, user, current, new, keep_session=subject.session_id_hash
+        )
+        sessions.reseal(db, STAFF_SESSION, request.cookies.get(STAFF_COOKIE), private.raw)
+        db.commit()
 
 
 def sign_out(runtime: Runtime, request: Request) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -9,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import (
     api_csrf_token,
+    change_own_password,
     clear_staff_cookie,
     current_staff_pending_password,
     current_staff_pending_password_write,
@@ -106,18 +108,11 @@ def delete_session(subject: PendingWriteSubject, request: Request, runtime: Runt
     summary="Change the password",
 )
 async def change_password(
-    body: PasswordChange, subject: PendingWriteSubject, runtime: RuntimeDep
+    body: PasswordChange, subject: PendingWriteSubject, runtime: RuntimeDep, request: Request
 ) -> Response:
-    """Re-seals the private key under the new password; every other session of the account ends."""
-
-    def change() -> None:
-        with runtime.sessions() as db:
-            user = runtime.accounts.user_by_id(db, subject.user_id)
-            runtime.accounts.change_password(
-                db, user, body.current_password, body.new_password, keep_session=subject.session_id_hash
-            )
-            db.commit()
-
+    """Seals the private key under the new password (the first own password makes the key pair); every
+    other session of the account ends."""
+    change = partial(change_own_password, runtime, request, subject, body.current_password, body.new_password)
     # The current password is checked by Argon2 like a sign-in, and limited like one.
     await run_in_threadpool(enforce_account_limit, runtime, subject.email)
     await runtime.argon2_gate.run(change)

@@ -27,9 +27,12 @@ class WebSession(Base):
 class StaffUser(Base):
     """A counsellor, lead, coordinator or administrator.
 
-    There is no password hash: the private key sealed under the password (Argon2id) is the password check,
-    so a dump holds one thing to attack per account, not two. The TOTP secret is sealed under a key derived
-    from the server's session key, so the dump alone does not yield working codes either.
+    An account has a key pair only once its owner has set a password of their own: the operator who created
+    it saw the initial password, so nothing may ever be sealed under that (security.md). Until then only
+    ``initial_password_seal`` exists, which checks the initial password and opens nothing but the
+    password-change page. There is no password hash: the sealed private key is the password check. Both are
+    sealed under the password and the server's key pepper, so a dump alone cannot test a guess. The TOTP
+    secret is sealed under a key derived from the server's session key, so the dump alone yields no codes.
     """
 
     __tablename__ = "staff_user"
@@ -40,9 +43,13 @@ class StaffUser(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
-    public_key: Mapped[bytes] = mapped_column(LargeBinary)
-    # seal_with_password(password, private key, Context("user_private", record_id=id)).
-    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # NULL until the owner sets a password of their own; nothing can be granted to an account without one.
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # seal_with_password_and_pepper(password, private key, Context("user_private", record_id=id)).
+    sealed_private_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # seal_with_password_and_pepper(initial password, b"", Context("initial_password", record_id=id)):
+    # set while the account waits for its first (or, after a reset, next) password of its own.
+    initial_password_seal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary)
     # Step of the last accepted TOTP code; that code and every older one are refused.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -50,6 +57,10 @@ class StaffUser(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def has_key(self) -> bool:
+        return self.public_key is not None and self.sealed_private_key is not None
 
 
 class RecoveryCode(Base):

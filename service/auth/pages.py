@@ -6,6 +6,7 @@ e-mail address is. Every failed sign-in gets the same message, whatever was wron
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import segno
@@ -17,6 +18,7 @@ from service.auth.deps import (
     HOME_PAGE,
     PASSWORD_PAGE,
     StaffDep,
+    change_own_password,
     clear_staff_cookie,
     current_staff_pending_password,
     enforce_account_limit,
@@ -27,7 +29,7 @@ from service.auth.deps import (
     sign_out,
 )
 from service.auth.passwords import PasswordProblem
-from service.auth.service import PasswordRejected, TotpEnrolment
+from service.auth.service import PasswordRejected, TotpChange, TotpEnrolment
 from service.auth.subject import Subject
 from service.deps import runtime_of
 from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
@@ -195,15 +197,9 @@ async def staff_password_change(request: Request, subject: PendingSubject) -> Re
         message = t(f"password.{PasswordProblem.mismatch.value}")
         return _password_page(request, subject, status=422, errors=[_error("new_password_repeat", message)])
 
-    def change() -> None:
-        with runtime.sessions() as db:
-            user = runtime.accounts.user_by_id(db, subject.user_id)
-            runtime.accounts.change_password(db, user, current, new, keep_session=subject.session_id_hash)
-            db.commit()
-
     try:
         await run_in_threadpool(enforce_account_limit, runtime, subject.email)
-        await runtime.argon2_gate.run(change)
+        await runtime.argon2_gate.run(partial(change_own_password, runtime, request, subject, current, new))
     except PasswordRejected as exc:
         field = exc.field
         message = t(f"password.{exc.problem.value}")
@@ -284,18 +280,36 @@ async def staff_totp_action(request: Request, subject: StaffDep) -> Response:
                 if pending is None:
                     errors = [_error("", t("staff_totp.expired"))]
                     return _totp_page(request, runtime, subject, status=422, errors=errors)
-                if not accounts.confirm_totp(db, user, pending, form.get("code", "")):
+                outcome = accounts.confirm_totp(
+                    db,
+                    user,
+                    pending,
+                    form.get("code", ""),
+                    password=form.get("password", ""),
+                    current_code=form.get("current_code", ""),
+                )
+                if outcome is not TotpChange.done:
+                    # Commit anyway: a current code used by this attempt stays used.
                     db.commit()
-                    errors = [_error("code", t("staff_totp.confirm.failed"))]
+                    errors = (
+                        [_error("password", t("staff_totp.reauth.failed"))]
+                        if outcome is TotpChange.reauthentication_failed
+                        else [_error("code", t("staff_totp.confirm.failed"))]
+                    )
                     return _totp_page(request, runtime, subject, status=422, enrolment=pending, errors=errors)
-                codes = accounts.new_recovery_codes(db, user)
+                codes = accounts.replace_recovery_codes_after_enrolment(db, user)
                 db.commit()
                 notice = t("staff_totp.enrolled")
                 return _totp_page(request, runtime, subject, recovery_codes=codes, notice=notice)
             if action == "codes":
-                codes = accounts.new_recovery_codes(db, user)
+                made = accounts.new_recovery_codes(
+                    db, user, password=form.get("password", ""), current_code=form.get("current_code", "")
+                )
                 db.commit()
-                return _totp_page(request, runtime, subject, recovery_codes=codes)
+                if made is None:
+                    errors = [_error("password", t("staff_totp.reauth.failed"))]
+                    return _totp_page(request, runtime, subject, status=422, errors=errors)
+                return _totp_page(request, runtime, subject, recovery_codes=made)
         return _totp_page(request, runtime, subject, status=422)
 
     return await run_in_threadpool(act)

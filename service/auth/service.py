@@ -1,9 +1,11 @@
 """Staff accounts: creation, passwords, TOTP, recovery codes, sign-in, memberships (security.md).
 
-Every account has a key pair. Its private key is sealed under the password with Argon2id, and that sealed
-key is the only password check there is: a wrong password simply does not open it. The password cannot be
-reset without losing that key, so an administrator's reset makes a new key pair, and the organisation keys
-granted to the old one have to be granted again by a lead or with the organisation's recovery key.
+An account gets its key pair when its owner sets a password of their own: the operator who created the
+account saw the initial password, so nothing is ever sealed under it. The private key is sealed under the
+password and the server's key pepper (Argon2id, then HKDF with the pepper), and that sealed key is the only
+password check there is: a wrong password simply does not open it, and a dump without the pepper cannot
+test a guess. The password cannot be reset without losing that key, so an administrator's reset removes
+the key pair and every grant; the owner's next password makes a new pair, and a lead grants again.
 
 The service never commits; the caller does, so that a change and its consequences (ended sessions, used
 codes) land together.
@@ -18,6 +20,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
@@ -40,25 +43,27 @@ from service.crypto import (
     DecryptionError,
     InvalidReceipt,
     PrivateKey,
-    PublicKey,
+    UnsupportedFormatError,
     derive_password_key,
     generate_keypair,
     keyed_hash,
     new_totp_secret,
     open_sealed,
-    open_with_password,
+    open_with_password_and_pepper,
     seal,
-    seal_with_password,
+    seal_with_password_and_pepper,
+    sealed_needs_reseal,
     totp_secret_base32,
     totp_uri,
     verify_totp,
 )
+from service.crypto.passwords import LEGACY_WRAPPED_VERSION
 from service.crypto.receipt import normalize_code
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
+from service.organisations.custody import CustodyError, KeyCustody, RotationReason, grant_epochs
 from service.organisations.models import Membership, MembershipRole, Organisation
-from service.organisations.service import OrganisationError, open_with_recovery_key, seal_grant
 
 log = logging.getLogger("rueckhalt.auth")
 
@@ -98,6 +103,10 @@ _PROBLEM_TEXT = {
 
 def user_key_context(user_id: str) -> Context:
     return Context("user_private", record_id=user_id)
+
+
+def initial_password_context(user_id: str) -> Context:
+    return Context("initial_password", record_id=user_id)
 
 
 def _totp_context(user_id: str) -> Context:
@@ -148,7 +157,8 @@ class NewCredentials:
 @dataclass(frozen=True)
 class LoggedIn:
     user: StaffUser
-    private_key: PrivateKey
+    # None for an account still on its initial password: it may change the password and nothing else.
+    private_key: PrivateKey | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,16 @@ class TotpEnrolment:
     @property
     def secret_base32(self) -> str:
         return totp_secret_base32(self.secret)
+
+
+# The session secret of an account without a key pair: a session must hold something, and this is no key.
+NO_KEY = b"\x00no-key"
+
+
+class TotpChange(StrEnum):
+    done = "done"
+    reauthentication_failed = "reauthentication_failed"
+    new_code_wrong = "new_code_wrong"
 
 
 @dataclass(frozen=True)
@@ -188,14 +208,20 @@ class AccountService:
         self,
         session_key: bytes,
         *,
+        key_peppers: tuple[bytes, ...],
         params: Argon2Params | None = None,
         clock: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
     ) -> None:
+        if not key_peppers:
+            raise ValueError("AccountService needs the key pepper")
         self.params = params or Argon2Params()
         self.audit = audit
         self.clock = clock
+        self.custody = KeyCustody(audit)
         self._session_key = session_key
+        # The first seals; a second is accepted while a rotation is under way (docs/key-custody.md).
+        self._peppers = key_peppers
         # A database dump alone must not yield working codes, so TOTP secrets are sealed under a server key.
         self._totp_key = keyed_hash(session_key, "totp-at-rest", b"")
         self._enrolment_key = keyed_hash(session_key, "totp-enrolment", b"")
@@ -240,14 +266,19 @@ class AccountService:
         password: str | None = None,
         must_change_password: bool = True,
     ) -> NewCredentials:
+        """A new account. With an initial password (the default: generated, shown to the operator once) it
+        has no key pair until its owner sets a password of their own. ``must_change_password=False`` means
+        the password is the owner's (the demo and tests): the key pair is made under it at once.
+        """
         address = normalise_email(email)
         name = _clean_name(display_name)
         if repository.user_by_email(session, address) is not None:
             raise AccountError("an account with this e-mail address exists already")
+        # must_change_password=False: the password is the owner's own (the demo's generated ones included).
+        own_password = not must_change_password
         password = password if password is not None else new_initial_password()
         self._check_policy(password)
         user_id = new_id()
-        private, public = generate_keypair()
         totp_secret = new_totp_secret()
         now = utcnow()
         user = StaffUser(
@@ -256,21 +287,86 @@ class AccountService:
             display_name=name,
             is_admin=is_admin,
             is_coordinator=is_coordinator,
-            public_key=public.raw,
-            sealed_private_key=seal_with_password(
-                password, private.raw, user_key_context(user_id), self.params
-            ),
+            public_key=None,
+            sealed_private_key=None,
+            initial_password_seal=None,
             sealed_totp_secret=self._seal_totp(user_id, totp_secret),
             totp_last_step=None,
-            must_change_password=must_change_password,
+            must_change_password=not own_password,
             disabled=False,
             created_at=now,
             password_changed_at=now,
         )
+        if own_password:
+            self._new_key_pair(user, password)
+        else:
+            user.initial_password_seal = self._seal_initial(user_id, password)
         session.add(user)
         session.flush()
         self._record(session, "account.create", user_id, is_admin=is_admin, is_coordinator=is_coordinator)
         return NewCredentials(user, password, totp_secret, totp_uri(totp_secret, address, ISSUER))
+
+    def _seal_initial(self, user_id: str, password: str) -> bytes:
+        return seal_with_password_and_pepper(
+            password, b"", initial_password_context(user_id), self._peppers[0], self.params
+        )
+
+    def _seal_private(self, user_id: str, password: str, private: PrivateKey) -> bytes:
+        return seal_with_password_and_pepper(
+            password, private.raw, user_key_context(user_id), self._peppers[0], self.params
+        )
+
+    def _new_key_pair(self, user: StaffUser, password: str) -> PrivateKey:
+        """The account's key pair, born under the owner's own password; the initial one stops working."""
+        private, public = generate_keypair()
+        user.public_key = public.raw
+        user.sealed_private_key = self._seal_private(user.id, password, private)
+        user.initial_password_seal = None
+        return private
+
+    def _open_private(self, user: StaffUser, password: str) -> PrivateKey | None:
+        """The private key if ``password`` opens it; None otherwise. A key still sealed in an older way
+        (migrated format 1, previous pepper, older Argon2 parameters) is sealed again on the way."""
+        assert user.sealed_private_key is not None
+        try:
+            raw = open_with_password_and_pepper(
+                password, user.sealed_private_key, user_key_context(user.id), self._peppers
+            )
+        except UnsupportedFormatError:
+            log.error("a staff key could not be opened: its key pepper is not configured")
+            return None
+        except DecryptionError:
+            return None
+        private = PrivateKey.from_bytes(raw)
+        if sealed_needs_reseal(user.sealed_private_key, self._peppers[0], self.params):
+            user.sealed_private_key = self._seal_private(user.id, password, private)
+        return private
+
+    def _initial_password_ok(self, user: StaffUser, password: str) -> bool:
+        assert user.initial_password_seal is not None
+        seal_value = user.initial_password_seal
+        # An account migrated from format 1 keeps its old key value (wrapped under the pepper, format 3) as
+        # the check of its initial password; it was sealed with the user key's context.
+        context = (
+            user_key_context(user.id)
+            if seal_value[:1] == bytes([LEGACY_WRAPPED_VERSION])
+            else initial_password_context(user.id)
+        )
+        try:
+            open_with_password_and_pepper(password, seal_value, context, self._peppers)
+        except (DecryptionError, UnsupportedFormatError):
+            return False
+        return True
+
+    def check_password(self, user: StaffUser, password: str) -> PrivateKey | bool | None:
+        """The unlocked key (own password), True (right initial password, no key yet) or False."""
+        if user.sealed_private_key is not None:
+            private = self._open_private(user, password)
+            return False if private is None else private
+        if user.initial_password_seal is not None:
+            return self._initial_password_ok(user, password)
+        self._dummy_derivation(password)
+        return False
 
     def user_by_email(self, session: Session, email: str) -> StaffUser:
         user = repository.user_by_email(session, login_email(email))
@@ -291,25 +387,24 @@ class AccountService:
         return sessions.destroy_all_of(session, STAFF_SESSION, user.id)
 
     def reset(self, session: Session, user: StaffUser) -> ResetAccount:
-        """New initial password, new TOTP and necessarily a new key pair: the old key needs the old password.
+        """New initial password and TOTP; the key pair is gone, because it needs the old password.
 
-        Memberships are removed: their grants were wrapped to the old key and nobody can open them now. A
-        lead or the operator with the recovery key grants them again.
+        Memberships are removed with their grants, and each organisation starts a new key epoch (a reset
+        is a removal). The owner's next own password makes a new key pair; a lead grants again.
         """
         dropped = [
             DroppedMembership(org.slug, org.display_name, membership.role)
             for membership, org in organisations.memberships_of(session, user.id)
         ]
-        organisations.delete_memberships_of(session, user.id)
+        for _, org in organisations.memberships_of(session, user.id):
+            self.custody.remove_member(session, org, user.id, None, RotationReason.account_reset)
         repository.replace_recovery_codes(session, user.id, [])
         ended = sessions.destroy_all_of(session, STAFF_SESSION, user.id)
         password = new_initial_password()
-        private, public = generate_keypair()
         totp_secret = new_totp_secret()
-        user.public_key = public.raw
-        user.sealed_private_key = seal_with_password(
-            password, private.raw, user_key_context(user.id), self.params
-        )
+        user.public_key = None
+        user.sealed_private_key = None
+        user.initial_password_seal = self._seal_initial(user.id, password)
         user.sealed_totp_secret = self._seal_totp(user.id, totp_secret)
         user.totp_last_step = None
         user.must_change_password = True
@@ -326,39 +421,35 @@ class AccountService:
         if problem is not None:
             raise PasswordRejected(problem)
 
-    def set_password(
-        self, session: Session, user: StaffUser, private_key: PrivateKey, new_password: str, keep_session: str
-    ) -> None:
-        """Re-seal the (unlocked) private key under a new password. Nothing else about the account changes:
-        the public key, the memberships and every grant stay as they are.
-
-        Every other session of the user ends (``keep_session`` is the id hash of the one making the change):
-        whoever else was signed in had the old password.
-        """
-        self._check_policy(new_password)
-        if private_key.public_key().raw != user.public_key:
-            raise AccountError("this private key does not belong to the account")
-        user.sealed_private_key = seal_with_password(
-            new_password, private_key.raw, user_key_context(user.id), self.params
-        )
-        user.must_change_password = False
-        user.password_changed_at = utcnow()
-        sessions.destroy_all_of(session, STAFF_SESSION, user.id, keep_id_hash=keep_session)
-        self._record(session, "account.password_change", user.id, actor_id=user.id)
-
     def change_password(
         self, session: Session, user: StaffUser, current_password: str, new_password: str, keep_session: str
-    ) -> None:
-        """Check the current password (it must open the key), then re-seal under the new one."""
+    ) -> PrivateKey:
+        """Check the current password, then seal the key under the new one; returns the unlocked key.
+
+        From an initial password this makes the account's key pair. Every other session of the user ends
+        (``keep_session`` is the id hash of the one making the change): whoever else was signed in had the
+        old password.
+        """
         # The cheap checks first: a refused new password costs no Argon2 run.
         self._check_policy(new_password)
         if unicodedata.normalize("NFC", new_password) == unicodedata.normalize("NFC", current_password):
             raise PasswordRejected(PasswordProblem.unchanged)
-        try:
-            raw = open_with_password(current_password, user.sealed_private_key, user_key_context(user.id))
-        except DecryptionError:
-            raise PasswordRejected(PasswordProblem.current_wrong, "current_password") from None
-        self.set_password(session, user, PrivateKey.from_bytes(raw), new_password, keep_session)
+        checked = self.check_password(user, current_password)
+        if checked is False:
+            raise PasswordRejected(PasswordProblem.current_wrong, "current_password")
+        first_key = not isinstance(checked, PrivateKey)
+        if isinstance(checked, PrivateKey):
+            private = checked
+            user.sealed_private_key = self._seal_private(user.id, new_password, private)
+        else:
+            private = self._new_key_pair(user, new_password)
+        user.must_change_password = False
+        user.password_changed_at = utcnow()
+        sessions.destroy_all_of(session, STAFF_SESSION, user.id, keep_id_hash=keep_session)
+        self._record(
+            session, "account.password_change", user.id, actor_id=user.id, key_pair_created=first_key
+        )
+        return private
 
     # -- TOTP and recovery codes ---------------------------------------------------------------------------
 
@@ -396,19 +487,63 @@ class AccountService:
         secret = plain[8:]
         return TotpEnrolment(secret=secret, uri=totp_uri(secret, user.email, ISSUER), token=token)
 
-    def confirm_totp(self, session: Session, user: StaffUser, enrolment: TotpEnrolment, code: str) -> bool:
-        """Replace the TOTP secret once a code from the new app proves that the app has it."""
-        step = verify_totp(enrolment.secret, "".join(code.split()), self.clock(), user.totp_last_step)
-        if step is None or not repository.consume_totp_step(session, user.id, step):
+    def reauthenticate(self, session: Session, user: StaffUser, password: str, code: str) -> bool:
+        """The password and a current second factor, as at sign-in (code first, used up either way).
+
+        Asked before the second factor changes: a session left open on a shared screen must not be enough
+        to move someone's codes to a stranger's phone.
+        """
+        if not self._second_factor(session, user, code):
+            self._dummy_derivation(password)
             return False
+        return isinstance(self.check_password(user, password), PrivateKey)
+
+    def confirm_totp(
+        self,
+        session: Session,
+        user: StaffUser,
+        enrolment: TotpEnrolment,
+        code: str,
+        *,
+        password: str,
+        current_code: str,
+    ) -> TotpChange:
+        """Replace the TOTP secret: the password and a current code (old app or recovery code) first, then a
+        code from the new app proves that the app has the new secret."""
+        if not self.reauthenticate(session, user, password, current_code):
+            return TotpChange.reauthentication_failed
+        # The new secret has never been used, so its own code may fall in the step the old code just used.
+        step = verify_totp(enrolment.secret, "".join(code.split()), self.clock(), None)
+        if step is None:
+            return TotpChange.new_code_wrong
         user.sealed_totp_secret = self._seal_totp(user.id, enrolment.secret)
-        return True
+        user.totp_last_step = max(step, user.totp_last_step or 0)
+        self._record(session, "account.totp_replaced", user.id, actor_id=user.id)
+        return TotpChange.done
 
     def _recovery_hash(self, user_id: str, code: str) -> str:
         return keyed_hash(self._session_key, "recovery-code", f"{user_id}\x00{code}".encode()).hex()
 
-    def new_recovery_codes(self, session: Session, user: StaffUser) -> list[str]:
-        """Ten fresh single-use codes (the old ones stop working); shown once, stored as keyed hashes only."""
+    def new_recovery_codes(
+        self, session: Session, user: StaffUser, *, password: str, current_code: str
+    ) -> list[str] | None:
+        """Ten fresh single-use codes (the old ones stop working); shown once, stored as keyed hashes only.
+
+        None if the password or the current code is wrong (see ``reauthenticate``).
+        """
+        if not self.reauthenticate(session, user, password, current_code):
+            return None
+        codes = self._replace_recovery_codes(session, user)
+        self._record(session, "account.recovery_codes_made", user.id, actor_id=user.id)
+        return codes
+
+    def replace_recovery_codes_after_enrolment(self, session: Session, user: StaffUser) -> list[str]:
+        """New codes right after a confirmed new app (the password and a code were just checked)."""
+        codes = self._replace_recovery_codes(session, user)
+        self._record(session, "account.recovery_codes_made", user.id, actor_id=user.id)
+        return codes
+
+    def _replace_recovery_codes(self, session: Session, user: StaffUser) -> list[str]:
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
         hashes = [
             self._recovery_hash(user.id, normalize_code(code, RECOVERY_CODE_CHARS, "")) for code in codes
@@ -457,24 +592,30 @@ class AccountService:
         if not self._second_factor(session, user, code):
             self._dummy_derivation(password)
             return None
-        try:
-            raw = open_with_password(password, user.sealed_private_key, user_key_context(user.id))
-        except DecryptionError:
+        checked = self.check_password(user, password)
+        if checked is False:
             return None
         self._record(session, "auth.login", user.id, actor_id=user.id)
-        return LoggedIn(user, PrivateKey.from_bytes(raw))
+        return LoggedIn(user, checked if isinstance(checked, PrivateKey) else None)
 
     def subject_for(self, session: Session, opened: OpenSession) -> Subject | None:
         """The Subject of an open staff session; None if the account is gone, disabled, or has a new key."""
         user = repository.user_by_id(session, opened.subject_id)
         if user is None or user.disabled:
             return None
-        try:
-            private = PrivateKey.from_bytes(opened.secret)
-        except CryptoError:
-            return None
-        if private.public_key().raw != user.public_key:
-            return None
+        private: PrivateKey | None = None
+        if user.public_key is None:
+            # Still on an initial password: the session holds no key, and the gate opens only the
+            # password page (``must_change_password``).
+            if opened.secret != NO_KEY or not user.must_change_password:
+                return None
+        else:
+            try:
+                private = PrivateKey.from_bytes(opened.secret)
+            except CryptoError:
+                return None
+            if private.public_key().raw != user.public_key:
+                return None
         memberships = tuple(
             sorted((m.organisation_id, m.role) for m, _ in organisations.memberships_of(session, user.id))
         )
@@ -498,72 +639,102 @@ class AccountService:
         organisation: Organisation,
         user: StaffUser,
         role: MembershipRole,
-        organisation_key: PrivateKey,
+        epoch_keys: dict[int, PrivateKey],
         granted_by: str | None,
     ) -> Membership:
-        """Make ``user`` a member (or change their role) and grant them the organisation private key."""
-        if user.is_admin or user.is_coordinator:
-            # architecture.md: administrators and coordinators never see a case (separation of duties).
-            raise AccountError("administrators and coordinators cannot be members of an organisation")
-        if user.disabled:
-            raise AccountError("this account is disabled")
-        if organisation.public_key is None or organisation_key.public_key().raw != organisation.public_key:
-            raise AccountError("this is not the organisation's key")
-        wrapped, sealed = seal_grant(
-            organisation_key, PublicKey.from_bytes(user.public_key), organisation.id, user.id
-        )
-        membership = organisations.membership(session, user.id, organisation.id)
-        if membership is None:
-            membership = Membership(id=new_id(), user_id=user.id, organisation_id=organisation.id)
-            session.add(membership)
-        membership.role = MembershipRole(role).value
-        membership.wrapped_grant_key = wrapped
-        membership.sealed_organisation_key = sealed
-        membership.granted_by = granted_by
-        membership.created_at = utcnow()
-        session.flush()
-        self._record(
-            session,
-            "membership.grant",
-            user.id,
-            actor_id=granted_by,
-            organisation_id=organisation.id,
-            role=membership.role,
-        )
+        """Make ``user`` a member (or change their role) and grant every live epoch of the organisation key.
+
+        Refused for an account without a key of its own (initial password), an administrator, a coordinator
+        or a disabled account, with a message that says so.
+        """
+        try:
+            membership = grant_epochs(session, organisation, user, role, epoch_keys, granted_by)
+        except CustodyError as exc:
+            raise AccountError(str(exc)) from None
+        self.record_membership_grant(session, organisation, user.id, role, granted_by)
         return membership
 
-    def grant_with_recovery_key(
+    def record_membership_grant(
         self,
         session: Session,
         organisation: Organisation,
+        user_id: str,
+        role: MembershipRole,
+        granted_by: str | None,
+    ) -> None:
+        self._record(
+            session,
+            "membership.grant",
+            user_id,
+            actor_id=granted_by,
+            organisation_id=organisation.id,
+            role=MembershipRole(role).value,
+        )
+
+    def grant_with_shares(
+        self,
+        session: Session,
+        organisation: Organisation,
+        shares: list[str],
         user: StaffUser,
         role: MembershipRole,
-        recovery_key: str,
     ) -> Membership:
-        """The operator's way in (command line): the organisation key opened with its recovery key."""
+        """The demo's grant (it plays every custodian): every live epoch, opened with k shares."""
         try:
-            organisation_key = open_with_recovery_key(organisation, recovery_key)
-        except OrganisationError as exc:
+            membership = self.custody.grant_with_shares(session, organisation, shares, user, role)
+        except CustodyError as exc:
             raise AccountError(str(exc)) from None
-        return self.grant_membership(session, organisation, user, role, organisation_key, granted_by=None)
+        self.record_membership_grant(session, organisation, user.id, role, None)
+        return membership
+
+    def name_first_lead(self, session: Session, organisation: Organisation, user: StaffUser) -> Membership:
+        """The first lead of an organisation without a key: a membership with nothing granted (there is no
+        key yet). The account may still be on its initial password; it makes the key pair once it has its own.
+        """
+        if organisation.public_key is not None:
+            raise AccountError(f"organisation {organisation.slug} has a key; a lead grants access")
+        if user.is_admin or user.is_coordinator:
+            raise AccountError("administrators and coordinators cannot be members of an organisation")
+        if user.disabled:
+            raise AccountError("this account is disabled")
+        membership = organisations.membership(session, user.id, organisation.id)
+        if membership is None:
+            membership = Membership(
+                id=new_id(), user_id=user.id, organisation_id=organisation.id, created_at=utcnow()
+            )
+            session.add(membership)
+        membership.role = MembershipRole.lead.value
+        membership.granted_by = None
+        session.flush()
+        self._record(
+            session, "membership.first_lead", user.id, organisation_id=organisation.id, role=membership.role
+        )
+        return membership
 
     def grant_as_lead(
         self, session: Session, lead: Subject, organisation_id: str, user: StaffUser, role: MembershipRole
     ) -> Membership:
-        """A lead grants their organisation's key from their own grant. NotFound for anyone else."""
+        """A lead grants their organisation's keys from their own grants. NotFound for anyone else."""
         if not lead.is_lead_of(organisation_id):
             raise NotFound()
         organisation = session.get(Organisation, organisation_id)
         if organisation is None:
             raise NotFound()
-        organisation_key = lead.organisation_key(session, organisation_id)
-        return self.grant_membership(session, organisation, user, role, organisation_key, lead.user_id)
+        return self.grant_membership(
+            session, organisation, user, role, lead.epoch_keys(session, organisation_id), lead.user_id
+        )
 
     def revoke_membership(
         self, session: Session, organisation_id: str, user_id: str, revoked_by: str | None = None
     ) -> bool:
-        """Delete the grant; the member's next request can no longer open the organisation key."""
-        removed = organisations.delete_membership(session, user_id, organisation_id)
+        """Delete the membership and its grants, and start a new key epoch of the organisation: a copy of
+        the keys the member may have kept opens no case filed from now on."""
+        organisation = session.get(Organisation, organisation_id)
+        if organisation is None:
+            return False
+        removed = self.custody.remove_member(
+            session, organisation, user_id, revoked_by, RotationReason.member_removed
+        )
         if removed:
             self._record(
                 session, "membership.revoke", user_id, actor_id=revoked_by, organisation_id=organisation_id

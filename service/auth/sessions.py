@@ -140,6 +140,21 @@ def destroy_all_of(session: Session, policy: SessionPolicy, subject_id: str, kee
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def reseal(session: Session, policy: SessionPolicy, cookie: str | None, secret: bytes) -> bool:
+    """Replace the unlocked secret of the session behind ``cookie`` (its id and cookie stay): the first own
+    password makes the account's key pair in the middle of a session. The caller commits."""
+    parsed = _parse(cookie) if cookie else None
+    if parsed is None:
+        return False
+    session_id, cookie_key = parsed
+    id_hash = _hash_id(session_id)
+    row = session.get(WebSession, id_hash)
+    if row is None or row.kind != policy.kind:
+        return False
+    row.sealed_secret = seal(cookie_key, secret, _context(policy, id_hash))
+    return True
+
+
 def id_hash_of(cookie: str | None) -> str | None:
     """The stored key of a session cookie, without opening it (logout, CSRF binding)."""
     parsed = _parse(cookie) if cookie else None

@@ -122,6 +122,8 @@ class CaseKeyGrant(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), index=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The organisation's key epoch the case key is wrapped to (its newest when the grant was written).
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
     role: Mapped[str] = mapped_column(String(16))
     # Escalation steps hold a key from the start but see the case only once the service opens access.
     active: Mapped[bool] = mapped_column(Boolean)

@@ -44,6 +44,8 @@ from service.crypto import (
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
+from service.organisations.custody import KeyCustody, RotationReason
+from service.organisations.models import Organisation
 from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
 from service.reports.uploads import EncryptedUpload
@@ -75,6 +77,7 @@ class CaseService:
     def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
         self.taxonomy = taxonomy
         self.audit = audit
+        self.custody = KeyCustody(audit)
 
     # -- reading -------------------------------------------------------------------------------------------
     def inbox(
@@ -118,7 +121,7 @@ class CaseService:
             raise NotFound()
         for grant in repository.active_grants(session, case.id, subject.organisation_ids):
             try:
-                org_key = subject.organisation_key(session, grant.organisation_id)
+                org_key = subject.organisation_key(session, grant.organisation_id, grant.epoch)
                 data_key = unwrap_key(
                     grant.wrapped_key, org_key, _ctx("case_key", case.id, grant.organisation_id)
                 )
@@ -416,6 +419,7 @@ class CaseService:
             existing.active = True
             existing.opened_at = now
         else:
+            # Re-wraps use the organisation's newest epoch, like a new case.
             public = organisations.public_keys(session, [target.id])[target.id]
             session.add(
                 CaseKeyGrant(
@@ -425,6 +429,7 @@ class CaseService:
                     wrapped_key=wrap_key(
                         unlocked.data_key, PublicKey.from_bytes(public), _ctx("case_key", case.id, target.id)
                     ),
+                    epoch=target.epoch,
                     role=GrantRole.referral.value,
                     active=True,
                     escalation_after_minutes=None,
@@ -438,6 +443,12 @@ class CaseService:
                 session.delete(own)
             if case.assignee_id is not None:
                 case.assignee_id = None
+            # security.md: a transfer away starts a new epoch of the organisation that let the case go, and
+            # the epoch the case was wrapped to is destroyed once no other case needs it.
+            own_organisation = session.get(Organisation, unlocked.organisation_id)
+            if own_organisation is not None:
+                session.flush()
+                self.custody.rotate(session, own_organisation, RotationReason.transfer_away, subject.user_id)
         case.status = CaseStatus.referred.value
         case.updated_at = now
         enqueue(

@@ -15,9 +15,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke as _hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
-from service.crypto.aead import DATA_KEY_BYTES, check_key, open_sealed, seal
+from service.crypto.aead import DATA_KEY_BYTES, check_key, new_data_key, open_sealed, seal
 from service.crypto.context import Context
 from service.crypto.errors import CryptoError, DecryptionError, UnsupportedFormatError
+from service.crypto.keyed import hkdf_sha256
 
 MLKEM_SEED_BYTES = 64
 MLKEM_PUBLIC_BYTES = 1184
@@ -155,3 +156,37 @@ def open_private_key(sealed: bytes, wrapping_key: bytes, context: Context) -> Pr
         return PrivateKey(raw)
     except CryptoError:
         raise DecryptionError("sealed private key has the wrong shape") from None
+
+
+# -- a private key wrapped to a public key (organisation epoch keys for members and for recovery) ----------
+#
+# HPKE here wraps 32-byte keys only, and a private key has 96 bytes: a fresh key is wrapped to the recipient
+# and seals the private key. Format v1: ``0x01 || wrap_key(grant key) (1,169) || seal(grant key, private)``;
+# both parts are bound to the same context (HPKE info and AES-GCM AAD are separate derivations).
+_WRAPPED_PRIVATE_VERSION = 1
+
+
+def wrap_private_key(private: PrivateKey, recipient: PublicKey, context: Context) -> bytes:
+    grant_key = new_data_key()
+    return (
+        bytes([_WRAPPED_PRIVATE_VERSION])
+        + wrap_key(grant_key, recipient, context)
+        + seal_private_key(private, grant_key, context)
+    )
+
+
+def unwrap_private_key(wrapped: bytes, recipient: PrivateKey, context: Context) -> PrivateKey:
+    if len(wrapped) < 1:
+        raise DecryptionError("wrapped private key is empty")
+    if wrapped[0] != _WRAPPED_PRIVATE_VERSION:
+        raise UnsupportedFormatError(f"unsupported wrapped-private-key format version {wrapped[0]}")
+    grant_key = unwrap_key(wrapped[1 : 1 + WRAPPED_KEY_BYTES], recipient, context)
+    return open_private_key(wrapped[1 + WRAPPED_KEY_BYTES :], grant_key, context)
+
+
+def keypair_from_seed(seed: bytes) -> tuple[PrivateKey, PublicKey]:
+    """A key pair derived from 32 secret bytes (the recovery secret that custodians hold in shares)."""
+    if len(seed) != DATA_KEY_BYTES:
+        raise ValueError(f"seed must be {DATA_KEY_BYTES} bytes")
+    private = PrivateKey(hkdf_sha256(seed, None, b"rueckhalt/keypair-from-seed/v1", length=PRIVATE_KEY_BYTES))
+    return private, private.public_key()

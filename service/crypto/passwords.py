@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from service.crypto.aead import NONCE_BYTES, TAG_BYTES, gcm_decrypt, gcm_encrypt
+from service.crypto.aead import NONCE_BYTES, TAG_BYTES, gcm_decrypt, gcm_encrypt, open_sealed, seal
 from service.crypto.context import Context
 from service.crypto.errors import DecryptionError, UnsupportedFormatError
+from service.crypto.keyed import hkdf_sha256
 
 PASSWORD_KEY_BYTES = 32
 PASSWORD_SALT_BYTES = 16
@@ -187,3 +188,124 @@ def needs_rehash(encoded: str, params: Argon2Params = Argon2Params()) -> bool:
     """Whether a stored hash should be recomputed with ``params`` at the next successful login."""
     parsed = _parse_hash(encoded)
     return parsed is None or parsed[0] != params
+
+
+# -- sealed under the password AND a server secret (format v2) --------------------------------------------
+#
+# Format v1 above derives its key from the password alone, so a stolen dump is enough to test guesses
+# offline, and one guessed counsellor password opens an organisation's cases. Format v2 mixes in a server
+# secret (the key pepper, never in the database): key = HKDF-SHA256(ikm=Argon2id(password, salt),
+# salt=pepper, info=label || header). Without the pepper no guess can be checked; with it, each guess still
+# costs an Argon2id run. The header names the pepper by a 4-byte id, so that during a rotation a value
+# sealed under the previous pepper is still found and re-sealed at the owner's next sign-in.
+
+PEPPERED_VERSION = 2
+LEGACY_WRAPPED_VERSION = 3
+PEPPER_ID_BYTES = 4
+_PEPPERED_LABEL = b"rueckhalt/password-seal/v2"
+_LEGACY_WRAP_LABEL = b"rueckhalt/password-seal/legacy-wrap/v3"
+_MIN_PEPPER_BYTES = 32
+
+
+def pepper_id(pepper: bytes) -> bytes:
+    """A public 4-byte name of a pepper (HMAC of a constant): tells which pepper sealed a value."""
+    if len(pepper) < _MIN_PEPPER_BYTES:
+        raise ValueError(f"pepper must be at least {_MIN_PEPPER_BYTES} bytes")
+    return hmac.new(pepper, b"rueckhalt/pepper-id/v1", "sha256").digest()[:PEPPER_ID_BYTES]
+
+
+def _peppered_key(password: str, salt: bytes, params: Argon2Params, pepper: bytes, header: bytes) -> bytes:
+    stretched = derive_password_key(password, salt, params)
+    return hkdf_sha256(stretched, pepper, _PEPPERED_LABEL + header)
+
+
+def seal_with_password_and_pepper(
+    password: str,
+    plaintext: bytes,
+    context: Context,
+    pepper: bytes,
+    params: Argon2Params = Argon2Params(),
+) -> bytes:
+    """Format v2: ``0x02 || params(12) || salt(16) || pepper id(4) || nonce(12) || ciphertext || tag``.
+
+    The header and the context are the AAD; the key needs the password and the pepper.
+    """
+    salt = secrets.token_bytes(PASSWORD_SALT_BYTES)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    header = bytes([PEPPERED_VERSION]) + params.encode() + salt + pepper_id(pepper)
+    key = _peppered_key(password, salt, params, pepper, header)
+    return header + nonce + gcm_encrypt(key, nonce, plaintext, _PEPPERED_LABEL + header + context.encode())
+
+
+def _pepper_by_id(identifier: bytes, peppers: tuple[bytes, ...]) -> bytes:
+    for pepper in peppers:
+        if hmac.compare_digest(pepper_id(pepper), identifier):
+            return pepper
+    # Not a DecryptionError: a wrong password and a missing pepper need different fixes.
+    raise UnsupportedFormatError("sealed with a key pepper that is not configured (RUECKHALT_KEY_PEPPER)")
+
+
+def wrap_legacy_seal(sealed_v1: bytes, context: Context, pepper: bytes) -> bytes:
+    """Format v3: a v1 value (password only) sealed once more under the pepper, for the data migration.
+
+    The migration cannot re-seal a v1 value as v2 without the password; wrapping it under the pepper closes
+    offline guessing at once, and the owner's next sign-in replaces it with a proper v2 value.
+    ``0x03 || pepper id(4) || seal(HKDF(pepper, info=label), v1 value, context)``.
+    """
+    if not sealed_v1 or sealed_v1[0] != VERSION:
+        raise ValueError("only a format v1 value is wrapped")
+    key = hkdf_sha256(pepper, None, _LEGACY_WRAP_LABEL)
+    return bytes([LEGACY_WRAPPED_VERSION]) + pepper_id(pepper) + seal(key, sealed_v1, context)
+
+
+def open_with_password_and_pepper(
+    password: str, sealed: bytes, context: Context, peppers: tuple[bytes, ...]
+) -> bytes:
+    """Open a v2 value, or a v3 (migrated v1) value; a bare v1 value is refused (the migration wraps all).
+
+    ``peppers`` are the current pepper first, then a previous one during a rotation.
+    """
+    if len(sealed) < 1:
+        raise DecryptionError("password-sealed data is empty")
+    if sealed[0] == LEGACY_WRAPPED_VERSION:
+        if len(sealed) < 1 + PEPPER_ID_BYTES:
+            raise DecryptionError("password-sealed data is truncated")
+        pepper = _pepper_by_id(sealed[1 : 1 + PEPPER_ID_BYTES], peppers)
+        inner = open_sealed(
+            hkdf_sha256(pepper, None, _LEGACY_WRAP_LABEL), sealed[1 + PEPPER_ID_BYTES :], context
+        )
+        return open_with_password(password, inner, context)
+    if sealed[0] != PEPPERED_VERSION:
+        raise UnsupportedFormatError(f"unsupported password-sealed format version {sealed[0]}")
+    header_bytes = 1 + _PARAMS_BYTES + PASSWORD_SALT_BYTES + PEPPER_ID_BYTES
+    if len(sealed) < header_bytes + NONCE_BYTES + TAG_BYTES:
+        raise DecryptionError("password-sealed data is truncated")
+    try:
+        params = Argon2Params.decode(sealed[1 : 1 + _PARAMS_BYTES])
+    except ValueError:
+        raise DecryptionError("password-sealed data has parameters out of bounds") from None
+    header = sealed[:header_bytes]
+    salt = sealed[1 + _PARAMS_BYTES : 1 + _PARAMS_BYTES + PASSWORD_SALT_BYTES]
+    pepper = _pepper_by_id(sealed[header_bytes - PEPPER_ID_BYTES : header_bytes], peppers)
+    key = _peppered_key(password, salt, params, pepper, header)
+    nonce = sealed[header_bytes : header_bytes + NONCE_BYTES]
+    return gcm_decrypt(
+        key, nonce, sealed[header_bytes + NONCE_BYTES :], _PEPPERED_LABEL + header + context.encode()
+    )
+
+
+def sealed_needs_reseal(sealed: bytes, pepper: bytes, params: Argon2Params) -> bool:
+    """Whether a value should be sealed again at its owner's next sign-in: a migrated v1 value, another
+    pepper (rotation) or other Argon2 parameters than today's."""
+    if (
+        len(sealed) < 1 + _PARAMS_BYTES + PASSWORD_SALT_BYTES + PEPPER_ID_BYTES
+        or sealed[0] != PEPPERED_VERSION
+    ):
+        return True
+    header_end = 1 + _PARAMS_BYTES + PASSWORD_SALT_BYTES + PEPPER_ID_BYTES
+    if not hmac.compare_digest(sealed[header_end - PEPPER_ID_BYTES : header_end], pepper_id(pepper)):
+        return True
+    try:
+        return Argon2Params.decode(sealed[1 : 1 + _PARAMS_BYTES]) != params
+    except ValueError:
+        return True

@@ -26,6 +26,8 @@ class Receiver:
     slug: str
     display_name: str
     kind: str
+    # The key epoch of the public key below (recorded with each case key grant).
+    epoch: int
     # SHA-256 of the organisation's public key, computed by the database: the intake finds the parsed key
     # in its cache by this digest and reads the key bytes only for a key it has not seen (``PublicKeys``).
     key_digest: bytes
@@ -37,6 +39,7 @@ _RECEIVERS = select(
     Organisation.slug,
     Organisation.display_name,
     Organisation.kind,
+    Organisation.current_epoch,
     func.sha256(Organisation.public_key).label("key_digest"),
 ).where(Organisation.active.is_(True), Organisation.public_key.is_not(None))
 
@@ -54,6 +57,7 @@ def receivers(session: Session) -> dict[str, Receiver]:
             slug=row.slug,
             display_name=row.display_name,
             kind=row.kind,
+            epoch=row.current_epoch,
             key_digest=bytes(row.key_digest),
         )
         for row in session.connection().execute(_RECEIVERS)

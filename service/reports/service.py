@@ -305,6 +305,7 @@ class IntakeService:
                     case_id=case_id,
                     organisation_id=org.id,
                     wrapped_key=wrap_key(data_key, keys[org.id], _ctx("case_key", case_id, org.id)),
+                    epoch=org.epoch,
                     role=role.value,
                     active=role is GrantRole.target,
                     escalation_after_minutes=minutes,

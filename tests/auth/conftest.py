@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from staff_helpers import Clock, weak_accounts
+from staff_helpers import Clock, weak_accounts, with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
-from service.organisations.service import create_organisation
 from service.runtime import Runtime, build_runtime
 
 
@@ -19,12 +18,7 @@ def limited_runtime(settings: Settings, clock: Clock) -> Iterator[Runtime]:
     """A runtime with tiny sign-in limits (3 per client, 2 per account) and weak Argon2."""
     limited = settings.model_copy(update={"login_limit_per_hour": 3, "login_account_limit_per_hour": 2})
     runtime = build_runtime(limited)
-    recovery = {}
-    with runtime.sessions() as db:
-        for org in runtime.policy.organisations:
-            recovery[org.slug] = create_organisation(db, org.slug, org.display_name, org.kind).recovery_key
-        db.commit()
-    runtime.recovery_keys = recovery  # type: ignore[attr-defined]
+    with_policy_organisations(runtime)
     weak_accounts(runtime, clock)
     yield runtime
     runtime.dispose()

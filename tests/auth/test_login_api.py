@@ -101,7 +101,7 @@ def test_the_code_is_checked_before_the_password(
     """Given a wrong code and the right password, then the sealed key is never tried (no password oracle),
     and one dummy Argon2 run keeps the timing of a real check."""
     staff = make_staff()
-    opened = count_calls(monkeypatch, "open_with_password")
+    opened = count_calls(monkeypatch, "open_with_password_and_pepper")
     dummy = count_calls(monkeypatch, "derive_password_key")
     response = api_login(staff, totp=totp_code(staff.totp_secret, clock() - 600))
     assert response.status_code == 401
@@ -113,7 +113,7 @@ def test_an_unknown_address_costs_one_argon2_run_too(
     monkeypatch: pytest.MonkeyPatch, make_staff: MakeStaff, api_login: Login
 ) -> None:
     staff = make_staff()
-    opened = count_calls(monkeypatch, "open_with_password")
+    opened = count_calls(monkeypatch, "open_with_password_and_pepper")
     dummy = count_calls(monkeypatch, "derive_password_key")
     response = api_login(Staff("x", "unbekannt@example.org", PASSWORD, staff.totp_secret))
     assert response.status_code == 401
@@ -125,19 +125,26 @@ def test_a_real_check_runs_argon2_once_and_no_dummy(
     monkeypatch: pytest.MonkeyPatch, make_staff: MakeStaff, api_login: Login
 ) -> None:
     staff = make_staff()
-    opened = count_calls(monkeypatch, "open_with_password")
+    opened = count_calls(monkeypatch, "open_with_password_and_pepper")
     dummy = count_calls(monkeypatch, "derive_password_key")
     assert api_login(staff, password="Falsches-Passwort-123").status_code == 401
     assert (opened, dummy) == ([1], [])
 
 
 def test_sign_in_with_a_recovery_code_works_once(
-    client: TestClient, runtime: Runtime, make_staff: MakeStaff, api_login: Login
+    client: TestClient,
+    runtime: Runtime,
+    make_staff: MakeStaff,
+    api_login: Login,
+    code: Callable[[Staff], str],
 ) -> None:
     staff = make_staff()
     with runtime.sessions() as db:
-        codes = runtime.accounts.new_recovery_codes(db, runtime.accounts.user_by_id(db, staff.user_id))
+        codes = runtime.accounts.new_recovery_codes(
+            db, runtime.accounts.user_by_id(db, staff.user_id), password=PASSWORD, current_code=code(staff)
+        )
         db.commit()
+    assert codes is not None
     assert api_login(staff, totp=codes[3]).status_code == 200
     client.cookies.clear()
     assert api_login(staff, totp=codes[3]).json() == FAILED

@@ -168,12 +168,44 @@ def test_new_authenticator_app_with_qr_code_then_recovery_codes_once(
     assert token
     confirm = {"csrf_token": csrf_token(html), "action": "confirm", "token": token.group(1)}
 
-    wrong = client.post("/konto/zwei-faktor", data={**confirm, "code": totp_code(staff.totp_secret, clock())})
+    # A live session alone is not enough: without the password and a current code nothing changes.
+    clock.advance(30)
+    no_password = client.post(
+        "/konto/zwei-faktor",
+        data={
+            **confirm,
+            "code": totp_code(new_secret, clock()),
+            "current_code": code(staff),
+            "password": "x",
+        },
+    )
+    assert no_password.status_code == 422
+    assert "Es wurde nichts geändert" in no_password.text
+    no_current_code = client.post(
+        "/konto/zwei-faktor",
+        data={**confirm, "code": totp_code(new_secret, clock()), "current_code": "", "password": PASSWORD},
+    )
+    assert no_current_code.status_code == 422
+
+    clock.advance(30)
+    reauth = {"password": PASSWORD}
+    wrong = client.post(
+        "/konto/zwei-faktor",
+        data={
+            **confirm,
+            **reauth,
+            "current_code": code(staff),
+            "code": totp_code(staff.totp_secret, clock()),
+        },
+    )
     assert wrong.status_code == 422
     assert "Der Code passt nicht" in wrong.text
 
     clock.advance(30)
-    done = client.post("/konto/zwei-faktor", data={**confirm, "code": totp_code(new_secret, clock())})
+    done = client.post(
+        "/konto/zwei-faktor",
+        data={**confirm, **reauth, "current_code": code(staff), "code": totp_code(new_secret, clock())},
+    )
     assert done.status_code == 200
     assert "ist eingerichtet" in done.text
     codes = re.findall(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>", done.text)
@@ -208,10 +240,20 @@ def test_a_forged_enrolment_token_sets_nothing_up(
 
 
 def test_new_recovery_codes_from_the_page(client: TestClient, make_staff: MakeStaff, code: Code) -> None:
-    sign_in(client, make_staff(), code)
+    staff = make_staff()
+    sign_in(client, staff, code)
     page = client.get("/konto/zwei-faktor")
+    without = client.post("/konto/zwei-faktor", data={"csrf_token": csrf_token(page.text), "action": "codes"})
+    assert without.status_code == 422
+    assert "Es wurde nichts geändert" in without.text
     response = client.post(
-        "/konto/zwei-faktor", data={"csrf_token": csrf_token(page.text), "action": "codes"}
+        "/konto/zwei-faktor",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "action": "codes",
+            "password": PASSWORD,
+            "current_code": code(staff),
+        },
     )
     assert response.status_code == 200
     assert len(re.findall(r"<code>[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}</code>", response.text)) == 10

@@ -19,7 +19,7 @@ from service.auth.models import StaffUser, WebSession
 from service.auth.service import user_key_context
 from service.auth.sessions import STAFF_SESSION
 from service.config import Settings
-from service.crypto import Context, DecryptionError, open_sealed, open_with_password
+from service.crypto import Context, DecryptionError, open_sealed, open_with_password_and_pepper
 from service.db import utcnow
 from service.runtime import Runtime, build_runtime
 
@@ -50,7 +50,10 @@ def test_the_session_store_alone_opens_nothing(
     with runtime.sessions() as db:
         user = db.get(StaffUser, staff.user_id)
         assert user is not None
-        private = open_with_password(PASSWORD, user.sealed_private_key, user_key_context(user.id))
+        assert user.sealed_private_key is not None
+        private = open_with_password_and_pepper(
+            PASSWORD, user.sealed_private_key, user_key_context(user.id), runtime.secrets.key_peppers
+        )
     assert private not in row.sealed_secret
     context = Context("session", field="staff", record_id=row.id_hash)
     for guess in (bytes(32), runtime.secrets.session_key, bytes.fromhex(row.id_hash)):

@@ -17,14 +17,12 @@ from service.cases.models import Case, CaseKeyGrant, Incident, RoutingRecord
 from service.crypto import (
     Context,
     PrivateKey,
-    open_private_key,
     open_sealed,
-    recovery_wrapping_key,
     unwrap_key,
 )
 from service.db import utcnow
+from service.organisations.custody import open_epochs_with_recovery, recovery_private_key
 from service.organisations.models import Organisation
-from service.organisations.service import recovery_context
 from service.outbox.models import OutboxMessage, WorkerHeartbeat
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
@@ -127,15 +125,12 @@ def test_routed_organisation_can_open_the_report_and_no_other_can(
 
 
 def runtime_private_key(runtime: Runtime, slug: str) -> PrivateKey:
-    """Recover an organisation's private key the way an operator would: with its recovery key."""
+    """An organisation's current private key, recovered with k of its custodians' shares."""
+    shares = runtime.recovery_shares[slug][:2]  # type: ignore[attr-defined]
     with runtime.sessions() as session:
         org = session.scalars(select(Organisation).where(Organisation.slug == slug)).one()
-    assert org.recovery_sealed_private_key is not None
-    return open_private_key(
-        org.recovery_sealed_private_key,
-        recovery_wrapping_key(runtime.recovery_keys[slug]),  # type: ignore[attr-defined]
-        recovery_context(org.id),
-    )
+        keys = open_epochs_with_recovery(session, org, recovery_private_key(org, shares))
+        return keys[org.current_epoch]
 
 
 def test_invalid_fields_are_named_never_echoed_and_nothing_is_stored(

@@ -14,7 +14,6 @@ from service.app import create_app
 from service.cases.models import Attachment, Case, Incident
 from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
-from service.organisations.service import create_organisation
 from service.runtime import Runtime, build_runtime
 
 
@@ -246,10 +245,7 @@ def test_a_further_incident_without_a_session_goes_to_sign_in(client: TestClient
 def test_an_oversized_attachment_is_refused_and_leaves_no_blob(settings: Settings) -> None:
     small = settings.model_copy(update={"max_attachment_bytes": 10_000, "max_image_bytes": 5_000})
     runtime = build_runtime(small)
-    with runtime.sessions() as session:
-        for org in runtime.policy.organisations:
-            create_organisation(session, org.slug, org.display_name, org.kind)
-        session.commit()
+    with_policy_organisations(runtime)
     try:
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             files = [("attachments", ("log.txt", b"Zeile\n" * 5_000, "text/plain"))]

@@ -14,7 +14,6 @@ from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
-from service.organisations.service import create_organisation
 from service.ratelimit.models import RateLimitCounter
 from service.ratelimit.service import CounterUnavailable, FailoverCounter
 from service.runtime import Runtime, build_runtime
@@ -26,10 +25,7 @@ REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Net
 def strict_runtime(settings: Settings) -> Iterator[Runtime]:
     limited = settings.model_copy(update={"intake_limit_per_hour": 3, "receipt_limit_per_hour": 2})
     runtime = build_runtime(limited)
-    with runtime.sessions() as session:
-        for org in runtime.policy.organisations:
-            create_organisation(session, org.slug, org.display_name, org.kind)
-        session.commit()
+    with_policy_organisations(runtime)
     yield runtime
     runtime.dispose()
 
