@@ -19,6 +19,8 @@ from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
+from service.organisations import endpoints as organisation_endpoints
+from service.organisations import pages as organisation_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(auth_pages.router)
     app.include_router(case_endpoints.router)
     app.include_router(case_pages.router)
+    app.include_router(organisation_endpoints.router)
+    app.include_router(organisation_pages.router)
     app.include_router(dashboard_endpoints.router)
     app.include_router(dashboard_endpoints.public_router)
     app.include_router(statistics_pages.router)

@@ -76,7 +76,14 @@ _DUMMY_SALT_BYTES = 16
 
 
 class AccountError(ValueError):
-    """An operator's or lead's request that cannot be done; the message says why, never echoing secrets."""
+    """An operator's or lead's request that cannot be done; the message says why, never echoing secrets.
+
+    ``code`` is stable, for pages to translate (``organisation.error.<code>``).
+    """
+
+    def __init__(self, message: str, code: str = "account") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class PasswordRejected(ValidationFailed):
@@ -371,7 +378,7 @@ class AccountService:
     def user_by_email(self, session: Session, email: str) -> StaffUser:
         user = repository.user_by_email(session, login_email(email))
         if user is None:
-            raise AccountError("no account with this e-mail address")
+            raise AccountError("no account with this e-mail address", "unknown_account")
         return user
 
     def user_by_id(self, session: Session, user_id: str) -> StaffUser:
@@ -650,7 +657,7 @@ class AccountService:
         try:
             membership = grant_epochs(session, organisation, user, role, epoch_keys, granted_by)
         except CustodyError as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), exc.code) from None
         self.record_membership_grant(session, organisation, user.id, role, granted_by)
         return membership
 
@@ -683,7 +690,7 @@ class AccountService:
         try:
             membership = self.custody.grant_with_shares(session, organisation, shares, user, role)
         except CustodyError as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), exc.code) from None
         self.record_membership_grant(session, organisation, user.id, role, None)
         return membership
 
@@ -692,11 +699,13 @@ class AccountService:
         key yet). The account may still be on its initial password; it makes the key pair once it has its own.
         """
         if organisation.public_key is not None:
-            raise AccountError(f"organisation {organisation.slug} has a key; a lead grants access")
+            raise AccountError(f"organisation {organisation.slug} has a key; a lead grants access", "has_key")
         if user.is_admin or user.is_coordinator:
-            raise AccountError("administrators and coordinators cannot be members of an organisation")
+            raise AccountError(
+                "administrators and coordinators cannot be members of an organisation", "staff_role"
+            )
         if user.disabled:
-            raise AccountError("this account is disabled")
+            raise AccountError("this account is disabled", "disabled")
         membership = organisations.membership(session, user.id, organisation.id)
         if membership is None:
             membership = Membership(

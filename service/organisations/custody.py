@@ -63,7 +63,14 @@ CUSTODIAN_NAME_CHARS = 120
 
 
 class CustodyError(ValueError):
-    """A key operation that cannot be done; the message says why and never holds key material."""
+    """A key operation that cannot be done; the message says why and never holds key material.
+
+    ``code`` is stable: the pages translate it (``organisation.error.<code>``), never the English text.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RotationReason:
@@ -188,13 +195,16 @@ def _write_member_grant(
 def check_grantable(user: StaffUser) -> None:
     if user.is_admin or user.is_coordinator:
         # architecture.md: administrators and coordinators never see a case (separation of duties).
-        raise CustodyError("administrators and coordinators cannot be members of an organisation")
+        raise CustodyError(
+            "staff_role", "administrators and coordinators cannot be members of an organisation"
+        )
     if user.disabled:
-        raise CustodyError("this account is disabled")
+        raise CustodyError("disabled", "this account is disabled")
     if not user.has_key:
         raise CustodyError(
+            "no_own_password",
             "this account has not set a password of its own yet; it can be granted the organisation key "
-            "after its first sign-in"
+            "after its first sign-in",
         )
 
 
@@ -214,13 +224,15 @@ def grant_epochs(
     check_grantable(user)
     live = {row.epoch: row for row in live_epochs(session, organisation.id)}
     if not live:
-        raise CustodyError(f"organisation {organisation.slug} has no key yet")
+        raise CustodyError("no_key", f"organisation {organisation.slug} has no key yet")
     missing = sorted(set(live) - set(epoch_keys))
     if missing:
-        raise CustodyError("the granting key does not cover every key epoch of the organisation")
+        raise CustodyError(
+            "incomplete_keys", "the granting key does not cover every key epoch of the organisation"
+        )
     for epoch, row in live.items():
         if epoch_keys[epoch].public_key().raw != row.public_key:
-            raise CustodyError("this is not the organisation's key")
+            raise CustodyError("wrong_key", "this is not the organisation's key")
     membership = _membership(session, user.id, organisation.id)
     if membership is None:
         membership = Membership(id=new_id(), user_id=user.id, organisation_id=organisation.id)
@@ -266,14 +278,16 @@ def clean_custodians(names: Iterable[str], threshold: int) -> list[str]:
     cleaned = [" ".join(name.split()) for name in names]
     cleaned = [name for name in cleaned if name]
     if len(cleaned) < 2 or len(cleaned) > MAX_CUSTODIANS:
-        raise CustodyError(f"name between 2 and {MAX_CUSTODIANS} custodians, one per line")
+        raise CustodyError("custodians", f"name between 2 and {MAX_CUSTODIANS} custodians, one per line")
     if any(len(name) > CUSTODIAN_NAME_CHARS or not name.isprintable() for name in cleaned):
-        raise CustodyError(f"a custodian's name has at most {CUSTODIAN_NAME_CHARS} printable characters")
+        raise CustodyError(
+            "custodian_name", f"a custodian's name has at most {CUSTODIAN_NAME_CHARS} printable characters"
+        )
     if len({name.casefold() for name in cleaned}) != len(cleaned):
-        raise CustodyError("each custodian is named once")
+        raise CustodyError("custodian_twice", "each custodian is named once")
     if not 2 <= threshold <= len(cleaned):
         raise CustodyError(
-            "the number of shares needed must be at least 2 and at most the number of custodians"
+            "threshold", "the number of shares needed must be at least 2 and at most the number of custodians"
         )
     return cleaned
 
@@ -296,19 +310,20 @@ def _new_recovery(
 def recovery_private_key(organisation: Organisation, typed_shares: Sequence[str]) -> PrivateKey:
     """The recovery private key from k typed shares; CustodyError (naming the problem, never a share)."""
     if organisation.recovery_public_key is None:
-        raise CustodyError(f"organisation {organisation.slug} has no recovery shares")
+        raise CustodyError("no_shares", f"organisation {organisation.slug} has no recovery shares")
     try:
         parsed = [parse_share(text) for text in typed_shares]
     except InvalidReceipt as exc:
-        raise CustodyError(str(exc)) from None
+        raise CustodyError("share_typo", str(exc)) from None
     try:
         secret = combine_shares(parsed)
     except ValueError as exc:
-        raise CustodyError(str(exc)) from None
+        raise CustodyError("shares", str(exc)) from None
     private, public = keypair_from_seed(secret)
     if public.raw != organisation.recovery_public_key:
         raise CustodyError(
-            f"these shares do not belong to organisation {organisation.slug} (or one is wrong)"
+            "shares_foreign",
+            f"these shares do not belong to organisation {organisation.slug} (or one is wrong)",
         )
     return private
 
@@ -368,7 +383,7 @@ class KeyCustody:
         The shares are returned once, for the caller to show; nothing of them is stored.
         """
         if organisation.public_key is not None:
-            raise CustodyError(f"organisation {organisation.slug} has a key already")
+            raise CustodyError("has_key", f"organisation {organisation.slug} has a key already")
         names = clean_custodians(custodians, threshold)
         if lead is not None:
             check_grantable(lead[0])
@@ -405,7 +420,7 @@ class KeyCustody:
     def rotate(self, session: Session, organisation: Organisation, reason: str, actor_id: str | None) -> int:
         """Start a new epoch: a fresh key pair wrapped to every member and to the recovery key."""
         if organisation.public_key is None:
-            raise CustodyError(f"organisation {organisation.slug} has no key yet")
+            raise CustodyError("no_key", f"organisation {organisation.slug} has no key yet")
         now = utcnow()
         previous = session.scalar(
             select(OrganisationKeyEpoch).where(
@@ -467,7 +482,9 @@ class KeyCustody:
         names = clean_custodians(custodians, threshold)
         live = live_epochs(session, organisation.id)
         if any(row.epoch not in epoch_keys for row in live):
-            raise CustodyError("the renewing key does not cover every key epoch of the organisation")
+            raise CustodyError(
+                "incomplete_keys", "the renewing key does not cover every key epoch of the organisation"
+            )
         recovery_public, shares = _new_recovery(organisation, names, threshold)
         for row in live:
             row.recovery_wrapped_private_key = wrap_private_key(

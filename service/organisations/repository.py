@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.auth.models import StaffUser
-from service.organisations.models import Membership, Organisation
+from service.organisations.models import MemberKeyGrant, Membership, Organisation
 
 
 def by_slug(session: Session, slug: str) -> Organisation | None:
@@ -132,3 +132,25 @@ def members(session: Session, organisation_ids: Collection[str]) -> list[tuple[s
         .order_by(StaffUser.display_name, StaffUser.id)
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+def members_of(session: Session, organisation_id: str) -> list[tuple[Membership, StaffUser]]:
+    """Memberships of an organisation with their accounts, by name (the lead's page)."""
+    rows = session.execute(
+        select(Membership, StaffUser)
+        .join(StaffUser, StaffUser.id == Membership.user_id)
+        .where(Membership.organisation_id == organisation_id)
+        .order_by(StaffUser.display_name, StaffUser.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def members_holding_epoch(session: Session, organisation_id: str, epoch: int) -> set[str]:
+    """User ids holding a grant of this epoch of the organisation key."""
+    return set(
+        session.scalars(
+            select(MemberKeyGrant.user_id).where(
+                MemberKeyGrant.organisation_id == organisation_id, MemberKeyGrant.epoch == epoch
+            )
+        )
+    )
