@@ -550,20 +550,7 @@ class KeyCustody:
     def destroy_unneeded_epochs(self, session: Session, now: datetime | None = None) -> list[tuple[str, int]]:
         """Destroy every retired epoch that no case is wrapped to any more; returns (organisation, epoch)."""
         moment = now or utcnow()
-        still_needed = exists().where(
-            CaseKeyGrant.organisation_id == OrganisationKeyEpoch.organisation_id,
-            CaseKeyGrant.epoch == OrganisationKeyEpoch.epoch,
-        )
-        rows = session.scalars(
-            select(OrganisationKeyEpoch)
-            .join(Organisation, Organisation.id == OrganisationKeyEpoch.organisation_id)
-            .where(
-                OrganisationKeyEpoch.destroyed_at.is_(None),
-                OrganisationKeyEpoch.epoch != Organisation.current_epoch,
-                ~still_needed,
-            )
-            .order_by(OrganisationKeyEpoch.organisation_id, OrganisationKeyEpoch.epoch)
-        ).all()
+        rows = unneeded_epochs(session)
         destroyed = []
         for row in rows:
             session.execute(
@@ -581,3 +568,21 @@ class KeyCustody:
             destroyed.append((row.organisation_id, row.epoch))
         session.flush()
         return destroyed
+
+
+def unneeded_epochs(session: Session) -> Sequence[OrganisationKeyEpoch]:
+    """Retired, not yet destroyed epochs that no case key grant refers to (reads only)."""
+    still_needed = exists().where(
+        CaseKeyGrant.organisation_id == OrganisationKeyEpoch.organisation_id,
+        CaseKeyGrant.epoch == OrganisationKeyEpoch.epoch,
+    )
+    return session.scalars(
+        select(OrganisationKeyEpoch)
+        .join(Organisation, Organisation.id == OrganisationKeyEpoch.organisation_id)
+        .where(
+            OrganisationKeyEpoch.destroyed_at.is_(None),
+            OrganisationKeyEpoch.epoch != Organisation.current_epoch,
+            ~still_needed,
+        )
+        .order_by(OrganisationKeyEpoch.organisation_id, OrganisationKeyEpoch.epoch)
+    ).all()

@@ -55,7 +55,13 @@ def summary(report: PurgeReport) -> str:
         return (
             f"dry run: {_plural(len(report.candidates), 'case')} would be purged; "
             f"{_plural(report.outbox_messages, 'completed outbox message')} and "
-            f"{_plural(report.orphan_blobs, 'orphan blob file')} would be deleted; nothing was changed"
+            f"{_plural(report.orphan_blobs, 'orphan blob file')} would be deleted"
+            + (
+                f"; {_plural(report.key_epochs, 'organisation key epoch')} would be destroyed"
+                if report.key_epochs
+                else ""
+            )
+            + "; nothing was changed"
         )
     leftover = sum(case.leftover_blobs for case in report.purged)
     line = (
@@ -66,6 +72,8 @@ def summary(report: PurgeReport) -> str:
     )
     if leftover:
         line += f"; {_plural(leftover, 'blob file')} left for the next sweep"
+    if report.key_epochs:
+        line += f"; destroyed {_plural(report.key_epochs, 'organisation key epoch')} no case needs any more"
     return line
 
 

@@ -32,6 +32,7 @@ from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.blobs import BlobStore, StoredBlob
 from service.cases.models import CaseStatus
+from service.organisations.custody import KeyCustody, unneeded_epochs
 from service.retention import repository
 from service.retention.policy import RetentionPolicy
 
@@ -81,6 +82,8 @@ class PurgeReport:
     # Deleted, or on a dry run that would be deleted.
     outbox_messages: int
     orphan_blobs: int
+    # Organisation key epochs destroyed because no remaining case needs them (docs/key-custody.md).
+    key_epochs: int = 0
 
     def _with(self, result: CaseResult) -> tuple[CasePurge, ...]:
         return tuple(case for case in self.cases if case.result is result)
@@ -140,6 +143,7 @@ class RetentionService:
                 cases=(),
                 outbox_messages=self.purge_outbox(session, now, dry_run=True),
                 orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
+                key_epochs=len(unneeded_epochs(session)),
             )
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
         return PurgeReport(
@@ -149,7 +153,15 @@ class RetentionService:
             cases=cases,
             outbox_messages=self.purge_outbox(session, now, dry_run=False),
             orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
+            key_epochs=self.destroy_key_epochs(session, now),
         )
+
+    def destroy_key_epochs(self, session: Session, now: datetime) -> int:
+        """After the purges: destroy every retired organisation key epoch that no case needs any more, so
+        that crypto-shredding also reaches the organisation keys (its own transaction)."""
+        destroyed = KeyCustody(self.audit).destroy_unneeded_epochs(session, now)
+        session.commit()
+        return len(destroyed)
 
     def purge_case(self, session: Session, candidate: PurgeCandidate, now: datetime) -> CasePurge:
         """Crypto-shred one case in its own transaction; commits, or rolls back and reports the failure.
