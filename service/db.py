@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import psycopg
@@ -51,6 +51,39 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class CoarseUTCDateTime(UTCDateTime):
+    """A UTC timestamp stored truncated to whole ``step_seconds`` (a minute, a second).
+
+    A time to the microsecond is a fingerprint: it joins a row to any outside record of the same moment (an
+    access log, a mail server, a capture). Columns that no query needs finer keep only the precision their
+    queries need (docs/clear-columns.md). Truncating, never rounding up: a stored time is never later than
+    the event, so a timer that counts from it fires at most one step early, never late."""
+
+    cache_ok = True
+
+    def __init__(self, step_seconds: int) -> None:
+        super().__init__()
+        if not 1 <= step_seconds <= 86_400 or 86_400 % step_seconds:
+            raise ValueError("a step must divide a day")
+        self.step_seconds = step_seconds
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        utc = super().process_bind_param(value, dialect)
+        return None if utc is None else truncate_time(utc, self.step_seconds)
+
+
+def truncate_time(value: datetime, step_seconds: int) -> datetime:
+    """``value`` truncated to a whole step counted from midnight of its own day (UTC for UTC values)."""
+    midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = int((value - midnight).total_seconds())
+    return midnight + timedelta(seconds=elapsed - elapsed % step_seconds)
+
+
+# The precisions in use (docs/clear-columns.md says which column has which, and why).
+MINUTE = CoarseUTCDateTime(60)
+SECOND = CoarseUTCDateTime(1)
 
 
 def utcnow() -> datetime:

@@ -17,13 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit import AuditLog
 from service.cases import repository
+from service.cases.deadlines import ReminderStage, ReminderWeek
 from service.cases.models import Case, CaseKeyGrant, ReminderLog
 from service.outbox.writer import enqueue
 
 log = logging.getLogger("rueckhalt.cases")
-
-# Reminders of the Strafantrag deadline: two weeks leave time to decide, three days are the last call.
-COMPLAINT_REMINDER_DAYS = (14, 3)
 
 
 def _due(created_at: datetime, minutes: int, now: datetime) -> bool:
@@ -95,11 +93,12 @@ class CaseSchedule:
             overdue = [(c.id, c.urgency) for c in repository.overdue_unacknowledged(session, now)]
             pending = {case.id for case, _ in repository.pending_escalations(session)}
             waiting = repository.open_cases_with_reporter_messages(session, now - self._waiting)
-            horizon = today + timedelta(days=max(COMPLAINT_REMINDER_DAYS))
+            # The beat holds no key: it knows of each deadline only the week of its first reminder.
             deadlines = [
-                (case.id, incident.id, incident.complaint_deadline_on)
-                for incident, case in repository.complaint_deadlines(session, horizon)
-                if incident.complaint_deadline_on is not None and incident.complaint_deadline_on >= today
+                (case.id, incident.id, stage)
+                for incident, case in repository.complaint_reminders(session, today)
+                if incident.complaint_reminder_on is not None
+                and (stage := ReminderWeek(incident.complaint_reminder_on).stage(today)) is not None
             ]
         for case_id, urgency in overdue:
             sent += self._once(
@@ -114,10 +113,9 @@ class CaseSchedule:
             sent += self._once(
                 sessions, case_id, "reporter_waiting", message_id, "reminders.reporter_waiting", holders=True
             )
-        for case_id, incident_id, deadline in deadlines:
-            days_left = (deadline - today).days
-            # The nearest threshold only: a case first seen three days before its deadline gets one reminder.
-            threshold = min(t for t in COMPLAINT_REMINDER_DAYS if days_left <= t)
+        for case_id, incident_id, stage in deadlines:
+            # The nearest reminder only: a case first seen in its last-call days gets that one alone. The
+            # mail names the stage, never a number of days: with the time it is sent, that would be the day.
             for topic, holders in (
                 ("reminders.complaint_deadline", True),
                 ("reminders.reporter_complaint", False),
@@ -125,11 +123,11 @@ class CaseSchedule:
                 sent += self._once(
                     sessions,
                     case_id,
-                    f"complaint_{threshold}" + ("" if holders else "_reporter"),
+                    f"complaint_{stage.value}" + ("" if holders else "_reporter"),
                     incident_id,
                     topic,
                     holders=holders,
-                    days_left=days_left,
+                    last_call=stage is ReminderStage.last_call,
                 )
         return sent
 

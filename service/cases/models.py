@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+from service.db import ID_TYPE, MINUTE, SECOND, Base, new_id, utcnow
 
 
 class CaseStatus(StrEnum):
@@ -64,17 +64,17 @@ class Case(Base):
     # The reporter's optional address for "there is a new message for you", sealed with the service's
     # notification key (not the case key): the worker that sends the mail holds no case key.
     notify_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    ack_deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ack_deadline_at: Mapped[datetime] = mapped_column(MINUTE)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
     assignee_id: Mapped[str | None] = mapped_column(
         ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True, index=True
     )
     # Free labels chosen by counsellors from a short code list (never free text: they stay readable).
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     incidents: Mapped[list[Incident]] = relationship(
         back_populates="case", order_by="Incident.seq", cascade="all, delete-orphan"
@@ -95,14 +95,14 @@ class Incident(Base):
     channel_online: Mapped[bool] = mapped_column(Boolean)
     severity: Mapped[int] = mapped_column(Integer)
     urgency: Mapped[str] = mapped_column(String(16))
-    # Month only: the exact date is in the ciphertext.
-    incident_month: Mapped[str | None] = mapped_column(String(7), nullable=True)
-    # Set only for complaint-only offences: the last day to file a Strafantrag (three months).
-    complaint_deadline_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The exact date and the Strafantrag deadline are in the sealed payload only. For a complaint-only offence
+    # with a deadline still ahead, this is the Monday of the week in which the first reminder is due: what the
+    # beat needs to remind without a key, a week wide on purpose (service/cases/deadlines.py).
+    complaint_reminder_on: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     # The id of this incident's statistics row, sealed with the case key (see the intake).
     extract_ref: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="incidents")
 
@@ -128,8 +128,8 @@ class CaseKeyGrant(Base):
     # Escalation steps hold a key from the start but see the case only once the service opens access.
     active: Mapped[bool] = mapped_column(Boolean)
     escalation_after_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    granted_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
 
     case: Mapped[Case] = relationship(back_populates="grants")
 
@@ -149,7 +149,7 @@ class RoutingRecord(Base):
     policy_version: Mapped[str] = mapped_column(String(64))
     fallback_used: Mapped[bool] = mapped_column(Boolean)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship()
     incident: Mapped[Incident | None] = relationship()
@@ -175,7 +175,7 @@ class Attachment(Base):
     # Original file name and similar details, sealed with the case key.
     meta_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship()
     incident: Mapped[Incident | None] = relationship()
@@ -200,8 +200,10 @@ class CaseMessage(Base):
     )
     organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisation.id"), nullable=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # To the second, not the minute: the conversation is ordered by it, and the reporter-waiting reminder
+    # looks for each case's last message.
+    created_at: Mapped[datetime] = mapped_column(SECOND, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(SECOND, nullable=True)
 
 
 class CaseNote(Base):
@@ -216,7 +218,7 @@ class CaseNote(Base):
     )
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
 
 class ReminderLog(Base):
@@ -229,6 +231,6 @@ class ReminderLog(Base):
     kind: Mapped[str] = mapped_column(String(32))
     # What the reminder is about within the case (an incident, a message, an organisation).
     ref: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     __table_args__ = (UniqueConstraint("case_id", "kind", "ref"),)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -168,6 +168,24 @@ def complaint_info(t: Translator, lang: str, deadline: str | None, today: date) 
     return {"date": format_date(day, lang), "days": days, "state": state, "text": text}
 
 
+def complaint_week_info(t: Translator, lang: str, week: str | None, today: date) -> dict[str, Any] | None:
+    """The inbox's view of a Strafantrag deadline: the week it falls in (the list decrypts nothing, and the
+    server holds no exact day in clear). A warning as soon as the week's first day is within 14 days;
+    "abgelaufen" only once the whole week is over; the exact day is on the case page."""
+    if not week:
+        return None
+    first = date.fromisoformat(week[:10])
+    last = first + timedelta(days=6)
+    days = (first - today).days
+    if last < today:
+        state, text = "past", t("complaint.past")
+    else:
+        state = "soon" if days <= COMPLAINT_WARNING_DAYS else "ok"
+        text = t("complaint.week_hint")
+    when = t("complaint.week", start=format_date(first, lang), end=format_date(last, lang))
+    return {"date": when, "days": days, "state": state, "text": text}
+
+
 def _today() -> date:
     return datetime.now(LOCAL_ZONE).date()
 
@@ -303,8 +321,9 @@ def _next_deadline(row: dict[str, Any]) -> datetime | None:
     candidates = []
     if not row["acknowledged_at"]:
         candidates.append(datetime.fromisoformat(row["ack_deadline_at"]))
-    if row["complaint_deadline_on"]:
-        day = date.fromisoformat(row["complaint_deadline_on"])
+    if row["complaint_deadline_week"]:
+        # The week's first day: the earliest the deadline can be.
+        day = date.fromisoformat(row["complaint_deadline_week"])
         candidates.append(datetime(day.year, day.month, day.day, 23, 59, tzinfo=LOCAL_ZONE))
     return min(candidates) if candidates else None
 
@@ -330,7 +349,7 @@ def _inbox_row(
 ) -> dict[str, Any]:
     closed = row["status"] == CaseStatus.closed.value
     assignee = row["assignee_id"]
-    complaint = complaint_info(t, lang, row["complaint_deadline_on"], today)
+    complaint = complaint_week_info(t, lang, row["complaint_deadline_week"], today)
     if complaint is not None and closed:
         complaint["state"] = "ok"  # a closed case needs no warning any more
     return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -211,12 +211,17 @@ def open_cases_with_reporter_messages(session: Session, before: datetime) -> Seq
     return [(row[0], row[1]) for row in rows]
 
 
-def complaint_deadlines(session: Session, until: date) -> Sequence[tuple[Incident, Case]]:
-    """Incidents of open cases whose Strafantrag deadline ends on or before ``until``."""
+def complaint_reminders(session: Session, today: date) -> Sequence[tuple[Incident, Case]]:
+    """Incidents of open cases whose Strafantrag reminders have begun and whose deadline week is not over
+    (the first reminder's Monday within the last three weeks, ``ReminderWeek``)."""
     rows = session.execute(
         select(Incident, Case)
         .join(Case, Case.id == Incident.case_id)
-        .where(Incident.complaint_deadline_on.is_not(None), Incident.complaint_deadline_on <= until)
+        .where(
+            Incident.complaint_reminder_on.is_not(None),
+            Incident.complaint_reminder_on <= today,
+            Incident.complaint_reminder_on > today - timedelta(days=21),
+        )
         .where(Case.status != "closed")
     ).all()
     return [(row[0], row[1]) for row in rows]

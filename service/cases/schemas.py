@@ -57,8 +57,9 @@ class CaseSummary(BaseModel):
     ack_deadline_at: str
     ack_overdue: bool
     acknowledged_at: str | None
-    complaint_deadline_on: str | None
-    complaint_deadline_days: int | None
+    # The Monday of the week in which the nearest Strafantrag deadline falls: the list decrypts nothing, and
+    # the server keeps no exact day in clear (the case itself has it, ``CaseRead.incidents``).
+    complaint_deadline_week: str | None
 
 
 class CaseRead(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from service.cases import attachments as files
 from service.cases import repository
 from service.cases.attachments import DecryptedAttachment
 from service.cases.blobs import BlobStore
-from service.cases.deadlines import complaint_deadline
+from service.cases.deadlines import ReminderWeek, complaint_deadline, reminder_week
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -43,6 +43,7 @@ from service.crypto import (
 )
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
+from service.i18n import LOCAL_ZONE
 from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody, RotationReason
 from service.organisations.models import Organisation
@@ -83,13 +84,19 @@ class CaseService:
     def inbox(
         self, session: Session, subject: Subject, filters: repository.CaseFilters
     ) -> list[dict[str, Any]]:
-        """Readable metadata only: nothing is decrypted to list cases."""
-        today = date.today()  # noqa: DTZ011 - deadlines are calendar days
+        """Readable metadata only: nothing is decrypted to list cases.
+
+        So the Strafantrag deadline is shown as the week it falls in (from the clear reminder date), not as
+        the day: decrypting every listed case would unwrap up to a page of case keys and write as many
+        ``case.decrypt`` events for a glance at the list. The case page shows the exact day."""
         now = utcnow()
         rows = []
         for case in repository.visible_cases(session, subject.organisation_ids, filters):
-            deadlines = [i.complaint_deadline_on for i in case.incidents if i.complaint_deadline_on]
-            complaint_deadline = min(deadlines) if deadlines else None
+            weeks = [
+                ReminderWeek(i.complaint_reminder_on).deadline_from
+                for i in case.incidents
+                if i.complaint_reminder_on is not None
+            ]
             rows.append(
                 {
                     "id": case.id,
@@ -106,10 +113,7 @@ class CaseService:
                     "ack_deadline_at": case.ack_deadline_at.isoformat(),
                     "ack_overdue": case.acknowledged_at is None and case.ack_deadline_at < now,
                     "acknowledged_at": _iso(case.acknowledged_at),
-                    "complaint_deadline_on": _iso(complaint_deadline),
-                    "complaint_deadline_days": (complaint_deadline - today).days
-                    if complaint_deadline
-                    else None,
+                    "complaint_deadline_week": _iso(min(weeks)) if weeks else None,
                 }
             )
         return rows
@@ -129,6 +133,14 @@ class CaseService:
                 continue
             return UnlockedCase(case=case, data_key=data_key, organisation_id=grant.organisation_id)
         raise NotFound()
+
+    def _deadline(self, type_codes: Sequence[str], payload: dict[str, Any]) -> date | None:
+        """The Strafantrag deadline of an incident, from its sealed date and its (clear) type codes."""
+        occurred_on = payload.get("occurred_on")
+        return complaint_deadline(
+            date.fromisoformat(occurred_on) if occurred_on else None,
+            self.taxonomy.has_complaint_only(list(type_codes)),
+        )
 
     def _audit(self, session: Session, subject: Subject, action: str, case_id: str, **details: Any) -> None:
         self.audit.append(
@@ -162,7 +174,8 @@ class CaseService:
                     "channel": incident.channel,
                     "severity": incident.severity,
                     "urgency": incident.urgency,
-                    "complaint_deadline_on": _iso(incident.complaint_deadline_on),
+                    # The exact day, from the sealed date: the server keeps only a week of it in clear.
+                    "complaint_deadline_on": _iso(self._deadline(incident.type_codes, payload)),
                     **payload,
                 }
             )
@@ -346,10 +359,8 @@ class CaseService:
         before = ",".join(incident.type_codes)
         incident.type_codes = list(type_codes)
         incident.severity = self.taxonomy.severity_of(type_codes)
-        occurred_on = payload.get("occurred_on")
-        incident.complaint_deadline_on = complaint_deadline(
-            date.fromisoformat(occurred_on) if occurred_on else None,
-            self.taxonomy.has_complaint_only(type_codes),
+        incident.complaint_reminder_on = reminder_week(
+            self._deadline(type_codes, payload), datetime.now(LOCAL_ZONE).date()
         )
         case.severity = min(i.severity for i in case.incidents)
         extract_id = open_sealed(

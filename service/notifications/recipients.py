@@ -110,7 +110,7 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
                 "organisation": org.display_name,
                 "urgency": payload.get("urgency"),
                 "case_id": payload.get("case_id"),
-                "days_left": payload.get("days_left"),
+                "last_call": bool(payload.get("last_call")),
             }
             members = org
             if topic == "notifications.reporter_reply" and directory.assignee_id:
@@ -154,7 +154,7 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
                 address=directory.reporter_email,
                 template=_REPORTER_TOPICS[topic],
                 reason="the reporter asked to be told",
-                context={"days_left": payload.get("days_left")},
+                context={"last_call": bool(payload.get("last_call"))},
             )
         )
     return _unique(chosen)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.cases import attachments as files
 from service.cases import service as case_work
-from service.cases.deadlines import complaint_deadline
+from service.cases.deadlines import complaint_deadline, reminder_week
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -44,6 +44,7 @@ from service.crypto import (
 )
 from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import NoRecipient, NotFound, ValidationFailed
+from service.i18n import LOCAL_ZONE
 from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
@@ -245,9 +246,10 @@ class IntakeService:
                 channel_online=self.taxonomy.channel_is_online(data.channel),
                 severity=self.taxonomy.severity_of(data.type_codes),
                 urgency=data.urgency,
-                incident_month=incident_month,
-                complaint_deadline_on=complaint_deadline(
-                    data.occurred_on, self.taxonomy.has_complaint_only(data.type_codes)
+                # The date and the deadline stay in the payload; in clear only the week of the first reminder.
+                complaint_reminder_on=reminder_week(
+                    complaint_deadline(data.occurred_on, self.taxonomy.has_complaint_only(data.type_codes)),
+                    now.astimezone(LOCAL_ZONE).date(),
                 ),
                 payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
                 # The way from an incident to its statistics row exists only under the case key: a

@@ -21,6 +21,7 @@ from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
+from service.cases.deadlines import add_months, week_start
 from service.cases.models import Attachment, Case, CaseKeyGrant, CaseMessage, CaseNote, Incident
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
@@ -188,6 +189,8 @@ def test_inbox_filters(counsellor: TestClient, case_id: str, query: str, listed:
 def test_deadlines_are_marked_overdue_and_soon(
     client: TestClient, counsellor: TestClient, runtime: Runtime
 ) -> None:
+    """The inbox shows the week of a Strafantrag deadline (it decrypts nothing and the server keeps no exact
+    day in clear); the holding counsellor's case page shows the exact day, computed from the sealed date."""
     # An insult (A1) is prosecuted only on a request (Strafantrag), due three months after the incident.
     occurred = date.today() - timedelta(days=80)  # noqa: DTZ011 - the form takes a calendar day
     insult = {**REPORT, "type_codes": ["A1"], "occurred_on": occurred.isoformat()}
@@ -195,25 +198,28 @@ def test_deadlines_are_marked_overdue_and_soon(
     with runtime.sessions() as db:
         case = db.scalars(select(Case)).one()
         case.ack_deadline_at = utcnow() - timedelta(hours=3, minutes=5)
-        deadline = case.incidents[0].complaint_deadline_on
         db.commit()
         case_id = case.id
-    assert deadline is not None
+    deadline = add_months(occurred, 3)
     # Days are counted in German time, as the page does (near midnight UTC that is already tomorrow).
     days = (deadline - datetime.now(LOCAL_ZONE).date()).days
+    monday = week_start(deadline)
 
     inbox = counsellor.get("/intern/faelle").text
     assert '<span class="badge badge--overdue">überfällig</span>' in inbox
     assert "seit 3 Std. überfällig" in inbox
     assert "Frist beachten" in inbox
-    assert f"noch {days} Tage" in inbox
-    assert deadline.strftime("%d.%m.%Y") in inbox
+    assert f"{monday:%d.%m.%Y} – {monday + timedelta(days=6):%d.%m.%Y}" in inbox
+    assert "genauer Tag im Fall" in inbox
+    assert deadline.strftime("%d.%m.%Y") not in inbox or deadline.weekday() in (0, 6)
     page = counsellor.get(f"/intern/faelle/{case_id}").text
     assert "überfällig" in page
     assert f"noch {days} Tage" in page
+    assert deadline.strftime("%d.%m.%Y") in page
     english = counsellor.get("/intern/faelle?lang=en").text
     assert "overdue by 3 h" in english
-    assert f"{days} days left" in english
+    assert "exact day in the case" in english
+    assert f"{days} days left" in counsellor.get(f"/intern/faelle/{case_id}?lang=en").text
 
 
 def test_the_type_filter_follows_the_code_structure(client: TestClient, counsellor: TestClient) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
+from service.cases.deadlines import add_months, week_start
 from service.cases.escalation import CaseSchedule
 from service.cases.models import Case, CaseKeyGrant, Incident
 from service.db import utcnow
@@ -61,12 +62,18 @@ def grant_state(runtime: Runtime, slug: str) -> CaseKeyGrant:
         return grant
 
 
+def case_ids(runtime: Runtime) -> set[str]:
+    with runtime.sessions() as db:
+        return set(db.scalars(select(Case.id)))
+
+
 def file_case(client: TestClient, runtime: Runtime, **changes: Any) -> tuple[str, str]:
+    # The new case is the one that was not there before: times are kept to the minute, so two cases filed
+    # within a minute cannot be told apart by them.
+    before = case_ids(runtime)
     response = client.post("/api/v1/reports", json={**REPORT, **changes})
     assert response.status_code == 201
-    with runtime.sessions() as db:
-        case_id = db.scalars(select(Case.id).order_by(Case.created_at.desc())).first()
-    assert case_id is not None
+    (case_id,) = case_ids(runtime) - before
     return str(response.json()["receipt"]), case_id
 
 
@@ -170,24 +177,33 @@ def test_the_strafantrag_deadline_reminds_two_weeks_and_three_days_before(
     client: TestClient, runtime: Runtime, schedule: CaseSchedule, make_staff: MakeStaff, login: Any
 ) -> None:
     """Given an insult (prosecuted only on complaint) that happened on a known day, the holders and the
-    reporter are reminded 14 and 3 days before the three months end; a closed case is not."""
+    reporter are reminded from the Monday of the week two weeks before the three months end, and again from
+    the Friday before the deadline's week; a closed case is not. The outbox names the stage, not the days."""
     occurred = today_here() - timedelta(days=30)
+    deadline = add_months(occurred, 3)
     _, case_id = file_case(client, runtime, occurred_on=occurred.isoformat())
     with runtime.sessions() as db:
-        deadline = db.scalars(select(Incident.complaint_deadline_on)).one()
-    assert deadline is not None
+        first_on = db.scalars(select(Incident.complaint_reminder_on)).one()
+    assert first_on == week_start(deadline - timedelta(days=14))
     counsellor = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
     counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True})
     now = utcnow()
 
-    assert schedule.remind(runtime.sessions, now, deadline - timedelta(days=15)) == []
-    first = schedule.remind(runtime.sessions, now, deadline - timedelta(days=14))
+    assert schedule.remind(runtime.sessions, now, first_on - timedelta(days=1)) == []
+    first = schedule.remind(runtime.sessions, now, first_on)
     assert sorted(kind for _, kind, _ in first) == ["complaint_14", "complaint_14_reporter"]
-    assert topics(runtime, "reminders.complaint_deadline")[0]["days_left"] == 14
-    assert schedule.remind(runtime.sessions, now, deadline - timedelta(days=10)) == []
-    last = schedule.remind(runtime.sessions, now, deadline - timedelta(days=3))
+    assert 14 <= (deadline - first_on).days <= 20
+    for payload in topics(runtime, "reminders.complaint_deadline"):
+        assert payload.keys() == {"case_id", "organisation_id", "last_call"}
+        assert (payload["case_id"], payload["last_call"]) == (case_id, False)
+    assert schedule.remind(runtime.sessions, now, first_on + timedelta(days=10)) == []
+    last_call = first_on + timedelta(days=11)
+    assert last_call.weekday() == 4, "the Friday before the deadline's week"
+    assert 3 <= (deadline - last_call).days <= 9
+    last = schedule.remind(runtime.sessions, now, last_call)
     assert sorted(kind for _, kind, _ in last) == ["complaint_3", "complaint_3_reporter"]
-    assert schedule.remind(runtime.sessions, now, deadline + timedelta(days=1)) == [], "past the deadline"
+    assert topics(runtime, "reminders.reporter_complaint")[-1] == {"case_id": case_id, "last_call": True}
+    assert schedule.remind(runtime.sessions, now, deadline + timedelta(days=7)) == [], "past the deadline"
 
     _, other = file_case(client, runtime, occurred_on=occurred.isoformat())
     with runtime.sessions() as db:
@@ -195,4 +211,35 @@ def test_the_strafantrag_deadline_reminds_two_weeks_and_three_days_before(
         assert case is not None
         case.status, case.outcome, case.acknowledged_at = "closed", "supported", now
         db.commit()
-    assert schedule.remind(runtime.sessions, now, deadline - timedelta(days=3)) == []
+    assert schedule.remind(runtime.sessions, now, last_call) == []
+
+
+def test_every_weekday_of_a_deadline_is_reminded_in_the_right_weeks_once_each(
+    client: TestClient, runtime: Runtime, schedule: CaseSchedule
+) -> None:
+    """Given seven deadlines, one on each weekday, and the beat running once a day: each gets the first
+    reminder 14 to 20 days and the last call 3 to 9 days before its deadline (never later than the exact
+    rule would, at most six days earlier), each exactly once, and nothing after its week."""
+    base = today_here() - timedelta(days=30)
+    deadlines: dict[str, date] = {}
+    for shift in range(7):
+        occurred = base + timedelta(days=shift)
+        _, case_id = file_case(client, runtime, occurred_on=occurred.isoformat())
+        deadlines[case_id] = add_months(occurred, 3)
+    assert {deadline.weekday() for deadline in deadlines.values()} == set(range(7))
+
+    sent: dict[tuple[str, str], list[date]] = {}
+    day = min(deadlines.values()) - timedelta(days=25)
+    while day <= max(deadlines.values()) + timedelta(days=10):
+        for case_id, kind, _ in schedule.remind(runtime.sessions, utcnow(), day):
+            sent.setdefault((case_id, kind), []).append(day)
+        day += timedelta(days=1)
+
+    for case_id, deadline in deadlines.items():
+        (first,) = sent.pop((case_id, "complaint_14"))
+        (last,) = sent.pop((case_id, "complaint_3"))
+        assert 14 <= (deadline - first).days <= 20, (deadline, first)
+        assert 3 <= (deadline - last).days <= 9, (deadline, last)
+        assert sent.pop((case_id, "complaint_14_reporter")) == [first]
+        assert sent.pop((case_id, "complaint_3_reporter")) == [last]
+    assert [kind for _, kind in sent] == [], "nothing else was sent"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +11,9 @@ from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
 from service.audit.models import AuditEvent
+from service.cases.deadlines import add_months, week_start
 from service.cases.models import CaseKeyGrant
+from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
@@ -114,10 +117,16 @@ def test_referral_without_consent_or_to_police_without_consent_is_refused(
 def test_reclassification_updates_the_incident_and_its_statistics_row(
     client: TestClient, staff: dict[str, Staff], login: Login, runtime: Runtime
 ) -> None:
-    file(client)
+    occurred = datetime.now(LOCAL_ZONE).date() - timedelta(days=20)
+    deadline = add_months(occurred, 3)
+    file(client, occurred_on=occurred.isoformat())
     by = login(staff["by"])
     case_id = case_id_of(by)
-    assert by.get("/api/v1/cases").json()[0]["complaint_deadline_on"] == "2027-01-01"
+    # The list shows the deadline's week (it decrypts nothing); the case, the exact day.
+    assert by.get("/api/v1/cases").json()[0]["complaint_deadline_week"] == week_start(deadline).isoformat()
+    assert by.get(f"/api/v1/cases/{case_id}").json()["incidents"][0]["complaint_deadline_on"] == (
+        deadline.isoformat()
+    )
 
     response = by.post(
         f"/api/v1/cases/{case_id}/incidents/1/classification", json={"type_codes": ["A3a", "A1"]}
@@ -127,6 +136,7 @@ def test_reclassification_updates_the_incident_and_its_statistics_row(
     summary = by.get("/api/v1/cases").json()[0]
     assert summary["type_codes"] == ["A1", "A3a"]
     assert summary["severity"] == 4
+    assert summary["complaint_deadline_week"] == week_start(deadline).isoformat()
     with runtime.sessions() as db:
         extract = db.scalars(select(StatisticsExtract)).one()
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
@@ -134,6 +144,15 @@ def test_reclassification_updates_the_incident_and_its_statistics_row(
     assert extract.primary_type == "A3a"
     assert extract.severity_group == 4
     assert "case.reclassify" in actions
+    # Without a complaint-only offence no deadline runs: the reminder date goes, computed from the sealed day.
+    assert (
+        by.post(
+            f"/api/v1/cases/{case_id}/incidents/1/classification", json={"type_codes": ["A3a"]}
+        ).status_code
+        == 204
+    )
+    assert by.get("/api/v1/cases").json()[0]["complaint_deadline_week"] is None
+    assert by.get(f"/api/v1/cases/{case_id}").json()["incidents"][0]["complaint_deadline_on"] is None
 
 
 def test_reclassification_with_unknown_codes_changes_nothing(

@@ -25,7 +25,7 @@ CONTEXT = {
     "urgency_label": {"de": "akute Gefahr", "en": "acute danger"},
     "link": "https://rueckhalt.example/intern/faelle/1234",
     "case_id": "1234",
-    "days_left": 3,
+    "last_call": True,
     "land": "09",
     "reason": "no_recipient",
     "failed_topic": "notifications.new_case",
