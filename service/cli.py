@@ -106,7 +106,7 @@ def migrate() -> None:
     try:
         upgrade(engine)
         with make_sessionmaker(engine)() as session:
-            # Formats that need a server secret to move (0010, key custody); nothing on a new database.
+            # Formats that need a server secret to move (0011, key custody); nothing on a new database.
             report = upgrade_key_custody(session, secrets, AuditLog(secrets.audit_key))
             session.commit()
             # The shipped Handlungsempfehlungen; articles already there (edited or not) are kept.

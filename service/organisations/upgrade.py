@@ -1,4 +1,4 @@
-"""The part of migration 0010 (key custody) that needs the server's key pepper; run by ``rueckhalt migrate``.
+"""The part of migration 0011 (key custody) that needs the server's key pepper; run by ``rueckhalt migrate``.
 
 Idempotent: each step finds only what is still in the old format.
 

@@ -1,7 +1,7 @@
 """key custody: keys born with the owner's password, organisation key epochs, recovery shares
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 07:00:00
 
 The schema part, which needs no secret. Existing grants move unchanged into ``member_key_grant`` as epoch 1
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
