@@ -92,7 +92,7 @@ class Checkpoint:
     @property
     def short(self) -> str:
         """For messages: enough of the MAC to recognise it in the mail."""
-        return f"{self.seq}:{self.mac[:12]}…"
+        return f"{self.seq}:{self.mac[:12]}..."
 
     @property
     def when(self) -> str:
