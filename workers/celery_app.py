@@ -23,6 +23,8 @@ ESCALATE_SECONDS = 60.0
 REMIND_SECONDS = 15 * 60.0
 HEARTBEAT_SECONDS = 30.0
 RETENTION_SECONDS = 24 * 3600.0
+# Hourly, though it sends once a day: a beat restarted or down at the usual hour sends within the hour.
+AUDIT_CHECKPOINT_SECONDS = 3600.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -75,6 +77,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "statistics.snapshot",
                 "schedule": RETENTION_SECONDS,
                 "options": {"expires": 3600},
+            },
+            # The audit chain's head leaves the machine once a day (service/audit/daily.py).
+            "audit-checkpoint": {
+                "task": "audit.checkpoint",
+                "schedule": AUDIT_CHECKPOINT_SECONDS,
+                "options": {"expires": 3000},
             },
             "retention-purge": {
                 "task": "retention.purge",

@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from sqlalchemy import select
 
+from service.audit.daily import send_daily_checkpoint
 from service.audit.policies import record_policy_state
 from service.db import database_unavailable, utcnow
 from service.i18n import LOCAL_ZONE
@@ -119,6 +120,18 @@ def _beat(name: str) -> None:
         else:
             row.beat_at = now
         session.commit()
+
+
+@shared_task(name="audit.checkpoint", ignore_result=True)
+def audit_checkpoint() -> int | None:
+    """Mail today's signed audit checkpoint to the coordinators and the fallback rota, once a day.
+
+    Returns the checkpoint's seq, or None when today's was already sent (the beat runs this hourly).
+    """
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        sent = send_daily_checkpoint(session, ctx.runtime.audit, now=utcnow())
+    return None if sent is None else sent.checkpoint.seq
 
 
 @shared_task(name="retention.purge", ignore_result=True)

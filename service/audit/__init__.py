@@ -5,6 +5,7 @@ first row that was altered, removed, moved or forged, and (given a checkpoint ke
 The command line (``service.audit.cli.audit_app``) is not imported here: it pulls in the whole runtime.
 """
 
-from service.audit.service import AuditLog, Checkpoint, Problem, VerifyResult, verify
+from service.audit.checkpoint import Checkpoint, find_checkpoints
+from service.audit.service import AuditLog, Problem, VerifyResult, verify
 
-__all__ = ["AuditLog", "Checkpoint", "Problem", "VerifyResult", "verify"]
+__all__ = ["AuditLog", "Checkpoint", "Problem", "VerifyResult", "find_checkpoints", "verify"]

@@ -7,18 +7,20 @@ audit key is the one the service writes with.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC
-from typing import TYPE_CHECKING, Annotated
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from service.audit import repository
+from service.audit.checkpoint import Checkpoint, find_checkpoints, newest
 from service.audit.repository import StoredEvent
-from service.audit.service import Checkpoint, verify
+from service.audit.service import verify
 from service.cli_runtime import cli_runtime
-
-if TYPE_CHECKING:
-    pass
 
 audit_app = typer.Typer(
     name="audit",
@@ -28,45 +30,122 @@ audit_app = typer.Typer(
 )
 
 
-def _checkpoint(value: str | None) -> Checkpoint | None:
-    if value is None:
-        return None
+# A checkpoint mail is a few kilobytes; anything far larger is not one.
+MAX_CHECKPOINT_FILE_BYTES = 1024 * 1024
+
+
+def _checkpoint(value: str) -> Checkpoint:
     try:
         return Checkpoint.parse(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc), param_hint="--since-checkpoint") from None
+
+
+def _mail_text(raw: bytes) -> str:
+    """The readable text of a saved mail (.eml: headers, quoted-printable), or the bytes as text.
+
+    A saved checkpoint mail carries its long lines quoted-printable encoded, which splits the checkpoint;
+    decoding it as a mail gives back the text the recipient saw. Pasted text is not a mail and is read as is.
+    """
+    text = raw.decode("utf-8", errors="replace")
+    parsed = message_from_bytes(raw, policy=policy.default)
+    if not isinstance(parsed, EmailMessage) or parsed["Subject"] is None:
+        return text
+    body = parsed.get_body(preferencelist=("plain",))
+    if not isinstance(body, EmailMessage):
+        return text
+    try:
+        return f"{body.get_content()}\n{text}"
+    except (LookupError, ValueError):
+        return text
+
+
+def _checkpoints_in_file(path: Path) -> list[Checkpoint]:
+    if str(path) == "-":
+        raw = sys.stdin.buffer.read(MAX_CHECKPOINT_FILE_BYTES + 1)
+    else:
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_CHECKPOINT_FILE_BYTES + 1)
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot read {path} ({exc.strerror})", param_hint="--checkpoint-file"
+            ) from None
+    if len(raw) > MAX_CHECKPOINT_FILE_BYTES:
+        raise typer.BadParameter(f"{path} is larger than a checkpoint mail", param_hint="--checkpoint-file")
+    found = find_checkpoints(_mail_text(raw))
+    # A saved mail shows a signed checkpoint; its bare SEQ:MAC adds nothing and is not counted twice.
+    signed = {(c.seq, c.mac) for c in found if c.is_signed}
+    found = [c for c in found if c.is_signed or (c.seq, c.mac) not in signed]
+    if not found:
+        raise typer.BadParameter(f"no checkpoint found in {path}", param_hint="--checkpoint-file")
+    return found
+
+
+def _gather(values: list[str], files: list[Path]) -> list[Checkpoint]:
+    gathered: list[Checkpoint] = []
+    for checkpoint in [*map(_checkpoint, values), *(c for f in files for c in _checkpoints_in_file(f))]:
+        if checkpoint not in gathered:
+            gathered.append(checkpoint)
+    return gathered
 
 
 @audit_app.command("verify")
 def verify_command(
     since_checkpoint: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--since-checkpoint",
             metavar="SEQ:MAC",
-            help="A checkpoint printed by an earlier run. The chain must still contain it unchanged, which "
-            "detects a cut tail; without one, deleting the newest events goes unnoticed.",
+            help="A checkpoint printed by an earlier run (SEQ:MAC) or mailed by the daily checkpoint "
+            "(SEQ:MAC:TIME:TAG); may be repeated. The chain must still contain each unchanged, which detects "
+            "a cut tail; without one, deleting the newest events goes unnoticed.",
+        ),
+    ] = None,
+    checkpoint_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint-file",
+            metavar="FILE",
+            help="A saved checkpoint mail (.eml) or text with checkpoints in it ('-' reads standard input); "
+            "may be repeated.",
         ),
     ] = None,
 ) -> None:
-    """Check every row from the first; print a checkpoint to keep offline. Exit 1 if the chain is broken.
+    """Check every row from the first; print a checkpoint to keep offline. Exit 1 if the chain is broken,
+    a checkpoint shows a cut or rewritten tail, or a mailed checkpoint is forged.
 
-    Events appended after the newest kept checkpoint are protected against change, but a cut of them can
-    only be detected against a later checkpoint: keep the one printed by every run.
+    With several checkpoints a cut is reported against the newest. Events appended after the newest kept
+    checkpoint are protected against change, but a cut of them can only be detected against a later
+    checkpoint: keep the daily checkpoint mail, and the one printed by every run.
     """
-    checkpoint = _checkpoint(since_checkpoint)
+    checkpoints = _gather(since_checkpoint or [], checkpoint_file or [])
+    latest = newest(checkpoints)
+    if latest is not None:
+        dated = f" from {latest.when}" if latest.at is not None else ""
+        typer.echo(
+            f"checking against {len(checkpoints)} checkpoint(s); the newest: seq {latest.seq}{dated}"
+            + ("" if latest.is_signed else " (unsigned)")
+        )
     with cli_runtime() as runtime, runtime.sessions() as session:
-        result = verify(session, runtime.secrets.audit_key, checkpoint=checkpoint)
-    if not result.ok:
+        result = verify(session, runtime.secrets.audit_key, checkpoints=checkpoints)
+    for line in result.refusals:
+        typer.echo(line, err=True)
+    if not result.ok and result.first_bad_seq is not None:
         typer.echo(
             f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem} — {result.explanation}. "
             f"{result.checked} events before it are intact.",
             err=True,
         )
+        if result.finding:
+            typer.echo(result.finding, err=True)
         raise typer.Exit(1)
     typer.echo(f"audit chain intact: {result.checked} events checked")
-    if checkpoint is not None:
-        typer.echo(f"checkpoint {checkpoint.seq} is still in the chain, unchanged")
+    if not result.ok:
+        # Only a refused (forged) checkpoint is left: the chain is fine, the checkpoint is not.
+        raise typer.Exit(1)
+    if result.checkpoint is not None:
+        typer.echo(f"checkpoint {result.checkpoint.seq} is still in the chain, unchanged")
     if result.head is None:
         typer.echo("the audit log is empty: no checkpoint yet")
         return

@@ -14,21 +14,26 @@ that one comparison pins the whole prefix up to the checkpoint: a truncation or 
 rows is detected, even by someone who holds the key (they would need an HMAC-SHA256 collision). Rows after
 the newest checkpoint are protected against change, removal in the middle, reordering and forgery, but a
 cut of them is only detectable against a later checkpoint — so take one on every verification run.
+
+The beat takes one every day without anyone having to remember (``service.audit.daily``): it appends an
+``audit.checkpoint`` event and mails that event's own MAC, signed (``service.audit.checkpoint``), to the
+coordinators and the fallback rota. Someone who can delete rows can then cut at most what was written since
+the last mail without ``verify`` naming the cut from that mail.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import struct
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from service.audit import repository
+from service.audit.checkpoint import Checkpoint, newest
 from service.audit.models import AuditEvent
 from service.audit.repository import StoredEvent
 from service.crypto import constant_time_equal, keyed_hash
@@ -53,7 +58,6 @@ MAX_DETAIL_NAME_CHARS = 64
 MAX_DETAIL_TEXT_CHARS = 128
 
 DetailValue = str | int | bool | None
-_CHECKPOINT = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
 
 
 class Problem(StrEnum):
@@ -65,6 +69,7 @@ class Problem(StrEnum):
     unreadable_row = "unreadable_row"  # a stored value has a type its column cannot hold (SQLite only)
     truncated = "truncated"  # the chain ends before the checkpoint: the tail was cut
     checkpoint_mismatch = "checkpoint_mismatch"  # the checkpoint's row differs: history was rewritten
+    forged_checkpoint = "forged_checkpoint"  # a signed checkpoint's tag is wrong: the service did not make it
 
 
 PROBLEM_TEXT = {
@@ -74,26 +79,8 @@ PROBLEM_TEXT = {
     Problem.unreadable_row: "the row holds a value its column cannot hold (written past the service)",
     Problem.truncated: "the chain ends before the checkpoint (its tail was cut)",
     Problem.checkpoint_mismatch: "the checkpoint's row has a different MAC (history rewritten)",
+    Problem.forged_checkpoint: "a checkpoint's signature does not match the audit key (not made here)",
 }
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A chain head worth keeping offline: ``verify`` later proves the chain still contains it."""
-
-    seq: int
-    mac: str
-
-    @classmethod
-    def parse(cls, text: str) -> Checkpoint:
-        """Read ``SEQ:MAC`` as printed by ``rueckhalt audit verify``."""
-        match = _CHECKPOINT.match(text.strip())
-        if match is None:
-            raise ValueError("a checkpoint is SEQ:MAC, a positive number and 64 hex digits")
-        return cls(seq=int(match.group(1)), mac=match.group(2).lower())
-
-    def __str__(self) -> str:
-        return f"{self.seq}:{self.mac}"
 
 
 @dataclass(frozen=True)
@@ -107,10 +94,47 @@ class VerifyResult:
     # Head of the intact chain, to keep as the next checkpoint; None when the chain is broken or empty, so
     # a broken chain is never offered as something to trust.
     head: Checkpoint | None = None
+    # The checkpoint the result speaks of: the one the chain failed against (cut tail, rewritten row), or
+    # when ok the newest one it was checked against. Not compared: it explains, the fields above decide.
+    checkpoint: Checkpoint | None = field(default=None, compare=False)
+    # Signed checkpoints whose tag is wrong: refused, never used to judge the chain.
+    refused: tuple[Checkpoint, ...] = field(default=(), compare=False)
 
     @property
     def explanation(self) -> str:
         return "" if self.ok else PROBLEM_TEXT[Problem(self.problem)]
+
+    @property
+    def finding(self) -> str:
+        """One sentence for the operator that names what the checkpoint shows; "" if it shows nothing."""
+        cp = self.checkpoint
+        if self.problem == Problem.truncated and cp is not None:
+            end = self.checked
+            removed = f"event {cp.seq} was" if end + 1 == cp.seq else f"events {end + 1}..{cp.seq} were"
+            ends = f"ends at seq {end}" if end else "is empty"
+            return (
+                f"CUT TAIL: the audit chain {ends}, but checkpoint {cp.short}{_dated(cp)} says it reached "
+                f"seq {cp.seq}: {removed} removed."
+            )
+        if self.problem == Problem.checkpoint_mismatch and cp is not None:
+            return (
+                f"REWRITTEN: the row at seq {cp.seq} is not the one checkpoint {cp.short}{_dated(cp)} was "
+                f"taken from: events up to seq {cp.seq} were removed and replaced, or rewritten."
+            )
+        return ""
+
+    @property
+    def refusals(self) -> list[str]:
+        return [
+            f"FORGED CHECKPOINT refused: {cp.short}{_dated(cp)} does not carry this service's signature "
+            "(made by someone else, or the audit key changed); it says nothing about the chain and was not "
+            "used."
+            for cp in self.refused
+        ]
+
+
+def _dated(checkpoint: Checkpoint) -> str:
+    return f" from {checkpoint.when}" if checkpoint.at is not None else ""
 
 
 def _check_key(key: bytes) -> None:
@@ -299,6 +323,21 @@ class AuditLog:
     def __repr__(self) -> str:
         return "AuditLog(key=<hidden>)"
 
+    def lock(self, session: Session) -> None:
+        """Take the append lock now, for a caller that must read the chain and append as one step."""
+        _lock_chain(session)
+
+    def is_authentic(self, event: StoredEvent) -> bool:
+        """Whether a stored row carries the MAC this key gives it (its link is not checked here)."""
+        try:
+            return _same(event.mac, _event_mac(self._key, event))
+        except (TypeError, ValueError):
+            return False
+
+    def sign_checkpoint(self, event: AuditEvent) -> Checkpoint:
+        """The signed checkpoint of an appended row (``seq:mac:time:tag``), for mailing it out."""
+        return Checkpoint.signed(self._key, event.seq, event.mac, event.at)
+
     def append(
         self,
         session: Session,
@@ -382,8 +421,10 @@ def _stream(session: Session, batch_size: int) -> Iterator[StoredEvent | _Unread
         after = batch[-1].seq
 
 
-def _broken(checked: int, seq: int, problem: Problem) -> VerifyResult:
-    return VerifyResult(ok=False, checked=checked, first_bad_seq=seq, problem=problem.value)
+def _broken(checked: int, seq: int, problem: Problem, checkpoint: Checkpoint | None = None) -> VerifyResult:
+    return VerifyResult(
+        ok=False, checked=checked, first_bad_seq=seq, problem=problem.value, checkpoint=checkpoint
+    )
 
 
 def verify(
@@ -391,16 +432,49 @@ def verify(
     key: bytes,
     *,
     checkpoint: Checkpoint | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> VerifyResult:
-    """Check the whole chain from seq 1, and that it still contains ``checkpoint`` if one is given.
+    """Check the whole chain from seq 1, and that it still contains every checkpoint given.
 
-    Always from seq 1, also with a checkpoint: the checkpoint adds the tail-truncation check, it does not
-    excuse the rows before it from being checked again. Stops at the first bad row.
+    Always from seq 1, also with checkpoints: a checkpoint adds the tail-truncation check, it does not
+    excuse the rows before it from being checked again. Stops at the first bad row. A cut tail is reported
+    against the newest checkpoint (the one that claims the longest chain). A signed checkpoint whose tag does
+    not verify under ``key`` is refused (``forged_checkpoint``) and not used; the chain is still checked
+    against the others, so a forged mail cannot hide what a genuine one shows.
     """
     _check_key(key)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    given = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
+    refused = tuple(c for c in given if c.is_signed and not c.authentic(key))
+    trusted = [c for c in given if c not in refused]
+    result = _walk(session, key, trusted, batch_size)
+    if not refused:
+        return result
+    if result.ok:
+        return VerifyResult(
+            ok=False,
+            checked=result.checked,
+            first_bad_seq=None,
+            problem=Problem.forged_checkpoint.value,
+            checkpoint=result.checkpoint,
+            refused=refused,
+        )
+    return VerifyResult(
+        ok=False,
+        checked=result.checked,
+        first_bad_seq=result.first_bad_seq,
+        problem=result.problem,
+        checkpoint=result.checkpoint,
+        refused=refused,
+    )
+
+
+def _walk(session: Session, key: bytes, checkpoints: Sequence[Checkpoint], batch_size: int) -> VerifyResult:
+    at_seq: dict[int, list[Checkpoint]] = {}
+    for given in checkpoints:
+        at_seq.setdefault(given.seq, []).append(given)
     expected_seq = 1
     prev_mac = GENESIS_MAC
     checked = 0
@@ -418,13 +492,17 @@ def verify(
             return _broken(checked, item.seq, Problem.unreadable_row)
         if not _same(item.mac, expected_mac):
             return _broken(checked, item.seq, Problem.bad_mac)
-        if checkpoint is not None and item.seq == checkpoint.seq and not _same(item.mac, checkpoint.mac):
-            return _broken(checked, item.seq, Problem.checkpoint_mismatch)
+        for pinned in at_seq.get(item.seq, ()):
+            if not _same(item.mac, pinned.mac):
+                return _broken(checked, item.seq, Problem.checkpoint_mismatch, pinned)
         checked += 1
         prev_mac = item.mac
         expected_seq += 1
     last_seq = expected_seq - 1
-    if checkpoint is not None and checkpoint.seq > last_seq:
-        return _broken(checked, last_seq + 1, Problem.truncated)
+    latest = newest(list(checkpoints))
+    if latest is not None and latest.seq > last_seq:
+        return _broken(checked, last_seq + 1, Problem.truncated, latest)
     head = Checkpoint(seq=last_seq, mac=prev_mac) if last_seq else None
-    return VerifyResult(ok=True, checked=checked, first_bad_seq=None, problem="", head=head)
+    return VerifyResult(
+        ok=True, checked=checked, first_bad_seq=None, problem="", head=head, checkpoint=latest
+    )

@@ -74,13 +74,19 @@ _ALERT_TOPICS = {
     "alerts.dead_letter": "alert_dead_letter",
     "alerts.escalation_exhausted": "alert_escalation_exhausted",
 }
+# Not alerts, but for the same people: the daily audit checkpoint (service/audit/daily.py) must reach
+# someone outside the operator's reach. Its context is the checkpoint alone.
+_COORDINATION_TOPICS = {"notifications.audit_checkpoint": "audit_checkpoint"}
+_COORDINATION_CONTEXT = ("day", "seq", "at", "checkpoint")
+# Topics whose recipients are the coordinators and the fallback rota.
+COORDINATION_TOPICS = frozenset({*_ALERT_TOPICS, *_COORDINATION_TOPICS})
 # Webhooks announce what needs someone on call; follow-ups wait for the next sign-in.
 _WEBHOOK_TOPICS = {"notifications.new_case", "notifications.escalated", "reminders.ack_overdue"}
 _REPORTER_TOPICS = {
     "notifications.reporter_message": "reporter_message",
     "reminders.reporter_complaint": "reporter_complaint",
 }
-KNOWN_TOPICS = frozenset({*_ORGANISATION_TOPICS, *_ALERT_TOPICS, *_REPORTER_TOPICS})
+KNOWN_TOPICS = frozenset({*_ORGANISATION_TOPICS, *COORDINATION_TOPICS, *_REPORTER_TOPICS})
 
 
 def _members(
@@ -131,9 +137,13 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
                         context={**context, "organisation_slug": org.slug},
                     )
                 )
-    elif topic in _ALERT_TOPICS:
-        template = _ALERT_TOPICS[topic]
-        context = {key: payload.get(key) for key in ("land", "reason", "failed_topic", "case_id")}
+    elif topic in COORDINATION_TOPICS:
+        if topic in _ALERT_TOPICS:
+            template = _ALERT_TOPICS[topic]
+            context = {key: payload.get(key) for key in ("land", "reason", "failed_topic", "case_id")}
+        else:
+            template = _COORDINATION_TOPICS[topic]
+            context = {key: payload.get(key) for key in _COORDINATION_CONTEXT}
         for group, reason in ((directory.coordinators, "coordinator"), (directory.rota, "fallback rota")):
             chosen += [
                 Recipient(

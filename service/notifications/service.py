@@ -23,7 +23,14 @@ from service.db import database_unavailable, utcnow
 from service.notifications import repository
 from service.notifications.contact import open_address
 from service.notifications.mail import Mailer, build_message, render
-from service.notifications.recipients import KNOWN_TOPICS, Channel, Directory, Recipient, recipients
+from service.notifications.recipients import (
+    COORDINATION_TOPICS,
+    KNOWN_TOPICS,
+    Channel,
+    Directory,
+    Recipient,
+    recipients,
+)
 from service.notifications.webhooks import WebhookSender, webhook_body
 from service.outbox.writer import enqueue
 from service.taxonomy import Taxonomy
@@ -80,7 +87,7 @@ class NotificationService:
                         reporter_email = open_address(self._key, str(case_id), sealed)
                     except DecryptionError:
                         log.warning("a reporter notification address could not be opened")
-        alert = topic.startswith("alerts.")
+        alert = topic in COORDINATION_TOPICS
         return Directory(
             organisations=repository.organisations(session, org_ids),
             coordinators=repository.coordinators(session) if alert else (),
@@ -95,7 +102,7 @@ class NotificationService:
         if recipient.key == "mail:reporter":
             return f"{base}/fall"
         case_id = recipient.context.get("case_id")
-        if recipient.template.startswith("alert_"):
+        if recipient.template.startswith("alert_") or recipient.template == "audit_checkpoint":
             return f"{base}/intern"
         return f"{base}/intern/faelle/{case_id}" if case_id else f"{base}/intern/faelle"
 

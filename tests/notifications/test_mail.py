@@ -29,6 +29,10 @@ CONTEXT = {
     "land": "09",
     "reason": "no_recipient",
     "failed_topic": "notifications.new_case",
+    "day": "2026-12-03",
+    "seq": 1234,
+    "at": "2026-12-03 04:00:00 UTC",
+    "checkpoint": "1234:" + "ab" * 32 + ":20261203T040000Z:" + "cd" * 16,
 }
 
 
@@ -52,7 +56,7 @@ def test_the_templates_are_all_there() -> None:
     for name in templates():
         assert (MAIL_TEMPLATES / f"{name}.de.txt").exists()
         assert (MAIL_TEMPLATES / f"{name}.en.txt").exists()
-    assert len(templates()) == 12
+    assert len(templates()) == 13
 
 
 @pytest.fixture(scope="module")
