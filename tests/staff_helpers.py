@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from service.auth.service import AccountService
 from service.crypto import Argon2Params, totp_code
+from service.db import new_id, utcnow
 from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody
-from service.db import new_id, utcnow
 from service.organisations.models import Membership, MembershipRole
 from service.organisations.service import create_organisation
 from service.runtime import Runtime

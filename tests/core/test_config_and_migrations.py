@@ -85,6 +85,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 ratelimit_key="33" * 32,
                 audit_key="44" * 32,
                 notification_key="55" * 32,
+                key_pepper="66" * 32,
             )  # type: ignore[arg-type]
         )
     same = bytes(range(32)).hex()
@@ -98,6 +99,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 ratelimit_key=same,
                 audit_key=same,
                 notification_key=same,
+                key_pepper=same,
             )  # type: ignore[arg-type]
         )
 
