@@ -87,6 +87,8 @@ class Actor:
     disabled: bool = False
     # Cases held by an organisation of this actor through an active grant ("A", "B").
     holds: frozenset[str] = frozenset()
+    # Organisations this actor leads ("A": beratung-by, which holds case A; "B": beratung-nw).
+    leads: frozenset[str] = frozenset()
     # The case whose receipt this actor knows, and whether their browser holds a live reporter session.
     reporter_of: str | None = None
     reporter_session: bool = False
@@ -137,6 +139,11 @@ class World:
     # Ids that look real but name nothing: a case, an attachment.
     missing_case_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     missing_attachment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    missing_organisation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # "A" and "B": the organisations holding case A (beratung-by) and case B (beratung-nw).
+    organisation_ids: dict[str, str] = field(default_factory=dict)
+    # An account with a key of its own and no other part in the matrix: the leads grant and revoke it.
+    grantee: Staff | None = None
     # Sessions that end when the matrix first uses them (disabled account, idle): their rows vanish.
     dead_sessions: set[str] = field(default_factory=set)
     # E-mail address -> display name, of every member of staff.
@@ -220,10 +227,23 @@ class World:
 
     def ids(self) -> list[str]:
         """Every identifier a request may carry, so that answers can be compared without them."""
-        named = [self.missing_case_id, self.missing_attachment_id]
+        named = [self.missing_case_id, self.missing_attachment_id, self.missing_organisation_id]
         for ref in self.cases.values():
             named += [ref.id, ref.attachment_id]
+        named += list(self.organisation_ids.values())
         return named
+
+    def organisation_id(self, key: str) -> str:
+        return self.organisation_ids.get(key, self.missing_organisation_id)
+
+    def regrant(self) -> None:
+        """Make the grantee a counsellor of organisation A again (after a revocation), as its lead does."""
+        assert self.grantee is not None
+        lead = next(actor for actor in self.actors if A in actor.leads)
+        body = {"email": self.grantee.email, "role": "counsellor"}
+        url = f"/api/v1/organisations/{self.organisation_ids[A]}/members"
+        response = self.send("POST", Call(url, json=body), lead.cookies, csrf_header=lead.api_token)
+        assert response.status_code == 201, response.text
 
     def audit_head(self) -> int:
         with self.runtime.sessions() as db:
@@ -328,6 +348,7 @@ def _staff_actor(
     holds: frozenset[str] = frozenset(),
     coordinator: bool = False,
     pending: bool = False,
+    leads: frozenset[str] = frozenset(),
 ) -> Actor:
     csrf, token = world.form_csrf()
     staff_cookies, api_token = world.sign_in(staff)
@@ -341,6 +362,7 @@ def _staff_actor(
         pending=pending,
         coordinator=coordinator,
         holds=holds,
+        leads=leads,
     )
 
 
@@ -381,8 +403,17 @@ def build_world(
     a_holder = frozenset({A})
     counsellor = _staff_actor(world, "counsellor", person(memberships=by), holds=a_holder)
     lead = _staff_actor(
-        world, "lead", person(memberships=[("beratung-by", MembershipRole.lead)]), holds=a_holder
+        world,
+        "lead",
+        person(memberships=[("beratung-by", MembershipRole.lead)]),
+        holds=a_holder,
+        leads=frozenset({A}),
     )
+    with runtime.sessions() as db:
+        for key, slug in ((A, "beratung-by"), (B, "beratung-nw")):
+            organisation = db.scalars(select(Organisation).where(Organisation.slug == slug)).one()
+            world.organisation_ids[key] = organisation.id
+    world.grantee = person(memberships=by)
     other = _staff_actor(
         world,
         "other_organisation",

@@ -9,8 +9,9 @@ What the design (security.md, architecture.md) asks, and what each cell checks:
 - A case, attachment or incident the subject may not see answers 404, byte for byte the answer for one that
   does not exist ("not visible" and "does not exist" are compared for every subject and route).
 - Coordinator-only figures and knowledge-base edits: 404 for every other member of staff (as
-  deps.current_coordinator does: a 404 never confirms that something exists, applied to roles). There are
-  no administrator-only routes: accounts and organisations are managed on the command line.
+  deps.current_coordinator does: a 404 never confirms that something exists, applied to roles). An
+  organisation's members and keys: 404 for everyone but its leads. There are no administrator-only routes:
+  accounts are managed on the command line.
 - Allowed: the success status (and where a redirect goes).
 - The plaintext of a case (description, messages, notes, files and their names) appears in no answer to a
   subject who may not read that case, whatever the route, status or header.
@@ -21,9 +22,9 @@ What the design (security.md, architecture.md) asks, and what each cell checks:
 - Reporters and the public never see the name or address of a member of staff; internal notes only the
   holders.
 
-Objects without a route of their own are not in the matrix: organisations and memberships are managed on the
-command line, and knowledge articles have no drafts and belong to no organisation (any coordinator edits
-any article; everyone reads the published ones).
+Organisations are in the matrix as the leads' objects: "A" is the organisation holding case A, led by the
+lead; "B" holds case B and is led by nobody in the world. Knowledge articles have no drafts and belong to no
+organisation (any coordinator edits any article; everyone reads the published ones).
 
 The world (two cases in two Länder, fourteen subjects) is built once per database (tests/authz/conftest.py);
 each route is one test, which reports all its failing cells at once.
@@ -81,6 +82,7 @@ ATTACHMENT_VARIANTS = (A, B, CROSS, MISSING)
 INCIDENT_VARIANTS = (A, B, NO_SEQ, MISSING)
 OBJECT_VARIANTS = (EXISTING, MISSING)
 REPORTER_FILE_VARIANTS = (A, B, MISSING)
+ORGANISATION_VARIANTS = (A, B, MISSING)
 
 
 class Guard(Enum):
@@ -94,6 +96,7 @@ class Guard(Enum):
     STAFF = "a staff session"
     CASE = "a staff session of a member of an organisation holding the case"
     COORDINATOR = "a coordinator's staff session"
+    LEAD = "a staff session of a lead of the organisation"
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,30 @@ def _password_changed(world: World, actor: Actor) -> None:
             db.commit()
 
 
+def _reauthenticated(**values: Any) -> Body:
+    """A second-factor change: the password and a current code go with it."""
+
+    def body(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+        if actor.staff is None:
+            return {**values, "password": "falsch-falsch-falsch", "current_code": "000000"}
+        return {**values, "password": actor.staff.password, "current_code": world.code(actor.staff)}
+
+    return body
+
+
+def _grant(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+    assert world.grantee is not None
+    return {"email": world.grantee.email, "role": "counsellor"}
+
+
+def _regranted(world: World, actor: Actor) -> None:
+    world.regrant()
+
+
+_SHARES = _fixed(custodians="Leitung\nStellvertretung\nVorstand", threshold="2")
+_ORG_PAGE = "/intern/organisationen/{organisation_id}"
+
+
 def _referral(page: bool) -> Body:
     def body(world: World, actor: Actor, variant: str) -> dict[str, Any]:
         target = world.referral_target(world.case_id(variant))
@@ -249,7 +276,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/intern"): Route(Guard.STAFF, 200),
     ("GET", "/konto/zwei-faktor"): Route(Guard.STAFF, 200),
-    ("POST", "/konto/zwei-faktor"): Route(Guard.STAFF, 200, form=_fixed(action="codes"), csrf="form"),
+    ("POST", "/konto/zwei-faktor"): Route(
+        Guard.STAFF, 200, form=_reauthenticated(action="codes"), csrf="form"
+    ),
     # The reporter: the receipt in a JSON body, or the session that /fall/anmelden opens with it.
     ("POST", "/api/v1/reports/lookup"): Route(Guard.RECEIPT, 200, json=_with_receipt(), plaintext=True),
     ("POST", "/api/v1/reports/incidents"): Route(Guard.RECEIPT, 201, json=_with_receipt(**_INCIDENT)),
@@ -372,6 +401,40 @@ ROUTES: dict[tuple[str, str], Route] = {
         form=_fixed(note="Rückruf um zehn."),
         csrf="form",
         ok_location=_CASE_PAGE + "?notice=note_added",
+    ),
+    # Leads: their organisation's members and keys (a new key epoch with every revocation and renewal).
+    ("GET", "/intern/organisationen"): Route(Guard.STAFF, 200),
+    ("GET", _ORG_PAGE): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),
+    ("POST", _ORG_PAGE + "/mitglieder"): Route(
+        Guard.LEAD,
+        303,
+        ORGANISATION_VARIANTS,
+        form=_grant,
+        csrf="form",
+        ok_location=_ORG_PAGE + "?notice=granted",
+    ),
+    ("POST", _ORG_PAGE + "/mitglieder/{user_id}/entfernen"): Route(
+        Guard.LEAD,
+        303,
+        ORGANISATION_VARIANTS,
+        form=_fixed(),
+        csrf="form",
+        ok_location=_ORG_PAGE + "?notice=revoked",
+        after=_regranted,
+    ),
+    # Every organisation of the world has its key: the first-key form refuses (422) even for its lead.
+    ("POST", _ORG_PAGE + "/schluessel"): Route(
+        Guard.LEAD, 422, ORGANISATION_VARIANTS, form=_SHARES, csrf="form"
+    ),
+    ("POST", _ORG_PAGE + "/anteile"): Route(
+        Guard.LEAD, 200, ORGANISATION_VARIANTS, form=_SHARES, csrf="form"
+    ),
+    ("GET", "/api/v1/organisations/{organisation_id}/members"): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),
+    ("POST", "/api/v1/organisations/{organisation_id}/members"): Route(
+        Guard.LEAD, 201, ORGANISATION_VARIANTS, json=_grant, csrf="header"
+    ),
+    ("DELETE", "/api/v1/organisations/{organisation_id}/members/{user_id}"): Route(
+        Guard.LEAD, 204, ORGANISATION_VARIANTS, csrf="header", after=_regranted
     ),
     # Coordinators: the dashboard and the knowledge base.
     ("GET", "/api/v1/dashboard/response-times"): Route(Guard.COORDINATOR, 200),
@@ -503,6 +566,8 @@ def expected(key: tuple[str, str], route: Route, actor: Actor, variant: str, wor
         return success
     if guard is Guard.COORDINATOR:
         return success if actor.coordinator and variant != MISSING else not_found
+    if guard is Guard.LEAD:
+        return success if variant in actor.leads else not_found
     assert guard is Guard.CASE
     return success if variant in actor.holds else not_found
 
@@ -534,6 +599,8 @@ def params(world: World, variant: str) -> dict[str, str]:
         "slug": ARTICLE if variant != MISSING else "gibt-es-nicht",
         "year": str(RELEASE_YEAR) if variant != MISSING else "2019",
         "path": STATIC_FILE if variant != MISSING else "gibt-es-nicht.css",
+        "organisation_id": world.organisation_id(variant),
+        "user_id": world.grantee.user_id if world.grantee else "",
     }
 
 
