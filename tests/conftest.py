@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PgCluster, migrated_database
+from migration_helpers import empty_database  # noqa: F401 - a fixture, for every migration test with data
 from staff_helpers import (
     Clock,
     MakeStaff,

@@ -7,23 +7,18 @@ docs/clear-columns.md lists every clear column and why it is there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from alembic import command
 from fastapi.testclient import TestClient
-from helpers import PgCluster
-from sqlalchemy import BindParameter, Engine, LargeBinary, bindparam, inspect, select, text
+from migration_helpers import insert_row, migrate_to
+from sqlalchemy import Engine, LargeBinary, inspect, select
 from staff_helpers import MakeStaff
 
 from service.cases.deadlines import add_months, week_start
 from service.cases.models import Case, CaseMessage, Incident
-from service.db import UTCDateTime, make_engine, make_sessionmaker
+from service.db import make_engine, make_sessionmaker
 from service.i18n import LOCAL_ZONE
-from service.migrate import alembic_config
 from service.models import Base
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
@@ -117,46 +112,6 @@ def test_after_intake_no_clear_column_holds_the_incident_day_or_the_deadline(
 # -- the migration, with data ----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    name = f"m_{uuid.uuid4().hex[:16]}"
-    with cluster.admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield cluster.url(name)
-    with cluster.admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _migrate(engine: Engine, revision: str) -> None:
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
-def _insert(engine: Engine, table: str, **values: Any) -> None:
-    names = ", ".join(values)
-    marks = ", ".join(f":{name}" for name in values)
-    bound = text(f"INSERT INTO {table} ({names}) VALUES ({marks})").bindparams(
-        *[
-            # Times go through the product's own type, so SQLite stores them as the old code did.
-            _time_param(name, value)
-            for name, value in values.items()
-            if isinstance(value, datetime)
-        ]
-    )
-    with engine.begin() as connection:
-        connection.execute(bound, values)
-
-
-def _time_param(name: str, value: datetime) -> BindParameter[datetime]:
-    return bindparam(name, value, type_=UTCDateTime())
-
-
 def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(empty_database: str) -> None:
     """Given a database at revision 0009 with a case whose incident holds a clear deadline and month, a
     second incident whose deadline has passed, and times to the microsecond: after the upgrade the deadline
@@ -164,11 +119,11 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
     needs no reminder, and the times are truncated (case work to the minute, messages to the second)."""
     engine = make_engine(empty_database)
     try:
-        _migrate(engine, "0009")
+        migrate_to(engine, "0009")
         at = datetime(2026, 11, 3, 14, 7, 31, 123456, tzinfo=UTC)
         ahead = _today() + timedelta(days=40)
         case_id = str(uuid.uuid4())
-        _insert(
+        insert_row(
             engine,
             "case_file",
             id=case_id,
@@ -190,7 +145,7 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
             labels="[]",
         )
         for seq, deadline in ((1, ahead), (2, _today() - timedelta(days=3))):
-            _insert(
+            insert_row(
                 engine,
                 "incident",
                 id=f"00000000-0000-4000-8000-00000000000{seq}",
@@ -207,7 +162,7 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
                 extract_ref=b"e",
                 created_at=at,
             )
-        _insert(
+        insert_row(
             engine,
             "case_message",
             id=str(uuid.uuid4()),
@@ -217,7 +172,7 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
             created_at=at,
         )
 
-        _migrate(engine, "head")
+        migrate_to(engine, "head")
 
         columns = {column["name"] for column in inspect(engine).get_columns("incident")}
         assert "complaint_reminder_on" in columns
