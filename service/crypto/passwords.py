@@ -219,6 +219,21 @@ def _peppered_key(password: str, salt: bytes, params: Argon2Params, pepper: byte
     return hkdf_sha256(stretched, pepper, _PEPPERED_LABEL + header)
 
 
+def _seal_with_password_and_pepper_fixed(
+    password: str,
+    plaintext: bytes,
+    context: Context,
+    pepper: bytes,
+    params: Argon2Params,
+    salt: bytes,
+    nonce: bytes,
+) -> bytes:
+    """For known-answer tests only."""
+    header = bytes([PEPPERED_VERSION]) + params.encode() + salt + pepper_id(pepper)
+    key = _peppered_key(password, salt, params, pepper, header)
+    return header + nonce + gcm_encrypt(key, nonce, plaintext, _PEPPERED_LABEL + header + context.encode())
+
+
 def seal_with_password_and_pepper(
     password: str,
     plaintext: bytes,
@@ -230,11 +245,15 @@ def seal_with_password_and_pepper(
 
     The header and the context are the AAD; the key needs the password and the pepper.
     """
-    salt = secrets.token_bytes(PASSWORD_SALT_BYTES)
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    header = bytes([PEPPERED_VERSION]) + params.encode() + salt + pepper_id(pepper)
-    key = _peppered_key(password, salt, params, pepper, header)
-    return header + nonce + gcm_encrypt(key, nonce, plaintext, _PEPPERED_LABEL + header + context.encode())
+    return _seal_with_password_and_pepper_fixed(
+        password,
+        plaintext,
+        context,
+        pepper,
+        params,
+        secrets.token_bytes(PASSWORD_SALT_BYTES),
+        secrets.token_bytes(NONCE_BYTES),
+    )
 
 
 def _pepper_by_id(identifier: bytes, peppers: tuple[bytes, ...]) -> bytes:
