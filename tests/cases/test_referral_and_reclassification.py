@@ -85,7 +85,18 @@ def test_transfer_ends_our_access(
         org = db.scalars(select(Organisation).where(Organisation.slug == "beratung-by")).one()
         assert db.scalars(select(CaseKeyGrant).where(CaseKeyGrant.organisation_id == org.id)).all() == []
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
+        # security.md: a transfer away starts a new key epoch of the organisation that let the case go.
+        assert org.current_epoch == 2
+        rotation = db.scalars(
+            select(AuditEvent).where(
+                AuditEvent.object_id == org.id, AuditEvent.action == "organisation.key_rotated"
+            )
+        ).one()
+        assert rotation.details == {"epoch": 2, "reason": "transfer_away"}
     assert "case.transfer" in actions
+    # The lead of beratung-by still works with both epochs: a new case arrives and opens.
+    file(client)
+    assert by.get(f"/api/v1/cases/{case_id_of(by)}").status_code == 200
 
 
 def test_referral_without_consent_or_to_police_without_consent_is_refused(
