@@ -277,10 +277,25 @@ def _get_page_of(path: str) -> str:
     return case_form.group(1) if case_form else "/"
 
 
+# A path of this site: one slash, then no second slash or backslash (browsers read "/\\host" as "//host"),
+# and nothing a browser would take for another scheme, host or a line break.
+_SAME_ORIGIN_PATH = re.compile(r"^/(?![/\\])[^\\\x00-\x1f\x7f]*$")
+
+
+def same_origin_path(path: str) -> str:
+    """``path`` if it can only name a page of this site, else "/": the link is built from what the client
+    asked for (``GET //evil.example`` has the path ``//evil.example``), and must never lead elsewhere."""
+    if not _SAME_ORIGIN_PATH.match(path):
+        return "/"
+    # Percent-encoded again (the path arrives decoded): "?" or "#" in it stays part of the path.
+    return quote(path, safe="/-._~!$&'()*+,;=:@")
+
+
 def switch_lang_url(request: Request, lang: str) -> str:
     other = "en" if lang == "de" else "de"
-    path = request.url.path if request.method == "GET" else _get_page_of(request.url.path)
-    return f"{path}?{urlencode({'lang': other})}"
+    # The decoded path of the scope: request.url.path is partly encoded again, and would be encoded twice.
+    path: str = request.scope["path"] if request.method == "GET" else _get_page_of(request.url.path)
+    return f"{same_origin_path(path)}?{urlencode({'lang': other})}"
 
 
 def make_templates() -> Environment:
