@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         finally:
             app.state.async_sessions = None
+            app.state.health.close()
             if async_engine is not None:
                 await async_engine.dispose()
             if runtime is None:
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
     # pool serves every request.
     app.state.async_sessions = None
+    app.state.health = health.HealthProbe(built)
     app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
     install_error_handlers(app, lambda: app.state.pages)
     install_staff_error_handlers(app)
