@@ -8,8 +8,8 @@ RUECKHALT_DATA_DIR ?= var
 BENCH_SECONDS ?= 20
 export PORT RUECKHALT_DATA_DIR
 
-# Debian packages the tests use: a real PostgreSQL, Redis and Chromium, never stand-ins.
-TEST_APT_PACKAGES := postgresql redis-server chromium
+# Debian packages the tests use, never stand-ins: PostgreSQL, Redis, Chromium, and nginx as the proxy in front.
+TEST_APT_PACKAGES := postgresql redis-server chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean
