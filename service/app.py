@@ -26,6 +26,7 @@ from service.statistics import dashboard_pages
 from service.statistics import endpoints as dashboard_endpoints
 from service.statistics import pages as statistics_pages
 from service.web import (
+    BodyLimits,
     HardeningMiddleware,
     Pages,
     install_error_handlers,
@@ -91,12 +92,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
-    app.add_middleware(
-        HardeningMiddleware,
-        behind_tls=settings.behind_tls,
-        max_json_bytes=settings.max_json_body_bytes,
-        max_upload_bytes=settings.max_upload_body_bytes,
+    limits = BodyLimits(
+        json=settings.max_json_body_bytes,
+        form=settings.max_form_body_bytes,
+        long_form=settings.max_long_form_body_bytes,
+        upload=settings.max_upload_body_bytes,
     )
+    app.state.body_limits = limits
+    app.add_middleware(HardeningMiddleware, behind_tls=settings.behind_tls, max_body_bytes=limits.largest)
     return app
 
 

@@ -108,9 +108,9 @@ class Settings(BaseSettings):
 
     # Body limits per route (service/web.py BodyKind), enforced while the body streams in: JSON calls, page
     # forms without files, and the few forms that take files (max_upload_body_bytes above).
-    max_form_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_form_body_bytes: int = Field(default=128 * 1024, ge=1024)
     # Pages that edit long texts (knowledge articles): a form, but with room for an article.
-    max_long_form_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_long_form_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Sign-in from a browser that signed in to the account before (device cookie): its own allowance, so
     # that guesses from elsewhere never lock the owner out. Unknown browsers are counted per account and
     # client; past ``login_account_limit_per_hour`` attempts on one account from all unknown browsers

@@ -10,7 +10,9 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
@@ -26,7 +28,14 @@ from service import strict_json
 from service.auth import csrf
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
-from service.errors import BadInput, DatabaseUnavailable, DomainError, NotFound, PayloadTooLarge
+from service.errors import (
+    BadInput,
+    DatabaseUnavailable,
+    DomainError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from service.i18n import SUPPORTED, Translator, pick
 
 Scope = MutableMapping[str, Any]
@@ -67,13 +76,13 @@ def security_headers(behind_tls: bool, path: str) -> list[tuple[bytes, bytes]]:
 
 
 class HardeningMiddleware:
-    """Security headers on every response, body-size limits, and a content-free access log."""
+    """Security headers on every response, a content-free access log, and the largest body any route takes
+    (a backstop: each route has its own, smaller limit, see ``BodyKind``)."""
 
-    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_json_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_body_bytes: int) -> None:
         self.app = app
         self.behind_tls = behind_tls
-        self.max_json_bytes = max_json_bytes
-        self.max_upload_bytes = max_upload_bytes
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,10 +90,8 @@ class HardeningMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        limit = (
-            self.max_upload_bytes if content_type.startswith("multipart/form-data") else self.max_json_bytes
-        )
+        # Whatever the request claims to be: the content type is the client's to choose, the limit is not.
+        limit = self.max_body_bytes
         extra = security_headers(self.behind_tls, path)
         started = time.perf_counter()
         status_holder = {"status": 0}
@@ -209,17 +216,104 @@ def refuse_nul_in_url(request: Request) -> None:
         raise _nul_refused("query")
 
 
+class BodyKind(StrEnum):
+    """What a route's body may be, and so how large it may grow (each with its own setting)."""
+
+    json = "json"  # the API (and any route under /api/): max_json_body_bytes
+    form = "form"  # a page's form without files: max_form_body_bytes
+    long_form = "long_form"  # a page's form with a long text (an article): max_long_form_body_bytes
+    upload = "upload"  # a form that takes files, the only kind that may be multipart: max_upload_body_bytes
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    json: int
+    form: int
+    long_form: int
+    upload: int
+
+    def of(self, kind: BodyKind) -> int:
+        limit: int = getattr(self, kind.value)
+        return limit
+
+    @property
+    def largest(self) -> int:
+        return max(self.json, self.form, self.long_form, self.upload)
+
+
+_BODY_KIND = "_rueckhalt_body_kind"
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def body(kind: BodyKind) -> Callable[[EndpointT], EndpointT]:
+    """Declares a route's body (below the ``@router.post`` line). Without it, routes under /api/ take JSON
+    and every other route a form without files: a route takes files only where it says so."""
+
+    def mark(endpoint: EndpointT) -> EndpointT:
+        setattr(endpoint, _BODY_KIND, kind)
+        return endpoint
+
+    return mark
+
+
+def body_kind_of(path: str, endpoint: Callable[..., Any]) -> BodyKind:
+    declared: BodyKind | None = getattr(endpoint, _BODY_KIND, None)
+    if declared is not None:
+        return declared
+    return BodyKind.json if path.startswith("/api/") or path == "/healthz" else BodyKind.form
+
+
+def limited_receive(request: Request, kind: BodyKind) -> Receive:
+    """The route's body limit, before anything is read (a declared length) and while the body streams in
+    (no length, or a wrong one): a flood is refused before any handler, rate limit or parser sees it."""
+    limits: BodyLimits = request.app.state.body_limits
+    limit = limits.of(kind)
+    content_type = request.headers.get("content-type", "").lower()
+    if kind is not BodyKind.upload and kind is not BodyKind.json and content_type.startswith("multipart/"):
+        # A JSON route never parses multipart (it answers 422, within its small limit); a page's form
+        # would, so it refuses it outright.
+        raise UnsupportedMediaType()
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_large = int(declared) > limit
+        except ValueError:
+            too_large = True
+        if too_large:
+            raise PayloadTooLarge()
+    upstream = request.receive
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await upstream()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge()
+        return message
+
+    return receive
+
+
 class StrictRoute(APIRoute):
-    """The route class of every router (``route_class=StrictRoute``): the URL is checked and the JSON body
-    read strictly before any dependency or handler runs."""
+    """The route class of every router (``route_class=StrictRoute``): the URL is checked, the route's body
+    limit applied (``BodyKind``) and the JSON body read strictly before any dependency or handler runs."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # Before the base class builds the handler, which reads it.
+        self.body_kind = body_kind_of(path, endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        kind = self.body_kind
 
         async def strict_handler(request: Request) -> Response:
             refuse_nul_in_url(request)
             try:
-                return await handler(StrictRequest(request.scope, request.receive))
+                receive = limited_receive(request, kind)
+                return await handler(StrictRequest(request.scope, receive))
             except StarletteHTTPException as exc:
                 # FastAPI turns any failure while reading a JSON body into a 400; a body that grew past
                 # the limit while it streamed in (no Content-Length) is the documented 413.

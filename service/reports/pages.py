@@ -27,7 +27,7 @@ from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
-from service.web import Pages, StrictRoute, download, read_form, request_lang
+from service.web import BodyKind, Pages, StrictRoute, body, download, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
@@ -147,6 +147,7 @@ async def _parse_multipart(
 
 
 @router.post("/melden")
+@body(BodyKind.upload)
 async def submit_report(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = _pages(request)
@@ -357,6 +358,7 @@ async def reporter_login(request: Request) -> Response:
 
 
 @router.post("/fall/vorfall")
+@body(BodyKind.upload)
 async def reporter_add_incident(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = _pages(request)
@@ -406,6 +408,7 @@ async def reporter_add_incident(request: Request) -> Response:
 
 
 @router.post("/fall/nachricht")
+@body(BodyKind.upload)
 async def reporter_message(request: Request) -> Response:
     """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
     does not send the message twice; an error shows the page again with the text kept."""
