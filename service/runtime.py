@@ -119,7 +119,3 @@ def receipt_limit(settings: Settings) -> Limit:
 
 def login_client_limit(settings: Settings) -> Limit:
     return Limit("login-client", settings.login_limit_per_hour, 3600)
-
-
-def login_account_limit(settings: Settings) -> Limit:
-    return Limit("login-account", settings.login_account_limit_per_hour, 3600, per_client=False)

@@ -25,7 +25,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import strict_json
-from service.auth import csrf
+from service.auth import csrf, sessions
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
 from service.errors import (
@@ -341,8 +341,19 @@ async def read_form(
 # -- language and templates -------------------------------------------------------------------------------
 
 
+def cookie_name(request: Request, base: str) -> str:
+    """Behind TLS every cookie of ours is ``__Host-`` prefixed: Secure, Path=/, no Domain, so no sibling
+    subdomain (and no plain-HTTP page) can set or overwrite it."""
+    pages: Pages | None = getattr(request.app.state, "pages", None)
+    return f"__Host-{base}" if pages is not None and pages.behind_tls else base
+
+
+def read_cookie(request: Request, base: str) -> str | None:
+    return request.cookies.get(cookie_name(request, base))
+
+
 def request_lang(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "de"
+    wanted = request.query_params.get("lang") or read_cookie(request, LANG_COOKIE) or "de"
     return wanted if wanted in SUPPORTED else "de"
 
 
@@ -410,25 +421,53 @@ class Pages:
     def __init__(self, env: Environment, csrf_key: bytes, behind_tls: bool) -> None:
         self.env = env
         self._csrf_key = csrf_key
-        self._behind_tls = behind_tls
+        self.behind_tls = behind_tls
+
+    def name(self, base: str) -> str:
+        return f"__Host-{base}" if self.behind_tls else base
+
+    def _csrf_binding(self, request: Request) -> str:
+        """What the form token is bound to (service.auth.csrf): the staff session, else the reporter
+        session, else the signed-out CSRF cookie (made here when the browser has none yet). After a
+        sign-out in this request, the sessions it ended no longer count."""
+        if not getattr(request.state, "csrf_signed_out", False):
+            for kind, base in (("staff", csrf.STAFF_COOKIE), ("reporter", csrf.REPORTER_COOKIE)):
+                id_hash = sessions.id_hash_of(request.cookies.get(self.name(base)))
+                if id_hash is not None:
+                    return f"{kind}:{id_hash}"
+        cookie: str | None = getattr(request.state, "new_csrf_cookie", None)
+        cookie = cookie or request.cookies.get(self.name(csrf.COOKIE))
+        if not cookie:
+            cookie = request.state.new_csrf_cookie = csrf.new_cookie_value()
+        return f"anon:{cookie}"
+
+    def signed_out(self, request: Request) -> None:
+        """This request ended the browser's session: a page it renders carries a token for a signed-out
+        browser, under a CSRF cookie that is new as well (render sets it)."""
+        request.state.csrf_signed_out = True
+        request.state.new_csrf_cookie = csrf.new_cookie_value()
+
+    def rotate_csrf(self, request: Request, response: Response) -> None:
+        """A new signed-out CSRF cookie (at every sign-in and sign-out): a value planted or seen before the
+        sign-in is worth nothing after it."""
+        request.state.new_csrf_cookie = csrf.new_cookie_value()
+        self.set_cookie(response, csrf.COOKIE, request.state.new_csrf_cookie, max_age=None)
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = request_lang(request)
-        csrf_cookie = request.cookies.get(csrf.COOKIE) or request.state.__dict__.get("new_csrf_cookie")
-        new_cookie = None
-        if not csrf_cookie:
-            csrf_cookie = new_cookie = csrf.new_cookie_value()
-            request.state.new_csrf_cookie = csrf_cookie
+        had_cookie = request.cookies.get(self.name(csrf.COOKIE))
+        binding = self._csrf_binding(request)
         body = self.env.get_template(f"pages/{name}").render(
             t=Translator(lang),
             lang=lang,
             switch_lang_url=switch_lang_url(request, lang),
-            csrf_token=csrf.token_for(self._csrf_key, csrf_cookie),
+            csrf_token=csrf.token_for(self._csrf_key, binding),
             request_path=request.url.path,
             **context,
         )
         response = HTMLResponse(body, status_code=status)
-        if new_cookie:
+        new_cookie = getattr(request.state, "new_csrf_cookie", None)
+        if new_cookie and new_cookie != had_cookie:
             self.set_cookie(response, csrf.COOKIE, new_cookie, max_age=None)
         if request.query_params.get("lang") in SUPPORTED:
             self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
@@ -436,11 +475,23 @@ class Pages:
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
-            name, value, max_age=max_age, httponly=True, samesite="strict", secure=self._behind_tls, path="/"
+            self.name(name),
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=self.behind_tls,
+            path="/",
+        )
+
+    def delete_cookie(self, response: Response, name: str) -> None:
+        # With the attributes it was set with: a browser ignores a __Host- cookie without Secure and Path=/.
+        response.delete_cookie(
+            self.name(name), path="/", httponly=True, samesite="strict", secure=self.behind_tls
         )
 
     def csrf_ok(self, request: Request, token: str | None) -> bool:
-        return csrf.valid(self._csrf_key, request.cookies.get(csrf.COOKIE), token)
+        return csrf.valid(self._csrf_key, self._csrf_binding(request), token)
 
 
 # -- errors -------------------------------------------------------------------------------------------------

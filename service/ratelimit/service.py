@@ -205,9 +205,13 @@ class RateLimiter:
         day_key = keyed_hash(self._secret, "ratelimit-day", day.encode())
         return keyed_hash(day_key, f"ratelimit:{scope}", client.encode()).hex()
 
-    def allow(self, limit: Limit, client: str) -> bool:
-        """Count one hit for this client; False once the client is over the limit in this window."""
+    def count(self, limit: Limit, client: str) -> int:
+        """Count one hit for this client and return the hits of this window so far (this one included)."""
         key = self._client_key(limit.scope, client)
         if limit.per_client:
             self._watch.observe(limit.scope, key)
-        return self._counter.hit(key, limit.window_seconds) <= limit.max_hits
+        return self._counter.hit(key, limit.window_seconds)
+
+    def allow(self, limit: Limit, client: str) -> bool:
+        """Count one hit for this client; False once the client is over the limit in this window."""
+        return self.count(limit, client) <= limit.max_hits
