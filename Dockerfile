@@ -14,4 +14,8 @@ COPY policies ./policies
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e .
 USER rueckhalt
 EXPOSE 8000
+# The image serves production mode by default: it refuses to start without the secrets, PostgreSQL, Redis,
+# the TLS proxy's address (RUECKHALT_TRUSTED_PROXIES) and an https public URL, and never generates secrets.
+# Embedded mode (generated secrets, SQLite) is for one machine and listens on loopback only.
+ENV RUECKHALT_MODE=production RUECKHALT_BEHIND_TLS=true RUECKHALT_DATA_DIR=/data
 CMD ["rueckhalt", "serve", "--host", "0.0.0.0"]

@@ -28,6 +28,7 @@ from service.statistics import dashboard_pages
 from service.statistics import endpoints as dashboard_endpoints
 from service.statistics import pages as statistics_pages
 from service.web import (
+    BodyLimits,
     HardeningMiddleware,
     Pages,
     install_error_handlers,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         finally:
             app.state.async_sessions = None
+            app.state.health.close()
             if async_engine is not None:
                 await async_engine.dispose()
             if runtime is None:
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
     # pool serves every request.
     app.state.async_sessions = None
+    app.state.health = health.HealthProbe(built)
     app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
     install_error_handlers(app, lambda: app.state.pages)
     install_staff_error_handlers(app)
@@ -93,12 +96,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
-    app.add_middleware(
-        HardeningMiddleware,
-        behind_tls=settings.behind_tls,
-        max_json_bytes=settings.max_json_body_bytes,
-        max_upload_bytes=settings.max_upload_body_bytes,
+    limits = BodyLimits(
+        json=settings.max_json_body_bytes,
+        form=settings.max_form_body_bytes,
+        long_form=settings.max_long_form_body_bytes,
+        upload=settings.max_upload_body_bytes,
     )
+    app.state.body_limits = limits
+    app.add_middleware(HardeningMiddleware, behind_tls=settings.behind_tls, max_body_bytes=limits.largest)
     return app
 
 

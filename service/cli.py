@@ -19,12 +19,14 @@ org_app = typer.Typer(help="Support organisations and their keys.", no_args_is_h
 app.add_typer(org_app, name="org")
 
 
-def _settings() -> Settings:
+def _settings(listen_host: str | None = None) -> Settings:
     settings = get_settings()
     try:
-        from service.config import check_production
+        from service.config import check_listen_address, check_production
 
         check_production(settings)
+        if listen_host is not None:
+            check_listen_address(settings, listen_host)
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -145,7 +147,7 @@ def serve(
     """Serve the web application with uvicorn (uvloop, no access log of paths or addresses)."""
     import uvicorn
 
-    _settings()
+    _settings(listen_host=host)
     uvicorn.run(
         "service.app:app_factory",
         factory=True,
@@ -168,7 +170,7 @@ def up(
     """Serve the api with a Celery worker and the beat schedule; when one stops, all stop."""
     from service.supervisor import run
 
-    _settings()
+    _settings(listen_host=host)
     raise typer.Exit(run(host, port or int(os.environ.get("PORT", "8000")), workers))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -112,8 +113,35 @@ class Settings(BaseSettings):
     login_limit_per_hour: int = Field(default=60, ge=1)
     login_account_limit_per_hour: int = Field(default=10, ge=1)
 
-    # Behind a TLS proxy the cookies get the Secure flag and HSTS is sent.
+    # Body limits per route (service/web.py BodyKind), enforced while the body streams in: JSON calls, page
+    # forms without files, and the few forms that take files (max_upload_body_bytes above).
+    max_form_body_bytes: int = Field(default=128 * 1024, ge=1024)
+    # Pages that edit long texts (knowledge articles): a form, but with room for an article.
+    max_long_form_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Sign-in from a browser that signed in to the account before (device cookie): its own allowance, so
+    # that guesses from elsewhere never lock the owner out. Unknown browsers are counted per account and
+    # client; past ``login_account_limit_per_hour`` attempts on one account from all unknown browsers
+    # together, each further one is slowed down (up to this many seconds), not refused.
+    login_device_limit_per_hour: int = Field(default=10, ge=1)
+    login_account_total_per_hour: int = Field(default=50, ge=1)
+    login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
+
+    # Behind a TLS proxy the cookies get the Secure flag (and the __Host- prefix) and HSTS is sent.
     behind_tls: bool = False
+    # The proxies in front of the service, as addresses or CIDR ranges, separated by commas or spaces
+    # ("10.0.0.5, 172.18.0.0/16"). A request from one of them is taken to come from the right-most address
+    # of X-Forwarded-For that is not itself a trusted proxy; from anywhere else, the peer is the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def resolved_database_url(self) -> str:
@@ -139,6 +167,19 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR ranges, separated by commas or white space; a bad one is named, nothing guessed."""
+    networks = []
+    for item in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"RUECKHALT_TRUSTED_PROXIES: {item[:60]!r} is not an IP address or CIDR range"
+            ) from None
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -234,6 +275,33 @@ def check_production(settings: Settings) -> None:
         raise ConfigurationError("production mode needs RUECKHALT_BROKER_URL pointing at Redis")
     if not settings.public_url.startswith("https://"):
         raise ConfigurationError("production mode needs RUECKHALT_PUBLIC_URL with https:// (links in mails)")
+    if not settings.behind_tls:
+        # Without it, session cookies travel without the Secure flag and browsers get no HSTS.
+        raise ConfigurationError(
+            "production mode needs RUECKHALT_BEHIND_TLS=true (the service runs behind a TLS proxy)"
+        )
+    if not settings.trusted_networks:
+        # Behind a proxy every request comes from the proxy: without knowing it, every client would share
+        # one rate-limit bucket, and one flooder would silence intake for everyone.
+        raise ConfigurationError(
+            "production mode behind a TLS proxy needs RUECKHALT_TRUSTED_PROXIES: the address or CIDR range "
+            "the proxy connects from (e.g. 172.18.0.1 or 172.18.0.0/16)"
+        )
+
+
+def check_listen_address(settings: Settings, host: str) -> None:
+    """Embedded mode (generated secrets beside the data, SQLite, no TLS) serves this machine only."""
+    if settings.mode is Mode.production:
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigurationError(
+            "embedded mode listens on loopback only (--host 127.0.0.1); to serve other machines set "
+            "RUECKHALT_MODE=production with its secrets, PostgreSQL, Redis and a TLS proxy"
+        )
 
 
 @lru_cache(maxsize=1)

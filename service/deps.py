@@ -25,8 +25,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def client_address(request: Request) -> str:
-    """The peer address as uvicorn saw it (proxy headers only from trusted proxies); never stored."""
-    return request.client.host if request.client else "unknown"
+    """The client's rate-limit key: the peer, or behind a trusted proxy the right-most untrusted hop of
+    X-Forwarded-For (service.ratelimit.clients); IPv6 by /64. Never stored, never logged."""
+    peer = request.client.host if request.client else None
+    return runtime_of(request).clients.resolve(peer, request.headers.getlist("x-forwarded-for"))
 
 
 def enforce(runtime: Runtime, request: Request, limit: Limit) -> None:

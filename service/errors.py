@@ -47,6 +47,17 @@ class PayloadTooLarge(DomainError):
     public_message = "The request is too large."
 
 
+class UnsupportedMediaType(DomainError):
+    """A multipart body where no files are taken: only the forms that take files parse multipart."""
+
+    status_code = 415
+    message_key = "error.media_type"
+    public_message = (
+        "Diese Adresse nimmt keine Dateien an; es wurde nichts gespeichert. / "
+        "This address takes no files; nothing was stored."
+    )
+
+
 class RateLimited(DomainError):
     status_code = 429
     message_key = "error.rate_limited"

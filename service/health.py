@@ -3,10 +3,18 @@
 Database, broker and worker each report their state; the answer is 503 when any of them is down, because
 a service whose worker is gone accepts reports that nobody is told about. The worker is judged by its
 heartbeat (written by the beat schedule through a worker, and when a worker starts).
+
+A monitor, a load balancer and an attacker may all ask often: each process keeps one broker connection for
+the check (not one per request), and requests that come while a round of checks runs share its result, so a
+flood of /healthz costs one round at a time per process and holds no thread while it waits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from kombu.connection import Connection
 from sqlalchemy import select, text
+from starlette.concurrency import run_in_threadpool
 
 from service.db import utcnow
 from service.outbox.models import WorkerHeartbeat
@@ -44,13 +53,6 @@ def _database(runtime: Runtime) -> dict[str, Any]:
     return {"ok": True, "backend": runtime.engine.dialect.name}
 
 
-def _broker(runtime: Runtime) -> dict[str, Any]:
-    url = runtime.settings.resolved_broker_url
-    with Connection(url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
-        connection.ensure_connection(max_retries=1, timeout=2)
-    return {"ok": True, "transport": url.split(":", 1)[0]}
-
-
 def _worker(runtime: Runtime) -> dict[str, Any]:
     with runtime.sessions() as session:
         beat_at = session.scalar(select(WorkerHeartbeat.beat_at).where(WorkerHeartbeat.name == "worker"))
@@ -58,6 +60,78 @@ def _worker(runtime: Runtime) -> dict[str, Any]:
         return {"ok": False, "error": "no heartbeat yet"}
     age = (utcnow() - beat_at).total_seconds()
     return {"ok": age <= HEARTBEAT_STALE_AFTER.total_seconds(), "heartbeat_age_seconds": round(age, 1)}
+
+
+class BrokerProbe:
+    """One broker connection per process, opened on first use, checked with a PING (Redis) on every round,
+    and opened again after a failure."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._transport = url.split(":", 1)[0]
+        # kombu's types are partial (a channel's client is not declared): kept as Any.
+        self._connection: Any = None
+
+    def check(self) -> dict[str, Any]:
+        try:
+            if self._connection is None:
+                self._connection = Connection(self._url, connect_timeout=2)  # type: ignore[no-untyped-call]
+                self._connection.ensure_connection(max_retries=1, timeout=2)
+            if self._transport.startswith("redis"):
+                # A kept connection can be dead without knowing it: ask the server.
+                self._connection.default_channel.client.ping()
+            else:
+                self._connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception:
+            self.close()
+            raise
+        return {"ok": True, "transport": self._transport}
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.release()
+            self._connection = None
+
+
+class HealthProbe:
+    """The checks of one process. Requests that arrive while a round of checks runs wait for its result
+    (without holding a thread) instead of starting their own: however many ask at once, one round runs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._broker = BrokerProbe(runtime.settings.resolved_broker_url)
+        self._lock = threading.Lock()
+        self._running: asyncio.Future[dict[str, Any]] | None = None
+        self.rounds = 0
+
+    def _round(self) -> dict[str, Any]:
+        # The lock orders rounds of different event loops (a test's clients); one loop never waits here.
+        with self._lock:
+            self.rounds += 1
+            checks: dict[str, Any] = {}
+            rounds: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+                ("database", lambda: _database(self._runtime)),
+                ("broker", self._broker.check),
+                ("worker", lambda: _worker(self._runtime)),
+            ]
+            for name, check in rounds:
+                try:
+                    checks[name] = check()
+                except Exception as exc:  # the monitor needs a state, not a stack trace
+                    checks[name] = {"ok": False, "error": type(exc).__name__}
+            return checks
+
+    async def checks(self) -> dict[str, Any]:
+        running = self._running
+        if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
+            running = self._running = asyncio.ensure_future(run_in_threadpool(self._round))
+        # Shielded: a client that hangs up must not cancel the round the others wait for.
+        return await asyncio.shield(running)
+
+    def close(self) -> None:
+        with self._lock:
+            self._broker.close()
 
 
 @router.get(
@@ -71,14 +145,9 @@ def _worker(runtime: Runtime) -> dict[str, Any]:
         },
     },
 )
-def healthz(request: Request) -> JSONResponse:
-    runtime: Runtime = request.app.state.runtime
-    checks: dict[str, Any] = {}
-    for name, check in (("database", _database), ("broker", _broker), ("worker", _worker)):
-        try:
-            checks[name] = check(runtime)
-        except Exception as exc:  # the monitor needs a state, not a stack trace
-            checks[name] = {"ok": False, "error": type(exc).__name__}
+async def healthz(request: Request) -> JSONResponse:
+    probe: HealthProbe = request.app.state.health
+    checks = await probe.checks()
     healthy = all(check["ok"] for check in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503

@@ -20,6 +20,7 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
+from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,
     FailoverCounter,
@@ -45,6 +46,7 @@ class Runtime:
     policy: RoutingPolicy
     blobs: BlobStore
     limiter: RateLimiter
+    clients: ClientResolver
     intake: IntakeService
     accounts: AccountService
     audit: AuditLog
@@ -97,6 +99,7 @@ def build_runtime(settings: Settings) -> Runtime:
         policy=policy,
         blobs=blobs,
         limiter=RateLimiter(counter, secrets.ratelimit_key),
+        clients=ClientResolver(settings.trusted_networks),
         intake=intake,
         accounts=AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=audit),
         audit=audit,
@@ -116,7 +119,3 @@ def receipt_limit(settings: Settings) -> Limit:
 
 def login_client_limit(settings: Settings) -> Limit:
     return Limit("login-client", settings.login_limit_per_hour, 3600)
-
-
-def login_account_limit(settings: Settings) -> Limit:
-    return Limit("login-account", settings.login_account_limit_per_hour, 3600)

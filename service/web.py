@@ -10,7 +10,9 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
@@ -23,10 +25,17 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import strict_json
-from service.auth import csrf
+from service.auth import csrf, sessions
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
-from service.errors import BadInput, DatabaseUnavailable, DomainError, NotFound, PayloadTooLarge
+from service.errors import (
+    BadInput,
+    DatabaseUnavailable,
+    DomainError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from service.i18n import SUPPORTED, Translator, pick
 
 Scope = MutableMapping[str, Any]
@@ -67,13 +76,13 @@ def security_headers(behind_tls: bool, path: str) -> list[tuple[bytes, bytes]]:
 
 
 class HardeningMiddleware:
-    """Security headers on every response, body-size limits, and a content-free access log."""
+    """Security headers on every response, a content-free access log, and the largest body any route takes
+    (a backstop: each route has its own, smaller limit, see ``BodyKind``)."""
 
-    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_json_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_body_bytes: int) -> None:
         self.app = app
         self.behind_tls = behind_tls
-        self.max_json_bytes = max_json_bytes
-        self.max_upload_bytes = max_upload_bytes
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,10 +90,8 @@ class HardeningMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        limit = (
-            self.max_upload_bytes if content_type.startswith("multipart/form-data") else self.max_json_bytes
-        )
+        # Whatever the request claims to be: the content type is the client's to choose, the limit is not.
+        limit = self.max_body_bytes
         extra = security_headers(self.behind_tls, path)
         started = time.perf_counter()
         status_holder = {"status": 0}
@@ -209,17 +216,104 @@ def refuse_nul_in_url(request: Request) -> None:
         raise _nul_refused("query")
 
 
+class BodyKind(StrEnum):
+    """What a route's body may be, and so how large it may grow (each with its own setting)."""
+
+    json = "json"  # the API (and any route under /api/): max_json_body_bytes
+    form = "form"  # a page's form without files: max_form_body_bytes
+    long_form = "long_form"  # a page's form with a long text (an article): max_long_form_body_bytes
+    upload = "upload"  # a form that takes files, the only kind that may be multipart: max_upload_body_bytes
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    json: int
+    form: int
+    long_form: int
+    upload: int
+
+    def of(self, kind: BodyKind) -> int:
+        limit: int = getattr(self, kind.value)
+        return limit
+
+    @property
+    def largest(self) -> int:
+        return max(self.json, self.form, self.long_form, self.upload)
+
+
+_BODY_KIND = "_rueckhalt_body_kind"
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def body(kind: BodyKind) -> Callable[[EndpointT], EndpointT]:
+    """Declares a route's body (below the ``@router.post`` line). Without it, routes under /api/ take JSON
+    and every other route a form without files: a route takes files only where it says so."""
+
+    def mark(endpoint: EndpointT) -> EndpointT:
+        setattr(endpoint, _BODY_KIND, kind)
+        return endpoint
+
+    return mark
+
+
+def body_kind_of(path: str, endpoint: Callable[..., Any]) -> BodyKind:
+    declared: BodyKind | None = getattr(endpoint, _BODY_KIND, None)
+    if declared is not None:
+        return declared
+    return BodyKind.json if path.startswith("/api/") or path == "/healthz" else BodyKind.form
+
+
+def limited_receive(request: Request, kind: BodyKind) -> Receive:
+    """The route's body limit, before anything is read (a declared length) and while the body streams in
+    (no length, or a wrong one): a flood is refused before any handler, rate limit or parser sees it."""
+    limits: BodyLimits = request.app.state.body_limits
+    limit = limits.of(kind)
+    content_type = request.headers.get("content-type", "").lower()
+    if kind is not BodyKind.upload and kind is not BodyKind.json and content_type.startswith("multipart/"):
+        # A JSON route never parses multipart (it answers 422, within its small limit); a page's form
+        # would, so it refuses it outright.
+        raise UnsupportedMediaType()
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            too_large = int(declared) > limit
+        except ValueError:
+            too_large = True
+        if too_large:
+            raise PayloadTooLarge()
+    upstream = request.receive
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await upstream()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge()
+        return message
+
+    return receive
+
+
 class StrictRoute(APIRoute):
-    """The route class of every router (``route_class=StrictRoute``): the URL is checked and the JSON body
-    read strictly before any dependency or handler runs."""
+    """The route class of every router (``route_class=StrictRoute``): the URL is checked, the route's body
+    limit applied (``BodyKind``) and the JSON body read strictly before any dependency or handler runs."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # Before the base class builds the handler, which reads it.
+        self.body_kind = body_kind_of(path, endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        kind = self.body_kind
 
         async def strict_handler(request: Request) -> Response:
             refuse_nul_in_url(request)
             try:
-                return await handler(StrictRequest(request.scope, request.receive))
+                receive = limited_receive(request, kind)
+                return await handler(StrictRequest(request.scope, receive))
             except StarletteHTTPException as exc:
                 # FastAPI turns any failure while reading a JSON body into a 400; a body that grew past
                 # the limit while it streamed in (no Content-Length) is the documented 413.
@@ -247,8 +341,19 @@ async def read_form(
 # -- language and templates -------------------------------------------------------------------------------
 
 
+def cookie_name(request: Request, base: str) -> str:
+    """Behind TLS every cookie of ours is ``__Host-`` prefixed: Secure, Path=/, no Domain, so no sibling
+    subdomain (and no plain-HTTP page) can set or overwrite it."""
+    pages: Pages | None = getattr(request.app.state, "pages", None)
+    return f"__Host-{base}" if pages is not None and pages.behind_tls else base
+
+
+def read_cookie(request: Request, base: str) -> str | None:
+    return request.cookies.get(cookie_name(request, base))
+
+
 def request_lang(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "de"
+    wanted = request.query_params.get("lang") or read_cookie(request, LANG_COOKIE) or "de"
     return wanted if wanted in SUPPORTED else "de"
 
 
@@ -277,10 +382,25 @@ def _get_page_of(path: str) -> str:
     return case_form.group(1) if case_form else "/"
 
 
+# A path of this site: one slash, then no second slash or backslash (browsers read "/\\host" as "//host"),
+# and nothing a browser would take for another scheme, host or a line break.
+_SAME_ORIGIN_PATH = re.compile(r"^/(?![/\\])[^\\\x00-\x1f\x7f]*$")
+
+
+def same_origin_path(path: str) -> str:
+    """``path`` if it can only name a page of this site, else "/": the link is built from what the client
+    asked for (``GET //evil.example`` has the path ``//evil.example``), and must never lead elsewhere."""
+    if not _SAME_ORIGIN_PATH.match(path):
+        return "/"
+    # Percent-encoded again (the path arrives decoded): "?" or "#" in it stays part of the path.
+    return quote(path, safe="/-._~!$&'()*+,;=:@")
+
+
 def switch_lang_url(request: Request, lang: str) -> str:
     other = "en" if lang == "de" else "de"
-    path = request.url.path if request.method == "GET" else _get_page_of(request.url.path)
-    return f"{path}?{urlencode({'lang': other})}"
+    # The decoded path of the scope: request.url.path is partly encoded again, and would be encoded twice.
+    path: str = request.scope["path"] if request.method == "GET" else _get_page_of(request.url.path)
+    return f"{same_origin_path(path)}?{urlencode({'lang': other})}"
 
 
 def make_templates() -> Environment:
@@ -301,25 +421,53 @@ class Pages:
     def __init__(self, env: Environment, csrf_key: bytes, behind_tls: bool) -> None:
         self.env = env
         self._csrf_key = csrf_key
-        self._behind_tls = behind_tls
+        self.behind_tls = behind_tls
+
+    def name(self, base: str) -> str:
+        return f"__Host-{base}" if self.behind_tls else base
+
+    def _csrf_binding(self, request: Request) -> str:
+        """What the form token is bound to (service.auth.csrf): the staff session, else the reporter
+        session, else the signed-out CSRF cookie (made here when the browser has none yet). After a
+        sign-out in this request, the sessions it ended no longer count."""
+        if not getattr(request.state, "csrf_signed_out", False):
+            for kind, base in (("staff", csrf.STAFF_COOKIE), ("reporter", csrf.REPORTER_COOKIE)):
+                id_hash = sessions.id_hash_of(request.cookies.get(self.name(base)))
+                if id_hash is not None:
+                    return f"{kind}:{id_hash}"
+        cookie: str | None = getattr(request.state, "new_csrf_cookie", None)
+        cookie = cookie or request.cookies.get(self.name(csrf.COOKIE))
+        if not cookie:
+            cookie = request.state.new_csrf_cookie = csrf.new_cookie_value()
+        return f"anon:{cookie}"
+
+    def signed_out(self, request: Request) -> None:
+        """This request ended the browser's session: a page it renders carries a token for a signed-out
+        browser, under a CSRF cookie that is new as well (render sets it)."""
+        request.state.csrf_signed_out = True
+        request.state.new_csrf_cookie = csrf.new_cookie_value()
+
+    def rotate_csrf(self, request: Request, response: Response) -> None:
+        """A new signed-out CSRF cookie (at every sign-in and sign-out): a value planted or seen before the
+        sign-in is worth nothing after it."""
+        request.state.new_csrf_cookie = csrf.new_cookie_value()
+        self.set_cookie(response, csrf.COOKIE, request.state.new_csrf_cookie, max_age=None)
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = request_lang(request)
-        csrf_cookie = request.cookies.get(csrf.COOKIE) or request.state.__dict__.get("new_csrf_cookie")
-        new_cookie = None
-        if not csrf_cookie:
-            csrf_cookie = new_cookie = csrf.new_cookie_value()
-            request.state.new_csrf_cookie = csrf_cookie
+        had_cookie = request.cookies.get(self.name(csrf.COOKIE))
+        binding = self._csrf_binding(request)
         body = self.env.get_template(f"pages/{name}").render(
             t=Translator(lang),
             lang=lang,
             switch_lang_url=switch_lang_url(request, lang),
-            csrf_token=csrf.token_for(self._csrf_key, csrf_cookie),
+            csrf_token=csrf.token_for(self._csrf_key, binding),
             request_path=request.url.path,
             **context,
         )
         response = HTMLResponse(body, status_code=status)
-        if new_cookie:
+        new_cookie = getattr(request.state, "new_csrf_cookie", None)
+        if new_cookie and new_cookie != had_cookie:
             self.set_cookie(response, csrf.COOKIE, new_cookie, max_age=None)
         if request.query_params.get("lang") in SUPPORTED:
             self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
@@ -327,11 +475,23 @@ class Pages:
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
-            name, value, max_age=max_age, httponly=True, samesite="strict", secure=self._behind_tls, path="/"
+            self.name(name),
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=self.behind_tls,
+            path="/",
+        )
+
+    def delete_cookie(self, response: Response, name: str) -> None:
+        # With the attributes it was set with: a browser ignores a __Host- cookie without Secure and Path=/.
+        response.delete_cookie(
+            self.name(name), path="/", httponly=True, samesite="strict", secure=self.behind_tls
         )
 
     def csrf_ok(self, request: Request, token: str | None) -> bool:
-        return csrf.valid(self._csrf_key, request.cookies.get(csrf.COOKIE), token)
+        return csrf.valid(self._csrf_key, self._csrf_binding(request), token)
 
 
 # -- errors -------------------------------------------------------------------------------------------------

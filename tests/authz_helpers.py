@@ -192,20 +192,28 @@ class World:
         return {"rh_reporter": response.cookies["rh_reporter"]}
 
     def form_csrf(self) -> tuple[dict[str, str], str]:
-        """A browser's CSRF cookie and the form token bound to it, as any page hands them out."""
+        """A signed-out browser's CSRF cookie and the form token bound to it, as any page hands them out."""
         page = self.send("GET", Call("/melden"), {})
         return {"rh_csrf": page.cookies["rh_csrf"]}, csrf_token(page.text)
 
-    def fresh_session(self, actor: Actor) -> tuple[dict[str, str], str]:
-        """A second session of the actor's kind, for a request that ends the session it is sent with."""
+    def form_token(self, cookies: Mapping[str, str]) -> str:
+        """The form token a page gives a browser with these cookies: bound to its staff or reporter session
+        (issue 14.6), so it is fetched again after every sign-in."""
+        return csrf_token(self.send("GET", Call("/melden"), cookies).text)
+
+    def fresh_session(self, actor: Actor) -> tuple[dict[str, str], str, str]:
+        """A second session of the actor's kind, for a request that ends the session it is sent with: its
+        cookies, API token and form token."""
         if actor.signed_in and actor.staff is not None:
             staff_cookies, api_token = self.sign_in(actor.staff)
-            return {**actor.cookies, **staff_cookies}, api_token
+            cookies = {**actor.cookies, **staff_cookies}
+            return cookies, api_token, self.form_token(cookies)
         if actor.reporter_of is not None and actor.reporter_session:
             receipt = self.cases[actor.reporter_of].receipt
-            cookies = {"rh_csrf": actor.cookies["rh_csrf"]}
-            return {**actor.cookies, **self.reporter_sign_in(receipt, cookies, actor.form_token)}, ""
-        return actor.cookies, actor.api_token
+            csrf, token = self.form_csrf()
+            cookies = {**actor.cookies, **self.reporter_sign_in(receipt, csrf, token)}
+            return cookies, "", self.form_token(cookies)
+        return actor.cookies, actor.api_token, actor.form_token
 
     # -- what the world holds ------------------------------------------------------------------------------
     def case_id(self, key: str) -> str:
@@ -350,12 +358,13 @@ def _staff_actor(
     pending: bool = False,
     leads: frozenset[str] = frozenset(),
 ) -> Actor:
-    csrf, token = world.form_csrf()
+    csrf, _ = world.form_csrf()
     staff_cookies, api_token = world.sign_in(staff)
+    cookies = {**csrf, **staff_cookies}
     return Actor(
         name,
-        {**csrf, **staff_cookies},
-        token,
+        cookies,
+        world.form_token(cookies),
         api_token,
         staff=staff,
         signed_in=True,
@@ -445,7 +454,13 @@ def build_world(
         csrf, token = world.form_csrf()
         cookies = {**csrf, **world.reporter_sign_in(ref.receipt, csrf, token)}
         reporters.append(
-            Actor(f"reporter_{ref.key}", cookies, token, reporter_of=ref.key, reporter_session=True)
+            Actor(
+                f"reporter_{ref.key}",
+                cookies,
+                world.form_token(cookies),
+                reporter_of=ref.key,
+                reporter_session=True,
+            )
         )
     _converse(world, a, counsellor, reporters[0])
     _converse(world, b, other, reporters[1])
@@ -459,11 +474,8 @@ def build_world(
     reporter_cookie = world.reporter_sign_in(b.receipt, swapped_csrf, swapped_token)["rh_reporter"]
     assert other.staff is not None
     staff_cookie = world.sign_in(other.staff)[0]["rh_staff"]
-    swapped = Actor(
-        "swapped_cookies",
-        {**swapped_csrf, "rh_staff": reporter_cookie, "rh_reporter": staff_cookie},
-        swapped_token,
-    )
+    swapped_cookies = {**swapped_csrf, "rh_staff": reporter_cookie, "rh_reporter": staff_cookie}
+    swapped = Actor("swapped_cookies", swapped_cookies, world.form_token(swapped_cookies))
 
     # A holder whose account is disabled behind a live session: the account service ends the sessions when
     # it disables, so the flag is set directly, to prove that every request checks it as well.
@@ -474,7 +486,12 @@ def build_world(
     idle = _staff_actor(world, "idle_session", person(memberships=by), holds=a_holder)
     idle_csrf, idle_token = world.form_csrf()
     idle_reporter_cookies = {**idle_csrf, **world.reporter_sign_in(a.receipt, idle_csrf, idle_token)}
-    idle_reporter = Actor("reporter_A_idle_session", idle_reporter_cookies, idle_token, reporter_of=A)
+    idle_reporter = Actor(
+        "reporter_A_idle_session",
+        idle_reporter_cookies,
+        world.form_token(idle_reporter_cookies),
+        reporter_of=A,
+    )
     assert disabled.staff is not None
     assert idle.staff is not None
     with runtime.sessions() as db:

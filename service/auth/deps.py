@@ -8,7 +8,9 @@ sign-in page; with an initial password still in place everything but the passwor
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -17,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import sessions
+from service.auth import csrf, sessions
 from service.auth.schemas import MembershipRead, StaffUserRead
 from service.auth.service import NO_KEY, login_email
 from service.auth.sessions import STAFF_SESSION
@@ -33,12 +35,17 @@ from service.errors import (
     RateLimited,
 )
 from service.organisations import repository as organisations
-from service.runtime import Runtime, login_account_limit, login_client_limit
-from service.web import Pages, wants_html
+from service.ratelimit.service import Limit
+from service.runtime import Runtime, login_client_limit
+from service.web import Pages, read_cookie, wants_html
 
 log = logging.getLogger("rueckhalt.auth")
 
-STAFF_COOKIE = "rh_staff"
+STAFF_COOKIE = csrf.STAFF_COOKIE
+# Set at a successful sign-in, for the account: this browser has signed in to it before. Attempts that
+# carry it have their own allowance, so that guesses from anywhere else never lock the owner out.
+DEVICE_COOKIE = "rh_device"
+DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
 CSRF_HEADER = "X-CSRF-Token"
 SIGN_IN_PAGE = "/anmelden"
 PASSWORD_PAGE = "/konto/passwort"  # noqa: S105 - a path, not a password
@@ -51,7 +58,7 @@ def api_csrf_token(session_key: bytes, session_id_hash: str) -> str:
 
 
 def open_subject(request: Request, runtime: Runtime) -> Subject | None:
-    cookie = request.cookies.get(STAFF_COOKIE)
+    cookie = read_cookie(request, STAFF_COOKIE)
     if not cookie:
         return None
     with runtime.sessions() as db:
@@ -134,24 +141,79 @@ class SignedIn:
     session_id_hash: str
     user_id: str
     must_change_password: bool
+    # This browser's device cookie for the account (kept if it had a valid one, else new).
+    device_cookie: str
 
 
-def _enforce_login_limits(runtime: Runtime, request: Request, email: str) -> None:
-    """Per client, then per account; both before any Argon2 work, so a flood is refused cheaply."""
-    settings = runtime.settings
-    if not runtime.limiter.allow(login_client_limit(settings), client_address(request)):
-        raise RateLimited()
-    enforce_account_limit(runtime, email)
-
-
-def enforce_account_limit(runtime: Runtime, email: str) -> None:
+def account_key(runtime: Runtime, email: str) -> str:
     # The limiter never sees the address itself, only a keyed hash (and hashes that again per day).
-    account = keyed_hash(runtime.secrets.ratelimit_key, "login-account", login_email(email).encode()).hex()
-    if not runtime.limiter.allow(login_account_limit(runtime.settings), account):
+    return keyed_hash(runtime.secrets.ratelimit_key, "login-account", login_email(email).encode()).hex()
+
+
+def _device_mac(runtime: Runtime, device_id: str, account: str) -> str:
+    return keyed_hash(runtime.secrets.session_key, "login-device", f"{device_id}:{account}".encode()).hex()
+
+
+def new_device_cookie(runtime: Runtime, account: str) -> str:
+    device_id = secrets.token_urlsafe(16)
+    return f"{device_id}.{_device_mac(runtime, device_id, account)}"
+
+
+def known_device(runtime: Runtime, cookie: str | None, account: str) -> str | None:
+    """The device id of a device cookie made for this account by this server, else None (a cookie of
+    another account, a forged or a garbled one is no device at all)."""
+    if not cookie or len(cookie) > 200 or cookie.count(".") != 1:
+        return None
+    device_id, mac = cookie.split(".")
+    expected = _device_mac(runtime, device_id, account)
+    if len(mac) != len(expected) or not constant_time_equal(mac.encode(), expected.encode()):
+        return None
+    return device_id
+
+
+def _enforce_login_limits(runtime: Runtime, request: Request, email: str) -> float:
+    """The sign-in limits, all before any Argon2 work, so that a flood is refused cheaply; returns how long
+    to slow this attempt down.
+
+    - per client address (every attempt, any account);
+    - from a browser that signed in to this account before (device cookie): per account and device, and
+      nothing else counts against the account: the owner is never locked out by guesses from elsewhere;
+    - from any other browser: per account and client address (a flooder's addresses each meet their own
+      limit, the owner's new browser has its own), and the account's total from all unknown browsers,
+      past which each attempt is slowed down (up to ``login_slowdown_max_seconds``), never refused.
+    """
+    settings = runtime.settings
+    client = client_address(request)
+    if not runtime.limiter.allow(login_client_limit(settings), client):
+        raise RateLimited()
+    account = account_key(runtime, email)
+    device = known_device(runtime, read_cookie(request, DEVICE_COOKIE), account)
+    if device is not None:
+        own = Limit("login-device", settings.login_device_limit_per_hour, 3600, per_client=False)
+        if not runtime.limiter.allow(own, f"{account}:{device}"):
+            raise RateLimited()
+        return 0.0
+    per_client = Limit("login-account", settings.login_account_limit_per_hour, 3600, per_client=False)
+    if not runtime.limiter.allow(per_client, f"{account}:{client}"):
+        raise RateLimited()
+    total = Limit("login-account-total", settings.login_account_total_per_hour, 3600, per_client=False)
+    over = runtime.limiter.count(total, account) - total.max_hits
+    if over <= 0:
+        return 0.0
+    return min(settings.login_slowdown_max_seconds, 0.5 * over)
+
+
+def enforce_password_change_limit(runtime: Runtime, subject: Subject) -> None:
+    """Password checks of a signed-in member: per account and session, apart from the sign-in limits (a
+    flood of sign-in guesses must not keep her from changing her password either)."""
+    limit = Limit("password-change", runtime.settings.login_account_limit_per_hour, 3600, per_client=False)
+    if not runtime.limiter.allow(limit, f"{account_key(runtime, subject.email)}:{subject.session_id_hash}"):
         raise RateLimited()
 
 
-def _sign_in_work(runtime: Runtime, email: str, password: str, code: str) -> SignedIn | None:
+def _sign_in_work(
+    runtime: Runtime, email: str, password: str, code: str, device_cookie: str | None
+) -> SignedIn | None:
     with runtime.sessions() as db:
         logged_in = runtime.accounts.login(db, email, password, code)
         if logged_in is None:
@@ -164,13 +226,23 @@ def _sign_in_work(runtime: Runtime, email: str, password: str, code: str) -> Sig
         db.commit()
     id_hash = sessions.id_hash_of(cookie)
     assert id_hash is not None
-    return SignedIn(cookie, id_hash, user.id, user.must_change_password)
+    account = account_key(runtime, email)
+    device = device_cookie if known_device(runtime, device_cookie, account) else None
+    return SignedIn(
+        cookie, id_hash, user.id, user.must_change_password, device or new_device_cookie(runtime, account)
+    )
 
 
 async def sign_in(request: Request, runtime: Runtime, email: str, password: str, code: str) -> SignedIn:
     """Rate limits, then one bounded Argon2 run; LoginFailed (one message) for every kind of failure."""
-    await run_in_threadpool(_enforce_login_limits, runtime, request, email)
-    signed_in = await runtime.argon2_gate.run(partial(_sign_in_work, runtime, email, password, code))
+    delay = await run_in_threadpool(_enforce_login_limits, runtime, request, email)
+    if delay > 0:
+        # Slowed, not locked: the wait holds no thread and no Argon2 slot.
+        await asyncio.sleep(delay)
+    device_cookie = read_cookie(request, DEVICE_COOKIE)
+    signed_in = await runtime.argon2_gate.run(
+        partial(_sign_in_work, runtime, email, password, code, device_cookie)
+    )
     if signed_in is None:
         log.info("staff sign-in refused")
         raise LoginFailed()
@@ -189,13 +261,13 @@ def change_own_password(runtime: Runtime, request: Request, subject: Subject, cu
         private = runtime.accounts.change_password(
             db, user, current, new, keep_session=subject.session_id_hash
         )
-        sessions.reseal(db, STAFF_SESSION, request.cookies.get(STAFF_COOKIE), private.raw)
+        sessions.reseal(db, STAFF_SESSION, read_cookie(request, STAFF_COOKIE), private.raw)
         db.commit()
 
 
 def sign_out(runtime: Runtime, request: Request) -> None:
     with runtime.sessions() as db:
-        sessions.destroy(db, request.cookies.get(STAFF_COOKIE))
+        sessions.destroy(db, read_cookie(request, STAFF_COOKIE))
 
 
 def pages_of(request: Request) -> Pages:
@@ -203,13 +275,17 @@ def pages_of(request: Request) -> Pages:
     return pages
 
 
-def set_staff_cookie(request: Request, response: Response, cookie: str) -> None:
+def set_staff_cookie(request: Request, response: Response, signed_in: SignedIn) -> None:
+    """The session cookie, the device cookie for the account, and a new signed-out CSRF cookie."""
+    pages = pages_of(request)
     # No max-age: the cookie ends with the browser; the server ends the session after 30 min idle / 12 h.
-    pages_of(request).set_cookie(response, STAFF_COOKIE, cookie, max_age=None)
+    pages.set_cookie(response, STAFF_COOKIE, signed_in.cookie, max_age=None)
+    pages.set_cookie(response, DEVICE_COOKIE, signed_in.device_cookie, max_age=DEVICE_COOKIE_MAX_AGE)
+    pages.rotate_csrf(request, response)
 
 
-def clear_staff_cookie(response: Response) -> None:
-    response.delete_cookie(STAFF_COOKIE, path="/", httponly=True, samesite="strict")
+def clear_staff_cookie(request: Request, response: Response) -> None:
+    pages_of(request).delete_cookie(response, STAFF_COOKIE)
 
 
 def user_read(runtime: Runtime, user_id: str) -> StaffUserRead:
@@ -244,8 +320,8 @@ def install_staff_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, NotSignedIn)
         if wants_html(request):
             response: Response = RedirectResponse(SIGN_IN_PAGE, status_code=303)
-            if request.cookies.get(STAFF_COOKIE):
-                clear_staff_cookie(response)
+            if read_cookie(request, STAFF_COOKIE):
+                clear_staff_cookie(request, response)
             return response
         return JSONResponse({"detail": exc.public_message}, status_code=exc.status_code)
 

@@ -14,7 +14,7 @@ from service.auth.deps import (
     clear_staff_cookie,
     current_staff_pending_password,
     current_staff_pending_password_write,
-    enforce_account_limit,
+    enforce_password_change_limit,
     set_staff_cookie,
     sign_in,
     sign_out,
@@ -64,7 +64,7 @@ async def create_session(
     The answer's `csrf_token` goes into the `X-CSRF-Token` header of every state-changing call.
     """
     signed_in = await sign_in(request, runtime, body.email, body.password, body.totp)
-    set_staff_cookie(request, response, signed_in.cookie)
+    set_staff_cookie(request, response, signed_in)
     return await run_in_threadpool(
         _session_read, runtime, signed_in.user_id, signed_in.session_id_hash, signed_in.must_change_password
     )
@@ -86,7 +86,7 @@ def delete_session(subject: PendingWriteSubject, request: Request, runtime: Runt
     """Deletes the server half of the session: the cookie opens nothing afterwards."""
     sign_out(runtime, request)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    clear_staff_cookie(response)
+    clear_staff_cookie(request, response)
     return response
 
 
@@ -114,6 +114,6 @@ async def change_password(
     other session of the account ends."""
     change = partial(change_own_password, runtime, request, subject, body.current_password, body.new_password)
     # The current password is checked by Argon2 like a sign-in, and limited like one.
-    await run_in_threadpool(enforce_account_limit, runtime, subject.email)
+    await run_in_threadpool(enforce_password_change_limit, runtime, subject)
     await runtime.argon2_gate.run(change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -21,7 +21,7 @@ from service.auth.deps import (
     change_own_password,
     clear_staff_cookie,
     current_staff_pending_password,
-    enforce_account_limit,
+    enforce_password_change_limit,
     open_subject,
     pages_of,
     set_staff_cookie,
@@ -115,7 +115,7 @@ async def staff_login(request: Request) -> Response:
         return _login_page(request, status=503, email=email, errors=[_error("", t("staff_login.busy"))])
     target = PASSWORD_PAGE if signed_in.must_change_password else HOME_PAGE
     response = RedirectResponse(target, status_code=303)
-    set_staff_cookie(request, response, signed_in.cookie)
+    set_staff_cookie(request, response, signed_in)
     return response
 
 
@@ -127,8 +127,9 @@ async def staff_logout(request: Request) -> Response:
     if not pages_of(request).csrf_ok(request, form.get("csrf_token")):
         raise CsrfFailed()
     await run_in_threadpool(sign_out, runtime, request)
+    pages_of(request).signed_out(request)
     response = _login_page(request, notice=t("staff_login.signed_out"))
-    clear_staff_cookie(response)
+    clear_staff_cookie(request, response)
     return response
 
 
@@ -198,7 +199,7 @@ async def staff_password_change(request: Request, subject: PendingSubject) -> Re
         return _password_page(request, subject, status=422, errors=[_error("new_password_repeat", message)])
 
     try:
-        await run_in_threadpool(enforce_account_limit, runtime, subject.email)
+        await run_in_threadpool(enforce_password_change_limit, runtime, subject)
         await runtime.argon2_gate.run(partial(change_own_password, runtime, request, subject, current, new))
     except PasswordRejected as exc:
         field = exc.field

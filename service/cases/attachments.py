@@ -19,7 +19,7 @@ from service.cases.blobs import BlobStore
 from service.cases.models import Attachment
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import NotFound
-from service.reports.uploads import ACCEPTED_TYPES, EncryptedUpload
+from service.reports.uploads import ACCEPTED_TYPES, EncryptedUpload, download_name
 
 # The 200 answer of a download in /openapi.json: the file as stored, in one of the accepted types.
 DOWNLOAD_RESPONSE: dict[str, Any] = {
@@ -72,6 +72,13 @@ def _meta(attachment: Attachment, key: bytes) -> dict[str, Any]:
     return meta
 
 
+def _name(attachment: Attachment, key: bytes) -> str:
+    """The name shown and downloaded: with the extension of the stored (detected) type, also for a file
+    stored before uploads were named so ("Drohbrief.hta" of plain text is "Drohbrief_hta.txt")."""
+    sent = str(_meta(attachment, key).get("filename") or "")
+    return download_name(sent, attachment.content_type) if sent else ""
+
+
 def describe(
     session: Session, case_id: str, key: bytes, *, messages_only: bool = False
 ) -> list[dict[str, Any]]:
@@ -81,7 +88,7 @@ def describe(
             "id": attachment.id,
             "incident_id": attachment.incident_id,
             "message_id": attachment.message_id,
-            "filename": str(_meta(attachment, key).get("filename") or ""),
+            "filename": _name(attachment, key),
             "content_type": attachment.content_type,
             "size_bytes": attachment.size_bytes,
             "uploaded_by": attachment.uploaded_by,
@@ -98,7 +105,6 @@ def opened(
     attachment = repository.attachment(session, case_id, attachment_id)
     if attachment is None:
         raise NotFound()
-    meta = _meta(attachment, key)
     context = Context("attachment", case_id=attachment.case_id, record_id=attachment.id)
     path = blobs.path(attachment.blob_name)
 
@@ -107,7 +113,7 @@ def opened(
             yield from open_stream(key, context, source)
 
     return DecryptedAttachment(
-        filename=str(meta.get("filename") or "beweis"),
+        filename=_name(attachment, key) or download_name("beweis", attachment.content_type),
         content_type=attachment.content_type,
         size_bytes=attachment.size_bytes,
         chunks=chunks,

@@ -39,7 +39,7 @@ from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.reports.uploads import parse_form
 from service.runtime import Runtime
-from service.web import StrictRoute, read_form, request_lang
+from service.web import BodyKind, StrictRoute, body, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
@@ -930,6 +930,7 @@ async def reclassify(case_id: str, seq: int, request: Request, subject: StaffDep
 
 
 @router.post(INBOX + "/{case_id}/nachricht")
+@body(BodyKind.upload)
 async def write_message(case_id: str, request: Request, subject: StaffDep) -> Response:
     """A message to the reporter, optionally with files; the files are encrypted with the case key while
     the form streams in, so the case is opened (404 if the subject may not see it) before the body is read."""

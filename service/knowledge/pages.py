@@ -14,7 +14,7 @@ from service.errors import ValidationFailed
 from service.i18n import Translator
 from service.knowledge.selfcheck import gaps, load_selfcheck
 from service.knowledge.service import ArticleView
-from service.web import StrictRoute, read_form, request_lang
+from service.web import BodyKind, StrictRoute, body, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
@@ -48,6 +48,7 @@ def knowledge_new_form(request: Request, subject: CoordinatorDep) -> Response:
 
 
 @router.post("/wissen/neu")
+@body(BodyKind.long_form)
 async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
     """A coordinator publishes a new article in the language of the page (German unless ?lang=en)."""
     runtime = runtime_of(request)
@@ -169,6 +170,7 @@ def knowledge_edit_form(slug: str, request: Request, subject: CoordinatorDep) ->
 
 
 @router.post("/wissen/{slug}/bearbeiten")
+@body(BodyKind.long_form)
 async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
     lang = request_lang(request)

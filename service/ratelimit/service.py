@@ -7,6 +7,7 @@ database nor Redis ever holds an address, and yesterday's counters cannot be lin
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class Limit:
     scope: str
     max_hits: int
     window_seconds: int
+    # Keyed by the client's address (not by an account or a device): watched for one dominant client.
+    per_client: bool = True
 
 
 class SqlCounter:
@@ -129,18 +132,86 @@ class FailoverCounter:
         return self._fallback.hit(key, window_seconds)
 
 
+class TrafficWatch:
+    """Warns when one client key carries most of a scope's requests: behind a proxy that the service does
+    not know as trusted, every client looks like the proxy and shares one bucket (one flooder then silences
+    everyone). The warning names the scope and the share, never an address or a key.
+
+    In-process and bounded: per scope a Misra-Gries summary of ``slots`` counters (any key with more than
+    1/(slots+1) of the hits is among them; its count is never overestimated), reset every window, and at
+    most one warning per scope and window.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_seconds: float = 300.0,
+        min_hits: int = 50,
+        share: float = 0.5,
+        slots: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._window = window_seconds
+        self._min_hits = min_hits
+        self._share = share
+        self._slots = slots
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._totals: dict[str, int] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+        self._warned: set[str] = set()
+
+    def observe(self, scope: str, key: str) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._started.get(scope, float("-inf")) >= self._window:
+                self._started[scope] = now
+                self._totals[scope] = 0
+                self._counts[scope] = {}
+                self._warned.discard(scope)
+            total = self._totals[scope] = self._totals[scope] + 1
+            counts = self._counts[scope]
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < self._slots:
+                counts[key] = 1
+            else:
+                for other in list(counts):
+                    counts[other] -= 1
+                    if counts[other] == 0:
+                        del counts[other]
+            top = counts.get(key, 0)
+            if scope in self._warned or total < self._min_hits or top <= self._share * total:
+                return
+            self._warned.add(scope)
+        log.warning(
+            "rate limits: one client carries %d%% of the last %d '%s' requests; if the service is behind a "
+            "proxy, set RUECKHALT_TRUSTED_PROXIES to its address, or every client shares one limit",
+            round(100 * top / total),
+            total,
+            scope,
+        )
+
+
 class RateLimiter:
-    def __init__(self, counter: Counter, secret: bytes) -> None:
+    def __init__(self, counter: Counter, secret: bytes, watch: TrafficWatch | None = None) -> None:
         self._counter = counter
         self._secret = secret
+        self._watch = watch or TrafficWatch()
 
     def _client_key(self, scope: str, client: str) -> str:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         day_key = keyed_hash(self._secret, "ratelimit-day", day.encode())
         return keyed_hash(day_key, f"ratelimit:{scope}", client.encode()).hex()
 
+    def count(self, limit: Limit, client: str) -> int:
+        """Count one hit for this client and return the hits of this window so far (this one included)."""
+        key = self._client_key(limit.scope, client)
+        if limit.per_client:
+            self._watch.observe(limit.scope, key)
+        return self._counter.hit(key, limit.window_seconds)
+
     def allow(self, limit: Limit, client: str) -> bool:
         """Count one hit for this client; False once the client is over the limit in this window."""
-        return (
-            self._counter.hit(self._client_key(limit.scope, client), limit.window_seconds) <= limit.max_hits
-        )
+        return self.count(limit, client) <= limit.max_hits

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import sessions
+from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases import attachments as files
 from service.cases.schemas import MessageCreate
@@ -27,11 +27,11 @@ from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
-from service.web import Pages, StrictRoute, download, read_form, request_lang
+from service.web import BodyKind, Pages, StrictRoute, body, download, read_cookie, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
-SESSION_COOKIE = "rh_reporter"
+SESSION_COOKIE = csrf.REPORTER_COOKIE
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
 CASE_NOTICES = {"message_sent": "notice.message_sent"}
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
@@ -147,6 +147,7 @@ async def _parse_multipart(
 
 
 @router.post("/melden")
+@body(BodyKind.upload)
 async def submit_report(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = _pages(request)
@@ -218,7 +219,7 @@ class ReporterSession:
 
 def _open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | None:
     with runtime.sessions() as db:
-        opened = sessions.resume(db, REPORTER_SESSION, request.cookies.get(SESSION_COOKIE))
+        opened = sessions.resume(db, REPORTER_SESSION, read_cookie(request, SESSION_COOKIE))
     if opened is None:
         return None
     return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
@@ -353,10 +354,12 @@ async def reporter_login(request: Request) -> Response:
         )
     response = RedirectResponse("/fall", status_code=303)
     pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
+    pages.rotate_csrf(request, response)
     return response
 
 
 @router.post("/fall/vorfall")
+@body(BodyKind.upload)
 async def reporter_add_incident(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = _pages(request)
@@ -406,6 +409,7 @@ async def reporter_add_incident(request: Request) -> Response:
 
 
 @router.post("/fall/nachricht")
+@body(BodyKind.upload)
 async def reporter_message(request: Request) -> Response:
     """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
     does not send the message twice; an error shows the page again with the text kept."""
@@ -527,9 +531,10 @@ async def reporter_logout(request: Request) -> Response:
 
     def logout() -> None:
         with runtime.sessions() as db:
-            sessions.destroy(db, request.cookies.get(SESSION_COOKIE))
+            sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
 
     await run_in_threadpool(logout)
+    pages.signed_out(request)
     response = pages.render(request, "reporter_login.html", errors=[], notice=t("notice.signed_out"))
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    pages.delete_cookie(response, SESSION_COOKIE)
     return response

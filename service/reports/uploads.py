@@ -3,16 +3,20 @@
 Starlette's form parser spools large files to a temporary file in plaintext; evidence must never touch the
 disk unencrypted, so files are sniffed by content, then either encrypted chunk by chunk straight into a blob
 (PDF, text) or, for images, held in memory up to a limit, stripped of metadata (EXIF GPS!) by re-encoding
-the pixels, and then encrypted. File names are kept only inside the sealed metadata.
+the pixels in a small thread pool (never on the event loop), and then encrypted. Only the types of the
+allow-list are taken, by content and by name; file names are kept only inside the sealed metadata, with the
+extension of the detected type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
-import warnings
+import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -33,12 +37,33 @@ from service.web import read_form
 SNIFF_BYTES = 4096
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
-# Pillow refuses images above this many pixels (decompression bombs).
-MAX_IMAGE_PIXELS = 40_000_000
+# Images above this many pixels are refused before they are decoded (a phone's 16 MP photo fits; a few
+# hundred bytes that claim 60,000 x 60,000 pixels do not): decoding holds every pixel in memory.
+MAX_IMAGE_PIXELS = 16_000_000
+# Images are cleaned in this many threads per process, off the event loop; more wait their turn, so ten
+# large images at once neither stall the loop nor hold ten decoded images in memory.
+IMAGE_WORKERS = 2
 
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
-# Every type ``sniff`` can answer: the only ones a stored file (and so a download) can have.
-ACCEPTED_TYPES = (*IMAGE_TYPES, "application/pdf", "text/plain")
+# The allow-list: every type ``sniff`` can answer (the only ones a stored file, and so a download, can have),
+# with the extensions a sender's file name may carry; the first is the one a download is named with.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "image/png": (".png",),
+    "image/webp": (".webp",),
+    "application/pdf": (".pdf",),
+    "text/plain": (".txt", ".text", ".log"),
+}
+ACCEPTED_TYPES = tuple(EXTENSIONS)
+ACCEPTED_EXTENSIONS = frozenset(ext for extensions in EXTENSIONS.values() for ext in extensions)
+# Text that a browser, Windows or a mail program would run or render rather than show: web pages, SVG
+# and XML (scripts), HTML applications (.hta), Windows script hosts (.wsf), Internet shortcuts (.url) and
+# folder settings (desktop.ini). Refused even where the name says .txt.
+_ACTIVE_TEXT = re.compile(
+    rb"<\s*(?:!doctype|html|head|body|script|svg|iframe|frame|object|embed|meta|style|link|form|base|job"
+    rb"|package|xsl:\w+)(?=[\s/>])|<\?xml|<hta:|\[internetshortcut\]|\[\.shellclassinfo\]",
+    re.IGNORECASE,
+)
 
 
 def sniff(head: bytes) -> str | None:
@@ -62,41 +87,97 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def is_active_text(head: bytes) -> bool:
+    """Text that is really a web page, an SVG, a script host file or a shortcut (see _ACTIVE_TEXT)."""
+    return _ACTIVE_TEXT.search(head) is not None
+
+
+class TooManyPixels(ValueError):
+    """The image is larger (in pixels) than MAX_IMAGE_PIXELS: refused before it is decoded."""
+
+
 def strip_image(data: bytes, content_type: str) -> bytes:
-    """Re-encode the pixels only: EXIF (GPS, camera serial), XMP, ICC and text chunks do not survive."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        previous = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format != IMAGE_TYPES[content_type]:
-                    raise ValueError("image format does not match its content")
-                image.load()
-                # Apply the orientation tag before dropping it, so phone photos are not turned sideways.
-                upright = ImageOps.exif_transpose(image)
-                fmt = IMAGE_TYPES[content_type]
-                pixels = upright.convert("RGB") if fmt == "JPEG" else upright
-                # Savers also write metadata they find on the image itself, not only what the save call
-                # passes (Pillow keeps a JPEG's comment so): only the pixels, and a palette's
-                # transparency, go on.
-                pixels.info = {key: value for key, value in pixels.info.items() if key == "transparency"}
-                out = io.BytesIO()
-                if fmt == "JPEG":
-                    pixels.save(out, format="JPEG", quality=90)
-                else:
-                    pixels.save(out, format=fmt)
-                return out.getvalue()
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous
+    """Re-encode the pixels only: EXIF (GPS, camera serial), XMP, ICC and text chunks do not survive.
+
+    Runs in the image pool's threads, so it changes no process-wide state (Pillow's own bomb limit and the
+    warning filters are global): the size is checked from the header, before any pixel is decoded, and the
+    file is opened with the detected format's decoder only, never one Pillow would guess."""
+    fmt = IMAGE_TYPES[content_type]
+    try:
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels() from exc
+    with image:
+        if image.format != fmt:
+            raise ValueError("image format does not match its content")
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise TooManyPixels()
+        image.load()
+        # Apply the orientation tag before dropping it, so phone photos are not turned sideways.
+        upright = ImageOps.exif_transpose(image)
+        pixels = upright.convert("RGB") if fmt == "JPEG" else upright
+        # Savers also write metadata they find on the image itself, not only what the save call passes
+        # (Pillow keeps a JPEG's comment so): only the pixels, and a palette's transparency, go on.
+        pixels.info = {key: value for key, value in pixels.info.items() if key == "transparency"}
+        out = io.BytesIO()
+        if fmt == "JPEG":
+            pixels.save(out, format="JPEG", quality=90)
+        else:
+            pixels.save(out, format=fmt)
+        return out.getvalue()
+
+
+_IMAGE_POOL = ThreadPoolExecutor(max_workers=IMAGE_WORKERS, thread_name_prefix="image-clean")
+
+
+async def strip_image_off_loop(data: bytes, content_type: str) -> bytes:
+    """``strip_image`` in the bounded image pool: the event loop goes on serving while Pillow works."""
+    return await asyncio.get_running_loop().run_in_executor(_IMAGE_POOL, strip_image, data, content_type)
+
+
+def _clean(filename: str | None) -> str:
+    return "".join("_" if is_control(char) else char for char in filename or "")
 
 
 def display_name(filename: str | None) -> str:
-    """The name a file is shown and downloaded under: what the sender's system called it (folders and all:
-    it is only ever a name, blobs are stored under random ones, and the download header flattens it), but
-    never with control or bidi characters (a NUL, or a U+202E that turns "gpj.exe" around), and at most
-    255 characters."""
-    return "".join("_" if is_control(char) else char for char in filename or "")[:255]
+    """What the sender's system called the file (folders and all: it is only ever a name, blobs are stored
+    under random ones, and the download header flattens it), but never with control or bidi characters (a
+    NUL, or a U+202E that turns "gpj.exe" around), and at most 255 characters."""
+    return _clean(filename)[:255]
+
+
+def extension(name: str) -> str:
+    """The extension Windows would act on: after the last dot of the last folder part, lower case, with
+    the trailing dots and spaces that Windows drops removed first ("Drohbrief.hta. " is an .hta)."""
+    base = re.split(r"[/\\]", name.rstrip(". \t"))[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot >= 0 else ""
+
+
+def name_refused(filename: str | None) -> bool:
+    """A name whose extension is outside the allow-list (.hta, .js, .vbs, .ps1, .html, .svg, .url, .exe):
+    refused whatever the content, so that nobody is handed "Drohbrief.hta" at all."""
+    found = extension(_clean(filename))
+    return bool(found) and found not in ACCEPTED_EXTENSIONS
+
+
+def download_name(filename: str, content_type: str) -> str:
+    """The name a file is shown and downloaded under: the sender's name with the extension of the type its
+    content was detected as, so that a double click opens it in a viewer for that type and nothing runs.
+    A different extension is replaced; an unknown one (files stored before names were checked) is kept
+    visibly in the name ("Drohbrief_hta.txt"). At most 255 characters, the extension always kept."""
+    wanted = EXTENSIONS.get(content_type, (".bin",))
+    name = _clean(filename).rstrip(". \t") or "beweis"
+    found = extension(name)
+    stem = name[: len(name) - len(found)] if found else name
+    if found in wanted:
+        suffix = name[len(stem) :]
+    else:
+        suffix = wanted[0]
+        if found and found not in ACCEPTED_EXTENSIONS:
+            stem = f"{stem}_{found[1:]}"
+    stem = stem.rstrip(". \t") or "beweis"
+    return stem[: 255 - len(suffix)] + suffix
 
 
 @dataclass
@@ -153,6 +234,8 @@ class EncryptingFormParser:
         self._files_seen = 0
         self._field_count = 0
         self._written: list[str] = []
+        # Images the parser has finished, waiting to be cleaned off the event loop.
+        self._images: list[_Part] = []
 
     # -- multipart callbacks -------------------------------------------------------------------------------
     def _on_part_begin(self) -> None:
@@ -223,8 +306,13 @@ class EncryptingFormParser:
         if self._files_seen > self._limits.max_files:
             part.rejected = "attachment_count"
             return
+        if name_refused(part.filename):
+            part.rejected = "attachment_type"
+            return
         part.content_type = sniff(bytes(part.head))
-        if part.content_type is None:
+        if part.content_type is None or (
+            part.content_type == "text/plain" and is_active_text(bytes(part.head))
+        ):
             part.rejected = "attachment_type"
             return
         part.attachment_id = new_id()
@@ -269,29 +357,48 @@ class EncryptingFormParser:
             self.errors.append({"field": "attachments", "reason": part.rejected, "position": part.position})
             return
         assert part.content_type is not None
-        if part.sealer is not None:
-            size = self._close_sink(part)
-            self._blobs.commit(part.blob_name)
-        else:
+        if part.sealer is None:
+            # An image: cleaned in the image pool once the parser hands control back (parse_images).
+            self._images.append(part)
+            return
+        size = self._close_sink(part)
+        self._blobs.commit(part.blob_name)
+        self._stored(part, size)
+
+    async def _clean_images(self) -> None:
+        """Clean, encrypt and store the images the parser has finished, each off the event loop."""
+        while self._images:
+            part = self._images.pop(0)
+            assert part.content_type is not None
+            data = bytes(part.data)
+            part.data.clear()
             try:
-                cleaned = strip_image(bytes(part.data), part.content_type)
+                cleaned = await strip_image_off_loop(data, part.content_type)
+            except TooManyPixels:
+                self.errors.append(
+                    {"field": "attachments", "reason": "attachment_pixels", "position": part.position}
+                )
+                continue
             except Exception:
                 # Any decoder failure means we cannot vouch for what is inside: refuse the file.
                 self.errors.append(
                     {"field": "attachments", "reason": "attachment_broken", "position": part.position}
                 )
-                return
+                continue
             finally:
-                part.data.clear()
+                del data
             with self._blobs.open_temp(part.blob_name) as sink:
                 self._written.append(part.blob_name)
                 sealer = StreamSealer(self._key, self._attachment_context(part), sink)
                 sealer.write(cleaned)
                 size = sealer.close()
             self._blobs.commit(part.blob_name)
-        meta = json.dumps(
-            {"filename": display_name(part.filename), "content_type": part.content_type}
-        ).encode()
+            self._stored(part, size)
+
+    def _stored(self, part: _Part, size: int) -> None:
+        assert part.content_type is not None
+        name = download_name(display_name(part.filename), part.content_type) if part.filename else ""
+        meta = json.dumps({"filename": name, "content_type": part.content_type}).encode()
         self.uploads.append(
             EncryptedUpload(
                 attachment_id=part.attachment_id,
@@ -346,7 +453,12 @@ class EncryptingFormParser:
                 if received > self._max_body_bytes:
                     raise PayloadTooLarge()
                 parser.write(chunk)
+                await self._clean_images()
             parser.finalize()
+            await self._clean_images()
+            # Images are stored when cleaned, after files that ended later: keep the order they were sent in.
+            self.uploads.sort(key=lambda upload: upload.position)
+            self.errors.sort(key=lambda error: int(str(error.get("position") or 0)))
         except FormParserError:
             self.discard()
             raise ValidationFailed([public_error(["body"], "multipart", "invalid multipart body")]) from None
@@ -363,6 +475,7 @@ class EncryptingFormParser:
             self._blobs.delete(name)
         self._written.clear()
         self.uploads.clear()
+        self._images.clear()
 
 
 def limits_of(settings: Settings) -> UploadLimits:

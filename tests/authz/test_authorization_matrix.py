@@ -617,6 +617,8 @@ class Cell:
     expect: Expect
     cookies: dict[str, str]
     api_token: str
+    # The form token of these cookies (a fresh session has its own: tokens are bound to the session).
+    form_token: str = ""
 
     def __str__(self) -> str:
         token = "" if self.with_token else " WITHOUT CSRF"
@@ -646,11 +648,13 @@ class Matrix:
             for variant in route.variants:
                 expect = expected(key, route, actor, variant, self.world)
                 for with_token in (True, False) if route.csrf else (True,):
-                    cookies, api_token = actor.cookies, actor.api_token
+                    cookies, api_token, form_token = actor.cookies, actor.api_token, actor.form_token
                     if route.fresh_session:
-                        cookies, api_token = self.world.fresh_session(actor)
+                        cookies, api_token, form_token = self.world.fresh_session(actor)
                     outcome = expect if with_token else expected_without_csrf(route, actor, variant, expect)
-                    cells.append(Cell(key, route, actor, variant, with_token, outcome, cookies, api_token))
+                    cells.append(
+                        Cell(key, route, actor, variant, with_token, outcome, cookies, api_token, form_token)
+                    )
         return cells
 
     def run(self, key: tuple[str, str], route: Route) -> None:
@@ -700,7 +704,7 @@ class Matrix:
             call,
             cell.cookies,
             csrf_header=cell.api_token if cell.with_token and route.csrf == "header" else "",
-            form_token=actor.form_token if cell.with_token and route.csrf == "form" else "",
+            form_token=cell.form_token if cell.with_token and route.csrf == "form" else "",
         )
         self.check_answer(cell, response)
         if not cell.expect.allowed:

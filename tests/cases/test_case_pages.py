@@ -652,7 +652,7 @@ def test_a_refused_file_sends_nothing_and_leaves_no_blob(
 
     refused = send_with_files(sender, url, page_url, "Mit Datei", [good, bad])
     assert refused.status_code == 422
-    assert "Datei 2: Dieses Dateiformat nehmen wir nicht an." in refused.text
+    assert "Datei 2: Diesen Dateityp nehmen wir nicht an." in refused.text
     assert 'href="#field-message_files"' in refused.text
     assert ">Mit Datei</textarea>" in refused.text
 

@@ -38,3 +38,24 @@ def test_every_setting_in_compose_exists_and_every_secret_is_named() -> None:
     assert names <= fields, names - fields
     for secret in SECRET_NAMES:
         assert f"RUECKHALT_{secret.upper()}" in text, secret
+
+
+def test_the_api_knows_its_proxy_and_leaves_forwarded_headers_to_the_service() -> None:
+    """The proxy on the host connects through the network's gateway: that is the trusted proxy (issue 14.1).
+    uvicorn's own proxy handling stays off (it would trust the left-most hop, and only 127.0.0.1)."""
+    import ipaddress
+
+    compose = yaml.safe_load(COMPOSE.read_text())
+    api = compose["services"]["api"]
+    command = " ".join(api["command"])
+    assert "--no-proxy-headers" in command
+    assert "--forwarded-allow-ips" not in command
+    environment = {**compose["x-app"]["environment"], **api.get("environment", {})}
+    assert environment["RUECKHALT_BEHIND_TLS"] == "true"
+    default = re.fullmatch(
+        r"\$\{RUECKHALT_TRUSTED_PROXIES:-([^}]+)\}", environment["RUECKHALT_TRUSTED_PROXIES"]
+    )
+    assert default, "an operator can name another proxy; the default is the gateway"
+    gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
+    assert ipaddress.ip_address(gateway) in ipaddress.ip_network(default.group(1))
+    assert Settings(trusted_proxies=default.group(1)).trusted_networks

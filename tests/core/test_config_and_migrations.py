@@ -128,5 +128,11 @@ def test_production_needs_redis_as_broker_and_an_https_public_url(tmp_path: Path
     with pytest.raises(ConfigurationError, match="RUECKHALT_PUBLIC_URL"):
         check_production(Settings(**base, broker_url="redis://redis:6379/1"))  # type: ignore[arg-type]
     check_production(
-        Settings(**base, broker_url="redis://redis:6379/1", public_url="https://rueckhalt.example")  # type: ignore[arg-type]
+        Settings(
+            **base,  # type: ignore[arg-type]
+            broker_url="redis://redis:6379/1",
+            public_url="https://rueckhalt.example",
+            behind_tls=True,
+            trusted_proxies="172.30.0.1",
+        )
     )

@@ -141,6 +141,11 @@ def empty(marker: str) -> bytes:
     return b""
 
 
+def text(marker: str, content: str) -> bytes:
+    """Exactly this text ({marker} replaced), UTF-8."""
+    return expand(content, marker).encode()
+
+
 def text_of(marker: str, size: int) -> bytes:
     return (marker + " " + "Beweis " * size)[:size].encode() if size >= len(marker) else b"x" * size
 
@@ -170,6 +175,7 @@ FILES: dict[str, Callable[..., bytes]] = {
         jpeg_magic_png_body,
         fake_webp,
         empty,
+        text,
         text_of,
         noisy_jpeg,
     )

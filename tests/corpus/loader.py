@@ -90,6 +90,7 @@ REFUSAL_STATUS = {
     "attachment_size": 422,
     "attachment_count": 422,
     "attachment_broken": 422,
+    "attachment_pixels": 422,
     "content_type": 422,
     "multipart": 422,
     "csrf": 403,

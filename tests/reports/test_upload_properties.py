@@ -17,14 +17,26 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from service.cases.blobs import BlobStore
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import PayloadTooLarge, ValidationFailed
 from service.reports.schemas import is_control
-from service.reports.uploads import ACCEPTED_TYPES, EncryptingFormParser, UploadLimits, display_name, sniff
+from service.reports.uploads import (
+    ACCEPTED_TYPES,
+    EXTENSIONS,
+    SNIFF_BYTES,
+    EncryptingFormParser,
+    UploadLimits,
+    display_name,
+    download_name,
+    extension,
+    is_active_text,
+    name_refused,
+    sniff,
+)
 from service.web import content_disposition
 
 KEY = bytes(range(32))
@@ -119,6 +131,8 @@ def test_a_text_file_decrypts_to_what_was_sent_in_any_chunking(
     root: Path, text: str, filename: str, cuts: list[int]
 ) -> None:
     content = text.encode()
+    # Names outside the allow-list and web pages are refused (tested below and in the corpus).
+    assume(not name_refused(filename) and not is_active_text(content[:SNIFF_BYTES]))
     try:
         parser = parse(root, chunks(body_of([("csrf_token", "t")], [(filename, content)]), cuts))
         assert parser.errors == []
@@ -131,9 +145,34 @@ def test_a_text_file_decrypts_to_what_was_sent_in_any_chunking(
         assert content not in BlobStore(root).path(upload.blob_name).read_bytes() or len(content) < 4
         meta_context = Context("attachment_meta", case_id=CASE, record_id=upload.attachment_id)
         meta = json.loads(open_sealed(KEY, upload.meta_ciphertext, meta_context))
-        assert meta == {"filename": display_name(filename), "content_type": "text/plain"}
+        shown = download_name(display_name(filename), "text/plain") if filename else ""
+        assert meta == {"filename": shown, "content_type": "text/plain"}
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@PROPERTY
+@given(text_files, file_names)
+def test_a_name_outside_the_allow_list_is_refused_and_leaves_no_blob(
+    root: Path, text: str, stem: str
+) -> None:
+    for ending in (".hta", ".js", ".vbs", ".ps1", ".html", ".svg", ".url", ".exe", ".HTA", ".js. "):
+        parser = parse(root, chunks(body_of([], [(stem + ending, text.encode())]), []))
+        assert [error["reason"] for error in parser.errors] == ["attachment_type"]
+        assert parser.uploads == []
+        assert files_under(root) == []
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(file_names, st.sampled_from(sorted(EXTENSIONS)))
+def test_a_download_name_ends_in_its_type_and_stays_a_name(filename: str, content_type: str) -> None:
+    """Whatever a sender called a file, the name it is shown and downloaded under ends in an extension of
+    the detected type, is at most 255 characters, and holds no control or bidi character."""
+    name = download_name(display_name(filename), content_type)
+    assert extension(name) in EXTENSIONS[content_type]
+    assert 0 < len(name) <= 255
+    assert not any(is_control(char) for char in name)
+    assert download_name(name, content_type) == name, "naming again changes nothing"
 
 
 @PROPERTY
