@@ -373,13 +373,17 @@ _GET_PAGE_OF = {
 
 # The forms of a case page post to /intern/faelle/<id>/<action>; the page itself is /intern/faelle/<id>.
 _CASE_FORM = re.compile(r"^(/intern/faelle/[0-9a-f-]{36})/[a-z]+$")
+# The forms of an organisation's page (a grant, a revocation, the key, the shares) likewise.
+_ORGANISATION_FORM = re.compile(
+    r"^(/intern/organisationen/[0-9a-f-]{36})/(?:mitglieder(?:/[0-9a-f-]{36}/entfernen)?|schluessel|anteile)$"
+)
 
 
 def _get_page_of(path: str) -> str:
     if path in _GET_PAGE_OF:
         return _GET_PAGE_OF[path]
-    case_form = _CASE_FORM.match(path)
-    return case_form.group(1) if case_form else "/"
+    form_page = _CASE_FORM.match(path) or _ORGANISATION_FORM.match(path)
+    return form_page.group(1) if form_page else "/"
 
 
 # A path of this site: one slash, then no second slash or backslash (browsers read "/\\host" as "//host"),

@@ -1,18 +1,28 @@
-"""Helpers of the browser tests (tests/browser): contexts with JavaScript off, axe-core, the TOTP phone."""
+"""Helpers of the browser tests (tests/browser): contexts with JavaScript off, axe-core, the TOTP phone,
+the operator's command line against the live server."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from axe_playwright_python.sync_playwright import Axe
+from helpers import LiveServer
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from service.crypto import totp_code, totp_secret_from_base32
 from service.crypto.totp import TOTP_STEP_SECONDS, totp_step
+from service.i18n import catalogue
 from service.web import CSP
+
+ROOT = Path(__file__).resolve().parent.parent
 
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
@@ -47,6 +57,55 @@ def phone_for(account: dict[str, Any]) -> Authenticator:
     """One phone per account for the whole session: every module signs in to the same live server, whose
     replay refusal remembers the last step of each account across modules."""
     return _PHONES.setdefault(account["email"], Authenticator(account["totp_secret"]))
+
+
+def rueckhalt(server: LiveServer, *args: str) -> str:
+    """One of the operator's commands (``rueckhalt ...``) on the live server's data folder; its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env={**os.environ, "RUECKHALT_DATA_DIR": str(server.data_dir)},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """A staff account as ``rueckhalt user create`` made it: what the operator hands over."""
+
+    email: str
+    initial_password: str
+    phone: Authenticator
+
+
+def create_account(server: LiveServer, email: str, name: str) -> NewAccount:
+    """A staff account made by the operator, with the initial password and the secret it printed once."""
+    printed = rueckhalt(server, "user", "create", email, "--name", name)
+    password = re.search(r"INITIAL PASSWORD.*\n\s+(\S+)", printed)
+    secret = re.search(r"secret: (\S+)", printed)
+    assert password, "the command prints the initial password"
+    assert secret, "the command prints the two-factor secret"
+    return NewAccount(email, password.group(1), phone_for({"email": email, "totp_secret": secret.group(1)}))
+
+
+def untranslated(page: Page) -> list[str]:
+    """What of the page's visible text is not English: a key of the catalogues shown as itself, or a German
+    text of them (the English catalogue lacks it, so the German one stood in)."""
+    text = page.locator("body").inner_text()
+    german, english = catalogue("de"), catalogue("en")
+    keys = [key for key in german if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", text)]
+    fallbacks = [
+        german[key]
+        for key in german
+        # Long enough to be a sentence or a label of its own, and with no placeholder to fill.
+        if german[key] != english.get(key)
+        and len(german[key]) >= 12
+        and "{" not in german[key]
+        and german[key] in text
+    ]
+    return keys + fallbacks
 
 
 def no_horizontal_scroll(page: Page, width: int) -> None:

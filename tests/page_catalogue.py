@@ -1,8 +1,8 @@
 """Every page a person can open, and every other GET route with the reason it is not a page.
 
 tests/browser/test_accessibility.py runs axe-core on each page of ``PAGES`` (and on the error pages of
-``ERROR_PAGES``); tests/browser/test_page_catalogue.py fails when the application answers a GET on a route
-that is in neither list, so a new page cannot go unchecked.
+``ERROR_PAGES`` and the answers of ``FORM_ANSWER_PAGES``); tests/browser/test_page_catalogue.py fails when
+the application answers a GET on a route that is in neither list, so a new page cannot go unchecked.
 """
 
 from __future__ import annotations
@@ -30,6 +30,20 @@ PAGES: dict[str, str] = {
     "/intern/faelle": "counsellors: the inbox with its filters",
     "/intern/faelle/{case_id}": "counsellors: one case with messages, notes, history and its forms",
     "/intern/statistik": "coordinators: the anonymised dashboard",
+    "/intern/organisationen": "members: their organisations; leads reach each one's page (or set its key up)",
+    "/intern/organisationen/{organisation_id}": (
+        "leads: the first key pair, or members and their keys, granting, revoking and the recovery shares"
+    ),
+}
+
+# Pages that only the answer to a form shows, with no GET route of their own: POST route -> what it shows.
+FORM_ANSWER_PAGES: dict[str, str] = {
+    "/intern/organisationen/{organisation_id}/schluessel": (
+        "leads: the first key pair is made; its recovery shares, shown once, one printed page per custodian"
+    ),
+    "/intern/organisationen/{organisation_id}/anteile": (
+        "leads: new recovery shares, shown once, one printed page per custodian"
+    ),
 }
 
 # GET routes that answer with something other than an HTML page, by route, with the reason.
@@ -40,6 +54,7 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/cases": "JSON API: the case list",
     "/api/v1/cases/{case_id}": "JSON API: one case",
     "/api/v1/cases/{case_id}/attachments/{attachment_id}": "download: a decrypted file (case page)",
+    "/api/v1/organisations/{organisation_id}/members": "JSON API: an organisation's members (its leads)",
     "/api/v1/dashboard/response-times": "JSON API: response times per organisation",
     "/api/v1/dashboard/snapshots": "JSON API: the coordinators' snapshots",
     "/api/v1/dashboard/snapshots/{as_of}": "JSON API: one snapshot",
@@ -79,7 +94,12 @@ def get_routes(app: Any) -> set[str]:
     them on the first request. Both names are private, so anything unknown fails here rather than being
     skipped: a route this walk cannot read would otherwise escape the catalogue.
     """
-    return {path for path, methods in _walk(app.routes, "") if methods is None or "GET" in methods}
+    return routes_answering(app, "GET")
+
+
+def routes_answering(app: Any, method: str) -> set[str]:
+    """The paths of every route of ``app`` that answers ``method`` (see ``get_routes``)."""
+    return {path for path, methods in _walk(app.routes, "") if methods is None or method in methods}
 
 
 def _walk(routes: Iterable[BaseRoute], prefix: str) -> Iterator[tuple[str, set[str] | None]]:

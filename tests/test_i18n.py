@@ -67,6 +67,27 @@ SERVER_KEYS = [
     *(f"case_label.{code}" for code in LABELS),
     *(f"grant_role.{role.value}" for role in GrantRole),
     *(f"routing_reason.{kind.value}" for kind in ReasonKind),
+    # The leads' pages (service/organisations/pages.py) translate notices and the codes of refusals; an
+    # unknown code falls back to organisation.error.account, which says less.
+    *(f"organisation.notice.{name}" for name in ("granted", "revoked")),
+    *(
+        f"organisation.error.{code}"
+        for code in (
+            "account",
+            "unknown_account",
+            "no_own_password",
+            "staff_role",
+            "disabled",
+            "role",
+            "incomplete_keys",
+            "custodians",
+            "custodian_name",
+            "custodian_twice",
+            "threshold",
+            "has_key",
+            "no_key",
+        )
+    ),
     *(
         f"history.{action}"
         for action in (

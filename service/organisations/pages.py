@@ -77,6 +77,7 @@ def _organisation_page(
         "staff_organisation.html",
         status=status,
         organisation=view,
+        me=subject.user_id,
         default_threshold=DEFAULT_THRESHOLD,
         values=values or {},
         errors=summary,

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,22 +31,25 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
-    """The embedded default with demo data and staff, served by uvicorn on a free loopback port."""
+@contextmanager
+def serving(*, demo: bool) -> Iterator[LiveServer]:
+    """The embedded default served by uvicorn on a free loopback port, with the demo data and staff or on a
+    migrated, empty database (the operator's commands set that one up, as on a new installation)."""
     data_dir = Path(tempfile.mkdtemp(prefix="rh-live-"))
     port = free_port()
     env = {
         **os.environ,
         "RUECKHALT_DATA_DIR": str(data_dir),
-        "RUECKHALT_DEMO": "true",
         "PORT": str(port),
         # The default (20 an hour) is one person's; every browser test signs in with receipts from 127.0.0.1.
         "RUECKHALT_RECEIPT_LIMIT_PER_HOUR": "200",
     }
+    if demo:
+        env["RUECKHALT_DEMO"] = "true"
     cli = [sys.executable, "-m", "service.cli"]
     subprocess.run([*cli, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
+    if demo:
+        subprocess.run([*cli, "demo"], env=env, cwd=ROOT, check=True, capture_output=True)
     # The whole embedded service as `make run` starts it: api, Celery worker and beat (healthz needs all).
     server = subprocess.Popen([*cli, "up", "--port", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -66,6 +70,21 @@ def live_server() -> Iterator[LiveServer]:
         # grace period, and is then killed by it.
         server.wait(timeout=STOP_GRACE_SECONDS + 10)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """The embedded default with demo data and staff (every organisation of the policy has its key)."""
+    with serving(demo=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def new_installation() -> Iterator[LiveServer]:
+    """The embedded default on a migrated, empty database: no organisation, no account, no case. For a
+    module that sets up an organisation from its very start (an organisation the demo made has its key)."""
+    with serving(demo=False) as server:
+        yield server
 
 
 # Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while

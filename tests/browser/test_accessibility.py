@@ -12,14 +12,10 @@ demo case belongs to test_counsellor_flow.py, which expects to acknowledge it.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,15 +27,16 @@ from browser_helpers import (
     Scheme,
     context_for,
     contrast_ratio,
+    create_account,
     phone_for,
+    rueckhalt,
 )
 from helpers import LiveServer
-from page_catalogue import ERROR_PAGES, PAGES, REPORTER_PAGES
+from page_catalogue import ERROR_PAGES, FORM_ANSWER_PAGES, PAGES, REPORTER_PAGES
 from playwright.sync_api import Browser, FilePayload, Page, expect
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 CASE_TYPE = "C2"  # damage to a home: no demo case and no other browser test files it
 DESCRIPTION = "Nachts wurde die Hauswand beschmiert, mit meinem Namen und einer Drohung."
@@ -353,9 +350,13 @@ def test_counsellor_pages(
         page.locator("form:has(input[name=action][value=start]) button").click()
         expect(page.locator("img.qr")).to_be_visible()
         checker.check(page, "POST /konto/zwei-faktor")
-        # A wrong code: the old app stays in force, the set-up is shown again with the error.
-        page.fill("#field-code", "000000")
-        page.locator("form:has(input[name=action][value=confirm]) button").click()
+        # A wrong code of the new app (the password and the old app's code right): the old app stays in
+        # force, the set-up is shown again with the error.
+        confirm = page.locator("form:has(input[name=action][value=confirm])")
+        confirm.locator("#field-code").fill("000000")
+        confirm.locator("#field-password").fill(account["password"])
+        confirm.locator("#field-current_code").fill(phone_for(account).code())
+        confirm.locator("button").click()
         expect(page.locator("#field-code-error")).to_be_visible()
         checker.check(page, "POST /konto/zwei-faktor")
 
@@ -436,34 +437,22 @@ def test_lead_admin_and_new_staff_pages(
             context.close()
 
     # A new account, as an administrator creates it: the initial password must be changed first.
-    email = "neu.a11y@demo.rueckhalt.example"
-    created = subprocess.run(
-        [sys.executable, "-m", "service.cli", "user", "create", email, "--name", "Nora Neumann (Demo)"],
-        env={**os.environ, "RUECKHALT_DATA_DIR": str(live_server.data_dir)},
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    password = re.search(r"INITIAL PASSWORD.*\n\s+(\S+)", created)
-    secret = re.search(r"secret: (\S+)", created)
-    assert password, "the command prints the initial password"
-    assert secret, "the command prints the two-factor secret"
-    phone = phone_for({"email": email, "totp_secret": secret.group(1)})
+    newcomer = create_account(live_server, "neu.a11y@demo.rueckhalt.example", "Nora Neumann (Demo)")
+    phone = newcomer.phone
 
     context = context_for(browser, 1280)
     page = context.new_page()
     try:
-        sign_in(page, live_server, email, password.group(1), phone)
+        sign_in(page, live_server, newcomer.email, newcomer.initial_password, phone)
         expect(page).to_have_url(f"{live_server.url}/konto/passwort")
         checker.check(page, "GET /konto/passwort")
-        page.fill("#field-current_password", password.group(1))
+        page.fill("#field-current_password", newcomer.initial_password)
         page.fill("#field-new_password", "kurz")
         page.fill("#field-new_password_repeat", "kurz")
         page.locator("form[action='/konto/passwort'] button[type=submit]").click()
         expect(page.locator("#field-new_password-error")).to_be_visible()
         checker.check(page, "POST /konto/passwort")
-        page.fill("#field-current_password", password.group(1))
+        page.fill("#field-current_password", newcomer.initial_password)
         page.fill("#field-new_password", "Zwölf-Zeichen-Mindestens-7")
         page.fill("#field-new_password_repeat", "Zwölf-Zeichen-Mindestens-7")
         page.locator("form[action='/konto/passwort'] button[type=submit]").click()
@@ -476,11 +465,87 @@ def test_lead_admin_and_new_staff_pages(
         page.goto(f"{live_server.url}/konto/zwei-faktor")
         page.locator("form:has(input[name=action][value=start]) button").click()
         new_app = Authenticator(page.locator("code.code-text").first.inner_text())
+        # A change of the second factor asks for the password and a code of the old app as well.
+        confirm = page.locator("form:has(input[name=action][value=confirm])")
+        confirm.locator("#field-password").fill("Zwölf-Zeichen-Mindestens-7")
+        confirm.locator("#field-current_code").fill(phone.code())
         new_app.last_step = phone.last_step  # the server refuses any step at or before the last one used
-        page.fill("#field-code", new_app.code())
-        page.locator("form:has(input[name=action][value=confirm]) button").click()
+        confirm.locator("#field-code").fill(new_app.code())
+        confirm.locator("button").click()
         expect(page.locator(".recovery-codes li")).not_to_have_count(0)
         checker.check(page, "POST /konto/zwei-faktor")
+    finally:
+        context.close()
+
+
+def test_first_lead_pages(browser: Browser, live_server: LiveServer, checker: PageChecker) -> None:
+    """A new organisation (not in the routing policy, so no report reaches it) and its first lead: the key
+    set-up, the shares shown once, the members with a grant, a refusal and a revocation, renewed shares;
+    the organisation's pages in English too. The demo counsellor is granted and revoked again."""
+    account = create_account(live_server, "leitung.a11y@demo.rueckhalt.example", "Ida Vogt (Demo)")
+    name = "Beratungsstelle Barrierefrei (Demo)"
+    rueckhalt(live_server, "org", "create", name, "--slug", "barrierefrei-a11y")
+    rueckhalt(live_server, "org", "add-member", "barrierefrei-a11y", account.email, "--role", "lead")
+    colleague = demo_account(live_server, "counsellor", "Beratungsstelle Rückhalt Bayern (Demo)")
+    custodians = "Ida Vogt (Leitung)\nTom Berg (Stellvertretung)\nEva Roth (Vorstand)"
+
+    context = context_for(browser, 1280)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, account.email, account.initial_password, account.phone)
+        page.fill("#field-current_password", account.initial_password)
+        page.fill("#field-new_password", "Eigenes-Passwort-Ida-Vogt-5")
+        page.fill("#field-new_password_repeat", "Eigenes-Passwort-Ida-Vogt-5")
+        page.locator("form[action='/konto/passwort'] button[type=submit]").click()
+        expect(page).to_have_url(f"{live_server.url}/intern")
+
+        page.goto(f"{live_server.url}/intern/organisationen")
+        checker.check(page, "GET /intern/organisationen")
+        page.get_by_role("link", name=re.compile(re.escape(name))).click()
+        expect(page.locator("#field-custodians")).to_be_visible()
+        organisation_page = page.url
+        checker.check(page, "GET /intern/organisationen/{organisation_id}")
+
+        page.fill("#field-custodians", "Ida Vogt (Leitung)")
+        page.locator("form[action$='/schluessel'] button[type=submit]").click()
+        expect(page.locator(".error-summary a[href='#field-custodians']")).to_have_count(1)
+        checker.check(page, "POST /intern/organisationen/{organisation_id}/schluessel")
+        page.fill("#field-custodians", custodians)
+        page.locator("form[action$='/schluessel'] button[type=submit]").click()
+        expect(page.locator(".share-sheet")).to_have_count(3)
+        checker.check(page, "POST /intern/organisationen/{organisation_id}/schluessel")
+
+        page.get_by_role("link", name="Zurück zur Organisation").click()
+        expect(page.locator(".members tbody tr")).to_have_count(1)
+        checker.check(page, "GET /intern/organisationen/{organisation_id}")
+
+        page.fill("#field-email", demo_account(live_server, "admin")["email"])
+        page.locator("form[action$='/mitglieder'] button[type=submit]").click()
+        expect(page.locator("#field-email-error")).to_be_visible()
+        checker.check(page, "POST /intern/organisationen/{organisation_id}/mitglieder")
+        page.fill("#field-email", colleague["email"])
+        page.locator("form[action$='/mitglieder'] button[type=submit]").click()
+        expect(page.locator(".members tbody tr")).to_have_count(2)
+        checker.check(page, "GET /intern/organisationen/{organisation_id}")
+        page.locator(".members tbody tr", has_text=colleague["email"]).get_by_role("button").click()
+        expect(page.locator(".members tbody tr")).to_have_count(1)
+        checker.check(page, "GET /intern/organisationen/{organisation_id}")
+
+        page.fill("#field-custodians", custodians)
+        page.fill("#field-threshold", "3")
+        page.locator("form[action$='/anteile'] button[type=submit]").click()
+        expect(page.locator(".share-sheet")).to_have_count(3)
+        checker.check(page, "POST /intern/organisationen/{organisation_id}/anteile")
+
+        page.goto(f"{live_server.url}/intern/organisationen?lang=en")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        checker.check(page, "GET /intern/organisationen")
+        page.goto(organisation_page)
+        checker.check(page, "GET /intern/organisationen/{organisation_id}")
+        page.fill("#field-custodians", custodians)
+        page.locator("form[action$='/anteile'] button[type=submit]").click()
+        expect(page.locator(".share-sheet")).to_have_count(3)
+        checker.check(page, "POST /intern/organisationen/{organisation_id}/anteile")
     finally:
         context.close()
 
@@ -514,6 +579,8 @@ def test_every_page_was_checked(checker: PageChecker) -> None:
     assert not missing, f"pages of tests/page_catalogue.py that no flow checked: {missing}"
     errors = {status for status in ERROR_PAGES if f"error {status}" not in checker.checked}
     assert not errors, f"error pages not checked: {errors}"
+    answers = {route for route in FORM_ANSWER_PAGES if f"POST {route}" not in checker.checked}
+    assert not answers, f"form answers of tests/page_catalogue.py that no flow checked: {answers}"
     not_both = {route for route in REPORTER_PAGES if checker.checked[f"GET {route}"] != {"de", "en"}}
     assert not not_both, f"reporter pages not checked in German and English: {not_both}"
     print(f"\naxe-core checked {checker.states} page states, each in two schemes at two widths:")

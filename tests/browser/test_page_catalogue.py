@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from page_catalogue import ERROR_PAGES, NOT_PAGES, PAGES, REPORTER_PAGES, get_routes
+from page_catalogue import (
+    ERROR_PAGES,
+    FORM_ANSWER_PAGES,
+    NOT_PAGES,
+    PAGES,
+    REPORTER_PAGES,
+    get_routes,
+    routes_answering,
+)
 
 from service.app import create_app
 from service.config import Settings
@@ -20,7 +28,9 @@ def test_every_get_route_is_a_checked_page_or_a_named_exception(tmp_path: Path) 
     # Routes need no database: the runtime is built but never asked for a session.
     runtime = build_runtime(Settings(data_dir=tmp_path / "data"))
     try:
-        routes = get_routes(create_app(runtime=runtime))
+        app = create_app(runtime=runtime)
+        routes = get_routes(app)
+        posted = routes_answering(app, "POST")
     finally:
         runtime.dispose()
 
@@ -31,3 +41,5 @@ def test_every_get_route_is_a_checked_page_or_a_named_exception(tmp_path: Path) 
     assert not PAGES.keys() & NOT_PAGES.keys()
     assert PAGES.keys() >= REPORTER_PAGES
     assert set(ERROR_PAGES) == {403, 404, 429}
+    stale_answers = FORM_ANSWER_PAGES.keys() - posted
+    assert not stale_answers, f"FORM_ANSWER_PAGES entries without a POST route: {stale_answers}"
