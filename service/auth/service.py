@@ -751,6 +751,13 @@ class AccountService:
         return removed
 
     def revoke_as_lead(self, session: Session, lead: Subject, organisation_id: str, user_id: str) -> bool:
+        """NotFound for anyone but a lead; AccountError ``last_lead`` for the organisation's last lead with
+        a key (nobody could grant any more, and only the custodians could get the organisation back)."""
         if not lead.is_lead_of(organisation_id):
             raise NotFound()
+        leads = organisations.lead_ids(session, organisation_id)
+        if leads == {user_id}:
+            raise AccountError(
+                "the last lead of an organisation cannot be removed; make another lead first", "last_lead"
+            )
         return self.revoke_membership(session, organisation_id, user_id, revoked_by=lead.user_id)

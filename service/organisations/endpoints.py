@@ -97,7 +97,13 @@ def revoke_member(
 ) -> Response:
     with runtime.sessions() as db:
         lead_view(db, subject, organisation_id)
-        removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+        try:
+            removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+        except AccountError as exc:
+            db.rollback()
+            raise ValidationFailed(
+                [public_error(["path", "user_id"], f"organisation.{exc.code}", str(exc))]
+            ) from None
         db.commit()
     if not removed:
         raise NotFound()

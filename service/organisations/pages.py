@@ -7,6 +7,7 @@ and stored nowhere. A subject who does not lead the organisation gets the 404 of
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -173,13 +174,24 @@ async def revoke_member(request: Request, organisation_id: str, user_id: str, su
     if isinstance(form, Response):
         return form
 
-    def revoke() -> bool:
+    def revoke() -> bool | str:
         with runtime.sessions() as db:
-            removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+            try:
+                removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+            except AccountError as exc:
+                db.rollback()
+                return exc.code
             db.commit()
         return removed
 
-    if not await run_in_threadpool(revoke):
+    outcome = await run_in_threadpool(revoke)
+    if isinstance(outcome, str):
+        t = Translator(request_lang(request))
+        errors = [_error("", _error_text(t, outcome))]
+        return await run_in_threadpool(
+            partial(_organisation_page, request, runtime, subject, organisation_id, status=422, errors=errors)
+        )
+    if not outcome:
         raise NotFound()
     return RedirectResponse(f"{_BASE}/{organisation_id}?notice=revoked", status_code=303)
 

@@ -154,3 +154,22 @@ def members_holding_epoch(session: Session, organisation_id: str, epoch: int) ->
             )
         )
     )
+
+
+def lead_ids(session: Session, organisation_id: str) -> set[str]:
+    """The user ids of the organisation's leads who hold its current key (a lead in name only does not
+    count: they could grant nobody)."""
+    organisation = session.get(Organisation, organisation_id)
+    epoch = organisation.current_epoch if organisation is not None else 0
+    return set(
+        session.scalars(
+            select(Membership.user_id)
+            .join(
+                MemberKeyGrant,
+                (MemberKeyGrant.user_id == Membership.user_id)
+                & (MemberKeyGrant.organisation_id == Membership.organisation_id)
+                & (MemberKeyGrant.epoch == epoch),
+            )
+            .where(Membership.organisation_id == organisation_id, Membership.role == "lead")
+        )
+    )

@@ -448,3 +448,29 @@ def test_a_session_of_an_old_key_pair_opens_nothing(
         opened = sessions.resume(db, sessions.STAFF_SESSION, cookie)
         assert opened is not None
         assert accounts.subject_for(db, opened) is None
+
+
+def test_the_last_lead_cannot_remove_themselves(
+    runtime: Runtime,
+    accounts: AccountService,
+    make_staff: MakeStaff,
+    subject_of: Subjects,
+    client: TestClient,
+) -> None:
+    """Given an organisation with one lead, the lead's own removal is refused (nobody could grant again, and
+    only the custodians could get the organisation back) and changes nothing; with a second lead it works."""
+    lead_staff = make_staff(memberships=[("beratung-by", MembershipRole.lead)])
+    lead = subject_of(lead_staff)
+    by = org(runtime, "beratung-by")
+    with runtime.sessions() as db:
+        with pytest.raises(AccountError, match="last lead") as refused:
+            accounts.revoke_as_lead(db, lead, by.id, lead.user_id)
+        assert refused.value.code == "last_lead"
+        db.rollback()
+        assert org(runtime, "beratung-by").current_epoch == by.current_epoch
+        second = make_staff(memberships=[("beratung-by", MembershipRole.lead)])
+        assert accounts.revoke_as_lead(db, lead, by.id, lead.user_id) is True
+        db.commit()
+        assert [
+            m.user_id for m in db.scalars(select(Membership).where(Membership.organisation_id == by.id))
+        ] == [second.user_id]
