@@ -455,7 +455,6 @@ def test_the_last_lead_cannot_remove_themselves(
     accounts: AccountService,
     make_staff: MakeStaff,
     subject_of: Subjects,
-    client: TestClient,
 ) -> None:
     """Given an organisation with one lead, the lead's own removal is refused (nobody could grant again, and
     only the custodians could get the organisation back) and changes nothing; with a second lead it works."""
