@@ -69,6 +69,8 @@ class Loot:
     peppers: list[bytes] = field(default_factory=list)
     receipts: set[str] = field(default_factory=set)
     organisation_keys: list[PrivateKey] = field(default_factory=list)
+    # Staff private keys held outright (opened from an older backup, say).
+    staff_keys: list[PrivateKey] = field(default_factory=list)
 
     def add_text(self, text: str) -> None:
         """Everything printed that could be a secret goes into every pocket."""
@@ -135,6 +137,8 @@ def _epoch_keys(dump: Dump, loot: Loot) -> dict[tuple[str, int], list[PrivateKey
         epoch_keys.setdefault((organisation_id, epoch), []).append(key)
 
     staff = _staff_keys(dump, loot)
+    for user in dump["staff_user"]:
+        staff.setdefault(user["id"], []).extend(loot.staff_keys)
     # Format 1 kept the one grant in the membership row (epoch 1, the same contexts).
     grants = [
         *dump.get("member_key_grant", []),
@@ -227,3 +231,9 @@ def cases_opened(dump: Dump, loot: Loot) -> set[str]:
 def secrets_in(folder: Any) -> list[bytes]:
     """Every server secret in a data folder (``secrets/*.key``, hex), as an operator holds them."""
     return [bytes.fromhex(path.read_text().strip()) for path in sorted(folder.rglob("*.key"))]
+
+
+def shares_in(html: str) -> list[str]:
+    """The recovery shares on the page that shows them once (each group may be followed by ``<wbr>``)."""
+    codes = re.findall(r'<code class="share-code"[^>]*>(.*?)</code>', html, flags=re.DOTALL)
+    return [code.replace("<wbr>", "") for code in codes]

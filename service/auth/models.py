@@ -50,6 +50,10 @@ class StaffUser(Base):
     # seal_with_password_and_pepper(initial password, b"", Context("initial_password", record_id=id)):
     # set while the account waits for its first (or, after a reset, next) password of its own.
     initial_password_seal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # True for a key pair that came through the upgrade from format 1: it was born under the initial password
+    # the operator saw (format 1 re-sealed the same key at every change), so the owner's next sign-in makes a
+    # new one and moves the grants over; no new key epoch is wrapped to it meanwhile.
+    key_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
     sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary)
     # Step of the last accepted TOTP code; that code and every older one are refused.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
@@ -62,8 +63,16 @@ from service.crypto.receipt import normalize_code
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.organisations import repository as organisations
-from service.organisations.custody import CustodyError, KeyCustody, RotationReason, grant_epochs
-from service.organisations.models import Membership, MembershipRole, Organisation
+from service.organisations.custody import (
+    CustodyError,
+    KeyCustody,
+    RotationReason,
+    grant_epochs,
+    has_inherited_members,
+    open_member_grant,
+    seal_member_grant,
+)
+from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
 
 log = logging.getLogger("rueckhalt.auth")
 
@@ -297,6 +306,7 @@ class AccountService:
             public_key=None,
             sealed_private_key=None,
             initial_password_seal=None,
+            key_inherited=False,
             sealed_totp_secret=self._seal_totp(user_id, totp_secret),
             totp_last_step=None,
             must_change_password=not own_password,
@@ -447,6 +457,8 @@ class AccountService:
         first_key = not isinstance(checked, PrivateKey)
         if isinstance(checked, PrivateKey):
             private = checked
+            if user.key_inherited:
+                private = self._renew_inherited_key(session, user, new_password, private)
             user.sealed_private_key = self._seal_private(user.id, new_password, private)
         else:
             private = self._new_key_pair(user, new_password)
@@ -603,7 +615,37 @@ class AccountService:
         if checked is False:
             return None
         self._record(session, "auth.login", user.id, actor_id=user.id)
-        return LoggedIn(user, checked if isinstance(checked, PrivateKey) else None)
+        private = checked if isinstance(checked, PrivateKey) else None
+        if private is not None and user.key_inherited:
+            private = self._renew_inherited_key(session, user, password, private)
+        return LoggedIn(user, private)
+
+    def _renew_inherited_key(
+        self, session: Session, user: StaffUser, password: str, inherited: PrivateKey
+    ) -> PrivateKey:
+        """Replace a key pair that came through the upgrade (born under the operator's initial password) by
+        a new one under the owner's password, move every grant over, and start a new key epoch of each
+        organisation whose members now all hold new keys: from then on nothing new is wrapped to a key the
+        operator may have seen."""
+        private, public = generate_keypair()
+        for grant in session.scalars(select(MemberKeyGrant).where(MemberKeyGrant.user_id == user.id)).all():
+            try:
+                epoch_key = open_member_grant(grant, inherited)
+            except DecryptionError:
+                session.delete(grant)
+                continue
+            grant.wrapped_grant_key, grant.sealed_organisation_key = seal_member_grant(
+                epoch_key, public, grant.organisation_id, user.id, grant.epoch
+            )
+        user.public_key = public.raw
+        user.sealed_private_key = self._seal_private(user.id, password, private)
+        user.key_inherited = False
+        session.flush()
+        self._record(session, "account.key_renewed", user.id, actor_id=user.id)
+        for _, organisation in organisations.memberships_of(session, user.id):
+            if organisation.public_key is not None and not has_inherited_members(session, organisation.id):
+                self.custody.rotate(session, organisation, RotationReason.keys_renewed, user.id)
+        return private
 
     def subject_for(self, session: Session, opened: OpenSession) -> Subject | None:
         """The Subject of an open staff session; None if the account is gone, disabled, or has a new key."""
@@ -706,6 +748,13 @@ class AccountService:
             )
         if user.disabled:
             raise AccountError("this account is disabled", "disabled")
+        others = [m for m, _ in organisations.members_of(session, organisation.id) if m.user_id != user.id]
+        if others:
+            # The operator names one first lead; every later member is that lead's grant. A second name
+            # here would be a membership the operator chose, waiting for the first key epoch.
+            raise AccountError(
+                f"organisation {organisation.slug} has its first lead already", "has_first_lead"
+            )
         membership = organisations.membership(session, user.id, organisation.id)
         if membership is None:
             membership = Membership(

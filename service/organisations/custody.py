@@ -80,6 +80,7 @@ class RotationReason:
     shares_renewed = "shares_renewed"
     upgrade = "upgrade"
     account_reset = "account_reset"
+    keys_renewed = "keys_renewed"
 
 
 # -- contexts ---------------------------------------------------------------------------------------------
@@ -451,14 +452,8 @@ class KeyCustody:
         )
         organisation.public_key = public.raw
         organisation.current_epoch = epoch
-        members = session.scalars(
-            select(StaffUser)
-            .join(Membership, Membership.user_id == StaffUser.id)
-            .where(Membership.organisation_id == organisation.id)
-        ).all()
-        for user in members:
-            if user.has_key and not user.disabled:
-                _write_member_grant(session, organisation, user, epoch, private, actor_id)
+        for user in rotation_recipients(session, organisation.id):
+            _write_member_grant(session, organisation, user, epoch, private, actor_id)
         session.flush()
         self._record(
             session, "organisation.key_rotated", organisation.id, actor_id, epoch=epoch, reason=reason
@@ -586,3 +581,35 @@ def unneeded_epochs(session: Session) -> Sequence[OrganisationKeyEpoch]:
         )
         .order_by(OrganisationKeyEpoch.organisation_id, OrganisationKeyEpoch.epoch)
     ).all()
+
+
+def rotation_recipients(session: Session, organisation_id: str) -> Sequence[StaffUser]:
+    """Who receives a new epoch: members who were granted the organisation's key before (a membership
+    with nothing granted, such as a first lead named by the operator who never made the key, gets
+    nothing), with a key of their own that did not come through the upgrade, and not disabled."""
+    granted = exists().where(
+        MemberKeyGrant.user_id == StaffUser.id, MemberKeyGrant.organisation_id == organisation_id
+    )
+    return session.scalars(
+        select(StaffUser)
+        .join(Membership, Membership.user_id == StaffUser.id)
+        .where(
+            Membership.organisation_id == organisation_id,
+            StaffUser.public_key.is_not(None),
+            StaffUser.disabled.is_(False),
+            StaffUser.key_inherited.is_(False),
+            granted,
+        )
+        .order_by(StaffUser.id)
+    ).all()
+
+
+def has_inherited_members(session: Session, organisation_id: str) -> bool:
+    """Whether a member holding the organisation's key still has a key pair from before the upgrade."""
+    found = session.scalar(
+        select(StaffUser.id)
+        .join(MemberKeyGrant, MemberKeyGrant.user_id == StaffUser.id)
+        .where(MemberKeyGrant.organisation_id == organisation_id, StaffUser.key_inherited.is_(True))
+        .limit(1)
+    )
+    return found is not None

@@ -3,15 +3,17 @@
 Idempotent: each step finds only what is still in the old format.
 
 1. A staff key sealed under its owner's own password in format 1 (password only) is wrapped once more under
-   the key pepper (format 3), so a dump no longer allows offline guessing; the owner's next sign-in seals it
-   properly (format 2).
+   the key pepper (format 3), so a dump no longer allows offline guessing. Format 1 made every key under the
+   initial password the operator saw and only re-sealed it later, so the key is marked inherited: the
+   owner's next sign-in makes a new key pair and moves the grants to it (``AccountService.login``).
 2. A staff key still sealed under an initial password, which the operator saw, is thrown away with every
    grant made to it: the operator could open it. The initial password keeps working for the password change
    (its format-1 value, wrapped under the pepper, is the check), and the owner's own password makes a new
    key pair; a lead grants again.
-3. Every organisation whose recovery key was printed to the operator (format 1) begins a new key epoch.
-   Cases filed from now on are out of that key's reach; the leads are asked to hand out recovery shares,
-   and epoch 1 (with the printed key's copy of it) is destroyed once its last case is purged.
+3. Every organisation whose recovery key was printed to the operator (format 1) is marked for recovery
+   shares, and begins a new key epoch as soon as no member holds an inherited key: now, or when the last
+   such member signs in. Cases filed from then on are out of reach of the printed key and of the inherited
+   keys; epoch 1 (with the printed key's copy of it) is destroyed once its last case is purged.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from service.auth.service import initial_password_context, user_key_context
 from service.config import Secrets
 from service.crypto import wrap_legacy_seal
 from service.crypto.passwords import VERSION as FORMAT_1
-from service.organisations.custody import KeyCustody, RotationReason
+from service.organisations.custody import KeyCustody, RotationReason, has_inherited_members
 from service.organisations.models import MemberKeyGrant, Membership, Organisation
 
 
@@ -69,7 +71,11 @@ def upgrade_key_custody(session: Session, secrets: Secrets, audit: AuditLog) -> 
             )
             dropped += 1
         else:
+            # Format 1 made the key under the initial password and only re-sealed it later: the operator who
+            # saw that password and holds a backup from before the change has it. Wrapped now (no more
+            # offline guessing), replaced at the owner's next sign-in (``key_inherited``).
             user.sealed_private_key = wrap_legacy_seal(sealed, user_key_context(user.id), secrets.key_pepper)
+            user.key_inherited = True
             wrapped += 1
     custody = KeyCustody(audit)
     rotated = 0
@@ -81,9 +87,13 @@ def upgrade_key_custody(session: Session, secrets: Secrets, audit: AuditLog) -> 
         )
     ).all()
     for organisation in legacy:
-        custody.rotate(session, organisation, RotationReason.upgrade, None)
         organisation.recovery_renewal_needed = True
-        rotated += 1
+        session.flush()
+        # A new epoch now only where no member holds an inherited key: otherwise it would be wrapped to keys
+        # the operator may know. Those organisations begin it when their last such member signs in.
+        if not has_inherited_members(session, organisation.id):
+            custody.rotate(session, organisation, RotationReason.upgrade, None)
+            rotated += 1
     session.flush()
     return UpgradeReport(wrapped, dropped, rotated)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custody_helpers import Loot, cases_opened, dump_database, secrets_in
+from custody_helpers import Loot, cases_opened, dump_database, secrets_in, shares_in
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from staff_helpers import PASSWORD, WEAK, MakeStaff
@@ -180,7 +180,7 @@ def test_the_operator_who_ran_every_command_opens_no_case(env_settings: Settings
             data={"csrf_token": lead.page_token(path), "custodians": "Lea\nMax\nVorstand", "threshold": "2"},
         )
         assert shares_page.status_code == 200, shares_page.text
-        shares = re.findall(r'<code class="code-text share-code">([0-9A-Z-]+)</code>', shares_page.text)
+        shares = shares_in(shares_page.text)
         assert len(shares) == 3
 
         anna = Browser(runtime, "anna@example.org", *anna_credentials)
@@ -260,7 +260,7 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
             f"{path}/schluessel",
             data={"csrf_token": lead.page_token(path), "custodians": "Lea\nMax\nVorstand", "threshold": "2"},
         )
-        shares = re.findall(r'<code class="code-text share-code">([0-9A-Z-]+)</code>', page.text)
+        shares = shares_in(page.text)
         before = lead.client.post("/api/v1/reports", json=BAYERN_REPORT).json()
         newcomer = Browser(runtime, "neu@example.org", *new_credentials)
         newcomer.sign_in()
@@ -286,7 +286,7 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
         # After the renewal every epoch is wrapped to the new recovery key only: the captured shares open
         # nothing in the database from now on, neither the new case nor the old one.
         assert cases_opened(dump, captured) == set()
-        new_shares = re.findall(r'<code class="code-text share-code">([0-9A-Z-]+)</code>', renewed.text)
+        new_shares = shares_in(renewed.text)
         assert cases_opened(dump, Loot(shares=set(new_shares[1:]))) == cases
         assert before["receipt"] != after["receipt"]
     finally:

@@ -1,10 +1,12 @@
 """Migration 0011 (key custody) with data in the formats before it, on SQLite and PostgreSQL.
 
-Written at revision 0010 exactly as the code before wrote it: a counsellor's key sealed under her own
-password with Argon2id alone (format 1), a second account still on the initial password the operator saw
-(its key sealed under that), both granted the organisation key, the organisation's private key sealed under
-the recovery key printed to the operator, and a case wrapped to it. Then `rueckhalt migrate`, as an operator
-upgrading would run it.
+Written at revision 0010 exactly as the code before wrote it: a counsellor's key, made under the initial
+password the operator printed and later re-sealed under her own password with Argon2id alone (format 1:
+the same key, so a backup from before her change plus that initial password opens it), a second account
+still on the initial password the operator saw (its key sealed under that), both granted the organisation
+key, the organisation's private key sealed under the recovery key printed to the operator, and a case
+wrapped to it. Then `rueckhalt migrate`, as an operator upgrading would run it, and the counsellor's next
+sign-in.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from service.cli import app
 from service.config import Settings, get_settings, load_secrets
 from service.crypto import (
     Context,
+    PrivateKey,
     generate_keypair,
     keyed_hash,
     new_data_key,
     new_recovery_key,
     new_totp_secret,
+    open_with_password,
     recovery_wrapping_key,
     seal,
     seal_private_key,
@@ -52,6 +56,7 @@ from service.runtime import build_runtime
 
 OWN = "Eigenes-Passwort-aus-2025"
 INITIAL = "abcd-efgh-jkmn-pqrs-tvwx"
+ANNAS_INITIAL = "zyxw-vtsr-qpnm-kjhg-fedc"
 
 
 @pytest.fixture
@@ -89,11 +94,17 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
         created_at=now,
     )
     users = {}
+    old_backup_seal = b""
     for email, password, pending in (("anna@example.org", OWN, False), ("neu@example.org", INITIAL, True)):
         user_id = str(uuid.uuid4())
         private, public = generate_keypair()
         totp_secret = new_totp_secret()
         users[email] = (user_id, totp_secret)
+        if not pending:
+            # What a backup taken before Anna changed her initial password holds.
+            old_backup_seal = seal_with_password(
+                ANNAS_INITIAL, private.raw, Context("user_private", record_id=user_id), WEAK
+            )
         insert_row(
             engine,
             "staff_user",
@@ -161,12 +172,19 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
     old_dump = dump_database(engine)
     # Before: a thief of the dump tests Anna's password offline, and it opens the case.
     assert cases_opened(old_dump, Loot(passwords={OWN})) == {case_id}
+    # The operator's way: the old backup and the initial password he printed give Anna's key itself.
+    anna_id = users["anna@example.org"][0]
+    inherited_key = PrivateKey(
+        open_with_password(ANNAS_INITIAL, old_backup_seal, Context("user_private", record_id=anna_id))
+    )
+    assert cases_opened(old_dump, Loot(staff_keys=[inherited_key])) == {case_id}
 
     result = CliRunner().invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output
     assert "1 staff keys now need the key pepper" in result.output
     assert "1 keys under initial passwords removed" in result.output
-    assert "1 organisations began a new key epoch" in result.output
+    # Not yet: Anna's key is inherited, and a new epoch wrapped to it would be open to the operator.
+    assert "0 organisations began a new key epoch" in result.output
     again = CliRunner().invoke(app, ["migrate"])
     assert "key custody" not in again.output, "the upgrade runs once"
 
@@ -189,14 +207,14 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
     try:
         with runtime.sessions() as db:
             organisation = db.scalars(select(Organisation)).one()
-            assert organisation.current_epoch == 2
+            assert organisation.current_epoch == 1
             assert organisation.recovery_renewal_needed is True
-            epochs = db.scalars(select(OrganisationKeyEpoch).order_by(OrganisationKeyEpoch.epoch)).all()
-            assert [(e.epoch, e.retired_at is not None) for e in epochs] == [(1, True), (2, False)]
-            held = sorted(g.epoch for g in db.scalars(select(MemberKeyGrant)))
-            assert held == [1, 2], "Anna holds both epochs; the account on its initial password none"
-            assert [m.user_id for m in db.scalars(select(Membership))] == [users["anna@example.org"][0]]
-            # Anna signs in with her old password: her key is sealed anew (format 2) on the way.
+            assert [m.user_id for m in db.scalars(select(Membership))] == [anna_id]
+        after_upgrade = dump_database(engine)
+        assert cases_opened(after_upgrade, Loot(staff_keys=[inherited_key])) == {case_id}
+        with runtime.sessions() as db:
+            # Anna signs in with her password: a new key pair (format 2), her grants move to it, and the
+            # organisation begins epoch 2, wrapped to no key the operator may know.
             step = time.time()
             logged_in = runtime.accounts.login(
                 db, "anna@example.org", OWN, totp_code(users["anna@example.org"][1], step)
@@ -204,10 +222,17 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
             assert logged_in is not None
             assert logged_in.private_key is not None
             db.commit()
-            anna_row = db.get(StaffUser, users["anna@example.org"][0])
+            anna_row = db.get(StaffUser, anna_id)
             assert anna_row is not None
             assert anna_row.sealed_private_key is not None
             assert anna_row.sealed_private_key[0] == 2
+            assert anna_row.key_inherited is False
+            assert logged_in.private_key != inherited_key
+            organisation = db.scalars(select(Organisation)).one()
+            assert organisation.current_epoch == 2
+            epochs = db.scalars(select(OrganisationKeyEpoch).order_by(OrganisationKeyEpoch.epoch)).all()
+            assert [(e.epoch, e.retired_at is not None) for e in epochs] == [(1, True), (2, False)]
+            assert sorted(g.epoch for g in db.scalars(select(MemberKeyGrant))) == [1, 2]
             # The account on its initial password signs in with it, holding no key.
             pending = runtime.accounts.login(
                 db, "neu@example.org", INITIAL, totp_code(users["neu@example.org"][1], step)
@@ -230,6 +255,8 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
             case_id,
             new_case,
         }
+        # The inherited key (old backup + printed initial password) opens nothing in the database any more.
+        assert cases_opened(new_dump, Loot(staff_keys=[inherited_key])) == set()
         with runtime.sessions() as db:
             assert not upgrade_key_custody(db, secrets, AuditLog(secrets.audit_key)).changed
     finally:

@@ -79,6 +79,7 @@ def upgrade() -> None:
         batch_op.alter_column('public_key', existing_type=sa.LargeBinary(), nullable=True)
         batch_op.alter_column('sealed_private_key', existing_type=sa.LargeBinary(), nullable=True)
         batch_op.add_column(sa.Column('initial_password_seal', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('key_inherited', sa.Boolean(), nullable=False, server_default=sa.false()))
 
     # Data: every organisation with a key is at epoch 1; every grant is epoch 1's.
     op.execute(
@@ -102,6 +103,8 @@ def upgrade() -> None:
         batch_op.alter_column('recovery_renewal_needed', server_default=None)
     with op.batch_alter_table('case_key_grant', schema=None) as batch_op:
         batch_op.alter_column('epoch', server_default=None)
+    with op.batch_alter_table('staff_user', schema=None) as batch_op:
+        batch_op.alter_column('key_inherited', server_default=None)
 
 
 def downgrade() -> None:
