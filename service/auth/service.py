@@ -373,6 +373,9 @@ class AccountService:
             open_with_password_and_pepper(password, seal_value, context, self._peppers)
         except (DecryptionError, UnsupportedFormatError):
             return False
+        if sealed_needs_reseal(seal_value, self._peppers[0], self.params):
+            # Under a previous pepper, older parameters or format 3: sealed anew while the password is here.
+            user.initial_password_seal = self._seal_initial(user.id, password)
         return True
 
     def check_password(self, user: StaffUser, password: str) -> PrivateKey | bool | None:
@@ -415,6 +418,9 @@ class AccountService:
         ]
         for _, org in organisations.memberships_of(session, user.id):
             self.custody.remove_member(session, org, user.id, None, RotationReason.account_reset)
+            self._record(
+                session, "membership.revoke", user.id, organisation_id=org.id, reason="account_reset"
+            )
         repository.replace_recovery_codes(session, user.id, [])
         ended = sessions.destroy_all_of(session, STAFF_SESSION, user.id)
         password = new_initial_password()
@@ -778,6 +784,8 @@ class AccountService:
         organisation = session.get(Organisation, organisation_id)
         if organisation is None:
             raise NotFound()
+        if role is not MembershipRole.lead and organisations.lead_ids(session, organisation_id) == {user.id}:
+            raise AccountError("the last lead of an organisation cannot become a counsellor", "last_lead")
         return self.grant_membership(
             session, organisation, user, role, lead.epoch_keys(session, organisation_id), lead.user_id
         )

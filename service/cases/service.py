@@ -430,8 +430,9 @@ class CaseService:
             existing.active = True
             existing.opened_at = now
         else:
-            # Re-wraps use the organisation's newest epoch, like a new case.
-            public = organisations.public_keys(session, [target.id])[target.id]
+            # Re-wraps use the organisation's newest epoch, like a new case; the key is read by that epoch's
+            # number, so a rotation between the two reads cannot record one epoch and wrap to another.
+            public = organisations.epoch_public_key(session, target.id, target.epoch)
             session.add(
                 CaseKeyGrant(
                     id=new_id(),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
@@ -223,6 +223,7 @@ def grant_epochs(
     member in name only, so a missing live epoch is refused rather than skipped.
     """
     check_grantable(user)
+    lock_organisation(session, organisation)
     live = {row.epoch: row for row in live_epochs(session, organisation.id)}
     if not live:
         raise CustodyError("no_key", f"organisation {organisation.slug} has no key yet")
@@ -355,13 +356,14 @@ class KeyCustody:
         action: str,
         organisation_id: str,
         actor_id: str | None,
+        system: bool = False,
         **details: str | int | bool | None,
     ) -> None:
         if self.audit is None:
             return
         self.audit.append(
             session,
-            actor_kind="staff" if actor_id else "operator",
+            actor_kind="staff" if actor_id else ("system" if system else "operator"),
             actor_id=actor_id,
             action=action,
             object_type="organisation",
@@ -418,8 +420,20 @@ class KeyCustody:
         )
         return shares
 
-    def rotate(self, session: Session, organisation: Organisation, reason: str, actor_id: str | None) -> int:
-        """Start a new epoch: a fresh key pair wrapped to every member and to the recovery key."""
+    def rotate(
+        self,
+        session: Session,
+        organisation: Organisation,
+        reason: str,
+        actor_id: str | None,
+        system: bool = False,
+    ) -> int:
+        """Start a new epoch: a fresh key pair wrapped to every member and to the recovery key.
+
+        The organisation's row is locked first (PostgreSQL), so two rotations at once follow each other, and
+        a grant running beside one waits for it rather than missing the new epoch.
+        """
+        lock_organisation(session, organisation)
         if organisation.public_key is None:
             raise CustodyError("no_key", f"organisation {organisation.slug} has no key yet")
         now = utcnow()
@@ -456,7 +470,7 @@ class KeyCustody:
             _write_member_grant(session, organisation, user, epoch, private, actor_id)
         session.flush()
         self._record(
-            session, "organisation.key_rotated", organisation.id, actor_id, epoch=epoch, reason=reason
+            session, "organisation.key_rotated", organisation.id, actor_id, system, epoch=epoch, reason=reason
         )
         return epoch
 
@@ -545,7 +559,7 @@ class KeyCustody:
     def destroy_unneeded_epochs(self, session: Session, now: datetime | None = None) -> list[tuple[str, int]]:
         """Destroy every retired epoch that no case is wrapped to any more; returns (organisation, epoch)."""
         moment = now or utcnow()
-        rows = unneeded_epochs(session)
+        rows = unneeded_epochs(session, moment)
         destroyed = []
         for row in rows:
             session.execute(
@@ -559,14 +573,22 @@ class KeyCustody:
                 organisation = session.get(Organisation, row.organisation_id)
                 if organisation is not None:
                     organisation.recovery_sealed_private_key = None
-            self._record(session, "organisation.key_destroyed", row.organisation_id, None, epoch=row.epoch)
+            self._record(
+                session, "organisation.key_destroyed", row.organisation_id, None, True, epoch=row.epoch
+            )
             destroyed.append((row.organisation_id, row.epoch))
         session.flush()
         return destroyed
 
 
-def unneeded_epochs(session: Session) -> Sequence[OrganisationKeyEpoch]:
-    """Retired, not yet destroyed epochs that no case key grant refers to (reads only)."""
+# An intake or a referral that read an epoch just before a rotation may commit its wrap after it: an epoch
+# is destroyed only once it has been retired this long, far beyond any request.
+DESTROY_AFTER_RETIRED = timedelta(days=1)
+
+
+def unneeded_epochs(session: Session, now: datetime | None = None) -> Sequence[OrganisationKeyEpoch]:
+    """Epochs retired a day or more ago, not yet destroyed, that no case key grant refers to (reads only)."""
+    cutoff = (now or utcnow()) - DESTROY_AFTER_RETIRED
     still_needed = exists().where(
         CaseKeyGrant.organisation_id == OrganisationKeyEpoch.organisation_id,
         CaseKeyGrant.epoch == OrganisationKeyEpoch.epoch,
@@ -577,6 +599,8 @@ def unneeded_epochs(session: Session) -> Sequence[OrganisationKeyEpoch]:
         .where(
             OrganisationKeyEpoch.destroyed_at.is_(None),
             OrganisationKeyEpoch.epoch != Organisation.current_epoch,
+            OrganisationKeyEpoch.retired_at.is_not(None),
+            OrganisationKeyEpoch.retired_at < cutoff,
             ~still_needed,
         )
         .order_by(OrganisationKeyEpoch.organisation_id, OrganisationKeyEpoch.epoch)
@@ -613,3 +637,11 @@ def has_inherited_members(session: Session, organisation_id: str) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def lock_organisation(session: Session, organisation: Organisation) -> None:
+    """Serialise key changes of one organisation (SELECT ... FOR UPDATE; SQLite has one writer anyway)."""
+    if session.get_bind().dialect.name != "sqlite":
+        # Flushed first: a refresh would otherwise drop what the caller changed on the row already.
+        session.flush()
+        session.refresh(organisation, with_for_update=True)

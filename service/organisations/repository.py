@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.auth.models import StaffUser
-from service.organisations.models import MemberKeyGrant, Membership, Organisation
+from service.organisations.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch
 
 
 def by_slug(session: Session, slug: str) -> Organisation | None:
@@ -173,3 +173,14 @@ def lead_ids(session: Session, organisation_id: str) -> set[str]:
             .where(Membership.organisation_id == organisation_id, Membership.role == "lead")
         )
     )
+
+
+def epoch_public_key(session: Session, organisation_id: str, epoch: int) -> bytes:
+    key = session.scalar(
+        select(OrganisationKeyEpoch.public_key).where(
+            OrganisationKeyEpoch.organisation_id == organisation_id, OrganisationKeyEpoch.epoch == epoch
+        )
+    )
+    if key is None:
+        raise LookupError("no such key epoch")
+    return bytes(key)

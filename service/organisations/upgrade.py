@@ -92,7 +92,7 @@ def upgrade_key_custody(session: Session, secrets: Secrets, audit: AuditLog) -> 
         # A new epoch now only where no member holds an inherited key: otherwise it would be wrapped to keys
         # the operator may know. Those organisations begin it when their last such member signs in.
         if not has_inherited_members(session, organisation.id):
-            custody.rotate(session, organisation, RotationReason.upgrade, None)
+            custody.rotate(session, organisation, RotationReason.upgrade, None, system=True)
             rotated += 1
     session.flush()
     return UpgradeReport(wrapped, dropped, rotated)

@@ -143,7 +143,7 @@ class RetentionService:
                 cases=(),
                 outbox_messages=self.purge_outbox(session, now, dry_run=True),
                 orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
-                key_epochs=len(unneeded_epochs(session)),
+                key_epochs=len(unneeded_epochs(session, now)),
             )
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
         return PurgeReport(

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,11 @@ from service.crypto import (
 from service.crypto.aead import gcm_decrypt
 from service.db import utcnow
 from service.organisations import repository as organisations
-from service.organisations.custody import member_epoch_keys
+from service.organisations.custody import (
+    member_epoch_keys,
+    open_epochs_with_recovery,
+    recovery_private_key,
+)
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime, build_runtime
 
@@ -234,9 +238,10 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
     env_settings: Settings,
 ) -> None:
     """Given a recovery at the operator's terminal (every member lost their password), the operator may have
-    captured the shares: that day they open the cases. The lead is asked for new shares; once renewed, every
-    epoch is wrapped to the new recovery key only, and the captured shares open nothing in the database,
-    neither the old case nor one filed after."""
+    captured the shares, and with them every epoch key of that day: those open the cases of that day until
+    they are purged. The lead is asked for new shares; once renewed, every epoch is wrapped to the new
+    recovery key only, the captured shares open nothing in the database, and a case filed after the renewal
+    is beyond the kept epoch keys too."""
     operator = Operator([])
     operator.run("migrate")
     operator.run("org", "create", "Beratungsstelle Bayern", "--slug", "beratung-by")
@@ -271,6 +276,15 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
         dump_at_recovery = dump_database(runtime.engine)
         first = {row["id"] for row in dump_at_recovery["case_file"]}
         assert cases_opened(dump_at_recovery, captured) == first, "the captured shares did open that day"
+        # What the shares gave that day: every live epoch key, which the operator may have kept.
+        with runtime.sessions() as db:
+            organisation = organisations.by_slug(db, "beratung-by")
+            assert organisation is not None
+            kept = list(
+                open_epochs_with_recovery(
+                    db, organisation, recovery_private_key(organisation, shares[:2])
+                ).values()
+            )
         renewal_page = lead.client.get(path)
         assert "müssen erneuert werden" in renewal_page.text
         renewed = lead.client.post(
@@ -284,8 +298,10 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
         cases = {row["id"] for row in dump["case_file"]}
         assert len(cases) == 2
         # After the renewal every epoch is wrapped to the new recovery key only: the captured shares open
-        # nothing in the database from now on, neither the new case nor the old one.
+        # nothing in the database from now on. The epoch keys they gave that day still open the case of
+        # that day (until it is purged), never the one filed after the renewal (a new epoch).
         assert cases_opened(dump, captured) == set()
+        assert cases_opened(dump, Loot(organisation_keys=kept)) == first
         new_shares = shares_in(renewed.text)
         assert cases_opened(dump, Loot(shares=set(new_shares[1:]))) == cases
         assert before["receipt"] != after["receipt"]
@@ -293,18 +309,18 @@ def test_shares_typed_at_the_operators_terminal_open_nothing_after_the_renewal(
         runtime.dispose()
 
 
-def test_the_thief_of_a_dump_cannot_test_a_password(runtime: Runtime, accounts: AccountService) -> None:
-    """Given a dump and the right password but not the server's key pepper, the sealed key does not open,
-    by any reading of its format; with the pepper it does (the control)."""
-    with runtime.sessions() as db:
-        created = accounts.create_user(
-            db, "anna@example.org", "Anna", password=PASSWORD, must_change_password=False
-        )
-        db.commit()
+def test_the_thief_of_a_dump_cannot_test_a_password(
+    runtime: Runtime, make_staff: MakeStaff, client: TestClient
+) -> None:
+    """Given a dump with a member's sealed key and a case of her organisation, and the right password but not
+    the server's key pepper: the sealed key does not open, by any reading of its format, and no case opens;
+    with the pepper the same password opens both (the control)."""
+    anna = make_staff(email="anna@example.org", memberships=[("beratung-by", MembershipRole.counsellor)])
+    assert client.post("/api/v1/reports", json=BAYERN_REPORT).status_code == 201
     dump = dump_database(runtime.engine)
     row = next(user for user in dump["staff_user"] if user["email"] == "anna@example.org")
     sealed = bytes(row["sealed_private_key"])
-    context = user_key_context(created.user.id)
+    context = user_key_context(anna.user_id)
     assert sealed[0] == 2
     with pytest.raises(UnsupportedFormatError):
         open_with_password_and_pepper(PASSWORD, sealed, context, (os.urandom(32),))
@@ -317,7 +333,10 @@ def test_the_thief_of_a_dump_cannot_test_a_password(runtime: Runtime, accounts: 
         gcm_decrypt(
             stretched, sealed[33:45], sealed[45:], b"rueckhalt/password-seal/v2" + header + context.encode()
         )
-    assert cases_opened(dump, Loot(passwords={PASSWORD})) == set()
+    cases = {case["id"] for case in dump["case_file"]}
+    assert len(cases) == 1
+    assert cases_opened(dump, Loot(passwords={PASSWORD}, peppers=[os.urandom(32)])) == set()
+    assert cases_opened(dump, Loot(passwords={PASSWORD}, peppers=list(runtime.secrets.key_peppers))) == cases
     opened = open_with_password_and_pepper(PASSWORD, sealed, context, runtime.secrets.key_peppers)
     assert PrivateKey(opened).public_key().raw == bytes(row["public_key"])
 
@@ -380,8 +399,11 @@ def test_a_purged_case_stays_closed_in_an_older_dump_to_the_keys_made_after(
         )
         db.commit()
         report = runtime.retention.purge(db, utcnow(), dry_run=False)
+        # An epoch is destroyed a day after it was retired at the earliest (a wrap may still be in flight).
+        assert report.key_epochs == 0
+        later = runtime.retention.purge(db, utcnow() + timedelta(days=2), dry_run=False)
     assert len(report.purged) == 1
-    assert report.key_epochs >= 1
+    assert later.key_epochs >= 1
     new_dump = dump_database(runtime.engine)
     epoch_row = next(
         row
