@@ -289,7 +289,8 @@ def evaluate(policy: RoutingPolicy, facts: ReportFacts, reachable: frozenset[str
     has_support = any(orgs[slug].kind is not OrganisationKind.police_liaison for slug in targets)
     if not has_support:
         fallback = policy.fallback
-        # A police liaison as the fallback is refused by _refusal like anywhere else (policy check reports it).
+        # A police liaison as the fallback is refused by _refusal like anywhere else (policy check
+        # reports it).
         refusal = _refusal(fallback.org, "fallback", orgs, facts, reachable, None)
         why = "no rule matched" if not matched else "no support organisation of the matched rules can receive"
         if refusal is None:

@@ -10,7 +10,7 @@ import pytest
 
 from service.routing import ReasonKind, RoutingDecision, RoutingPolicy, evaluate
 from service.routing.cases import PolicyCase, load_cases, run_case
-from service.taxonomy import PolicyFileError, Taxonomy, type_code_matches
+from service.taxonomy import PolicyFileError, Taxonomy
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "policies" / "tests"
 LOADED = load_cases(CASES_DIR)

@@ -82,7 +82,7 @@ def test_online_hostility_adds_the_online_specialists(
 def test_the_police_liaison_gets_no_key_at_intake_even_with_consent(
     policy: RoutingPolicy, make_facts: MakeFacts, all_orgs: frozenset[str]
 ) -> None:
-    """The consent in the report allows a counsellor's handover later; the intake grants the police nothing."""
+    """The consent in the report allows a counsellor's handover later; intake grants the police nothing."""
     threat = make_facts(land="12", type_codes=["A3b", "D5"], channel="phone", consent_police=True)
     decision = evaluate(policy, threat, all_orgs)
     assert "polizei-kontakt" not in decision.targets

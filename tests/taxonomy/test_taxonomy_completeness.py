@@ -105,13 +105,20 @@ TARGETS_DE = {
 OFFICES_DE = {
     "mayor_fulltime": "(Ober-)Bürgermeisterin oder (Ober-)Bürgermeister (hauptamtlich)",
     "mayor_volunteer": "Bürgermeisterin oder Bürgermeister (ehrenamtlich)",
-    "local_mayor": "Orts- oder Stadtteilbürgermeisterin oder -bürgermeister, Ortsvorsteherin oder Ortsvorsteher",
+    "local_mayor": (
+        "Orts- oder Stadtteilbürgermeisterin oder -bürgermeister, Ortsvorsteherin oder Ortsvorsteher"
+    ),
     "district_administrator": "Landrätin oder Landrat",
-    "elected_deputy": "Beigeordnete oder Beigeordneter, Dezernentin oder Dezernent (Wahlbeamtin oder Wahlbeamter)",
+    "elected_deputy": (
+        "Beigeordnete oder Beigeordneter, Dezernentin oder Dezernent (Wahlbeamtin oder Wahlbeamter)"
+    ),
     "council_member": "Mitglied Gemeinderat, Stadtrat, Stadtverordnetenversammlung",
     "district_council_member": "Mitglied Kreistag",
     "local_council_member": "Bezirksvertretung, Ortsbeirat, Ortschaftsrat, Bezirksverordnete",
-    "coopted_member": "sachkundige Bürgerin oder sachkundiger Bürger, Ausschuss- oder Beiratsmitglied (z. B. Integrationsbeirat)",
+    "coopted_member": (
+        "sachkundige Bürgerin oder sachkundiger Bürger, "
+        "Ausschuss- oder Beiratsmitglied (z. B. Integrationsbeirat)"
+    ),
     "candidate": "Kandidierende",
     "municipal_employee": "kommunale Beschäftigte",
     "project_volunteer": "Ehrenamtliche in kommunalen Projekten (Integration, Geflüchtetenhilfe)",
