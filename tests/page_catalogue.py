@@ -22,6 +22,9 @@ PAGES: dict[str, str] = {
     "/wissen/{slug}": "visitors: one article (a coordinator also sees the edit link)",
     "/wissen/neu": "coordinators: publish a new article",
     "/wissen/{slug}/bearbeiten": "coordinators: edit an article",
+    "/glossar": "visitors: the legal terms the pages use, in plain words",
+    "/leichte-sprache": "visitors: the pages in Leichte Sprache (easy-to-read German)",
+    "/leichte-sprache/{page}": "visitors: one page in Leichte Sprache",
     "/statistik": "visitors: the published statistics (?jahr= for earlier years)",
     "/anmelden": "staff: sign-in with password and authenticator code",
     "/intern": "staff: start page, different for counsellors, leads, coordinators and administrators",
@@ -81,6 +84,9 @@ REPORTER_PAGES = {
     "/wissen",
     "/wissen/selbstcheck/fragen",
     "/wissen/{slug}",
+    "/glossar",
+    "/leichte-sprache",
+    "/leichte-sprache/{page}",
     "/statistik",
 }
 

@@ -25,6 +25,7 @@ HEARTBEAT_SECONDS = 30.0
 RETENTION_SECONDS = 24 * 3600.0
 # Hourly, though it sends once a day: a beat restarted or down at the usual hour sends within the hour.
 AUDIT_CHECKPOINT_SECONDS = 3600.0
+KNOWLEDGE_REVIEW_SECONDS = 7 * 24 * 3600.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -83,6 +84,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "audit.checkpoint",
                 "schedule": AUDIT_CHECKPOINT_SECONDS,
                 "options": {"expires": 3000},
+            },
+            # Weekly: articles whose facts nobody checked for a year (law and phone numbers change).
+            "knowledge-remind-review": {
+                "task": "knowledge.remind_review",
+                "schedule": KNOWLEDGE_REVIEW_SECONDS,
+                "options": {"expires": 3600},
             },
             "retention-purge": {
                 "task": "retention.purge",

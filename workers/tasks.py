@@ -166,3 +166,11 @@ def snapshot() -> str | None:
         )
     log.info("statistics snapshot %s: %s", as_of, "released" if built.released else "not released")
     return as_of
+
+
+@shared_task(name="knowledge.remind_review", ignore_result=True)
+def remind_knowledge_review() -> int:
+    """Tell the coordinators which knowledge-base articles nobody has checked for a year (weekly)."""
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        return len(ctx.runtime.knowledge.remind_review(session, utcnow()))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
@@ -30,6 +30,16 @@ class KnowledgeArticle(Base):
         ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "Stand": the day the text of this version describes (the seed's front matter; an edit's own day).
+    stand: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # "geprüft am": when a coordinator last checked the facts (an edit, a review, or the seed's date).
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reviewed_by_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
+    )
+    # A coordinator's new article is not public until a second coordinator has reviewed it: one taken-over
+    # account must not be able to publish advice that frightened people act on.
+    awaiting_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("slug", "lang", "version"),

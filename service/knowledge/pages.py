@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import CoordinatorDep, open_subject, pages_of
 from service.deps import runtime_of
-from service.errors import ValidationFailed
+from service.errors import CsrfFailed, ValidationFailed
 from service.i18n import Translator
+from service.knowledge.plain import easy_page, easy_pages, glossary
 from service.knowledge.selfcheck import gaps, load_selfcheck
 from service.knowledge.service import ArticleView
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang
@@ -24,9 +25,14 @@ def knowledge_list(request: Request) -> Response:
     runtime = runtime_of(request)
     lang = request_lang(request)
     query = request.query_params.get("q", "")[:200]
+    subject = open_subject(request, runtime) if request.cookies else None
+    coordinator = subject is not None and subject.is_coordinator and not subject.must_change_password
     with runtime.sessions() as db:
         articles = runtime.knowledge.articles(db, lang, query)
-    return pages_of(request).render(request, "knowledge_list.html", articles=articles, query=query)
+        pending = runtime.knowledge.pending(db, lang) if coordinator else []
+    return pages_of(request).render(
+        request, "knowledge_list.html", articles=articles, query=query, pending=pending
+    )
 
 
 def _new_page(
@@ -78,7 +84,7 @@ async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
         await run_in_threadpool(save)
     except ValidationFailed as exc:
         return _new_page(request, values, _errors(exc, t), 422)
-    suffix = "?lang=en" if lang == "en" else ""
+    suffix = "?created=1&lang=en" if lang == "en" else "?created=1"
     return RedirectResponse(f"/wissen/{slug}{suffix}", status_code=303)
 
 
@@ -89,6 +95,38 @@ def _errors(exc: ValidationFailed, t: Translator) -> list[dict[str, str]]:
         key = "validation.duplicate_slug" if error.get("type") == "duplicate" else "validation.invalid"
         errors.append({"field": field, "message": f"{t(f'knowledge.field.{field}')}: {t(key)}"})
     return errors
+
+
+@router.get("/glossar")
+def glossary_page(request: Request) -> Response:
+    """The legal words the pages use, in plain words, each with its anchor for links from the articles."""
+    lang = request_lang(request)
+    checked, terms = glossary()
+    return pages_of(request).render(
+        request,
+        "glossary.html",
+        checked=checked,
+        terms=[
+            {
+                "id": t.id,
+                "term": t.term.get(lang, t.term["de"]),
+                "text": t.text.get(lang, t.text["de"]),
+                "source": t.source,
+            }
+            for t in terms
+        ],
+    )
+
+
+@router.get("/leichte-sprache")
+def easy_index(request: Request) -> Response:
+    """The pages in Leichte Sprache (German only; the English page says so)."""
+    return pages_of(request).render(request, "easy_index.html", pages=easy_pages())
+
+
+@router.get("/leichte-sprache/{page}")
+def easy_article(page: str, request: Request) -> Response:
+    return pages_of(request).render(request, "easy_page.html", page=easy_page(page[:80]))
 
 
 @router.get("/wissen/selbstcheck/fragen")
@@ -133,12 +171,44 @@ def selfcheck(request: Request) -> Response:
 def knowledge_article(slug: str, request: Request) -> Response:
     runtime = runtime_of(request)
     lang = request_lang(request)
-    with runtime.sessions() as db:
-        article = runtime.knowledge.article(db, slug[:80], lang)
-    # A signed-in coordinator sees where to edit; everyone else sees the plain article.
+    # A signed-in coordinator sees where to edit and review, and a new article awaiting review; everyone else
+    # sees the published article only (a pending one is a 404, like one that does not exist).
     subject = open_subject(request, runtime) if request.cookies else None
     can_edit = subject is not None and subject.is_coordinator and not subject.must_change_password
-    return pages_of(request).render(request, "knowledge_article.html", article=article, can_edit=can_edit)
+    with runtime.sessions() as db:
+        article = runtime.knowledge.article(db, slug[:80], lang, include_pending=can_edit)
+    can_review = can_edit and not (
+        article.awaiting_review and subject is not None and article.author_id == subject.user_id
+    )
+    return pages_of(request).render(
+        request, "knowledge_article.html", article=article, can_edit=can_edit, can_review=can_review
+    )
+
+
+@router.post("/wissen/{slug}/pruefen")
+async def knowledge_review(slug: str, request: Request, subject: CoordinatorDep) -> Response:
+    """A coordinator marks the facts as checked; for a new article, a second coordinator publishes it."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    form = await read_form(request, max_fields=2)
+
+    def exists() -> None:
+        with runtime.sessions() as db:
+            runtime.knowledge.article(db, slug[:80], lang, include_pending=True)
+
+    await run_in_threadpool(exists)  # an address that names nothing is a 404 before the token counts
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        raise CsrfFailed()
+
+    def save() -> bool:
+        with runtime.sessions() as db:
+            return runtime.knowledge.review(db, subject, slug[:80], lang)
+
+    try:
+        await run_in_threadpool(save)
+    except ValidationFailed:
+        return RedirectResponse(f"/wissen/{slug[:80]}?own=1{'&lang=en' if lang == 'en' else ''}", 303)
+    return RedirectResponse(f"/wissen/{slug[:80]}?reviewed=1{'&lang=en' if lang == 'en' else ''}", 303)
 
 
 def _edit_page(
@@ -159,7 +229,7 @@ def _edit_page(
 def knowledge_edit_form(slug: str, request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
     with runtime.sessions() as db:
-        article = runtime.knowledge.article(db, slug[:80], request_lang(request))
+        article = runtime.knowledge.article(db, slug[:80], request_lang(request), include_pending=True)
     values = {
         "title": article.title,
         "summary": article.summary,
@@ -180,7 +250,7 @@ async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -
 
     def current() -> ArticleView:
         with runtime.sessions() as db:
-            return runtime.knowledge.article(db, slug[:80], lang)
+            return runtime.knowledge.article(db, slug[:80], lang, include_pending=True)
 
     article = await run_in_threadpool(current)
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):

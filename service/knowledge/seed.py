@@ -7,6 +7,7 @@ overwritten by a later release's file, and a new shipped article appears on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import yaml
@@ -28,6 +29,9 @@ class SeedArticle:
     codes: list[str]
     order: int
     body: str
+    # "Stand" and "geprüft am" of the shipped text (front matter ``stand`` and ``geprueft``, ISO dates).
+    stand: date
+    checked: date
 
 
 def parse(path: Path) -> SeedArticle:
@@ -39,6 +43,8 @@ def parse(path: Path) -> SeedArticle:
     slug, lang = path.name.removesuffix(".md").rsplit(".", 1)
     if meta.get("slug") != slug or meta.get("lang") != lang or lang not in LANGS:
         raise ValueError(f"{path.name}: slug and lang must match the file name")
+    if not isinstance(meta.get("stand"), date) or not isinstance(meta.get("geprueft"), date):
+        raise ValueError(f"{path.name}: front matter needs the dates stand and geprueft (YYYY-MM-DD)")
     return SeedArticle(
         slug=slug,
         lang=lang,
@@ -47,6 +53,8 @@ def parse(path: Path) -> SeedArticle:
         codes=[str(code) for code in meta.get("codes") or []],
         order=int(meta.get("order", 100)),
         body=body.strip() + "\n",
+        stand=meta["stand"],
+        checked=meta["geprueft"],
     )
 
 
@@ -74,6 +82,9 @@ def seed_articles(session: Session, folder: Path = ARTICLES_DIR) -> int:
                 sort_order=article.order,
                 body_md=article.body,
                 author_id=None,
+                stand=article.stand,
+                reviewed_at=datetime.combine(article.checked, time(12), tzinfo=UTC),
+                awaiting_review=False,
             )
         )
         added += 1

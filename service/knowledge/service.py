@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.knowledge.models import KnowledgeArticle
 from service.knowledge.render import plain_text, render_markdown
+from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
 from service.taxonomy import Taxonomy, type_code_matches
 
@@ -32,6 +34,11 @@ class ArticleView:
     codes: list[str]
     body_md: str
     updated_at: str
+    # "Stand" and "geprüft am" as ISO dates; reviewed_on is None only for an article nobody checked yet.
+    stand: str
+    reviewed_on: str | None
+    awaiting_review: bool
+    author_id: str | None
 
     @property
     def html(self) -> str:
@@ -39,11 +46,20 @@ class ArticleView:
         return render_markdown(self.body_md)
 
 
-def _current(session: Session, lang: str) -> list[KnowledgeArticle]:
+# An article not checked for this long is brought to the coordinators' attention (the beat, daily).
+REVIEW_INTERVAL = timedelta(days=365)
+
+
+def _current(session: Session, lang: str, *, pending: bool = False) -> list[KnowledgeArticle]:
+    """The current versions in list order: the published ones, or (pending=True) those awaiting review."""
     return list(
         session.scalars(
             select(KnowledgeArticle)
-            .where(KnowledgeArticle.lang == lang, KnowledgeArticle.is_current.is_(True))
+            .where(
+                KnowledgeArticle.lang == lang,
+                KnowledgeArticle.is_current.is_(True),
+                KnowledgeArticle.awaiting_review.is_(pending),
+            )
             .order_by(KnowledgeArticle.sort_order, KnowledgeArticle.title)
         )
     )
@@ -59,6 +75,10 @@ def _view(article: KnowledgeArticle) -> ArticleView:
         codes=list(article.codes),
         body_md=article.body_md,
         updated_at=article.created_at.isoformat(),
+        stand=(article.stand or article.created_at.date()).isoformat(),
+        reviewed_on=article.reviewed_at.date().isoformat() if article.reviewed_at else None,
+        awaiting_review=article.awaiting_review,
+        author_id=article.author_id,
     )
 
 
@@ -79,7 +99,14 @@ class KnowledgeService:
             ]
         return [_view(article) for article in found]
 
-    def article(self, session: Session, slug: str, lang: str) -> ArticleView:
+    def pending(self, session: Session, lang: str) -> list[ArticleView]:
+        """New articles waiting for a second coordinator (shown to coordinators only)."""
+        return [_view(article) for article in _current(session, lang, pending=True)]
+
+    def article(
+        self, session: Session, slug: str, lang: str, *, include_pending: bool = False
+    ) -> ArticleView:
+        """The current version; one awaiting review only for coordinators (include_pending), else 404."""
         found = session.scalar(
             select(KnowledgeArticle).where(
                 KnowledgeArticle.slug == slug,
@@ -87,9 +114,62 @@ class KnowledgeService:
                 KnowledgeArticle.is_current.is_(True),
             )
         )
-        if found is None:
+        if found is None or (found.awaiting_review and not include_pending):
             raise NotFound()
         return _view(found)
+
+    def review(self, session: Session, subject: Subject, slug: str, lang: str) -> bool:
+        """A coordinator confirms the article's facts ("geprüft am" becomes today). For a new article this is
+        the second coordinator's review that publishes it; its author cannot review it. Audited. Returns
+        whether the review published the article."""
+        current = session.scalar(
+            select(KnowledgeArticle)
+            .where(
+                KnowledgeArticle.slug == slug,
+                KnowledgeArticle.lang == lang,
+                KnowledgeArticle.is_current.is_(True),
+            )
+            .with_for_update()
+        )
+        if current is None:
+            raise NotFound()
+        published = current.awaiting_review
+        if published and current.author_id == subject.user_id:
+            raise ValidationFailed(
+                [public_error(["review"], "own_article", "a second coordinator must review a new article")]
+            )
+        current.awaiting_review = False
+        current.reviewed_at = utcnow()
+        current.reviewed_by_id = subject.user_id
+        self._audit.append(
+            session,
+            actor_kind="staff",
+            actor_id=subject.user_id,
+            action="knowledge.publish" if published else "knowledge.review",
+            object_type="knowledge_article",
+            object_id=f"{slug}.{lang}",
+            details={"version": current.version},
+        )
+        session.commit()
+        return published
+
+    def due_for_review(self, session: Session, now: datetime) -> list[str]:
+        """Published articles ("slug.lang") whose facts nobody checked within REVIEW_INTERVAL."""
+        cutoff = now - REVIEW_INTERVAL
+        rows = session.execute(
+            select(KnowledgeArticle.slug, KnowledgeArticle.lang, KnowledgeArticle.reviewed_at)
+            .where(KnowledgeArticle.is_current.is_(True), KnowledgeArticle.awaiting_review.is_(False))
+            .order_by(KnowledgeArticle.slug, KnowledgeArticle.lang)
+        )
+        return [f"{slug}.{lang}" for slug, lang, reviewed in rows if reviewed is None or reviewed < cutoff]
+
+    def remind_review(self, session: Session, now: datetime) -> list[str]:
+        """The beat's weekly reminder: one mail to the coordinators naming every article due for review."""
+        due = self.due_for_review(session, now)
+        if due:
+            enqueue(session, "notifications.knowledge_review_due", articles=",".join(due), count=len(due))
+            session.commit()
+        return due
 
     def for_codes(self, session: Session, codes: list[str], lang: str) -> list[ArticleView]:
         """Articles that help with any of these incident codes (a group letter covers the group), in the
@@ -131,7 +211,18 @@ class KnowledgeService:
             raise ValidationFailed(errors)
         order = session.scalar(select(func.max(KnowledgeArticle.sort_order))) or 0
         self._add_version(
-            session, subject, "knowledge.create", slug, lang, 1, order + 10, title, summary, body, codes
+            session,
+            subject,
+            "knowledge.create",
+            slug,
+            lang,
+            1,
+            order + 10,
+            title,
+            summary,
+            body,
+            codes,
+            awaiting_review=True,
         )
 
     def _check(self, title: str, summary: str, body: str, codes: list[str]) -> list[dict[str, object]]:
@@ -199,6 +290,7 @@ class KnowledgeService:
             summary,
             body,
             codes,
+            awaiting_review=current.awaiting_review,
         )
         return version
 
@@ -215,8 +307,12 @@ class KnowledgeService:
         summary: str,
         body: str,
         codes: list[str],
+        *,
+        awaiting_review: bool,
     ) -> None:
-        """Write one version as the current one, audit it, and commit (creation and edits alike)."""
+        """Write one version as the current one, audit it, and commit (creation and edits alike). The author
+        checked what they wrote: the version's "Stand" and "geprüft am" are today."""
+        now = utcnow()
         session.add(
             KnowledgeArticle(
                 slug=slug,
@@ -229,7 +325,11 @@ class KnowledgeService:
                 sort_order=sort_order,
                 body_md=body.replace("\r\n", "\n"),
                 author_id=subject.user_id,
-                created_at=utcnow(),
+                created_at=now,
+                stand=now.date(),
+                reviewed_at=now,
+                reviewed_by_id=subject.user_id,
+                awaiting_review=awaiting_review,
             )
         )
         self._audit.append(

@@ -80,13 +80,19 @@ _COORDINATION_TOPICS = {"notifications.audit_checkpoint": "audit_checkpoint"}
 _COORDINATION_CONTEXT = ("day", "seq", "at", "checkpoint")
 # Topics whose recipients are the coordinators and the fallback rota.
 COORDINATION_TOPICS = frozenset({*_ALERT_TOPICS, *_COORDINATION_TOPICS})
+# For the coordinators alone, who edit the knowledge base: articles whose facts were not checked for a year.
+# The context names public articles (slugs), nothing of any report.
+_COORDINATOR_TOPICS = {"notifications.knowledge_review_due": "knowledge_review_due"}
+COORDINATOR_TOPICS = frozenset(_COORDINATOR_TOPICS)
 # Webhooks announce what needs someone on call; follow-ups wait for the next sign-in.
 _WEBHOOK_TOPICS = {"notifications.new_case", "notifications.escalated", "reminders.ack_overdue"}
 _REPORTER_TOPICS = {
     "notifications.reporter_message": "reporter_message",
     "reminders.reporter_complaint": "reporter_complaint",
 }
-KNOWN_TOPICS = frozenset({*_ORGANISATION_TOPICS, *COORDINATION_TOPICS, *_REPORTER_TOPICS})
+KNOWN_TOPICS = frozenset(
+    {*_ORGANISATION_TOPICS, *COORDINATION_TOPICS, *_COORDINATOR_TOPICS, *_REPORTER_TOPICS}
+)
 
 
 def _members(
@@ -156,6 +162,20 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
                 )
                 for member in group
             ]
+    elif topic in _COORDINATOR_TOPICS:
+        named = str(payload.get("articles") or "")
+        context = {"articles": [slug for slug in named.split(",") if slug], "count": payload.get("count")}
+        chosen += [
+            Recipient(
+                key=f"mail:staff:{member.user_id}",
+                channel=Channel.mail,
+                address=member.email,
+                template=_COORDINATOR_TOPICS[topic],
+                reason="coordinator",
+                context=context,
+            )
+            for member in directory.coordinators
+        ]
     elif topic in _REPORTER_TOPICS and directory.reporter_email:
         chosen.append(
             Recipient(

@@ -25,6 +25,7 @@ from service.notifications.contact import open_address
 from service.notifications.mail import Mailer, build_message, render
 from service.notifications.recipients import (
     COORDINATION_TOPICS,
+    COORDINATOR_TOPICS,
     KNOWN_TOPICS,
     Channel,
     Directory,
@@ -87,7 +88,7 @@ class NotificationService:
                         reporter_email = open_address(self._key, str(case_id), sealed)
                     except DecryptionError:
                         log.warning("a reporter notification address could not be opened")
-        alert = topic in COORDINATION_TOPICS
+        alert = topic in COORDINATION_TOPICS or topic in COORDINATOR_TOPICS
         return Directory(
             organisations=repository.organisations(session, org_ids),
             coordinators=repository.coordinators(session) if alert else (),
@@ -102,6 +103,8 @@ class NotificationService:
         if recipient.key == "mail:reporter":
             return f"{base}/fall"
         case_id = recipient.context.get("case_id")
+        if recipient.template == "knowledge_review_due":
+            return f"{base}/wissen"
         if recipient.template.startswith("alert_") or recipient.template == "audit_checkpoint":
             return f"{base}/intern"
         return f"{base}/intern/faelle/{case_id}" if case_id else f"{base}/intern/faelle"

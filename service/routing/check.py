@@ -1,7 +1,7 @@
 """``rueckhalt policy check``: what is wrong or risky in a routing policy before it goes live.
 
 Errors are things that make the policy do something other than it says (a rule that can never match, a
-police liaison without a consent condition, an organisation that does not exist); warnings are gaps an
+police liaison named as a recipient, an organisation that does not exist); warnings are gaps an
 operator should look at (a Land that only the fallback covers, an organisation without a key yet).
 
 The dead-rule check is conservative: it reports a rule only when an earlier ``stop`` rule provably matches
@@ -133,23 +133,32 @@ def implies(
 
 # -- the checks -------------------------------------------------------------------------------------------
 def _police_findings(policy: RoutingPolicy) -> list[Finding]:
+    """A police liaison is never a recipient of routing: it receives a case only when a counsellor hands the
+    case on (a referral with the reporter's consent). Routing grants the key at intake, before anybody has
+    spoken with the reporter, and the police must investigate an offence prosecuted ex officio once they
+    know of it (§§ 152 Abs. 2, 163 StPO). The engine drops such a recipient; a rule that names one does not
+    do what it says, whatever its consent condition."""
     findings: list[Finding] = []
     police = {org.slug for org in policy.organisations if org.kind is OrganisationKind.police_liaison}
     for rule in policy.rules:
         named = [slug for slug in rule.then.targets if slug in police]
         named += [step.org for step in rule.then.escalation if step.org in police]
-        consent = rule.when.consent
-        if named and (consent is None or consent.police_contact is not True):
+        if named:
             findings.append(
                 _error(
-                    f"rule {rule.id} sends to the police liaison {', '.join(sorted(set(named)))} without "
-                    "the condition consent: {police_contact: true}; the engine drops it for reporters who "
-                    "did not consent, so the rule does not do what it says",
+                    f"rule {rule.id} sends to the police liaison {', '.join(sorted(set(named)))}; a police "
+                    "liaison receives a case only when a counsellor hands it on with the reporter's "
+                    "consent (referral), never by routing, so the engine drops it",
                     rule.id,
                 )
             )
     if policy.fallback.org in police:
-        findings.append(_error(f"the fallback {policy.fallback.org} is a police liaison; it needs consent"))
+        findings.append(
+            _error(
+                f"the fallback {policy.fallback.org} is a police liaison; the police receive a case only "
+                "on a counsellor's handover"
+            )
+        )
     return findings
 
 
@@ -171,7 +180,8 @@ def _organisation_findings(policy: RoutingPolicy, known_orgs: Mapping[str, bool]
                 else "routing skips it until it has one"
             )
             findings.append(level(f"organisation {org.slug} has no key: {consequence}"))
-        if org.slug not in used:
+        # A police liaison is reached by referral only, so no rule names it.
+        if org.slug not in used and org.kind is not OrganisationKind.police_liaison:
             findings.append(_warning(f"organisation {org.slug} is defined but no rule uses it"))
     fallback = policy.organisation(policy.fallback.org)
     if fallback is not None and fallback.kind is not OrganisationKind.fallback_rota:

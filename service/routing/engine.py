@@ -6,7 +6,10 @@ it. So the engine, not the policy author, has the last word on two things:
 
 - an organisation without a key is never chosen (it could not open the case, and the service never stores
   a report it cannot protect), and
-- a police liaison is never chosen unless the reporter consented to police contact, whatever a rule says.
+- a police liaison is never chosen at all, whatever a rule says: it receives a case only when a counsellor
+  hands the case on (a referral, with the reporter's consent and only if the report agreed to the police).
+  Routing grants keys at intake, and the police, once they know of an offence prosecuted ex officio, must
+  investigate (§§ 152 Abs. 2, 163 StPO): the reporter decides with a counsellor first, not by a tick.
 
 The result carries its reasons (which rule matched on which facts, what was skipped and why), so a decision
 stored with the case can be explained later (the pattern of zulip's notification_data: who, and why).
@@ -48,7 +51,11 @@ class ReasonKind(StrEnum):
     # A target or escalation step of a matched rule has no key (or is not defined in the policy).
     skipped_unreachable = "skipped_unreachable"
     # A police liaison in a matched rule, dropped because the reporter did not consent to police contact.
+    # Kept for decisions stored before the police were taken out of routing altogether.
     consent_missing = "consent_missing"
+    # A police liaison in a matched rule (or as the fallback), dropped: the police receive a case only on a
+    # counsellor's handover, never at intake or by escalation.
+    handover_only = "handover_only"
     no_match = "no_match"
     fallback = "fallback"
     fallback_unreachable = "fallback_unreachable"
@@ -222,10 +229,14 @@ def _refusal(
     org = orgs.get(slug)
     if org is None:
         return Reason(rule_id, ReasonKind.skipped_unreachable, f"{role} {slug} is not defined in the policy")
-    # Checked before reachability and independent of any rule: consent is the reporter's, not the policy's.
-    if org.kind is OrganisationKind.police_liaison and not facts.consent_police:
-        detail = f"{role} {slug} is a police liaison and the reporter did not consent to police contact"
-        return Reason(rule_id, ReasonKind.consent_missing, detail)
+    # Checked before reachability and independent of any rule or consent: a police liaison never gets the key
+    # at intake or by escalation; a counsellor hands the case on after speaking with the reporter.
+    if org.kind is OrganisationKind.police_liaison:
+        detail = (
+            f"{role} {slug} is a police liaison: it receives a case only when a counsellor hands it on "
+            "with the reporter's consent"
+        )
+        return Reason(rule_id, ReasonKind.handover_only, detail)
     if slug not in reachable:
         return Reason(rule_id, ReasonKind.skipped_unreachable, f"{role} {slug} has no key")
     return None
@@ -237,8 +248,8 @@ def evaluate(policy: RoutingPolicy, facts: ReportFacts, reachable: frozenset[str
     Rules are tried in order. A matching rule adds its targets and escalation steps; ``stop: true`` (the
     default) ends the evaluation, ``stop: false`` goes on to the next rule. The acknowledgement deadline is
     the smallest of all matched rules (a severe case keeps its short deadline even if its own targets were
-    skipped). The fallback is used when no rule matched, or when no support organisation remains: a police
-    liaison alone is no support, and a reporter who agreed to police contact still expects counselling.
+    skipped). The fallback is used when no rule matched, or when no support organisation remains. A police
+    liaison is never among the recipients (see the module docstring).
     If the fallback cannot receive either, the decision has no targets and the caller refuses the report.
     """
     orgs = policy.organisation_map
@@ -278,16 +289,9 @@ def evaluate(policy: RoutingPolicy, facts: ReportFacts, reachable: frozenset[str
     has_support = any(orgs[slug].kind is not OrganisationKind.police_liaison for slug in targets)
     if not has_support:
         fallback = policy.fallback
+        # A police liaison as the fallback is refused by _refusal like anywhere else (policy check
+        # reports it).
         refusal = _refusal(fallback.org, "fallback", orgs, facts, reachable, None)
-        fallback_org = orgs.get(fallback.org)
-        if (
-            refusal is None
-            and fallback_org is not None
-            and fallback_org.kind is OrganisationKind.police_liaison
-        ):
-            # A misconfigured fallback (policy check reports it) must not make the police the only recipient.
-            detail = f"fallback {fallback.org} is a police liaison, which is no support on its own"
-            refusal = Reason(None, ReasonKind.fallback_unreachable, detail)
         why = "no rule matched" if not matched else "no support organisation of the matched rules can receive"
         if refusal is None:
             fallback_used = True
@@ -295,7 +299,7 @@ def evaluate(policy: RoutingPolicy, facts: ReportFacts, reachable: frozenset[str
             deadlines.append(fallback.ack_deadline_minutes)
             reasons.append(Reason(None, ReasonKind.fallback, f"{why}: fallback {fallback.org}"))
         else:
-            # Nobody who could support the reporter: no key is granted to anyone, not even the police.
+            # Nobody who could support the reporter: no key is granted to anyone.
             reasons.append(Reason(None, ReasonKind.fallback_unreachable, f"{why}; {refusal.detail}"))
             targets.clear()
             escalation.clear()

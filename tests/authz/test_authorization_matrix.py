@@ -69,6 +69,8 @@ from service.auth.models import StaffUser
 from service.config import Settings
 from service.runtime import build_runtime
 
+EASY_PAGE = "strafantrag"  # a page in Leichte Sprache
+
 # -- object variants -----------------------------------------------------------------------------------------
 SELF = "self"  # the object is the subject's own (a reporter's case), or there is none
 # A: case A (Bayern), held by beratung-by; B: case B (Nordrhein-Westfalen), held by beratung-nw.
@@ -255,6 +257,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/wissen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/selbstcheck/fragen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/{slug}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/glossar"): Route(Guard.PUBLIC, 200),
+    ("GET", "/leichte-sprache"): Route(Guard.PUBLIC, 200),
+    ("GET", "/leichte-sprache/{page}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     # Staff sign-in and sign-out.
     ("GET", "/anmelden"): Route(Guard.SIGN_IN_PAGE, 200),
     ("POST", "/anmelden"): Route(Guard.LOGIN, 303, form=_credentials("code"), csrf="form"),
@@ -455,6 +460,14 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location=f"/wissen/{ARTICLE}?saved=1",
     ),
+    ("POST", "/wissen/{slug}/pruefen"): Route(
+        Guard.COORDINATOR,
+        303,
+        OBJECT_VARIANTS,
+        form=_fixed(),
+        csrf="form",
+        ok_location=f"/wissen/{ARTICLE}?reviewed=1",
+    ),
 }
 
 # Not a route: an address nothing answers must be a 404 for everybody (a catch-all or a frontend fallback
@@ -597,6 +610,7 @@ def params(world: World, variant: str) -> dict[str, str]:
         "seq": "99" if variant == NO_SEQ else "1",
         "as_of": SNAPSHOT_MONTH if variant != MISSING else "2019-01",
         "slug": ARTICLE if variant != MISSING else "gibt-es-nicht",
+        "page": EASY_PAGE if variant != MISSING else "gibt-es-nicht",
         "year": str(RELEASE_YEAR) if variant != MISSING else "2019",
         "path": STATIC_FILE if variant != MISSING else "gibt-es-nicht.css",
         "organisation_id": world.organisation_id(variant),

@@ -190,6 +190,8 @@ def test_reporter_pages_in_english(
             ("/wissen", "/wissen"),
             ("/wissen/{slug}", "/wissen/strafanzeige"),
             ("/wissen/selbstcheck/fragen", "/wissen/selbstcheck/fragen"),
+            ("/glossar", "/glossar"),
+            ("/leichte-sprache", "/leichte-sprache"),
             ("/statistik", "/statistik"),
         ):
             page.goto(f"{live_server.url}{address}")
@@ -218,6 +220,15 @@ def test_visitor_pages(browser: Browser, live_server: LiveServer, checker: PageC
         checker.check(page, "GET /wissen/{slug}")
         page.goto(f"{live_server.url}/wissen?q=Zeppelinlandeplatz")
         checker.check(page, "GET /wissen")
+
+        page.goto(f"{live_server.url}/glossar")
+        expect(page.locator("#antragsdelikt")).to_be_visible()
+        checker.check(page, "GET /glossar")
+        page.get_by_role("link", name="Leichte Sprache").click()
+        checker.check(page, "GET /leichte-sprache")
+        page.get_by_role("link", name=re.compile("Straf·anzeige")).click()
+        expect(page.locator("article[class~=article--easy]")).to_be_visible()
+        checker.check(page, "GET /leichte-sprache/{page}")
 
         page.goto(f"{live_server.url}/wissen/selbstcheck/fragen")
         checker.check(page, "GET /wissen/selbstcheck/fragen")
@@ -406,7 +417,8 @@ def test_coordinator_pages(browser: Browser, live_server: LiveServer, checker: P
         page.fill("#field-summary", "Das Formular funktioniert ohne JavaScript und auf kleinen Bildschirmen.")
         page.fill("#field-body", "## Ohne JavaScript\n\nAlle Formulare senden auch ohne Skripte.")
         page.locator("form[action^='/wissen/neu'] button[type=submit]").click()
-        expect(page).to_have_url(f"{live_server.url}/wissen/barrierefrei-melden")
+        expect(page).to_have_url(f"{live_server.url}/wissen/barrierefrei-melden?created=1")
+        expect(page.locator("main")).to_contain_text("wartet auf die Prüfung")
         checker.check(page, "GET /wissen/{slug}")
 
         page.get_by_role("link", name=re.compile("Bearbeiten")).click()

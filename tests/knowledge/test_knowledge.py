@@ -205,8 +205,10 @@ def test_a_coordinator_publishes_a_new_article(
     assert coordinator.post("/wissen/neu", data={**data, "slug": "Keine Adresse!"}).status_code == 422
     published = coordinator.post("/wissen/neu", data=data, follow_redirects=False)
     assert published.status_code == 303
-    assert published.headers["location"] == "/wissen/drohungen-im-wahlkampf"
-    assert "Drohungen im Wahlkampf" in browser(None).get("/wissen").text
+    assert published.headers["location"] == "/wissen/drohungen-im-wahlkampf?created=1"
+    # Not public until a second coordinator has reviewed it (test_review.py).
+    assert "Drohungen im Wahlkampf" not in browser(None).get("/wissen").text
+    assert "Drohungen im Wahlkampf" in coordinator.get("/wissen").text
     with seeded.sessions() as db:
         assert db.scalars(
             select(AuditEvent.object_id).where(AuditEvent.action == "knowledge.create")

@@ -33,6 +33,8 @@ CONTEXT = {
     "seq": 1234,
     "at": "2026-12-03 04:00:00 UTC",
     "checkpoint": "1234:" + "ab" * 32 + ":20261203T040000Z:" + "cd" * 16,
+    "articles": ["auskunftssperre.de", "auskunftssperre.en"],
+    "count": 2,
 }
 
 
@@ -56,7 +58,7 @@ def test_the_templates_are_all_there() -> None:
     for name in templates():
         assert (MAIL_TEMPLATES / f"{name}.de.txt").exists()
         assert (MAIL_TEMPLATES / f"{name}.en.txt").exists()
-    assert len(templates()) == 13
+    assert len(templates()) == 14
 
 
 @pytest.fixture(scope="module")

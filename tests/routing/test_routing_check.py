@@ -72,6 +72,16 @@ def test_a_broken_policy_reports_every_problem(taxonomy: Taxonomy, districts: Di
                 "when": {"types_any": ["D"]},
                 "then": {"targets": ["polizei"], "stop": False},
             },
+            # Police with the consent condition: still an error (the police get a case only by handover).
+            {
+                "id": "polizei-mit-einwilligung",
+                "when": {"consent": {"police_contact": True}},
+                "then": {
+                    "targets": ["online"],
+                    "escalation": [{"org": "polizei", "after_minutes": 60}],
+                    "stop": False,
+                },
+            },
         ]
     )
     findings = check_policy(policy, taxonomy, districts, {**ALL_KEYS, "beratung-nw": True})
@@ -81,7 +91,13 @@ def test_a_broken_policy_reports_every_problem(taxonomy: Taxonomy, districts: Di
     assert any(m.startswith("rule bayern-online can never match") and "rule bayern" in m for m in found)
     assert any(m.startswith("rule polizei-immer sends to the police liaison polizei") for m in found)
     by_rule = {f.rule_id for f in findings if f.level is FindingLevel.error}
-    assert {"tippfehler", "unbekannt", "bayern-online", "polizei-immer"} <= by_rule
+    with_consent = "rule polizei-mit-einwilligung sends to the police liaison polizei"
+    assert any(m.startswith(with_consent) for m in found)
+    assert any("only when a counsellor hands it on" in m for m in found)
+    expected = {"tippfehler", "unbekannt", "bayern-online", "polizei-immer", "polizei-mit-einwilligung"}
+    assert expected <= by_rule
+    # The police liaison that no rule names is not reported as unused: referrals reach it.
+    assert not any("organisation polizei is defined but no rule uses it" in m for m in warnings(findings))
     # Only Bavaria has a catch-all rule; the other 15 Länder are gaps.
     gaps = [m for m in warnings(findings) if m.startswith("Land ")]
     assert len(gaps) == 15
@@ -98,7 +114,9 @@ def test_organisations_must_exist_in_the_service_and_have_keys(
     assert "organisation online is not set up in the service (no such organisation)" in errors(findings)
     assert any(m.startswith("organisation rota has no key") for m in errors(findings))  # the fallback
     assert any(m.startswith("organisation beratung-by has no key") for m in warnings(findings))
-    assert "organisation polizei is defined but no rule uses it" in warnings(findings)
+    assert "organisation online is defined but no rule uses it" in warnings(findings)
+    # A police liaison is reached by a counsellor's referral only, so an unused one is no finding.
+    assert "organisation polizei is defined but no rule uses it" not in warnings(findings)
 
 
 def test_escalations_and_deadlines(taxonomy: Taxonomy, districts: Districts) -> None:
@@ -153,7 +171,10 @@ def test_a_police_fallback_is_an_error(taxonomy: Taxonomy, districts: Districts)
         {"organisations": ORGS, "rules": [], "fallback": {"org": "polizei", "ack_deadline_minutes": 60}}
     )
     findings = check_policy(policy, taxonomy, districts, ALL_KEYS)
-    assert "the fallback polizei is a police liaison; it needs consent" in errors(findings)
+    assert (
+        "the fallback polizei is a police liaison; the police receive a case only on a counsellor's handover"
+        in errors(findings)
+    )
     assert "the policy has no rules: every report goes to the fallback" in warnings(findings)
 
 
@@ -201,7 +222,7 @@ def test_the_loader_names_file_path_and_rule(policies_copy: Path) -> None:
         load_policy(policies_copy)
     message = str(caught.value)
     assert "routing.yaml" in message
-    assert "rules[13] (id=land-sl).when.land[0]: Input should be a valid string" in message
+    assert "rules[12] (id=land-sl).when.land[0]: Input should be a valid string" in message
 
 
 def test_the_loader_refuses_unknown_codes_and_organisations(policies_copy: Path) -> None:
@@ -213,7 +234,7 @@ def test_the_loader_refuses_unknown_codes_and_organisations(policies_copy: Path)
         load_policy(policies_copy)
     problems = [str(problem) for problem in caught.value.problems]
     assert "rules[2] (id=online-hass).when.types_any: unknown incident type code 'Q7'" in problems
-    assert "rules[12] (id=land-by).then.targets: unknown organisation 'beratung-bayern'" in problems
+    assert "rules[11] (id=land-by).then.targets: unknown organisation 'beratung-bayern'" in problems
 
 
 def test_the_loader_refuses_unknown_keys(policies_copy: Path) -> None:

@@ -1,5 +1,5 @@
 """The routing engine: every demo rule, the fallback, organisations without keys, and the police rule that
-no policy can override."""
+no policy can override (a police liaison is never a recipient of routing, only of a counsellor's handover)."""
 
 from __future__ import annotations
 
@@ -79,13 +79,15 @@ def test_online_hostility_adds_the_online_specialists(
     assert technical.targets == ("beratung-bw",)
 
 
-def test_police_liaison_with_consent_for_likely_offences(
+def test_the_police_liaison_gets_no_key_at_intake_even_with_consent(
     policy: RoutingPolicy, make_facts: MakeFacts, all_orgs: frozenset[str]
 ) -> None:
-    threat = make_facts(land="12", type_codes=["A3b"], channel="phone", consent_police=True)
-    assert evaluate(policy, threat, all_orgs).targets == ("polizei-kontakt", "beratung-bb")
-    discrimination = make_facts(land="12", type_codes=["A8"], channel="phone", consent_police=True)
-    assert evaluate(policy, discrimination, all_orgs).targets == ("beratung-bb",)
+    """The consent in the report allows a counsellor's handover later; intake grants the police nothing."""
+    threat = make_facts(land="12", type_codes=["A3b", "D5"], channel="phone", consent_police=True)
+    decision = evaluate(policy, threat, all_orgs)
+    assert "polizei-kontakt" not in decision.targets
+    assert "polizei-kontakt" not in [slug for slug, _ in decision.escalation]
+    assert decision.targets == ("rechtshilfe", "beratung-bb")
 
 
 def test_no_police_without_consent(
@@ -137,12 +139,12 @@ def test_a_severe_case_keeps_its_short_deadline_on_the_fallback(
     assert decision.ack_deadline_minutes == 60
 
 
-def test_police_alone_is_no_support_so_the_fallback_joins(
+def test_without_the_lands_counselling_the_fallback_joins_not_the_police(
     policy: RoutingPolicy, make_facts: MakeFacts, all_orgs: frozenset[str]
 ) -> None:
     facts = make_facts(land="10", type_codes=["A4"], consent_police=True)
     decision = evaluate(policy, facts, all_orgs - {"beratung-sl"})
-    assert decision.targets == ("polizei-kontakt", "rufbereitschaft")
+    assert decision.targets == ("rufbereitschaft",)
     assert decision.fallback_used
 
 
@@ -218,28 +220,39 @@ def test_escalation_steps_are_key_grants_and_filtered_too(make_facts: MakeFacts)
         ]
     )
     decision = evaluate(policy, make_facts(), EVERYONE - {"recht"})
-    # recht has no key; rota keeps the earlier time; the police step needs consent.
+    # recht has no key; rota keeps the earlier time; a police step is never taken.
     assert decision.escalation == (("rota", 60),)
     kinds = {(reason.rule_id, reason.kind) for reason in decision.reasons}
     assert ("a", ReasonKind.skipped_unreachable) in kinds
-    assert ("b", ReasonKind.consent_missing) in kinds
+    assert ("b", ReasonKind.handover_only) in kinds
     with_consent = evaluate(policy, make_facts(consent_police=True), EVERYONE)
-    assert with_consent.escalation == (("polizei", 10), ("rota", 60), ("recht", 90))
+    assert with_consent.escalation == (("rota", 60), ("recht", 90))
 
 
-def test_the_engine_drops_police_that_a_rule_names_without_consent(make_facts: MakeFacts) -> None:
-    policy = small_policy([{"id": "immer-polizei", "then": {"targets": ["polizei", "beratung-by"]}}])
-    decision = evaluate(policy, make_facts(), EVERYONE)
+@pytest.mark.parametrize("consent_police", [False, True])
+def test_the_engine_drops_police_that_a_rule_names_with_or_without_consent(
+    make_facts: MakeFacts, consent_police: bool
+) -> None:
+    policy = small_policy(
+        [
+            {
+                "id": "immer-polizei",
+                "when": {"consent": {"police_contact": True}} if consent_police else {},
+                "then": {"targets": ["polizei", "beratung-by"]},
+            }
+        ]
+    )
+    decision = evaluate(policy, make_facts(consent_police=consent_police), EVERYONE)
     assert decision.targets == ("beratung-by",)
-    refusal = next(reason for reason in decision.reasons if reason.kind is ReasonKind.consent_missing)
+    refusal = next(reason for reason in decision.reasons if reason.kind is ReasonKind.handover_only)
     assert refusal.rule_id == "immer-polizei"
-    assert "did not consent" in refusal.detail
-    assert evaluate(policy, make_facts(consent_police=True), EVERYONE).targets == ("polizei", "beratung-by")
+    assert "only when a counsellor hands it on" in refusal.detail
 
 
-def test_a_police_fallback_is_not_used_without_consent(make_facts: MakeFacts) -> None:
+@pytest.mark.parametrize("consent_police", [False, True])
+def test_a_police_fallback_is_never_used(make_facts: MakeFacts, consent_police: bool) -> None:
     policy = small_policy([], fallback="polizei")
-    decision = evaluate(policy, make_facts(), EVERYONE)
+    decision = evaluate(policy, make_facts(consent_police=consent_police), EVERYONE)
     assert decision.targets == ()
     assert decision.reasons[-1].kind is ReasonKind.fallback_unreachable
 

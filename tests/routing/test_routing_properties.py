@@ -1,7 +1,8 @@
 """Properties of the engine over random reports, random key sets and random policies.
 
 Given any report, any set of organisations with keys and any policy (including rules that name the police
-without a consent condition), the engine never routes to the police without consent, never grants a key to
+with or without a consent condition), the engine never routes to the police (they receive a case only on a
+counsellor's handover), never grants a key to
 an organisation that cannot receive, and gives the same answer for the same input.
 """
 
@@ -118,8 +119,8 @@ def check_invariants(policy: RoutingPolicy, facts: ReportFacts, reachable: froze
     decision = evaluate(policy, facts, reachable)
     granted = list(decision.targets) + [slug for slug, _ in decision.escalation]
     police = {org.slug for org in policy.organisations if org.kind is OrganisationKind.police_liaison}
-    if not facts.consent_police:
-        assert not police & set(granted)
+    # Never the police, whatever the rules say and whatever the reporter consented to: handover only.
+    assert not police & set(granted)
     assert set(granted) <= reachable
     assert len(decision.targets) == len(set(decision.targets))
     assert len(granted) == len(set(granted))  # an escalation step is never also a target

@@ -88,32 +88,41 @@ CHANNELS_DE = {
     "press": "Presse, Flugblatt, Aushang",
 }
 
+# Targets and offices: taxonomy.md's labels in the project's one gender-fair style (pair forms instead of the
+# gender star, docs/language.md; issue 15). taxonomy.md is to follow.
 TARGETS_DE = {
     "self": "Person selbst",
-    "partner": "Partner*in",
+    "partner": "Partnerin oder Partner",
     "children": "Kinder",
     "other_family": "weitere Angehörige",
     "staff": "Mitarbeitende (Büro, Verwaltung)",
-    "colleagues": "Fraktion, Kolleg*innen",
+    "colleagues": "Fraktion, Kolleginnen und Kollegen",
     "property": "Eigentum",
     "municipal_building": "Dienstgebäude",
     "party_org": "Partei, Organisation",
 }
 
 OFFICES_DE = {
-    "mayor_fulltime": "(Ober-)Bürgermeister*in (hauptamtlich)",
-    "mayor_volunteer": "Bürgermeister*in (ehrenamtlich)",
-    "local_mayor": "Orts-/Stadtteilbürgermeister*in, Ortsvorsteher*in",
-    "district_administrator": "Landrät*in",
-    "elected_deputy": "Beigeordnete*r, Dezernent*in (Wahlbeamt*in)",
+    "mayor_fulltime": "(Ober-)Bürgermeisterin oder (Ober-)Bürgermeister (hauptamtlich)",
+    "mayor_volunteer": "Bürgermeisterin oder Bürgermeister (ehrenamtlich)",
+    "local_mayor": (
+        "Orts- oder Stadtteilbürgermeisterin oder -bürgermeister, Ortsvorsteherin oder Ortsvorsteher"
+    ),
+    "district_administrator": "Landrätin oder Landrat",
+    "elected_deputy": (
+        "Beigeordnete oder Beigeordneter, Dezernentin oder Dezernent (Wahlbeamtin oder Wahlbeamter)"
+    ),
     "council_member": "Mitglied Gemeinderat, Stadtrat, Stadtverordnetenversammlung",
     "district_council_member": "Mitglied Kreistag",
     "local_council_member": "Bezirksvertretung, Ortsbeirat, Ortschaftsrat, Bezirksverordnete",
-    "coopted_member": "sachkundige Bürger*in, Ausschuss- oder Beiratsmitglied (z. B. Integrationsbeirat)",
+    "coopted_member": (
+        "sachkundige Bürgerin oder sachkundiger Bürger, "
+        "Ausschuss- oder Beiratsmitglied (z. B. Integrationsbeirat)"
+    ),
     "candidate": "Kandidierende",
     "municipal_employee": "kommunale Beschäftigte",
     "project_volunteer": "Ehrenamtliche in kommunalen Projekten (Integration, Geflüchtetenhilfe)",
-    "mandate_staff": "Mitarbeitende von Mandatsträger*innen",
+    "mandate_staff": "Mitarbeitende von Mandatsträgerinnen und Mandatsträgern",
 }
 
 # Count of items per list in taxonomy.md, not counting "other" (every open list has one).
@@ -246,7 +255,7 @@ def test_severity_follows_rias_groups(code: str, severity: int, taxonomy: Taxono
         ("A1", LegalRelevance.complaint_only),  # § 194
         ("A2", LegalRelevance.complaint_only),
         ("A5", LegalRelevance.complaint_only),  # § 238 (4), relative
-        ("A7", LegalRelevance.complaint_only),  # § 184i (3), relative
+        ("A7", LegalRelevance.complaint_only),  # § 184i (3) relative; verbal: § 185 via § 194
         ("C1", LegalRelevance.complaint_only),  # § 303c
         ("D3", LegalRelevance.complaint_only),  # § 230
         ("A3", LegalRelevance.likely_criminal),  # § 241
