@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from service.routing import ReportFacts, RoutingPolicy, load_policy
+from service.routing import cli as routing_cli
 from service.routing.cli import set_org_source
 from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
 
@@ -74,7 +75,9 @@ def policies_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_org_source() -> Iterator[None]:
-    """The CLI's organisation hook is module state: no test may leak it into the next."""
+    """The CLI's organisation hook is module state: no test may leak it into the next, and the one the main
+    command line installed (it reads the database) is back afterwards for the tests that use it."""
+    installed = routing_cli._org_source
     set_org_source(None)
     yield
-    set_org_source(None)
+    set_org_source(installed)
