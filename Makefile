@@ -10,9 +10,12 @@ export PORT RUECKHALT_DATA_DIR
 
 # Debian packages the tests use, never stand-ins: PostgreSQL, Redis, Chromium, and nginx as the proxy in front.
 TEST_APT_PACKAGES := postgresql redis-server chromium nginx
+# Debian packages the benchmarks add: wrk, the C load generator of bench-intake (a Python client on the same two
+# cores would cost as much CPU per request as the server it measures).
+BENCH_APT_PACKAGES := wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-uploads bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean
+.PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-uploads bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +34,13 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test apt-test-deps
 
 apt-test-deps:
-	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"
+
+apt-bench-deps:
+	@$(MAKE) --no-print-directory apt-packages APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+
+apt-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -80,7 +89,7 @@ policy-test: install
 	$(BIN)/rueckhalt policy test
 
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
-bench: install-test
+bench: install-test apt-bench-deps
 	-$(MAKE) -k --no-print-directory bench-intake bench-login bench-uploads bench-notify bench-memory bench-scaleout faults
 	$(BIN)/python bench/report.py
 
@@ -90,7 +99,8 @@ bench-report: install-test
 bench-memory: install-test
 	$(BIN)/python bench/memory.py --seconds $(BENCH_SECONDS)
 
-bench-intake: install-test
+# wrk drives the rate (closed loop at 16 and 32 connections, then paced at half the intake's maximum).
+bench-intake: install-test apt-bench-deps
 	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
 
 bench-login: install-test

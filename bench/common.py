@@ -87,6 +87,8 @@ class Stack:
             "RUECKHALT_DATA_DIR": str(self.data_dir),
             "RUECKHALT_DATABASE_URL": url,
             "RUECKHALT_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            # Celery's broker as in production (an api process publishes each report's delivery task to it).
+            "RUECKHALT_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/1",
             "RUECKHALT_INTAKE_LIMIT_PER_HOUR": "100000000",
             "PYTHONPATH": str(ROOT),
             **extra,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from service import health
 from service.audit.policies import record_policy_state
@@ -21,6 +22,7 @@ from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
 from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
+from service.outbox.dispatch import Dispatcher, broker_publisher
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -40,8 +42,18 @@ DESCRIPTION = """Rückhalt: encrypted incident reports of hostility toward local
 server to support organisations. The free-text account of what happened is the field `description`."""
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    publish_after_commit: bool | None = None,
+) -> FastAPI:
+    """The application; ``publish_after_commit`` (a served process's default as its settings say, off for a
+    test's runtime unless asked for) publishes a report's delivery tasks on ``settings``' broker right after
+    its commit."""
     settings = settings or (runtime.settings if runtime else get_settings())
+    if publish_after_commit is None:
+        publish_after_commit = runtime is None and settings.publish_after_commit
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_log_filter()
     built = runtime or build_runtime(settings)
@@ -55,9 +67,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # Made here, in the loop that serves: asyncio connections must not outlive or leave their loop.
         async_engine = make_async_engine(built.settings.resolved_database_url)
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
+        dispatcher = None
+        if publish_after_commit:
+            # One thread per process (made here, after uvicorn's fork), publishing on the workers' broker.
+            dispatcher = Dispatcher(built.sessions, broker_publisher(settings))
+            dispatcher.start()
+            built.intake.dispatcher = dispatcher
         try:
             yield
         finally:
+            if dispatcher is not None:
+                built.intake.dispatcher = None
+                await run_in_threadpool(dispatcher.close)
             app.state.async_sessions = None
             app.state.health.close()
             if async_engine is not None:

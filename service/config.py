@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Celery's broker: Redis in production; unset, a SQLite file in the data folder (no server needed).
     broker_url: str | None = None
+    # An api process publishes a new report's delivery tasks right after its commit (the outbox relay stays
+    # the safety net); off, notifications wait for the relay's next pass.
+    publish_after_commit: bool = True
     # Redis hands an unacknowledged task (its worker died) to another worker after this long.
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=1)
 

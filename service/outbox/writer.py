@@ -33,6 +33,12 @@ def message_row(topic: str, **payload: Any) -> NewRow:
     )
 
 
+def claim(row: NewRow) -> NewRow:
+    """Mark a new row as dispatched by the process writing it (``service.outbox.dispatch``)."""
+    row.values["dispatched_at"] = row.values["created_at"]
+    return row
+
+
 def message(topic: str, **payload: Any) -> OutboxMessage:
     """The same row as an ORM object, for a caller that adds it to its session."""
     return OutboxMessage(**message_row(topic, **payload).values)

@@ -50,6 +50,7 @@ from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
 from service.organisations.repository import Receiver
 from service.outbox import writer as outbox
+from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
@@ -123,6 +124,9 @@ class IntakeService:
         self._statistics_key = statistics_key
         self._notification_key = notification_key
         self._keys = PublicKeys()
+        # Set by a served api process (``service.app``): the delivery tasks of a report's outbox rows are
+        # published right after its commit instead of at the relay's next pass.
+        self.dispatcher: Dispatcher | None = None
 
     # -- validation ---------------------------------------------------------------------------------------
     def check_incident_codes(self, data: IncidentFields) -> list[dict[str, Any]]:
@@ -396,14 +400,17 @@ class IntakeService:
             session.rollback()
             raise NoRecipient()
         rows.append(self._record(case.id, incident_id, decision, now))
-        rows += [
-            outbox.message_row(
-                "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
-            )
-            for org in targets
-        ]
-        repository.insert_new(session, rows)
+        announced = self._claimed(
+            [
+                outbox.message_row(
+                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
+                )
+                for org in targets
+            ]
+        )
+        repository.insert_new(session, rows + announced)
         session.commit()
+        self._after_commit(announced)
         return Filed(
             receipt=receipt,
             case_id=case.id,
@@ -411,6 +418,22 @@ class IntakeService:
             ack_deadline_minutes=decision.ack_deadline_minutes,
             type_codes=list(data.type_codes),
         )
+
+    # -- notifications after the commit --------------------------------------------------------------------
+    def _claimed(self, rows: list[NewRow]) -> list[NewRow]:
+        """Outbox rows that the dispatcher will publish are written as dispatched: the relay skips them."""
+        dispatcher = self.dispatcher
+        if dispatcher is not None and dispatcher.ready():
+            for row in rows:
+                outbox.claim(row)
+        return rows
+
+    def _after_commit(self, rows: list[NewRow]) -> None:
+        """Hand the committed rows to the dispatcher (never blocks, never fails the request)."""
+        dispatcher = self.dispatcher
+        claimed = [row for row in rows if row.values["dispatched_at"] is not None]
+        if dispatcher is not None and claimed:
+            dispatcher.submit([(row.values["id"], row.values["topic"]) for row in claimed])
 
     @staticmethod
     def _attachment_rows(
@@ -480,22 +503,25 @@ class IntakeService:
             session, rows, case.id, opened.data_key, decision, reachable, set(holders), now
         )
         rows.append(self._record(case.id, incident_id, decision, now))
-        rows += [
-            outbox.message_row("notifications.new_incident", case_id=case.id, organisation_id=org_id)
-            for org_id in repository.active_organisation_ids(session, case.id)
-        ]
-        rows += [
-            outbox.message_row(
-                "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
-            )
-            for org in new_targets
-        ]
-        repository.insert_new(session, rows)
+        announced = self._claimed(
+            [
+                outbox.message_row("notifications.new_incident", case_id=case.id, organisation_id=org_id)
+                for org_id in repository.active_organisation_ids(session, case.id)
+            ]
+            + [
+                outbox.message_row(
+                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
+                )
+                for org in new_targets
+            ]
+        )
+        repository.insert_new(session, rows + announced)
         severity = self.taxonomy.severity_of(data.type_codes)
         if severity < case.severity:
             case.severity = severity
         case.updated_at = now
         session.commit()
+        self._after_commit(announced)
         return seq
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:

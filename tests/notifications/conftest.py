@@ -1,12 +1,25 @@
-"""Real services for the notification tests: an SMTP server (aiosmtpd), Redis, a webhook receiver."""
+"""Real services for the notification tests: an SMTP server (aiosmtpd), Redis, a webhook receiver, and a
+Celery worker on either broker (``stack``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
 from helpers import free_port
 from notification_helpers import Inbox, RedisProcess, SmtpServer, SmtpService, WebhookReceiver, WebhookServer
+from staff_helpers import MakeStaff
+from worker_helpers import Stack
+
+from service.config import Settings
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from workers import context
+from workers.celery_app import make_celery
 
 
 @pytest.fixture
@@ -37,3 +50,55 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield server.receiver
     finally:
         server.close()
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url") + "/3"
+        redis.Redis.from_url(url).flushdb()
+        return url
+    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+@pytest.fixture
+def stack(runtime: Runtime, smtp_server: SmtpServer, broker_url: str) -> Iterator[Stack]:
+    """Start a worker thread on the broker, with mail going to the test's SMTP server."""
+    started: list[object] = []
+
+    def start(**changes: object) -> Celery:
+        settings: Settings = runtime.settings.model_copy(
+            update={
+                "broker_url": broker_url,
+                "smtp_host": smtp_server.host,
+                "smtp_port": smtp_server.port,
+                "smtp_security": "none",
+                "task_retry_base_seconds": 0.2,
+                "task_retry_cap_seconds": 0.5,
+                **changes,
+            }
+        )
+        app = make_celery(settings)
+        import workers.tasks  # noqa: F401 - registers the shared tasks with the app
+
+        app.finalize()
+        context.use(context.context_for(runtime, settings), app)
+        worker = start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20)
+        worker.__enter__()
+        started.append(worker)
+        return app
+
+    yield start
+    for worker in reversed(started):
+        worker.__exit__(None, None, None)  # type: ignore[attr-defined]
+    context.use(None)
+
+
+@pytest.fixture
+def members(make_staff: MakeStaff) -> list[str]:
+    return [
+        make_staff(
+            email=f"berater{i}@beratung.example", memberships=[("beratung-by", MembershipRole.counsellor)]
+        ).email
+        for i in range(2)
+    ] + [make_staff(email="koordination@example.org", coordinator=True).email]

@@ -4,99 +4,21 @@ travels outbox -> relay task -> broker -> delivery task -> SMTP, retries on fail
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import redis
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from celery.exceptions import MaxRetriesExceededError
 from fastapi.testclient import TestClient
 from notification_helpers import SmtpServer, WebhookReceiver
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
-from staff_helpers import MakeStaff
+from worker_helpers import REPORT, Stack, outbox, wait_until
 
-from service.config import Settings
-from service.organisations.models import MembershipRole, Organisation
-from service.outbox.models import OutboxMessage
+from service.organisations.models import Organisation
 from service.runtime import Runtime
 from workers import context
 from workers.celery_app import make_celery
-
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Post", "channel": "letter"}
-
-Stack = Callable[..., Celery]
-
-
-@pytest.fixture(params=["redis", "embedded"])
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url") + "/3"
-        redis.Redis.from_url(url).flushdb()
-        return url
-    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
-
-
-@pytest.fixture
-def stack(runtime: Runtime, smtp_server: SmtpServer, broker_url: str) -> Iterator[Stack]:
-    """Start a worker thread on the broker, with mail going to the test's SMTP server."""
-    started: list[object] = []
-
-    def start(**changes: object) -> Celery:
-        settings: Settings = runtime.settings.model_copy(
-            update={
-                "broker_url": broker_url,
-                "smtp_host": smtp_server.host,
-                "smtp_port": smtp_server.port,
-                "smtp_security": "none",
-                "task_retry_base_seconds": 0.2,
-                "task_retry_cap_seconds": 0.5,
-                **changes,
-            }
-        )
-        app = make_celery(settings)
-        import workers.tasks  # noqa: F401 - registers the shared tasks with the app
-
-        app.finalize()
-        context.use(context.context_for(runtime, settings), app)
-        worker = start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20)
-        worker.__enter__()
-        started.append(worker)
-        return app
-
-    yield start
-    for worker in reversed(started):
-        worker.__exit__(None, None, None)  # type: ignore[attr-defined]
-    context.use(None)
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def outbox(runtime: Runtime) -> list[OutboxMessage]:
-    with runtime.sessions() as db:
-        rows = list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
-        db.expunge_all()
-        return rows
-
-
-@pytest.fixture
-def members(make_staff: MakeStaff) -> list[str]:
-    return [
-        make_staff(
-            email=f"berater{i}@beratung.example", memberships=[("beratung-by", MembershipRole.counsellor)]
-        ).email
-        for i in range(2)
-    ] + [make_staff(email="koordination@example.org", coordinator=True).email]
 
 
 def test_a_report_reaches_the_counsellors_through_the_worker(
