@@ -40,7 +40,7 @@ def version() -> str:
     return f"wrk {found.group(1)}" if found else text.splitlines()[0].strip()
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -62,7 +62,7 @@ def _descendants(root: int) -> list[int]:
 def tree_cpu_seconds(root: int) -> float:
     """User and system CPU of a process and its descendants (those alive now; exited ones are not counted)."""
     total = 0
-    for pid in _descendants(root):
+    for pid in descendants(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
