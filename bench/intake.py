@@ -152,7 +152,10 @@ def start_server(app: str, env: dict[str, str], port: int, workers: int) -> subp
         "--loop",
         "uvloop",
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    # The servers' log lines (an access line per request) go to a file, as in production, not to the terminal.
+    log = open(Path(env.get("RUECKHALT_DATA_DIR", "/tmp")) / f"server-{port}.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+    log.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
