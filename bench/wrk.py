@@ -60,14 +60,16 @@ def descendants(root: int) -> list[int]:
 
 
 def tree_cpu_seconds(root: int) -> float:
-    """User and system CPU of a process and its descendants (those alive now; exited ones are not counted)."""
+    """User and system CPU of a process and its descendants, with that of the descendants that have exited
+    and been waited for (a PostgreSQL backend that ended: its time is in its parent's cutime and cstime)."""
     total = 0
     for pid in descendants(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        # utime, stime, cutime, cstime (fields 14 to 17 of stat)
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / TICKS
 
 
