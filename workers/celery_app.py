@@ -54,7 +54,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": None,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        # Redis hands a worker its next task as soon as it asks. kombu's SQLAlchemy transport (the embedded
+        # default) polls: a worker whose reserved tasks fill its prefetch window sleeps a whole polling
+        # interval (a second) before it takes the next, so one task per thread and second would be its pace
+        # (at 5 reports/s the queue grew by three a second). A wider window there; on one machine there is no
+        # other worker to leave tasks to.
+        "worker_prefetch_multiplier": 1 if broker.startswith(("redis://", "rediss://")) else 16,
         "worker_hijack_root_logger": False,
         "task_default_queue": "rueckhalt",
         "timezone": "UTC",
