@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from migration_helpers import insert_row, migrate_to
+from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import Engine, LargeBinary, inspect, select
 from staff_helpers import MakeStaff
 
@@ -124,26 +124,8 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
         at = datetime(2026, 11, 3, 14, 7, 31, 123456, tzinfo=UTC)
         ahead = _today() + timedelta(days=40)
         case_id = str(uuid.uuid4())
-        insert_row(
-            engine,
-            "case_file",
-            id=case_id,
-            lookup_hash=b"\x01" * 32,
-            reporter_salt=b"\x02" * 32,
-            reporter_wrapped_key=b"k",
-            status="new",
-            urgency="normal",
-            severity=5,
-            land="09",
-            district_ags="09162",
-            office="mayor",
-            consent_counselling=True,
-            consent_police=False,
-            details_ciphertext=b"d",
-            ack_deadline_at=at + timedelta(hours=4),
-            created_at=at,
-            updated_at=at,
-            labels="[]",
+        insert_old_case(
+            engine, case_id, at, district_ags="09162", office="mayor", ack_deadline_at=at + timedelta(hours=4)
         )
         for seq, deadline in ((1, ahead), (2, _today() - timedelta(days=3))):
             insert_row(
