@@ -101,6 +101,8 @@ def untranslated(page: Page) -> list[str]:
         for key in german
         # Long enough to be a sentence or a label of its own, and with no placeholder to fill.
         if german[key] != english.get(key)
+        # A German name the English text quotes on purpose ("Easy-to-read German (Leichte Sprache)").
+        and german[key] not in english.get(key, "")
         and len(german[key]) >= 12
         and "{" not in german[key]
         and german[key] in text

@@ -48,3 +48,25 @@ def insert_row(engine: Engine, table: str, **values: Any) -> None:
 
 def _time_param(name: str, value: datetime) -> BindParameter[datetime]:
     return bindparam(name, value, type_=UTCDateTime())
+
+
+def insert_old_case(engine: Engine, case_id: str, at: datetime, **values: Any) -> None:
+    """A ``case_file`` row in the shape of revisions 0009/0010: every required column, ``values`` on top."""
+    row: dict[str, Any] = {
+        "id": case_id,
+        "lookup_hash": b"\x01" * 32,
+        "reporter_salt": b"\x02" * 32,
+        "reporter_wrapped_key": b"k",
+        "status": "new",
+        "urgency": "normal",
+        "severity": 5,
+        "land": "09",
+        "consent_counselling": True,
+        "consent_police": False,
+        "details_ciphertext": b"d",
+        "ack_deadline_at": at,
+        "created_at": at,
+        "updated_at": at,
+        "labels": "[]",
+    }
+    insert_row(engine, "case_file", **{**row, **values})

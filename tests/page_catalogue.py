@@ -77,6 +77,10 @@ ERROR_PAGES: dict[int, str] = {
 }
 
 # The pages a reporter or visitor sees: checked in German and in English.
+# Texts in Leichte Sprache exist in German only (the English page says so and shows them as they are):
+# checked in German, where the rules of Leichte Sprache apply.
+GERMAN_ONLY_PAGES = {"/leichte-sprache/{page}"}
+
 REPORTER_PAGES = {
     "/",
     "/melden",

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import ID_TYPE, MINUTE, SECOND, Base, new_id, utcnow
+from service.db import ID_TYPE, MINUTE, SECOND, Base, UTCDateTime, new_id, utcnow
 
 
 class CaseStatus(StrEnum):
@@ -202,7 +202,9 @@ class CaseMessage(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     # To the second, not the minute: the conversation is ordered by it, and the reporter-waiting reminder
     # looks for each case's last message.
-    created_at: Mapped[datetime] = mapped_column(SECOND, default=utcnow)
+    # Full precision: the conversation is shown in this order, and two messages within one second (a reply
+    # sent at once, a file with its note) must not swap places. ``read_at`` needs only the second.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(SECOND, nullable=True)
 
 

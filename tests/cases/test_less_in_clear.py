@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from migration_helpers import insert_row, migrate_to
+from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import Engine, LargeBinary, inspect, select
 from staff_helpers import MakeStaff
 
@@ -95,12 +95,13 @@ def test_after_intake_no_clear_column_holds_the_incident_day_or_the_deadline(
         reminders = list(db.scalars(select(Incident.complaint_reminder_on).order_by(Incident.seq)))
         times = [c.created_at for c in db.scalars(select(Case))]
         times += [i.created_at for i in db.scalars(select(Incident))]
-        message_times = list(db.scalars(select(CaseMessage.created_at)))
+        read_times = [t for t in db.scalars(select(CaseMessage.read_at)) if t is not None]
     later = add_months(occurred + timedelta(days=1), 3)
     assert reminders == [week_start(deadline - timedelta(days=14)), week_start(later - timedelta(days=14))]
     assert all(day is not None and day.weekday() == 0 for day in reminders), "a Monday, never the day"
     assert all(t.second == 0 and t.microsecond == 0 for t in times), "case-work times are kept to the minute"
-    assert all(t.microsecond == 0 for t in message_times), "messages to the second"
+    # A message's own time keeps its precision (the conversation's order); when it was read, the second.
+    assert all(t.microsecond == 0 for t in read_times), "read times to the second"
 
     # The list shows the week; the case, decrypted by its holder, the exact day.
     assert case["complaint_deadline_week"] == week_start(deadline).isoformat()
@@ -123,26 +124,8 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
         at = datetime(2026, 11, 3, 14, 7, 31, 123456, tzinfo=UTC)
         ahead = _today() + timedelta(days=40)
         case_id = str(uuid.uuid4())
-        insert_row(
-            engine,
-            "case_file",
-            id=case_id,
-            lookup_hash=b"\x01" * 32,
-            reporter_salt=b"\x02" * 32,
-            reporter_wrapped_key=b"k",
-            status="new",
-            urgency="normal",
-            severity=5,
-            land="09",
-            district_ags="09162",
-            office="mayor",
-            consent_counselling=True,
-            consent_police=False,
-            details_ciphertext=b"d",
-            ack_deadline_at=at + timedelta(hours=4),
-            created_at=at,
-            updated_at=at,
-            labels="[]",
+        insert_old_case(
+            engine, case_id, at, district_ags="09162", office="mayor", ack_deadline_at=at + timedelta(hours=4)
         )
         for seq, deadline in ((1, ahead), (2, _today() - timedelta(days=3))):
             insert_row(
@@ -186,6 +169,6 @@ def test_the_migration_keeps_reminders_drops_the_deadline_and_coarsens_times(emp
         assert case.created_at == at.replace(second=0, microsecond=0)
         assert case.ack_deadline_at == (at + timedelta(hours=4)).replace(second=0, microsecond=0)
         assert incidents[0].created_at == at.replace(second=0, microsecond=0)
-        assert message.created_at == at.replace(microsecond=0)
+        assert message.created_at == at, "a message keeps its time: the conversation is shown in that order"
     finally:
         engine.dispose()

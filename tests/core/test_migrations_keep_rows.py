@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from migration_helpers import insert_row, migrate_to
+from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import text
 
 from service.db import make_engine
@@ -58,26 +58,7 @@ def test_upgrading_from_0009_keeps_every_referring_row(empty_database: str) -> N
             sealed_organisation_key=b"s",
             created_at=now,
         )
-        insert_row(
-            engine,
-            "case_file",
-            id=case_id,
-            lookup_hash=b"\x01" * 32,
-            reporter_salt=b"\x02" * 32,
-            reporter_wrapped_key=b"k",
-            status="new",
-            urgency="normal",
-            severity=5,
-            land="09",
-            consent_counselling=True,
-            consent_police=False,
-            details_ciphertext=b"d",
-            ack_deadline_at=now,
-            created_at=now,
-            updated_at=now,
-            labels="[]",
-            assignee_id=user_id,
-        )
+        insert_old_case(engine, case_id, now, assignee_id=user_id)
         insert_row(
             engine,
             "incident",

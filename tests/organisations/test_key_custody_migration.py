@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from custody_helpers import Loot, cases_opened, dump_database
 from fastapi.testclient import TestClient
-from migration_helpers import insert_row, migrate_to
+from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import select
 from staff_helpers import WEAK
 from typer.testing import CliRunner
@@ -136,26 +136,14 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
             created_at=now,
         )
     data_key = new_data_key()
-    insert_row(
+    insert_old_case(
         engine,
-        "case_file",
-        id=case_id,
-        lookup_hash=b"\x01" * 32,
-        reporter_salt=b"\x02" * 32,
-        reporter_wrapped_key=b"k",
-        status="new",
-        urgency="normal",
-        severity=5,
-        land="09",
-        consent_counselling=True,
-        consent_police=False,
+        case_id,
+        now,
         details_ciphertext=seal(
             data_key, json.dumps({"municipality": "X"}).encode(), Context("case_details", case_id)
         ),
         ack_deadline_at=now + timedelta(hours=4),
-        created_at=now,
-        updated_at=now,
-        labels="[]",
     )
     insert_row(
         engine,

@@ -40,7 +40,8 @@ _TIMES: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
     ('attachment', 'id', ('created_at',), 60),
     ('case_note', 'id', ('created_at',), 60),
     ('reminder_log', 'id', ('created_at',), 60),
-    ('case_message', 'id', ('created_at', 'read_at'), 1),
+    # A message's created_at keeps its precision: the conversation is shown in that order.
+    ('case_message', 'id', ('read_at',), 1),
 )
 
 
