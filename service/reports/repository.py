@@ -38,6 +38,10 @@ def claim_submission(session: Session, claim: SubmissionClaim) -> bool:
     return inserted is not None
 
 
+def case_by_lookup(session: Session, lookup_hash: bytes) -> Case | None:
+    return session.scalar(select(Case).where(Case.lookup_hash == lookup_hash))
+
+
 def lock_case(session: Session, case_id: str) -> Case | None:
     """The case, read anew and locked until the transaction ends (None: it is gone, say purged).
 
