@@ -334,6 +334,13 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location="/fall?notice=notify_saved",
     ),
+    ("POST", "/fall/tatperson"): Route(
+        Guard.REPORTER,
+        303,
+        form=_fixed(seq="1", perpetrator_known_on="2026-01-05"),
+        csrf="form",
+        ok_location="/fall?notice=known_saved",
+    ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
     ("GET", "/api/v1/cases"): Route(Guard.STAFF, 200, lists=True),
