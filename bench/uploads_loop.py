@@ -51,11 +51,14 @@ async def uploader(base: str, image: bytes, per_form: int, deadline: float, coun
         while time.monotonic() < deadline:
             page = await client.get("/melden")
             token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-            if token is None:
+            # Each view of the form files once: its own submission token.
+            submission = re.search(r'name="submission_token" value="([^"]+)"', page.text)
+            if token is None or submission is None:
                 counts["errors"] += 1
                 continue
             files = [("attachments", (f"foto{n}.png", image, "image/png")) for n in range(per_form)]
-            response = await client.post("/melden", data={**FORM, "csrf_token": token.group(1)}, files=files)
+            fields = {**FORM, "csrf_token": token.group(1), "submission_token": submission.group(1)}
+            response = await client.post("/melden", data=fields, files=files)
             if response.status_code == 201:
                 counts["forms"] += 1
                 counts["images"] += per_form

@@ -84,6 +84,7 @@ def truncate_time(value: datetime, step_seconds: int) -> datetime:
 # The precisions in use (docs/clear-columns.md says which column has which, and why).
 MINUTE = CoarseUTCDateTime(60)
 SECOND = CoarseUTCDateTime(1)
+HOUR = CoarseUTCDateTime(3600)
 
 
 def utcnow() -> datetime:

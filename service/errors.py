@@ -75,6 +75,17 @@ class NoRecipient(DomainError):
     )
 
 
+class AlreadySubmitted(DomainError):
+    """A form view's submission token was used before: this submission filed nothing (the first one did).
+
+    409, not an error of the reporter's: the page says the report was received and what to do if the
+    receipt was lost."""
+
+    status_code = 409
+    message_key = "error.already_submitted"
+    public_message = "This form was already sent; nothing was stored a second time."
+
+
 class CsrfFailed(DomainError):
     status_code = 403
     message_key = "error.csrf"

@@ -17,6 +17,7 @@ from service.knowledge.models import KnowledgeArticle
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
+from service.reports.models import SubmissionToken
 from service.statistics.models import (
     BudgetSpend,
     PrivacyBudget,
@@ -49,6 +50,7 @@ __all__ = [
     "StaffUser",
     "StatisticsExtract",
     "StatisticsSnapshot",
+    "SubmissionToken",
     "WebSession",
     "WorkerHeartbeat",
 ]

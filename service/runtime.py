@@ -30,6 +30,7 @@ from service.ratelimit.service import (
     SqlCounter,
 )
 from service.reports.service import IntakeService
+from service.reports.submissions import SubmissionTokens
 from service.retention import RetentionService, load_retention
 from service.routing import RoutingPolicy, load_policy
 from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
@@ -53,6 +54,7 @@ class Runtime:
     cases: CaseService
     retention: RetentionService
     knowledge: KnowledgeService
+    submissions: SubmissionTokens
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -88,6 +90,7 @@ def build_runtime(settings: Settings) -> Runtime:
         secrets.lookup_pepper,
         secrets.statistics_key,
         secrets.notification_key,
+        audit,
     )
     return Runtime(
         settings=settings,
@@ -106,6 +109,8 @@ def build_runtime(settings: Settings) -> Runtime:
         cases=CaseService(taxonomy, audit),
         retention=RetentionService(retention, audit, blobs),
         knowledge=KnowledgeService(taxonomy, audit),
+        # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
+        submissions=SubmissionTokens(secrets.session_key),
     )
 
 

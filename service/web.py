@@ -362,6 +362,7 @@ _GET_PAGE_OF = {
     "/melden": "/melden",
     "/fall/anmelden": "/fall",
     "/fall/vorfall": "/fall",
+    "/fall/tatperson": "/fall",
     "/fall/abmelden": "/fall",
     "/fall/nachricht": "/fall",
     "/anmelden": "/anmelden",

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx2
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from sqlalchemy import func, select, update
 from staff_helpers import PASSWORD, MakeStaff, Staff
 
@@ -316,6 +317,8 @@ def _file_report(world: World, key: str, land: str) -> CaseRef:
         "description": f"Drohbrief an das Rathaus. {marker}",
         "channel": "letter",
         "consent_counselling": "1",
+        # A view's single-use token: the form files once (not bound to the browser's cookies).
+        "submission_token": submission_token(world.send("GET", Call("/melden"), {}).text),
     }
     call = Call("/melden", data=fields, files=[("attachments", text_file(marker, "beweis"))])
     response = world.send("POST", call, csrf, form_token=token)

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from sqlalchemy import func, select
 from staff_helpers import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
@@ -208,6 +209,7 @@ def build_world(settings: Settings) -> World:
             "/melden",
             data={
                 "csrf_token": csrf_token(form),
+                "submission_token": submission_token(form),
                 "land": "09",
                 "district_ags": "09162",
                 "type_codes": ["A3a"],

@@ -190,3 +190,13 @@ def pg_dump(url: str) -> bytes:
 # The report's free-text and contact fields, each of which the canaries fill with a marker of its own: the
 # product's own list (a new free-text field is covered without a change here), less the staff's messages.
 REPORT_TEXT_FIELDS = tuple(sorted(FREE_TEXT_FIELDS - {"message"}))
+
+
+_SUBMISSION_TOKEN = re.compile(r'name="submission_token" value="([^"]+)"')
+
+
+def submission_token(html: str) -> str:
+    """The single-use submission token of the (first) reporter form on a page: each view has its own."""
+    match = _SUBMISSION_TOKEN.search(html)
+    assert match, "the page carries a submission token"
+    return match.group(1)

@@ -10,12 +10,19 @@ in which the first reminder is due (``incident.complaint_reminder_on``, docs/cle
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+from typing import Any
 
 # StGB § 77b: a complaint (Strafantrag) must be filed within three months.
 COMPLAINT_MONTHS = 3
+# A deadline this close is urgent: the receipt says so first, and the case is marked urgent for counsellors.
+COMPLAINT_URGENT_DAYS = 14
+# Perpetrator familiarity codes (taxonomy ``perpetrator.familiarity``) that mean "I do not know who it was":
+# the period has not begun (§ 77b Abs. 2 StGB) until a "known since" date is given.
+PERPETRATOR_NOT_KNOWN = frozenset({"unknown", "anonymous"})
 # The first reminder comes two weeks before the deadline (time to decide), the last call three days before.
 FIRST_REMINDER_DAYS = 14
 LAST_CALL_DAYS = 3
@@ -30,6 +37,77 @@ def add_months(day: date, months: int) -> date:
     year = day.year + month_index // 12
     month = month_index % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class DeadlineBasis(StrEnum):
+    """What a Strafantrag deadline was counted from, which decides how it may be shown."""
+
+    # No complaint-only offence: no deadline.
+    none = "none"
+    # From the day the reporter learnt who the perpetrator is (or the incident, if that came later).
+    perpetrator_known = "perpetrator_known"
+    # From the incident day: the earliest the period can start. It starts later if the reporter learnt of
+    # the act or the perpetrator later, so a passed deadline is shown as "possibly", never as certain.
+    incident = "incident"
+    # The perpetrator is not known: the period has not begun (never "expired").
+    perpetrator_unknown = "perpetrator_unknown"
+    # Complaint-only, but neither date is given: the three months are named without a day.
+    undated = "undated"
+
+
+@dataclass(frozen=True)
+class ComplaintDeadline:
+    basis: DeadlineBasis
+    # The last day on which the Strafantrag can be filed, where one can be counted.
+    ends_on: date | None = None
+
+    def days_left(self, today: date) -> int | None:
+        return None if self.ends_on is None else (self.ends_on - today).days
+
+    def urgent(self, today: date) -> bool:
+        """Days away (and not yet passed): the reporter and the counsellors must see it first."""
+        left = self.days_left(today)
+        return left is not None and 0 <= left <= COMPLAINT_URGENT_DAYS
+
+
+def complaint_deadline_of(
+    *,
+    complaint_only: bool,
+    occurred_on: date | None,
+    perpetrator_known_on: date | None,
+    perpetrator_familiarity: str | None,
+) -> ComplaintDeadline:
+    """The Strafantrag deadline of one incident (§ 77b StGB).
+
+    Abs. 1: three months; Abs. 2: they begin at the end of the day on which the entitled person learns of the
+    act *and* of the perpetrator. The day of learning of the act is taken to be the incident day (the form
+    asks no other), so the period runs from the later of the incident day and the "perpetrator known since"
+    day. Counted as § 188 Abs. 2 and 3 BGB count months (the same number of day, or the month's last day).
+    The day is the last one on which a Strafantrag is in time; nothing is added for weekends or holidays, so
+    the day shown is never too late."""
+    if not complaint_only:
+        return ComplaintDeadline(DeadlineBasis.none)
+    if perpetrator_known_on is not None:
+        start = max(perpetrator_known_on, occurred_on) if occurred_on is not None else perpetrator_known_on
+        return ComplaintDeadline(DeadlineBasis.perpetrator_known, add_months(start, COMPLAINT_MONTHS))
+    if perpetrator_familiarity in PERPETRATOR_NOT_KNOWN:
+        return ComplaintDeadline(DeadlineBasis.perpetrator_unknown)
+    if occurred_on is None:
+        return ComplaintDeadline(DeadlineBasis.undated)
+    return ComplaintDeadline(DeadlineBasis.incident, add_months(occurred_on, COMPLAINT_MONTHS))
+
+
+def payload_complaint_deadline(complaint_only: bool, payload: Mapping[str, Any]) -> ComplaintDeadline:
+    """The deadline of a stored incident, from its decrypted payload (the dates live only there)."""
+    perpetrator = payload.get("perpetrator") or {}
+    occurred_on = payload.get("occurred_on")
+    known_on = perpetrator.get("known_on")
+    return complaint_deadline_of(
+        complaint_only=complaint_only,
+        occurred_on=date.fromisoformat(occurred_on) if occurred_on else None,
+        perpetrator_known_on=date.fromisoformat(known_on) if known_on else None,
+        perpetrator_familiarity=perpetrator.get("familiarity"),
+    )
 
 
 def complaint_deadline(occurred_on: date | None, complaint_only: bool) -> date | None:

@@ -37,10 +37,11 @@ class CaseSchedule:
     def escalate(self, sessions: sessionmaker[Session], now: datetime) -> list[tuple[str, str]]:
         """Open every escalation step whose time has come; one transaction per case."""
         with sessions() as session:
+            # A case reopened by a further incident counts from the reopening, like a new report.
             due = [
                 (case.id, grant.id)
                 for case, grant in repository.pending_escalations(session)
-                if _due(case.created_at, grant.escalation_after_minutes or 0, now)
+                if _due(case.reopened_at or case.created_at, grant.escalation_after_minutes or 0, now)
             ]
         done: list[tuple[str, str]] = []
         for case_id, grant_id in due:

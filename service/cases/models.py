@@ -73,6 +73,9 @@ class Case(Base):
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
+    # When a further incident last opened the closed case again: its escalation timers count from here
+    # instead of from ``created_at`` (the same minute as that incident's own ``created_at``).
+    reopened_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
     created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 

@@ -21,7 +21,7 @@ from service.cases import attachments as files
 from service.cases import repository
 from service.cases.attachments import DecryptedAttachment
 from service.cases.blobs import BlobStore
-from service.cases.deadlines import ReminderWeek, complaint_deadline, reminder_week
+from service.cases.deadlines import ReminderWeek, payload_complaint_deadline, reminder_week
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -135,12 +135,9 @@ class CaseService:
         raise NotFound()
 
     def _deadline(self, type_codes: Sequence[str], payload: dict[str, Any]) -> date | None:
-        """The Strafantrag deadline of an incident, from its sealed date and its (clear) type codes."""
-        occurred_on = payload.get("occurred_on")
-        return complaint_deadline(
-            date.fromisoformat(occurred_on) if occurred_on else None,
-            self.taxonomy.has_complaint_only(list(type_codes)),
-        )
+        """The Strafantrag deadline of an incident, from its sealed dates (the incident, and since when the
+        perpetrator is known) and its (clear) type codes; None while the perpetrator is unknown."""
+        return payload_complaint_deadline(self.taxonomy.has_complaint_only(list(type_codes)), payload).ends_on
 
     def _audit(self, session: Session, subject: Subject, action: str, case_id: str, **details: Any) -> None:
         self.audit.append(

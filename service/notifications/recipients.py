@@ -63,6 +63,8 @@ class Recipient:
 _ORGANISATION_TOPICS = {
     "notifications.new_case": "new_case",
     "notifications.new_incident": "new_incident",
+    # A further incident opened a closed case again: told like a new case, with its urgency.
+    "notifications.case_reopened": "case_reopened",
     "notifications.reporter_reply": "reporter_reply",
     "notifications.escalated": "escalated",
     "reminders.ack_overdue": "reminder_ack_overdue",
@@ -85,7 +87,12 @@ COORDINATION_TOPICS = frozenset({*_ALERT_TOPICS, *_COORDINATION_TOPICS})
 _COORDINATOR_TOPICS = {"notifications.knowledge_review_due": "knowledge_review_due"}
 COORDINATOR_TOPICS = frozenset(_COORDINATOR_TOPICS)
 # Webhooks announce what needs someone on call; follow-ups wait for the next sign-in.
-_WEBHOOK_TOPICS = {"notifications.new_case", "notifications.escalated", "reminders.ack_overdue"}
+_WEBHOOK_TOPICS = {
+    "notifications.new_case",
+    "notifications.case_reopened",
+    "notifications.escalated",
+    "reminders.ack_overdue",
+}
 _REPORTER_TOPICS = {
     "notifications.reporter_message": "reporter_message",
     "reminders.reporter_complaint": "reporter_complaint",

@@ -7,6 +7,7 @@ do not let a page pre-fill file inputs), an error summary at the top and the mes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,11 +21,14 @@ from service.cases import attachments as files
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
 from service.crypto import format_receipt
+from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
-from service.errors import CsrfFailed, NotFound, ValidationFailed
-from service.i18n import Translator, format_date, format_datetime, format_size
-from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
+from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
+from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
+from service.reports.deadline_view import deadline_view
+from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
 from service.reports.service import CaseDraft
+from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
 from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
 from service.web import BodyKind, Pages, StrictRoute, body, download, read_cookie, read_form, request_lang
@@ -34,6 +38,11 @@ router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 SESSION_COOKIE = csrf.REPORTER_COOKIE
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
 CASE_NOTICES = {"message_sent": "notice.message_sent"}
+# Shown at the top of /fall after the incident form or the "perpetrator known since" form.
+INCIDENT_NOTICES = {
+    "incident_already_added": "notice.incident_already_added",
+    "known_saved": "notice.perpetrator_known_saved",
+}
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
 BOOL_FIELDS = {"consent_counselling", "consent_police"}
@@ -48,7 +57,7 @@ def _form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
     """Values to show again after an error: exactly what was sent."""
     values: dict[str, Any] = {}
     for name, items in fields.items():
-        if name == "csrf_token":
+        if name in ("csrf_token", "submission_token"):
             continue
         values[name] = items if name in LIST_FIELDS else items[-1]
     return values
@@ -92,6 +101,10 @@ def _field_errors(errors: list[dict[str, Any]], t: Translator) -> tuple[list[dic
             continue
         if error.get("type") == "csrf":
             text = t("error.csrf.message")
+        elif error.get("type") == "submission_expired":
+            text = t("form.submission.expired")
+        elif error.get("type") == "submission_unknown":
+            text = t("form.submission.unknown")
         elif "reason" in error:
             text = t(f"validation.{error['reason']}", name=t("upload.file_n", n=error.get("position", "")))
         else:
@@ -132,11 +145,38 @@ def index(request: Request) -> Response:
     return _pages(request).render(request, "index.html")
 
 
+def _checked_submission(runtime: Runtime, fields: dict[str, list[str]], purpose: str) -> CheckedToken:
+    return runtime.submissions.check(fields.get("submission_token", [None])[-1], purpose, utcnow())
+
+
+def _token_again(runtime: Runtime, fields: dict[str, list[str]], checked: CheckedToken, purpose: str) -> str:
+    """The token a form comes back with after an error: the same one while it is good, so that this view
+    of the form still files once (Back to it and send meets the used token); a new one when it expired
+    or was never ours, so that the reporter can send what they typed."""
+    sent = fields.get("submission_token", [None])[-1]
+    if checked.state is TokenState.valid and sent:
+        return sent
+    return runtime.submissions.issue(purpose, utcnow())
+
+
+def _submission_error(checked: CheckedToken) -> list[dict[str, Any]]:
+    """An expired or unknown token as the form's first error (named after the send button, as CSRF)."""
+    if checked.state is TokenState.valid:
+        return []
+    return [{"loc": ["csrf_token"], "type": f"submission_{checked.state.value}", "msg": ""}]
+
+
 @router.get("/melden")
 def report_form(request: Request) -> Response:
     runtime = runtime_of(request)
     return _pages(request).render(
-        request, "report_form.html", values={}, errors=[], field_errors={}, **_form_context(runtime)
+        request,
+        "report_form.html",
+        values={},
+        errors=[],
+        field_errors={},
+        submission_token=runtime.submissions.issue(REPORT_PURPOSE, utcnow()),
+        **_form_context(runtime),
     )
 
 
@@ -155,6 +195,7 @@ async def submit_report(request: Request) -> Response:
     enforce(runtime, request, intake_limit(runtime.settings))
     draft = CaseDraft.new()
     parser = await _parse_multipart(request, runtime, draft.data_key, draft.case_id)
+    checked = _checked_submission(runtime, parser.fields, REPORT_PURPOSE)
 
     def again(errors: list[dict[str, Any]], status: int) -> Response:
         parser.discard()
@@ -166,30 +207,36 @@ async def submit_report(request: Request) -> Response:
             values=_form_values(parser.fields),
             errors=summary,
             field_errors=by_field,
+            submission_token=_token_again(runtime, parser.fields, checked, REPORT_PURPOSE),
             **_form_context(runtime),
         )
 
     if not pages.csrf_ok(request, parser.fields.get("csrf_token", [None])[-1]):
         return again([{"loc": ["csrf_token"], "type": "csrf", "msg": ""}], 403)
     model, errors = _validate(ReportCreate, _form_to_data(parser.fields, ReportCreate))
-    errors += parser.errors
+    errors = _submission_error(checked) + errors + parser.errors
     if model is None or errors:
         return again(errors, 422)
     assert isinstance(model, ReportCreate)
 
     def file() -> Any:
         with runtime.sessions() as db:
-            return runtime.intake.file_report(db, model, draft, parser.uploads)
+            return runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim)
 
     try:
         filed = await run_in_threadpool(file)
     except ValidationFailed as exc:
         return again(exc.detail, 422)
+    except AlreadySubmitted:
+        # Back and send, or a second tap: this view of the form filed its report already.
+        parser.discard()
+        return pages.render(request, "report_already_received.html", status=409)
     except BaseException:
         parser.discard()
         raise
     receipt = format_receipt(filed.receipt)
-    articles = await run_in_threadpool(_articles_for, runtime, list(model.type_codes), request_lang(request))
+    lang = request_lang(request)
+    articles = await run_in_threadpool(_articles_for, runtime, list(model.type_codes), lang)
     return pages.render(
         request,
         "receipt.html",
@@ -199,7 +246,12 @@ async def submit_report(request: Request) -> Response:
         routed_to=filed.routed_to,
         ack_deadline_text=_deadline_text(filed.ack_deadline_minutes, t),
         articles=articles,
+        complaint=deadline_view(filed.complaint, _today(), lang),
     )
+
+
+def _today() -> date:
+    return utcnow().astimezone(LOCAL_ZONE).date()
 
 
 def _articles_for(runtime: Runtime, codes: list[str], lang: str) -> list[dict[str, str]]:
@@ -237,10 +289,12 @@ def _case_page(
     notice: str | None = None,
     message_notice: str | None = None,
     notify_notice: str | None = None,
+    incident_token: str | None = None,
 ) -> Response:
     lang = request_lang(request)
     t = Translator(lang)
     tax = runtime.taxonomy
+    today = _today()
     with runtime.sessions() as db:
         try:
             opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
@@ -283,10 +337,15 @@ def _case_page(
                 "description": item["description"],
                 "occurred_on": format_date(item["occurred_on"], lang) if item["occurred_on"] else None,
                 "attachments": item["attachments"],
+                "complaint": deadline_view(item["complaint"], today, lang),
+                # For the small "perpetrator known since" form: the stored day as the date input wants it.
+                "perpetrator_known_on": item["perpetrator_known_on"] or "",
             }
             for item in view["incidents"]
         ],
     }
+    # Each view of the page carries a new token for the incident form, unless an error brought one back.
+    token = incident_token or runtime.submissions.issue(incident_purpose(reporter.case_id), utcnow())
     return _pages(request).render(
         request,
         "case_reporter.html",
@@ -298,6 +357,7 @@ def _case_page(
         notice=notice,
         message_notice=message_notice,
         notify_notice=notify_notice,
+        submission_token=token,
         **_form_context(runtime),
     )
 
@@ -313,7 +373,15 @@ def reporter_home(request: Request) -> Response:
     # Shown where the redirect lands (#messages, #notify), not at the top of the page.
     message_notice = t(CASE_NOTICES[code]) if code in CASE_NOTICES else None
     notify_notice = t(NOTIFY_NOTICES[code]) if code in NOTIFY_NOTICES else None
-    return _case_page(request, runtime, reporter, message_notice=message_notice, notify_notice=notify_notice)
+    notice = t(INCIDENT_NOTICES[code]) if code in INCIDENT_NOTICES else None
+    return _case_page(
+        request,
+        runtime,
+        reporter,
+        notice=notice,
+        message_notice=message_notice,
+        notify_notice=notify_notice,
+    )
 
 
 @router.post("/fall/anmelden")
@@ -369,6 +437,8 @@ async def reporter_add_incident(request: Request) -> Response:
         return RedirectResponse("/fall", status_code=303)
     enforce(runtime, request, receipt_limit(runtime.settings))
     parser = await _parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
+    purpose = incident_purpose(reporter.case_id)
+    checked = _checked_submission(runtime, parser.fields, purpose)
 
     def again(errors: list[dict[str, Any]], status: int) -> Response:
         parser.discard()
@@ -381,12 +451,13 @@ async def reporter_add_incident(request: Request) -> Response:
             values=_form_values(parser.fields),
             errors=summary,
             field_errors=by_field,
+            incident_token=_token_again(runtime, parser.fields, checked, purpose),
         )
 
     if not pages.csrf_ok(request, parser.fields.get("csrf_token", [None])[-1]):
         return await run_in_threadpool(again, [{"loc": ["csrf_token"], "type": "csrf", "msg": ""}], 403)
     model, errors = _validate(IncidentFields, _form_to_data(parser.fields, IncidentFields))
-    errors += parser.errors
+    errors = _submission_error(checked) + errors + parser.errors
     if model is None or errors:
         return await run_in_threadpool(again, errors, 422)
     assert isinstance(model, IncidentFields)
@@ -394,18 +465,77 @@ async def reporter_add_incident(request: Request) -> Response:
     def add() -> None:
         with runtime.sessions() as db:
             opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-            runtime.intake.add_incident(db, opened, model, parser.uploads)
+            runtime.intake.add_incident(db, opened, model, parser.uploads, claim=checked.claim)
 
     try:
         await run_in_threadpool(add)
     except ValidationFailed as exc:
         return await run_in_threadpool(again, exc.detail, 422)
+    except AlreadySubmitted:
+        parser.discard()
+        return RedirectResponse("/fall?notice=incident_already_added", status_code=303)
+    except NotFound:
+        # The case was purged while the session lived: /fall shows the sign-in page.
+        parser.discard()
+        return RedirectResponse("/fall", status_code=303)
     except BaseException:
         parser.discard()
         raise
+    # The page with a new token for the next incident; reloading this answer sends the used token again,
+    # which adds nothing and leads to /fall with a notice that says so.
     return await run_in_threadpool(
         lambda: _case_page(request, runtime, reporter, notice=t("notice.incident_added"))
     )
+
+
+@router.post("/fall/tatperson")
+async def reporter_perpetrator_known(request: Request) -> Response:
+    """Since when the reporter knows who the perpetrator of an incident is: the Strafantrag period (§ 77b
+    Abs. 2 StGB) starts then. An empty date takes a given one back."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    token, seq_text, sent = form.get("csrf_token"), form.get("seq"), form.get("perpetrator_known_on")
+    seq = seq_text if isinstance(seq_text, str) else ""
+    day = sent.strip() if isinstance(sent, str) else ""
+    field = f"perpetrator_known_on-{seq}" if seq.isdigit() else "perpetrator_known_on"
+
+    def again(kind: str, status: int) -> Response:
+        texts = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}
+        text = t(texts.get(kind, "validation.invalid"))
+        message = f"{t('field.perpetrator_known_on')}: {text}"
+        return _case_page(
+            request,
+            runtime,
+            reporter,
+            status=status,
+            values={field: day},
+            errors=[{"field": field, "message": message}],
+            field_errors={field: message},
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, "csrf", 403)
+    model, errors = _validate(PerpetratorKnown, {"seq": seq, "perpetrator_known_on": day or None})
+    if model is None or errors:
+        kind = "date_future" if any("future" in str(error["msg"]) for error in errors) else "invalid"
+        return await run_in_threadpool(again, kind, 422)
+    assert isinstance(model, PerpetratorKnown)
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            runtime.intake.set_perpetrator_known(db, opened, model.seq, model.perpetrator_known_on)
+
+    try:
+        await run_in_threadpool(save)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    return RedirectResponse(f"/fall?notice=known_saved#incident-{model.seq}", status_code=303)
 
 
 @router.post("/fall/nachricht")

@@ -5,16 +5,72 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from sqlalchemy import Insert, Table, func, insert, select
+from sqlalchemy import Insert, Table, false, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
 from service.db import NewRow, pipelined
 from service.organisations.models import Organisation
+from service.reports.models import SubmissionToken
+from service.reports.submissions import SubmissionClaim
+
+
+def claim_submission(session: Session, claim: SubmissionClaim) -> bool:
+    """Record a submission token as used; False if it already was (nothing is changed then).
+
+    One statement that inserts or finds the row, so the decision is the database's: on PostgreSQL a second
+    transaction with the same token waits for the first at the unique index and then inserts nothing (or
+    inserts, if the first rolled back); SQLite lets one writer at a time. Call it first in the transaction
+    that files, so that a refused filing (rolled back) leaves the token unused."""
+    values = {"token_hash": claim.token_hash, "expires_at": claim.expires_at}
+    statement = (
+        postgresql.insert(SubmissionToken)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite.insert(SubmissionToken)
+    )
+    # RETURNING rather than the row count, which psycopg does not report for this statement.
+    inserted = session.execute(
+        statement.values(**values)
+        .on_conflict_do_nothing(index_elements=["token_hash"])
+        .returning(SubmissionToken.token_hash)
+    ).first()
+    return inserted is not None
 
 
 def case_by_lookup(session: Session, lookup_hash: bytes) -> Case | None:
     return session.scalar(select(Case).where(Case.lookup_hash == lookup_hash))
+
+
+def lock_case(session: Session, case_id: str) -> Case | None:
+    """The case, read anew and locked until the transaction ends (None: it is gone, say purged).
+
+    As the retention purge's lock (service/retention/repository.py): FOR UPDATE on PostgreSQL; on SQLite,
+    which ignores it, an UPDATE that matches nothing takes the database's write lock first."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Case)
+            .where(false())
+            .values(status=Case.status)
+            .execution_options(synchronize_session=False)
+        )
+    return session.scalar(
+        select(Case).where(Case.id == case_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def unopened_escalations(session: Session, case_id: str) -> list[tuple[CaseKeyGrant, str]]:
+    """The escalation grants of a case not opened yet, with their organisation's slug."""
+    rows = session.execute(
+        select(CaseKeyGrant, Organisation.slug)
+        .join(Organisation, Organisation.id == CaseKeyGrant.organisation_id)
+        .where(
+            CaseKeyGrant.case_id == case_id,
+            CaseKeyGrant.active.is_(False),
+            CaseKeyGrant.escalation_after_minutes.is_not(None),
+        )
+    ).all()
+    return [(row[0], row[1]) for row in rows]
 
 
 def next_incident_seq(session: Session, case_id: str) -> int:

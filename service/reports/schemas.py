@@ -57,6 +57,12 @@ def _no_control_characters(value: str | None) -> str | None:
     return value
 
 
+def _past_day(value: date | None) -> date | None:
+    if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
+        raise ValueError("date must not lie in the future")
+    return value
+
+
 class IncidentFields(BaseModel):
     """What happened: one incident. A case file collects several (repeated harassment is the normal case)."""
 
@@ -77,6 +83,11 @@ class IncidentFields(BaseModel):
         Field(default=None, description="What is known about the perpetrator (encrypted)")
     )
     urgency: Code = Field(default="normal", description="acute | high | normal")
+    perpetrator_known_on: date | None = Field(
+        default=None,
+        description="Since when the reporter knows who the perpetrator is (encrypted): the three months for "
+        "a Strafantrag start then (§ 77b Abs. 2 StGB)",
+    )
 
     @field_validator(
         "type_other", "description", "place", "platform", "url", "perpetrator_details", mode="after"
@@ -85,12 +96,10 @@ class IncidentFields(BaseModel):
     def _text_is_clean(cls, value: str | None) -> str | None:
         return _no_control_characters(value)
 
-    @field_validator("occurred_on", mode="after")
+    @field_validator("occurred_on", "perpetrator_known_on", mode="after")
     @classmethod
     def _not_in_future(cls, value: date | None) -> date | None:
-        if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
-            raise ValueError("date must not lie in the future")
-        return value
+        return _past_day(value)
 
 
 class ReportCreate(IncidentFields):
@@ -203,6 +212,19 @@ class CaseForReporter(BaseModel):
 class NotifyAddress(BaseModel):
     model_config = ConfigDict(extra="forbid")
     notify_email: EmailStr | None = Field(description="The address to tell of new messages; null removes it")
+
+
+class PerpetratorKnown(BaseModel):
+    """The reporter's "perpetrator known since" for one incident of their case (/fall); null takes it back."""
+
+    model_config = ConfigDict(extra="forbid")
+    seq: int = Field(ge=1, le=10_000)
+    perpetrator_known_on: date | None = None
+
+    @field_validator("perpetrator_known_on", mode="after")
+    @classmethod
+    def _not_in_future(cls, value: date | None) -> date | None:
+        return _past_day(value)
 
 
 class IncidentAdded(BaseModel):

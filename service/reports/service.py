@@ -10,14 +10,20 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.audit import AuditLog
 from service.cases import attachments as files
 from service.cases import service as case_work
-from service.cases.deadlines import complaint_deadline, reminder_week
+from service.cases.deadlines import (
+    ComplaintDeadline,
+    complaint_deadline_of,
+    payload_complaint_deadline,
+    reminder_week,
+)
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -43,7 +49,7 @@ from service.crypto import (
     wrap_key,
 )
 from service.db import NewRow, new_id, new_row, row_of, utcnow
-from service.errors import NoRecipient, NotFound, ValidationFailed
+from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
 from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
@@ -54,11 +60,13 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
+from service.reports.submissions import SubmissionClaim
 from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
 from service.statistics.extract import classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Districts, Taxonomy
+from service.taxonomy.loader import REQUIRED_URGENCY
 
 log = logging.getLogger("rueckhalt.intake")
 
@@ -86,6 +94,10 @@ class Filed:
     routed_to: list[str]
     ack_deadline_minutes: int
     type_codes: list[str]
+    # The Strafantrag deadline of the reported incident, for the receipt (never stored in clear).
+    complaint: ComplaintDeadline
+    # The urgency the case was filed with: the reporter's, or "high" for a Strafantrag deadline days away.
+    urgency: str
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,16 @@ def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
     return Context(purpose, case_id=case_id, record_id=record_id)
 
 
+def more_urgent(first: str, second: str) -> str:
+    """The more urgent of two urgency codes (acute, then high, then normal; unknown codes count least)."""
+    order = {code: index for index, code in enumerate(REQUIRED_URGENCY)}
+    return min(first, second, key=lambda code: order.get(code, len(order)))
+
+
+def _today(now: datetime) -> date:
+    return now.astimezone(LOCAL_ZONE).date()
+
+
 class IntakeService:
     def __init__(
         self,
@@ -116,8 +138,10 @@ class IntakeService:
         lookup_pepper: bytes,
         statistics_key: bytes,
         notification_key: bytes,
+        audit: AuditLog,
     ) -> None:
         self.taxonomy = taxonomy
+        self.audit = audit
         self.districts = districts
         self.policy = policy
         self._pepper = lookup_pepper
@@ -177,14 +201,18 @@ class IntakeService:
 
     # -- routing ------------------------------------------------------------------------------------------
     def _facts(
-        self, data: IncidentFields, case_fields: ReportCreate | Case, targets: tuple[str, ...]
+        self,
+        data: IncidentFields,
+        case_fields: ReportCreate | Case,
+        targets: tuple[str, ...],
+        urgency: str,
     ) -> ReportFacts:
         return ReportFacts(
             land=case_fields.land,
             district_ags=case_fields.district_ags,
             type_codes=tuple(data.type_codes),
             severity=self.taxonomy.severity_of(data.type_codes),
-            urgency=data.urgency,
+            urgency=urgency,
             channel=data.channel,
             channel_online=self.taxonomy.channel_is_online(data.channel),
             office=case_fields.office,
@@ -222,9 +250,27 @@ class IntakeService:
                 "residence": data.perpetrator_residence,
                 "number": data.perpetrator_number,
                 "details": data.perpetrator_details,
+                # Since when the reporter knows who it was: the Strafantrag period starts then.
+                "known_on": data.perpetrator_known_on.isoformat() if data.perpetrator_known_on else None,
             },
         }
         return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def complaint_deadline(self, data: IncidentFields) -> ComplaintDeadline:
+        """The Strafantrag deadline of an incident as sent (§ 77b StGB; service/cases/deadlines.py)."""
+        return complaint_deadline_of(
+            complaint_only=self.taxonomy.has_complaint_only(data.type_codes),
+            occurred_on=data.occurred_on,
+            perpetrator_known_on=data.perpetrator_known_on,
+            perpetrator_familiarity=data.perpetrator_familiarity,
+        )
+
+    def urgency_of(self, data: IncidentFields, now: datetime) -> str:
+        """The reporter's urgency, raised to "high" when a Strafantrag deadline is days away: counsellors
+        must act before it passes, whatever the danger the reporter felt."""
+        if self.complaint_deadline(data).urgent(_today(now)):
+            return more_urgent(data.urgency, "high")
+        return data.urgency
 
     def _add_incident(
         self,
@@ -251,10 +297,7 @@ class IntakeService:
                 severity=self.taxonomy.severity_of(data.type_codes),
                 urgency=data.urgency,
                 # The date and the deadline stay in the payload; in clear only the week of the first reminder.
-                complaint_reminder_on=reminder_week(
-                    complaint_deadline(data.occurred_on, self.taxonomy.has_complaint_only(data.type_codes)),
-                    now.astimezone(LOCAL_ZONE).date(),
-                ),
+                complaint_reminder_on=reminder_week(self.complaint_deadline(data).ends_on, _today(now)),
                 payload=seal(data_key, self._incident_payload(data), _ctx("incident", case.id, incident_id)),
                 # The way from an incident to its statistics row exists only under the case key: a
                 # counsellor who reclassifies can update the row, a thief of the database cannot join them.
@@ -335,15 +378,31 @@ class IntakeService:
             decision=decision.to_dict(),
         )
 
+    def _claim(self, session: Session, claim: SubmissionClaim | None) -> None:
+        """Mark a form view's token used, first in the filing transaction; AlreadySubmitted if it was."""
+        if claim is not None and not repository.claim_submission(session, claim):
+            session.rollback()
+            raise AlreadySubmitted()
+
     def file_report(
-        self, session: Session, data: ReportCreate, draft: CaseDraft, uploads: list[EncryptedUpload]
+        self,
+        session: Session,
+        data: ReportCreate,
+        draft: CaseDraft,
+        uploads: list[EncryptedUpload],
+        claim: SubmissionClaim | None = None,
     ) -> Filed:
-        """Store a new case file and commit. Raises before anything is written if the input is refused."""
+        """Store a new case file and commit. Raises before anything is written if the input is refused.
+
+        ``claim``: the form view's submission token (pages); a token used before files nothing
+        (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused."""
         errors = self.check_report(data)
         if errors:
             raise ValidationFailed(errors)
-        decision, reachable = self.route(session, self._facts(data, data, tuple(data.targets)))
+        self._claim(session, claim)
         now = utcnow()
+        urgency = self.urgency_of(data, now)
+        decision, reachable = self.route(session, self._facts(data, data, tuple(data.targets), urgency))
         receipt = new_receipt()
         salt = new_salt()
         case = CaseRef(id=draft.case_id, land=data.land, office=data.office)
@@ -363,7 +422,7 @@ class IntakeService:
                     draft.data_key, receipt, salt, _ctx("reporter_key", case.id)
                 ),
                 status=CaseStatus.new.value,
-                urgency=data.urgency,
+                urgency=urgency,
                 severity=self.taxonomy.severity_of(data.type_codes),
                 land=data.land,
                 district_ags=data.district_ags,
@@ -389,6 +448,7 @@ class IntakeService:
                 labels=[],
                 outcome=None,
                 closed_at=None,
+                reopened_at=None,
                 created_at=now,
                 updated_at=now,
             )
@@ -403,7 +463,7 @@ class IntakeService:
         announced = self._claimed(
             [
                 outbox.message_row(
-                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
+                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=urgency
                 )
                 for org in targets
             ]
@@ -417,6 +477,8 @@ class IntakeService:
             routed_to=[org.display_name for org in targets],
             ack_deadline_minutes=decision.ack_deadline_minutes,
             type_codes=list(data.type_codes),
+            complaint=self.complaint_deadline(data),
+            urgency=urgency,
         )
 
     # -- notifications after the commit --------------------------------------------------------------------
@@ -481,36 +543,60 @@ class IntakeService:
         session.commit()
 
     def add_incident(
-        self, session: Session, opened: OpenedCase, data: IncidentFields, uploads: list[EncryptedUpload]
+        self,
+        session: Session,
+        opened: OpenedCase,
+        data: IncidentFields,
+        uploads: list[EncryptedUpload],
+        claim: SubmissionClaim | None = None,
     ) -> int:
-        """Add a further incident to the case file and commit; returns its number within the case."""
+        """Add a further incident to the case file and commit; returns its number within the case.
+
+        Routed like a new report: organisations the decision adds get the key, and the urgency of the case
+        rises to the incident's. A closed case is opened again: the incident is a new threat, and a closed
+        case is out of the inbox's default view and counts towards its purge from the day it was closed.
+        Reopened, it is new again (status, acknowledgement deadline, escalation timers from now), its
+        outcome is cleared (closing it again asks for one, and the retention period counts from then), every
+        active holder is told with the urgency, and the reopening is audited without content."""
         errors = self.check_incident_codes(data)
         if errors:
             raise ValidationFailed(errors)
-        case = opened.case
+        self._claim(session, claim)
+        # Locked until the commit: the retention purge locks it too, so a case is either purged first (and
+        # the incident is refused: NotFound) or reopened first (and the purge finds it open).
+        case = repository.lock_case(session, opened.case.id)
+        if case is None:
+            session.rollback()
+            raise NotFound()
         details = json.loads(
             open_sealed(opened.data_key, case.details_ciphertext, _ctx("case_details", case.id))
         )
-        decision, reachable = self.route(session, self._facts(data, case, tuple(details.get("targets", []))))
         now = utcnow()
+        urgency = self.urgency_of(data, now)
+        reopen = case.status == CaseStatus.closed.value
+        decision, reachable = self.route(
+            session, self._facts(data, case, tuple(details.get("targets", [])), urgency)
+        )
         seq = repository.next_incident_seq(session, case.id)
         rows: list[NewRow] = []
         ref = CaseRef(id=case.id, land=case.land, office=case.office)
         incident_id = self._add_incident(rows, ref, seq, data, opened.data_key, now)
         rows += self._attachment_rows(uploads, case.id, incident_id, now)
         holders = repository.granted_organisation_ids(session, case.id)
+        active = repository.active_organisation_ids(session, case.id)
         new_targets = self._grant(
             session, rows, case.id, opened.data_key, decision, reachable, set(holders), now
         )
         rows.append(self._record(case.id, incident_id, decision, now))
+        topic = "notifications.case_reopened" if reopen else "notifications.new_incident"
         announced = self._claimed(
             [
-                outbox.message_row("notifications.new_incident", case_id=case.id, organisation_id=org_id)
-                for org_id in repository.active_organisation_ids(session, case.id)
+                outbox.message_row(topic, case_id=case.id, organisation_id=org_id, urgency=urgency)
+                for org_id in active
             ]
             + [
                 outbox.message_row(
-                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=data.urgency
+                    "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=urgency
                 )
                 for org in new_targets
             ]
@@ -519,10 +605,75 @@ class IntakeService:
         severity = self.taxonomy.severity_of(data.type_codes)
         if severity < case.severity:
             case.severity = severity
+        if reopen:
+            self._reopen(session, case, decision, urgency, now)
+        else:
+            case.urgency = more_urgent(case.urgency, urgency)
         case.updated_at = now
+        if reopen:
+            session.flush()
+            # Last before the commit, as AuditLog asks: from here on every other appender waits for us.
+            self.audit.append(
+                session,
+                actor_kind="reporter",
+                actor_id=None,
+                action="case.reopen",
+                object_type="case",
+                object_id=case.id,
+                details={"reason": "further_incident", "seq": seq, "urgency": urgency},
+            )
         session.commit()
         self._after_commit(announced)
         return seq
+
+    @staticmethod
+    def _reopen(session: Session, case: Case, decision: RoutingDecision, urgency: str, now: datetime) -> None:
+        """A closed case becomes new again, with the clocks of a new report started now."""
+        case.status = CaseStatus.new.value
+        case.outcome = None
+        case.closed_at = None
+        case.acknowledged_at = None
+        case.reopened_at = now
+        case.urgency = urgency
+        case.ack_deadline_at = now + timedelta(minutes=decision.ack_deadline_minutes)
+        # Escalation steps that hold the key but were never opened count their minutes from the reopening
+        # (``reopened_at``), with the times of this decision where it names them.
+        steps = dict(decision.escalation)
+        for grant, slug in repository.unopened_escalations(session, case.id):
+            if slug in steps:
+                grant.escalation_after_minutes = steps[slug]
+
+    def payload_deadline(self, type_codes: list[str], payload: dict[str, Any]) -> ComplaintDeadline:
+        """The Strafantrag deadline of a stored incident, from its sealed payload and clear type codes."""
+        return payload_complaint_deadline(self.taxonomy.has_complaint_only(list(type_codes)), payload)
+
+    def set_perpetrator_known(
+        self, session: Session, opened: OpenedCase, seq: int, known_on: date | None
+    ) -> ComplaintDeadline:
+        """The reporter says since when they know who did it (or takes the date back): the incident's
+        sealed payload holds it, and the clear reminder week follows the new deadline. A deadline now days
+        away makes the case urgent, as at intake; the beat's reminders tell the holders."""
+        case = repository.lock_case(session, opened.case.id)
+        incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
+        if case is None or incident is None:
+            session.rollback()
+            raise NotFound()
+        context = _ctx("incident", case.id, incident.id)
+        payload = json.loads(open_sealed(opened.data_key, incident.payload, context))
+        perpetrator = dict(payload.get("perpetrator") or {})
+        perpetrator["known_on"] = known_on.isoformat() if known_on else None
+        payload["perpetrator"] = perpetrator
+        incident.payload = seal(
+            opened.data_key, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), context
+        )
+        deadline = self.payload_deadline(list(incident.type_codes), payload)
+        now = utcnow()
+        incident.complaint_reminder_on = reminder_week(deadline.ends_on, _today(now))
+        if deadline.urgent(_today(now)) and case.status != CaseStatus.closed.value:
+            case.urgency = more_urgent(case.urgency, "high")
+        case.updated_at = now
+        session.commit()
+        return deadline
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""
@@ -541,6 +692,8 @@ class IntakeService:
                     "created_at": incident.created_at.isoformat(),
                     "description": payload["description"],
                     "occurred_on": payload.get("occurred_on"),
+                    "perpetrator_known_on": (payload.get("perpetrator") or {}).get("known_on"),
+                    "complaint": self.payload_deadline(incident.type_codes, payload),
                     "attachments": counts.get(incident.id, 0),
                 }
             )

@@ -61,6 +61,11 @@ def summary(report: PurgeReport) -> str:
                 if report.key_epochs
                 else ""
             )
+            + (
+                f"; {_plural(report.submission_tokens, 'expired submission token')} would be deleted"
+                if report.submission_tokens
+                else ""
+            )
             + "; nothing was changed"
         )
     leftover = sum(case.leftover_blobs for case in report.purged)
@@ -74,6 +79,8 @@ def summary(report: PurgeReport) -> str:
         line += f"; {_plural(leftover, 'blob file')} left for the next sweep"
     if report.key_epochs:
         line += f"; destroyed {_plural(report.key_epochs, 'organisation key epoch')} no case needs any more"
+    if report.submission_tokens:
+        line += f"; deleted {_plural(report.submission_tokens, 'expired submission token')}"
     return line
 
 

@@ -24,6 +24,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.outbox.models import DeliveryLog, OutboxMessage
+from service.reports.models import SubmissionToken
 
 
 @dataclass(frozen=True)
@@ -142,3 +143,16 @@ def delete_completed_outbox(session: Session, cutoff: datetime) -> int:
     done = select(OutboxMessage.id).where(_outbox_done_before(cutoff))
     session.execute(delete(DeliveryLog).where(DeliveryLog.outbox_id.in_(done)))
     return _deleted(session, delete(OutboxMessage).where(_outbox_done_before(cutoff)))
+
+
+def count_expired_submission_tokens(session: Session, now: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(SubmissionToken).where(SubmissionToken.expires_at <= now)
+        )
+        or 0
+    )
+
+
+def delete_expired_submission_tokens(session: Session, now: datetime) -> int:
+    return _deleted(session, delete(SubmissionToken).where(SubmissionToken.expires_at <= now))

@@ -84,6 +84,8 @@ class PurgeReport:
     orphan_blobs: int
     # Organisation key epochs destroyed because no remaining case needs them (docs/key-custody.md).
     key_epochs: int = 0
+    # Used submission tokens past their expiry (a token that old is refused as expired anyway).
+    submission_tokens: int = 0
 
     def _with(self, result: CaseResult) -> tuple[CasePurge, ...]:
         return tuple(case for case in self.cases if case.result is result)
@@ -144,6 +146,7 @@ class RetentionService:
                 outbox_messages=self.purge_outbox(session, now, dry_run=True),
                 orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
                 key_epochs=len(unneeded_epochs(session, now)),
+                submission_tokens=self.purge_submission_tokens(session, now, dry_run=True),
             )
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
         return PurgeReport(
@@ -154,6 +157,7 @@ class RetentionService:
             outbox_messages=self.purge_outbox(session, now, dry_run=False),
             orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
             key_epochs=self.destroy_key_epochs(session, now),
+            submission_tokens=self.purge_submission_tokens(session, now, dry_run=False),
         )
 
     def destroy_key_epochs(self, session: Session, now: datetime) -> int:
@@ -230,6 +234,18 @@ class RetentionService:
         if dry_run:
             return repository.count_completed_outbox(session, cutoff)
         deleted = repository.delete_completed_outbox(session, cutoff)
+        session.commit()
+        return deleted
+
+    def purge_submission_tokens(self, session: Session, now: datetime, *, dry_run: bool) -> int:
+        """Delete (or count) used submission tokens whose lifetime is over; commits its own transaction.
+
+        Kept until then so that a second submission of the same form view is recognised; after it, the
+        token is refused as expired by its own signed expiry, and the row is only a trace of a form sent."""
+        now = _aware(now)
+        if dry_run:
+            return repository.count_expired_submission_tokens(session, now)
+        deleted = repository.delete_expired_submission_tokens(session, now)
         session.commit()
         return deleted
 

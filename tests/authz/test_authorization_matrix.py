@@ -33,6 +33,7 @@ each route is one test, which reports all its failing cells at once.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -147,6 +148,18 @@ def _receipt(world: World, actor: Actor) -> str:
     return world.cases[actor.reporter_of].receipt if actor.reporter_of else UNKNOWN_RECEIPT
 
 
+def _form_view(path: str, **values: Any) -> Body:
+    """Form fields with the submission token of a fresh view of the form (each view files once). The page
+    is fetched with the actor's cookies, as their browser would: a further incident's token names the case."""
+
+    def body(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+        page = world.send("GET", Call(path), actor.cookies)
+        found = re.search(r'name="submission_token" value="([^"]+)"', page.text)
+        return {**values, "submission_token": found.group(1) if found else ""}
+
+    return body
+
+
 def _with_receipt(**values: Any) -> Body:
     return lambda world, actor, variant: {"receipt": _receipt(world, actor), **values}
 
@@ -248,7 +261,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/static/{path}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/"): Route(Guard.PUBLIC, 200),
     ("GET", "/melden"): Route(Guard.PUBLIC, 200),
-    ("POST", "/melden"): Route(Guard.PUBLIC, 201, form=_fixed(**_NEW_REPORT), files=True, csrf="form"),
+    ("POST", "/melden"): Route(
+        Guard.PUBLIC, 201, form=_form_view("/melden", **_NEW_REPORT), files=True, csrf="form"
+    ),
     ("POST", "/api/v1/reports"): Route(Guard.PUBLIC, 201, json=_fixed(**_NEW_REPORT)),
     ("GET", "/statistik"): Route(Guard.PUBLIC, 200),
     ("GET", "/statistik/{year}.json"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
@@ -298,7 +313,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         Guard.RECEIPT, 303, form=_with_receipt(), csrf="form", ok_location="/fall"
     ),
     ("GET", "/fall"): Route(Guard.REPORTER, 200, no_reporter=Expect(200), plaintext=True),
-    ("POST", "/fall/vorfall"): Route(Guard.REPORTER, 200, form=_fixed(**_INCIDENT), files=True, csrf="form"),
+    ("POST", "/fall/vorfall"): Route(
+        Guard.REPORTER, 200, form=_form_view("/fall", **_INCIDENT), files=True, csrf="form"
+    ),
     ("POST", "/fall/nachricht"): Route(
         Guard.REPORTER,
         303,
@@ -316,6 +333,13 @@ ROUTES: dict[tuple[str, str], Route] = {
         form=_fixed(action="save", notify_email=NOTIFY_ADDRESS),
         csrf="form",
         ok_location="/fall?notice=notify_saved",
+    ),
+    ("POST", "/fall/tatperson"): Route(
+        Guard.REPORTER,
+        303,
+        form=_fixed(seq="1", perpetrator_known_on="2026-01-05"),
+        csrf="form",
+        ok_location="/fall?notice=known_saved",
     ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import all_bytes_under, pg_dump
+from helpers import all_bytes_under, pg_dump, submission_token
 from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
@@ -39,6 +39,7 @@ def test_no_casework_marker_at_rest_or_in_logs(
         "/melden",
         data={
             "csrf_token": token.group(1),
+            "submission_token": submission_token(page),
             "land": "09",
             "type_codes": ["A1"],
             "description": "x",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
@@ -228,7 +229,7 @@ def test_attachments_download_decrypted_for_holders_only(
     fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
     response = client.post(
         "/melden",
-        data={**fields, "csrf_token": token},
+        data={**fields, "csrf_token": token, "submission_token": submission_token(page)},
         files=[("attachments", ("../Drohbrief März.txt", evidence, "text/plain"))],
     )
     assert response.status_code == 201

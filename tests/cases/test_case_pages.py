@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from sqlalchemy import func, select
 from staff_helpers import MakeStaff, Staff
 
@@ -324,7 +325,7 @@ def test_attachments_are_linked_to_the_api_download(
     fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
     filed = client.post(
         "/melden",
-        data={**fields, "csrf_token": csrf_token(form)},
+        data={**fields, "csrf_token": csrf_token(form), "submission_token": submission_token(form)},
         files=[("attachments", ("<b>Drohung</b>.txt", evidence, "text/plain"))],
     )
     assert filed.status_code == 201

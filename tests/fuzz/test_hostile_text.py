@@ -19,7 +19,7 @@ from corpus.generate import expand
 from corpus.loader import TextItem, text_items
 from fastapi.testclient import TestClient
 from fuzz_helpers import World, csrf_token, receipt_from, unchanged
-from helpers import REPORT_TEXT_FIELDS
+from helpers import REPORT_TEXT_FIELDS, submission_token
 from sqlalchemy import select
 
 from service.outbox.models import OutboxMessage
@@ -82,7 +82,13 @@ def _case_of(world: World, receipt: str) -> str:
 def _form(client: TestClient, url: str, fields: dict[str, Any], multipart: bool) -> httpx.Response:
     # The form token belongs to the client's CSRF cookie, whatever page it comes from; /melden is a page
     # whose view is not audited (a case page's is, and would count as a change).
-    data = {"csrf_token": csrf_token(client.get("/melden").text), **fields}
+    page = client.get("/melden").text
+    data = {"csrf_token": csrf_token(page), **fields}
+    # The two forms that file (a report, an incident) take a view's single-use token.
+    if url == "/melden":
+        data["submission_token"] = submission_token(page)
+    elif url == "/fall/vorfall":
+        data["submission_token"] = submission_token(client.get("/fall").text)
     # An empty file part makes the request multipart/form-data, as a browser's form with a file field does.
     files = [("attachments", ("", b"", "application/octet-stream"))] if multipart else None
     return client.post(url, data=data, files=files, follow_redirects=False)

@@ -23,6 +23,7 @@ from corpus.generate import CAMERA_MAKE, GPS_IFD, expand, make_file
 from corpus.loader import UploadItem, upload_items
 from fastapi.testclient import TestClient
 from fuzz_helpers import World, csrf_token, receipt_from, snapshot, unchanged
+from helpers import submission_token
 from PIL import Image
 
 from service.reports.schemas import is_control
@@ -132,12 +133,16 @@ def send(item: UploadItem, form: Form, world: World, clients: Clients, marker: s
         return client.post(form.url(world), content=body, headers=headers, follow_redirects=False)
     assert item.file is not None
     # The form token belongs to the client's CSRF cookie; /melden hands it out without an audited view.
-    token = csrf_token(client.get("/melden").text)
+    page = client.get("/melden").text
+    fields = {"csrf_token": csrf_token(page), **form.fields}
+    # The two forms that file (a report, an incident) take a view's single-use token.
+    if form.url(world) == "/melden":
+        fields["submission_token"] = submission_token(page)
+    elif form.url(world) == "/fall/vorfall":
+        fields["submission_token"] = submission_token(client.get("/fall").text)
     content = make_file(item.file, marker)
     name = expand(item.filename, marker)
-    body, content_type = multipart(
-        {"csrf_token": token, **form.fields}, [(name, content, item.content_type)] * item.count
-    )
+    body, content_type = multipart(fields, [(name, content, item.content_type)] * item.count)
     return client.post(
         form.url(world), content=body, headers={"content-type": content_type}, follow_redirects=False
     )

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
@@ -152,6 +153,7 @@ def test_the_receipt_and_the_case_page_link_the_relevant_articles(
         "/melden",
         data={
             "csrf_token": token(form),
+            "submission_token": submission_token(form),
             "land": "09",
             "type_codes": ["A3a"],
             "description": "Morddrohung per Brief",

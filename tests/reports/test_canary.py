@@ -10,7 +10,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import REPORT_TEXT_FIELDS, all_bytes_under, pg_dump
+from helpers import REPORT_TEXT_FIELDS, all_bytes_under, pg_dump, submission_token
 
 from service.runtime import Runtime
 
@@ -57,6 +57,7 @@ def test_no_marker_at_rest_or_in_logs(
     page = client.get("/melden")
     fields = {
         "csrf_token": csrf_token(page.text),
+        "submission_token": submission_token(page.text),
         "land": "14",
         "type_codes": ["A1"],
         "channel": "email",

@@ -16,6 +16,7 @@ import time
 
 import httpx
 import pytest
+from helpers import submission_token
 from PIL import Image
 
 from service.app import create_app
@@ -70,7 +71,8 @@ def test_images_are_cleaned_in_the_bounded_pool_while_the_loop_goes_on(
         token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
         assert token
         files = [("attachments", ("foto.png", image, "image/png"))]
-        response = await client.post("/melden", data={**FIELDS, "csrf_token": token.group(1)}, files=files)
+        fields = {**FIELDS, "csrf_token": token.group(1), "submission_token": submission_token(page.text)}
+        response = await client.post("/melden", data=fields, files=files)
         return response.status_code
 
     async def main() -> tuple[list[int], list[float]]:

@@ -6,6 +6,7 @@ import io
 import re
 
 from fastapi.testclient import TestClient
+from helpers import submission_token
 from PIL import Image
 from sqlalchemy import func, select
 from staff_helpers import with_policy_organisations
@@ -31,8 +32,10 @@ def receipt_from(html: str) -> str:
 
 
 def base_fields(client: TestClient) -> dict[str, object]:
+    form = client.get("/melden").text
     return {
-        "csrf_token": csrf_token(client.get("/melden").text),
+        "csrf_token": csrf_token(form),
+        "submission_token": submission_token(form),
         "land": "09",
         "district_ags": "09162",
         "type_codes": ["A3a", "A9"],
@@ -171,6 +174,7 @@ def test_reporter_signs_in_sees_the_case_and_adds_an_incident(client: TestClient
         "/fall/vorfall",
         data={
             "csrf_token": csrf_token(signed_in.text),
+            "submission_token": submission_token(signed_in.text),
             "type_codes": ["A11"],
             "description": "Wieder standen Leute vor meinem Haus.",
             "channel": "in_person.home",
@@ -223,6 +227,7 @@ def test_a_bad_further_incident_keeps_the_text_and_adds_nothing(client: TestClie
         "/fall/vorfall",
         data={
             "csrf_token": csrf_token(signed_in.text),
+            "submission_token": submission_token(signed_in.text),
             "type_codes": ["NOPE"],
             "description": "Dieser Text bleibt erhalten.",
             "channel": "email",

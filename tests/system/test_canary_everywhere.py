@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_helpers import Authenticator
-from helpers import REPORT_TEXT_FIELDS, PgCluster, all_bytes_under, free_port, pg_dump
+from helpers import REPORT_TEXT_FIELDS, PgCluster, all_bytes_under, free_port, pg_dump, submission_token
 from notification_helpers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -134,8 +134,10 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     reporter = httpx.Client(base_url=product.url, timeout=30)
 
     # The report form, with evidence and the notification address.
+    form = reporter.get("/melden").text
     fields = {
-        "csrf_token": csrf(reporter.get("/melden").text),
+        "csrf_token": csrf(form),
+        "submission_token": submission_token(form),
         "land": "09",
         "type_codes": ["A1"],
         "channel": "email",

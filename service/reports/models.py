@@ -1,0 +1,25 @@
+"""The one table of the reporter forms that is not part of a case: used submission tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import LargeBinary
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import HOUR, Base
+
+
+class SubmissionToken(Base):
+    """A form view's submission token that has been sent: a second submission with it files nothing.
+
+    A row exists only once a token was used (an unused one is checked by its signature alone, so viewing
+    a form writes nothing). It holds a keyed hash of the token and the hour the token expires, nothing
+    else: no case, no receipt, no time of use, no client address, so it cannot be joined to the case the
+    submission filed (service/reports/submissions.py). Deleted by the retention purge once expired.
+    """
+
+    __tablename__ = "submission_token"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(HOUR, index=True)

@@ -1,0 +1,112 @@
+"""Single-use submission tokens: one view of a reporter's form files at most one report (or incident).
+
+Why: the reporter pages are no-store and the CSRF token is the same for every view in a browser, so Back
+(or a second tap on a slow connection) and send filed the same report again, with a second receipt. Now
+every view of the form carries a token of its own. The service records it as used in the same transaction
+that files the report, by one insert that either adds the row or finds it there (atomic on both databases:
+two submissions at once with the same token file exactly one case). A submission with a used token files
+nothing and is told that the report was received.
+
+What the database learns: a used token is stored as a keyed hash (the session key, never in the database)
+with the hour it expires. Nothing links it to the case it produced: no case id, no receipt, no time of use
+(the expiry is the time of the form view plus a day, to the hour), no client address. A token that is only
+viewed is stored nowhere: it carries its purpose and expiry under a MAC, so a flood of form views writes no
+row, and an expired or forged token is known without a look-up. Expired rows are deleted by the retention
+purge (a used token past its expiry is refused as expired anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from service.crypto import constant_time_equal, keyed_hash
+
+# Long enough to write a report in several sittings; a token past it is refused as expired, and the form
+# comes back with everything typed and a new token.
+TOKEN_LIFETIME = timedelta(hours=24)
+_NONCE_BYTES = 16
+_VERSION = "s1"
+# The purpose of the public report form; a further incident's is bound to its case (``incident_purpose``).
+REPORT_PURPOSE = "report"
+
+
+def incident_purpose(case_id: str) -> str:
+    return f"incident:{case_id}"
+
+
+class TokenState(StrEnum):
+    valid = "valid"
+    expired = "expired"
+    # Missing, malformed, forged, or made for another form.
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class SubmissionClaim:
+    """What the service stores when it files with a token: the token's keyed hash and its expiry."""
+
+    token_hash: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CheckedToken:
+    state: TokenState
+    claim: SubmissionClaim | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _hour_after(now: datetime) -> datetime:
+    """``now`` plus the lifetime, rounded up to the hour (a token lives at least its lifetime)."""
+    end = now.astimezone(UTC) + TOKEN_LIFETIME
+    rounded = end.replace(minute=0, second=0, microsecond=0)
+    return rounded if rounded == end else rounded + timedelta(hours=1)
+
+
+class SubmissionTokens:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, purpose: str, expires: int, nonce: str) -> bytes:
+        return keyed_hash(self._key, "submission-token/v1", f"{purpose}|{expires}|{nonce}".encode())
+
+    def issue(self, purpose: str, now: datetime) -> str:
+        """A new token for one view of the form ``purpose``."""
+        expires = int(_hour_after(now).timestamp())
+        nonce = _b64(secrets.token_bytes(_NONCE_BYTES))
+        return f"{_VERSION}.{expires}.{nonce}.{_b64(self._mac(purpose, expires, nonce))}"
+
+    def check(self, token: str | None, purpose: str, now: datetime) -> CheckedToken:
+        """Whether ``token`` was made here for ``purpose`` and is still within its lifetime.
+
+        Says nothing about use: that is decided by the insert in the filing transaction."""
+        if not token or len(token) > 200:
+            return CheckedToken(TokenState.unknown)
+        parts = token.split(".")
+        if len(parts) != 4 or parts[0] != _VERSION or not parts[1].isdigit():
+            return CheckedToken(TokenState.unknown)
+        _, expires_text, nonce, mac_text = parts
+        try:
+            mac = _unb64(mac_text)
+        except (binascii.Error, ValueError):
+            return CheckedToken(TokenState.unknown)
+        expires = int(expires_text)
+        if not constant_time_equal(mac, self._mac(purpose, expires, nonce)):
+            return CheckedToken(TokenState.unknown)
+        expires_at = datetime.fromtimestamp(expires, UTC)
+        if expires_at <= now:
+            return CheckedToken(TokenState.expired)
+        token_hash = keyed_hash(self._key, "submission-token-id/v1", token.encode())
+        return CheckedToken(TokenState.valid, SubmissionClaim(token_hash=token_hash, expires_at=expires_at))
