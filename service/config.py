@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     login_account_total_per_hour: int = Field(default=50, ge=1)
     login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
 
+    # The operator's Impressum (§ 5 DDG) and privacy notice (Art. 13 GDPR): linked from the footer of every
+    # page, public and staff. Production refuses to start without both; embedded mode (the demo) links its
+    # own placeholder pages, which say that they are placeholders.
+    imprint_url: str | None = None
+    privacy_url: str | None = None
+
     # Behind a TLS proxy the cookies get the Secure flag (and the __Host- prefix) and HSTS is sent.
     behind_tls: bool = False
     # The proxies in front of the service, as addresses or CIDR ranges, separated by commas or spaces
@@ -137,6 +143,18 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
         parse_networks(value)
+        return value
+
+    @field_validator("imprint_url", "privacy_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # A link in every footer: only a web address, never javascript: or a path that the proxy might route
+        # anywhere. Blank counts as unset (an env file with an empty line).
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+            raise ValueError("must be a web address starting with https:// (or http:// for a local try)")
         return value
 
     @property
@@ -287,6 +305,15 @@ def check_production(settings: Settings) -> None:
             "production mode behind a TLS proxy needs RUECKHALT_TRUSTED_PROXIES: the address or CIDR range "
             "the proxy connects from (e.g. 172.18.0.1 or 172.18.0.0/16)"
         )
+    for name, value in (("IMPRINT_URL", settings.imprint_url), ("PRIVACY_URL", settings.privacy_url)):
+        # A service that publishes for the public needs an Impressum (§ 5 DDG) and a privacy notice
+        # (Art. 13 GDPR); the embedded placeholders must never stand in for them.
+        if value is None or not value.startswith("https://"):
+            raise ConfigurationError(
+                f"production mode needs RUECKHALT_{name} with https://: the operator's "
+                + ("Impressum (§ 5 DDG)" if name == "IMPRINT_URL" else "privacy notice (Art. 13 GDPR)")
+                + ", linked from the footer of every page"
+            )
 
 
 def check_listen_address(settings: Settings, host: str) -> None:

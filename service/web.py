@@ -37,6 +37,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.i18n import SUPPORTED, Translator, pick
+from service.legal.links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -407,7 +408,7 @@ def switch_lang_url(request: Request, lang: str) -> str:
     return f"{same_origin_path(path)}?{urlencode({'lang': other})}"
 
 
-def make_templates() -> Environment:
+def make_templates(legal: LegalLinks | None = None) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(PROJECT_ROOT / "templates")),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -416,6 +417,8 @@ def make_templates() -> Environment:
     )
     env.globals["pick"] = pick
     env.globals["static_url"] = lambda name: f"/static/{name}"
+    # Every page's footer links the operator's Impressum and privacy notice (the demo: its placeholders).
+    env.globals["legal"] = legal or LegalLinks(IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, False, False)
     return env
 
 
