@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     # A CA file to trust for the mail server (an internal relay with its own CA); unset: the system's.
     smtp_ca_file: Path | None = None
     mail_from: str = "Rückhalt <noreply@rueckhalt.invalid>"
+    # Mails to a reporter's own address are read by others too (office staff, partners, municipal IT): by
+    # default their sender name and subject name neither the service nor threats, cases or deadlines. The
+    # report form and /fall show the reporter exactly these values, so what they are told is always true.
+    reporter_mail_sender_name: str = "Benachrichtigung"
+    reporter_mail_subject: str = "Neue Nachricht in Ihrem Postfach"
+    # The address they come from; unset: the address of ``mail_from``. Choose one whose domain does not name
+    # the service either.
+    reporter_mail_address: str | None = None
+    # Without the link the mail names no address of the service at all; the reporter signs in as they know.
+    reporter_mail_link: bool = True
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Task retries: about five, with capped exponential backoff and jitter, then a dead letter.
     task_max_retries: int = Field(default=5, ge=0, le=20)
@@ -143,6 +153,26 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
         parse_networks(value)
+        return value
+
+    @field_validator("reporter_mail_sender_name", "reporter_mail_subject")
+    @classmethod
+    def _one_line_header(cls, value: str) -> str:
+        # A header of every reporter mail: one line, short, something a person can read.
+        text = " ".join(value.split())
+        if not text or len(text) > 78 or any(not char.isprintable() for char in text):
+            raise ValueError("must be one line of 1 to 78 printable characters")
+        return text
+
+    @field_validator("reporter_mail_address")
+    @classmethod
+    def _mail_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        local, at, domain = value.partition("@")
+        if not at or not local or "." not in domain or any(c.isspace() or c in '<>,;"' for c in value):
+            raise ValueError("must be a plain mail address (name@example.org)")
         return value
 
     @field_validator("imprint_url", "privacy_url")

@@ -23,6 +23,7 @@ from service.crypto import format_receipt
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.i18n import Translator, format_date, format_datetime, format_size
+from service.notifications.mail import reporter_mail
 from service.reports.schemas import IncidentFields, NotifyAddress, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.uploads import EncryptingFormParser, parse_form
@@ -116,6 +117,7 @@ def _form_context(runtime: Runtime) -> dict[str, Any]:
         "districts": runtime.districts,
         "max_attachment_mb": runtime.settings.max_attachment_bytes // (1024 * 1024),
         "max_attachments": runtime.settings.max_attachments_per_report,
+        "reporter_mail": reporter_mail(runtime.settings),
     }
 
 
