@@ -28,6 +28,7 @@ from service import strict_json
 from service.auth import csrf, sessions
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
+from service.display import invisible_marks, user_text
 from service.errors import (
     BadInput,
     DatabaseUnavailable,
@@ -417,6 +418,9 @@ def make_templates(legal: LegalLinks | None = None) -> Environment:
     )
     env.globals["pick"] = pick
     env.globals["static_url"] = lambda name: f"/static/{name}"
+    # Text a person wrote: isolated where it is shown, its invisible characters named for counsellors.
+    env.filters["user_text"] = user_text
+    env.filters["invisible_marks"] = invisible_marks
     # Every page's footer links the operator's Impressum and privacy notice (the demo: its placeholders).
     env.globals["legal"] = legal or LegalLinks(IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, False, False)
     return env

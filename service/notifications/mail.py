@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.config import PROJECT_ROOT, Settings
+from service.display import plain_isolated
 
 MAIL_TEMPLATES = PROJECT_ROOT / "templates" / "mail"
 
@@ -38,6 +39,8 @@ def _environment() -> Environment:
 
 
 _ENV = _environment()
+# No template shows report content; should one ever show text a person wrote, it goes through this filter.
+_ENV.filters["isolated"] = plain_isolated
 
 
 def _one_line(text: str) -> str:

@@ -41,18 +41,27 @@ FREE_TEXT_FIELDS = frozenset(
 )
 
 # C0 controls but tab and newlines, DEL and the C1 controls (0x80-0x9F: no keyboard types them; 0x9B opens
-# a terminal escape like ESC [ does), and the bidi embeddings, overrides and isolates that disguise text (a
-# file "invoice\u202eFDP.exe").
+# a terminal escape like ESC [ does). Refused in free text: they drive terminals and cannot all be stored.
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# In a file name also the bidi embeddings, overrides and isolates that disguise it ("invoice\u202eFDP.exe"):
+# a name is used for the download, so its characters are replaced (uploads.py display_name).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def is_control(char: str) -> bool:
+    """A character a file name must not keep (control or bidi control)."""
     return _CONTROL.match(char) is not None
 
 
 def _no_control_characters(value: str | None) -> str | None:
-    """Refuse text with control characters (``_CONTROL``) instead of storing what disguises itself."""
-    if value is not None and _CONTROL.search(value):
+    """Refuse free text with control characters (``_TEXT_CONTROL``).
+
+    Bidi and format characters (U+200E/F, U+202A-202E, U+2066-2069, U+200B-200D, U+FEFF) are NOT refused:
+    messaging apps put them around names, and a threat pasted from a chat must be accepted as sent, not
+    retyped (that would also alter the evidence). The text is sealed verbatim; where it is shown it is
+    isolated so that it cannot reorder the page around it (service/display.py).
+    """
+    if value is not None and _TEXT_CONTROL.search(value):
         raise ValueError("contains control characters")
     return value
 
