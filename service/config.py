@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     task_retry_cap_seconds: float = Field(default=600.0, gt=0)
     # Reminders: a reporter's message unanswered this long reminds the holders.
     reporter_waiting_hours: int = Field(default=48, ge=1)
+    # The receipt names the acknowledgement target of the report's routing and, measured over this many
+    # weeks, the share of reports acknowledged within their target, but only when at least this many
+    # reports were judged (fewer would tell about single cases).
+    ack_figure_weeks: int = Field(default=12, ge=1, le=104)
+    ack_figure_min_cases: int = Field(default=20, ge=5)
 
     # Limits that keep a flood or an oversized upload from hurting everyone else.
     max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)

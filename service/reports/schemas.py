@@ -169,10 +169,28 @@ class ReceiptLogin(BaseModel):
     receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+class KeyHolderRead(BaseModel):
+    """An organisation that holds the key to the case: it can read it, now or when its access opens."""
+
+    name: str
+    role: str = Field(
+        description="target, escalation (a stand-in that opens the case if unacknowledged) or referral"
+    )
+    active: bool = Field(description="Sees the case now")
+    escalation_after_minutes: int | None = Field(
+        description="A stand-in: opens the case this long after filing if nobody acknowledged it"
+    )
+
+
 class ReportCreated(BaseModel):
     receipt: str = Field(description="Keep this code: it is the only key to your case file")
     routed_to: list[str] = Field(description="Display names of the organisations that received the case")
-    ack_deadline_minutes: int = Field(description="Within this time someone acknowledges the report")
+    key_holders: list[KeyHolderRead] = Field(
+        description="Every organisation that holds the case key from now on, stand-ins included"
+    )
+    ack_deadline_minutes: int = Field(
+        description="The target: within this time someone acknowledges the report"
+    )
 
 
 class IncidentSummary(BaseModel):
@@ -203,7 +221,10 @@ class MessageForReporter(BaseModel):
 class CaseForReporter(BaseModel):
     status: str
     created_at: str
-    organisations: list[str]
+    acknowledged_on: str | None = Field(description="The day a counsellor acknowledged the report")
+    first_reply_on: str | None = Field(description="The day of the first message to the reporter")
+    organisations: list[str] = Field(description="The organisations that see the case now")
+    key_holders: list[KeyHolderRead] = Field(description="Every organisation that holds the case key")
     incidents: list[IncidentSummary]
     messages: list[MessageForReporter]
     notify: bool = Field(description="Whether an address is told (content-free) of new messages")
