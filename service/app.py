@@ -20,6 +20,8 @@ from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
+from service.legal import pages as legal_pages
+from service.legal.links import legal_links
 from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
 from service.outbox.dispatch import Dispatcher, broker_publisher
@@ -99,7 +101,9 @@ def create_app(
     # pool serves every request.
     app.state.async_sessions = None
     app.state.health = health.HealthProbe(built)
-    app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
+    app.state.pages = Pages(
+        make_templates(legal_links(settings)), built.secrets.session_key, settings.behind_tls
+    )
     install_error_handlers(app, lambda: app.state.pages)
     install_staff_error_handlers(app)
     app.include_router(health.router)
@@ -116,6 +120,7 @@ def create_app(
     app.include_router(statistics_pages.router)
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
+    app.include_router(legal_pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     limits = BodyLimits(
         json=settings.max_json_body_bytes,

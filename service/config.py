@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     # A CA file to trust for the mail server (an internal relay with its own CA); unset: the system's.
     smtp_ca_file: Path | None = None
     mail_from: str = "Rückhalt <noreply@rueckhalt.invalid>"
+    # Mails to a reporter's own address are read by others too (office staff, partners, municipal IT): by
+    # default their sender name and subject name neither the service nor threats, cases or deadlines. The
+    # report form and /fall show the reporter exactly these values, so what they are told is always true.
+    reporter_mail_sender_name: str = "Benachrichtigung"
+    reporter_mail_subject: str = "Neue Nachricht in Ihrem Postfach"
+    # The address they come from; unset: the address of ``mail_from``. Choose one whose domain does not name
+    # the service either.
+    reporter_mail_address: str | None = None
+    # Without the link the mail names no address of the service at all; the reporter signs in as they know.
+    reporter_mail_link: bool = True
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Task retries: about five, with capped exponential backoff and jitter, then a dead letter.
     task_max_retries: int = Field(default=5, ge=0, le=20)
@@ -102,6 +112,11 @@ class Settings(BaseSettings):
     task_retry_cap_seconds: float = Field(default=600.0, gt=0)
     # Reminders: a reporter's message unanswered this long reminds the holders.
     reporter_waiting_hours: int = Field(default=48, ge=1)
+    # The receipt names the acknowledgement target of the report's routing and, measured over this many
+    # weeks, the share of reports acknowledged within their target, but only when at least this many
+    # reports were judged (fewer would tell about single cases).
+    ack_figure_weeks: int = Field(default=12, ge=1, le=104)
+    ack_figure_min_cases: int = Field(default=20, ge=5)
 
     # Limits that keep a flood or an oversized upload from hurting everyone else.
     max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -129,6 +144,12 @@ class Settings(BaseSettings):
     login_account_total_per_hour: int = Field(default=50, ge=1)
     login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
 
+    # The operator's Impressum (§ 5 DDG) and privacy notice (Art. 13 GDPR): linked from the footer of every
+    # page, public and staff. Production refuses to start without both; embedded mode (the demo) links its
+    # own placeholder pages, which say that they are placeholders.
+    imprint_url: str | None = None
+    privacy_url: str | None = None
+
     # Behind a TLS proxy the cookies get the Secure flag (and the __Host- prefix) and HSTS is sent.
     behind_tls: bool = False
     # The proxies in front of the service, as addresses or CIDR ranges, separated by commas or spaces
@@ -140,6 +161,38 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
         parse_networks(value)
+        return value
+
+    @field_validator("reporter_mail_sender_name", "reporter_mail_subject")
+    @classmethod
+    def _one_line_header(cls, value: str) -> str:
+        # A header of every reporter mail: one line, short, something a person can read.
+        text = " ".join(value.split())
+        if not text or len(text) > 78 or any(not char.isprintable() for char in text):
+            raise ValueError("must be one line of 1 to 78 printable characters")
+        return text
+
+    @field_validator("reporter_mail_address")
+    @classmethod
+    def _mail_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        local, at, domain = value.partition("@")
+        if not at or not local or "." not in domain or any(c.isspace() or c in '<>,;"' for c in value):
+            raise ValueError("must be a plain mail address (name@example.org)")
+        return value
+
+    @field_validator("imprint_url", "privacy_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # A link in every footer: only a web address, never javascript: or a path that the proxy might route
+        # anywhere. Blank counts as unset (an env file with an empty line).
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+            raise ValueError("must be a web address starting with https:// (or http:// for a local try)")
         return value
 
     @property
@@ -290,6 +343,15 @@ def check_production(settings: Settings) -> None:
             "production mode behind a TLS proxy needs RUECKHALT_TRUSTED_PROXIES: the address or CIDR range "
             "the proxy connects from (e.g. 172.18.0.1 or 172.18.0.0/16)"
         )
+    for name, value in (("IMPRINT_URL", settings.imprint_url), ("PRIVACY_URL", settings.privacy_url)):
+        # A service that publishes for the public needs an Impressum (§ 5 DDG) and a privacy notice
+        # (Art. 13 GDPR); the embedded placeholders must never stand in for them.
+        if value is None or not value.startswith("https://"):
+            raise ConfigurationError(
+                f"production mode needs RUECKHALT_{name} with https://: the operator's "
+                + ("Impressum (§ 5 DDG)" if name == "IMPRINT_URL" else "privacy notice (Art. 13 GDPR)")
+                + ", linked from the footer of every page"
+            )
 
 
 def check_listen_address(settings: Settings, host: str) -> None:

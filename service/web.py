@@ -28,6 +28,7 @@ from service import strict_json
 from service.auth import csrf, sessions
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
+from service.display import invisible_marks, user_text
 from service.errors import (
     BadInput,
     DatabaseUnavailable,
@@ -37,6 +38,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.i18n import SUPPORTED, Translator, pick
+from service.legal.links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -408,7 +410,7 @@ def switch_lang_url(request: Request, lang: str) -> str:
     return f"{same_origin_path(path)}?{urlencode({'lang': other})}"
 
 
-def make_templates() -> Environment:
+def make_templates(legal: LegalLinks | None = None) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(PROJECT_ROOT / "templates")),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -417,6 +419,11 @@ def make_templates() -> Environment:
     )
     env.globals["pick"] = pick
     env.globals["static_url"] = lambda name: f"/static/{name}"
+    # Text a person wrote: isolated where it is shown, its invisible characters named for counsellors.
+    env.filters["user_text"] = user_text
+    env.filters["invisible_marks"] = invisible_marks
+    # Every page's footer links the operator's Impressum and privacy notice (the demo: its placeholders).
+    env.globals["legal"] = legal or LegalLinks(IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, False, False)
     return env
 
 

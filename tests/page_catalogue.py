@@ -25,6 +25,8 @@ PAGES: dict[str, str] = {
     "/glossar": "visitors: the legal terms the pages use, in plain words",
     "/leichte-sprache": "visitors: the pages in Leichte Sprache (easy-to-read German)",
     "/leichte-sprache/{page}": "visitors: one page in Leichte Sprache",
+    "/impressum": "visitors: the demo's placeholder Impressum (production links the operator's page)",
+    "/datenschutz": "visitors: the demo's placeholder privacy notice (production links the operator's page)",
     "/statistik": "visitors: the published statistics (?jahr= for earlier years)",
     "/anmelden": "staff: sign-in with password and authenticator code",
     "/intern": "staff: start page, different for counsellors, leads, coordinators and administrators",

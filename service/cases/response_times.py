@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from service.cases.models import Case, CaseKeyGrant, CaseMessage
@@ -101,3 +101,36 @@ def response_times(session: Session, now: datetime) -> list[OrganisationResponse
             )
         )
     return figures
+
+
+@dataclass(frozen=True)
+class AcknowledgementShare:
+    """What the receipt may promise: of the reports of the last weeks whose acknowledgement target has
+    passed (or that were acknowledged), the share acknowledged within their own target. Only this is
+    measured; an answer to the reporter has no target the service could keep, and is not promised."""
+
+    weeks: int
+    cases: int
+    within_target: float
+
+    @property
+    def percent(self) -> int:
+        # Rounded down: the receipt must never promise more than was kept.
+        return int(self.within_target * 100)
+
+
+def acknowledgement_share(
+    session: Session, now: datetime, weeks: int, min_cases: int
+) -> AcknowledgementShare | None:
+    """None with fewer than ``min_cases`` judged reports: a share of a handful would tell about single
+    cases (and promise little), so then the receipt names the target without a figure."""
+    rows = session.execute(
+        select(Case.ack_deadline_at, Case.acknowledged_at).where(
+            Case.created_at >= now - timedelta(weeks=weeks),
+            or_(Case.acknowledged_at.is_not(None), Case.ack_deadline_at <= now),
+        )
+    ).all()
+    if len(rows) < min_cases:
+        return None
+    kept = sum(1 for deadline, acknowledged in rows if acknowledged is not None and acknowledged <= deadline)
+    return AcknowledgementShare(weeks=weeks, cases=len(rows), within_target=kept / len(rows))

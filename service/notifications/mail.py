@@ -11,14 +11,17 @@ import hashlib
 import mailbox
 import smtplib
 import ssl
+from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.config import PROJECT_ROOT, Settings
+from service.display import plain_isolated
 
 MAIL_TEMPLATES = PROJECT_ROOT / "templates" / "mail"
 
@@ -36,6 +39,8 @@ def _environment() -> Environment:
 
 
 _ENV = _environment()
+# No template shows report content; should one ever show text a person wrote, it goes through this filter.
+_ENV.filters["isolated"] = plain_isolated
 
 
 def _one_line(text: str) -> str:
@@ -69,9 +74,42 @@ def message_id(delivery_key: str) -> str:
     return f"<{digest}@rueckhalt.notification>"
 
 
-def build_message(settings: Settings, *, to: str, subject: str, body: str, delivery_key: str) -> EmailMessage:
+@dataclass(frozen=True)
+class ReporterMail:
+    """What a mail to a reporter's own address looks like from outside: the form shows exactly this."""
+
+    sender: Address
+    subject: str
+    # Where the mail's link leads (None: the operator left the link out).
+    link: str | None
+
+    @property
+    def sender_text(self) -> str:
+        return f"{self.sender.display_name} <{self.sender.addr_spec}>"
+
+
+def reporter_mail(settings: Settings) -> ReporterMail:
+    """The neutral sender and subject of every mail to a reporter (settings ``reporter_mail_*``)."""
+    address = settings.reporter_mail_address or parseaddr(settings.mail_from)[1] or "noreply@invalid"
+    return ReporterMail(
+        sender=Address(display_name=settings.reporter_mail_sender_name, addr_spec=address),
+        subject=settings.reporter_mail_subject,
+        link=f"{settings.public_url.rstrip('/')}/fall" if settings.reporter_mail_link else None,
+    )
+
+
+def build_message(
+    settings: Settings,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    delivery_key: str,
+    sender: Address | None = None,
+) -> EmailMessage:
+    """One mail; ``sender`` replaces ``mail_from`` (the reporter's mails come from a neutral sender)."""
     message = EmailMessage()
-    message["From"] = settings.mail_from
+    message["From"] = sender if sender is not None else settings.mail_from
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)

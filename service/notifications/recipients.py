@@ -97,6 +97,8 @@ _REPORTER_TOPICS = {
     "notifications.reporter_message": "reporter_message",
     "reminders.reporter_complaint": "reporter_complaint",
 }
+# The one recipient outside the service: the reporter's own address (neutral sender and subject).
+REPORTER_KEY = "mail:reporter"
 KNOWN_TOPICS = frozenset(
     {*_ORGANISATION_TOPICS, *COORDINATION_TOPICS, *_COORDINATOR_TOPICS, *_REPORTER_TOPICS}
 )
@@ -186,7 +188,7 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
     elif topic in _REPORTER_TOPICS and directory.reporter_email:
         chosen.append(
             Recipient(
-                key="mail:reporter",
+                key=REPORTER_KEY,
                 channel=Channel.mail,
                 address=directory.reporter_email,
                 template=_REPORTER_TOPICS[topic],

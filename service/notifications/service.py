@@ -22,11 +22,12 @@ from service.crypto import DecryptionError, webhook_secret
 from service.db import database_unavailable, utcnow
 from service.notifications import repository
 from service.notifications.contact import open_address
-from service.notifications.mail import Mailer, build_message, render
+from service.notifications.mail import Mailer, build_message, render, reporter_mail
 from service.notifications.recipients import (
     COORDINATION_TOPICS,
     COORDINATOR_TOPICS,
     KNOWN_TOPICS,
+    REPORTER_KEY,
     Channel,
     Directory,
     Recipient,
@@ -100,7 +101,7 @@ class NotificationService:
     # -- what ----------------------------------------------------------------------------------------------
     def _link(self, recipient: Recipient) -> str:
         base = self._settings.public_url.rstrip("/")
-        if recipient.key == "mail:reporter":
+        if recipient.key == REPORTER_KEY:
             return f"{base}/fall"
         case_id = recipient.context.get("case_id")
         if recipient.template == "knowledge_review_due":
@@ -115,7 +116,12 @@ class NotificationService:
             lang: (self._taxonomy.label("urgency", str(urgency), lang) if urgency else "")
             for lang in ("de", "en")
         }
-        return {**recipient.context, "urgency_label": labels, "link": self._link(recipient)}
+        context = {**recipient.context, "urgency_label": labels, "link": self._link(recipient)}
+        if recipient.key == REPORTER_KEY:
+            # Read by others too: the subject is the operator's neutral one, the link only if wanted.
+            neutral = reporter_mail(self._settings)
+            context.update(reporter_subject=neutral.subject, link=neutral.link)
+        return context
 
     def _send(self, outbox_id: str, recipient: Recipient) -> None:
         if recipient.channel is Channel.mail:
@@ -126,6 +132,7 @@ class NotificationService:
                 subject=subject,
                 body=body,
                 delivery_key=f"{outbox_id}:{recipient.key}",
+                sender=reporter_mail(self._settings).sender if recipient.key == REPORTER_KEY else None,
             )
             self._mailer.send(message)
         else:

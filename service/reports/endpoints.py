@@ -16,6 +16,7 @@ from service.reports.schemas import (
     IncidentAdded,
     IncidentCreate,
     IncidentFields,
+    KeyHolderRead,
     ReceiptLogin,
     ReceiptNotify,
     ReportCreate,
@@ -54,7 +55,12 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
     # The path that has to keep up with a flood runs on the event loop where it can (``in_session``).
     filed = await in_session(request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), []))
     return ReportCreated(
-        receipt=filed.receipt, routed_to=filed.routed_to, ack_deadline_minutes=filed.ack_deadline_minutes
+        receipt=filed.receipt,
+        routed_to=filed.routed_to,
+        key_holders=[
+            KeyHolderRead.model_validate(holder, from_attributes=True) for holder in filed.key_holders
+        ],
+        ack_deadline_minutes=filed.ack_deadline_minutes,
     )
 
 

@@ -6,6 +6,7 @@ do not let a page pre-fill file inputs), an error summary at the top and the mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases import attachments as files
+from service.cases.models import GrantRole
+from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
 from service.crypto import format_receipt
@@ -25,7 +28,9 @@ from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
+from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
+from service.reports.repository import KeyHolder
 from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
@@ -129,6 +134,7 @@ def _form_context(runtime: Runtime) -> dict[str, Any]:
         "districts": runtime.districts,
         "max_attachment_mb": runtime.settings.max_attachment_bytes // (1024 * 1024),
         "max_attachments": runtime.settings.max_attachments_per_report,
+        "reporter_mail": reporter_mail(runtime.settings),
     }
 
 
@@ -138,6 +144,34 @@ def _deadline_text(minutes: int, t: Translator) -> str:
     if minutes < 72 * 60:
         return t("deadline.hours", n=minutes // 60)
     return t("deadline.days", n=minutes // (24 * 60))
+
+
+def holder_lines(holders: Sequence[KeyHolder], acknowledged: bool, t: Translator) -> list[dict[str, str]]:
+    """Every organisation holding the case key, with what it can do now: those that see the case first,
+    then the stand-ins by the time their access would open."""
+    ordered = sorted(holders, key=lambda holder: (not holder.active, holder.escalation_after_minutes or 0))
+    lines = []
+    for holder in ordered:
+        if holder.role == GrantRole.escalation.value:
+            if holder.active:
+                state = t("holders.state.stepped_in")
+            elif acknowledged:
+                state = t("holders.state.standby_unneeded")
+            else:
+                after = _deadline_text(int(holder.escalation_after_minutes or 0), t)
+                state = t("holders.state.standby", deadline=after)
+        elif holder.role == GrantRole.referral.value:
+            state = t("holders.state.referred") if holder.active else t("holders.state.inactive")
+        else:
+            state = t("holders.state.sees") if holder.active else t("holders.state.inactive")
+        lines.append({"name": holder.name, "state": state})
+    return lines
+
+
+def _ack_share(runtime: Runtime) -> AcknowledgementShare | None:
+    settings = runtime.settings
+    with runtime.sessions() as db:
+        return acknowledgement_share(db, utcnow(), settings.ack_figure_weeks, settings.ack_figure_min_cases)
 
 
 @router.get("/")
@@ -237,6 +271,7 @@ async def submit_report(request: Request) -> Response:
     receipt = format_receipt(filed.receipt)
     lang = request_lang(request)
     articles = await run_in_threadpool(_articles_for, runtime, list(model.type_codes), lang)
+    share = await run_in_threadpool(_ack_share, runtime)
     return pages.render(
         request,
         "receipt.html",
@@ -244,7 +279,9 @@ async def submit_report(request: Request) -> Response:
         receipt=receipt,
         receipt_groups=receipt.split("-"),
         routed_to=filed.routed_to,
+        key_holders=holder_lines(filed.key_holders, False, t),
         ack_deadline_text=_deadline_text(filed.ack_deadline_minutes, t),
+        ack_share=share,
         articles=articles,
         complaint=deadline_view(filed.complaint, _today(), lang),
     )
@@ -307,6 +344,11 @@ def _case_page(
         "notify": view["notify"],
         "created_at": format_date(view["created_at"], lang),
         "organisations": view["organisations"],
+        "acknowledged_on": format_date(view["acknowledged_on"], lang) if view["acknowledged_on"] else None,
+        "first_reply_on": format_date(view["first_reply_on"], lang) if view["first_reply_on"] else None,
+        "holders": holder_lines(
+            [KeyHolder(**holder) for holder in view["key_holders"]], bool(view["acknowledged_on"]), t
+        ),
         "messages": [
             {
                 "from_reporter": message["direction"] == "from_reporter",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Insert, Table, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
+from service.cases.models import Attachment, Case, CaseKeyGrant, CaseMessage, Incident, MessageDirection
 from service.db import NewRow, pipelined
 from service.organisations.models import Organisation
 from service.reports.models import SubmissionToken
@@ -99,6 +101,45 @@ def active_organisation_names(session: Session, case_id: str) -> list[str]:
             .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
             .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
             .order_by(Organisation.display_name)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """An organisation that holds the case key: one row of ``case_key_grant``, as the reporter is shown it.
+
+    The receipt and /fall list these and nothing else, so that what a reporter is told about who can read
+    the case is the data that grants the key, never a second computation that could drift from it."""
+
+    name: str
+    role: str  # GrantRole
+    # Sees the case now (a target, an escalation step that was opened, a referral).
+    active: bool
+    # An escalation step: opened this long after filing if nobody acknowledged.
+    escalation_after_minutes: int | None
+
+
+def key_holders(session: Session, case_id: str) -> list[KeyHolder]:
+    rows = session.execute(
+        select(
+            Organisation.display_name,
+            CaseKeyGrant.role,
+            CaseKeyGrant.active,
+            CaseKeyGrant.escalation_after_minutes,
+        )
+        .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+        .where(CaseKeyGrant.case_id == case_id)
+        .order_by(CaseKeyGrant.granted_at, Organisation.display_name)
+    ).all()
+    return [KeyHolder(str(name), str(role), bool(active), minutes) for name, role, active, minutes in rows]
+
+
+def first_reply_at(session: Session, case_id: str) -> datetime | None:
+    """When the first message to the reporter was written (the first answer they can read)."""
+    return session.scalar(
+        select(func.min(CaseMessage.created_at)).where(
+            CaseMessage.case_id == case_id, CaseMessage.direction == MessageDirection.to_reporter.value
         )
     )
 

@@ -41,18 +41,27 @@ FREE_TEXT_FIELDS = frozenset(
 )
 
 # C0 controls but tab and newlines, DEL and the C1 controls (0x80-0x9F: no keyboard types them; 0x9B opens
-# a terminal escape like ESC [ does), and the bidi embeddings, overrides and isolates that disguise text (a
-# file "invoice\u202eFDP.exe").
+# a terminal escape like ESC [ does). Refused in free text: they drive terminals and cannot all be stored.
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# In a file name also the bidi embeddings, overrides and isolates that disguise it ("invoice\u202eFDP.exe"):
+# a name is used for the download, so its characters are replaced (uploads.py display_name).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def is_control(char: str) -> bool:
+    """A character a file name must not keep (control or bidi control)."""
     return _CONTROL.match(char) is not None
 
 
 def _no_control_characters(value: str | None) -> str | None:
-    """Refuse text with control characters (``_CONTROL``) instead of storing what disguises itself."""
-    if value is not None and _CONTROL.search(value):
+    """Refuse free text with control characters (``_TEXT_CONTROL``).
+
+    Bidi and format characters (U+200E/F, U+202A-202E, U+2066-2069, U+200B-200D, U+FEFF) are NOT refused:
+    messaging apps put them around names, and a threat pasted from a chat must be accepted as sent, not
+    retyped (that would also alter the evidence). The text is sealed verbatim; where it is shown it is
+    isolated so that it cannot reorder the page around it (service/display.py).
+    """
+    if value is not None and _TEXT_CONTROL.search(value):
         raise ValueError("contains control characters")
     return value
 
@@ -169,10 +178,28 @@ class ReceiptLogin(BaseModel):
     receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+class KeyHolderRead(BaseModel):
+    """An organisation that holds the key to the case: it can read it, now or when its access opens."""
+
+    name: str
+    role: str = Field(
+        description="target, escalation (a stand-in that opens the case if unacknowledged) or referral"
+    )
+    active: bool = Field(description="Sees the case now")
+    escalation_after_minutes: int | None = Field(
+        description="A stand-in: opens the case this long after filing if nobody acknowledged it"
+    )
+
+
 class ReportCreated(BaseModel):
     receipt: str = Field(description="Keep this code: it is the only key to your case file")
     routed_to: list[str] = Field(description="Display names of the organisations that received the case")
-    ack_deadline_minutes: int = Field(description="Within this time someone acknowledges the report")
+    key_holders: list[KeyHolderRead] = Field(
+        description="Every organisation that holds the case key from now on, stand-ins included"
+    )
+    ack_deadline_minutes: int = Field(
+        description="The target: within this time someone acknowledges the report"
+    )
 
 
 class IncidentSummary(BaseModel):
@@ -203,7 +230,10 @@ class MessageForReporter(BaseModel):
 class CaseForReporter(BaseModel):
     status: str
     created_at: str
-    organisations: list[str]
+    acknowledged_on: str | None = Field(description="The day a counsellor acknowledged the report")
+    first_reply_on: str | None = Field(description="The day of the first message to the reporter")
+    organisations: list[str] = Field(description="The organisations that see the case now")
+    key_holders: list[KeyHolderRead] = Field(description="Every organisation that holds the case key")
     incidents: list[IncidentSummary]
     messages: list[MessageForReporter]
     notify: bool = Field(description="Whether an address is told (content-free) of new messages")

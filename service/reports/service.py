@@ -7,6 +7,7 @@ straight line: validate, route on the server, encrypt, store everything in one t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from service.outbox import writer as outbox
 from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
+from service.reports.repository import KeyHolder
 from service.reports.schemas import IncidentFields, ReportCreate, public_error
 from service.reports.submissions import SubmissionClaim
 from service.reports.uploads import EncryptedUpload
@@ -98,6 +100,8 @@ class Filed:
     complaint: ComplaintDeadline
     # The urgency the case was filed with: the reporter's, or "high" for a Strafantrag deadline days away.
     urgency: str
+    # Every organisation that now holds the case key, read from the grant rows this filing wrote.
+    key_holders: list[KeyHolder]
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,27 @@ class CaseRef:
 class OpenedCase:
     case: Case
     data_key: bytes
+
+
+def _holders_granted(rows: list[NewRow], reachable: dict[str, Receiver]) -> list[KeyHolder]:
+    """The key holders of a case just filed, from the very grant rows written for it (not from the routing
+    decision: an organisation whose key changed meanwhile was skipped, and must not be named)."""
+    names = {org.id: org.display_name for org in reachable.values()}
+    grant_table = CaseKeyGrant.__table__
+    return [
+        KeyHolder(
+            name=names[row.values["organisation_id"]],
+            role=row.values["role"],
+            active=row.values["active"],
+            escalation_after_minutes=row.values["escalation_after_minutes"],
+        )
+        for row in rows
+        if row.table is grant_table
+    ]
+
+
+def _local_day(moment: datetime | None) -> str | None:
+    return moment.astimezone(LOCAL_ZONE).date().isoformat() if moment is not None else None
 
 
 def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
@@ -479,6 +504,7 @@ class IntakeService:
             type_codes=list(data.type_codes),
             complaint=self.complaint_deadline(data),
             urgency=urgency,
+            key_holders=_holders_granted(rows, reachable),
         )
 
     # -- notifications after the commit --------------------------------------------------------------------
@@ -697,10 +723,18 @@ class IntakeService:
                     "attachments": counts.get(incident.id, 0),
                 }
             )
+        first_reply = repository.first_reply_at(session, case.id)
         return {
             "status": case.status,
             "created_at": case.created_at.isoformat(),
+            # Days only: when the case was acknowledged and first answered (the reporter's way to see it
+            # without a notification address).
+            "acknowledged_on": _local_day(case.acknowledged_at),
+            "first_reply_on": _local_day(first_reply),
             "organisations": repository.active_organisation_names(session, case.id),
+            "key_holders": [
+                dataclasses.asdict(holder) for holder in repository.key_holders(session, case.id)
+            ],
             "incidents": incidents,
             "messages": case_work.reporter_messages(session, case.id, opened.data_key),
             "notify": case.notify_ciphertext is not None,

@@ -275,6 +275,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/glossar"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache/{page}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    # The embedded demo's placeholder Impressum and privacy notice (production: 404, the operator's pages).
+    ("GET", "/impressum"): Route(Guard.PUBLIC, 200),
+    ("GET", "/datenschutz"): Route(Guard.PUBLIC, 200),
     # Staff sign-in and sign-out.
     ("GET", "/anmelden"): Route(Guard.SIGN_IN_PAGE, 200),
     ("POST", "/anmelden"): Route(Guard.LOGIN, 303, form=_credentials("code"), csrf="form"),

@@ -229,6 +229,13 @@ def test_visitor_pages(browser: Browser, live_server: LiveServer, checker: PageC
         page.get_by_role("link", name=re.compile("Straf·anzeige")).click()
         expect(page.locator("article[class~=article--easy]")).to_be_visible()
         checker.check(page, "GET /leichte-sprache/{page}")
+        # The demo's placeholder Impressum and privacy notice, from the footer of every page.
+        page.get_by_role("link", name="Impressum").click()
+        expect(page.get_by_text("Platzhalter der Demo – keine echte Angabe")).to_be_visible()
+        checker.check(page, "GET /impressum")
+        page.get_by_role("link", name="Datenschutzerklärung").click()
+        expect(page.get_by_text("Platzhalter der Demo – keine echte Angabe")).to_be_visible()
+        checker.check(page, "GET /datenschutz")
 
         page.goto(f"{live_server.url}/wissen/selbstcheck/fragen")
         checker.check(page, "GET /wissen/selbstcheck/fragen")

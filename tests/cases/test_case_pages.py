@@ -302,7 +302,9 @@ def test_the_case_page_shows_the_case_as_filed_and_escaped(
     text = page.text
     assert "<script>alert(1)</script>" not in text
     # Exactly as filed, line breaks included (CSS keeps them), and escaped.
-    assert f'<p class="textblock">{html.escape(DESCRIPTION, quote=False)}</p>' in text
+    # Isolated (issue 15): text a person wrote cannot reorder the page around it.
+    isolated = f'<bdi class="user-text" dir="auto">{html.escape(DESCRIPTION, quote=False)}</bdi>'
+    assert f'<p class="textblock">{isolated}</p>' in text
     assert "buergermeisterin@example.org" in text
     assert "Beratungsstelle Rückhalt Bayern (Demo)" in text
     assert "Regel trifft zu" in text
@@ -463,7 +465,7 @@ def test_labels_are_set_and_cleared(counsellor: TestClient, case_id: str, runtim
     [
         ("nachricht", "message", "   \n ", "Bitte ausfüllen."),
         ("notiz", "note", "x" * 10_001, "Der Text ist zu lang."),
-        ("nachricht", "message", "Hallo\x00Welt", "unzulässige Steuerzeichen"),
+        ("nachricht", "message", "Hallo\x00Welt", "technisches Steuerzeichen"),
     ],
 )
 def test_a_refused_message_or_note_keeps_the_text(

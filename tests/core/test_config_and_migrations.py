@@ -134,5 +134,7 @@ def test_production_needs_redis_as_broker_and_an_https_public_url(tmp_path: Path
             public_url="https://rueckhalt.example",
             behind_tls=True,
             trusted_proxies="172.30.0.1",
+            imprint_url="https://traeger.example/impressum",
+            privacy_url="https://traeger.example/datenschutz",
         )
     )

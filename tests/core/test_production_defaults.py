@@ -41,6 +41,8 @@ def _production(tmp_path: Path, **changes: Any) -> Settings:
         "public_url": "https://rueckhalt.example",
         "behind_tls": True,
         "trusted_proxies": "172.30.0.1",
+        "imprint_url": "https://traeger.example/impressum",
+        "privacy_url": "https://traeger.example/datenschutz",
         **{name: os.urandom(32).hex() for name in SECRET_NAMES},
     }
     values.update(changes)
@@ -57,6 +59,19 @@ def test_production_behind_tls_refuses_to_start_without_a_trusted_proxy(tmp_path
     with pytest.raises(ConfigurationError, match="RUECKHALT_TRUSTED_PROXIES"):
         check_production(_production(tmp_path, trusted_proxies=""))
     check_production(_production(tmp_path, trusted_proxies="10.0.0.0/8, 2001:db8::/48"))
+
+
+@pytest.mark.parametrize("name", ["imprint_url", "privacy_url"])
+def test_production_refuses_to_start_without_an_imprint_and_a_privacy_notice(
+    name: str, tmp_path: Path
+) -> None:
+    """Every page links both (§ 5 DDG, Art. 13 GDPR); the demo's placeholders never stand in for them."""
+    with pytest.raises(ConfigurationError, match=f"RUECKHALT_{name.upper()}"):
+        check_production(_production(tmp_path, **{name: None}))
+    with pytest.raises(ConfigurationError, match=f"RUECKHALT_{name.upper()}"):
+        check_production(_production(tmp_path, **{name: "http://traeger.example/seite"}))
+    with pytest.raises(ValueError, match="web address"):
+        _production(tmp_path, **{name: "javascript:alert(1)"})
 
 
 def test_a_trusted_proxy_that_is_no_address_is_refused_by_name() -> None:

@@ -35,6 +35,7 @@ CONTEXT = {
     "checkpoint": "1234:" + "ab" * 32 + ":20261203T040000Z:" + "cd" * 16,
     "articles": ["auskunftssperre.de", "auskunftssperre.en"],
     "count": 2,
+    "reporter_subject": "Neue Nachricht in Ihrem Postfach",
 }
 
 

@@ -59,7 +59,7 @@ def test_the_reporter_is_told_content_free_and_the_address_is_sealed(
 
     (mail,) = smtp_server.inbox.to(ADDRESS)
     text = mail.get_content()  # type: ignore[attr-defined]
-    assert "Es gibt eine neue Nachricht für Sie" in mail["Subject"]
+    assert mail["Subject"] == "Neue Nachricht in Ihrem Postfach"
     assert f"{runtime.settings.public_url}/fall" in text
     for secret in ("QXSECRETCANARY", "QXMESSAGECANARY", receipt, "Beratungsstelle", "Beleidigung"):
         assert secret not in text

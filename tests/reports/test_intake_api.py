@@ -231,9 +231,12 @@ def test_control_characters_are_refused(client: TestClient, runtime: Runtime) ->
     report = copy.deepcopy(openapi_example(client))
     report["description"] = "abc\x00def"
     assert client.post("/api/v1/reports", json=report).status_code == 422
-    report["description"] = "abc\u202edef"
+    report["description"] = "abc\x1b[31mdef"
     assert client.post("/api/v1/reports", json=report).status_code == 422
     assert count(runtime, Case) == 0
+    # Bidi controls come with text pasted from a messenger: accepted (tests/reports/test_bidi.py).
+    report["description"] = "abc\u202edef"
+    assert client.post("/api/v1/reports", json=report).status_code == 201
 
 
 def test_no_organisation_with_a_key_means_503_and_nothing_stored(runtime_without_orgs: Runtime) -> None:
