@@ -70,7 +70,8 @@ def create_app(
         dispatcher = None
         if publish_after_commit:
             # One thread per process (made here, after uvicorn's fork), publishing on the workers' broker.
-            dispatcher = Dispatcher(built.sessions, broker_publisher(settings))
+            publish, publish_many = broker_publisher(settings)
+            dispatcher = Dispatcher(built.sessions, publish, publish_many=publish_many)
             dispatcher.start()
             built.intake.dispatcher = dispatcher
         try:

@@ -179,7 +179,7 @@ def _server_pool_options(size: int, overflow: int) -> dict[str, Any]:
 # pool smaller than that would connect and disconnect on every request. docker-compose.yml sizes
 # PostgreSQL's max_connections for this.
 THREAD_POOL_CONNECTIONS = (10, 10)
-EVENT_LOOP_CONNECTIONS = (10, 5)
+EVENT_LOOP_CONNECTIONS = (16, 4)
 
 
 def _ping_idle_connections(engine: Engine) -> None:
