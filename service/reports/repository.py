@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
-from sqlalchemy import Insert, Table, func, insert, select
+from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
@@ -57,22 +58,76 @@ def attachment_counts(session: Session, case_id: str) -> dict[str, int]:
 
 
 def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
-    """Insert complete rows with one statement per table, in the order given (parents first).
+    """Insert complete rows, parents first (the order given), inside the session's transaction.
 
     The ORM's unit of work (and even its bulk path) spends more time sorting and tracking the ten rows of a
     report than the database spends storing them, so they go to their tables as Core inserts on the
-    session's connection, inside the session's transaction.
+    session's connection. On PostgreSQL they go as one statement: each table's rows in a data-modifying
+    ``WITH`` of a single ``INSERT`` (the foreign keys are checked at the end of the statement, when every
+    row is in). Each statement cost the api process about a tenth of a millisecond in the driver and in
+    SQLAlchemy, and PostgreSQL a parse-bind-execute; six became one. SQLite has no round trips to save.
     """
     connection = session.connection()
+    groups: list[tuple[Table, list[dict[str, Any]]]] = []
+    for row in rows:
+        if groups and groups[-1][0] is row.table:
+            groups[-1][1].append(row.values)
+        else:
+            groups.append((row.table, [row.values]))
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and len(groups) > 1:
+        sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
+        parameters: dict[str, Any] = {}
+        for group, (table, batch) in enumerate(groups):
+            for index, values in enumerate(batch):
+                for key, process in processors[table]:
+                    value = values[key]
+                    parameters[f"p{group}_{index}_{key}"] = value if process is None else process(value)
+        connection.exec_driver_sql(sql, parameters)
+        return
     with pipelined(session):
-        index = 0
-        while index < len(rows):
-            table = rows[index].table
-            batch = []
-            while index < len(rows) and rows[index].table is table:
-                batch.append(rows[index].values)
-                index += 1
+        for table, batch in groups:
             connection.execute(_insert(table), batch)
+
+
+Processor = Callable[[Any], Any] | None
+
+
+@functools.lru_cache(maxsize=128)
+def _one_statement(
+    dialect: Dialect, shape: tuple[tuple[Table, int], ...]
+) -> tuple[str, dict[Table, list[tuple[str, Processor]]]]:
+    """The SQL of one INSERT with a WITH per table before the last, for rows of this shape (table, number
+    of rows), and each table's columns with their types' conversion for the driver.
+
+    Compiled once per shape (a report has a handful: its grants and files vary) and sent as the driver's
+    SQL: executing the statement through SQLAlchemy would walk its hundred parameters for a cache key on
+    every report, which cost more than the five statements it replaces.
+    """
+
+    def rows_of(group: int, table: Table, count: int) -> list[dict[str, Any]]:
+        return [
+            {
+                column.key: bindparam(f"p{group}_{index}_{column.key}", type_=column.type)
+                for column in table.columns
+            }
+            for index in range(count)
+        ]
+
+    *firsts, (last, last_count) = shape
+    withs = [
+        insert(table).values(rows_of(group, table, count)).cte(f"w{group}")
+        for group, (table, count) in enumerate(firsts)
+    ]
+    statement = insert(last).values(rows_of(len(firsts), last, last_count)).add_cte(*withs)
+    processors = {
+        table: [
+            (column.key, cast(Processor, column.type.dialect_impl(dialect).bind_processor(dialect)))
+            for column in table.columns
+        ]
+        for table, _ in shape
+    }
+    return str(statement.compile(dialect=dialect)), processors
 
 
 @functools.cache
