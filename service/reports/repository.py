@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -10,7 +11,7 @@ from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.cases.models import Attachment, Case, CaseKeyGrant, Incident
-from service.db import NewRow, pipelined
+from service.db import NewRow, execute_raw, pipelined
 from service.organisations.models import Organisation
 
 
@@ -77,13 +78,13 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
     dialect = connection.dialect
     if dialect.name == "postgresql" and len(groups) > 1:
         sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
-        parameters: dict[str, Any] = {}
-        for group, (table, batch) in enumerate(groups):
-            for index, values in enumerate(batch):
+        parameters: list[Any] = []
+        for table, batch in groups:
+            for values in batch:
                 for key, process in processors[table]:
                     value = values[key]
-                    parameters[f"p{group}_{index}_{key}"] = value if process is None else process(value)
-        connection.exec_driver_sql(sql, parameters)
+                    parameters.append(value if process is None else process(value))
+        execute_raw(session, sql, parameters)
         return
     with pipelined(session):
         for table, batch in groups:
@@ -127,7 +128,21 @@ def _one_statement(
         ]
         for table, _ in shape
     }
-    return str(statement.compile(dialect=dialect)), processors
+    # Compiled with the dialect's named placeholders, which come in the order of the tables, rows and
+    # columns above; PostgreSQL's own numbered ones replace them for the raw cursor.
+    compiled = str(statement.compile(dialect=dialect))
+    placeholder = re.compile(r"%\((p\d+_\d+_\w+)\)s")
+    expected = [
+        f"p{group}_{index}_{column.key}"
+        for group, (table, count) in enumerate(shape)
+        for index in range(count)
+        for column in table.columns
+    ]
+    if placeholder.findall(compiled) != expected:
+        raise RuntimeError("the intake's insert did not compile to its values in the order they are sent")
+    numbers = iter(range(1, len(expected) + 1))
+    sql = placeholder.sub(lambda _: f"${next(numbers)}", compiled)
+    return sql.replace("%%", "%"), processors
 
 
 @functools.cache
