@@ -23,6 +23,7 @@ from service.knowledge import pages as knowledge_pages
 from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
 from service.outbox.dispatch import Dispatcher, broker_publisher
+from service.ratelimit.service import AsyncRedisCounter
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -67,6 +68,8 @@ def create_app(
         # Made here, in the loop that serves: asyncio connections must not outlive or leave their loop.
         async_engine = make_async_engine(built.settings.resolved_database_url)
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
+        redis_url = built.settings.redis_url
+        app.state.async_redis = AsyncRedisCounter(redis_url) if redis_url else None
         dispatcher = None
         if publish_after_commit:
             # One thread per process (made here, after uvicorn's fork), publishing on the workers' broker.
@@ -81,6 +84,9 @@ def create_app(
                 built.intake.dispatcher = None
                 await run_in_threadpool(dispatcher.close)
             app.state.async_sessions = None
+            if app.state.async_redis is not None:
+                await app.state.async_redis.close()
+                app.state.async_redis = None
             app.state.health.close()
             if async_engine is not None:
                 await async_engine.dispose()
@@ -99,6 +105,7 @@ def create_app(
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
     # pool serves every request.
     app.state.async_sessions = None
+    app.state.async_redis = None
     app.state.health = health.HealthProbe(built)
     app.state.pages = Pages(make_templates(), built.secrets.session_key, settings.behind_tls)
     install_error_handlers(app, lambda: app.state.pages)
