@@ -66,6 +66,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--label", default="profile", help="names the output files")
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample threads that wait in a system call too (default: only the thread holding the GIL, "
+        "which is where the Python CPU goes; a thread blocked in recv() otherwise looks busy)",
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
@@ -94,6 +100,7 @@ def main() -> None:
                 "--rate",
                 str(args.rate),
                 "--nonblocking",
+                *([] if args.all_threads else ["--gil"]),
                 "--format",
                 "raw",
                 "--duration",

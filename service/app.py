@@ -25,6 +25,7 @@ from service.legal.links import legal_links
 from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
 from service.outbox.dispatch import Dispatcher, broker_publisher
+from service.ratelimit.service import AsyncRedisCounter
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -69,10 +70,13 @@ def create_app(
         # Made here, in the loop that serves: asyncio connections must not outlive or leave their loop.
         async_engine = make_async_engine(built.settings.resolved_database_url)
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
+        redis_url = built.settings.redis_url
+        app.state.async_redis = AsyncRedisCounter(redis_url) if redis_url else None
         dispatcher = None
         if publish_after_commit:
             # One thread per process (made here, after uvicorn's fork), publishing on the workers' broker.
-            dispatcher = Dispatcher(built.sessions, broker_publisher(settings))
+            publish, publish_many = broker_publisher(settings)
+            dispatcher = Dispatcher(built.sessions, publish, publish_many=publish_many)
             dispatcher.start()
             built.intake.dispatcher = dispatcher
         try:
@@ -82,6 +86,9 @@ def create_app(
                 built.intake.dispatcher = None
                 await run_in_threadpool(dispatcher.close)
             app.state.async_sessions = None
+            if app.state.async_redis is not None:
+                await app.state.async_redis.close()
+                app.state.async_redis = None
             app.state.health.close()
             if async_engine is not None:
                 await async_engine.dispose()
@@ -100,6 +107,7 @@ def create_app(
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
     # pool serves every request.
     app.state.async_sessions = None
+    app.state.async_redis = None
     app.state.health = health.HealthProbe(built)
     app.state.pages = Pages(
         make_templates(legal_links(settings)), built.secrets.session_key, settings.behind_tls

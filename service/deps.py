@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import RateLimited
-from service.ratelimit.service import Limit
+from service.ratelimit.service import AsyncRedisCounter, Limit
 from service.runtime import Runtime
 
 
@@ -33,6 +33,14 @@ def client_address(request: Request) -> str:
 
 def enforce(runtime: Runtime, request: Request, limit: Limit) -> None:
     if not runtime.limiter.allow(limit, client_address(request)):
+        raise RateLimited()
+
+
+async def enforce_async(runtime: Runtime, request: Request, limit: Limit) -> None:
+    """``enforce`` on the event loop: Redis through the serving loop's client (``app.state.async_redis``,
+    made by the lifespan), the database's count (Redis away, or none configured) in the thread pool."""
+    redis: AsyncRedisCounter | None = getattr(request.app.state, "async_redis", None)
+    if not await runtime.limiter.allow_async(limit, client_address(request), redis):
         raise RateLimited()
 
 

@@ -40,9 +40,30 @@ def relay_outbox() -> int:
 
 @shared_task(name="notifications.deliver", bind=True, ignore_result=True, acks_late=True)
 def deliver(self: Task, outbox_id: str) -> None:
+    countdown = _deliver_one(outbox_id, int(self.request.retries or 0))
+    if countdown is not None:
+        raise self.retry(countdown=countdown, max_retries=context.current().settings.task_max_retries)
+
+
+@shared_task(name="notifications.deliver_many", ignore_result=True, acks_late=True)
+def deliver_many(outbox_ids: list[str]) -> None:
+    """The rows an api process committed within a few milliseconds of each other, published as one task.
+
+    Under a flood one publish per report cost the api process about a tenth of a report's CPU. Each row is
+    delivered as ``deliver`` would deliver it; one that needs another try continues as its own ``deliver``
+    task at its first retry, so its backoff and its dead letter are those of a single row. A worker that dies
+    in the middle gets the whole list again (late ack): the delivery log skips what was already sent.
+    """
+    for outbox_id in outbox_ids:
+        countdown = _deliver_one(outbox_id, 0)
+        if countdown is not None:
+            deliver.apply_async(args=[outbox_id], countdown=countdown, retries=1)
+
+
+def _deliver_one(outbox_id: str, retries: int) -> float | None:
+    """Deliver one outbox row; the countdown of its next try, or None when it is done (or dead-lettered)."""
     ctx = context.current()
     settings = ctx.settings
-    retries = int(self.request.retries or 0)
     unavailable: str | None = None
     try:
         outcome = ctx.notifications.deliver(ctx.runtime.sessions, outbox_id)
@@ -57,15 +78,12 @@ def deliver(self: Task, outbox_id: str) -> None:
         # Retried outside the ``except`` and without ``exc``: Celery's retry and failure log lines would
         # otherwise carry the error's message (a statement's text) as their cause.
         log.warning("delivery of outbox %s: database unavailable (%s)", outbox_id, unavailable)
-        countdown = backoff_seconds(
-            retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
-        )
-        raise self.retry(countdown=countdown, max_retries=settings.task_max_retries)
+        return backoff_seconds(retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds)
     if outcome.complete:
-        return
+        return None
     if retries >= settings.task_max_retries:
         ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
-        return
+        return None
     countdown = backoff_seconds(
         retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
     )
@@ -76,7 +94,7 @@ def deliver(self: Task, outbox_id: str) -> None:
         ",".join(sorted(set(outcome.failed.values()))),
         countdown,
     )
-    raise self.retry(countdown=countdown, max_retries=settings.task_max_retries)
+    return countdown
 
 
 @shared_task(name="cases.escalate", ignore_result=True)

@@ -15,10 +15,17 @@ Nothing is lost on any path:
 - a process that dies between the commit and the publish leaves its rows marked dispatched: the relay hands
   them out again after its ``redispatch_after``; late, never lost (as for a relay that dies after claiming).
 Each delivery is still recorded in the delivery log, so a row published twice is delivered once.
+
+Rows committed within ``linger_seconds`` of each other go out as one task (``notifications.deliver_many``)
+when the publisher can do that: under a flood a publish per report cost the api process about a tenth of
+a report's CPU, and a few milliseconds more before a mail is nothing against the seconds it takes anyway.
+A lone report waits for no one: the linger starts with the first row and ends early when the queue is
+empty for that long.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -36,6 +43,11 @@ log = logging.getLogger("rueckhalt.outbox")
 
 # (outbox row id, topic) of committed rows.
 Rows = Sequence[tuple[str, str]]
+# Publishes one task that delivers every row of the list (task name, outbox row ids).
+PublishMany = Callable[[str, list[str]], None]
+
+# The task that delivers a list of rows, for each task that delivers one.
+BATCH_TASK = {"notifications.deliver": "notifications.deliver_many"}
 
 
 class Dispatcher:
@@ -44,12 +56,18 @@ class Dispatcher:
         sessions: sessionmaker[Session],
         publish: Publish,
         *,
+        publish_many: PublishMany | None = None,
+        linger_seconds: float = 0.02,
+        max_batch: int = 32,
         cooldown_seconds: float = 30.0,
         slow_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
         self._publish = publish
+        self._publish_many = publish_many
+        self._linger = linger_seconds
+        self._max_batch = max_batch
         self._cooldown = cooldown_seconds
         self._slow = slow_seconds
         self._clock = clock
@@ -98,24 +116,56 @@ class Dispatcher:
             item = self._queue.get()
             if item is None:
                 return
-            self._dispatch(item)
+            rows, stop = self._gather(list(item))
+            self._dispatch(rows)
+            if stop:
+                return
+
+    def _gather(self, rows: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
+        """More rows that arrive within the linger (bounded by ``max_batch``); True once ``close`` asked."""
+        if self._publish_many is None:
+            return rows, False
+        deadline = time.monotonic() + self._linger
+        while len(rows) < self._max_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if item is None:
+                return rows, True
+            rows.extend(item)
+        return rows, False
 
     def _dispatch(self, rows: Rows) -> None:
         if self._clock() < self._down_until:
             self._give_back([row_id for row_id, _ in rows])
             return
-        for index, (row_id, topic) in enumerate(rows):
+        # One task per kind of task: a list where a batch task exists and there is more than one row.
+        groups: dict[str, list[str]] = {}
+        for row_id, topic in rows:
+            groups.setdefault(task_for(topic), []).append(row_id)
+        sends: list[tuple[Callable[[], None], list[str]]] = []
+        for task, ids in groups.items():
+            batch_task = BATCH_TASK.get(task)
+            if self._publish_many is not None and batch_task is not None and len(ids) > 1:
+                sends.append((functools.partial(self._publish_many, batch_task, ids), ids))
+            else:
+                sends += [(functools.partial(self._publish, task, row_id), [row_id]) for row_id in ids]
+        for index, (send, ids) in enumerate(sends):
             self._publishing_since = self._clock()
             try:
-                self._publish(task_for(topic), row_id)
+                send()
             except Exception as exc:
                 log.warning("outbox dispatch: the broker refused a task (%s)", type(exc).__name__)
                 self._down_until = self._clock() + self._cooldown
-                self._give_back([rid for rid, _ in rows[index:]])
+                self._give_back([row_id for _, left in sends[index:] for row_id in left])
                 return
             finally:
                 self._publishing_since = None
-            self.published += 1
+            self.published += len(ids)
 
     def _give_back(self, ids: list[str]) -> None:
         """Clear ``dispatched_at`` of rows not yet completed, so the relay's next pass publishes them."""
@@ -138,14 +188,18 @@ class Dispatcher:
             )
 
 
-def broker_publisher(broker_settings: Settings) -> Publish:
-    """Publish through Celery on the broker of ``broker_settings`` (the tasks the workers define)."""
+def broker_publisher(broker_settings: Settings) -> tuple[Publish, PublishMany]:
+    """Publish through Celery on the broker of ``broker_settings`` (the tasks the workers define): one row
+    per task, and a list of rows per task."""
     from workers.celery_app import make_celery
 
     app = make_celery(broker_settings)
 
     def publish(task_name: str, outbox_id: str) -> None:
-        # No retries here: a refusal gives the row back to the relay at once.
+        # No retries here: a refusal gives the rows back to the relay at once.
         app.send_task(task_name, args=[outbox_id], retry=False)
 
-    return publish
+    def publish_many(task_name: str, outbox_ids: list[str]) -> None:
+        app.send_task(task_name, args=[outbox_ids], retry=False)
+
+    return publish, publish_many

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+import anyio.to_thread
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,24 +69,56 @@ class SqlCounter:
             return count
 
 
+# Count and, for a new window, set its expiry: one command, atomic (a process that dies between an INCR and
+# its EXPIRE would leave a key behind for good), and half the client's work of a two-command pipeline.
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+def _window_key(key: str, window_seconds: int) -> str:
+    return f"rl:{key}:{int(time.time()) // window_seconds}"
+
+
 class RedisCounter:
     def __init__(self, url: str) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_HIT_SCRIPT)
         self._errors = redis.RedisError
 
     def hit(self, key: str, window_seconds: int) -> int:
-        window = int(time.time()) // window_seconds
-        name = f"rl:{key}:{window}"
-        pipe = self._redis.pipeline()
-        pipe.incr(name)
-        pipe.expire(name, window_seconds * 2)
         try:
-            count, _ = pipe.execute()
+            count = self._script(keys=[_window_key(key, window_seconds)], args=[window_seconds * 2])
         except self._errors as exc:
             raise CounterUnavailable(type(exc).__name__) from exc
         return int(count)
+
+
+class AsyncRedisCounter:
+    """The Redis counter on the event loop that serves (``redis.asyncio``): the intake's check then takes no
+    thread hop and no thread's turn at the GIL. Made in the serving loop (the lifespan), closed there."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+        import redis.asyncio
+
+        self._redis: Any = redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._redis.register_script(_HIT_SCRIPT)
+        self._errors = redis.RedisError
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        try:
+            count = await self._script(keys=[_window_key(key, window_seconds)], args=[window_seconds * 2])
+        except (self._errors, OSError) as exc:
+            raise CounterUnavailable(type(exc).__name__) from exc
+        return int(count)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 class FailoverCounter:
@@ -130,6 +163,23 @@ class FailoverCounter:
                     self._primary_down_until = None
                 return count
         return self._fallback.hit(key, window_seconds)
+
+    async def hit_async(self, key: str, window_seconds: int, primary: AsyncRedisCounter) -> int:
+        """The same on the event loop, ``primary`` standing for Redis; the database's count in a thread."""
+        down_until = self._primary_down_until
+        if down_until is None or self._clock() >= down_until:
+            try:
+                count = await primary.hit(key, window_seconds)
+            except CounterUnavailable as exc:
+                if down_until is None:
+                    log.warning("rate limits: Redis unavailable (%s), counting in the database", exc)
+                self._primary_down_until = self._clock() + self._retry_after
+            else:
+                if down_until is not None:
+                    log.info("rate limits: Redis is back")
+                    self._primary_down_until = None
+                return count
+        return await anyio.to_thread.run_sync(self._fallback.hit, key, window_seconds)
 
 
 class TrafficWatch:
@@ -215,3 +265,13 @@ class RateLimiter:
     def allow(self, limit: Limit, client: str) -> bool:
         """Count one hit for this client; False once the client is over the limit in this window."""
         return self.count(limit, client) <= limit.max_hits
+
+    async def allow_async(self, limit: Limit, client: str, redis: AsyncRedisCounter | None) -> bool:
+        """``allow`` for a coroutine: Redis on the event loop if there is one, else the count in a thread."""
+        counter = self._counter
+        if redis is None or not isinstance(counter, FailoverCounter):
+            return await anyio.to_thread.run_sync(self.allow, limit, client)
+        key = self._client_key(limit.scope, client)
+        if limit.per_client:
+            self._watch.observe(limit.scope, key)
+        return await counter.hit_async(key, limit.window_seconds, redis) <= limit.max_hits

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.schemas import Created, ReporterMessageCreate
-from service.deps import RuntimeDep, enforce, in_session
+from service.deps import RuntimeDep, enforce, enforce_async, in_session
 from service.errors import error_responses
 from service.reports.schemas import (
     CaseForReporter,
@@ -50,8 +49,8 @@ _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for th
 )
 async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> ReportCreated:
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
-    # The limit may count in the database when Redis is away: blocking calls stay off the event loop.
-    await run_in_threadpool(enforce, runtime, request, intake_limit(runtime.settings))
+    # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
+    await enforce_async(runtime, request, intake_limit(runtime.settings))
     # The path that has to keep up with a flood runs on the event loop where it can (``in_session``).
     filed = await in_session(request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), []))
     return ReportCreated(

@@ -1,6 +1,7 @@
-"""``service.db.pipelined``: the intake's inserts go to PostgreSQL in one round trip, on the thread pool's
-connections and on the event loop's alike, and a failure among them is the same SQLAlchemy error a plain
-execute raises (a 500 for a wrong statement, a 503 for a lost connection), with nothing stored."""
+"""``service.db.pipelined`` and ``execute_raw``: the intake's inserts go to PostgreSQL in one round trip,
+on the thread pool's connections and on the event loop's alike, and a failure among them is the same
+SQLAlchemy error a plain execute raises (a 500 for a wrong statement, a 503 for a lost connection), with
+nothing stored."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from service import db
 from service.db import (
     database_unavailable,
+    execute_raw,
     make_async_engine,
     make_async_sessionmaker,
     make_engine,
@@ -42,20 +44,14 @@ def _table() -> Table:
     )
 
 
-@pytest.fixture(params=["threads", "event_loop", "sqlite"])
-def run_in_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Run, Table, str]]:
-    """Run a function with a session: on a thread-pool engine, inside ``AsyncSession.run_sync`` on the
-    event loop's engine, or on SQLite (where ``pipelined`` does nothing)."""
-    table = _table()
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'pipe.db'}"
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        url = cluster.url("postgres")
+@contextlib.contextmanager
+def _session_runner(kind: str, url: str, table: Table) -> Iterator[Run]:
+    """Run a function with a session: on a thread-pool engine, or inside ``AsyncSession.run_sync`` on the
+    event loop's engine; the table exists meanwhile."""
     engine = make_engine(url)
     table.metadata.create_all(engine)
     try:
-        if request.param == "event_loop":
+        if kind == "event_loop":
             loop_engine = make_async_engine(url)
             assert loop_engine is not None
 
@@ -69,17 +65,30 @@ def run_in_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
 
                 return asyncio.run(go())
 
-            yield on_loop, table, url
+            yield on_loop
         else:
 
             def in_thread(work: Callable[[Session], T]) -> T:
                 with make_sessionmaker(engine)() as session:
                     return work(session)
 
-            yield in_thread, table, url
+            yield in_thread
     finally:
         table.metadata.drop_all(engine)
         engine.dispose()
+
+
+@pytest.fixture(params=["threads", "event_loop", "sqlite"])
+def run_in_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Run, Table, str]]:
+    """On either PostgreSQL engine, or on SQLite (where ``pipelined`` does nothing)."""
+    table = _table()
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'pipe.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.url("postgres")
+    with _session_runner("threads" if request.param == "sqlite" else request.param, url, table) as run:
+        yield run, table, url
 
 
 def _count(url: str, table: Table) -> int:
@@ -219,3 +228,85 @@ def test_a_connection_that_did_not_leave_pipeline_mode_never_goes_back_to_the_po
             assert fresh.exec_driver_sql("SELECT 1").scalar_one() == 1
     finally:
         engine.dispose()
+
+
+# -- execute_raw: one long statement on psycopg's raw cursor (the intake's single insert) -----------------
+
+
+@pytest.fixture(params=["threads", "event_loop"])
+def run_on_postgres(
+    request: pytest.FixtureRequest, pg_cluster: PgCluster
+) -> Iterator[tuple[Run, Table, str]]:
+    table = _table()
+    url = pg_cluster.url("postgres")
+    with _session_runner(request.param, url, table) as run:
+        yield run, table, url
+
+
+def _values(table: Table, ids: list[int]) -> tuple[str, list[Any]]:
+    rows = ", ".join(f"(${2 * n + 1}, ${2 * n + 2})" for n in range(len(ids)))
+    return f'INSERT INTO "{table.name}" (id, body) VALUES {rows}', [v for i in ids for v in (i, f"b{i}")]
+
+
+def test_execute_raw_stores_a_statement_with_more_values_than_psycopgs_cache_takes(
+    run_on_postgres: tuple[Run, Table, str],
+) -> None:
+    run, table, url = run_on_postgres
+    query, params = _values(table, list(range(1, 61)))  # 120 values: past the 50 psycopg caches
+
+    def work(session: Session) -> None:
+        execute_raw(session, query, params)
+        session.commit()
+
+    run(work)
+    assert _count(url, table) == 60
+
+
+def test_execute_raw_failing_is_sqlalchemys_integrity_error_and_nothing_is_stored(
+    run_on_postgres: tuple[Run, Table, str],
+) -> None:
+    run, table, url = run_on_postgres
+    query, params = _values(table, [1, 2, 1])
+    caught: list[BaseException] = []
+
+    def work(session: Session) -> None:
+        try:
+            execute_raw(session, query, params)
+        except sa_exc.DBAPIError as error:
+            caught.append(error)
+            session.rollback()
+            return
+        session.commit()
+
+    run(work)
+    assert len(caught) == 1
+    assert isinstance(caught[0], sa_exc.IntegrityError)
+    assert not database_unavailable(caught[0]), "a wrong statement stays a 500"
+    assert "b1" not in str(caught[0]), "the statement's values are not in the error"
+    assert _count(url, table) == 0
+
+
+def test_execute_raw_on_a_lost_connection_is_a_503_and_the_pool_replaces_it(
+    run_on_postgres: tuple[Run, Table, str], pg_cluster: PgCluster
+) -> None:
+    run, table, url = run_on_postgres
+    query, params = _values(table, [1, 2])
+
+    def lose_connection(session: Session) -> BaseException | None:
+        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with pg_cluster.admin() as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        try:
+            execute_raw(session, query, params)
+        except sa_exc.DBAPIError as error:
+            return error
+        return None
+
+    before = db._Disconnects.last
+    error = run(lose_connection)
+    assert error is not None
+    assert database_unavailable(error)
+    assert error.connection_invalidated
+    assert db._Disconnects.last > before
+    run(lambda session: (execute_raw(session, *_values(table, [3])), session.commit()))
+    assert _count(url, table) == 1

@@ -7,6 +7,7 @@ runs, so nothing but the api's own publish (or a relay pass the test sends) can 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,8 @@ from sqlalchemy import func, select
 from worker_helpers import REPORT, Stack, outbox, wait_until
 
 from service.app import create_app
-from service.outbox.models import DeliveryLog
+from service.outbox.dispatch import Dispatcher
+from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime
 
@@ -78,5 +80,93 @@ def test_with_the_broker_down_the_report_is_accepted_and_the_relay_delivers_it_o
     assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == sorted(members[:2] * 2)
     # Another pass hands out nothing: each counsellor has each report's mail once.
     assert relay(runtime.sessions, lambda task, row_id: None).dispatched == 0
+    assert delivered(runtime) == 4
+    assert len(smtp_server.inbox.messages) == 4
+
+
+def _committed_rows(api: TestClient, runtime: Runtime, reports: int) -> list[tuple[str, str]]:
+    """File reports through the api (the relay's rows: the api has no dispatcher) and name their rows."""
+    for _ in range(reports):
+        assert api.post("/api/v1/reports", json=REPORT).status_code == 201
+    return [(row.id, row.topic) for row in outbox(runtime)]
+
+
+def test_rows_committed_together_go_out_as_one_task(runtime: Runtime, client: TestClient) -> None:
+    """Three reports' rows handed over within the linger: one list task, no single publishes."""
+    rows = _committed_rows(client, runtime, 3)
+    singles: list[tuple[str, str]] = []
+    lists: list[tuple[str, list[str]]] = []
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        lambda task, row_id: singles.append((task, row_id)),
+        publish_many=lambda task, ids: lists.append((task, ids)),
+        linger_seconds=0.5,
+    )
+    dispatcher.start()
+    for row in rows:
+        dispatcher.submit([row])
+    dispatcher.close()
+    assert singles == []
+    assert lists == [("notifications.deliver_many", [row_id for row_id, _ in rows])]
+    assert dispatcher.published == len(rows)
+    assert dispatcher.given_back == 0
+
+
+def test_a_lone_row_goes_out_on_its_own(runtime: Runtime, client: TestClient) -> None:
+    rows = _committed_rows(client, runtime, 1)
+    singles: list[tuple[str, str]] = []
+    lists: list[tuple[str, list[str]]] = []
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        lambda task, row_id: singles.append((task, row_id)),
+        publish_many=lambda task, ids: lists.append((task, ids)),
+        linger_seconds=0.05,
+    )
+    dispatcher.start()
+    dispatcher.submit(rows)
+    assert wait_until(lambda: dispatcher.published == 1, seconds=5)
+    dispatcher.close()
+    assert singles == [("notifications.deliver", rows[0][0])]
+    assert lists == []
+
+
+def test_a_refused_list_gives_every_row_back_to_the_relay(runtime: Runtime, client: TestClient) -> None:
+    rows = _committed_rows(client, runtime, 2)
+    with runtime.sessions() as db:
+        # As the intake writes them with a dispatcher: marked dispatched, so the relay leaves them alone.
+        for row in db.scalars(select(OutboxMessage)):
+            row.dispatched_at = row.created_at
+        db.commit()
+
+    def refuse(task: str, ids: list[str]) -> None:
+        raise ConnectionError("broker gone")
+
+    dispatcher = Dispatcher(
+        runtime.sessions, lambda task, row_id: None, publish_many=refuse, linger_seconds=0.5
+    )
+    dispatcher.start()
+    dispatcher.submit(rows)
+    dispatcher.close()
+    assert dispatcher.given_back == 2
+    assert dispatcher.published == 0
+    assert all(row.dispatched_at is None for row in outbox(runtime))
+    assert not dispatcher.ready()
+
+
+def test_one_list_task_delivers_every_row_once_and_a_failed_row_is_retried_alone(
+    runtime: Runtime, client: TestClient, smtp_server: SmtpServer, stack: Stack, members: list[str]
+) -> None:
+    rows = _committed_rows(client, runtime, 2)
+    app = stack()
+    smtp_server.inbox.refuse = True
+    app.send_task("notifications.deliver_many", args=[[row_id for row_id, _ in rows]])
+    # Both fail at first; each goes on as its own retry, which succeeds once the server takes mail again.
+    assert wait_until(lambda: all(row.attempts >= 1 for row in outbox(runtime)), seconds=30)
+    smtp_server.inbox.refuse = False
+    assert wait_until(lambda: all(row.completed_at is not None for row in outbox(runtime)))
+    assert sorted(rcpt for rcpt, _ in smtp_server.inbox.messages) == sorted(members[:2] * 2)
+    # Sent again: the delivery log skips what went out.
+    app.send_task("notifications.deliver_many", args=[[row_id for row_id, _ in rows]])
+    time.sleep(1.0)
     assert delivered(runtime) == 4
     assert len(smtp_server.inbox.messages) == 4

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from helpers import free_port
 from notification_helpers import RedisProcess
@@ -109,3 +110,26 @@ def test_intake_goes_on_and_stays_limited_while_redis_is_down(settings: Settings
         redis_server.stop()
         runtime.dispose()
     assert statuses == [201, 201, 201, 429], "the database's window starts at zero for the outage"
+
+
+def test_the_intake_counts_in_redis_on_the_event_loop_with_the_other_calls(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The JSON intake asks Redis from the event loop, the form from a thread: one counter in Redis for both,
+    so the limit holds in total."""
+    redis_server = RedisProcess(tmp_path, free_port(), appendonly=False)
+    limited = settings.model_copy(update={"intake_limit_per_hour": 3, "redis_url": redis_server.url})
+    runtime = with_policy_organisations(build_runtime(limited))
+    try:
+        redis_server.start()
+        with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+            statuses = [client.post("/api/v1/reports", json=REPORT).status_code for _ in range(2)]
+            form = client.post("/melden", data={"description": "x"})
+            statuses.append(client.post("/api/v1/reports", json=REPORT).status_code)
+        keys = redis.Redis.from_url(redis_server.url).keys("rl:*")
+    finally:
+        redis_server.stop()
+        runtime.dispose()
+    assert statuses == [201, 201, 429]
+    assert form.status_code != 429, "the third hit, counted in the same window"
+    assert len(keys) == 1, "one counter for the client, in Redis"
