@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from helpers import csrf_token, report_form_tokens
 from sqlalchemy import select
 from staff_helpers import MakeStaff
 
@@ -28,14 +29,9 @@ from service.runtime import Runtime
 REPORT = {"land": "09", "type_codes": ["A9"], "description": "Drohbrief.", "channel": "letter"}
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
-
 
 def file_form(client: TestClient) -> Any:
-    data = {"csrf_token": csrf_token(client.get("/melden").text), **REPORT, "consent_counselling": "1"}
+    data = {**report_form_tokens(client.get("/melden").text), **REPORT, "consent_counselling": "1"}
     answer = client.post("/melden", data=data)
     assert answer.status_code == 201
     return answer

@@ -13,6 +13,7 @@ from typing import Any
 
 import markupsafe
 from fastapi.testclient import TestClient
+from helpers import csrf_token, report_form_tokens
 from staff_helpers import MakeStaff
 
 from service.config import PROJECT_ROOT
@@ -28,11 +29,6 @@ THREAT = (
 NAME = "\u2066Erika\u2069 \u200dM."
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
-
 
 def receipt_from(html: str) -> str:
     match = re.search(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}", re.sub(r"<[^>]+>", "", html))
@@ -42,7 +38,7 @@ def receipt_from(html: str) -> str:
 
 def report_form(client: TestClient, **fields: str) -> Any:
     data = {
-        "csrf_token": csrf_token(client.get("/melden").text),
+        **report_form_tokens(client.get("/melden").text),
         "land": "09",
         "type_codes": ["A3a"],
         "channel": "messenger",

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from helpers import csrf_token, report_form_tokens
 from sqlalchemy import select
 from staff_helpers import MakeStaff
 
@@ -30,11 +31,6 @@ ONLINE = "Online-Hass-Hilfe Rückhalt (Demo)"
 LATER = "Eine weitere Stelle erhält den Schlüssel nur, wenn eine Beratungsstelle Ihren Fall weitergibt"
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
-
 
 def receipt_from(html: str) -> str:
     match = re.search(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}", re.sub(r"<[^>]+>", "", html))
@@ -44,7 +40,7 @@ def receipt_from(html: str) -> str:
 
 def file_form(client: TestClient, **fields: Any) -> str:
     data = {
-        "csrf_token": csrf_token(client.get("/melden").text),
+        **report_form_tokens(client.get("/melden").text),
         "land": "09",
         "type_codes": ["A9"],
         "description": "Drohbrief im Briefkasten.",
