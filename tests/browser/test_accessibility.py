@@ -181,6 +181,14 @@ def test_reporter_pages_in_english(
         expect(page.locator(".receipt__code")).to_be_visible()
         checker.check(page, "POST /melden")
 
+        # Reload the receipt: the browser sends the same form again, its token too (Back then lands on
+        # Chromium's "confirm resubmission" page, whose reload does the same). Nothing is filed twice, and
+        # the page says the report arrived and what to do without the receipt.
+        page.reload()
+        expect(page.locator(".success-panel__title")).to_be_visible()
+        expect(page.locator(".receipt__code")).to_have_count(0)
+        checker.check(page, "POST /melden")
+
         page.goto(f"{live_server.url}/fall")
         checker.check(page, "GET /fall")
         sign_in_with_receipt(page, live_server, filed.receipt)
