@@ -27,6 +27,7 @@ from starlette.datastructures import FormData
 from service.auth.deps import StaffDep, pages_of
 from service.auth.models import StaffUser
 from service.auth.subject import Subject
+from service.cases.deadlines import DeadlineBasis
 from service.cases.models import CaseStatus
 from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseUpdate, MessageCreate
@@ -152,14 +153,24 @@ def ack_info(
     return {"state": "open", "at": format_datetime(deadline, lang), "relative": _duration(t, minutes, "left")}
 
 
-def complaint_info(t: Translator, lang: str, deadline: str | None, today: date) -> dict[str, Any] | None:
-    """The Strafantrag deadline (§ 77b StGB): "noch N Tage", a warning from 14 days, "abgelaufen" after."""
+def complaint_info(
+    t: Translator, lang: str, deadline: str | None, today: date, basis: str | None = None
+) -> dict[str, Any] | None:
+    """The Strafantrag deadline (§ 77b StGB): "noch N Tage", a warning from 14 days, "abgelaufen" after.
+
+    Without a day: while the perpetrator is unknown the period has not begun (never "expired"), and a
+    complaint-only offence without any date is named without one. Counted only from the incident day, a
+    passed day is "possibly" passed: the period starts later if the reporter learnt of the perpetrator later.
+    """
     if not deadline:
+        if basis in (DeadlineBasis.perpetrator_unknown, DeadlineBasis.undated):
+            return {"date": "", "days": None, "state": "not_started", "text": t(f"complaint.{basis}")}
         return None
     day = date.fromisoformat(deadline[:10])
     days = (day - today).days
     if days < 0:
-        state, text = "past", t("complaint.past")
+        state = "past"
+        text = t("complaint.possibly_past") if basis == DeadlineBasis.incident else t("complaint.past")
     elif days == 0:
         state, text = "soon", t("complaint.today")
     else:
@@ -411,7 +422,7 @@ def _incident_view(
 ) -> dict[str, Any]:
     perpetrator = item.get("perpetrator") or {}
     url = item.get("url") or ""
-    complaint = complaint_info(t, lang, item.get("complaint_deadline_on"), today)
+    complaint = complaint_info(t, lang, item.get("complaint_deadline_on"), today, item.get("complaint_basis"))
     if complaint is not None and closed:
         complaint["state"] = "ok"
     return {
@@ -575,6 +586,7 @@ def case_view(
         for item in detail["incidents"]
         if (info := complaint_info(t, lang, item.get("complaint_deadline_on"), today)) is not None
     ]
+    # The case's next deadline is a day; "not begun yet" is shown at its incident.
     next_complaint = min(complaints, key=lambda info: info["days"]) if complaints else None
     if next_complaint is not None and closed:
         next_complaint["state"] = "ok"

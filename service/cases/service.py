@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from service.cases import attachments as files
 from service.cases import repository
 from service.cases.attachments import DecryptedAttachment
 from service.cases.blobs import BlobStore
-from service.cases.deadlines import ReminderWeek, payload_complaint_deadline, reminder_week
+from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline, reminder_week
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -134,10 +134,10 @@ class CaseService:
             return UnlockedCase(case=case, data_key=data_key, organisation_id=grant.organisation_id)
         raise NotFound()
 
-    def _deadline(self, type_codes: Sequence[str], payload: dict[str, Any]) -> date | None:
+    def _deadline(self, type_codes: Sequence[str], payload: dict[str, Any]) -> ComplaintDeadline:
         """The Strafantrag deadline of an incident, from its sealed dates (the incident, and since when the
-        perpetrator is known) and its (clear) type codes; None while the perpetrator is unknown."""
-        return payload_complaint_deadline(self.taxonomy.has_complaint_only(list(type_codes)), payload).ends_on
+        perpetrator is known) and its (clear) type codes; no day while the perpetrator is unknown."""
+        return payload_complaint_deadline(self.taxonomy.has_complaint_only(list(type_codes)), payload)
 
     def _audit(self, session: Session, subject: Subject, action: str, case_id: str, **details: Any) -> None:
         self.audit.append(
@@ -162,6 +162,7 @@ class CaseService:
         incidents = []
         for incident in case.incidents:
             payload = json.loads(open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id)))
+            deadline = self._deadline(incident.type_codes, payload)
             incidents.append(
                 {
                     "id": incident.id,
@@ -172,7 +173,9 @@ class CaseService:
                     "severity": incident.severity,
                     "urgency": incident.urgency,
                     # The exact day, from the sealed date: the server keeps only a week of it in clear.
-                    "complaint_deadline_on": _iso(self._deadline(incident.type_codes, payload)),
+                    "complaint_deadline_on": _iso(deadline.ends_on),
+                    # What it was counted from: while the perpetrator is unknown the period has not begun.
+                    "complaint_basis": deadline.basis.value,
                     **payload,
                 }
             )
@@ -357,7 +360,7 @@ class CaseService:
         incident.type_codes = list(type_codes)
         incident.severity = self.taxonomy.severity_of(type_codes)
         incident.complaint_reminder_on = reminder_week(
-            self._deadline(type_codes, payload), datetime.now(LOCAL_ZONE).date()
+            self._deadline(type_codes, payload).ends_on, datetime.now(LOCAL_ZONE).date()
         )
         case.severity = min(i.severity for i in case.incidents)
         extract_id = open_sealed(

@@ -293,6 +293,30 @@ def test_nobody_else_sees_or_changes_the_case(
 # -- the case page ------------------------------------------------------------------------------------------
 
 
+def test_counsellors_see_that_the_complaint_period_has_not_begun_while_the_perpetrator_is_unknown(
+    client: TestClient, counsellor: TestClient, runtime: Runtime
+) -> None:
+    """§ 77b Abs. 2 StGB: the three months start when the reporter learns who it was. With an unknown
+    perpetrator the case page names no day and never says "abgelaufen"; counted only from the incident day,
+    a passed day is "possibly" passed."""
+    unknown = {
+        **REPORT,
+        "type_codes": ["A1"],  # an insult: prosecuted only on a Strafantrag
+        "occurred_on": "2020-01-10",
+        "perpetrator_familiarity": "unknown",
+    }
+    from_incident = {**unknown, "perpetrator_familiarity": None}
+    for body in (unknown, from_incident):
+        assert client.post("/api/v1/reports", json=body).status_code == 201
+    with runtime.sessions() as db:
+        first, second = db.scalars(select(Case.id).order_by(Case.created_at)).all()
+    page = " ".join(counsellor.get(f"/intern/faelle/{first}").text.split())
+    assert "läuft noch nicht: Die Tatperson ist nicht bekannt." in page
+    assert "abgelaufen" not in page
+    page = " ".join(counsellor.get(f"/intern/faelle/{second}").text.split())
+    assert "möglicherweise abgelaufen" in page
+
+
 def test_the_case_page_shows_the_case_as_filed_and_escaped(
     counsellor: TestClient, case_id: str, runtime: Runtime
 ) -> None:
