@@ -149,37 +149,41 @@ class FailoverCounter:
         self._primary_down_until: float | None = None
 
     def hit(self, key: str, window_seconds: int) -> int:
-        down_until = self._primary_down_until
-        if down_until is None or self._clock() >= down_until:
+        if self._primary_due():
             try:
                 count = self._primary.hit(key, window_seconds)
             except CounterUnavailable as exc:
-                if down_until is None:
-                    log.warning("rate limits: Redis unavailable (%s), counting in the database", exc)
-                self._primary_down_until = self._clock() + self._retry_after
+                self._primary_failed(exc)
             else:
-                if down_until is not None:
-                    log.info("rate limits: Redis is back")
-                    self._primary_down_until = None
+                self._primary_answered()
                 return count
         return self._fallback.hit(key, window_seconds)
 
     async def hit_async(self, key: str, window_seconds: int, primary: AsyncRedisCounter) -> int:
         """The same on the event loop, ``primary`` standing for Redis; the database's count in a thread."""
-        down_until = self._primary_down_until
-        if down_until is None or self._clock() >= down_until:
+        if self._primary_due():
             try:
                 count = await primary.hit(key, window_seconds)
             except CounterUnavailable as exc:
-                if down_until is None:
-                    log.warning("rate limits: Redis unavailable (%s), counting in the database", exc)
-                self._primary_down_until = self._clock() + self._retry_after
+                self._primary_failed(exc)
             else:
-                if down_until is not None:
-                    log.info("rate limits: Redis is back")
-                    self._primary_down_until = None
+                self._primary_answered()
                 return count
         return await anyio.to_thread.run_sync(self._fallback.hit, key, window_seconds)
+
+    def _primary_due(self) -> bool:
+        down_until = self._primary_down_until
+        return down_until is None or self._clock() >= down_until
+
+    def _primary_failed(self, exc: CounterUnavailable) -> None:
+        if self._primary_down_until is None:
+            log.warning("rate limits: Redis unavailable (%s), counting in the database", exc)
+        self._primary_down_until = self._clock() + self._retry_after
+
+    def _primary_answered(self) -> None:
+        if self._primary_down_until is not None:
+            log.info("rate limits: Redis is back")
+            self._primary_down_until = None
 
 
 class TrafficWatch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 from fastapi.testclient import TestClient
@@ -91,43 +92,47 @@ def _committed_rows(api: TestClient, runtime: Runtime, reports: int) -> list[tup
     return [(row.id, row.topic) for row in outbox(runtime)]
 
 
+@dataclass
+class Recorded:
+    """What a dispatcher published: single rows and lists of rows, by task."""
+
+    singles: list[tuple[str, str]] = field(default_factory=list)
+    lists: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def recording_dispatcher(runtime: Runtime, linger_seconds: float) -> tuple[Dispatcher, Recorded]:
+    recorded = Recorded()
+    dispatcher = Dispatcher(
+        runtime.sessions,
+        lambda task, row_id: recorded.singles.append((task, row_id)),
+        publish_many=lambda task, ids: recorded.lists.append((task, ids)),
+        linger_seconds=linger_seconds,
+    )
+    dispatcher.start()
+    return dispatcher, recorded
+
+
 def test_rows_committed_together_go_out_as_one_task(runtime: Runtime, client: TestClient) -> None:
     """Three reports' rows handed over within the linger: one list task, no single publishes."""
     rows = _committed_rows(client, runtime, 3)
-    singles: list[tuple[str, str]] = []
-    lists: list[tuple[str, list[str]]] = []
-    dispatcher = Dispatcher(
-        runtime.sessions,
-        lambda task, row_id: singles.append((task, row_id)),
-        publish_many=lambda task, ids: lists.append((task, ids)),
-        linger_seconds=0.5,
-    )
-    dispatcher.start()
+    dispatcher, recorded = recording_dispatcher(runtime, 0.5)
     for row in rows:
         dispatcher.submit([row])
     dispatcher.close()
-    assert singles == []
-    assert lists == [("notifications.deliver_many", [row_id for row_id, _ in rows])]
+    assert recorded.singles == []
+    assert recorded.lists == [("notifications.deliver_many", [row_id for row_id, _ in rows])]
     assert dispatcher.published == len(rows)
     assert dispatcher.given_back == 0
 
 
 def test_a_lone_row_goes_out_on_its_own(runtime: Runtime, client: TestClient) -> None:
     rows = _committed_rows(client, runtime, 1)
-    singles: list[tuple[str, str]] = []
-    lists: list[tuple[str, list[str]]] = []
-    dispatcher = Dispatcher(
-        runtime.sessions,
-        lambda task, row_id: singles.append((task, row_id)),
-        publish_many=lambda task, ids: lists.append((task, ids)),
-        linger_seconds=0.05,
-    )
-    dispatcher.start()
+    dispatcher, recorded = recording_dispatcher(runtime, 0.05)
     dispatcher.submit(rows)
     assert wait_until(lambda: dispatcher.published == 1, seconds=5)
     dispatcher.close()
-    assert singles == [("notifications.deliver", rows[0][0])]
-    assert lists == []
+    assert recorded.singles == [("notifications.deliver", rows[0][0])]
+    assert recorded.lists == []
 
 
 def test_a_refused_list_gives_every_row_back_to_the_relay(runtime: Runtime, client: TestClient) -> None:
