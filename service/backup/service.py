@@ -753,7 +753,10 @@ def restore_backup(
                 seen = position
 
             try:
-                staged = _stage(reader, staging, kind, secrets, url, on_member)
+                try:
+                    staged = _stage(reader, staging, kind, secrets, url, on_member)
+                except ArchiveDamaged as exc:
+                    raise _damaged(exc.chunk) from None
                 progress.finish()
                 _install(staged, settings, url, engine)
             finally:
