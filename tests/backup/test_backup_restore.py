@@ -128,7 +128,11 @@ def test_a_restore_into_an_empty_database_and_folder_brings_back_every_case(
                 # The history is the audit trail of the case: it keeps every event and adds the views since.
                 history = after.pop("history")
                 assert history[: len(case["history"])] == case["history"]
-                assert after == {k: v for k, v in case.items() if k != "history"}
+                # Grants and routing records of one intake share their timestamp, and the page orders by it
+                # alone: PostgreSQL returns such ties in physical order, which a restore may change.
+                for key in ("holders", "routing"):
+                    assert sorted(map(repr, after.pop(key))) == sorted(map(repr, case[key]))
+                assert after == {k: v for k, v in case.items() if k not in ("history", "holders", "routing")}
                 page = staff.get(f"/intern/faelle/{case_id}")
                 assert page.status_code == 200
                 assert case["incidents"][0]["description"] in page.text
