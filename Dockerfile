@@ -2,6 +2,10 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --system --uid 10001 --home /app rueckhalt && mkdir -p /data && chown rueckhalt /data
 WORKDIR /app
+# pg_dump/pg_restore for `rueckhalt backup` and `restore`: bookworm's client is PostgreSQL 15, the major version
+# of the compose file's server (an older pg_dump refuses a newer server; change both together).
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements ./requirements
 # Every dependency pinned with its hashes (make lock); the project itself adds nothing unpinned (--no-deps).
 RUN pip install --no-cache-dir --require-hashes -r requirements/build.txt -r requirements/production.txt

@@ -15,7 +15,7 @@ TEST_APT_PACKAGES := postgresql redis-server chromium nginx
 BENCH_APT_PACKAGES := wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-uploads bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
+.PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-uploads bench-backup bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -109,6 +109,10 @@ bench-login: install-test
 # JSON intake p99 on one event loop while large images arrive and are cleaned (target < 100 ms).
 bench-uploads: install-test
 	$(BIN)/python bench/uploads_loop.py --seconds $(BENCH_SECONDS)
+
+# The restore drill: backup and verified restore of N cases with files on PostgreSQL (docs/backup.md).
+bench-backup: install-test
+	$(BIN)/python bench/backup_restore.py --cases $${BENCH_CASES:-1000}
 
 bench-notify: install-test
 	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)

@@ -93,6 +93,15 @@ def _install_account_commands() -> None:
 _install_account_commands()
 
 
+def _install_backup_commands() -> None:
+    from service.backup.cli import register
+
+    register(app, _settings)
+
+
+_install_backup_commands()
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""

@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     # the new one at their owner's next sign-in (`rueckhalt user list` shows who has not signed in yet).
     key_pepper_previous: SecretStr | None = None
 
+    # Backups (`rueckhalt backup`, docs/backup.md) are encrypted to this public key; its private half stays
+    # offline with the operator. Not a secret: the key itself (as `rueckhalt backup keygen` prints it), or a
+    # file holding it. The key wins when both are set.
+    backup_public_key: str | None = None
+    backup_public_key_file: Path | None = None
+    # `rueckhalt backup prune` deletes archives older than this. A case purged today lives on in the archives
+    # of the days before, so this is how long a purge takes to reach the backups too (docs/backup.md).
+    backup_keep_days: int = Field(default=30, ge=1, le=366)
+
     # Redis for rate limits across processes (production); without it the database keeps the counters.
     redis_url: str | None = None
     # Celery's broker: Redis in production; unset, a SQLite file in the data folder (no server needed).

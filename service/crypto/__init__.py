@@ -5,6 +5,17 @@ Formats and their version bytes are part of the stored data: change them only by
 """
 
 from service.crypto.aead import DATA_KEY_BYTES, new_data_key, open_sealed, seal
+from service.crypto.archive import (
+    ArchiveDamaged,
+    ArchiveKeyMismatch,
+    ArchiveReader,
+    ArchiveWriter,
+    backup_key_id,
+    decode_private_key,
+    decode_public_key,
+    encode_private_key,
+    encode_public_key,
+)
 from service.crypto.context import Context
 from service.crypto.errors import CryptoError, DecryptionError, InvalidReceipt, UnsupportedFormatError
 from service.crypto.hpke import (
@@ -61,6 +72,10 @@ __all__ = [
     "DATA_KEY_BYTES",
     "DEFAULT_CHUNK_BYTES",
     "RECEIPT_CHARS",
+    "ArchiveDamaged",
+    "ArchiveKeyMismatch",
+    "ArchiveReader",
+    "ArchiveWriter",
     "Argon2Params",
     "Context",
     "CryptoError",
@@ -71,9 +86,14 @@ __all__ = [
     "Share",
     "StreamSealer",
     "UnsupportedFormatError",
+    "backup_key_id",
     "combine_shares",
     "constant_time_equal",
+    "decode_private_key",
+    "decode_public_key",
     "derive_password_key",
+    "encode_private_key",
+    "encode_public_key",
     "format_receipt",
     "generate_keypair",
     "hash_password",

@@ -59,3 +59,19 @@ def test_the_api_knows_its_proxy_and_leaves_forwarded_headers_to_the_service() -
     gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
     assert ipaddress.ip_address(gateway) in ipaddress.ip_network(default.group(1))
     assert Settings(trusted_proxies=default.group(1)).trusted_networks
+
+
+def test_the_backup_service_runs_on_demand_with_the_data_volume_and_a_matching_pg_dump() -> None:
+    """The scheduled backup (docs/backup.md): a service a host timer runs (profile "backup", not started with
+    the others) that backs up and prunes into ./backups, sees the blob volume as the api does, and an image
+    whose pg_dump has the major version of the compose file's PostgreSQL (an older one refuses the server)."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    backup = compose["services"]["backup"]
+    assert backup["profiles"] == ["backup"]
+    assert backup["restart"] == "no"
+    script = backup["command"][-1]
+    assert script.startswith("rueckhalt backup /backups && rueckhalt backup prune /backups")
+    assert "blobs:/data" in backup["volumes"]
+    assert compose["x-app"]["environment"]["RUECKHALT_DATA_DIR"] == "/data"
+    major = compose["services"]["db"]["image"].split(":")[1]
+    assert f"postgresql-client-{major}" in (PROJECT_ROOT / "Dockerfile").read_text()
