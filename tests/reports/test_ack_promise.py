@@ -29,7 +29,6 @@ from service.runtime import Runtime
 REPORT = {"land": "09", "type_codes": ["A9"], "description": "Drohbrief.", "channel": "letter"}
 
 
-
 def file_form(client: TestClient) -> Any:
     data = {**report_form_tokens(client.get("/melden").text), **REPORT, "consent_counselling": "1"}
     answer = client.post("/melden", data=data)

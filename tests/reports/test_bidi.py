@@ -29,7 +29,6 @@ THREAT = (
 NAME = "\u2066Erika\u2069 \u200dM."
 
 
-
 def receipt_from(html: str) -> str:
     match = re.search(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}", re.sub(r"<[^>]+>", "", html))
     assert match

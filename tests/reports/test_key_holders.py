@@ -31,7 +31,6 @@ ONLINE = "Online-Hass-Hilfe Rückhalt (Demo)"
 LATER = "Eine weitere Stelle erhält den Schlüssel nur, wenn eine Beratungsstelle Ihren Fall weitergibt"
 
 
-
 def receipt_from(html: str) -> str:
     match = re.search(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}", re.sub(r"<[^>]+>", "", html))
     assert match
