@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, case, exists, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
@@ -18,6 +18,7 @@ from service.cases.models import (
     CaseKeyGrant,
     CaseMessage,
     CaseNote,
+    GrantRole,
     Incident,
     ReminderLog,
     RoutingRecord,
@@ -91,12 +92,25 @@ def active_grants(
     ).all()
 
 
+# The grants of one filing share their time: targets first, then the escalation chain in its order.
+_GRANT_ORDER = (
+    CaseKeyGrant.granted_at,
+    case(
+        (CaseKeyGrant.role == GrantRole.target.value, 0),
+        (CaseKeyGrant.role == GrantRole.escalation.value, 1),
+        else_=2,
+    ),
+    CaseKeyGrant.escalation_after_minutes,
+    CaseKeyGrant.organisation_id,
+)
+
+
 def holders(session: Session, case_id: str) -> Sequence[tuple[Organisation, CaseKeyGrant]]:
     rows = session.execute(
         select(Organisation, CaseKeyGrant)
         .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
         .where(CaseKeyGrant.case_id == case_id)
-        .order_by(CaseKeyGrant.granted_at)
+        .order_by(*_GRANT_ORDER)
     ).all()
     return [(row[0], row[1]) for row in rows]
 
@@ -185,7 +199,7 @@ def active_holder_ids(session: Session, case_id: str) -> list[str]:
         session.scalars(
             select(CaseKeyGrant.organisation_id)
             .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
-            .order_by(CaseKeyGrant.granted_at)
+            .order_by(*_GRANT_ORDER)
         )
     )
 
