@@ -24,6 +24,13 @@ log = logging.getLogger("rueckhalt.metrics")
 
 STATEMENT_TIMEOUT_MS = 2000
 
+# The families this collector writes (the alert rules' test checks every name a rule uses against these).
+DATABASE_UP = "rueckhalt_metrics_database_up"
+OUTBOX_PENDING = "rueckhalt_outbox_pending"
+OUTBOX_OLDEST_AGE = "rueckhalt_outbox_oldest_pending_age_seconds"
+HEARTBEAT_AGE = "rueckhalt_worker_heartbeat_age_seconds"
+FAMILIES = (DATABASE_UP, OUTBOX_PENDING, OUTBOX_OLDEST_AGE, HEARTBEAT_AGE)
+
 
 class DatabaseCollector(Collector):
     """The outbox backlog, the age of its oldest pending row and the worker's heartbeat age."""
@@ -36,9 +43,7 @@ class DatabaseCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "rueckhalt_metrics_database_up", "1 if the database answered the metrics' queries at this scrape"
-        )
+        up = GaugeMetricFamily(DATABASE_UP, "1 if the database answered the metrics' queries at this scrape")
         try:
             pending, oldest_age, beats = self._read()
         except Exception as exc:  # the scrape must answer; the type only (a message may quote a statement)
@@ -49,17 +54,17 @@ class DatabaseCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield GaugeMetricFamily(
-            "rueckhalt_outbox_pending",
+            OUTBOX_PENDING,
             "Outbox rows not yet delivered (waiting, in flight or waiting for a retry)",
             value=pending,
         )
         yield GaugeMetricFamily(
-            "rueckhalt_outbox_oldest_pending_age_seconds",
+            OUTBOX_OLDEST_AGE,
             "Age of the oldest outbox row not yet delivered (0 when there is none)",
             value=oldest_age,
         )
         heartbeat = GaugeMetricFamily(
-            "rueckhalt_worker_heartbeat_age_seconds",
+            HEARTBEAT_AGE,
             "Seconds since a worker last ran the heartbeat task (+Inf if it never did)",
             labels=["name"],
         )

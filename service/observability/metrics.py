@@ -7,9 +7,15 @@ heartbeat) is read when Prometheus scrapes (``service.observability.collectors``
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
+
+# In multiprocess mode every metric has a file there from its creation on: a process that only runs a command
+# (`rueckhalt migrate` in a container whose environment names the directory) must not fail for want of it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # -- fixed label sets ---------------------------------------------------------------------------------------
 
