@@ -8,8 +8,9 @@ RUECKHALT_DATA_DIR ?= var
 BENCH_SECONDS ?= 20
 export PORT RUECKHALT_DATA_DIR
 
-# Debian packages the tests use, never stand-ins: PostgreSQL, Redis, Chromium, and nginx as the proxy in front.
-TEST_APT_PACKAGES := postgresql redis-server chromium nginx
+# Debian packages the tests use, never stand-ins: PostgreSQL, Redis, Chromium, nginx as the proxy in front, and
+# prometheus for its promtool (the alert rules are checked by it, tests/observability).
+TEST_APT_PACKAGES := postgresql redis-server chromium nginx prometheus
 # Debian packages the benchmarks add: wrk, the C load generator of bench-intake (a Python client on the same two
 # cores would cost as much CPU per request as the server it measures).
 BENCH_APT_PACKAGES := wrk

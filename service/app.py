@@ -22,6 +22,9 @@ from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
 from service.legal import pages as legal_pages
 from service.legal.links import legal_links
+from service.observability import listener, logs
+from service.observability.collectors import DatabaseCollector
+from service.observability.listener import instrument_pool
 from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
 from service.outbox.dispatch import Dispatcher, broker_publisher
@@ -57,9 +60,11 @@ def create_app(
     settings = settings or (runtime.settings if runtime else get_settings())
     if publish_after_commit is None:
         publish_after_commit = runtime is None and settings.publish_after_commit
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
     install_log_filter()
+    logs.apply_format(settings)
     built = runtime or build_runtime(settings)
+    instrument_pool(built.engine, "threads")
     if runtime is None:
         # A served process records which policy files it routes by (tests pass a runtime of their own).
         with built.sessions() as session:
@@ -69,6 +74,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Made here, in the loop that serves: asyncio connections must not outlive or leave their loop.
         async_engine = make_async_engine(built.settings.resolved_database_url)
+        if async_engine is not None:
+            instrument_pool(async_engine.sync_engine, "loop")
+        # Started here, after uvicorn's fork: the listener's thread belongs to the process that serves.
+        metrics_listener = listener.start(settings, listener.Role.api, DatabaseCollector(built))
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
         redis_url = built.settings.redis_url
         app.state.async_redis = AsyncRedisCounter(redis_url) if redis_url else None
@@ -92,6 +101,9 @@ def create_app(
             app.state.health.close()
             if async_engine is not None:
                 await async_engine.dispose()
+            if metrics_listener is not None:
+                await run_in_threadpool(metrics_listener.close)
+            listener.process_ended()
             if runtime is None:
                 built.dispose()
 

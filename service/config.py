@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     # of X-Forwarded-For that is not itself a trusted proxy; from anywhere else, the peer is the client.
     trusted_proxies: str = ""
 
+    # Prometheus metrics (docs/metrics.md): off unless a port is set. They are served by a listener of
+    # their own, never by the public application, so no proxy rule can expose them: the api on this port,
+    # the worker on the next, the beat on the one after. Loopback by default; in the compose setup the
+    # containers' own network (the ports are never published).
+    metrics_port: int | None = Field(default=None, ge=1, le=65533)
+    metrics_host: str = "127.0.0.1"
+    # "json": one JSON object per log line (for a log shipper), with the same content-free filters.
+    log_format: Literal["text", "json"] = "text"
+
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:

@@ -39,6 +39,7 @@ from service.errors import (
 )
 from service.i18n import SUPPORTED, Translator, pick
 from service.legal.links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
+from service.observability import metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,13 +144,12 @@ class HardeningMiddleware:
     @staticmethod
     def _log(scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", None) or "(unmatched)"
-        access_log.info(
-            "%s %s %d %.1fms",
-            scope.get("method", "-"),
-            template,
-            status,
-            (time.perf_counter() - started) * 1000,
+        template = getattr(route, "path", None) or metrics.UNMATCHED_ROUTE
+        seconds = time.perf_counter() - started
+        method: str = scope.get("method", "-")
+        access_log.info("%s %s %d %.1fms", method, template, status, seconds * 1000)
+        metrics.record_request(
+            scope["path"], method, template, status, seconds, scope.get(metrics.ERROR_SCOPE_KEY)
         )
 
 
@@ -544,6 +544,8 @@ def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
+        # For the intake's metrics: which refusal it was, where the status alone does not tell (two 503s).
+        request.scope[metrics.ERROR_SCOPE_KEY] = type(exc).__name__
         response: Response
         if wants_html(request):
             if exc.message_key.startswith("error."):

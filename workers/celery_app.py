@@ -113,3 +113,6 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+
+# The worker's and the beat's metrics and log format, connected to Celery's signals (after ``app`` exists).
+import workers.observability  # noqa: E402, F401

@@ -16,6 +16,7 @@ from service.config import Settings, get_settings
 from service.notifications.mail import mailer_for
 from service.notifications.service import NotificationService
 from service.notifications.webhooks import WebhookSender
+from service.observability.listener import instrument_pool
 from service.runtime import Runtime, build_runtime
 
 
@@ -59,7 +60,9 @@ def current() -> WorkerContext:
     global _current
     with _lock:
         if _current is None:
-            _current = context_for(build_runtime(get_settings()))
+            runtime = build_runtime(get_settings())
+            instrument_pool(runtime.engine, "threads")
+            _current = context_for(runtime)
         return _current
 
 

@@ -13,6 +13,7 @@ from service.audit.daily import send_daily_checkpoint
 from service.audit.policies import record_policy_state
 from service.db import database_unavailable, utcnow
 from service.i18n import LOCAL_ZONE
+from service.observability import metrics
 from service.outbox.models import WorkerHeartbeat
 from service.outbox.relay import backoff_seconds, relay
 from workers import context
@@ -79,10 +80,15 @@ def _deliver_one(outbox_id: str, retries: int) -> float | None:
         # otherwise carry the error's message (a statement's text) as their cause.
         log.warning("delivery of outbox %s: database unavailable (%s)", outbox_id, unavailable)
         return backoff_seconds(retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds)
+    for key in outcome.delivered:
+        metrics.deliveries.labels(_channel(key), "delivered").inc()
+    for key in outcome.failed:
+        metrics.deliveries.labels(_channel(key), "failed").inc()
     if outcome.complete:
         return None
     if retries >= settings.task_max_retries:
         ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
+        metrics.dead_letters.inc()
         return None
     countdown = backoff_seconds(
         retries + 1, settings.task_retry_base_seconds, settings.task_retry_cap_seconds
@@ -97,10 +103,17 @@ def _deliver_one(outbox_id: str, retries: int) -> float | None:
     return countdown
 
 
+def _channel(recipient_key: str) -> str:
+    # A delivery log key ("mail:staff:<id>", "webhook:<id>"): only its channel, from a fixed set, is a label.
+    return metrics.one_of(recipient_key.split(":", 1)[0], metrics.CHANNELS)
+
+
 @shared_task(name="cases.escalate", ignore_result=True)
 def escalate() -> int:
     ctx = context.current()
-    return len(ctx.schedule.escalate(ctx.runtime.sessions, utcnow()))
+    escalated = len(ctx.schedule.escalate(ctx.runtime.sessions, utcnow()))
+    metrics.escalations.inc(escalated)
+    return escalated
 
 
 @shared_task(name="cases.remind", ignore_result=True)

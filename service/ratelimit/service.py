@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.crypto import keyed_hash
+from service.observability import metrics
 from service.ratelimit.models import RateLimitCounter
 
 log = logging.getLogger("rueckhalt.ratelimit")
@@ -268,7 +269,7 @@ class RateLimiter:
 
     def allow(self, limit: Limit, client: str) -> bool:
         """Count one hit for this client; False once the client is over the limit in this window."""
-        return self.count(limit, client) <= limit.max_hits
+        return _refused_unless(self.count(limit, client) <= limit.max_hits, limit)
 
     async def allow_async(self, limit: Limit, client: str, redis: AsyncRedisCounter | None) -> bool:
         """``allow`` for a coroutine: Redis on the event loop if there is one, else the count in a thread."""
@@ -278,4 +279,12 @@ class RateLimiter:
         key = self._client_key(limit.scope, client)
         if limit.per_client:
             self._watch.observe(limit.scope, key)
-        return await counter.hit_async(key, limit.window_seconds, redis) <= limit.max_hits
+        return _refused_unless(
+            await counter.hit_async(key, limit.window_seconds, redis) <= limit.max_hits, limit
+        )
+
+
+def _refused_unless(allowed: bool, limit: Limit) -> bool:
+    if not allowed:
+        metrics.rate_limit_refusals.labels(metrics.one_of(limit.scope, metrics.RATE_LIMIT_SCOPES)).inc()
+    return allowed
