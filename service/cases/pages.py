@@ -467,7 +467,11 @@ def _history_view(
     """Newest first; each opening of the case is audited, so runs of openings by one person are folded."""
     entries: list[dict[str, Any]] = []
     for event in history:
-        actor = names.get(event.get("actor_id") or "", "") or t("case_page.history.someone")
+        if event.get("actor_kind") == "reporter":
+            # The reporter's own downloads and dossiers: named as the reporter, never anyone more exact.
+            actor = t("case_page.conversation.reporter")
+        else:
+            actor = names.get(event.get("actor_id") or "", "") or t("case_page.history.someone")
         last = entries[-1] if entries else None
         if (
             last is not None

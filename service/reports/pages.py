@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
-from service.cases import attachments as files
 from service.cases.models import GrantRole
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
@@ -314,6 +313,16 @@ def _open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | N
     return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
 
 
+def _file_link(item: dict[str, Any], lang: str) -> dict[str, str]:
+    """A file of the case as /fall lists it: its download (decrypted as it streams, audited)."""
+    return {
+        "href": f"/fall/anhang/{item['id']}",
+        "filename": item["filename"] or item["id"][:8],
+        "content_type": item["content_type"],
+        "size": format_size(int(item["size_bytes"]), lang),
+    }
+
+
 def _case_page(
     request: Request,
     runtime: Runtime,
@@ -358,15 +367,7 @@ def _case_page(
                 else message["organisation"] or t("case.organisations"),
                 "at": format_datetime(message["created_at"], lang),
                 "body": message["body"],
-                "files": [
-                    {
-                        "href": f"/fall/anhang/{item['id']}",
-                        "filename": item["filename"] or item["id"][:8],
-                        "content_type": item["content_type"],
-                        "size": format_size(int(item["size_bytes"]), lang),
-                    }
-                    for item in message["attachments"]
-                ],
+                "files": [_file_link(item, lang) for item in message["attachments"]],
             }
             for message in view["messages"]
         ],
@@ -379,6 +380,7 @@ def _case_page(
                 "description": item["description"],
                 "occurred_on": format_date(item["occurred_on"], lang) if item["occurred_on"] else None,
                 "attachments": item["attachments"],
+                "files": [_file_link(file, lang) for file in item["files"]],
                 "complaint": deadline_view(item["complaint"], today, lang),
                 # For the small "perpetrator known since" form: the stored day as the date input wants it.
                 "perpetrator_known_on": item["perpetrator_known_on"] or "",
@@ -634,14 +636,17 @@ async def reporter_message(request: Request) -> Response:
 
 @router.get("/fall/anhang/{attachment_id}")
 def reporter_download(attachment_id: str, request: Request) -> Response:
-    """A file of the reporter's own case (one a counsellor sent, or their own), decrypted as it streams."""
+    """A file of the reporter's own case (one a counsellor sent, or their own: an incident's evidence or a
+    message's file), decrypted as it streams and audited. A GET with the reporter's session cookie, which
+    is SameSite=Strict, as the counsellors' downloads are: a link with ``download`` works without
+    JavaScript."""
     runtime = runtime_of(request)
     reporter = _open_from_cookie(request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
     with runtime.sessions() as db:
         opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-        found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
+        found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
 
 
