@@ -25,6 +25,9 @@ from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
+from service.dossier import service as dossiers
+from service.dossier.render import dossier_download
+from service.dossier.render import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.notifications.mail import reporter_mail
@@ -648,6 +651,41 @@ def reporter_download(attachment_id: str, request: Request) -> Response:
         opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
         found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
+
+
+@router.post("/fall/dossier")
+async def reporter_dossier(request: Request) -> Response:
+    """The case dossier as PDF (service/dossier): generated from the decrypted case in this session, in
+    memory only, streamed, audited without content. A POST with the form token: generating is audited, so
+    neither a prefetch nor another site may cause it."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    token = form.get("csrf_token")
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        raise CsrfFailed()
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    lang = request_lang(request)
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, lang)
+            document = render_dossier(dossier, lang)
+            dossiers.record_generated(
+                runtime.audit, db, dossier, opened.case.id, actor_kind="reporter", actor_id=None
+            )
+            db.commit()
+            return document
+
+    try:
+        document = await run_in_threadpool(generate)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    return dossier_download(document)
 
 
 @router.post("/fall/benachrichtigung")
