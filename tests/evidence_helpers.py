@@ -6,14 +6,17 @@ form, so they are encrypted while they stream in, as in production.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from helpers import csrf_token, report_form_tokens
 from PIL import Image
+from sqlalchemy import MetaData
 
 from service.app import create_app
 from service.runtime import Runtime
@@ -21,6 +24,8 @@ from service.runtime import Runtime
 PDF = b"%PDF-1.4\n% Screenshot des Drohkommentars\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 # A text file longer than the sniff window and the 64 KiB stream chunk: the download crosses chunks.
 TEXT = ("Chatverlauf vom 3. Dezember, 21:40 Uhr: „Wir wissen, wo du wohnst.“\n" * 1500).encode()
+SHA_PDF = hashlib.sha256(PDF).hexdigest()
+SHA_TEXT = hashlib.sha256(TEXT).hexdigest()
 DESCRIPTION = "Drohbrief im Briefkasten des Rathauses: „Wir wissen, wo du wohnst.“"
 
 
@@ -91,3 +96,44 @@ def sign_in(client: TestClient, receipt: str) -> str:
 
 def download_links(page: str) -> list[str]:
     return re.findall(r'<a href="(/fall/anhang/[^"]+)" download>', page)
+
+
+def flat(text: str) -> str:
+    """Extracted text with line breaks and runs of spaces made single spaces (a hash may not be broken)."""
+    return re.sub(r"\s+", " ", text)
+
+
+def every_stored_value(runtime: Runtime) -> list[str | bytes]:
+    """Every cell of every table, as the database holds it: what a thief of a dump reads."""
+    values: list[str | bytes] = []
+    metadata = MetaData()
+    metadata.reflect(bind=runtime.engine)
+    with runtime.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(table.select()):
+                for cell in row:
+                    if isinstance(cell, bytes | memoryview):
+                        values.append(bytes(cell))
+                    elif cell is not None:
+                        values.append(str(cell))
+    return values
+
+
+def data_files(runtime: Runtime) -> set[Path]:
+    """Files in the data folder but the SQLite database and its journals (the audit row changes them)."""
+    root = runtime.settings.data_dir
+    return {path for path in root.rglob("*") if path.is_file() and not path.name.startswith("rueckhalt.db")}
+
+
+def assert_nothing_in_clear(runtime: Runtime, secrets: list[str]) -> None:
+    for value in every_stored_value(runtime):
+        for secret in secrets:
+            if isinstance(value, bytes):
+                assert secret.encode() not in value
+                assert bytes.fromhex(secret) not in value if re.fullmatch(r"[0-9a-f]{64}", secret) else True
+            else:
+                assert secret not in value
+    for path in data_files(runtime):
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, path

@@ -194,6 +194,23 @@ def render(dossier: Dossier, lang: str) -> bytes:
     return bytes(pdf.output())
 
 
+def render_letter(text: str, title: str, footer: str) -> bytes:
+    """A letter's plain text (service/dossier/letters.py) set as PDF, line by line, the title in bold."""
+    pdf = _Document(footer)
+    pdf.set_title(title)
+    pdf.set_lang("de")
+    pdf.set_creator("Rückhalt")
+    pdf.add_page()
+    for line in text.rstrip("\n").split("\n"):
+        shown = printable(line)
+        pdf.set_font(FONT, "B" if shown == title else "", 12 if shown == title else 10.5)
+        if shown:
+            pdf.multi_cell(0, LINE_MM, shown, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        else:
+            pdf.ln(LINE_MM * 0.7)
+    return bytes(pdf.output())
+
+
 def dossier_download(document: bytes) -> StreamingResponse:
     """The rendered dossier as a download, streamed in pieces (it exists in memory only, never as a file)."""
     name = f"Dossier-{utcnow().astimezone(LOCAL_ZONE).date().isoformat()}.pdf"

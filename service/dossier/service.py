@@ -21,6 +21,7 @@ from service.audit import AuditLog
 from service.cases import attachments as files
 from service.cases import repository as cases
 from service.cases.blobs import BlobStore
+from service.cases.deadlines import payload_complaint_deadline
 from service.cases.models import Case, GrantRole
 from service.crypto import Context, open_sealed
 from service.db import utcnow
@@ -62,6 +63,9 @@ class DossierIncident:
     platform: str
     url: str
     files: list[EvidenceFile]
+    # The last day for the Strafantrag (§ 77b StGB) where the case allows counting one (a complaint-only
+    # offence whose perpetrator the reporter knows since a given day), for the letters' notes.
+    complaint_ends_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,9 @@ def build(
                 platform=_text(payload.get("platform")),
                 url=_text(payload.get("url")),
                 files=evidence.get(incident.id, []),
+                complaint_ends_on=payload_complaint_deadline(
+                    taxonomy.has_complaint_only(list(incident.type_codes)), payload
+                ).ends_on,
             )
         )
     # A chronology: by the day it happened where the reporter gave one, else by the day it was received.

@@ -25,15 +25,16 @@ from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
+from service.dossier import letters
 from service.dossier import service as dossiers
-from service.dossier.render import dossier_download
+from service.dossier.render import chunks, dossier_download, render_letter
 from service.dossier.render import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
 from service.reports.repository import KeyHolder
-from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
+from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate, is_control
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
 from service.reports.uploads import EncryptingFormParser, parse_form
@@ -686,6 +687,86 @@ async def reporter_dossier(request: Request) -> Response:
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
     return dossier_download(document)
+
+
+LETTER_FIELDS = {
+    "letter_name": letters.MAX_NAME_CHARS,
+    "letter_address": letters.MAX_ADDRESS_CHARS,
+    "letter_reference": letters.MAX_REFERENCE_CHARS,
+}
+LETTER_TITLE = "Strafanzeige und Strafantrag"
+
+
+@router.post("/fall/brief")
+async def reporter_letter(request: Request) -> Response:
+    """The Strafanzeige with Strafantrag, filled from the decrypted case, as PDF or plain text.
+
+    Name, address and Aktenzeichen come with this request and go into this answer only: never stored, never
+    logged, never in the audit (which records the kind of letter, nothing else)."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10, free_text=frozenset(LETTER_FIELDS))
+    token, kind, wanted = form.get("csrf_token"), form.get("kind"), form.get("format")
+    typed = {name: str(form.get(name) or "").replace("\r\n", "\n") for name in LETTER_FIELDS}
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        summary, by_field = _field_errors(errors, t)
+        return _case_page(
+            request, runtime, reporter, status=status, values=typed, errors=summary, field_errors=by_field
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, [{"loc": ["letter_name"], "type": "csrf", "msg": ""}], 403)
+    errors: list[dict[str, Any]] = []
+    for name, limit in LETTER_FIELDS.items():
+        value = typed[name]
+        if len(value) > limit:
+            errors.append({"loc": [name], "type": "string_too_long", "msg": ""})
+        elif any(is_control(char) for char in value.replace("\n", "")):
+            errors.append({"loc": [name], "type": "value_error", "msg": "control characters"})
+    if kind != letters.LetterKind.strafanzeige.value or wanted not in ("pdf", "txt"):
+        errors.append({"loc": ["letter_name"], "type": "invalid", "msg": ""})
+    if errors:
+        return await run_in_threadpool(again, errors, 422)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    values = letters.Typed(
+        name=typed["letter_name"], address=typed["letter_address"], reference=typed["letter_reference"]
+    )
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, "de")
+            text = letters.strafanzeige(dossier, values, _today())
+            document = (
+                text.encode()
+                if wanted == "txt"
+                else render_letter(text, LETTER_TITLE, "Entwurf zum Prüfen – keine Rechtsberatung")
+            )
+            runtime.audit.append(
+                db,
+                actor_kind="reporter",
+                actor_id=None,
+                action="letter.generated",
+                object_type="case",
+                object_id=opened.case.id,
+                details={"kind": letters.LetterKind.strafanzeige.value},
+            )
+            db.commit()
+            return document
+
+    try:
+        document = await run_in_threadpool(generate)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    stem = f"Strafanzeige-Entwurf-{_today().isoformat()}"
+    if wanted == "txt":
+        return download(f"{stem}.txt", "text/plain; charset=utf-8", len(document), chunks(document))
+    return download(f"{stem}.pdf", "application/pdf", len(document), chunks(document))
 
 
 @router.post("/fall/benachrichtigung")

@@ -346,6 +346,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     # The dossier PDF (compressed: the plaintext checks cannot read it; tests/dossier extracts its text).
     ("POST", "/fall/dossier"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
+    ("POST", "/fall/brief"): Route(
+        Guard.REPORTER, 200, form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"), csrf="form"
+    ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
     ("GET", "/api/v1/cases"): Route(Guard.STAFF, 200, lists=True),

@@ -5,19 +5,29 @@ may not see the case. Both databases."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from evidence_helpers import PDF, TEXT, Browsers, browsers, file_report, sign_in
+from evidence_helpers import (
+    PDF,
+    SHA_PDF,
+    SHA_TEXT,
+    TEXT,
+    Browsers,
+    assert_nothing_in_clear,
+    browsers,
+    data_files,
+    file_report,
+    flat,
+    sign_in,
+)
 from fastapi.testclient import TestClient
 from helpers import csrf_token
 from pypdf import PdfReader
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
 from service.audit.models import AuditEvent
@@ -29,8 +39,6 @@ from service.runtime import Runtime
 # A threat pasted with a right-to-left override (it would reorder what follows on a screen) and markup.
 TYPED = "Kommentar: \u202eTOD\u202c <b>Wir wissen, wo du wohnst.</b> 🔪 Dossier-Kanarienvogel-7"
 HOLDER = "Beratungsstelle Rückhalt Bayern (Demo)"
-SHA_PDF = hashlib.sha256(PDF).hexdigest()
-SHA_TEXT = hashlib.sha256(TEXT).hexdigest()
 
 
 def pdf_text(document: bytes) -> str:
@@ -38,47 +46,6 @@ def pdf_text(document: bytes) -> str:
     reader = PdfReader(io.BytesIO(document))
     assert len(reader.pages) >= 1
     return "\n".join(page.extract_text() for page in reader.pages)
-
-
-def flat(text: str) -> str:
-    """Extracted text with line breaks and runs of spaces made single spaces (a hash may not be broken)."""
-    return re.sub(r"\s+", " ", text)
-
-
-def every_stored_value(runtime: Runtime) -> list[str | bytes]:
-    """Every cell of every table, as the database holds it: what a thief of a dump reads."""
-    values: list[str | bytes] = []
-    metadata = MetaData()
-    metadata.reflect(bind=runtime.engine)
-    with runtime.engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in conn.execute(table.select()):
-                for cell in row:
-                    if isinstance(cell, bytes | memoryview):
-                        values.append(bytes(cell))
-                    elif cell is not None:
-                        values.append(str(cell))
-    return values
-
-
-def data_files(runtime: Runtime) -> set[Path]:
-    """Files in the data folder but the SQLite database and its journals (the audit row changes them)."""
-    root = runtime.settings.data_dir
-    return {path for path in root.rglob("*") if path.is_file() and not path.name.startswith("rueckhalt.db")}
-
-
-def assert_nothing_in_clear(runtime: Runtime, secrets: list[str]) -> None:
-    for value in every_stored_value(runtime):
-        for secret in secrets:
-            if isinstance(value, bytes):
-                assert secret.encode() not in value
-                assert bytes.fromhex(secret) not in value if re.fullmatch(r"[0-9a-f]{64}", secret) else True
-            else:
-                assert secret not in value
-    for path in data_files(runtime):
-        content = path.read_bytes()
-        for secret in secrets:
-            assert secret.encode() not in content, path
 
 
 def dossier_events(runtime: Runtime) -> list[AuditEvent]:
