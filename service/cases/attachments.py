@@ -6,6 +6,7 @@ holding organisations (with the key their grant unwraps) list and download the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -77,6 +78,34 @@ def _name(attachment: Attachment, key: bytes) -> str:
     stored before uploads were named so ("Drohbrief.hta" of plain text is "Drohbrief_hta.txt")."""
     sent = str(_meta(attachment, key).get("filename") or "")
     return download_name(sent, attachment.content_type) if sent else ""
+
+
+@dataclass(frozen=True)
+class FileHash:
+    """The SHA-256 of a file's plaintext as stored; ``sealed`` when it was taken at upload and kept in the
+    sealed metadata, not when it was computed now (files stored before uploads were hashed)."""
+
+    sha256: str
+    sealed: bool
+
+
+def file_hash(attachment: Attachment, key: bytes, blobs: BlobStore) -> FileHash:
+    """The hash sealed at upload, or for an older file the hash of its plaintext, decrypted as it streams
+    (chunk by chunk, in memory only; the whole stream is read, so a truncated blob fails here)."""
+    sealed = _meta(attachment, key).get("sha256")
+    if isinstance(sealed, str) and sealed:
+        return FileHash(sha256=sealed, sealed=True)
+    digest = hashlib.sha256()
+    context = Context("attachment", case_id=attachment.case_id, record_id=attachment.id)
+    with blobs.path(attachment.blob_name).open("rb") as source:
+        for chunk in open_stream(key, context, source):
+            digest.update(chunk)
+    return FileHash(sha256=digest.hexdigest(), sealed=False)
+
+
+def display_name_of(attachment: Attachment, key: bytes) -> str:
+    """The name a file is listed under (a short id for a file sent without a name)."""
+    return _name(attachment, key) or attachment.id[:8]
 
 
 def describe(

@@ -34,7 +34,10 @@ from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
-from service.errors import NotFound, ValidationFailed
+from service.dossier import service as dossiers
+from service.dossier.render import dossier_download
+from service.dossier.render import render as render_dossier
+from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
 from service.organisations import repository as organisations
 from service.organisations.models import Organisation
@@ -467,7 +470,11 @@ def _history_view(
     """Newest first; each opening of the case is audited, so runs of openings by one person are folded."""
     entries: list[dict[str, Any]] = []
     for event in history:
-        actor = names.get(event.get("actor_id") or "", "") or t("case_page.history.someone")
+        if event.get("actor_kind") == "reporter":
+            # The reporter's own downloads and dossiers: named as the reporter, never anyone more exact.
+            actor = t("case_page.conversation.reporter")
+        else:
+            actor = names.get(event.get("actor_id") or "", "") or t("case_page.history.someone")
         last = entries[-1] if entries else None
         if (
             last is not None
@@ -985,6 +992,41 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
         # Refused: the encrypted files of this request must not stay behind without a row.
         parser.discard()
     return response
+
+
+@router.post(INBOX + "/{case_id}/dossier")
+async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """The case dossier as PDF for a counsellor of a holding organisation (404 for anyone else), generated
+    in memory, streamed, audited without content (service/dossier)."""
+    _check_id(case_id)
+    runtime = runtime_of(request)
+    form = await _form(request)
+
+    def visible() -> None:
+        with runtime.sessions() as db:
+            runtime.cases.unlock(db, subject, case_id)
+
+    # A case the subject may not see is a 404 before anything else, a missing token included (a 403 would
+    # tell that the case exists).
+    await run_in_threadpool(visible)
+    if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
+        raise CsrfFailed()
+    lang = request_lang(request)
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            unlocked = runtime.cases.unlock(db, subject, case_id)
+            dossier = dossiers.build(
+                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, lang
+            )
+            document = render_dossier(dossier, lang)
+            dossiers.record_generated(
+                runtime.audit, db, dossier, unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
+            )
+            db.commit()
+            return document
+
+    return dossier_download(await run_in_threadpool(generate))
 
 
 @router.post(INBOX + "/{case_id}/notiz")

@@ -226,7 +226,12 @@ class CaseService:
             "holders": holders,
             "routing": routing,
             "history": [
-                {"at": event.at.isoformat(), "action": event.action, "actor_id": event.actor_id}
+                {
+                    "at": event.at.isoformat(),
+                    "action": event.action,
+                    "actor_id": event.actor_id,
+                    "actor_kind": event.actor_kind,
+                }
                 for event in repository.history(session, case.id)
             ],
         }

@@ -135,5 +135,5 @@ def download_attachment(
     enforce(runtime, request, receipt_limit(runtime.settings))
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
-        found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
+        found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
-from service.cases import attachments as files
 from service.cases.models import GrantRole
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
@@ -26,12 +25,16 @@ from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
+from service.dossier import letters
+from service.dossier import service as dossiers
+from service.dossier.render import chunks, dossier_download, render_letter
+from service.dossier.render import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
 from service.reports.repository import KeyHolder
-from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
+from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate, is_control
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
 from service.reports.uploads import EncryptingFormParser, parse_form
@@ -314,6 +317,16 @@ def _open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | N
     return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
 
 
+def _file_link(item: dict[str, Any], lang: str) -> dict[str, str]:
+    """A file of the case as /fall lists it: its download (decrypted as it streams, audited)."""
+    return {
+        "href": f"/fall/anhang/{item['id']}",
+        "filename": item["filename"] or item["id"][:8],
+        "content_type": item["content_type"],
+        "size": format_size(int(item["size_bytes"]), lang),
+    }
+
+
 def _case_page(
     request: Request,
     runtime: Runtime,
@@ -358,15 +371,7 @@ def _case_page(
                 else message["organisation"] or t("case.organisations"),
                 "at": format_datetime(message["created_at"], lang),
                 "body": message["body"],
-                "files": [
-                    {
-                        "href": f"/fall/anhang/{item['id']}",
-                        "filename": item["filename"] or item["id"][:8],
-                        "content_type": item["content_type"],
-                        "size": format_size(int(item["size_bytes"]), lang),
-                    }
-                    for item in message["attachments"]
-                ],
+                "files": [_file_link(item, lang) for item in message["attachments"]],
             }
             for message in view["messages"]
         ],
@@ -379,6 +384,7 @@ def _case_page(
                 "description": item["description"],
                 "occurred_on": format_date(item["occurred_on"], lang) if item["occurred_on"] else None,
                 "attachments": item["attachments"],
+                "files": [_file_link(file, lang) for file in item["files"]],
                 "complaint": deadline_view(item["complaint"], today, lang),
                 # For the small "perpetrator known since" form: the stored day as the date input wants it.
                 "perpetrator_known_on": item["perpetrator_known_on"] or "",
@@ -634,15 +640,133 @@ async def reporter_message(request: Request) -> Response:
 
 @router.get("/fall/anhang/{attachment_id}")
 def reporter_download(attachment_id: str, request: Request) -> Response:
-    """A file of the reporter's own case (one a counsellor sent, or their own), decrypted as it streams."""
+    """A file of the reporter's own case (one a counsellor sent, or their own: an incident's evidence or a
+    message's file), decrypted as it streams and audited. A GET with the reporter's session cookie, which
+    is SameSite=Strict, as the counsellors' downloads are: a link with ``download`` works without
+    JavaScript."""
     runtime = runtime_of(request)
     reporter = _open_from_cookie(request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
     with runtime.sessions() as db:
         opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-        found = files.opened(db, opened.case.id, attachment_id, opened.data_key, runtime.blobs)
+        found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
+
+
+@router.post("/fall/dossier")
+async def reporter_dossier(request: Request) -> Response:
+    """The case dossier as PDF (service/dossier): generated from the decrypted case in this session, in
+    memory only, streamed, audited without content. A POST with the form token: generating is audited, so
+    neither a prefetch nor another site may cause it."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    token = form.get("csrf_token")
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        raise CsrfFailed()
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    lang = request_lang(request)
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, lang)
+            document = render_dossier(dossier, lang)
+            dossiers.record_generated(
+                runtime.audit, db, dossier, opened.case.id, actor_kind="reporter", actor_id=None
+            )
+            db.commit()
+            return document
+
+    try:
+        document = await run_in_threadpool(generate)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    return dossier_download(document)
+
+
+LETTER_FIELDS = {
+    "letter_name": letters.MAX_NAME_CHARS,
+    "letter_address": letters.MAX_ADDRESS_CHARS,
+    "letter_reference": letters.MAX_REFERENCE_CHARS,
+}
+LETTER_TITLE = "Strafanzeige und Strafantrag"
+
+
+@router.post("/fall/brief")
+async def reporter_letter(request: Request) -> Response:
+    """The Strafanzeige with Strafantrag, filled from the decrypted case, as PDF or plain text.
+
+    Name, address and Aktenzeichen come with this request and go into this answer only: never stored, never
+    logged, never in the audit (which records the kind of letter, nothing else)."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10, free_text=frozenset(LETTER_FIELDS))
+    token, kind, wanted = form.get("csrf_token"), form.get("kind"), form.get("format")
+    typed = {name: str(form.get(name) or "").replace("\r\n", "\n") for name in LETTER_FIELDS}
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        summary, by_field = _field_errors(errors, t)
+        return _case_page(
+            request, runtime, reporter, status=status, values=typed, errors=summary, field_errors=by_field
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, [{"loc": ["letter_name"], "type": "csrf", "msg": ""}], 403)
+    errors: list[dict[str, Any]] = []
+    for name, limit in LETTER_FIELDS.items():
+        value = typed[name]
+        if len(value) > limit:
+            errors.append({"loc": [name], "type": "string_too_long", "msg": ""})
+        elif any(is_control(char) for char in value.replace("\n", "")):
+            errors.append({"loc": [name], "type": "value_error", "msg": "control characters"})
+    if kind != letters.LetterKind.strafanzeige.value or wanted not in ("pdf", "txt"):
+        errors.append({"loc": ["letter_name"], "type": "invalid", "msg": ""})
+    if errors:
+        return await run_in_threadpool(again, errors, 422)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    values = letters.Typed(
+        name=typed["letter_name"], address=typed["letter_address"], reference=typed["letter_reference"]
+    )
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, "de")
+            text = letters.strafanzeige(dossier, values, _today())
+            document = (
+                text.encode()
+                if wanted == "txt"
+                else render_letter(text, LETTER_TITLE, "Entwurf zum Prüfen – keine Rechtsberatung")
+            )
+            runtime.audit.append(
+                db,
+                actor_kind="reporter",
+                actor_id=None,
+                action="letter.generated",
+                object_type="case",
+                object_id=opened.case.id,
+                details={"kind": letters.LetterKind.strafanzeige.value},
+            )
+            db.commit()
+            return document
+
+    try:
+        document = await run_in_threadpool(generate)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    stem = f"Strafanzeige-Entwurf-{_today().isoformat()}"
+    if wanted == "txt":
+        return download(f"{stem}.txt", "text/plain; charset=utf-8", len(document), chunks(document))
+    return download(f"{stem}.pdf", "application/pdf", len(document), chunks(document))
 
 
 @router.post("/fall/benachrichtigung")

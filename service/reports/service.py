@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.cases import attachments as files
 from service.cases import service as case_work
+from service.cases.blobs import BlobStore
 from service.cases.deadlines import (
     ComplaintDeadline,
     complaint_deadline_of,
@@ -559,6 +560,25 @@ class IntakeService:
             raise NotFound()
         return OpenedCase(case=case, data_key=data_key)
 
+    def open_attachment(
+        self, session: Session, opened: OpenedCase, attachment_id: str, blobs: BlobStore
+    ) -> files.DecryptedAttachment:
+        """A file of the reporter's own case (their own evidence or one a counsellor sent), ready to stream;
+        the download is audited first, without content (which file, not its name), like a counsellor's.
+        An id of another case is NotFound."""
+        found = files.opened(session, opened.case.id, attachment_id, opened.data_key, blobs)
+        self.audit.append(
+            session,
+            actor_kind="reporter",
+            actor_id=None,
+            action="attachment.download",
+            object_type="case",
+            object_id=opened.case.id,
+            details={"attachment_id": attachment_id},
+        )
+        session.commit()
+        return found
+
     def set_notify_address(self, session: Session, opened: OpenedCase, address: str | None) -> None:
         """The reporter chooses (or drops) the address told of new messages; an old one is overwritten."""
         case = opened.case
@@ -705,6 +725,13 @@ class IntakeService:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""
         case = opened.case
         counts = repository.attachment_counts(session, case.id)
+        # The files the reporter sent with each incident, listed (and downloadable) on /fall.
+        incident_files: dict[str, list[dict[str, Any]]] = {}
+        for item in files.describe(session, case.id, opened.data_key):
+            if item["incident_id"] is not None:
+                incident_files.setdefault(item["incident_id"], []).append(
+                    {key: item[key] for key in ("id", "filename", "content_type", "size_bytes")}
+                )
         incidents = []
         for incident in case.incidents:
             payload = json.loads(
@@ -721,6 +748,7 @@ class IntakeService:
                     "perpetrator_known_on": (payload.get("perpetrator") or {}).get("known_on"),
                     "complaint": self.payload_deadline(incident.type_codes, payload),
                     "attachments": counts.get(incident.id, 0),
+                    "files": incident_files.get(incident.id, []),
                 }
             )
         first_reply = repository.first_reply_at(session, case.id)

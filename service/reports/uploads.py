@@ -6,12 +6,18 @@ disk unencrypted, so files are sniffed by content, then either encrypted chunk b
 the pixels in a small thread pool (never on the event loop), and then encrypted. Only the types of the
 allow-list are taken, by content and by name; file names are kept only inside the sealed metadata, with the
 extension of the detected type.
+
+The SHA-256 of each file's plaintext, exactly as stored (images after their metadata is removed, so it is the
+hash of what a download returns), is taken while the file streams through and kept only inside the sealed
+metadata: the dossier lists it, a thief of the database does not learn it (a hash of a known picture would
+tell who reported it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -211,6 +217,8 @@ class _Part:
     size: int = 0
     rejected: str | None = None
     position: int = 0
+    # Over the plaintext as it goes into the sealer (never in clear anywhere: sealed with the file's name).
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
 
 class EncryptingFormParser:
@@ -331,6 +339,7 @@ class EncryptingFormParser:
             return
         if part.sealer is not None:
             part.sealer.write(chunk)
+            part.digest.update(chunk)
         else:
             part.data.extend(chunk)
 
@@ -391,6 +400,7 @@ class EncryptingFormParser:
                 self._written.append(part.blob_name)
                 sealer = StreamSealer(self._key, self._attachment_context(part), sink)
                 sealer.write(cleaned)
+                part.digest.update(cleaned)
                 size = sealer.close()
             self._blobs.commit(part.blob_name)
             self._stored(part, size)
@@ -398,7 +408,9 @@ class EncryptingFormParser:
     def _stored(self, part: _Part, size: int) -> None:
         assert part.content_type is not None
         name = download_name(display_name(part.filename), part.content_type) if part.filename else ""
-        meta = json.dumps({"filename": name, "content_type": part.content_type}).encode()
+        meta = json.dumps(
+            {"filename": name, "content_type": part.content_type, "sha256": part.digest.hexdigest()}
+        ).encode()
         self.uploads.append(
             EncryptedUpload(
                 attachment_id=part.attachment_id,

@@ -344,6 +344,11 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location="/fall?notice=known_saved",
     ),
+    # The dossier PDF (compressed: the plaintext checks cannot read it; tests/dossier extracts its text).
+    ("POST", "/fall/dossier"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
+    ("POST", "/fall/brief"): Route(
+        Guard.REPORTER, 200, form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"), csrf="form"
+    ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
     ("GET", "/api/v1/cases"): Route(Guard.STAFF, 200, lists=True),
@@ -434,6 +439,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location=_CASE_PAGE + "?notice=note_added",
     ),
+    ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     # Leads: their organisation's members and keys (a new key epoch with every revocation and renewal).
     ("GET", "/intern/organisationen"): Route(Guard.STAFF, 200),
     ("GET", _ORG_PAGE): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),

@@ -8,6 +8,7 @@ blob behind; the content sniffer and the display name are total functions into t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import itertools
 import json
@@ -146,7 +147,12 @@ def test_a_text_file_decrypts_to_what_was_sent_in_any_chunking(
         meta_context = Context("attachment_meta", case_id=CASE, record_id=upload.attachment_id)
         meta = json.loads(open_sealed(KEY, upload.meta_ciphertext, meta_context))
         shown = download_name(display_name(filename), "text/plain") if filename else ""
-        assert meta == {"filename": shown, "content_type": "text/plain"}
+        # The hash of the plaintext travels sealed with the name, never in a clear column.
+        assert meta == {
+            "filename": shown,
+            "content_type": "text/plain",
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

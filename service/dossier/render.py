@@ -1,0 +1,224 @@
+"""The dossier as a PDF (fpdf2, DejaVu Sans embedded as a subset): rendered in memory, never written to disk.
+
+Text a person typed is set as text, never interpreted: fpdf2's ``multi_cell`` with markdown off draws the
+characters it is given, and nothing here builds markup from them. Two kinds of characters are not drawn as
+they are (service/display.py explains the danger): invisible format characters (bidi embeddings,
+overrides, isolates, zero-width characters; Unicode category Cf) are left out of the display copy and named
+below the text instead, so what a reader sees is all there is; a character the font has no glyph for (an
+emoji) is shown as its code point, ``[U+1F52A]``, rather than silently dropped. The stored text is never
+changed. fpdf2 applies no bidi algorithm here (no text shaping), so nothing can reorder the text around.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+from fontTools.ttLib import TTFont
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from starlette.responses import StreamingResponse
+
+from service.db import utcnow
+from service.display import invisible_marks
+from service.dossier.service import Dossier, EvidenceFile
+from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
+from service.web import download
+
+FONT_DIR = Path(__file__).parent / "fonts"
+FONT = "DejaVu"
+_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+STREAM_CHUNK_BYTES = 64 * 1024
+LINE_MM = 5.0
+
+
+@cache
+def _covered() -> frozenset[int]:
+    """The code points the regular font draws (the bold one covers the same for the text we set in it)."""
+    font = TTFont(str(FONT_DIR / _FONT_FILES[""]), lazy=True)
+    try:
+        return frozenset(font.getBestCmap())
+    finally:
+        font.close()
+
+
+def printable(value: str) -> str:
+    """A display copy of typed text that the PDF draws exactly: format characters left out (they are named
+    separately), other control characters and characters without a glyph as ``[U+XXXX]``."""
+    covered = _covered()
+    out = []
+    for char in value:
+        if char == "\n":
+            out.append(char)
+        elif char == "\t":
+            out.append("    ")
+        elif unicodedata.category(char) == "Cf":
+            continue
+        elif unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or ord(char) not in covered:
+            out.append(f"[U+{ord(char):04X}]")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class _Document(FPDF):
+    def __init__(self, footer_text: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._footer_text = footer_text
+        for style, name in _FONT_FILES.items():
+            self.add_font(FONT, style, str(FONT_DIR / name))
+        self.set_auto_page_break(auto=True, margin=18)
+        self.set_margins(18, 18, 18)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, "", 8)
+        self.cell(0, 4, f"{self._footer_text} · {self.page_no()}/{{nb}}", align="C")
+
+
+class _Writer:
+    def __init__(self, pdf: _Document) -> None:
+        self.pdf = pdf
+
+    def heading(self, text: str, size: float = 13) -> None:
+        self.pdf.ln(2)
+        self.pdf.set_font(FONT, "B", size)
+        self.pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.ln(1)
+
+    def para(self, text: str, size: float = 10) -> None:
+        self.pdf.set_font(FONT, "", size)
+        self.pdf.multi_cell(0, LINE_MM, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def row(self, label: str, value: str) -> None:
+        """A label in bold and its value; the value may be typed text (pass it through ``printable``)."""
+        pdf = self.pdf
+        pdf.set_font(FONT, "B", 10)
+        pdf.multi_cell(0, LINE_MM, label, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FONT, "", 10)
+        pdf.set_x(pdf.l_margin + 4)
+        pdf.multi_cell(0, LINE_MM, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def typed(self, label: str, value: str, t: Translator) -> None:
+        """Text the reporter typed: drawn as text, its invisible characters named below it."""
+        self.row(label, printable(value) or "–")
+        marks = invisible_marks(value)
+        if marks:
+            self.pdf.set_x(self.pdf.l_margin + 4)
+            self.para(t("dossier.invisible", marks=", ".join(marks)), size=8)
+
+
+def _file_lines(writer: _Writer, items: list[EvidenceFile], t: Translator, lang: str) -> None:
+    for item in items:
+        pdf = writer.pdf
+        pdf.set_font(FONT, "B", 10)
+        pdf.multi_cell(0, LINE_MM, printable(item.name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FONT, "", 9)
+        lines = [
+            t(
+                "dossier.file.meta",
+                type=item.content_type,
+                size=format_size(item.size_bytes, lang),
+                received=format_datetime(item.received_at, lang),
+            ),
+            f"SHA-256: {item.sha256}",
+        ]
+        if not item.hash_sealed:
+            lines.append(t("dossier.file.hashed_now"))
+        for line in lines:
+            pdf.set_x(pdf.l_margin + 4)
+            pdf.multi_cell(0, 4.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(1)
+
+
+def render(dossier: Dossier, lang: str) -> bytes:
+    """The dossier as PDF bytes, in ``lang`` (de or en)."""
+    t = Translator(lang)
+    pdf = _Document(t("dossier.footer", at=format_datetime(dossier.generated_at, lang)))
+    pdf.set_title(t("dossier.title"))
+    pdf.set_lang(t.lang)
+    pdf.set_creator("Rückhalt")
+    pdf.add_page()
+    writer = _Writer(pdf)
+    writer.heading(t("dossier.title"), size=17)
+    writer.para(
+        t(
+            "dossier.intro",
+            created=format_date(dossier.case_created_at, lang),
+            at=format_datetime(dossier.generated_at, lang),
+        )
+    )
+    writer.para(t("dossier.times"), size=9)
+
+    writer.heading(t("dossier.holders.heading"))
+    if dossier.holders:
+        for holder in dossier.holders:
+            writer.para(f"• {printable(holder.name)} – {t(f'dossier.holder.{holder.state}')}")
+    else:
+        writer.para(t("dossier.holders.none"))
+
+    writer.heading(t("dossier.incidents.heading"))
+    for incident in dossier.incidents:
+        writer.heading(t("dossier.incident.title", n=incident.seq), size=11)
+        writer.row(t("dossier.incident.received"), format_datetime(incident.received_at, lang))
+        occurred = format_date(incident.occurred_on, lang) if incident.occurred_on else t("dossier.unknown")
+        writer.row(t("dossier.incident.occurred"), occurred)
+        writer.row(
+            t("dossier.incident.types"), "\n".join(f"{item.code} – {item.label}" for item in incident.types)
+        )
+        writer.row(t("dossier.incident.channel"), f"{incident.channel.code} – {incident.channel.label}")
+        for label, value in (
+            ("dossier.incident.place", incident.place),
+            ("dossier.incident.platform", incident.platform),
+            ("dossier.incident.url", incident.url),
+        ):
+            if value:
+                writer.typed(t(label), value, t)
+        writer.typed(t("dossier.incident.description"), incident.description, t)
+        writer.pdf.set_font(FONT, "B", 10)
+        writer.pdf.multi_cell(0, LINE_MM, t("dossier.incident.files"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if incident.files:
+            _file_lines(writer, incident.files, t, lang)
+        else:
+            writer.para(t("dossier.files.none"))
+        writer.pdf.ln(2)
+
+    if dossier.message_files:
+        writer.heading(t("dossier.message_files.heading"))
+        _file_lines(writer, dossier.message_files, t, lang)
+
+    writer.heading(t("dossier.hashes.heading"))
+    writer.para(t("dossier.hashes.explained"), size=9)
+    return bytes(pdf.output())
+
+
+def render_letter(text: str, title: str, footer: str) -> bytes:
+    """A letter's plain text (service/dossier/letters.py) set as PDF, line by line, the title in bold."""
+    pdf = _Document(footer)
+    pdf.set_title(title)
+    pdf.set_lang("de")
+    pdf.set_creator("Rückhalt")
+    pdf.add_page()
+    for line in text.rstrip("\n").split("\n"):
+        shown = printable(line)
+        pdf.set_font(FONT, "B" if shown == title else "", 12 if shown == title else 10.5)
+        if shown:
+            pdf.multi_cell(0, LINE_MM, shown, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        else:
+            pdf.ln(LINE_MM * 0.7)
+    return bytes(pdf.output())
+
+
+def dossier_download(document: bytes) -> StreamingResponse:
+    """The rendered dossier as a download, streamed in pieces (it exists in memory only, never as a file)."""
+    name = f"Dossier-{utcnow().astimezone(LOCAL_ZONE).date().isoformat()}.pdf"
+    return download(name, "application/pdf", len(document), chunks(document))
+
+
+def chunks(document: bytes) -> Iterator[bytes]:
+    """The PDF in pieces for a streamed response (it exists in memory only, never as a file)."""
+    view = memoryview(document)
+    for start in range(0, len(view), STREAM_CHUNK_BYTES):
+        yield bytes(view[start : start + STREAM_CHUNK_BYTES])
