@@ -113,12 +113,6 @@ def attachments(session: Session, case_id: str) -> Sequence[Attachment]:
     ).all()
 
 
-def incident_count(session: Session, case_id: str) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(Incident).where(Incident.case_id == case_id)) or 0
-    )
-
-
 def messages(session: Session, case_id: str) -> Sequence[CaseMessage]:
     return session.scalars(
         select(CaseMessage)
