@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import func, insert, inspect, select
 from staff_helpers import MakeStaff, Staff
 
@@ -48,12 +48,6 @@ REPORT = {
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert match, "the page has a form with a CSRF token"
-    return match.group(1)
 
 
 @pytest.fixture
