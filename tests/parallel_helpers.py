@@ -10,6 +10,9 @@ built once, and a module whose last test checks what the ones before it did (tes
 - ``LONGEST_FIRST`` units are handed out before all others: a long module handed out last would leave the
   other workers idle at the end. The list holds the units that take a minute or more (measured with
   ``--durations``); anything not listed follows in collection order.
+- ``ALONE`` units measure time against a bound (medians of a few hundred calls within 10 % of each other):
+  they run last, when every other worker has finished, so that no other test competes for the two cores
+  while they measure (on four busy workers such a median once came out 11 % apart).
 
 Every session-scoped resource is per worker (tests/conftest.py, tests/notifications/conftest.py,
 tests/browser/conftest.py): its own PostgreSQL cluster, Redis, SQLite template and live server, in folders
@@ -46,8 +49,18 @@ LONGEST_FIRST = (
 )
 
 
+ALONE = ("tests/reports/test_receipt_timing.py",)
+
+
 class ModuleScheduling(LoadScopeScheduling):
-    """``--dist loadfile`` with the ``ONE_WORKER`` folders as one unit each and ``LONGEST_FIRST`` first."""
+    """``--dist loadfile`` with the ``ONE_WORKER`` folders as one unit each, ``LONGEST_FIRST`` first and the
+    ``ALONE`` units last, on the one worker left.
+
+    A worker runs the last test it was sent only when it gets more or is told to shut down (xdist decides the
+    teardown of a module by the test that follows), so "every other worker has finished" is reached by
+    shutting the others down once each has at most that one test left, and handing the ``ALONE`` units to
+    the remaining worker when the last of the others is gone (``remove_node``).
+    """
 
     def __init__(self, config: Any, log: Any = None) -> None:
         super().__init__(config, log)
@@ -58,8 +71,35 @@ class ModuleScheduling(LoadScopeScheduling):
         path = nodeid.split("::", 1)[0]
         return next((folder for folder in ONE_WORKER if path.startswith(folder)), path)
 
+    def _only_alone_left(self) -> bool:
+        return bool(self.workqueue) and all(unit in ALONE for unit in self.workqueue)
+
     def _assign_work_unit(self, node: Any) -> None:
-        first = next((unit for unit in LONGEST_FIRST if unit in self.workqueue), None)
-        if first is not None:
-            self.workqueue.move_to_end(first, last=False)
+        if not self.workqueue or node.shutting_down:
+            return
+        if self._only_alone_left():
+            self._hand_out_alone(node)
+            return
+        ready = [unit for unit in self.workqueue if unit not in ALONE]
+        first = next((unit for unit in LONGEST_FIRST if unit in ready), ready[0])
+        self.workqueue.move_to_end(first, last=False)
         super()._assign_work_unit(node)
+
+    def _hand_out_alone(self, node: Any) -> None:
+        if any(self._pending_of(work) > 1 for work in self.assigned_work.values()):
+            return  # others still run tests: this worker waits with its last one
+        others = [other for other in self.nodes if other is not node]
+        if not others:
+            super()._assign_work_unit(node)
+            return
+        for other in others:
+            if not other.shutting_down:
+                other.shutdown()
+
+    def remove_node(self, node: Any) -> str | None:
+        crashed = super().remove_node(node)
+        if self._only_alone_left() and len(self.nodes) == 1:
+            [last] = self.nodes
+            if not last.shutting_down and self._pending_of(self.assigned_work[last]) <= 1:
+                super()._assign_work_unit(last)
+        return crashed
