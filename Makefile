@@ -15,6 +15,12 @@ TEST_APT_PACKAGES := postgresql redis-server chromium nginx prometheus
 # cores would cost as much CPU per request as the server it measures).
 BENCH_APT_PACKAGES := wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The suite runs on pytest-xdist workers, one test module at a time each (tests/parallel_helpers.py: the
+# browser tests together on one worker, the longest modules first). Every worker has its own PostgreSQL,
+# Redis and live server. Much of the suite waits (on those, on SMTP, Chromium and sleeps), so a worker more
+# than the two cores pays; `make test TEST_WORKERS=1` runs it in one process, in file order.
+TEST_WORKERS ?= 4
+PYTEST_PARALLEL := $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-login bench-uploads bench-backup bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
 
@@ -53,17 +59,17 @@ run: install
 	RUECKHALT_DEMO=true $(BIN)/rueckhalt demo
 	RUECKHALT_DEMO=true exec $(BIN)/rueckhalt up --port $(PORT)
 
-## Everything: lint, types, the policy examples, and the whole suite on SQLite and PostgreSQL
+## Everything: lint, types, the policy examples, and the whole suite on SQLite and PostgreSQL (in parallel)
 test: install-test
 	$(BIN)/ruff check service workers tests bench tools
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory audit
 	$(BIN)/rueckhalt policy check --offline
 	$(BIN)/rueckhalt policy test
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-fast: install-test
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not browser and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check service workers tests bench tools

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import func, select, update
 from staff_helpers import PASSWORD, MakeStaff, Staff
 
@@ -283,12 +283,6 @@ class World:
         root = self.runtime.blobs.root
         blobs = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
         return State(tables, blobs)
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match, "the page carries a form token"
-    return match.group(1)
 
 
 def receipt_from(html: str) -> str:

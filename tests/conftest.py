@@ -41,6 +41,15 @@ from service.runtime import Runtime, build_runtime
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadfile`` as `make test` runs it (tests/parallel_helpers.py); other modes as xdist's."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from parallel_helpers import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     cluster = PgCluster()

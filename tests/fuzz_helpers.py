@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import func, select
 from staff_helpers import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
@@ -47,12 +47,6 @@ GENEROUS_LIMITS: dict[str, int] = {
 STAFF_ROLES = ("counsellor", "lead", "coordinator", "admin", "pending")
 # The organisation the world's case is routed to (Land 09, Bayern).
 HOLDER = "beratung-by"
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match, "the page carries a form token"
-    return match.group(1)
 
 
 def receipt_from(html: str) -> str:

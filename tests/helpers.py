@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -35,7 +36,35 @@ class LiveServer:
         return json.loads((self.data_dir / name).read_text())
 
 
+# Under pytest-xdist (``make test``) each worker draws ports from a block of its own below the kernel's
+# ephemeral range (32768 and up on Linux): two workers never hand out the same port, and the source port of
+# an outgoing connection (there are thousands, to PostgreSQL and Redis) cannot take a port between
+# ``free_port`` and the bind of the server it is for. 25 workers fit below 32768.
+_PORT_BLOCK_START = 20_000
+_PORT_BLOCK_SIZE = 500
+_port_offset = secrets.randbelow(_PORT_BLOCK_SIZE)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
+    """A loopback port that nothing listens on now: from this xdist worker's block, else the kernel's pick."""
+    global _port_offset
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if re.fullmatch(r"gw\d+", worker) else None
+    if index is not None and _PORT_BLOCK_START + (index + 1) * _PORT_BLOCK_SIZE <= 32_768:
+        first = _PORT_BLOCK_START + index * _PORT_BLOCK_SIZE
+        for _ in range(_PORT_BLOCK_SIZE):
+            _port_offset = (_port_offset + 1) % _PORT_BLOCK_SIZE
+            if _bindable(first + _port_offset):
+                return first + _port_offset
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

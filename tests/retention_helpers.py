@@ -3,7 +3,6 @@ censuses of rows and blob files to compare before and after a purge."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,12 +39,6 @@ class Filed:
 FileReport = Callable[..., Filed]
 # Works a filed case (see tests/retention/conftest.py) and returns the reporter's signed-in client.
 WorkCase = Callable[[Filed], TestClient]
-
-
-def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert match, "the page has a form with a CSRF token"
-    return match.group(1)
 
 
 def set_closure(

@@ -171,7 +171,12 @@ def purge() -> int:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         report = ctx.runtime.retention.purge(session, utcnow(), dry_run=False)
-    log.info("retention: %d cases purged, %d failed", len(report.purged), len(report.failed))
+    log.info(
+        "retention: %d cases purged, %d failed, %d expired sessions deleted",
+        len(report.purged),
+        len(report.failed),
+        report.expired_sessions,
+    )
     return len(report.purged)
 
 

@@ -12,9 +12,9 @@ import binascii
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.auth.models import WebSession
@@ -161,7 +161,26 @@ def id_hash_of(cookie: str | None) -> str | None:
     return None if parsed is None else _hash_id(parsed[0])
 
 
-def purge_expired(session: Session) -> int:
-    result = session.execute(delete(WebSession).where(WebSession.expires_at < utcnow()))
-    session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
+# Every kind of session there is: the purge needs each one's idle window.
+POLICIES = (REPORTER_SESSION, STAFF_SESSION)
+
+
+def _dead(now: datetime) -> ColumnElement[bool]:
+    """Sessions that ``resume`` would refuse at ``now``: past their absolute end, or idle too long."""
+    idle = [
+        and_(WebSession.kind == policy.kind, WebSession.last_seen_at < now - policy.idle)
+        for policy in POLICIES
+    ]
+    return or_(WebSession.expires_at <= now, *idle)
+
+
+def count_expired(session: Session, now: datetime) -> int:
+    return int(session.scalar(select(func.count()).select_from(WebSession).where(_dead(now))) or 0)
+
+
+def purge_expired(session: Session, now: datetime) -> int:
+    """Delete every session that can no longer be resumed (the retention purge, daily). A dead session is
+    deleted when its cookie comes back; one whose cookie never does would otherwise keep its sealed secret
+    (a reporter's case key, a counsellor's private key) in the database for good. The caller commits."""
+    statement = delete(WebSession).where(_dead(now)).execution_options(synchronize_session=False)
+    return int(getattr(session.execute(statement), "rowcount", 0) or 0)

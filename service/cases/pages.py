@@ -53,6 +53,9 @@ _CASE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 # The Strafantrag deadline gets a warning this many days before it ends (two weeks leave time to act).
 COMPLAINT_WARNING_DAYS = 14
 _OPEN_STATUSES = tuple(status.value for status in CaseStatus if status is not CaseStatus.closed)
+# The inbox lists at most this many cases of each status (the oldest acknowledgement deadlines) and says
+# when there are more: a page of thousands of rows helps nobody, the filters narrow it.
+INBOX_CASES_PER_STATUS = 200
 
 # Success notices: code in the address -> (text, section of the page the form was in). The redirect jumps
 # to that section and the notice is shown there, so the counsellor lands where they were working.
@@ -294,7 +297,8 @@ def _inbox_rows(
     """Metadata only (nothing is decrypted to list cases), one query per status.
 
     Per status, because the repository keeps the oldest deadlines first and cuts off at its limit: with a
-    query over every status, old closed cases could push open ones off the page.
+    query over every status, old closed cases could push open ones off the page. Every filter runs in SQL
+    before that limit; one case more than a page is asked for, so that a cut list says so (``truncated``).
     """
     status = chosen["status"]
     statuses: tuple[str, ...] = (
@@ -314,18 +318,11 @@ def _inbox_rows(
                 land=chosen["land"] or None,
                 type_code=chosen["type"] or None,
                 assignee_id=subject.user_id if chosen["assignee"] == "me" else None,
+                limit=INBOX_CASES_PER_STATUS + 1,
             )
             found = runtime.cases.inbox(db, subject, filters)
-            truncated = truncated or len(found) >= filters.limit
-            if chosen["type"]:
-                # The repository matches type codes by text prefix, so "A1" would also find A10 and A11;
-                # the taxonomy's rule follows the code structure (A3a is under A3 and A, A10 is not under A1).
-                found = [
-                    row
-                    for row in found
-                    if any(runtime.taxonomy.type_matches(code, chosen["type"]) for code in row["type_codes"])
-                ]
-            rows += found
+            truncated = truncated or len(found) > INBOX_CASES_PER_STATUS
+            rows += found[:INBOX_CASES_PER_STATUS]
         names = _staff_names(db, {row["assignee_id"] for row in rows if row["assignee_id"]})
     return rows, names, truncated
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from string import ascii_lowercase
 
-from sqlalchemy import Select, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, case, exists, false, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
@@ -24,7 +25,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.organisations.models import Organisation
-from service.taxonomy import type_code_matches as type_matches
+from service.taxonomy import parse_type_code
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ def _visible(organisation_ids: Collection[str]) -> Select[Case]:
 def visible_cases(
     session: Session, organisation_ids: Collection[str], filters: CaseFilters
 ) -> Sequence[Case]:
+    """At most ``filters.limit`` cases, oldest acknowledgement deadline first; every filter runs in SQL
+    before the limit, so a filtered list is the first cases that match, not the matches among the first."""
     if not organisation_ids:
         return []
     stmt = _visible(organisation_ids).options(selectinload(Case.incidents))
@@ -60,18 +63,43 @@ def visible_cases(
         stmt = stmt.where(Case.land == filters.land)
     if filters.assignee_id:
         stmt = stmt.where(Case.assignee_id == filters.assignee_id)
-    stmt = stmt.order_by(Case.ack_deadline_at.asc()).limit(filters.limit)
-    cases = session.scalars(stmt).all()
     if filters.type_code:
-        # Type codes live on the incidents as JSON; containment queries differ between SQLite and
-        # PostgreSQL, and an inbox page holds at most a few hundred cases, so this filter runs here.
-        code = filters.type_code
-        cases = [
-            case
-            for case in cases
-            if any(type_matches(t, code) for incident in case.incidents for t in incident.type_codes)
-        ]
-    return cases
+        stmt = stmt.where(_has_type(session, filters.type_code))
+    stmt = stmt.order_by(Case.ack_deadline_at.asc(), Case.id).limit(filters.limit)
+    return session.scalars(stmt).all()
+
+
+def _has_type(session: Session, selector: str) -> ColumnElement[bool]:
+    """An incident of the case has a type code that ``selector`` covers (``type_code_matches``' rule).
+
+    Type codes are clear JSON arrays on the incidents (the inbox decrypts nothing). Each database has its
+    own set-returning function to read such an array as rows: ``json_each`` in SQLite,
+    ``json_array_elements_text`` in PostgreSQL (the column is ``json`` there); both may refer to the
+    incident they are joined to.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    expand = func.json_array_elements_text if postgres else func.json_each
+    codes = expand(Incident.type_codes).table_valued("value").alias("code")
+    return exists(
+        select(1)
+        .select_from(Incident)
+        .join(codes, true())
+        .where(Incident.case_id == Case.id, _code_covered(codes.c.value, selector))
+    )
+
+
+def _code_covered(code: ColumnElement[str], selector: str) -> ColumnElement[bool]:
+    """SQL for ``type_code_matches(code, selector)`` on codes of the grammar (the intake stores no other):
+    a group covers every code with its letter, a type itself and its sub-types (``A3``: ``A3``, ``A3a``,
+    not ``A30``), a sub-type only itself. A selector outside the grammar covers nothing."""
+    wanted = parse_type_code(selector)
+    if wanted is None:
+        return false()
+    if wanted.number is None:
+        return func.substr(code, 1, 1) == wanted.group
+    if wanted.sub is None:
+        return code.in_([selector, *(selector + sub for sub in ascii_lowercase)])
+    return code == selector
 
 
 def visible_case(session: Session, organisation_ids: Collection[str], case_id: str) -> Case | None:
@@ -125,12 +153,6 @@ def attachments(session: Session, case_id: str) -> Sequence[Attachment]:
     return session.scalars(
         select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.created_at)
     ).all()
-
-
-def incident_count(session: Session, case_id: str) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(Incident).where(Incident.case_id == case_id)) or 0
-    )
 
 
 def messages(session: Session, case_id: str) -> Sequence[CaseMessage]:

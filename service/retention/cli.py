@@ -66,6 +66,11 @@ def summary(report: PurgeReport) -> str:
                 if report.submission_tokens
                 else ""
             )
+            + (
+                f"; {_plural(report.expired_sessions, 'expired session')} would be deleted"
+                if report.expired_sessions
+                else ""
+            )
             + "; nothing was changed"
         )
     leftover = sum(case.leftover_blobs for case in report.purged)
@@ -81,6 +86,8 @@ def summary(report: PurgeReport) -> str:
         line += f"; destroyed {_plural(report.key_epochs, 'organisation key epoch')} no case needs any more"
     if report.submission_tokens:
         line += f"; deleted {_plural(report.submission_tokens, 'expired submission token')}"
+    if report.expired_sessions:
+        line += f"; deleted {_plural(report.expired_sessions, 'expired session')}"
     return line
 
 

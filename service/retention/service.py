@@ -13,6 +13,9 @@ whose evidence is gone.
 What stays: the statistics extract (it holds no case id and must outlive the case, statistics.md), and the
 audit log, where each purge is one ``case.purged`` event with identifiers, codes and counts.
 
+The same daily run also drops rows that are past their use: delivered outbox messages, used submission
+tokens past their expiry, and sessions that no cookie can open any more.
+
 Services here commit, unlike elsewhere: each case is its own transaction, so one case that fails is rolled
 back alone and the run goes on with the next.
 """
@@ -86,6 +89,8 @@ class PurgeReport:
     key_epochs: int = 0
     # Used submission tokens past their expiry (a token that old is refused as expired anyway).
     submission_tokens: int = 0
+    # Staff and reporter sessions past their absolute end or idle too long (no cookie opens them any more).
+    expired_sessions: int = 0
 
     def _with(self, result: CaseResult) -> tuple[CasePurge, ...]:
         return tuple(case for case in self.cases if case.result is result)
@@ -147,6 +152,7 @@ class RetentionService:
                 orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
                 key_epochs=len(unneeded_epochs(session, now)),
                 submission_tokens=self.purge_submission_tokens(session, now, dry_run=True),
+                expired_sessions=self.purge_sessions(session, now, dry_run=True),
             )
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
         return PurgeReport(
@@ -158,6 +164,7 @@ class RetentionService:
             orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
             key_epochs=self.destroy_key_epochs(session, now),
             submission_tokens=self.purge_submission_tokens(session, now, dry_run=False),
+            expired_sessions=self.purge_sessions(session, now, dry_run=False),
         )
 
     def destroy_key_epochs(self, session: Session, now: datetime) -> int:
@@ -246,6 +253,18 @@ class RetentionService:
         if dry_run:
             return repository.count_expired_submission_tokens(session, now)
         deleted = repository.delete_expired_submission_tokens(session, now)
+        session.commit()
+        return deleted
+
+    def purge_sessions(self, session: Session, now: datetime, *, dry_run: bool) -> int:
+        """Delete (or count) the sessions no cookie can open any more; commits its own transaction.
+
+        ``resume`` deletes a dead session only when its cookie comes back; a browser closed for good never
+        brings it, and its row would keep the sealed case key or staff key for ever."""
+        now = _aware(now)
+        if dry_run:
+            return sessions.count_expired(session, now)
+        deleted = sessions.purge_expired(session, now)
         session.commit()
         return deleted
 

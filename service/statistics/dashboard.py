@@ -49,16 +49,6 @@ def released_snapshots(session: Session, year: int | None = None) -> list[Snapsh
     return [Snapshot.from_json(row.payload) for row in rows]
 
 
-def latest_released(session: Session) -> Snapshot | None:
-    row = session.scalars(
-        select(StatisticsSnapshot)
-        .where(StatisticsSnapshot.released.is_(True))
-        .order_by(StatisticsSnapshot.as_of.desc(), StatisticsSnapshot.created_at.desc())
-        .limit(1)
-    ).first()
-    return Snapshot.from_json(row.payload) if row is not None else None
-
-
 def snapshot_of(session: Session, as_of: str) -> Snapshot | None:
     row = session.scalars(
         select(StatisticsSnapshot)

@@ -204,15 +204,3 @@ def _complements(
             if pick not in chosen:
                 chosen.append(pick)
     return chosen
-
-
-def hidden_targets(snapshot: Snapshot) -> list[Target]:
-    """The hidden numbers of one snapshot, in the gate's terms (for reports and tests)."""
-    targets = []
-    for table in snapshot.tables:
-        for cell in table.cells:
-            if cell.persons is None:
-                targets.append(Target(table.id, cell.key, "persons", cell.status is CellStatus.primary))
-            if cell.reports is None:
-                targets.append(Target(table.id, cell.key, "reports", False))
-    return targets

@@ -47,11 +47,6 @@ def type_code_matches(code: str, selector: str) -> bool:
     return wanted.sub is None or parts.sub == wanted.sub
 
 
-def selector_within(inner: str, outer: str) -> bool:
-    """True if every code that ``inner`` matches is also matched by ``outer`` (``A3a`` within ``A``)."""
-    return type_code_matches(inner, outer)
-
-
 def channel_matches(channel: str, selector: str) -> bool:
     """``in_person.home`` matches ``in_person`` and itself; sub-codes carry their parent and a dot."""
     return channel == selector or channel.startswith(selector + ".")

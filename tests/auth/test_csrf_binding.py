@@ -3,11 +3,11 @@ signed-out CSRF cookie (issue 14.6)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import httpx
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from sqlalchemy import func, select
 from staff_helpers import Clock, MakeStaff, Staff, staff_factory, weak_accounts, with_policy_organisations
 
@@ -18,12 +18,6 @@ from service.runtime import Runtime, build_runtime
 
 Code = Callable[[Staff], str]
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
 
 
 def _page_sign_in(client: TestClient, staff: Staff, code_of: Code) -> httpx.Response:

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 import httpx
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from sqlalchemy import select
 from staff_helpers import PASSWORD, Clock, MakeStaff, Staff
 
@@ -19,12 +20,6 @@ from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 
 Code = Callable[[Staff], str]
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
 
 
 def sign_in(client: TestClient, staff: Staff, code_of: Code, **overrides: str) -> httpx.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from service.auth import sessions
 from service.auth.deps import STAFF_COOKIE
 from service.auth.models import StaffUser, WebSession
 from service.auth.service import user_key_context
-from service.auth.sessions import STAFF_SESSION
+from service.auth.sessions import REPORTER_SESSION, STAFF_SESSION
 from service.config import Settings
 from service.crypto import Context, DecryptionError, open_sealed, open_with_password_and_pepper
 from service.db import utcnow
@@ -199,3 +200,45 @@ def test_password_change_through_the_api(
     assert client.get("/intern").status_code == 200
     with runtime.sessions() as db:
         assert sessions.resume(db, STAFF_SESSION, other_cookie) is None, "the other session ended"
+
+
+def test_the_retention_purge_deletes_sessions_no_cookie_can_open_any_more(runtime: Runtime) -> None:
+    """Given sessions ended by their absolute limit or by their kind's idle window, and live ones, when the
+    daily retention purge runs, then exactly the ended ones are deleted, and a live one still opens."""
+    now = utcnow()
+    rows = {
+        "staff, live": (STAFF_SESSION, {}),
+        "staff, idle 25 minutes (limit 30)": (STAFF_SESSION, {"last_seen_at": now - timedelta(minutes=25)}),
+        "staff, past 12 hours": (STAFF_SESSION, {"expires_at": now - timedelta(seconds=1)}),
+        "staff, idle 31 minutes": (STAFF_SESSION, {"last_seen_at": now - timedelta(minutes=31)}),
+        "reporter, live": (REPORTER_SESSION, {}),
+        "reporter, idle 21 minutes (limit 20)": (
+            REPORTER_SESSION,
+            {"last_seen_at": now - timedelta(minutes=21)},
+        ),
+    }
+    cookies: dict[str, str] = {}
+    with runtime.sessions() as db:
+        for name, (policy, changes) in rows.items():
+            cookies[name] = sessions.create(db, policy, str(uuid.uuid4()), b"secret of " + name.encode())
+            db.flush()
+            row = db.get(WebSession, sessions.id_hash_of(cookies[name]))
+            assert row is not None
+            for column, value in changes.items():
+                setattr(row, column, value)
+        db.commit()
+    dead = {"staff, past 12 hours", "staff, idle 31 minutes", "reporter, idle 21 minutes (limit 20)"}
+
+    with runtime.sessions() as db:
+        dry = runtime.retention.purge(db, utcnow(), dry_run=True)
+        real = runtime.retention.purge(db, utcnow(), dry_run=False)
+
+    assert (dry.expired_sessions, real.expired_sessions) == (3, 3)
+    with runtime.sessions() as db:
+        kept = set(db.scalars(select(WebSession.id_hash)))
+        assert kept == {sessions.id_hash_of(cookies[name]) for name in rows.keys() - dead}
+        opened = sessions.resume(db, STAFF_SESSION, cookies["staff, live"])
+        assert opened is not None
+        assert opened.secret == b"secret of staff, live"
+    with runtime.sessions() as db:
+        assert runtime.retention.purge(db, utcnow(), dry_run=False).expired_sessions == 0

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import report_form_tokens
 from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
@@ -224,12 +224,11 @@ def test_attachments_download_decrypted_for_holders_only(
     client: TestClient, people: dict[str, Staff], login: Login, runtime: Runtime
 ) -> None:
     page = client.get("/melden").text
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
     evidence = b"Screenshot-Text: Wir wissen, wo du wohnst.\n" * 3000
     fields = {k: v for k, v in REPORT.items() if k != "contact_email"}
     response = client.post(
         "/melden",
-        data={**fields, "csrf_token": token, "submission_token": submission_token(page)},
+        data={**fields, **report_form_tokens(page)},
         files=[("attachments", ("../Drohbrief März.txt", evidence, "text/plain"))],
     )
     assert response.status_code == 201

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta
@@ -16,19 +17,23 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import submission_token
-from sqlalchemy import func, select
+from helpers import csrf_token, submission_token
+from sqlalchemy import func, insert, inspect, select
 from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
+from service.cases import repository
 from service.cases.deadlines import add_months, week_start
 from service.cases.models import Attachment, Case, CaseKeyGrant, CaseMessage, CaseNote, Incident
-from service.db import utcnow
+from service.cases.pages import INBOX_CASES_PER_STATUS
+from service.cases.repository import CaseFilters
+from service.db import new_id, utcnow
 from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from service.taxonomy import type_code_matches
 
 DESCRIPTION = "Brief im Rathaus:\n<script>alert(1)</script>\n  „Wir wissen, wo du wohnst.“"
 REPORT = {
@@ -43,12 +48,6 @@ REPORT = {
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert match, "the page has a form with a CSRF token"
-    return match.group(1)
 
 
 @pytest.fixture
@@ -242,6 +241,84 @@ def test_the_inbox_in_english(counsellor: TestClient, case_id: str) -> None:
     assert "<h1>Cases</h1>" in page
     assert "Urgent" in page
     assert "Bavaria" in page
+
+
+def clone_cases(runtime: Runtime, template_id: str, type_codes: list[list[str]]) -> list[str]:
+    """Copies of a filed case, one per entry of ``type_codes`` (its one incident's codes), each due to be
+    acknowledged a minute before the one before: rows for the list only (their keys and ciphertext are the
+    template's, valid for no id but its own), written in one bulk insert per table."""
+    with runtime.sessions() as db:
+        case = db.get(Case, template_id)
+        assert case is not None
+        incident = case.incidents[0]
+        grants = db.scalars(select(CaseKeyGrant).where(CaseKeyGrant.case_id == template_id)).all()
+
+        def columns(row: Any) -> dict[str, Any]:
+            return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs}
+
+        ids = [new_id() for _ in type_codes]
+        cases, incidents, keys = [], [], []
+        for n, (clone_id, codes) in enumerate(zip(ids, type_codes, strict=True)):
+            due = case.ack_deadline_at - timedelta(minutes=n + 1)
+            lookup = secrets.token_bytes(32)
+            cases.append({**columns(case), "id": clone_id, "lookup_hash": lookup, "ack_deadline_at": due})
+            incidents.append({**columns(incident), "id": new_id(), "case_id": clone_id, "type_codes": codes})
+            keys += [{**columns(grant), "id": new_id(), "case_id": clone_id} for grant in grants]
+        db.execute(insert(Case), cases)
+        db.execute(insert(Incident), incidents)
+        db.execute(insert(CaseKeyGrant), keys)
+        db.commit()
+    return ids
+
+
+LISTED = 'class="cases__link"'
+CUT = "Es werden nicht alle Fälle angezeigt."
+
+
+def test_a_filtered_inbox_over_the_limit_lists_every_match_and_a_cut_list_says_so(
+    counsellor: TestClient, case_id: str, runtime: Runtime
+) -> None:
+    """Given the filed case (A3a) behind more cases with older deadlines (A1) than the inbox shows, the type
+    filter still finds it (the filter runs before the limit), and only a list that was cut says so."""
+    clone_cases(runtime, case_id, [["A1"]] * (INBOX_CASES_PER_STATUS - 1))
+    full = counsellor.get("/intern/faelle").text
+    assert full.count(LISTED) == INBOX_CASES_PER_STATUS
+    assert CUT not in full, "exactly a page of cases: nothing was cut"
+
+    clone_cases(runtime, case_id, [["A1"]] * 50)
+    cut = counsellor.get("/intern/faelle").text
+    assert cut.count(LISTED) == INBOX_CASES_PER_STATUS
+    assert CUT in cut
+    assert f"/intern/faelle/{case_id}" not in cut, "the latest deadline is the one left out"
+
+    threats = counsellor.get("/intern/faelle?type=A3").text
+    assert threats.count(LISTED) == 1
+    assert f"/intern/faelle/{case_id}" in threats
+    assert CUT not in threats
+    insults = counsellor.get("/intern/faelle?type=A1").text
+    assert insults.count(LISTED) == INBOX_CASES_PER_STATUS
+    assert CUT in insults
+    assert [row["id"] for row in counsellor.get("/api/v1/cases?type=A3a").json()] == [case_id]
+
+
+def test_the_type_filter_in_sql_follows_the_taxonomy_rule_for_every_code(
+    case_id: str, runtime: Runtime
+) -> None:
+    """Each code of the taxonomy as a selector finds exactly the cases whose code the taxonomy's rule
+    (``type_code_matches``) puts under it, on both databases; a case with two codes is found by either."""
+    codes = [code for code in runtime.taxonomy.all_type_codes() if code not in runtime.taxonomy.group_codes()]
+    clones = dict(zip(clone_cases(runtime, case_id, [[code] for code in codes]), codes, strict=True))
+    [pair] = clone_cases(runtime, case_id, [["A1", "C2"]])
+    with runtime.sessions() as db:
+        organisations = set(db.scalars(select(CaseKeyGrant.organisation_id)))
+        for selector in (*runtime.taxonomy.all_type_codes(), "A99", "a1", "<b>"):
+            found = repository.visible_cases(db, organisations, CaseFilters(type_code=selector, limit=1000))
+            expected = {clone for clone, code in clones.items() if type_code_matches(code, selector)}
+            if type_code_matches("A3a", selector):
+                expected.add(case_id)
+            if type_code_matches("A1", selector) or type_code_matches("C2", selector):
+                expected.add(pair)
+            assert {case.id for case in found} == expected, selector
 
 
 def test_the_inbox_needs_a_session(client: TestClient) -> None:

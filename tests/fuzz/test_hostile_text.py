@@ -18,8 +18,8 @@ import pytest
 from corpus.generate import expand
 from corpus.loader import TextItem, text_items
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, csrf_token, receipt_from, unchanged
-from helpers import REPORT_TEXT_FIELDS, submission_token
+from fuzz_helpers import World, receipt_from, unchanged
+from helpers import REPORT_TEXT_FIELDS, csrf_token, submission_token
 from sqlalchemy import select
 
 from service.outbox.models import OutboxMessage

@@ -22,8 +22,8 @@ import pytest
 from corpus.generate import CAMERA_MAKE, GPS_IFD, expand, make_file
 from corpus.loader import UploadItem, upload_items
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, csrf_token, receipt_from, snapshot, unchanged
-from helpers import submission_token
+from fuzz_helpers import World, receipt_from, snapshot, unchanged
+from helpers import csrf_token, submission_token
 from PIL import Image
 
 from service.reports.schemas import is_control

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, csrf_token, unchanged
+from fuzz_helpers import World, unchanged
+from helpers import csrf_token
 
 STAFF_FORMS = [
     # (who, url, fields): forms whose fields reached PostgreSQL with a NUL in them.

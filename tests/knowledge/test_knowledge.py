@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import select
 from staff_helpers import MakeStaff, Staff
 
@@ -21,12 +21,6 @@ from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-def token(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert found
-    return found.group(1)
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
             client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
             if staff is not None:
                 form = {
-                    "csrf_token": token(client.get("/anmelden").text),
+                    "csrf_token": csrf_token(client.get("/anmelden").text),
                     "email": staff.email,
                     "password": staff.password,
                     "code": code(staff),
@@ -91,7 +85,7 @@ def test_a_coordinator_edits_an_article_as_a_new_version(
     assert form.status_code == 200
     body = "## Neu\n\nErst sichern. <script>alert(1)</script> [Link](javascript:alert(2)) <img src=x>\n"
     data = {
-        "csrf_token": token(form.text),
+        "csrf_token": csrf_token(form.text),
         "title": "Beweise sichern (neu)",
         "summary": "Kurz und klar.",
         "body": body,
@@ -124,7 +118,8 @@ def test_a_coordinator_edits_an_article_as_a_new_version(
         assert seed_articles(db) == 0, "the seed never overwrites an edited article"
 
     bad = coordinator.post(
-        "/wissen/beweise-sichern/bearbeiten", data={**data, "csrf_token": token(form.text), "codes": "Z9"}
+        "/wissen/beweise-sichern/bearbeiten",
+        data={**data, "csrf_token": csrf_token(form.text), "codes": "Z9"},
     )
     assert bad.status_code == 422
     assert 'href="#field-codes"' in bad.text
@@ -152,7 +147,7 @@ def test_the_receipt_and_the_case_page_link_the_relevant_articles(
     filed = reporter.post(
         "/melden",
         data={
-            "csrf_token": token(form),
+            "csrf_token": csrf_token(form),
             "submission_token": submission_token(form),
             "land": "09",
             "type_codes": ["A3a"],
@@ -194,7 +189,7 @@ def test_a_coordinator_publishes_a_new_article(
     form = coordinator.get("/wissen/neu")
     assert form.status_code == 200
     data = {
-        "csrf_token": token(form.text),
+        "csrf_token": csrf_token(form.text),
         "slug": "drohungen-im-wahlkampf",
         "title": "Drohungen im Wahlkampf",
         "summary": "Was vor einer Wahl besonders gilt.",

@@ -4,13 +4,13 @@ checked for a year."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from sqlalchemy import select, update
 from staff_helpers import MakeStaff, Staff
 
@@ -24,12 +24,6 @@ from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-def token(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert found
-    return found.group(1)
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
             client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
             if staff is not None:
                 form = {
-                    "csrf_token": token(client.get("/anmelden").text),
+                    "csrf_token": csrf_token(client.get("/anmelden").text),
                     "email": staff.email,
                     "password": staff.password,
                     "code": code(staff),
@@ -72,7 +66,7 @@ def test_a_new_article_is_public_only_after_a_second_coordinators_review(
 ) -> None:
     author = browser(make_staff(coordinator=True))
     data = {
-        "csrf_token": token(author.get("/wissen/neu").text),
+        "csrf_token": csrf_token(author.get("/wissen/neu").text),
         "slug": "wahlkampf",
         "title": "Drohungen im Wahlkampf",
         "summary": "Was vor einer Wahl besonders gilt.",
@@ -89,7 +83,7 @@ def test_a_new_article_is_public_only_after_a_second_coordinators_review(
     assert 'action="/wissen/wahlkampf/pruefen"' not in own.text
 
     # The author cannot review their own article, even by posting the form.
-    forged = {"csrf_token": token(author.get("/wissen/neu").text)}
+    forged = {"csrf_token": csrf_token(author.get("/wissen/neu").text)}
     refused = author.post("/wissen/wahlkampf/pruefen", data=forged, follow_redirects=False)
     assert refused.headers["location"] == "/wissen/wahlkampf?own=1"
     assert visitor.get("/wissen/wahlkampf").status_code == 404
@@ -97,7 +91,9 @@ def test_a_new_article_is_public_only_after_a_second_coordinators_review(
     second = browser(make_staff(coordinator=True))
     page = second.get("/wissen/wahlkampf").text
     assert 'action="/wissen/wahlkampf/pruefen"' in page
-    done = second.post("/wissen/wahlkampf/pruefen", data={"csrf_token": token(page)}, follow_redirects=False)
+    done = second.post(
+        "/wissen/wahlkampf/pruefen", data={"csrf_token": csrf_token(page)}, follow_redirects=False
+    )
     assert done.status_code == 303
     assert visitor.get("/wissen/wahlkampf").status_code == 200
     assert "Drohungen im Wahlkampf" in visitor.get("/wissen").text
@@ -135,7 +131,7 @@ def test_the_beat_reminds_the_coordinators_of_articles_not_checked_for_a_year(
     page = coordinator.get("/wissen/auskunftssperre").text
     assert (
         coordinator.post(
-            "/wissen/auskunftssperre/pruefen", data={"csrf_token": token(page)}, follow_redirects=False
+            "/wissen/auskunftssperre/pruefen", data={"csrf_token": csrf_token(page)}, follow_redirects=False
         ).headers["location"]
         == "/wissen/auskunftssperre?reviewed=1"
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from notification_helpers import SmtpServer
 from sqlalchemy import select
 from staff_helpers import MakeStaff
@@ -191,9 +192,8 @@ def test_the_form_and_the_case_page_show_exactly_the_configured_mail(runtime: Ru
         assert "Service-Postfach" in preview(client.get("/melden?lang=en").text)
 
         receipt = client.post("/api/v1/reports", json=REPORT).json()["receipt"]
-        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', client.get("/fall").text)
-        assert token
-        client.post("/fall/anmelden", data={"csrf_token": token.group(1), "receipt": receipt})
+        token = csrf_token(client.get("/fall").text)
+        client.post("/fall/anmelden", data={"csrf_token": token, "receipt": receipt})
         on_case_page = preview(client.get("/fall").text)
         assert "Service-Postfach &lt;hinweis@post.example&gt;" in on_case_page
         with runtime.sessions() as db:

@@ -135,7 +135,8 @@ def test_every_topic_written_anywhere_has_a_task_and_recipients() -> None:
     """Every outbox topic named in the service's code is relayed to a task and known to the recipients."""
     source = "\n".join(path.read_text() for path in (PROJECT_ROOT / "service").rglob("*.py"))
     named = set(re.findall(r'"((?:notifications|alerts|reminders)\.[a-z_]+)"', source))
-    # Not topics: the tasks' own names, and prefixes the code matches topics by ("notifications.reporter").
+    # Not topics: the tasks' own names (one row, a batch of rows), and prefixes the code matches topics by
+    # ("notifications.reporter").
     tasks = {"notifications.deliver", "notifications.deliver_many"}
     written = {
         name

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from notification_helpers import SmtpServer
 from sqlalchemy import select
 from staff_helpers import MakeStaff
@@ -83,20 +83,14 @@ def test_without_an_address_nobody_is_told_and_the_reporter_can_remove_it(
     assert client.post("/api/v1/reports/lookup", json={"receipt": receipt}).json()["notify"] is False
 
 
-def _token(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
-    assert found
-    return found.group(1)
-
-
 def test_the_reporter_sets_and_removes_the_address_on_the_case_page(
     client: TestClient, runtime: Runtime
 ) -> None:
     receipt = client.post("/api/v1/reports", json=REPORT).json()["receipt"]
     page = client.get("/fall").text
-    signed_in = client.post("/fall/anmelden", data={"csrf_token": _token(page), "receipt": receipt})
+    signed_in = client.post("/fall/anmelden", data={"csrf_token": csrf_token(page), "receipt": receipt})
     assert "Sie werden nicht per E-Mail benachrichtigt." in signed_in.text
-    token = _token(signed_in.text)
+    token = csrf_token(signed_in.text)
 
     wrong = client.post(
         "/fall/benachrichtigung", data={"csrf_token": token, "action": "save", "notify_email": "x@"}

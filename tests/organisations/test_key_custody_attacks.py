@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from custody_helpers import Loot, cases_opened, dump_database, secrets_in, shares_in
 from fastapi.testclient import TestClient
+from helpers import csrf_token
 from sqlalchemy import update
 from staff_helpers import PASSWORD, WEAK, MakeStaff
 from typer.testing import CliRunner
@@ -138,9 +139,7 @@ class Browser:
     def page_token(self, path: str) -> str:
         page = self.client.get(path)
         assert page.status_code == 200, page.text
-        match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-        assert match
-        return match.group(1)
+        return csrf_token(page.text)
 
 
 def clock_for(runtime: Runtime) -> None:

@@ -6,11 +6,9 @@ secrets), a pg_dump of the PostgreSQL database, and every captured log record.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
-from helpers import REPORT_TEXT_FIELDS, all_bytes_under, pg_dump, submission_token
+from helpers import REPORT_TEXT_FIELDS, all_bytes_under, csrf_token, pg_dump, submission_token
 
 from service.runtime import Runtime
 
@@ -20,12 +18,6 @@ def markers(prefix: str) -> dict[str, str]:
     values["contact_email"] = f"qx{prefix.lower()}mail@canary.example"
     values["notify_email"] = f"qx{prefix.lower()}notify@canary.example"
     return values
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match, "every form carries a CSRF token"
-    return match.group(1)
 
 
 def test_no_marker_at_rest_or_in_logs(

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import inspect, select
 
 from service.cases.deadlines import (
@@ -34,12 +34,6 @@ RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 
 def today() -> date:
     return datetime.now(LOCAL_ZONE).date()
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
 
 
 def report(client: TestClient, **fields: Any) -> Any:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 import threading
 import time
 
 import httpx
 import pytest
-from helpers import submission_token
+from helpers import report_form_tokens
 from PIL import Image
 
 from service.app import create_app
@@ -68,10 +67,8 @@ def test_images_are_cleaned_in_the_bounded_pool_while_the_loop_goes_on(
 
     async def send_form(client: httpx.AsyncClient) -> int:
         page = await client.get("/melden")
-        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-        assert token
         files = [("attachments", ("foto.png", image, "image/png"))]
-        fields = {**FIELDS, "csrf_token": token.group(1), "submission_token": submission_token(page.text)}
+        fields = {**FIELDS, **report_form_tokens(page.text)}
         response = await client.post("/melden", data=fields, files=files)
         return response.status_code
 

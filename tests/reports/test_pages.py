@@ -6,7 +6,7 @@ import io
 import re
 
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from PIL import Image
 from sqlalchemy import func, select
 from staff_helpers import with_policy_organisations
@@ -16,12 +16,6 @@ from service.cases.models import Attachment, Case, Incident
 from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
 from service.runtime import Runtime, build_runtime
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
 
 
 def receipt_from(html: str) -> str:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import submission_token
+from helpers import csrf_token, submission_token
 from sqlalchemy import func, inspect, select
 
 from service.cases.models import Case, Incident
@@ -37,12 +37,6 @@ FIELDS: dict[str, Any] = {
     "urgency": "normal",
     "consent_counselling": "1",
 }
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
-    assert match
-    return match.group(1)
 
 
 def count(runtime: Runtime, model: type[Any]) -> int:

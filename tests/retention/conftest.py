@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from retention_helpers import PDF, REPORT, Filed, FileReport, WorkCase, csrf_token
+from helpers import csrf_token
+from retention_helpers import PDF, REPORT, Filed, FileReport, WorkCase
 from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app

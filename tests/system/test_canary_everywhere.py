@@ -25,12 +25,19 @@ from typing import Any
 import httpx
 import pytest
 from browser_helpers import Authenticator
-from helpers import REPORT_TEXT_FIELDS, PgCluster, all_bytes_under, free_port, pg_dump, submission_token
+from helpers import (
+    REPORT_TEXT_FIELDS,
+    PgCluster,
+    all_bytes_under,
+    csrf_token,
+    free_port,
+    pg_dump,
+    submission_token,
+)
 from notification_helpers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
-CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
 
 
@@ -113,12 +120,6 @@ def product(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[Product]:
             redis.stop()
 
 
-def csrf(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "every form carries a CSRF token"
-    return match.group(1)
-
-
 def wait_for_mail_to(maildir: Path, address: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -136,7 +137,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     # The report form, with evidence and the notification address.
     form = reporter.get("/melden").text
     fields = {
-        "csrf_token": csrf(form),
+        "csrf_token": csrf_token(form),
         "submission_token": submission_token(form),
         "land": "09",
         "type_codes": ["A1"],
@@ -183,7 +184,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     staff_file = (f"{CASEWORK['staff_filename']}.txt", CASEWORK["staff_file"].encode() * 40, "text/plain")
     sent = staff.post(
         f"/intern/faelle/{case_id}/nachricht",
-        data={"csrf_token": csrf(page), "message": CASEWORK["message"]},
+        data={"csrf_token": csrf_token(page), "message": CASEWORK["message"]},
         files=[("message_files", staff_file)],
         follow_redirects=False,
     )
@@ -191,7 +192,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
 
     # The reporter signs in on the pages, reads the answer and replies with a file.
     signed = reporter.post(
-        "/fall/anmelden", data={"csrf_token": csrf(reporter.get("/fall").text), "receipt": receipt}
+        "/fall/anmelden", data={"csrf_token": csrf_token(reporter.get("/fall").text), "receipt": receipt}
     )
     assert signed.status_code in (200, 303), signed.text
     case_page = reporter.get("/fall").text
@@ -199,7 +200,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     reply_file = (f"{CASEWORK['reply_filename']}.txt", CASEWORK["reply_file"].encode() * 40, "text/plain")
     replied = reporter.post(
         "/fall/nachricht",
-        data={"csrf_token": csrf(case_page), "message": CASEWORK["reply"]},
+        data={"csrf_token": csrf_token(case_page), "message": CASEWORK["reply"]},
         files=[("message_files", reply_file)],
         follow_redirects=False,
     )
