@@ -66,6 +66,7 @@ def summary(report: PurgeReport) -> str:
                 if report.submission_tokens
                 else ""
             )
+            + (f"; {_plural(report.notices, 'reporter')} would be told first" if report.notices else "")
             + "; nothing was changed"
         )
     leftover = sum(case.leftover_blobs for case in report.purged)
@@ -81,6 +82,8 @@ def summary(report: PurgeReport) -> str:
         line += f"; destroyed {_plural(report.key_epochs, 'organisation key epoch')} no case needs any more"
     if report.submission_tokens:
         line += f"; deleted {_plural(report.submission_tokens, 'expired submission token')}"
+    if report.notices:
+        line += f"; told {_plural(report.notices, 'reporter')} of a purge to come"
     return line
 
 
