@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     task_retry_cap_seconds: float = Field(default=600.0, gt=0)
     # Reminders: a reporter's message unanswered this long reminds the holders.
     reporter_waiting_hours: int = Field(default=48, ge=1)
+    # A reporter with a notification address is told this many days before the retention purge destroys
+    # their closed case, so that they can still download the dossier and their files.
+    purge_notice_days: int = Field(default=14, ge=1, le=180)
     # The receipt names the acknowledgement target of the report's routing and, measured over this many
     # weeks, the share of reports acknowledged within their target, but only when at least this many
     # reports were judged (fewer would tell about single cases).

@@ -107,7 +107,7 @@ def build_runtime(settings: Settings) -> Runtime:
         accounts=AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=audit),
         audit=audit,
         cases=CaseService(taxonomy, audit),
-        retention=RetentionService(retention, audit, blobs),
+        retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),
         knowledge=KnowledgeService(taxonomy, audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),

@@ -34,6 +34,7 @@ from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
+from service.dossier import archive
 from service.dossier import service as dossiers
 from service.dossier.render import dossier_download
 from service.dossier.render import render as render_dossier
@@ -1024,6 +1025,41 @@ async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Res
             return document
 
     return dossier_download(await run_in_threadpool(generate))
+
+
+@router.post(INBOX + "/{case_id}/beweise")
+async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """The evidence files the dossier lists, as a ZIP with their SHA256SUMS, for a counsellor of a holding
+    organisation (404 for anyone else, before the form token is looked at): decrypted while it streams,
+    nothing stored, audited without content (service/dossier/archive.py)."""
+    _check_id(case_id)
+    runtime = runtime_of(request)
+    form = await _form(request)
+
+    def visible() -> None:
+        with runtime.sessions() as db:
+            runtime.cases.unlock(db, subject, case_id)
+
+    await run_in_threadpool(visible)
+    if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
+        raise CsrfFailed()
+    lang = request_lang(request)
+
+    def prepare() -> tuple[list[archive.Member], bytes]:
+        with runtime.sessions() as db:
+            unlocked = runtime.cases.unlock(db, subject, case_id)
+            dossier = dossiers.build(
+                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, lang
+            )
+            items = archive.members(db, dossier, unlocked.case.id)
+            archive.record_downloaded(
+                runtime.audit, db, len(items), unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
+            )
+            db.commit()
+            return items, unlocked.data_key
+
+    items, key = await run_in_threadpool(prepare)
+    return archive.download(items, key, runtime.blobs)
 
 
 @router.post(INBOX + "/{case_id}/notiz")

@@ -114,7 +114,9 @@ def _file_lines(writer: _Writer, items: list[EvidenceFile], t: Translator, lang:
     for item in items:
         pdf = writer.pdf
         pdf.set_font(FONT, "B", 10)
-        pdf.multi_cell(0, LINE_MM, printable(item.name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        # The name the evidence ZIP gives the file (its number here and a name safe to unpack).
+        shown = printable(item.listed_name or item.name)
+        pdf.multi_cell(0, LINE_MM, shown, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_font(FONT, "", 9)
         lines = [
             t(
@@ -191,6 +193,7 @@ def render(dossier: Dossier, lang: str) -> bytes:
 
     writer.heading(t("dossier.hashes.heading"))
     writer.para(t("dossier.hashes.explained"), size=9)
+    writer.para(t("evidence_zip.in_dossier"), size=9)
     return bytes(pdf.output())
 
 

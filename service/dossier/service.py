@@ -12,7 +12,7 @@ since uploads are hashed, computed now (decrypted as it streams) for a file stor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from service.cases.deadlines import payload_complaint_deadline
 from service.cases.models import Case, GrantRole
 from service.crypto import Context, open_sealed
 from service.db import utcnow
+from service.dossier.names import numbered
 from service.reports import repository as reports
 from service.taxonomy import Taxonomy
 
@@ -41,6 +42,7 @@ class Coded:
 
 @dataclass(frozen=True)
 class EvidenceFile:
+    attachment_id: str
     name: str
     content_type: str
     size_bytes: int
@@ -49,6 +51,9 @@ class EvidenceFile:
     sha256: str
     # True: sealed at upload; False: computed while generating this dossier (a file stored before hashing).
     hash_sealed: bool
+    # The file's name in the dossier's list and in the evidence ZIP ("01-Drohbrief.pdf", service/dossier/
+    # names.py): its place in the dossier and a name safe to unpack. Set once the chronology is sorted.
+    listed_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,17 @@ class Dossier:
     holders: list[Holder]
 
     @property
+    def files(self) -> list[EvidenceFile]:
+        """Every evidence file in the order the dossier lists (and numbers) them."""
+        return [file for incident in self.incidents for file in incident.files] + self.message_files
+
+    @property
     def file_count(self) -> int:
-        return len(self.message_files) + sum(len(incident.files) for incident in self.incidents)
+        return len(self.files)
 
     @property
     def hashed_now(self) -> int:
-        every = self.message_files + [file for incident in self.incidents for file in incident.files]
-        return sum(1 for file in every if not file.hash_sealed)
+        return sum(1 for file in self.files if not file.hash_sealed)
 
 
 def _coded(taxonomy: Taxonomy, kind: str, code: str, lang: str) -> Coded:
@@ -127,6 +136,7 @@ def build(
         found = files.file_hash(attachment, data_key, blobs)
         evidence.setdefault(attachment.incident_id, []).append(
             EvidenceFile(
+                attachment_id=attachment.id,
                 name=files.display_name_of(attachment, data_key),
                 content_type=attachment.content_type,
                 size_bytes=attachment.size_bytes,
@@ -160,6 +170,7 @@ def build(
     # A chronology: by the day it happened where the reporter gave one, else by the day it was received.
     incidents.sort(key=lambda item: (item.occurred_on or item.received_at.date(), item.seq))
     message_files = [file for key, items in evidence.items() if key is None for file in items]
+    incidents, message_files = _numbered(incidents, message_files)
     holders = [
         Holder(name=holder.name, state=_holder_state(holder.role, holder.active))
         for holder in reports.key_holders(session, case.id)
@@ -171,6 +182,24 @@ def build(
         message_files=message_files,
         holders=holders,
     )
+
+
+def _numbered(
+    incidents: list[DossierIncident], message_files: list[EvidenceFile]
+) -> tuple[list[DossierIncident], list[EvidenceFile]]:
+    """The files with their listed names, numbered in the dossier's order (the chronology, then messages)."""
+    count = sum(len(incident.files) for incident in incidents) + len(message_files)
+    number = 0
+
+    def named(items: list[EvidenceFile]) -> list[EvidenceFile]:
+        nonlocal number
+        out = []
+        for item in items:
+            number += 1
+            out.append(replace(item, listed_name=numbered(number, count, item.name)))
+        return out
+
+    return [replace(incident, files=named(incident.files)) for incident in incidents], named(message_files)
 
 
 def record_generated(

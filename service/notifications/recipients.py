@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Any
+
+from service.i18n import format_date
 
 
 class Channel(StrEnum):
@@ -96,6 +99,8 @@ _WEBHOOK_TOPICS = {
 _REPORTER_TOPICS = {
     "notifications.reporter_message": "reporter_message",
     "reminders.reporter_complaint": "reporter_complaint",
+    # Before the retention purge destroys a closed case (service/retention): the day before which to look.
+    "reminders.reporter_purge": "reporter_purge",
 }
 # The one recipient outside the service: the reporter's own address (neutral sender and subject).
 REPORTER_KEY = "mail:reporter"
@@ -193,10 +198,22 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
                 address=directory.reporter_email,
                 template=_REPORTER_TOPICS[topic],
                 reason="the reporter asked to be told",
-                context={"last_call": bool(payload.get("last_call"))},
+                context={"last_call": bool(payload.get("last_call")), **_before(payload)},
             )
         )
     return _unique(chosen)
+
+
+def _before(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The day a reporter mail names (``purge_on``, an ISO day), written out per language; nothing else."""
+    raw = payload.get("purge_on")
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        day = None
+    if day is None:
+        return {}
+    return {"before": {lang: format_date(day, lang) for lang in ("de", "en")}}
 
 
 def _unique(items: Sequence[Recipient]) -> list[Recipient]:

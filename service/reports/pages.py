@@ -25,7 +25,7 @@ from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
-from service.dossier import letters
+from service.dossier import archive, letters
 from service.dossier import service as dossiers
 from service.dossier.render import chunks, dossier_download, render_letter
 from service.dossier.render import render as render_dossier
@@ -687,6 +687,41 @@ async def reporter_dossier(request: Request) -> Response:
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
     return dossier_download(document)
+
+
+@router.post("/fall/beweise")
+async def reporter_evidence_zip(request: Request) -> Response:
+    """The evidence files the dossier lists, as a ZIP with their SHA256SUMS (service/dossier/archive.py):
+    decrypted while it streams, nothing stored, audited without content. A POST with the form token, as
+    the dossier: it is audited, so neither a prefetch nor another site may cause it."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    token = form.get("csrf_token")
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        raise CsrfFailed()
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    lang = request_lang(request)
+
+    def prepare() -> list[archive.Member]:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, lang)
+            items = archive.members(db, dossier, opened.case.id)
+            archive.record_downloaded(
+                runtime.audit, db, len(items), opened.case.id, actor_kind="reporter", actor_id=None
+            )
+            db.commit()
+            return items
+
+    try:
+        items = await run_in_threadpool(prepare)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    return archive.download(items, reporter.data_key, runtime.blobs)
 
 
 LETTER_FIELDS = {

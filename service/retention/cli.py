@@ -71,6 +71,7 @@ def summary(report: PurgeReport) -> str:
                 if report.expired_sessions
                 else ""
             )
+            + (f"; {_plural(report.notices, 'reporter')} would be told first" if report.notices else "")
             + "; nothing was changed"
         )
     leftover = sum(case.leftover_blobs for case in report.purged)
@@ -88,6 +89,8 @@ def summary(report: PurgeReport) -> str:
         line += f"; deleted {_plural(report.submission_tokens, 'expired submission token')}"
     if report.expired_sessions:
         line += f"; deleted {_plural(report.expired_sessions, 'expired session')}"
+    if report.notices:
+        line += f"; told {_plural(report.notices, 'reporter')} of a purge to come"
     return line
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Delete, and_, delete, false, func, not_, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from service.cases.models import (
     CaseNote,
     CaseStatus,
     Incident,
+    ReminderLog,
     RoutingRecord,
 )
 from service.outbox.models import DeliveryLog, OutboxMessage
@@ -60,6 +61,38 @@ def closed_cases_due(
         .order_by(Case.closed_at, Case.id)
     )
     return [ClosedCase(**row._asdict()) for row in rows]
+
+
+def closed_cases_to_notify(
+    session: Session, cutoffs: Mapping[str, datetime], default_cutoff: datetime, kind: str
+) -> list[ClosedCase]:
+    """Closed cases due by the cutoffs (a future ``now``) whose reporter left a notification address and has
+    not had the notice ``kind`` for this closure (``reminder_log.ref``: the closing minute, so a case closed
+    again after a re-open is told again, and a closure is told once)."""
+    rows = session.execute(
+        select(Case.id, Case.status, Case.outcome, Case.closed_at)
+        .where(_due_condition(cutoffs, default_cutoff), Case.notify_ciphertext.is_not(None))
+        .order_by(Case.closed_at, Case.id)
+    )
+    found = [ClosedCase(**row._asdict()) for row in rows]
+    if not found:
+        return []
+    told = {
+        (case_id, ref)
+        for case_id, ref in session.execute(
+            select(ReminderLog.case_id, ReminderLog.ref).where(
+                ReminderLog.kind == kind, ReminderLog.case_id.in_([row.id for row in found])
+            )
+        )
+    }
+    return [
+        row for row in found if row.closed_at is not None and (row.id, closure_ref(row.closed_at)) not in told
+    ]
+
+
+def closure_ref(closed_at: datetime) -> str:
+    """A closure as ``reminder_log.ref``: its minute in UTC."""
+    return closed_at.astimezone(UTC).strftime("%Y%m%d%H%M")
 
 
 def lock_case(session: Session, case_id: str) -> ClosedCase | None:

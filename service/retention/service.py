@@ -10,6 +10,12 @@ the commit: a crash in between leaves blob files whose key no longer exists anyw
 ``sweep_orphan_blobs`` removes them on a later run. Deleting them first would instead leave a live case
 whose evidence is gone.
 
+Before that, a reporter who left a notification address is told (``purge_notice_days`` ahead, once per
+closure, through the outbox like every reminder): a neutral mail that something on /fall needs attention
+before a date, where the dossier and the files can still be downloaded. A case whose purge is nearer than
+that when the run first sees it (a shorter period for its outcome, a re-closure) is told at once; one that is
+already due is purged in the same run, and a notice then could only arrive after the address is gone.
+
 What stays: the statistics extract (it holds no case id and must outlive the case, statistics.md), and the
 audit log, where each purge is one ``case.purged`` event with identifiers, codes and counts.
 
@@ -28,20 +34,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.blobs import BlobStore, StoredBlob
-from service.cases.models import CaseStatus
+from service.cases.models import CaseStatus, ReminderLog
+from service.i18n import LOCAL_ZONE
 from service.organisations.custody import KeyCustody, unneeded_epochs
+from service.outbox.writer import enqueue
 from service.retention import repository
 from service.retention.policy import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
 PURGED_ACTION = "case.purged"
+# The reporter's notice before the purge: its reminder_log kind and its outbox topic.
+NOTICE_KIND = "purge_notice"
+NOTICE_TOPIC = "reminders.reporter_purge"
+DEFAULT_NOTICE_DAYS = 14
 # A blob is written before its attachment row commits. Younger unreferenced files may belong to an upload
 # in progress; an hour is far beyond any upload's last write before its commit.
 ORPHAN_MIN_AGE = timedelta(hours=1)
@@ -91,6 +104,8 @@ class PurgeReport:
     submission_tokens: int = 0
     # Staff and reporter sessions past their absolute end or idle too long (no cookie opens them any more).
     expired_sessions: int = 0
+    # Reporters told (on a dry run: who would be told) that their case will be purged soon.
+    notices: int = 0
 
     def _with(self, result: CaseResult) -> tuple[CasePurge, ...]:
         return tuple(case for case in self.cases if case.result is result)
@@ -115,10 +130,18 @@ def _aware(now: datetime) -> datetime:
 
 
 class RetentionService:
-    def __init__(self, policy: RetentionPolicy, audit: AuditLog, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        policy: RetentionPolicy,
+        audit: AuditLog,
+        blobs: BlobStore,
+        *,
+        notice_days: int = DEFAULT_NOTICE_DAYS,
+    ) -> None:
         self.policy = policy
         self.audit = audit
         self.blobs = blobs
+        self.notice_days = notice_days
 
     def due(self, session: Session, now: datetime) -> list[PurgeCandidate]:
         """Closed cases whose period has passed at ``now``, oldest closure first. Reads only."""
@@ -147,6 +170,7 @@ class RetentionService:
                 now=now,
                 dry_run=True,
                 candidates=candidates,
+                notices=len(self.notices_due(session, now)),
                 cases=(),
                 outbox_messages=self.purge_outbox(session, now, dry_run=True),
                 orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=True),
@@ -154,11 +178,13 @@ class RetentionService:
                 submission_tokens=self.purge_submission_tokens(session, now, dry_run=True),
                 expired_sessions=self.purge_sessions(session, now, dry_run=True),
             )
+        notices = self.notify_reporters(session, now)
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
         return PurgeReport(
             now=now,
             dry_run=False,
             candidates=candidates,
+            notices=len(notices),
             cases=cases,
             outbox_messages=self.purge_outbox(session, now, dry_run=False),
             orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
@@ -166,6 +192,49 @@ class RetentionService:
             submission_tokens=self.purge_submission_tokens(session, now, dry_run=False),
             expired_sessions=self.purge_sessions(session, now, dry_run=False),
         )
+
+    def notices_due(self, session: Session, now: datetime) -> list[tuple[str, datetime, datetime]]:
+        """(case id, closing time, purge time) of every case whose reporter is to be told now: closed, due
+        within ``notice_days`` but not yet, with a notification address, not told of this closure. Reads
+        only (and ends its read transaction)."""
+        now = _aware(now)
+        cutoffs, default_cutoff = self.policy.closed_before(now + timedelta(days=self.notice_days))
+        rows = repository.closed_cases_to_notify(session, cutoffs, default_cutoff, NOTICE_KIND)
+        session.rollback()
+        due = []
+        for row in rows:
+            assert row.closed_at is not None
+            purge_at = self.policy.due_since(row.outcome, row.closed_at)
+            if purge_at > now:
+                due.append((row.id, row.closed_at, purge_at))
+        return due
+
+    def notify_reporters(self, session: Session, now: datetime) -> list[str]:
+        """Tell the reporters of ``notices_due`` through the outbox, each closure once: the reminder_log row
+        and the outbox row commit together (one transaction per case), and a second worker's insert of the
+        same row fails on its unique key and sends nothing. The payload holds the case id and the day before
+        which to look, nothing else; the address is opened only when the mail is sent."""
+        told = []
+        for case_id, closed_at, purge_at in self.notices_due(session, now):
+            try:
+                session.add(
+                    ReminderLog(case_id=case_id, kind=NOTICE_KIND, ref=repository.closure_ref(closed_at))
+                )
+                # The day before which to act, in German time: the purge may run at any hour of that day.
+                enqueue(
+                    session,
+                    NOTICE_TOPIC,
+                    case_id=case_id,
+                    purge_on=purge_at.astimezone(LOCAL_ZONE).date().isoformat(),
+                )
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                continue
+            told.append(case_id)
+        if told:
+            log.info("retention: %d reporters told of the coming purge", len(told))
+        return told
 
     def destroy_key_epochs(self, session: Session, now: datetime) -> int:
         """After the purges: destroy every retired organisation key epoch that no case needs any more, so

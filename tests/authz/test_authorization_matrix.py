@@ -346,6 +346,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     # The dossier PDF (compressed: the plaintext checks cannot read it; tests/dossier extracts its text).
     ("POST", "/fall/dossier"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
+    # The evidence ZIP (deflated as it streams: tests/dossier/test_evidence_zip.py unpacks it).
+    ("POST", "/fall/beweise"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
     ("POST", "/fall/brief"): Route(
         Guard.REPORTER, 200, form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"), csrf="form"
     ),
@@ -440,6 +442,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         ok_location=_CASE_PAGE + "?notice=note_added",
     ),
     ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
+    ("POST", _CASE_PAGE + "/beweise"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     # Leads: their organisation's members and keys (a new key epoch with every revocation and renewal).
     ("GET", "/intern/organisationen"): Route(Guard.STAFF, 200),
     ("GET", _ORG_PAGE): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),

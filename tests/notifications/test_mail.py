@@ -36,6 +36,7 @@ CONTEXT = {
     "articles": ["auskunftssperre.de", "auskunftssperre.en"],
     "count": 2,
     "reporter_subject": "Neue Nachricht in Ihrem Postfach",
+    "before": {"de": "20.12.2026", "en": "2026-12-20"},
 }
 
 
@@ -59,7 +60,7 @@ def test_the_templates_are_all_there() -> None:
     for name in templates():
         assert (MAIL_TEMPLATES / f"{name}.de.txt").exists()
         assert (MAIL_TEMPLATES / f"{name}.en.txt").exists()
-    assert len(templates()) == 15
+    assert len(templates()) == 16
 
 
 @pytest.fixture(scope="module")
