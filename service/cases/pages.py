@@ -36,8 +36,8 @@ from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
 from service.dossier import archive
 from service.dossier import service as dossiers
-from service.dossier.render import dossier_download
-from service.dossier.render import render as render_dossier
+from service.dossier.pdf import dossier_download
+from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
 from service.organisations import repository as organisations

@@ -12,25 +12,20 @@ changed. fpdf2 applies no bidi algorithm here (no text shaping), so nothing can 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from starlette.responses import StreamingResponse
 
-from service.db import utcnow
 from service.display import invisible_marks
 from service.dossier.service import Dossier, EvidenceFile
-from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
-from service.web import download
+from service.i18n import Translator, format_date, format_datetime, format_size
 
 FONT_DIR = Path(__file__).parent / "fonts"
 FONT = "DejaVu"
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
-STREAM_CHUNK_BYTES = 64 * 1024
 LINE_MM = 5.0
 
 
@@ -212,16 +207,3 @@ def render_letter(text: str, title: str, footer: str) -> bytes:
         else:
             pdf.ln(LINE_MM * 0.7)
     return bytes(pdf.output())
-
-
-def dossier_download(document: bytes) -> StreamingResponse:
-    """The rendered dossier as a download, streamed in pieces (it exists in memory only, never as a file)."""
-    name = f"Dossier-{utcnow().astimezone(LOCAL_ZONE).date().isoformat()}.pdf"
-    return download(name, "application/pdf", len(document), chunks(document))
-
-
-def chunks(document: bytes) -> Iterator[bytes]:
-    """The PDF in pieces for a streamed response (it exists in memory only, never as a file)."""
-    view = memoryview(document)
-    for start in range(0, len(view), STREAM_CHUNK_BYTES):
-        yield bytes(view[start : start + STREAM_CHUNK_BYTES])

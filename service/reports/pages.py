@@ -27,8 +27,8 @@ from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
 from service.dossier import archive, letters
 from service.dossier import service as dossiers
-from service.dossier.render import chunks, dossier_download, render_letter
-from service.dossier.render import render as render_dossier
+from service.dossier.pdf import chunks, dossier_download, render_letter
+from service.dossier.pdf import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.notifications.mail import reporter_mail
