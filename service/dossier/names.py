@@ -5,8 +5,9 @@ order, then the files sent with messages), so that the PDF, the ZIP and its ``SH
 same way and two files sent under one name stay apart. The name after the number is what the reporter's
 system called the file, made safe to unpack anywhere: stored names may hold folder parts ("folders and all",
 service/reports/uploads.py) and files stored before names were checked may hold control or bidi characters
-(a U+202E that shows "Rechnung‮fdp.exe" as a PDF). Such characters become ``_`` (visible, rather than
-silently dropped), as do the characters Windows refuses in names; an unpacker never sees a path.
+(a U+202E in "Rechnung<U+202E>fdp.exe" makes an .exe look like a PDF). Such characters become ``_``
+(visible, rather than silently dropped), as do the characters Windows refuses in names; an unpacker
+never sees a path.
 """
 
 from __future__ import annotations
