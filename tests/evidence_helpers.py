@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from helpers import csrf_token, report_form_tokens
 from PIL import Image
 from sqlalchemy import MetaData
+from staff_helpers import Staff
 
 from service.app import create_app
 from service.runtime import Runtime
@@ -137,3 +138,16 @@ def assert_nothing_in_clear(runtime: Runtime, secrets: list[str]) -> None:
         content = path.read_bytes()
         for secret in secrets:
             assert secret.encode() not in content, path
+
+
+def staff_browser(open_browser: Browsers, staff: Staff, code: Callable[[Staff], str]) -> TestClient:
+    """A new client signed in as ``staff`` through the staff sign-in form."""
+    client = open_browser.new()
+    form = {
+        "csrf_token": csrf_token(client.get("/anmelden").text),
+        "email": staff.email,
+        "password": staff.password,
+        "code": code(staff),
+    }
+    assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
+    return client

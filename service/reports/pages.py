@@ -654,21 +654,30 @@ def reporter_download(attachment_id: str, request: Request) -> Response:
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
 
 
+async def _reporter_download_request(request: Request, runtime: Runtime) -> ReporterSession | None:
+    """The reporter of a POST that asks for a generated download (dossier, evidence ZIP), or None when
+    nobody is signed in. The form token is checked (403) and the receipt limit counted: generating is
+    audited, so neither a prefetch nor another site may cause it, and each one costs decryption."""
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return None
+    form = await read_form(request, max_fields=10)
+    token = form.get("csrf_token")
+    if not _pages(request).csrf_ok(request, token if isinstance(token, str) else None):
+        raise CsrfFailed()
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    return reporter
+
+
 @router.post("/fall/dossier")
 async def reporter_dossier(request: Request) -> Response:
     """The case dossier as PDF (service/dossier): generated from the decrypted case in this session, in
     memory only, streamed, audited without content. A POST with the form token: generating is audited, so
     neither a prefetch nor another site may cause it."""
     runtime = runtime_of(request)
-    pages = _pages(request)
-    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    reporter = await _reporter_download_request(request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
-    form = await read_form(request, max_fields=10)
-    token = form.get("csrf_token")
-    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
-        raise CsrfFailed()
-    enforce(runtime, request, receipt_limit(runtime.settings))
     lang = request_lang(request)
 
     def generate() -> bytes:
@@ -695,15 +704,9 @@ async def reporter_evidence_zip(request: Request) -> Response:
     decrypted while it streams, nothing stored, audited without content. A POST with the form token, as
     the dossier: it is audited, so neither a prefetch nor another site may cause it."""
     runtime = runtime_of(request)
-    pages = _pages(request)
-    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    reporter = await _reporter_download_request(request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
-    form = await read_form(request, max_fields=10)
-    token = form.get("csrf_token")
-    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
-        raise CsrfFailed()
-    enforce(runtime, request, receipt_limit(runtime.settings))
     lang = request_lang(request)
 
     def prepare() -> list[archive.Member]:

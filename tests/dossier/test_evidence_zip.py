@@ -31,6 +31,7 @@ from evidence_helpers import (
     file_report,
     flat,
     sign_in,
+    staff_browser,
 )
 from fastapi.testclient import TestClient
 from helpers import csrf_token
@@ -198,18 +199,6 @@ def test_the_reporter_zip_needs_the_session_and_the_form_token(
     signed_out = stranger.post("/fall/beweise", data={"csrf_token": token}, follow_redirects=False)
     assert signed_out.status_code == 303
     assert zip_events(runtime) == []
-
-
-def staff_browser(open_browser: Browsers, staff: Staff, code: Callable[[Staff], str]) -> TestClient:
-    client = open_browser.new()
-    form = {
-        "csrf_token": csrf_token(client.get("/anmelden").text),
-        "email": staff.email,
-        "password": staff.password,
-        "code": code(staff),
-    }
-    assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
-    return client
 
 
 def test_a_holding_counsellor_gets_the_zip_and_another_organisation_gets_404(
