@@ -369,6 +369,7 @@ def _inbox_row(
         "ref": row["id"][:8],
         "status": row["status"],
         "status_label": code_label(t, "case_status", row["status"]),
+        "reopened": bool(row.get("reopened")) and not closed,
         "urgency": row["urgency"],
         "urgency_label": code_label(t, "urgency", row["urgency"]),
         "land_label": _land(runtime, row["land"], lang),

@@ -60,6 +60,8 @@ class CaseSummary(BaseModel):
     # The Monday of the week in which the nearest Strafantrag deadline falls: the list decrypts nothing, and
     # the server keeps no exact day in clear (the case itself has it, ``CaseRead.incidents``).
     complaint_deadline_week: str | None
+    # Reopened by a further incident after it was closed (the new threat is why it is back in the inbox).
+    reopened: bool = False
 
 
 class CaseRead(BaseModel):

@@ -114,6 +114,7 @@ class CaseService:
                     "ack_overdue": case.acknowledged_at is None and case.ack_deadline_at < now,
                     "acknowledged_at": _iso(case.acknowledged_at),
                     "complaint_deadline_week": _iso(min(weeks)) if weeks else None,
+                    "reopened": case.reopened_at is not None,
                 }
             )
         return rows

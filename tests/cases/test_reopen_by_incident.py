@@ -139,7 +139,8 @@ def test_the_reopened_case_is_new_urgent_and_in_the_inbox(
     assert before + timedelta(minutes=58) <= case.ack_deadline_at <= utcnow() + timedelta(minutes=60)
     with runtime.sessions() as db:
         listed = runtime.cases.inbox(db, counsellor, CaseFilters(status="new"))
-    assert case_id in {row["id"] for row in listed}
+    # Listed, and marked: the inbox says why a case the team closed is back.
+    assert {row["id"]: row["reopened"] for row in listed}[case_id] is True
 
 
 def test_the_reopening_is_notified_by_urgency_and_audited_without_content(
