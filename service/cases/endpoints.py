@@ -32,15 +32,33 @@ _READ_ERRORS = error_responses(401, 403, 422, described={404: _NOT_FOUND})
 _WRITE_ERRORS = error_responses(401, 403, 413, 422, described={404: _NOT_FOUND})
 
 
+# At most this many cases per answer, the oldest acknowledgement deadlines first; a cut list says so in the
+# header ``X-Rueckhalt-Truncated: true`` (a client must never take a cut list for the whole).
+API_CASES_LIMIT = 200
+TRUNCATED_HEADER = "X-Rueckhalt-Truncated"
+
+
 @router.get(
     "",
     response_model=list[CaseSummary],
-    responses=error_responses(401, 403, 422),
+    responses={
+        200: {
+            "description": f"At most {API_CASES_LIMIT} cases, the oldest acknowledgement deadlines first",
+            "headers": {
+                TRUNCATED_HEADER: {
+                    "description": "true when more cases match than the answer holds (narrow the filters)",
+                    "schema": {"type": "string", "enum": ["true", "false"]},
+                }
+            },
+        },
+        **error_responses(401, 403, 422),
+    },
     summary="The cases of the subject's organisations",
 )
 def list_cases(
     subject: StaffDep,
     runtime: RuntimeDep,
+    response: Response,
     status_filter: Annotated[str | None, Query(alias="status", max_length=32)] = None,
     urgency: Annotated[str | None, Query(max_length=16)] = None,
     land: Annotated[str | None, Query(pattern=r"^(0[1-9]|1[0-6])$")] = None,
@@ -48,10 +66,18 @@ def list_cases(
     assignee: Annotated[str | None, Query(max_length=36)] = None,
 ) -> list[CaseSummary]:
     filters = CaseFilters(
-        status=status_filter, urgency=urgency, land=land, type_code=type_code, assignee_id=assignee
+        status=status_filter,
+        urgency=urgency,
+        land=land,
+        type_code=type_code,
+        assignee_id=assignee,
+        # One more than the answer holds: whether the list was cut is then known, not guessed.
+        limit=API_CASES_LIMIT + 1,
     )
     with runtime.sessions() as db:
-        return [CaseSummary.model_validate(row) for row in runtime.cases.inbox(db, subject, filters)]
+        rows = runtime.cases.inbox(db, subject, filters)
+    response.headers[TRUNCATED_HEADER] = "true" if len(rows) > API_CASES_LIMIT else "false"
+    return [CaseSummary.model_validate(row) for row in rows[:API_CASES_LIMIT]]
 
 
 @router.get(

@@ -25,6 +25,7 @@ from service.app import create_app
 from service.audit.models import AuditEvent
 from service.cases import repository
 from service.cases.deadlines import add_months, week_start
+from service.cases.endpoints import API_CASES_LIMIT
 from service.cases.models import Attachment, Case, CaseKeyGrant, CaseMessage, CaseNote, Incident
 from service.cases.pages import INBOX_CASES_PER_STATUS
 from service.cases.repository import CaseFilters
@@ -298,7 +299,13 @@ def test_a_filtered_inbox_over_the_limit_lists_every_match_and_a_cut_list_says_s
     insults = counsellor.get("/intern/faelle?type=A1").text
     assert insults.count(LISTED) == INBOX_CASES_PER_STATUS
     assert CUT in insults
-    assert [row["id"] for row in counsellor.get("/api/v1/cases?type=A3a").json()] == [case_id]
+    only = counsellor.get("/api/v1/cases?type=A3a")
+    assert [row["id"] for row in only.json()] == [case_id]
+    assert only.headers["x-rueckhalt-truncated"] == "false"
+    # The JSON list is cut at its limit too, and says so: a tool must not take it for every case.
+    everything = counsellor.get("/api/v1/cases")
+    assert len(everything.json()) == API_CASES_LIMIT
+    assert everything.headers["x-rueckhalt-truncated"] == "true"
 
 
 def test_the_type_filter_in_sql_follows_the_taxonomy_rule_for_every_code(
