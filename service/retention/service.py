@@ -216,6 +216,12 @@ class RetentionService:
         which to look, nothing else; the address is opened only when the mail is sent."""
         told = []
         for case_id, closed_at, purge_at in self.notices_due(session, now):
+            # Locked and read again, as the purge does: a reporter whose case was re-opened since (a new
+            # threat) must not be told it is about to be destroyed.
+            current = repository.lock_case(session, case_id)
+            if current is None or current.status != CaseStatus.closed.value or current.closed_at != closed_at:
+                session.rollback()
+                continue
             try:
                 session.add(
                     ReminderLog(case_id=case_id, kind=NOTICE_KIND, ref=repository.closure_ref(closed_at))

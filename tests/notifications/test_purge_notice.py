@@ -141,3 +141,24 @@ def test_who_is_told_when(client: TestClient, runtime: Runtime, smtp_server: Smt
     deliver_notices(runtime, smtp_server)
     assert len(smtp_server.inbox.to("spaeter@example.org")) == 2
     assert smtp_server.inbox.to("faellig@example.org") == []
+
+
+def test_a_case_reopened_after_the_notice_query_is_not_announced(
+    client: TestClient, runtime: Runtime, monkeypatch: Any
+) -> None:
+    """The notice query runs before the notices are written; a new threat may re-open the case in between.
+    Under the case's lock the closure is read again, and a re-opened case gets no "will be deleted" mail."""
+    now = utcnow()
+    _, case_id = file_case(client, runtime, notify_email=ADDRESS)
+    set_closure(runtime, case_id, closed_at=now - PERIOD + 5 * DAY, outcome="supported")
+    with runtime.sessions() as db:
+        stale = runtime.retention.notices_due(db, now)
+    assert [entry[0] for entry in stale] == [case_id]
+    set_closure(runtime, case_id, closed_at=None, outcome=None, status="open")
+    monkeypatch.setattr(runtime.retention, "notices_due", lambda session, when: stale)
+
+    with runtime.sessions() as db:
+        assert runtime.retention.notify_reporters(db, now) == []
+    assert notices(runtime) == []
+    with runtime.sessions() as db:
+        assert db.scalars(select(ReminderLog).where(ReminderLog.case_id == case_id)).all() == []
