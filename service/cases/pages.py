@@ -27,6 +27,7 @@ from starlette.datastructures import FormData
 from service.auth.deps import StaffDep, pages_of
 from service.auth.models import StaffUser
 from service.auth.subject import Subject
+from service.cases import repository as case_repository
 from service.cases.deadlines import DeadlineBasis
 from service.cases.models import CaseStatus
 from service.cases.repository import CaseFilters
@@ -993,23 +994,31 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
     return response
 
 
-@router.post(INBOX + "/{case_id}/dossier")
-async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Response:
-    """The case dossier as PDF for a counsellor of a holding organisation (404 for anyone else), generated
-    in memory, streamed, audited without content (service/dossier)."""
+async def _download_request(case_id: str, request: Request, subject: Subject) -> Runtime:
+    """The checks before a generated download of a case (dossier, evidence ZIP): a case the subject may not
+    see is a 404 before anything else, a missing form token included (a 403 would tell that the case
+    exists). Only whether a holding organisation's grant exists is looked up here: the case key is
+    unwrapped once, by the generation itself."""
     _check_id(case_id)
     runtime = runtime_of(request)
     form = await _form(request)
 
-    def visible() -> None:
+    def visible() -> bool:
         with runtime.sessions() as db:
-            runtime.cases.unlock(db, subject, case_id)
+            return case_repository.visible_case(db, subject.organisation_ids, case_id) is not None
 
-    # A case the subject may not see is a 404 before anything else, a missing token included (a 403 would
-    # tell that the case exists).
-    await run_in_threadpool(visible)
+    if not await run_in_threadpool(visible):
+        raise NotFound()
     if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
         raise CsrfFailed()
+    return runtime
+
+
+@router.post(INBOX + "/{case_id}/dossier")
+async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """The case dossier as PDF for a counsellor of a holding organisation (404 for anyone else), generated
+    in memory, streamed, audited without content (service/dossier)."""
+    runtime = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
     def generate() -> bytes:
@@ -1033,17 +1042,7 @@ async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -
     """The evidence files the dossier lists, as a ZIP with their SHA256SUMS, for a counsellor of a holding
     organisation (404 for anyone else, before the form token is looked at): decrypted while it streams,
     nothing stored, audited without content (service/dossier/archive.py)."""
-    _check_id(case_id)
-    runtime = runtime_of(request)
-    form = await _form(request)
-
-    def visible() -> None:
-        with runtime.sessions() as db:
-            runtime.cases.unlock(db, subject, case_id)
-
-    await run_in_threadpool(visible)
-    if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
-        raise CsrfFailed()
+    runtime = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
     def prepare() -> tuple[list[archive.Member], bytes]:
