@@ -351,7 +351,7 @@ def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
         "sich auf Grund seiner beruflichen oder ehrenamtlich ausgeübten Tätigkeit allgemein in verstärktem "
         "Maße Anfeindungen oder sonstigen Angriffen ausgesetzt sieht. Ich gehöre als [Ihr Amt oder Mandat, "
         "z. B. Mitglied des Gemeinderats der Gemeinde …] zu einem solchen Personenkreis; die Vorfälle oben "
-        "zeigen, dass sich diese Gefahr bei mir bereits verwirklicht hat.",
+        "zeigen, dass mich diese Anfeindungen bereits konkret treffen.",
         "",
         "Die Sperre soll auch die mit mir wohnenden Personen umfassen, weil meine Anschrift sonst über eine "
         "Auskunft zu ihnen ermittelt werden könnte.",
@@ -606,7 +606,7 @@ def hausverbot(dossier: Dossier, typed: Typed, today: date) -> str:
         TITLES[LetterKind.hausverbot],
         f"für {premises}",
         "",
-        "Sehr geehrte Damen und Herren,",
+        "[Anrede],",
         "",
         "ich erlasse folgende Verfügung:",
         "",

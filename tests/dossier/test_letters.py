@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pytest
 from evidence_helpers import (
@@ -295,6 +297,26 @@ def test_a_holding_counsellor_gets_every_letter_and_the_history_names_none_of_it
     assert not any(marker in history for marker in MARKERS)
     assert data_files(runtime) == before
     assert_nothing_in_clear(runtime, MARKERS)
+
+
+def test_the_letters_name_each_file_as_the_evidence_zip_does(
+    runtime: Runtime, open_browser: Browsers
+) -> None:
+    """The ZIP's entries and SHA256SUMS are what the letters cite: the same numbered name, the same hash."""
+    reporter = filed_reporter(open_browser)
+    token = csrf_token(reporter.get("/fall").text)
+    archive = zipfile.ZipFile(io.BytesIO(reporter.post("/fall/beweise", data={"csrf_token": token}).content))
+    sums = dict(reversed(line.split("  ", 1)) for line in archive.read("SHA256SUMS").decode().splitlines())
+    assert sums == FILES
+    assert archive.namelist()[1:] == list(FILES)
+    for kind in (LetterKind.strafanzeige, LetterKind.auskunftssperre, LetterKind.strafantrag_dienst):
+        lines = letter(reporter, "/fall", "/fall/brief", kind.value, "txt").decode().splitlines()
+        cited = {
+            line.split("\u2068", 1)[1].split("\u2069", 1)[0]: after.removeprefix("  SHA-256: ")
+            for line, after in pairwise(lines)
+            if after.startswith("  SHA-256: ")
+        }
+        assert cited == sums, kind
 
 
 def test_the_page_prefills_the_platform_explanation_from_the_incident_types(
