@@ -107,10 +107,6 @@ FIELD_LIMITS = {
     "letter_premises": 300,
     "letter_until": 10,
 }
-# Kept for the first letter's callers: the limits of name, address and reference.
-MAX_NAME_CHARS = FIELD_LIMITS["letter_name"]
-MAX_ADDRESS_CHARS = FIELD_LIMITS["letter_address"]
-MAX_REFERENCE_CHARS = FIELD_LIMITS["letter_reference"]
 
 SOURCES = {
     "bmg51": "https://www.gesetze-im-internet.de/bmg/__51.html",

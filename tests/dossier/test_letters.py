@@ -442,3 +442,14 @@ def test_the_explanation_names_each_provision_once_and_asks_for_the_content() ->
     assert "Kampagne" not in text
     assert "[Beschreiben Sie kurz" in text
     assert "§ 241 StGB" in letters.explanation([Coded("X1", "Sonstiges")])
+
+
+def test_the_form_limits_each_field_as_the_server_does() -> None:
+    """The page's maxlength and the server's limit agree, so a browser never cuts what the server accepts."""
+    from pathlib import Path
+
+    template = (Path(__file__).resolve().parents[2] / "templates/pages/_letters.html").read_text()
+    shown = {
+        name: int(limit) for name, limit in re.findall(r'field\("(letter_\w+)".*?maxlength=(\d+)', template)
+    }
+    assert shown == letters.FIELD_LIMITS
