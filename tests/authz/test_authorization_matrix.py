@@ -352,8 +352,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fall/dossier"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
     # The evidence ZIP (deflated as it streams: tests/dossier/test_evidence_zip.py unpacks it).
     ("POST", "/fall/beweise"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
+    # A letter as plain text, with the incident's description.
     ("POST", "/fall/brief"): Route(
-        Guard.REPORTER, 200, form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"), csrf="form"
+        Guard.REPORTER,
+        200,
+        form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"),
+        csrf="form",
+        plaintext=True,
     ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
@@ -447,6 +452,15 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     ("POST", _CASE_PAGE + "/beweise"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
+    # A letter as plain text: it shows the case's plaintext (the description) to its holders only.
+    ("POST", _CASE_PAGE + "/brief"): Route(
+        Guard.CASE,
+        200,
+        CASE_VARIANTS,
+        form=_fixed(kind="auskunftssperre", format="txt", letter_name="Erika"),
+        csrf="form",
+        plaintext=True,
+    ),
     # Leads: their organisation's members and keys (a new key epoch with every revocation and renewal).
     ("GET", "/intern/organisationen"): Route(Guard.STAFF, 200),
     ("GET", _ORG_PAGE): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),
