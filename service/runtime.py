@@ -81,7 +81,7 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = load_policy(settings.policies_dir)
     # Loaded at start like the routing policy, so a process never runs on a retention file it refuses.
     retention = load_retention(settings.policies_dir)
-    audit = AuditLog(secrets.audit_key)
+    audit = AuditLog.of(secrets)
     blobs = BlobStore(settings.blob_dir)
     intake = IntakeService(
         taxonomy,

@@ -128,7 +128,12 @@ def verify_command(
             + ("" if latest.is_signed else " (unsigned)")
         )
     with cli_runtime() as runtime, runtime.sessions() as session:
-        result = verify(session, runtime.secrets.audit_key, checkpoints=checkpoints)
+        result = verify(
+            session,
+            runtime.secrets.audit_key,
+            previous=runtime.secrets.previous_of("audit_key"),
+            checkpoints=checkpoints,
+        )
     for line in result.refusals:
         typer.echo(line, err=True)
     if not result.ok and result.first_bad_seq is not None:
