@@ -102,6 +102,15 @@ def _install_backup_commands() -> None:
 _install_backup_commands()
 
 
+def _install_secrets_commands() -> None:
+    from service.secrets.cli import register
+
+    register(app, _settings)
+
+
+_install_secrets_commands()
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""

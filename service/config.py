@@ -357,7 +357,7 @@ def _generated_secret(folder: Path, name: str) -> bytes:
 
 
 def secrets_folder(settings: Settings) -> Path:
-    """Where embedded mode keeps its generated secrets (and `rueckhalt secrets rotate` their previous values)."""
+    """Where embedded mode keeps its generated secrets (and `rueckhalt secrets rotate` the previous ones)."""
     return settings.data_dir / "secrets"
 
 

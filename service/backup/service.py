@@ -164,6 +164,7 @@ class RestoreResult:
 
 def secret_checks(secrets: Secrets) -> tuple[SecretCheck, ...]:
     """Check values of every secret a restore needs: they name a secret without revealing anything of it."""
+
     def check(value: bytes) -> str:
         return keyed_hash(value, SECRET_CHECK_PURPOSE, b"")[:8].hex()
 
