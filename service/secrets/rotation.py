@@ -315,6 +315,7 @@ ROTATIONS: dict[str, Rotation] = {
             ),
             Keep.none,
             rekey=_end_sessions_and_reseal_second_factors,
+            rekey_needs_previous=True,
         ),
         Rotation(
             "ratelimit_key",
@@ -362,6 +363,7 @@ ROTATIONS: dict[str, Rotation] = {
             ),
             Keep.none,
             rekey=_reseal_addresses,
+            rekey_needs_previous=True,
         ),
         Rotation(
             "key_pepper",
