@@ -110,9 +110,17 @@ def next_seq_after(session: Session, after_seq: int) -> int | None:
     )
 
 
-def latest(session: Session, limit: int) -> list[StoredEvent]:
-    """The newest ``limit`` rows, oldest first (the order ``tail`` prints them in)."""
-    rows = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq.desc()).limit(limit))
+def latest(
+    session: Session, limit: int, *, actor_id: str | None = None, action_prefix: str | None = None
+) -> list[StoredEvent]:
+    """The newest ``limit`` rows, oldest first (the order ``tail`` prints them in); optionally only one
+    actor's (a compromised account: what did it open?) or only actions starting with a prefix."""
+    query = select(*_COLUMNS)
+    if actor_id is not None:
+        query = query.where(AuditEvent.actor_id == actor_id)
+    if action_prefix is not None:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    rows = session.execute(query.order_by(AuditEvent.seq.desc()).limit(limit))
     return [StoredEvent(**row._asdict()) for row in reversed(rows.all())]
 
 
