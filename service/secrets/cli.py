@@ -140,7 +140,14 @@ def _complete(
                 f"beside the new {rotation.variable}"
             )
         with sessions() as session:
-            done = rotation.rekey(session, secrets, settings)
+            try:
+                done = rotation.rekey(session, secrets, settings)
+            except Exception as exc:  # rolled back whole: say so, by the error's type only
+                session.rollback()
+                raise _fail(
+                    f"the re-keying failed ({type(exc).__name__}); nothing of it was stored and the previous "
+                    f"value is kept: fix the cause, then run `rueckhalt secrets rotate {name} --finish`"
+                ) from None
             AuditLog.of(secrets).append(
                 session,
                 actor_kind="operator",

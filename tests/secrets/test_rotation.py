@@ -17,7 +17,7 @@ from backup_helpers import point_cli_at
 from fastapi.testclient import TestClient
 from retention_helpers import REPORT
 from sqlalchemy import func, select, text
-from staff_helpers import Clock, MakeStaff, weak_accounts
+from staff_helpers import WEAK, Clock, MakeStaff, weak_accounts
 from typer.testing import CliRunner, Result
 
 from service.app import create_app
@@ -36,6 +36,7 @@ from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime
 from service.secrets import ROTATIONS
 from service.statistics.models import StatisticsExtract
+from workers.context import context_for
 
 runner = CliRunner()
 
@@ -324,8 +325,12 @@ def test_addresses_are_resealed_and_webhook_organisations_listed_after_the_notif
     assert service.secrets.previous_of("notification_key") == ()
     with service.sessions() as db:
         case_id, sealed = db.execute(select(Case.id, Case.notify_ciphertext)).one()
-    # Deliverable under the new key alone (the worker holds no other).
+    # Deliverable under the new key alone: the worker's own directory finds the reporter's address.
     assert open_address(service.secrets.notification_key, case_id, sealed) == "ich@example.org"
+    worker = context_for(service)
+    with service.sessions() as db:
+        found = worker.notifications.directory(db, "notifications.reporter_message", {"case_id": case_id})
+    assert found.reporter_email == "ich@example.org"
     assert_no_secret_anywhere(settings, service, caplog)
 
 
@@ -354,7 +359,8 @@ def test_a_failed_reseal_changes_nothing(
     failing.__wrapped__ = real  # type: ignore[attr-defined]
     monkeypatch.setattr(rotation, "seal_address", failing)
     result = invoke("secrets", "rotate", "notification_key", "--yes")
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "the re-keying failed (OSError)" in result.output
     with runtime.sessions() as db:
         assert dict(db.execute(select(Case.id, Case.notify_ciphertext)).all()) == before
     # The previous key stays until the re-keying has run: --finish completes it.
@@ -491,3 +497,32 @@ def test_production_prints_the_new_value_once_and_the_changes_to_deploy(
         assert value not in audit_text(runtime)
     secrets = load_secrets(Settings(mode=Mode.production))
     assert secrets.notification_key.hex() == printed[0]
+
+
+def test_between_deploying_and_finishing_the_previous_values_are_still_read(
+    runtime: Runtime, client: TestClient, make_staff: MakeStaff, clock: Clock
+) -> None:
+    """Production's window: the processes run with the new value and the old one as _PREVIOUS, and the data
+    is still under the old one until --finish: addresses, authenticators and recovery codes still work."""
+    from service.auth.service import AccountService
+
+    staff = make_staff()
+    file_report(client, notify_email="ich@example.org")
+    with runtime.sessions() as db:
+        user = runtime.accounts.user_by_email(db, staff.email)
+        codes = runtime.accounts._replace_recovery_codes(db, user)
+        db.commit()
+        case_id, sealed = db.execute(select(Case.id, Case.notify_ciphertext)).one()
+    new_key = bytes(range(100, 132))
+    assert open_address(new_key, case_id, sealed, (runtime.secrets.notification_key,)) == "ich@example.org"
+    deployed = AccountService(
+        bytes(range(40, 72)),
+        key_peppers=runtime.secrets.key_peppers,
+        params=WEAK,
+        clock=clock,
+        previous_session_keys=(runtime.secrets.session_key,),
+    )
+    with runtime.sessions() as db:
+        user = deployed.user_by_email(db, staff.email)
+        assert deployed.totp_secret(user) == staff.totp_secret
+        assert deployed.reauthenticate(db, user, staff.password, codes[0])
