@@ -31,8 +31,9 @@ can only be checked with the key they were written under; without it, an altered
 Keeping a leaked old key for verification gives its holder nothing: the first row of the new segment
 (under the new key) pins the old head, so a rewrite of the old segment breaks that link, and a key never
 returns once its segment ended, so rows appended under an old key after the rotation are refused as forged.
-An append that finds the head under a key it does not know at all refuses (``AuditKeyMismatch``): a process
-still running with the old key after a rotation must not continue the old segment behind the new one.
+An append by a process whose key a segment retired refuses (``AuditKeyMismatch``): a process still running
+with the old key after a rotation must not continue the old segment behind the new one. A head under no known
+key (a row written past the service) does not stop appending: ``verify`` names that row.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ PROBLEM_TEXT = {
 
 
 class AuditKeyMismatch(RuntimeError):
-    """The chain's head was written under an audit key this process does not hold: it must not append."""
+    """This process's audit key was retired by a rotation: it must not append behind the new segment."""
 
 
 def key_id(key: bytes) -> str:
@@ -614,6 +615,7 @@ def _walk(
         if not _same(item.prev_mac, prev_mac):
             return _broken(checked, item.seq, Problem.broken_link)
         try:
+            # Any key will do: this only finds a row whose values cannot be encoded (SQLite keeps any type).
             _event_mac(next(iter(keys.values())), item)
         except (TypeError, ValueError):
             return _broken(checked, item.seq, Problem.unreadable_row)

@@ -133,6 +133,12 @@ def _complete(
 ) -> None:
     """The re-keying and the end of a rotation, with the new value current and the old one previous."""
     name = rotation.name
+    if finishing and rotation.keep is Keep.until_done and not secrets.previous_of(name):
+        raise _fail(
+            f"no rotation of {name} is under way ({rotation.variable}_PREVIOUS is not set): start one with "
+            f"`rueckhalt secrets rotate {name}`, and in production deploy its new value with the old one as "
+            f"{rotation.variable}_PREVIOUS before --finish"
+        )
     if rotation.rekey is not None:
         if rotation.rekey_needs_previous and not secrets.previous_of(name):
             raise _fail(

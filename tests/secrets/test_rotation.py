@@ -181,6 +181,9 @@ def test_finishing_waits_for_every_case_and_then_drops_the_old_pepper(
     runtime: Runtime, client: TestClient, settings: Settings, cli_env: None, restarted: list[Runtime]
 ) -> None:
     receipt = file_report(client)
+    nothing_under_way = invoke("secrets", "rotate", "lookup_pepper", "--finish")
+    assert nothing_under_way.exit_code == 1
+    assert "no rotation of lookup_pepper is under way" in nothing_under_way.output
     rotate("lookup_pepper")
     second = invoke("secrets", "rotate", "lookup_pepper", "--yes")
     assert second.exit_code == 1
