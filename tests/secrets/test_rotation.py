@@ -529,3 +529,23 @@ def test_between_deploying_and_finishing_the_previous_values_are_still_read(
         user = deployed.user_by_email(db, staff.email)
         assert deployed.totp_secret(user) == staff.totp_secret
         assert deployed.reauthenticate(db, user, staff.password, codes[0])
+
+
+def test_embedded_mode_refuses_while_the_service_runs(
+    runtime: Runtime, settings: Settings, cli_env: None
+) -> None:
+    """The processes read the secret files at start: rotating under a running service would leave it on the
+    old values (sessions not ended for it, a stale pepper). A fresh worker heartbeat means it runs."""
+    from service.db import utcnow
+    from service.outbox.models import WorkerHeartbeat
+
+    with runtime.sessions() as db:
+        db.add(WorkerHeartbeat(name="worker", beat_at=utcnow()))
+        db.commit()
+    before = (settings.data_dir / "secrets" / "ratelimit_key.key").read_text()
+    refused = invoke("secrets", "rotate", "ratelimit_key", "--yes")
+    assert refused.exit_code == 1
+    assert "the service is running" in refused.output
+    assert (settings.data_dir / "secrets" / "ratelimit_key.key").read_text() == before
+    assert invoke("secrets", "rotate", "ratelimit_key", "--yes", "--force").exit_code == 0
+    assert (settings.data_dir / "secrets" / "ratelimit_key.key").read_text() != before
