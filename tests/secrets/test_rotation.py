@@ -549,3 +549,26 @@ def test_embedded_mode_refuses_while_the_service_runs(
     assert (settings.data_dir / "secrets" / "ratelimit_key.key").read_text() == before
     assert invoke("secrets", "rotate", "ratelimit_key", "--yes", "--force").exit_code == 0
     assert (settings.data_dir / "secrets" / "ratelimit_key.key").read_text() != before
+
+
+def test_a_rotation_stopped_between_its_two_file_writes_loses_nothing(tmp_path: Path) -> None:
+    """The previous file is written first: stopped before the key file, both hold the old value, which reads
+    as no rotation at all; the audit key keeps its older values."""
+    settings = Settings(data_dir=tmp_path)
+    before = load_secrets(settings)
+    folder = tmp_path / "secrets"
+    (folder / "lookup_pepper.previous").write_text(before.lookup_pepper.hex() + "\n")
+    assert load_secrets(settings).previous_of("lookup_pepper") == ()
+    older = bytes(range(7, 39))
+    (folder / "audit_key.previous").write_text(f"{before.audit_key.hex()}\n{older.hex()}\n")
+    assert load_secrets(settings).previous_of("audit_key") == (older,)
+
+
+def test_a_previous_value_is_one_value_except_the_audit_keys(tmp_path: Path) -> None:
+    from service.config import ConfigurationError
+
+    two = f"{bytes(range(1, 33)).hex()},{bytes(range(2, 34)).hex()}"
+    with pytest.raises(ConfigurationError, match="holds one value"):
+        load_secrets(Settings(data_dir=tmp_path, lookup_pepper_previous=two))  # type: ignore[arg-type]
+    loaded = load_secrets(Settings(data_dir=tmp_path, audit_key_previous=two))  # type: ignore[arg-type]
+    assert loaded.previous_of("audit_key") == (bytes(range(1, 33)), bytes(range(2, 34)))
