@@ -102,6 +102,15 @@ def _install_backup_commands() -> None:
 _install_backup_commands()
 
 
+def _install_secrets_commands() -> None:
+    from service.secrets.cli import register
+
+    register(app, _settings)
+
+
+_install_secrets_commands()
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
@@ -118,7 +127,7 @@ def migrate() -> None:
         upgrade(engine)
         with make_sessionmaker(engine)() as session:
             # Formats that need a server secret to move (0011, key custody); nothing on a new database.
-            report = upgrade_key_custody(session, secrets, AuditLog(secrets.audit_key))
+            report = upgrade_key_custody(session, secrets, AuditLog.of(secrets))
             session.commit()
             # The shipped Handlungsempfehlungen; articles already there (edited or not) are kept.
             added = seed_articles(session)
@@ -204,7 +213,7 @@ def org_create(
     try:
         with make_sessionmaker(engine)() as session:
             try:
-                create_organisation(session, slug, name, kind, AuditLog(load_secrets(settings).audit_key))
+                create_organisation(session, slug, name, kind, AuditLog.of(load_secrets(settings)))
             except OrganisationError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from None
@@ -236,7 +245,7 @@ def org_rotate(slug: Annotated[str, typer.Argument(help="The organisation")]) ->
                 typer.echo(f"error: no organisation {slug!r}", err=True)
                 raise typer.Exit(1)
             try:
-                epoch = KeyCustody(AuditLog(load_secrets(settings).audit_key)).rotate(
+                epoch = KeyCustody(AuditLog.of(load_secrets(settings))).rotate(
                     session, organisation, RotationReason.operator, None
                 )
             except CustodyError as exc:
@@ -289,7 +298,7 @@ def org_webhook(
                 raise typer.Exit(1)
             organisation.webhook_url = url
             secrets = load_secrets(settings)
-            AuditLog(secrets.audit_key).append(
+            AuditLog.of(secrets).append(
                 session,
                 actor_kind="operator",
                 actor_id=None,

@@ -13,7 +13,8 @@ import binascii
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,19 @@ SECRET_NAMES = (
     "key_pepper",
 )
 SECRET_BYTES = 32
+# Secrets whose previous value the service still reads during (or, for the audit key, after) a rotation
+# (`rueckhalt secrets rotate`, service/secrets): RUECKHALT_<NAME>_PREVIOUS, or in embedded mode the file
+# DATA_DIR/secrets/<name>.previous that the command writes. Never used to seal, hash or sign anything new.
+# The audit key's may hold several values (one per rotation, separated by commas or white space): every
+# segment of the audit chain stays verifiable with the key it was written under.
+PREVIOUS_NAMES = (
+    "lookup_pepper",
+    "statistics_key",
+    "session_key",
+    "audit_key",
+    "notification_key",
+    "key_pepper",
+)
 
 
 class Mode(StrEnum):
@@ -69,8 +83,16 @@ class Settings(BaseSettings):
     notification_key: SecretStr | None = None
     key_pepper: SecretStr | None = None
     # During a pepper rotation: the old pepper, so keys sealed under it still open and are re-sealed under
-    # the new one at their owner's next sign-in (`rueckhalt user list` shows who has not signed in yet).
+    # the new one at their owner's next sign-in (`rueckhalt secrets status` counts who has not yet).
     key_pepper_previous: SecretStr | None = None
+    # The same for the other secrets (PREVIOUS_NAMES; `rueckhalt secrets rotate` says when to set and when to
+    # remove each): receipts still found under the old lookup pepper until re-keyed at the reporter's next
+    # sign-in; the audit chain's older segments verified under their keys (kept for good).
+    lookup_pepper_previous: SecretStr | None = None
+    statistics_key_previous: SecretStr | None = None
+    session_key_previous: SecretStr | None = None
+    audit_key_previous: SecretStr | None = None
+    notification_key_previous: SecretStr | None = None
 
     # Backups (`rueckhalt backup`, docs/backup.md) are encrypted to this public key; its private half stays
     # offline with the operator. Not a secret: the key itself (as `rueckhalt backup keygen` prints it), or a
@@ -298,14 +320,33 @@ class Secrets:
     audit_key: bytes
     notification_key: bytes
     key_pepper: bytes
-    key_pepper_previous: bytes | None = None
+    # NAME -> the previous values still read (PREVIOUS_NAMES), newest first; absent when none.
+    previous: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Secrets(<{len(SECRET_NAMES)} hidden>)"
+
+    def previous_of(self, name: str) -> tuple[bytes, ...]:
+        return tuple(self.previous.get(name, ()))
+
+    def candidates(self, name: str) -> tuple[bytes, ...]:
+        """The value to seal, hash or sign with first, then the previous ones that are still read."""
+        current: bytes = getattr(self, name)
+        return (current, *self.previous_of(name))
+
+    @property
+    def key_pepper_previous(self) -> bytes | None:
+        previous = self.previous_of("key_pepper")
+        return previous[0] if previous else None
 
     @property
     def key_peppers(self) -> tuple[bytes, ...]:
         """The pepper to seal with first, then the one still accepted during a rotation."""
-        if self.key_pepper_previous is None:
-            return (self.key_pepper,)
-        return (self.key_pepper, self.key_pepper_previous)
+        return self.candidates("key_pepper")
+
+    @property
+    def lookup_peppers(self) -> tuple[bytes, ...]:
+        return self.candidates("lookup_pepper")
 
 
 def _decode_secret(name: str, value: str) -> bytes:
@@ -345,6 +386,36 @@ def _generated_secret(folder: Path, name: str) -> bytes:
     return value
 
 
+def secrets_folder(settings: Settings) -> Path:
+    """Where embedded mode keeps its generated secrets (and `rueckhalt secrets rotate` the previous ones)."""
+    return settings.data_dir / "secrets"
+
+
+def previous_file(folder: Path, name: str) -> Path:
+    return folder / f"{name}.previous"
+
+
+def _previous_values(settings: Settings, name: str) -> tuple[bytes, ...]:
+    """RUECKHALT_<NAME>_PREVIOUS, else (embedded mode) the file the rotation wrote; newest first."""
+    setting = f"{name}_previous"
+    configured: SecretStr | None = getattr(settings, setting)
+    if configured is not None:
+        text = configured.get_secret_value()
+    elif settings.mode is Mode.embedded and previous_file(secrets_folder(settings), name).exists():
+        text = previous_file(secrets_folder(settings), name).read_text()
+    else:
+        return ()
+    parts = text.replace(",", " ").split()
+    if len(parts) > 1 and name != "audit_key":
+        raise ConfigurationError(f"RUECKHALT_{setting.upper()} holds one value (the one before the current)")
+    values: list[bytes] = []
+    for part in parts:
+        value = _decode_secret(setting, part)
+        if value not in values:
+            values.append(value)
+    return tuple(values)
+
+
 def load_secrets(settings: Settings) -> Secrets:
     values: dict[str, bytes] = {}
     for name in SECRET_NAMES:
@@ -357,15 +428,21 @@ def load_secrets(settings: Settings) -> Secrets:
                 "python -c 'import secrets; print(secrets.token_hex(32))')"
             )
         else:
-            values[name] = _generated_secret(settings.data_dir / "secrets", name)
+            values[name] = _generated_secret(secrets_folder(settings), name)
     if len(set(values.values())) != len(values):
         raise ConfigurationError("the service secrets must all differ from each other")
-    previous = None
-    if settings.key_pepper_previous is not None:
-        previous = _decode_secret("key_pepper_previous", settings.key_pepper_previous.get_secret_value())
-        if previous in values.values():
-            raise ConfigurationError("RUECKHALT_KEY_PEPPER_PREVIOUS must differ from every current secret")
-    return Secrets(**values, key_pepper_previous=previous)
+    previous: dict[str, tuple[bytes, ...]] = {}
+    for name in PREVIOUS_NAMES:
+        # A previous value equal to its own current one is what a rotation stopped between its two file
+        # writes leaves behind (service/secrets/store.py): nothing to fall back to, so it is not one.
+        found = tuple(value for value in _previous_values(settings, name) if value != values[name])
+        if any(value in values.values() for value in found):
+            raise ConfigurationError(
+                f"RUECKHALT_{name.upper()}_PREVIOUS must differ from every current secret"
+            )
+        if found:
+            previous[name] = found
+    return Secrets(**values, previous=previous)
 
 
 def check_production(settings: Settings) -> None:

@@ -81,7 +81,7 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = load_policy(settings.policies_dir)
     # Loaded at start like the routing policy, so a process never runs on a retention file it refuses.
     retention = load_retention(settings.policies_dir)
-    audit = AuditLog(secrets.audit_key)
+    audit = AuditLog.of(secrets)
     blobs = BlobStore(settings.blob_dir)
     intake = IntakeService(
         taxonomy,
@@ -91,6 +91,7 @@ def build_runtime(settings: Settings) -> Runtime:
         secrets.statistics_key,
         secrets.notification_key,
         audit,
+        previous_lookup_peppers=secrets.previous_of("lookup_pepper"),
     )
     return Runtime(
         settings=settings,
@@ -104,7 +105,12 @@ def build_runtime(settings: Settings) -> Runtime:
         limiter=RateLimiter(counter, secrets.ratelimit_key),
         clients=ClientResolver(settings.trusted_networks),
         intake=intake,
-        accounts=AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=audit),
+        accounts=AccountService(
+            secrets.session_key,
+            key_peppers=secrets.key_peppers,
+            audit=audit,
+            previous_session_keys=secrets.previous_of("session_key"),
+        ),
         audit=audit,
         cases=CaseService(taxonomy, audit),
         retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),

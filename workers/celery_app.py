@@ -26,6 +26,8 @@ RETENTION_SECONDS = 24 * 3600.0
 # Hourly, though it sends once a day: a beat restarted or down at the usual hour sends within the hour.
 AUDIT_CHECKPOINT_SECONDS = 3600.0
 KNOWLEDGE_REVIEW_SECONDS = 7 * 24 * 3600.0
+# The SMTP relay's certificate (service/notifications/certificate.py): its date changes rarely.
+SMTP_CERTIFICATE_SECONDS = 3600.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -95,6 +97,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "knowledge.remind_review",
                 "schedule": KNOWLEDGE_REVIEW_SECONDS,
                 "options": {"expires": 3600},
+            },
+            # When the relay's certificate expires, for the alert 14 days before (docs/metrics.md).
+            "smtp-certificate": {
+                "task": "system.smtp_certificate",
+                "schedule": SMTP_CERTIFICATE_SECONDS,
+                "options": {"expires": 3000},
             },
             "retention-purge": {
                 "task": "retention.purge",

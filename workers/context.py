@@ -40,6 +40,7 @@ def context_for(runtime: Runtime, settings: Settings | None = None) -> WorkerCon
             runtime.taxonomy,
             mailer_for(settings),
             WebhookSender(settings.webhook_timeout_seconds),
+            previous_keys=runtime.secrets.previous_of("notification_key"),
         ),
         schedule=CaseSchedule(runtime.audit, settings.reporter_waiting_hours),
     )

@@ -13,6 +13,7 @@ from service.audit.daily import send_daily_checkpoint
 from service.audit.policies import record_policy_state
 from service.db import database_unavailable, utcnow
 from service.i18n import LOCAL_ZONE
+from service.notifications.certificate import smtp_certificate_not_after
 from service.observability import metrics
 from service.outbox.models import WorkerHeartbeat
 from service.outbox.relay import backoff_seconds, relay
@@ -139,6 +140,9 @@ def on_worker_ready(**_: object) -> None:
     # The coordinators' snapshot of last month, if it is missing (a fresh installation, a demo): queued,
     # because building and gating it takes a while.
     context.celery().send_task("statistics.snapshot")
+    # The relay's certificate date at once, not only after the first hour.
+    if ctx.settings.smtp_host:
+        context.celery().send_task("system.smtp_certificate")
 
 
 def _beat(name: str) -> None:
@@ -151,6 +155,22 @@ def _beat(name: str) -> None:
         else:
             row.beat_at = now
         session.commit()
+
+
+@shared_task(name="system.smtp_certificate", ignore_result=True)
+def smtp_certificate() -> float | None:
+    """Read when the SMTP relay's certificate expires and expose it (the alert fires 14 days before)."""
+    ctx = context.current()
+    try:
+        not_after = smtp_certificate_not_after(ctx.settings)
+    except (OSError, ValueError) as exc:
+        # The type only: a message could name the relay's answer. The gauge keeps the last date read.
+        log.warning("the SMTP relay's certificate could not be read (%s)", type(exc).__name__)
+        return None
+    if not_after is None:
+        return None
+    metrics.smtp_certificate_expiry.set(not_after.timestamp())
+    return not_after.timestamp()
 
 
 @shared_task(name="audit.checkpoint", ignore_result=True)

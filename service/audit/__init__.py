@@ -6,6 +6,15 @@ The command line (``service.audit.cli.audit_app``) is not imported here: it pull
 """
 
 from service.audit.checkpoint import Checkpoint, find_checkpoints
-from service.audit.service import AuditLog, Problem, VerifyResult, verify
+from service.audit.service import AuditKeyMismatch, AuditLog, Problem, VerifyResult, key_id, verify
 
-__all__ = ["AuditLog", "Checkpoint", "Problem", "VerifyResult", "find_checkpoints", "verify"]
+__all__ = [
+    "AuditKeyMismatch",
+    "AuditLog",
+    "Checkpoint",
+    "Problem",
+    "VerifyResult",
+    "find_checkpoints",
+    "key_id",
+    "verify",
+]

@@ -128,7 +128,12 @@ def verify_command(
             + ("" if latest.is_signed else " (unsigned)")
         )
     with cli_runtime() as runtime, runtime.sessions() as session:
-        result = verify(session, runtime.secrets.audit_key, checkpoints=checkpoints)
+        result = verify(
+            session,
+            runtime.secrets.audit_key,
+            previous=runtime.secrets.previous_of("audit_key"),
+            checkpoints=checkpoints,
+        )
     for line in result.refusals:
         typer.echo(line, err=True)
     if not result.ok and result.first_bad_seq is not None:
@@ -179,10 +184,34 @@ def tail_command(
     lines: Annotated[
         int, typer.Option("-n", "--lines", min=1, max=10_000, help="How many of the newest events")
     ] = 20,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor",
+            metavar="EMAIL_OR_ID",
+            help="Only this staff account's events (its e-mail address or id): what a compromised account "
+            "opened, downloaded or changed (docs/runbooks.md)",
+        ),
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action", metavar="PREFIX", help="Only actions starting with this, e.g. case. or secret."
+        ),
+    ] = None,
 ) -> None:
     """Show the newest events, oldest first. This only reads; run `verify` to trust what it shows."""
     with cli_runtime() as runtime, runtime.sessions() as session:
-        events = repository.latest(session, lines)
+        actor_id = actor
+        if actor is not None and "@" in actor:
+            from service.auth import repository as accounts
+            from service.auth.service import login_email
+
+            user = accounts.user_by_email(session, login_email(actor))
+            if user is None:
+                raise typer.BadParameter(f"no staff account {actor}", param_hint="--actor")
+            actor_id = user.id
+        events = repository.latest(session, lines, actor_id=actor_id, action_prefix=action)
     if not events:
         typer.echo("the audit log is empty")
         return

@@ -80,6 +80,20 @@ def head(session: Session) -> tuple[int, str] | None:
     return None if row is None else (row.seq, row.mac)
 
 
+def head_event(session: Session) -> StoredEvent | None:
+    """The newest row, whole (an append checks which key wrote it)."""
+    row = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    return None if row is None else StoredEvent(**row._asdict())
+
+
+def segment_retiring(session: Session, action: str, key_id: str) -> bool:
+    """Whether a segment-begun row retired the audit key with this id (both columns are indexed)."""
+    found = session.scalar(
+        select(AuditEvent.seq).where(AuditEvent.action == action, AuditEvent.object_id == key_id).limit(1)
+    )
+    return found is not None
+
+
 def events_after(session: Session, after_seq: int, limit: int) -> list[StoredEvent]:
     """The next ``limit`` rows after ``after_seq`` in seq order (keyset pagination: constant memory, and no
     long-lived server-side cursor, however long the chain)."""
@@ -96,9 +110,17 @@ def next_seq_after(session: Session, after_seq: int) -> int | None:
     )
 
 
-def latest(session: Session, limit: int) -> list[StoredEvent]:
-    """The newest ``limit`` rows, oldest first (the order ``tail`` prints them in)."""
-    rows = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq.desc()).limit(limit))
+def latest(
+    session: Session, limit: int, *, actor_id: str | None = None, action_prefix: str | None = None
+) -> list[StoredEvent]:
+    """The newest ``limit`` rows, oldest first (the order ``tail`` prints them in); optionally only one
+    actor's (a compromised account: what did it open?) or only actions starting with a prefix."""
+    query = select(*_COLUMNS)
+    if actor_id is not None:
+        query = query.where(AuditEvent.actor_id == actor_id)
+    if action_prefix is not None:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    rows = session.execute(query.order_by(AuditEvent.seq.desc()).limit(limit))
     return [StoredEvent(**row._asdict()) for row in reversed(rows.all())]
 
 

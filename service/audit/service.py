@@ -19,6 +19,21 @@ The beat takes one every day without anyone having to remember (``service.audit.
 ``audit.checkpoint`` event and mails that event's own MAC, signed (``service.audit.checkpoint``), to the
 coordinators and the fallback rota. Someone who can delete rows can then cut at most what was written since
 the last mail without ``verify`` naming the cut from that mail.
+
+Rotating the audit key (``rueckhalt secrets rotate audit_key``) begins a new *segment* of the same chain.
+The first append under the new key finds the head written under a previous key and writes
+``audit.segment_begun`` first: under the new key, linked to the old head by ``prev_mac`` as every row is,
+naming the previous key's id and its own (``key_id``: an HMAC of a constant, nothing of the key). From then on
+every row is written under the new key. ``verify`` walks all segments with the keys of their rows: the
+current key and the previous ones (RUECKHALT_AUDIT_KEY_PREVIOUS, kept for good). Why keep the old keys
+rather than only a checkpoint of the old head: a checkpoint pins the old head's MAC, but the rows before it
+can only be checked with the key they were written under; without it, an altered old row would go unseen.
+Keeping a leaked old key for verification gives its holder nothing: the first row of the new segment
+(under the new key) pins the old head, so a rewrite of the old segment breaks that link, and a key never
+returns once its segment ended, so rows appended under an old key after the rotation are refused as forged.
+An append by a process whose key a segment retired refuses (``AuditKeyMismatch``): a process still running
+with the old key after a rotation must not continue the old segment behind the new one. A head under no known
+key (a row written past the service) does not stop appending: ``verify`` names that row.
 """
 
 from __future__ import annotations
@@ -29,8 +44,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from service.config import Secrets
 
 from service.audit import repository
 from service.audit.checkpoint import Checkpoint, newest
@@ -44,6 +63,9 @@ ACTOR_KINDS = frozenset({"staff", "reporter", "system", "operator"})
 # The audit key is one of the service's 32-byte secrets; anything shorter is a configuration mistake.
 MIN_KEY_BYTES = 32
 MAC_PURPOSE = "audit-chain"
+KEY_ID_PURPOSE = "audit-key-id"
+# The first row under a new audit key (see the module's docstring).
+SEGMENT_ACTION = "audit.segment_begun"
 # Versioned so that a future change of the encoding can be told apart from tampering.
 _ENCODING_VERSION = b"v1"
 DEFAULT_BATCH_SIZE = 1000
@@ -70,6 +92,7 @@ class Problem(StrEnum):
     truncated = "truncated"  # the chain ends before the checkpoint: the tail was cut
     checkpoint_mismatch = "checkpoint_mismatch"  # the checkpoint's row differs: history was rewritten
     forged_checkpoint = "forged_checkpoint"  # a signed checkpoint's tag is wrong: the service did not make it
+    missing_key = "missing_key"  # a segment was written under an audit key that is not configured
 
 
 PROBLEM_TEXT = {
@@ -80,7 +103,21 @@ PROBLEM_TEXT = {
     Problem.truncated: "the chain ends before the checkpoint (its tail was cut)",
     Problem.checkpoint_mismatch: "the checkpoint's row has a different MAC (history rewritten)",
     Problem.forged_checkpoint: "a checkpoint's signature does not match the audit key (not made here)",
+    Problem.missing_key: (
+        "the chain continues under an audit key that is not configured: set every earlier audit key in "
+        "RUECKHALT_AUDIT_KEY_PREVIOUS (docs/runbooks.md)"
+    ),
 }
+
+
+class AuditKeyMismatch(RuntimeError):
+    """This process's audit key was retired by a rotation: it must not append behind the new segment."""
+
+
+def key_id(key: bytes) -> str:
+    """A public name of an audit key (16 hex digits of an HMAC of a constant): which key wrote a segment."""
+    _check_key(key)
+    return keyed_hash(key, KEY_ID_PURPOSE, b"").hex()[:16]
 
 
 @dataclass(frozen=True)
@@ -233,6 +270,13 @@ def _event_mac(key: bytes, event: StoredEvent) -> str:
     )
 
 
+def _authentic(key: bytes, event: StoredEvent) -> bool:
+    try:
+        return _same(event.mac, _event_mac(key, event))
+    except (TypeError, ValueError):
+        return False
+
+
 def _same(stored: object, expected: str) -> bool:
     return isinstance(stored, str) and constant_time_equal(stored.encode("utf-8"), expected.encode("utf-8"))
 
@@ -316,23 +360,55 @@ class AuditLog:
     cannot fork).
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, previous: Sequence[bytes] = ()) -> None:
         _check_key(key)
+        for old in previous:
+            _check_key(old)
         self._key = key
+        # Earlier audit keys (a rotation): only to recognise the head of an older segment and to check
+        # checkpoints; never to write.
+        self._previous = tuple(old for old in previous if old != key)
+
+    @classmethod
+    def of(cls, secrets: Secrets) -> AuditLog:
+        """The audit log of a process's secrets: the current key, and the previous ones of a rotation."""
+        return cls(secrets.audit_key, secrets.previous_of("audit_key"))
 
     def __repr__(self) -> str:
         return "AuditLog(key=<hidden>)"
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self._key)
 
     def lock(self, session: Session) -> None:
         """Take the append lock now, for a caller that must read the chain and append as one step."""
         _lock_chain(session)
 
     def is_authentic(self, event: StoredEvent) -> bool:
-        """Whether a stored row carries the MAC this key gives it (its link is not checked here)."""
-        try:
-            return _same(event.mac, _event_mac(self._key, event))
-        except (TypeError, ValueError):
-            return False
+        """Whether a stored row carries the MAC this key (or a previous one) gives it (not its link)."""
+        return any(_authentic(key, event) for key in (self._key, *self._previous))
+
+    def _segment_start(self, session: Session, head: StoredEvent | None) -> dict[str, DetailValue] | None:
+        """Details of the ``audit.segment_begun`` row to write first, if the head is under a previous key.
+
+        None when the chain is empty or its head is under this key, and also when the head is under no key
+        known here: a row written past the service, which ``verify`` names; appending goes on, so that such
+        a row cannot silence the audit log (or the daily checkpoint mail that would expose it). Raises
+        ``AuditKeyMismatch`` when this process's key was retired by a rotation (a segment-begun row names it):
+        a process still running with the old key must not continue the old segment behind the new one.
+        """
+        if head is None or _authentic(self._key, head):
+            return None
+        for old in self._previous:
+            if _authentic(old, head):
+                return {"retired_key": key_id(old), "key": self.key_id, "previous_head_seq": head.seq}
+        if repository.segment_retiring(session, SEGMENT_ACTION, self.key_id):
+            raise AuditKeyMismatch(
+                "this process's audit key was retired by a rotation: restart it with the new "
+                "RUECKHALT_AUDIT_KEY (and the old one in RUECKHALT_AUDIT_KEY_PREVIOUS)"
+            )
+        return None
 
     def sign_checkpoint(self, event: AuditEvent) -> Checkpoint:
         """The signed checkpoint of an appended row (``seq:mac:time:tag``), for mailing it out."""
@@ -359,8 +435,26 @@ class AuditLog:
         clean = _clean_details(details)
 
         _lock_chain(session)
-        current = repository.head(session)
-        seq, prev_mac = (1, GENESIS_MAC) if current is None else (current[0] + 1, current[1])
+        current = repository.head_event(session)
+        segment = self._segment_start(session, current)
+        if segment is not None:
+            retired = str(segment["retired_key"])
+            self._write(session, current, "system", None, SEGMENT_ACTION, "audit_key", retired, segment)
+            current = repository.head_event(session)
+        return self._write(session, current, actor_kind, actor_id, action, object_type, object_id, clean)
+
+    def _write(
+        self,
+        session: Session,
+        current: StoredEvent | None,
+        actor_kind: str,
+        actor_id: str | None,
+        action: str,
+        object_type: str | None,
+        object_id: str | None,
+        clean: Mapping[str, DetailValue],
+    ) -> AuditEvent:
+        seq, prev_mac = (1, GENESIS_MAC) if current is None else (current.seq + 1, current.mac)
         # Taken under the lock, so timestamps follow seq order (as far as the clock does).
         at = utcnow()
         event = AuditEvent(
@@ -371,7 +465,7 @@ class AuditLog:
             action=action,
             object_type=object_type,
             object_id=object_id,
-            details=clean,
+            details=dict(clean),
             prev_mac=prev_mac,
         )
         event.mac = chain_mac(
@@ -383,7 +477,7 @@ class AuditLog:
             action=action,
             object_type=object_type,
             object_id=object_id,
-            details=clean,
+            details=dict(clean),
             prev_mac=prev_mac,
         )
         session.add(event)
@@ -431,6 +525,7 @@ def verify(
     session: Session,
     key: bytes,
     *,
+    previous: Sequence[bytes] = (),
     checkpoint: Checkpoint | None = None,
     checkpoints: Sequence[Checkpoint] = (),
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -442,14 +537,18 @@ def verify(
     against the newest checkpoint (the one that claims the longest chain). A signed checkpoint whose tag does
     not verify under ``key`` is refused (``forged_checkpoint``) and not used; the chain is still checked
     against the others, so a forged mail cannot hide what a genuine one shows.
+
+    ``previous``: the audit keys before ``key`` (rotations). Each segment of the chain is checked with the key
+    it names (see the module's docstring); a mailed checkpoint may carry the tag of any of them, as it was
+    signed under the key of its day.
     """
-    _check_key(key)
+    keys = {key_id(k): k for k in (key, *previous)}
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     given = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
-    refused = tuple(c for c in given if c.is_signed and not c.authentic(key))
+    refused = tuple(c for c in given if c.is_signed and not any(c.authentic(k) for k in keys.values()))
     trusted = [c for c in given if c not in refused]
-    result = _walk(session, key, trusted, batch_size)
+    result = _walk(session, keys, trusted, batch_size)
     if not refused:
         return result
     if result.ok:
@@ -471,13 +570,42 @@ def verify(
     )
 
 
-def _walk(session: Session, key: bytes, checkpoints: Sequence[Checkpoint], batch_size: int) -> VerifyResult:
+def _first_key(keys: Mapping[str, bytes], event: StoredEvent) -> bytes | None:
+    """The key of the first segment: the one its first row verifies under (the current key when none)."""
+    for key in keys.values():
+        if _authentic(key, event):
+            return key
+    return None
+
+
+def _next_segment(
+    keys: Mapping[str, bytes], used: set[str], current: bytes, event: StoredEvent
+) -> bytes | Problem:
+    """The key of a new segment beginning at ``event``, or why the row is not a genuine segment start."""
+    details = event.details if isinstance(event.details, dict) else {}
+    new_id = details.get("key")
+    if event.action != SEGMENT_ACTION or event.object_id != key_id(current) or not isinstance(new_id, str):
+        return Problem.bad_mac
+    if new_id in used:
+        # A key never comes back once its segment ended: rows appended under a leaked old key are forged.
+        return Problem.bad_mac
+    new_key = keys.get(new_id)
+    if new_key is None:
+        return Problem.missing_key
+    return new_key if _authentic(new_key, event) else Problem.bad_mac
+
+
+def _walk(
+    session: Session, keys: Mapping[str, bytes], checkpoints: Sequence[Checkpoint], batch_size: int
+) -> VerifyResult:
     at_seq: dict[int, list[Checkpoint]] = {}
     for given in checkpoints:
         at_seq.setdefault(given.seq, []).append(given)
     expected_seq = 1
     prev_mac = GENESIS_MAC
     checked = 0
+    segment_key: bytes | None = None
+    used: set[str] = set()
     for item in _stream(session, batch_size):
         if isinstance(item, _Unreadable):
             return _broken(checked, item.seq, Problem.unreadable_row)
@@ -487,11 +615,21 @@ def _walk(session: Session, key: bytes, checkpoints: Sequence[Checkpoint], batch
         if not _same(item.prev_mac, prev_mac):
             return _broken(checked, item.seq, Problem.broken_link)
         try:
-            expected_mac = _event_mac(key, item)
+            # Any key will do: this only finds a row whose values cannot be encoded (SQLite keeps any type).
+            _event_mac(next(iter(keys.values())), item)
         except (TypeError, ValueError):
             return _broken(checked, item.seq, Problem.unreadable_row)
-        if not _same(item.mac, expected_mac):
-            return _broken(checked, item.seq, Problem.bad_mac)
+        if segment_key is None:
+            segment_key = _first_key(keys, item)
+            if segment_key is None:
+                return _broken(checked, item.seq, Problem.bad_mac)
+            used.add(key_id(segment_key))
+        elif not _authentic(segment_key, item):
+            found = _next_segment(keys, used, segment_key, item)
+            if isinstance(found, Problem):
+                return _broken(checked, item.seq, found)
+            segment_key = found
+            used.add(key_id(segment_key))
         for pinned in at_seq.get(item.seq, ()):
             if not _same(item.mac, pinned.mac):
                 return _broken(checked, item.seq, Problem.checkpoint_mismatch, pinned)

@@ -27,9 +27,7 @@ user_app = typer.Typer(help="Staff accounts: create, list, disable, reset.", no_
 
 def account_service(secrets: Secrets) -> AccountService:
     """The service the commands use; production Argon2 parameters (tests replace this function)."""
-    return AccountService(
-        secrets.session_key, key_peppers=secrets.key_peppers, audit=AuditLog(secrets.audit_key)
-    )
+    return AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=AuditLog.of(secrets))
 
 
 @contextmanager

@@ -228,6 +228,7 @@ class AccountService:
         params: Argon2Params | None = None,
         clock: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
+        previous_session_keys: tuple[bytes, ...] = (),
     ) -> None:
         if not key_peppers:
             raise ValueError("AccountService needs the key pepper")
@@ -240,6 +241,10 @@ class AccountService:
         self._peppers = key_peppers
         # A database dump alone must not yield working codes, so TOTP secrets are sealed under a server key.
         self._totp_key = keyed_hash(session_key, "totp-at-rest", b"")
+        # During a rotation of the session key: TOTP secrets and recovery codes still under the previous key
+        # keep working until `rueckhalt secrets rotate session_key --finish` re-seals (or retires) them.
+        self._previous_totp_keys = tuple(keyed_hash(k, "totp-at-rest", b"") for k in previous_session_keys)
+        self._previous_session_keys = previous_session_keys
         self._enrolment_key = keyed_hash(session_key, "totp-enrolment", b"")
         self._dummy_salt = secrets.token_bytes(_DUMMY_SALT_BYTES)
 
@@ -482,7 +487,24 @@ class AccountService:
         return seal(self._totp_key, secret, _totp_context(user_id))
 
     def totp_secret(self, user: StaffUser) -> bytes:
+        for key in self._previous_totp_keys:
+            try:
+                return open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
+            except DecryptionError:
+                return open_sealed(key, user.sealed_totp_secret, _totp_context(user.id))
         return open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
+
+    def reseal_totp(self, user: StaffUser) -> bool:
+        """Seal the account's TOTP secret under the current session key (a rotation's re-keying step).
+
+        True if it changed; False if it was under the current key already. Raises DecryptionError if no
+        configured key opens it."""
+        try:
+            open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
+            return False
+        except DecryptionError:
+            user.sealed_totp_secret = self._seal_totp(user.id, self.totp_secret(user))
+            return True
 
     def start_totp_enrolment(self, user: StaffUser, session_id_hash: str) -> TotpEnrolment:
         """A new secret to show; stored nowhere until confirmed with a code from the new app."""
@@ -546,8 +568,8 @@ class AccountService:
         self._record(session, "account.totp_replaced", user.id, actor_id=user.id)
         return TotpChange.done
 
-    def _recovery_hash(self, user_id: str, code: str) -> str:
-        return keyed_hash(self._session_key, "recovery-code", f"{user_id}\x00{code}".encode()).hex()
+    def _recovery_hash(self, user_id: str, code: str, key: bytes | None = None) -> str:
+        return keyed_hash(key or self._session_key, "recovery-code", f"{user_id}\x00{code}".encode()).hex()
 
     def new_recovery_codes(
         self, session: Session, user: StaffUser, *, password: str, current_code: str
@@ -595,7 +617,11 @@ class AccountService:
             normalised = normalize_code(typed, RECOVERY_CODE_CHARS, "recovery code")
         except InvalidReceipt:
             return False
-        return repository.consume_recovery_code(session, user.id, self._recovery_hash(user.id, normalised))
+        # A code made before a rotation of the session key still counts until the rotation is finished.
+        return any(
+            repository.consume_recovery_code(session, user.id, self._recovery_hash(user.id, normalised, key))
+            for key in (self._session_key, *self._previous_session_keys)
+        )
 
     # -- sign-in -------------------------------------------------------------------------------------------
 

@@ -164,13 +164,18 @@ class RestoreResult:
 
 def secret_checks(secrets: Secrets) -> tuple[SecretCheck, ...]:
     """Check values of every secret a restore needs: they name a secret without revealing anything of it."""
-    values = {name: getattr(secrets, name) for name in SECRET_NAMES}
-    if secrets.key_pepper_previous is not None:
-        values["key_pepper_previous"] = secrets.key_pepper_previous
-    return tuple(
-        SecretCheck(name, keyed_hash(value, SECRET_CHECK_PURPOSE, b"")[:8].hex())
-        for name, value in values.items()
-    )
+
+    def check(value: bytes) -> str:
+        return keyed_hash(value, SECRET_CHECK_PURPOSE, b"")[:8].hex()
+
+    checks = [SecretCheck(name, check(getattr(secrets, name))) for name in SECRET_NAMES]
+    # The previous values of a rotation (the audit key's may be several: one check each, comma-separated).
+    checks += [
+        SecretCheck(f"{name}_previous", ",".join(check(value) for value in secrets.previous_of(name)))
+        for name in SECRET_NAMES
+        if secrets.previous_of(name)
+    ]
+    return tuple(checks)
 
 
 def _canonical(value: Any) -> bytes:
@@ -271,7 +276,7 @@ def _complete_blobs(store: BlobStore) -> list[tuple[str, Path, int]]:
 def _record_backup(engine: Engine, secrets: Secrets, key_id: str) -> Checkpoint | None:
     """Audit the backup, then read the head it ends at: the dump taken after holds at least that much."""
     with make_sessionmaker(engine)() as session:
-        AuditLog(secrets.audit_key).append(
+        AuditLog.of(secrets).append(
             session,
             actor_kind="operator",
             actor_id=None,
@@ -509,14 +514,19 @@ def _check_begin(begin: dict[str, Any], kind: DatabaseKind, secrets: Secrets, ur
     if not isinstance(archived, dict):
         raise _unreadable("keine Prüfwerte der Geheimnisse", "no secret check values")
     current = {check.name: check.check for check in secret_checks(secrets)}
+
+    def values(checks: dict[str, Any], name: str) -> set[str]:
+        found = {checks.get(name)} | set(str(checks.get(f"{name}_previous") or "").split(","))
+        return {value for value in found if isinstance(value, str) and value}
+
+    # Data of the archive's day may be under its secret or under the previous one of a rotation then under
+    # way (staff keys, receipts, the audit chain's older segments): every value it held must be held now, as
+    # the current value or a previous one (after a rotation since, the archive's is the previous now).
     differing = [
-        name for name in SECRET_NAMES if name != "key_pepper" and archived.get(name) != current.get(name)
+        name
+        for name in SECRET_NAMES
+        if not values(archived, name) or not values(archived, name) <= values(current, name)
     ]
-    # The staff keys may be sealed under either pepper of the archive's day: both must be held now.
-    peppers_now = {current.get("key_pepper"), current.get("key_pepper_previous")} - {None}
-    for name in ("key_pepper", "key_pepper_previous"):
-        if name in archived and archived[name] not in peppers_now:
-            differing.append(name)
     if differing:
         names = ", ".join(f"RUECKHALT_{name.upper()}" for name in differing)
         raise BackupError(
@@ -652,9 +662,10 @@ def _stage(
     mac = manifest.get("mac")
     if not isinstance(listed, list) or not isinstance(mac, str):
         raise _not_authentic()
-    expected = manifest_mac(secrets.audit_key, staged.members)
-    if listed != [asdict(m) for m in staged.members] or not constant_time_equal(
-        mac.encode(), expected.encode()
+    # Under the audit key of the backup's day: the current one, or one before a rotation since.
+    expected = [manifest_mac(key, staged.members) for key in secrets.candidates("audit_key")]
+    if listed != [asdict(m) for m in staged.members] or not any(
+        constant_time_equal(mac.encode(), value.encode()) for value in expected
     ):
         raise _not_authentic()
     if not staged.database.exists():
@@ -704,10 +715,15 @@ def _verify_and_record(
     engine: Engine, secrets: Secrets, head: Checkpoint | None, key_id: str, current: bool
 ) -> VerifyResult:
     with make_sessionmaker(engine)() as session:
-        result = verify(session, secrets.audit_key, checkpoints=[head] if head is not None else [])
+        result = verify(
+            session,
+            secrets.audit_key,
+            previous=secrets.previous_of("audit_key"),
+            checkpoints=[head] if head is not None else [],
+        )
         if result.ok and current:
             # The restore itself is on the record (a migrated schema is needed to write to it).
-            AuditLog(secrets.audit_key).append(
+            AuditLog.of(secrets).append(
                 session,
                 actor_kind="operator",
                 actor_id=None,

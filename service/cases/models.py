@@ -47,6 +47,10 @@ class Case(Base):
     id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
     # HMAC(pepper, receipt): the only way from a receipt to its case; useless without the pepper.
     lookup_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Which lookup pepper ``lookup_hash`` is under (pepper_id, hex): during a rotation the cases still under
+    # the previous one are counted by it (`rueckhalt secrets status`). NULL: written before it was recorded,
+    # under the pepper in force then (a rotation names it before it begins).
+    lookup_key_id: Mapped[str | None] = mapped_column(String(8), nullable=True)
     reporter_salt: Mapped[bytes] = mapped_column(LargeBinary(32))
     reporter_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(32), default=CaseStatus.new.value)

@@ -42,6 +42,7 @@ from service.crypto.passwords import (
     seal_with_password,
     seal_with_password_and_pepper,
     sealed_needs_reseal,
+    sealed_pepper_id,
     verify_password,
     wrap_legacy_seal,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "seal_with_password",
     "seal_with_password_and_pepper",
     "sealed_needs_reseal",
+    "sealed_pepper_id",
     "sign_webhook",
     "split_secret",
     "totp_code",

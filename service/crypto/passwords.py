@@ -214,6 +214,16 @@ def pepper_id(pepper: bytes) -> bytes:
     return hmac.new(pepper, b"rueckhalt/pepper-id/v1", "sha256").digest()[:PEPPER_ID_BYTES]
 
 
+def sealed_pepper_id(sealed: bytes) -> bytes | None:
+    """The id of the pepper a v2 or v3 value was sealed under (its header says it); None for other values."""
+    if sealed[:1] == bytes([LEGACY_WRAPPED_VERSION]):
+        return sealed[1 : 1 + PEPPER_ID_BYTES]
+    if sealed[:1] == bytes([PEPPERED_VERSION]):
+        start = 1 + _PARAMS_BYTES + PASSWORD_SALT_BYTES
+        return sealed[start : start + PEPPER_ID_BYTES]
+    return None
+
+
 def _peppered_key(password: str, salt: bytes, params: Argon2Params, pepper: bytes, header: bytes) -> bytes:
     stretched = derive_password_key(password, salt, params)
     return hkdf_sha256(stretched, pepper, _PEPPERED_LABEL + header)

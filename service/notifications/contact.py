@@ -6,7 +6,7 @@ not. A thief of the database alone reads nothing; the address is used for nothin
 
 from __future__ import annotations
 
-from service.crypto import Context, open_sealed, seal
+from service.crypto import Context, DecryptionError, open_sealed, seal
 
 
 def _context(case_id: str) -> Context:
@@ -17,5 +17,14 @@ def seal_address(notification_key: bytes, case_id: str, address: str) -> bytes:
     return seal(notification_key, address.encode(), _context(case_id))
 
 
-def open_address(notification_key: bytes, case_id: str, sealed: bytes) -> str:
+def open_address(
+    notification_key: bytes, case_id: str, sealed: bytes, previous: tuple[bytes, ...] = ()
+) -> str:
+    """The address; during a rotation of the notification key also one still sealed under the previous key
+    (`rueckhalt secrets rotate notification_key --finish` re-seals them all)."""
+    for key in previous:
+        try:
+            return open_sealed(notification_key, sealed, _context(case_id)).decode()
+        except DecryptionError:
+            notification_key = key
     return open_sealed(notification_key, sealed, _context(case_id)).decode()

@@ -67,9 +67,11 @@ class NotificationService:
         webhooks: WebhookSender,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        previous_keys: tuple[bytes, ...] = (),
     ) -> None:
         self._settings = settings
         self._key = notification_key
+        self._previous_keys = previous_keys
         self._taxonomy = taxonomy
         self._mailer = mailer
         self._webhooks = webhooks
@@ -86,7 +88,7 @@ class NotificationService:
                 sealed, assignee = contact
                 if sealed is not None and topic.startswith(("notifications.reporter", "reminders.reporter")):
                     try:
-                        reporter_email = open_address(self._key, str(case_id), sealed)
+                        reporter_email = open_address(self._key, str(case_id), sealed, self._previous_keys)
                     except DecryptionError:
                         log.warning("a reporter notification address could not be opened")
         alert = topic in COORDINATION_TOPICS or topic in COORDINATOR_TOPICS

@@ -87,6 +87,7 @@ TASKS: Final = frozenset(
         "retention.purge",
         "statistics.snapshot",
         "knowledge.remind_review",
+        "system.smtp_certificate",
     }
 )
 TASK_STATES: Final = frozenset({"SUCCESS", "FAILURE", "RETRY", "REVOKED", "IGNORED", "REJECTED"})
@@ -165,6 +166,14 @@ db_pool_capacity = Gauge(
     "Database connections a pool may open (pool size plus overflow)",
     ["engine"],
     multiprocess_mode="livesum",
+)
+
+# Unix time of the SMTP relay's certificate's notAfter, as the worker last read it (hourly): a timestamp, so
+# the value stays true between checks and across restarts of Prometheus; the newest reading wins.
+smtp_certificate_expiry = Gauge(
+    "rueckhalt_smtp_certificate_expiry_seconds",
+    "When the SMTP relay's certificate expires (its notAfter, Unix time), as the worker last read it",
+    multiprocess_mode="mostrecent",
 )
 
 

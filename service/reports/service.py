@@ -44,6 +44,7 @@ from service.crypto import (
     new_salt,
     normalize_receipt,
     open_sealed,
+    pepper_id,
     receipt_lookup,
     seal,
     unwrap_for_reporter,
@@ -165,12 +166,18 @@ class IntakeService:
         statistics_key: bytes,
         notification_key: bytes,
         audit: AuditLog,
+        *,
+        previous_lookup_peppers: tuple[bytes, ...] = (),
     ) -> None:
         self.taxonomy = taxonomy
         self.audit = audit
         self.districts = districts
         self.policy = policy
         self._pepper = lookup_pepper
+        self._pepper_id = pepper_id(lookup_pepper).hex()
+        # During a rotation of the lookup pepper: a receipt not found under the current one is looked up under
+        # the previous one, and its case re-keyed on the spot (docs/runbooks.md).
+        self._previous_peppers = previous_lookup_peppers
         self._statistics_key = statistics_key
         self._notification_key = notification_key
         self._keys = PublicKeys()
@@ -443,6 +450,7 @@ class IntakeService:
                 Case,
                 id=case.id,
                 lookup_hash=receipt_lookup(self._pepper, receipt),
+                lookup_key_id=self._pepper_id,
                 reporter_salt=salt,
                 reporter_wrapped_key=wrap_for_reporter(
                     draft.data_key, receipt, salt, _ctx("reporter_key", case.id)
@@ -541,6 +549,12 @@ class IntakeService:
         except InvalidReceipt:
             receipt = None
         case = repository.case_by_lookup(session, receipt_lookup(self._pepper, receipt or "0" * 20))
+        rekey = False
+        for previous in self._previous_peppers:
+            if case is not None:
+                break
+            case = repository.case_by_lookup(session, receipt_lookup(previous, receipt or "0" * 20))
+            rekey = case is not None
         if case is None or receipt is None:
             with contextlib.suppress(DecryptionError):
                 unwrap_for_reporter(b"\x01" + b"\x00" * 60, "0" * 20, _DUMMY_SALT, _ctx("reporter_key", "-"))
@@ -551,6 +565,12 @@ class IntakeService:
             )
         except DecryptionError:
             raise NotFound() from None
+        if rekey:
+            # The receipt proved itself: its case moves to the current pepper now, in a commit of its own
+            # (the reporter's sign-in is the only moment the receipt is here to do it).
+            case.lookup_hash = receipt_lookup(self._pepper, receipt)
+            case.lookup_key_id = self._pepper_id
+            session.commit()
         return OpenedCase(case=case, data_key=data_key)
 
     def open_case_by_id(self, session: Session, case_id: str, data_key: bytes) -> OpenedCase:

@@ -139,6 +139,25 @@ def test_tail_shows_the_newest_events_oldest_first(service_runtime: Runtime) -> 
     assert len(invoke("tail").output.strip().splitlines()) == 5
 
 
+def test_tail_shows_one_actors_events_only(service_runtime: Runtime) -> None:
+    """What a compromised account opened: its events only, by id (or e-mail for a staff account)."""
+    _append(service_runtime, 5)
+    with service_runtime.sessions() as session:
+        AuditLog(service_runtime.secrets.audit_key).append(
+            session, actor_kind="operator", actor_id=None, action="secret.rekeyed", object_type="secret"
+        )
+        session.commit()
+    lines = invoke("tail", "--actor", "staff-3", "-n", "100").output.strip().splitlines()
+    assert len(lines) == 1
+    assert "staff:staff-3" in lines[0]
+    assert "case:case-3" in lines[0]
+    assert len(invoke("tail", "--action", "case.").output.strip().splitlines()) == 5
+    assert "secret.rekeyed" in invoke("tail", "--action", "secret.").output
+    unknown = invoke("tail", "--actor", "nobody@example.org")
+    assert unknown.exit_code == 2
+    assert "no staff account" in unknown.output
+
+
 def test_tail_on_an_empty_log_says_so(service_runtime: Runtime) -> None:
     result = invoke("tail")
     assert result.exit_code == 0
