@@ -173,6 +173,18 @@ def holders(session: Session, case_id: str) -> Sequence[tuple[Organisation, Case
     return [(row[0], row[1]) for row in rows]
 
 
+def active_holder_names(session: Session, case_id: str) -> list[str]:
+    """The display names of the organisations that see the case now (a neutral label for a linked case)."""
+    return list(
+        session.scalars(
+            select(Organisation.display_name)
+            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
+            .order_by(Organisation.display_name)
+        )
+    )
+
+
 def routing_records(session: Session, case_id: str) -> Sequence[RoutingRecord]:
     return session.scalars(
         select(RoutingRecord).where(RoutingRecord.case_id == case_id).order_by(RoutingRecord.created_at)
