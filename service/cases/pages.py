@@ -925,7 +925,7 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
             key = "case_page.error.consent_police"
         elif field == "organisation" and kind == "invalid":
             key = "case_page.error.already_holder"
-        elif kind in ("same_case", "other_event", "holders_differ"):
+        elif kind in ("same_case", "other_event", "holders_differ", "other_newer"):
             key = f"case_page.error.{kind}"
         elif "control characters" in str(error.get("msg", "")):
             key = "validation.control_chars"

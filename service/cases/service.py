@@ -613,13 +613,16 @@ class CaseService:
 
     # -- merging a case filed again after a lost receipt ----------------------------------------------------
     def propose_merge(self, session: Session, subject: Subject, case_id: str, other_ref: str) -> None:
-        """Propose that the newer of two cases the subject holds be merged into the older one. Nothing moves
+        """Propose that this case be merged into an earlier one the subject holds too. Nothing moves
         until the reporter confirms from the newer case (service/cases/merge.py). The older case's key is
         sealed under the newer case's key for that moment: so every organisation holding the newer case
         must hold the older one already (422 otherwise), or the proposal would hand it a key it never had."""
-        unlocked = self.unlock(session, subject, case_id)
-        other = self._other_case(session, subject, unlocked, other_ref)
-        older, newer = sorted((unlocked, other), key=lambda item: (item.case.created_at, item.case.id))
+        newer = self.unlock(session, subject, case_id)
+        older = self._other_case(session, subject, newer, other_ref)
+        # Proposed from the newer case's page (the reporter confirms from it); filed within the same minute,
+        # either may be called the earlier one.
+        if older.case.created_at > newer.case.created_at:
+            raise ValidationFailed([public_error(["other_case"], "other_newer", "the other case is newer")])
         if not repository.granted_organisation_ids(
             session, newer.case.id
         ) <= repository.granted_organisation_ids(session, older.case.id):

@@ -47,7 +47,9 @@ def deadline_view(
     if deadline.basis is DeadlineBasis.none:
         return None
     if filed_on is not None:
-        return DeadlineView(DeadlineState.filed, deadline.basis, format_date(filed_on, lang), None, urgent=False)
+        return DeadlineView(
+            DeadlineState.filed, deadline.basis, format_date(filed_on, lang), None, urgent=False
+        )
     left = deadline.days_left(today)
     if left is None or deadline.ends_on is None:
         state = (
