@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from string import ascii_lowercase
 
-from sqlalchemy import ColumnElement, Select, case, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, case, delete, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
@@ -135,6 +135,15 @@ def merge_proposal_of(session: Session, case_id: str) -> MergeProposal | None:
         select(MergeProposal)
         .where(or_(MergeProposal.newer_case_id == case_id, MergeProposal.older_case_id == case_id))
         .limit(1)
+    )
+
+
+def delete_merge_proposals(session: Session, case_id: str) -> None:
+    """Every pending merge naming the case, as the newer or the older one."""
+    session.execute(
+        delete(MergeProposal).where(
+            or_(MergeProposal.newer_case_id == case_id, MergeProposal.older_case_id == case_id)
+        )
     )
 
 

@@ -629,11 +629,11 @@ class CaseService:
             raise ValidationFailed(
                 [public_error(["other_case"], "holders_differ", "the newer case has holders the older lacks")]
             )
-        for case in (older.case, newer.case):
-            pending = repository.merge_proposal_of(session, case.id)
-            if pending is not None:
-                session.delete(pending)
-        session.flush()
+        # One proposal per newer case: a new one replaces it (an older case may wait for several).
+        replaced = session.get(MergeProposal, newer.case.id)
+        if replaced is not None:
+            session.delete(replaced)
+            session.flush()
         session.add(
             MergeProposal(
                 newer_case_id=newer.case.id,
@@ -651,10 +651,9 @@ class CaseService:
     def withdraw_merge(self, session: Session, subject: Subject, case_id: str) -> None:
         """Take back a pending merge of this case (as either side); nothing to do if there is none."""
         unlocked = self.unlock(session, subject, case_id)
-        pending = repository.merge_proposal_of(session, unlocked.case.id)
-        if pending is None:
+        if repository.merge_proposal_of(session, unlocked.case.id) is None:
             return
-        session.delete(pending)
+        repository.delete_merge_proposals(session, unlocked.case.id)
         self._audit(session, subject, "case.merge_withdrawn", unlocked.case.id)
         session.commit()
 

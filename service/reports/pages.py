@@ -1023,4 +1023,6 @@ async def reporter_merge(request: Request) -> Response:
         return await run_in_threadpool(again, f"merge.error.{kind}" if kind else "validation.invalid", 422)
     response = RedirectResponse("/fall?notice=merged", status_code=303)
     pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
+    # Form tokens are bound to the session, as after a sign-in.
+    pages.rotate_csrf(request, response)
     return response

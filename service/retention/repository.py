@@ -22,10 +22,10 @@ from service.cases.models import (
     CaseStatus,
     EventLink,
     Incident,
-    MergeProposal,
     ReminderLog,
     RoutingRecord,
 )
+from service.cases.repository import delete_merge_proposals
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.models import SubmissionToken
 
@@ -159,11 +159,7 @@ def delete_case_rows(session: Session, case_id: str) -> dict[str, int]:
             EventLink.incident_id.in_(select(Incident.id).where(Incident.case_id == case_id))
         )
     )
-    session.execute(
-        delete(MergeProposal).where(
-            or_(MergeProposal.newer_case_id == case_id, MergeProposal.older_case_id == case_id)
-        )
-    )
+    delete_merge_proposals(session, case_id)
     counts = {
         name: _deleted(session, delete(model).where(model.case_id == case_id))
         for name, model in _CASE_CHILDREN
