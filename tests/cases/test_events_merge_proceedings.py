@@ -410,3 +410,32 @@ def test_the_reporter_records_proceedings_on_fall(client: TestClient, runtime: R
         (event,) = db.scalars(select(AuditEvent).where(AuditEvent.action == "case.proceedings")).all()
         assert event.actor_kind == "reporter"
         assert event.details == {"seq": 1}
+
+
+def test_the_case_page_answers_404_for_another_organisations_case_in_a_merge_or_link(
+    client: TestClient, runtime: Runtime, make_staff: MakeStaff, login: Any
+) -> None:
+    """A counsellor holding only one of the two cases can propose nothing: the other case is not found,
+    byte for byte as a case that does not exist; nothing is written."""
+    _, ours = file(client, runtime, "Unsere Meldung.")
+    _, theirs = file(client, runtime, "Ihre Meldung.", land="05")
+    browser = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
+    token = csrf_token(browser.get(f"/intern/faelle/{ours}").text)
+    answers = []
+    for other in (theirs[:8], "0123abcd"):
+        merge = browser.post(
+            f"/intern/faelle/{ours}/zusammenfuehren",
+            data={"csrf_token": token, "action": "propose", "other_case": other},
+            follow_redirects=False,
+        )
+        link = browser.post(
+            f"/intern/faelle/{ours}/ereignis",
+            data={"csrf_token": token, "other_case": other},
+            follow_redirects=False,
+        )
+        assert merge.status_code == link.status_code == 404
+        answers.append((merge.text, link.text))
+    assert answers[0] == answers[1]
+    with runtime.sessions() as db:
+        assert db.scalars(select(MergeProposal)).all() == []
+        assert db.scalars(select(EventLink)).all() == []
