@@ -925,6 +925,8 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
             key = "case_page.error.consent_police"
         elif field == "organisation" and kind == "invalid":
             key = "case_page.error.already_holder"
+        elif "future" in str(error.get("msg", "")):
+            key = "validation.date_future"
         elif kind in ("same_case", "other_event", "holders_differ", "other_newer"):
             key = f"case_page.error.{kind}"
         elif "control characters" in str(error.get("msg", "")):
@@ -1211,7 +1213,14 @@ async def record_proceedings(case_id: str, seq: int, request: Request, subject: 
     form = await _form(request)
 
     def work(runtime: Runtime, db: Session) -> None:
-        runtime.cases.record_proceedings(db, subject, case_id, seq, proceedings_from_form(form))
+        try:
+            record = proceedings_from_form(form)
+        except ValidationFailed as exc:
+            # Shown at this incident's form: a page lists several incidents, each with its own.
+            raise ValidationFailed(
+                [{**error, "loc": [f"proceedings-{seq}"]} for error in exc.detail]
+            ) from None
+        runtime.cases.record_proceedings(db, subject, case_id, seq, record)
 
     values = {f"proceedings-{seq}": {name: _text(form, name) for name in PROCEEDINGS_FIELDS}}
     return await _act(request, subject, case_id, form, values=values, notice="proceedings_saved", work=work)

@@ -363,10 +363,16 @@ def test_a_recorded_strafantrag_stops_its_reminders_and_the_pages_say_it_was_fil
     assert by_reporter in reminded
     assert filed not in reminded
 
-    staff_page = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])).get(
-        f"/intern/faelle/{filed}"
-    )
+    staff = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
+    staff_page = staff.get(f"/intern/faelle/{filed}")
     assert "Strafantrag gestellt am" in staff_page.text
+    refused = staff.post(
+        f"/intern/faelle/{filed}/vorfaelle/1/verfahren",
+        data={"csrf_token": csrf_token(staff_page.text), "application_on": "2999-01-01"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 422
+    assert 'href="#field-proceedings-1"' in refused.text, "the error leads to this incident's form"
     # Taking the day back brings the reminders back (the sealed incident day still holds the deadline).
     with runtime.sessions() as db:
         runtime.cases.record_proceedings(db, counsellor, filed, 1, Proceedings(outcome="running"))
