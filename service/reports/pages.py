@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.models import GrantRole
-from service.cases.pages import code_label, proceedings_from_form, proceedings_view
+from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
@@ -916,7 +916,7 @@ async def reporter_proceedings(request: Request) -> Response:
         else 0
     )
     field = f"proceedings-{seq}"
-    sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FORM_FIELDS}
+    sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FIELDS}
 
     def again(kind: str, status: int) -> Response:
         key = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}.get(
@@ -953,16 +953,6 @@ async def reporter_proceedings(request: Request) -> Response:
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
     return RedirectResponse(f"/fall?notice=proceedings_saved#incident-{seq}", status_code=303)
-
-
-PROCEEDINGS_FORM_FIELDS = (
-    "complaint_on",
-    "application_on",
-    "file_number",
-    "information_requested",
-    "information_requested_on",
-    "outcome",
-)
 
 
 @router.post("/fall/zusammenfuehren")
