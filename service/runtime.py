@@ -16,6 +16,7 @@ from service.audit import AuditLog
 from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
 from service.cases.blobs import BlobStore
+from service.cases.merge import CaseMerger
 from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
@@ -52,6 +53,7 @@ class Runtime:
     accounts: AccountService
     audit: AuditLog
     cases: CaseService
+    merges: CaseMerger
     retention: RetentionService
     knowledge: KnowledgeService
     submissions: SubmissionTokens
@@ -112,7 +114,10 @@ def build_runtime(settings: Settings) -> Runtime:
             previous_session_keys=secrets.previous_of("session_key"),
         ),
         audit=audit,
-        cases=CaseService(taxonomy, audit),
+        cases=CaseService(taxonomy, audit, secrets.statistics_key),
+        merges=CaseMerger(
+            audit, secrets.lookup_pepper, secrets.statistics_key, secrets.notification_key, blobs
+        ),
         retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),
         knowledge=KnowledgeService(taxonomy, audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.

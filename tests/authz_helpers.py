@@ -149,6 +149,8 @@ class World:
     dead_sessions: set[str] = field(default_factory=set)
     # E-mail address -> display name, of every member of staff.
     staff_names: dict[str, str] = field(default_factory=dict)
+    # A second case of each holding organisation, filed before "A" and "B": what a link names.
+    companions: dict[str, CaseRef] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
 
     def unique(self) -> int:
@@ -442,6 +444,11 @@ def build_world(
         pending=True,
     )
 
+    # A counsellor of the holding organisation who is removed once the cases are worked on: a live session,
+    # no membership (every case route must answer 404, as for anyone else).
+    removed = _staff_actor(world, "removed_member", person(memberships=by))
+    # Companions first, so that "A" and "B" are the newer cases of their organisations.
+    world.companions = {A: _file_report(world, "A2", "09"), B: _file_report(world, "B2", "05")}
     a = _file_report(world, A, "09")  # Bayern: beratung-by
     b = _file_report(world, B, "05")  # Nordrhein-Westfalen: beratung-nw
     world.cases.update({A: a, B: b})
@@ -461,6 +468,9 @@ def build_world(
         )
     _converse(world, a, counsellor, reporters[0])
     _converse(world, b, other, reporters[1])
+    assert removed.staff is not None
+    revoke = Call(f"/api/v1/organisations/{world.organisation_ids[A]}/members/{removed.staff.user_id}")
+    assert world.send("DELETE", revoke, lead.cookies, csrf_header=lead.api_token).status_code == 204
 
     anonymous_csrf, anonymous_token = world.form_csrf()
     anonymous = Actor("anonymous", anonymous_csrf, anonymous_token)
@@ -514,6 +524,7 @@ def build_world(
         counsellor,
         lead,
         other,
+        removed,
         rota,
         coordinator,
         admin,

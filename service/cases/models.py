@@ -109,6 +109,11 @@ class Incident(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     # The id of this incident's statistics row, sealed with the case key (see the intake).
     extract_ref: Mapped[bytes] = mapped_column(LargeBinary)
+    # The criminal proceedings of this incident (Strafanzeige, Strafantrag, Aktenzeichen, § 406d StPO,
+    # outcome), sealed with the case key; None until someone records them (service/cases/proceedings.py).
+    # A recorded Strafantrag leaves no clear trace but one: ``complaint_reminder_on`` is NULL (nothing to
+    # remind of), as for a deadline that has passed.
+    proceedings: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="incidents")
@@ -243,3 +248,38 @@ class ReminderLog(Base):
     created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     __table_args__ = (UniqueConstraint("case_id", "kind", "ref"),)
+
+
+class EventLink(Base):
+    """An incident that counsellors declared the same event as incidents of other cases (one council
+    meeting, one posting seen by many): the incidents sharing an ``event_id`` are one event.
+
+    Clear, and only this: which incidents belong together (docs/clear-columns.md). No time, no author (the
+    audit log has both), no case id (the incident row has it). The statistics rows of the incidents carry a
+    keyed token of ``event_id`` that a thief of the database cannot join to it (service/cases/events.py).
+    """
+
+    __tablename__ = "event_link"
+
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ID_TYPE, index=True)
+
+
+class MergeProposal(Base):
+    """A counsellor holding both cases proposes that a newer case (filed again after a lost receipt) be
+    merged into an older one; nothing moves until the reporter confirms from the newer case (/fall).
+
+    ``older_key`` is the older case's data key sealed under the newer case's key: whoever holds the newer
+    case's key can then do the merge, and that is the reporter (the receipt) and the holders of the newer
+    case, each of whom also holds the older case (checked when proposing, and again when confirming;
+    service/cases/merge.py). One proposal per newer case; deleted with either case.
+    """
+
+    __tablename__ = "merge_proposal"
+
+    newer_case_id: Mapped[str] = mapped_column(
+        ForeignKey("case_file.id", ondelete="CASCADE"), primary_key=True
+    )
+    older_case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    older_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)

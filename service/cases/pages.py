@@ -30,6 +30,8 @@ from service.auth.subject import Subject
 from service.cases import repository as case_repository
 from service.cases.deadlines import DeadlineBasis
 from service.cases.models import CaseStatus
+from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
+from service.cases.proceedings import Proceedings
 from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
@@ -72,6 +74,11 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "note_added": ("case_page.notice.note_added", "notes"),
     "referred": ("case_page.notice.referred", "holders"),
     "reclassified": ("case_page.notice.reclassified", "incidents"),
+    "proceedings_saved": ("case_page.notice.proceedings_saved", "incidents"),
+    "linked": ("case_page.notice.linked", "events"),
+    "unlinked": ("case_page.notice.unlinked", "events"),
+    "merge_proposed": ("case_page.notice.merge_proposed", "events"),
+    "merge_withdrawn": ("case_page.notice.merge_withdrawn", "events"),
 }
 
 # Fields of the page's forms that are shown under their own name.
@@ -84,6 +91,8 @@ _FORM_FIELDS = frozenset(
         "mode",
         "reporter_consent",
         letter_request.KIND_FIELD,
+        "other_case",
+        "other_seq",
     }
     | letter_request.FREE_TEXT
 )
@@ -173,14 +182,23 @@ def ack_info(
 
 
 def complaint_info(
-    t: Translator, lang: str, deadline: str | None, today: date, basis: str | None = None
+    t: Translator,
+    lang: str,
+    deadline: str | None,
+    today: date,
+    basis: str | None = None,
+    filed_on: str | None = None,
 ) -> dict[str, Any] | None:
     """The Strafantrag deadline (§ 77b StGB): "noch N Tage", a warning from 14 days, "abgelaufen" after.
 
     Without a day: while the perpetrator is unknown the period has not begun (never "expired"), and a
     complaint-only offence without any date is named without one. Counted only from the incident day, a
     passed day is "possibly" passed: the period starts later if the reporter learnt of the perpetrator later.
+    A Strafantrag recorded as filed ends the count: the day it was filed is shown instead.
     """
+    if filed_on and (deadline or basis in (DeadlineBasis.perpetrator_unknown, DeadlineBasis.undated)):
+        text = t("complaint.filed", date=format_date(filed_on, lang))
+        return {"date": "", "days": None, "state": "filed", "text": text}
     if not deadline:
         if basis in (DeadlineBasis.perpetrator_unknown, DeadlineBasis.undated):
             return {"date": "", "days": None, "state": "not_started", "text": t(f"complaint.{basis}")}
@@ -436,7 +454,15 @@ def _incident_view(
 ) -> dict[str, Any]:
     perpetrator = item.get("perpetrator") or {}
     url = item.get("url") or ""
-    complaint = complaint_info(t, lang, item.get("complaint_deadline_on"), today, item.get("complaint_basis"))
+    record = item.get("proceedings") or {}
+    complaint = complaint_info(
+        t,
+        lang,
+        item.get("complaint_deadline_on"),
+        today,
+        item.get("complaint_basis"),
+        record.get("application_on"),
+    )
     if complaint is not None and closed:
         complaint["state"] = "ok"
     return {
@@ -461,8 +487,67 @@ def _incident_view(
             "details": perpetrator.get("details") or "",
         },
         "complaint": complaint,
+        "proceedings": proceedings_view(record, t, lang),
         "attachments": [_attachment_view(case_id, a, lang) for a in attachments],
     }
+
+
+def proceedings_view(record: dict[str, Any], t: Translator, lang: str) -> dict[str, Any]:
+    """An incident's proceedings for the pages (staff and /fall): the days formatted, the outcome named,
+    and the raw values for the form (a date input wants the ISO day)."""
+
+    def day(name: str) -> str:
+        value = record.get(name)
+        return format_date(value, lang) if value else ""
+
+    outcome = record.get("outcome") or ""
+    return {
+        "recorded": bool(record),
+        "complaint_on": day("complaint_on"),
+        "application_on": day("application_on"),
+        "file_number": record.get("file_number") or "",
+        "information_requested": bool(record.get("information_requested")),
+        "information_requested_on": day("information_requested_on"),
+        "outcome": outcome,
+        "outcome_label": code_label(t, "proceedings.outcome", outcome),
+        "raw": {name: record.get(name) or "" for name in PROCEEDINGS_FIELDS},
+    }
+
+
+PROCEEDINGS_FIELDS = (
+    "complaint_on",
+    "application_on",
+    "file_number",
+    "information_requested",
+    "information_requested_on",
+    "outcome",
+)
+
+
+def proceedings_from_form(form: FormData | dict[str, Any]) -> Proceedings:
+    """The proceedings form's fields (staff and /fall share it) as the model, or ValidationFailed naming the
+    field ("proceedings-" + its name); an empty date field is no date."""
+    data: dict[str, Any] = {}
+    for name in PROCEEDINGS_FIELDS:
+        value = form.get(name)
+        text = value.strip() if isinstance(value, str) else ""
+        if name == "information_requested":
+            data[name] = text == "yes"
+        elif text:
+            data[name] = text
+    try:
+        return Proceedings.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                {
+                    "loc": [f"proceedings-{error['loc'][0] if error['loc'] else 'form'}"],
+                    "type": error["type"],
+                    "msg": error["msg"],
+                }
+                for error in exc.errors()
+            ]
+        ) from None
 
 
 def _attachment_view(case_id: str, attachment: dict[str, Any], lang: str) -> dict[str, str]:
@@ -602,7 +687,8 @@ def case_view(
     complaints = [
         info
         for item in detail["incidents"]
-        if (info := complaint_info(t, lang, item.get("complaint_deadline_on"), today)) is not None
+        if not (item.get("proceedings") or {}).get("application_on")
+        and (info := complaint_info(t, lang, item.get("complaint_deadline_on"), today)) is not None
     ]
     # The case's next deadline is a day; "not begun yet" is shown at its incident.
     next_complaint = min(complaints, key=lambda info: info["days"]) if complaints else None
@@ -693,9 +779,42 @@ def case_view(
             for note in detail["notes"]
         ],
         "holders": [_holder_view(holder, bool(detail["acknowledged_at"]), t) for holder in detail["holders"]],
+        "events": _events_view(db, subject, detail["events"]),
+        "merge": _merge_view(detail.get("merge")),
+        "proceedings_outcomes": [
+            {"code": code, "label": code_label(t, "proceedings.outcome", code)}
+            for code in PROCEEDINGS_OUTCOMES
+        ],
         "routing": _routing_view(detail["routing"], orgs, t, lang),
         "history": _history_view(detail["history"], names, t, lang),
     }
+
+
+def _events_view(db: Session, subject: Subject, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The other incidents of this case's events: a link to a case the subject holds too; of any other case
+    only that it exists and which organisations hold it (never a word of it)."""
+    views = []
+    for member in members:
+        other = member["case_id"]
+        mine = case_repository.visible_case(db, subject.organisation_ids, other) is not None
+        views.append(
+            {
+                "incident_seq": member["incident_seq"],
+                "seq": member["seq"],
+                "mine": mine,
+                "ref": other[:8] if mine else "",
+                "href": case_url(other) if mine else "",
+                "holders": [] if mine else case_repository.active_holder_names(db, other),
+            }
+        )
+    return views
+
+
+def _merge_view(merge: dict[str, Any] | None) -> dict[str, Any] | None:
+    if merge is None:
+        return None
+    other = merge["other_case_id"]
+    return {"role": merge["role"], "ref": other[:8], "href": case_url(other)}
 
 
 def _case_options(t: Translator) -> dict[str, Any]:
@@ -794,7 +913,7 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
     for error in detail:
         loc = [str(part) for part in error.get("loc", [])]
         name = loc[0] if loc else ""
-        own_field = name in _FORM_FIELDS or name.startswith("types-")
+        own_field = name in _FORM_FIELDS or name.startswith(("types-", "proceedings-"))
         field = _FIELD_OF_LOC.get(name, name if own_field else "")
         kind = str(error.get("type", ""))
         if kind.startswith("attachment_"):
@@ -811,6 +930,10 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
             key = "case_page.error.consent_police"
         elif field == "organisation" and kind == "invalid":
             key = "case_page.error.already_holder"
+        elif "future" in str(error.get("msg", "")):
+            key = "validation.date_future"
+        elif kind in ("same_case", "other_event", "holders_differ", "other_newer"):
+            key = f"case_page.error.{kind}"
         elif "control characters" in str(error.get("msg", "")):
             key = "validation.control_chars"
         elif kind == "value_error" and error.get("msg") == "email":
@@ -1122,3 +1245,78 @@ async def write_note(case_id: str, request: Request, subject: StaffDep) -> Respo
         runtime.cases.add_note(db, subject, case_id, body.body)
 
     return await _act(request, subject, case_id, form, values={"note": text}, notice="note_added", work=work)
+
+
+@router.post(INBOX + "/{case_id}/vorfaelle/{seq}/verfahren")
+async def record_proceedings(case_id: str, seq: int, request: Request, subject: StaffDep) -> Response:
+    """The proceedings of one incident (Strafanzeige, Strafantrag, Aktenzeichen, § 406d StPO, outcome):
+    sealed with the case key; a Strafantrag recorded ends the deadline's reminders."""
+    form = await _form(request)
+
+    def work(runtime: Runtime, db: Session) -> None:
+        try:
+            record = proceedings_from_form(form)
+        except ValidationFailed as exc:
+            # Shown at this incident's form: a page lists several incidents, each with its own.
+            raise ValidationFailed(
+                [{**error, "loc": [f"proceedings-{seq}"]} for error in exc.detail]
+            ) from None
+        runtime.cases.record_proceedings(db, subject, case_id, seq, record)
+
+    values = {f"proceedings-{seq}": {name: _text(form, name) for name in PROCEEDINGS_FIELDS}}
+    return await _act(request, subject, case_id, form, values=values, notice="proceedings_saved", work=work)
+
+
+def _seq(form: FormData, name: str) -> int:
+    text = _text(form, name).strip() or "1"
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise _refused(name, "invalid")
+    return int(text)
+
+
+@router.post(INBOX + "/{case_id}/ereignis")
+async def link_event(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """Declare an incident of this case and one of another case the subject holds the same event. A case
+    the subject does not hold (or none) is a 404, as for the case in the address."""
+    form = await _form(request)
+    other = _text(form, "other_case")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        seq, other_seq = _seq(form, "seq"), _seq(form, "other_seq")
+        if not other.strip():
+            raise _refused("other_case", "missing")
+        runtime.cases.link_event(db, subject, case_id, seq, other, other_seq)
+
+    values = {name: _text(form, name) for name in ("seq", "other_case", "other_seq")}
+    return await _act(request, subject, case_id, form, values=values, notice="linked", work=work)
+
+
+@router.post(INBOX + "/{case_id}/ereignis/{seq}/loesen")
+async def unlink_event(case_id: str, seq: int, request: Request, subject: StaffDep) -> Response:
+    form = await _form(request)
+
+    def work(runtime: Runtime, db: Session) -> None:
+        runtime.cases.unlink_event(db, subject, case_id, seq)
+
+    return await _act(request, subject, case_id, form, values={}, notice="unlinked", work=work)
+
+
+@router.post(INBOX + "/{case_id}/zusammenfuehren")
+async def propose_merge(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """Propose merging this case and another one the subject holds (the newer into the older; the reporter
+    confirms from the newer one on /fall), or withdraw a pending proposal. Another case the subject does
+    not hold is a 404."""
+    form = await _form(request)
+    action, other = _text(form, "action"), _text(form, "other_case")
+
+    def work(runtime: Runtime, db: Session) -> None:
+        if action == "withdraw":
+            runtime.cases.withdraw_merge(db, subject, case_id)
+            return
+        if not other.strip():
+            raise _refused("other_case", "missing")
+        runtime.cases.propose_merge(db, subject, case_id, other)
+
+    notice = "merge_withdrawn" if action == "withdraw" else "merge_proposed"
+    values = {"merge_case": other}
+    return await _act(request, subject, case_id, form, values=values, notice=notice, work=work)

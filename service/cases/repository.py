@@ -4,12 +4,13 @@ through an active key grant to one of them, so a case the subject may not see is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from string import ascii_lowercase
 
-from sqlalchemy import ColumnElement, Select, case, exists, false, func, select, true
+from sqlalchemy import ColumnElement, Select, case, delete, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
@@ -21,6 +22,7 @@ from service.cases.models import (
     CaseNote,
     GrantRole,
     Incident,
+    MergeProposal,
     ReminderLog,
     RoutingRecord,
 )
@@ -108,6 +110,43 @@ def visible_case(session: Session, organisation_ids: Collection[str], case_id: s
     return session.scalar(_visible(organisation_ids).where(Case.id == case_id))
 
 
+def visible_case_by_ref(session: Session, organisation_ids: Collection[str], ref: str) -> Case | None:
+    """A case of the subject named by its id or by the reference pages show (the id's first 8 characters);
+    None when no case or more than one of the subject's matches (also for a case of others: 404)."""
+    ref = ref.strip().lower()
+    if not organisation_ids or not (_REF.match(ref) or _FULL_ID.match(ref)):
+        return None
+    found = session.scalars(_visible(organisation_ids).where(Case.id.startswith(ref)).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+_REF = re.compile(r"^[0-9a-f]{8}$")
+_FULL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def granted_organisation_ids(session: Session, case_id: str) -> set[str]:
+    """Every organisation holding the case key, whether its access is open or not (escalation steps)."""
+    return set(session.scalars(select(CaseKeyGrant.organisation_id).where(CaseKeyGrant.case_id == case_id)))
+
+
+def merge_proposal_of(session: Session, case_id: str) -> MergeProposal | None:
+    """The pending merge the case is part of, as the newer or the older case."""
+    return session.scalar(
+        select(MergeProposal)
+        .where(or_(MergeProposal.newer_case_id == case_id, MergeProposal.older_case_id == case_id))
+        .limit(1)
+    )
+
+
+def delete_merge_proposals(session: Session, case_id: str) -> None:
+    """Every pending merge naming the case, as the newer or the older one."""
+    session.execute(
+        delete(MergeProposal).where(
+            or_(MergeProposal.newer_case_id == case_id, MergeProposal.older_case_id == case_id)
+        )
+    )
+
+
 def active_grants(
     session: Session, case_id: str, organisation_ids: Collection[str]
 ) -> Sequence[CaseKeyGrant]:
@@ -141,6 +180,18 @@ def holders(session: Session, case_id: str) -> Sequence[tuple[Organisation, Case
         .order_by(*_GRANT_ORDER)
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+def active_holder_names(session: Session, case_id: str) -> list[str]:
+    """The display names of the organisations that see the case now (a neutral label for a linked case)."""
+    return list(
+        session.scalars(
+            select(Organisation.display_name)
+            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
+            .order_by(Organisation.display_name)
+        )
+    )
 
 
 def routing_records(session: Session, case_id: str) -> Sequence[RoutingRecord]:

@@ -7,6 +7,7 @@ in the same transaction as whatever else the request changes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.cases import attachments as files
-from service.cases import repository
+from service.cases import events, proceedings, repository
 from service.cases.attachments import DecryptedAttachment
 from service.cases.blobs import BlobStore
-from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline, reminder_week
+from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -29,8 +30,10 @@ from service.cases.models import (
     CaseNote,
     CaseStatus,
     GrantRole,
+    MergeProposal,
     MessageDirection,
 )
+from service.cases.proceedings import Proceedings
 from service.cases.schemas import CaseUpdate
 from service.crypto import (
     Context,
@@ -51,7 +54,6 @@ from service.outbox.writer import enqueue
 from service.reports.schemas import public_error
 from service.reports.uploads import EncryptedUpload
 from service.statistics.extract import classification
-from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
@@ -75,10 +77,12 @@ def _iso(value: Any) -> str | None:
 
 
 class CaseService:
-    def __init__(self, taxonomy: Taxonomy, audit: AuditLog) -> None:
+    def __init__(self, taxonomy: Taxonomy, audit: AuditLog, statistics_key: bytes) -> None:
         self.taxonomy = taxonomy
         self.audit = audit
         self.custody = KeyCustody(audit)
+        # Linked events mark their statistics rows with a keyed token under it (service/cases/events.py).
+        self._statistics_key = statistics_key
 
     # -- reading -------------------------------------------------------------------------------------------
     def inbox(
@@ -178,6 +182,7 @@ class CaseService:
                     # What it was counted from: while the perpetrator is unknown the period has not begun.
                     "complaint_basis": deadline.basis.value,
                     **payload,
+                    "proceedings": proceedings.view(proceedings.read(key, incident)),
                 }
             )
         attachments = files.describe(session, case.id, key)
@@ -225,6 +230,9 @@ class CaseService:
             "messages": self._messages(session, case.id, key, attachments),
             "notes": self._notes(session, case.id, key),
             "holders": holders,
+            # Incidents of other cases declared the same event: where they are, never what they say.
+            "events": [dataclasses.asdict(member) for member in events.members(session, case.id)],
+            "merge": self._merge_view(session, case.id),
             "routing": routing,
             "history": [
                 {
@@ -365,14 +373,13 @@ class CaseService:
         before = ",".join(incident.type_codes)
         incident.type_codes = list(type_codes)
         incident.severity = self.taxonomy.severity_of(type_codes)
-        incident.complaint_reminder_on = reminder_week(
-            self._deadline(type_codes, payload).ends_on, datetime.now(LOCAL_ZONE).date()
+        incident.complaint_reminder_on = proceedings.reminder_on(
+            self._deadline(type_codes, payload),
+            proceedings.read(key, incident),
+            datetime.now(LOCAL_ZONE).date(),
         )
         case.severity = min(i.severity for i in case.incidents)
-        extract_id = open_sealed(
-            key, incident.extract_ref, _ctx("extract_ref", case.id, incident.id)
-        ).decode()
-        extract = session.get(StatisticsExtract, extract_id)
+        extract = events.extract_of(session, key, incident)
         if extract is not None:
             for name, value in classification(self.taxonomy, list(type_codes)).items():
                 setattr(extract, name, value)
@@ -538,6 +545,132 @@ class CaseService:
         self._audit(session, subject, "case.note", unlocked.case.id, note_id=note_id)
         session.commit()
         return note_id
+
+    # -- proceedings ---------------------------------------------------------------------------------------
+    def record_proceedings(
+        self, session: Session, subject: Subject, case_id: str, seq: int, record: Proceedings
+    ) -> None:
+        """Store an incident's proceedings (sealed); a Strafantrag recorded ends its deadline reminders.
+        Audited with the incident's number only: which fields were filled is itself content."""
+        unlocked = self.unlock(session, subject, case_id)
+        incident = next((i for i in unlocked.case.incidents if i.seq == seq), None)
+        if incident is None:
+            raise NotFound()
+        proceedings.store(self.taxonomy, unlocked.data_key, incident, record)
+        unlocked.case.updated_at = utcnow()
+        self._audit(session, subject, "case.proceedings", unlocked.case.id, seq=seq)
+        session.commit()
+
+    # -- the same event ------------------------------------------------------------------------------------
+    def _other_case(self, session: Session, subject: Subject, own: UnlockedCase, ref: str) -> UnlockedCase:
+        """The second case of a link or a merge: one the subject can open too, else NotFound (a case of
+        another organisation looks exactly like one that does not exist)."""
+        other = repository.visible_case_by_ref(session, subject.organisation_ids, ref)
+        if other is None:
+            raise NotFound()
+        if other.id == own.case.id:
+            raise ValidationFailed([public_error(["other_case"], "same_case", "this is the same case")])
+        return self.unlock(session, subject, other.id)
+
+    def link_event(
+        self, session: Session, subject: Subject, case_id: str, seq: int, other_ref: str, other_seq: int
+    ) -> None:
+        """Declare incident ``seq`` of this case and incident ``other_seq`` of another case the subject holds
+        the same event. Both holders see the link; the statistics count the event once. Linking what is
+        linked already changes nothing; an incident in another event must leave it first (422)."""
+        unlocked = self.unlock(session, subject, case_id)
+        incident = next((i for i in unlocked.case.incidents if i.seq == seq), None)
+        if incident is None:
+            raise NotFound()
+        other = self._other_case(session, subject, unlocked, other_ref)
+        other_incident = next((i for i in other.case.incidents if i.seq == other_seq), None)
+        if other_incident is None:
+            raise ValidationFailed([public_error(["other_seq"], "invalid", "no such incident in that case")])
+        own_event = events.event_of(session, incident.id)
+        if own_event is not None and own_event == events.event_of(session, other_incident.id):
+            return
+        if not events.link(
+            session,
+            self._statistics_key,
+            (incident, unlocked.data_key),
+            (other_incident, other.data_key),
+            new_id(),
+        ):
+            raise ValidationFailed([public_error(["other_case"], "other_event", "already linked elsewhere")])
+        self._audit(session, subject, "case.event_link", unlocked.case.id, seq=seq)
+        self._audit(session, subject, "case.event_link", other.case.id, seq=other_seq)
+        session.commit()
+
+    def unlink_event(self, session: Session, subject: Subject, case_id: str, seq: int) -> None:
+        """Take incident ``seq`` of this case out of its event (audited); nothing to do if it is in none."""
+        unlocked = self.unlock(session, subject, case_id)
+        incident = next((i for i in unlocked.case.incidents if i.seq == seq), None)
+        if incident is None:
+            raise NotFound()
+        if events.unlink(session, incident, unlocked.data_key):
+            self._audit(session, subject, "case.event_unlink", unlocked.case.id, seq=seq)
+            session.commit()
+
+    # -- merging a case filed again after a lost receipt ----------------------------------------------------
+    def propose_merge(self, session: Session, subject: Subject, case_id: str, other_ref: str) -> None:
+        """Propose that this case be merged into an earlier one the subject holds too. Nothing moves
+        until the reporter confirms from the newer case (service/cases/merge.py). The older case's key is
+        sealed under the newer case's key for that moment: so every organisation holding the newer case
+        must hold the older one already (422 otherwise), or the proposal would hand it a key it never had."""
+        newer = self.unlock(session, subject, case_id)
+        older = self._other_case(session, subject, newer, other_ref)
+        # Proposed from the newer case's page (the reporter confirms from it); filed within the same minute,
+        # either may be called the earlier one.
+        if older.case.created_at > newer.case.created_at:
+            raise ValidationFailed([public_error(["other_case"], "other_newer", "the other case is newer")])
+        if not repository.granted_organisation_ids(
+            session, newer.case.id
+        ) <= repository.granted_organisation_ids(session, older.case.id):
+            raise ValidationFailed(
+                [public_error(["other_case"], "holders_differ", "the newer case has holders the older lacks")]
+            )
+        # One proposal per newer case: a new one replaces it (an older case may wait for several).
+        replaced = session.get(MergeProposal, newer.case.id)
+        if replaced is not None:
+            session.delete(replaced)
+            session.flush()
+        session.add(
+            MergeProposal(
+                newer_case_id=newer.case.id,
+                older_case_id=older.case.id,
+                older_key=seal(
+                    newer.data_key, older.data_key, merge_key_context(newer.case.id, older.case.id)
+                ),
+                created_at=utcnow(),
+            )
+        )
+        self._audit(session, subject, "case.merge_proposed", newer.case.id, role="newer")
+        self._audit(session, subject, "case.merge_proposed", older.case.id, role="older")
+        session.commit()
+
+    def withdraw_merge(self, session: Session, subject: Subject, case_id: str) -> None:
+        """Take back a pending merge of this case (as either side); nothing to do if there is none."""
+        unlocked = self.unlock(session, subject, case_id)
+        if repository.merge_proposal_of(session, unlocked.case.id) is None:
+            return
+        repository.delete_merge_proposals(session, unlocked.case.id)
+        self._audit(session, subject, "case.merge_withdrawn", unlocked.case.id)
+        session.commit()
+
+    def _merge_view(self, session: Session, case_id: str) -> dict[str, Any] | None:
+        pending = repository.merge_proposal_of(session, case_id)
+        if pending is None:
+            return None
+        newer = pending.newer_case_id == case_id
+        return {
+            "role": "newer" if newer else "older",
+            "other_case_id": pending.older_case_id if newer else pending.newer_case_id,
+        }
+
+
+def merge_key_context(newer_case_id: str, older_case_id: str) -> Context:
+    """The older case's key sealed under the newer one's, for one proposed merge of these two cases."""
+    return Context("merge_key", case_id=newer_case_id, record_id=older_case_id)
 
 
 def _add_message(

@@ -24,6 +24,8 @@ class DeadlineState(StrEnum):
     possibly_passed = "possibly_passed"
     not_started = "not_started"
     undated = "undated"
+    # A Strafantrag is recorded as filed (the proceedings on /fall): no count-down, the day it was filed.
+    filed = "filed"
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,17 @@ class DeadlineView:
     urgent: bool
 
 
-def deadline_view(deadline: ComplaintDeadline, today: date, lang: str) -> DeadlineView | None:
-    """None when no complaint-only offence was reported (no Strafantrag deadline to show)."""
+def deadline_view(
+    deadline: ComplaintDeadline, today: date, lang: str, filed_on: date | None = None
+) -> DeadlineView | None:
+    """None when no complaint-only offence was reported (no Strafantrag deadline to show). With the day a
+    Strafantrag was filed (recorded in the proceedings), that day instead of a count-down."""
     if deadline.basis is DeadlineBasis.none:
         return None
+    if filed_on is not None:
+        return DeadlineView(
+            DeadlineState.filed, deadline.basis, format_date(filed_on, lang), None, urgent=False
+        )
     left = deadline.days_left(today)
     if left is None or deadline.ends_on is None:
         state = (

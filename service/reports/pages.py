@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from service.auth import csrf, sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.models import GrantRole
+from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view
+from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
@@ -50,6 +52,9 @@ CASE_NOTICES = {"message_sent": "notice.message_sent"}
 INCIDENT_NOTICES = {
     "incident_already_added": "notice.incident_already_added",
     "known_saved": "notice.perpetrator_known_saved",
+    "proceedings_saved": "notice.proceedings_saved",
+    "merged": "notice.merged",
+    "merge_declined": "notice.merge_declined",
 }
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
@@ -352,7 +357,18 @@ def _case_page(
             # The case was purged while the session lived: back to the sign-in page.
             return _pages(request).render(request, "reporter_login.html", errors=[], notice=None)
         view = runtime.intake.reporter_view(db, opened)
+        pending = runtime.merges.pending(db, opened.case.id)
     case = {
+        "merge": None
+        if pending is None
+        else {
+            "older_created_on": format_date(pending.older_created_at, lang),
+            "holders": pending.holders,
+        },
+        "proceedings_outcomes": [
+            {"code": code, "label": code_label(t, "proceedings.outcome", code)}
+            for code in PROCEEDINGS_OUTCOMES
+        ],
         "status_label": t(f"status.{view['status']}"),
         "notify": view["notify"],
         "created_at": format_date(view["created_at"], lang),
@@ -385,7 +401,15 @@ def _case_page(
                 "occurred_on": format_date(item["occurred_on"], lang) if item["occurred_on"] else None,
                 "attachments": item["attachments"],
                 "files": [_file_link(file, lang) for file in item["files"]],
-                "complaint": deadline_view(item["complaint"], today, lang),
+                "complaint": deadline_view(
+                    item["complaint"],
+                    today,
+                    lang,
+                    filed_on=item["proceedings"].application_on if item["proceedings"] else None,
+                ),
+                "proceedings": proceedings_view(
+                    item["proceedings"].model_dump(mode="json") if item["proceedings"] else {}, t, lang
+                ),
                 # For the small "perpetrator known since" form: the stored day as the date input wants it.
                 "perpetrator_known_on": item["perpetrator_known_on"] or "",
             }
@@ -846,4 +870,124 @@ async def reporter_logout(request: Request) -> Response:
     pages.signed_out(request)
     response = pages.render(request, "reporter_login.html", errors=[], notice=t("notice.signed_out"))
     pages.delete_cookie(response, SESSION_COOKIE)
+    return response
+
+
+@router.post("/fall/verfahren")
+async def reporter_proceedings(request: Request) -> Response:
+    """The reporter records the proceedings of an incident (as counsellors can on the case page): sealed
+    with the case key; a Strafantrag recorded ends the deadline's reminders."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=20, free_text=frozenset({"file_number"}))
+    token, seq_text = form.get("csrf_token"), form.get("seq")
+    seq = (
+        int(seq_text)
+        if isinstance(seq_text, str) and seq_text.isdigit() and 0 < int(seq_text) <= 10_000
+        else 0
+    )
+    field = f"proceedings-{seq}"
+    sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FIELDS}
+
+    def again(kind: str, status: int) -> Response:
+        key = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}.get(
+            kind, "validation.invalid"
+        )
+        message = f"{t('proceedings.heading')}: {t(key)}"
+        return _case_page(
+            request,
+            runtime,
+            reporter,
+            status=status,
+            values={field: sent},
+            errors=[{"field": field, "message": message}],
+            field_errors={field: message},
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, "csrf", 403)
+    try:
+        record = proceedings_from_form(form)
+    except ValidationFailed as exc:
+        future = any("future" in str(error.get("msg", "")) for error in exc.detail)
+        return await run_in_threadpool(again, "date_future" if future else "invalid", 422)
+    if not seq:
+        return await run_in_threadpool(again, "invalid", 422)
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            runtime.intake.record_proceedings(db, opened, seq, record)
+
+    try:
+        await run_in_threadpool(save)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    return RedirectResponse(f"/fall?notice=proceedings_saved#incident-{seq}", status_code=303)
+
+
+@router.post("/fall/zusammenfuehren")
+async def reporter_merge(request: Request) -> Response:
+    """The reporter answers a proposed merge from the newer case: "decline" drops the proposal; "confirm"
+    with this case's receipt typed again merges it into the earlier case, after which the same receipt
+    opens the merged case (the session moves to it) and the earlier receipt opens nothing. Nothing proposed
+    (any more): back to /fall."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    token, action, receipt = form.get("csrf_token"), form.get("action"), form.get("receipt")
+
+    def again(key: str, status: int) -> Response:
+        message = f"{t('field.merge_receipt')}: {t(key)}"
+        return _case_page(
+            request,
+            runtime,
+            reporter,
+            status=status,
+            errors=[{"field": "merge_receipt", "message": message}],
+            field_errors={"merge_receipt": message},
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, "error.csrf.message", 403)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    if action == "decline":
+
+        def decline() -> None:
+            with runtime.sessions() as db:
+                runtime.merges.decline(db, reporter.case_id)
+
+        await run_in_threadpool(decline)
+        return RedirectResponse("/fall?notice=merge_declined", status_code=303)
+
+    def confirm() -> str:
+        with runtime.sessions() as db:
+            merged = runtime.merges.confirm(
+                db, reporter.case_id, reporter.data_key, receipt if isinstance(receipt, str) else ""
+            )
+            # The session moves to the merged case: the reporter stays signed in with the same receipt.
+            sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
+            cookie = sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)
+            db.commit()
+            return cookie
+
+    try:
+        cookie = await run_in_threadpool(confirm)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    except ValidationFailed as exc:
+        kind = str(exc.detail[0].get("type", "")) if exc.detail else ""
+        return await run_in_threadpool(again, f"merge.error.{kind}" if kind else "validation.invalid", 422)
+    response = RedirectResponse("/fall?notice=merged", status_code=303)
+    pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
+    # Form tokens are bound to the session, as after a sign-in.
+    pages.rotate_csrf(request, response)
     return response

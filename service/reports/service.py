@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.cases import attachments as files
+from service.cases import proceedings
 from service.cases import service as case_work
 from service.cases.blobs import BlobStore
 from service.cases.deadlines import (
@@ -34,6 +35,7 @@ from service.cases.models import (
     Incident,
     RoutingRecord,
 )
+from service.cases.proceedings import Proceedings
 from service.crypto import (
     Context,
     DecryptionError,
@@ -335,6 +337,7 @@ class IntakeService:
                 # The way from an incident to its statistics row exists only under the case key: a
                 # counsellor who reclassifies can update the row, a thief of the database cannot join them.
                 extract_ref=seal(data_key, extract_id.encode(), _ctx("extract_ref", case.id, incident_id)),
+                proceedings=None,
                 created_at=now,
             )
         )
@@ -350,6 +353,7 @@ class IntakeService:
                 land=case.land,
                 channel=data.channel.split(".")[0],
                 office=case.office,
+                event_key=None,
                 **classification(self.taxonomy, list(data.type_codes)),
             )
         )
@@ -734,12 +738,35 @@ class IntakeService:
         )
         deadline = self.payload_deadline(list(incident.type_codes), payload)
         now = utcnow()
-        incident.complaint_reminder_on = reminder_week(deadline.ends_on, _today(now))
+        incident.complaint_reminder_on = proceedings.reminder_on(
+            deadline, proceedings.read(opened.data_key, incident), _today(now)
+        )
         if deadline.urgent(_today(now)) and case.status != CaseStatus.closed.value:
             case.urgency = more_urgent(case.urgency, "high")
         case.updated_at = now
         session.commit()
         return deadline
+
+    def record_proceedings(self, session: Session, opened: OpenedCase, seq: int, record: Proceedings) -> None:
+        """The reporter records the proceedings of an incident (/fall), as a counsellor can on the case
+        page: sealed, and a Strafantrag recorded ends its reminders. Audited without content."""
+        case = repository.lock_case(session, opened.case.id)
+        incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
+        if case is None or incident is None:
+            session.rollback()
+            raise NotFound()
+        proceedings.store(self.taxonomy, opened.data_key, incident, record)
+        case.updated_at = utcnow()
+        self.audit.append(
+            session,
+            actor_kind="reporter",
+            actor_id=None,
+            action="case.proceedings",
+            object_type="case",
+            object_id=case.id,
+            details={"seq": seq},
+        )
+        session.commit()
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> dict[str, Any]:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""
@@ -767,6 +794,7 @@ class IntakeService:
                     "occurred_on": payload.get("occurred_on"),
                     "perpetrator_known_on": (payload.get("perpetrator") or {}).get("known_on"),
                     "complaint": self.payload_deadline(incident.type_codes, payload),
+                    "proceedings": proceedings.read(opened.data_key, incident),
                     "attachments": counts.get(incident.id, 0),
                     "files": incident_files.get(incident.id, []),
                 }

@@ -20,10 +20,12 @@ from service.cases.models import (
     CaseMessage,
     CaseNote,
     CaseStatus,
+    EventLink,
     Incident,
     ReminderLog,
     RoutingRecord,
 )
+from service.cases.repository import delete_merge_proposals
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.models import SubmissionToken
 
@@ -150,6 +152,14 @@ def delete_case_rows(session: Session, case_id: str) -> dict[str, int]:
 
     Returns the number of rows per kind; ``case`` is 1 unless the row vanished in between.
     """
+    # Rows that point at the case without a case_id of their own: its incidents' event links (the other
+    # incidents of an event keep theirs) and merge proposals naming it either way.
+    session.execute(
+        delete(EventLink).where(
+            EventLink.incident_id.in_(select(Incident.id).where(Incident.case_id == case_id))
+        )
+    )
+    delete_merge_proposals(session, case_id)
     counts = {
         name: _deleted(session, delete(model).where(model.case_id == case_id))
         for name, model in _CASE_CHILDREN

@@ -16,6 +16,12 @@ the revision points of the dashboard.
 
 Each cell keeps its report count, its number of distinct reporters (persons affected) and the top
 reporter's report count, which is what the primary and dominance rules need.
+
+An event that several people reported (incidents that counsellors linked as the same event, sharing an
+``event_key``) is one report: it counts in the cells of its first row (the earliest receipt month, then a
+fixed order), so the tables stay additive; every reporter of it still counts among the persons affected in
+the cells of their own row. Such a cell may hold more persons than reports (two council members threatened in
+one meeting: 2 persons, 1 report), and a cell may hold a person and no report; the release gate knows.
 """
 
 from __future__ import annotations
@@ -146,6 +152,20 @@ def _keys_of_row(row: ExtractRow, scope: Scope, domains: Domains) -> Iterable[tu
         yield NATIONAL_YEAR_TYPE_OFFICE.id, (through, group, office)
 
 
+def _event_order(row: ExtractRow) -> tuple[str, ...]:
+    """Which row of an event counts it: the first received, then a fixed order of the row's values."""
+    return (
+        row.receipt_month,
+        row.reporter_pseudonym,
+        row.primary_type,
+        row.channel,
+        row.land,
+        row.office or "",
+        row.incident_month or "",
+        ",".join(row.type_codes),
+    )
+
+
 def _summarise(counter: Counter[str]) -> CellStats:
     return CellStats(sum(counter.values()), len(counter), max(counter.values())) if counter else EMPTY
 
@@ -159,15 +179,20 @@ def compute_catalogue(rows: Iterable[ExtractRow], as_of: str, domains: Domains) 
     pairs: set[tuple[str, str]] = set()
     lands: dict[str, set[str]] = {}
     offices: dict[str, set[str]] = {}
-    for row in rows:
-        if row.year != scope.year or row.receipt_month > as_of:
-            continue
+    chosen = [row for row in rows if row.year == scope.year and row.receipt_month <= as_of]
+    first_of_event: dict[str, ExtractRow] = {}
+    for row in sorted(chosen, key=_event_order):
+        if row.event_key is not None:
+            first_of_event.setdefault(row.event_key, row)
+    for row in chosen:
+        # A linked event is one report, counted with its first row; its other reporters count as persons.
+        counts = 1 if row.event_key is None or first_of_event[row.event_key] is row else 0
         lands.setdefault(row.reporter_pseudonym, set()).add(row.land)
         offices.setdefault(row.reporter_pseudonym, set()).add(office_cell(row.office))
         pairs.add((domains.group_of_type.get(row.primary_type, ""), str(row.severity_group)))
         for table_id, key in _keys_of_row(row, scope, domains):
             try:
-                contributions[table_id][key][row.reporter_pseudonym] += 1
+                contributions[table_id][key][row.reporter_pseudonym] += counts
             except KeyError:
                 raise ValueError(f"{table_id}: a value outside the fixed domain") from None
     fixed = {

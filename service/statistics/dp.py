@@ -9,10 +9,12 @@ Why the pieces look as they do:
 - Noise comes from OpenDP only (exact discrete Laplace on integers). This module imports no ``random`` or
   ``numpy.random``: floating-point samplers leak through their low bits, and a structure test checks that
   nothing on this path imports one.
-- Contribution bounding happens here, before aggregation, in receipt order, per reporter and depending only
-  on that reporter's rows: adding or removing one reporter changes nothing else, which is what makes the
-  declared sensitivities true. Land and office are counted once per reporter-year (the first in receipt
-  order) even though a pseudonym belongs to one case, because the guarantee must not rest on the data.
+- Contribution bounding happens here, before aggregation, in receipt order, per reporter and depending only on
+  that reporter's rows: adding or removing one reporter changes nothing else, which is what makes the declared
+  sensitivities true. Report counts count an event that counsellors linked (rows sharing an ``event_key``)
+  once per cell; a reporter's removal still lowers each cell by at most their own kept rows. Land and office
+  are counted once per reporter-year (the first in receipt order) even though a pseudonym belongs to one case,
+  because the guarantee must not rest on the data.
 - Domains are fixed (every month, Land and code of the taxonomy, zeros included).
 - Raw noisy values may be negative and are kept for downloads (clamping biases sums); ``value`` clamps to
   zero for display.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.statistics.domains import Domains, months_of, office_cell
@@ -200,16 +202,18 @@ def bounded_counts(
         domain = domain_of(table.by, year, domains)
         index = {key: position for position, key in enumerate(domain)}
         cell_of = _CELL_OF[table.by]
-        vector = [0] * len(domain)
-        for reporter_rows in by_reporter.values():
+        # What each cell counts: one entry per reporter (persons), per report, or per linked event.
+        seen: list[set[object]] = [set() for _ in domain]
+        for pseudonym, reporter_rows in by_reporter.items():
             ordered = sorted(reporter_rows, key=_receipt_order)
-            for key in _contributions(table, policy, ordered, cell_of, bounded):
+            for position, (key, row) in enumerate(_contributions(table, policy, ordered, cell_of, bounded)):
                 try:
-                    vector[index[key]] += 1
+                    cell = seen[index[key]]
                 except KeyError:
                     # A code outside the fixed domain would be a data-dependent cell: refuse, do not drop.
                     raise ValueError(f"{table.id}: {table.by} value outside the public domain") from None
-        counts[table.id] = tuple(vector)
+                cell.add(row.event_key or (pseudonym, position))
+        counts[table.id] = tuple(len(cell) for cell in seen)
     return counts
 
 
@@ -219,17 +223,24 @@ def _contributions(
     ordered: Sequence[ExtractRow],
     cell_of: Callable[[ExtractRow], str],
     bounded: bool,
-) -> list[str]:
-    """The cells one reporter adds 1 to, in receipt order and within the policy's bounds."""
+) -> list[tuple[str, ExtractRow]]:
+    """The cells one reporter adds to, each with the row that adds, in receipt order and within the policy's
+    bounds. A report count adds the row's event once per cell (``bounded_counts``): an event that several
+    reporters' rows of one cell share counts once there. That keeps the sensitivities: removing a reporter
+    removes at most their kept rows, and each of those lowers one cell by at most one."""
     if table.measure is Measure.reports:
         kept = ordered[: policy.bounds.reports_per_reporter] if bounded else ordered
-        return [cell_of(row) for row in kept]
-    distinct = list(dict.fromkeys(cell_of(row) for row in ordered))
+        return [(cell_of(row), row) for row in kept]
+    first_in_cell: dict[str, ExtractRow] = {}
+    for row in ordered:
+        first_in_cell.setdefault(cell_of(row), row)
+    # Persons: the reporter once per cell, never an event (a person affected is a person).
+    firsts = [(cell, replace(row, event_key=None)) for cell, row in first_in_cell.items()]
     if not bounded:
-        return distinct
+        return firsts
     if table.by is Dimension.month:
-        return distinct[: policy.bounds.months_per_reporter]
-    return distinct[:1]  # Land, office: one cell per reporter-year
+        return firsts[: policy.bounds.months_per_reporter]
+    return firsts[:1]  # Land, office: one cell per reporter-year
 
 
 @functools.lru_cache(maxsize=64)

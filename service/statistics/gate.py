@@ -15,10 +15,11 @@ What the attacker knows, beyond the shown numbers:
 - The taxonomy: severity is that of the primary type, so type group and severity only combine in the pairs
   the taxonomy allows (type C is exactly severity 3; that alone would let a severity table reveal a
   suppressed type cell).
-- Persons (distinct reporters) are not additive over months or types, but the attacker knows their
-  bounds: persons <= reports, a union has at least the persons of each part and at most their sum, and a
-  reporter has one Land and one office (one pseudonym per case), so persons add up over Länder and offices.
-  The last is used only where the data bears it out, so the true tables always satisfy the model.
+- Persons (distinct reporters) are not additive over months or types, but the attacker knows their bounds:
+  persons <= reports (in every cell where it holds: an event several people reported is one report), a union
+  has at least the persons of each part and at most their sum, and a reporter has one Land and one office (one
+  pseudonym per case), so persons add up over Länder and offices. The last is used only where the data bears
+  it out, so the true tables always satisfy the model.
 - The rules: "< 5" means 1..4 reporters; a hidden report count next to a shown person count (dominance)
   means the top reporter has more than half, hence reports >= 2 persons - 1.
 - Earlier snapshots. One variable per cell stands for its current true value. A number shown earlier is a
@@ -61,6 +62,7 @@ from service.statistics.catalogue import (
     NATIONAL_QUARTER_TYPE,
     NATIONAL_YEAR_TYPE_OFFICE,
     Catalogue,
+    CellStats,
     Key,
 )
 from service.statistics.domains import Domains, months_in_quarter
@@ -160,6 +162,11 @@ class _Program:
             data.extend(row.values())
             indptr.append(len(cols))
         return csr_matrix((data, cols, indptr), shape=(len(rows), size))
+
+
+def _holds(stats: CellStats, persons_before: int, reports_before: int) -> bool:
+    """Whether a cell's persons grew by no more than its reports since (0, 0: persons <= reports)."""
+    return stats.persons - persons_before <= stats.reports - reports_before
 
 
 def _add(*exprs: Expr, sign: float = 1.0) -> Expr:
@@ -284,7 +291,11 @@ class Attacker:
         persons = self._persons
         for ref, expr in self._reports.items():
             persons[ref] = var = p.new()
-            p.at_most({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)  # persons <= reports
+            # persons <= reports, where it is true: an event reported by several people is one report
+            # (service/statistics/catalogue.py), so a cell can hold more persons than reports. Given where it
+            # holds (all cells, unless events were linked), the attacker knows at least as much as in truth.
+            if _holds(self.truth.cell(*ref), 0, 0):
+                p.at_most({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)
         land_fixed = "land" in self.truth.fixed_per_reporter
         office_fixed = "office" in self.truth.fixed_per_reporter
 
@@ -355,6 +366,9 @@ class Attacker:
             ]
             for table, old, new in pairs_of_keys:
                 p.at_most({persons[table, old]: 1.0, persons[table, new]: -1.0}, 0.0)
+                before_stats = self.truth.cell(table, old)
+                if not _holds(self.truth.cell(table, new), before_stats.persons, before_stats.reports):
+                    continue  # a new reporter of a linked event brought no report (again: where true)
                 added = _minus(self._reports[table, new], self._reports[table, old])
                 p.at_most(
                     _add({persons[table, new]: 1.0, persons[table, old]: -1.0}, _add(added, sign=-1.0)), 0.0

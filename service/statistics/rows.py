@@ -25,6 +25,8 @@ class ExtractRow:
     channel: str  # top-level channel code
     office: str | None
     severity_group: int  # 1 (extreme violence) .. 6 (mass mailing)
+    # Rows of incidents linked as one event share it (a keyed token, no case behind it); None for the rest.
+    event_key: str | None = None
 
     @property
     def year(self) -> int:
@@ -43,6 +45,7 @@ def from_model(model: StatisticsExtract) -> ExtractRow:
         channel=model.channel,
         office=model.office,
         severity_group=model.severity_group,
+        event_key=model.event_key,
     )
 
 
@@ -58,4 +61,5 @@ def to_model(row: ExtractRow) -> StatisticsExtract:
         channel=row.channel,
         office=row.office,
         severity_group=row.severity_group,
+        event_key=row.event_key,
     )

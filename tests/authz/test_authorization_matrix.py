@@ -216,6 +216,13 @@ def _regranted(world: World, actor: Actor) -> None:
     world.regrant()
 
 
+def _same_event(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+    """Link incident 1 of the case to incident 1 of its companion (a second case of the same organisation,
+    held by the same subjects): linking what is linked is a no-op, so every holder's cell succeeds."""
+    companion = world.companions[B if variant == B else A]
+    return {"seq": "1", "other_case": companion.id[:8], "other_seq": "1"}
+
+
 _SHARES = _fixed(custodians="Leitung\nStellvertretung\nVorstand", threshold="2")
 _ORG_PAGE = "/intern/organisationen/{organisation_id}"
 
@@ -360,6 +367,17 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         plaintext=True,
     ),
+    ("POST", "/fall/verfahren"): Route(
+        Guard.REPORTER,
+        303,
+        form=_fixed(seq="1", file_number="1 Js 1/26", outcome="running"),
+        csrf="form",
+        ok_location="/fall?notice=proceedings_saved",
+    ),
+    # Declining: a confirmation would merge the world's case away (the merge is tested in tests/cases).
+    ("POST", "/fall/zusammenfuehren"): Route(
+        Guard.REPORTER, 303, form=_fixed(action="decline"), csrf="form", ok_location="/fall"
+    ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
     ("GET", "/api/v1/cases"): Route(Guard.STAFF, 200, lists=True),
@@ -449,6 +467,42 @@ ROUTES: dict[tuple[str, str], Route] = {
         form=_fixed(note="Rückruf um zehn."),
         csrf="form",
         ok_location=_CASE_PAGE + "?notice=note_added",
+    ),
+    ("POST", _CASE_PAGE + "/vorfaelle/{seq}/verfahren"): Route(
+        Guard.CASE,
+        303,
+        INCIDENT_VARIANTS,
+        form=_fixed(file_number="1 Js 1/26", outcome="running"),
+        csrf="form",
+        ok_location=_CASE_PAGE + "?notice=proceedings_saved",
+    ),
+    # The same event: the other case must be one the subject holds too (tests/cases covers the 404 for a
+    # case of another organisation named in the form).
+    ("POST", _CASE_PAGE + "/ereignis"): Route(
+        Guard.CASE,
+        303,
+        CASE_VARIANTS,
+        form=_same_event,
+        csrf="form",
+        ok_location=_CASE_PAGE + "?notice=linked",
+    ),
+    ("POST", _CASE_PAGE + "/ereignis/{seq}/loesen"): Route(
+        Guard.CASE,
+        303,
+        INCIDENT_VARIANTS,
+        form=_fixed(),
+        csrf="form",
+        ok_location=_CASE_PAGE + "?notice=unlinked",
+    ),
+    # Withdrawing (a no-op without a proposal): a proposal would depend on the holders the referral cells
+    # leave behind; tests/cases/test_events_merge_proceedings.py proposes, confirms and refuses.
+    ("POST", _CASE_PAGE + "/zusammenfuehren"): Route(
+        Guard.CASE,
+        303,
+        CASE_VARIANTS,
+        form=_fixed(action="withdraw"),
+        csrf="form",
+        ok_location=_CASE_PAGE + "?notice=merge_withdrawn",
     ),
     ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     ("POST", _CASE_PAGE + "/beweise"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),

@@ -22,6 +22,12 @@ MARKERS = {
     "filename": "QXNAMECANARY6620",
     "staff_file": "QXSTAFFFILECANARY4471",
     "staff_filename": "QXSTAFFNAMECANARY8802",
+    # The proceedings of an incident (issue 18): every field sealed, the days and the outcome code included.
+    "file_number": "QXAKTENZEICHENCANARY3306",
+    "complaint_on": "2003-07-19",
+    "application_on": "2004-02-29",
+    "information_requested_on": "2005-03-31",
+    "outcome": "dismissed_153a",
 }
 
 
@@ -82,6 +88,19 @@ def test_no_casework_marker_at_rest_or_in_logs(
             follow_redirects=False,
         )
         assert sent.status_code == 303
+        recorded = counsellor.post(
+            f"/intern/faelle/{case_id}/vorfaelle/1/verfahren",
+            data={
+                "csrf_token": csrf_token(page),
+                **{
+                    name: MARKERS[name]
+                    for name in ("file_number", "complaint_on", "application_on", "information_requested_on")
+                },
+                "outcome": MARKERS["outcome"],
+            },
+            follow_redirects=False,
+        )
+        assert recorded.status_code == 303, recorded.text
         reply = client.post(
             "/api/v1/reports/messages", json={"receipt": found.group(0), "body": MARKERS["reply"]}
         )
@@ -94,6 +113,14 @@ def test_no_casework_marker_at_rest_or_in_logs(
         )
     # The service itself shows them to those who may see them ...
     assert {m["body"] for m in case["messages"]} == {MARKERS["message"], "Anbei", MARKERS["reply"]}
+    assert case["incidents"][0]["proceedings"] == {
+        "complaint_on": MARKERS["complaint_on"],
+        "application_on": MARKERS["application_on"],
+        "file_number": MARKERS["file_number"],
+        "information_requested": True,
+        "information_requested_on": MARKERS["information_requested_on"],
+        "outcome": MARKERS["outcome"],
+    }
     looked_up = client.post("/api/v1/reports/lookup", json={"receipt": found.group(0)}).json()
     (staff_file,) = [f for m in looked_up["messages"] for f in m["attachments"]]
     assert staff_file["filename"] == f"{MARKERS['staff_filename']}.txt"
