@@ -20,6 +20,7 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
+from service.matching.service import MatchingService, matching_limit
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,
@@ -55,6 +56,7 @@ class Runtime:
     retention: RetentionService
     knowledge: KnowledgeService
     submissions: SubmissionTokens
+    matching: MatchingService
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -83,6 +85,11 @@ def build_runtime(settings: Settings) -> Runtime:
     retention = load_retention(settings.policies_dir)
     audit = AuditLog(secrets.audit_key)
     blobs = BlobStore(settings.blob_dir)
+    limiter = RateLimiter(counter, secrets.ratelimit_key)
+    # The only holder of the matching key (docs/matching.md).
+    matching = MatchingService(
+        secrets.matching_key, audit, limiter, matching_limit(settings.matching_limit_per_hour)
+    )
     intake = IntakeService(
         taxonomy,
         districts,
@@ -91,6 +98,7 @@ def build_runtime(settings: Settings) -> Runtime:
         secrets.statistics_key,
         secrets.notification_key,
         audit,
+        matching,
     )
     return Runtime(
         settings=settings,
@@ -101,16 +109,19 @@ def build_runtime(settings: Settings) -> Runtime:
         districts=districts,
         policy=policy,
         blobs=blobs,
-        limiter=RateLimiter(counter, secrets.ratelimit_key),
+        limiter=limiter,
         clients=ClientResolver(settings.trusted_networks),
         intake=intake,
         accounts=AccountService(secrets.session_key, key_peppers=secrets.key_peppers, audit=audit),
         audit=audit,
         cases=CaseService(taxonomy, audit),
-        retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),
+        retention=RetentionService(
+            retention, audit, blobs, notice_days=settings.purge_notice_days, forget_tokens=matching.forget
+        ),
         knowledge=KnowledgeService(taxonomy, audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),
+        matching=matching,
     )
 
 

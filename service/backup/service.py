@@ -162,6 +162,10 @@ class RestoreResult:
     secrets: tuple[SecretCheck, ...] = field(default=())
 
 
+# Secrets that archives of earlier versions of the service have no check value for.
+SECRETS_ADDED_LATER = frozenset({"matching_key"})
+
+
 def secret_checks(secrets: Secrets) -> tuple[SecretCheck, ...]:
     """Check values of every secret a restore needs: they name a secret without revealing anything of it."""
     values = {name: getattr(secrets, name) for name in SECRET_NAMES}
@@ -510,7 +514,13 @@ def _check_begin(begin: dict[str, Any], kind: DatabaseKind, secrets: Secrets, ur
         raise _unreadable("keine Prüfwerte der Geheimnisse", "no secret check values")
     current = {check.name: check.check for check in secret_checks(secrets)}
     differing = [
-        name for name in SECRET_NAMES if name != "key_pepper" and archived.get(name) != current.get(name)
+        name
+        for name in SECRET_NAMES
+        if name != "key_pepper"
+        and archived.get(name) != current.get(name)
+        # An archive made before a secret existed holds nothing that secret protects (the matching tokens
+        # came with the matching key, migration 0014): any value of it restores that archive.
+        and not (name in SECRETS_ADDED_LATER and name not in archived)
     ]
     # The staff keys may be sealed under either pepper of the archive's day: both must be held now.
     peppers_now = {current.get("key_pepper"), current.get("key_pepper_previous")} - {None}
