@@ -125,9 +125,9 @@ def _form_to_data(fields: dict[str, list[str]], model: type[BaseModel]) -> dict[
     data: dict[str, Any] = {}
     for name in model.model_fields:
         if name == "perpetrator_identifiers":
-            items, _ = _identifiers_from_form(fields)
-            if items:
-                data[name] = items
+            identifiers, _ = _identifiers_from_form(fields)
+            if identifiers:
+                data[name] = identifiers
         elif name in LIST_FIELDS:
             items = [item for item in fields.get(name, []) if item.strip()]
             if items or name == "type_codes":
@@ -692,7 +692,7 @@ async def reporter_identifiers(request: Request) -> Response:
     enforce(runtime, request, receipt_limit(runtime.settings))
     model, errors = _validate(IdentifiersAdd, _form_to_data(fields, IdentifiersAdd))
     errors = _identifier_errors(errors, fields)
-    if model is not None and not model.perpetrator_identifiers:
+    if isinstance(model, IdentifiersAdd) and not model.perpetrator_identifiers:
         errors = [{"loc": ["match_name"], "type": "missing", "msg": ""}]
     if model is None or errors:
         return await run_in_threadpool(again, errors, 422)
