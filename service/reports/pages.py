@@ -706,7 +706,8 @@ async def reporter_identifiers(request: Request) -> Response:
     try:
         done = await run_in_threadpool(save)
     except ValidationFailed as exc:
-        return await run_in_threadpool(again, exc.detail, 422)
+        # "Too many identifiers for one case": shown at the first identifier field of the form.
+        return await run_in_threadpool(again, _identifier_errors(list(exc.detail), fields), 422)
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
     code = "identifiers_saved" if done else "identifiers_waiting"

@@ -323,6 +323,12 @@ def test_the_reporter_adds_identifiers_on_fall_with_consent(client: TestClient, 
     assert saved.headers["location"].startswith("/fall?notice=identifiers_saved")
     assert {item["case_id"] for item in notices(runtime)} == {other, mine}
     assert shared(runtime, mine).cases == 1
+    # The reporter is never told whether their identifiers matched, nor who holds another case: a hostile
+    # reporter cannot use the form to learn whether someone else reported a name.
+    after = client.get("/fall").text
+    assert "Sachsen" not in after
+    assert "Teilt ein Täter-Merkmal" not in after
+    assert other not in after
 
 
 def test_a_purged_case_loses_its_tokens_and_never_matches_again(
