@@ -39,6 +39,10 @@ SECRET_NAMES = (
     # Mixed with the Argon2id output of a staff password into the key that seals the staff private key, so a
     # dump alone cannot test a password guess (security.md). Rotated with RUECKHALT_KEY_PEPPER_PREVIOUS.
     "key_pepper",
+    # Keys the perpetrator-identifier tokens of the repeat-perpetrator matching (docs/matching.md): whoever
+    # holds it and the database can test a guessed name against the tokens, so it is a secret of its own,
+    # used by one code path (service/matching), never in a backup, never logged.
+    "matching_key",
 )
 SECRET_BYTES = 32
 # Secrets whose previous value the service still reads during (or, for the audit key, after) a rotation
@@ -82,6 +86,7 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     notification_key: SecretStr | None = None
     key_pepper: SecretStr | None = None
+    matching_key: SecretStr | None = None
     # During a pepper rotation: the old pepper, so keys sealed under it still open and are re-sealed under
     # the new one at their owner's next sign-in (`rueckhalt secrets status` counts who has not yet).
     key_pepper_previous: SecretStr | None = None
@@ -177,6 +182,10 @@ class Settings(BaseSettings):
     login_device_limit_per_hour: int = Field(default=10, ge=1)
     login_account_total_per_hour: int = Field(default=50, ge=1)
     login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
+    # Repeat-perpetrator matching (docs/matching.md): at most this many perpetrator identifiers are looked
+    # up per hour, service-wide (every process together). Over it, a report is filed all the same and its
+    # identifiers wait, sealed, until the reporter sends them again on /fall.
+    matching_limit_per_hour: int = Field(default=200, ge=1)
 
     # The operator's Impressum (§ 5 DDG) and privacy notice (Art. 13 GDPR): linked from the footer of every
     # page, public and staff. Production refuses to start without both; embedded mode (the demo) links its
@@ -320,6 +329,7 @@ class Secrets:
     audit_key: bytes
     notification_key: bytes
     key_pepper: bytes
+    matching_key: bytes
     # NAME -> the previous values still read (PREVIOUS_NAMES), newest first; absent when none.
     previous: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
 

@@ -83,4 +83,6 @@ VALIDATION_MESSAGE_KEYS = {
     "invalid_code": "validation.invalid_code",
     "district_land": "validation.district_land",
     "duplicate": "validation.invalid",
+    "invalid_identifier": "validation.identifier",
+    "consent_required": "validation.consent_matching",
 }

@@ -14,6 +14,7 @@ from service.cases.models import (
 )
 from service.db import Base
 from service.knowledge.models import KnowledgeArticle
+from service.matching.models import PerpetratorToken
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
@@ -41,6 +42,7 @@ __all__ = [
     "Membership",
     "Organisation",
     "OutboxMessage",
+    "PerpetratorToken",
     "PrivacyBudget",
     "PublicReleaseRecord",
     "RateLimitCounter",

@@ -21,6 +21,7 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
+from service.matching.service import MatchingService, matching_limit
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,
@@ -57,6 +58,7 @@ class Runtime:
     retention: RetentionService
     knowledge: KnowledgeService
     submissions: SubmissionTokens
+    matching: MatchingService
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -85,6 +87,11 @@ def build_runtime(settings: Settings) -> Runtime:
     retention = load_retention(settings.policies_dir)
     audit = AuditLog.of(secrets)
     blobs = BlobStore(settings.blob_dir)
+    limiter = RateLimiter(counter, secrets.ratelimit_key)
+    # The only holder of the matching key (docs/matching.md).
+    matching = MatchingService(
+        secrets.matching_key, audit, limiter, matching_limit(settings.matching_limit_per_hour)
+    )
     intake = IntakeService(
         taxonomy,
         districts,
@@ -93,6 +100,7 @@ def build_runtime(settings: Settings) -> Runtime:
         secrets.statistics_key,
         secrets.notification_key,
         audit,
+        matching,
         previous_lookup_peppers=secrets.previous_of("lookup_pepper"),
     )
     return Runtime(
@@ -104,7 +112,7 @@ def build_runtime(settings: Settings) -> Runtime:
         districts=districts,
         policy=policy,
         blobs=blobs,
-        limiter=RateLimiter(counter, secrets.ratelimit_key),
+        limiter=limiter,
         clients=ClientResolver(settings.trusted_networks),
         intake=intake,
         accounts=AccountService(
@@ -118,10 +126,13 @@ def build_runtime(settings: Settings) -> Runtime:
         merges=CaseMerger(
             audit, secrets.lookup_pepper, secrets.statistics_key, secrets.notification_key, blobs
         ),
-        retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),
+        retention=RetentionService(
+            retention, audit, blobs, notice_days=settings.purge_notice_days, forget_tokens=matching.forget
+        ),
         knowledge=KnowledgeService(taxonomy, audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),
+        matching=matching,
     )
 
 

@@ -68,6 +68,9 @@ class Case(Base):
     # The reporter's optional address for "there is a new message for you", sealed with the service's
     # notification key (not the case key): the worker that sends the mail holds no case key.
     notify_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The perpetrator identifiers the reporter gave for the repeat-perpetrator matching, as typed, sealed with
+    # the case key; NULL without consent or after its withdrawal (service/matching, docs/matching.md).
+    perpetrator_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     ack_deadline_at: Mapped[datetime] = mapped_column(MINUTE)
     acknowledged_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
     assignee_id: Mapped[str | None] = mapped_column(

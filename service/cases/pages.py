@@ -43,6 +43,7 @@ from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
+from service.matching.display import identifier_items, kind_labels
 from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.reports.uploads import parse_form
@@ -721,6 +722,7 @@ def case_view(
     codes = sorted({code for item in detail["incidents"] for code in item["type_codes"]})
     articles = runtime.knowledge.links_for(db, codes, lang, limit=5)
     return {
+        "matching": _matching_view(runtime, db, case_id, detail.get("perpetrator_identifiers") or [], t),
         "articles": articles,
         "colleagues": colleagues,
         "receivers": receivers,
@@ -815,6 +817,26 @@ def _merge_view(merge: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     other = merge["other_case_id"]
     return {"role": merge["role"], "ref": other[:8], "href": case_url(other)}
+
+
+def _matching_view(
+    runtime: Runtime, db: Session, case_id: str, typed: list[dict[str, Any]], t: Translator
+) -> dict[str, Any]:
+    """The repeat-perpetrator matching of a case the subject holds (``detail`` checked that): the
+    identifiers as the reporter typed them, and how many other cases share one and which organisations
+    see them. Never another case's id, reporter or text (docs/matching.md)."""
+    shared = runtime.matching.shared_with(db, case_id)
+    line = ""
+    if shared is not None:
+        key = "case_page.matching.shared_one" if shared.cases == 1 else "case_page.matching.shared_many"
+        names = ", ".join(shared.organisations) or t("case_page.matching.no_holder")
+        line = t(key, n=shared.cases, organisations=names)
+    return {
+        "identifiers": identifier_items(typed, t),
+        "shared": line,
+        "kinds": kind_labels(shared.kinds, t) if shared is not None else "",
+        "waiting": bool(typed) and not runtime.matching.registered(db, case_id),
+    }
 
 
 def _case_options(t: Translator) -> dict[str, Any]:

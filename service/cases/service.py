@@ -47,6 +47,7 @@ from service.crypto import (
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
+from service.matching.sealed import open_typed
 from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody, RotationReason
 from service.organisations.models import Organisation
@@ -225,6 +226,8 @@ class CaseService:
             "targets": details.get("targets", []),
             "support_needs": details.get("support_needs", []),
             "contact": contact,
+            # The perpetrator identifiers the reporter gave for the matching, as typed (service/matching).
+            "perpetrator_identifiers": open_typed(key, case.id, case.perpetrator_ciphertext),
             "incidents": incidents,
             "attachments": attachments,
             "messages": self._messages(session, case.id, key, attachments),

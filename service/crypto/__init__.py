@@ -31,6 +31,7 @@ from service.crypto.hpke import (
     wrap_private_key,
 )
 from service.crypto.keyed import constant_time_equal, keyed_hash
+from service.crypto.matching import case_reference, open_case_reference, perpetrator_token
 from service.crypto.passwords import (
     Argon2Params,
     derive_password_key,
@@ -88,6 +89,7 @@ __all__ = [
     "StreamSealer",
     "UnsupportedFormatError",
     "backup_key_id",
+    "case_reference",
     "combine_shares",
     "constant_time_equal",
     "decode_private_key",
@@ -107,6 +109,7 @@ __all__ = [
     "new_salt",
     "new_totp_secret",
     "normalize_receipt",
+    "open_case_reference",
     "open_private_key",
     "open_sealed",
     "open_stream",
@@ -114,6 +117,7 @@ __all__ = [
     "open_with_password_and_pepper",
     "parse_share",
     "pepper_id",
+    "perpetrator_token",
     "receipt_lookup",
     "recovery_wrapping_key",
     "seal",

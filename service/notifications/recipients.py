@@ -73,6 +73,9 @@ _ORGANISATION_TOPICS = {
     "reminders.ack_overdue": "reminder_ack_overdue",
     "reminders.reporter_waiting": "reminder_reporter_waiting",
     "reminders.complaint_deadline": "reminder_complaint_deadline",
+    # A case the organisation holds shares a perpetrator identifier with another reporter's case
+    # (service/matching): that and nothing more; which organisations hold the others is on the case page.
+    "notifications.perpetrator_match": "perpetrator_match",
 }
 _ALERT_TOPICS = {
     "alerts.intake_refused": "alert_intake_refused",

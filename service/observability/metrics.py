@@ -72,7 +72,7 @@ _OUTCOME_OF_STATUS: Final = {
 ERROR_SCOPE_KEY: Final = "rueckhalt.error"
 
 RATE_LIMIT_SCOPES: Final = frozenset(
-    {"intake", "receipt", "login-client", "login-device", "login-account", "password-change"}
+    {"intake", "receipt", "login-client", "login-device", "login-account", "password-change", "matching"}
 )
 CHANNELS: Final = frozenset({"mail", "webhook"})
 TASKS: Final = frozenset(

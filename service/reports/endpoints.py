@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.cases import attachments as files
 from service.cases import service as case_work
@@ -52,7 +53,15 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
     # The path that has to keep up with a flood runs on the event loop where it can (``in_session``).
-    filed = await in_session(request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), []))
+    # Perpetrator identifiers (with consent): their look-ups are counted first, off the event loop.
+    budget = (
+        await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
+        if data.consent_matching and data.perpetrator_identifiers
+        else None
+    )
+    filed = await in_session(
+        request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), [], matching_budget=budget)
+    )
     return ReportCreated(
         receipt=filed.receipt,
         routed_to=filed.routed_to,

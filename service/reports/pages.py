@@ -33,10 +33,19 @@ from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
+from service.matching.display import identifier_items
+from service.matching.normalise import PLATFORM_NAMES
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
 from service.reports.repository import KeyHolder
-from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
+from service.reports.schemas import (
+    IdentifiersAdd,
+    IncidentFields,
+    NotifyAddress,
+    PerpetratorKnown,
+    ReportCreate,
+    is_control,
+)
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
 from service.reports.uploads import EncryptingFormParser, parse_form
@@ -58,7 +67,21 @@ INCIDENT_NOTICES = {
 }
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
 LIST_FIELDS = {"type_codes", "targets", "support_needs"}
-BOOL_FIELDS = {"consent_counselling", "consent_police"}
+BOOL_FIELDS = {"consent_counselling", "consent_police", "consent_matching"}
+# The form fields of the perpetrator identifiers for the matching (service/matching), one per kind; a handle
+# takes its platform from ``match_platform``.
+IDENTIFIER_FIELDS = (
+    ("match_name", "name"),
+    ("match_handle", "handle"),
+    ("match_phone", "phone"),
+    ("match_email", "email"),
+    ("match_plate", "plate"),
+)
+MATCHING_NOTICES = {
+    "identifiers_saved": "notice.identifiers_saved",
+    "identifiers_waiting": "notice.identifiers_waiting",
+    "identifiers_withdrawn": "notice.identifiers_withdrawn",
+}
 
 
 def _pages(request: Request) -> Pages:
@@ -76,10 +99,41 @@ def _form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
     return values
 
 
+def _identifiers_from_form(fields: dict[str, list[str]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The identifiers typed into the form (non-empty fields only), and the form field of each."""
+    items: list[dict[str, Any]] = []
+    names: list[str] = []
+    for field, kind in IDENTIFIER_FIELDS:
+        value = fields.get(field, [""])[-1]
+        if not value.strip():
+            continue
+        item: dict[str, Any] = {"kind": kind, "value": value}
+        if kind == "handle":
+            item["platform"] = fields.get("match_platform", [""])[-1] or None
+        items.append(item)
+        names.append(field)
+    return items, names
+
+
+def _identifier_errors(errors: list[dict[str, Any]], fields: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Errors of ``perpetrator_identifiers[i]`` named after the form field the identifier was typed in."""
+    _, names = _identifiers_from_form(fields)
+    for error in errors:
+        loc = [part for part in error.get("loc", []) if part != "body"]
+        if loc and loc[0] == "perpetrator_identifiers":
+            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            error["loc"] = [names[index] if index is not None and index < len(names) else "match_name"]
+    return errors
+
+
 def _form_to_data(fields: dict[str, list[str]], model: type[BaseModel]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in model.model_fields:
-        if name in LIST_FIELDS:
+        if name == "perpetrator_identifiers":
+            identifiers, _ = _identifiers_from_form(fields)
+            if identifiers:
+                data[name] = identifiers
+        elif name in LIST_FIELDS:
             items = [item for item in fields.get(name, []) if item.strip()]
             if items or name == "type_codes":
                 data[name] = items
@@ -143,6 +197,8 @@ def _form_context(runtime: Runtime) -> dict[str, Any]:
         "max_attachment_mb": runtime.settings.max_attachment_bytes // (1024 * 1024),
         "max_attachments": runtime.settings.max_attachments_per_report,
         "reporter_mail": reporter_mail(runtime.settings),
+        # The platforms a perpetrator's handle can be given for (service/matching/normalise.py).
+        "platforms": [{"code": code, "name": name} for code, name in PLATFORM_NAMES.items()],
     }
 
 
@@ -256,7 +312,7 @@ async def submit_report(request: Request) -> Response:
     if not pages.csrf_ok(request, parser.fields.get("csrf_token", [None])[-1]):
         return again([{"loc": ["csrf_token"], "type": "csrf", "msg": ""}], 403)
     model, errors = _validate(ReportCreate, _form_to_data(parser.fields, ReportCreate))
-    errors = _submission_error(checked) + errors + parser.errors
+    errors = _submission_error(checked) + _identifier_errors(errors, parser.fields) + parser.errors
     if model is None or errors:
         return again(errors, 422)
     assert isinstance(model, ReportCreate)
@@ -344,6 +400,7 @@ def _case_page(
     notice: str | None = None,
     message_notice: str | None = None,
     notify_notice: str | None = None,
+    matching_notice: str | None = None,
     incident_token: str | None = None,
 ) -> Response:
     lang = request_lang(request)
@@ -415,6 +472,8 @@ def _case_page(
             }
             for item in view["incidents"]
         ],
+        "identifiers": identifier_items(view["identifiers"], t),
+        "identifiers_waiting": view["identifiers_waiting"],
     }
     # The platform notice's explanation, prefilled from the incident types (the reporter completes it).
     codes = [code for item in view["incidents"] for code in item["type_codes"]]
@@ -432,6 +491,7 @@ def _case_page(
         notice=notice,
         message_notice=message_notice,
         notify_notice=notify_notice,
+        matching_notice=matching_notice,
         submission_token=token,
         **_form_context(runtime),
     )
@@ -449,6 +509,7 @@ def reporter_home(request: Request) -> Response:
     message_notice = t(CASE_NOTICES[code]) if code in CASE_NOTICES else None
     notify_notice = t(NOTIFY_NOTICES[code]) if code in NOTIFY_NOTICES else None
     notice = t(INCIDENT_NOTICES[code]) if code in INCIDENT_NOTICES else None
+    matching_notice = t(MATCHING_NOTICES[code]) if code in MATCHING_NOTICES else None
     return _case_page(
         request,
         runtime,
@@ -456,6 +517,7 @@ def reporter_home(request: Request) -> Response:
         notice=notice,
         message_notice=message_notice,
         notify_notice=notify_notice,
+        matching_notice=matching_notice,
     )
 
 
@@ -611,6 +673,72 @@ async def reporter_perpetrator_known(request: Request) -> Response:
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
     return RedirectResponse(f"/fall?notice=known_saved#incident-{model.seq}", status_code=303)
+
+
+@router.post("/fall/merkmale")
+async def reporter_identifiers(request: Request) -> Response:
+    """Perpetrator identifiers for the repeat-perpetrator matching (docs/matching.md): ``action=save`` adds
+    the typed ones (with the consent ticked, or the form comes back with an error), ``action=withdraw``
+    withdraws the consent: every token of the case is deleted at once, and the identifiers as typed too."""
+    runtime = runtime_of(request)
+    pages = _pages(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=20)
+    fields = {name: [value for value in form.getlist(name) if isinstance(value, str)] for name in form}
+    token, action = form.get("csrf_token"), form.get("action")
+
+    def again(errors: list[dict[str, Any]], status: int) -> Response:
+        summary, by_field = _field_errors(errors, t)
+        return _case_page(
+            request,
+            runtime,
+            reporter,
+            status=status,
+            values=_form_values(fields),
+            errors=summary,
+            field_errors=by_field,
+        )
+
+    if not pages.csrf_ok(request, token if isinstance(token, str) else None):
+        return await run_in_threadpool(again, [{"loc": ["match_name"], "type": "csrf", "msg": ""}], 403)
+    if action == "withdraw":
+
+        def withdraw() -> None:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                runtime.intake.withdraw_matching(db, opened)
+
+        try:
+            await run_in_threadpool(withdraw)
+        except NotFound:
+            return RedirectResponse("/fall", status_code=303)
+        return RedirectResponse("/fall?notice=identifiers_withdrawn#matching", status_code=303)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    model, errors = _validate(IdentifiersAdd, _form_to_data(fields, IdentifiersAdd))
+    errors = _identifier_errors(errors, fields)
+    if isinstance(model, IdentifiersAdd) and not model.perpetrator_identifiers:
+        errors = [{"loc": ["match_name"], "type": "missing", "msg": ""}]
+    if model is None or errors:
+        return await run_in_threadpool(again, errors, 422)
+    assert isinstance(model, IdentifiersAdd)
+
+    def save() -> bool:
+        with runtime.sessions() as db:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+            return runtime.intake.add_identifiers(db, opened, model)
+
+    try:
+        done = await run_in_threadpool(save)
+    except ValidationFailed as exc:
+        # "Too many identifiers for one case": shown at the first identifier field of the form.
+        return await run_in_threadpool(again, _identifier_errors(list(exc.detail), fields), 422)
+    except NotFound:
+        return RedirectResponse("/fall", status_code=303)
+    code = "identifiers_saved" if done else "identifiers_waiting"
+    return RedirectResponse(f"/fall?notice={code}#matching", status_code=303)
 
 
 @router.post("/fall/nachricht")

@@ -11,7 +11,26 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from service.matching.normalise import (
+    MAX_VALUE_CHARS,
+    PLATFORMS,
+    Identifier,
+    Kind,
+    NotAnIdentifier,
+    normalise,
+)
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -111,7 +130,77 @@ class IncidentFields(BaseModel):
         return _past_day(value)
 
 
-class ReportCreate(IncidentFields):
+# At most this many perpetrator identifiers per case (the form offers one of each kind at a time).
+MAX_IDENTIFIERS = 10
+
+
+class PerpetratorIdentifier(BaseModel):
+    """One identifier of the perpetrator for the repeat-perpetrator matching (docs/matching.md): stored as a
+    keyed token, and as typed sealed in the case."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Kind = Field(description="name, handle, phone, email or plate")
+    value: Annotated[str, StringConstraints(min_length=1, max_length=MAX_VALUE_CHARS)] = Field(
+        description="As the reporter knows it: a handle with or without @, a phone number with or without "
+        "country code (German without), a plate with or without spaces"
+    )
+    platform: Code | None = Field(default=None, description=f"For a handle only: {', '.join(PLATFORMS)}")
+
+    @field_validator("value", mode="after")
+    @classmethod
+    def _value_is_clean(cls, value: str) -> str:
+        _no_control_characters(value)
+        return value
+
+    @model_validator(mode="after")
+    def _normalisable(self) -> PerpetratorIdentifier:
+        try:
+            self.normalised()
+        except NotAnIdentifier:
+            raise PydanticCustomError(
+                "invalid_identifier", "not a valid {kind}", {"kind": self.kind.value}
+            ) from None
+        return self
+
+    def normalised(self) -> Identifier:
+        return normalise(self.kind, self.value, self.platform)
+
+
+class MatchingConsent(BaseModel):
+    """Perpetrator identifiers with the consent to match them; identifiers without the consent are refused
+    (never stored: not as tokens, not sealed), so that nothing is kept for a purpose nobody agreed to."""
+
+    perpetrator_identifiers: list[PerpetratorIdentifier] = Field(
+        default_factory=list,
+        max_length=MAX_IDENTIFIERS,
+        description="Identifiers of the perpetrator for the repeat-perpetrator matching (needs "
+        "consent_matching)",
+    )
+    consent_matching: bool = Field(
+        default=False,
+        validate_default=True,
+        description="The identifiers may be compared, as keyed tokens, with those of other reports; the "
+        "holders of a matching case are told that it shares an identifier, never with whom",
+    )
+
+    @field_validator("consent_matching", mode="after")
+    @classmethod
+    def _consent_given(cls, value: bool, info: ValidationInfo) -> bool:
+        if info.data.get("perpetrator_identifiers") and not value:
+            raise PydanticCustomError(
+                "consent_required", "perpetrator identifiers are matched only with consent_matching"
+            )
+        return value
+
+
+class IdentifiersAdd(MatchingConsent):
+    """Identifiers added on /fall (with the consent, again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReportCreate(IncidentFields, MatchingConsent):
     """A new report: the first incident plus who was targeted, where, and what the reporter agrees to."""
 
     land: Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-6])$")] = Field(

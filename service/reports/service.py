@@ -56,6 +56,8 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
+from service.matching.sealed import open_typed, seal_typed
+from service.matching.service import Budget, MatchingService
 from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
@@ -65,7 +67,14 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.repository import KeyHolder
-from service.reports.schemas import IncidentFields, ReportCreate, public_error
+from service.reports.schemas import (
+    MAX_IDENTIFIERS,
+    IncidentFields,
+    MatchingConsent,
+    PerpetratorIdentifier,
+    ReportCreate,
+    public_error,
+)
 from service.reports.submissions import SubmissionClaim
 from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
@@ -168,10 +177,12 @@ class IntakeService:
         statistics_key: bytes,
         notification_key: bytes,
         audit: AuditLog,
+        matching: MatchingService,
         *,
         previous_lookup_peppers: tuple[bytes, ...] = (),
     ) -> None:
         self.taxonomy = taxonomy
+        self.matching = matching
         self.audit = audit
         self.districts = districts
         self.policy = policy
@@ -428,14 +439,22 @@ class IntakeService:
         draft: CaseDraft,
         uploads: list[EncryptedUpload],
         claim: SubmissionClaim | None = None,
+        matching_budget: Budget | None = None,
     ) -> Filed:
         """Store a new case file and commit. Raises before anything is written if the input is refused.
 
         ``claim``: the form view's submission token (pages); a token used before files nothing
-        (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused."""
+        (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused.
+        ``matching_budget``: the look-ups reserved for its perpetrator identifiers; reserved here, before
+        anything is written, when the caller (off the event loop) did not."""
         errors = self.check_report(data)
         if errors:
             raise ValidationFailed(errors)
+        identifiers = (
+            [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
+        )
+        if identifiers and matching_budget is None:
+            matching_budget = self.matching.reserve(len(identifiers))
         self._claim(session, claim)
         now = utcnow()
         urgency = self.urgency_of(data, now)
@@ -480,6 +499,9 @@ class IntakeService:
                     if data.notify_email
                     else None
                 ),
+                perpetrator_ciphertext=self._seal_identifiers(
+                    draft.data_key, case.id, data.perpetrator_identifiers if data.consent_matching else []
+                ),
                 ack_deadline_at=now + timedelta(minutes=decision.ack_deadline_minutes),
                 acknowledged_at=None,
                 assignee_id=None,
@@ -507,6 +529,9 @@ class IntakeService:
             ]
         )
         repository.insert_new(session, rows + announced)
+        # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
+        if identifiers and matching_budget is not None:
+            self.matching.register(session, case.id, identifiers, matching_budget)
         session.commit()
         self._after_commit(announced)
         return Filed(
@@ -602,6 +627,59 @@ class IntakeService:
         )
         session.commit()
         return found
+
+    # -- perpetrator identifiers for the repeat-perpetrator matching (service/matching) ---------------------
+    @staticmethod
+    def _seal_identifiers(data_key: bytes, case_id: str, items: list[PerpetratorIdentifier]) -> bytes | None:
+        """The identifiers as the reporter typed them, sealed with the case key; None for none."""
+        return seal_typed(data_key, case_id, [item.model_dump(mode="json") for item in items])
+
+    @staticmethod
+    def identifiers_of(case: Case, data_key: bytes) -> list[PerpetratorIdentifier]:
+        """The identifiers a case holds (sealed, as typed); empty without consent or after its withdrawal."""
+        typed = open_typed(data_key, case.id, case.perpetrator_ciphertext)
+        return [PerpetratorIdentifier.model_validate(item) for item in typed]
+
+    def add_identifiers(self, session: Session, opened: OpenedCase, data: MatchingConsent) -> bool:
+        """The reporter gives identifiers on /fall (with consent): they join those already given (the same
+        identity once), are sealed anew and registered, together with any that waited for the budget.
+        Returns False when the hour's budget of look-ups was used up (the identifiers wait, sealed)."""
+        if not data.consent_matching or not data.perpetrator_identifiers:
+            return True
+        given = self.identifiers_of(opened.case, opened.data_key)
+        # Reserved before the transaction writes; each identifier sent (and each one waiting) is a look-up.
+        budget = self.matching.reserve(len(given) + len(data.perpetrator_identifiers))
+        case = repository.lock_case(session, opened.case.id)
+        if case is None:
+            session.rollback()
+            raise NotFound()
+        items: dict[Any, PerpetratorIdentifier] = {}
+        for item in [*self.identifiers_of(case, opened.data_key), *data.perpetrator_identifiers]:
+            items.setdefault(item.normalised(), item)
+        if len(items) > MAX_IDENTIFIERS:
+            session.rollback()
+            raise ValidationFailed(
+                [public_error(["perpetrator_identifiers"], "too_long", "too many identifiers for one case")]
+            )
+        kept = list(items.values())
+        case.perpetrator_ciphertext = self._seal_identifiers(opened.data_key, case.id, kept)
+        case.updated_at = utcnow()
+        session.flush()
+        done = self.matching.register(session, case.id, [item.normalised() for item in kept], budget).done
+        session.commit()
+        return done
+
+    def withdraw_matching(self, session: Session, opened: OpenedCase) -> None:
+        """The reporter withdraws the consent: the tokens go at once, and the identifiers as typed too (they
+        were given for the matching; what the reporter wrote about the perpetrator elsewhere stays)."""
+        case = repository.lock_case(session, opened.case.id)
+        if case is None:
+            session.rollback()
+            raise NotFound()
+        self.matching.forget(session, case.id)
+        case.perpetrator_ciphertext = None
+        case.updated_at = utcnow()
+        session.commit()
 
     def set_notify_address(self, session: Session, opened: OpenedCase, address: str | None) -> None:
         """The reporter chooses (or drops) the address told of new messages; an old one is overwritten."""
@@ -814,4 +892,10 @@ class IntakeService:
             "incidents": incidents,
             "messages": case_work.reporter_messages(session, case.id, opened.data_key),
             "notify": case.notify_ciphertext is not None,
+            "identifiers": [
+                item.model_dump(mode="json") for item in self.identifiers_of(case, opened.data_key)
+            ],
+            # Given but not looked up yet: the hour's budget was used up when they came.
+            "identifiers_waiting": case.perpetrator_ciphertext is not None
+            and not self.matching.registered(session, case.id),
         }

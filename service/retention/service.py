@@ -29,7 +29,7 @@ back alone and the run goes on with the next.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -137,11 +137,15 @@ class RetentionService:
         blobs: BlobStore,
         *,
         notice_days: int = DEFAULT_NOTICE_DAYS,
+        forget_tokens: Callable[[Session, str], int] | None = None,
     ) -> None:
         self.policy = policy
         self.audit = audit
         self.blobs = blobs
         self.notice_days = notice_days
+        # The matching service's ``forget``: a purged case's perpetrator tokens go with it (they name the
+        # case only under the matching key, so no foreign key can cascade; docs/matching.md).
+        self.forget_tokens = forget_tokens
 
     def due(self, session: Session, now: datetime) -> list[PurgeCandidate]:
         """Closed cases whose period has passed at ``now``, oldest closure first. Reads only."""
@@ -268,6 +272,8 @@ class RetentionService:
                 session.rollback()
                 return CasePurge(candidate, CaseResult.not_due)
             blob_names = repository.blob_names_of(session, case_id)
+            if self.forget_tokens is not None:
+                self.forget_tokens(session, case_id)
             counts = repository.delete_case_rows(session, case_id)
             if counts.pop("case") != 1:
                 # Cannot happen under the lock; if it does, commit nothing rather than a partial purge.

@@ -30,6 +30,7 @@ from service.cases.models import Case
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
 from service.notifications.contact import open_address, seal_address
+from service.matching.models import PerpetratorToken
 from service.organisations.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
@@ -140,6 +141,26 @@ def _restart_rate_limits(session: Session, secrets: Secrets, settings: Settings)
     return Rekeyed(
         {"counters_deleted": deleted + in_redis},
         (f"{deleted + in_redis} rate-limit counters deleted: every window starts afresh.",),
+    )
+
+
+def _drop_matching_tokens(session: Session, secrets: Secrets, settings: Settings) -> Rekeyed:
+    # A token is an HMAC of an identifier the server never keeps in clear: it cannot be recomputed under the
+    # new key without the case key, which only the reporter and the holders have. So every token goes, and
+    # the identifiers, still sealed in their cases, wait to be looked up again (docs/matching.md).
+    dropped = _count(session.execute(delete(PerpetratorToken)))
+    waiting = int(
+        session.scalar(
+            select(func.count()).select_from(Case).where(Case.perpetrator_ciphertext.is_not(None))
+        )
+        or 0
+    )
+    return Rekeyed(
+        {"tokens_deleted": dropped, "cases_waiting": waiting},
+        (
+            f"{dropped} matching tokens deleted; {waiting} cases keep their identifiers sealed and are "
+            "looked up again under the new key when their reporter sends them again on /fall.",
+        ),
     )
 
 
@@ -379,6 +400,21 @@ ROTATIONS: dict[str, Rotation] = {
             ),
             Keep.until_done,
             remaining=accounts_under_previous_key_pepper,
+        ),
+        Rotation(
+            "matching_key",
+            "the tokens of the repeat-perpetrator matching (HMACs of normalised names, handles, numbers, "
+            "addresses and plates) and their case references: with it and the database, a guessed identifier "
+            "can be tested against every token, and tokens can be joined to their cases (docs/matching.md).",
+            (
+                "Every matching token is deleted at once: a token cannot be recomputed under the new key "
+                "without the case key. Matches found so far stay on the case pages only while the tokens "
+                "exist, so they disappear too.",
+                "The identifiers stay sealed in their cases: a case page shows them as waiting, and they are "
+                "looked up again under the new key when the reporter sends them again on /fall.",
+            ),
+            Keep.none,
+            rekey=_drop_matching_tokens,
         ),
     )
 }

@@ -21,10 +21,14 @@ from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
+from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
+from service.statistics.catalogue import CellStats
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.labels import cell_label
+from service.statistics.policy import load_statistics_policy
 from service.statistics.snapshot import Snapshot
+from service.statistics.suppression import primary_status, shown_cell
 from service.web import StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
@@ -116,6 +120,16 @@ def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[dict[s
     return trends
 
 
+def repeat_cases_shown(runtime: Runtime, cases: int) -> str:
+    """The dashboard's figure of cases in a repeat-perpetrator cluster, under the snapshot tables' primary
+    rule (1 to k-1 shows "< k"; each case is one reporter) and, since it is counted live rather than once a
+    month, rounded down to a multiple of k: a view a day later must not tell that one more case joined."""
+    rules = load_statistics_policy(runtime.settings.policies_dir).coordinator
+    status = primary_status(CellStats(reports=cases, persons=cases, top_reports=min(cases, 1)), rules)
+    rounded = cases - cases % rules.min_reporters
+    return shown_cell(("all",), CellStats(rounded, rounded, min(rounded, 1)), status).display("persons")
+
+
 @router.get("/intern/statistik")
 def dashboard(request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
@@ -128,6 +142,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
             (s for s in reversed(snapshots) if s.as_of == chosen), snapshots[-1] if snapshots else None
         )
         times = response_times(db, utcnow())
+        repeat_cases = repeat_cases_shown(runtime, cases_in_clusters(db))
         audit_view(db, runtime.audit, subject.user_id, f"page:{snapshot.as_of if snapshot else 'none'}")
     return pages_of(request).render(
         request,
@@ -138,6 +153,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         trend=_trend(snapshot) if snapshot else None,
         land_trends=_land_trends(runtime, snapshot, lang) if snapshot else [],
         response_times=times,
+        repeat_cases=repeat_cases,
     )
 
 

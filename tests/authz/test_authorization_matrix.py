@@ -348,6 +348,16 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location="/fall?notice=notify_saved",
     ),
+    # Perpetrator identifiers for the repeat-perpetrator matching (docs/matching.md), with the consent.
+    ("POST", "/fall/merkmale"): Route(
+        Guard.REPORTER,
+        303,
+        form=_fixed(
+            action="save", match_handle="@authz_probe", match_platform="instagram", consent_matching="1"
+        ),
+        csrf="form",
+        ok_location="/fall?notice=identifiers_saved",
+    ),
     ("POST", "/fall/tatperson"): Route(
         Guard.REPORTER,
         303,

@@ -52,9 +52,11 @@ def test_embedded_secrets_are_generated_once_with_0600(tmp_path: Path) -> None:
                 first.ratelimit_key,
                 first.audit_key,
                 first.notification_key,
+                first.key_pepper,
+                first.matching_key,
             }
         )
-        == 6
+        == 8
     )
     for path in (tmp_path / "secrets").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -86,6 +88,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 audit_key="44" * 32,
                 notification_key="55" * 32,
                 key_pepper="66" * 32,
+                matching_key="77" * 32,
             )  # type: ignore[arg-type]
         )
     same = bytes(range(32)).hex()
@@ -100,6 +103,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 audit_key=same,
                 notification_key=same,
                 key_pepper=same,
+                matching_key=same,
             )  # type: ignore[arg-type]
         )
 
@@ -138,3 +142,19 @@ def test_production_needs_redis_as_broker_and_an_https_public_url(tmp_path: Path
             privacy_url="https://traeger.example/datenschutz",
         )
     )
+
+
+def test_production_requires_the_matching_key_of_its_own(tmp_path: Path) -> None:
+    """The repeat-perpetrator matching key (docs/matching.md) is required in production like the others,
+    and must differ from every other secret: it is held apart from them."""
+    others = {name: os.urandom(32).hex() for name in SECRET_NAMES if name != "matching_key"}
+    base = {"mode": Mode.production, "data_dir": tmp_path, "database_url": "postgresql+psycopg://x@h/x"}
+    with pytest.raises(ConfigurationError, match="RUECKHALT_MATCHING_KEY"):
+        load_secrets(Settings(**base, **others))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="differ"):
+        load_secrets(Settings(**base, **others, matching_key=others["audit_key"]))  # type: ignore[arg-type]
+    secrets = load_secrets(Settings(**base, **others, matching_key=os.urandom(32).hex()))  # type: ignore[arg-type]
+    assert len(secrets.matching_key) == 32
+    # Embedded mode generates it into the data folder with the others.
+    assert load_secrets(Settings(data_dir=tmp_path / "embedded")).matching_key
+    assert (tmp_path / "embedded" / "secrets" / "matching_key.key").exists()

@@ -60,7 +60,7 @@ def test_the_templates_are_all_there() -> None:
     for name in templates():
         assert (MAIL_TEMPLATES / f"{name}.de.txt").exists()
         assert (MAIL_TEMPLATES / f"{name}.en.txt").exists()
-    assert len(templates()) == 16
+    assert len(templates()) == 17
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import REPORT_TEXT_FIELDS, all_bytes_under, csrf_token, pg_dump, submission_token
 
+from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
 
 
@@ -18,6 +19,27 @@ def markers(prefix: str) -> dict[str, str]:
     values["contact_email"] = f"qx{prefix.lower()}mail@canary.example"
     values["notify_email"] = f"qx{prefix.lower()}notify@canary.example"
     return values
+
+
+# Perpetrator identifiers for the matching (docs/matching.md), as typed; sealed in the case and stored as
+# keyed tokens only. Each marker is a part of the value that survives normalisation too (the E.164 digits,
+# the plate without separators, the gmail local part without dots and tag), so neither form is at rest.
+IDENTIFIERS = [
+    {"kind": "name", "value": "QXNAMECANARY Person"},
+    {"kind": "handle", "value": "@QXHANDLECANARY", "platform": "instagram"},
+    {"kind": "phone", "value": "0171 7315842"},
+    {"kind": "email", "value": "QX.Mail.Canary+tag@gmail.com"},
+    {"kind": "plate", "value": "QX-CY 4711"},
+]
+IDENTIFIER_MARKERS = [
+    "QXNAMECANARY",
+    "QXHANDLECANARY",
+    "7315842",
+    "qxmailcanary",
+    "QX.Mail.Canary",
+    "QXCY4711",
+    "QX-CY 4711",
+]
 
 
 def test_no_marker_at_rest_or_in_logs(
@@ -31,6 +53,8 @@ def test_no_marker_at_rest_or_in_logs(
         "channel": "social_media.public_post",
         "occurred_on": "2026-10-01",
         **api_markers,
+        "perpetrator_identifiers": IDENTIFIERS,
+        "consent_matching": True,
     }
     created = client.post("/api/v1/reports", json=report)
     assert created.status_code == 201, created.text
@@ -54,6 +78,14 @@ def test_no_marker_at_rest_or_in_logs(
         "type_codes": ["A1"],
         "channel": "email",
         **form_markers,
+        # The same identifiers on the form: a match fires (a notice, an audit event), still nothing in clear.
+        "match_name": "QXNAMECANARY Person",
+        "match_handle": "qxhandlecanary",
+        "match_platform": "instagram",
+        "match_phone": "+49 171 7315842",
+        "match_email": "qxmailcanary@googlemail.com",
+        "match_plate": "qx cy 4711",
+        "consent_matching": "1",
     }
     files = [
         (
@@ -72,7 +104,11 @@ def test_no_marker_at_rest_or_in_logs(
         *api_markers.values(),
         *[follow_markers[k] for k in ("description", "place", "perpetrator_details")],
         *form_markers.values(),
+        *IDENTIFIER_MARKERS,
     ]
+    # The two reports matched: the tokens are there, and equal, yet name nobody in clear.
+    with runtime.sessions() as db:
+        assert cases_in_clusters(db) == 2
     places: list[tuple[str, bytes]] = [
         (str(path), data) for path, data in all_bytes_under(runtime.settings.data_dir)
     ]

@@ -48,6 +48,26 @@ def markers(prefix: str) -> dict[str, str]:
 
 
 NOTIFY = "qznotifycanary@canary.example"
+# Perpetrator identifiers for the matching (docs/matching.md), given on the form with consent: sealed in the
+# case and stored as keyed tokens. The markers survive normalisation (E.164 digits, the plate without
+# separators, the handle without @), so neither the typed nor the normalised form may be at rest.
+IDENTIFIER_FIELDS = {
+    "match_name": "QZNAMEIDCANARY Person",
+    "match_handle": "@QZHANDLEIDCANARY",
+    "match_platform": "instagram",
+    "match_phone": "0171 7315843",
+    "match_email": "qzmailidcanary@canary.example",
+    "match_plate": "QZ-CY 4712",
+    "consent_matching": "1",
+}
+IDENTIFIER_MARKERS = (
+    "QZNAMEIDCANARY",
+    "QZHANDLEIDCANARY",
+    "7315843",
+    "qzmailidcanary",
+    "QZCY4712",
+    "QZ-CY 4712",
+)
 CASEWORK = {
     "message": "QZMESSAGECANARY",
     "note": "QZNOTECANARY",
@@ -175,6 +195,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         "channel": "email",
         "notify_email": NOTIFY,
         **web,
+        **IDENTIFIER_FIELDS,
     }
     evidence = (f"{CASEWORK['evidence_filename']}.txt", CASEWORK["evidence"].encode() * 40, "text/plain")
     filed = reporter.post("/melden", data=fields, files=[("attachments", evidence)])
@@ -249,6 +270,9 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         assert value in text
     assert {CASEWORK["message"], CASEWORK["reply"]} <= {m["body"] for m in case["messages"]}
     assert CASEWORK["note"] in text
+    # The identifiers as the reporter typed them, for the holders of the case.
+    for value in ("QZNAMEIDCANARY Person", "@QZHANDLEIDCANARY", "0171 7315843", "QZ-CY 4712"):
+        assert value in text
     downloads = b"".join(
         staff.get(f"/api/v1/cases/{case_id}/attachments/{a['id']}").content for a in case["attachments"]
     )
@@ -294,6 +318,7 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
             for value in typed.values()
             for part in value.split("\n")
         ),
+        *IDENTIFIER_MARKERS,
     ]
     hits = [
         (marker, where)

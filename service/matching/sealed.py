@@ -1,0 +1,25 @@
+"""The perpetrator identifiers as the reporter typed them, sealed with the case key (``case_file``'s
+``perpetrator_ciphertext``): for the reporter and the holders of the case, never for the matching."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.crypto import Context, open_sealed, seal
+
+PURPOSE = "perpetrator_ids"
+
+
+def seal_typed(data_key: bytes, case_id: str, typed: list[dict[str, Any]]) -> bytes | None:
+    """Sealed list of {kind, value, platform}; None for none."""
+    if not typed:
+        return None
+    return seal(data_key, json.dumps(typed, ensure_ascii=False).encode(), Context(PURPOSE, case_id=case_id))
+
+
+def open_typed(data_key: bytes, case_id: str, sealed: bytes | None) -> list[dict[str, Any]]:
+    if sealed is None:
+        return []
+    typed = json.loads(open_sealed(data_key, sealed, Context(PURPOSE, case_id=case_id)))
+    return [dict(item) for item in typed]
