@@ -20,6 +20,7 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
+from service.knowledge.support import SupportDirectory
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,
@@ -54,6 +55,7 @@ class Runtime:
     cases: CaseService
     retention: RetentionService
     knowledge: KnowledgeService
+    support: SupportDirectory
     submissions: SubmissionTokens
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
@@ -109,6 +111,7 @@ def build_runtime(settings: Settings) -> Runtime:
         cases=CaseService(taxonomy, audit),
         retention=RetentionService(retention, audit, blobs, notice_days=settings.purge_notice_days),
         knowledge=KnowledgeService(taxonomy, audit),
+        support=SupportDirectory([land.code for land in districts.lands], audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),
     )
