@@ -110,8 +110,8 @@ def migrate() -> None:
     from service.knowledge.seed import seed_articles
     from service.knowledge.support import SupportDirectory, seed_support
     from service.migrate import upgrade
-    from service.taxonomy import load_districts
     from service.organisations.upgrade import upgrade_key_custody
+    from service.taxonomy import load_districts
 
     settings = _settings()
     secrets = load_secrets(settings)
@@ -129,7 +129,10 @@ def migrate() -> None:
             entries = seed_support(session, SupportDirectory(lands, AuditLog(secrets.audit_key)))
     finally:
         engine.dispose()
-    news = [f"{added} knowledge articles added" if added else "", f"{entries} support entries added" if entries else ""]
+    news = [
+        f"{added} knowledge articles added" if added else "",
+        f"{entries} support entries added" if entries else "",
+    ]
     typer.echo("; ".join(["database is up to date", *filter(None, news)]))
     if report.changed:
         typer.echo(

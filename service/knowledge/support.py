@@ -1,4 +1,5 @@
-"""The support directory (Empowerment): offices, networks and offers that decision makers can turn to, by Land.
+"""The support directory (Empowerment): offices, networks and offers that decision makers can turn to, per
+Land.
 
 Coordinators keep it. Every entry names its source (institution and title, an address where one was checked)
 and shows the day it was last checked; a coordinator's new entry is public only after a second coordinator's
@@ -40,8 +41,12 @@ class SupportKind(StrEnum):
 
     portal = "portal"  # a portal or central contact point that finds the right help
     police = "police"  # a police contact point or prevention offer
-    victim_support = "victim_support"  # counselling for people affected by right-wing, racist, antisemitic violence
-    mobile_counselling = "mobile_counselling"  # mobile counselling against the far right, for municipalities too
+    victim_support = (
+        "victim_support"  # counselling for people affected by right-wing, racist, antisemitic violence
+    )
+    mobile_counselling = (
+        "mobile_counselling"  # mobile counselling against the far right, for municipalities too
+    )
     antisemitism = "antisemitism"  # reporting and documentation of antisemitic incidents (RIAS)
     training = "training"  # workshops, webinars, moderation and practical aids
 
@@ -281,7 +286,7 @@ def _ordered(views: Iterable[SupportEntryView]) -> list[SupportEntryView]:
     )
 
 
-# -- the shipped entries ---------------------------------------------------------------------------------------
+# -- the shipped entries -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ _STAFF_PAGE = "/intern/unterstuetzung"
 _NOTICES = ("created", "saved", "reviewed", "published", "own", "retired", "restored")
 
 
-# -- presenter -------------------------------------------------------------------------------------------------
+# -- presenter -----------------------------------------------------------------------------------------------
 
 
 def land_options(runtime: Runtime, lang: str) -> list[dict[str, Any]]:
@@ -89,7 +89,9 @@ def _groups(runtime: Runtime, entries: list[SupportEntryView], lang: str) -> lis
     groups: list[dict[str, Any]] = []
     for entry in entries:
         if not groups or groups[-1]["code"] != entry.land:
-            groups.append({"code": entry.land, "heading": _land_label(runtime, entry.land, lang), "entries": []})
+            groups.append(
+                {"code": entry.land, "heading": _land_label(runtime, entry.land, lang), "entries": []}
+            )
         groups[-1]["entries"].append(_shown(runtime, entry, lang))
     return groups
 
@@ -120,7 +122,7 @@ def _suffix(lang: str, first: bool) -> str:
     return "?lang=en" if first else "&lang=en"
 
 
-# -- the public page -------------------------------------------------------------------------------------------
+# -- the public page -----------------------------------------------------------------------------------------
 
 
 @router.get("/wissen/unterstuetzung")
@@ -151,7 +153,7 @@ def support_directory(request: Request) -> Response:
     )
 
 
-# -- the coordinators' pages -----------------------------------------------------------------------------------
+# -- the coordinators' pages ---------------------------------------------------------------------------------
 
 
 @router.get(_STAFF_PAGE)
@@ -224,7 +226,9 @@ async def support_new(request: Request, subject: CoordinatorDep) -> Response:
     try:
         entry_id = await run_in_threadpool(save)
     except ValidationFailed as exc:
-        return _form_page(request, "staff_support_new.html", values=values, errors=_errors(exc, t), status=422)
+        return _form_page(
+            request, "staff_support_new.html", values=values, errors=_errors(exc, t), status=422
+        )
     return RedirectResponse(f"{_STAFF_PAGE}/{entry_id}?notice=created{_suffix(lang, False)}", 303)
 
 

@@ -46,7 +46,9 @@ def test_the_guides_cover_format_moderation_security_and_a_checklist() -> None:
     assert '"Disrupted meetings and house rules"' in texts["buergerdialog-sicherheit", "en"]
 
 
-@pytest.mark.parametrize("article", [a for a in shipped() if a.slug in GUIDES], ids=lambda a: f"{a.slug}.{a.lang}")
+@pytest.mark.parametrize(
+    "article", [a for a in shipped() if a.slug in GUIDES], ids=lambda a: f"{a.slug}.{a.lang}"
+)
 def test_every_guide_ends_with_its_dated_sources(article: object) -> None:
     slug, lang, body = article.slug, article.lang, article.body  # type: ignore[attr-defined]
     assert article.checked >= article.stand  # type: ignore[attr-defined]

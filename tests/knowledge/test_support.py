@@ -1,6 +1,7 @@
-"""The support directory (Empowerment): every entry shows its source and the day it was checked; the public page
-filters by Land without JavaScript; coordinators create, edit, review and retire entries (audited), a second
-coordinator publishes a new one, bad input changes nothing, and entries past review are flagged and mailed."""
+"""The support directory (Empowerment): every entry shows its source and the day it was checked; the public
+page filters by Land without JavaScript; coordinators create, edit, review and retire entries (audited), a
+second coordinator publishes a new one, bad input changes nothing, and entries past review are flagged and
+mailed."""
 
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ def test_the_page_filters_by_land_with_the_nationwide_entries(browser: Browser) 
     assert len(shown) < len(everything)
     assert '<option value="09" selected>' in bavaria.text
     nationwide = _entries(visitor.get("/wissen/unterstuetzung", params={"land": "bund"}).text)
-    assert nationwide and not any("RIAS Bayern" in text for text in nationwide)
+    assert nationwide
+    assert not any("RIAS Bayern" in text for text in nationwide)
     english = visitor.get("/wissen/unterstuetzung", params={"land": "11", "lang": "en"}).text
     assert "entries for Berlin and nationwide" in english
     assert "Has advised civil society" in english
@@ -245,13 +247,25 @@ def test_bad_input_is_refused_with_clear_errors_and_changes_nothing(
     )
     assert refused.status_code == 422
     expected = {
-        "de": ["Land: Bitte wählen Sie", "Art: Bitte wählen Sie", "Name: Bitte 1 bis 200 Zeichen.",
-               "Beschreibung (Deutsch): Bitte 1 bis 1000 Zeichen.", "Website: Bitte eine vollständige Adresse",
-               "Quelle: Bitte 1 bis 500 Zeichen.", "Adresse der Quelle: Bitte eine vollständige Adresse"],
-        "en": ["Land: Please choose", "Kind: Please choose", "Name: Please enter 1 to 200 characters.",
-               "Description (English): Please enter 1 to 1000 characters.", "Website: Please enter a full address",
-               "Source: Please enter 1 to 500 characters.", "Address of the source: Please enter a full address"],
-    }[lang]  # fmt: skip
+        "de": [
+            "Land: Bitte wählen Sie",
+            "Art: Bitte wählen Sie",
+            "Name: Bitte 1 bis 200 Zeichen.",
+            "Beschreibung (Deutsch): Bitte 1 bis 1000 Zeichen.",
+            "Website: Bitte eine vollständige Adresse",
+            "Quelle: Bitte 1 bis 500 Zeichen.",
+            "Adresse der Quelle: Bitte eine vollständige Adresse",
+        ],
+        "en": [
+            "Land: Please choose",
+            "Kind: Please choose",
+            "Name: Please enter 1 to 200 characters.",
+            "Description (English): Please enter 1 to 1000 characters.",
+            "Website: Please enter a full address",
+            "Source: Please enter 1 to 500 characters.",
+            "Address of the source: Please enter a full address",
+        ],
+    }[lang]
     text = html.unescape(refused.text)
     for message in expected:
         assert message in text, message
@@ -261,7 +275,9 @@ def test_bad_input_is_refused_with_clear_errors_and_changes_nothing(
         f"/intern/unterstuetzung/{entry.id}?lang={lang}", data={**bad, "csrf_token": csrf_token(edit_form)}
     )
     assert refused_edit.status_code == 422
-    forged = coordinator.post(f"/intern/unterstuetzung/{entry.id}", data={**NEW_ENTRY, "csrf_token": "0" * 64})
+    forged = coordinator.post(
+        f"/intern/unterstuetzung/{entry.id}", data={**NEW_ENTRY, "csrf_token": "0" * 64}
+    )
     assert forged.status_code == 403
     unknown_action = coordinator.post(
         f"/intern/unterstuetzung/{entry.id}/zurueckziehen",
@@ -276,7 +292,9 @@ def test_bad_input_is_refused_with_clear_errors_and_changes_nothing(
         assert db.scalar(select(func.count()).select_from(AuditEvent)) == audit_before
 
 
-def test_only_coordinators_reach_the_staff_pages(browser: Browser, seeded: Runtime, make_staff: MakeStaff) -> None:
+def test_only_coordinators_reach_the_staff_pages(
+    browser: Browser, seeded: Runtime, make_staff: MakeStaff
+) -> None:
     with seeded.sessions() as db:
         entry_id = db.scalars(select(SupportEntry.id).limit(1)).one()
     signed_out = browser(None).get("/intern/unterstuetzung", follow_redirects=False)
@@ -288,7 +306,11 @@ def test_only_coordinators_reach_the_staff_pages(browser: Browser, seeded: Runti
         make_staff(admin=True),
     ):
         other = browser(staff)
-        for path in ("/intern/unterstuetzung", "/intern/unterstuetzung/neu", f"/intern/unterstuetzung/{entry_id}"):
+        for path in (
+            "/intern/unterstuetzung",
+            "/intern/unterstuetzung/neu",
+            f"/intern/unterstuetzung/{entry_id}",
+        ):
             assert other.get(path).status_code == 404, path
     coordinator = browser(make_staff(coordinator=True))
     assert coordinator.get("/intern/unterstuetzung/00000000-0000-0000-0000-000000000000").status_code == 404
@@ -312,9 +334,7 @@ def test_entries_past_review_are_flagged_and_in_the_coordinators_reminder(
         row = db.scalars(
             select(OutboxMessage).where(OutboxMessage.topic == "notifications.knowledge_review_due")
         ).one()
-        chosen = recipients(
-            row.topic, row.payload, Directory(coordinators=(Member("c1", "k@example.org"),))
-        )
+        chosen = recipients(row.topic, row.payload, Directory(coordinators=(Member("c1", "k@example.org"),)))
         assert chosen[0].context["entries"] == due
         assert chosen[0].context["articles"] == []
     coordinator = browser(make_staff(coordinator=True))
