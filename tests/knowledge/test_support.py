@@ -23,6 +23,7 @@ from service.db import utcnow
 from service.knowledge.models import SupportEntry
 from service.knowledge.seed import seed_articles
 from service.knowledge.support import NATIONWIDE, SupportKind, seed_support, shipped_entries
+from service.notifications.mail import render
 from service.notifications.recipients import Directory, Member, recipients
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
@@ -337,6 +338,9 @@ def test_entries_past_review_are_flagged_and_in_the_coordinators_reminder(
         chosen = recipients(row.topic, row.payload, Directory(coordinators=(Member("c1", "k@example.org"),)))
         assert chosen[0].context["entries"] == due
         assert chosen[0].context["articles"] == []
+        subject, body = render(chosen[0].template, {**chosen[0].context, "link": "https://x.example/wissen"})
+        assert "0 Artikel und 1 Einträge" in subject
+        assert "- Recherche- und Informationsstelle Antisemitismus Bayern (RIAS Bayern) (09)" in body
     coordinator = browser(make_staff(coordinator=True))
     listing = coordinator.get("/intern/unterstuetzung").text
     assert "1 Einträge wurden seit mehr als einem Jahr nicht geprüft." in listing
