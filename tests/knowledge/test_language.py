@@ -34,7 +34,6 @@ ALLOWED = (
     "Deutscher Landkreistag",
     "Hausverbot durch den Bürgermeister anlässlich einer Bürgerversammlung",
     "Verhaltensempfehlungen für die Sicherheit von Amts- und Mandatsträgern",
-    "Sicherheitsempfehlungen für Kommunalpolitiker",
 )
 GENDER_SIGNS = re.compile(r"\w[*:_]in(?:nen)?\b|[a-zäöüß]Innen\b")
 _PAIR = re.compile(
