@@ -70,6 +70,7 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/public/releases": "JSON API: the public statistics releases",
     "/fall/anhang/{attachment_id}": "download: a file of the reporter's case (always an attachment)",
     "/statistik/{year}.json": "download: a public release as JSON",
+    "/wissen/{slug}/pdf": "download: a published article as PDF (the dialogue checklist links it)",
     "/statistik/{year}.csv": "download: a public release as CSV",
     "/intern/statistik/{as_of}.csv": "download: a dashboard snapshot as CSV",
     "/static/{path:path}": "files: the stylesheet and the icon",

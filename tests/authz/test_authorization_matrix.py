@@ -285,6 +285,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/wissen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/selbstcheck/fragen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/{slug}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/wissen/{slug}/pdf"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/glossar"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache/{page}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),

@@ -3,17 +3,20 @@ and shows them; the guides link each other and the article on disrupted meetings
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from service.app import create_app
 from service.knowledge.models import KnowledgeArticle
+from service.knowledge.print_pages import BOX, plain_lines
 from service.knowledge.seed import seed_articles, shipped
-from service.knowledge.service import DIALOGUE_PREFIX, DISRUPTED_MEETINGS
+from service.knowledge.service import DIALOGUE_PREFIX, DISRUPTED_MEETINGS, ArticleView
 from service.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +108,33 @@ def test_the_checklist_prints_without_menus(visitor: TestClient) -> None:
     assert ".site-nav" in printed
     assert ".article--checklist li" in printed
     assert ".article--checklist ul li::before" in css, "a box to tick on paper"
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_the_checklist_as_pdf_has_its_boxes_dates_and_sources(visitor: TestClient, lang: str) -> None:
+    page = visitor.get(f"/wissen/buergerdialog-checkliste?lang={lang}").text
+    assert f'href="/wissen/buergerdialog-checkliste/pdf{"?lang=en" if lang == "en" else ""}"' in page
+    answer = visitor.get(f"/wissen/buergerdialog-checkliste/pdf?lang={lang}")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"].startswith("attachment;")
+    text = " ".join(sheet.extract_text() for sheet in PdfReader(io.BytesIO(answer.content)).pages)
+    text = " ".join(text.split())
+    first_item = "Ziel geklärt" if lang == "de" else "Aim clarified"
+    assert first_item in text
+    assert ("Quellen" if lang == "de" else "Sources") in text
+    assert "saena-werkzeugkasten.de" in text
+    assert re.search(r"(geprüft am|checked on): 20\d\d-\d\d-\d\d", text)
+    with_boxes = plain_lines(
+        next(a for a in _views(visitor) if a.slug == "buergerdialog-checkliste" and a.lang == lang)
+    )
+    assert f"{BOX} {first_item}" in with_boxes
+    sources = with_boxes.split("Quellen" if lang == "de" else "Sources")[1]
+    assert f"{BOX} " not in sources, "the sources keep their dashes"
+    assert visitor.get("/wissen/gibt-es-nicht/pdf").status_code == 404
+
+
+def _views(visitor: TestClient) -> list[ArticleView]:
+    runtime = visitor.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.sessions() as db:
+        return [runtime.knowledge.article(db, slug, lang) for slug in GUIDES for lang in ("de", "en")]
