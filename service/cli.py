@@ -117,8 +117,10 @@ def migrate() -> None:
     from service.audit import AuditLog
     from service.config import load_secrets
     from service.knowledge.seed import seed_articles
+    from service.knowledge.support import SupportDirectory, seed_support
     from service.migrate import upgrade
     from service.organisations.upgrade import upgrade_key_custody
+    from service.taxonomy import load_districts
 
     settings = _settings()
     secrets = load_secrets(settings)
@@ -131,9 +133,16 @@ def migrate() -> None:
             session.commit()
             # The shipped Handlungsempfehlungen; articles already there (edited or not) are kept.
             added = seed_articles(session)
+            # The shipped entries of the support directory, likewise: one edited or retired stays so.
+            lands = [land.code for land in load_districts(settings.policies_dir).lands]
+            entries = seed_support(session, SupportDirectory(lands, AuditLog(secrets.audit_key)))
     finally:
         engine.dispose()
-    typer.echo("database is up to date" + (f"; {added} knowledge articles added" if added else ""))
+    news = [
+        f"{added} knowledge articles added" if added else "",
+        f"{entries} support entries added" if entries else "",
+    ]
+    typer.echo("; ".join(["database is up to date", *filter(None, news)]))
     if report.changed:
         typer.echo(
             f"key custody: {report.keys_wrapped} staff keys now need the key pepper; "

@@ -22,6 +22,7 @@ from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
 from service.matching.service import MatchingService, matching_limit
+from service.knowledge.support import SupportDirectory
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,
@@ -57,6 +58,7 @@ class Runtime:
     merges: CaseMerger
     retention: RetentionService
     knowledge: KnowledgeService
+    support: SupportDirectory
     submissions: SubmissionTokens
     matching: MatchingService
     # Process-wide by default; a test may give one runtime a gate of its own.
@@ -130,6 +132,7 @@ def build_runtime(settings: Settings) -> Runtime:
             retention, audit, blobs, notice_days=settings.purge_notice_days, forget_tokens=matching.forget
         ),
         knowledge=KnowledgeService(taxonomy, audit),
+        support=SupportDirectory([land.code for land in districts.lands], audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),
         matching=matching,

@@ -382,10 +382,14 @@ _ORGANISATION_FORM = re.compile(
 )
 
 
+# The support directory's forms: a new entry, an entry's page itself, its review and its retirement.
+_SUPPORT_FORM = re.compile(r"^(/intern/unterstuetzung/(?:neu|[0-9a-f-]{36}))(?:/(?:pruefen|zurueckziehen))?$")
+
+
 def _get_page_of(path: str) -> str:
     if path in _GET_PAGE_OF:
         return _GET_PAGE_OF[path]
-    form_page = _CASE_FORM.match(path) or _ORGANISATION_FORM.match(path)
+    form_page = _CASE_FORM.match(path) or _ORGANISATION_FORM.match(path) or _SUPPORT_FORM.match(path)
     return form_page.group(1) if form_page else "/"
 
 

@@ -29,7 +29,9 @@ from service.auth import sessions
 from service.auth.models import StaffUser, WebSession
 from service.cases.models import Attachment, Case, CaseKeyGrant
 from service.db import Base, utcnow
+from service.knowledge.models import SupportEntry
 from service.knowledge.seed import seed_articles
+from service.knowledge.support import seed_support
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime
@@ -45,6 +47,7 @@ UNKNOWN_RECEIPT = "7K3M-9QXR-2V8T-4HJN-6WPB"
 SNAPSHOT_MONTH = "2025-03"
 RELEASE_YEAR = 2025
 ARTICLE = "beweise-sichern"
+SUPPORT_ENTRY = "stark-im-amt"  # the seed key of the directory entry the matrix edits, reviews and retires
 A, B = "A", "B"
 STATIC_FILE = "app.css"
 
@@ -141,6 +144,9 @@ class World:
     missing_case_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     missing_attachment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     missing_organisation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    missing_entry_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # A published entry of the support directory (the seed's), for the coordinators' directory routes.
+    support_entry_id: str = ""
     # "A" and "B": the organisations holding case A (beratung-by) and case B (beratung-nw).
     organisation_ids: dict[str, str] = field(default_factory=dict)
     # An account with a key of its own and no other part in the matrix: the leads grant and revoke it.
@@ -239,6 +245,7 @@ class World:
     def ids(self) -> list[str]:
         """Every identifier a request may carry, so that answers can be compared without them."""
         named = [self.missing_case_id, self.missing_attachment_id, self.missing_organisation_id]
+        named += [self.missing_entry_id, self.support_entry_id]
         for ref in self.cases.values():
             named += [ref.id, ref.attachment_id]
         named += list(self.organisation_ids.values())
@@ -395,6 +402,10 @@ def build_world(
     world = World(runtime, client, code, cases={})
     with runtime.sessions() as db:
         seed_articles(db)
+        seed_support(db, runtime.support)
+        world.support_entry_id = db.scalars(
+            select(SupportEntry.id).where(SupportEntry.seed_key == SUPPORT_ENTRY)
+        ).one()
         # /healthz judges the worker by its heartbeat; no worker runs here, so the matrix writes one.
         db.add(WorkerHeartbeat(name="worker", beat_at=utcnow() + timedelta(days=1)))
         db.commit()

@@ -17,6 +17,9 @@ from service.cases.models import CaseStatus, GrantRole
 from service.cases.pages import _NOTICES as CASE_PAGE_NOTICES
 from service.cases.service import LABELS, OUTCOMES
 from service.i18n import SUPPORTED, Translator, format_date, format_datetime, load_catalogue, pick, translate
+from service.knowledge.support import FIELDS as SUPPORT_FIELDS
+from service.knowledge.support import SupportKind
+from service.knowledge.support_pages import _NOTICES as SUPPORT_NOTICES
 from service.reports.pages import CASE_NOTICES
 from service.routing.engine import ReasonKind
 
@@ -127,6 +130,14 @@ SERVER_KEYS = [
         f"inbox.filter.{name}"
         for name in ("type_group", "status_open", "status_all", "any", "assignee_any", "assignee_me")
     ),
+    # The support directory's pages (service/knowledge/support_pages.py) name kinds, states, notices and
+    # the fields of their errors by key.
+    *(f"support.kind.{kind.value}" for kind in SupportKind),
+    *(f"support.status.{name}" for name in ("published", "awaiting", "retired", "due")),
+    *(f"support.notice.{name}" for name in SUPPORT_NOTICES),
+    *(f"support.field.{name}" for name in (*SUPPORT_FIELDS, "action")),
+    *(f"support.error.{name}" for name in ("length", "https", "choice")),
+    "support.land.bund",
 ]
 
 # Every form field name; the server names fields in error summaries with field.<name>.

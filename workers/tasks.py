@@ -226,7 +226,10 @@ def snapshot() -> str | None:
 
 @shared_task(name="knowledge.remind_review", ignore_result=True)
 def remind_knowledge_review() -> int:
-    """Tell the coordinators which knowledge-base articles nobody has checked for a year (weekly)."""
+    """Tell the coordinators which knowledge-base articles and support-directory entries nobody has checked
+    for a year (weekly, one mail)."""
     ctx = context.current()
+    now = utcnow()
     with ctx.runtime.sessions() as session:
-        return len(ctx.runtime.knowledge.remind_review(session, utcnow()))
+        entries = ctx.runtime.support.due_for_review(session, now)
+        return len(ctx.runtime.knowledge.remind_review(session, now, entries=entries))

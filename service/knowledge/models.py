@@ -45,3 +45,43 @@ class KnowledgeArticle(Base):
         UniqueConstraint("slug", "lang", "version"),
         Index("ix_knowledge_article_current", "lang", "is_current"),
     )
+
+
+class SupportEntry(Base):
+    """One entry of the support directory (/wissen/unterstuetzung): an office, network or offer that decision
+    makers can turn to, by Land or nationwide. Kept by coordinators; each carries its source and the day it
+    was last checked, and a new entry is public only after a second coordinator's review, as articles are.
+    An entry is edited in place (the audit log keeps who changed what and when) and retired, never deleted."""
+
+    __tablename__ = "support_entry"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    # The shipped seed's own key (service/knowledge/support.yaml); None for a coordinator's entry. A seeded
+    # entry that was edited or retired is never brought back by a later release.
+    seed_key: Mapped[str | None] = mapped_column(String(80), nullable=True, unique=True)
+    # "01" .. "16" (the first two digits of the AGS), or "bund" for an offer open to the whole country.
+    land: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    description_de: Mapped[str] = mapped_column(String(1000))
+    description_en: Mapped[str] = mapped_column(String(1000))
+    # The offer's own address (optional, https only).
+    url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Where its existence and description were checked: institution and title (always), address (optional).
+    source: Mapped[str] = mapped_column(String(500))
+    source_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    author_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "geprüft am": when a coordinator last checked the entry against its source (an edit, a review, or the
+    # seed's date); due for review after the articles' interval.
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reviewed_by_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="SET NULL"), nullable=True
+    )
+    awaiting_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_support_entry_land", "land"),)

@@ -14,7 +14,7 @@ from service.errors import CsrfFailed, ValidationFailed
 from service.i18n import Translator
 from service.knowledge.plain import easy_page, easy_pages, glossary
 from service.knowledge.selfcheck import gaps, load_selfcheck
-from service.knowledge.service import ArticleView
+from service.knowledge.service import DIALOGUE_PREFIX, ArticleView
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
@@ -177,11 +177,17 @@ def knowledge_article(slug: str, request: Request) -> Response:
     can_edit = subject is not None and subject.is_coordinator and not subject.must_change_password
     with runtime.sessions() as db:
         article = runtime.knowledge.article(db, slug[:80], lang, include_pending=can_edit)
+        dialogue = runtime.knowledge.dialogue_links(db, lang) if slug.startswith(DIALOGUE_PREFIX) else []
     can_review = can_edit and not (
         article.awaiting_review and subject is not None and article.author_id == subject.user_id
     )
     return pages_of(request).render(
-        request, "knowledge_article.html", article=article, can_edit=can_edit, can_review=can_review
+        request,
+        "knowledge_article.html",
+        article=article,
+        can_edit=can_edit,
+        can_review=can_review,
+        dialogue=[link for link in dialogue if link["slug"] != article.slug],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from service.taxonomy import Taxonomy, type_code_matches
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Addresses under /wissen that are pages of their own.
-RESERVED_SLUGS = frozenset({"neu"})
+RESERVED_SLUGS = frozenset({"neu", "unterstuetzung"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class ArticleView:
         """Rendered when a page shows the article, not for every list, search hit or link."""
         return render_markdown(self.body_md)
 
+
+# The citizen-dialogue guides: their slugs start so, and each links the others and the article on disrupted
+# meetings (a coordinator's new article with such a slug joins the section).
+DIALOGUE_PREFIX = "buergerdialog-"
+DISRUPTED_MEETINGS = "gestoerte-sitzungen-hausrecht"
 
 # An article not checked for this long is brought to the coordinators' attention (the beat, daily).
 REVIEW_INTERVAL = timedelta(days=365)
@@ -163,13 +169,28 @@ class KnowledgeService:
         )
         return [f"{slug}.{lang}" for slug, lang, reviewed in rows if reviewed is None or reviewed < cutoff]
 
-    def remind_review(self, session: Session, now: datetime) -> list[str]:
-        """The beat's weekly reminder: one mail to the coordinators naming every article due for review."""
+    def remind_review(self, session: Session, now: datetime, entries: Sequence[str] = ()) -> list[str]:
+        """The beat's weekly reminder: one mail to the coordinators naming every article due for review, and
+        the support directory's entries due (``SupportDirectory.due_for_review``, as "name (Land)")."""
         due = self.due_for_review(session, now)
-        if due:
-            enqueue(session, "notifications.knowledge_review_due", articles=",".join(due), count=len(due))
+        if due or entries:
+            enqueue(
+                session,
+                "notifications.knowledge_review_due",
+                articles=",".join(due),
+                count=len(due),
+                entries="\n".join(entries),
+                entry_count=len(entries),
+            )
             session.commit()
-        return due
+        return [*due, *entries]
+
+    def dialogue_links(self, session: Session, lang: str) -> list[dict[str, str]]:
+        """Title and address of each published dialogue guide, then of the article on disrupted meetings."""
+        suffix = "?lang=en" if lang == "en" else ""
+        chosen = [a for a in _current(session, lang) if a.slug.startswith(DIALOGUE_PREFIX)]
+        chosen += [a for a in _current(session, lang) if a.slug == DISRUPTED_MEETINGS]
+        return [{"slug": a.slug, "title": a.title, "url": f"/wissen/{a.slug}{suffix}"} for a in chosen]
 
     def for_codes(self, session: Session, codes: list[str], lang: str) -> list[ArticleView]:
         """Articles that help with any of these incident codes (a group letter covers the group), in the

@@ -89,7 +89,7 @@ _COORDINATION_CONTEXT = ("day", "seq", "at", "checkpoint")
 # Topics whose recipients are the coordinators and the fallback rota.
 COORDINATION_TOPICS = frozenset({*_ALERT_TOPICS, *_COORDINATION_TOPICS})
 # For the coordinators alone, who edit the knowledge base: articles whose facts were not checked for a year.
-# The context names public articles (slugs), nothing of any report.
+# The context names public articles (slugs) and directory entries, nothing of any report.
 _COORDINATOR_TOPICS = {"notifications.knowledge_review_due": "knowledge_review_due"}
 COORDINATOR_TOPICS = frozenset(_COORDINATOR_TOPICS)
 # Webhooks announce what needs someone on call; follow-ups wait for the next sign-in.
@@ -181,7 +181,14 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
             ]
     elif topic in _COORDINATOR_TOPICS:
         named = str(payload.get("articles") or "")
-        context = {"articles": [slug for slug in named.split(",") if slug], "count": payload.get("count")}
+        entries = str(payload.get("entries") or "")
+        context = {
+            "articles": [slug for slug in named.split(",") if slug],
+            "count": payload.get("count"),
+            # Public entries of the support directory, "name (Land)" each (a name may hold a comma).
+            "entries": [entry for entry in entries.split("\n") if entry],
+            "entry_count": payload.get("entry_count") or 0,
+        }
         chosen += [
             Recipient(
                 key=f"mail:staff:{member.user_id}",

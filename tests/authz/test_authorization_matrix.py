@@ -22,7 +22,9 @@ What the design (security.md, architecture.md) asks, and what each cell checks:
 - Reporters and the public never see the name or address of a member of staff; internal notes only the
   holders.
 
-Organisations are in the matrix as the leads' objects: "A" is the organisation holding case A, led by the
+Entries of the support directory are the coordinators' (any coordinator edits, reviews or retires any entry;
+everyone reads the published ones), like articles. Organisations are in the matrix as the leads' objects:
+"A" is the organisation holding case A, led by the
 lead; "B" holds case B and is led by nobody in the world. Knowledge articles have no drafts and belong to no
 organisation (any coordinator edits any article; everyone reads the published ones).
 
@@ -253,6 +255,17 @@ _ARTICLE_EDIT = _fixed(
     body="Bildschirmfotos mit Datum und Adresse.",
     codes="A3",
 )
+_SUPPORT_ENTRY = {
+    "land": "09",
+    "kind": "training",
+    "name": "Werkstatt Matrix",
+    "description_de": "Workshops für Ratsmitglieder.",
+    "description_en": "Workshops for council members.",
+    "url": "https://example.org/werkstatt",
+    "source": "Beispielverband: Programm",
+    "source_url": "",
+}
+_SUPPORT_PAGE = "/intern/unterstuetzung/{entry_id}"
 _NEW_REPORT = {"land": "01", "type_codes": ["A3a"], "description": "Ein Brief.", "channel": "letter"}
 _INCIDENT = {"type_codes": ["A3a"], "description": "Noch ein Brief.", "channel": "letter"}
 _CASE_PAGE = "/intern/faelle/{case_id}"
@@ -283,6 +296,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/wissen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/selbstcheck/fragen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/{slug}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/wissen/{slug}/pdf"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/glossar"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache"): Route(Guard.PUBLIC, 200),
     ("GET", "/leichte-sprache/{page}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
@@ -578,6 +592,42 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location=f"/wissen/{ARTICLE}?saved=1",
     ),
+    # Coordinators keep the support directory (everyone reads its published entries).
+    ("GET", "/wissen/unterstuetzung"): Route(Guard.PUBLIC, 200),
+    ("GET", "/intern/unterstuetzung"): Route(Guard.COORDINATOR, 200),
+    ("GET", "/intern/unterstuetzung/neu"): Route(Guard.COORDINATOR, 200),
+    ("POST", "/intern/unterstuetzung/neu"): Route(
+        Guard.COORDINATOR,
+        303,
+        form=_fixed(**_SUPPORT_ENTRY),
+        csrf="form",
+        ok_location="/intern/unterstuetzung/",
+    ),
+    ("GET", _SUPPORT_PAGE): Route(Guard.COORDINATOR, 200, OBJECT_VARIANTS),
+    ("POST", _SUPPORT_PAGE): Route(
+        Guard.COORDINATOR,
+        303,
+        OBJECT_VARIANTS,
+        form=_fixed(**{**_SUPPORT_ENTRY, "land": "bund", "name": "Stark im Amt"}),
+        csrf="form",
+        ok_location=_SUPPORT_PAGE + "?notice=saved",
+    ),
+    ("POST", _SUPPORT_PAGE + "/pruefen"): Route(
+        Guard.COORDINATOR,
+        303,
+        OBJECT_VARIANTS,
+        form=_fixed(),
+        csrf="form",
+        ok_location=_SUPPORT_PAGE + "?notice=reviewed",
+    ),
+    ("POST", _SUPPORT_PAGE + "/zurueckziehen"): Route(
+        Guard.COORDINATOR,
+        303,
+        OBJECT_VARIANTS,
+        form=_fixed(action="retire"),
+        csrf="form",
+        ok_location=_SUPPORT_PAGE + "?notice=retired",
+    ),
     ("POST", "/wissen/{slug}/pruefen"): Route(
         Guard.COORDINATOR,
         303,
@@ -733,6 +783,7 @@ def params(world: World, variant: str) -> dict[str, str]:
         "resource": "k1-persons-by-month" if variant != MISSING else "k9-gibt-es-nicht",
         "path": STATIC_FILE if variant != MISSING else "gibt-es-nicht.css",
         "organisation_id": world.organisation_id(variant),
+        "entry_id": world.support_entry_id if variant != MISSING else world.missing_entry_id,
         "user_id": world.grantee.user_id if world.grantee else "",
     }
 

@@ -198,6 +198,8 @@ def test_reporter_pages_in_english(
             ("/wissen", "/wissen"),
             ("/wissen/{slug}", "/wissen/strafanzeige"),
             ("/wissen/selbstcheck/fragen", "/wissen/selbstcheck/fragen"),
+            ("/wissen/unterstuetzung", "/wissen/unterstuetzung?land=11"),
+            ("/wissen/{slug}", "/wissen/buergerdialog-checkliste"),
             ("/glossar", "/glossar"),
             ("/leichte-sprache", "/leichte-sprache"),
             ("/statistik", "/statistik"),
@@ -228,6 +230,22 @@ def test_visitor_pages(browser: Browser, live_server: LiveServer, checker: PageC
         checker.check(page, "GET /wissen/{slug}")
         page.goto(f"{live_server.url}/wissen?q=Zeppelinlandeplatz")
         checker.check(page, "GET /wissen")
+
+        # The support directory, filtered by a Land with the form (no JavaScript), and a Land it refuses.
+        page.goto(f"{live_server.url}/wissen")
+        page.get_by_role("link", name=re.compile("Unterstützung in Ihrem Land")).click()
+        checker.check(page, "GET /wissen/unterstuetzung")
+        page.select_option("#field-land", "09")
+        page.get_by_role("button", name="Anzeigen").click()
+        expect(page.locator(".support-entry")).not_to_have_count(0)
+        checker.check(page, "GET /wissen/unterstuetzung")
+        page.goto(f"{live_server.url}/wissen/unterstuetzung?land=99")
+        expect(page.locator(".error-summary")).to_be_visible()
+        checker.check(page, "GET /wissen/unterstuetzung")
+        # A citizen-dialogue guide with its sources and the links to the others.
+        page.goto(f"{live_server.url}/wissen/buergerdialog-sicherheit")
+        expect(page.locator("nav.related a")).not_to_have_count(0)
+        checker.check(page, "GET /wissen/{slug}")
 
         page.goto(f"{live_server.url}/glossar")
         expect(page.locator("#antragsdelikt")).to_be_visible()
@@ -445,6 +463,32 @@ def test_coordinator_pages(browser: Browser, live_server: LiveServer, checker: P
         page.fill("#field-title", "Barrierefrei melden, auch am Telefon")
         page.locator("form[action*='/bearbeiten'] button[type=submit]").click()
         expect(page.locator("h1")).to_have_text("Barrierefrei melden, auch am Telefon")
+
+        # The support directory: the list, a new entry refused and then saved, the entry's page.
+        page.goto(f"{live_server.url}/intern")
+        page.get_by_role("link", name=re.compile("Unterstützung in den Ländern")).click()
+        expect(page.locator(".support-table tbody tr")).not_to_have_count(0)
+        checker.check(page, "GET /intern/unterstuetzung")
+        page.get_by_role("link", name="Neuer Eintrag").click()
+        checker.check(page, "GET /intern/unterstuetzung/neu")
+        page.fill("#field-url", "http://nicht-sicher.example")
+        page.locator("form[action^='/intern/unterstuetzung/neu'] button[type=submit]").click()
+        expect(page.locator(".error-summary a[href='#field-url']")).to_have_count(1)
+        checker.check(page, "POST /intern/unterstuetzung/neu")
+        page.select_option("#field-land", "16")
+        page.select_option("#field-kind", "training")
+        page.fill("#field-name", "Werkstatt Barrierefreiheit (Demo)")
+        page.fill("#field-description_de", "Workshops zu barrierefreien Bürgerversammlungen.")
+        page.fill("#field-description_en", "Workshops on accessible citizens' assemblies.")
+        page.fill("#field-url", "https://example.org/werkstatt")
+        page.fill("#field-source", "Beispielverband: Programm 2026")
+        page.locator("form[action^='/intern/unterstuetzung/neu'] button[type=submit]").click()
+        expect(page.locator("main [role=status]").first).to_contain_text("Der Eintrag ist gespeichert.")
+        checker.check(page, "GET /intern/unterstuetzung/{entry_id}")
+        page.fill("#field-name", "")
+        page.locator("form.form:not(.form--compact) button[type=submit]").click()
+        expect(page.locator(".error-summary a[href='#field-name']")).to_have_count(1)
+        checker.check(page, "POST /intern/unterstuetzung/{entry_id}")
     finally:
         context.close()
 

@@ -51,12 +51,12 @@ def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
 
 def test_the_seed_brings_every_shipped_article_once(runtime: Runtime) -> None:
     files = shipped()
-    assert len(files) == 20
+    assert len(files) == 28
     assert {a.lang for a in files} == {"de", "en"}
     with runtime.sessions() as db:
-        assert seed_articles(db) == 20
+        assert seed_articles(db) == 28
         assert seed_articles(db) == 0, "a second start adds nothing"
-        assert len(db.scalars(select(KnowledgeArticle)).all()) == 20
+        assert len(db.scalars(select(KnowledgeArticle)).all()) == 28
 
 
 def test_the_list_search_and_an_article(browser: Browser) -> None:

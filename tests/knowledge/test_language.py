@@ -26,8 +26,15 @@ GENERIC_MASCULINE = re.compile(
     r"|Besucher[ns]?|Einwohner[ns]?|Angehöriger|Nachbarn|Absender[ns]?|Gemeinderäte[n]?|Verfasser[ns]?"
     r"|Antragsteller[ns]?|Opferschutzbeauftragter)\b"
 )
-# Official names that are not about persons (the DSA's body, a federal association).
-ALLOWED = ("Koordinator für digitale Dienste", "Deutscher Städtetag", "Deutscher Landkreistag")
+# Official names that are not about persons (the DSA's body, a federal association), and the titles of
+# cited sources, which are quoted as they were published.
+ALLOWED = (
+    "Koordinator für digitale Dienste",
+    "Deutscher Städtetag",
+    "Deutscher Landkreistag",
+    "Hausverbot durch den Bürgermeister anlässlich einer Bürgerversammlung",
+    "Verhaltensempfehlungen für die Sicherheit von Amts- und Mandatsträgern",
+)
 GENDER_SIGNS = re.compile(r"\w[*:_]in(?:nen)?\b|[a-zäöüß]Innen\b")
 _PAIR = re.compile(
     r"\b(\w+?)(?:in|innen)\s+(?:und|oder|bzw\.)\s+(?:(?:der|die|den|dem|des|ein|eine|einen|einem|einer)\s+)?"
@@ -83,6 +90,9 @@ def german_texts() -> dict[str, str]:
                  "service/knowledge/glossary.yaml"):  # fmt: skip
         data = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
         texts[name] = "\n".join(_german_yaml_strings(data))
+    # The support directory's descriptions (its names and source titles are official names).
+    support = yaml.safe_load((ROOT / "service/knowledge/support.yaml").read_text(encoding="utf-8"))
+    texts["service/knowledge/support.yaml"] = "\n".join(e["description"]["de"] for e in support["entries"])
     for path in sorted((ROOT / "service" / "knowledge" / "leichte_sprache").glob("*.md")):
         texts[path.name] = path.read_text(encoding="utf-8")
     return texts

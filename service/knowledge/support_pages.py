@@ -1,0 +1,346 @@
+"""The support directory's pages: /wissen/unterstuetzung for everyone (filtered by Land, without JavaScript),
+and /intern/unterstuetzung for the coordinators who keep it (create, edit, review, retire; all audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.auth.deps import CoordinatorDep, pages_of
+from service.deps import runtime_of
+from service.errors import CsrfFailed, ValidationFailed
+from service.i18n import Translator, pick
+from service.knowledge.support import (
+    FIELDS,
+    LIMITS,
+    NATIONWIDE,
+    SupportEntryView,
+    SupportKind,
+    SupportValues,
+)
+from service.reports.schemas import public_error
+from service.runtime import Runtime
+from service.web import StrictRoute, read_form, request_lang
+
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
+
+_STAFF_PAGE = "/intern/unterstuetzung"
+_NOTICES = ("created", "saved", "reviewed", "published", "own", "retired", "restored")
+
+
+# -- presenter -----------------------------------------------------------------------------------------------
+
+
+def land_options(runtime: Runtime, lang: str) -> list[dict[str, Any]]:
+    """The 16 Länder in the order of their codes, "bundesweit" first: the choices of both forms."""
+    t = Translator(lang)
+    nationwide = {"code": NATIONWIDE, "label": {"de": t("support.land.bund"), "en": t("support.land.bund")}}
+    return [nationwide] + [
+        {"code": land.code, "label": {"de": pick(land.name, "de"), "en": pick(land.name, "en")}}
+        for land in runtime.districts.lands
+    ]
+
+
+def _land_label(runtime: Runtime, code: str, lang: str) -> str:
+    if code == NATIONWIDE:
+        return Translator(lang)("support.land.bund")
+    land = runtime.districts.land(code)
+    return pick(land.name, lang) if land else code
+
+
+def kind_options(lang: str) -> list[dict[str, Any]]:
+    t = Translator(lang)
+    return [{"code": kind.value, "label": {lang: t(f"support.kind.{kind.value}")}} for kind in SupportKind]
+
+
+def _shown(runtime: Runtime, entry: SupportEntryView, lang: str) -> dict[str, Any]:
+    t = Translator(lang)
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "land": _land_label(runtime, entry.land, lang),
+        "kind": t(f"support.kind.{entry.kind}") if entry.kind in SupportKind.__members__ else entry.kind,
+        "description": entry.description(lang),
+        "url": entry.url,
+        "source": entry.source,
+        "source_url": entry.source_url,
+        "reviewed_on": entry.reviewed_on,
+        "review_due": entry.review_due,
+        "awaiting_review": entry.awaiting_review,
+        "retired": entry.retired,
+        "status": t(f"support.status.{_status(entry)}"),
+        "status_code": _status(entry),
+    }
+
+
+def _status(entry: SupportEntryView) -> str:
+    if entry.retired:
+        return "retired"
+    if entry.awaiting_review:
+        return "awaiting"
+    return "due" if entry.review_due else "published"
+
+
+def _groups(runtime: Runtime, entries: list[SupportEntryView], lang: str) -> list[dict[str, Any]]:
+    """Entries under one heading per Land (in the list's order: the Länder, then nationwide)."""
+    groups: list[dict[str, Any]] = []
+    for entry in entries:
+        if not groups or groups[-1]["code"] != entry.land:
+            groups.append(
+                {"code": entry.land, "heading": _land_label(runtime, entry.land, lang), "entries": []}
+            )
+        groups[-1]["entries"].append(_shown(runtime, entry, lang))
+    return groups
+
+
+def _errors(exc: ValidationFailed, t: Translator) -> list[dict[str, str]]:
+    """The service's errors in the page's language, each naming its field (nothing of what was sent)."""
+    shown = []
+    for error in exc.detail:
+        field = str(error["loc"][0])
+        kind = str(error.get("type"))
+        if kind == "length":
+            message = t("support.error.length", max=LIMITS.get(field, 0))
+        elif kind == "https_only":
+            message = t("support.error.https")
+        else:
+            message = t("support.error.choice")
+        shown.append({"field": field, "message": f"{t(f'support.field.{field}')}: {message}"})
+    return shown
+
+
+def _csrf_error(t: Translator) -> list[dict[str, str]]:
+    return [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+
+
+def _suffix(lang: str, first: bool) -> str:
+    if lang != "en":
+        return ""
+    return "?lang=en" if first else "&lang=en"
+
+
+# -- the public page -----------------------------------------------------------------------------------------
+
+
+@router.get("/wissen/unterstuetzung")
+def support_directory(request: Request) -> Response:
+    """Everyone: the directory, for one Land (its entries and the nationwide ones) or for all. A Land that
+    is not in the list is refused with a message, and the whole directory is shown."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    land = request.query_params.get("land", "")[:8]
+    errors: list[dict[str, str]] = []
+    if land and land not in runtime.support.lands:
+        errors = [{"field": "land", "message": f"{t('support.field.land')}: {t('support.error.choice')}"}]
+        land = ""
+    with runtime.sessions() as db:
+        entries = runtime.support.public(db, land)
+    return pages_of(request).render(
+        request,
+        "knowledge_support.html",
+        status=422 if errors else 200,
+        lands=land_options(runtime, lang),
+        values={"land": land},
+        selected=_land_label(runtime, land, lang) if land else "",
+        groups=_groups(runtime, entries, lang),
+        count=len(entries),
+        errors=errors,
+        field_errors={e["field"]: e["message"] for e in errors},
+    )
+
+
+# -- the coordinators' pages ---------------------------------------------------------------------------------
+
+
+@router.get(_STAFF_PAGE)
+def support_staff_list(request: Request, subject: CoordinatorDep) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    with runtime.sessions() as db:
+        entries = runtime.support.all(db)
+    return pages_of(request).render(
+        request,
+        "staff_support.html",
+        entries=[_shown(runtime, entry, lang) for entry in entries],
+        due=sum(1 for entry in entries if entry.review_due),
+    )
+
+
+def _form_page(
+    request: Request,
+    name: str,
+    *,
+    values: dict[str, str],
+    errors: list[dict[str, str]],
+    status: int,
+    entry: dict[str, Any] | None = None,
+    can_review: bool = False,
+    notice: str = "",
+) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    return pages_of(request).render(
+        request,
+        name,
+        status=status,
+        values=values,
+        errors=errors,
+        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+        lands=land_options(runtime, lang),
+        kinds=kind_options(lang),
+        limits=LIMITS,
+        entry=entry,
+        can_review=can_review,
+        notice=notice,
+    )
+
+
+def _values(form: Any) -> dict[str, str]:
+    return {name: str(form.get(name) or "") for name in FIELDS}
+
+
+@router.get(_STAFF_PAGE + "/neu")
+def support_new_form(request: Request, subject: CoordinatorDep) -> Response:
+    return _form_page(request, "staff_support_new.html", values={}, errors=[], status=200)
+
+
+@router.post(_STAFF_PAGE + "/neu")
+async def support_new(request: Request, subject: CoordinatorDep) -> Response:
+    """A new entry, waiting for a second coordinator's review; a refused form stores nothing."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    form = await read_form(request, max_fields=12)
+    values = _values(form)
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        return _form_page(request, "staff_support_new.html", values=values, errors=_csrf_error(t), status=403)
+
+    def save() -> str:
+        with runtime.sessions() as db:
+            return runtime.support.create(db, subject, SupportValues.of(values))
+
+    try:
+        entry_id = await run_in_threadpool(save)
+    except ValidationFailed as exc:
+        return _form_page(
+            request, "staff_support_new.html", values=values, errors=_errors(exc, t), status=422
+        )
+    return RedirectResponse(f"{_STAFF_PAGE}/{entry_id}?notice=created{_suffix(lang, False)}", 303)
+
+
+def _entry(request: Request, entry_id: str) -> SupportEntryView:
+    runtime = runtime_of(request)
+    with runtime.sessions() as db:
+        return runtime.support.entry(db, entry_id[:36])
+
+
+def _edit_page(
+    request: Request,
+    subject: Any,
+    entry: SupportEntryView,
+    values: dict[str, str],
+    errors: list[dict[str, str]],
+    status: int,
+) -> Response:
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    notice = request.query_params.get("notice", "")
+    return _form_page(
+        request,
+        "staff_support_entry.html",
+        values=values,
+        errors=errors,
+        status=status,
+        entry=_shown(runtime, entry, lang),
+        # The author of a new entry cannot publish it: a second coordinator reviews it.
+        can_review=not (entry.awaiting_review and entry.author_id == subject.user_id),
+        notice=Translator(lang)(f"support.notice.{notice}") if notice in _NOTICES else "",
+    )
+
+
+@router.get(_STAFF_PAGE + "/{entry_id}")
+def support_entry_form(entry_id: str, request: Request, subject: CoordinatorDep) -> Response:
+    entry = _entry(request, entry_id)
+    values = {
+        "land": entry.land,
+        "kind": entry.kind,
+        "name": entry.name,
+        "description_de": entry.description_de,
+        "description_en": entry.description_en,
+        "url": entry.url,
+        "source": entry.source,
+        "source_url": entry.source_url,
+    }
+    return _edit_page(request, subject, entry, values, [], 200)
+
+
+@router.post(_STAFF_PAGE + "/{entry_id}")
+async def support_entry_edit(entry_id: str, request: Request, subject: CoordinatorDep) -> Response:
+    """A coordinator's correction (whoever saves it has checked it: "geprüft am" becomes today)."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    t = Translator(lang)
+    form = await read_form(request, max_fields=12)
+    values = _values(form)
+    entry = await run_in_threadpool(_entry, request, entry_id)  # a 404 before the token counts
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        return _edit_page(request, subject, entry, values, _csrf_error(t), 403)
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            runtime.support.edit(db, subject, entry.id, SupportValues.of(values))
+
+    try:
+        await run_in_threadpool(save)
+    except ValidationFailed as exc:
+        return _edit_page(request, subject, entry, values, _errors(exc, t), 422)
+    return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice=saved{_suffix(lang, False)}", 303)
+
+
+@router.post(_STAFF_PAGE + "/{entry_id}/pruefen")
+async def support_entry_review(entry_id: str, request: Request, subject: CoordinatorDep) -> Response:
+    """Checked against the source today; for a new entry, the second coordinator's review publishes it."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    form = await read_form(request, max_fields=2)
+    entry = await run_in_threadpool(_entry, request, entry_id)
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        raise CsrfFailed()
+
+    def save() -> bool:
+        with runtime.sessions() as db:
+            return runtime.support.review(db, subject, entry.id)
+
+    try:
+        published = await run_in_threadpool(save)
+    except ValidationFailed:
+        return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice=own{_suffix(lang, False)}", 303)
+    notice = "published" if published else "reviewed"
+    return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice={notice}{_suffix(lang, False)}", 303)
+
+
+@router.post(_STAFF_PAGE + "/{entry_id}/zurueckziehen")
+async def support_entry_retire(entry_id: str, request: Request, subject: CoordinatorDep) -> Response:
+    """Takes an entry off the public page (action=retire) or puts it back (action=restore)."""
+    runtime = runtime_of(request)
+    lang = request_lang(request)
+    form = await read_form(request, max_fields=3)
+    entry = await run_in_threadpool(_entry, request, entry_id)
+    if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
+        raise CsrfFailed()
+    action = str(form.get("action") or "")
+    if action not in ("retire", "restore"):
+        raise ValidationFailed([public_error(["action"], "invalid_choice", "retire or restore")])
+    retire = action == "retire"
+
+    def save() -> None:
+        with runtime.sessions() as db:
+            runtime.support.retire(db, subject, entry.id, retired=retire)
+
+    await run_in_threadpool(save)
+    notice = "retired" if retire else "restored"
+    return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice={notice}{_suffix(lang, False)}", 303)
