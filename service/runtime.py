@@ -21,8 +21,8 @@ from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.knowledge.service import KnowledgeService
-from service.matching.service import MatchingService, matching_limit
 from service.knowledge.support import SupportDirectory
+from service.matching.service import MatchingService, matching_limit
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
     Counter,

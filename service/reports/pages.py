@@ -44,7 +44,6 @@ from service.reports.schemas import (
     NotifyAddress,
     PerpetratorKnown,
     ReportCreate,
-    is_control,
 )
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose

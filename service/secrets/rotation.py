@@ -29,8 +29,8 @@ from service.auth.service import AccountService
 from service.cases.models import Case
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
-from service.notifications.contact import open_address, seal_address
 from service.matching.models import PerpetratorToken
+from service.notifications.contact import open_address, seal_address
 from service.organisations.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
@@ -150,9 +150,7 @@ def _drop_matching_tokens(session: Session, secrets: Secrets, settings: Settings
     # the identifiers, still sealed in their cases, wait to be looked up again (docs/matching.md).
     dropped = _count(session.execute(delete(PerpetratorToken)))
     waiting = int(
-        session.scalar(
-            select(func.count()).select_from(Case).where(Case.perpetrator_ciphertext.is_not(None))
-        )
+        session.scalar(select(func.count()).select_from(Case).where(Case.perpetrator_ciphertext.is_not(None)))
         or 0
     )
     return Rekeyed(
