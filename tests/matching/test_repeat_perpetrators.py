@@ -237,7 +237,7 @@ def test_the_form_files_identifiers_with_consent_and_the_case_page_shows_the_mat
     page = login(bayern).get(f"/intern/faelle/{second}")
     assert page.status_code == 200
     text = re.sub(r"\s+", " ", page.text)
-    assert "Teilt ein Täter-Merkmal mit 1 Fall, gehalten von: Beratungsstelle Rückhalt Sachsen (Demo)" in text
+    assert "Teilt ein Merkmal der Tatperson mit 1 Fall, gehalten von: Beratungsstelle Rückhalt Sachsen (Demo)" in text
     # The counsellor sees the identifiers as their own reporter typed them; of the other case nothing.
     assert "MAX_M" in text
     assert "0171 5550123" in text
@@ -327,7 +327,7 @@ def test_the_reporter_adds_identifiers_on_fall_with_consent(client: TestClient, 
     # reporter cannot use the form to learn whether someone else reported a name.
     after = client.get("/fall").text
     assert "Sachsen" not in after
-    assert "Teilt ein Täter-Merkmal" not in after
+    assert "Teilt ein Merkmal der Tatperson" not in after
     assert other not in after
 
 
@@ -399,7 +399,7 @@ def test_the_dashboard_shows_the_figure_k_anonymously_and_the_public_never(
     # The public statistics (page and API) say nothing of it.
     for path in ("/statistik", "/api/v1/statistics/releases"):
         public = client.get(path)
-        assert "Täter-Merkmal" not in public.text
+        assert "Merkmal der Tatperson" not in public.text
         assert "repeat" not in public.text.lower()
     # Counsellors do not see the dashboard at all.
     counsellor = login(make_staff(memberships=[(BAYERN, MembershipRole.counsellor)]))

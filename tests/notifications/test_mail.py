@@ -35,6 +35,8 @@ CONTEXT = {
     "checkpoint": "1234:" + "ab" * 32 + ":20261203T040000Z:" + "cd" * 16,
     "articles": ["auskunftssperre.de", "auskunftssperre.en"],
     "count": 2,
+    "entry_count": 1,
+    "entries": ["RIAS Bayern (09)"],
     "reporter_subject": "Neue Nachricht in Ihrem Postfach",
     "before": {"de": "20.12.2026", "en": "2026-12-20"},
 }
