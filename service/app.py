@@ -20,6 +20,7 @@ from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
+from service.knowledge import selfcheck_pages
 from service.legal import pages as legal_pages
 from service.legal.links import legal_links
 from service.observability import listener, logs
@@ -138,6 +139,8 @@ def create_app(
     app.include_router(dashboard_endpoints.router)
     app.include_router(dashboard_endpoints.public_router)
     app.include_router(statistics_pages.router)
+    # Before the articles: /wissen/sicherheitsplan and /wissen/selbstcheck/... are not article slugs.
+    app.include_router(selfcheck_pages.router)
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
     app.include_router(legal_pages.router)

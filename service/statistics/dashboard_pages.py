@@ -21,6 +21,7 @@ from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
+from service.knowledge.selfcheck_dashboard import aggregate
 from service.runtime import Runtime
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.labels import cell_label
@@ -128,6 +129,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
             (s for s in reversed(snapshots) if s.as_of == chosen), snapshots[-1] if snapshots else None
         )
         times = response_times(db, utcnow())
+        selfchecks = aggregate(runtime.selfchecks.tallies(db), lang)
         audit_view(db, runtime.audit, subject.user_id, f"page:{snapshot.as_of if snapshot else 'none'}")
     return pages_of(request).render(
         request,
@@ -138,6 +140,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         trend=_trend(snapshot) if snapshot else None,
         land_trends=_land_trends(runtime, snapshot, lang) if snapshot else [],
         response_times=times,
+        selfchecks=selfchecks,
     )
 
 
