@@ -31,7 +31,7 @@ def render_selfcheck(evaluation: Evaluation, lang: str, today: date) -> bytes:
     t = Translator(lang)
     pdf, writer = _document(t("selfcheck.plan.title"), t("selfcheck.plan.footer"), lang)
     writer.para(t("selfcheck.plan.made", day=format_date(today, lang)))
-    writer.para(t("selfcheck.result", answered=evaluation.answered, total=evaluation.total))
+    writer.para(t("selfcheck.result", answered=evaluation.answered, total=evaluation.total) + ".")
     if evaluation.previous_label:
         writer.para(t("selfcheck.compared", month=evaluation.previous_label))
 

@@ -164,7 +164,7 @@ def test_answering_and_evaluating_stores_nothing(browser: Browser, seeded: Runti
     total = len(questions())
     assert f"Ergebnis: {total} von {total} Fragen beantwortet." in result.text
     gaps = sum(1 for answer in answers.values() if answer != "yes")
-    assert f"Bei {gaps} Fragen gibt es etwas zu tun." in result.text
+    assert f"Bei {gaps} Fragen gibt es etwas zu tun;" in result.text
     assert result.text.count("Mehr dazu: „") == gaps
     # Every "no" comes before every "partly" within an area, each with its recommendation and article.
     first = next(q for q in questions() if answers[q.id] == "no")
