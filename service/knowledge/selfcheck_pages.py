@@ -90,6 +90,7 @@ def _questionnaire(
     code: str = "",
     status: int = 200,
     notice: str = "",
+    note: str = "",
 ) -> Response:
     lang = request_lang(request)
     t = Translator(lang)
@@ -128,6 +129,7 @@ def _questionnaire(
         previous_label=month_label(previous_month, lang),
         code=code,
         notice=notice,
+        note=note,
     )
 
 
@@ -216,6 +218,7 @@ async def selfcheck_open(request: Request) -> Response:
         previous_month=latest.month if latest else "",
         code=opened.code,
         notice=t("selfcheck.code.opened", n=len(opened.takes)),
+        note=latest.note if latest else "",
     )
 
 
