@@ -615,10 +615,12 @@ def test_selfcheck_code_and_plans(browser: Browser, live_server: LiveServer, che
             checker.check(page, "POST /wissen/selbstcheck/auswertung")
             page.fill("#field-step1", "Integrationskonzept entwerfen")
             page.fill("#field-owner1", "Hauptamt")
-            page.locator("#plan button[value=html]").click()
-            expect(page.locator(".plan")).to_be_visible()
-            checker.check(page, "POST /wissen/selbstcheck/plan")
-            page.go_back()
+            with context.expect_page() as printed_info:
+                page.locator("#plan button[value=html]").click()
+            printed = printed_info.value
+            expect(printed.locator(".plan")).to_be_visible()
+            checker.check(printed, "POST /wissen/selbstcheck/plan")
+            printed.close()
             page.locator("#keep button[type=submit]").click()
             shown = re.sub(r"\s", "", page.locator(".receipt__code").inner_text())
             assert RECEIPT.fullmatch(shown), "the code is shown once"
