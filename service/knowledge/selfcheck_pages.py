@@ -237,6 +237,9 @@ async def selfcheck_save(request: Request) -> Response:
     code = _code_of(form)
     if not pages.csrf_ok(request, form.get("csrf_token")):
         return _code_page(request, 403, f"{t('error.csrf.title')}: {t('error.csrf.message')}")
+    if not answers:
+        # Nothing to keep: an empty take would only count a municipality that took no stock.
+        return _questionnaire(request, {}, code=code, status=422, notice=t("selfcheck.keep.empty"))
     enforce(runtime, request, selfcheck_code_limit(runtime.settings))
     note = _text(form_data, "note", MAX_NOTE_CHARS)
     today = _today()

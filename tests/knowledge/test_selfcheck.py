@@ -274,7 +274,11 @@ def test_saving_needs_the_form_token_and_the_explicit_choice(browser: Browser, s
     visitor = browser(None)
     with nothing_stored(seeded):
         refused = visitor.post("/wissen/selbstcheck/speichern", data=form_of(answer_all()))
+        token = csrf_token(visitor.get("/wissen/selbstcheck/code").text)
+        empty = visitor.post("/wissen/selbstcheck/speichern", data={"csrf_token": token})
     assert refused.status_code == 403
+    assert empty.status_code == 422
+    assert "nichts aufzubewahren" in empty.text
 
 
 def test_deleting_takes_the_answers_out_of_the_counts(browser: Browser, seeded: Runtime) -> None:
