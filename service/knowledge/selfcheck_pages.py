@@ -3,8 +3,9 @@ printable plans. No JavaScript; every answer travels in a form body, never in an
 
 What writes, and what does not:
 - Answering, the evaluation, the printable page and the PDFs of both plans write nothing: no row, no file,
-  no audit event, no rate-limit count (a count would be a row too). They change no state, so they take no
-  form token either: another site that posts to them only shows its visitor a page of their own answers.
+  no audit event, no rate-limit count (a count would be a row too; the PDFs, which cost CPU, are bounded per
+  client by a counter in memory instead, service/knowledge/plan_limit.py). They change no state, so they
+  take no form token either: another site that posts to them only shows its visitor a page of their answers.
 - Keeping the answers under a code, opening them with it and deleting them are the only writes. Each takes
   the form token and counts against the code limit (as many per client and hour as receipt look-ups).
 """
@@ -21,11 +22,12 @@ from starlette.datastructures import FormData
 
 from service.auth.deps import pages_of
 from service.db import utcnow
-from service.deps import enforce, runtime_of
+from service.deps import client_address, enforce, runtime_of
 from service.dossier.pdf import chunks
-from service.errors import NotFound
+from service.errors import NotFound, RateLimited
 from service.i18n import LOCAL_ZONE, Translator, format_date
 from service.knowledge import safety_plan as plans
+from service.knowledge.plan_limit import MemoryWindowLimiter
 from service.knowledge.selfcheck import ANSWERS, clean_answers, load_selfcheck
 from service.knowledge.selfcheck_store import MAX_NOTE_CHARS, Opened
 from service.knowledge.selfcheck_view import (
@@ -298,6 +300,16 @@ def _steps(form: FormData) -> tuple[tuple[str, str], ...]:
     )
 
 
+def _pdf_allowed(request: Request) -> None:
+    """The per-client bound on PDFs, in memory (service/knowledge/plan_limit.py): 429 past it."""
+    limiter: MemoryWindowLimiter | None = getattr(request.app.state, "plan_pdf_limiter", None)
+    if limiter is None:
+        limiter = MemoryWindowLimiter(runtime_of(request).settings.receipt_limit_per_hour)
+        request.app.state.plan_pdf_limiter = limiter
+    if not limiter.allow(client_address(request)):
+        raise RateLimited()
+
+
 def _pdf(document: bytes, stem: str) -> Response:
     name = f"{stem}-{_today().isoformat()}.pdf"
     return download(name, "application/pdf", len(document), chunks(document))
@@ -313,6 +325,7 @@ async def selfcheck_plan(request: Request) -> Response:
     previous, month = _previous(form)
     evaluation = evaluate(clean_answers(form), lang, previous, month, _steps(form_data))
     if form.get("format") == "pdf":
+        _pdf_allowed(request)
         from service.knowledge.plan_render import render_selfcheck
 
         document = await run_in_threadpool(render_selfcheck, evaluation, lang, _today())
@@ -370,6 +383,7 @@ async def safety_plan(request: Request) -> Response:
     lang = request_lang(request)
     plan = plans.build(plans.answers_from(form), _typed_fields(form_data), lang)
     if form.get("format") == "pdf":
+        _pdf_allowed(request)
         from service.knowledge.plan_render import render_safety_plan
 
         document = await run_in_threadpool(render_safety_plan, plan, lang, _today())

@@ -32,6 +32,7 @@ from service.config import Settings
 from service.crypto import CryptoError, open_sealed
 from service.crypto.keyed import hkdf_sha256
 from service.crypto.selfcheck_code import _context
+from service.knowledge.plan_limit import MAX_KEYS, MemoryWindowLimiter
 from service.knowledge.seed import seed_articles
 from service.knowledge.selfcheck import ANSWERS, load_selfcheck, questions
 from service.knowledge.selfcheck_dashboard import aggregate
@@ -92,12 +93,14 @@ def nothing_stored(runtime: Runtime) -> Iterator[None]:
     data (the database file and the log itself are compared byte for byte)."""
 
     def state() -> tuple[Any, dict[str, bytes]]:
+        # The dump first: opening the database is what makes SQLite's log file appear.
+        dump = dump_database(runtime.engine)
         files = {
             str(path): data
             for path, data in all_bytes_under(runtime.settings.data_dir)
             if not path.name.endswith("-shm")
         }
-        return dump_database(runtime.engine), files
+        return dump, files
 
     before = state()
     yield
@@ -268,6 +271,38 @@ def test_code_look_ups_are_limited_like_receipts(settings: Settings) -> None:
         runtime.dispose()
     assert statuses[:3] == [404, 404, 404]
     assert statuses[3:] == [429, 429]
+
+
+def test_pdfs_are_bounded_per_client_in_memory_and_still_write_nothing(settings: Settings) -> None:
+    """A PDF costs CPU, so a client gets as many per hour as receipt look-ups; the count lives in the
+    process's memory, so refusing (and allowing) still writes nothing."""
+    limited = Settings(**{**settings.model_dump(), "receipt_limit_per_hour": 2})
+    from service.runtime import build_runtime
+
+    runtime = build_runtime(limited)
+    try:
+        with (
+            TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client,
+            nothing_stored(runtime),
+        ):
+            statuses = [
+                client.post("/wissen/sicherheitsplan", data={"format": "pdf"}).status_code,
+                client.post("/wissen/selbstcheck/plan", data={"format": "pdf"}).status_code,
+                client.post("/wissen/selbstcheck/plan", data={"format": "pdf"}).status_code,
+                client.post("/wissen/sicherheitsplan", data={"format": "html"}).status_code,
+            ]
+    finally:
+        runtime.dispose()
+    assert statuses == [200, 200, 429, 200]
+
+
+def test_the_memory_window_forgets_old_hours_and_bounds_its_keys() -> None:
+    limiter = MemoryWindowLimiter(per_hour=2)
+    assert [limiter.allow("a", now=3600 * 10 + s) for s in (1, 2, 3)] == [True, True, False]
+    assert limiter.allow("a", now=3600 * 11 + 1), "a new hour, a new allowance"
+    for index in range(MAX_KEYS + 50):
+        limiter.allow(f"client-{index}", now=3600 * 12)
+    assert len(limiter._counts) <= MAX_KEYS + 1
 
 
 def test_saving_needs_the_form_token_and_the_explicit_choice(browser: Browser, seeded: Runtime) -> None:
