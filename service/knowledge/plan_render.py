@@ -10,10 +10,29 @@ from __future__ import annotations
 
 from datetime import date
 
-from service.dossier.render import _Document, _Writer, printable
+from fpdf.enums import XPos, YPos
+
+from service.dossier.render import FONT, LINE_MM, _Document, _Writer, printable
 from service.i18n import Translator, format_date
 from service.knowledge.safety_plan import SafetyPlan
 from service.knowledge.selfcheck_view import Evaluation
+
+
+class _LeftWriter(_Writer):
+    """The dossier's writer, set flush left: a plan is read line by line, and justified questions with long
+    compounds stretch their words apart."""
+
+    def para(self, text: str, size: float = 10) -> None:
+        self.pdf.set_font(FONT, "", size)
+        self.pdf.multi_cell(0, LINE_MM, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def row(self, label: str, value: str) -> None:
+        pdf = self.pdf
+        pdf.set_font(FONT, "B", 10)
+        pdf.multi_cell(0, LINE_MM, label, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FONT, "", 10)
+        pdf.set_x(pdf.l_margin + 4)
+        pdf.multi_cell(0, LINE_MM, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _document(title: str, footer: str, lang: str) -> tuple[_Document, _Writer]:
@@ -22,7 +41,7 @@ def _document(title: str, footer: str, lang: str) -> tuple[_Document, _Writer]:
     pdf.set_lang(lang)
     pdf.set_creator("Rückhalt")
     pdf.add_page()
-    writer = _Writer(pdf)
+    writer = _LeftWriter(pdf)
     writer.heading(title, size=17)
     return pdf, writer
 
