@@ -33,7 +33,7 @@ from service.ratelimit.service import AsyncRedisCounter
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
-from service.statistics import dashboard_pages
+from service.statistics import dashboard_pages, opendata_pages
 from service.statistics import endpoints as dashboard_endpoints
 from service.statistics import pages as statistics_pages
 from service.web import (
@@ -139,6 +139,7 @@ def create_app(
     app.include_router(dashboard_endpoints.router)
     app.include_router(dashboard_endpoints.public_router)
     app.include_router(statistics_pages.router)
+    app.include_router(opendata_pages.router)
     # Before the articles: /wissen/sicherheitsplan and /wissen/selbstcheck/... are not article slugs.
     app.include_router(selfcheck_pages.router)
     app.include_router(knowledge_pages.router)

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     # own placeholder pages, which say that they are placeholders.
     imprint_url: str | None = None
     privacy_url: str | None = None
+    # The public statistics as open data (/statistik/daten, service/statistics/opendata.py): who publishes
+    # them (the DCAT dct:publisher and the name the CC BY 4.0 licence asks users to credit), and, once GovData
+    # has assigned one, the operator's Datenbereitsteller-ID (http://dcat-ap.de/def/contributors/...), which
+    # DCAT-AP.de asks of data delivered to GovData directly. Unset, the metadata carry none (never a guess).
+    open_data_publisher: str = "Rückhalt"
+    open_data_contributor_id: str | None = None
 
     # Behind a TLS proxy the cookies get the Secure flag (and the __Host- prefix) and HSTS is sent.
     behind_tls: bool = False
@@ -192,6 +198,30 @@ class Settings(BaseSettings):
         if not text or len(text) > 78 or any(not char.isprintable() for char in text):
             raise ValueError("must be one line of 1 to 78 printable characters")
         return text
+
+    @field_validator("open_data_publisher")
+    @classmethod
+    def _publisher_name(cls, value: str) -> str:
+        text = " ".join(value.split())
+        if not text or len(text) > 200 or any(not char.isprintable() for char in text):
+            raise ValueError("must be one line of 1 to 200 printable characters")
+        return text
+
+    @field_validator("open_data_contributor_id")
+    @classmethod
+    def _contributor_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        prefix = "http://dcat-ap.de/def/contributors/"
+        if (
+            not value.startswith(prefix)
+            or len(value) == len(prefix)
+            or not value.isascii()
+            or any(c.isspace() or c in '<>"{}|^`\\' for c in value)
+        ):
+            raise ValueError(f"must be the ID GovData assigned, {prefix}<name>")
+        return value
 
     @field_validator("reporter_mail_address")
     @classmethod

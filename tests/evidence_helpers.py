@@ -68,20 +68,24 @@ def file_report(
     description: str = DESCRIPTION,
     type_codes: tuple[str, ...] = ("A3a", "A9"),
     occurred_on: str = "",
+    channel: str = "letter",
+    extra: dict[str, str] | None = None,
 ) -> str:
-    """File a report through the HTML form with ``files``; returns the receipt."""
+    """File a report through the HTML form with ``files`` (``extra``: further fields such as ``url``);
+    returns the receipt."""
     fields: dict[str, object] = {
         **report_form_tokens(client.get("/melden").text),
         "land": "09",
         "district_ags": "09162",
         "type_codes": list(type_codes),
         "description": description,
-        "channel": "letter",
+        "channel": channel,
         "urgency": "normal",
         "consent_counselling": "1",
     }
     if occurred_on:
         fields["occurred_on"] = occurred_on
+    fields.update(extra or {})
     response = client.post("/melden", data=fields, files=files)
     assert response.status_code == 201, response.text
     return receipt_from(response.text)

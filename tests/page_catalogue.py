@@ -75,6 +75,11 @@ NOT_PAGES: dict[str, str] = {
     "/fall/anhang/{attachment_id}": "download: a file of the reporter's case (always an attachment)",
     "/statistik/{year}.json": "download: a public release as JSON",
     "/statistik/{year}.csv": "download: a public release as CSV",
+    # Open data (service/statistics/opendata.py): files for portals to harvest, linked from /statistik.
+    "/statistik/daten/katalog.ttl": "open data: the DCAT-AP.de catalogue of every release (Turtle)",
+    "/statistik/daten/{year}/dcat.ttl": "open data: one release's DCAT-AP.de dataset (Turtle)",
+    "/statistik/daten/{year}/datapackage.json": "open data: one release's Frictionless Data Package (JSON)",
+    "/statistik/daten/{year}/{resource}.csv": "open data: one table of a release (CSV)",
     "/intern/statistik/{as_of}.csv": "download: a dashboard snapshot as CSV",
     "/static/{path:path}": "files: the stylesheet and the icon",
 }

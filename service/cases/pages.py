@@ -35,7 +35,7 @@ from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
-from service.dossier import archive
+from service.dossier import archive, letter_request, letters
 from service.dossier import service as dossiers
 from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
@@ -75,7 +75,18 @@ _NOTICES: dict[str, tuple[str, str]] = {
 }
 
 # Fields of the page's forms that are shown under their own name.
-_FORM_FIELDS = frozenset({"message", "note", "message_files", "organisation", "mode", "reporter_consent"})
+_FORM_FIELDS = frozenset(
+    {
+        "message",
+        "note",
+        "message_files",
+        "organisation",
+        "mode",
+        "reporter_consent",
+        letter_request.KIND_FIELD,
+    }
+    | letter_request.FREE_TEXT
+)
 # Where a refused field of the service or of a schema is shown on the page ("" = in the summary only).
 _FIELD_OF_LOC = {"status": "status", "outcome": "outcome", "labels": "labels", "assignee_id": "assign"}
 
@@ -714,6 +725,9 @@ def _case_response(
         detail = runtime.cases.detail(db, subject, case_id)
         case = case_view(runtime, db, subject, detail, t, lang)
     summary = errors or []
+    # The platform notice's explanation, prefilled from the incident types (the counsellor completes it).
+    codes = [code for item in case["incidents"] for code in item["codes"]]
+    prefill = {"letter_explanation": letters.explanation(dossiers.coded_types(runtime.taxonomy, codes, "de"))}
     return pages_of(request).render(
         request,
         "staff_case.html",
@@ -723,7 +737,7 @@ def _case_response(
         taxonomy=runtime.taxonomy,
         max_attachments=runtime.settings.max_attachments_per_report,
         max_attachment_mb=runtime.settings.max_attachment_bytes // (1024 * 1024),
-        values=values or {},
+        values={**prefill, **(values or {})},
         errors=summary,
         field_errors={error["field"]: error["message"] for error in summary if error["field"]},
         notice={"text": t(notice[0]), "section": notice[1]} if notice else None,
@@ -740,7 +754,7 @@ def case_page(case_id: str, request: Request, subject: StaffDep) -> Response:
 
 
 # The case page's fields of free text, checked (control characters included) by MessageCreate.
-_FREE_TEXT = frozenset({"message", "note"})
+_FREE_TEXT = frozenset({"message", "note"}) | letter_request.FREE_TEXT
 
 
 async def _form(request: Request) -> FormData:
@@ -799,6 +813,8 @@ def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, s
             key = "case_page.error.already_holder"
         elif "control characters" in str(error.get("msg", "")):
             key = "validation.control_chars"
+        elif kind == "value_error" and error.get("msg") == "email":
+            key = "validation.email"
         else:
             key = VALIDATION_MESSAGE_KEYS.get(kind, "validation.invalid")
         label = code_label(t, "case_page.field", (field or name or "form").split("-")[0])
@@ -994,7 +1010,7 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
     return response
 
 
-async def _download_request(case_id: str, request: Request, subject: Subject) -> Runtime:
+async def _download_request(case_id: str, request: Request, subject: Subject) -> tuple[Runtime, FormData]:
     """The checks before a generated download of a case (dossier, evidence ZIP): a case the subject may not
     see is a 404 before anything else, a missing form token included (a 403 would tell that the case
     exists). Only whether a holding organisation's grant exists is looked up here: the case key is
@@ -1011,14 +1027,14 @@ async def _download_request(case_id: str, request: Request, subject: Subject) ->
         raise NotFound()
     if not pages_of(request).csrf_ok(request, _text(form, "csrf_token")):
         raise CsrfFailed()
-    return runtime
+    return runtime, form
 
 
 @router.post(INBOX + "/{case_id}/dossier")
 async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Response:
     """The case dossier as PDF for a counsellor of a holding organisation (404 for anyone else), generated
     in memory, streamed, audited without content (service/dossier)."""
-    runtime = await _download_request(case_id, request, subject)
+    runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
     def generate() -> bytes:
@@ -1042,7 +1058,7 @@ async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -
     """The evidence files the dossier lists, as a ZIP with their SHA256SUMS, for a counsellor of a holding
     organisation (404 for anyone else, before the form token is looked at): decrypted while it streams,
     nothing stored, audited without content (service/dossier/archive.py)."""
-    runtime = await _download_request(case_id, request, subject)
+    runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
     def prepare() -> tuple[list[archive.Member], bytes]:
@@ -1060,6 +1076,40 @@ async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -
 
     items, key = await run_in_threadpool(prepare)
     return archive.download(items, key, runtime.blobs)
+
+
+@router.post(INBOX + "/{case_id}/brief")
+async def case_letter(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """A letter filled from the decrypted case, as PDF or plain text, for a counsellor of a holding
+    organisation (404 for anyone else, before the form token is looked at). What was typed for it goes into
+    this answer only: never stored, never logged, audited as the kind of letter (service/dossier)."""
+    runtime, form = await _download_request(case_id, request, subject)
+    wanted, errors = letter_request.parse(form)
+    if wanted is None:
+        summary = _error_list(errors, Translator(request_lang(request)))
+        values = letter_request.typed_values(form)
+        return await run_in_threadpool(
+            _case_response, request, subject, case_id, status=422, values=values, errors=summary
+        )
+    today = _today()
+
+    def generate() -> bytes:
+        with runtime.sessions() as db:
+            unlocked = runtime.cases.unlock(db, subject, case_id)
+            dossier = dossiers.build(
+                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, "de"
+            )
+            document = letter_request.rendered(
+                wanted, letters.write(wanted.kind, dossier, wanted.typed, today)
+            )
+            letter_request.record_generated(
+                runtime.audit, db, wanted.kind, unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
+            )
+            db.commit()
+            return document
+
+    document = await run_in_threadpool(generate)
+    return letter_request.letter_download(wanted, document, today)
 
 
 @router.post(INBOX + "/{case_id}/notiz")

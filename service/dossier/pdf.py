@@ -26,11 +26,11 @@ def render(dossier: Dossier, lang: str) -> bytes:
     return renderer.render(dossier, lang)
 
 
-def render_letter(text: str, title: str, footer: str) -> bytes:
+def render_letter(text: str, title: str, footer: str, headings: frozenset[str] = frozenset()) -> bytes:
     """A letter's plain text as a PDF (``service.dossier.render.render_letter``)."""
     from service.dossier import render as renderer
 
-    return renderer.render_letter(text, title, footer)
+    return renderer.render_letter(text, title, footer, headings)
 
 
 def dossier_download(document: bytes) -> StreamingResponse:

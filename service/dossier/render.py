@@ -18,6 +18,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.prefs import ViewerPreferences
 
 from service.display import invisible_marks
 from service.dossier.service import Dossier, EvidenceFile
@@ -58,14 +59,35 @@ def printable(value: str) -> str:
     return "".join(out)
 
 
+# The document language as the PDF catalogue's /Lang carries it (BCP 47): what a screen reader speaks in.
+PDF_LANG = {"de": "de-DE", "en": "en"}
+
+
 class _Document(FPDF):
-    def __init__(self, footer_text: str) -> None:
+    """A4 with the embedded fonts and the metadata a reader and assistive technology use: the title (shown
+    in the window instead of the file name, /DisplayDocTitle), the language (/Lang) and the creator.
+
+    Not a tagged PDF: fpdf2 has no public API for a structure tree of headings and paragraphs (it tags only
+    images with alternative text, links and outline entries, through a private method; py-pdf/fpdf2 issue
+    355). Headings become outline entries (bookmarks) instead, so a reader can jump to them; the text is
+    drawn in reading order in one column, which is the order a screen reader follows without tags.
+    docs/pdf-accessibility.md says what is missing."""
+
+    def __init__(self, footer_text: str, title: str, lang: str) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self._footer_text = footer_text
         for style, name in _FONT_FILES.items():
             self.add_font(FONT, style, str(FONT_DIR / name))
         self.set_auto_page_break(auto=True, margin=18)
         self.set_margins(18, 18, 18)
+        self.set_title(title)
+        self.set_lang(PDF_LANG.get(lang, lang))
+        self.set_creator("Rückhalt")
+        self.viewer_preferences = ViewerPreferences(display_doc_title=True)
+
+    def bookmark(self, text: str, level: int) -> None:
+        """An outline entry for a heading about to be drawn (fpdf2's public outline; it draws nothing)."""
+        self.start_section(text, level=level, strict=False)
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -77,8 +99,9 @@ class _Writer:
     def __init__(self, pdf: _Document) -> None:
         self.pdf = pdf
 
-    def heading(self, text: str, size: float = 13) -> None:
+    def heading(self, text: str, size: float = 13, level: int = 1) -> None:
         self.pdf.ln(2)
+        self.pdf.bookmark(text, level)
         self.pdf.set_font(FONT, "B", size)
         self.pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.pdf.ln(1)
@@ -133,13 +156,12 @@ def _file_lines(writer: _Writer, items: list[EvidenceFile], t: Translator, lang:
 def render(dossier: Dossier, lang: str) -> bytes:
     """The dossier as PDF bytes, in ``lang`` (de or en)."""
     t = Translator(lang)
-    pdf = _Document(t("dossier.footer", at=format_datetime(dossier.generated_at, lang)))
-    pdf.set_title(t("dossier.title"))
-    pdf.set_lang(t.lang)
-    pdf.set_creator("Rückhalt")
+    pdf = _Document(
+        t("dossier.footer", at=format_datetime(dossier.generated_at, lang)), t("dossier.title"), t.lang
+    )
     pdf.add_page()
     writer = _Writer(pdf)
-    writer.heading(t("dossier.title"), size=17)
+    writer.heading(t("dossier.title"), size=17, level=0)
     writer.para(
         t(
             "dossier.intro",
@@ -158,7 +180,7 @@ def render(dossier: Dossier, lang: str) -> bytes:
 
     writer.heading(t("dossier.incidents.heading"))
     for incident in dossier.incidents:
-        writer.heading(t("dossier.incident.title", n=incident.seq), size=11)
+        writer.heading(t("dossier.incident.title", n=incident.seq), size=11, level=2)
         writer.row(t("dossier.incident.received"), format_datetime(incident.received_at, lang))
         occurred = format_date(incident.occurred_on, lang) if incident.occurred_on else t("dossier.unknown")
         writer.row(t("dossier.incident.occurred"), occurred)
@@ -192,16 +214,18 @@ def render(dossier: Dossier, lang: str) -> bytes:
     return bytes(pdf.output())
 
 
-def render_letter(text: str, title: str, footer: str) -> bytes:
-    """A letter's plain text (service/dossier/letters.py) set as PDF, line by line, the title in bold."""
-    pdf = _Document(footer)
-    pdf.set_title(title)
-    pdf.set_lang("de")
-    pdf.set_creator("Rückhalt")
+def render_letter(text: str, title: str, footer: str, headings: frozenset[str] = frozenset()) -> bytes:
+    """A letter's plain text (service/dossier/letters.py) set as PDF, line by line: the title and the
+    ``headings`` in bold, each an outline entry."""
+    pdf = _Document(footer, title, "de")
     pdf.add_page()
     for line in text.rstrip("\n").split("\n"):
         shown = printable(line)
-        pdf.set_font(FONT, "B" if shown == title else "", 12 if shown == title else 10.5)
+        if shown == title or shown in headings:
+            pdf.bookmark(shown, 0 if shown == title else 1)
+            pdf.set_font(FONT, "B", 12 if shown == title else 10.5)
+        else:
+            pdf.set_font(FONT, "", 10.5)
         if shown:
             pdf.multi_cell(0, LINE_MM, shown, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         else:

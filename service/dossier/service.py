@@ -38,6 +38,9 @@ class Coded:
 
     code: str
     label: str
+    # The provisions the taxonomy names for an incident type ("§ 241 StGB"); empty for channels and for
+    # codes no longer known. The letters cite them as what "comes into consideration", never as a finding.
+    statute: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class DossierIncident:
     # The last day for the Strafantrag (§ 77b StGB) where the case allows counting one (a complaint-only
     # offence whose perpetrator the reporter knows since a given day), for the letters' notes.
     complaint_ends_on: date | None = None
+    # Whether it came through an online channel (the platform notice lists these).
+    online: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,26 @@ class Dossier:
 
 def _coded(taxonomy: Taxonomy, kind: str, code: str, lang: str) -> Coded:
     try:
-        return Coded(code=code, label=taxonomy.label(kind, code, lang))
+        label = taxonomy.label(kind, code, lang)
     except KeyError:
         return Coded(code=code, label=code)
+    statute = ""
+    if kind == "incident_types":
+        statute = taxonomy.incident_type(code).statute or ""
+    return Coded(code=code, label=label, statute=statute)
+
+
+def coded_types(taxonomy: Taxonomy, codes: list[str], lang: str) -> list[Coded]:
+    """Incident type codes with their labels and statutes (the platform notice's explanation is built from
+    them)."""
+    return [_coded(taxonomy, "incident_types", code, lang) for code in codes]
+
+
+def _online(taxonomy: Taxonomy, channel: str) -> bool:
+    try:
+        return taxonomy.channel_is_online(channel)
+    except KeyError:
+        return False
 
 
 def _holder_state(role: str, active: bool) -> str:
@@ -165,6 +187,7 @@ def build(
                 complaint_ends_on=payload_complaint_deadline(
                     taxonomy.has_complaint_only(list(incident.type_codes)), payload
                 ).ends_on,
+                online=_online(taxonomy, incident.channel),
             )
         )
     # A chronology: by the day it happened where the reporter gave one, else by the day it was received.

@@ -25,16 +25,16 @@ from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of
-from service.dossier import archive, letters
+from service.dossier import archive, letter_request, letters
 from service.dossier import service as dossiers
-from service.dossier.pdf import chunks, dossier_download, render_letter
+from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
 from service.reports.repository import KeyHolder
-from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate, is_control
+from service.reports.schemas import IncidentFields, NotifyAddress, PerpetratorKnown, ReportCreate
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
 from service.reports.uploads import EncryptingFormParser, parse_form
@@ -392,6 +392,9 @@ def _case_page(
             for item in view["incidents"]
         ],
     }
+    # The platform notice's explanation, prefilled from the incident types (the reporter completes it).
+    codes = [code for item in view["incidents"] for code in item["type_codes"]]
+    prefill = {"letter_explanation": letters.explanation(dossiers.coded_types(tax, codes, "de"))}
     # Each view of the page carries a new token for the incident form, unless an error brought one back.
     token = incident_token or runtime.submissions.issue(incident_purpose(reporter.case_id), utcnow())
     return _pages(request).render(
@@ -399,7 +402,7 @@ def _case_page(
         "case_reporter.html",
         status=status,
         case=case,
-        values=values or {},
+        values={**prefill, **(values or {})},
         errors=errors or [],
         field_errors=field_errors or {},
         notice=notice,
@@ -727,29 +730,22 @@ async def reporter_evidence_zip(request: Request) -> Response:
     return archive.download(items, reporter.data_key, runtime.blobs)
 
 
-LETTER_FIELDS = {
-    "letter_name": letters.MAX_NAME_CHARS,
-    "letter_address": letters.MAX_ADDRESS_CHARS,
-    "letter_reference": letters.MAX_REFERENCE_CHARS,
-}
-LETTER_TITLE = "Strafanzeige und Strafantrag"
-
-
 @router.post("/fall/brief")
 async def reporter_letter(request: Request) -> Response:
-    """The Strafanzeige with Strafantrag, filled from the decrypted case, as PDF or plain text.
+    """A letter (service/dossier/letters.py) filled from the decrypted case, as PDF or plain text.
 
-    Name, address and Aktenzeichen come with this request and go into this answer only: never stored, never
-    logged, never in the audit (which records the kind of letter, nothing else)."""
+    What was typed for it (names, addresses, household, URLs, an Aktenzeichen) comes with this request and
+    goes into this answer only: never stored, never logged, never in the audit (which records the kind of
+    letter, nothing else)."""
     runtime = runtime_of(request)
     pages = _pages(request)
     t = Translator(request_lang(request))
     reporter = await run_in_threadpool(_open_from_cookie, request, runtime)
     if reporter is None:
         return RedirectResponse("/fall", status_code=303)
-    form = await read_form(request, max_fields=10, free_text=frozenset(LETTER_FIELDS))
-    token, kind, wanted = form.get("csrf_token"), form.get("kind"), form.get("format")
-    typed = {name: str(form.get(name) or "").replace("\r\n", "\n") for name in LETTER_FIELDS}
+    form = await read_form(request, max_fields=letter_request.MAX_FIELDS, free_text=letter_request.FREE_TEXT)
+    typed = letter_request.typed_values(form)
+    token = form.get("csrf_token")
 
     def again(errors: list[dict[str, Any]], status: int) -> Response:
         summary, by_field = _field_errors(errors, t)
@@ -758,41 +754,23 @@ async def reporter_letter(request: Request) -> Response:
         )
 
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
-        return await run_in_threadpool(again, [{"loc": ["letter_name"], "type": "csrf", "msg": ""}], 403)
-    errors: list[dict[str, Any]] = []
-    for name, limit in LETTER_FIELDS.items():
-        value = typed[name]
-        if len(value) > limit:
-            errors.append({"loc": [name], "type": "string_too_long", "msg": ""})
-        elif any(is_control(char) for char in value.replace("\n", "")):
-            errors.append({"loc": [name], "type": "value_error", "msg": "control characters"})
-    if kind != letters.LetterKind.strafanzeige.value or wanted not in ("pdf", "txt"):
-        errors.append({"loc": ["letter_name"], "type": "invalid", "msg": ""})
-    if errors:
+        field = letter_request.KIND_FIELD
+        return await run_in_threadpool(again, [{"loc": [field], "type": "csrf", "msg": ""}], 403)
+    wanted, errors = letter_request.parse(form)
+    if wanted is None:
         return await run_in_threadpool(again, errors, 422)
     enforce(runtime, request, receipt_limit(runtime.settings))
-    values = letters.Typed(
-        name=typed["letter_name"], address=typed["letter_address"], reference=typed["letter_reference"]
-    )
+    today = _today()
 
     def generate() -> bytes:
         with runtime.sessions() as db:
             opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
             dossier = dossiers.build(db, opened.case, opened.data_key, runtime.blobs, runtime.taxonomy, "de")
-            text = letters.strafanzeige(dossier, values, _today())
-            document = (
-                text.encode()
-                if wanted == "txt"
-                else render_letter(text, LETTER_TITLE, "Entwurf zum Prüfen – keine Rechtsberatung")
+            document = letter_request.rendered(
+                wanted, letters.write(wanted.kind, dossier, wanted.typed, today)
             )
-            runtime.audit.append(
-                db,
-                actor_kind="reporter",
-                actor_id=None,
-                action="letter.generated",
-                object_type="case",
-                object_id=opened.case.id,
-                details={"kind": letters.LetterKind.strafanzeige.value},
+            letter_request.record_generated(
+                runtime.audit, db, wanted.kind, opened.case.id, actor_kind="reporter", actor_id=None
             )
             db.commit()
             return document
@@ -801,10 +779,7 @@ async def reporter_letter(request: Request) -> Response:
         document = await run_in_threadpool(generate)
     except NotFound:
         return RedirectResponse("/fall", status_code=303)
-    stem = f"Strafanzeige-Entwurf-{_today().isoformat()}"
-    if wanted == "txt":
-        return download(f"{stem}.txt", "text/plain; charset=utf-8", len(document), chunks(document))
-    return download(f"{stem}.pdf", "application/pdf", len(document), chunks(document))
+    return letter_request.letter_download(wanted, document, today)
 
 
 @router.post("/fall/benachrichtigung")

@@ -56,6 +56,12 @@ class PublicCell:
     half_width: int  # the interval value +- half_width holds the true count with the policy's confidence
 
 
+def shown_interval(value: int, half_width: int) -> tuple[int, int]:
+    """The interval shown with a published figure (the page, the open-data CSVs): value +- half_width,
+    the lower end no lower than 0 as the figure itself."""
+    return max(0, value - half_width), value + half_width
+
+
 @dataclass(frozen=True, slots=True)
 class PublicTableRelease:
     id: str

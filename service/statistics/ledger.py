@@ -176,3 +176,26 @@ def published(session: Session) -> list[PublicReleaseRecord]:
             .order_by(PublicReleaseRecord.year.desc(), PublicReleaseRecord.created_at.desc())
         )
     )
+
+
+def published_in(session: Session, year: str) -> PublicReleaseRecord | None:
+    """The release a year's addresses show (/statistik?jahr=, the downloads, the open data): the newest of
+    that year; ``None`` for a year with none, and for anything that is not a year as the URLs spell it."""
+    return next((record for record in published(session) if str(record.year) == year), None)
+
+
+def year_budgets(session: Session) -> dict[int, PrivacyBudget]:
+    """Every year's budget row: its total and what all its releases spent."""
+    return {budget.year: budget for budget in session.scalars(select(PrivacyBudget))}
+
+
+def spent_per_table(session: Session, release_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """What the ledger says each release spent per table, in millionths of epsilon: id -> table -> amount."""
+    spent: dict[str, dict[str, int]] = {}
+    ids = list(release_ids)
+    if not ids:
+        return spent
+    for row in session.scalars(select(BudgetSpend).where(BudgetSpend.release_id.in_(ids))):
+        table = spent.setdefault(row.release_id, {})
+        table[row.table_id] = table.get(row.table_id, 0) + row.micro_epsilon
+    return spent

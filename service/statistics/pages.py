@@ -19,8 +19,10 @@ from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator, format_date
 from service.runtime import Runtime
+from service.statistics.dp import shown_interval
 from service.statistics.labels import cell_label
-from service.statistics.ledger import published
+from service.statistics.ledger import published, published_in
+from service.statistics.opendata import resource_name
 from service.web import Pages, StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
@@ -30,14 +32,13 @@ _CHART_WIDTH, _CHART_HEIGHT, _PAD = 640, 220, 28
 
 def _bars(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Geometry of a bar chart with interval whiskers, in SVG user units."""
-    top = max((c["value"] + c["half_width"] for c in cells), default=1) or 1
+    top = max((c["interval"][1] for c in cells), default=1) or 1
     inner_w, inner_h = _CHART_WIDTH - 2 * _PAD, _CHART_HEIGHT - 2 * _PAD
     step = inner_w / max(1, len(cells))
     bars = []
     for index, cell in enumerate(cells):
         height = inner_h * cell["value"] / top
-        low = max(0, cell["value"] - cell["half_width"])
-        high = cell["value"] + cell["half_width"]
+        low, high = cell["interval"]
         x = _PAD + index * step
         bars.append(
             {
@@ -66,7 +67,11 @@ def _view(runtime: Runtime, payload: dict[str, Any], lang: str, t: Translator) -
     tables = []
     for table in payload["tables"]:
         cells = [
-            {**cell, "label": cell_label(runtime, table["by"], cell["key"], lang, t)}
+            {
+                **cell,
+                "label": cell_label(runtime, table["by"], cell["key"], lang, t),
+                "interval": shown_interval(cell["value"], cell["half_width"]),
+            }
             for cell in table["cells"]
         ]
         tables.append(
@@ -75,6 +80,7 @@ def _view(runtime: Runtime, payload: dict[str, Any], lang: str, t: Translator) -
                 "title": t(f"statistics.table.{table['id']}"),
                 "measure": table["measure"],
                 "epsilon": table["epsilon"],
+                "resource": resource_name(table["id"], table["measure"], table["by"]),
                 "cells": cells,
                 "chart": _bars(cells) if table["by"] == "month" else None,
             }
@@ -100,16 +106,21 @@ def statistics_page(request: Request) -> Response:
         published_on = format_date(record.published_at, lang) if record and record.published_at else ""
         years = sorted({r.year for r in records}, reverse=True)
     return _pages(request).render(
-        request, "statistics_public.html", release=release, years=years, published_on=published_on
+        request,
+        "statistics_public.html",
+        release=release,
+        years=years,
+        published_on=published_on,
+        publisher=runtime.settings.open_data_publisher,
     )
 
 
 def _record(runtime: Runtime, year: str) -> dict[str, Any]:
     with runtime.sessions() as db:
-        for record in published(db):
-            if str(record.year) == year:
-                return {"id": record.id, **record.payload}
-    raise NotFound()
+        record = published_in(db, year)
+        if record is None:
+            raise NotFound()
+        return {"id": record.id, **record.payload}
 
 
 @router.get("/statistik/{year}.json")

@@ -273,6 +273,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/statistik"): Route(Guard.PUBLIC, 200),
     ("GET", "/statistik/{year}.json"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/statistik/{year}.csv"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/statistik/daten/katalog.ttl"): Route(Guard.PUBLIC, 200),
+    ("GET", "/statistik/daten/{year}/dcat.ttl"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/statistik/daten/{year}/datapackage.json"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
+    ("GET", "/statistik/daten/{year}/{resource}.csv"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/api/v1/public/releases"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/selbstcheck/fragen"): Route(Guard.PUBLIC, 200),
@@ -374,8 +378,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/fall/dossier"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
     # The evidence ZIP (deflated as it streams: tests/dossier/test_evidence_zip.py unpacks it).
     ("POST", "/fall/beweise"): Route(Guard.REPORTER, 200, form=_fixed(), csrf="form"),
+    # A letter as plain text, with the incident's description.
     ("POST", "/fall/brief"): Route(
-        Guard.REPORTER, 200, form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"), csrf="form"
+        Guard.REPORTER,
+        200,
+        form=_fixed(kind="strafanzeige", format="txt", letter_name="Erika"),
+        csrf="form",
+        plaintext=True,
     ),
     ("POST", "/fall/abmelden"): Route(Guard.ANYONE, 200, form=_fixed(), csrf="form", fresh_session=True),
     # Case work, JSON API.
@@ -469,6 +478,15 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     ("POST", _CASE_PAGE + "/beweise"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
+    # A letter as plain text: it shows the case's plaintext (the description) to its holders only.
+    ("POST", _CASE_PAGE + "/brief"): Route(
+        Guard.CASE,
+        200,
+        CASE_VARIANTS,
+        form=_fixed(kind="auskunftssperre", format="txt", letter_name="Erika"),
+        csrf="form",
+        plaintext=True,
+    ),
     # Leads: their organisation's members and keys (a new key epoch with every revocation and renewal).
     ("GET", "/intern/organisationen"): Route(Guard.STAFF, 200),
     ("GET", _ORG_PAGE): Route(Guard.LEAD, 200, ORGANISATION_VARIANTS),
@@ -674,6 +692,7 @@ def params(world: World, variant: str) -> dict[str, str]:
         "slug": ARTICLE if variant != MISSING else "gibt-es-nicht",
         "page": EASY_PAGE if variant != MISSING else "gibt-es-nicht",
         "year": str(RELEASE_YEAR) if variant != MISSING else "2019",
+        "resource": "k1-persons-by-month" if variant != MISSING else "k9-gibt-es-nicht",
         "path": STATIC_FILE if variant != MISSING else "gibt-es-nicht.css",
         "organisation_id": world.organisation_id(variant),
         "user_id": world.grantee.user_id if world.grantee else "",

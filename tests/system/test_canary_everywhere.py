@@ -70,6 +70,37 @@ CASEWORK = {
 }
 
 
+# Typed on the letter forms (service/dossier/letters.py) by the reporter and by the counsellor: each goes into
+# the letter that is sent back and must come to rest nowhere.
+LETTER_KINDS = ("strafanzeige", "auskunftssperre", "plattform", "strafantrag_dienst", "hausverbot")
+
+
+def letter_markers(who: str) -> dict[str, str]:
+    return {
+        "letter_name": f"QZ{who}LETTERNAMECANARY",
+        "letter_address": f"QZ{who}LETTERSTREETCANARY 1\n99999 QZ{who}LETTERTOWNCANARY",
+        "letter_reference": f"QZ{who}LETTERREFCANARY",
+        "letter_recipient": f"QZ{who}LETTERTOCANARY",
+        "letter_household": f"QZ{who}LETTERHOUSEHOLDCANARY, 01.02.2003",
+        "letter_email": f"qz{who.lower()}lettermail@canary.example",
+        "letter_urls": f"https://canary.example/QZ{who}LETTERURLCANARY",
+        "letter_explanation": f"QZ{who}LETTERWHYCANARY",
+        "letter_official": f"QZ{who}LETTEROFFICIALCANARY",
+        "letter_premises": f"QZ{who}LETTERPREMISESCANARY",
+    }
+
+
+def every_letter(client: httpx.Client, page: str, action: str, typed: dict[str, str]) -> None:
+    """Each letter once, PDF and text in turn; the text ones show what was typed for them."""
+    for number, kind in enumerate(LETTER_KINDS):
+        token = csrf_token(client.get(page).text)
+        fmt = "txt" if number % 2 == 0 else "pdf"
+        made = client.post(action, data={"csrf_token": token, "kind": kind, "format": fmt, **typed})
+        assert made.status_code == 200, made.text
+        if fmt == "txt":
+            assert typed["letter_name"] in made.text
+
+
 @dataclass
 class Product:
     url: str
@@ -215,6 +246,11 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     )
     assert replied.status_code == 303, replied.text
 
+    # Both write every letter from the case, with names, addresses and the household typed on the page.
+    reporter_letters, staff_letters = letter_markers("REP"), letter_markers("STF")
+    every_letter(reporter, "/fall", "/fall/brief", reporter_letters)
+    every_letter(staff, f"/intern/faelle/{case_id}", f"/intern/faelle/{case_id}/brief", staff_letters)
+
     # Those who may see the content do see it: the counsellor reads everything in the clear.
     case = staff.get(f"/api/v1/cases/{case_id}").json()
     text = str(case)
@@ -269,6 +305,12 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         selfcheck_code.replace("-", ""),
         # The sealed answers as the service writes them (the coordinators' counts hold no such pair).
         *(f'"{qid}": "{answer}"' for qid, answer in selfcheck_answers.items()),
+        *(
+            part
+            for typed in (reporter_letters, staff_letters)
+            for value in typed.values()
+            for part in value.split("\n")
+        ),
     ]
     hits = [
         (marker, where)
