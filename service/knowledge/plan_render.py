@@ -36,13 +36,12 @@ class _LeftWriter(_Writer):
 
 
 def _document(title: str, footer: str, lang: str) -> tuple[_Document, _Writer]:
-    pdf = _Document(footer)
-    pdf.set_title(title)
-    pdf.set_lang(lang)
-    pdf.set_creator("Rückhalt")
+    """A4 with the dossier's title, language and viewer metadata; the title is the first outline entry and
+    every heading after it one more (docs/pdf-accessibility.md)."""
+    pdf = _Document(footer, title, lang)
     pdf.add_page()
     writer = _LeftWriter(pdf)
-    writer.heading(title, size=17)
+    writer.heading(title, size=17, level=0)
     return pdf, writer
 
 

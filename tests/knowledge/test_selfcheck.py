@@ -441,6 +441,11 @@ def test_coordinators_see_the_aggregate_on_their_dashboard(
 # -- the printable plans -------------------------------------------------------------------------------------
 
 
+def outline_titles(items: list[Any]) -> list[str]:
+    """Every bookmark's title, nested ones included (pypdf gives children as a list after their parent)."""
+    return [t for item in items for t in (outline_titles(item) if isinstance(item, list) else [item.title])]
+
+
 def pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
@@ -472,6 +477,12 @@ def test_the_self_check_plan_pdf_holds_answers_recommendations_and_steps(
     assert re.sub(r"\s+", " ", no.recommendation["de"])[:60] in text
     assert "jetzt" not in text  # no previous take
     assert "Integrationskonzept und Strukturen" in text
+    # The title, the language and the headings as bookmarks (docs/pdf-accessibility.md).
+    reader = PdfReader(io.BytesIO(response.content))
+    assert reader.metadata is not None
+    assert reader.metadata.title == "Selbstcheck: Ergebnis und nächste Schritte"
+    assert reader.trailer["/Root"]["/Lang"] == "de-DE"
+    assert "Integrationskonzept und Strukturen" in outline_titles(reader.outline)
     assert "QZSTEPONE" in page.text
     assert 'class="plan"' in page.text
 
