@@ -103,9 +103,3 @@ def clean_answers(items: Mapping[str, object]) -> dict[str, str]:
         if name.startswith("a.") and name[2:] in asked and value in ANSWERS:
             out[name[2:]] = str(value)
     return out
-
-
-def gaps(answers: Mapping[str, str]) -> list[tuple[Question, str]]:
-    """The questions whose answer leaves something to do: every "no" first, then every "partly", each in
-    questionnaire order (unanswered ones are not counted)."""
-    return [(q, answer) for answer in GAP_ANSWERS for q in questions() if answers.get(q.id) == answer]

@@ -150,7 +150,7 @@ async def selfcheck_result(request: Request) -> Response:
     answers = clean_answers(form)
     previous, month = _previous(form)
     evaluation = evaluate(answers, lang, previous, month)
-    return _result_page(request, evaluation, answers, previous, month, _code_of(form))
+    return _result_page(request, evaluation, answers, previous, _code_of(form))
 
 
 def _result_page(
@@ -158,7 +158,6 @@ def _result_page(
     evaluation: Evaluation,
     answers: Mapping[str, str],
     previous: Mapping[str, str],
-    month: str,
     code: str,
 ) -> Response:
     return pages_of(request).render(
