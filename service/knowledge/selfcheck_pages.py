@@ -28,7 +28,7 @@ from service.errors import NotFound, RateLimited
 from service.i18n import LOCAL_ZONE, Translator, format_date
 from service.knowledge import safety_plan as plans
 from service.knowledge.plan_limit import MemoryWindowLimiter
-from service.knowledge.selfcheck import ANSWERS, clean_answers, load_selfcheck
+from service.knowledge.selfcheck import ANSWERS, clean_answers, load_selfcheck, question_ids
 from service.knowledge.selfcheck_store import MAX_NOTE_CHARS, Opened
 from service.knowledge.selfcheck_view import (
     MAX_OWNER_CHARS,
@@ -44,7 +44,8 @@ from service.web import StrictRoute, download, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
-MAX_FIELDS = 150
+# Every question twice (this take and the previous one) and the few other fields, with room to spare.
+MAX_FIELDS = 2 * len(question_ids()) + 40
 MAX_CODE_CHARS = 60
 _FREE_TEXT = frozenset(
     {"note", *(f"step{n}" for n in range(1, STEPS + 1)), *(f"owner{n}" for n in range(1, STEPS + 1))}
