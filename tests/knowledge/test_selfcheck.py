@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ from service.crypto import CryptoError, open_sealed
 from service.crypto.keyed import hkdf_sha256
 from service.crypto.selfcheck_code import _context
 from service.knowledge.plan_limit import MAX_KEYS, MemoryWindowLimiter
-from service.knowledge.seed import seed_articles
 from service.knowledge.selfcheck import ANSWERS, load_selfcheck, questions
 from service.knowledge.selfcheck_dashboard import aggregate
 from service.knowledge.selfcheck_store import Tallies
@@ -41,32 +40,6 @@ from service.runtime import Runtime
 
 Browser = Callable[[Staff | None], TestClient]
 CODE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
-
-
-@pytest.fixture
-def seeded(runtime: Runtime) -> Runtime:
-    with runtime.sessions() as db:
-        seed_articles(db)
-    return runtime
-
-
-@pytest.fixture
-def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
-    with ExitStack() as stack:
-
-        def open_browser(staff: Staff | None) -> TestClient:
-            client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
-            if staff is not None:
-                form = {
-                    "csrf_token": csrf_token(client.get("/anmelden").text),
-                    "email": staff.email,
-                    "password": staff.password,
-                    "code": code(staff),
-                }
-                assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
-            return client
-
-        yield open_browser
 
 
 def answer_all(pattern: tuple[str, ...] = ANSWERS) -> dict[str, str]:
