@@ -20,7 +20,7 @@ from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
-from service.knowledge import print_pages, support_pages
+from service.knowledge import print_pages, selfcheck_pages, support_pages
 from service.legal import pages as legal_pages
 from service.legal.links import legal_links
 from service.observability import listener, logs
@@ -143,6 +143,8 @@ def create_app(
     # Before the articles: /wissen/unterstuetzung is a page of its own, not the article of that slug.
     app.include_router(support_pages.router)
     app.include_router(print_pages.router)
+    # Before the articles: /wissen/sicherheitsplan and /wissen/selbstcheck/... are not article slugs.
+    app.include_router(selfcheck_pages.router)
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
     app.include_router(legal_pages.router)

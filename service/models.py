@@ -13,7 +13,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.db import Base
-from service.knowledge.models import KnowledgeArticle
+from service.knowledge.models import KnowledgeArticle, SavedSelfcheck, SelfcheckTally
 from service.matching.models import PerpetratorToken
 from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
@@ -49,6 +49,8 @@ __all__ = [
     "RecoveryCode",
     "ReminderLog",
     "RoutingRecord",
+    "SavedSelfcheck",
+    "SelfcheckTally",
     "StaffUser",
     "StatisticsExtract",
     "StatisticsSnapshot",

@@ -20,6 +20,7 @@ from service.cases.merge import CaseMerger
 from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
+from service.knowledge.selfcheck_store import SelfcheckStore
 from service.knowledge.service import KnowledgeService
 from service.knowledge.support import SupportDirectory
 from service.matching.service import MatchingService, matching_limit
@@ -61,6 +62,8 @@ class Runtime:
     support: SupportDirectory
     submissions: SubmissionTokens
     matching: MatchingService
+    # Self-checks kept under a municipality's code (found under the lookup pepper, sealed under the code).
+    selfchecks: SelfcheckStore
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -136,6 +139,7 @@ def build_runtime(settings: Settings) -> Runtime:
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
         submissions=SubmissionTokens(secrets.session_key),
         matching=matching,
+        selfchecks=SelfcheckStore(secrets.lookup_pepper),
     )
 
 
@@ -145,6 +149,12 @@ def intake_limit(settings: Settings) -> Limit:
 
 def receipt_limit(settings: Settings) -> Limit:
     return Limit("receipt", settings.receipt_limit_per_hour, 3600)
+
+
+def selfcheck_code_limit(settings: Settings) -> Limit:
+    """Opening, saving under and deleting by a self-check code: as many per client and hour as receipt
+    look-ups, in a window of its own (a municipality's stock-taking does not use up a reporter's)."""
+    return Limit("selfcheck-code", settings.receipt_limit_per_hour, 3600)
 
 
 def login_client_limit(settings: Settings) -> Limit:

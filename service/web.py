@@ -371,6 +371,12 @@ _GET_PAGE_OF = {
     "/abmelden": "/anmelden",
     "/konto/passwort": "/konto/passwort",
     "/konto/zwei-faktor": "/konto/zwei-faktor",
+    "/wissen/selbstcheck/auswertung": "/wissen/selbstcheck/fragen",
+    "/wissen/selbstcheck/code": "/wissen/selbstcheck/code",
+    "/wissen/selbstcheck/speichern": "/wissen/selbstcheck/code",
+    "/wissen/selbstcheck/loeschen": "/wissen/selbstcheck/code",
+    "/wissen/selbstcheck/plan": "/wissen/selbstcheck/fragen",
+    "/wissen/sicherheitsplan": "/wissen/sicherheitsplan",
 }
 
 

@@ -18,7 +18,9 @@ PAGES: dict[str, str] = {
     "/melden": "reporters: the report form (POST shows the errors or the receipt)",
     "/fall": "reporters: sign-in with the receipt, or the signed-in case file with its forms",
     "/wissen": "visitors: the Handlungsempfehlungen, with search",
-    "/wissen/selbstcheck/fragen": "visitors: the municipal self-check and its evaluation",
+    "/wissen/selbstcheck/fragen": "visitors: the municipal self-check (its evaluation answers a POST)",
+    "/wissen/selbstcheck/code": "visitors: open a self-check kept under a code (again, or to delete it)",
+    "/wissen/sicherheitsplan": "visitors: the questionnaire of the personal safety plan",
     "/wissen/{slug}": "visitors: one article (a coordinator also sees the edit link)",
     "/wissen/neu": "coordinators: publish a new article",
     "/wissen/{slug}/bearbeiten": "coordinators: edit an article",
@@ -47,6 +49,12 @@ PAGES: dict[str, str] = {
 
 # Pages that only the answer to a form shows, with no GET route of their own: POST route -> what it shows.
 FORM_ANSWER_PAGES: dict[str, str] = {
+    "/wissen/selbstcheck/auswertung": "visitors: the self-check evaluated, with forms to keep and print it",
+    "/wissen/selbstcheck/code": "visitors: the questionnaire filled from a kept self-check, or the error",
+    "/wissen/selbstcheck/loeschen": "visitors: a kept self-check deleted (the code page with its notice)",
+    "/wissen/selbstcheck/speichern": "visitors: the self-check kept; a new code, shown once",
+    "/wissen/selbstcheck/plan": "visitors: the self-check's answers and next steps, as a page to print",
+    "/wissen/sicherheitsplan": "visitors: the personal safety plan, as a page to print",
     "/intern/organisationen/{organisation_id}/schluessel": (
         "leads: the first key pair is made; its recovery shares, shown once, one printed page per custodian"
     ),
@@ -99,6 +107,8 @@ REPORTER_PAGES = {
     "/fall",
     "/wissen",
     "/wissen/selbstcheck/fragen",
+    "/wissen/selbstcheck/code",
+    "/wissen/sicherheitsplan",
     "/wissen/{slug}",
     "/wissen/unterstuetzung",
     "/glossar",

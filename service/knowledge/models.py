@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
@@ -85,3 +97,31 @@ class SupportEntry(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_support_entry_land", "land"),)
+
+
+class SavedSelfcheck(Base):
+    """A municipality's self-check, kept only because it chose to, under a code of its own.
+
+    Three columns and nothing else: the row is found by a keyed hash of the code (the lookup pepper is not in
+    the database), and every answer, the note and the month of each take are sealed under a key derived from
+    the code (docs/crypto-formats.md, "Self-check code"). No time, no name, no client address: the row says
+    that some municipality keeps a self-check, not which, not when, not what (docs/clear-columns.md).
+    """
+
+    __tablename__ = "selfcheck_saved"
+
+    lookup_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SelfcheckTally(Base):
+    """How many saved self-checks give an answer to a question in their latest take: the coordinators'
+    aggregate. Counted up when a municipality saves and down when it saves again or deletes, in the same
+    transaction, and never linked to a saved row (no row id, no time): docs/clear-columns.md."""
+
+    __tablename__ = "selfcheck_tally"
+
+    question_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    answer: Mapped[str] = mapped_column(String(8), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

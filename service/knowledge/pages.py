@@ -13,7 +13,6 @@ from service.deps import runtime_of
 from service.errors import CsrfFailed, ValidationFailed
 from service.i18n import Translator
 from service.knowledge.plain import easy_page, easy_pages, glossary
-from service.knowledge.selfcheck import gaps, load_selfcheck
 from service.knowledge.service import DIALOGUE_PREFIX, ArticleView
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang
 
@@ -127,44 +126,6 @@ def easy_index(request: Request) -> Response:
 @router.get("/leichte-sprache/{page}")
 def easy_article(page: str, request: Request) -> Response:
     return pages_of(request).render(request, "easy_page.html", page=easy_page(page[:80]))
-
-
-@router.get("/wissen/selbstcheck/fragen")
-def selfcheck(request: Request) -> Response:
-    """The questionnaire; submitted (GET, nothing stored) it shows what to do about each "no"."""
-    lang = request_lang(request)
-    answers = {key: value for key, value in request.query_params.items() if value in ("yes", "no")}
-    sections = load_selfcheck()
-    asked = {q.id for section in sections for q in section.questions}
-    answers = {key: value for key, value in answers.items() if key in asked}
-    found = gaps(answers) if answers else []
-    suffix = "?lang=en" if lang == "en" else ""
-    return pages_of(request).render(
-        request,
-        "knowledge_selfcheck.html",
-        sections=[
-            {
-                "id": section.id,
-                "title": section.title.get(lang, section.title["de"]),
-                "questions": [
-                    {"id": q.id, "text": q.text.get(lang, q.text["de"]), "answer": answers.get(q.id, "")}
-                    for q in section.questions
-                ],
-            }
-            for section in sections
-        ],
-        evaluated=bool(answers),
-        answered=len(answers),
-        total=len(asked),
-        gaps=[
-            {
-                "text": q.text.get(lang, q.text["de"]),
-                "recommendation": q.recommendation.get(lang, q.recommendation["de"]),
-                "url": f"/wissen/{q.article}{suffix}",
-            }
-            for q in found
-        ],
-    )
 
 
 @router.get("/wissen/{slug}")

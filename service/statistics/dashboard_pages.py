@@ -21,6 +21,7 @@ from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
+from service.knowledge.selfcheck_dashboard import aggregate
 from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
 from service.statistics.catalogue import CellStats
@@ -143,6 +144,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         )
         times = response_times(db, utcnow())
         repeat_cases = repeat_cases_shown(runtime, cases_in_clusters(db))
+        selfchecks = aggregate(runtime.selfchecks.tallies(db), lang)
         audit_view(db, runtime.audit, subject.user_id, f"page:{snapshot.as_of if snapshot else 'none'}")
     return pages_of(request).render(
         request,
@@ -154,6 +156,7 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         land_trends=_land_trends(runtime, snapshot, lang) if snapshot else [],
         response_times=times,
         repeat_cases=repeat_cases,
+        selfchecks=selfchecks,
     )
 
 

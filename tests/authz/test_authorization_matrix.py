@@ -142,6 +142,11 @@ class Route:
 # -- bodies --------------------------------------------------------------------------------------------------
 
 
+# A self-check answer, and a code that keeps nothing.
+_SELFCHECK = {"a.integrationskonzept": "no", "a.runder-tisch": "partly"}
+UNKNOWN_SELFCHECK_CODE = "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ"
+
+
 def _fixed(**values: Any) -> Body:
     return lambda world, actor, variant: dict(values)
 
@@ -295,6 +300,27 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/public/releases"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen"): Route(Guard.PUBLIC, 200),
     ("GET", "/wissen/selbstcheck/fragen"): Route(Guard.PUBLIC, 200),
+    # The self-check's evaluation and both printable plans change nothing: no form token to ask for.
+    ("POST", "/wissen/selbstcheck/auswertung"): Route(Guard.PUBLIC, 200, form=_fixed(**_SELFCHECK)),
+    ("POST", "/wissen/selbstcheck/plan"): Route(
+        Guard.PUBLIC, 200, form=_fixed(**_SELFCHECK, step1="Konzept", owner1="Hauptamt", format="html")
+    ),
+    ("GET", "/wissen/sicherheitsplan"): Route(Guard.PUBLIC, 200),
+    ("POST", "/wissen/sicherheitsplan"): Route(
+        Guard.PUBLIC, 200, form=_fixed(**{"a.zwei-faktor-an": "no"}, format="html")
+    ),
+    # Keeping answers under a code: anyone may (a new code each time); opening and deleting need the code,
+    # and one the world does not hold is a 404 for everybody.
+    ("GET", "/wissen/selbstcheck/code"): Route(Guard.PUBLIC, 200),
+    ("POST", "/wissen/selbstcheck/speichern"): Route(
+        Guard.PUBLIC, 200, form=_fixed(**_SELFCHECK), csrf="form"
+    ),
+    ("POST", "/wissen/selbstcheck/code"): Route(
+        Guard.PUBLIC, 200, (MISSING,), form=_fixed(code=UNKNOWN_SELFCHECK_CODE, action="open"), csrf="form"
+    ),
+    ("POST", "/wissen/selbstcheck/loeschen"): Route(
+        Guard.PUBLIC, 200, (MISSING,), form=_fixed(code=UNKNOWN_SELFCHECK_CODE), csrf="form"
+    ),
     ("GET", "/wissen/{slug}"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/wissen/{slug}/pdf"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),
     ("GET", "/glossar"): Route(Guard.PUBLIC, 200),

@@ -267,9 +267,9 @@ def test_visitor_pages(browser: Browser, live_server: LiveServer, checker: PageC
         checker.check(page, "GET /wissen/selbstcheck/fragen")
         for answer in page.locator("input[type=radio][value=no]").all()[:3]:
             answer.check()
-        page.locator("form[action^='/wissen/selbstcheck/fragen'] button[type=submit]").click()
-        expect(page.locator("#result")).to_be_visible()
-        checker.check(page, "GET /wissen/selbstcheck/fragen")
+        page.locator("form[action^='/wissen/selbstcheck/auswertung'] button[type=submit]").click()
+        expect(page.locator("#plan")).to_be_visible()
+        checker.check(page, "POST /wissen/selbstcheck/auswertung")
 
         # The latest release with its chart and tables (earlier years: the same page with ?jahr=).
         page.goto(f"{live_server.url}/statistik")
@@ -640,6 +640,61 @@ def test_chart_bars_and_intervals_stand_out(
         assert contrast_ratio(fill, background) >= 3, (fill, background)
         assert contrast_ratio(whisker, fill) >= 3, (whisker, fill)
         assert contrast_ratio(whisker, background) >= 3, (whisker, background)
+    finally:
+        context.close()
+
+
+def test_selfcheck_code_and_plans(browser: Browser, live_server: LiveServer, checker: PageChecker) -> None:
+    """The self-check kept under a code and opened again (German and English), its printable plan, the
+    personal safety plan, and a wrong code: each state at 360 px without JavaScript."""
+    context = context_for(browser, 360)
+    page = context.new_page()
+    try:
+        for lang in ("", "?lang=en"):
+            page.goto(f"{live_server.url}/wissen/selbstcheck/fragen{lang}")
+            checker.check(page, "GET /wissen/selbstcheck/fragen")
+            for answer in page.locator("input[type=radio][value=partly]").all()[:4]:
+                answer.check()
+            page.locator("form[action^='/wissen/selbstcheck/auswertung'] button[type=submit]").click()
+            checker.check(page, "POST /wissen/selbstcheck/auswertung")
+            page.fill("#field-step1", "Integrationskonzept entwerfen")
+            page.fill("#field-owner1", "Hauptamt")
+            with context.expect_page() as printed_info:
+                page.locator("#plan button[value=html]").click()
+            printed = printed_info.value
+            expect(printed.locator(".plan")).to_be_visible()
+            checker.check(printed, "POST /wissen/selbstcheck/plan")
+            printed.close()
+            page.locator("#keep button[type=submit]").click()
+            shown = re.sub(r"\s", "", page.locator(".receipt__code").inner_text())
+            assert RECEIPT.fullmatch(shown), "the code is shown once"
+            checker.check(page, "POST /wissen/selbstcheck/speichern")
+
+            page.goto(f"{live_server.url}/wissen/selbstcheck/code{lang}")
+            checker.check(page, "GET /wissen/selbstcheck/code")
+            page.fill("#field-code", shown)
+            page.locator("button[value=open]").click()
+            expect(page.locator("input[type=radio][value=partly]:checked")).to_have_count(4)
+            checker.check(page, "POST /wissen/selbstcheck/code")
+            page.goto(f"{live_server.url}/wissen/selbstcheck/code{lang}")
+            page.fill("#field-code", shown[:-1] + ("0" if shown[-1] != "0" else "1"))
+            page.locator("button[value=open]").click()
+            expect(page.locator(".error-summary")).to_be_visible()
+            checker.check(page, "POST /wissen/selbstcheck/code")
+            page.fill("#field-code", shown)
+            page.locator("button[value=delete]").click()
+            checker.check(page, "POST /wissen/selbstcheck/code")
+            page.locator("form[action^='/wissen/selbstcheck/loeschen'] button[type=submit]").click()
+            expect(page.locator(".notice")).to_be_visible()
+            checker.check(page, "POST /wissen/selbstcheck/loeschen")
+
+            page.goto(f"{live_server.url}/wissen/sicherheitsplan{lang}")
+            checker.check(page, "GET /wissen/sicherheitsplan")
+            page.locator("input[name='a.adresse-oeffentlich'][value=yes]").check()
+            page.fill("#field-f-vertrauensperson", "Anna, 0170 000000")
+            page.locator("form[action^='/wissen/sicherheitsplan'] button[value=html]").click()
+            expect(page.locator(".plan")).to_be_visible()
+            checker.check(page, "POST /wissen/sicherheitsplan")
     finally:
         context.close()
 

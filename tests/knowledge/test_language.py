@@ -87,6 +87,7 @@ def german_texts() -> dict[str, str]:
     de = yaml.safe_load((ROOT / "templates" / "i18n" / "de.yaml").read_text(encoding="utf-8"))
     texts["de.yaml"] = "\n".join(str(value) for value in de.values())
     for name in ("policies/taxonomy.yaml", "service/knowledge/articles/selbstcheck.yaml",
+                 "service/knowledge/articles/sicherheitsplan.yaml",
                  "service/knowledge/glossary.yaml"):  # fmt: skip
         data = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
         texts[name] = "\n".join(_german_yaml_strings(data))

@@ -36,6 +36,8 @@ from helpers import (
 )
 from notification_helpers import RedisProcess
 
+from service.knowledge.selfcheck import ANSWERS, questions
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
@@ -68,6 +70,13 @@ IDENTIFIER_MARKERS = (
     "QZCY4712",
     "QZ-CY 4712",
 )
+# The self-check kept under a code (its note), and what the printable plans are made from (never stored).
+SELFCHECK = {
+    "note": "QZSELFCHECKNOTECANARY",
+    "step": "QZSELFCHECKSTEPCANARY",
+    "owner": "QZSELFCHECKOWNERCANARY",
+    "safety": "QZSAFETYPLANCANARY",
+}
 CASEWORK = {
     "message": "QZMESSAGECANARY",
     "note": "QZNOTECANARY",
@@ -284,6 +293,9 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
     reporter.close()
     staff.close()
 
+    # A municipality keeps its self-check under a code, opens it again, and prints both plans.
+    selfcheck_code, selfcheck_answers = _selfcheck(product)
+
     # Now every place where data comes to rest, with the processes' logs.
     rdb = product.redis_dir / "canary.rdb"
     subprocess.run(
@@ -312,6 +324,11 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         *CASEWORK.values(),
         NOTIFY,
         receipt,
+        *SELFCHECK.values(),
+        selfcheck_code,
+        selfcheck_code.replace("-", ""),
+        # The sealed answers as the service writes them (the coordinators' counts hold no such pair).
+        *(f'"{qid}": "{answer}"' for qid, answer in selfcheck_answers.items()),
         *(
             part
             for typed in (reporter_letters, staff_letters)
@@ -327,6 +344,43 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         if marker.encode() in data or marker.lower().encode() in data.lower()
     ]
     assert hits == []
+
+
+def _selfcheck(product: Product) -> tuple[str, dict[str, str]]:
+    """Answer, keep under a code with a note, open with the code (the note and the answers come back), and
+    make the printable plans (steps, owners, the safety plan's lines): the note and the answers live sealed,
+    the rest nowhere."""
+    client = httpx.Client(base_url=product.url, timeout=30)
+    answers = {q.id: ANSWERS[index % 3] for index, q in enumerate(questions())}
+    fields = {f"a.{qid}": answer for qid, answer in answers.items()}
+    result = client.post("/wissen/selbstcheck/auswertung", data=fields)
+    assert result.status_code == 200, result.text
+    saved = client.post(
+        "/wissen/selbstcheck/speichern",
+        data={**fields, "csrf_token": csrf_token(result.text), "note": SELFCHECK["note"]},
+    )
+    assert saved.status_code == 200, saved.text
+    found = RECEIPT.search(re.sub(r"<[^>]+>", "", saved.text))
+    assert found
+    code = found.group(0)
+    page = client.get("/wissen/selbstcheck/code")
+    opened = client.post(
+        "/wissen/selbstcheck/code", data={"csrf_token": csrf_token(page.text), "code": code, "action": "open"}
+    )
+    assert SELFCHECK["note"] in opened.text
+    first = questions()[0].id
+    assert f'name="a.{first}" value="{answers[first]}" checked' in opened.text
+    plan = client.post(
+        "/wissen/selbstcheck/plan",
+        data={**fields, "step1": SELFCHECK["step"], "owner1": SELFCHECK["owner"], "format": "pdf"},
+    )
+    assert plan.status_code == 200
+    safety = client.post(
+        "/wissen/sicherheitsplan", data={"f.vertrauensperson": SELFCHECK["safety"], "format": "html"}
+    )
+    assert SELFCHECK["safety"] in safety.text
+    client.close()
+    return code, answers
 
 
 def _demo_credentials(product: Product) -> list[dict[str, Any]]:
