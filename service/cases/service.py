@@ -53,6 +53,7 @@ from service.reports.uploads import EncryptedUpload
 from service.statistics.extract import classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
+from service.taxonomy.loader import ANSWER_KINDS
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")
@@ -218,7 +219,10 @@ class CaseService:
             "closed_at": _iso(case.closed_at),
             "municipality": details.get("municipality"),
             "targets": details.get("targets", []),
+            # Cases filed before the question existed were filed by the person affected, as far as we know.
+            "reported_by": details.get("reported_by", "self"),
             "support_needs": details.get("support_needs", []),
+            **{kind: details.get(kind, []) for kind in ANSWER_KINDS},
             "contact": contact,
             "incidents": incidents,
             "attachments": attachments,
@@ -500,7 +504,7 @@ class CaseService:
         ``uploads`` were encrypted with this case's key while the form streamed in (see ``unlock``)."""
         unlocked = self.unlock(session, subject, case_id)
         case = unlocked.case
-        message_id = _add_message(
+        message_id = add_message(
             session,
             case.id,
             unlocked.data_key,
@@ -540,7 +544,7 @@ class CaseService:
         return note_id
 
 
-def _add_message(
+def add_message(
     session: Session,
     case_id: str,
     data_key: bytes,
@@ -549,10 +553,13 @@ def _add_message(
     author_id: str | None,
     organisation_id: str | None,
     uploads: Sequence[EncryptedUpload] = (),
+    at: datetime | None = None,
 ) -> str:
-    """One message of the two-way channel, sealed with the case key and bound to its own id."""
+    """One message of the two-way channel, sealed with the case key and bound to its own id.
+
+    ``at``: only for the demo's synthetic year (service/demo_year.py), answered in months gone by."""
     message_id = new_id()
-    now = utcnow()
+    now = at or utcnow()
     session.add(
         CaseMessage(
             id=message_id,
@@ -564,6 +571,8 @@ def _add_message(
             created_at=now,
         )
     )
+    if not uploads:
+        return message_id
     # The message row goes first: the attachments' foreign key points at it.
     session.flush()
     uploaded_by = "reporter" if direction is MessageDirection.from_reporter else "staff"
@@ -595,7 +604,7 @@ def reporter_reply(
     session: Session, case: Case, data_key: bytes, body: str, uploads: Sequence[EncryptedUpload] = ()
 ) -> str:
     """The reporter answers; every active holder is told (content-free) through the outbox."""
-    message_id = _add_message(
+    message_id = add_message(
         session, case.id, data_key, body, MessageDirection.from_reporter, None, None, uploads
     )
     if case.status == CaseStatus.waiting_for_reporter.value:

@@ -52,7 +52,7 @@ INCIDENT_NOTICES = {
     "known_saved": "notice.perpetrator_known_saved",
 }
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
-LIST_FIELDS = {"type_codes", "targets", "support_needs"}
+LIST_FIELDS = {"type_codes", "targets", "support_needs", "motives", "bias", "triggers", "consequences"}
 BOOL_FIELDS = {"consent_counselling", "consent_police"}
 
 

@@ -22,12 +22,14 @@ from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
 from service.runtime import Runtime
+from service.statistics.catalogue import ANSWER_TABLES
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.labels import cell_label
 from service.statistics.snapshot import Snapshot
 from service.web import StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
+_ANSWER_TABLE_IDS = frozenset(table.id for table, _ in ANSWER_TABLES)
 
 
 def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:
@@ -58,6 +60,8 @@ def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> l
                 "dimensions": [t(f"dashboard.dimension.{d}") for d in table.dimensions],
                 "rows": rows,
                 "rate": table.id == "land_quarter",
+                # The KoMo tables are multi-select: say so beside each, their rows do not add up.
+                "note": t("dashboard.komo_note") if table.id in _ANSWER_TABLE_IDS else "",
             }
         )
     return tables

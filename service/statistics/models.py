@@ -28,6 +28,12 @@ class StatisticsExtract(Base):
     channel: Mapped[str] = mapped_column(String(32))
     office: Mapped[str | None] = mapped_column(String(64), nullable=True)
     severity_group: Mapped[int] = mapped_column(Integer)
+    # The report's optional KoMo answers as top-level codes (``extract.answers_of``), on the row of its first
+    # incident only: NULL on a further incident's row (not asked), [] where nothing was chosen.
+    motives: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    bias: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    triggers: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    consequences: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class PrivacyBudget(Base):

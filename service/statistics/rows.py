@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from service.statistics.models import StatisticsExtract
 
+Answer = tuple[str, ...] | None
+
 
 @dataclass(frozen=True, slots=True)
 class ExtractRow:
@@ -25,6 +27,11 @@ class ExtractRow:
     channel: str  # top-level channel code
     office: str | None
     severity_group: int  # 1 (extreme violence) .. 6 (mass mailing)
+    # The report's KoMo answers (top-level codes), on its first incident's row; None on a further incident.
+    motives: Answer = None
+    bias: Answer = None
+    triggers: Answer = None
+    consequences: Answer = None
 
     @property
     def year(self) -> int:
@@ -43,7 +50,15 @@ def from_model(model: StatisticsExtract) -> ExtractRow:
         channel=model.channel,
         office=model.office,
         severity_group=model.severity_group,
+        motives=_answer(model.motives),
+        bias=_answer(model.bias),
+        triggers=_answer(model.triggers),
+        consequences=_answer(model.consequences),
     )
+
+
+def _answer(codes: list[str] | None) -> Answer:
+    return None if codes is None else tuple(codes)
 
 
 def to_model(row: ExtractRow) -> StatisticsExtract:
@@ -58,4 +73,8 @@ def to_model(row: ExtractRow) -> StatisticsExtract:
         channel=row.channel,
         office=row.office,
         severity_group=row.severity_group,
+        motives=None if row.motives is None else list(row.motives),
+        bias=None if row.bias is None else list(row.bias),
+        triggers=None if row.triggers is None else list(row.triggers),
+        consequences=None if row.consequences is None else list(row.consequences),
     )
