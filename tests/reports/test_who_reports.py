@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evidence_helpers import assert_nothing_in_clear
 from fastapi.testclient import TestClient
 from helpers import report_form_tokens
 from sqlalchemy import select
@@ -171,15 +172,17 @@ def test_the_form_files_for_someone_else_with_answers_and_the_counsellor_page_sh
         "reported_by": "someone_else",
         "targets": ["self", "partner"],
         "office": "council_member",
-        "consequences": ["considered_resigning", "family_burden"],
+        "consequences": ["considered_resigning", "family_burden", "psychological.sleep"],
         "bias": [""],
     }
     response = client.post("/melden", data=fields)
     assert response.status_code == 201, response.text
     with runtime.sessions() as db:
         row = db.scalars(select(StatisticsExtract)).one()
-    assert row.consequences == ["considered_resigning", "family_burden"]
+    assert row.consequences == ["considered_resigning", "family_burden", "psychological"]
     assert row.motives == []
+    # A thief of the dump: who reported (no rule routed on it) and the answer's detail are sealed only.
+    assert_nothing_in_clear(runtime, ["someone_else", "psychological.sleep"])
 
     counsellor = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
     api = login(counsellor)
@@ -188,7 +191,7 @@ def test_the_form_files_for_someone_else_with_answers_and_the_counsellor_page_sh
     assert page.status_code == 200
     text = page.text
     assert "Ich melde für eine andere Person (Angehörige, Kollegin oder Kollege)" in text
-    assert "Folgen: Rücktritt erwogen, Belastung der Familie" in text
+    assert "Folgen: Rücktritt erwogen, Belastung der Familie, Schlafprobleme" in text
 
 
 def test_a_form_with_an_answer_comes_back_open_after_an_error(client: TestClient) -> None:
