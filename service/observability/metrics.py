@@ -87,6 +87,7 @@ TASKS: Final = frozenset(
         "retention.purge",
         "statistics.snapshot",
         "knowledge.remind_review",
+        "demo.year",
     }
 )
 TASK_STATES: Final = frozenset({"SUCCESS", "FAILURE", "RETRY", "REVOKED", "IGNORED", "REJECTED"})
