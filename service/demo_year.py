@@ -13,7 +13,8 @@ if in its month: ``DemoFiling.at``), nobody is notified of a case from the past,
 under the case key) within days, and closed weeks later (by now at the latest): the synthetic year stays out
 of the counsellors' inbox, which shows open cases, and gives the beat nothing to escalate or remind of.
 
-Demo only. Production refuses to load it (``ConfigurationError``), and only ``rueckhalt demo`` calls it.
+Demo only: the loader refuses unless ``RUECKHALT_DEMO`` is set in embedded mode (``ConfigurationError``;
+production refuses that setting at start), and only the worker's ``demo.year`` task calls it.
 The generator draws from numpy's seeded generator; it is never used for privacy noise (statistics.md).
 """
 
