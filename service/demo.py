@@ -1,4 +1,5 @@
 """Demo data for the embedded default: organisations with keys, a few reports filed through the real intake.
+The synthetic year behind the dashboard follows in the worker (service/demo_year.py).
 
 Demo only: recovery keys, receipts and staff credentials are written to files in the data folder (0600) so
 that a person trying the service can use them. Production refuses to load any of this.
@@ -20,7 +21,7 @@ from service.organisations import repository
 from service.organisations.models import MembershipRole
 from service.organisations.service import create_organisation
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft
+from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime, build_runtime
 
 DEMO_REPORTS: list[dict[str, Any]] = [
@@ -184,7 +185,9 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
                     {**raw, "occurred_on": (date.today() - timedelta(days=3 + index)).isoformat()}  # noqa: DTZ011
                 )
                 with runtime.sessions() as session:
-                    filed_report = runtime.intake.file_report(session, data, CaseDraft.new(), [])
+                    filed_report = runtime.intake.file_report(
+                        session, data, CaseDraft.new(), [], demo=DemoFiling()
+                    )
                 receipts.append({"receipt": filed_report.receipt, "routed_to": filed_report.routed_to})
                 filed += 1
             _write_private(receipts_path, receipts)
@@ -199,44 +202,7 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
             else runtime.accounts
         )
         staff = _load_demo_staff(settings, runtime, accounts, shares)
-        history = _load_synthetic_history(runtime)
     finally:
         runtime.dispose()
-    return {
-        "organisations_created": created_orgs,
-        "reports_filed": filed,
-        "staff_accounts_created": staff,
-        "synthetic_statistics_rows": history,
-    }
-
-
-def _load_synthetic_history(runtime: Runtime) -> int:
-    """About 2,400 reports a year of synthetic statistics rows (fixed seed) for the two years up to the last
-    completed month, and the public release of the last full year: so the coordinators' dashboard and
-    /statistik have something to show. Statistics rows only: no cases, nothing anyone could open.
-    The snapshot for the dashboard is built by the worker (it takes a minute); see workers/tasks.py."""
-    from sqlalchemy import func, select
-
-    from service.statistics.domains import domains_from
-    from service.statistics.ledger import release_year
-    from service.statistics.models import StatisticsExtract
-    from service.statistics.policy import load_statistics_policy
-    from service.statistics.rows import to_model
-    from service.statistics.synthetic import generate
-
-    with runtime.sessions() as session:
-        if (session.scalar(select(func.count()).select_from(StatisticsExtract)) or 0) > 100:
-            return 0
-        today = date.today()  # noqa: DTZ011 - the demo's calendar, not a timestamp
-        year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-        rows = generate(f"{year:04d}-{month:02d}", months=24, reports_per_year=2400, seed=2026)
-        session.add_all(to_model(row) for row in rows)
-        session.commit()
-        release_year(
-            session,
-            year=today.year - 1,
-            policy=load_statistics_policy(runtime.settings.policies_dir).public,
-            domains=domains_from(runtime.taxonomy),
-            audit=runtime.audit,
-        )
-    return len(rows)
+    # The synthetic year (service/demo_year.py) takes longer: the worker loads it once the service is up.
+    return {"organisations_created": created_orgs, "reports_filed": filed, "staff_accounts_created": staff}

@@ -137,9 +137,9 @@ def on_worker_ready(**_: object) -> None:
     with ctx.runtime.sessions() as session:
         record_policy_state(session, ctx.runtime.audit, ctx.settings.policies_dir)
     _beat("worker")
-    # The coordinators' snapshot of last month, if it is missing (a fresh installation, a demo): queued,
-    # because building and gating it takes a while.
-    context.celery().send_task("statistics.snapshot")
+    # The coordinators' snapshot of last month, if it is missing (a fresh installation): queued, because
+    # building and gating it takes a while. In demo mode the synthetic year comes first, then the snapshot.
+    context.celery().send_task("demo.year" if ctx.settings.demo else "statistics.snapshot")
     # The relay's certificate date at once, not only after the first hour.
     if ctx.settings.smtp_host:
         context.celery().send_task("system.smtp_certificate")
@@ -222,6 +222,28 @@ def snapshot() -> str | None:
         )
     log.info("statistics snapshot %s: %s", as_of, "released" if built.released else "not released")
     return as_of
+
+
+@shared_task(name="demo.year", ignore_result=True)
+def demo_year() -> str | None:
+    """Demo mode only (``RUECKHALT_DEMO``, which production refuses): the synthetic year of reports, last
+    year's public release and last month's snapshot, each once (service/demo_year.py)."""
+    from service.config import Mode
+    from service.demo_year import load_demo_year
+
+    ctx = context.current()
+    if not ctx.settings.demo or ctx.settings.mode is Mode.production:
+        log.warning("demo.year refused: not in demo mode")
+        return None
+    loaded = load_demo_year(ctx.runtime)
+    log.info(
+        "demo year: %d synthetic reports filed, release %d, snapshot %s %s",
+        loaded.reports_filed,
+        loaded.released_year,
+        loaded.snapshot_as_of,
+        "released" if loaded.snapshot_released else "not released",
+    )
+    return loaded.snapshot_as_of
 
 
 @shared_task(name="knowledge.remind_review", ignore_result=True)

@@ -61,7 +61,10 @@ class Case(Base):
     office: Mapped[str | None] = mapped_column(String(64), nullable=True)
     consent_counselling: Mapped[bool] = mapped_column(Boolean, default=True)
     consent_police: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Municipality, targets and support needs, sealed with the case key.
+    # Filed by the demo loader (embedded mode only, service/demo.py): a made-up case, never a reporter's.
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Municipality, targets, who reports, support needs and the optional KoMo answers, sealed with the
+    # case key.
     details_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     # Optional contact details (name, mail, phone), sealed with the case key.
     contact_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -48,6 +48,7 @@ from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.reports.uploads import parse_form
 from service.runtime import Runtime
+from service.taxonomy.loader import ANSWER_KINDS
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
@@ -751,6 +752,16 @@ def case_view(
         "consent_police": bool(detail.get("consent_police")),
         "municipality": detail.get("municipality") or "",
         "targets": [_tax(runtime, "targets", code, lang) for code in detail.get("targets") or []],
+        "reported_by": detail.get("reported_by", "self"),
+        "reported_by_label": _tax(runtime, "reported_by", detail.get("reported_by", "self"), lang),
+        "answers": [
+            {
+                "legend": t(f"field.{kind}"),
+                "labels": [_tax(runtime, kind, code, lang) for code in detail[kind]],
+            }
+            for kind in ANSWER_KINDS
+            if detail.get(kind)
+        ],
         "support_needs": [
             _tax(runtime, "support_needs", code, lang) for code in detail.get("support_needs") or []
         ],

@@ -71,6 +71,9 @@ class CaseRead(BaseModel):
 
     id: str
     status: str
+    reported_by: str = Field(
+        default="self", description="Who reported: self, someone_else or administration (for its staff)"
+    )
     incidents: list[dict[str, Any]]
     messages: list[dict[str, Any]]
     notes: list[dict[str, Any]]

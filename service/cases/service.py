@@ -56,6 +56,7 @@ from service.reports.schemas import public_error
 from service.reports.uploads import EncryptedUpload
 from service.statistics.extract import classification
 from service.taxonomy import Taxonomy
+from service.taxonomy.loader import ANSWER_KINDS
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")
@@ -224,7 +225,10 @@ class CaseService:
             "closed_at": _iso(case.closed_at),
             "municipality": details.get("municipality"),
             "targets": details.get("targets", []),
+            # Cases filed before the question existed were filed by the person affected, as far as we know.
+            "reported_by": details.get("reported_by", "self"),
             "support_needs": details.get("support_needs", []),
+            **{kind: details.get(kind, []) for kind in ANSWER_KINDS},
             "contact": contact,
             # The perpetrator identifiers the reporter gave for the matching, as typed (service/matching).
             "perpetrator_identifiers": open_typed(key, case.id, case.perpetrator_ciphertext),
@@ -510,7 +514,7 @@ class CaseService:
         ``uploads`` were encrypted with this case's key while the form streamed in (see ``unlock``)."""
         unlocked = self.unlock(session, subject, case_id)
         case = unlocked.case
-        message_id = _add_message(
+        message_id = add_message(
             session,
             case.id,
             unlocked.data_key,
@@ -676,7 +680,7 @@ def merge_key_context(newer_case_id: str, older_case_id: str) -> Context:
     return Context("merge_key", case_id=newer_case_id, record_id=older_case_id)
 
 
-def _add_message(
+def add_message(
     session: Session,
     case_id: str,
     data_key: bytes,
@@ -685,10 +689,13 @@ def _add_message(
     author_id: str | None,
     organisation_id: str | None,
     uploads: Sequence[EncryptedUpload] = (),
+    at: datetime | None = None,
 ) -> str:
-    """One message of the two-way channel, sealed with the case key and bound to its own id."""
+    """One message of the two-way channel, sealed with the case key and bound to its own id.
+
+    ``at``: only for the demo's synthetic year (service/demo_year.py), answered in months gone by."""
     message_id = new_id()
-    now = utcnow()
+    now = at or utcnow()
     session.add(
         CaseMessage(
             id=message_id,
@@ -700,6 +707,8 @@ def _add_message(
             created_at=now,
         )
     )
+    if not uploads:
+        return message_id
     # The message row goes first: the attachments' foreign key points at it.
     session.flush()
     uploaded_by = "reporter" if direction is MessageDirection.from_reporter else "staff"
@@ -731,7 +740,7 @@ def reporter_reply(
     session: Session, case: Case, data_key: bytes, body: str, uploads: Sequence[EncryptedUpload] = ()
 ) -> str:
     """The reporter answers; every active holder is told (content-free) through the outbox."""
-    message_id = _add_message(
+    message_id = add_message(
         session, case.id, data_key, body, MessageDirection.from_reporter, None, None, uploads
     )
     if case.status == CaseStatus.waiting_for_reporter.value:

@@ -88,6 +88,7 @@ TASKS: Final = frozenset(
         "statistics.snapshot",
         "knowledge.remind_review",
         "system.smtp_certificate",
+        "demo.year",
     }
 )
 TASK_STATES: Final = frozenset({"SUCCESS", "FAILURE", "RETRY", "REVOKED", "IGNORED", "REJECTED"})

@@ -65,7 +65,7 @@ INCIDENT_NOTICES = {
     "merge_declined": "notice.merge_declined",
 }
 NOTIFY_NOTICES = {"notify_saved": "notice.notify_saved", "notify_removed": "notice.notify_removed"}
-LIST_FIELDS = {"type_codes", "targets", "support_needs"}
+LIST_FIELDS = {"type_codes", "targets", "support_needs", "motives", "bias", "triggers", "consequences"}
 BOOL_FIELDS = {"consent_counselling", "consent_police", "consent_matching"}
 # The form fields of the perpetrator identifiers for the matching (service/matching), one per kind; a handle
 # takes its platform from ``match_platform``.

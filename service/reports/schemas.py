@@ -211,8 +211,23 @@ class ReportCreate(IncidentFields, MatchingConsent):
     )
     municipality: ShortText | None = Field(default=None, description="Municipality (encrypted)")
     targets: list[Code] = Field(default_factory=lambda: ["self"], min_length=1, max_length=10)
-    office: Code | None = Field(default=None, description="Office or mandate held (taxonomy)")
+    office: Code | None = Field(
+        default=None, description="Office or mandate held by the person affected (taxonomy)"
+    )
+    reported_by: Code = Field(
+        default="self",
+        description="Who reports: self (the person affected), someone_else (for a family member or a "
+        "colleague) or administration (for its staff). Sealed with the case; routing rules may use it",
+    )
     support_needs: list[Code] = Field(default_factory=list, max_length=12)
+    # The KoMo-comparable questions, all optional and multi-select (taxonomy: motives, bias, triggers,
+    # consequences). Sealed with the case; the statistics row keeps their top-level codes (clear-columns.md).
+    motives: list[Code] = Field(default_factory=list, max_length=12, description="Presumed motive")
+    bias: list[Code] = Field(default_factory=list, max_length=10, description="Identity-based bias")
+    triggers: list[Code] = Field(default_factory=list, max_length=8, description="Trigger topic")
+    consequences: list[Code] = Field(
+        default_factory=list, max_length=20, description="Consequences, e.g. considered_resigning"
+    )
     consent_counselling: bool = Field(default=True, description="Support organisations may contact me")
     consent_police: bool = Field(default=False, description="A police liaison may be involved")
     contact_name: ShortText | None = Field(default=None, description="Encrypted")
@@ -245,7 +260,9 @@ class ReportCreate(IncidentFields, MatchingConsent):
                     "channel": "email",
                     "targets": ["self", "partner"],
                     "office": "mayor_volunteer",
+                    "reported_by": "self",
                     "urgency": "high",
+                    "consequences": ["psychological.sleep", "considered_resigning"],
                     "consent_counselling": True,
                     "consent_police": False,
                 }

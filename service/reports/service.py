@@ -78,10 +78,10 @@ from service.reports.schemas import (
 from service.reports.submissions import SubmissionClaim
 from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
-from service.statistics.extract import classification
+from service.statistics.extract import answers_of, classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Districts, Taxonomy
-from service.taxonomy.loader import REQUIRED_URGENCY
+from service.taxonomy.loader import ANSWER_KINDS, REQUIRED_URGENCY
 
 log = logging.getLogger("rueckhalt.intake")
 
@@ -100,6 +100,21 @@ class CaseDraft:
     @classmethod
     def new(cls) -> CaseDraft:
         return cls(case_id=new_id(), data_key=new_data_key())
+
+
+@dataclass(frozen=True)
+class DemoFiling:
+    """A case the demo files (service/demo.py, service/demo_year.py): marked ``demo`` on the case row.
+
+    ``at``: filed as if at that moment, for the demo's synthetic year. Every time the filing writes (the
+    case, its grants, the statistics row's receipt month, the acknowledgement deadline) is then ``at``, and
+    nobody is told of it: a case of last spring announced today would be a false alarm."""
+
+    at: datetime | None = None
+
+    @property
+    def announced(self) -> bool:
+        return self.at is None
 
 
 @dataclass(frozen=True)
@@ -237,6 +252,12 @@ class IntakeService:
                 )
         if data.office is not None and data.office not in tax.valid_codes("offices"):
             errors.append(public_error(["office"], "invalid_code", "unknown office code"))
+        if data.reported_by not in tax.valid_codes("reported_by"):
+            errors.append(public_error(["reported_by"], "invalid_code", "unknown reported_by code"))
+        for kind in ANSWER_KINDS:
+            for index, code in enumerate(getattr(data, kind)):
+                if code not in tax.valid_codes(kind):
+                    errors.append(public_error([kind, index], "invalid_code", f"unknown {kind} code"))
         if data.district_ags is not None:
             district = self.districts.district(data.district_ags)
             if district is None:
@@ -251,6 +272,7 @@ class IntakeService:
         data: IncidentFields,
         case_fields: ReportCreate | Case,
         targets: tuple[str, ...],
+        reported_by: str,
         urgency: str,
     ) -> ReportFacts:
         return ReportFacts(
@@ -265,6 +287,7 @@ class IntakeService:
             targets=targets,
             consent_counselling=case_fields.consent_counselling,
             consent_police=case_fields.consent_police,
+            reported_by=reported_by,
         )
 
     def route(self, session: Session, facts: ReportFacts) -> tuple[RoutingDecision, dict[str, Receiver]]:
@@ -326,8 +349,12 @@ class IntakeService:
         data: IncidentFields,
         data_key: bytes,
         now: datetime,
+        answers: dict[str, list[str]] | None = None,
     ) -> str:
-        """Queue an incident and its statistics row; returns the incident's id."""
+        """Queue an incident and its statistics row; returns the incident's id.
+
+        ``answers``: the report's KoMo answers (top-level codes by kind), for the statistics row of its first
+        incident only; a further incident's row has none (NULL: not asked, unlike [] for "not stated")."""
         incident_id = new_id()
         extract_id = new_id()
         incident_month = data.occurred_on.strftime("%Y-%m") if data.occurred_on else None
@@ -366,6 +393,7 @@ class IntakeService:
                 office=case.office,
                 event_key=None,
                 **classification(self.taxonomy, list(data.type_codes)),
+                **(answers or dict.fromkeys(ANSWER_KINDS)),
             )
         )
         return incident_id
@@ -440,13 +468,15 @@ class IntakeService:
         uploads: list[EncryptedUpload],
         claim: SubmissionClaim | None = None,
         matching_budget: Budget | None = None,
+        demo: DemoFiling | None = None,
     ) -> Filed:
         """Store a new case file and commit. Raises before anything is written if the input is refused.
 
         ``claim``: the form view's submission token (pages); a token used before files nothing
         (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused.
         ``matching_budget``: the look-ups reserved for its perpetrator identifiers; reserved here, before
-        anything is written, when the caller (off the event loop) did not."""
+        anything is written, when the caller (off the event loop) did not.
+        ``demo``: only the demo loader passes it (never a page or the API)."""
         errors = self.check_report(data)
         if errors:
             raise ValidationFailed(errors)
@@ -456,16 +486,19 @@ class IntakeService:
         if identifiers and matching_budget is None:
             matching_budget = self.matching.reserve(len(identifiers))
         self._claim(session, claim)
-        now = utcnow()
+        now = demo.at if demo is not None and demo.at is not None else utcnow()
         urgency = self.urgency_of(data, now)
-        decision, reachable = self.route(session, self._facts(data, data, tuple(data.targets), urgency))
+        facts = self._facts(data, data, tuple(data.targets), data.reported_by, urgency)
+        decision, reachable = self.route(session, facts)
         receipt = new_receipt()
         salt = new_salt()
         case = CaseRef(id=draft.case_id, land=data.land, office=data.office)
         details = {
             "municipality": data.municipality,
             "targets": list(data.targets),
+            "reported_by": data.reported_by,
             "support_needs": list(data.support_needs),
+            **{kind: list(getattr(data, kind)) for kind in ANSWER_KINDS},
         }
         contact = {"name": data.contact_name, "email": data.contact_email, "phone": data.contact_phone}
         rows = [
@@ -486,6 +519,7 @@ class IntakeService:
                 office=data.office,
                 consent_counselling=data.consent_counselling,
                 consent_police=data.consent_police,
+                demo=demo is not None,
                 details_ciphertext=seal(
                     draft.data_key, json.dumps(details).encode(), _ctx("case_details", case.id)
                 ),
@@ -513,7 +547,8 @@ class IntakeService:
                 updated_at=now,
             )
         ]
-        incident_id = self._add_incident(rows, case, 1, data, draft.data_key, now)
+        answers = {kind: answers_of(getattr(data, kind)) for kind in ANSWER_KINDS}
+        incident_id = self._add_incident(rows, case, 1, data, draft.data_key, now, answers)
         rows += self._attachment_rows(uploads, case.id, incident_id, now)
         targets = self._grant(session, rows, case.id, draft.data_key, decision, reachable, set(), now)
         if not targets:
@@ -526,6 +561,7 @@ class IntakeService:
                     "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=urgency
                 )
                 for org in targets
+                if demo is None or demo.announced
             ]
         )
         repository.insert_new(session, rows + announced)
@@ -697,6 +733,7 @@ class IntakeService:
         data: IncidentFields,
         uploads: list[EncryptedUpload],
         claim: SubmissionClaim | None = None,
+        demo: DemoFiling | None = None,
     ) -> int:
         """Add a further incident to the case file and commit; returns its number within the case.
 
@@ -719,12 +756,14 @@ class IntakeService:
         details = json.loads(
             open_sealed(opened.data_key, case.details_ciphertext, _ctx("case_details", case.id))
         )
-        now = utcnow()
+        now = demo.at if demo is not None and demo.at is not None else utcnow()
         urgency = self.urgency_of(data, now)
         reopen = case.status == CaseStatus.closed.value
-        decision, reachable = self.route(
-            session, self._facts(data, case, tuple(details.get("targets", [])), urgency)
+        # Who reports is sealed with the case like the targets: routed again from the opened details.
+        facts = self._facts(
+            data, case, tuple(details.get("targets", [])), details.get("reported_by", "self"), urgency
         )
+        decision, reachable = self.route(session, facts)
         seq = repository.next_incident_seq(session, case.id)
         rows: list[NewRow] = []
         ref = CaseRef(id=case.id, land=case.land, office=case.office)
@@ -737,16 +776,19 @@ class IntakeService:
         )
         rows.append(self._record(case.id, incident_id, decision, now))
         topic = "notifications.case_reopened" if reopen else "notifications.new_incident"
+        announce = demo is None or demo.announced
         announced = self._claimed(
             [
                 outbox.message_row(topic, case_id=case.id, organisation_id=org_id, urgency=urgency)
                 for org_id in active
+                if announce
             ]
             + [
                 outbox.message_row(
                     "notifications.new_case", case_id=case.id, organisation_id=org.id, urgency=urgency
                 )
                 for org in new_targets
+                if announce
             ]
         )
         repository.insert_new(session, rows + announced)

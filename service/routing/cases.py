@@ -49,6 +49,7 @@ class ReportInput(_Model):
     channel: Code
     office: Code | None = None
     targets: Seq[Code] = ("self",)
+    reported_by: Code = "self"
     consent_counselling: bool = True
     consent_police: bool = False
 
@@ -64,6 +65,8 @@ class ReportInput(_Model):
         if self.office is not None and self.office not in taxonomy.valid_codes("offices"):
             unknown.append(f"office: {self.office}")
         unknown += [f"targets: {t}" for t in self.targets if t not in taxonomy.valid_codes("targets")]
+        if self.reported_by not in taxonomy.valid_codes("reported_by"):
+            unknown.append(f"reported_by: {self.reported_by}")
         if self.district_ags is not None and not self.district_ags.startswith(self.land):
             unknown.append(f"district_ags: {self.district_ags} is not in Land {self.land}")
         if unknown:
@@ -80,6 +83,7 @@ class ReportInput(_Model):
             targets=self.targets,
             consent_counselling=self.consent_counselling,
             consent_police=self.consent_police,
+            reported_by=self.reported_by,
         )
 
 

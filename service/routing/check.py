@@ -109,6 +109,7 @@ def implies(
         (outer.urgency, inner.urgency),
         (outer.office, inner.office),
         (outer.targets_any, inner.targets_any),
+        (outer.reported_by, inner.reported_by),
     ):
         if outer_values is not None:
             checks.append(_all_within(inner_values, outer_values, _same))

@@ -44,6 +44,9 @@ class ReportFacts:
     targets: tuple[str, ...]
     consent_counselling: bool
     consent_police: bool
+    # Who reports: self, someone_else or administration (taxonomy ``reported_by``). Sealed with the case,
+    # like the targets: the intake routes on the plaintext it holds anyway.
+    reported_by: str = "self"
 
 
 class ReasonKind(StrEnum):
@@ -204,6 +207,13 @@ def evaluate_conditions(when: Conditions, facts: ReportFacts) -> tuple[Condition
                 False,
                 f"targets {_list(facts.targets)} include none of {_list(when.targets_any)}",
             )
+    if when.reported_by is not None:
+        ok = facts.reported_by in when.reported_by
+        add(
+            "reported_by",
+            ok,
+            f"reported_by={facts.reported_by} {'in' if ok else 'not in'} {_list(when.reported_by)}",
+        )
     if when.consent is not None:
         for name, wanted, actual in (
             ("counselling", when.consent.counselling, facts.consent_counselling),

@@ -20,7 +20,8 @@ def _describe_facts(facts: ReportFacts) -> list[str]:
         f"  land={facts.land} district={facts.district_ags or 'unknown'}",
         f"  types=[{', '.join(facts.type_codes)}] severity={facts.severity} urgency={facts.urgency}",
         f"  channel={facts.channel} ({'online' if facts.channel_online else 'offline'}) "
-        f"office={facts.office or 'none'} targets=[{', '.join(facts.targets)}]",
+        f"office={facts.office or 'none'} targets=[{', '.join(facts.targets)}] "
+        f"reported_by={facts.reported_by}",
         f"  consent: counselling={_yes(facts.consent_counselling)} "
         f"police_contact={_yes(facts.consent_police)}",
     ]

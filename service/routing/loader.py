@@ -41,6 +41,7 @@ def _condition_problems(
         ("channel", when.channel, "channels"),
         ("office", when.office, "offices"),
         ("targets_any", when.targets_any, "targets"),
+        ("reported_by", when.reported_by, "reported_by"),
     )
     for name, values, kind in coded:
         valid = taxonomy.valid_codes(kind)

@@ -76,6 +76,8 @@ class Conditions(_Model):
     channel: NonEmpty[Code] | None = None
     office: NonEmpty[Code] | None = None
     targets_any: NonEmpty[Code] | None = None
+    # Who reports: self, someone_else (for a family member or colleague), administration (for its staff).
+    reported_by: NonEmpty[Code] | None = None
     consent: ConsentCondition | None = None
 
     def present(self) -> tuple[str, ...]:

@@ -14,6 +14,12 @@ Periods: monthly national figures; quarter tables for completed quarters; year t
 through the last completed quarter" (``year_through`` = "2025-Q2"), so they change only at quarter ends,
 the revision points of the dashboard.
 
+The optional KoMo questions of the form (presumed motive, bias, trigger topic, consequences, e.g.
+"considered resigning") have a year table each, national × year to date × top-level code. They are
+multi-select: a report counts in every cell it named, or in "not stated" if it named none, so these tables
+do not add up to the reports. Only the first incident of a report carries the answers (a further incident
+was not asked), so each of their cells counts distinct reports, and its persons equal its reports.
+
 Each cell keeps its report count, its number of distinct reporters (persons affected) and the top
 reporter's report count, which is what the primary and dominance rules need.
 
@@ -30,7 +36,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.statistics.domains import Domains, months_of, office_cell, quarter_of
+from service.statistics.domains import (
+    ANSWER_DIMENSIONS,
+    NOT_STATED,
+    Domains,
+    months_of,
+    office_cell,
+    quarter_of,
+)
 from service.statistics.rows import ExtractRow
 
 Key = tuple[str, ...]
@@ -50,6 +63,11 @@ NATIONAL_QUARTER_SEVERITY = TableSpec("national_quarter_severity", ("quarter", "
 LAND_QUARTER = TableSpec("land_quarter", ("land", "quarter"))
 LAND_YEAR_SEVERITY = TableSpec("land_year_severity", ("land", "year_through", "severity"))
 NATIONAL_YEAR_TYPE_OFFICE = TableSpec("national_year_type_office", ("year_through", "type_group", "office"))
+# One year table per KoMo question, with the ExtractRow field it counts.
+ANSWER_TABLES: tuple[tuple[TableSpec, str], ...] = tuple(
+    (TableSpec(f"national_year_{dimension}", ("year_through", dimension)), field)
+    for dimension, field in ANSWER_DIMENSIONS
+)
 
 TABLES: tuple[TableSpec, ...] = (
     NATIONAL_MONTH,
@@ -60,11 +78,13 @@ TABLES: tuple[TableSpec, ...] = (
     LAND_QUARTER,
     LAND_YEAR_SEVERITY,
     NATIONAL_YEAR_TYPE_OFFICE,
+    *(table for table, _ in ANSWER_TABLES),
 )
 TABLES_BY_ID = {table.id: table for table in TABLES}
 # The only dimensions that exist; nothing finer than Land and month (a structure test holds us to it).
 DIMENSIONS = frozenset(
     {"month", "quarter", "year_through", "land", "type_group", "office", "channel", "severity"}
+    | {dimension for dimension, _ in ANSWER_DIMENSIONS}
 )
 
 
@@ -124,6 +144,7 @@ def table_keys(table: TableSpec, scope: Scope, domains: Domains) -> list[Key]:
         "office": domains.offices,
         "channel": domains.channels,
         "severity": domains.severities,
+        **domains.answers,
     }
     keys: list[Key] = [()]
     for dimension in table.dimensions:
@@ -150,6 +171,11 @@ def _keys_of_row(row: ExtractRow, scope: Scope, domains: Domains) -> Iterable[tu
     for through in scope.quarters[scope.quarters.index(quarter) :]:
         yield LAND_YEAR_SEVERITY.id, (row.land, through, severity)
         yield NATIONAL_YEAR_TYPE_OFFICE.id, (through, group, office)
+        for table, field in ANSWER_TABLES:
+            codes: tuple[str, ...] | None = getattr(row, field)
+            if codes is not None:
+                for code in codes or (NOT_STATED,):
+                    yield table.id, (through, code)
 
 
 def _event_order(row: ExtractRow) -> tuple[str, ...]:

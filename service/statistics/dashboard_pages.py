@@ -24,7 +24,7 @@ from service.i18n import Translator
 from service.knowledge.selfcheck_dashboard import aggregate
 from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
-from service.statistics.catalogue import CellStats
+from service.statistics.catalogue import ANSWER_TABLES, CellStats
 from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
 from service.statistics.labels import cell_label
 from service.statistics.policy import load_statistics_policy
@@ -33,6 +33,7 @@ from service.statistics.suppression import primary_status, shown_cell
 from service.web import StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
+_ANSWER_TABLE_IDS = frozenset(table.id for table, _ in ANSWER_TABLES)
 
 
 def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:
@@ -63,6 +64,8 @@ def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> l
                 "dimensions": [t(f"dashboard.dimension.{d}") for d in table.dimensions],
                 "rows": rows,
                 "rate": table.id == "land_quarter",
+                # The KoMo tables are multi-select: say so beside each, their rows do not add up.
+                "note": t("dashboard.komo_note") if table.id in _ANSWER_TABLE_IDS else "",
             }
         )
     return tables

@@ -13,6 +13,15 @@ from service.taxonomy import LANDS, Taxonomy
 
 # An extract row may carry no office (the field is optional at intake); it gets a cell of its own.
 OFFICE_NOT_STATED = "not_stated"
+# The same cell for a report that answered none of a KoMo question's options.
+NOT_STATED = OFFICE_NOT_STATED
+# The optional KoMo questions as catalogue dimensions: (dimension, taxonomy kind = ExtractRow field).
+ANSWER_DIMENSIONS: tuple[tuple[str, str], ...] = (
+    ("motive", "motives"),
+    ("bias", "bias"),
+    ("trigger", "triggers"),
+    ("consequence", "consequences"),
+)
 
 
 def months_of(year: int, through_month: int = 12) -> tuple[str, ...]:
@@ -48,6 +57,8 @@ class Domains:
     type_severity: tuple[tuple[str, str], ...]
     group_of_type: dict[str, str]
     severity_of_type: dict[str, str]
+    # Per KoMo dimension (``ANSWER_DIMENSIONS``): the taxonomy's top-level codes and NOT_STATED.
+    answers: dict[str, tuple[str, ...]]
 
 
 def domains_from(taxonomy: Taxonomy) -> Domains:
@@ -66,4 +77,8 @@ def domains_from(taxonomy: Taxonomy) -> Domains:
         type_severity=tuple(pairs),
         group_of_type=group_of,
         severity_of_type=severity_of,
+        answers={
+            dimension: (*(str(item.code) for item in taxonomy.items(kind)), NOT_STATED)
+            for dimension, kind in ANSWER_DIMENSIONS
+        },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from service.taxonomy import Taxonomy
@@ -14,3 +15,12 @@ def classification(taxonomy: Taxonomy, type_codes: list[str]) -> dict[str, Any]:
         "type_codes": sorted(type_codes),
         "severity_group": taxonomy.severity_of(type_codes),
     }
+
+
+def answers_of(codes: Iterable[str]) -> list[str]:
+    """A KoMo answer as the statistics row keeps it: top-level codes only, each once, sorted.
+
+    A child carries its parent's code as a prefix ("psychological.sleep" is "psychological"): the
+    catalogue counts the parents, and the row says no more than the catalogue needs (clear-columns.md).
+    """
+    return sorted({code.split(".", 1)[0] for code in codes})

@@ -20,6 +20,11 @@ What the attacker knows, beyond the shown numbers:
   has at least the persons of each part and at most their sum, and a reporter has one Land and one office (one
   pseudonym per case), so persons add up over Länder and offices. The last is used only where the data bears
   it out, so the true tables always satisfy the model.
+- The KoMo tables (multi-select answers on a report's first incident). Per quarter, the reports that were
+  asked (first incidents) are at most the quarter's reports and persons; per question, "not stated" plus
+  the reports that named something equals those asked, each option's count is at most the latter and their
+  sum at least it. A report names an option once, so an option's persons equal its reports where that is
+  true (a linked event counts once as a report).
 - The rules: "< 5" means 1..4 reporters; a hidden report count next to a shown person count (dominance)
   means the top reporter has more than half, hence reports >= 2 persons - 1.
 - Earlier snapshots. One variable per cell stands for its current true value. A number shown earlier is a
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
 # import time: the api process only reads stored snapshots, and scipy alone costs it about 60 MB of RSS.
 
 from service.statistics.catalogue import (
+    ANSWER_TABLES,
     LAND_QUARTER,
     LAND_YEAR_SEVERITY,
     NATIONAL_MONTH,
@@ -65,7 +71,7 @@ from service.statistics.catalogue import (
     CellStats,
     Key,
 )
-from service.statistics.domains import Domains, months_in_quarter
+from service.statistics.domains import NOT_STATED, Domains, months_in_quarter
 from service.statistics.policy import CoordinatorRules
 from service.statistics.snapshot import CellStatus, Snapshot
 
@@ -82,7 +88,9 @@ class Target:
     table: str
     key: Key
     measure: str  # "reports" or "persons"
-    # primary "< 5" persons: the attacker must not narrow 1..4; every other hidden number: width and upper end
+    # primary "< 5" persons: the attacker must not narrow 1..4; any other hidden number: width and upper end.
+    # The reports of a "< 5" cell of a KoMo table count too: they equal its persons (one answer per report),
+    # so "< 5" says 1..4 of them as well, and they need the same protection, not more.
     primary_persons: bool
 
 
@@ -198,6 +206,8 @@ class Attacker:
         self.program = _Program()
         self._reports: dict[CellRef, Expr] = {}
         self._persons: dict[CellRef, int] = {}
+        # Per quarter: the reports that were asked the KoMo questions (first incidents).
+        self._asked: dict[str, int] = {}
         self._structure(domains)
         self.targets = self._observations([*shown], candidate)
         import numpy as np
@@ -217,6 +227,7 @@ class Attacker:
         by_land: dict[tuple[str, str, tuple[str, str]], int] = {}  # (quarter, land, pair)
         by_office: dict[tuple[str, tuple[str, str], str], int] = {}  # (quarter, pair, office)
         by_channel: dict[tuple[str, str], int] = {}
+        quarter_reports: dict[str, Expr] = {}
         for quarter in scope.quarters:
             for land in domains.lands:
                 for pair in pairs:
@@ -227,6 +238,7 @@ class Attacker:
             for channel in domains.channels:
                 by_channel[quarter, channel] = p.new()
             total = {by_land[quarter, land, pair]: 1.0 for land in domains.lands for pair in pairs}
+            quarter_reports[quarter] = total
             for pair in pairs:
                 p.equal(
                     _minus(
@@ -281,20 +293,49 @@ class Attacker:
                     reports[NATIONAL_YEAR_TYPE_OFFICE.id, (quarter, g, o)] = office_sum(
                         so_far, of_group[g], [o]
                     )
+        self._answers_structure(domains, quarter_reports)
         for ref in reports:
             if ref[1] not in truth.tables[ref[0]]:
                 raise ValueError(f"attacker model and catalogue disagree on {ref}")
         self._persons_structure(domains)
 
+    def _answers_structure(self, domains: Domains, quarter_reports: dict[str, Expr]) -> None:
+        """The KoMo tables: multi-select counts over the reports asked in each quarter."""
+        p, scope = self.program, self.truth.scope
+        for quarter in scope.quarters:
+            asked = self._asked[quarter] = p.new()
+            p.at_most(_minus({asked: 1.0}, quarter_reports[quarter]), 0.0)
+        for table, _ in ANSWER_TABLES:
+            dimension = table.dimensions[1]
+            options = [code for code in domains.answers[dimension] if code != NOT_STATED]
+            cells: dict[str, dict[str, int]] = {}
+            for quarter in scope.quarters:
+                named = p.new()  # reports that chose at least one option
+                cell = cells[quarter] = {code: p.new() for code in domains.answers[dimension]}
+                p.equal({cell[NOT_STATED]: 1.0, named: 1.0, self._asked[quarter]: -1.0}, 0.0)
+                for code in options:
+                    p.at_most({cell[code]: 1.0, named: -1.0}, 0.0)
+                p.at_most({named: 1.0, **{cell[code]: -1.0 for code in options}}, 0.0)
+            for i, through in enumerate(scope.quarters):
+                for code in domains.answers[dimension]:
+                    self._reports[table.id, (through, code)] = {
+                        cells[q][code]: 1.0 for q in scope.quarters[: i + 1]
+                    }
+
     def _persons_structure(self, domains: Domains) -> None:
         p, scope = self.program, self.truth.scope
         persons = self._persons
+        answer_tables = {table.id for table, _ in ANSWER_TABLES}
         for ref, expr in self._reports.items():
             persons[ref] = var = p.new()
             # persons <= reports, where it is true: an event reported by several people is one report
             # (service/statistics/catalogue.py), so a cell can hold more persons than reports. Given where it
             # holds (all cells, unless events were linked), the attacker knows at least as much as in truth.
-            if _holds(self.truth.cell(*ref), 0, 0):
+            # In the KoMo tables a report names an option once: there persons equal reports where they do.
+            truth = self.truth.cell(*ref)
+            if ref[0] in answer_tables and truth.persons == truth.reports:
+                p.equal({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)
+            elif _holds(truth, 0, 0):
                 p.at_most({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)
         land_fixed = "land" in self.truth.fixed_per_reporter
         office_fixed = "office" in self.truth.fixed_per_reporter
@@ -305,6 +346,8 @@ class Attacker:
         quarter_total: dict[str, int] = {}
         for quarter in scope.quarters:
             total = quarter_total[quarter] = p.new()
+            # The reports asked in a quarter are first incidents of different reports: distinct persons.
+            p.at_most({self._asked[quarter]: 1.0, total: -1.0}, 0.0)
             p.union(total, cells(NATIONAL_MONTH.id, ((m,) for m in months_in_quarter(quarter))))
             p.union(total, cells(NATIONAL_QUARTER_TYPE.id, ((quarter, g) for g in domains.type_groups)))
             p.union(total, cells(NATIONAL_QUARTER_CHANNEL.id, ((quarter, c) for c in domains.channels)))
@@ -321,6 +364,7 @@ class Attacker:
             so_far = scope.quarters[: i + 1]
             year = p.new()
             p.union(year, [quarter_total[q] for q in so_far])
+            p.at_most({**{self._asked[q]: 1.0 for q in so_far}, year: -1.0}, 0.0)
             lands = []
             for land in domains.lands:
                 in_land = p.new()
@@ -384,6 +428,7 @@ class Attacker:
         primary: set[CellRef] = set()
         dominance: set[CellRef] = set()
         k = self.rules.min_reporters
+        answer_tables = {table.id for table, _ in ANSWER_TABLES}
         for snapshot in [*shown, candidate]:
             is_candidate = snapshot is candidate
             for table in snapshot.tables:
@@ -397,7 +442,9 @@ class Attacker:
                         ("reports", cell.reports, stats.reports),
                     ):
                         if value is None and cell.status is not CellStatus.secondary:
-                            hidden_primary = cell.status is CellStatus.primary and measure == "persons"
+                            hidden_primary = cell.status is CellStatus.primary and (
+                                measure == "persons" or table.id in answer_tables
+                            )
                             targets[ref, measure] = targets.get((ref, measure), False) or hidden_primary
                         elif value == true_value:
                             before = visible.get((ref, measure))

@@ -15,6 +15,10 @@ _TAXONOMY_OF = {
     "type_group": "incident_types",
     "office": "offices",
     "channel": "channels",
+    "motive": "motives",
+    "bias": "bias",
+    "trigger": "triggers",
+    "consequence": "consequences",
 }
 
 

@@ -32,6 +32,12 @@ class StatisticsExtract(Base):
     # event's id, so the row still leads back to no case and no ``event_link`` row. The catalogue and the
     # public release count an event once where they count reports (service/statistics/catalogue.py, dp.py).
     event_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The report's optional KoMo answers as top-level codes (``extract.answers_of``), on the row of its first
+    # incident only: NULL on a further incident's row (not asked), [] where nothing was chosen.
+    motives: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    bias: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    triggers: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    consequences: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class PrivacyBudget(Base):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from service.statistics.models import StatisticsExtract
 
+Answer = tuple[str, ...] | None
+
 
 @dataclass(frozen=True, slots=True)
 class ExtractRow:
@@ -27,6 +29,11 @@ class ExtractRow:
     severity_group: int  # 1 (extreme violence) .. 6 (mass mailing)
     # Rows of incidents linked as one event share it (a keyed token, no case behind it); None for the rest.
     event_key: str | None = None
+    # The report's KoMo answers (top-level codes), on its first incident's row; None on a further incident.
+    motives: Answer = None
+    bias: Answer = None
+    triggers: Answer = None
+    consequences: Answer = None
 
     @property
     def year(self) -> int:
@@ -46,7 +53,15 @@ def from_model(model: StatisticsExtract) -> ExtractRow:
         office=model.office,
         severity_group=model.severity_group,
         event_key=model.event_key,
+        motives=_answer(model.motives),
+        bias=_answer(model.bias),
+        triggers=_answer(model.triggers),
+        consequences=_answer(model.consequences),
     )
+
+
+def _answer(codes: list[str] | None) -> Answer:
+    return None if codes is None else tuple(codes)
 
 
 def to_model(row: ExtractRow) -> StatisticsExtract:
@@ -62,4 +77,8 @@ def to_model(row: ExtractRow) -> StatisticsExtract:
         office=row.office,
         severity_group=row.severity_group,
         event_key=row.event_key,
+        motives=None if row.motives is None else list(row.motives),
+        bias=None if row.bias is None else list(row.bias),
+        triggers=None if row.triggers is None else list(row.triggers),
+        consequences=None if row.consequences is None else list(row.consequences),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from service.statistics.catalogue import (
+    ANSWER_TABLES,
     LAND_YEAR_SEVERITY,
     NATIONAL_YEAR_TYPE_OFFICE,
     TABLES,
@@ -39,7 +40,12 @@ from service.statistics.rows import ExtractRow
 from service.statistics.snapshot import CellStatus, GateSummary, Snapshot, SnapshotCell, SnapshotTable
 
 CellRef = tuple[str, Key]
-_YEAR_TABLES = {LAND_YEAR_SEVERITY.id: 1, NATIONAL_YEAR_TYPE_OFFICE.id: 0}  # position of ``year_through``
+# The position of ``year_through`` in each year table's key.
+_YEAR_TABLES = {
+    LAND_YEAR_SEVERITY.id: 1,
+    NATIONAL_YEAR_TYPE_OFFICE.id: 0,
+    **{table.id: 0 for table, _ in ANSWER_TABLES},
+}
 _MAX_ROUNDS = 200
 
 

@@ -7,7 +7,8 @@ The shape follows what the design expects of the real data (statistics.md): abou
 spread over the Länder in proportion to population, most reporters filing once and some two to six times
 (a harassment series: repeats follow within weeks, usually with the same kind of incident), insults and
 threats common, physical violence rare. Land and office belong to the reporter (one case, one office
-holder), type and channel to the report, as at intake.
+holder), type and channel to the report, as at intake. About half of the reporters answer the optional
+KoMo questions (motive, bias, trigger, consequences), on their first report only, as the form asks them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,32 @@ _CHANNEL_WEIGHTS: dict[str, float] = {
 
 _SAME_TYPE_AS_PREVIOUS = 0.5  # a series tends to repeat the kind of incident
 _INCIDENT_MONTH_UNKNOWN = 0.08
+
+# The optional KoMo questions: the share of reporters who open them, and per option the share (in %) of
+# those who tick it (independently; several per report). KoMo: a municipal decision and personal grievance
+# are the commonest presumed motives; most reports name no bias; about one in eight considered resigning.
+_ANSWERED = 0.5
+_ANSWER_PERCENT: dict[str, dict[str, float]] = {
+    "motives": {
+        "personal_grievance": 30, "municipal_decision": 35, "intolerance": 10, "entitlement": 12,
+        "right_wing": 12, "left_wing": 3, "religious": 2, "conspiracy": 10, "radical_protest": 3,
+        "anti_israel": 1.5, "unknown": 15, "other": 4,
+    },
+    "bias": {
+        "racism": 6, "antisemitism": 3, "anti_muslim": 2, "antigypsyism": 0.5, "misogyny": 8,
+        "anti_lgbtiq": 2, "disability": 0.5, "origin": 3, "religion": 1, "other": 2,
+    },
+    "triggers": {
+        "refugees_integration": 15, "pandemic": 4, "energy_wind": 8, "traffic_construction": 12,
+        "budget_taxes": 8, "schools_childcare": 5, "election_campaign": 10, "other": 15,
+    },
+    "consequences": {
+        "psychological": 45, "physical": 4, "reputation": 15, "material_loss": 6, "family_burden": 20,
+        "behaviour_change": 30, "considered_resigning": 12, "not_standing_again": 8, "resigned": 1.5,
+        "none": 12, "other": 3,
+    },
+}  # fmt: skip
+_DEFAULT_ANSWER_PERCENT = 1.0
 
 
 def month_sequence(last_month: str, months: int) -> list[str]:
@@ -127,6 +154,12 @@ def generate(
     channel_index = rng.choice(len(channels), size=target, p=_weights(channels, _CHANNEL_WEIGHTS))
     lag = rng.geometric(0.6, size=target) - 1
     unknown_incident = rng.random(target) < _INCIDENT_MONTH_UNKNOWN
+    # Drawn after everything above, so that a seed gives the same reports as before the questions existed.
+    answers = _answers(rng, taxonomy, reporters)
+    # The answers go with a reporter's first report: the earliest month (a series may wrap around).
+    first_row = np.lexsort((position, month_index, owner))[np.concatenate([[0], np.cumsum(counts)[:-1]])]
+    is_first = np.zeros(target, dtype=bool)
+    is_first[first_row] = True
 
     # An office the taxonomy has retired or renamed falls back to "other" rather than producing bad rows.
     office_of = [key if key in offices else "other" for key in office_keys]
@@ -156,10 +189,38 @@ def generate(
                 channel=channels[channel_index[i]],
                 office=office_of[reporter_office[reporter]],
                 severity_group=severity,
+                # The KoMo answers on a report's first incident only (None: not asked).
+                motives=answers[reporter].get("motives") if is_first[i] else None,
+                bias=answers[reporter].get("bias") if is_first[i] else None,
+                triggers=answers[reporter].get("triggers") if is_first[i] else None,
+                consequences=answers[reporter].get("consequences") if is_first[i] else None,
             )
         )
     rows.sort(key=lambda row: row.receipt_month)
     return rows
+
+
+def _answers(
+    rng: np.random.Generator, taxonomy: Taxonomy, reporters: int
+) -> list[dict[str, tuple[str, ...]]]:
+    """Each reporter's KoMo answers by kind (top-level codes; empty where the questions stayed closed)."""
+    answered = rng.random(reporters) < _ANSWERED
+    by_kind: dict[str, list[tuple[str, ...]]] = {}
+    for kind, percent in _ANSWER_PERCENT.items():
+        codes = [str(item.code) for item in taxonomy.items(kind)]
+        share = np.array([percent.get(code, _DEFAULT_ANSWER_PERCENT) / 100 for code in codes])
+        ticked = (rng.random((reporters, len(codes))) < share) & answered[:, None]
+        if "none" in codes:
+            # "none" and a consequence exclude each other.
+            others = np.delete(ticked, codes.index("none"), axis=1).any(axis=1)
+            ticked[others, codes.index("none")] = False
+        masks = ticked @ (1 << np.arange(len(codes), dtype=np.int64))
+        cache: dict[int, tuple[str, ...]] = {}
+        by_kind[kind] = [
+            cache.setdefault(int(m), tuple(c for bit, c in enumerate(codes) if int(m) >> bit & 1))
+            for m in masks
+        ]
+    return [{kind: values[r] for kind, values in by_kind.items()} for r in range(reporters)]
 
 
 def _domains(

@@ -117,6 +117,7 @@ class TaxonomyFile(_Model):
     legal_relevance: Seq[Item]
     channels: Seq[Channel]
     targets: Seq[Item]
+    reported_by: Seq[Item]
     affected_persons: Seq[Item]
     offices: Seq[Item]
     municipality_size: Seq[Item]
@@ -138,6 +139,7 @@ AnyItem = Item | Channel | IncidentType | SeverityGroup | OptionalField
 _ITEM_KINDS: tuple[str, ...] = (
     "legal_relevance",
     "targets",
+    "reported_by",
     "affected_persons",
     "offices",
     "municipality_size",
@@ -153,6 +155,10 @@ _ITEM_KINDS: tuple[str, ...] = (
 _PERPETRATOR_KINDS: tuple[str, ...] = ("familiarity", "residence", "number")
 # The service's code relies on these values existing (defaults and routing), so an operator cannot drop them.
 REQUIRED_URGENCY = ("acute", "high", "normal")
+# Who reports: the intake's default is "self", and the form explains the other two.
+REQUIRED_REPORTED_BY = ("self", "someone_else", "administration")
+# The KoMo-comparable questions of the form (all optional, multi-select) that reach the statistics.
+ANSWER_KINDS = ("motives", "bias", "triggers", "consequences")
 
 
 class Taxonomy:
@@ -405,6 +411,10 @@ def check_taxonomy(data: TaxonomyFile) -> list[Problem]:
     missing = [code for code in REQUIRED_URGENCY if code not in urgency]
     if missing:
         problems.append(Problem("urgency", f"the service needs the codes {', '.join(missing)}"))
+    reported_by = {item.code for item in data.reported_by}
+    missing = [code for code in REQUIRED_REPORTED_BY if code not in reported_by]
+    if missing:
+        problems.append(Problem("reported_by", f"the service needs the codes {', '.join(missing)}"))
     fields = [item.code for item in data.optional_fields]
     if len(set(fields)) != len(fields):
         problems.append(Problem("optional_fields", "duplicate code"))

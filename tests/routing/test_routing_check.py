@@ -200,6 +200,9 @@ def test_a_police_fallback_is_an_error(taxonomy: Taxonomy, districts: Districts)
         ({"consent": {"police_contact": True}}, {"consent": {"police_contact": True}}, True),
         ({}, {"consent": {"police_contact": True}}, False),
         ({"targets_any": ["children"]}, {"targets_any": ["children", "partner"]}, True),
+        ({"reported_by": ["administration"]}, {"reported_by": ["administration", "someone_else"]}, True),
+        ({"reported_by": ["administration", "self"]}, {"reported_by": ["administration"]}, False),
+        ({}, {"reported_by": ["self"]}, False),
     ],
 )
 def test_implication_between_conditions(
@@ -222,7 +225,7 @@ def test_the_loader_names_file_path_and_rule(policies_copy: Path) -> None:
         load_policy(policies_copy)
     message = str(caught.value)
     assert "routing.yaml" in message
-    assert "rules[12] (id=land-sl).when.land[0]: Input should be a valid string" in message
+    assert "rules[13] (id=land-sl).when.land[0]: Input should be a valid string" in message
 
 
 def test_the_loader_refuses_unknown_codes_and_organisations(policies_copy: Path) -> None:
@@ -234,7 +237,17 @@ def test_the_loader_refuses_unknown_codes_and_organisations(policies_copy: Path)
         load_policy(policies_copy)
     problems = [str(problem) for problem in caught.value.problems]
     assert "rules[2] (id=online-hass).when.types_any: unknown incident type code 'Q7'" in problems
-    assert "rules[11] (id=land-by).then.targets: unknown organisation 'beratung-bayern'" in problems
+    assert "rules[12] (id=land-by).then.targets: unknown organisation 'beratung-bayern'" in problems
+
+
+def test_the_loader_refuses_an_unknown_reporter_code(policies_copy: Path) -> None:
+    (policies_copy / "routing.yaml").write_text(
+        ROUTING.replace("reported_by: [administration]", "reported_by: [mayor]")
+    )
+    with pytest.raises(PolicyFileError) as caught:
+        load_policy(policies_copy)
+    problems = [str(problem) for problem in caught.value.problems]
+    assert "rules[3] (id=verwaltung).when.reported_by: unknown reported_by code 'mayor'" in problems
 
 
 def test_the_loader_refuses_unknown_keys(policies_copy: Path) -> None:

@@ -303,6 +303,13 @@ def conditions(**values: Any) -> Conditions:
             True,
             "targets [self, children] include [children]",
         ),
+        (
+            {"reported_by": ["administration"]},
+            {"reported_by": "administration"},
+            True,
+            "reported_by=administration in [administration]",
+        ),
+        ({"reported_by": ["administration"]}, {}, False, "reported_by=self not in [administration]"),
         ({"consent": {"counselling": False}}, {}, False, "consent counselling=true, wanted false"),
         (
             {"consent": {"police_contact": True}},

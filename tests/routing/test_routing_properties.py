@@ -36,6 +36,7 @@ CHANNELS = sorted(TAXONOMY.valid_codes("channels"))
 OFFICES = sorted(TAXONOMY.valid_codes("offices"))
 TARGETS = sorted(TAXONOMY.valid_codes("targets"))
 URGENCY = sorted(TAXONOMY.valid_codes("urgency"))
+REPORTED_BY = sorted(TAXONOMY.valid_codes("reported_by"))
 
 
 @st.composite
@@ -56,6 +57,7 @@ def report_facts(draw: st.DrawFn) -> ReportFacts:
         targets=tuple(draw(st.lists(st.sampled_from(TARGETS), min_size=1, max_size=3, unique=True))),
         consent_counselling=draw(st.booleans()),
         consent_police=draw(st.booleans()),
+        reported_by=draw(st.sampled_from(REPORTED_BY)),
     )
 
 
@@ -84,6 +86,7 @@ def random_policies(draw: st.DrawFn) -> RoutingPolicy:
             ("severity_at_most", st.integers(min_value=1, max_value=6)),
             ("urgency", st.lists(st.sampled_from(URGENCY), min_size=1, max_size=2)),
             ("channel_online", st.booleans()),
+            ("reported_by", st.lists(st.sampled_from(REPORTED_BY), min_size=1, max_size=2)),
             ("consent", st.fixed_dictionaries({"police_contact": st.booleans()})),
         ):
             value = draw(_optional(strategy))

@@ -11,6 +11,7 @@ import pytest
 from statistics_helpers import domains, reclassify, statistics_policy
 
 from service.statistics.catalogue import (
+    ANSWER_TABLES,
     LAND_QUARTER,
     NATIONAL_MONTH,
     NATIONAL_QUARTER_SEVERITY,
@@ -264,6 +265,45 @@ def test_catalogue_counts_and_fixed_domains(history: History) -> None:
             quarter_cells = [s for key, s in truth.tables[table.id].items() if key[0] == quarter]
             assert sum(s.reports for s in quarter_cells) == months
     assert any(s.reports == 0 for s in truth.tables[NATIONAL_QUARTER_SEVERITY.id].values())
+
+
+def test_the_komo_tables_count_each_report_once_per_answer_under_the_same_rules(history: History) -> None:
+    """Given the synthetic year, whose reporters answered the optional KoMo questions on their first report
+    Then each KoMo table lists the taxonomy's top-level codes and "not stated" for the year so far, counts a
+    report in every option it named (persons equal reports: one answer per report), "not stated" plus the
+    reports that named something make up the reports asked, and the released June snapshot shows a cell of
+    one to four reports as "< 5" in both measures."""
+    june = history.snapshots[-1]
+    truth = history.truth(june)
+    rows = [row for row in history.rows_for(june) if row.receipt_month <= june.as_of]
+    asked = [row for row in rows if row.consequences is not None]
+    assert len(asked) == len({row.reporter_pseudonym for row in rows}), "one answer per reporter"
+    small = 0
+    for table, field in ANSWER_TABLES:
+        dimension = table.dimensions[1]
+        shown = june.table(table.id)
+        assert [cell.key for cell in shown.cells] == [
+            ("2025-Q2", code) for code in domains().answers[dimension]
+        ]
+        named = 0
+        for cell in shown.cells:
+            stats = truth.cell(table.id, cell.key)
+            assert stats.persons == stats.reports
+            code = cell.key[1]
+            expected = sum(
+                1
+                for row in asked
+                if (code in getattr(row, field)) or (code == "not_stated" and not getattr(row, field))
+            )
+            assert stats.reports == expected
+            if 1 <= stats.persons < 5:
+                small += 1
+                assert cell.display("persons") == cell.display("reports") == "< 5"
+        named = sum(1 for row in asked if getattr(row, field))
+        assert truth.cell(table.id, ("2025-Q2", "not_stated")).reports + named == len(asked)
+    assert small, "some option was chosen by one to four reporters"
+    resigning = truth.cell("national_year_consequence", ("2025-Q2", "considered_resigning"))
+    assert resigning.reports > 5
 
 
 def test_primary_and_dominance_rules_on_a_small_example() -> None:
