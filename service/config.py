@@ -37,7 +37,7 @@ SECRET_NAMES = (
     # and derives each organisation's webhook signing secret.
     "notification_key",
     # Mixed with the Argon2id output of a staff password into the key that seals the staff private key, so a
-    # dump alone cannot test a password guess (security.md). Rotated with RUECKHALT_KEY_PEPPER_PREVIOUS.
+    # dump alone cannot test a password guess (docs/security.md). Rotated with RUECKHALT_KEY_PEPPER_PREVIOUS.
     "key_pepper",
     # Keys the perpetrator-identifier tokens of the repeat-perpetrator matching (docs/matching.md): whoever
     # holds it and the database can test a guessed name against the tokens, so it is a secret of its own,

@@ -15,7 +15,7 @@ of the counsellors' inbox, which shows open cases, and gives the beat nothing to
 
 Demo only: the loader refuses unless ``RUECKHALT_DEMO`` is set in embedded mode (``ConfigurationError``;
 production refuses that setting at start), and only the worker's ``demo.year`` task calls it.
-The generator draws from numpy's seeded generator; it is never used for privacy noise (statistics.md).
+The generator draws from numpy's seeded generator; it is never used for privacy noise (docs/statistics.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A bound on concurrent Argon2 work, so that a flood of logins cannot starve intake (security.md).
+"""A bound on concurrent Argon2 work, so that a flood of logins cannot starve intake (docs/security.md).
 
 Each derivation takes 64 MiB and most of a core for a fraction of a second. Without a bound, a few hundred
 login attempts would occupy every core, the memory and every thread of the pool that intake also needs.

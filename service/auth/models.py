@@ -28,7 +28,7 @@ class StaffUser(Base):
     """A counsellor, lead, coordinator or administrator.
 
     An account has a key pair only once its owner has set a password of their own: the operator who created
-    it saw the initial password, so nothing may ever be sealed under that (security.md). Until then only
+    it saw the initial password, so nothing may ever be sealed under that (docs/security.md). Until then only
     ``initial_password_seal`` exists, which checks the initial password and opens nothing but the
     password-change page. There is no password hash: the sealed private key is the password check. Both are
     sealed under the password and the server's key pepper, so a dump alone cannot test a guess. The TOTP

@@ -1,4 +1,4 @@
-"""Password policy for staff accounts (security.md, "Passwords").
+"""Password policy for staff accounts (docs/security.md, "Passwords").
 
 A staff password unlocks the key that opens cases, so it has to survive an offline guess against a stolen
 sealed key: at least 12 characters, not one of the 30,000 most common passwords (common-passwords.txt,

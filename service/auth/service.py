@@ -1,4 +1,4 @@
-"""Staff accounts: creation, passwords, TOTP, recovery codes, sign-in, memberships (security.md).
+"""Staff accounts: creation, passwords, TOTP, recovery codes, sign-in, memberships (docs/security.md).
 
 An account gets its key pair when its owner sets a password of their own: the operator who created the
 account saw the initial password, so nothing is ever sealed under it. The private key is sealed under the

@@ -1,4 +1,4 @@
-"""Split-key sessions (security.md, "Sessions").
+"""Split-key sessions (docs/security.md, "Sessions").
 
 The cookie carries a session id and a random cookie key. The database keeps the SHA-256 of the id and the
 unlocked secret sealed under the cookie key. Neither half alone opens anything: a stolen database has no

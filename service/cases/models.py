@@ -1,6 +1,6 @@
 """Case files, their incidents, wrapped keys, routing decisions and attachments.
 
-Readable columns are only what routing, deadlines and statistics need (security.md, "What stays
+Readable columns are only what routing, deadlines and statistics need (docs/security.md, "What stays
 readable"); everything a reporter wrote is ciphertext under the case data key.
 """
 

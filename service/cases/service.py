@@ -475,8 +475,8 @@ class CaseService:
                 session.delete(own)
             if case.assignee_id is not None:
                 case.assignee_id = None
-            # security.md: a transfer away starts a new epoch of the organisation that let the case go, and
-            # the epoch the case was wrapped to is destroyed once no other case needs it.
+            # docs/security.md: a transfer away starts a new epoch of the organisation that let the case go,
+            # and the epoch the case was wrapped to is destroyed once no other case needs it.
             own_organisation = session.get(Organisation, unlocked.organisation_id)
             if own_organisation is not None:
                 session.flush()

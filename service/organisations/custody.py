@@ -1,4 +1,6 @@
-"""Who holds an organisation's keys: epochs, member grants, recovery shares (security.md, "Key hierarchy").
+"""Who holds an organisation's keys: epochs, member grants, recovery shares.
+
+docs/security.md, "Key hierarchy"; docs/key-custody.md.
 
 The rules this module keeps:
 - The operator never sees a key that opens a case. An organisation's first key pair is made by its first
@@ -195,7 +197,7 @@ def _write_member_grant(
 
 def check_grantable(user: StaffUser) -> None:
     if user.is_admin or user.is_coordinator:
-        # architecture.md: administrators and coordinators never see a case (separation of duties).
+        # docs/security.md: administrators and coordinators never see a case (separation of duties).
         raise CustodyError(
             "staff_role", "administrators and coordinators cannot be members of an organisation"
         )

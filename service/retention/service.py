@@ -16,8 +16,8 @@ before a date, where the dossier and the files can still be downloaded. A case w
 that when the run first sees it (a shorter period for its outcome, a re-closure) is told at once; one that is
 already due is purged in the same run, and a notice then could only arrive after the address is gone.
 
-What stays: the statistics extract (it holds no case id and must outlive the case, statistics.md), and the
-audit log, where each purge is one ``case.purged`` event with identifiers, codes and counts.
+What stays: the statistics extract (it holds no case id and must outlive the case, docs/statistics.md),
+and the audit log, where each purge is one ``case.purged`` event with identifiers, codes and counts.
 
 The same daily run also drops rows that are past their use: delivered outbox messages, used submission
 tokens past their expiry, and sessions that no cookie can open any more.

@@ -1,8 +1,8 @@
 """Routing: who receives a report, and why. A pure function of the policy, the report's facts and the set of
 organisations that can receive (have a key).
 
-Routing is the key grant (security.md): every target and every escalation step gets the case key wrapped to
-it. So the engine, not the policy author, has the last word on two things:
+Routing is the key grant (docs/security.md): every target and every escalation step gets the case key
+wrapped to it. So the engine, not the policy author, has the last word on two things:
 
 - an organisation without a key is never chosen (it could not open the case, and the service never stores
   a report it cannot protect), and

@@ -1,4 +1,4 @@
-"""The coordinator catalogue: a fixed set of exact tables at national and Land level (statistics.md).
+"""The coordinator catalogue: a fixed set of exact tables at national and Land level (docs/statistics.md).
 
 No free filtering: these tables are all a coordinator can see, so the release gate can reason about every
 number they contain. Every table has a fixed domain (each month, quarter, Land and code, zeros included).

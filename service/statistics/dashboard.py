@@ -29,7 +29,7 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 def audit_view(
     session: Session, audit: AuditLog, user_id: str, object_id: str, action: str = "dashboard.view"
 ) -> None:
-    """Every view of the dashboard, and every export, is written to the audit log (statistics.md)."""
+    """Every view of the dashboard, and every export, is written to the audit log (docs/statistics.md)."""
     audit.append(
         session,
         actor_kind="staff",

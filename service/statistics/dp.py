@@ -1,4 +1,4 @@
-"""Public releases: differentially private tables K1-K5 (statistics.md, ``policies/statistics.yaml``).
+"""Public releases: differentially private tables K1-K5 (docs/statistics.md, ``policies/statistics.yaml``).
 
 Privacy unit is the reporter-year, pure epsilon-DP. Each table is one OpenDP discrete-Laplace measurement
 over a fixed-domain integer vector; its scale is sensitivity / epsilon and OpenDP's own privacy map is

@@ -1,4 +1,4 @@
-"""The release gate of the coordinator dashboard: a linear-programming attacker (statistics.md).
+"""The release gate of the coordinator dashboard: a linear-programming attacker (docs/statistics.md).
 
 Before a snapshot is shown, an attacker who sees every number of this snapshot and of all earlier ones of
 the year tries to pin down each hidden number. For each hidden number it minimises and maximises that
@@ -33,9 +33,9 @@ What the attacker knows, beyond the shown numbers:
   only at quarter ends, and that residual risk is accepted and documented here.)
 
 What must stay protected: the numbers hidden by the primary and the dominance rule, in this snapshot and
-every earlier one. statistics.md asks the width/upper-end test of "every suppressed cell"; applied to cells
-hidden only as complements that is both pointless and impossible. Pointless, because such a cell holds 0 or
-at least 5 reporters and could have been shown on its own (its value matters only as a way to the sensitive
+every earlier one. docs/statistics.md asks the width/upper-end test of "every suppressed cell"; applied to
+cells hidden only as complements that is both pointless and impossible. Pointless, because such a cell holds 0
+or at least 5 reporters and could have been shown on its own (its value matters only as a way to the sensitive
 cells, and the LP already uses every way at once). Impossible, because a complement inside a small Land
 whose own total is "< 5" is known to hold at most 4 persons, so no pattern could ever give it an interval
 of width 5; the gate would block the dashboard for nothing.

@@ -1,4 +1,4 @@
-"""The privacy budget ledger and the release store (statistics.md, "Public releases").
+"""The privacy budget ledger and the release store (docs/statistics.md, "Public releases").
 
 Rules it enforces, in one transaction per release:
 - the year's budget row is locked (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite) before the

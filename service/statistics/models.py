@@ -1,4 +1,4 @@
-"""The statistics extract: one row per incident, written in the intake transaction (statistics.md).
+"""The statistics extract: one row per incident, written in the intake transaction (docs/statistics.md).
 
 Deliberately no case id, no district, no municipality, no exact time: the row must not lead back to a case.
 """

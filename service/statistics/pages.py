@@ -2,7 +2,7 @@
 
 Reads the release store only (``ledger.published``): no exact figure reaches a visitor. Charts are SVG
 drawn here (no JavaScript, no third-party resources); each bar shows the published count and its 90 %
-interval, negatives shown as 0 as statistics.md asks (the raw values are in the downloads).
+interval, negatives shown as 0 as docs/statistics.md asks (the raw values are in the downloads).
 """
 
 from __future__ import annotations

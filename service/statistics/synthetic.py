@@ -3,7 +3,7 @@
 Never used for a release: it draws from numpy's seeded generator, which is fine for made-up data and wrong
 for privacy noise (the release path, ``service.statistics.dp``, uses OpenDP only and must not import this).
 
-The shape follows what the design expects of the real data (statistics.md): about 2,400 reports a year,
+The shape follows what the design expects of the real data (docs/statistics.md): about 2,400 reports a year,
 spread over the Länder in proportion to population, most reporters filing once and some two to six times
 (a harassment series: repeats follow within weeks, usually with the same kind of incident), insults and
 threats common, physical violence rare. Land and office belong to the reporter (one case, one office
