@@ -227,7 +227,12 @@ def test_the_reporters_sign_in_registers_again_and_the_match_fires_under_the_new
     # Signing in again costs no look-up: nothing waits.
     looked_up: list[int] = []
     original = service.matching.reserve
-    service.matching.reserve = lambda count: looked_up.append(count) or original(count)  # type: ignore[method-assign]
+
+    def counted(count: int) -> Budget:
+        looked_up.append(count)
+        return original(count)
+
+    service.matching.reserve = counted  # type: ignore[method-assign]
     reporter_session(browser, case["mine_receipt"])
     assert looked_up == []
 
