@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     login_slowdown_max_seconds: float = Field(default=5.0, ge=0)
     # Repeat-perpetrator matching (docs/matching.md): at most this many perpetrator identifiers are looked
     # up per hour, service-wide (every process together). Over it, a report is filed all the same and its
-    # identifiers wait, sealed, until the reporter sends them again on /fall.
+    # identifiers wait, sealed, until the reporter next signs in on /fall (or sends them again there), or a
+    # counsellor holding the case runs the matching from its page.
     matching_limit_per_hour: int = Field(default=200, ge=1)
 
     # The operator's Impressum (§ 5 DDG) and privacy notice (Art. 13 GDPR): linked from the footer of every

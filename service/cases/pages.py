@@ -46,6 +46,7 @@ from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, f
 from service.matching.display import identifier_items, kind_labels
 from service.organisations import repository as organisations
 from service.organisations.models import Organisation
+from service.reports.schemas import PerpetratorIdentifier
 from service.reports.uploads import parse_form
 from service.runtime import Runtime
 from service.taxonomy.loader import ANSWER_KINDS
@@ -81,6 +82,8 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "unlinked": ("case_page.notice.unlinked", "events"),
     "merge_proposed": ("case_page.notice.merge_proposed", "events"),
     "merge_withdrawn": ("case_page.notice.merge_withdrawn", "events"),
+    "matching_done": ("case_page.notice.matching_done", "matching"),
+    "matching_waiting": ("case_page.notice.matching_waiting", "matching"),
 }
 
 # Fields of the page's forms that are shown under their own name.
@@ -846,7 +849,12 @@ def _matching_view(
         "identifiers": identifier_items(typed, t),
         "shared": line,
         "kinds": kind_labels(shared.kinds, t) if shared is not None else "",
-        "waiting": bool(typed) and not runtime.matching.registered(db, case_id),
+        # Any identifier without its token (a used-up budget, a rotated matching key): the button runs it.
+        "waiting": bool(
+            runtime.matching.waiting(
+                db, case_id, [PerpetratorIdentifier.model_validate(item).normalised() for item in typed]
+            )
+        ),
     }
 
 
@@ -1298,6 +1306,22 @@ async def record_proceedings(case_id: str, seq: int, request: Request, subject: 
 
     values = {f"proceedings-{seq}": {name: _text(form, name) for name in PROCEEDINGS_FIELDS}}
     return await _act(request, subject, case_id, form, values=values, notice="proceedings_saved", work=work)
+
+
+@router.post(INBOX + "/{case_id}/abgleich")
+async def resume_matching(case_id: str, request: Request, subject: StaffDep) -> Response:
+    """Run the repeat-perpetrator matching of identifiers that wait (a used-up budget, a rotated matching
+    key) from the sealed ones, with the case key of the holder; audited without content."""
+    form = await _form(request)
+    outcome: list[bool] = []
+
+    def work(runtime: Runtime, db: Session) -> None:
+        outcome.append(runtime.cases.resume_matching(db, subject, case_id, runtime.intake.resume_matching))
+
+    response = await _act(request, subject, case_id, form, values={}, notice="matching_done", work=work)
+    if outcome == [False]:
+        return RedirectResponse(f"{case_url(case_id)}?notice=matching_waiting#matching", status_code=303)
+    return response
 
 
 def _seq(form: FormData, name: str) -> int:

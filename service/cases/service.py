@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -552,6 +552,20 @@ class CaseService:
         self._audit(session, subject, "case.note", unlocked.case.id, note_id=note_id)
         session.commit()
         return note_id
+
+    # -- the repeat-perpetrator matching --------------------------------------------------------------------
+    def resume_matching(
+        self, session: Session, subject: Subject, case_id: str, resume: Callable[[Session, str, bytes], bool]
+    ) -> bool:
+        """A holder runs the matching of a case whose identifiers wait (``resume``: the intake's
+        ``resume_matching``, which needs the case key this unlock gives). NotFound for a case the subject
+        does not hold. Audited without content (whether the budget allowed it, nothing of the identifiers);
+        nothing is registered for a case whose consent was withdrawn. False: the hour's budget is used up."""
+        unlocked = self.unlock(session, subject, case_id)
+        done = resume(session, unlocked.case.id, unlocked.data_key)
+        self._audit(session, subject, "case.matching_resume", unlocked.case.id, done=done)
+        session.commit()
+        return done
 
     # -- proceedings ---------------------------------------------------------------------------------------
     def record_proceedings(

@@ -207,14 +207,34 @@ def _reference_lines(reference: str, label: str = "Aktenzeichen") -> list[str]:
 
 
 def _deadline_notes(dossier: Dossier, subject: str) -> list[str]:
+    """Per incident: the day its Strafantrag was filed where the proceedings record one (then no deadline is
+    counted: it would only alarm), else the last day of the period where the case allows counting one."""
     lines = []
     for number, incident in enumerate(dossier.incidents, start=1):
-        if incident.complaint_ends_on is not None:
+        if incident.application_on is not None:
+            whose = f" {subject}" if subject else ""
+            lines.append(
+                f"- Nach den Angaben im Fall wurde der Strafantrag{whose} für Vorfall {number} am "
+                f"{format_date(incident.application_on, 'de')} gestellt; eine Frist ist dafür hier nicht "
+                "berechnet."
+            )
+        elif incident.complaint_ends_on is not None:
             lines.append(
                 f"- Nach den Angaben im Fall endet die Frist {subject} für Vorfall {number} am "
                 f"{format_date(incident.complaint_ends_on, 'de')}."
             )
     return lines
+
+
+def _applications_filed(dossier: Dossier) -> list[str]:
+    """In the Strafanzeige itself: the incidents whose Strafantrag the proceedings record as filed, with the
+    day (the authority can find it; the letter repeats the application for the others)."""
+    return [
+        f"Wegen Vorfall {number} wurde bereits am {format_date(incident.application_on, 'de')} "
+        "Strafantrag gestellt."
+        for number, incident in enumerate(dossier.incidents, start=1)
+        if incident.application_on is not None
+    ]
 
 
 def _made(dossier: Dossier, typed_fields: str) -> str:
@@ -269,6 +289,9 @@ def strafanzeige(dossier: Dossier, typed: Typed, today: date) -> str:
     ]
     for number, incident in enumerate(dossier.incidents, start=1):
         lines += _incident_lines(number, incident, files=True, statutes=False)
+    filed = _applications_filed(dossier)
+    if filed:
+        lines += [*filed, ""]
     lines += _message_file_lines(dossier)
     lines += [
         "Ich beantrage, über den Stand und den Ausgang des Verfahrens unterrichtet zu werden (§ 406d StPO).",
@@ -286,10 +309,19 @@ def strafanzeige(dossier: Dossier, typed: Typed, today: date) -> str:
         SEPARATOR,
         "Hinweise zu diesem Entwurf (nicht Teil des Schreibens)",
         NOT_ADVICE,
-        "- Frist: Der Strafantrag muss innerhalb von drei Monaten gestellt werden; die Frist beginnt mit "
-        "Ablauf des Tages, an dem Sie von der Tat und der Person, die sie begangen hat, erfahren haben "
-        "(§ 77b StGB). Stellen Sie ihn im Zweifel früher.",
     ]
+    if all(incident.application_on is not None for incident in dossier.incidents):
+        lines.append(
+            "- Frist: Nach den Angaben im Fall ist der Strafantrag für jeden Vorfall schon gestellt (an den "
+            "unten genannten Tagen); die Frist von drei Monaten (§ 77b StGB) ist hier deshalb nicht "
+            "berechnet."
+        )
+    else:
+        lines.append(
+            "- Frist: Der Strafantrag muss innerhalb von drei Monaten gestellt werden; die Frist beginnt mit "
+            "Ablauf des Tages, an dem Sie von der Tat und der Person, die sie begangen hat, erfahren haben "
+            "(§ 77b StGB). Stellen Sie ihn im Zweifel früher."
+        )
     lines += _deadline_notes(dossier, "")
     lines += [
         "- Form: Ihre Identität und Ihr Wille zur Strafverfolgung müssen erkennbar sein (§ 158 Abs. 2 "

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.cases import attachments as files
+from service.cases import proceedings
 from service.cases import repository as cases
 from service.cases.blobs import BlobStore
 from service.cases.deadlines import payload_complaint_deadline
-from service.cases.models import Case, GrantRole
+from service.cases.models import Case, GrantRole, Incident
 from service.crypto import Context, open_sealed
 from service.db import utcnow
 from service.dossier.names import numbered
@@ -74,6 +75,9 @@ class DossierIncident:
     # The last day for the Strafantrag (§ 77b StGB) where the case allows counting one (a complaint-only
     # offence whose perpetrator the reporter knows since a given day), for the letters' notes.
     complaint_ends_on: date | None = None
+    # The day a Strafantrag was filed for it, where the proceedings record one (service/cases/proceedings.py):
+    # the letters then say so and count no deadline for it.
+    application_on: date | None = None
     # Whether it came through an online channel (the platform notice lists these).
     online: bool = False
 
@@ -187,6 +191,7 @@ def build(
                 complaint_ends_on=payload_complaint_deadline(
                     taxonomy.has_complaint_only(list(incident.type_codes)), payload
                 ).ends_on,
+                application_on=_application_on(data_key, incident),
                 online=_online(taxonomy, incident.channel),
             )
         )
@@ -205,6 +210,11 @@ def build(
         message_files=message_files,
         holders=holders,
     )
+
+
+def _application_on(data_key: bytes, incident: Incident) -> date | None:
+    recorded = proceedings.read(data_key, incident)
+    return recorded.application_on if recorded is not None else None
 
 
 def _numbered(

@@ -134,6 +134,26 @@ class MatchingService:
             self._announce(session, [case_id, *sorted(others)])
         return Registered(done=True, matched_cases=len(others))
 
+    def waiting(self, session: Session, case_id: str, identifiers: Sequence[Identifier]) -> list[Identifier]:
+        """Those of a case's identifiers (opened with its case key by the caller) that have no token stored
+        for it: left over by a used-up budget, or deleted by a rotation of the matching key. Reads only this
+        case's rows (by its reference), so it tests no guess against other cases and costs no look-up."""
+        if not identifiers:
+            return []
+        reference = case_reference(self._key, case_id)
+        tokens = {
+            perpetrator_token(self._key, item.kind.value, item.scope, item.value): item
+            for item in identifiers
+        }
+        stored = set(
+            session.scalars(
+                select(PerpetratorToken.token).where(
+                    PerpetratorToken.case_ref == reference, PerpetratorToken.token.in_(tokens)
+                )
+            )
+        )
+        return [item for token, item in tokens.items() if token not in stored]
+
     def forget(self, session: Session, case_id: str) -> int:
         """Delete every token of a case (consent withdrawn, case purged), in the caller's transaction."""
         reference = case_reference(self._key, case_id)

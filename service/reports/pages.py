@@ -544,6 +544,9 @@ async def reporter_login(request: Request) -> Response:
             opened = runtime.intake.open_case(db, receipt if isinstance(receipt, str) else "")
             cookie = sessions.create(db, REPORTER_SESSION, opened.case.id, opened.data_key)
             db.commit()
+            # Identifiers that wait (budget, rotated matching key) are registered now, after the session
+            # is committed: this never fails the sign-in.
+            runtime.intake.resume_matching_at_sign_in(db, opened)
             return cookie
 
     try:

@@ -56,6 +56,7 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
+from service.matching.normalise import Identifier
 from service.matching.sealed import open_typed, seal_typed
 from service.matching.service import Budget, MatchingService
 from service.notifications.contact import seal_address
@@ -705,6 +706,46 @@ class IntakeService:
         session.commit()
         return done
 
+    def resume_matching(self, session: Session, case_id: str, data_key: bytes) -> bool:
+        """Register the identifiers of a case that wait (the hour's budget was used up when they came, or a
+        rotation of the matching key deleted every token), from the sealed ones: nobody types them again.
+        For where the case key is at hand: the reporter's sign-in and a holder's button on the case page.
+
+        A case without sealed identifiers (none given, or the consent withdrawn, which deletes them) has
+        nothing to register, ever. Only the waiting identifiers count against the budget, reserved before
+        the transaction writes; it runs in the caller's transaction, which commits (a match fires and is
+        audited as for a report). False when the budget is used up: they wait on, sealed."""
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound()
+        missing = self.matching.waiting(session, case_id, self._normalised_identifiers(case, data_key))
+        if not missing:
+            return True
+        budget = self.matching.reserve(len(missing))
+        if not budget.granted:
+            return False
+        case = repository.lock_case(session, case_id)
+        if case is None:
+            raise NotFound()
+        # Read anew under the case's lock: a withdrawal in between has deleted the sealed identifiers, and
+        # then nothing is registered.
+        missing = self.matching.waiting(session, case_id, self._normalised_identifiers(case, data_key))
+        return self.matching.register(session, case_id, missing, budget).done
+
+    def resume_matching_at_sign_in(self, session: Session, opened: OpenedCase) -> None:
+        """``resume_matching`` right after the reporter's sign-in committed, the one moment the case key is
+        at hand without the reporter doing anything. It never fails the sign-in: whatever goes wrong is
+        rolled back and logged by its kind only, and the identifiers wait for the next sign-in."""
+        try:
+            self.resume_matching(session, opened.case.id, opened.data_key)
+            session.commit()
+        except Exception as exc:  # the reporter is signed in; the matching can wait
+            session.rollback()
+            log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
+
+    def _normalised_identifiers(self, case: Case, data_key: bytes) -> list[Identifier]:
+        return [item.normalised() for item in self.identifiers_of(case, data_key)]
+
     def withdraw_matching(self, session: Session, opened: OpenedCase) -> None:
         """The reporter withdraws the consent: the tokens go at once, and the identifiers as typed too (they
         were given for the matching; what the reporter wrote about the perpetrator elsewhere stays)."""
@@ -937,7 +978,9 @@ class IntakeService:
             "identifiers": [
                 item.model_dump(mode="json") for item in self.identifiers_of(case, opened.data_key)
             ],
-            # Given but not looked up yet: the hour's budget was used up when they came.
-            "identifiers_waiting": case.perpetrator_ciphertext is not None
-            and not self.matching.registered(session, case.id),
+            # Given but not looked up yet: the hour's budget was used up when they came, or a rotation of the
+            # matching key deleted the tokens (the next sign-in registers them).
+            "identifiers_waiting": bool(
+                self.matching.waiting(session, case.id, self._normalised_identifiers(case, opened.data_key))
+            ),
         }

@@ -157,7 +157,9 @@ def _drop_matching_tokens(session: Session, secrets: Secrets, settings: Settings
         {"tokens_deleted": dropped, "cases_waiting": waiting},
         (
             f"{dropped} matching tokens deleted; {waiting} cases keep their identifiers sealed and are "
-            "looked up again under the new key when their reporter sends them again on /fall.",
+            "looked up again under the new key when their reporter next signs in on /fall, or when a "
+            "counsellor holding the case presses 'Abgleich jetzt ausführen' on its page (within the "
+            "hourly budget of look-ups).",
         ),
     )
 
@@ -409,7 +411,10 @@ ROTATIONS: dict[str, Rotation] = {
                 "without the case key. Matches found so far stay on the case pages only while the tokens "
                 "exist, so they disappear too.",
                 "The identifiers stay sealed in their cases: a case page shows them as waiting, and they are "
-                "looked up again under the new key when the reporter sends them again on /fall.",
+                "looked up again under the new key, nobody typing them again, when the reporter next signs "
+                "in on /fall or a counsellor holding the case presses 'Abgleich jetzt ausführen' on its "
+                "page (both within the hourly budget of look-ups; a case whose consent was withdrawn has "
+                "no identifiers left and is never looked up).",
             ),
             Keep.none,
             rekey=_drop_matching_tokens,

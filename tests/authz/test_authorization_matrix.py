@@ -554,6 +554,16 @@ ROUTES: dict[tuple[str, str], Route] = {
         csrf="form",
         ok_location=_CASE_PAGE + "?notice=merge_withdrawn",
     ),
+    # Running the matching of waiting identifiers: nothing waits in the matrix's world (tests/matching/
+    # test_resume_after_rotation.py makes them wait), so a holder's success says that nothing does.
+    ("POST", _CASE_PAGE + "/abgleich"): Route(
+        Guard.CASE,
+        303,
+        CASE_VARIANTS,
+        form=_fixed(),
+        csrf="form",
+        ok_location=_CASE_PAGE + "?notice=matching_done",
+    ),
     ("POST", _CASE_PAGE + "/dossier"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     ("POST", _CASE_PAGE + "/beweise"): Route(Guard.CASE, 200, CASE_VARIANTS, form=_fixed(), csrf="form"),
     # A letter as plain text: it shows the case's plaintext (the description) to its holders only.

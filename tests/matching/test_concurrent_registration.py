@@ -1,0 +1,134 @@
+"""Two reports naming the same handle, filed at the same moment in two sessions, see each other (PostgreSQL).
+
+Under read committed, each filing's look-up would miss the other's uncommitted token, and two reporters of
+the same person would never be matched. ``MatchingService._lock`` takes a transaction-level advisory lock per
+token, so the second filing waits for the first one's commit and then finds its token. The two filings are
+held at a barrier right before the registration and the first keeps its transaction open a moment longer, so
+that they really overlap; a control run without the lock shows that the test would see the difference.
+Bounded waits only (barrier and joins time out); the database is the test cluster on loopback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from service.audit.models import AuditEvent
+from service.cases.models import Case
+from service.matching.models import PerpetratorToken
+from service.matching.normalise import Identifier
+from service.matching.service import MATCH_TOPIC, Budget, MatchingService, Registered
+from service.outbox.models import OutboxMessage
+from service.reports.schemas import ReportCreate
+from service.reports.service import CaseDraft
+from service.runtime import Runtime
+
+# Long enough that the other filing reaches its look-up while this one's transaction is still open.
+HOLD_SECONDS = 0.5
+TIMEOUT_SECONDS = 30.0
+REPORTS = (
+    {"land": "09", "handle": "@Max_M"},  # Bayern's counselling
+    {"land": "14", "handle": "max_m"},  # Sachsen's counselling
+)
+
+
+def body(land: str, handle: str) -> ReportCreate:
+    return ReportCreate.model_validate(
+        {
+            "land": land,
+            "type_codes": ["A1"],
+            "description": "Drohnachricht nach der Ratssitzung.",
+            "channel": "letter",
+            "perpetrator_identifiers": [{"kind": "handle", "value": handle, "platform": "instagram"}],
+            "consent_matching": True,
+        }
+    )
+
+
+def file_at_once(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Registered]:
+    """File both reports from two threads (two sessions, two connections); both reach the registration
+    together, and each keeps its transaction open for ``HOLD_SECONDS`` after it."""
+    barrier = threading.Barrier(len(REPORTS), timeout=TIMEOUT_SECONDS)
+    results: list[Registered] = []
+    errors: list[BaseException] = []
+    original = MatchingService.register
+
+    def register(
+        self: MatchingService, session: Any, case_id: str, identifiers: Sequence[Identifier], budget: Budget
+    ) -> Registered:
+        barrier.wait()
+        result = original(self, session, case_id, identifiers, budget)
+        results.append(result)
+        time.sleep(HOLD_SECONDS)
+        return result
+
+    monkeypatch.setattr(MatchingService, "register", register)
+
+    def file(item: dict[str, str]) -> None:
+        try:
+            with runtime.sessions() as db:
+                runtime.intake.file_report(db, body(item["land"], item["handle"]), CaseDraft.new(), [])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=file, args=(item,), daemon=True) for item in REPORTS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_SECONDS)
+    assert not any(thread.is_alive() for thread in threads), "a filing hung"
+    assert errors == []
+    monkeypatch.setattr(MatchingService, "register", original)
+    return results
+
+
+def match_details(runtime: Runtime) -> list[Any]:
+    with runtime.sessions() as db:
+        return [
+            event.details
+            for event in db.scalars(select(AuditEvent).where(AuditEvent.action == "matching.match"))
+        ]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_reports_filed_at_the_same_moment_both_register_and_match(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runtime.settings.is_sqlite is False
+    results = file_at_once(runtime, monkeypatch)
+    # Both stored their token; the second, having waited for the first one's commit, found it.
+    assert sorted(result.matched_cases for result in results) == [0, 1]
+    assert all(result.done for result in results)
+    with runtime.sessions() as db:
+        case_ids = set(db.scalars(select(Case.id)))
+        rows = list(db.scalars(select(PerpetratorToken)))
+        told = {
+            row.payload["case_id"]
+            for row in db.scalars(select(OutboxMessage).where(OutboxMessage.topic == MATCH_TOPIC))
+        }
+    assert len(case_ids) == 2
+    assert len(rows) == 2
+    assert len({row.token for row in rows}) == 1
+    assert told == case_ids
+    assert match_details(runtime) == [{"cases": 2, "organisations": 2}]
+    with runtime.sessions() as db:
+        views = [runtime.matching.shared_with(db, case_id) for case_id in case_ids]
+    assert [view.cases if view is not None else 0 for view in views] == [1, 1]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_without_the_lock_the_two_would_miss_each_other(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: the same race with the advisory lock taken out stores both tokens and matches nothing,
+    so the test above fails if the lock stops working."""
+    monkeypatch.setattr(MatchingService, "_lock", staticmethod(lambda session, tokens: None))
+    results = file_at_once(runtime, monkeypatch)
+    assert [result.matched_cases for result in results] == [0, 0]
+    assert match_details(runtime) == []
