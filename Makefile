@@ -15,7 +15,7 @@ TEST_APT_PACKAGES := postgresql redis-server chromium nginx prometheus
 # cores would cost as much CPU per request as the server it measures).
 BENCH_APT_PACKAGES := wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# The suite runs on pytest-xdist workers, one test module at a time each (tests/parallel_helpers.py: the
+# The suite runs on pytest-xdist workers, one test module at a time each (tests/support/parallel.py: the
 # browser tests together on one worker, the longest modules first). Every worker has its own PostgreSQL,
 # Redis and live server. Much of the suite waits (on those, on SMTP, Chromium and sleeps), so a worker more
 # than the two cores pays; `make test TEST_WORKERS=1` runs it in one process, in file order.

@@ -38,7 +38,7 @@ from service.migrate import upgrade  # noqa: E402
 from service.runtime import build_runtime  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
-from staff_helpers import with_policy_organisations  # noqa: E402
+from tests.support.staff import with_policy_organisations  # noqa: E402
 
 _FIELD = re.compile(r'name="(csrf_token|submission_token)" value="([^"]+)"')
 

@@ -91,7 +91,7 @@ def main() -> None:
             f"snapshot {args.snapshot_month}: {results['snapshot_seconds']} s, released {snapshot.released}"
         )
 
-        from staff_helpers import Clock, staff_factory, weak_accounts
+        from tests.support.staff import Clock, staff_factory, weak_accounts
 
         runtime.recovery_shares = {}  # type: ignore[attr-defined]
         coordinator = staff_factory(runtime, weak_accounts(runtime, Clock()))(

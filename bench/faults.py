@@ -52,9 +52,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the test helpers that start and count the real services
 
-from helpers import free_port  # noqa: E402
-from notification_helpers import Inbox, SmtpService, WebhookServer  # noqa: E402
-from product_helpers import (  # noqa: E402
+from sqlalchemy import update  # noqa: E402
+
+from bench.common import Stack  # noqa: E402
+from service.config import Settings, load_secrets  # noqa: E402
+from service.db import make_engine, make_sessionmaker  # noqa: E402
+from service.organisations.models import Organisation  # noqa: E402
+from tests.support.notification import Inbox, SmtpService, WebhookServer  # noqa: E402
+from tests.support.product import (  # noqa: E402
     ROUTED_ORGANISATION,
     Audience,
     Product,
@@ -64,12 +69,7 @@ from product_helpers import (  # noqa: E402
     tally,
     wait_until,
 )
-from sqlalchemy import update  # noqa: E402
-
-from bench.common import Stack  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine, make_sessionmaker  # noqa: E402
-from service.organisations.models import Organisation  # noqa: E402
+from tests.support.stack import free_port  # noqa: E402
 
 TEMPLATE = "faults_template"
 

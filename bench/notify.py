@@ -68,7 +68,7 @@ class Arrivals:
 def prepare(settings: Settings) -> None:
     """Migrate, create the demo organisations and one Bavarian counsellor (weak Argon2: set-up only)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations
+    from tests.support.staff import Clock, staff_factory, weak_accounts, with_policy_organisations
 
     load_secrets(settings)
     engine = make_engine(settings.resolved_database_url)

@@ -40,9 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the test helpers that start and count the real services
 
-from helpers import free_port  # noqa: E402
-from notification_helpers import Inbox, SmtpService  # noqa: E402
-from product_helpers import (  # noqa: E402
+from bench.common import Stack  # noqa: E402
+from bench.intake import percentile  # noqa: E402
+from service.config import Settings, load_secrets  # noqa: E402
+from tests.support.notification import Inbox, SmtpService  # noqa: E402
+from tests.support.product import (  # noqa: E402
     REPORT,
     ROUTED_ORGANISATION,
     Audience,
@@ -54,10 +56,7 @@ from product_helpers import (  # noqa: E402
     tally,
     wait_until,
 )
-
-from bench.common import Stack  # noqa: E402
-from bench.intake import percentile  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
+from tests.support.stack import free_port  # noqa: E402
 
 TEMPLATE = "scaleout_template"
 # Low limits for the rate-limit proof: small enough to hammer three times over in a second or two.

@@ -16,17 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PgCluster, migrated_database
-from migration_helpers import empty_database  # noqa: F401 - a fixture, for every migration test with data
-from staff_helpers import (
-    Clock,
-    MakeStaff,
-    Staff,
-    staff_factory,
-    totp_codes,
-    weak_accounts,
-    with_policy_organisations,
-)
 
 from service.app import create_app
 from service.auth import sessions
@@ -37,15 +26,27 @@ from service.config import Settings
 from service.db import make_engine
 from service.migrate import upgrade
 from service.runtime import Runtime, build_runtime
+from tests.support.migration import empty_database  # noqa: F401 - a fixture, for every migration test with data
+from tests.support.stack import PgCluster, migrated_database
+from tests.support.staff import (
+    Clock,
+    Login,
+    MakeStaff,
+    Staff,
+    staff_factory,
+    totp_codes,
+    weak_accounts,
+    with_policy_organisations,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """``--dist loadfile`` as `make test` runs it (tests/parallel_helpers.py); other modes as xdist's."""
+    """``--dist loadfile`` as `make test` runs it (tests/support/parallel.py); other modes as xdist's."""
     if config.getoption("dist", None) != "loadfile":
         return None
-    from parallel_helpers import ModuleScheduling
+    from tests.support.parallel import ModuleScheduling
 
     return ModuleScheduling(config, log)
 
@@ -187,9 +188,6 @@ def subject_of(
         return subject
 
     return open_subject
-
-
-Login = Callable[[Staff], TestClient]
 
 
 @pytest.fixture

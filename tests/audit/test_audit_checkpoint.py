@@ -21,10 +21,7 @@ import typer
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from fastapi.testclient import TestClient
-from helpers import free_port
-from notification_helpers import Inbox, SmtpServer, SmtpService, maildir_messages
 from sqlalchemy import JSON, bindparam, func, select, text, update
-from staff_helpers import MakeStaff
 from typer.testing import CliRunner, Result
 
 from service.audit import Checkpoint, Problem, find_checkpoints, verify
@@ -39,6 +36,9 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime
+from tests.support.notification import Inbox, SmtpServer, SmtpService, maildir_messages
+from tests.support.stack import free_port
+from tests.support.staff import MakeStaff
 from workers import context
 from workers import tasks as worker_tasks
 from workers.celery_app import celery_config, make_celery

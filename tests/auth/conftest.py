@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from staff_helpers import Clock, weak_accounts, with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime, build_runtime
+from tests.support.staff import Clock, weak_accounts, with_policy_organisations
 
 
 @pytest.fixture

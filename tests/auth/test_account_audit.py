@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.audit import verify
 from service.audit.models import AuditEvent
@@ -13,6 +12,7 @@ from service.auth.service import AccountService
 from service.organisations import repository as organisations
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff, Staff
 
 
 def events_about(runtime: Runtime, user_id: str) -> list[tuple[str, str, str | None]]:

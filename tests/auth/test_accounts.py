@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
-from staff_helpers import PASSWORD, WEAK, Clock, MakeStaff, Staff
 
 from service.auth import sessions
 from service.auth.models import RecoveryCode, StaffUser, WebSession
@@ -35,6 +34,7 @@ from service.organisations import repository as organisations
 from service.organisations.custody import member_epoch_keys
 from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
 from service.runtime import Runtime
+from tests.support.staff import PASSWORD, WEAK, Clock, MakeStaff, Staff
 
 Subjects = Callable[[Staff], Subject]
 

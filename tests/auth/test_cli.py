@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from staff_helpers import WEAK
 from typer.testing import CliRunner
 
 from service.audit import AuditLog
@@ -24,6 +23,7 @@ from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody
 from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
 from service.runtime import Runtime, build_runtime
+from tests.support.staff import WEAK
 
 runner = CliRunner()
 

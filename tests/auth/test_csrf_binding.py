@@ -7,14 +7,21 @@ from collections.abc import Callable
 
 import httpx
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import func, select
-from staff_helpers import Clock, MakeStaff, Staff, staff_factory, weak_accounts, with_policy_organisations
 
 from service.app import create_app
 from service.auth.models import WebSession
 from service.config import Settings
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import (
+    Clock,
+    MakeStaff,
+    Staff,
+    staff_factory,
+    weak_accounts,
+    with_policy_organisations,
+)
 
 Code = Callable[[Staff], str]
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}

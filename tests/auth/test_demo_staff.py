@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from staff_helpers import WEAK
 from typer.testing import CliRunner
 
 from service.app import create_app
@@ -19,6 +18,7 @@ from service.config import ConfigurationError, Mode, Settings, get_settings
 from service.crypto import totp_code, totp_secret_from_base32
 from service.demo import load_demo
 from service.runtime import build_runtime
+from tests.support.staff import WEAK
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.auth.deps import DEVICE_COOKIE
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff, Staff
 
 Code = Callable[[Staff], str]
 WRONG = "falsches-Passwort-123"

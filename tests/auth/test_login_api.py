@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from staff_helpers import PASSWORD, Clock, MakeStaff, Staff, staff_factory
 
 from service.auth import service as account_service
 from service.auth.gate import Argon2Gate
 from service.crypto import totp_code
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff, staff_factory
 
 Login = Callable[..., httpx.Response]
 FAILED = {"detail": "Wrong e-mail, password or code."}

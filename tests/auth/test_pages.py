@@ -8,9 +8,7 @@ from urllib.parse import unquote
 
 import httpx
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import select
-from staff_helpers import PASSWORD, Clock, MakeStaff, Staff
 
 from service.auth.models import WebSession
 from service.auth.passwords import PasswordProblem
@@ -18,6 +16,8 @@ from service.crypto import totp_code, totp_secret_from_base32
 from service.i18n import I18N_DIR, SUPPORTED, load_catalogue
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff
 
 Code = Callable[[Staff], str]
 

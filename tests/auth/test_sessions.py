@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from staff_helpers import PASSWORD, MakeStaff
 
 from service.app import create_app
 from service.auth import sessions
@@ -23,6 +22,7 @@ from service.config import Settings
 from service.crypto import Context, DecryptionError, open_sealed, open_with_password_and_pepper
 from service.db import utcnow
 from service.runtime import Runtime, build_runtime
+from tests.support.staff import PASSWORD, MakeStaff
 
 Login = Callable[..., httpx.Response]
 

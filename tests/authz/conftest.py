@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from authz_helpers import World, app_client, build_world
-from helpers import migrated_database
-from staff_helpers import Clock, staff_factory, totp_codes, weak_accounts, with_policy_organisations
 
 from service.config import Settings
 from service.runtime import build_runtime
+from tests.support.authz import World, app_client, build_world
+from tests.support.stack import migrated_database
+from tests.support.staff import Clock, staff_factory, totp_codes, weak_accounts, with_policy_organisations
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

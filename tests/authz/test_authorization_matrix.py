@@ -44,7 +44,18 @@ from typing import Any, Literal
 
 import httpx2
 import pytest
-from authz_helpers import (
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import update
+from starlette.routing import Mount, WebSocketRoute
+from starlette.routing import Route as StarletteRoute
+
+from service.app import create_app
+from service.auth.models import StaffUser
+from service.config import Settings
+from service.runtime import build_runtime
+from tests.support.authz import (
     ARTICLE,
     OTHER_PASSWORD,
     RELEASE_YEAR,
@@ -59,18 +70,7 @@ from authz_helpers import (
     new_password,
     text_file,
 )
-from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
-from fastapi.staticfiles import StaticFiles
-from sqlalchemy import update
-from staff_helpers import PASSWORD
-from starlette.routing import Mount, WebSocketRoute
-from starlette.routing import Route as StarletteRoute
-
-from service.app import create_app
-from service.auth.models import StaffUser
-from service.config import Settings
-from service.runtime import build_runtime
+from tests.support.staff import PASSWORD
 
 EASY_PAGE = "strafantrag"  # a page in Leichte Sprache
 

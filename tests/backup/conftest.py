@@ -13,7 +13,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from backup_helpers import (
+from fastapi.testclient import TestClient
+
+from service.config import Settings, get_settings
+from service.crypto import encode_public_key
+from service.db import utcnow
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from service.statistics.dashboard import make_snapshot
+from service.statistics.domains import domains_from
+from service.statistics.policy import load_statistics_policy
+from tests.support.backup import (
     EVIDENCE,
     LARGE_TEXT,
     BackupKey,
@@ -24,18 +34,8 @@ from backup_helpers import (
     reporter_answers,
     write_key,
 )
-from fastapi.testclient import TestClient
-from retention_helpers import PDF
-from staff_helpers import MakeStaff, Staff
-
-from service.config import Settings, get_settings
-from service.crypto import encode_public_key
-from service.db import utcnow
-from service.organisations.models import MembershipRole
-from service.runtime import Runtime
-from service.statistics.dashboard import make_snapshot
-from service.statistics.domains import domains_from
-from service.statistics.policy import load_statistics_policy
+from tests.support.retention import PDF
+from tests.support.staff import MakeStaff, Staff
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from backup_helpers import invoke, point_cli_at
 
 from service.backup.service import archive_name
 from service.config import Settings
 from service.crypto import backup_key_id, decode_private_key, decode_public_key
 from service.db import utcnow
+from tests.support.backup import invoke, point_cli_at
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

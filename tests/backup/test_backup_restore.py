@@ -13,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backup_helpers import EVIDENCE, LARGE_TEXT, BackupKey, Filed, Target, invoke, point_cli_at
-from custody_helpers import secrets_in
 from fastapi.testclient import TestClient
-from helpers import csrf_token, pg_bin
-from retention_helpers import PDF
-from staff_helpers import Clock, Staff, weak_accounts
 
 from service.app import create_app
 from service.cases.blobs import BlobStore
@@ -26,6 +21,12 @@ from service.config import SECRET_NAMES, Settings
 from service.crypto import ArchiveReader, PrivateKey
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import snapshot_of
+from tests.support.backup import EVIDENCE, LARGE_TEXT, BackupKey, Filed, Target, invoke, point_cli_at
+from tests.support.custody import secrets_in
+from tests.support.forms import csrf_token
+from tests.support.retention import PDF
+from tests.support.stack import pg_bin
+from tests.support.staff import Clock, Staff, weak_accounts
 
 
 def every_attachment(case: dict[str, Any]) -> list[dict[str, Any]]:

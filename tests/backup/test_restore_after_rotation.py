@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from backup_helpers import EVIDENCE, BackupKey, Target, file_with_files, invoke, point_cli_at
 from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.runtime import build_runtime
+from tests.support.backup import EVIDENCE, BackupKey, Target, file_with_files, invoke, point_cli_at
 
 
 def test_an_archive_from_before_a_rotation_restores_and_verifies_across_it(

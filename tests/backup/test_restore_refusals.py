@@ -8,7 +8,6 @@ import secrets
 from pathlib import Path
 
 import pytest
-from backup_helpers import LARGE_TEXT, BackupKey, Target, file_with_files, invoke, point_cli_at, write_key
 from fastapi.testclient import TestClient
 
 from service.backup import database
@@ -17,6 +16,15 @@ from service.crypto.archive import ARCHIVE_CHUNK_BYTES, HEADER_BYTES
 from service.crypto.stream import HEADER_BYTES as STREAM_HEADER_BYTES
 from service.db import make_engine
 from service.migrate import upgrade
+from tests.support.backup import (
+    LARGE_TEXT,
+    BackupKey,
+    Target,
+    file_with_files,
+    invoke,
+    point_cli_at,
+    write_key,
+)
 
 assert DEFAULT_CHUNK_BYTES < ARCHIVE_CHUNK_BYTES
 RECORD_BYTES = ARCHIVE_CHUNK_BYTES + 16

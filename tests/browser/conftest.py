@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import LiveServer, free_port
 from playwright.sync_api import Browser, sync_playwright
 
 from service.supervisor import STOP_GRACE_SECONDS
+from tests.support.stack import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM_ARGS = [

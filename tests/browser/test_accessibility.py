@@ -1,8 +1,8 @@
-"""axe-core at WCAG 2.1 AA on every page of tests/page_catalogue.py, reached the way people reach them.
+"""axe-core at WCAG 2.1 AA on every page of tests/support/page_catalogue.py, reached as people reach them.
 
 Each flow runs with JavaScript off: reporters and visitors on a 360 px phone, staff at a 1280 px desk.
 Every form is sent by the browser itself and its answer (errors, receipt, notice) is checked where it
-lands; tests/browser_helpers.PageChecker replays each state for axe in both colour schemes and at both
+lands; tests.support.browser.PageChecker replays each state for axe in both colour schemes and at both
 widths. The last test fails if a page of the catalogue, an error page, or a reporter page in English was
 not checked here.
 
@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_helpers import (
+from playwright.sync_api import Browser, FilePayload, Page, expect
+
+from tests.support.browser import (
     BACKGROUND_OF,
     Authenticator,
     PageChecker,
@@ -31,9 +33,14 @@ from browser_helpers import (
     phone_for,
     rueckhalt,
 )
-from helpers import LiveServer
-from page_catalogue import ERROR_PAGES, FORM_ANSWER_PAGES, GERMAN_ONLY_PAGES, PAGES, REPORTER_PAGES
-from playwright.sync_api import Browser, FilePayload, Page, expect
+from tests.support.page_catalogue import (
+    ERROR_PAGES,
+    FORM_ANSWER_PAGES,
+    GERMAN_ONLY_PAGES,
+    PAGES,
+    REPORTER_PAGES,
+)
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -366,7 +373,7 @@ def test_counsellor_pages(
             checker.check(mayor, "GET /fall")
             href = link.get_attribute("href")
             assert href is not None
-            # The attachment route is a download, not a page (tests/page_catalogue.py NOT_PAGES).
+            # The attachment route is a download, not a page (tests/support/page_catalogue.py NOT_PAGES).
             download = mayor.request.get(f"{live_server.url}{href}")
             assert download.headers["content-disposition"].startswith("attachment;")
             assert download.body() == ANSWER_FILE["buffer"]
@@ -702,11 +709,11 @@ def test_selfcheck_code_and_plans(browser: Browser, live_server: LiveServer, che
 def test_every_page_was_checked(checker: PageChecker) -> None:
     """Runs after the flows above (pytest keeps the order of a module); alone it has nothing to look at."""
     missing = {route for route in PAGES if f"GET {route}" not in checker.checked}
-    assert not missing, f"pages of tests/page_catalogue.py that no flow checked: {missing}"
+    assert not missing, f"pages of tests/support/page_catalogue.py that no flow checked: {missing}"
     errors = {status for status in ERROR_PAGES if f"error {status}" not in checker.checked}
     assert not errors, f"error pages not checked: {errors}"
     answers = {route for route in FORM_ANSWER_PAGES if f"POST {route}" not in checker.checked}
-    assert not answers, f"form answers of tests/page_catalogue.py that no flow checked: {answers}"
+    assert not answers, f"form answers of tests/support/page_catalogue.py that no flow checked: {answers}"
     not_both = {
         route
         for route in REPORTER_PAGES - GERMAN_ONLY_PAGES

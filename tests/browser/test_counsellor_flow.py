@@ -10,9 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import Authenticator, context_for, no_axe_violations, no_horizontal_scroll, phone_for
-from helpers import LiveServer
 from playwright.sync_api import Browser, Page, expect
+
+from tests.support.browser import (
+    Authenticator,
+    context_for,
+    no_axe_violations,
+    no_horizontal_scroll,
+    phone_for,
+)
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -18,15 +18,6 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import (
-    NewAccount,
-    context_for,
-    create_account,
-    no_horizontal_scroll,
-    rueckhalt,
-    untranslated,
-)
-from helpers import LiveServer
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,6 +27,15 @@ from service.config import Settings
 from service.crypto import parse_share
 from service.db import make_engine, make_sessionmaker
 from service.organisations.models import MemberKeyGrant, Membership, Organisation
+from tests.support.browser import (
+    NewAccount,
+    context_for,
+    create_account,
+    no_horizontal_scroll,
+    rueckhalt,
+    untranslated,
+)
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

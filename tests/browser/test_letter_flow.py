@@ -10,10 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_helpers import context_for, no_axe_violations, no_horizontal_scroll
-from helpers import LiveServer
 from playwright.sync_api import Browser, expect
 from pypdf import PdfReader
+
+from tests.support.browser import context_for, no_axe_violations, no_horizontal_scroll
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""The page catalogue (tests/page_catalogue.py) names every GET route of the application.
+"""The page catalogue (tests/support/page_catalogue.py) names every GET route of the application.
 
 No browser needed: the routes come from the application itself. A new GET route fails here until it is
 either a page (and so gets axe-core in tests/browser/test_accessibility.py) or a named exception with its
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from page_catalogue import (
+from service.app import create_app
+from service.config import Settings
+from service.runtime import build_runtime
+from tests.support.page_catalogue import (
     ERROR_PAGES,
     FORM_ANSWER_PAGES,
     NOT_PAGES,
@@ -18,10 +21,6 @@ from page_catalogue import (
     get_routes,
     routes_answering,
 )
-
-from service.app import create_app
-from service.config import Settings
-from service.runtime import build_runtime
 
 
 def test_every_get_route_is_a_checked_page_or_a_named_exception(tmp_path: Path) -> None:
@@ -35,7 +34,8 @@ def test_every_get_route_is_a_checked_page_or_a_named_exception(tmp_path: Path) 
         runtime.dispose()
 
     unlisted = routes - PAGES.keys() - NOT_PAGES.keys()
-    assert not unlisted, f"GET routes in neither PAGES nor NOT_PAGES of tests/page_catalogue.py: {unlisted}"
+    where = "tests/support/page_catalogue.py"
+    assert not unlisted, f"GET routes in neither PAGES nor NOT_PAGES of {where}: {unlisted}"
     stale = (PAGES.keys() | NOT_PAGES.keys()) - routes
     assert not stale, f"catalogue entries without a route: {stale}"
     assert not PAGES.keys() & NOT_PAGES.keys()

@@ -4,9 +4,10 @@ connection (or a prepaid plan) must get it at once. Measured in the browser, fir
 from __future__ import annotations
 
 import pytest
-from browser_helpers import context_for
-from helpers import LiveServer
 from playwright.sync_api import Browser, Response
+
+from tests.support.browser import context_for
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

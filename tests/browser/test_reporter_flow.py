@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import LiveServer
 from playwright.sync_api import Browser, expect
+
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -9,9 +9,10 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import LiveServer
 from playwright.sync_api import Browser, Page, Request, expect
 from pypdf import PdfReader
+
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from browser_helpers import context_for, no_axe_violations, no_horizontal_scroll, phone_for
-from helpers import LiveServer
 from playwright.sync_api import Browser, Request, expect
+
+from tests.support.browser import context_for, no_axe_violations, no_horizontal_scroll, phone_for
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_helpers import context_for, no_axe_violations, no_horizontal_scroll
-from helpers import LiveServer
 from playwright.sync_api import Browser, expect
+
+from tests.support.browser import context_for, no_axe_violations, no_horizontal_scroll
+from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import all_bytes_under, csrf_token, pg_dump, report_form_tokens
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.stack import all_bytes_under, pg_dump
+from tests.support.staff import MakeStaff, Staff
 
 MARKERS = {
     "message": "QXMSGCANARY7341",

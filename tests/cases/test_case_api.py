@@ -6,15 +6,15 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import report_form_tokens
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.audit import verify
 from service.audit.models import AuditEvent
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import report_form_tokens
+from tests.support.staff import MakeStaff, Staff
 
 REPORT = {
     "land": "09",

@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import func, insert, inspect, select
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -35,6 +33,8 @@ from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import type_code_matches
+from tests.support.forms import csrf_token, submission_token
+from tests.support.staff import MakeStaff, Staff
 
 DESCRIPTION = "Brief im Rathaus:\n<script>alert(1)</script>\n  „Wir wissen, wo du wohnst.“"
 REPORT = {

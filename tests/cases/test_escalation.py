@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.cases.deadlines import add_months, week_start
@@ -19,6 +18,7 @@ from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz", "channel": "email"}
 

@@ -19,9 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.auth.subject import Subject
@@ -39,6 +37,8 @@ from service.statistics.domains import domains_from
 from service.statistics.models import StatisticsExtract
 from service.statistics.policy import load_statistics_policy
 from service.statistics.rows import from_model
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.staff import MakeStaff
 
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 

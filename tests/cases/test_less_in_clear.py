@@ -11,9 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import Engine, LargeBinary, inspect, select
-from staff_helpers import MakeStaff
 
 from service.cases.deadlines import add_months, week_start
 from service.cases.models import Case, CaseMessage, Incident
@@ -22,6 +20,8 @@ from service.i18n import LOCAL_ZONE
 from service.models import Base
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.migration import insert_old_case, insert_row, migrate_to
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz", "channel": "email"}
 # Case-work tables keep times to the minute, the two-way channel to the second (docs/clear-columns.md).

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.audit.models import AuditEvent
 from service.cases.deadlines import add_months, week_start
@@ -17,6 +16,7 @@ from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.staff import MakeStaff, Staff
 
 REPORT = {
     "land": "09",

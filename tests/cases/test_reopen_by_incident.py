@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.auth.subject import Subject
@@ -27,6 +26,7 @@ from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff
 
 REPORT = {
     "land": "09",

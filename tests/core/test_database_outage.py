@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import PgCluster
 from sqlalchemy import exc as sa_exc
-from staff_helpers import with_policy_organisations
 
 from service import db
 from service.app import create_app
@@ -22,6 +20,8 @@ from service.config import Settings
 from service.db import make_engine
 from service.migrate import upgrade
 from service.runtime import Runtime, build_runtime
+from tests.support.stack import PgCluster
+from tests.support.staff import with_policy_organisations
 
 # The response type of the TestClient (starlette picks httpx2 when it is installed, as here).
 Response = Any

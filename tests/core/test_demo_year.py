@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case, CaseKeyGrant, CaseMessage, CaseStatus
@@ -22,6 +21,7 @@ from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from service.statistics.ledger import published
 from service.statistics.models import BudgetSpend, StatisticsExtract, StatisticsSnapshot
+from tests.support.staff import MakeStaff
 from workers import context
 from workers import tasks as worker_tasks
 

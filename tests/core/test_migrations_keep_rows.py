@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import text
 
 from service.db import make_engine
+from tests.support.migration import insert_old_case, insert_row, migrate_to
 
 CHILDREN = ("case_file", "incident", "attachment", "routing_record", "case_key_grant", "membership")
 

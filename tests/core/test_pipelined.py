@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from helpers import PgCluster
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from service.db import (
     make_sessionmaker,
     pipelined,
 )
+from tests.support.stack import PgCluster
 
 T = TypeVar("T")
 Run = Callable[[Callable[[Session], Any]], Any]

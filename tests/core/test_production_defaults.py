@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from helpers import free_port
-from notification_helpers import RedisProcess
 from typer.testing import CliRunner
 
 from service.app import create_app
@@ -30,6 +28,8 @@ from service.config import (
 )
 from service.health import HealthProbe
 from service.runtime import Runtime
+from tests.support.notification import RedisProcess
+from tests.support.stack import free_port
 
 
 def _production(tmp_path: Path, **changes: Any) -> Settings:

@@ -11,7 +11,16 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from evidence_helpers import (
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from service.audit.models import AuditEvent
+from service.cases.models import Attachment, Case
+from service.crypto import Context, seal
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from tests.support.evidence import (
     PDF,
     SHA_PDF,
     SHA_TEXT,
@@ -25,17 +34,8 @@ from evidence_helpers import (
     sign_in,
     staff_browser,
 )
-from fastapi.testclient import TestClient
-from helpers import csrf_token
-from pypdf import PdfReader
-from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
-
-from service.audit.models import AuditEvent
-from service.cases.models import Attachment, Case
-from service.crypto import Context, seal
-from service.organisations.models import MembershipRole
-from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 # A threat pasted with a right-to-left override (it would reorder what follows on a screen) and markup.
 TYPED = "Kommentar: \u202eTOD\u202c <b>Wir wissen, wo du wohnst.</b> 🔪 Dossier-Kanarienvogel-7"

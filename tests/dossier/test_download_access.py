@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from evidence_helpers import PDF, Browsers, browsers, file_report, sign_in, staff_browser
-from helpers import csrf_token
 from sqlalchemy import func, select
-from staff_helpers import MakeStaff, Staff
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
+from tests.support.evidence import PDF, Browsers, browsers, file_report, sign_in, staff_browser
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 # Each generating route by its last path segment, with the form fields it needs besides the token and the
 # audit action a success records.

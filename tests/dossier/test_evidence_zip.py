@@ -20,7 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from evidence_helpers import (
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from service.audit.models import AuditEvent
+from service.cases.blobs import BlobStore
+from service.cases.models import Attachment, Case
+from service.crypto import Context, new_data_key, seal, seal_stream
+from service.dossier import archive
+from service.dossier.names import MAX_NAME_CHARS, numbered, safe_file_name
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from tests.support.evidence import (
     PDF,
     SHA_PDF,
     SHA_TEXT,
@@ -34,20 +46,8 @@ from evidence_helpers import (
     sign_in,
     staff_browser,
 )
-from fastapi.testclient import TestClient
-from helpers import csrf_token
-from pypdf import PdfReader
-from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
-
-from service.audit.models import AuditEvent
-from service.cases.blobs import BlobStore
-from service.cases.models import Attachment, Case
-from service.crypto import Context, new_data_key, seal, seal_stream
-from service.dossier import archive
-from service.dossier.names import MAX_NAME_CHARS, numbered, safe_file_name
-from service.organisations.models import MembershipRole
-from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 SENT = [
     ("attachments", ("Screenshot Kommentar.pdf", PDF, "application/pdf")),

@@ -11,12 +11,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
 import pytest
-from evidence_helpers import PDF, Browsers, browsers, file_report, flat, sign_in, staff_browser
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from pypdf import PdfReader
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.cases.models import Case
 from service.dossier import letters
@@ -24,6 +21,9 @@ from service.dossier.letters import LetterKind, Typed
 from service.dossier.service import Coded, Dossier, DossierIncident
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.evidence import PDF, Browsers, browsers, file_report, flat, sign_in, staff_browser
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 # A1 is a complaint-only offence: filed on 28.11.2026, the Strafantrag period ends on 28.02.2027.
 DEADLINE = "28.02.2027"

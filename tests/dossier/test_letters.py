@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import pytest
-from evidence_helpers import (
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from service.audit.models import AuditEvent
+from service.cases.models import Case
+from service.dossier import letters
+from service.dossier.letters import HEADINGS, LetterKind
+from service.dossier.service import Coded
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime
+from tests.support.evidence import (
     DESCRIPTION,
     PDF,
     SHA_PDF,
@@ -30,19 +41,8 @@ from evidence_helpers import (
     sign_in,
     staff_browser,
 )
-from fastapi.testclient import TestClient
-from helpers import csrf_token
-from pypdf import PdfReader
-from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
-
-from service.audit.models import AuditEvent
-from service.cases.models import Case
-from service.dossier import letters
-from service.dossier.letters import HEADINGS, LetterKind
-from service.dossier.service import Coded
-from service.organisations.models import MembershipRole
-from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 INCIDENT_URL = "https://example.social/post/4711"
 # Typed on the page: each a marker that must reach the letter and nothing else.

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuzz_helpers import World, build_world, sqlite_copy, world_settings
-from helpers import PgCluster
+
+from tests.support.fuzz import World, build_world, sqlite_copy, world_settings
+from tests.support.stack import PgCluster
 
 # Small upload limits, so that the oversized items of the corpus stay small.
 SMALL_UPLOADS = {

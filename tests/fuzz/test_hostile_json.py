@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from corpus.generate import applies, build_body
-from corpus.loader import JsonItem, json_items
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, unchanged
+
+from tests.corpus.generate import applies, build_body
+from tests.corpus.loader import JsonItem, json_items
+from tests.support.fuzz import World, unchanged
 
 
 @dataclass(frozen=True)

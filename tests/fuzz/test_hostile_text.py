@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import markupsafe
 import pytest
-from corpus.generate import expand
-from corpus.loader import TextItem, text_items
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, receipt_from, unchanged
-from helpers import REPORT_TEXT_FIELDS, csrf_token, submission_token
 from sqlalchemy import select
 
 from service.outbox.models import OutboxMessage
+from tests.corpus.generate import expand
+from tests.corpus.loader import TextItem, text_items
+from tests.support.forms import REPORT_TEXT_FIELDS, csrf_token, submission_token
+from tests.support.fuzz import World, receipt_from, unchanged
 from workers.context import context_for
 
 # Every free-text field of a report but the phone number, whose 40 characters are too few for the corpus.

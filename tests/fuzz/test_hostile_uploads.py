@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 import markupsafe
 import pytest
-from corpus.generate import CAMERA_MAKE, GPS_IFD, expand, make_file
-from corpus.loader import UploadItem, upload_items
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, receipt_from, snapshot, unchanged
-from helpers import csrf_token, submission_token
 from PIL import Image
 
 from service.reports.schemas import is_control
+from tests.corpus.generate import CAMERA_MAKE, GPS_IFD, expand, make_file
+from tests.corpus.loader import UploadItem, upload_items
+from tests.support.forms import csrf_token, submission_token
+from tests.support.fuzz import World, receipt_from, snapshot, unchanged
 
 REPORT = {"land": "09", "district_ags": "09162", "type_codes": ["A3a"], "channel": "letter"}
 BLOB = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{32}$")

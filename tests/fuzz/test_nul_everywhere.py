@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from fuzz_helpers import World, unchanged
-from helpers import csrf_token
+
+from tests.support.forms import csrf_token
+from tests.support.fuzz import World, unchanged
 
 STAFF_FORMS = [
     # (who, url, fields): forms whose fields reached PostgreSQL with a NUL in them.

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from fuzz_helpers import STAFF_ROLES, World
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -32,6 +31,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.support.fuzz import STAFF_ROLES, World
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ROLES = ("anonymous", "reporter", *STAFF_ROLES)

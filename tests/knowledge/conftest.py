@@ -8,12 +8,12 @@ from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token
-from staff_helpers import Staff
 
 from service.app import create_app
 from service.knowledge.seed import seed_articles
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import Staff
 
 Browser = Callable[[Staff | None], TestClient]
 

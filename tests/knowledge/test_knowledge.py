@@ -9,9 +9,7 @@ from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -19,6 +17,8 @@ from service.knowledge.models import KnowledgeArticle
 from service.knowledge.seed import seed_articles, shipped
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, submission_token
+from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
 

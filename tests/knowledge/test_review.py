@@ -10,9 +10,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import select, update
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -22,6 +20,8 @@ from service.knowledge.seed import seed_articles, shipped
 from service.notifications.recipients import Directory, Member, recipients
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
 

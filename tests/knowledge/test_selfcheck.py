@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custody_helpers import dump_database
 from fastapi.testclient import TestClient
-from helpers import all_bytes_under, csrf_token
 from markupsafe import escape
 from pypdf import PdfReader
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.config import Settings
@@ -37,6 +34,10 @@ from service.knowledge.selfcheck import ANSWERS, load_selfcheck, questions
 from service.knowledge.selfcheck_dashboard import aggregate
 from service.knowledge.selfcheck_store import Tallies
 from service.runtime import Runtime
+from tests.support.custody import dump_database
+from tests.support.forms import csrf_token
+from tests.support.stack import all_bytes_under
+from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
 CODE = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")

@@ -13,9 +13,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import func, select, update
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -28,6 +26,8 @@ from service.notifications.recipients import Directory, Member, recipients
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
 

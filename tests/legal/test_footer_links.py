@@ -9,11 +9,11 @@ import re
 from typing import Any
 
 from fastapi.testclient import TestClient
-from staff_helpers import MakeStaff
 
 from service.app import create_app
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff
 
 IMPRINT = "https://traeger.example/impressum"
 PRIVACY = "https://traeger.example/datenschutz"

@@ -16,11 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Login
 from fastapi.testclient import TestClient
-from helpers import csrf_token, pg_dump, submission_token
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case, CaseKeyGrant
@@ -31,6 +28,9 @@ from service.matching.service import MATCH_TOPIC, cases_in_clusters
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, submission_token
+from tests.support.stack import pg_dump
+from tests.support.staff import Login, MakeStaff
 
 BAYERN, SACHSEN, NRW = "beratung-by", "beratung-sn", "beratung-nw"
 LAND_OF = {BAYERN: "09", SACHSEN: "14", NRW: "05"}

@@ -15,11 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from backup_helpers import point_cli_at
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import select
-from staff_helpers import Clock, MakeStaff, Staff, weak_accounts
 from typer.testing import CliRunner
 
 from service.app import create_app
@@ -31,6 +28,9 @@ from service.matching.service import MATCH_TOPIC, Budget
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime, build_runtime
+from tests.support.backup import point_cli_at
+from tests.support.forms import csrf_token
+from tests.support.staff import Clock, MakeStaff, Staff, weak_accounts
 
 BAYERN, SACHSEN, NRW = "beratung-by", "beratung-sn", "beratung-nw"
 LAND_OF = {BAYERN: "09", SACHSEN: "14", NRW: "05"}

@@ -10,14 +10,21 @@ import pytest
 import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from helpers import free_port
-from notification_helpers import Inbox, RedisProcess, SmtpServer, SmtpService, WebhookReceiver, WebhookServer
-from staff_helpers import MakeStaff
-from worker_helpers import Stack
 
 from service.config import Settings
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.notification import (
+    Inbox,
+    RedisProcess,
+    SmtpServer,
+    SmtpService,
+    WebhookReceiver,
+    WebhookServer,
+)
+from tests.support.stack import free_port
+from tests.support.staff import MakeStaff
+from tests.support.worker import Stack
 from workers import context
 from workers.celery_app import make_celery
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
-from helpers import all_bytes_under
-from notification_helpers import SmtpServer, WebhookReceiver
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer, WebhookReceiver
+from tests.support.stack import all_bytes_under
+from tests.support.staff import MakeStaff
 from workers import context
 from workers.celery_app import make_celery
 

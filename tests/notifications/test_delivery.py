@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from notification_helpers import SmtpServer, WebhookReceiver
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.config import Settings
 from service.crypto import verify_webhook, webhook_secret
@@ -25,6 +23,8 @@ from service.notifications.webhooks import WebhookSender
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer, WebhookReceiver
+from tests.support.staff import MakeStaff
 
 DESCRIPTION = "QXDESCCANARY Drohbrief an die Bürgermeisterin von Kleinstadt"
 REPORT = {

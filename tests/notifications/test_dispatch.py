@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import free_port
-from notification_helpers import SmtpServer
 from sqlalchemy import func, select
-from worker_helpers import REPORT, Stack, outbox, wait_until
 
 from service.app import create_app
 from service.outbox.dispatch import Dispatcher
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer
+from tests.support.stack import free_port
+from tests.support.worker import REPORT, Stack, outbox, wait_until
 
 
 def _api(runtime: Runtime, broker_url: str) -> TestClient:

@@ -22,11 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
-from helpers import PgCluster, free_port
-from notification_helpers import Inbox, RedisProcess, SmtpServer, SmtpService
-from product_helpers import ROUTED_ORGANISATION, Audience, Product, Traffic, outbox_settled, tally
 from sqlalchemy import select
-from staff_helpers import Clock, MakeStaff, staff_factory, weak_accounts, with_policy_organisations
 
 from service.config import PROJECT_ROOT, Settings
 from service.db import make_engine
@@ -35,6 +31,10 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime, build_runtime
+from tests.support.notification import Inbox, RedisProcess, SmtpServer, SmtpService
+from tests.support.product import ROUTED_ORGANISATION, Audience, Product, Traffic, outbox_settled, tally
+from tests.support.stack import PgCluster, free_port
+from tests.support.staff import Clock, MakeStaff, staff_factory, weak_accounts, with_policy_organisations
 from workers import context
 from workers.celery_app import make_celery
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from helpers import free_port
-from notification_helpers import Inbox, maildir_messages
 from pydantic import SecretStr
 
 from service.config import Settings
 from service.notifications.mail import MAIL_TEMPLATES, MaildirMailer, SmtpMailer, build_message, render
+from tests.support.notification import Inbox, maildir_messages
+from tests.support.stack import free_port
 
 CONTEXT = {
     "organisation": "Hilfe & Rat <Nord>",

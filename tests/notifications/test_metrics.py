@@ -17,18 +17,18 @@ import httpx
 import pytest
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
-from helpers import free_port
-from notification_helpers import SmtpServer
-from page_catalogue import routes_answering
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
-from worker_helpers import REPORT, outbox, wait_until
 
 from service.app import create_app
 from service.cases.models import Case
 from service.config import Settings
 from service.observability import metrics
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer
+from tests.support.page_catalogue import routes_answering
+from tests.support.stack import free_port
+from tests.support.worker import REPORT, outbox, wait_until
 from workers import context
 from workers.celery_app import make_celery
 

@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token
-from notification_helpers import SmtpServer
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.app import create_app
 from service.cases.models import Case
@@ -28,6 +25,9 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.writer import enqueue
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.notification import SmtpServer
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung QXNEUTRAL", "channel": "email"}
 ADDRESS = "posteingang@example.org"

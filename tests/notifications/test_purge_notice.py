@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from notification_helpers import SmtpServer
-from retention_helpers import set_closure
 from sqlalchemy import select
 
 from service.cases.models import ReminderLog
@@ -22,6 +20,8 @@ from service.notifications.webhooks import WebhookSender
 from service.outbox.models import OutboxMessage
 from service.retention.service import NOTICE_TOPIC
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer
+from tests.support.retention import set_closure
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "QXPURGECANARY Beleidigung", "channel": "email"}
 ADDRESS = "nur-fuer-mich@example.org"

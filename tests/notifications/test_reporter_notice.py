@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token
-from notification_helpers import SmtpServer
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.cases.models import Case
 from service.notifications.mail import SmtpMailer
@@ -17,6 +14,9 @@ from service.notifications.webhooks import WebhookSender
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.notification import SmtpServer
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "QXSECRETCANARY Beleidigung", "channel": "email"}
 ADDRESS = "nur-fuer-mich@example.org"

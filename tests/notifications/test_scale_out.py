@@ -17,11 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis
-from helpers import PgCluster, free_port
-from notification_helpers import Inbox, SmtpService
-from product_helpers import REPORT, ROUTED_ORGANISATION, Product, check_limit, outbox_settled, wait_until
 from sqlalchemy import func, select
-from staff_helpers import Clock, staff_factory, weak_accounts, with_policy_organisations
 
 from service.config import Settings
 from service.notifications.mail import message_id
@@ -30,6 +26,17 @@ from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
 from service.runtime import Runtime, build_runtime
+from tests.support.notification import Inbox, SmtpService
+from tests.support.product import (
+    REPORT,
+    ROUTED_ORGANISATION,
+    Product,
+    check_limit,
+    outbox_settled,
+    wait_until,
+)
+from tests.support.stack import PgCluster, free_port
+from tests.support.staff import Clock, staff_factory, weak_accounts, with_policy_organisations
 
 INTAKE_LIMIT = 12
 RECEIPT_LIMIT = 8

@@ -10,13 +10,13 @@ import pytest
 from celery import Celery
 from celery.exceptions import MaxRetriesExceededError
 from fastapi.testclient import TestClient
-from notification_helpers import SmtpServer, WebhookReceiver
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
-from worker_helpers import REPORT, Stack, outbox, wait_until
 
 from service.organisations.models import Organisation
 from service.runtime import Runtime
+from tests.support.notification import SmtpServer, WebhookReceiver
+from tests.support.worker import REPORT, Stack, outbox, wait_until
 from workers import context
 from workers.celery_app import make_celery
 

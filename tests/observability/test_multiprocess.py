@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import free_port
+from tests.support.stack import free_port
 
 COUNT = """
 import sys

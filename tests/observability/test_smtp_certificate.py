@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
-from helpers import free_port
-from notification_helpers import Inbox
 from prometheus_client import REGISTRY
 
 from service.config import PROJECT_ROOT, Settings
 from service.notifications.certificate import smtp_certificate_not_after
+from tests.support.notification import Inbox
+from tests.support.stack import free_port
 from workers import context
 from workers import tasks as worker_tasks
 from workers.celery_app import celery_config

@@ -10,7 +10,8 @@
   of the organisation made after (docs/key-custody.md says what an older backup still holds).
 
 Each scenario runs through the product's front doors (the command line, the API, the pages) and then hands
-everything the adversary holds to ``custody_helpers.cases_opened``, which tries every path the formats allow.
+everything the adversary holds to ``tests.support.custody.cases_opened``, which tries every path the formats
+allow.
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custody_helpers import Loot, cases_opened, dump_database, secrets_in, shares_in
 from fastapi.testclient import TestClient
-from helpers import csrf_token
 from sqlalchemy import update
-from staff_helpers import PASSWORD, WEAK, MakeStaff
 from typer.testing import CliRunner
 
 from service.app import create_app
@@ -59,6 +57,9 @@ from service.organisations.custody import (
 )
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime, build_runtime
+from tests.support.custody import Loot, cases_opened, dump_database, secrets_in, shares_in
+from tests.support.forms import csrf_token
+from tests.support.staff import PASSWORD, WEAK, MakeStaff
 
 runner = CliRunner()
 BAYERN_REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohbrief.", "channel": "letter"}

@@ -19,11 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from custody_helpers import Loot, cases_opened, dump_database
 from fastapi.testclient import TestClient
-from migration_helpers import insert_old_case, insert_row, migrate_to
 from sqlalchemy import select
-from staff_helpers import WEAK
 from typer.testing import CliRunner
 
 from service.app import create_app
@@ -53,6 +50,9 @@ from service.organisations.custody import seal_member_grant
 from service.organisations.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch
 from service.organisations.upgrade import upgrade_key_custody
 from service.runtime import build_runtime
+from tests.support.custody import Loot, cases_opened, dump_database
+from tests.support.migration import insert_old_case, insert_row, migrate_to
+from tests.support.staff import WEAK
 
 OWN = "Eigenes-Passwort-aus-2025"
 INITIAL = "abcd-efgh-jkmn-pqrs-tvwx"

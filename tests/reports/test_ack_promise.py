@@ -14,9 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.app import create_app
 from service.cases.models import Case
@@ -25,6 +23,8 @@ from service.db import utcnow
 from service.i18n import format_date
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A9"], "description": "Drohbrief.", "channel": "letter"}
 

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import Nginx, ThreadServer
-from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
 from service.ratelimit.clients import ClientResolver
 from service.runtime import Runtime, build_runtime
+from tests.support.proxy import Nginx, ThreadServer
+from tests.support.staff import with_policy_organisations
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
 LOOKUP = {"receipt": "ABCD-EFGH-JKMN-PQRS-TVWX"}

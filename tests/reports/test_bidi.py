@@ -13,12 +13,12 @@ from typing import Any
 
 import markupsafe
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
-from staff_helpers import MakeStaff
 
 from service.config import PROJECT_ROOT
 from service.display import BIDI_CONTROLS, FSI, PDI, invisible_marks, plain_isolated
 from service.organisations.models import MembershipRole
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.staff import MakeStaff
 
 # As a messenger pastes it: a name in first-strong isolates with marks, a zero-width joiner in an emoji, a
 # byte-order mark, and a right-to-left override that is never closed (the Trojan Source case).

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import REPORT_TEXT_FIELDS, all_bytes_under, csrf_token, pg_dump, submission_token
 
 from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
+from tests.support.forms import REPORT_TEXT_FIELDS, csrf_token, submission_token
+from tests.support.stack import all_bytes_under, pg_dump
 
 
 def markers(prefix: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import inspect, select
 
 from service.cases.deadlines import (
@@ -28,6 +27,7 @@ from service.i18n import LOCAL_ZONE
 from service.outbox.models import OutboxMessage
 from service.reports.deadline_view import DeadlineState, deadline_view
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, submission_token
 
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 

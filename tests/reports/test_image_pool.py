@@ -15,12 +15,12 @@ import time
 
 import httpx
 import pytest
-from helpers import report_form_tokens
 from PIL import Image
 
 from service.app import create_app
 from service.reports import uploads
 from service.runtime import Runtime
+from tests.support.forms import report_form_tokens
 
 FIELDS = {"land": "09", "type_codes": "A1", "description": "Fotos der Schmiererei.", "channel": "letter"}
 

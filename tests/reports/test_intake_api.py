@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import free_port
 from sqlalchemy import func, select
 
 from service.app import create_app
@@ -26,6 +25,7 @@ from service.organisations.models import Organisation
 from service.outbox.models import OutboxMessage, WorkerHeartbeat
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.stack import free_port
 
 RECEIPT_FORMAT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){4}$")
 

@@ -14,15 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.cases.escalation import CaseSchedule
 from service.cases.models import CaseKeyGrant
 from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.staff import MakeStaff
 
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
 ROTA = "Rufbereitschaft Rückhalt bundesweit (Demo)"

@@ -6,16 +6,16 @@ import io
 import re
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from PIL import Image
 from sqlalchemy import func, select
-from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.cases.models import Attachment, Case, Incident
 from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import csrf_token, submission_token
+from tests.support.staff import with_policy_organisations
 
 
 def receipt_from(html: str) -> str:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from helpers import free_port
-from notification_helpers import RedisProcess
 from sqlalchemy import select
-from staff_helpers import with_policy_organisations
 
 from service.app import create_app
 from service.config import Settings
 from service.ratelimit.models import RateLimitCounter
 from service.ratelimit.service import CounterUnavailable, FailoverCounter
 from service.runtime import Runtime, build_runtime
+from tests.support.notification import RedisProcess
+from tests.support.stack import free_port
+from tests.support.staff import with_policy_organisations
 
 REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
 

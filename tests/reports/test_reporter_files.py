@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from evidence_helpers import PDF, TEXT, browsers, download_links, file_report, png, sign_in
-from helpers import csrf_token
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from service.cases.models import Attachment
 from service.runtime import Runtime
+from tests.support.evidence import PDF, TEXT, browsers, download_links, file_report, png, sign_in
+from tests.support.forms import csrf_token
 
 
 def test_every_file_the_reporter_sent_is_listed_and_downloads_as_sent(runtime: Runtime) -> None:

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import func, inspect, select
 
 from service.cases.models import Case, Incident
@@ -27,6 +26,7 @@ from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, submission_token
 
 FIELDS: dict[str, Any] = {
     "land": "09",

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from evidence_helpers import assert_nothing_in_clear
 from fastapi.testclient import TestClient
-from helpers import report_form_tokens
 from sqlalchemy import select
-from staff_helpers import MakeStaff, Staff
 
 from service.cases.models import Case, CaseKeyGrant, RoutingRecord
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.evidence import assert_nothing_in_clear
+from tests.support.forms import report_form_tokens
+from tests.support.staff import MakeStaff, Staff
 
 ADMINISTRATION_REPORT: dict[str, Any] = {
     "land": "09",

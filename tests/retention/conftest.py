@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token
-from retention_helpers import PDF, REPORT, Filed, FileReport, WorkCase
-from staff_helpers import MakeStaff, Staff
 
 from service.app import create_app
 from service.auth.subject import Subject
 from service.db import utcnow
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import csrf_token
+from tests.support.retention import PDF, REPORT, Filed, FileReport, WorkCase
+from tests.support.staff import MakeStaff, Staff
 
 
 @pytest.fixture

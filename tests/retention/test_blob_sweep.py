@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from retention_helpers import FileReport, WorkCase, blob_names, case_rows, files_on_disk, set_closure
-
 from service.cases.blobs import BlobStore
 from service.retention import CaseResult, RetentionService
 from service.runtime import Runtime
+from tests.support.retention import FileReport, WorkCase, blob_names, case_rows, files_on_disk, set_closure
 
 
 def age(store: BlobStore, name: str, now: datetime, *, hours: float, partial: bool = False) -> None:

@@ -7,16 +7,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from retention_helpers import (
-    FileReport,
-    WorkCase,
-    blob_names,
-    case_rows,
-    extract_rows,
-    files_on_disk,
-    set_closure,
-    table_census,
-)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +21,16 @@ from service.outbox.writer import enqueue
 from service.retention import CaseResult, RetentionService
 from service.retention.service import PURGED_ACTION
 from service.runtime import Runtime
+from tests.support.retention import (
+    FileReport,
+    WorkCase,
+    blob_names,
+    case_rows,
+    extract_rows,
+    files_on_disk,
+    set_closure,
+    table_census,
+)
 
 DAY = timedelta(days=1)
 WORKED_CASE_ROWS = (

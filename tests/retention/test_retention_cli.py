@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from retention_helpers import Filed, FileReport, case_rows, set_closure, table_census
 from sqlalchemy import select, text
 from typer.testing import CliRunner, Result
 
@@ -23,6 +22,7 @@ from service.config import PROJECT_ROOT, Settings, get_settings
 from service.retention.policy import RETENTION_FILE
 from service.retention.service import PURGED_ACTION
 from service.runtime import Runtime
+from tests.support.retention import Filed, FileReport, case_rows, set_closure, table_census
 
 runner = CliRunner()
 

@@ -13,11 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backup_helpers import point_cli_at
 from fastapi.testclient import TestClient
-from retention_helpers import REPORT
 from sqlalchemy import func, select, text
-from staff_helpers import WEAK, Clock, MakeStaff, weak_accounts
 from typer.testing import CliRunner, Result
 
 from service.app import create_app
@@ -36,6 +33,9 @@ from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime
 from service.secrets import ROTATIONS
 from service.statistics.models import StatisticsExtract
+from tests.support.backup import point_cli_at
+from tests.support.retention import REPORT
+from tests.support.staff import WEAK, Clock, MakeStaff, weak_accounts
 from workers.context import context_for
 
 runner = CliRunner()

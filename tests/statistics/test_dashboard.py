@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass, replace
 
 import pytest
-from statistics_helpers import domains, reclassify, statistics_policy
 
 from service.statistics.catalogue import (
     ANSWER_TABLES,
@@ -28,6 +27,7 @@ from service.statistics.rows import ExtractRow
 from service.statistics.snapshot import CellStatus, GateSummary, Snapshot, SnapshotCell, SnapshotTable
 from service.statistics.suppression import build_snapshot, displayed_keys, shown_cell
 from service.statistics.synthetic import generate
+from tests.support.statistics import domains, reclassify, statistics_policy
 
 YEAR = 2025
 # Jan-Mar on the data as received; from April on, with part of Q1 reclassified by counsellors. March and

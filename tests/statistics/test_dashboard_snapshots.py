@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.organisations.models import MembershipRole
@@ -17,6 +16,7 @@ from service.statistics.models import StatisticsExtract, StatisticsSnapshot
 from service.statistics.policy import load_statistics_policy
 from service.statistics.rows import to_model
 from service.statistics.synthetic import generate
+from tests.support.staff import MakeStaff
 
 
 def seed(runtime: Runtime) -> None:

@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from statistics_helpers import POLICIES, audit, domains, statistics_policy
 
 from service.statistics.domains import months_of
 from service.statistics.dp import (
@@ -26,6 +25,7 @@ from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
 from service.taxonomy import PolicyFileError
 from service.taxonomy.files import read_yaml
+from tests.support.statistics import POLICIES, audit, domains, statistics_policy
 
 YEAR = 2025
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from statistics_helpers import domains, statistics_policy
-
 from service.statistics import dp
 from service.statistics.catalogue import NATIONAL_MONTH, TABLES, compute_catalogue
 from service.statistics.rows import ExtractRow
 from service.statistics.suppression import build_snapshot
 from service.statistics.synthetic import generate
+from tests.support.statistics import domains, statistics_policy
 
 AS_OF = "2025-03"
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from staff_helpers import MakeStaff
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case, CaseKeyGrant, CaseMessage
 from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
+from tests.support.staff import MakeStaff
 
 REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohbrief", "channel": "letter"}
 

@@ -7,12 +7,11 @@ import ast
 import re
 from pathlib import Path
 
-from statistics_helpers import domains, statistics_policy
-
 from service.statistics.catalogue import DIMENSIONS, TABLES, compute_catalogue
 from service.statistics.dp import release
 from service.statistics.suppression import build_snapshot
 from service.statistics.synthetic import generate
+from tests.support.statistics import domains, statistics_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_MODULES = ("random", "numpy.random", "secrets")

@@ -24,19 +24,12 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_helpers import Authenticator
-from helpers import (
-    REPORT_TEXT_FIELDS,
-    PgCluster,
-    all_bytes_under,
-    csrf_token,
-    free_port,
-    pg_dump,
-    submission_token,
-)
-from notification_helpers import RedisProcess
 
 from service.knowledge.selfcheck import ANSWERS, questions
+from tests.support.browser import Authenticator
+from tests.support.forms import REPORT_TEXT_FIELDS, csrf_token, submission_token
+from tests.support.notification import RedisProcess
+from tests.support.stack import PgCluster, all_bytes_under, free_port, pg_dump
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")

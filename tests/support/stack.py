@@ -21,8 +21,6 @@ from typing import Any
 
 import psycopg
 
-from service.reports.schemas import FREE_TEXT_FIELDS
-
 
 @dataclass(frozen=True)
 class LiveServer:
@@ -214,33 +212,3 @@ def pg_dump(url: str) -> bytes:
         check=True,
         capture_output=True,
     ).stdout
-
-
-# The report's free-text and contact fields, each of which the canaries fill with a marker of its own: the
-# product's own list (a new free-text field is covered without a change here), less the staff's messages.
-REPORT_TEXT_FIELDS = tuple(sorted(FREE_TEXT_FIELDS - {"message"}))
-
-
-_SUBMISSION_TOKEN = re.compile(r'name="submission_token" value="([^"]+)"')
-
-
-_CSRF_TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
-
-
-def csrf_token(html: str) -> str:
-    """The CSRF token of the (first) form on a page."""
-    match = _CSRF_TOKEN.search(html)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
-
-
-def report_form_tokens(html: str) -> dict[str, str]:
-    """What a browser sends back of a view of the report form: its CSRF and single-use submission token."""
-    return {"csrf_token": csrf_token(html), "submission_token": submission_token(html)}
-
-
-def submission_token(html: str) -> str:
-    """The single-use submission token of the (first) reporter form on a page: each view has its own."""
-    match = _SUBMISSION_TOKEN.search(html)
-    assert match, "the page carries a submission token"
-    return match.group(1)

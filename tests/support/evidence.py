@@ -14,13 +14,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
 from PIL import Image
 from sqlalchemy import MetaData
-from staff_helpers import Staff
 
 from service.app import create_app
 from service.runtime import Runtime
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.staff import Staff
 
 PDF = b"%PDF-1.4\n% Screenshot des Drohkommentars\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 # A text file longer than the sniff window and the 64 KiB stream chunk: the download crosses chunks.

@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 import uvicorn
-from helpers import free_port
+
+from tests.support.stack import free_port
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:

@@ -14,15 +14,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from axe_playwright_python.sync_playwright import Axe
-from helpers import LiveServer
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from service.crypto import totp_code, totp_secret_from_base32
 from service.crypto.totp import TOTP_STEP_SECONDS, totp_step
 from service.i18n import catalogue
 from service.web import CSP
+from tests.support.stack import LiveServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 

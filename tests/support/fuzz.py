@@ -15,9 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import func, select
-from staff_helpers import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -31,6 +29,8 @@ from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
+from tests.support.forms import csrf_token, submission_token
+from tests.support.staff import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
 BASE_URL = "http://127.0.0.1"
 # Limits high enough that generated traffic from one client address reaches the handlers instead of

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import csrf_token, report_form_tokens
-from retention_helpers import REPORT
 from typer.testing import CliRunner, Result
 
 from service.cli import app
 from service.config import get_settings
 from service.crypto import PrivateKey, PublicKey, encode_private_key, generate_keypair
+from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.retention import REPORT
 
 runner = CliRunner()
 # Larger than one archive chunk (1 MiB), so that an archive has several and "the last one cut" leaves some.

@@ -19,9 +19,7 @@ from typing import Any
 
 import httpx2
 from fastapi.testclient import TestClient
-from helpers import csrf_token, submission_token
 from sqlalchemy import func, select, update
-from staff_helpers import PASSWORD, MakeStaff, Staff
 
 from service.app import create_app
 from service.audit.models import AuditEvent
@@ -39,6 +37,8 @@ from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.ledger import release_year
 from service.statistics.policy import load_statistics_policy
+from tests.support.forms import csrf_token, submission_token
+from tests.support.staff import PASSWORD, MakeStaff, Staff
 
 # A second password, so that a password change in the matrix can go back and forth.
 OTHER_PASSWORD = "Leuchtturm-Regen-Birnbaum-9"

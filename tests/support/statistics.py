@@ -24,7 +24,7 @@ from service.statistics.policy import StatisticsPolicy, load_statistics_policy
 from service.statistics.rows import ExtractRow
 from service.taxonomy import Taxonomy, load_taxonomy
 
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 def taxonomy() -> Taxonomy:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PgCluster
 from sqlalchemy import BindParameter, Engine, bindparam, text
 
 from service.db import UTCDateTime
 from service.migrate import upgrade
+from tests.support.stack import PgCluster
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

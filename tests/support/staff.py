@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fastapi.testclient import TestClient
+
 from service.auth.service import AccountService
 from service.crypto import Argon2Params, totp_code
 from service.db import new_id, utcnow
@@ -44,6 +46,8 @@ class Staff:
 
 
 MakeStaff = Callable[..., Staff]
+# The ``login`` fixture of tests/conftest.py: signs a staff member in through the API.
+Login = Callable[[Staff], TestClient]
 
 
 def totp_codes(clock: Clock) -> Callable[[Staff], str]:

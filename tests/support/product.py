@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from notification_helpers import Inbox, WebhookReceiver
 from sqlalchemy import func, select
 
 from service.cases.models import Case
@@ -32,6 +31,7 @@ from service.db import make_engine, make_sessionmaker
 from service.notifications.mail import message_id
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.supervisor import commands
+from tests.support.notification import Inbox, WebhookReceiver
 
 # The reports of these tests go to Bavaria's counselling organisation alone (policies/routing.yaml).
 REPORT: dict[str, Any] = {
