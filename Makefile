@@ -103,49 +103,49 @@ policy-test: install
 ## Benchmarks (PostgreSQL, loopback only); figures printed and written to bench/results/
 bench: install-test apt-bench-deps
 	-$(MAKE) -k --no-print-directory bench-intake bench-login bench-uploads bench-notify bench-memory bench-scaleout faults
-	$(BIN)/python bench/report.py
+	$(BIN)/python -m bench.report
 
 bench-report: install-test
-	$(BIN)/python bench/report.py
+	$(BIN)/python -m bench.report
 
 bench-memory: install-test
-	$(BIN)/python bench/memory.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.memory --seconds $(BENCH_SECONDS)
 
 # wrk drives the rate (closed loop at 16 and 32 connections, then paced at half the intake's maximum).
 bench-intake: install-test apt-bench-deps
-	$(BIN)/python bench/intake.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.intake --seconds $(BENCH_SECONDS)
 
 bench-login: install-test
-	$(BIN)/python bench/login_flood.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.login_flood --seconds $(BENCH_SECONDS)
 
 # JSON intake p99 on one event loop while large images arrive and are cleaned (target < 100 ms).
 bench-uploads: install-test
-	$(BIN)/python bench/uploads_loop.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.uploads_loop --seconds $(BENCH_SECONDS)
 
 # The restore drill: backup and verified restore of N cases with files on PostgreSQL (docs/backup.md).
 bench-backup: install-test
-	$(BIN)/python bench/backup_restore.py --cases $${BENCH_CASES:-1000}
+	$(BIN)/python -m bench.backup_restore --cases $${BENCH_CASES:-1000}
 
 bench-notify: install-test
-	$(BIN)/python bench/notify.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.notify --seconds $(BENCH_SECONDS)
 
 # One api process and worker, then two of each on one PostgreSQL and Redis: intake rate and ratio, each
 # notification delivered once, rate limits holding across processes (exits 1 if a guarantee breaks).
 bench-scaleout: install-test
-	$(BIN)/python bench/scaleout.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.scaleout --seconds $(BENCH_SECONDS)
 
 # The fault matrix: Redis, worker, SMTP, PostgreSQL and webhook faults under load on the real processes;
 # prints the table, writes bench/results/faults.json, exits 1 unless 0 lost and 0 duplicated.
 faults: install-test
-	$(BIN)/python bench/faults.py --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.faults --seconds $(BENCH_SECONDS)
 
 # 1,000,000 extract rows on PostgreSQL: public release, snapshot, coordinator and public pages.
 bench-dashboard: install-test
-	$(BIN)/python bench/dashboard.py
+	$(BIN)/python -m bench.dashboard
 
 # Pure Python (no services): generator, DP release and the dashboard gate on a full synthetic year.
 bench-statistics: install-test
-	$(BIN)/python bench/statistics_engine.py
+	$(BIN)/python -m bench.statistics_engine
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,7 @@ On a PostgreSQL of its own (loopback): N reports filed through the report form, 
 database and data folder (holding only the secrets), which checks every chunk, the manifest's MAC and the
 audit chain. Prints the figures and writes them to bench/results/backup_restore.json (make bench-backup).
 
-Usage: python bench/backup_restore.py --cases 200   (1000 for the issue's drill)
+Usage: python -m bench.backup_restore --cases 200   (1000 for the issue's drill)
 """
 
 from __future__ import annotations
@@ -15,30 +15,26 @@ import argparse
 import json
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from bench.common import PgCluster
+from service.app import create_app
+from service.backup.service import restore_backup, write_backup
+from service.cases.models import Attachment, Case
+from service.config import Settings, load_secrets
+from service.crypto import generate_keypair
+from service.db import make_engine
+from service.migrate import upgrade
+from service.runtime import build_runtime
+from tests.support.staff import with_policy_organisations
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from bench.common import PgCluster  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.backup.service import restore_backup, write_backup  # noqa: E402
-from service.cases.models import Attachment, Case  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from service.crypto import generate_keypair  # noqa: E402
-from service.db import make_engine  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.runtime import build_runtime  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests"))
-from tests.support.staff import with_policy_organisations  # noqa: E402
 
 _FIELD = re.compile(r'name="(csrf_token|submission_token)" value="([^"]+)"')
 

@@ -8,22 +8,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from service.config import Settings, load_secrets
+from service.db import make_engine
+from service.migrate import upgrade
+from service.organisations.models import MembershipRole
+from service.runtime import Runtime, build_runtime
+from tests.support.notification import RedisProcess
+from tests.support.stack import PgCluster, free_port
+from tests.support.staff import Clock, staff_factory, weak_accounts, with_policy_organisations
 
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.organisations.models import MembershipRole  # noqa: E402
-from service.runtime import Runtime, build_runtime  # noqa: E402
-from tests.support.notification import RedisProcess  # noqa: E402
-from tests.support.stack import PgCluster, free_port  # noqa: E402 - re-exported for the benchmarks
-from tests.support.staff import Clock, staff_factory, weak_accounts, with_policy_organisations  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = ["PgCluster", "Stack", "free_port"]
 

@@ -5,7 +5,7 @@ gating one coordinator snapshot, and then the coordinator pages served from the 
 over a bounded number of requests at one connection; target p95 < 200 ms per page). Prints the figures and
 writes bench/results/dashboard.json.
 
-Usage: python bench/dashboard.py [--rows 1000000] [--requests 40]   (make bench-dashboard)
+Usage: python -m bench.dashboard [--rows 1000000] [--requests 40]   (make bench-dashboard)
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from bench.common import Stack, free_port
+from bench.intake import percentile
+from service.crypto import totp_code
+from service.statistics.dashboard import make_snapshot
+from service.statistics.domains import domains_from
+from service.statistics.ledger import release_year
+from service.statistics.policy import load_statistics_policy
+from service.statistics.synthetic import generate
 
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import percentile  # noqa: E402
-from service.crypto import totp_code  # noqa: E402
-from service.statistics.dashboard import make_snapshot  # noqa: E402
-from service.statistics.domains import domains_from  # noqa: E402
-from service.statistics.ledger import release_year  # noqa: E402
-from service.statistics.policy import load_statistics_policy  # noqa: E402
-from service.statistics.synthetic import generate  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 YEAR = 2025
 COLUMNS = (

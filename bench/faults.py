@@ -26,7 +26,7 @@ Retries are compressed in time (base 1 s) and the broker's visibility timeout is
 takes seconds, not the production minutes; the mechanisms are the same. Every loop is bounded in count and
 time; all traffic goes to 127.0.0.1.
 
-Usage: python bench/faults.py --seconds 20   (make faults BENCH_SECONDS=20)
+Usage: python -m bench.faults --seconds 20   (make faults BENCH_SECONDS=20)
 """
 
 from __future__ import annotations
@@ -47,19 +47,14 @@ from typing import Any
 
 import httpx
 import redis
+from sqlalchemy import update
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # the test helpers that start and count the real services
-
-from sqlalchemy import update  # noqa: E402
-
-from bench.common import Stack  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine, make_sessionmaker  # noqa: E402
-from service.organisations.models import Organisation  # noqa: E402
-from tests.support.notification import Inbox, SmtpService, WebhookServer  # noqa: E402
-from tests.support.product import (  # noqa: E402
+from bench.common import Stack
+from service.config import Settings, load_secrets
+from service.db import make_engine, make_sessionmaker
+from service.organisations.models import Organisation
+from tests.support.notification import Inbox, SmtpService, WebhookServer
+from tests.support.product import (
     ROUTED_ORGANISATION,
     Audience,
     Product,
@@ -69,7 +64,9 @@ from tests.support.product import (  # noqa: E402
     tally,
     wait_until,
 )
-from tests.support.stack import free_port  # noqa: E402
+from tests.support.stack import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = "faults_template"
 

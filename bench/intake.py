@@ -17,7 +17,7 @@ Every run records wrk's own CPU share (its rusage over wall time and cores), the
 processes, PostgreSQL and Redis (/proc), and the machine's busy and stolen shares (/proc/stat).
 Writes bench/results/intake.json. Every loop is bounded in time.
 
-Usage: python bench/intake.py --seconds 20   (make bench-intake BENCH_SECONDS=20)
+Usage: python -m bench.intake --seconds 20   (make bench-intake BENCH_SECONDS=20)
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import wrk
+from bench.common import Stack, free_port
 
-from bench import wrk  # noqa: E402
-from bench.common import Stack, free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BODY: dict[str, Any] = {
     "land": "09",

@@ -7,7 +7,7 @@ First the intake rate alone (closed loop), then the same intake load while other
 the intake rate under the flood as a share of the rate alone (target >= 0.8), the sign-in attempts per second
 that got an answer, and how many were turned away as busy (503) by the bounded Argon2 gate.
 
-Usage: python bench/login_flood.py --seconds 15   (make bench-login BENCH_SECONDS=15)
+Usage: python -m bench.login_flood --seconds 15   (make bench-login BENCH_SECONDS=15)
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import Stack, free_port
+from bench.intake import closed_loop, start_server
 
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import closed_loop, start_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def flood(url: str, concurrency: int, seconds: float) -> dict[str, float]:

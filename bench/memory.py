@@ -7,7 +7,7 @@ again (decrypted while it streams out); "extra" is the peak during each transfer
 Targets: RSS < 150 MB at rest and under load; < 20 MB extra for the upload and for the download.
 Writes bench/results/memory.json.
 
-Usage: python bench/memory.py --seconds 20   (make bench-memory BENCH_SECONDS=20)
+Usage: python -m bench.memory --seconds 20   (make bench-memory BENCH_SECONDS=20)
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import json
 import os
 import re
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,14 +26,13 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import Stack, free_port
+from bench.intake import BODY, closed_loop, start_server
+from tests.support.forms import csrf_token
 
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import BODY, closed_loop, start_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FILE_BYTES = 50_000_000
-CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 MB = 1024 * 1024
 
 
@@ -100,22 +98,16 @@ class StreamingFile:
         return data
 
 
-def csrf(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "the form carries a CSRF token"
-    return match.group(1)
-
-
 def transfer(base: str, pid: int) -> dict[str, Any]:
     with httpx.Client(base_url=base, timeout=120) as reporter:
         filed = reporter.post("/api/v1/reports", json=BODY)
         assert filed.status_code == 201, filed.text
         receipt = filed.json()["receipt"]
         signed = reporter.post(
-            "/fall/anmelden", data={"csrf_token": csrf(reporter.get("/fall").text), "receipt": receipt}
+            "/fall/anmelden", data={"csrf_token": csrf_token(reporter.get("/fall").text), "receipt": receipt}
         )
         assert signed.status_code in (200, 303), signed.status_code
-        token = csrf(reporter.get("/fall").text)
+        token = csrf_token(reporter.get("/fall").text)
         time.sleep(1)
         before_upload = rss_bytes(pid)
         started = time.perf_counter()

@@ -13,7 +13,7 @@ notes when each mail arrives. Two phases on each:
 Prints p50/p99 of each and writes bench/results/notify.json. Target: p99 < 3 s on both brokers, from idle and
 steady. Every loop is bounded in count and time.
 
-Usage: python bench/notify.py --seconds 20 --rate 5 --idle-reports 10   (make bench-notify BENCH_SECONDS=20)
+Usage: python -m bench.notify --seconds 20 --rate 5 --idle-reports 10   (make bench-notify BENCH_SECONDS=20)
 """
 
 from __future__ import annotations
@@ -36,17 +36,16 @@ import httpx
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import Stack, free_port
+from bench.intake import percentile
+from service.config import Settings, load_secrets
+from service.db import make_engine, make_sessionmaker
+from service.migrate import upgrade
+from service.organisations.models import MembershipRole
+from service.outbox.models import OutboxMessage
+from service.runtime import build_runtime
 
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import percentile  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from service.db import make_engine, make_sessionmaker  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.organisations.models import MembershipRole  # noqa: E402
-from service.outbox.models import OutboxMessage  # noqa: E402
-from service.runtime import build_runtime  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BODY = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per E-Mail. " * 20, "channel": "email"}
 CASE_LINK = re.compile(r"/intern/faelle/([0-9a-f-]{36})")
@@ -67,7 +66,6 @@ class Arrivals:
 
 def prepare(settings: Settings) -> None:
     """Migrate, create the demo organisations and one Bavarian counsellor (weak Argon2: set-up only)."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from tests.support.staff import Clock, staff_factory, weak_accounts, with_policy_organisations
 
     load_secrets(settings)

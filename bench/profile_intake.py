@@ -7,7 +7,7 @@ api's CPU per 201 measured in the same run. Prints the table (CPU ms per report 
 and wrk from /proc) and writes bench/results/intake-profile.json with the collapsed stacks beside it.
 Needs py-spy (pip install py-spy) and root or ptrace rights. Loopback only; bounded in time.
 
-Usage: python bench/profile_intake.py --seconds 20 --connections 16
+Usage: python -m bench.profile_intake --seconds 20 --connections 16
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import wrk
+from bench.common import Stack, free_port
+from bench.intake import BODY, start_server
+from bench.wrk import descendants
 
-from bench import wrk  # noqa: E402
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import BODY, start_server  # noqa: E402
-from bench.wrk import descendants  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Parts, tried in order on each frame from the innermost outwards; the first match names the sample.
 PARTS: list[tuple[str, tuple[str, ...]]] = [

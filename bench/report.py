@@ -3,7 +3,7 @@
 `make bench` runs the benchmarks and then this. A benchmark that has not been run is listed as such, never
 left out; each row says what was measured, the target and whether it was met.
 
-Usage: python bench/report.py
+Usage: python -m bench.report
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ reports over every api port for --seconds; then the backlog of notifications dra
 Prints the figures and writes bench/results/scaleout.json; exits 1 when a guarantee does not hold. Every
 loop is bounded in count and time; all traffic goes to 127.0.0.1.
 
-Usage: python bench/scaleout.py --seconds 20   (make bench-scaleout BENCH_SECONDS=20)
+Usage: python -m bench.scaleout --seconds 20   (make bench-scaleout BENCH_SECONDS=20)
 """
 
 from __future__ import annotations
@@ -36,15 +36,11 @@ from typing import Any
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # the test helpers that start and count the real services
-
-from bench.common import Stack  # noqa: E402
-from bench.intake import percentile  # noqa: E402
-from service.config import Settings, load_secrets  # noqa: E402
-from tests.support.notification import Inbox, SmtpService  # noqa: E402
-from tests.support.product import (  # noqa: E402
+from bench.common import Stack
+from bench.intake import percentile
+from service.config import Settings, load_secrets
+from tests.support.notification import Inbox, SmtpService
+from tests.support.product import (
     REPORT,
     ROUTED_ORGANISATION,
     Audience,
@@ -56,7 +52,9 @@ from tests.support.product import (  # noqa: E402
     tally,
     wait_until,
 )
-from tests.support.stack import free_port  # noqa: E402
+from tests.support.stack import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = "scaleout_template"
 # Low limits for the rate-limit proof: small enough to hammer three times over in a second or two.

@@ -4,30 +4,28 @@ The gate is measured on the real catalogue of a full synthetic year (2,400 repor
 quarter-end snapshots built in turn (each with secondary suppression, each checked with all earlier ones),
 then the gate alone on each. Writes bench/results/statistics.json. Pure Python, no services needed.
 
-Usage: python bench/statistics_engine.py [--reports 2400] [--rows 1000000]   (make bench-statistics)
+Usage: python -m bench.statistics_engine [--reports 2400] [--rows 1000000]   (make bench-statistics)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from service.statistics.catalogue import compute_catalogue
+from service.statistics.domains import domains_from
+from service.statistics.dp import release
+from service.statistics.gate import run_gate
+from service.statistics.policy import load_statistics_policy
+from service.statistics.snapshot import Snapshot
+from service.statistics.suppression import build_snapshot
+from service.statistics.synthetic import generate
+from service.taxonomy import load_taxonomy
 
-from service.statistics.catalogue import compute_catalogue  # noqa: E402
-from service.statistics.domains import domains_from  # noqa: E402
-from service.statistics.dp import release  # noqa: E402
-from service.statistics.gate import run_gate  # noqa: E402
-from service.statistics.policy import load_statistics_policy  # noqa: E402
-from service.statistics.snapshot import Snapshot  # noqa: E402
-from service.statistics.suppression import build_snapshot  # noqa: E402
-from service.statistics.synthetic import generate  # noqa: E402
-from service.taxonomy import load_taxonomy  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ uploads (target: p99 < 100 ms), and how many images were cleaned per second.
 
 Not a test: figures are printed and written to bench/results/uploads_loop.json (make bench-uploads).
 
-Usage: python bench/uploads_loop.py --seconds 15
+Usage: python -m bench.uploads_loop --seconds 15
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import asyncio
 import io
 import json
 import os
-import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +26,11 @@ from typing import Any
 import httpx
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import Stack, free_port
+from bench.intake import open_loop, start_server
+from tests.support.forms import report_form_tokens
 
-from bench.common import Stack, free_port  # noqa: E402
-from bench.intake import open_loop, start_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET_P99_MS = 100.0
 FORM = {"land": "09", "type_codes": "A1", "description": "Drohbriefe als Fotos.", "channel": "letter"}
@@ -50,14 +48,14 @@ async def uploader(base: str, image: bytes, per_form: int, deadline: float, coun
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
         while time.monotonic() < deadline:
             page = await client.get("/melden")
-            token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-            # Each view of the form files once: its own submission token.
-            submission = re.search(r'name="submission_token" value="([^"]+)"', page.text)
-            if token is None or submission is None:
+            try:
+                # Each view of the form files once: its CSRF and its own single-use submission token.
+                tokens = report_form_tokens(page.text)
+            except AssertionError:  # a page without its form (an error page under load)
                 counts["errors"] += 1
                 continue
             files = [("attachments", (f"foto{n}.png", image, "image/png")) for n in range(per_form)]
-            fields = {**FORM, "csrf_token": token.group(1), "submission_token": submission.group(1)}
+            fields = {**FORM, **tokens}
             response = await client.post("/melden", data=fields, files=files)
             if response.status_code == 201:
                 counts["forms"] += 1
