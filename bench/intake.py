@@ -37,21 +37,20 @@ import httpx
 
 from bench import wrk
 from bench.common import Stack, free_port
+from tests.support.forms import report_body
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BODY: dict[str, Any] = {
-    "land": "09",
-    "district_ags": "09162",
-    "municipality": "Musterstadt",
-    "type_codes": ["A3a"],
-    "description": "Nach der Ratssitzung erhielt ich drei E-Mails mit Gewaltandrohungen. " * 8,
-    "occurred_on": "2026-11-03",
-    "channel": "email",
-    "targets": ["self", "partner"],
-    "office": "mayor_volunteer",
-    "urgency": "high",
-}
+BODY: dict[str, Any] = report_body(
+    district_ags="09162",
+    municipality="Musterstadt",
+    type_codes=["A3a"],
+    description="Nach der Ratssitzung erhielt ich drei E-Mails mit Gewaltandrohungen. " * 8,
+    occurred_on="2026-11-03",
+    targets=["self", "partner"],
+    office="mayor_volunteer",
+    urgency="high",
+)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -44,10 +44,11 @@ from service.migrate import upgrade
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import build_runtime
+from tests.support.forms import report_body
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BODY = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per E-Mail. " * 20, "channel": "email"}
+BODY = report_body(type_codes=["A3a"], description="Drohung per E-Mail. " * 20)
 CASE_LINK = re.compile(r"/intern/faelle/([0-9a-f-]{36})")
 
 

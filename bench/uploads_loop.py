@@ -28,12 +28,12 @@ from PIL import Image
 
 from bench.common import Stack, free_port
 from bench.intake import open_loop, start_server
-from tests.support.forms import report_form_tokens
+from tests.support.forms import report_body, report_form_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
 TARGET_P99_MS = 100.0
-FORM = {"land": "09", "type_codes": "A1", "description": "Drohbriefe als Fotos.", "channel": "letter"}
+FORM = report_body(type_codes="A1", description="Drohbriefe als Fotos.", channel="letter")
 
 
 def large_image(side: int = 4000) -> bytes:

@@ -36,6 +36,7 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.notification import Inbox, SmtpServer, SmtpService, maildir_messages
 from tests.support.stack import free_port
 from tests.support.staff import MakeStaff
@@ -45,7 +46,7 @@ from workers.celery_app import celery_config, make_celery
 from workers.context import WorkerContext
 
 CANARY = "QXAUDITCANARY7781 Drohanruf beim Ortsbürgermeister"
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": CANARY, "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description=CANARY, channel="letter")
 COORDINATORS = ("kai@koordination.example", "mia@koordination.example")
 ROTA = ("rota@bereitschaft.example",)
 OTHERS = ("anna@beratung.example", "root@betrieb.example", "alt@koordination.example")

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.auth.models import WebSession
 from service.config import Settings
 from service.runtime import Runtime, build_runtime
-from tests.support.forms import csrf_token
+from tests.support.forms import csrf_token, report_body
 from tests.support.staff import (
     Clock,
     MakeStaff,
@@ -24,7 +24,7 @@ from tests.support.staff import (
 )
 
 Code = Callable[[Staff], str]
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
+REPORT = report_body()
 
 
 def _page_sign_in(client: TestClient, staff: Staff, code_of: Code) -> httpx.Response:

@@ -70,6 +70,7 @@ from tests.support.authz import (
     new_password,
     text_file,
 )
+from tests.support.forms import report_body
 from tests.support.staff import PASSWORD
 
 EASY_PAGE = "strafantrag"  # a page in Leichte Sprache
@@ -271,7 +272,7 @@ _SUPPORT_ENTRY = {
     "source_url": "",
 }
 _SUPPORT_PAGE = "/intern/unterstuetzung/{entry_id}"
-_NEW_REPORT = {"land": "01", "type_codes": ["A3a"], "description": "Ein Brief.", "channel": "letter"}
+_NEW_REPORT = report_body(land="01", type_codes=["A3a"], description="Ein Brief.", channel="letter")
 _INCIDENT = {"type_codes": ["A3a"], "description": "Noch ein Brief.", "channel": "letter"}
 _CASE_PAGE = "/intern/faelle/{case_id}"
 NOTIFY_ADDRESS = "melder-matrix@example.org"

@@ -13,18 +13,17 @@ from service.audit.models import AuditEvent
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from tests.support.forms import report_form_tokens
+from tests.support.forms import report_body, report_form_tokens
 from tests.support.staff import MakeStaff, Staff
 
-REPORT = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A3a"],
-    "description": "Todesdrohung im Briefkasten, handschriftlich.",
-    "channel": "letter",
-    "urgency": "high",
-    "contact_email": "buergermeisterin@example.org",
-}
+REPORT = report_body(
+    district_ags="09162",
+    type_codes=["A3a"],
+    description="Todesdrohung im Briefkasten, handschriftlich.",
+    channel="letter",
+    urgency="high",
+    contact_email="buergermeisterin@example.org",
+)
 
 Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/conftest.py
 

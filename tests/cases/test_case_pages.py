@@ -33,19 +33,18 @@ from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import type_code_matches
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import MakeStaff, Staff
 
 DESCRIPTION = "Brief im Rathaus:\n<script>alert(1)</script>\n  „Wir wissen, wo du wohnst.“"
-REPORT = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A3a"],
-    "description": DESCRIPTION,
-    "channel": "letter",
-    "urgency": "high",
-    "contact_email": "buergermeisterin@example.org",
-}
+REPORT = report_body(
+    district_ags="09162",
+    type_codes=["A3a"],
+    description=DESCRIPTION,
+    channel="letter",
+    urgency="high",
+    contact_email="buergermeisterin@example.org",
+)
 NOBODY = "00000000-0000-4000-8000-000000000000"
 
 Browser = Callable[[Staff | None], TestClient]

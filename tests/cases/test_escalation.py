@@ -18,9 +18,10 @@ from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz", "channel": "email"}
+REPORT = report_body(description="Beleidigung im Netz")
 
 
 def today_here() -> date:

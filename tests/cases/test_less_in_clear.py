@@ -20,10 +20,11 @@ from service.i18n import LOCAL_ZONE
 from service.models import Base
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.migration import insert_old_case, insert_row, migrate_to
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz", "channel": "email"}
+REPORT = report_body(description="Beleidigung im Netz")
 # Case-work tables keep times to the minute, the two-way channel to the second (docs/clear-columns.md).
 _MINUTE_TABLES = ("case_file", "incident", "case_key_grant", "routing_record", "attachment", "case_note")
 

@@ -16,15 +16,10 @@ from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.forms import report_body
 from tests.support.staff import MakeStaff, Staff
 
-REPORT = {
-    "land": "09",
-    "type_codes": ["A1"],
-    "description": "Beleidigung per Brief.",
-    "channel": "letter",
-    "occurred_on": "2026-10-01",
-}
+REPORT = report_body(description="Beleidigung per Brief.", channel="letter", occurred_on="2026-10-01")
 
 Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/conftest.py
 

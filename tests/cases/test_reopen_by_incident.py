@@ -26,15 +26,10 @@ from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.staff import MakeStaff
 
-REPORT = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A1"],
-    "description": "Beleidigung per E-Mail.",
-    "channel": "email",
-}
+REPORT = report_body(district_ags="09162", description="Beleidigung per E-Mail.")
 THREAT = {
     "type_codes": ["A3a"],
     "description": "Ich bringe dich um.",

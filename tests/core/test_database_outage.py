@@ -20,13 +20,14 @@ from service.config import Settings
 from service.db import make_engine
 from service.migrate import upgrade
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import report_body
 from tests.support.stack import PgCluster
 from tests.support.staff import with_policy_organisations
 
 # The response type of the TestClient (starlette picks httpx2 when it is installed, as here).
 Response = Any
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Brief", "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description="Drohung per Brief", channel="letter")
 
 
 def _lost_connection(*_: object, **__: object) -> None:

@@ -17,7 +17,7 @@ from service.knowledge.models import KnowledgeArticle
 from service.knowledge.seed import seed_articles, shipped
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
@@ -146,14 +146,13 @@ def test_the_receipt_and_the_case_page_link_the_relevant_articles(
     form = reporter.get("/melden").text
     filed = reporter.post(
         "/melden",
-        data={
-            "csrf_token": csrf_token(form),
-            "submission_token": submission_token(form),
-            "land": "09",
-            "type_codes": ["A3a"],
-            "description": "Morddrohung per Brief",
-            "channel": "letter",
-        },
+        data=report_body(
+            csrf_token=csrf_token(form),
+            submission_token=submission_token(form),
+            type_codes=["A3a"],
+            description="Morddrohung per Brief",
+            channel="letter",
+        ),
     )
     assert filed.status_code == 201
     assert "/wissen/strafanzeige-stellen" in filed.text

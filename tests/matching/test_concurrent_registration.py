@@ -27,6 +27,7 @@ from service.outbox.models import OutboxMessage
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
 from service.runtime import Runtime
+from tests.support.forms import report_body
 
 # Long enough that the other filing reaches its look-up while this one's transaction is still open.
 HOLD_SECONDS = 0.5
@@ -39,14 +40,13 @@ REPORTS = (
 
 def body(land: str, handle: str) -> ReportCreate:
     return ReportCreate.model_validate(
-        {
-            "land": land,
-            "type_codes": ["A1"],
-            "description": "Drohnachricht nach der Ratssitzung.",
-            "channel": "letter",
-            "perpetrator_identifiers": [{"kind": "handle", "value": handle, "platform": "instagram"}],
-            "consent_matching": True,
-        }
+        report_body(
+            land=land,
+            description="Drohnachricht nach der Ratssitzung.",
+            channel="letter",
+            perpetrator_identifiers=[{"kind": "handle", "value": handle, "platform": "instagram"}],
+            consent_matching=True,
+        )
     )
 
 

@@ -28,7 +28,7 @@ from service.matching.service import MATCH_TOPIC, cases_in_clusters
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.stack import pg_dump
 from tests.support.staff import Login, MakeStaff
 
@@ -185,16 +185,14 @@ def test_identifiers_without_consent_are_refused_and_store_nothing(
     assert "Max_M" not in refused.text
     # The form too: it comes back with the error at the consent box and keeps what was typed.
     page = client.get("/melden").text
-    form = {
-        "csrf_token": csrf_token(page),
-        "submission_token": submission_token(page),
-        "land": "09",
-        "type_codes": ["A1"],
-        "description": "Drohbrief.",
-        "channel": "letter",
-        "match_handle": "@Max_M",
-        "match_platform": "instagram",
-    }
+    form = report_body(
+        csrf_token=csrf_token(page),
+        submission_token=submission_token(page),
+        description="Drohbrief.",
+        channel="letter",
+        match_handle="@Max_M",
+        match_platform="instagram",
+    )
     again = client.post("/melden", data=form, files=[("attachments", ("", b"", "application/octet-stream"))])
     assert again.status_code == 422
     assert 'id="field-consent_matching-error"' in again.text
@@ -216,18 +214,16 @@ def test_the_form_files_identifiers_with_consent_and_the_case_page_shows_the_mat
 ) -> None:
     _, first = file(client, runtime, report(SACHSEN, "max_m"))
     page = client.get("/melden").text
-    form = {
-        "csrf_token": csrf_token(page),
-        "submission_token": submission_token(page),
-        "land": "09",
-        "type_codes": ["A1"],
-        "description": "Drohbrief QZFORMTEXT.",
-        "channel": "letter",
-        "match_handle": "MAX_M ",
-        "match_platform": "instagram",
-        "match_phone": "0171 5550123",
-        "consent_matching": "1",
-    }
+    form = report_body(
+        csrf_token=csrf_token(page),
+        submission_token=submission_token(page),
+        description="Drohbrief QZFORMTEXT.",
+        channel="letter",
+        match_handle="MAX_M ",
+        match_platform="instagram",
+        match_phone="0171 5550123",
+        consent_matching="1",
+    )
     filed = client.post("/melden", data=form, files=[("attachments", ("", b"", "application/octet-stream"))])
     assert filed.status_code == 201, filed.text
     with runtime.sessions() as db:

@@ -29,7 +29,7 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime, build_runtime
 from tests.support.backup import point_cli_at
-from tests.support.forms import csrf_token
+from tests.support.forms import csrf_token, report_body
 from tests.support.staff import Clock, MakeStaff, Staff, weak_accounts
 
 BAYERN, SACHSEN, NRW = "beratung-by", "beratung-sn", "beratung-nw"
@@ -40,14 +40,13 @@ PENDING = "Der Abgleich steht noch aus"
 
 # -- as in test_repeat_perpetrators.py (test modules cannot import each other under importlib) --
 def report(org: str, handle: str) -> dict[str, Any]:
-    return {
-        "land": LAND_OF[org],
-        "type_codes": ["A1"],
-        "description": "Drohbriefe nach der Ratssitzung.",
-        "channel": "letter",
-        "perpetrator_identifiers": [{"kind": "handle", "value": handle, "platform": "instagram"}],
-        "consent_matching": True,
-    }
+    return report_body(
+        land=LAND_OF[org],
+        description="Drohbriefe nach der Ratssitzung.",
+        channel="letter",
+        perpetrator_identifiers=[{"kind": "handle", "value": handle, "platform": "instagram"}],
+        consent_matching=True,
+    )
 
 
 def file(client: TestClient, runtime: Runtime, body: dict[str, Any]) -> tuple[str, str]:

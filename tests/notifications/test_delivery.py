@@ -23,19 +23,19 @@ from service.notifications.webhooks import WebhookSender
 from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.notification import SmtpServer, WebhookReceiver
 from tests.support.staff import MakeStaff
 
 DESCRIPTION = "QXDESCCANARY Drohbrief an die Bürgermeisterin von Kleinstadt"
-REPORT = {
-    "land": "09",
-    "district_ags": "09162",
-    "municipality": "QXMUNICANARY",
-    "type_codes": ["A3a"],
-    "description": DESCRIPTION,
-    "channel": "letter",
-    "urgency": "high",
-}
+REPORT = report_body(
+    district_ags="09162",
+    municipality="QXMUNICANARY",
+    type_codes=["A3a"],
+    description=DESCRIPTION,
+    channel="letter",
+    urgency="high",
+)
 
 
 def service_for(

@@ -31,6 +31,7 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import report_body
 from tests.support.notification import Inbox, RedisProcess, SmtpServer, SmtpService
 from tests.support.product import ROUTED_ORGANISATION, Audience, Product, Traffic, outbox_settled, tally
 from tests.support.stack import PgCluster, free_port
@@ -38,7 +39,7 @@ from tests.support.staff import Clock, MakeStaff, staff_factory, weak_accounts, 
 from workers import context
 from workers.celery_app import make_celery
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung", "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description="Drohung", channel="letter")
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:

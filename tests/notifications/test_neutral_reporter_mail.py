@@ -25,11 +25,11 @@ from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.writer import enqueue
 from service.runtime import Runtime
-from tests.support.forms import csrf_token
+from tests.support.forms import csrf_token, report_body
 from tests.support.notification import SmtpServer
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung QXNEUTRAL", "channel": "email"}
+REPORT = report_body(type_codes=["A3a"], description="Drohung QXNEUTRAL")
 ADDRESS = "posteingang@example.org"
 # What must not stand in a reporter mail's sender or subject: the service and the words of its work.
 REPORTER_TOPICS = ["notifications.reporter_message", "reminders.reporter_complaint"]

@@ -20,10 +20,11 @@ from service.notifications.webhooks import WebhookSender
 from service.outbox.models import OutboxMessage
 from service.retention.service import NOTICE_TOPIC
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.notification import SmtpServer
 from tests.support.retention import set_closure
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "QXPURGECANARY Beleidigung", "channel": "email"}
+REPORT = report_body(description="QXPURGECANARY Beleidigung")
 ADDRESS = "nur-fuer-mich@example.org"
 DAY = timedelta(days=1)
 # policies/retention.yaml: "supported" falls under the default of 365 days.

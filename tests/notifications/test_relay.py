@@ -17,8 +17,9 @@ from service.outbox.models import OutboxMessage
 from service.outbox.relay import backoff_seconds, relay, task_for
 from service.outbox.writer import message
 from service.runtime import Runtime
+from tests.support.forms import report_body
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung am Telefon", "channel": "phone"}
+REPORT = report_body(description="Beleidigung am Telefon", channel="phone")
 
 
 class BrokerDown(Exception):

@@ -14,11 +14,11 @@ from service.notifications.webhooks import WebhookSender
 from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from tests.support.forms import csrf_token
+from tests.support.forms import csrf_token, report_body
 from tests.support.notification import SmtpServer
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "QXSECRETCANARY Beleidigung", "channel": "email"}
+REPORT = report_body(description="QXSECRETCANARY Beleidigung")
 ADDRESS = "nur-fuer-mich@example.org"
 
 

@@ -58,11 +58,11 @@ from service.organisations.custody import (
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime, build_runtime
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in, shares_in
-from tests.support.forms import csrf_token
+from tests.support.forms import csrf_token, report_body
 from tests.support.staff import PASSWORD, WEAK, MakeStaff
 
 runner = CliRunner()
-BAYERN_REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohbrief.", "channel": "letter"}
+BAYERN_REPORT = report_body(type_codes=["A3a"], description="Drohbrief.", channel="letter")
 
 
 @pytest.fixture

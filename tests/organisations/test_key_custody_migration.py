@@ -51,6 +51,7 @@ from service.organisations.models import MemberKeyGrant, Membership, Organisatio
 from service.organisations.upgrade import upgrade_key_custody
 from service.runtime import build_runtime
 from tests.support.custody import Loot, cases_opened, dump_database
+from tests.support.forms import report_body
 from tests.support.migration import insert_old_case, insert_row, migrate_to
 from tests.support.staff import WEAK
 
@@ -231,7 +232,7 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             filed = client.post(
                 "/api/v1/reports",
-                json={"land": "09", "type_codes": ["A3a"], "description": "Neu.", "channel": "letter"},
+                json=report_body(type_codes=["A3a"], description="Neu.", channel="letter"),
             )
             assert filed.status_code == 201, filed.text
         new_dump = dump_database(engine)

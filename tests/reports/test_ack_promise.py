@@ -23,10 +23,10 @@ from service.db import utcnow
 from service.i18n import format_date
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
-from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A9"], "description": "Drohbrief.", "channel": "letter"}
+REPORT = report_body(type_codes=["A9"], description="Drohbrief.", channel="letter")
 
 
 def file_form(client: TestClient) -> Any:

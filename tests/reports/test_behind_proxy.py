@@ -18,10 +18,11 @@ from service.app import create_app
 from service.config import Settings
 from service.ratelimit.clients import ClientResolver
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import report_body
 from tests.support.proxy import Nginx, ThreadServer
 from tests.support.staff import with_policy_organisations
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
+REPORT = report_body()
 LOOKUP = {"receipt": "ABCD-EFGH-JKMN-PQRS-TVWX"}
 
 StartBehindNginx = Callable[[Runtime], Nginx]

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from service.config import PROJECT_ROOT
 from service.display import BIDI_CONTROLS, FSI, PDI, invisible_marks, plain_isolated
 from service.organisations.models import MembershipRole
-from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff
 
 # As a messenger pastes it: a name in first-strong isolates with marks, a zero-width joiner in an emoji, a
@@ -93,9 +93,7 @@ def test_a_pasted_threat_is_accepted_kept_byte_for_byte_and_shown_isolated(
 def test_messages_both_ways_are_isolated_and_kept(
     client: TestClient, make_staff: MakeStaff, login: Any
 ) -> None:
-    receipt = client.post(
-        "/api/v1/reports", json={"land": "09", "type_codes": ["A1"], "description": "x", "channel": "email"}
-    ).json()["receipt"]
+    receipt = client.post("/api/v1/reports", json=report_body(description="x")).json()["receipt"]
     counsellor = login(make_staff(memberships=[("beratung-by", MembershipRole.counsellor)]))
     case_id = counsellor.get("/api/v1/cases").json()[0]["id"]
     answer = "Wir haben \u202eden Text\u202c gelesen"

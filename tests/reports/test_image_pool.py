@@ -20,9 +20,9 @@ from PIL import Image
 from service.app import create_app
 from service.reports import uploads
 from service.runtime import Runtime
-from tests.support.forms import report_form_tokens
+from tests.support.forms import report_body, report_form_tokens
 
-FIELDS = {"land": "09", "type_codes": "A1", "description": "Fotos der Schmiererei.", "channel": "letter"}
+FIELDS = report_body(type_codes="A1", description="Fotos der Schmiererei.", channel="letter")
 
 
 def _png(side: int = 64) -> bytes:

@@ -14,8 +14,9 @@ from service.organisations import repository
 from service.organisations.models import Organisation
 from service.reports.service import _ctx
 from service.runtime import Runtime
+from tests.support.forms import report_body
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung.", "channel": "email"}
+REPORT = report_body(description="Beleidigung.")
 
 
 def count_key_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:

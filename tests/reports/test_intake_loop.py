@@ -16,8 +16,9 @@ from service.db import new_row
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.forms import report_body
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Brief", "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description="Drohung per Brief", channel="letter")
 
 
 def _on_event_loop() -> bool:

@@ -21,7 +21,7 @@ from service.cases.models import CaseKeyGrant
 from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
-from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff
 
 BAYERN = "Beratungsstelle Rückhalt Bayern (Demo)"
@@ -104,13 +104,7 @@ def test_an_acute_report_names_legal_aid_and_the_one_hour_stand_in(
     assert "innerhalb von 60 Minuten" in listed[ROTA]
     api = client.post(
         "/api/v1/reports",
-        json={
-            "land": "09",
-            "type_codes": ["A9"],
-            "description": "x",
-            "channel": "letter",
-            "urgency": "acute",
-        },
+        json=report_body(type_codes=["A9"], description="x", channel="letter", urgency="acute"),
     ).json()
     assert {holder["name"]: holder["active"] for holder in api["key_holders"]} == {
         BAYERN: True,

@@ -14,7 +14,7 @@ from service.cases.models import Attachment, Case, Incident
 from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
 from service.runtime import Runtime, build_runtime
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import with_policy_organisations
 
 
@@ -27,17 +27,16 @@ def receipt_from(html: str) -> str:
 
 def base_fields(client: TestClient) -> dict[str, object]:
     form = client.get("/melden").text
-    return {
-        "csrf_token": csrf_token(form),
-        "submission_token": submission_token(form),
-        "land": "09",
-        "district_ags": "09162",
-        "type_codes": ["A3a", "A9"],
-        "description": "Drohbrief im Briefkasten des Rathauses.",
-        "channel": "letter",
-        "urgency": "normal",
-        "consent_counselling": "1",
-    }
+    return report_body(
+        csrf_token=csrf_token(form),
+        submission_token=submission_token(form),
+        district_ags="09162",
+        type_codes=["A3a", "A9"],
+        description="Drohbrief im Briefkasten des Rathauses.",
+        channel="letter",
+        urgency="normal",
+        consent_counselling="1",
+    )
 
 
 def cases(runtime: Runtime) -> int:

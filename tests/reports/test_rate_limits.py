@@ -15,11 +15,12 @@ from service.config import Settings
 from service.ratelimit.models import RateLimitCounter
 from service.ratelimit.service import CounterUnavailable, FailoverCounter
 from service.runtime import Runtime, build_runtime
+from tests.support.forms import report_body
 from tests.support.notification import RedisProcess
 from tests.support.stack import free_port
 from tests.support.staff import with_policy_organisations
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Beleidigung im Netz.", "channel": "email"}
+REPORT = report_body()
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from service.crypto import new_receipt, normalize_receipt
 from service.crypto.receipt import CROCKFORD_ALPHABET
 from service.errors import NotFound
 from service.runtime import Runtime
+from tests.support.forms import report_body
 
-REPORT = {"land": "09", "type_codes": ["A1"], "description": "Drohung.", "channel": "email"}
+REPORT = report_body(description="Drohung.")
 SAMPLES = 300
 
 

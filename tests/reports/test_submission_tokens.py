@@ -26,17 +26,16 @@ from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 
-FIELDS: dict[str, Any] = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A3a"],
-    "description": "Drohbrief im Briefkasten des Rathauses.",
-    "channel": "letter",
-    "urgency": "normal",
-    "consent_counselling": "1",
-}
+FIELDS: dict[str, Any] = report_body(
+    district_ags="09162",
+    type_codes=["A3a"],
+    description="Drohbrief im Briefkasten des Rathauses.",
+    channel="letter",
+    urgency="normal",
+    consent_counselling="1",
+)
 
 
 def count(runtime: Runtime, model: type[Any]) -> int:

@@ -20,22 +20,20 @@ from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from tests.support.evidence import assert_nothing_in_clear
-from tests.support.forms import report_form_tokens
+from tests.support.forms import report_body, report_form_tokens
 from tests.support.staff import MakeStaff, Staff
 
-ADMINISTRATION_REPORT: dict[str, Any] = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A1"],
-    "description": "Ein Bürger hat unsere Sachbearbeiterin im Bürgerbüro wüst beschimpft.",
-    "channel": "in_person.town_hall",
-    "reported_by": "administration",
-    "targets": ["staff"],
-    "office": "municipal_employee",
-    "motives": ["municipal_decision", "entitlement"],
-    "triggers": ["budget_taxes"],
-    "consequences": ["psychological.anxiety", "psychological.sleep", "considered_resigning"],
-}
+ADMINISTRATION_REPORT: dict[str, Any] = report_body(
+    district_ags="09162",
+    description="Ein Bürger hat unsere Sachbearbeiterin im Bürgerbüro wüst beschimpft.",
+    channel="in_person.town_hall",
+    reported_by="administration",
+    targets=["staff"],
+    office="municipal_employee",
+    motives=["municipal_decision", "entitlement"],
+    triggers=["budget_taxes"],
+    consequences=["psychological.anxiety", "psychological.sleep", "considered_resigning"],
+)
 
 
 def holders(runtime: Runtime) -> set[str]:

@@ -20,6 +20,7 @@ from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseR
 from service.statistics.policy import PublicPolicy, load_statistics_policy
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
+from tests.support.forms import report_body
 
 YEAR = 2025
 
@@ -159,7 +160,7 @@ def test_the_release_command_shows_its_progress_and_keeps_the_stored_release(
     for _ in range(3):
         client.post(
             "/api/v1/reports",
-            json={"land": "09", "type_codes": ["A1"], "description": "x", "channel": "email"},
+            json=report_body(description="x"),
         )
     with cli_env.sessions() as db:
         year = int(db.scalars(select(StatisticsExtract.receipt_month)).first()[:4])  # type: ignore[index]

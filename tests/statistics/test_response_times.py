@@ -13,9 +13,10 @@ from service.cases.models import Case, CaseKeyGrant, CaseMessage
 from service.db import utcnow
 from service.organisations.models import MembershipRole, Organisation
 from service.runtime import Runtime
+from tests.support.forms import report_body
 from tests.support.staff import MakeStaff
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohbrief", "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description="Drohbrief", channel="letter")
 
 
 def test_coordinators_see_response_times_per_organisation(

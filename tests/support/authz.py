@@ -37,7 +37,7 @@ from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.ledger import release_year
 from service.statistics.policy import load_statistics_policy
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import PASSWORD, MakeStaff, Staff
 
 # A second password, so that a password change in the matrix can go back and forth.
@@ -314,15 +314,15 @@ def _file_report(world: World, key: str, land: str) -> CaseRef:
     csrf, token = world.form_csrf()
     with world.runtime.sessions() as db:
         before = set(db.scalars(select(Case.id)))
-    fields = {
-        "land": land,
-        "type_codes": ["A3a"],
-        "description": f"Drohbrief an das Rathaus. {marker}",
-        "channel": "letter",
-        "consent_counselling": "1",
+    fields = report_body(
+        land=land,
+        type_codes=["A3a"],
+        description=f"Drohbrief an das Rathaus. {marker}",
+        channel="letter",
+        consent_counselling="1",
         # A view's single-use token: the form files once (not bound to the browser's cookies).
-        "submission_token": submission_token(world.send("GET", Call("/melden"), {}).text),
-    }
+        submission_token=submission_token(world.send("GET", Call("/melden"), {}).text),
+    )
     call = Call("/melden", data=fields, files=[("attachments", text_file(marker, "beweis"))])
     response = world.send("POST", call, csrf, form_token=token)
     assert response.status_code == 201, response.text

@@ -29,7 +29,7 @@ from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
-from tests.support.forms import csrf_token, submission_token
+from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import Clock, Staff, staff_factory, weak_accounts, with_policy_organisations
 
 BASE_URL = "http://127.0.0.1"
@@ -201,15 +201,14 @@ def build_world(settings: Settings) -> World:
         form = client.get("/melden").text
         filed = client.post(
             "/melden",
-            data={
-                "csrf_token": csrf_token(form),
-                "submission_token": submission_token(form),
-                "land": "09",
-                "district_ags": "09162",
-                "type_codes": ["A3a"],
-                "description": "Drohbrief im Briefkasten.",
-                "channel": "letter",
-            },
+            data=report_body(
+                csrf_token=csrf_token(form),
+                submission_token=submission_token(form),
+                district_ags="09162",
+                type_codes=["A3a"],
+                description="Drohbrief im Briefkasten.",
+                channel="letter",
+            ),
             files=[("attachments", ("beweis.txt", b"Beweisfoto folgt.", "text/plain"))],
         )
         assert filed.status_code == 201, filed.text

@@ -31,15 +31,15 @@ from service.db import make_engine, make_sessionmaker
 from service.notifications.mail import message_id
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.supervisor import commands
+from tests.support.forms import report_body
 from tests.support.notification import Inbox, WebhookReceiver
 
 # The reports of these tests go to Bavaria's counselling organisation alone (policies/routing.yaml).
-REPORT: dict[str, Any] = {
-    "land": "09",
-    "type_codes": ["A3a"],
-    "description": "Drohbrief nach der Ratssitzung, an die Privatadresse geschickt.",
-    "channel": "letter",
-}
+REPORT: dict[str, Any] = report_body(
+    type_codes=["A3a"],
+    description="Drohbrief nach der Ratssitzung, an die Privatadresse geschickt.",
+    channel="letter",
+)
 ROUTED_ORGANISATION = "beratung-by"
 
 

@@ -17,16 +17,16 @@ from service.cases.models import Attachment, Case
 from service.db import Base
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
+from tests.support.forms import report_body
 
-REPORT = {
-    "land": "09",
-    "district_ags": "09162",
-    "type_codes": ["A3a"],
-    "description": "Todesdrohung im Briefkasten, handschriftlich.",
-    "channel": "letter",
-    "urgency": "high",
-    "contact_email": "buergermeisterin@example.org",
-}
+REPORT = report_body(
+    district_ags="09162",
+    type_codes=["A3a"],
+    description="Todesdrohung im Briefkasten, handschriftlich.",
+    channel="letter",
+    urgency="high",
+    contact_email="buergermeisterin@example.org",
+)
 PDF = b"%PDF-1.4\n% Screenshot der Drohung\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
+from tests.support.forms import report_body
 
-REPORT = {"land": "09", "type_codes": ["A3a"], "description": "Drohung per Post", "channel": "letter"}
+REPORT = report_body(type_codes=["A3a"], description="Drohung per Post", channel="letter")
 
 Stack = Callable[..., Celery]
 
