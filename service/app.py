@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from service import health
+from service.assets import AssetFiles
 from service.audit.policies import record_policy_state
 from service.auth import endpoints as auth_endpoints
 from service.auth import pages as auth_pages
@@ -148,7 +148,7 @@ def create_app(
     app.include_router(knowledge_pages.router)
     app.include_router(dashboard_pages.router)
     app.include_router(legal_pages.router)
-    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
+    app.mount("/static", AssetFiles(directory=PROJECT_ROOT / "service" / "static"), name="static")
     limits = BodyLimits(
         json=settings.max_json_body_bytes,
         form=settings.max_form_body_bytes,
