@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.cases import events
-from service.cases.blobs import BlobStore
 from service.cases.models import (
     Attachment,
     Case,
@@ -61,6 +60,7 @@ from service.crypto import (
 )
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
+from service.evidence.blobs import BlobStore
 from service.notifications.contact import open_address, seal_address
 from service.reports import repository as reports
 from service.reports.schemas import public_error

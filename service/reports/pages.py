@@ -32,6 +32,7 @@ from service.dossier import service as dossiers
 from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
+from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.matching.display import identifier_items
 from service.matching.normalise import PLATFORM_NAMES
@@ -47,7 +48,6 @@ from service.reports.schemas import (
 )
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
-from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
 from service.web import BodyKind, Pages, StrictRoute, body, download, read_cookie, read_form, request_lang
 

@@ -17,10 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.cases import attachments as files
 from service.cases import proceedings
 from service.cases import service as case_work
-from service.cases.blobs import BlobStore
 from service.cases.deadlines import (
     ComplaintDeadline,
     complaint_deadline_of,
@@ -55,6 +53,9 @@ from service.crypto import (
 )
 from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
+from service.evidence import attachments as files
+from service.evidence.blobs import BlobStore
+from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
 from service.matching.normalise import Identifier
 from service.matching.sealed import open_typed, seal_typed
@@ -77,7 +78,6 @@ from service.reports.schemas import (
     public_error,
 )
 from service.reports.submissions import SubmissionClaim
-from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
 from service.statistics.extract import answers_of, classification
 from service.statistics.models import StatisticsExtract

@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
-from service.cases.blobs import BlobStore, StoredBlob
 from service.cases.models import CaseStatus, ReminderLog
+from service.evidence.blobs import BlobStore, StoredBlob
 from service.i18n import LOCAL_ZONE
 from service.organisations.custody import KeyCustody, unneeded_epochs
 from service.outbox.writer import enqueue

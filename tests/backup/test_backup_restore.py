@@ -21,9 +21,9 @@ from retention_helpers import PDF
 from staff_helpers import Clock, Staff, weak_accounts
 
 from service.app import create_app
-from service.cases.blobs import BlobStore
 from service.config import SECRET_NAMES, Settings
 from service.crypto import ArchiveReader, PrivateKey
+from service.evidence.blobs import BlobStore
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import snapshot_of
 

@@ -19,7 +19,7 @@ from helpers import report_form_tokens
 from PIL import Image
 
 from service.app import create_app
-from service.reports import uploads
+from service.evidence import uploads
 from service.runtime import Runtime
 
 FIELDS = {"land": "09", "type_codes": "A1", "description": "Fotos der Schmiererei.", "channel": "letter"}

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from retention_helpers import FileReport, WorkCase, blob_names, case_rows, files_on_disk, set_closure
 
-from service.cases.blobs import BlobStore
+from service.evidence.blobs import BlobStore
 from service.retention import CaseResult, RetentionService
 from service.runtime import Runtime
 
