@@ -53,10 +53,10 @@ from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody, RotationReason
 from service.organisations.models import Organisation
 from service.outbox.writer import enqueue
-from service.reports.schemas import public_error
 from service.statistics.extract import classification
 from service.taxonomy import Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS
+from service.validation import public_error
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")

@@ -37,7 +37,7 @@ from service.crypto import Context, StreamSealer, seal
 from service.db import new_id
 from service.errors import PayloadTooLarge, ValidationFailed
 from service.evidence.blobs import BlobStore
-from service.reports.schemas import FREE_TEXT_FIELDS, is_control, public_error
+from service.validation import FREE_TEXT_FIELDS, is_control, public_error
 from service.web import read_form
 
 SNIFF_BYTES = 4096

@@ -21,6 +21,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.models import GrantRole
 from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
+from service.cases.repository import KeyHolder
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
@@ -38,7 +39,6 @@ from service.matching.display import identifier_items
 from service.matching.normalise import PLATFORM_NAMES
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
-from service.reports.repository import KeyHolder
 from service.reports.schemas import (
     IdentifiersAdd,
     IncidentFields,
