@@ -16,7 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import csrf, sessions
+from service import csrf
+from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.models import GrantRole
 from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view

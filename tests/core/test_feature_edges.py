@@ -32,24 +32,22 @@ COMPOSITION_ROOTS = frozenset(
     {"runtime", "cli_runtime", "app", "cli", "supervisor", "models", "demo", "demo_year", "migrations"}
 )
 
-# Edges (importer -> imported) that still lie on a cycle, as found when this test was written: one component
-# of twelve nodes. Shrinking only: a new edge on a cycle fails the test, and an edge that is gone must leave
-# the list. The knots, and the way out of each (issue 17):
-# - web <-> auth, legal: the shared web plumbing binds form tokens to the session (auth.csrf, auth.sessions)
-#   and fills the legal links into every page; those pieces belong below web, not in the features.
+# Edges (importer -> imported) that still lie on a cycle. When this test was written there was one component
+# of fourteen nodes and 65 edges (web, legal, reports and retention in it); it is down to ten nodes. Shrinking
+# only: a new edge on a cycle fails the test, and an edge that is gone must leave the list. What is left, and
+# the way out of each knot (issue 17):
 # - auth <-> organisations <-> audit: a subject is a membership, and custody (organisations) writes the audit
 #   log and reads accounts; membership and custody need one home below both.
 # - cases <-> evidence: the Attachment row and its queries are still in cases (models, repository).
 # - cases -> dossier, matching, notifications, statistics, organisations: the case pages and services call
 #   the features built on cases (the letters, identifier display, the contact address, the statistics
 #   extract, custody); they belong in those features or in a presenter above them.
-# - statistics -> knowledge, legal, matching; knowledge -> dossier: pages that show another feature's data.
+# - statistics -> knowledge, matching; knowledge -> dossier: pages that show another feature's data.
 KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
     {
         ("audit", "auth"),
         ("auth", "audit"),
         ("auth", "organisations"),
-        ("auth", "web"),
         ("cases", "audit"),
         ("cases", "auth"),
         ("cases", "dossier"),
@@ -58,18 +56,13 @@ KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
         ("cases", "notifications"),
         ("cases", "organisations"),
         ("cases", "statistics"),
-        ("cases", "web"),
         ("dossier", "audit"),
         ("dossier", "cases"),
         ("dossier", "evidence"),
-        ("dossier", "web"),
         ("evidence", "cases"),
-        ("evidence", "web"),
         ("knowledge", "audit"),
         ("knowledge", "auth"),
         ("knowledge", "dossier"),
-        ("knowledge", "web"),
-        ("legal", "web"),
         ("matching", "audit"),
         ("matching", "cases"),
         ("matching", "organisations"),
@@ -79,16 +72,11 @@ KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
         ("organisations", "audit"),
         ("organisations", "auth"),
         ("organisations", "cases"),
-        ("organisations", "web"),
         ("statistics", "audit"),
         ("statistics", "auth"),
         ("statistics", "cases"),
         ("statistics", "knowledge"),
-        ("statistics", "legal"),
         ("statistics", "matching"),
-        ("statistics", "web"),
-        ("web", "auth"),
-        ("web", "legal"),
     }
 )
 
@@ -211,7 +199,9 @@ def test_cases_does_not_import_reports() -> None:
     assert "cases" in graph["reports"]
 
 
-def test_the_intake_and_retention_are_on_no_cycle() -> None:
-    # Freed from the component in issue 17; kept free by the test above, said here by name.
+def test_the_intake_retention_and_the_web_plumbing_are_on_no_cycle() -> None:
+    # Freed from the component in issue 17; kept free by the test above, said here by name. The web plumbing
+    # takes the form-token and session-cookie format from service/csrf.py and service/session_cookie.py and
+    # the footer links from service/legal_links.py, so no feature is below it.
     on_cycles = {node for edge in cycle_edges(import_graph()) for node in edge}
-    assert not {"reports", "retention"} & on_cycles
+    assert not {"reports", "retention", "web", "legal"} & on_cycles

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.auth import csrf
+from service import csrf
 from service.crypto import (
     Context,
     DecryptionError,
