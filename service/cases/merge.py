@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.cases import events, repository
+from service.cases.contact import open_address, seal_address
 from service.cases.models import (
     Attachment,
     Case,
@@ -61,7 +62,6 @@ from service.crypto import (
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
-from service.notifications.contact import open_address, seal_address
 from service.taxonomy.loader import more_urgent
 from service.validation import public_error
 

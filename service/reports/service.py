@@ -20,6 +20,7 @@ from service.audit import AuditLog
 from service.cases import proceedings
 from service.cases import repository as case_rows
 from service.cases import service as case_work
+from service.cases.contact import seal_address
 from service.cases.deadlines import (
     ComplaintDeadline,
     complaint_deadline_of,
@@ -62,7 +63,6 @@ from service.i18n import LOCAL_ZONE
 from service.matching.normalise import Identifier
 from service.matching.sealed import open_typed, seal_typed
 from service.matching.service import Budget, MatchingService
-from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
 from service.organisations.repository import Receiver
