@@ -22,7 +22,7 @@ from service.db import make_async_engine, make_async_sessionmaker
 from service.knowledge import pages as knowledge_pages
 from service.knowledge import print_pages, selfcheck_pages, support_pages
 from service.legal import pages as legal_pages
-from service.legal.links import legal_links
+from service.legal_links import legal_links
 from service.observability import listener, logs
 from service.observability.collectors import DatabaseCollector
 from service.observability.listener import instrument_pool

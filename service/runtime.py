@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import AuditLog
 from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
-from service.cases.blobs import BlobStore
 from service.cases.merge import CaseMerger
 from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
+from service.evidence.blobs import BlobStore
 from service.knowledge.selfcheck_store import SelfcheckStore
 from service.knowledge.service import KnowledgeService
 from service.knowledge.support import SupportDirectory

@@ -24,8 +24,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import strict_json
-from service.auth import csrf, sessions
+from service import csrf, session_cookie, strict_json
 from service.config import PROJECT_ROOT
 from service.db import database_unavailable
 from service.display import invisible_marks, user_text
@@ -38,7 +37,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.i18n import SUPPORTED, Translator, pick
-from service.legal.links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
+from service.legal_links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
 from service.observability import metrics
 
 Scope = MutableMapping[str, Any]
@@ -449,12 +448,12 @@ class Pages:
         return f"__Host-{base}" if self.behind_tls else base
 
     def _csrf_binding(self, request: Request) -> str:
-        """What the form token is bound to (service.auth.csrf): the staff session, else the reporter
+        """What the form token is bound to (service.csrf): the staff session, else the reporter
         session, else the signed-out CSRF cookie (made here when the browser has none yet). After a
         sign-out in this request, the sessions it ended no longer count."""
         if not getattr(request.state, "csrf_signed_out", False):
             for kind, base in (("staff", csrf.STAFF_COOKIE), ("reporter", csrf.REPORTER_COOKIE)):
-                id_hash = sessions.id_hash_of(request.cookies.get(self.name(base)))
+                id_hash = session_cookie.id_hash_of(request.cookies.get(self.name(base)))
                 if id_hash is not None:
                     return f"{kind}:{id_hash}"
         cookie: str | None = getattr(request.state, "new_csrf_cookie", None)

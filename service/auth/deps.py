@@ -19,7 +19,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import csrf, sessions
+from service import csrf
+from service.auth import sessions
 from service.auth.schemas import MembershipRead, StaffUserRead
 from service.auth.service import NO_KEY, login_email
 from service.auth.sessions import STAFF_SESSION

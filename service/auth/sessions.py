@@ -7,9 +7,6 @@ cookie keys, a stolen cookie without the database has no ciphertext, and logout 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,9 +17,10 @@ from sqlalchemy.orm import Session
 from service.auth.models import WebSession
 from service.crypto import Context, DecryptionError, open_sealed, seal
 from service.db import utcnow
+from service.session_cookie import ID_BYTES, KEY_BYTES, b64, hash_id, parse
 
-_ID_BYTES = 32
-_KEY_BYTES = 32
+# Logout, the authorisation tests and the CSRF binding ask for the stored key of a cookie by this name.
+from service.session_cookie import id_hash_of as id_hash_of
 
 
 @dataclass(frozen=True)
@@ -44,27 +42,15 @@ class OpenSession:
     secret: bytes
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _hash_id(session_id: bytes) -> str:
-    return hashlib.sha256(b"rueckhalt/session-id/v1" + session_id).hexdigest()
-
-
 def _context(policy: SessionPolicy, id_hash: str) -> Context:
     return Context("session", field=policy.kind, record_id=id_hash)
 
 
 def create(session: Session, policy: SessionPolicy, subject_id: str, secret: bytes) -> str:
     """Store the server half and return the cookie value. The caller commits."""
-    session_id = secrets.token_bytes(_ID_BYTES)
-    cookie_key = secrets.token_bytes(_KEY_BYTES)
-    id_hash = _hash_id(session_id)
+    session_id = secrets.token_bytes(ID_BYTES)
+    cookie_key = secrets.token_bytes(KEY_BYTES)
+    id_hash = hash_id(session_id)
     now = utcnow()
     session.add(
         WebSession(
@@ -77,29 +63,18 @@ def create(session: Session, policy: SessionPolicy, subject_id: str, secret: byt
             expires_at=now + policy.absolute,
         )
     )
-    return f"{_b64(session_id)}.{_b64(cookie_key)}"
-
-
-def _parse(cookie: str) -> tuple[bytes, bytes] | None:
-    try:
-        id_part, key_part = cookie.split(".", 1)
-        session_id, cookie_key = _unb64(id_part), _unb64(key_part)
-    except (ValueError, binascii.Error):
-        return None
-    if len(session_id) != _ID_BYTES or len(cookie_key) != _KEY_BYTES:
-        return None
-    return session_id, cookie_key
+    return f"{b64(session_id)}.{b64(cookie_key)}"
 
 
 def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
     """Open a session from its cookie, or None if missing, forged, idle too long or expired."""
     if not cookie:
         return None
-    parsed = _parse(cookie)
+    parsed = parse(cookie)
     if parsed is None:
         return None
     session_id, cookie_key = parsed
-    id_hash = _hash_id(session_id)
+    id_hash = hash_id(session_id)
     row = session.get(WebSession, id_hash)
     if row is None or row.kind != policy.kind:
         return None
@@ -118,10 +93,10 @@ def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenS
 
 
 def destroy(session: Session, cookie: str | None) -> None:
-    parsed = _parse(cookie) if cookie else None
+    parsed = parse(cookie) if cookie else None
     if parsed is None:
         return
-    session.execute(delete(WebSession).where(WebSession.id_hash == _hash_id(parsed[0])))
+    session.execute(delete(WebSession).where(WebSession.id_hash == hash_id(parsed[0])))
     session.commit()
 
 
@@ -143,22 +118,16 @@ def destroy_all_of(session: Session, policy: SessionPolicy, subject_id: str, kee
 def reseal(session: Session, policy: SessionPolicy, cookie: str | None, secret: bytes) -> bool:
     """Replace the unlocked secret of the session behind ``cookie`` (its id and cookie stay): the first own
     password makes the account's key pair in the middle of a session. The caller commits."""
-    parsed = _parse(cookie) if cookie else None
+    parsed = parse(cookie) if cookie else None
     if parsed is None:
         return False
     session_id, cookie_key = parsed
-    id_hash = _hash_id(session_id)
+    id_hash = hash_id(session_id)
     row = session.get(WebSession, id_hash)
     if row is None or row.kind != policy.kind:
         return False
     row.sealed_secret = seal(cookie_key, secret, _context(policy, id_hash))
     return True
-
-
-def id_hash_of(cookie: str | None) -> str | None:
-    """The stored key of a session cookie, without opening it (logout, CSRF binding)."""
-    parsed = _parse(cookie) if cookie else None
-    return None if parsed is None else _hash_id(parsed[0])
 
 
 # Every kind of session there is: the purge needs each one's idle window.

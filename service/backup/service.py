@@ -45,7 +45,6 @@ from service.audit.service import VerifyResult, verify
 from service.backup import database
 from service.backup.database import DatabaseKind
 from service.backup.errors import BackupError, Refusal
-from service.cases.blobs import BlobStore
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import (
     ArchiveDamaged,
@@ -60,6 +59,7 @@ from service.crypto import (
     keyed_hash,
 )
 from service.db import make_engine, make_sessionmaker, utcnow
+from service.evidence.blobs import BlobStore
 
 FORMAT = "rueckhalt-backup"
 FORMAT_VERSION = 1

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
-from service.cases import attachments as files
 from service.cases.repository import CaseFilters
 from service.cases.schemas import (
     CaseRead,
@@ -21,6 +20,7 @@ from service.cases.schemas import (
 )
 from service.deps import RuntimeDep
 from service.errors import error_responses
+from service.evidence import attachments as files
 from service.web import StrictRoute, download
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRoute)

@@ -29,8 +29,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.cases import events
-from service.cases.blobs import BlobStore
+from service.cases import events, repository
+from service.cases.contact import open_address, seal_address
 from service.cases.models import (
     Attachment,
     Case,
@@ -61,11 +61,9 @@ from service.crypto import (
 )
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
-from service.notifications.contact import open_address, seal_address
-from service.reports import repository as reports
-from service.reports.schemas import public_error
-from service.reports.service import more_urgent
-from service.retention.repository import delete_case_rows
+from service.evidence.blobs import BlobStore
+from service.taxonomy.loader import more_urgent
+from service.validation import public_error
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ class CaseMerger:
             return None
         return PendingMerge(
             older_created_at=older.created_at.isoformat(),
-            holders=reports.active_organisation_names(session, older.id),
+            holders=repository.active_organisation_names(session, older.id),
         )
 
     def decline(self, session: Session, newer_case_id: str) -> bool:
@@ -169,7 +167,7 @@ class CaseMerger:
         older_id = proposal.older_case_id
         # Both locked until the commit (the retention purge and a further incident lock them too), in one
         # order, so that two merges of the same pair cannot wait for each other.
-        locked = {case_id: reports.lock_case(session, case_id) for case_id in sorted((older_id, newer_id))}
+        locked = {case_id: repository.lock_case(session, case_id) for case_id in sorted((older_id, newer_id))}
         newer, older = locked[newer_id], locked[older_id]
         if newer is None or older is None:
             raise NotFound()
@@ -235,7 +233,7 @@ class CaseMerger:
         session.flush()
         lookup = newer.lookup_hash
         session.expunge(newer)
-        delete_case_rows(session, newer_id)
+        repository.delete_case_rows(session, newer_id)
         session.flush()
         salt = new_salt()
         older.lookup_hash = lookup

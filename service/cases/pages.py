@@ -42,12 +42,12 @@ from service.dossier import service as dossiers
 from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed, NotFound, ValidationFailed
+from service.evidence.uploads import parse_form
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
 from service.matching.display import identifier_items, kind_labels
+from service.matching.schemas import PerpetratorIdentifier
 from service.organisations import repository as organisations
 from service.organisations.models import Organisation
-from service.reports.schemas import PerpetratorIdentifier
-from service.reports.uploads import parse_form
 from service.runtime import Runtime
 from service.taxonomy.loader import ANSWER_KINDS
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang

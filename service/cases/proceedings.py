@@ -30,8 +30,8 @@ from service.cases.deadlines import ComplaintDeadline, payload_complaint_deadlin
 from service.cases.models import Incident
 from service.crypto import Context, open_sealed, seal
 from service.i18n import LOCAL_ZONE
-from service.reports.schemas import _no_control_characters, _past_day
 from service.taxonomy import Taxonomy
+from service.validation import no_control_characters, past_day
 
 # The outcome of the proceedings, as far as the reporter or the counsellor knows it.
 OUTCOMES = (
@@ -69,12 +69,12 @@ class Proceedings(BaseModel):
     @field_validator("complaint_on", "application_on", "information_requested_on", mode="after")
     @classmethod
     def _past(cls, value: date | None) -> date | None:
-        return _past_day(value)
+        return past_day(value)
 
     @field_validator("file_number", mode="after")
     @classmethod
     def _clean(cls, value: str | None) -> str | None:
-        return _no_control_characters(value) or None
+        return no_control_characters(value) or None
 
     @field_validator("outcome", mode="after")
     @classmethod

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from string import ascii_lowercase
 
-from sqlalchemy import ColumnElement, Select, case, delete, exists, false, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
@@ -20,6 +33,7 @@ from service.cases.models import (
     CaseKeyGrant,
     CaseMessage,
     CaseNote,
+    EventLink,
     GrantRole,
     Incident,
     MergeProposal,
@@ -323,3 +337,99 @@ def reminder_sent(session: Session, case_id: str, kind: str, ref: str) -> bool:
         )
         is not None
     )
+
+
+def lock_case(session: Session, case_id: str) -> Case | None:
+    """The case, read anew and locked until the transaction ends (None: it is gone, say purged).
+
+    As the retention purge's lock (service/retention/repository.py): FOR UPDATE on PostgreSQL; on SQLite,
+    which ignores it, an UPDATE that matches nothing takes the database's write lock first."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Case)
+            .where(false())
+            .values(status=Case.status)
+            .execution_options(synchronize_session=False)
+        )
+    return session.scalar(
+        select(Case).where(Case.id == case_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def active_organisation_names(session: Session, case_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Organisation.display_name)
+            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
+            .order_by(Organisation.display_name)
+        )
+    )
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# Children before parents, so that no step relies on ON DELETE CASCADE: attachments point at incidents and
+# messages, routing records at incidents, everything at the case. The cascades stay as a second line.
+_CASE_CHILDREN = (
+    ("attachments", Attachment),
+    ("messages", CaseMessage),
+    ("notes", CaseNote),
+    ("routing_records", RoutingRecord),
+    ("key_grants", CaseKeyGrant),
+    ("incidents", Incident),
+)
+
+
+def delete_case_rows(session: Session, case_id: str) -> dict[str, int]:
+    """Delete every row of the case and the case row itself (with the reporter-wrapped key in it).
+
+    Returns the number of rows per kind; ``case`` is 1 unless the row vanished in between.
+    """
+    # Rows that point at the case without a case_id of their own: its incidents' event links (the other
+    # incidents of an event keep theirs) and merge proposals naming it either way.
+    session.execute(
+        delete(EventLink).where(
+            EventLink.incident_id.in_(select(Incident.id).where(Incident.case_id == case_id))
+        )
+    )
+    delete_merge_proposals(session, case_id)
+    counts = {
+        name: _deleted(session, delete(model).where(model.case_id == case_id))
+        for name, model in _CASE_CHILDREN
+    }
+    counts["case"] = _deleted(session, delete(Case).where(Case.id == case_id))
+    return counts
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """An organisation that holds the case key: one row of ``case_key_grant``, as the reporter is shown it.
+
+    The receipt and /fall list these and nothing else, so that what a reporter is told about who can read
+    the case is the data that grants the key, never a second computation that could drift from it."""
+
+    name: str
+    role: str  # GrantRole
+    # Sees the case now (a target, an escalation step that was opened, a referral).
+    active: bool
+    # An escalation step: opened this long after filing if nobody acknowledged.
+    escalation_after_minutes: int | None
+
+
+def key_holders(session: Session, case_id: str) -> list[KeyHolder]:
+    rows = session.execute(
+        select(
+            Organisation.display_name,
+            CaseKeyGrant.role,
+            CaseKeyGrant.active,
+            CaseKeyGrant.escalation_after_minutes,
+        )
+        .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
+        .where(CaseKeyGrant.case_id == case_id)
+        .order_by(CaseKeyGrant.granted_at, Organisation.display_name)
+    ).all()
+    return [KeyHolder(str(name), str(role), bool(active), minutes) for name, role, active, minutes in rows]

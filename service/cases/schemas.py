@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from service.reports.schemas import _no_control_characters
+from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
@@ -31,7 +31,7 @@ class MessageCreate(BaseModel):
     @field_validator("body", mode="after")
     @classmethod
     def _clean(cls, value: str) -> str | None:
-        return _no_control_characters(value)
+        return no_control_characters(value)
 
 
 class ReporterMessageCreate(MessageCreate):

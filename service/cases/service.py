@@ -18,10 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.auth.subject import Subject
-from service.cases import attachments as files
 from service.cases import events, proceedings, repository
-from service.cases.attachments import DecryptedAttachment
-from service.cases.blobs import BlobStore
 from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
 from service.cases.models import (
     Case,
@@ -46,17 +43,20 @@ from service.crypto import (
 )
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
+from service.evidence import attachments as files
+from service.evidence.attachments import DecryptedAttachment
+from service.evidence.blobs import BlobStore
+from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
 from service.matching.sealed import open_typed
 from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody, RotationReason
 from service.organisations.models import Organisation
 from service.outbox.writer import enqueue
-from service.reports.schemas import public_error
-from service.reports.uploads import EncryptedUpload
 from service.statistics.extract import classification
 from service.taxonomy import Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS
+from service.validation import public_error
 
 OUTCOMES = ("supported", "referred_elsewhere", "no_contact", "withdrawn", "duplicate", "other")
 LABELS = ("follow_up", "legal", "press", "police", "security", "psychosocial", "online", "repeat")

@@ -22,10 +22,10 @@ from starlette.responses import StreamingResponse
 
 from service.audit import AuditLog
 from service.cases import repository as cases
-from service.cases.blobs import BlobStore
 from service.crypto import Context, open_stream
 from service.db import utcnow
 from service.dossier.service import Dossier
+from service.evidence.blobs import BlobStore
 from service.i18n import LOCAL_ZONE
 from service.web import content_disposition
 

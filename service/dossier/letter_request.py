@@ -21,7 +21,7 @@ from service.audit import AuditLog
 from service.dossier import letters
 from service.dossier.letters import FIELD_LIMITS, LetterKind, Typed
 from service.dossier.pdf import chunks, render_letter
-from service.reports.schemas import is_control
+from service.validation import is_control
 from service.web import download
 
 # The form's fields: the typed ones, the token, the kind and the format (and room for a browser's extra).

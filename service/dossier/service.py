@@ -18,16 +18,15 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.cases import attachments as files
 from service.cases import proceedings
 from service.cases import repository as cases
-from service.cases.blobs import BlobStore
 from service.cases.deadlines import payload_complaint_deadline
 from service.cases.models import Case, GrantRole, Incident
 from service.crypto import Context, open_sealed
 from service.db import utcnow
 from service.dossier.names import numbered
-from service.reports import repository as reports
+from service.evidence import attachments as files
+from service.evidence.blobs import BlobStore
 from service.taxonomy import Taxonomy
 
 EVIDENCE_SENDER = "reporter"
@@ -201,7 +200,7 @@ def build(
     incidents, message_files = _numbered(incidents, message_files)
     holders = [
         Holder(name=holder.name, state=_holder_state(holder.role, holder.active))
-        for holder in reports.key_holders(session, case.id)
+        for holder in cases.key_holders(session, case.id)
     ]
     return Dossier(
         case_created_at=case.created_at,

@@ -38,8 +38,8 @@ from service.knowledge.selfcheck_view import (
     evaluate,
     month_label,
 )
-from service.reports.schemas import is_control
 from service.runtime import selfcheck_code_limit
+from service.validation import is_control
 from service.web import StrictRoute, download, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

@@ -17,8 +17,8 @@ from service.errors import NotFound, ValidationFailed
 from service.knowledge.models import KnowledgeArticle
 from service.knowledge.render import plain_text, render_markdown
 from service.outbox.writer import enqueue
-from service.reports.schemas import public_error
 from service.taxonomy import Taxonomy, type_code_matches
+from service.validation import public_error
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Addresses under /wissen that are pages of their own.

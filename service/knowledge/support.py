@@ -26,7 +26,7 @@ from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.knowledge.models import SupportEntry
 from service.knowledge.service import REVIEW_INTERVAL
-from service.reports.schemas import public_error
+from service.validation import public_error
 
 SUPPORT_FILE = Path(__file__).resolve().parent / "support.yaml"
 # The directory's "Land" for offers open to everyone in the country.

@@ -21,8 +21,8 @@ from service.knowledge.support import (
     SupportKind,
     SupportValues,
 )
-from service.reports.schemas import public_error
 from service.runtime import Runtime
+from service.validation import public_error
 from service.web import StrictRoute, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

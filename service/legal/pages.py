@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from service.deps import runtime_of
 from service.errors import NotFound
-from service.legal.links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, placeholder_served
+from service.legal_links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, placeholder_served
 from service.web import Pages, StrictRoute
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

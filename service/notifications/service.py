@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.cases.contact import open_address
 from service.config import Settings
 from service.crypto import DecryptionError, webhook_secret
 from service.db import database_unavailable, utcnow
 from service.notifications import repository
-from service.notifications.contact import open_address
 from service.notifications.mail import Mailer, build_message, render, reporter_mail
 from service.notifications.recipients import (
     COORDINATION_TOPICS,

@@ -11,7 +11,7 @@ from service.errors import NotFound, ValidationFailed, error_responses
 from service.organisations.models import MembershipRole
 from service.organisations.schemas import MemberGrant, MemberRead
 from service.organisations.service import lead_view
-from service.reports.schemas import public_error
+from service.validation import public_error
 from service.web import StrictRoute
 
 router = APIRouter(prefix="/api/v1/organisations", tags=["organisations"], route_class=StrictRoute)

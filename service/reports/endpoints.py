@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.cases import attachments as files
 from service.cases import service as case_work
 from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import RuntimeDep, enforce, enforce_async, in_session
 from service.errors import error_responses
+from service.evidence import attachments as files
 from service.reports.schemas import (
     CaseForReporter,
     IncidentAdded,

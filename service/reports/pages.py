@@ -16,11 +16,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import csrf, sessions
+from service import csrf
+from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
 from service.cases.models import GrantRole
 from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
+from service.cases.repository import KeyHolder
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
 from service.cases.service import reporter_reply
@@ -32,12 +34,12 @@ from service.dossier import service as dossiers
 from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
+from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size
 from service.matching.display import identifier_items
 from service.matching.normalise import PLATFORM_NAMES
 from service.notifications.mail import reporter_mail
 from service.reports.deadline_view import deadline_view
-from service.reports.repository import KeyHolder
 from service.reports.schemas import (
     IdentifiersAdd,
     IncidentFields,
@@ -47,7 +49,6 @@ from service.reports.schemas import (
 )
 from service.reports.service import CaseDraft
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState, incident_purpose
-from service.reports.uploads import EncryptingFormParser, parse_form
 from service.runtime import Runtime, intake_limit, receipt_limit
 from service.web import BodyKind, Pages, StrictRoute, body, download, read_cookie, read_form, request_lang
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Insert, Table, bindparam, false, func, insert, select, update
+from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,23 +45,6 @@ def case_by_lookup(session: Session, lookup_hash: bytes) -> Case | None:
     return session.scalar(select(Case).where(Case.lookup_hash == lookup_hash))
 
 
-def lock_case(session: Session, case_id: str) -> Case | None:
-    """The case, read anew and locked until the transaction ends (None: it is gone, say purged).
-
-    As the retention purge's lock (service/retention/repository.py): FOR UPDATE on PostgreSQL; on SQLite,
-    which ignores it, an UPDATE that matches nothing takes the database's write lock first."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Case)
-            .where(false())
-            .values(status=Case.status)
-            .execution_options(synchronize_session=False)
-        )
-    return session.scalar(
-        select(Case).where(Case.id == case_id).with_for_update().execution_options(populate_existing=True)
-    )
-
-
 def unopened_escalations(session: Session, case_id: str) -> list[tuple[CaseKeyGrant, str]]:
     """The escalation grants of a case not opened yet, with their organisation's slug."""
     rows = session.execute(
@@ -94,47 +76,6 @@ def active_organisation_ids(session: Session, case_id: str) -> list[str]:
             )
         )
     )
-
-
-def active_organisation_names(session: Session, case_id: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(Organisation.display_name)
-            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
-            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
-            .order_by(Organisation.display_name)
-        )
-    )
-
-
-@dataclass(frozen=True)
-class KeyHolder:
-    """An organisation that holds the case key: one row of ``case_key_grant``, as the reporter is shown it.
-
-    The receipt and /fall list these and nothing else, so that what a reporter is told about who can read
-    the case is the data that grants the key, never a second computation that could drift from it."""
-
-    name: str
-    role: str  # GrantRole
-    # Sees the case now (a target, an escalation step that was opened, a referral).
-    active: bool
-    # An escalation step: opened this long after filing if nobody acknowledged.
-    escalation_after_minutes: int | None
-
-
-def key_holders(session: Session, case_id: str) -> list[KeyHolder]:
-    rows = session.execute(
-        select(
-            Organisation.display_name,
-            CaseKeyGrant.role,
-            CaseKeyGrant.active,
-            CaseKeyGrant.escalation_after_minutes,
-        )
-        .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
-        .where(CaseKeyGrant.case_id == case_id)
-        .order_by(CaseKeyGrant.granted_at, Organisation.display_name)
-    ).all()
-    return [KeyHolder(str(name), str(role), bool(active), minutes) for name, role, active, minutes in rows]
 
 
 def first_reply_at(session: Session, case_id: str) -> datetime | None:

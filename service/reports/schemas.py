@@ -7,9 +7,8 @@ of recipients, or anything else we would silently ignore.
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -19,20 +18,14 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from service.matching.normalise import (
-    MAX_VALUE_CHARS,
-    PLATFORMS,
-    Identifier,
-    Kind,
-    NotAnIdentifier,
-    normalise,
-)
+from service.matching.schemas import PerpetratorIdentifier as PerpetratorIdentifier
+from service.validation import FREE_TEXT_FIELDS as FREE_TEXT_FIELDS
+from service.validation import Code, no_control_characters, past_day
+from service.validation import is_control as is_control
 
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
 
@@ -40,55 +33,6 @@ DESCRIPTION_EXAMPLE = (
     "Nach der Ratssitzung am Dienstag erhielt ich drei E-Mails, in denen mir und meiner Familie "
     "Gewalt angedroht wurde. Der Absender nennt meine Wohnadresse."
 )
-
-
-# The form fields of free text: their validators refuse control characters (NUL among them) at the field,
-# so a page can say so there and keep what was typed.
-FREE_TEXT_FIELDS = frozenset(
-    {
-        "description",
-        "type_other",
-        "place",
-        "platform",
-        "url",
-        "perpetrator_details",
-        "municipality",
-        "contact_name",
-        "contact_phone",
-        "message",
-    }
-)
-
-# C0 controls but tab and newlines, DEL and the C1 controls (0x80-0x9F: no keyboard types them; 0x9B opens
-# a terminal escape like ESC [ does). Refused in free text: they drive terminals and cannot all be stored.
-_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# In a file name also the bidi embeddings, overrides and isolates that disguise it ("invoice\u202eFDP.exe"):
-# a name is used for the download, so its characters are replaced (uploads.py display_name).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def is_control(char: str) -> bool:
-    """A character a file name must not keep (control or bidi control)."""
-    return _CONTROL.match(char) is not None
-
-
-def _no_control_characters(value: str | None) -> str | None:
-    """Refuse free text with control characters (``_TEXT_CONTROL``).
-
-    Bidi and format characters (U+200E/F, U+202A-202E, U+2066-2069, U+200B-200D, U+FEFF) are NOT refused:
-    messaging apps put them around names, and a threat pasted from a chat must be accepted as sent, not
-    retyped (that would also alter the evidence). The text is sealed verbatim; where it is shown it is
-    isolated so that it cannot reorder the page around it (service/display.py).
-    """
-    if value is not None and _TEXT_CONTROL.search(value):
-        raise ValueError("contains control characters")
-    return value
-
-
-def _past_day(value: date | None) -> date | None:
-    if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
-        raise ValueError("date must not lie in the future")
-    return value
 
 
 class IncidentFields(BaseModel):
@@ -122,49 +66,16 @@ class IncidentFields(BaseModel):
     )
     @classmethod
     def _text_is_clean(cls, value: str | None) -> str | None:
-        return _no_control_characters(value)
+        return no_control_characters(value)
 
     @field_validator("occurred_on", "perpetrator_known_on", mode="after")
     @classmethod
     def _not_in_future(cls, value: date | None) -> date | None:
-        return _past_day(value)
+        return past_day(value)
 
 
 # At most this many perpetrator identifiers per case (the form offers one of each kind at a time).
 MAX_IDENTIFIERS = 10
-
-
-class PerpetratorIdentifier(BaseModel):
-    """One identifier of the perpetrator for the repeat-perpetrator matching (docs/matching.md): stored as a
-    keyed token, and as typed sealed in the case."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    kind: Kind = Field(description="name, handle, phone, email or plate")
-    value: Annotated[str, StringConstraints(min_length=1, max_length=MAX_VALUE_CHARS)] = Field(
-        description="As the reporter knows it: a handle with or without @, a phone number with or without "
-        "country code (German without), a plate with or without spaces"
-    )
-    platform: Code | None = Field(default=None, description=f"For a handle only: {', '.join(PLATFORMS)}")
-
-    @field_validator("value", mode="after")
-    @classmethod
-    def _value_is_clean(cls, value: str) -> str:
-        _no_control_characters(value)
-        return value
-
-    @model_validator(mode="after")
-    def _normalisable(self) -> PerpetratorIdentifier:
-        try:
-            self.normalised()
-        except NotAnIdentifier:
-            raise PydanticCustomError(
-                "invalid_identifier", "not a valid {kind}", {"kind": self.kind.value}
-            ) from None
-        return self
-
-    def normalised(self) -> Identifier:
-        return normalise(self.kind, self.value, self.platform)
 
 
 class MatchingConsent(BaseModel):
@@ -243,7 +154,7 @@ class ReportCreate(IncidentFields, MatchingConsent):
     @field_validator("municipality", "contact_name", "contact_phone", mode="after")
     @classmethod
     def _short_text_is_clean(cls, value: str | None) -> str | None:
-        return _no_control_characters(value)
+        return no_control_characters(value)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -360,16 +271,11 @@ class PerpetratorKnown(BaseModel):
     @field_validator("perpetrator_known_on", mode="after")
     @classmethod
     def _not_in_future(cls, value: date | None) -> date | None:
-        return _past_day(value)
+        return past_day(value)
 
 
 class IncidentAdded(BaseModel):
     seq: int
-
-
-def public_error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
-    """One entry of a 422 answer: where and what, never the offending value."""
-    return {"loc": loc, "type": kind, "msg": message}
 
 
 class ReceiptNotify(NotifyAddress):

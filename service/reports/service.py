@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.cases import attachments as files
 from service.cases import proceedings
+from service.cases import repository as case_rows
 from service.cases import service as case_work
-from service.cases.blobs import BlobStore
+from service.cases.contact import seal_address
 from service.cases.deadlines import (
     ComplaintDeadline,
     complaint_deadline_of,
@@ -36,6 +36,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.cases.proceedings import Proceedings
+from service.cases.repository import KeyHolder
 from service.crypto import (
     Context,
     DecryptionError,
@@ -55,11 +56,13 @@ from service.crypto import (
 )
 from service.db import NewRow, new_id, new_row, row_of, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
+from service.evidence import attachments as files
+from service.evidence.blobs import BlobStore
+from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
 from service.matching.normalise import Identifier
 from service.matching.sealed import open_typed, seal_typed
 from service.matching.service import Budget, MatchingService
-from service.notifications.contact import seal_address
 from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
 from service.organisations.repository import Receiver
@@ -67,22 +70,20 @@ from service.outbox import writer as outbox
 from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
-from service.reports.repository import KeyHolder
 from service.reports.schemas import (
     MAX_IDENTIFIERS,
     IncidentFields,
     MatchingConsent,
     PerpetratorIdentifier,
     ReportCreate,
-    public_error,
 )
 from service.reports.submissions import SubmissionClaim
-from service.reports.uploads import EncryptedUpload
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
 from service.statistics.extract import answers_of, classification
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import Districts, Taxonomy
-from service.taxonomy.loader import ANSWER_KINDS, REQUIRED_URGENCY
+from service.taxonomy.loader import ANSWER_KINDS, more_urgent
+from service.validation import public_error
 
 log = logging.getLogger("rueckhalt.intake")
 
@@ -171,12 +172,6 @@ def _local_day(moment: datetime | None) -> str | None:
 
 def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
     return Context(purpose, case_id=case_id, record_id=record_id)
-
-
-def more_urgent(first: str, second: str) -> str:
-    """The more urgent of two urgency codes (acute, then high, then normal; unknown codes count least)."""
-    order = {code: index for index, code in enumerate(REQUIRED_URGENCY)}
-    return min(first, second, key=lambda code: order.get(code, len(order)))
 
 
 def _today(now: datetime) -> date:
@@ -686,7 +681,7 @@ class IntakeService:
         given = self.identifiers_of(opened.case, opened.data_key)
         # Reserved before the transaction writes; each identifier sent (and each one waiting) is a look-up.
         budget = self.matching.reserve(len(given) + len(data.perpetrator_identifiers))
-        case = repository.lock_case(session, opened.case.id)
+        case = case_rows.lock_case(session, opened.case.id)
         if case is None:
             session.rollback()
             raise NotFound()
@@ -724,7 +719,7 @@ class IntakeService:
         budget = self.matching.reserve(len(missing))
         if not budget.granted:
             return False
-        case = repository.lock_case(session, case_id)
+        case = case_rows.lock_case(session, case_id)
         if case is None:
             raise NotFound()
         # Read anew under the case's lock: a withdrawal in between has deleted the sealed identifiers, and
@@ -749,7 +744,7 @@ class IntakeService:
     def withdraw_matching(self, session: Session, opened: OpenedCase) -> None:
         """The reporter withdraws the consent: the tokens go at once, and the identifiers as typed too (they
         were given for the matching; what the reporter wrote about the perpetrator elsewhere stays)."""
-        case = repository.lock_case(session, opened.case.id)
+        case = case_rows.lock_case(session, opened.case.id)
         if case is None:
             session.rollback()
             raise NotFound()
@@ -790,7 +785,7 @@ class IntakeService:
         self._claim(session, claim)
         # Locked until the commit: the retention purge locks it too, so a case is either purged first (and
         # the incident is refused: NotFound) or reopened first (and the purge finds it open).
-        case = repository.lock_case(session, opened.case.id)
+        case = case_rows.lock_case(session, opened.case.id)
         if case is None:
             session.rollback()
             raise NotFound()
@@ -884,7 +879,7 @@ class IntakeService:
         """The reporter says since when they know who did it (or takes the date back): the incident's
         sealed payload holds it, and the clear reminder week follows the new deadline. A deadline now days
         away makes the case urgent, as at intake; the beat's reminders tell the holders."""
-        case = repository.lock_case(session, opened.case.id)
+        case = case_rows.lock_case(session, opened.case.id)
         incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
         if case is None or incident is None:
             session.rollback()
@@ -911,7 +906,7 @@ class IntakeService:
     def record_proceedings(self, session: Session, opened: OpenedCase, seq: int, record: Proceedings) -> None:
         """The reporter records the proceedings of an incident (/fall), as a counsellor can on the case
         page: sealed, and a Strafantrag recorded ends its reminders. Audited without content."""
-        case = repository.lock_case(session, opened.case.id)
+        case = case_rows.lock_case(session, opened.case.id)
         incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
         if case is None or incident is None:
             session.rollback()
@@ -968,10 +963,8 @@ class IntakeService:
             # without a notification address).
             "acknowledged_on": _local_day(case.acknowledged_at),
             "first_reply_on": _local_day(first_reply),
-            "organisations": repository.active_organisation_names(session, case.id),
-            "key_holders": [
-                dataclasses.asdict(holder) for holder in repository.key_holders(session, case.id)
-            ],
+            "organisations": case_rows.active_organisation_names(session, case.id),
+            "key_holders": [dataclasses.asdict(holder) for holder in case_rows.key_holders(session, case.id)],
             "incidents": incidents,
             "messages": case_work.reporter_messages(session, case.id, opened.data_key),
             "notify": case.notify_ciphertext is not None,

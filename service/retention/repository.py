@@ -16,16 +16,9 @@ from sqlalchemy.orm import Session
 from service.cases.models import (
     Attachment,
     Case,
-    CaseKeyGrant,
-    CaseMessage,
-    CaseNote,
     CaseStatus,
-    EventLink,
-    Incident,
     ReminderLog,
-    RoutingRecord,
 )
-from service.cases.repository import delete_merge_proposals
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.models import SubmissionToken
 
@@ -133,39 +126,6 @@ def referenced_among(session: Session, names: set[str]) -> set[str]:
 def _deleted(session: Session, statement: Delete) -> int:
     result = session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-# Children before parents, so that no step relies on ON DELETE CASCADE: attachments point at incidents and
-# messages, routing records at incidents, everything at the case. The cascades stay as a second line.
-_CASE_CHILDREN = (
-    ("attachments", Attachment),
-    ("messages", CaseMessage),
-    ("notes", CaseNote),
-    ("routing_records", RoutingRecord),
-    ("key_grants", CaseKeyGrant),
-    ("incidents", Incident),
-)
-
-
-def delete_case_rows(session: Session, case_id: str) -> dict[str, int]:
-    """Delete every row of the case and the case row itself (with the reporter-wrapped key in it).
-
-    Returns the number of rows per kind; ``case`` is 1 unless the row vanished in between.
-    """
-    # Rows that point at the case without a case_id of their own: its incidents' event links (the other
-    # incidents of an event keep theirs) and merge proposals naming it either way.
-    session.execute(
-        delete(EventLink).where(
-            EventLink.incident_id.in_(select(Incident.id).where(Incident.case_id == case_id))
-        )
-    )
-    delete_merge_proposals(session, case_id)
-    counts = {
-        name: _deleted(session, delete(model).where(model.case_id == case_id))
-        for name, model in _CASE_CHILDREN
-    }
-    counts["case"] = _deleted(session, delete(Case).where(Case.id == case_id))
-    return counts
 
 
 def _outbox_done_before(cutoff: datetime) -> ColumnElement[bool]:

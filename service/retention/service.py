@@ -40,8 +40,9 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
-from service.cases.blobs import BlobStore, StoredBlob
+from service.cases import repository as case_rows
 from service.cases.models import CaseStatus, ReminderLog
+from service.evidence.blobs import BlobStore, StoredBlob
 from service.i18n import LOCAL_ZONE
 from service.organisations.custody import KeyCustody, unneeded_epochs
 from service.outbox.writer import enqueue
@@ -274,7 +275,7 @@ class RetentionService:
             blob_names = repository.blob_names_of(session, case_id)
             if self.forget_tokens is not None:
                 self.forget_tokens(session, case_id)
-            counts = repository.delete_case_rows(session, case_id)
+            counts = case_rows.delete_case_rows(session, case_id)
             if counts.pop("case") != 1:
                 # Cannot happen under the lock; if it does, commit nothing rather than a partial purge.
                 raise RuntimeError("case row not deleted")

@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session
 
 from service.auth.models import RecoveryCode, StaffUser, WebSession
 from service.auth.service import AccountService
+from service.cases.contact import open_address, seal_address
 from service.cases.models import Case
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
 from service.matching.models import PerpetratorToken
-from service.notifications.contact import open_address, seal_address
 from service.organisations.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract

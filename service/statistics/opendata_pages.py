@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import SUPPORTED, Translator
-from service.legal.links import legal_links
+from service.legal_links import legal_links
 from service.runtime import Runtime
 from service.statistics.dp import PublicRelease
 from service.statistics.labels import cell_label

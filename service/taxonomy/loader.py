@@ -155,6 +155,14 @@ _ITEM_KINDS: tuple[str, ...] = (
 _PERPETRATOR_KINDS: tuple[str, ...] = ("familiarity", "residence", "number")
 # The service's code relies on these values existing (defaults and routing), so an operator cannot drop them.
 REQUIRED_URGENCY = ("acute", "high", "normal")
+
+
+def more_urgent(first: str, second: str) -> str:
+    """The more urgent of two urgency codes (acute, then high, then normal; unknown codes count least)."""
+    order = {code: index for index, code in enumerate(REQUIRED_URGENCY)}
+    return min(first, second, key=lambda code: order.get(code, len(order)))
+
+
 # Who reports: the intake's default is "self", and the form explains the other two.
 REQUIRED_REPORTED_BY = ("self", "someone_else", "administration")
 # The KoMo-comparable questions of the form (all optional, multi-select) that reach the statistics.

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.cases.blobs import BlobStore
 from service.config import SECRET_NAMES, Settings
 from service.crypto import ArchiveReader, PrivateKey
+from service.evidence.blobs import BlobStore
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import snapshot_of
 from tests.support.backup import EVIDENCE, LARGE_TEXT, BackupKey, Filed, Target, invoke, point_cli_at

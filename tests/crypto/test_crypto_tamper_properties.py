@@ -22,7 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.auth import csrf
+from service import csrf
+from service.cases.contact import open_address, seal_address
 from service.crypto import (
     Context,
     DecryptionError,
@@ -41,7 +42,6 @@ from service.crypto.passwords import verify_password
 from service.crypto.receipt import format_receipt
 from service.crypto.recovery import RECOVERY_KEY_CHARS, new_recovery_key, normalize_recovery_key
 from service.crypto.webhook import sign_webhook, verify_webhook
-from service.notifications.contact import open_address, seal_address
 
 FAST = settings(database=None, deadline=None, max_examples=300)
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from service.app import create_app
-from service.reports import uploads
+from service.evidence import uploads
 from service.runtime import Runtime
 from tests.support.forms import report_body, report_form_tokens
 

@@ -1,4 +1,4 @@
-"""Properties of the streaming multipart parser that encrypts files as they arrive (service/reports/uploads).
+"""Properties of the streaming multipart parser that encrypts files as they arrive (service/evidence/uploads).
 
 Whatever the chunks a body arrives in, fields come out as sent and files decrypt to exactly what was sent;
 any bytes at all end in fields and files or in a refusal (ValidationFailed, PayloadTooLarge) that leaves no
@@ -21,11 +21,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service.cases.blobs import BlobStore
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import PayloadTooLarge, ValidationFailed
-from service.reports.schemas import is_control
-from service.reports.uploads import (
+from service.evidence.blobs import BlobStore
+from service.evidence.uploads import (
     ACCEPTED_TYPES,
     EXTENSIONS,
     SNIFF_BYTES,
@@ -38,6 +37,7 @@ from service.reports.uploads import (
     name_refused,
     sniff,
 )
+from service.reports.schemas import is_control
 from service.web import content_disposition
 
 KEY = bytes(range(32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from service.cases.blobs import BlobStore
+from service.evidence.blobs import BlobStore
 from service.retention import CaseResult, RetentionService
 from service.runtime import Runtime
 from tests.support.retention import FileReport, WorkCase, blob_names, case_rows, files_on_disk, set_closure

@@ -22,12 +22,12 @@ from service.audit import AuditKeyMismatch, AuditLog, verify
 from service.auth import sessions as web_sessions
 from service.auth.models import RecoveryCode, WebSession
 from service.auth.sessions import REPORTER_SESSION, STAFF_SESSION
+from service.cases.contact import open_address
 from service.cases.models import Case
 from service.cli import app
 from service.config import SECRET_NAMES, Mode, Settings, get_settings, load_secrets
 from service.crypto import keyed_hash, totp_code
 from service.errors import NotFound
-from service.notifications.contact import open_address
 from service.organisations.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime

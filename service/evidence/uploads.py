@@ -32,12 +32,12 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
-from service.cases.blobs import BlobStore
 from service.config import Settings
 from service.crypto import Context, StreamSealer, seal
 from service.db import new_id
 from service.errors import PayloadTooLarge, ValidationFailed
-from service.reports.schemas import FREE_TEXT_FIELDS, is_control, public_error
+from service.evidence.blobs import BlobStore
+from service.validation import FREE_TEXT_FIELDS, is_control, public_error
 from service.web import read_form
 
 SNIFF_BYTES = 4096
