@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import LargeBinary, inspect, select
 
 from service.cases.deadlines import (
     ComplaintDeadline,
@@ -182,6 +182,8 @@ def test_the_known_since_date_is_sealed_never_a_clear_column(client: TestClient,
             column["name"]
             for table in ("incident", "case_file")
             for column in inspect(db.get_bind()).get_columns(table)
+            # Ciphertext columns may name what they seal (case_file.perpetrator_ciphertext, the matching).
+            if not isinstance(column["type"], LargeBinary)
         }
         rows = [tuple(row) for row in db.execute(select(Incident.__table__)).all()]
     assert not [name for name in columns if "known" in name or "perpetrator" in name]

@@ -33,9 +33,9 @@ def _record_where_filed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> li
     seen: list[bool] = []
     file_report = runtime.intake.file_report
 
-    def recording(*args: Any) -> Any:
+    def recording(*args: Any, **kwargs: Any) -> Any:
         seen.append(_on_event_loop())
-        return file_report(*args)
+        return file_report(*args, **kwargs)
 
     monkeypatch.setattr(runtime.intake, "file_report", recording)
     return seen
