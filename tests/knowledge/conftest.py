@@ -1,5 +1,5 @@
 """Fixtures of the knowledge tests: a runtime with the shipped articles, and browsers on it (signed out, or
-signed in as a member of staff). test_knowledge.py and test_review.py still define their own."""
+signed in as a member of staff). test_support.py seeds the support directory too (its own ``seeded``)."""
 
 from __future__ import annotations
 

@@ -4,14 +4,11 @@ and the links from the receipt page and the case page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.app import create_app
 from service.audit.models import AuditEvent
 from service.knowledge.models import KnowledgeArticle
 from service.knowledge.seed import seed_articles, shipped
@@ -21,32 +18,6 @@ from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-@pytest.fixture
-def seeded(runtime: Runtime) -> Runtime:
-    with runtime.sessions() as db:
-        seed_articles(db)
-    return runtime
-
-
-@pytest.fixture
-def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
-    with ExitStack() as stack:
-
-        def open_browser(staff: Staff | None) -> TestClient:
-            client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
-            if staff is not None:
-                form = {
-                    "csrf_token": csrf_token(client.get("/anmelden").text),
-                    "email": staff.email,
-                    "password": staff.password,
-                    "code": code(staff),
-                }
-                assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
-            return client
-
-        yield open_browser
 
 
 def test_the_seed_brings_every_shipped_article_once(runtime: Runtime) -> None:

@@ -4,19 +4,16 @@ checked for a year."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from service.app import create_app
 from service.audit.models import AuditEvent
 from service.db import utcnow
 from service.knowledge.models import KnowledgeArticle
-from service.knowledge.seed import seed_articles, shipped
+from service.knowledge.seed import shipped
 from service.notifications.recipients import Directory, Member, recipients
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
@@ -24,32 +21,6 @@ from tests.support.forms import csrf_token
 from tests.support.staff import MakeStaff, Staff
 
 Browser = Callable[[Staff | None], TestClient]
-
-
-@pytest.fixture
-def seeded(runtime: Runtime) -> Runtime:
-    with runtime.sessions() as db:
-        seed_articles(db)
-    return runtime
-
-
-@pytest.fixture
-def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
-    with ExitStack() as stack:
-
-        def open_browser(staff: Staff | None) -> TestClient:
-            client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
-            if staff is not None:
-                form = {
-                    "csrf_token": csrf_token(client.get("/anmelden").text),
-                    "email": staff.email,
-                    "password": staff.password,
-                    "code": code(staff),
-                }
-                assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
-            return client
-
-        yield open_browser
 
 
 def test_every_shipped_article_carries_stand_and_checked_and_shows_them(browser: Browser) -> None:

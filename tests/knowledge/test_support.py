@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from service.app import create_app
 from service.audit.models import AuditEvent
 from service.db import utcnow
 from service.knowledge.models import SupportEntry
@@ -49,25 +47,6 @@ def seeded(runtime: Runtime) -> Runtime:
         seed_articles(db)
         seed_support(db, runtime.support)
     return runtime
-
-
-@pytest.fixture
-def browser(seeded: Runtime, code: Callable[[Staff], str]) -> Iterator[Browser]:
-    with ExitStack() as stack:
-
-        def open_browser(staff: Staff | None) -> TestClient:
-            client = stack.enter_context(TestClient(create_app(runtime=seeded), base_url="http://127.0.0.1"))
-            if staff is not None:
-                form = {
-                    "csrf_token": csrf_token(client.get("/anmelden").text),
-                    "email": staff.email,
-                    "password": staff.password,
-                    "code": code(staff),
-                }
-                assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
-            return client
-
-        yield open_browser
 
 
 def _entries(page: str) -> list[str]:
