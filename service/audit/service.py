@@ -434,6 +434,9 @@ class AuditLog:
         _check_text("object_id", object_id, required=False)
         clean = _clean_details(details)
 
+        # The caller's pending writes go out before the chain lock, never after it: a row lock taken while
+        # holding the chain lock is the deadlock order this class forbids (callers need not flush first).
+        session.flush()
         _lock_chain(session)
         current = repository.head_event(session)
         segment = self._segment_start(session, current)

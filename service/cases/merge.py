@@ -62,6 +62,7 @@ from service.crypto import (
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
+from service.matching.sealed import open_typed, seal_typed
 from service.taxonomy.loader import more_urgent
 from service.validation import public_error
 
@@ -231,12 +232,14 @@ class CaseMerger:
         self._case_fields(older, newer, older_key, newer_key)
         counts = {"incidents": len(incidents), "attachments": len(attachments)}
         session.flush()
-        lookup = newer.lookup_hash
+        # The receipt's lookup moves with the pepper it was made under, so a pepper rotation counts it.
+        lookup, lookup_key_id = newer.lookup_hash, newer.lookup_key_id
         session.expunge(newer)
         repository.delete_case_rows(session, newer_id)
         session.flush()
         salt = new_salt()
         older.lookup_hash = lookup
+        older.lookup_key_id = lookup_key_id
         older.reporter_salt = salt
         older.reporter_wrapped_key = wrap_for_reporter(
             older_key, receipt, salt, Context("reporter_key", case_id=older_id)
@@ -273,8 +276,9 @@ class CaseMerger:
 
     def _case_fields(self, older: Case, newer: Case, older_key: bytes, newer_key: bytes) -> None:
         """What of the newer case's own fields the merged case takes: contact details where the older case
-        has none, the notification address the reporter chose last, the higher urgency and severity; a
-        closed older case opens again if the newer one is open (its incidents are live)."""
+        has none, the perpetrator identifiers of both, the notification address the reporter chose last,
+        the higher urgency and severity; a closed older case opens again if the newer one is open (its
+        incidents are live)."""
         if older.contact_ciphertext is None and newer.contact_ciphertext is not None:
             older.contact_ciphertext = _reseal(
                 newer_key,
@@ -283,6 +287,15 @@ class CaseMerger:
                 Context("contact", case_id=newer.id),
                 Context("contact", case_id=older.id),
             )
+        if newer.perpetrator_ciphertext is not None:
+            # The identifiers the reporter gave with consent in either case: the newer case's tokens point at
+            # a case that is gone (they never match again), so the merged case holds them as waiting, and
+            # they are looked up again at the reporter's next sign-in or by a holder (docs/matching.md).
+            typed = open_typed(older_key, older.id, older.perpetrator_ciphertext)
+            for item in open_typed(newer_key, newer.id, newer.perpetrator_ciphertext):
+                if item not in typed:
+                    typed.append(item)
+            older.perpetrator_ciphertext = seal_typed(older_key, older.id, typed)
         if newer.notify_ciphertext is not None:
             address = open_address(self._notification_key, newer.id, newer.notify_ciphertext)
             older.notify_ciphertext = seal_address(self._notification_key, older.id, address)

@@ -325,8 +325,8 @@ def strafanzeige(dossier: Dossier, typed: Typed, today: date) -> str:
     lines += _deadline_notes(dossier, "")
     lines += [
         "- Form: Ihre Identität und Ihr Wille zur Strafverfolgung müssen erkennbar sein (§ 158 Abs. 2 "
-        "StPO). Am sichersten ist ein unterschriebenes Schreiben oder die Erklärung zu Protokoll bei der "
-        "Polizei.",
+        "StPO). Bei der Polizei muss der Antrag schriftlich gestellt werden (ein unterschriebenes "
+        "Schreiben); zu Protokoll geht er nur bei Gericht oder Staatsanwaltschaft (§ 158 Abs. 2 StPO).",
         "- Anschrift: Geben Sie eine Dienstanschrift oder eine andere ladungsfähige Anschrift an, nicht "
         "Ihre Wohnanschrift, wenn Sie sonst gefährdet wären (§ 68 StPO).",
         _made(dossier, "Name, Anschrift, Empfänger und Aktenzeichen"),
@@ -418,7 +418,9 @@ def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
         "unterschreiben sie mit.",
         "- Zuständig ist die Meldebehörde Ihrer Hauptwohnung. Legen Sie die Beweisdateien (oder Ausdrucke) "
         "und, falls vorhanden, die Bestätigung Ihrer Strafanzeige bei.",
-        f"- Quellen: § 51 BMG: {SOURCES['bmg51']}; § 50 BMG: {SOURCES['bmg50']}",
+        f"- Quellen: § 51 BMG: {SOURCES['bmg51']}; § 50 BMG: {SOURCES['bmg50']}; BVerwG, Urteil vom "
+        "5. November 2025 – 6 C 1.24 (www.bverwg.de; wir kannten nur eine Zusammenfassung: den Volltext "
+        "vor Gebrauch prüfen)",
         _made(dossier, "Name, Anschrift, Mitbewohnende, Empfänger und Aktenzeichen"),
     ]
     return _joined(lines)

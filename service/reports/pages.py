@@ -388,6 +388,31 @@ def _file_link(item: dict[str, Any], lang: str) -> dict[str, str]:
     }
 
 
+# What a refused one-field form of /fall says, by kind of refusal (the field's label comes first).
+_REFUSAL_TEXT = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}
+
+
+def _field_refused(
+    request: Request,
+    runtime: Runtime,
+    reporter: ReporterSession,
+    field: str,
+    message: str,
+    status: int,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    """The case page again, with one form's refusal at its field and in the summary."""
+    return _case_page(
+        request,
+        runtime,
+        reporter,
+        status=status,
+        values=values,
+        errors=[{"field": field, "message": message}],
+        field_errors={field: message},
+    )
+
+
 def _case_page(
     request: Request,
     runtime: Runtime,
@@ -645,18 +670,8 @@ async def reporter_perpetrator_known(request: Request) -> Response:
     field = f"perpetrator_known_on-{seq}" if seq.isdigit() else "perpetrator_known_on"
 
     def again(kind: str, status: int) -> Response:
-        texts = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}
-        text = t(texts.get(kind, "validation.invalid"))
-        message = f"{t('field.perpetrator_known_on')}: {text}"
-        return _case_page(
-            request,
-            runtime,
-            reporter,
-            status=status,
-            values={field: day},
-            errors=[{"field": field, "message": message}],
-            field_errors={field: message},
-        )
+        message = f"{t('field.perpetrator_known_on')}: {t(_REFUSAL_TEXT.get(kind, 'validation.invalid'))}"
+        return _field_refused(request, runtime, reporter, field, message, status, {field: day})
 
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         return await run_in_threadpool(again, "csrf", 403)
@@ -707,6 +722,9 @@ async def reporter_identifiers(request: Request) -> Response:
 
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         return await run_in_threadpool(again, [{"loc": ["match_name"], "type": "csrf", "msg": ""}], 403)
+    # Before the branch: withdrawing and sending again would otherwise tell every holder of a match anew,
+    # as often as a hostile reporter likes.
+    enforce(runtime, request, receipt_limit(runtime.settings))
     if action == "withdraw":
 
         def withdraw() -> None:
@@ -719,7 +737,6 @@ async def reporter_identifiers(request: Request) -> Response:
         except NotFound:
             return RedirectResponse("/fall", status_code=303)
         return RedirectResponse("/fall?notice=identifiers_withdrawn#matching", status_code=303)
-    enforce(runtime, request, receipt_limit(runtime.settings))
     model, errors = _validate(IdentifiersAdd, _form_to_data(fields, IdentifiersAdd))
     errors = _identifier_errors(errors, fields)
     if isinstance(model, IdentifiersAdd) and not model.perpetrator_identifiers:
@@ -1025,19 +1042,8 @@ async def reporter_proceedings(request: Request) -> Response:
     sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FIELDS}
 
     def again(kind: str, status: int) -> Response:
-        key = {"csrf": "error.csrf.message", "date_future": "validation.date_future"}.get(
-            kind, "validation.invalid"
-        )
-        message = f"{t('proceedings.heading')}: {t(key)}"
-        return _case_page(
-            request,
-            runtime,
-            reporter,
-            status=status,
-            values={field: sent},
-            errors=[{"field": field, "message": message}],
-            field_errors={field: message},
-        )
+        message = f"{t('proceedings.heading')}: {t(_REFUSAL_TEXT.get(kind, 'validation.invalid'))}"
+        return _field_refused(request, runtime, reporter, field, message, status, {field: sent})
 
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         return await run_in_threadpool(again, "csrf", 403)
@@ -1078,14 +1084,7 @@ async def reporter_merge(request: Request) -> Response:
 
     def again(key: str, status: int) -> Response:
         message = f"{t('field.merge_receipt')}: {t(key)}"
-        return _case_page(
-            request,
-            runtime,
-            reporter,
-            status=status,
-            errors=[{"field": "merge_receipt", "message": message}],
-            field_errors={"merge_receipt": message},
-        )
+        return _field_refused(request, runtime, reporter, "merge_receipt", message, status)
 
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         return await run_in_threadpool(again, "error.csrf.message", 403)
@@ -1104,8 +1103,12 @@ async def reporter_merge(request: Request) -> Response:
             merged = runtime.merges.confirm(
                 db, reporter.case_id, reporter.data_key, receipt if isinstance(receipt, str) else ""
             )
-            # The session moves to the merged case: the reporter stays signed in with the same receipt.
+            # The session moves to the merged case: the reporter stays signed in with the same receipt. Every
+            # other reporter session of either case ends: one opened with the lost receipt must not go on
+            # reading the merged case (it holds the older case's key).
             sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
+            sessions.destroy_all_of(db, REPORTER_SESSION, merged.case_id)
+            sessions.destroy_all_of(db, REPORTER_SESSION, reporter.case_id)
             cookie = sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)
             db.commit()
             return cookie

@@ -29,6 +29,7 @@ from service.cases.models import Attachment, Case, EventLink, Incident, MergePro
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
+from service.matching.sealed import open_typed
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from service.statistics import dp
@@ -258,6 +259,45 @@ def test_a_merged_case_keeps_both_incidents_and_one_receipt_after_the_reporters_
         found = runtime.cases.open_attachment(db, counsellor, older, attachment.id, runtime.blobs)
         assert b"".join(found.chunks()) == b"BEWEIS-NEU"
     assert client.post("/api/v1/reports/lookup", json={"receipt": older_receipt}).status_code == 404
+
+
+def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_the_pepper_id(
+    client: TestClient, runtime: Runtime, counsellor: Subject
+) -> None:
+    """Whoever signed in with the lost receipt before the merge reads nothing of the merged case after it; the
+    perpetrator identifiers the reporter gave in the newer case stay in the merged case (waiting to be looked
+    up again), and the receipt's lookup keeps the id of the pepper it was made under."""
+    older_receipt, older = file(client, runtime, "Erste Meldung.")
+    identifiers = [{"kind": "handle", "value": "@Merge_Probe", "platform": "instagram"}]
+    newer_receipt, newer = file(
+        client, runtime, "Zweite Meldung.", perpetrator_identifiers=identifiers, consent_matching=True
+    )
+    with runtime.sessions() as db:
+        runtime.cases.propose_merge(db, counsellor, newer, older[:8])
+        newer_lookup_key_id = db.get(Case, newer).lookup_key_id
+    finder = reporter_client(runtime, older_receipt)
+    assert "Erste Meldung." in finder.get("/fall").text
+    browser = reporter_client(runtime, newer_receipt)
+    done = browser.post(
+        "/fall/zusammenfuehren",
+        data={
+            "csrf_token": csrf_token(browser.get("/fall").text),
+            "action": "confirm",
+            "receipt": newer_receipt,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert "Zweite Meldung." in browser.get("/fall").text
+    after = finder.get("/fall").text
+    assert "Erste Meldung." not in after
+    assert "Zweite Meldung." not in after
+    with runtime.sessions() as db:
+        merged = db.get(Case, older)
+        assert merged.lookup_key_id == newer_lookup_key_id
+        opened = runtime.intake.open_case(db, newer_receipt)
+        typed = open_typed(opened.data_key, older, merged.perpetrator_ciphertext)
+    assert typed == [{"kind": "handle", "value": "@Merge_Probe", "platform": "instagram"}]
 
 
 def test_a_failure_midway_through_a_merge_loses_nothing(

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from service.audit.models import AuditEvent
 from service.cases.models import Attachment, Case
 from service.crypto import Context, seal
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.evidence import (
     PDF,
@@ -31,8 +30,8 @@ from tests.support.evidence import (
     data_files,
     file_report,
     flat,
+    holder_on_case_page,
     sign_in,
-    staff_browser,
 )
 from tests.support.forms import csrf_token
 from tests.support.staff import MakeStaff, Staff
@@ -158,12 +157,7 @@ def test_a_holding_counsellor_gets_the_dossier(
     runtime: Runtime, open_browser: Browsers, make_staff: MakeStaff, code: Callable[[Staff], str]
 ) -> None:
     filed_reporter(open_browser)
-    with runtime.sessions() as db:
-        case_id = db.scalars(select(Case.id)).one()
-    holder = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
-    counsellor = staff_browser(open_browser, holder, code)
-    url = f"/intern/faelle/{case_id}"
-    page = counsellor.get(url).text
+    holder, counsellor, url, page = holder_on_case_page(runtime, open_browser, make_staff, code)
     assert f'action="{url}/dossier"' in page
 
     response = counsellor.post(f"{url}/dossier", data={"csrf_token": csrf_token(page)})

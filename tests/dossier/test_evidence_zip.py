@@ -25,12 +25,11 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Attachment, Case
+from service.cases.models import Attachment
 from service.crypto import Context, new_data_key, seal, seal_stream
 from service.dossier import archive
 from service.dossier.names import MAX_NAME_CHARS, numbered, safe_file_name
 from service.evidence.blobs import BlobStore
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.evidence import (
     PDF,
@@ -43,8 +42,8 @@ from tests.support.evidence import (
     data_files,
     file_report,
     flat,
+    holder_on_case_page,
     sign_in,
-    staff_browser,
 )
 from tests.support.forms import csrf_token
 from tests.support.staff import MakeStaff, Staff
@@ -194,12 +193,7 @@ def test_a_holding_counsellor_gets_the_zip(
     runtime: Runtime, open_browser: Browsers, make_staff: MakeStaff, code: Callable[[Staff], str]
 ) -> None:
     filed_reporter(open_browser)
-    with runtime.sessions() as db:
-        case_id = db.scalars(select(Case.id)).one()
-    holder = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
-    counsellor = staff_browser(open_browser, holder, code)
-    url = f"/intern/faelle/{case_id}"
-    page = counsellor.get(url).text
+    holder, counsellor, url, page = holder_on_case_page(runtime, open_browser, make_staff, code)
     assert f'action="{url}/beweise"' in page
     before = data_files(runtime)
 

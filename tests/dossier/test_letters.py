@@ -38,6 +38,7 @@ from tests.support.evidence import (
     data_files,
     file_report,
     flat,
+    holder_on_case_page,
     sign_in,
     staff_browser,
 )
@@ -276,12 +277,7 @@ def test_a_holding_counsellor_gets_every_letter_and_the_history_names_none_of_it
     runtime: Runtime, open_browser: Browsers, make_staff: MakeStaff, code: Callable[[Staff], str]
 ) -> None:
     filed_reporter(open_browser)
-    with runtime.sessions() as db:
-        case_id = db.scalars(select(Case.id)).one()
-    holder = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
-    counsellor = staff_browser(open_browser, holder, code)
-    url = f"/intern/faelle/{case_id}"
-    page = counsellor.get(url).text
+    holder, counsellor, url, page = holder_on_case_page(runtime, open_browser, make_staff, code)
     assert f'action="{url}/brief"' in page
     before = data_files(runtime)
 

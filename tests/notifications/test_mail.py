@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.notifications.mail import MAIL_TEMPLATES, MaildirMailer, SmtpMailer, build_message, render
-from tests.support.notification import Inbox, maildir_messages
+from tests.support.notification import Inbox, maildir_messages, self_signed_certificate
 from tests.support.stack import free_port
 
 CONTEXT = {
@@ -67,31 +66,9 @@ def test_the_templates_are_all_there() -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
+    return self_signed_certificate(
+        tmp_path_factory.mktemp("tls"), days=1, name="127.0.0.1", extensions=("subjectAltName=IP:127.0.0.1",)
     )
-    return cert, key
 
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from service.config import PROJECT_ROOT, Settings
 from service.notifications.certificate import smtp_certificate_not_after
-from tests.support.notification import Inbox
+from tests.support.notification import Inbox, self_signed_certificate
 from tests.support.stack import free_port
 from workers import context
 from workers import tasks as worker_tasks
@@ -33,28 +33,7 @@ GAUGE = "rueckhalt_smtp_certificate_expiry_seconds"
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, datetime]:
     """A self-signed certificate valid for ten days, as a relay nobody renewed would have."""
-    folder = tmp_path_factory.mktemp("relay-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "10",
-            "-subj",
-            "/CN=relay.test",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("relay-tls"), days=10, name="relay.test")
     not_after = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
     return cert, key, not_after
 

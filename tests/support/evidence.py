@@ -15,12 +15,14 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 
 from service.app import create_app
+from service.cases.models import Case
+from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_form_tokens
-from tests.support.staff import Staff
+from tests.support.staff import MakeStaff, Staff
 
 PDF = b"%PDF-1.4\n% Screenshot des Drohkommentars\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 # A text file longer than the sniff window and the 64 KiB stream chunk: the download crosses chunks.
@@ -155,3 +157,15 @@ def staff_browser(open_browser: Browsers, staff: Staff, code: Callable[[Staff], 
     }
     assert client.post("/anmelden", data=form, follow_redirects=False).status_code == 303
     return client
+
+
+def holder_on_case_page(
+    runtime: Runtime, open_browser: Browsers, make_staff: MakeStaff, code: Callable[[Staff], str]
+) -> tuple[Staff, TestClient, str, str]:
+    """A counsellor of the organisation holding the only case, signed in: (staff, browser, case URL, page)."""
+    with runtime.sessions() as db:
+        case_id = db.scalars(select(Case.id)).one()
+    holder = make_staff(memberships=[("beratung-by", MembershipRole.counsellor)])
+    counsellor = staff_browser(open_browser, holder, code)
+    url = f"/intern/faelle/{case_id}"
+    return holder, counsellor, url, counsellor.get(url).text

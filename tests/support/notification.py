@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -213,3 +214,16 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def self_signed_certificate(
+    folder: Path, *, days: int, name: str, extensions: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A self-signed certificate and its key (``openssl req -x509``) for a local TLS relay."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
+    command += ["-out", str(cert), "-days", str(days), "-subj", f"/CN={name}"]
+    for extension in extensions:
+        command += ["-addext", extension]
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key
