@@ -16,13 +16,16 @@ from service.audit import AuditLog
 from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
 from service.cases.merge import CaseMerger
+from service.cases.panels import CaseDocuments, CasePanel
 from service.cases.service import CaseService
 from service.config import Secrets, Settings, check_production, load_secrets
 from service.db import make_engine, make_sessionmaker
+from service.dossier.documents import LetterPanel, StaffDocuments
 from service.evidence.blobs import BlobStore
 from service.knowledge.selfcheck_store import SelfcheckStore
 from service.knowledge.service import KnowledgeService
 from service.knowledge.support import SupportDirectory
+from service.matching.panel import MatchingPanel
 from service.matching.service import MatchingService, matching_limit
 from service.ratelimit.clients import ClientResolver
 from service.ratelimit.service import (
@@ -64,6 +67,9 @@ class Runtime:
     matching: MatchingService
     # Self-checks kept under a municipality's code (found under the lookup pepper, sealed under the code).
     selfchecks: SelfcheckStore
+    # What the features built on cases show on the case page and generate from it (service/cases/panels.py).
+    case_panels: tuple[CasePanel, ...]
+    case_documents: CaseDocuments
     # Process-wide by default; a test may give one runtime a gate of its own.
     argon2_gate: Argon2Gate = ARGON2_GATE
 
@@ -140,6 +146,8 @@ def build_runtime(settings: Settings) -> Runtime:
         submissions=SubmissionTokens(secrets.session_key),
         matching=matching,
         selfchecks=SelfcheckStore(secrets.lookup_pepper),
+        case_panels=(MatchingPanel(matching), LetterPanel(taxonomy)),
+        case_documents=StaffDocuments(taxonomy, audit, blobs),
     )
 
 

@@ -30,6 +30,7 @@ from service.auth.subject import Subject
 from service.cases import repository as case_repository
 from service.cases.deadlines import DeadlineBasis
 from service.cases.models import CaseStatus
+from service.cases.panels import panel_views
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
 from service.cases.proceedings import Proceedings
 from service.cases.repository import CaseFilters
@@ -37,15 +38,9 @@ from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.service import LABELS, OUTCOMES
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, runtime_of
-from service.dossier import archive, letter_request, letters
-from service.dossier import service as dossiers
-from service.dossier.pdf import dossier_download
-from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.evidence.uploads import parse_form
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
-from service.matching.display import identifier_items, kind_labels
-from service.matching.schemas import PerpetratorIdentifier
 from service.organisations import repository as organisations
 from service.organisations.models import Organisation
 from service.runtime import Runtime
@@ -95,11 +90,9 @@ _FORM_FIELDS = frozenset(
         "organisation",
         "mode",
         "reporter_consent",
-        letter_request.KIND_FIELD,
         "other_case",
         "other_seq",
     }
-    | letter_request.FREE_TEXT
 )
 # Where a refused field of the service or of a schema is shown on the page ("" = in the summary only).
 _FIELD_OF_LOC = {"status": "status", "outcome": "outcome", "labels": "labels", "assignee_id": "assign"}
@@ -726,7 +719,6 @@ def case_view(
     codes = sorted({code for item in detail["incidents"] for code in item["type_codes"]})
     articles = runtime.knowledge.links_for(db, codes, lang, limit=5)
     return {
-        "matching": _matching_view(runtime, db, case_id, detail.get("perpetrator_identifiers") or [], t),
         "articles": articles,
         "colleagues": colleagues,
         "receivers": receivers,
@@ -833,31 +825,6 @@ def _merge_view(merge: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"role": merge["role"], "ref": other[:8], "href": case_url(other)}
 
 
-def _matching_view(
-    runtime: Runtime, db: Session, case_id: str, typed: list[dict[str, Any]], t: Translator
-) -> dict[str, Any]:
-    """The repeat-perpetrator matching of a case the subject holds (``detail`` checked that): the
-    identifiers as the reporter typed them, and how many other cases share one and which organisations
-    see them. Never another case's id, reporter or text (docs/matching.md)."""
-    shared = runtime.matching.shared_with(db, case_id)
-    line = ""
-    if shared is not None:
-        key = "case_page.matching.shared_one" if shared.cases == 1 else "case_page.matching.shared_many"
-        names = ", ".join(shared.organisations) or t("case_page.matching.no_holder")
-        line = t(key, n=shared.cases, organisations=names)
-    return {
-        "identifiers": identifier_items(typed, t),
-        "shared": line,
-        "kinds": kind_labels(shared.kinds, t) if shared is not None else "",
-        # Any identifier without its token (a used-up budget, a rotated matching key): the button runs it.
-        "waiting": bool(
-            runtime.matching.waiting(
-                db, case_id, [PerpetratorIdentifier.model_validate(item).normalised() for item in typed]
-            )
-        ),
-    }
-
-
 def _case_options(t: Translator) -> dict[str, Any]:
     return {
         "statuses": [{"code": s.value, "label": code_label(t, "case_status", s.value)} for s in CaseStatus],
@@ -884,15 +851,16 @@ def _case_response(
     with runtime.sessions() as db:
         detail = runtime.cases.detail(db, subject, case_id)
         case = case_view(runtime, db, subject, detail, t, lang)
+        # The sections of the features built on cases (matching, letters): service/cases/panels.py.
+        panels = panel_views(runtime.case_panels, db, detail, t, lang)
     summary = errors or []
-    # The platform notice's explanation, prefilled from the incident types (the counsellor completes it).
-    codes = [code for item in case["incidents"] for code in item["codes"]]
-    prefill = {"letter_explanation": letters.explanation(dossiers.coded_types(runtime.taxonomy, codes, "de"))}
+    prefill = {name: value for view in panels.values() for name, value in view.values.items()}
     return pages_of(request).render(
         request,
         "staff_case.html",
         status=status,
         case=case,
+        panels={name: view.context for name, view in panels.items()},
         options=_case_options(t),
         taxonomy=runtime.taxonomy,
         max_attachments=runtime.settings.max_attachments_per_report,
@@ -913,12 +881,14 @@ def case_page(case_id: str, request: Request, subject: StaffDep) -> Response:
 # -- forms ---------------------------------------------------------------------------------------------------
 
 
-# The case page's fields of free text, checked (control characters included) by MessageCreate.
-_FREE_TEXT = frozenset({"message", "note"}) | letter_request.FREE_TEXT
+# The case page's fields of free text, checked (control characters included) by MessageCreate; the letter
+# form's come with the case documents (service/cases/panels.py).
+_FREE_TEXT = frozenset({"message", "note"})
 
 
 async def _form(request: Request) -> FormData:
-    return await read_form(request, max_fields=50, free_text=_FREE_TEXT)
+    free_text = _FREE_TEXT | runtime_of(request).case_documents.free_text
+    return await read_form(request, max_fields=50, free_text=free_text)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -947,14 +917,15 @@ def _validated(model: type[BaseModel], data: dict[str, Any], field: str | None =
         ) from None
 
 
-def _error_list(detail: list[dict[str, Any]], t: Translator) -> list[dict[str, str]]:
+def _error_list(detail: list[dict[str, Any]], t: Translator, runtime: Runtime) -> list[dict[str, str]]:
     """The summary: one line per field, the field's name first, never the value that was sent."""
+    form_fields = _FORM_FIELDS | runtime.case_documents.form_fields
     summary: list[dict[str, str]] = []
     seen: set[str] = set()
     for error in detail:
         loc = [str(part) for part in error.get("loc", [])]
         name = loc[0] if loc else ""
-        own_field = name in _FORM_FIELDS or name.startswith(("types-", "proceedings-"))
+        own_field = name in form_fields or name.startswith(("types-", "proceedings-"))
         field = _FIELD_OF_LOC.get(name, name if own_field else "")
         kind = str(error.get("type", ""))
         if kind.startswith("attachment_"):
@@ -1021,7 +992,7 @@ async def _act(
     try:
         await run_in_threadpool(run)
     except ValidationFailed as exc:
-        errors = _error_list(exc.detail, t)
+        errors = _error_list(exc.detail, t, runtime)
         return await run_in_threadpool(
             _case_response, request, subject, case_id, status=422, values=values, errors=errors
         )
@@ -1201,20 +1172,12 @@ async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Res
     runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
-    def generate() -> bytes:
+    def generate() -> Response:
         with runtime.sessions() as db:
             unlocked = runtime.cases.unlock(db, subject, case_id)
-            dossier = dossiers.build(
-                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, lang
-            )
-            document = render_dossier(dossier, lang)
-            dossiers.record_generated(
-                runtime.audit, db, dossier, unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
-            )
-            db.commit()
-            return document
+            return runtime.case_documents.dossier(db, unlocked, lang, subject.user_id)
 
-    return dossier_download(await run_in_threadpool(generate))
+    return await run_in_threadpool(generate)
 
 
 @router.post(INBOX + "/{case_id}/beweise")
@@ -1225,21 +1188,12 @@ async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -
     runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
-    def prepare() -> tuple[list[archive.Member], bytes]:
+    def prepare() -> Response:
         with runtime.sessions() as db:
             unlocked = runtime.cases.unlock(db, subject, case_id)
-            dossier = dossiers.build(
-                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, lang
-            )
-            items = archive.members(db, dossier, unlocked.case.id)
-            archive.record_downloaded(
-                runtime.audit, db, len(items), unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
-            )
-            db.commit()
-            return items, unlocked.data_key
+            return runtime.case_documents.evidence(db, unlocked, lang, subject.user_id)
 
-    items, key = await run_in_threadpool(prepare)
-    return archive.download(items, key, runtime.blobs)
+    return await run_in_threadpool(prepare)
 
 
 @router.post(INBOX + "/{case_id}/brief")
@@ -1248,32 +1202,23 @@ async def case_letter(case_id: str, request: Request, subject: StaffDep) -> Resp
     organisation (404 for anyone else, before the form token is looked at). What was typed for it goes into
     this answer only: never stored, never logged, audited as the kind of letter (service/dossier)."""
     runtime, form = await _download_request(case_id, request, subject)
-    wanted, errors = letter_request.parse(form)
-    if wanted is None:
-        summary = _error_list(errors, Translator(request_lang(request)))
-        values = letter_request.typed_values(form)
+    documents = runtime.case_documents
+    try:
+        documents.check_letter(form)
+    except ValidationFailed as exc:
+        summary = _error_list(exc.detail, Translator(request_lang(request)), runtime)
+        values = documents.letter_values(form)
         return await run_in_threadpool(
             _case_response, request, subject, case_id, status=422, values=values, errors=summary
         )
     today = _today()
 
-    def generate() -> bytes:
+    def generate() -> Response:
         with runtime.sessions() as db:
             unlocked = runtime.cases.unlock(db, subject, case_id)
-            dossier = dossiers.build(
-                db, unlocked.case, unlocked.data_key, runtime.blobs, runtime.taxonomy, "de"
-            )
-            document = letter_request.rendered(
-                wanted, letters.write(wanted.kind, dossier, wanted.typed, today)
-            )
-            letter_request.record_generated(
-                runtime.audit, db, wanted.kind, unlocked.case.id, actor_kind="staff", actor_id=subject.user_id
-            )
-            db.commit()
-            return document
+            return documents.letter(db, unlocked, form, today, subject.user_id)
 
-    document = await run_in_threadpool(generate)
-    return letter_request.letter_download(wanted, document, today)
+    return await run_in_threadpool(generate)
 
 
 @router.post(INBOX + "/{case_id}/notiz")

@@ -20,6 +20,7 @@ from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.cases import events, proceedings, repository
 from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
+from service.cases.identifiers import open_typed
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -48,7 +49,6 @@ from service.evidence.attachments import DecryptedAttachment
 from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
-from service.matching.sealed import open_typed
 from service.organisations import repository as organisations
 from service.organisations.custody import KeyCustody, RotationReason
 from service.organisations.models import Organisation

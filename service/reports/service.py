@@ -27,6 +27,7 @@ from service.cases.deadlines import (
     payload_complaint_deadline,
     reminder_week,
 )
+from service.cases.identifiers import open_typed, seal_typed
 from service.cases.models import (
     Case,
     CaseKeyGrant,
@@ -61,7 +62,6 @@ from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
 from service.matching.normalise import Identifier
-from service.matching.sealed import open_typed, seal_typed
 from service.matching.service import Budget, MatchingService
 from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys

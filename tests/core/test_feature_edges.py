@@ -39,9 +39,9 @@ COMPOSITION_ROOTS = frozenset(
 # - auth <-> organisations <-> audit: a subject is a membership, and custody (organisations) writes the audit
 #   log and reads accounts; membership and custody need one home below both.
 # - cases <-> evidence: the Attachment row and its queries are still in cases (models, repository).
-# - cases -> dossier, matching, statistics, organisations: the case pages and services call the features
-#   built on cases (the letters, identifier display, the statistics extract, custody); they belong in those
-#   features or in a presenter above them.
+# - cases -> statistics, organisations: the case services call the features built on cases (the statistics
+#   extract, custody); they belong in those features or in a presenter above them. (The letters and the
+#   matching's panel reach the case page through service/cases/panels.py, wired by the runtime.)
 # - statistics -> knowledge, matching; knowledge -> dossier: pages that show another feature's data.
 KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
     {
@@ -50,9 +50,7 @@ KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
         ("auth", "organisations"),
         ("cases", "audit"),
         ("cases", "auth"),
-        ("cases", "dossier"),
         ("cases", "evidence"),
-        ("cases", "matching"),
         ("cases", "organisations"),
         ("cases", "statistics"),
         ("dossier", "audit"),

@@ -1,5 +1,8 @@
 """The perpetrator identifiers as the reporter typed them, sealed with the case key (``case_file``'s
-``perpetrator_ciphertext``): for the reporter and the holders of the case, never for the matching."""
+``perpetrator_ciphertext``): for the reporter and the holders of the case, never for the matching.
+
+Part of the case file, so it lives in cases: the matching (service/matching) keeps only keyed tokens and
+never opens this column; the intake seals it, the case page and a merge open it."""
 
 from __future__ import annotations
 
