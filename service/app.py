@@ -16,6 +16,7 @@ from service.auth import endpoints as auth_endpoints
 from service.auth import pages as auth_pages
 from service.auth.deps import install_staff_error_handlers
 from service.cases import endpoints as case_endpoints
+from service.cases import form_pages as case_form_pages
 from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
@@ -134,6 +135,7 @@ def create_app(
     app.include_router(auth_pages.router)
     app.include_router(case_endpoints.router)
     app.include_router(case_pages.router)
+    app.include_router(case_form_pages.router)
     app.include_router(organisation_endpoints.router)
     app.include_router(organisation_pages.router)
     app.include_router(dashboard_endpoints.router)

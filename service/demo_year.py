@@ -30,8 +30,8 @@ from itertools import groupby
 import numpy as np
 from sqlalchemy import func, select
 
+from service.cases.conversation import add_message
 from service.cases.models import Case, CaseKeyGrant, CaseStatus, GrantRole, MessageDirection
-from service.cases.service import add_message
 from service.config import ConfigurationError, Mode
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import AuditLog
 from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
+from service.cases.links import CaseLinks
 from service.cases.merge import CaseMerger
 from service.cases.panels import CaseDocuments, CasePanel
 from service.cases.service import CaseService
@@ -59,6 +60,8 @@ class Runtime:
     accounts: AccountService
     audit: AuditLog
     cases: CaseService
+    # The same event and merge proposals: two cases the subject holds both of.
+    case_links: CaseLinks
     merges: CaseMerger
     retention: RetentionService
     knowledge: KnowledgeService
@@ -114,6 +117,7 @@ def build_runtime(settings: Settings) -> Runtime:
         matching,
         previous_lookup_peppers=secrets.previous_of("lookup_pepper"),
     )
+    cases = CaseService(taxonomy, audit)
     return Runtime(
         settings=settings,
         secrets=secrets,
@@ -133,7 +137,8 @@ def build_runtime(settings: Settings) -> Runtime:
             previous_session_keys=secrets.previous_of("session_key"),
         ),
         audit=audit,
-        cases=CaseService(taxonomy, audit, secrets.statistics_key),
+        cases=cases,
+        case_links=CaseLinks(cases, secrets.statistics_key),
         merges=CaseMerger(
             audit, secrets.lookup_pepper, secrets.statistics_key, secrets.notification_key, blobs
         ),

@@ -77,7 +77,7 @@ def list_cases(
     with runtime.sessions() as db:
         rows = runtime.cases.inbox(db, subject, filters)
     response.headers[TRUNCATED_HEADER] = "true" if len(rows) > API_CASES_LIMIT else "false"
-    return [CaseSummary.model_validate(row) for row in rows[:API_CASES_LIMIT]]
+    return [CaseSummary.model_validate(row, from_attributes=True) for row in rows[:API_CASES_LIMIT]]
 
 
 @router.get(
@@ -85,7 +85,7 @@ def list_cases(
 )
 def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
     with runtime.sessions() as db:
-        return CaseRead.model_validate(runtime.cases.detail(db, subject, case_id))
+        return CaseRead.model_validate(runtime.cases.detail(db, subject, case_id).as_json())
 
 
 @router.patch(

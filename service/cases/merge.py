@@ -32,6 +32,7 @@ from service.audit import AuditLog
 from service.cases import events, repository
 from service.cases.contact import open_address, seal_address
 from service.cases.identifiers import open_typed, seal_typed
+from service.cases.links import merge_key_context
 from service.cases.models import (
     Attachment,
     Case,
@@ -44,7 +45,6 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.cases.repository import granted_organisation_ids
-from service.cases.service import merge_key_context
 from service.crypto import (
     Context,
     DecryptionError,

@@ -35,6 +35,30 @@ class CaseStatus(StrEnum):
     closed = "closed"
 
 
+class CaseOutcome(StrEnum):
+    """Why a case was closed (a closed case needs one; the retention periods depend on it)."""
+
+    supported = "supported"
+    referred_elsewhere = "referred_elsewhere"
+    no_contact = "no_contact"
+    withdrawn = "withdrawn"
+    duplicate = "duplicate"
+    other = "other"
+
+
+class CaseLabel(StrEnum):
+    """The counsellors' labels of a case (for their own filtering, never for the reporter)."""
+
+    follow_up = "follow_up"
+    legal = "legal"
+    press = "press"
+    police = "police"
+    security = "security"
+    psychosocial = "psychosocial"
+    online = "online"
+    repeat = "repeat"
+
+
 class GrantRole(StrEnum):
     target = "target"
     escalation = "escalation"

@@ -5,7 +5,7 @@ offers the files generated from a case (the dossier, the evidence ZIP, a letter)
 cases; cases importing them back made one knot of the packages. So cases only says here what it needs, as
 protocols, and the composition root (service/runtime.py) passes in what implements them
 (service/matching/panel.py, service/dossier/documents.py). The routes stay on the case page's addresses
-(service/cases/pages.py) with the same authorisation as every other form of the page.
+(service/cases/form_pages.py) with the same authorisation as every other form of the page.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from service.i18n import Translator
 
 if TYPE_CHECKING:
+    from service.cases.schemas import CaseFile
     from service.cases.service import UnlockedCase
 
 
@@ -40,7 +41,7 @@ class CasePanel(Protocol):
 
     name: str
 
-    def view(self, db: Session, case: dict[str, Any], t: Translator, lang: str) -> PanelView: ...
+    def view(self, db: Session, case: CaseFile, t: Translator, lang: str) -> PanelView: ...
 
 
 class CaseDocuments(Protocol):
@@ -67,6 +68,6 @@ class CaseDocuments(Protocol):
 
 
 def panel_views(
-    panels: tuple[CasePanel, ...], db: Session, case: dict[str, Any], t: Translator, lang: str
+    panels: tuple[CasePanel, ...], db: Session, case: CaseFile, t: Translator, lang: str
 ) -> dict[str, PanelView]:
     return {panel.name: panel.view(db, case, t, lang) for panel in panels}

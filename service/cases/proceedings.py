@@ -24,11 +24,21 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from starlette.datastructures import FormData
 
 from service.cases.deadlines import ComplaintDeadline, payload_complaint_deadline, reminder_week
 from service.cases.models import Incident
 from service.crypto import Context, open_sealed, seal
+from service.errors import ValidationFailed
 from service.i18n import LOCAL_ZONE
 from service.taxonomy import Taxonomy
 from service.validation import no_control_characters, past_day
@@ -136,3 +146,40 @@ def store(taxonomy: Taxonomy, key: bytes, incident: Incident, record: Proceeding
 def view(proceedings: Proceedings | None) -> dict[str, Any] | None:
     """The record as JSON-able values (the API's case, the pages)."""
     return None if proceedings is None else proceedings.model_dump(mode="json")
+
+
+# The proceedings form's fields (the staff case page and the reporter's /fall share it).
+PROCEEDINGS_FIELDS = (
+    "complaint_on",
+    "application_on",
+    "file_number",
+    "information_requested",
+    "information_requested_on",
+    "outcome",
+)
+
+
+def proceedings_from_form(form: FormData | dict[str, Any]) -> Proceedings:
+    """The proceedings form's fields (staff and /fall share it) as the model, or ValidationFailed naming the
+    field ("proceedings-" + its name); an empty date field is no date."""
+    data: dict[str, Any] = {}
+    for name in PROCEEDINGS_FIELDS:
+        value = form.get(name)
+        text = value.strip() if isinstance(value, str) else ""
+        if name == "information_requested":
+            data[name] = text == "yes"
+        elif text:
+            data[name] = text
+    try:
+        return Proceedings.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                {
+                    "loc": [f"proceedings-{error['loc'][0] if error['loc'] else 'form'}"],
+                    "type": error["type"],
+                    "msg": error["msg"],
+                }
+                for error in exc.errors()
+            ]
+        ) from None

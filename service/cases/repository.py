@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
+from service.auth.models import StaffUser
 from service.cases.models import (
     Attachment,
     Case,
@@ -433,3 +434,29 @@ def key_holders(session: Session, case_id: str) -> list[KeyHolder]:
         .order_by(CaseKeyGrant.granted_at, Organisation.display_name)
     ).all()
     return [KeyHolder(str(name), str(role), bool(active), minutes) for name, role, active, minutes in rows]
+
+
+def staff_names(session: Session, user_ids: Collection[str]) -> dict[str, str]:
+    """Display names of staff accounts by id (the case page names assignees, authors and actors)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(list(user_ids)))
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def organisation_names(session: Session, ids: Collection[str], slugs: Collection[str]) -> dict[str, str]:
+    """Display names by id and by slug (routing decisions name organisations by slug)."""
+    if not ids and not slugs:
+        return {}
+    rows = session.execute(
+        select(Organisation.id, Organisation.slug, Organisation.display_name).where(
+            or_(Organisation.id.in_(list(ids)), Organisation.slug.in_(list(slugs)))
+        )
+    )
+    names: dict[str, str] = {}
+    for org_id, slug, name in rows:
+        names[org_id] = name
+        names[slug] = name
+    return names

@@ -1,11 +1,18 @@
-"""API shapes of counsellor case work."""
+"""Shapes of counsellor case work: the API's bodies and answers, and the typed case file the service hands
+to the pages and the API (frozen dataclasses: what crosses a module boundary is named and typed, not a
+dict of whatever was decrypted). Times are ISO 8601 text, as the API has always sent them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from service.cases.events import Member
+from service.cases.models import CaseStatus, GrantRole, MessageDirection
 from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
@@ -94,3 +101,256 @@ class ReferralCreate(BaseModel):
     reporter_consent: bool = Field(
         description="The reporter agreed to this referral (recorded in the audit log)"
     )
+
+
+# -- the typed case file ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One case of the inbox: readable metadata only (nothing is decrypted to list cases)."""
+
+    id: str
+    status: CaseStatus
+    urgency: str
+    severity: int
+    land: str
+    district_ags: str | None
+    type_codes: tuple[str, ...]
+    incidents: int
+    assignee_id: str | None
+    labels: tuple[str, ...]
+    created_at: str
+    ack_deadline_at: str
+    ack_overdue: bool
+    acknowledged_at: str | None
+    # The Monday of the week of the nearest Strafantrag deadline (the server keeps no exact day in clear).
+    complaint_deadline_week: str | None
+    reopened: bool
+
+
+@dataclass(frozen=True)
+class Perpetrator:
+    """What the reporter said about the perpetrator of one incident (codes of the taxonomy, and text)."""
+
+    familiarity: str | None = None
+    residence: str | None = None
+    number: str | None = None
+    details: str | None = None
+    # Since when the reporter knows who it was: the Strafantrag period starts then.
+    known_on: str | None = None
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any] | None) -> Perpetrator:
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in (data or {}).items() if name in names})
+
+
+@dataclass(frozen=True)
+class IncidentFile:
+    """One incident, decrypted. ``payload`` is the sealed record as filed (the API returns all of it);
+    the fields below it are what the pages read of it."""
+
+    id: str
+    seq: int
+    created_at: str
+    type_codes: tuple[str, ...]
+    channel: str
+    severity: int
+    urgency: str | None
+    # The exact day, from the sealed date: the server keeps only a week of it in clear.
+    complaint_deadline_on: str | None
+    # What it was counted from: while the perpetrator is unknown the period has not begun.
+    complaint_basis: str
+    proceedings: Mapping[str, Any] | None
+    payload: Mapping[str, Any]
+
+    @property
+    def description(self) -> str:
+        return str(self.payload.get("description") or "")
+
+    @property
+    def type_other(self) -> str:
+        return str(self.payload.get("type_other") or "")
+
+    @property
+    def occurred_on(self) -> str | None:
+        value = self.payload.get("occurred_on")
+        return str(value) if value else None
+
+    @property
+    def place(self) -> str:
+        return str(self.payload.get("place") or "")
+
+    @property
+    def platform(self) -> str:
+        return str(self.payload.get("platform") or "")
+
+    @property
+    def url(self) -> str:
+        return str(self.payload.get("url") or "")
+
+    @property
+    def perpetrator(self) -> Perpetrator:
+        return Perpetrator.of(self.payload.get("perpetrator"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "created_at": self.created_at,
+            "type_codes": list(self.type_codes),
+            "channel": self.channel,
+            "severity": self.severity,
+            "urgency": self.urgency,
+            "complaint_deadline_on": self.complaint_deadline_on,
+            "complaint_basis": self.complaint_basis,
+            **self.payload,
+            "proceedings": dict(self.proceedings) if self.proceedings is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class CaseMessageView:
+    """One message of the two-way channel, decrypted, with the ids of the files sent with it."""
+
+    id: str
+    direction: MessageDirection
+    author_id: str | None
+    organisation_id: str | None
+    created_at: str
+    body: str
+    attachment_ids: tuple[str, ...]
+
+    @property
+    def from_reporter(self) -> bool:
+        return self.direction is MessageDirection.from_reporter
+
+
+@dataclass(frozen=True)
+class CaseNoteView:
+    """An internal note, decrypted (the reporter never sees it)."""
+
+    id: str
+    author_id: str | None
+    organisation_id: str | None
+    created_at: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Holder:
+    """An organisation holding the case key, and whether its access is open (escalation steps wait)."""
+
+    organisation_id: str
+    name: str
+    role: GrantRole
+    active: bool
+    escalation_after_minutes: int | None
+
+
+@dataclass(frozen=True)
+class RoutingView:
+    """One routing decision of the case: when, whether the fallback was used, and the decision as the
+    engine recorded it (targets, escalation, deadline, policy version, reasons; codes only)."""
+
+    created_at: str
+    fallback_used: bool
+    decision: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"created_at": self.created_at, "fallback_used": self.fallback_used, **self.decision}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    action: str
+    actor_id: str | None
+    actor_kind: str
+
+
+@dataclass(frozen=True)
+class MergeView:
+    """A pending merge the case is part of: as the newer case (the reporter confirms from it) or the older."""
+
+    role: Literal["newer", "older"]
+    other_case_id: str
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """The decrypted case as its holders see it (``CaseService.detail``, audited)."""
+
+    id: str
+    status: CaseStatus
+    urgency: str
+    severity: int
+    land: str
+    district_ags: str | None
+    office: str | None
+    consent_counselling: bool
+    consent_police: bool
+    assignee_id: str | None
+    labels: tuple[str, ...]
+    outcome: str | None
+    created_at: str
+    ack_deadline_at: str
+    acknowledged_at: str | None
+    closed_at: str | None
+    municipality: str | None
+    targets: tuple[str, ...]
+    # Cases filed before the question existed were filed by the person affected, as far as we know.
+    reported_by: str
+    support_needs: tuple[str, ...]
+    # The report's answers of each kind (``ANSWER_KINDS``), as codes.
+    answers: Mapping[str, tuple[str, ...]]
+    contact: Mapping[str, Any] | None
+    # The perpetrator identifiers the reporter gave for the matching, as typed (service/matching).
+    perpetrator_identifiers: tuple[Mapping[str, Any], ...]
+    incidents: tuple[IncidentFile, ...]
+    # service/evidence's description of each file (id, incident_id, message_id, filename, ...).
+    attachments: tuple[Mapping[str, Any], ...]
+    messages: tuple[CaseMessageView, ...]
+    notes: tuple[CaseNoteView, ...]
+    holders: tuple[Holder, ...]
+    # Incidents of other cases declared the same event: where they are, never what they say.
+    events: tuple[Member, ...]
+    merge: MergeView | None
+    routing: tuple[RoutingView, ...]
+    history: tuple[HistoryEntry, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's case (``CaseRead``), as it was sent before the case file was typed."""
+        plain = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        answers = plain.pop("answers")
+        return {
+            **{
+                name: list(value) if isinstance(value, tuple) else value
+                for name, value in list(plain.items())[: list(plain).index("support_needs") + 1]
+            },
+            **{kind: list(codes) for kind, codes in answers.items()},
+            "contact": dict(self.contact) if self.contact is not None else None,
+            "perpetrator_identifiers": [dict(item) for item in self.perpetrator_identifiers],
+            "incidents": [incident.as_json() for incident in self.incidents],
+            "attachments": [dict(item) for item in self.attachments],
+            "messages": [dataclasses.asdict(message) for message in self.messages],
+            "notes": [dataclasses.asdict(note) for note in self.notes],
+            "holders": [dataclasses.asdict(holder) for holder in self.holders],
+            "events": [dataclasses.asdict(member) for member in self.events],
+            "merge": dataclasses.asdict(self.merge) if self.merge is not None else None,
+            "routing": [record.as_json() for record in self.routing],
+            "history": [dataclasses.asdict(entry) for entry in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class ReporterMessage:
+    """A message as the reporter sees it on /fall: no staff identities, only the organisation's name."""
+
+    direction: MessageDirection
+    organisation: str | None
+    created_at: str
+    body: str
+    # Each file sent with it: id, filename, content_type, size_bytes.
+    attachments: tuple[Mapping[str, Any], ...]

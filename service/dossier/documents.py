@@ -1,11 +1,10 @@
 """The files a counsellor generates from a case on its page (the dossier, the evidence ZIP, a letter), for
-the case page's routes (service/cases/pages.py) through the protocols of service/cases/panels.py: the
+the case page's routes (service/cases/form_pages.py) through the protocols of service/cases/panels.py: the
 composition root passes them in, so cases does not import the dossier."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -13,6 +12,7 @@ from starlette.datastructures import FormData
 
 from service.audit import AuditLog
 from service.cases.panels import PanelView
+from service.cases.schemas import CaseFile
 from service.cases.service import UnlockedCase
 from service.dossier import archive, letter_request, letters
 from service.dossier import service as dossiers
@@ -92,7 +92,7 @@ class LetterPanel:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
 
-    def view(self, db: Session, case: dict[str, Any], t: Translator, lang: str) -> PanelView:
-        codes = [code for item in case["incidents"] for code in item["type_codes"]]
+    def view(self, db: Session, case: CaseFile, t: Translator, lang: str) -> PanelView:
+        codes = [code for item in case.incidents for code in item.type_codes]
         explanation = letters.explanation(dossiers.coded_types(self.taxonomy, codes, "de"))
         return PanelView(values={"letter_explanation": explanation})

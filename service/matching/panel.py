@@ -3,11 +3,10 @@ composition root: cases does not import the matching."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from service.cases.panels import PanelView
+from service.cases.schemas import CaseFile
 from service.i18n import Translator
 from service.matching.display import identifier_items, kind_labels
 from service.matching.schemas import PerpetratorIdentifier
@@ -20,12 +19,12 @@ class MatchingPanel:
     def __init__(self, matching: MatchingService) -> None:
         self.matching = matching
 
-    def view(self, db: Session, case: dict[str, Any], t: Translator, lang: str) -> PanelView:
+    def view(self, db: Session, case: CaseFile, t: Translator, lang: str) -> PanelView:
         """The repeat-perpetrator matching of a case the subject holds (the case page checked that): the
         identifiers as the reporter typed them, and how many other cases share one and which organisations
         see them. Never another case's id, reporter or text (docs/matching.md)."""
-        case_id = case["id"]
-        typed: list[dict[str, Any]] = case.get("perpetrator_identifiers") or []
+        case_id = case.id
+        typed = [dict(item) for item in case.perpetrator_identifiers]
         shared = self.matching.shared_with(db, case_id)
         line = ""
         if shared is not None:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.cases import service as case_work
+from service.cases import conversation
 from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import RuntimeDep, enforce, enforce_async, in_session
 from service.errors import error_responses
@@ -111,7 +111,7 @@ def reporter_message(body: ReporterMessageCreate, request: Request, runtime: Run
     enforce(runtime, request, receipt_limit(runtime.settings))
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
-        return Created(id=case_work.reporter_reply(db, opened.case, opened.data_key, body.body))
+        return Created(id=conversation.reporter_reply(db, opened.case, opened.data_key, body.body))
 
 
 @router.post(

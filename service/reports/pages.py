@@ -19,13 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from service import csrf
 from service.auth import sessions
 from service.auth.sessions import REPORTER_SESSION
+from service.cases.conversation import reporter_reply
 from service.cases.models import GrantRole
-from service.cases.pages import PROCEEDINGS_FIELDS, code_label, proceedings_from_form, proceedings_view
+from service.cases.presenter import code_label, proceedings_view
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
+from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.repository import KeyHolder
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.cases.schemas import MessageCreate
-from service.cases.service import reporter_reply
 from service.crypto import format_receipt
 from service.db import utcnow
 from service.deps import VALIDATION_MESSAGE_KEYS, enforce, runtime_of

@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.cases import proceedings
+from service.cases import conversation, proceedings
 from service.cases import repository as case_rows
-from service.cases import service as case_work
 from service.cases.contact import seal_address
 from service.cases.deadlines import (
     ComplaintDeadline,
@@ -966,7 +965,10 @@ class IntakeService:
             "organisations": case_rows.active_organisation_names(session, case.id),
             "key_holders": [dataclasses.asdict(holder) for holder in case_rows.key_holders(session, case.id)],
             "incidents": incidents,
-            "messages": case_work.reporter_messages(session, case.id, opened.data_key),
+            "messages": [
+                dataclasses.asdict(message)
+                for message in conversation.reporter_messages(session, case.id, opened.data_key)
+            ],
             "notify": case.notify_ciphertext is not None,
             "identifiers": [
                 item.model_dump(mode="json") for item in self.identifiers_of(case, opened.data_key)

@@ -119,18 +119,18 @@ def test_a_linked_event_counts_once_in_the_catalogue_and_the_public_release(
 
     assert figures() == (3, 3, 3), "unlinked: three reports of three people"
     with runtime.sessions() as db:
-        runtime.cases.link_event(db, counsellor, first, 1, second[:8], 1)
+        runtime.case_links.link_event(db, counsellor, first, 1, second[:8], 1)
     assert figures() == (2, 3, 2), "linked: one event, still three persons affected"
     with runtime.sessions() as db:
         # Linking what is linked changes nothing (and the other side names the same event).
-        runtime.cases.link_event(db, counsellor, second, 1, first, 1)
+        runtime.case_links.link_event(db, counsellor, second, 1, first, 1)
         assert len(db.scalars(select(EventLink)).all()) == 2
         keys = {row.event_key for row in db.scalars(select(StatisticsExtract))}
     assert len(keys) == 2, "two rows share one token, the third has none"
     assert first not in str(keys)
     assert second not in str(keys)
     with runtime.sessions() as db:
-        runtime.cases.unlink_event(db, counsellor, second, 1)
+        runtime.case_links.unlink_event(db, counsellor, second, 1)
         assert db.scalars(select(EventLink)).all() == [], "an event of one incident is no link"
     assert figures() == (3, 3, 3), "unlinked again: the lone token counts as an event of one incident"
 
@@ -148,13 +148,13 @@ def test_linking_is_audited_without_content_and_shows_only_where_the_other_case_
     _, theirs = file(client, runtime, "Sitzung in NRW.", land="05")
     with runtime.sessions() as db, pytest.raises(NotFound):
         # A case of another organisation is not found, exactly like a case that does not exist.
-        runtime.cases.link_event(db, counsellor, ours, 1, theirs[:8], 1)
+        runtime.case_links.link_event(db, counsellor, ours, 1, theirs[:8], 1)
     with runtime.sessions() as db, pytest.raises(NotFound):
-        runtime.cases.link_event(db, other_counsellor, theirs, 1, ours[:8], 1)
+        runtime.case_links.link_event(db, other_counsellor, theirs, 1, ours[:8], 1)
     with runtime.sessions() as db, pytest.raises(NotFound):
-        runtime.cases.link_event(db, counsellor, ours, 1, "00000000", 1)
+        runtime.case_links.link_event(db, counsellor, ours, 1, "00000000", 1)
     with runtime.sessions() as db:
-        runtime.cases.link_event(db, counsellor, ours, 1, also_ours[:8], 1)
+        runtime.case_links.link_event(db, counsellor, ours, 1, also_ours[:8], 1)
         # The second case goes to the other organisation: its holders see the link, not our case.
         runtime.cases.refer(db, counsellor, also_ours, "beratung-nw", transfer=True, consent=True)
     with runtime.sessions() as db:
@@ -197,12 +197,12 @@ def test_a_merged_case_keeps_both_incidents_and_one_receipt_after_the_reporters_
     # Another organisation's counsellor, and ours with a case of theirs: 404, nothing proposed.
     _, theirs = file(client, runtime, "Anderswo.", land="05")
     with runtime.sessions() as db, pytest.raises(NotFound):
-        runtime.cases.propose_merge(db, other_counsellor, theirs, older[:8])
+        runtime.case_links.propose_merge(db, other_counsellor, theirs, older[:8])
     with runtime.sessions() as db, pytest.raises(NotFound):
-        runtime.cases.propose_merge(db, counsellor, newer, theirs[:8])
+        runtime.case_links.propose_merge(db, counsellor, newer, theirs[:8])
     with runtime.sessions() as db:
         runtime.cases.post_message(db, counsellor, newer, "Haben Sie Ihren alten Code verloren?")
-        runtime.cases.propose_merge(db, counsellor, newer, older[:8])
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
         proposal = db.scalars(select(MergeProposal)).one()
         assert (proposal.newer_case_id, proposal.older_case_id) == (newer, older)
 
@@ -254,7 +254,7 @@ def test_a_merged_case_keeps_both_incidents_and_one_receipt_after_the_reporters_
     # The file, re-encrypted under the older case's key, downloads as sent.
     with runtime.sessions() as db:
         detail = runtime.cases.detail(db, counsellor, older)
-    assert [item["description"] for item in detail["incidents"]][1] == "Zweite Meldung: wieder beleidigt."
+    assert [item.description for item in detail.incidents][1] == "Zweite Meldung: wieder beleidigt."
     with runtime.sessions() as db:
         found = runtime.cases.open_attachment(db, counsellor, older, attachment.id, runtime.blobs)
         assert b"".join(found.chunks()) == b"BEWEIS-NEU"
@@ -273,7 +273,7 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
         client, runtime, "Zweite Meldung.", perpetrator_identifiers=identifiers, consent_matching=True
     )
     with runtime.sessions() as db:
-        runtime.cases.propose_merge(db, counsellor, newer, older[:8])
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
         newer_lookup_key_id = db.get(Case, newer).lookup_key_id
     finder = reporter_client(runtime, older_receipt)
     assert "Erste Meldung." in finder.get("/fall").text
@@ -306,7 +306,7 @@ def test_a_failure_midway_through_a_merge_loses_nothing(
     _, older = file(client, runtime, "Erste Meldung.")
     newer_receipt, newer = file_with_file(client, runtime, "Zweite Meldung.", b"BEWEIS-BLEIBT")
     with runtime.sessions() as db:
-        runtime.cases.propose_merge(db, counsellor, newer, older[:8])
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
     before = blob_files(runtime)
 
     def broken(*args: Any, **kwargs: Any) -> None:
@@ -341,12 +341,12 @@ def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
     _, older = file(client, runtime, "Erste Meldung.")
     newer_receipt, newer = file(client, runtime, "Zweite Meldung.")
     with runtime.sessions() as db:
-        runtime.cases.propose_merge(db, counsellor, newer, older)
+        runtime.case_links.propose_merge(db, counsellor, newer, older)
     with runtime.sessions() as db:
         assert runtime.merges.decline(db, newer)
         assert db.get(MergeProposal, newer) is None
     with runtime.sessions() as db:
-        runtime.cases.propose_merge(db, counsellor, newer, older)
+        runtime.case_links.propose_merge(db, counsellor, newer, older)
         # The newer case goes to an organisation that does not hold the older one: it must not get its key.
         runtime.cases.refer(db, counsellor, newer, "rechtshilfe", transfer=False, consent=True)
     with runtime.sessions() as db:
@@ -357,7 +357,7 @@ def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
         assert db.get(MergeProposal, newer) is None
         assert db.get(Case, newer) is not None
         with pytest.raises(ValidationFailed):
-            runtime.cases.propose_merge(db, counsellor, newer, older)
+            runtime.case_links.propose_merge(db, counsellor, newer, older)
 
 
 # -- proceedings ------------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_the_reopened_case_is_new_urgent_and_in_the_inbox(
     receipt, case_id = file_and_close(client, runtime, counsellor, days_ago=80)
     with runtime.sessions() as db:
         assert case_id not in {
-            row["id"] for row in runtime.cases.inbox(db, counsellor, CaseFilters(status="new"))
+            row.id for row in runtime.cases.inbox(db, counsellor, CaseFilters(status="new"))
         }
     before = utcnow()
 
@@ -135,7 +135,7 @@ def test_the_reopened_case_is_new_urgent_and_in_the_inbox(
     with runtime.sessions() as db:
         listed = runtime.cases.inbox(db, counsellor, CaseFilters(status="new"))
     # Listed, and marked: the inbox says why a case the team closed is back.
-    assert {row["id"]: row["reopened"] for row in listed}[case_id] is True
+    assert {row.id: row.reopened for row in listed}[case_id] is True
 
 
 def test_the_reopening_is_notified_by_urgency_and_audited_without_content(
