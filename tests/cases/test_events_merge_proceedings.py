@@ -274,7 +274,9 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
     )
     with runtime.sessions() as db:
         runtime.cases.propose_merge(db, counsellor, newer, older[:8])
-        newer_lookup_key_id = db.get(Case, newer).lookup_key_id
+        newer_case = db.get(Case, newer)
+        assert newer_case is not None
+        newer_lookup_key_id = newer_case.lookup_key_id
     finder = reporter_client(runtime, older_receipt)
     assert "Erste Meldung." in finder.get("/fall").text
     browser = reporter_client(runtime, newer_receipt)
@@ -294,6 +296,7 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
     assert "Zweite Meldung." not in after
     with runtime.sessions() as db:
         merged = db.get(Case, older)
+        assert merged is not None
         assert merged.lookup_key_id == newer_lookup_key_id
         opened = runtime.intake.open_case(db, newer_receipt)
         typed = open_typed(opened.data_key, older, merged.perpetrator_ciphertext)

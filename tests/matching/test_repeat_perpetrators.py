@@ -230,9 +230,9 @@ def test_the_form_files_identifiers_with_consent_and_the_case_page_shows_the_mat
         second = db.scalar(select(Case.id).where(Case.id != first))
     assert second is not None
     bayern = make_staff(memberships=[(BAYERN, MembershipRole.counsellor)])
-    page = login(bayern).get(f"/intern/faelle/{second}")
-    assert page.status_code == 200
-    text = re.sub(r"\s+", " ", page.text)
+    answer = login(bayern).get(f"/intern/faelle/{second}")
+    assert answer.status_code == 200
+    text = re.sub(r"\s+", " ", answer.text)
     holder = "Beratungsstelle Rückhalt Sachsen (Demo)"
     shared = f"Teilt ein Merkmal der Tatperson mit 1 Fall, gehalten von: {holder}"
     assert shared in text
