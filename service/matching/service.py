@@ -79,11 +79,15 @@ class MatchingService:
     # -- the reporter's consent -----------------------------------------------------------------------------
     def reserve(self, count: int) -> Budget:
         """Count ``count`` look-ups against the service-wide budget of the hour (every process shares it);
-        not granted once it is used up. Call it before the transaction that registers writes anything."""
-        for _ in range(count):
-            if not self._limiter.allow(self._limit, _BUDGET_CLIENT):
-                log.warning("matching: the hourly budget of look-ups is used up; identifiers wait")
-                return Budget(granted=False, count=count)
+        not granted once it is used up. Call it before the transaction that registers writes anything.
+
+        One count of ``count`` (one round trip to the shared counter, not one per identifier); nothing is
+        counted for none."""
+        if count <= 0:
+            return Budget(granted=True, count=0)
+        if not self._limiter.allow(self._limit, _BUDGET_CLIENT, count):
+            log.warning("matching: the hourly budget of look-ups is used up; identifiers wait")
+            return Budget(granted=False, count=count)
         return Budget(granted=True, count=count)
 
     def register(

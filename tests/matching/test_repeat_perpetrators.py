@@ -347,6 +347,18 @@ def test_a_purged_case_loses_its_tokens_and_never_matches_again(
     assert shared(runtime, later) is None
 
 
+def test_the_budget_counts_a_reports_identifiers_at_once_and_all_or_nothing(runtime: Runtime) -> None:
+    """Three identifiers are three look-ups, counted in one call: a budget of four grants them, and then
+    refuses the next two together rather than granting one of them."""
+    from service.matching.service import matching_limit
+
+    runtime.matching._limit = matching_limit(4)
+    assert runtime.matching.reserve(0).granted
+    assert runtime.matching.reserve(3).granted
+    assert not runtime.matching.reserve(2).granted
+    runtime.matching._limit = matching_limit(1000)
+
+
 def test_the_hourly_budget_files_the_report_and_lets_the_identifiers_wait(
     client: TestClient, runtime: Runtime
 ) -> None:
