@@ -14,7 +14,7 @@ from sqlalchemy import select
 from service.app import create_app
 from service.config import Settings
 from service.ratelimit.models import RateLimitCounter
-from service.ratelimit.service import CounterUnavailable, FailoverCounter, RedisCounter, SqlCounter
+from service.ratelimit.service import Counter, CounterUnavailable, FailoverCounter, RedisCounter, SqlCounter
 from service.runtime import Runtime, build_runtime
 from tests.support.forms import report_body
 from tests.support.notification import RedisProcess
@@ -105,7 +105,7 @@ def test_an_amount_is_counted_in_one_call_in_redis_and_in_the_database(
     runtime = build_runtime(settings)
     try:
         redis_server.start()
-        counters = [RedisCounter(redis_server.url), SqlCounter(runtime.sessions)]
+        counters: list[Counter] = [RedisCounter(redis_server.url), SqlCounter(runtime.sessions)]
         for counter in counters:
             assert counter.hit("amounts", 3600, 3) == 3
             assert counter.hit("amounts", 3600) == 4
