@@ -296,7 +296,7 @@ def case_view(
         "status_label": code_label(t, "case_status", case.status),
         "urgency": case.urgency,
         "urgency_label": code_label(t, "urgency", case.urgency),
-        "outcome": case.outcome or "",
+        "outcome": case.outcome.value if case.outcome else "",
         "outcome_label": code_label(t, "outcome", case.outcome),
         "closed": closed,
         "closed_at": format_datetime(case.closed_at, lang) if case.closed_at else "",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from service.cases import events, proceedings, repository
 from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
 from service.cases.identifiers import open_typed
-from service.cases.models import Case, CaseStatus, GrantRole, MessageDirection
+from service.cases.models import Case, CaseOutcome, CaseStatus, GrantRole, MessageDirection
 from service.cases.schemas import (
     CaseFile,
     CaseMessageView,
@@ -119,7 +119,7 @@ def read_case_file(session: Session, case: Case, key: bytes, taxonomy: Taxonomy)
         consent_police=case.consent_police,
         assignee_id=case.assignee_id,
         labels=tuple(case.labels or []),
-        outcome=case.outcome,
+        outcome=CaseOutcome(case.outcome) if case.outcome else None,
         created_at=case.created_at.isoformat(),
         ack_deadline_at=case.ack_deadline_at.isoformat(),
         acknowledged_at=iso(case.acknowledged_at),

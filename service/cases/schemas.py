@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from service.cases.events import Member
-from service.cases.models import CaseStatus, GrantRole, MessageDirection
+from service.cases.models import CaseOutcome, CaseStatus, GrantRole, MessageDirection
 from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
@@ -293,7 +293,7 @@ class CaseFile:
     consent_police: bool
     assignee_id: str | None
     labels: tuple[str, ...]
-    outcome: str | None
+    outcome: CaseOutcome | None
     created_at: str
     ack_deadline_at: str
     acknowledged_at: str | None

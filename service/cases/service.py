@@ -3,6 +3,10 @@
 Every read goes through the subject's memberships: a case is opened only with an organisation key that the
 subject holds through an active grant of that organisation, and every decryption is written to the audit log
 in the same transaction as whatever else the request changes.
+
+What is read is typed (service/cases/casefile.py builds it, service/cases/schemas.py names it); the
+conversation's messages are sealed in service/cases/conversation.py; work on two cases at once (the same
+event, a merge proposal) is in service/cases/links.py.
 """
 
 from __future__ import annotations
@@ -31,11 +35,7 @@ from service.cases.models import (
     MessageDirection,
 )
 from service.cases.proceedings import Proceedings
-from service.cases.schemas import (
-    CaseFile,
-    CaseUpdate,
-    InboxRow,
-)
+from service.cases.schemas import CaseFile, CaseUpdate, InboxRow
 from service.crypto import (
     Context,
     DecryptionError,
