@@ -52,6 +52,9 @@ MESSAGE_KEYS: Mapping[FormCode, str] = {
     "attachment_count": "validation.attachment_count",
     "attachment_broken": "validation.attachment_broken",
     "attachment_pixels": "validation.attachment_pixels",
+    "duplicate_slug": "validation.duplicate_slug",
+    "length": "support.error.length",
+    "https_only": "support.error.https",
 }
 
 # Error types (pydantic's and the services' own) that are not a code by their name.
@@ -63,6 +66,7 @@ _TYPE_CODES: Mapping[str, FormCode] = {
     "duplicate": "invalid",
     "invalid_identifier": "identifier",
     "consent_required": "consent_matching",
+    "invalid_choice": "invalid_code",
 }
 
 
@@ -76,6 +80,8 @@ class Refusal:
     index: int | None = None
     # A refused file, by its position ("Datei 2"), never by the name it was sent with.
     position: int | None = None
+    # A text too long or too short, with the most it may have ("1 bis {max} Zeichen").
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,8 @@ def text_of(refusal: Refusal, t: Translator) -> str:
     """The message of a refusal; a refused file is named by its position ("Datei 2"), never its name."""
     if refusal.position is not None:
         return message(refusal.code, t, name=t("upload.file_n", n=refusal.position))
+    if refusal.limit is not None:
+        return message(refusal.code, t, max=refusal.limit)
     return message(refusal.code, t)
 
 

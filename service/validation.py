@@ -43,6 +43,9 @@ FormCode = Literal[
     "attachment_count",
     "attachment_broken",
     "attachment_pixels",
+    "duplicate_slug",
+    "length",
+    "https_only",
 ]
 FORM_CODES: frozenset[str] = frozenset(get_args(FormCode))
 
