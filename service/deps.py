@@ -104,4 +104,5 @@ VALIDATION_MESSAGE_KEYS = {
     "duplicate": "validation.invalid",
     "invalid_identifier": "validation.identifier",
     "consent_required": "validation.consent_matching",
+    "email": "validation.email",
 }
