@@ -141,7 +141,12 @@ def test_submit_redirects_after_the_action() -> None:
 
 def test_a_bad_form_token_changes_nothing_and_keeps_the_values() -> None:
     stored: list[str] = []
-    response, rendered = _run(False, lambda: stored.append("saved") or "/fall")
+
+    def action() -> str:
+        stored.append("saved")
+        return "/fall"
+
+    response, rendered = _run(False, action)
     assert response.status_code == 403
     assert stored == []
     ((errors, status),) = rendered
