@@ -31,6 +31,8 @@ from service.organisations import endpoints as organisation_endpoints
 from service.organisations import pages as organisation_pages
 from service.outbox.dispatch import Dispatcher, broker_publisher
 from service.ratelimit.service import AsyncRedisCounter
+from service.reports import case_pages as reporter_case_pages
+from service.reports import download_pages as reporter_download_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
@@ -131,6 +133,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(report_endpoints.router)
     app.include_router(report_pages.router)
+    app.include_router(reporter_case_pages.router)
+    app.include_router(reporter_download_pages.router)
     app.include_router(auth_endpoints.router)
     app.include_router(auth_pages.router)
     app.include_router(case_endpoints.router)

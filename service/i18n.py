@@ -165,3 +165,17 @@ def format_size(size_bytes: int, lang: str) -> str:
     else:
         text = f"{size_bytes / (1024 * 1024):.1f} MB"
     return text.replace(".", ",") if lang == "de" else text
+
+
+def duration_text(t: Translator, minutes: int, kind: str = "within") -> str:
+    """A span in words: kind "within" ("innerhalb von 24 Stunden"), "left" ("noch 5 Std."), "overdue"
+    ("seit 3 Tagen überfällig") or "after" ("nach 4 Std."). The units switch at 2 hours and 3 days, so that
+    no "1 Stunden" or "1 Tage" is ever shown."""
+    minutes = max(minutes, 1)
+    if minutes < 120:
+        unit, n = "minutes", minutes
+    elif minutes < 72 * 60:
+        unit, n = "hours", minutes // 60
+    else:
+        unit, n = "days", minutes // (24 * 60)
+    return t(f"deadline.{unit}" if kind == "within" else f"duration.{kind}.{unit}", n=n)

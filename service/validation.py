@@ -10,12 +10,50 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import StringConstraints
+from pydantic_core import PydanticCustomError
 
 # A taxonomy code as a client sends it; the service checks it against the taxonomy (operator data).
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+# What a form can refuse, by a stable code (never by the English text of a message): the error entries of the
+# services and the upload parser name them in ``type`` (or ``reason``), pydantic's errors are mapped to them
+# by their type (service/forms.py), and the pages translate each with one message (German first).
+FormCode = Literal[
+    "required",
+    "too_long",
+    "invalid",
+    "invalid_code",
+    "district_land",
+    "identifier",
+    "consent_matching",
+    "date_future",
+    "control_chars",
+    "email",
+    "csrf",
+    "submission_expired",
+    "submission_unknown",
+    "receipt_mismatch",
+    "merge_stale",
+    "attachment_type",
+    "attachment_size",
+    "attachment_count",
+    "attachment_broken",
+    "attachment_pixels",
+    "duplicate_slug",
+    "length",
+    "https_only",
+]
+FORM_CODES: frozenset[str] = frozenset(get_args(FormCode))
+
+
+def refused(code: FormCode, message: str) -> PydanticCustomError:
+    """A validator's refusal with its stable code: pydantic reports it with ``type`` = the code (the pages
+    map it to their message by that, never by the English ``message``, which is for the API and the logs)."""
+    return PydanticCustomError(code, message)
 
 
 # The form fields of free text: their validators refuse control characters (NUL among them) at the field,
@@ -57,13 +95,13 @@ def no_control_characters(value: str | None) -> str | None:
     isolated so that it cannot reorder the page around it (service/display.py).
     """
     if value is not None and _TEXT_CONTROL.search(value):
-        raise ValueError("contains control characters")
+        raise refused("control_chars", "contains control characters")
     return value
 
 
 def past_day(value: date | None) -> date | None:
     if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
-        raise ValueError("date must not lie in the future")
+        raise refused("date_future", "date must not lie in the future")
     return value
 
 

@@ -21,7 +21,7 @@ from service.i18n import SUPPORTED, Translator, format_date, format_datetime, lo
 from service.knowledge.support import FIELDS as SUPPORT_FIELDS
 from service.knowledge.support import SupportKind
 from service.knowledge.support_pages import _NOTICES as SUPPORT_NOTICES
-from service.reports.pages import CASE_NOTICES
+from service.reports.presenter import CASE_NOTICES
 from service.routing.engine import ReasonKind
 
 ROOT = Path(__file__).resolve().parent.parent

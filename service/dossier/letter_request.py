@@ -58,20 +58,20 @@ def parse(form: FormData) -> tuple[LetterRequest | None, list[dict[str, Any]]]:
         if len(value) > limit:
             errors.append({"loc": [name], "type": "string_too_long", "msg": ""})
         elif any(is_control(char) for char in value.replace("\n", "")):
-            errors.append({"loc": [name], "type": "value_error", "msg": "control characters"})
+            errors.append({"loc": [name], "type": "control_chars", "msg": "control characters"})
     email = values["letter_email"].strip()
     if (
         email
         and not _EMAIL.fullmatch(email)
         and not any(error["loc"] == ["letter_email"] for error in errors)
     ):
-        errors.append({"loc": ["letter_email"], "type": "value_error", "msg": "email"})
+        errors.append({"loc": ["letter_email"], "type": "email", "msg": "email"})
     until: date | None = None
     if values["letter_until"].strip():
         try:
             until = date.fromisoformat(values["letter_until"].strip())
         except ValueError:
-            errors.append({"loc": ["letter_until"], "type": "value_error", "msg": "date"})
+            errors.append({"loc": ["letter_until"], "type": "invalid", "msg": "date"})
     wanted = form.get("format")
     if values[KIND_FIELD] not in _KINDS or wanted not in FORMATS:
         errors.append({"loc": [KIND_FIELD], "type": "invalid", "msg": ""})

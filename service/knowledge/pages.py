@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from service import forms
 from service.auth.deps import CoordinatorDep, open_subject, pages_of
 from service.deps import runtime_of
 from service.errors import CsrfFailed, ValidationFailed
+from service.forms import FieldError
 from service.i18n import Translator
 from service.knowledge.plain import easy_page, easy_pages, glossary
 from service.knowledge.service import DIALOGUE_PREFIX, ArticleView
@@ -34,16 +37,14 @@ def knowledge_list(request: Request) -> Response:
     )
 
 
-def _new_page(
-    request: Request, values: dict[str, Any], errors: list[dict[str, str]], status: int
-) -> Response:
+def _new_page(request: Request, values: dict[str, Any], errors: list[FieldError], status: int) -> Response:
     return pages_of(request).render(
         request,
         "knowledge_new.html",
         status=status,
         values=values,
         errors=errors,
-        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+        field_errors={e.field: e.message for e in errors if e.field},
     )
 
 
@@ -62,7 +63,7 @@ async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
     form = await read_form(request, max_fields=10)
     values = {name: str(form.get(name) or "") for name in ("slug", "title", "summary", "body", "codes")}
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
-        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+        errors = [FieldError("", f"{t('error.csrf.title')}: {t('error.csrf.message')}")]
         return _new_page(request, values, errors, 403)
     slug = values["slug"].strip().lower()
 
@@ -87,13 +88,13 @@ async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
     return RedirectResponse(f"/wissen/{slug}{suffix}", status_code=303)
 
 
-def _errors(exc: ValidationFailed, t: Translator) -> list[dict[str, str]]:
-    errors = []
-    for error in exc.detail:
-        field = str(error["loc"][0])
-        key = "validation.duplicate_slug" if error.get("type") == "duplicate" else "validation.invalid"
-        errors.append({"field": field, "message": f"{t(f'knowledge.field.{field}')}: {t(key)}"})
-    return errors
+def _errors(exc: ValidationFailed, t: Translator) -> list[FieldError]:
+    # An unknown incident-type code is typed here, not chosen from a list: "not valid", not "choose".
+    refused = [
+        replace(item, code="invalid") if item.code == "invalid_code" else item
+        for item in forms.refusals(exc.detail)
+    ]
+    return list(forms.form_errors(refused, t, lambda field: t(f"knowledge.field.{field}")).summary)
 
 
 @router.get("/glossar")
@@ -179,7 +180,7 @@ async def knowledge_review(slug: str, request: Request, subject: CoordinatorDep)
 
 
 def _edit_page(
-    request: Request, article: ArticleView, values: dict[str, Any], errors: list[dict[str, str]], status: int
+    request: Request, article: ArticleView, values: dict[str, Any], errors: list[FieldError], status: int
 ) -> Response:
     return pages_of(request).render(
         request,
@@ -188,7 +189,7 @@ def _edit_page(
         article=article,
         values=values,
         errors=errors,
-        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+        field_errors={e.field: e.message for e in errors if e.field},
     )
 
 
@@ -221,7 +222,7 @@ async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -
 
     article = await run_in_threadpool(current)
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
-        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+        errors = [FieldError("", f"{t('error.csrf.title')}: {t('error.csrf.message')}")]
         return _edit_page(request, article, values, errors, 403)
 
     def save() -> None:

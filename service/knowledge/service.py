@@ -227,7 +227,7 @@ class KnowledgeService:
         if not _SLUG.match(slug) or slug in RESERVED_SLUGS:
             errors.append(public_error(["slug"], "invalid", "lower-case letters, digits and hyphens"))
         elif session.scalar(select(KnowledgeArticle.id).where(KnowledgeArticle.slug == slug).limit(1)):
-            errors.append(public_error(["slug"], "duplicate", "this address is taken"))
+            errors.append(public_error(["slug"], "duplicate_slug", "this address is taken"))
         if errors:
             raise ValidationFailed(errors)
         order = session.scalar(select(func.max(KnowledgeArticle.sort_order))) or 0

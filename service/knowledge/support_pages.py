@@ -3,15 +3,18 @@ and /intern/unterstuetzung for the coordinators who keep it (create, edit, revie
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from service import forms
 from service.auth.deps import CoordinatorDep, pages_of
 from service.deps import runtime_of
 from service.errors import CsrfFailed, ValidationFailed
+from service.forms import FieldError
 from service.i18n import Translator, pick
 from service.knowledge.support import (
     FIELDS,
@@ -96,24 +99,17 @@ def _groups(runtime: Runtime, entries: list[SupportEntryView], lang: str) -> lis
     return groups
 
 
-def _errors(exc: ValidationFailed, t: Translator) -> list[dict[str, str]]:
+def _errors(exc: ValidationFailed, t: Translator) -> list[FieldError]:
     """The service's errors in the page's language, each naming its field (nothing of what was sent)."""
-    shown = []
-    for error in exc.detail:
-        field = str(error["loc"][0])
-        kind = str(error.get("type"))
-        if kind == "length":
-            message = t("support.error.length", max=LIMITS.get(field, 0))
-        elif kind == "https_only":
-            message = t("support.error.https")
-        else:
-            message = t("support.error.choice")
-        shown.append({"field": field, "message": f"{t(f'support.field.{field}')}: {message}"})
-    return shown
+    refused = [
+        replace(item, limit=LIMITS.get(item.field, 0)) if item.code == "length" else item
+        for item in forms.refusals(exc.detail)
+    ]
+    return list(forms.form_errors(refused, t, lambda field: t(f"support.field.{field}")).summary)
 
 
-def _csrf_error(t: Translator) -> list[dict[str, str]]:
-    return [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+def _csrf_error(t: Translator) -> list[FieldError]:
+    return [FieldError("", f"{t('error.csrf.title')}: {t('error.csrf.message')}")]
 
 
 def _suffix(lang: str, first: bool) -> str:
@@ -133,9 +129,9 @@ def support_directory(request: Request) -> Response:
     lang = request_lang(request)
     t = Translator(lang)
     land = request.query_params.get("land", "")[:8]
-    errors: list[dict[str, str]] = []
+    errors: list[FieldError] = []
     if land and land not in runtime.support.lands:
-        errors = [{"field": "land", "message": f"{t('support.field.land')}: {t('support.error.choice')}"}]
+        errors = [FieldError("land", f"{t('support.field.land')}: {t('support.error.choice')}")]
         land = ""
     with runtime.sessions() as db:
         entries = runtime.support.public(db, land)
@@ -149,7 +145,7 @@ def support_directory(request: Request) -> Response:
         groups=_groups(runtime, entries, lang),
         count=len(entries),
         errors=errors,
-        field_errors={e["field"]: e["message"] for e in errors},
+        field_errors={e.field: e.message for e in errors},
     )
 
 
@@ -175,7 +171,7 @@ def _form_page(
     name: str,
     *,
     values: dict[str, str],
-    errors: list[dict[str, str]],
+    errors: list[FieldError],
     status: int,
     entry: dict[str, Any] | None = None,
     can_review: bool = False,
@@ -189,7 +185,7 @@ def _form_page(
         status=status,
         values=values,
         errors=errors,
-        field_errors={e["field"]: e["message"] for e in errors if e["field"]},
+        field_errors={e.field: e.message for e in errors if e.field},
         lands=land_options(runtime, lang),
         kinds=kind_options(lang),
         limits=LIMITS,
@@ -243,7 +239,7 @@ def _edit_page(
     subject: Any,
     entry: SupportEntryView,
     values: dict[str, str],
-    errors: list[dict[str, str]],
+    errors: list[FieldError],
     status: int,
 ) -> Response:
     runtime = runtime_of(request)

@@ -82,7 +82,7 @@ def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep) -> Ca
     enforce(runtime, request, receipt_limit(runtime.settings))
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
-        return CaseForReporter.model_validate(runtime.intake.reporter_view(db, opened))
+        return CaseForReporter.model_validate(runtime.intake.reporter_view(db, opened), from_attributes=True)
 
 
 @router.post(

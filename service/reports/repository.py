@@ -41,6 +41,10 @@ def claim_submission(session: Session, claim: SubmissionClaim) -> bool:
     return inserted is not None
 
 
+def case_by_id(session: Session, case_id: str) -> Case | None:
+    return session.get(Case, case_id)
+
+
 def case_by_lookup(session: Session, lookup_hash: bytes) -> Case | None:
     return session.scalar(select(Case).where(Case.lookup_hash == lookup_hash))
 

@@ -380,7 +380,7 @@ def test_a_failure_midway_through_a_merge_loses_nothing(
         opened = runtime.intake.open_case(db, newer_receipt)
         assert opened.case.id == newer
         view = runtime.intake.reporter_view(db, opened)
-        assert [item["description"] for item in view["incidents"]] == ["Zweite Meldung."]
+        assert [item.description for item in view.incidents] == ["Zweite Meldung."]
         assert db.get(MergeProposal, newer) is not None, "the proposal still waits"
         assert len(db.scalars(select(Incident).where(Incident.case_id == older)).all()) == 1
         attachment = db.scalars(select(Attachment).where(Attachment.case_id == newer)).one()

@@ -12,7 +12,7 @@ from service.cases.models import CaseKeyGrant
 from service.crypto import generate_keypair, unwrap_key
 from service.organisations import repository
 from service.organisations.models import Organisation
-from service.reports.service import _ctx
+from service.reports.opened import ctx as _ctx
 from service.runtime import Runtime
 from tests.support.forms import report_body
 

@@ -1,0 +1,471 @@
+"""/fall: the reporter's case file, opened with the receipt, and its forms (a further incident, a message,
+the notification address, "perpetrator known since", the proceedings, identifiers, a proposed merge).
+
+Every form answers through ``service.forms.submit``: a success redirects back to its section (303) with a
+notice named by code; a refusal shows the page again with the message at the field and the values kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from service import forms
+from service.auth import sessions
+from service.auth.sessions import REPORTER_SESSION
+from service.cases.conversation import reporter_reply
+from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
+from service.cases.schemas import MessageCreate
+from service.db import utcnow
+from service.deps import enforce, runtime_of
+from service.errors import AlreadySubmitted, NotFound, ValidationFailed
+from service.forms import FormErrors, FormRefused, Refusal
+from service.i18n import Translator
+from service.reports.form_input import form_to_data, form_values, identifier_refusals
+from service.reports.pages import (
+    DEFAULT_FIELD,
+    SESSION_COOKIE,
+    ReporterSession,
+    checked_submission,
+    form_choices,
+    open_from_cookie,
+    pages_of,
+    parse_multipart,
+    submission_refusals,
+    today,
+    token_again,
+)
+from service.reports.presenter import Notices, case_page, letter_prefill, notices
+from service.reports.schemas import IdentifiersAdd, IncidentFields, NotifyAddress, PerpetratorKnown
+from service.reports.submissions import incident_purpose
+from service.runtime import Runtime, receipt_limit
+from service.validation import FormCode
+from service.web import BodyKind, StrictRoute, body, read_cookie, read_form, request_lang
+
+router = APIRouter(include_in_schema=False, route_class=StrictRoute)
+
+
+def render_case(
+    request: Request,
+    runtime: Runtime,
+    reporter: ReporterSession,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: FormErrors | None = None,
+    shown: Notices | None = None,
+    incident_token: str | None = None,
+) -> Response:
+    """The case page, with a form's refusal (``errors``, the typed ``values``) or a redirect's notices."""
+    lang = request_lang(request)
+    t = Translator(lang)
+    with runtime.sessions() as db:
+        try:
+            opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+        except NotFound:
+            # The case was purged while the session lived: back to the sign-in page.
+            return pages_of(request).render(request, "reporter_login.html", errors=[], notice=None)
+        view = runtime.intake.reporter_view(db, opened)
+        pending = runtime.merges.pending(db, opened.case.id)
+    refused = errors or FormErrors()
+    shown = shown or Notices()
+    # Each view of the page carries a new token for the incident form, unless an error brought one back.
+    token = incident_token or runtime.submissions.issue(incident_purpose(reporter.case_id), utcnow())
+    return pages_of(request).render(
+        request,
+        "case_reporter.html",
+        status=status,
+        case=case_page(view, pending, runtime.taxonomy, t, lang, today()),
+        values={**letter_prefill(view, runtime.taxonomy), **(values or {})},
+        errors=list(refused.summary),
+        field_errors=dict(refused.by_field),
+        notice=shown.notice,
+        message_notice=shown.message_notice,
+        notify_notice=shown.notify_notice,
+        matching_notice=shown.matching_notice,
+        submission_token=token,
+        **form_choices(runtime),
+    )
+
+
+def renderer(
+    request: Request,
+    runtime: Runtime,
+    reporter: ReporterSession,
+    values: Callable[[], dict[str, Any]],
+    before: Callable[[], None] | None = None,
+) -> forms.Render:
+    """``render`` for ``forms.submit``: the case page with the refusal and the values as typed."""
+
+    def render(errors: FormErrors, status: int) -> Response:
+        if before is not None:
+            before()
+        return render_case(request, runtime, reporter, status=status, values=values(), errors=errors)
+
+    return render
+
+
+def one_field(field: str, refused: list[Refusal]) -> FormRefused:
+    """A one-field form of /fall refused: a date in the future says so, anything else is "not valid"."""
+    code: FormCode = "date_future" if any(item.code == "date_future" for item in refused) else "invalid"
+    return FormRefused([Refusal(field, code)])
+
+
+@router.get("/fall")
+def reporter_home(request: Request) -> Response:
+    runtime = runtime_of(request)
+    reporter = open_from_cookie(request, runtime)
+    if reporter is None:
+        return pages_of(request).render(request, "reporter_login.html", errors=[], notice=None)
+    t = Translator(request_lang(request))
+    # Shown where the redirect lands (#messages, #notify, #matching), or at the top of the page.
+    shown = notices(request.query_params.get("notice", ""), t)
+    return render_case(request, runtime, reporter, shown=shown)
+
+
+@router.post("/fall/vorfall")
+@body(BodyKind.upload)
+async def reporter_add_incident(request: Request) -> Response:
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
+    purpose = incident_purpose(reporter.case_id)
+    checked = checked_submission(runtime, parser.fields, purpose)
+
+    def render(errors: FormErrors, status: int) -> Response:
+        parser.discard()
+        return render_case(
+            request,
+            runtime,
+            reporter,
+            status=status,
+            values=form_values(parser.fields),
+            errors=errors,
+            incident_token=token_again(runtime, parser.fields, checked, purpose),
+        )
+
+    def add() -> str | Response:
+        model, refused = forms.validate(IncidentFields, form_to_data(parser.fields, IncidentFields))
+        refused = submission_refusals(checked) + refused + forms.refusals(parser.errors)
+        if model is None or refused:
+            raise FormRefused(refused)
+        try:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                runtime.intake.add_incident(db, opened, model, parser.uploads, claim=checked.claim)
+        except ValidationFailed:
+            raise  # the form comes back (forms.submit), and ``render`` discards the files
+        except AlreadySubmitted:
+            parser.discard()
+            return "/fall?notice=incident_already_added"
+        except NotFound:
+            # The case was purged while the session lived: /fall shows the sign-in page.
+            parser.discard()
+            return "/fall"
+        except BaseException:
+            parser.discard()
+            raise
+        # The page with a new token for the next incident; reloading this answer sends the used token
+        # again, which adds nothing and leads to /fall with a notice that says so.
+        return render_case(request, runtime, reporter, shown=Notices(notice=t("notice.incident_added")))
+
+    token = parser.fields.get("csrf_token", [None])[-1]
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=token,
+        csrf_field="csrf_token",
+        action=add,
+        render=render,
+        default_field=DEFAULT_FIELD,
+    )
+
+
+@router.post("/fall/tatperson")
+async def reporter_perpetrator_known(request: Request) -> Response:
+    """Since when the reporter knows who the perpetrator of an incident is: the Strafantrag period (§ 77b
+    Abs. 2 StGB) starts then. An empty date takes a given one back."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    seq_text, sent = form.get("seq"), form.get("perpetrator_known_on")
+    seq = seq_text if isinstance(seq_text, str) else ""
+    day = sent.strip() if isinstance(sent, str) else ""
+    field = f"perpetrator_known_on-{seq}" if seq.isdigit() else "perpetrator_known_on"
+
+    def save() -> str:
+        model, refused = forms.validate(PerpetratorKnown, {"seq": seq, "perpetrator_known_on": day or None})
+        if model is None or refused:
+            raise one_field(field, refused)
+        try:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                runtime.intake.set_perpetrator_known(db, opened, model.seq, model.perpetrator_known_on)
+        except NotFound:
+            return "/fall"
+        return f"/fall?notice=known_saved#incident-{model.seq}"
+
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=form.get("csrf_token"),
+        csrf_field=field,
+        action=save,
+        render=renderer(request, runtime, reporter, lambda: {field: day}),
+        label=lambda _: t("field.perpetrator_known_on"),
+    )
+
+
+@router.post("/fall/merkmale")
+async def reporter_identifiers(request: Request) -> Response:
+    """Perpetrator identifiers for the repeat-perpetrator matching (docs/matching.md): ``action=save`` adds
+    the typed ones (with the consent ticked, or the form comes back with an error), ``action=withdraw``
+    withdraws the consent: every token of the case is deleted at once, and the identifiers as typed too."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=20)
+    fields = {name: [value for value in form.getlist(name) if isinstance(value, str)] for name in form}
+
+    def save() -> str:
+        # Before the branch: withdrawing and sending again would otherwise tell every holder of a match
+        # anew, as often as a hostile reporter likes.
+        enforce(runtime, request, receipt_limit(runtime.settings))
+        try:
+            if form.get("action") == "withdraw":
+                with runtime.sessions() as db:
+                    opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                    runtime.intake.withdraw_matching(db, opened)
+                return "/fall?notice=identifiers_withdrawn#matching"
+            model, refused = forms.validate(IdentifiersAdd, form_to_data(fields, IdentifiersAdd))
+            refused = identifier_refusals(refused, fields)
+            if model is not None and not model.perpetrator_identifiers:
+                refused = [Refusal("match_name", "required")]
+            if model is None or refused:
+                raise FormRefused(refused)
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                done = runtime.intake.add_identifiers(db, opened, model)
+        except ValidationFailed as exc:
+            # "Too many identifiers for one case": shown at the first identifier field of the form.
+            raise FormRefused(identifier_refusals(forms.refusals(exc.detail), fields)) from None
+        except NotFound:
+            return "/fall"
+        return f"/fall?notice={'identifiers_saved' if done else 'identifiers_waiting'}#matching"
+
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=form.get("csrf_token"),
+        csrf_field="match_name",
+        action=save,
+        render=renderer(request, runtime, reporter, lambda: form_values(fields)),
+        default_field=DEFAULT_FIELD,
+    )
+
+
+@router.post("/fall/nachricht")
+@body(BodyKind.upload)
+async def reporter_message(request: Request) -> Response:
+    """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
+    does not send the message twice; an error shows the page again with the text kept."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
+    token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
+
+    def reply() -> str:
+        model, refused = forms.validate(MessageCreate, {"body": text})
+        # The message form's file field has its own name: the page also has the incident form's.
+        refused = [Refusal("message", item.code) for item in refused] + [
+            Refusal("message_files", item.code, position=item.position)
+            for item in forms.refusals(parser.errors)
+        ]
+        if model is None or refused:
+            raise FormRefused(refused)
+        try:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                reporter_reply(db, opened.case, opened.data_key, model.body, parser.uploads)
+        except NotFound:
+            # The case was purged while the session lived: /fall shows the sign-in page.
+            parser.discard()
+            return "/fall"
+        except BaseException:
+            parser.discard()
+            raise
+        return "/fall?notice=message_sent#messages"
+
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=token,
+        # Named after the message field: the summary's link then leads to the text, which is still there.
+        csrf_field="message",
+        action=reply,
+        render=renderer(request, runtime, reporter, lambda: {"message": text}, before=parser.discard),
+    )
+
+
+@router.post("/fall/benachrichtigung")
+async def reporter_notify(request: Request) -> Response:
+    """Save or remove the address told of new messages; 303 back to the section, or the page with errors."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    sent = form.get("notify_email")
+    address = sent.strip() if isinstance(sent, str) else ""
+    remove = form.get("action") == "remove"
+
+    def save() -> str:
+        model, refused = forms.validate(NotifyAddress, {"notify_email": None if remove else address})
+        if not remove and not address:
+            refused = [Refusal("notify_email", "required")]
+        if model is None or refused:
+            raise FormRefused(refused)
+        try:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                email = str(model.notify_email) if model.notify_email else None
+                runtime.intake.set_notify_address(db, opened, email)
+        except NotFound:
+            return "/fall"
+        return f"/fall?notice={'notify_removed' if remove else 'notify_saved'}#notify"
+
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=form.get("csrf_token"),
+        csrf_field="notify_email",
+        action=save,
+        render=renderer(request, runtime, reporter, lambda: {"notify_email": address}),
+        default_field=DEFAULT_FIELD,
+    )
+
+
+@router.post("/fall/verfahren")
+async def reporter_proceedings(request: Request) -> Response:
+    """The reporter records the proceedings of an incident (as counsellors can on the case page): sealed
+    with the case key; a Strafantrag recorded ends the deadline's reminders."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=20, free_text=frozenset({"file_number"}))
+    seq_text = form.get("seq")
+    seq = (
+        int(seq_text)
+        if isinstance(seq_text, str) and seq_text.isdigit() and 0 < int(seq_text) <= 10_000
+        else 0
+    )
+    field = f"proceedings-{seq}"
+    sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FIELDS}
+
+    def save() -> str:
+        try:
+            record = proceedings_from_form(form)
+        except ValidationFailed as exc:
+            raise one_field(field, forms.refusals(exc.detail)) from None
+        if not seq:
+            raise FormRefused([Refusal(field, "invalid")])
+        try:
+            with runtime.sessions() as db:
+                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
+                runtime.intake.record_proceedings(db, opened, seq, record)
+        except NotFound:
+            return "/fall"
+        return f"/fall?notice=proceedings_saved#incident-{seq}"
+
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=form.get("csrf_token"),
+        csrf_field=field,
+        action=save,
+        render=renderer(request, runtime, reporter, lambda: {field: sent}),
+        label=lambda _: t("proceedings.heading"),
+    )
+
+
+@router.post("/fall/zusammenfuehren")
+async def reporter_merge(request: Request) -> Response:
+    """The reporter answers a proposed merge from the newer case: "decline" drops the proposal; "confirm"
+    with this case's receipt typed again merges it into the earlier case, after which the same receipt
+    opens the merged case (the session moves to it) and the earlier receipt opens nothing. Nothing proposed
+    (any more): back to /fall."""
+    runtime = runtime_of(request)
+    pages = pages_of(request)
+    t = Translator(request_lang(request))
+    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    if reporter is None:
+        return RedirectResponse("/fall", status_code=303)
+    form = await read_form(request, max_fields=10)
+    action, receipt = form.get("action"), form.get("receipt")
+
+    def answer() -> str | Response:
+        enforce(runtime, request, receipt_limit(runtime.settings))
+        if action == "decline":
+            with runtime.sessions() as db:
+                runtime.merges.decline(db, reporter.case_id)
+            return "/fall?notice=merge_declined"
+        try:
+            with runtime.sessions() as db:
+                merged = runtime.merges.confirm(
+                    db, reporter.case_id, reporter.data_key, receipt if isinstance(receipt, str) else ""
+                )
+                # The session moves to the merged case: the reporter stays signed in with the same receipt.
+                # Every other reporter session of either case ends: one opened with the lost receipt must
+                # not go on reading the merged case (it holds the older case's key).
+                sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
+                sessions.destroy_all_of(db, REPORTER_SESSION, merged.case_id)
+                sessions.destroy_all_of(db, REPORTER_SESSION, reporter.case_id)
+                cookie = sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)
+                db.commit()
+        except NotFound:
+            return "/fall"
+        except ValidationFailed as exc:
+            code = forms.code_of(exc.detail[0]) if exc.detail else "invalid"
+            raise FormRefused([Refusal("merge_receipt", code)]) from None
+        response = RedirectResponse("/fall?notice=merged", status_code=303)
+        pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
+        # Form tokens are bound to the session, as after a sign-in.
+        pages.rotate_csrf(request, response)
+        return response
+
+    return await forms.submit(
+        request,
+        pages,
+        t,
+        token=form.get("csrf_token"),
+        csrf_field="merge_receipt",
+        action=answer,
+        render=renderer(request, runtime, reporter, dict),
+        label=lambda _: t("field.merge_receipt"),
+    )

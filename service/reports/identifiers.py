@@ -1,0 +1,130 @@
+"""Perpetrator identifiers for the repeat-perpetrator matching (service/matching, docs/matching.md).
+
+Given with the report or later on /fall, with the reporter's consent: sealed with the case key as typed, and
+registered as keyed tokens within the hour's budget of look-ups; the rest wait, sealed, for the next sign-in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.cases import repository as case_rows
+from service.cases.identifiers import open_typed, seal_typed
+from service.cases.models import (
+    Case,
+)
+from service.db import utcnow
+from service.errors import NotFound, ValidationFailed
+from service.matching.normalise import Identifier
+from service.matching.service import MatchingService
+from service.reports import repository
+from service.reports.opened import OpenedCase
+from service.reports.schemas import (
+    MAX_IDENTIFIERS,
+    MatchingConsent,
+    PerpetratorIdentifier,
+)
+from service.validation import public_error
+
+log = logging.getLogger("rueckhalt.intake")
+
+
+class PerpetratorIdentifiers:
+    """The identifier methods of ``IntakeService`` (service.py), which holds the matching service."""
+
+    matching: MatchingService
+
+    @staticmethod
+    def _seal_identifiers(data_key: bytes, case_id: str, items: list[PerpetratorIdentifier]) -> bytes | None:
+        """The identifiers as the reporter typed them, sealed with the case key; None for none."""
+        return seal_typed(data_key, case_id, [item.model_dump(mode="json") for item in items])
+
+    @staticmethod
+    def identifiers_of(case: Case, data_key: bytes) -> list[PerpetratorIdentifier]:
+        """The identifiers a case holds (sealed, as typed); empty without consent or after its withdrawal."""
+        typed = open_typed(data_key, case.id, case.perpetrator_ciphertext)
+        return [PerpetratorIdentifier.model_validate(item) for item in typed]
+
+    def add_identifiers(self, session: Session, opened: OpenedCase, data: MatchingConsent) -> bool:
+        """The reporter gives identifiers on /fall (with consent): they join those already given (the same
+        identity once), are sealed anew and registered, together with any that waited for the budget.
+        Returns False when the hour's budget of look-ups was used up (the identifiers wait, sealed)."""
+        if not data.consent_matching or not data.perpetrator_identifiers:
+            return True
+        given = self.identifiers_of(opened.case, opened.data_key)
+        # Reserved before the transaction writes; each identifier sent (and each one waiting) is a look-up.
+        budget = self.matching.reserve(len(given) + len(data.perpetrator_identifiers))
+        case = case_rows.lock_case(session, opened.case.id)
+        if case is None:
+            session.rollback()
+            raise NotFound()
+        items: dict[Any, PerpetratorIdentifier] = {}
+        for item in [*self.identifiers_of(case, opened.data_key), *data.perpetrator_identifiers]:
+            items.setdefault(item.normalised(), item)
+        if len(items) > MAX_IDENTIFIERS:
+            session.rollback()
+            raise ValidationFailed(
+                [public_error(["perpetrator_identifiers"], "too_long", "too many identifiers for one case")]
+            )
+        kept = list(items.values())
+        case.perpetrator_ciphertext = self._seal_identifiers(opened.data_key, case.id, kept)
+        case.updated_at = utcnow()
+        session.flush()
+        done = self.matching.register(session, case.id, [item.normalised() for item in kept], budget).done
+        session.commit()
+        return done
+
+    def resume_matching(self, session: Session, case_id: str, data_key: bytes) -> bool:
+        """Register the identifiers of a case that wait (the hour's budget was used up when they came, or a
+        rotation of the matching key deleted every token), from the sealed ones: nobody types them again.
+        For where the case key is at hand: the reporter's sign-in and a holder's button on the case page.
+
+        A case without sealed identifiers (none given, or the consent withdrawn, which deletes them) has
+        nothing to register, ever. Only the waiting identifiers count against the budget, reserved before
+        the transaction writes; it runs in the caller's transaction, which commits (a match fires and is
+        audited as for a report). False when the budget is used up: they wait on, sealed."""
+        case = repository.case_by_id(session, case_id)
+        if case is None:
+            raise NotFound()
+        missing = self.matching.waiting(session, case_id, self._normalised_identifiers(case, data_key))
+        if not missing:
+            return True
+        budget = self.matching.reserve(len(missing))
+        if not budget.granted:
+            return False
+        case = case_rows.lock_case(session, case_id)
+        if case is None:
+            raise NotFound()
+        # Read anew under the case's lock: a withdrawal in between has deleted the sealed identifiers, and
+        # then nothing is registered.
+        missing = self.matching.waiting(session, case_id, self._normalised_identifiers(case, data_key))
+        return self.matching.register(session, case_id, missing, budget).done
+
+    def resume_matching_at_sign_in(self, session: Session, opened: OpenedCase) -> None:
+        """``resume_matching`` right after the reporter's sign-in committed, the one moment the case key is
+        at hand without the reporter doing anything. It never fails the sign-in: whatever goes wrong is
+        rolled back and logged by its kind only, and the identifiers wait for the next sign-in."""
+        try:
+            self.resume_matching(session, opened.case.id, opened.data_key)
+            session.commit()
+        except Exception as exc:  # the reporter is signed in; the matching can wait
+            session.rollback()
+            log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
+
+    def _normalised_identifiers(self, case: Case, data_key: bytes) -> list[Identifier]:
+        return [item.normalised() for item in self.identifiers_of(case, data_key)]
+
+    def withdraw_matching(self, session: Session, opened: OpenedCase) -> None:
+        """The reporter withdraws the consent: the tokens go at once, and the identifiers as typed too (they
+        were given for the matching; what the reporter wrote about the perpetrator elsewhere stays)."""
+        case = case_rows.lock_case(session, opened.case.id)
+        if case is None:
+            session.rollback()
+            raise NotFound()
+        self.matching.forget(session, case.id)
+        case.perpetrator_ciphertext = None
+        case.updated_at = utcnow()
+        session.commit()
