@@ -198,3 +198,11 @@ def test_the_intake_retention_and_the_web_plumbing_are_on_no_cycle() -> None:
     # the footer links from service/legal_links.py, so no feature is below it.
     on_cycles = {node for edge in cycle_edges(import_graph()) for node in edge}
     assert not {"reports", "retention", "notifications", "web", "legal"} & on_cycles
+
+
+def test_evidence_and_the_pdf_document_are_on_no_cycle() -> None:
+    # Freed in issue 17: the attachment row and its queries live in evidence (models, repository), which
+    # cases, dossier, reports and retention import and which imports none of them; the PDF document the
+    # dossier, the letters and the knowledge feature's plans are set with is service/pdf, below all three.
+    on_cycles = {node for edge in cycle_edges(import_graph()) for node in edge}
+    assert not {"evidence", "pdf"} & on_cycles
