@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -17,11 +17,30 @@ from service.runtime import Runtime
 
 async def get_runtime(request: Request) -> Runtime:
     # async on purpose: FastAPI runs sync dependencies in the thread pool, one hop per request for nothing.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def unit_of_work(request: Request) -> Iterator[Session]:
+    """The request's one database session: committed when the endpoint returns, rolled back when it raises.
+
+    Declared with ``scope="function"`` (``DbSession``), so the commit runs when the endpoint function has
+    returned and before the response is sent: a client that reads a 2xx knows its change is stored. Services
+    take this session and never commit it; an endpoint that must keep a change although it then answers with
+    an error (a counted failed sign-in) commits before it raises, and says why.
+    """
+    with runtime_of(request).sessions() as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
 
 
 def client_address(request: Request) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -27,6 +27,7 @@ from service.db import make_engine
 from service.migrate import upgrade
 from service.runtime import Runtime, build_runtime
 from tests.support.migration import empty_database  # noqa: F401 - a fixture, for every migration test with data
+from tests.support.organisations_template import OrganisationsTemplate, make_template
 from tests.support.stack import PgCluster, migrated_database
 from tests.support.staff import (
     Clock,
@@ -36,7 +37,6 @@ from tests.support.staff import (
     staff_factory,
     totp_codes,
     weak_accounts,
-    with_policy_organisations,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,10 +101,21 @@ def runtime_without_orgs(settings: Settings) -> Iterator[Runtime]:
     runtime.dispose()
 
 
+@pytest.fixture(scope="session")
+def organisations_template(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> OrganisationsTemplate:
+    return make_template(tmp_path_factory.mktemp("organisations-template"), sqlite_template)
+
+
 @pytest.fixture
-def runtime(runtime_without_orgs: Runtime) -> Runtime:
-    """A runtime whose database holds every organisation of the demo policy, each with a key."""
-    return with_policy_organisations(runtime_without_orgs)
+def runtime(settings: Settings, organisations_template: OrganisationsTemplate) -> Iterator[Runtime]:
+    """A runtime whose database holds every organisation of the demo policy, each with a key: the rows
+    ``with_policy_organisations`` writes, made once per process and copied in (tests/support/
+    organisations_template.py)."""
+    runtime = organisations_template.runtime(settings)
+    yield runtime
+    runtime.dispose()
 
 
 @pytest.fixture
@@ -157,8 +168,8 @@ def code(clock: Clock) -> Callable[[Staff], str]:
 
 
 @pytest.fixture
-def api_login(client: TestClient, code: Callable[[Staff], str]) -> Callable[..., httpx.Response]:
-    def login(staff: Staff, *, password: str | None = None, totp: str | None = None) -> httpx.Response:
+def api_login(client: TestClient, code: Callable[[Staff], str]) -> Callable[..., httpx2.Response]:
+    def login(staff: Staff, *, password: str | None = None, totp: str | None = None) -> httpx2.Response:
         body = {
             "email": staff.email,
             "password": staff.password if password is None else password,
@@ -179,6 +190,7 @@ def subject_of(
         with runtime.sessions() as db:
             logged_in = accounts.login(db, staff.email, staff.password, code(staff))
             assert logged_in is not None
+            assert logged_in.private_key is not None
             cookie = sessions.create(db, STAFF_SESSION, logged_in.user.id, logged_in.private_key.raw)
             db.commit()
             opened = sessions.resume(db, STAFF_SESSION, cookie)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -24,7 +24,7 @@ from service.db import utcnow
 from service.runtime import Runtime, build_runtime
 from tests.support.staff import PASSWORD, MakeStaff
 
-Login = Callable[..., httpx.Response]
+Login = Callable[..., httpx2.Response]
 
 
 def the_session(runtime: Runtime) -> WebSession:

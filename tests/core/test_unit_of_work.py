@@ -1,0 +1,81 @@
+"""The request's unit of work (``service.deps.DbSession``): stored before the answer starts, nothing on error.
+
+Played against the real databases: an ASGI wrapper looks into the database from a session of its own at the
+moment the response starts, which is what a client that reads a 2xx relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.deps import DbSession
+from service.errors import DomainError, NotFound
+from service.ratelimit.models import RateLimitCounter
+from service.runtime import Runtime
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def _stored(runtime: Runtime, key: str) -> bool:
+    with runtime.sessions() as session:
+        return session.scalar(select(RateLimitCounter.key).where(RateLimitCounter.key == key)) is not None
+
+
+def _app(
+    runtime: Runtime, seen_at_start: dict[str, bool]
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    app = FastAPI()
+    app.state.runtime = runtime
+
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return JSONResponse({"detail": exc.public_message}, status_code=exc.status_code)
+
+    app.add_exception_handler(DomainError, domain_error)
+
+    @app.post("/store/{key}")
+    def store(key: str, session: DbSession) -> dict[str, str]:
+        session.add(RateLimitCounter(key=key, window_start=0, count=1))
+        session.flush()
+        return {"stored": key}
+
+    @app.post("/store-then-fail/{key}")
+    def store_then_fail(key: str, session: DbSession) -> dict[str, str]:
+        session.add(RateLimitCounter(key=key, window_start=0, count=1))
+        session.flush()
+        raise NotFound()
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                key = str(scope["path"]).rsplit("/", 1)[-1]
+                seen_at_start[key] = _stored(runtime, key)
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    return watching
+
+
+def test_the_change_is_committed_before_the_response_starts(runtime: Runtime) -> None:
+    seen: dict[str, bool] = {}
+    with TestClient(_app(runtime, seen)) as client:
+        assert client.post("/store/uow-ok").status_code == 200
+    assert seen == {"uow-ok": True}, "visible to another session when the answer began"
+
+
+def test_an_error_rolls_everything_back(runtime: Runtime) -> None:
+    seen: dict[str, bool] = {}
+    with TestClient(_app(runtime, seen)) as client:
+        assert client.post("/store-then-fail/uow-fail").status_code == 404
+    assert seen == {"uow-fail": False}
+    assert not _stored(runtime, "uow-fail")
