@@ -17,7 +17,8 @@ from service.auth.gate import ARGON2_GATE, Argon2Gate
 from service.auth.service import AccountService
 from service.cases.merge import CaseMerger
 from service.cases.service import CaseService
-from service.config import Secrets, Settings, check_production, load_secrets
+from service.config import Secrets, Settings, load_secrets
+from service.config_checks import check_production
 from service.db import make_engine, make_sessionmaker
 from service.evidence.blobs import BlobStore
 from service.knowledge.selfcheck_store import SelfcheckStore

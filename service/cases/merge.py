@@ -32,7 +32,6 @@ from service.audit import AuditLog
 from service.cases import events, repository
 from service.cases.contact import open_address, seal_address
 from service.cases.models import (
-    Attachment,
     Case,
     CaseMessage,
     CaseNote,
@@ -62,6 +61,7 @@ from service.crypto import (
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
+from service.evidence.models import Attachment
 from service.matching.sealed import open_typed, seal_typed
 from service.taxonomy.loader import more_urgent
 from service.validation import public_error

@@ -27,9 +27,10 @@ from service.auth.subject import Subject
 from service.cases.deadlines import add_months
 from service.cases.escalation import CaseSchedule
 from service.cases.events import event_token, extract_of
-from service.cases.models import Attachment, Case, EventLink, Incident, MergeProposal
+from service.cases.models import Case, EventLink, Incident, MergeProposal
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
+from service.evidence.models import Attachment
 from service.i18n import LOCAL_ZONE
 from service.matching.sealed import open_typed
 from service.organisations.models import MembershipRole
