@@ -25,11 +25,13 @@ from sqlalchemy import func, select
 
 from bench.common import PgCluster
 from service.app import create_app
-from service.backup.service import restore_backup, write_backup
-from service.cases.models import Attachment, Case
+from service.backup.restore import restore_backup
+from service.backup.service import write_backup
+from service.cases.models import Case
 from service.config import Settings, load_secrets
 from service.crypto import generate_keypair
 from service.db import make_engine
+from service.evidence.models import Attachment
 from service.migrate import upgrade
 from service.runtime import build_runtime
 from tests.support.staff import with_policy_organisations

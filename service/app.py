@@ -20,6 +20,8 @@ from service.cases import form_pages as case_form_pages
 from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
+from service.error_handlers import install_error_handlers
+from service.hardening import HardeningMiddleware, install_log_filter
 from service.knowledge import pages as knowledge_pages
 from service.knowledge import print_pages, selfcheck_pages, support_pages
 from service.legal import pages as legal_pages
@@ -39,14 +41,7 @@ from service.runtime import Runtime, build_runtime
 from service.statistics import dashboard_pages, opendata_pages
 from service.statistics import endpoints as dashboard_endpoints
 from service.statistics import pages as statistics_pages
-from service.web import (
-    BodyLimits,
-    HardeningMiddleware,
-    Pages,
-    install_error_handlers,
-    install_log_filter,
-    make_templates,
-)
+from service.web import BodyLimits, Pages, make_templates
 
 DESCRIPTION = """Rückhalt: encrypted incident reports of hostility toward local officials, routed on the
 server to support organisations. The free-text account of what happened is the field `description`."""

@@ -22,7 +22,7 @@ app.add_typer(org_app, name="org")
 def _settings(listen_host: str | None = None) -> Settings:
     settings = get_settings()
     try:
-        from service.config import check_listen_address, check_production
+        from service.config_checks import check_listen_address, check_production
 
         check_production(settings)
         if listen_host is not None:

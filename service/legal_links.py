@@ -1,9 +1,10 @@
 """Where the footer's Impressum and privacy notice lead: the operator's pages, or the demo's placeholders.
 
 A service for the public needs both (§ 5 DDG, Art. 13 GDPR); their content is the operator's, not ours.
-Production refuses to start without them (service/config.py, check_production). The embedded default (the
-demo, `make run`) links placeholder pages of its own that say plainly that they are placeholders, so that a
-demo never looks like a service with a real imprint, and a footer is never without the two links.
+Production refuses to start without them (service/config_checks.py, check_production). The embedded
+default (the demo, `make run`) links placeholder pages of its own that say plainly that they are
+placeholders, so that a demo never looks like a service with a real imprint, and a footer is never without
+the two links.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from service.audit.models import AuditEvent
 from service.auth.models import RecoveryCode, StaffUser, WebSession
 from service.cases.models import (
-    Attachment,
     Case,
     CaseKeyGrant,
     CaseMessage,
@@ -13,6 +12,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.db import Base
+from service.evidence.models import Attachment
 from service.knowledge.models import KnowledgeArticle, SavedSelfcheck, SelfcheckTally
 from service.matching.models import PerpetratorToken
 from service.organisations.models import Membership, Organisation

@@ -19,7 +19,8 @@ from service.cases.links import CaseLinks
 from service.cases.merge import CaseMerger
 from service.cases.panels import CaseDocuments, CasePanel
 from service.cases.service import CaseService
-from service.config import Secrets, Settings, check_production, load_secrets
+from service.config import Secrets, Settings, load_secrets
+from service.config_checks import check_production
 from service.db import make_engine, make_sessionmaker
 from service.dossier.documents import LetterPanel, StaffDocuments
 from service.evidence.blobs import BlobStore

@@ -1,14 +1,13 @@
-"""Web plumbing shared by every feature: headers, limits, language, templates, errors.
+"""Web plumbing shared by every feature: reading requests and their limits, language, templates, pages,
+downloads. The headers and the access log of every response are in service/hardening.py, the error
+handlers in service/error_handlers.py.
 
-Nothing here may log or echo request content: errors name fields, never values; the access log names the
-route template, never the path with its parameters or the client address.
+Nothing here may log or echo request content: errors name fields, never values.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,29 +15,18 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import exc as sa_exc
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import csrf, session_cookie, strict_json
 from service.config import PROJECT_ROOT
-from service.db import database_unavailable
 from service.display import invisible_marks, user_text
-from service.errors import (
-    BadInput,
-    DatabaseUnavailable,
-    DomainError,
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from service.errors import BadInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from service.i18n import SUPPORTED, Translator, pick
 from service.legal_links import IMPRINT_PLACEHOLDER, PRIVACY_PLACEHOLDER, LegalLinks
-from service.observability import metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,147 +34,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-access_log = logging.getLogger("rueckhalt.access")
-
 LANG_COOKIE = "rh_lang"
-
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-
-
-def security_headers(behind_tls: bool, path: str) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"content-security-policy", CSP.encode()),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"x-frame-options", b"DENY"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-        (b"cross-origin-resource-policy", b"same-origin"),
-        (
-            b"permissions-policy",
-            b"camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
-        ),
-    ]
-    if not path.startswith("/static/"):
-        # Reports and case pages must not stay in a shared browser's cache.
-        headers.append((b"cache-control", b"no-store"))
-    if behind_tls:
-        headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
-    return headers
-
-
-class HardeningMiddleware:
-    """Security headers on every response, a content-free access log, and the largest body any route takes
-    (a backstop: each route has its own, smaller limit, see ``BodyKind``)."""
-
-    def __init__(self, app: ASGIApp, *, behind_tls: bool, max_body_bytes: int) -> None:
-        self.app = app
-        self.behind_tls = behind_tls
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        headers = dict(scope.get("headers") or [])
-        # Whatever the request claims to be: the content type is the client's to choose, the limit is not.
-        limit = self.max_body_bytes
-        extra = security_headers(self.behind_tls, path)
-        started = time.perf_counter()
-        status_holder = {"status": 0}
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                existing = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in extra if name not in existing
-                ]
-            await send(message)
-
-        declared = headers.get(b"content-length")
-        too_large = False
-        if declared is not None:
-            try:
-                too_large = int(declared) > limit
-            except ValueError:
-                too_large = True
-            if too_large and not _is_page(path):
-                response = JSONResponse({"detail": PayloadTooLarge.public_message}, status_code=413)
-                await response(scope, receive, send_wrapper)
-                self._log(scope, 413, started)
-                return
-
-        received = 0
-
-        async def receive_wrapper() -> Message:
-            nonlocal received
-            if too_large:
-                # A page's form: its first read of the body raises, and the error handlers answer with the
-                # page in the reader's language (a reporter on a phone must not get a line of JSON).
-                raise PayloadTooLarge()
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge()
-            return message
-
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
-        finally:
-            self._log(scope, status_holder["status"] or 500, started)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, started: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or metrics.UNMATCHED_ROUTE
-        seconds = time.perf_counter() - started
-        method: str = scope.get("method", "-")
-        access_log.info("%s %s %d %.1fms", method, template, status, seconds * 1000)
-        metrics.record_request(
-            scope["path"], method, template, status, seconds, scope.get(metrics.ERROR_SCOPE_KEY)
-        )
-
-
-class ContentFreeLogFilter(logging.Filter):
-    """Replaces tracebacks by the exception's type: a traceback's locals and messages may quote content.
-
-    Starlette re-raises unhandled errors to the server so that it logs them; uvicorn would print the whole
-    traceback, including exception messages such as a database error that lists the statement's values.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is not None:
-            record.msg = f"{record.getMessage()} [{record.exc_info[0].__name__}]"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-class DriverLogFilter(logging.Filter):
-    """psycopg logs an error it ignores (say, while leaving pipeline mode after another failure) with the
-    server's message, whose DETAIL line may quote a stored value: only the types of its arguments stay."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            arguments = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.msg = f"{record.msg} [{', '.join(type(argument).__name__ for argument in arguments)}]"
-            record.args = None
-        return True
-
-
-def install_log_filter() -> None:
-    logging.getLogger("psycopg").addFilter(DriverLogFilter())
-    content_free = ContentFreeLogFilter()
-    for name in ("uvicorn.error", "uvicorn", "fastapi", "starlette", "rueckhalt"):
-        logging.getLogger(name).addFilter(content_free)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(content_free)
 
 
 # -- reading requests: one way only -------------------------------------------------------------------------
@@ -515,103 +363,15 @@ class Pages:
         return csrf.valid(self._csrf_key, self._csrf_binding(request), token)
 
 
-# -- errors -------------------------------------------------------------------------------------------------
+# -- pages or the API --------------------------------------------------------------------------------------
 
 
-def _is_page(path: str) -> bool:
+def is_page(path: str) -> bool:
     return not path.startswith("/api/") and path != "/healthz"
 
 
 def wants_html(request: Request) -> bool:
-    return _is_page(request.url.path)
-
-
-def _sanitised(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without ``input`` and ``ctx``: those would echo what the client sent."""
-    cleaned = []
-    for error in errors:
-        message = str(error.get("msg", "invalid"))
-        if error.get("type") == "json_invalid":
-            message = "invalid JSON"
-        cleaned.append(
-            {"loc": list(error.get("loc", [])), "type": str(error.get("type", "invalid")), "msg": message}
-        )
-    return cleaned
-
-
-def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
-    def error_page(request: Request, status: int, key: str) -> Response:
-        t = Translator(request_lang(request))
-        return pages().render(
-            request,
-            "error.html",
-            status=status,
-            status_code=status,
-            title=t(f"{key}.title"),
-            message=t(f"{key}.message"),
-        )
-
-    async def domain_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DomainError)
-        # For the intake's metrics: which refusal it was, where the status alone does not tell (two 503s).
-        request.scope[metrics.ERROR_SCOPE_KEY] = type(exc).__name__
-        response: Response
-        if wants_html(request):
-            if exc.message_key.startswith("error."):
-                key = exc.message_key
-            else:
-                # A form refused as a whole (no field to show the problem at): not a fault of ours.
-                key = "error.invalid" if exc.status_code == 422 else "error.server"
-            response = error_page(request, exc.status_code, key)
-        else:
-            body: dict[str, Any] = {"detail": exc.detail or exc.public_message}
-            if exc.detail:
-                body["message"] = exc.public_message
-            response = JSONResponse(body, status_code=exc.status_code)
-        if exc.retry_after_seconds is not None:
-            response.headers["retry-after"] = str(exc.retry_after_seconds)
-        return response
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return JSONResponse(
-            {"detail": _sanitised(exc.errors()), "message": "Some fields are not valid."}, status_code=422
-        )
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        if wants_html(request) and exc.status_code in (404, 405):
-            return error_page(request, exc.status_code, "error.not_found")
-        return JSONResponse(
-            {"detail": "Not found." if exc.status_code == 404 else "Request refused."},
-            status_code=exc.status_code,
-        )
-
-    async def database_error(request: Request, exc: Exception) -> Response:
-        if not database_unavailable(exc):
-            return await unexpected(request, exc)
-        # The type only (a driver's message may quote the statement's values); a warning, not an error:
-        # it is the database's state, and it ends when the database is back.
-        logging.getLogger("rueckhalt.error").warning(
-            "database unavailable (%s) on %s", type(exc).__name__, request.method
-        )
-        return await domain_error(request, DatabaseUnavailable())
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # The exception type only: its message or traceback may quote content.
-        logging.getLogger("rueckhalt.error").error("unhandled %s on %s", type(exc).__name__, request.method)
-        if wants_html(request):
-            return error_page(request, 500, "error.server")
-        return JSONResponse({"detail": "Internal error. Nothing was stored."}, status_code=500)
-
-    app.add_exception_handler(DomainError, domain_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    # Errors of the connection rather than of a statement: DBAPIError covers a lost connection that the
-    # driver reports under another class; database_error sends everything else on to ``unexpected``.
-    app.add_exception_handler(sa_exc.DBAPIError, database_error)
-    app.add_exception_handler(sa_exc.TimeoutError, database_error)
-    app.add_exception_handler(Exception, unexpected)
+    return is_page(request.url.path)
 
 
 def content_disposition(filename: str) -> str:

@@ -22,8 +22,8 @@ from celery.signals import (
 )
 
 from service.config import get_settings
+from service.hardening import install_log_filter
 from service.observability import listener, logs, metrics
-from service.web import install_log_filter
 
 log = logging.getLogger("rueckhalt.worker")
 

@@ -15,16 +15,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from service.backup.archive import ARCHIVE_SUFFIX, SecretCheck
 from service.backup.errors import BackupError, Refusal
-from service.backup.service import (
-    ARCHIVE_SUFFIX,
-    BackupResult,
-    RestoreResult,
-    SecretCheck,
-    prune_archives,
-    restore_backup,
-    write_backup,
-)
+from service.backup.restore import RestoreResult, restore_backup
+from service.backup.service import BackupResult, prune_archives, write_backup
 from service.config import SECRET_NAMES, Mode, Settings, load_secrets
 from service.crypto import (
     CryptoError,

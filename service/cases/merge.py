@@ -34,7 +34,6 @@ from service.cases.contact import open_address, seal_address
 from service.cases.identifiers import open_typed, seal_typed
 from service.cases.links import merge_key_context
 from service.cases.models import (
-    Attachment,
     Case,
     CaseMessage,
     CaseNote,
@@ -63,6 +62,7 @@ from service.crypto import (
 from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
+from service.evidence.models import Attachment
 from service.taxonomy.loader import more_urgent
 from service.validation import public_error
 

@@ -1,4 +1,4 @@
-"""Case files, their incidents, wrapped keys, routing decisions and attachments.
+"""Case files, their incidents, wrapped keys and routing decisions (the attachment row: service/evidence).
 
 Readable columns are only what routing, deadlines and statistics need (docs/security.md, "What stays
 readable"); everything a reporter wrote is ciphertext under the case data key.
@@ -191,32 +191,6 @@ class RoutingRecord(Base):
     policy_version: Mapped[str] = mapped_column(String(64))
     fallback_used: Mapped[bool] = mapped_column(Boolean)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
-
-    case: Mapped[Case] = relationship()
-    incident: Mapped[Incident | None] = relationship()
-
-
-class Attachment(Base):
-    """Evidence, encrypted in chunks on disk; the blob name is random, never the uploaded file name."""
-
-    __tablename__ = "attachment"
-
-    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
-    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
-    incident_id: Mapped[str | None] = mapped_column(
-        ForeignKey("incident.id", ondelete="CASCADE"), nullable=True
-    )
-    # Files sent with a message of the two-way channel (either direction) instead of with an incident.
-    message_id: Mapped[str | None] = mapped_column(
-        ForeignKey("case_message.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    blob_name: Mapped[str] = mapped_column(String(64), unique=True)
-    content_type: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    # Original file name and similar details, sealed with the case key.
-    meta_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    uploaded_by: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship()

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, selectinload
 from service.audit.models import AuditEvent
 from service.auth.models import StaffUser
 from service.cases.models import (
-    Attachment,
     Case,
     CaseKeyGrant,
     CaseMessage,
@@ -41,6 +40,7 @@ from service.cases.models import (
     ReminderLog,
     RoutingRecord,
 )
+from service.evidence.models import Attachment
 from service.organisations.models import Organisation
 from service.taxonomy import parse_type_code
 
@@ -215,12 +215,6 @@ def routing_records(session: Session, case_id: str) -> Sequence[RoutingRecord]:
     ).all()
 
 
-def attachments(session: Session, case_id: str) -> Sequence[Attachment]:
-    return session.scalars(
-        select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.created_at)
-    ).all()
-
-
 def messages(session: Session, case_id: str) -> Sequence[CaseMessage]:
     return session.scalars(
         select(CaseMessage)
@@ -241,12 +235,6 @@ def history(session: Session, case_id: str) -> Sequence[AuditEvent]:
         .where(AuditEvent.object_type == "case", AuditEvent.object_id == case_id)
         .order_by(AuditEvent.seq)
     ).all()
-
-
-def attachment(session: Session, case_id: str, attachment_id: str) -> Attachment | None:
-    return session.scalar(
-        select(Attachment).where(Attachment.case_id == case_id, Attachment.id == attachment_id)
-    )
 
 
 def grant_of(session: Session, case_id: str, organisation_id: str) -> CaseKeyGrant | None:

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from starlette.responses import StreamingResponse
 
 from service.audit import AuditLog
-from service.cases import repository as cases
 from service.crypto import Context, open_stream
 from service.db import utcnow
 from service.dossier.service import Dossier
 from service.evidence.blobs import BlobStore
+from service.evidence.repository import attachments
 from service.i18n import LOCAL_ZONE
 from service.web import content_disposition
 
@@ -50,7 +50,7 @@ class Member:
 
 def members(session: Session, dossier: Dossier, case_id: str) -> list[Member]:
     """The dossier's files in its order, with where their blobs are."""
-    stored = {attachment.id: attachment for attachment in cases.attachments(session, case_id)}
+    stored = {attachment.id: attachment for attachment in attachments(session, case_id)}
     return [
         Member(
             entry_name=file.listed_name,

@@ -18,9 +18,16 @@ from starlette.datastructures import FormData
 from starlette.responses import StreamingResponse
 
 from service.audit import AuditLog
-from service.dossier import letters
-from service.dossier.letters import FIELD_LIMITS, LetterKind, Typed
-from service.dossier.pdf import chunks, render_letter
+from service.dossier.letter_parts import (
+    DRAFT_FOOTER,
+    FIELD_LIMITS,
+    FILE_STEMS,
+    HEADINGS,
+    TITLES,
+    LetterKind,
+    Typed,
+)
+from service.pdf.output import chunks, render_letter
 from service.validation import is_control
 from service.web import download
 
@@ -120,12 +127,12 @@ def rendered(request: LetterRequest, text: str) -> bytes:
     """The letter's bytes: its text, or the same text set as a PDF (fpdf2, imported on first use)."""
     if request.format == "txt":
         return text.encode()
-    return render_letter(text, letters.TITLES[request.kind], letters.DRAFT_FOOTER, letters.HEADINGS)
+    return render_letter(text, TITLES[request.kind], DRAFT_FOOTER, HEADINGS)
 
 
 def letter_download(request: LetterRequest, document: bytes, today: date) -> StreamingResponse:
     """The letter as a download, streamed in pieces (it exists in memory only, never as a file)."""
-    stem = f"{letters.FILE_STEMS[request.kind]}-{today.isoformat()}"
+    stem = f"{FILE_STEMS[request.kind]}-{today.isoformat()}"
     if request.format == "txt":
         return download(f"{stem}.txt", "text/plain; charset=utf-8", len(document), chunks(document))
     return download(f"{stem}.pdf", "application/pdf", len(document), chunks(document))

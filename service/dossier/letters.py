@@ -30,323 +30,55 @@ legal advice, and names its sources in its notes (the part below the separator, 
 What the case does not hold (names, addresses, an Aktenzeichen, the household, a URL or explanation typed
 on the page) is typed on the page for this one letter and never stored: it exists in the request and the
 answer only. Text the reporter typed is isolated line by line for plain text (service/display.py); the PDF
-sets it as text (render.py). Evidence files are named as in the dossier and the evidence ZIP
+sets it as text (service/pdf/document.py). Evidence files are named as in the dossier and the evidence ZIP
 (``01-Drohbrief.pdf``, service/dossier/names.py), each with its SHA-256.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 
 from service.display import plain_isolated
-from service.dossier.service import Coded, Dossier, DossierIncident, EvidenceFile
-from service.i18n import format_date, format_datetime, format_size
-
-SEPARATOR = "—" * 40
-DRAFT_FOOTER = "Entwurf zum Prüfen – keine Rechtsberatung"
-NOT_ADVICE = (
-    "- Dies ist ein Entwurf zum Prüfen, keine Rechtsberatung. Prüfen Sie jede Angabe, ergänzen Sie, was "
-    "fehlt, streichen Sie, was nicht passt, und lassen Sie sich im Zweifel beraten."
+from service.dossier.criminal_letters import strafantrag_dienst, strafanzeige
+from service.dossier.letter_parts import (
+    NOT_ADVICE,
+    SEPARATOR,
+    SOURCES,
+    TITLES,
+    LetterKind,
+    Typed,
+    date_line,
+    evidence_annex,
+    incident_lines,
+    joined,
+    made,
+    reference_lines,
+    typed_lines,
+    typed_value,
+    when,
 )
-
-
-class LetterKind(StrEnum):
-    strafanzeige = "strafanzeige"
-    auskunftssperre = "auskunftssperre"
-    plattform = "plattform"
-    strafantrag_dienst = "strafantrag_dienst"
-    hausverbot = "hausverbot"
-
-
-# The heading of each letter (bold in the PDF, its document title) and the start of its file name.
-TITLES = {
-    LetterKind.strafanzeige: "Strafanzeige und Strafantrag",
-    LetterKind.auskunftssperre: "Antrag auf Eintragung einer Auskunftssperre nach § 51 Abs. 1 BMG",
-    LetterKind.plattform: "Meldung rechtswidriger Inhalte nach Art. 16 DSA",
-    LetterKind.strafantrag_dienst: "Strafantrag der oder des Dienstvorgesetzten (§ 194 Abs. 3, § 77a StGB)",
-    LetterKind.hausverbot: "Hausverbot",
-}
-FILE_STEMS = {
-    LetterKind.strafanzeige: "Strafanzeige-Entwurf",
-    LetterKind.auskunftssperre: "Auskunftssperre-Entwurf",
-    LetterKind.plattform: "Plattform-Meldung-Entwurf",
-    LetterKind.strafantrag_dienst: "Strafantrag-Dienstvorgesetzte-Entwurf",
-    LetterKind.hausverbot: "Hausverbot-Entwurf",
-}
-
-# Lines set as headings (bold, an outline entry) in the PDF, besides each letter's title.
-HEADINGS = frozenset(
-    {
-        "Hinweise zu diesem Entwurf (nicht Teil des Schreibens)",
-        "Begründung",
-        "Anlage: Vorfälle und Beweisdateien",
-        "1. Genauer elektronischer Speicherort (Art. 16 Abs. 2 Buchst. b DSA)",
-        "2. Begründung, warum die Inhalte rechtswidrig sind (Art. 16 Abs. 2 Buchst. a DSA)",
-        "3. Name und E-Mail-Adresse der meldenden Person (Art. 16 Abs. 2 Buchst. c DSA)",
-        "4. Erklärung (Art. 16 Abs. 2 Buchst. d DSA)",
-        "I. Sachverhalt",
-        "II. Rechtliche Würdigung",
-        "Rechtsbehelfsbelehrung",
-    }
-)
-
-# The typed fields and their limits (characters). Every one is optional: empty fields become placeholders.
-FIELD_LIMITS = {
-    "letter_name": 200,
-    "letter_address": 500,
-    "letter_reference": 100,
-    "letter_recipient": 500,
-    "letter_household": 2000,
-    "letter_email": 254,
-    "letter_urls": 4000,
-    "letter_explanation": 5000,
-    "letter_official": 300,
-    "letter_premises": 300,
-    "letter_until": 10,
-}
-
-SOURCES = {
-    "bmg51": "https://www.gesetze-im-internet.de/bmg/__51.html",
-    "bmg50": "https://www.gesetze-im-internet.de/bmg/__50.html",
-    "dsa": "https://eur-lex.europa.eu/legal-content/DE/TXT/?uri=CELEX:32022R2065",
-    "stgb194": "https://www.gesetze-im-internet.de/stgb/__194.html",
-    "stgb77a": "https://www.gesetze-im-internet.de/stgb/__77a.html",
-    "stgb77b": "https://www.gesetze-im-internet.de/stgb/__77b.html",
-    "stgb230": "https://www.gesetze-im-internet.de/stgb/__230.html",
-}
-
-
-@dataclass(frozen=True)
-class Typed:
-    """Typed on the page for one letter; empty fields become placeholders to fill in by hand."""
-
-    name: str = ""
-    address: str = ""
-    reference: str = ""
-    recipient: str = ""
-    household: str = ""
-    email: str = ""
-    urls: str = ""
-    explanation: str = ""
-    official: str = ""
-    premises: str = ""
-    # The last day of a Hausverbot, as the date input sends it (checked by the page).
-    until: date | None = None
-
-
-# -- pieces every letter uses ----------------------------------------------------------------------------
-
-
-def _typed(value: str, placeholder: str) -> str:
-    return plain_isolated(value.strip()) if value.strip() else placeholder
-
-
-def _typed_lines(value: str) -> list[str]:
-    """The non-empty lines of a typed field, each isolated."""
-    return [plain_isolated(line.strip()) for line in value.splitlines() if line.strip()]
-
-
-def _when(incident: DossierIncident) -> str:
-    return format_date(incident.occurred_on, "de") if incident.occurred_on else "Datum nicht angegeben"
-
-
-def _type_line(types: Iterable[Coded], *, statutes: bool) -> str:
-    parts = []
-    for item in types:
-        shown = f"{item.label} ({item.code}"
-        if statutes and item.statute:
-            shown += f"; in Betracht kommt {item.statute}"
-        parts.append(shown + ")")
-    return "; ".join(parts)
-
-
-def _file_lines(item: EvidenceFile) -> list[str]:
-    """A file under the name of the dossier's list and the ZIP's entry, with its hash."""
-    size = format_size(item.size_bytes, "de")
-    return [
-        f"- {plain_isolated(item.listed_name or item.name)} ({item.content_type}, {size})",
-        f"  SHA-256: {item.sha256}",
-    ]
-
-
-def _incident_lines(number: int, incident: DossierIncident, *, files: bool, statutes: bool) -> list[str]:
-    lines = [f"{number}. Vorfall vom {_when(incident)}"]
-    lines.append("Art: " + _type_line(incident.types, statutes=statutes))
-    lines.append(f"Weg: {incident.channel.label}")
-    for label, value in (("Ort", incident.place), ("Plattform", incident.platform), ("Link", incident.url)):
-        if value:
-            lines.append(f"{label}: {plain_isolated(value)}")
-    lines.append("Schilderung:")
-    lines.append(plain_isolated(incident.description))
-    if files and incident.files:
-        lines.append("Beweismittel (als Dateien beigefügt, mit SHA-256-Prüfsumme):")
-        for item in incident.files:
-            lines += _file_lines(item)
-    lines.append("")
-    return lines
-
-
-def _message_file_lines(dossier: Dossier) -> list[str]:
-    if not dossier.message_files:
-        return []
-    lines = ["Weitere Beweismittel (als Dateien beigefügt, mit SHA-256-Prüfsumme):"]
-    for item in dossier.message_files:
-        lines += _file_lines(item)
-    return [*lines, ""]
-
-
-def _date_line(today: date) -> list[str]:
-    return [f"[Ort], {format_date(today, 'de')}", ""]
-
-
-def _reference_lines(reference: str, label: str = "Aktenzeichen") -> list[str]:
-    return [f"{label}: {plain_isolated(reference.strip())}", ""] if reference.strip() else []
-
-
-def _deadline_notes(dossier: Dossier, subject: str) -> list[str]:
-    """Per incident: the day its Strafantrag was filed where the proceedings record one (then no deadline is
-    counted: it would only alarm), else the last day of the period where the case allows counting one."""
-    lines = []
-    for number, incident in enumerate(dossier.incidents, start=1):
-        if incident.application_on is not None:
-            whose = f" {subject}" if subject else ""
-            lines.append(
-                f"- Nach den Angaben im Fall wurde der Strafantrag{whose} für Vorfall {number} am "
-                f"{format_date(incident.application_on, 'de')} gestellt; eine Frist ist dafür hier nicht "
-                "berechnet."
-            )
-        elif incident.complaint_ends_on is not None:
-            lines.append(
-                f"- Nach den Angaben im Fall endet die Frist {subject} für Vorfall {number} am "
-                f"{format_date(incident.complaint_ends_on, 'de')}."
-            )
-    return lines
-
-
-def _applications_filed(dossier: Dossier) -> list[str]:
-    """In the Strafanzeige itself: the incidents whose Strafantrag the proceedings record as filed, with the
-    day (the authority can find it; the letter repeats the application for the others)."""
-    return [
-        f"Wegen Vorfall {number} wurde bereits am {format_date(incident.application_on, 'de')} "
-        "Strafantrag gestellt."
-        for number, incident in enumerate(dossier.incidents, start=1)
-        if incident.application_on is not None
-    ]
-
-
-def _made(dossier: Dossier, typed_fields: str) -> str:
-    return (
-        f"- Erstellt am {format_datetime(dossier.generated_at, 'de')} aus dem Fall bei Rückhalt; "
-        f"{typed_fields} wurden nicht gespeichert."
-    )
-
-
-def _evidence_annex(dossier: Dossier) -> list[str]:
-    """The incidents and every evidence file with its hash, as the dossier lists them."""
-    lines = ["Anlage: Vorfälle und Beweisdateien", ""]
-    for number, incident in enumerate(dossier.incidents, start=1):
-        received = format_datetime(incident.received_at, "de")
-        lines.append(f"{number}. Vorfall vom {_when(incident)} (bei Rückhalt eingegangen am {received})")
-        lines.append("Art: " + _type_line(incident.types, statutes=False))
-        for item in incident.files:
-            lines += _file_lines(item)
-        if not incident.files:
-            lines.append("- keine Dateien")
-        lines.append("")
-    if dossier.message_files:
-        lines.append("Mit Nachrichten geschickte Dateien:")
-        for item in dossier.message_files:
-            lines += _file_lines(item)
-        lines.append("")
-    lines.append(
-        "Die Dateien liegen unter diesen Namen bei (ZIP-Archiv „Beweisdateien“ mit der Datei SHA256SUMS). "
-        "Die Prüfsumme (SHA-256) zeigt, dass eine Datei unverändert ist."
-    )
-    return [*lines, ""]
-
-
-# -- Strafanzeige and Strafantrag --------------------------------------------------------------------------
-
-
-def strafanzeige(dossier: Dossier, typed: Typed, today: date) -> str:
-    """The Strafanzeige with Strafantrag as plain text (the PDF sets the same text)."""
-    name = _typed(typed.name, "[Vor- und Nachname]")
-    lines = [name, _typed(typed.address, "[Anschrift: Dienstanschrift oder andere ladungsfähige Anschrift]")]
-    lines += ["", "An die", _typed(typed.recipient, "[Polizeidienststelle oder Staatsanwaltschaft]"), ""]
-    lines += _date_line(today) + _reference_lines(typed.reference)
-    lines += [
-        TITLES[LetterKind.strafanzeige],
-        "",
-        "Sehr geehrte Damen und Herren,",
-        "",
-        "hiermit erstatte ich Strafanzeige und stelle Strafantrag (§ 158 StPO) aus allen in Betracht "
-        "kommenden rechtlichen Gesichtspunkten wegen der folgenden Vorfälle, gegen die mir bekannte Person "
-        "oder, soweit sie mir nicht bekannt ist, gegen Unbekannt.",
-        "",
-    ]
-    for number, incident in enumerate(dossier.incidents, start=1):
-        lines += _incident_lines(number, incident, files=True, statutes=False)
-    filed = _applications_filed(dossier)
-    if filed:
-        lines += [*filed, ""]
-    lines += _message_file_lines(dossier)
-    lines += [
-        "Ich beantrage, über den Stand und den Ausgang des Verfahrens unterrichtet zu werden (§ 406d StPO).",
-        "",
-        "Weil ich wegen meines Amtes oder Mandats angefeindet werde, ist zu befürchten, dass mich die "
-        "Angabe meiner Wohnanschrift gefährdet. Ich bitte deshalb, in die Akte statt meiner Wohnanschrift "
-        "die oben angegebene Anschrift aufzunehmen (§ 68 StPO).",
-        "",
-        "Bitte bestätigen Sie mir den Eingang dieser Anzeige unter Angabe Ihres Aktenzeichens.",
-        "",
-        "Mit freundlichen Grüßen",
-        "",
-        name,
-        "",
-        SEPARATOR,
-        "Hinweise zu diesem Entwurf (nicht Teil des Schreibens)",
-        NOT_ADVICE,
-    ]
-    if all(incident.application_on is not None for incident in dossier.incidents):
-        lines.append(
-            "- Frist: Nach den Angaben im Fall ist der Strafantrag für jeden Vorfall schon gestellt (an den "
-            "unten genannten Tagen); die Frist von drei Monaten (§ 77b StGB) ist hier deshalb nicht "
-            "berechnet."
-        )
-    else:
-        lines.append(
-            "- Frist: Der Strafantrag muss innerhalb von drei Monaten gestellt werden; die Frist beginnt mit "
-            "Ablauf des Tages, an dem Sie von der Tat und der Person, die sie begangen hat, erfahren haben "
-            "(§ 77b StGB). Stellen Sie ihn im Zweifel früher."
-        )
-    lines += _deadline_notes(dossier, "")
-    lines += [
-        "- Form: Ihre Identität und Ihr Wille zur Strafverfolgung müssen erkennbar sein (§ 158 Abs. 2 "
-        "StPO). Bei der Polizei muss der Antrag schriftlich gestellt werden (ein unterschriebenes "
-        "Schreiben); zu Protokoll geht er nur bei Gericht oder Staatsanwaltschaft (§ 158 Abs. 2 StPO).",
-        "- Anschrift: Geben Sie eine Dienstanschrift oder eine andere ladungsfähige Anschrift an, nicht "
-        "Ihre Wohnanschrift, wenn Sie sonst gefährdet wären (§ 68 StPO).",
-        _made(dossier, "Name, Anschrift, Empfänger und Aktenzeichen"),
-    ]
-    return _joined(lines)
-
+from service.dossier.service import Coded, Dossier, DossierIncident
+from service.i18n import format_date
 
 # -- Auskunftssperre (§ 51 BMG) -------------------------------------------------------------------------
 
 
 def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
     """The application for an Auskunftssperre for the applicant and the household, with the evidence list."""
-    name = _typed(typed.name, "[Vor- und Nachname]")
-    household = _typed_lines(typed.household) or [
+    name = typed_value(typed.name, "[Vor- und Nachname]")
+    household = typed_lines(typed.household) or [
         "[Vor- und Nachname, Geburtsdatum jeder weiteren Person, die mit Ihnen in der Wohnung gemeldet ist]"
     ]
     lines = [name, "Geburtsdatum: [TT.MM.JJJJ]"]
-    lines.append(_typed(typed.address, "[Anschrift, unter der Sie gemeldet sind]"))
-    lines += ["", "An die", _typed(typed.recipient, "[Meldebehörde Ihrer Hauptwohnung, z. B. Bürgeramt]"), ""]
-    lines += _date_line(today) + _reference_lines(typed.reference, "Aktenzeichen meiner Strafanzeige")
+    lines.append(typed_value(typed.address, "[Anschrift, unter der Sie gemeldet sind]"))
+    lines += [
+        "",
+        "An die",
+        typed_value(typed.recipient, "[Meldebehörde Ihrer Hauptwohnung, z. B. Bürgeramt]"),
+        "",
+    ]
+    lines += date_line(today) + reference_lines(typed.reference, "Aktenzeichen meiner Strafanzeige")
     first = min(
         (incident.occurred_on or incident.received_at.date() for incident in dossier.incidents), default=None
     )
@@ -371,7 +103,7 @@ def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
         "",
     ]
     for number, incident in enumerate(dossier.incidents, start=1):
-        lines += _incident_lines(number, incident, files=False, statutes=False)
+        lines += incident_lines(number, incident, files=False, statutes=False)
     lines += [
         "Ein ähnliches schutzwürdiges Interesse ist nach § 51 Abs. 1 Satz 2 BMG insbesondere der Schutz vor "
         "Bedrohungen, Beleidigungen sowie unbefugten Nachstellungen. Nach § 51 Abs. 1 Satz 3 BMG ist auch "
@@ -394,7 +126,7 @@ def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
         "",
         name,
         "",
-        *_evidence_annex(dossier),
+        *evidence_annex(dossier),
         SEPARATOR,
         "Hinweise zu diesem Entwurf (nicht Teil des Schreibens)",
         NOT_ADVICE,
@@ -421,9 +153,9 @@ def auskunftssperre(dossier: Dossier, typed: Typed, today: date) -> str:
         f"- Quellen: § 51 BMG: {SOURCES['bmg51']}; § 50 BMG: {SOURCES['bmg50']}; BVerwG, Urteil vom "
         "5. November 2025 – 6 C 1.24 (www.bverwg.de; wir kannten nur eine Zusammenfassung: den Volltext "
         "vor Gebrauch prüfen)",
-        _made(dossier, "Name, Anschrift, Mitbewohnende, Empfänger und Aktenzeichen"),
+        made(dossier, "Name, Anschrift, Mitbewohnende, Empfänger und Aktenzeichen"),
     ]
-    return _joined(lines)
+    return joined(lines)
 
 
 # -- Notice to a platform (Art. 16 DSA) -----------------------------------------------------------------
@@ -457,23 +189,23 @@ def _online_incidents(dossier: Dossier) -> list[tuple[int, DossierIncident]]:
 
 def plattform(dossier: Dossier, typed: Typed, today: date) -> str:
     """The notice under Art. 16 DSA with the four elements of Art. 16(2)."""
-    name = _typed(typed.name, "[Vor- und Nachname]")
-    email = _typed(typed.email, "[E-Mail-Adresse]")
+    name = typed_value(typed.name, "[Vor- und Nachname]")
+    email = typed_value(typed.email, "[E-Mail-Adresse]")
     online = _online_incidents(dossier)
     locations = []
     for number, incident in online:
         where = f" (Plattform: {plain_isolated(incident.platform)})" if incident.platform else ""
         if incident.url:
             locations.append(
-                f"- {plain_isolated(incident.url)} – Vorfall {number} vom {_when(incident)}{where}"
+                f"- {plain_isolated(incident.url)} – Vorfall {number} vom {when(incident)}{where}"
             )
         else:
-            locations.append(f"- [genaue URL einfügen] – Vorfall {number} vom {_when(incident)}{where}")
-    locations += [f"- {line}" for line in _typed_lines(typed.urls)]
+            locations.append(f"- [genaue URL einfügen] – Vorfall {number} vom {when(incident)}{where}")
+    locations += [f"- {line}" for line in typed_lines(typed.urls)]
     if not locations:
         locations.append("- [genaue URL jedes gemeldeten Inhalts einfügen]")
     if typed.explanation.strip():
-        reason_lines = _typed_lines(typed.explanation)
+        reason_lines = typed_lines(typed.explanation)
     else:
         chosen = [incident for _, incident in online] or dossier.incidents
         reason_lines = explanation(item for incident in chosen for item in incident.types).splitlines()
@@ -481,10 +213,10 @@ def plattform(dossier: Dossier, typed: Typed, today: date) -> str:
     lines += [
         "",
         "An",
-        _typed(typed.recipient, "[Anbieter der Plattform – Meldeweg für rechtswidrige Inhalte]"),
+        typed_value(typed.recipient, "[Anbieter der Plattform – Meldeweg für rechtswidrige Inhalte]"),
         "",
     ]
-    lines += _date_line(today) + _reference_lines(typed.reference, "Bezug")
+    lines += date_line(today) + reference_lines(typed.reference, "Bezug")
     lines += [
         TITLES[LetterKind.plattform],
         "(Verordnung (EU) 2022/2065, Gesetz über digitale Dienste)",
@@ -531,83 +263,9 @@ def plattform(dossier: Dossier, typed: Typed, today: date) -> str:
         "- Bleibt der Inhalt online, können Sie sich bei Online-Plattformen mindestens sechs Monate lang "
         "intern beschweren (Art. 20 DSA).",
         f"- Quelle: Verordnung (EU) 2022/2065, Art. 16, 17, 20, 22: {SOURCES['dsa']}",
-        _made(dossier, "Name, E-Mail-Adresse, Empfänger, URLs und Begründung"),
+        made(dossier, "Name, E-Mail-Adresse, Empfänger, URLs und Begründung"),
     ]
-    return _joined(lines)
-
-
-# -- Strafantrag of the superior (§ 194 Abs. 3, § 77a StGB) ----------------------------------------------
-
-
-def strafantrag_dienst(dossier: Dossier, typed: Typed, today: date) -> str:
-    """The Strafantrag of the superior for insults of an official in or in connection with the service."""
-    name = _typed(typed.name, "[Vor- und Nachname der oder des Dienstvorgesetzten]")
-    official = _typed(
-        typed.official, "[Vor- und Nachname, Amts- oder Dienstbezeichnung der angegriffenen Person]"
-    )
-    lines = [name, _typed(typed.address, "[Behörde und Dienstanschrift]")]
-    lines += ["", "An die", _typed(typed.recipient, "[Staatsanwaltschaft oder Polizeidienststelle]"), ""]
-    lines += _date_line(today) + _reference_lines(typed.reference)
-    lines += [
-        TITLES[LetterKind.strafantrag_dienst],
-        "",
-        "Sehr geehrte Damen und Herren,",
-        "",
-        "als Dienstvorgesetzte oder Dienstvorgesetzter von",
-        official,
-        "stelle ich Strafantrag nach § 194 Abs. 3 Satz 1 und § 77a StGB wegen aller in Betracht kommenden "
-        "Delikte, insbesondere wegen Beleidigung, übler Nachrede und Verleumdung (§§ 185 ff. StGB), und "
-        "erstatte zugleich Strafanzeige wegen der folgenden Vorfälle, gegen die bekannte Person oder, soweit "
-        "sie nicht bekannt ist, gegen Unbekannt.",
-        "",
-        "Die Taten richteten sich gegen die genannte Person als Amtsträgerin oder Amtsträger und wurden "
-        "während der Ausübung ihres Dienstes oder in Beziehung auf ihren Dienst begangen (§ 194 Abs. 3 "
-        "Satz 1 StGB). Sie war mir zur Zeit der Taten dienstlich unterstellt (§ 77a Abs. 1 StGB).",
-        "",
-    ]
-    for number, incident in enumerate(dossier.incidents, start=1):
-        lines += _incident_lines(number, incident, files=True, statutes=True)
-    lines += _message_file_lines(dossier)
-    lines += [
-        "Ein eigener Strafantrag der betroffenen Person bleibt davon unberührt.",
-        "",
-        "Bitte bestätigen Sie mir den Eingang unter Angabe Ihres Aktenzeichens und unterrichten Sie mich "
-        "über den Ausgang des Verfahrens.",
-        "",
-        "Mit freundlichen Grüßen",
-        "",
-        name,
-        "[Amtsbezeichnung]",
-        "",
-        SEPARATOR,
-        "Hinweise zu diesem Entwurf (nicht Teil des Schreibens)",
-        NOT_ADVICE,
-        "- Wann der Antrag der oder des Dienstvorgesetzten möglich ist: bei einer Beleidigung gegen einen "
-        "Amtsträger, einen für den öffentlichen Dienst besonders Verpflichteten oder einen Soldaten, "
-        "begangen während der Ausübung des Dienstes oder in Beziehung auf den Dienst (§ 194 Abs. 3 Satz 1 "
-        "StGB); bei Körperverletzung ebenso (§ 230 Abs. 2 StGB). Streichen Sie Vorfälle, die keinen Bezug "
-        "zum Dienst haben.",
-        "- Wer den Antrag stellt: die oder der Dienstvorgesetzte, der die Person zur Zeit der Tat "
-        "unterstellt war (§ 77a Abs. 1 StGB). Hat die Person keinen Dienstvorgesetzten, kann die "
-        "Dienststelle den Antrag stellen; leitet sie diese Dienststelle selbst, ist die staatliche "
-        "Aufsichtsbehörde antragsberechtigt (§ 77a Abs. 3 StGB). Wer bei Bürgermeisterinnen und "
-        "Bürgermeistern Dienstvorgesetzter ist, regelt das Landesrecht; fragen Sie im Zweifel die "
-        "Kommunalaufsicht.",
-        "- Ehrenamtliche Rats- und Kreistagsmitglieder sind in der Regel keine Amtsträger (BGH, Urteil vom "
-        "9. Mai 2006 – 5 StR 453/05), es sei denn, sie sind mit konkreten Verwaltungsaufgaben betraut. Für "
-        "sie passt dieses Schreiben meist nicht: Sie stellen den Strafantrag selbst (§ 77 StGB).",
-        "- Frist: drei Monate (§ 77b Abs. 1 StGB). Sie beginnt mit Ablauf des Tages, an dem Sie als "
-        "Antragsberechtigte von der Tat und der Person, die sie begangen hat, erfahren haben (§ 77b Abs. 2 "
-        "StGB), und läuft für jede antragsberechtigte Person gesondert (§ 77b Abs. 3 StGB). Stellen Sie den "
-        "Antrag im Zweifel vor dem folgenden Datum:",
-    ]
-    lines += _deadline_notes(dossier, "der betroffenen Person")
-    lines += [
-        f"- Quellen: § 194 StGB: {SOURCES['stgb194']}; § 77a StGB: {SOURCES['stgb77a']}; § 77b StGB: "
-        f"{SOURCES['stgb77b']}; § 230 StGB: {SOURCES['stgb230']}",
-        _made(dossier, "Namen, Anschrift, Empfänger und Aktenzeichen"),
-    ]
-    return _joined(lines)
+    return joined(lines)
 
 
 # -- Hausverbot (public-law house right) ------------------------------------------------------------------
@@ -616,22 +274,22 @@ def strafantrag_dienst(dossier: Dossier, typed: Typed, today: date) -> str:
 def hausverbot(dossier: Dossier, typed: Typed, today: date) -> str:
     """A Hausverbot for the town hall as a draft decision of the administration, with the reasons from the
     case (the evidence itself stays in the file: the decision goes to the person it bans)."""
-    premises = _typed(
+    premises = typed_value(
         typed.premises, "[Gebäude und Räume, z. B. das Rathaus, Marktplatz 1, mit allen Dienststellen]"
     )
     until = format_date(typed.until, "de") if typed.until else "[Datum]"
     lines = [
-        _typed(
+        typed_value(
             typed.address, "[Gemeinde oder Stadt – die Bürgermeisterin oder der Bürgermeister – Anschrift]"
         )
     ]
     lines += ["", "Gegen Zustellungsurkunde [oder: Einschreiben mit Rückschein]", ""]
     lines += [
         "An",
-        _typed(typed.recipient, "[Vor- und Nachname und Anschrift der Person, der das Hausverbot gilt]"),
+        typed_value(typed.recipient, "[Vor- und Nachname und Anschrift der Person, der das Hausverbot gilt]"),
         "",
     ]
-    lines += _date_line(today) + _reference_lines(typed.reference)
+    lines += date_line(today) + reference_lines(typed.reference)
     lines += [
         TITLES[LetterKind.hausverbot],
         f"für {premises}",
@@ -653,7 +311,7 @@ def hausverbot(dossier: Dossier, typed: Typed, today: date) -> str:
         "",
     ]
     for number, incident in enumerate(dossier.incidents, start=1):
-        lines += _incident_lines(number, incident, files=False, statutes=False)
+        lines += incident_lines(number, incident, files=False, statutes=False)
     lines += [
         "[Anhörung: Sie hatten am [Datum] Gelegenheit, sich zu äußern (§ 28 VwVfG oder das "
         "Verwaltungsverfahrensgesetz des Landes). / Von einer Anhörung wurde abgesehen, weil … ]",
@@ -683,7 +341,7 @@ def hausverbot(dossier: Dossier, typed: Typed, today: date) -> str:
         "",
         "Mit freundlichen Grüßen",
         "",
-        _typed(typed.name, "[Vor- und Nachname]"),
+        typed_value(typed.name, "[Vor- und Nachname]"),
         "[Bürgermeisterin oder Bürgermeister / im Auftrag]",
         "",
         SEPARATOR,
@@ -709,13 +367,9 @@ def hausverbot(dossier: Dossier, typed: Typed, today: date) -> str:
         "bleiben in Ihrer Akte (Dossier und ZIP-Archiv von der Fallseite).",
         "- Wer trotz Hausverbot bleibt, kann Hausfriedensbruch begehen (§ 123 StGB, nur auf Antrag der "
         "Person mit dem Hausrecht, Frist drei Monate nach § 77b StGB).",
-        _made(dossier, "Namen, Anschriften, Räume, Frist und Aktenzeichen"),
+        made(dossier, "Namen, Anschriften, Räume, Frist und Aktenzeichen"),
     ]
-    return _joined(lines)
-
-
-def _joined(lines: list[str]) -> str:
-    return "\n".join(lines) + "\n"
+    return joined(lines)
 
 
 WRITERS = {

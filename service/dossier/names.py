@@ -4,7 +4,7 @@ The number is the file's place in the dossier (incidents in their chronology, ea
 order, then the files sent with messages), so that the PDF, the ZIP and its ``SHA256SUMS`` name each file the
 same way and two files sent under one name stay apart. The name after the number is what the reporter's
 system called the file, made safe to unpack anywhere: stored names may hold folder parts ("folders and all",
-service/evidence/uploads.py) and files stored before names were checked may hold control or bidi characters
+service/evidence/filetypes.py) and files stored before names were checked may hold control or bidi characters
 (a U+202E in "Rechnung<U+202E>fdp.exe" makes an .exe look like a PDF). Such characters become ``_``
 (visible, rather than silently dropped), as do the characters Windows refuses in names; an unpacker
 never sees a path.

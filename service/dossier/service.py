@@ -27,6 +27,7 @@ from service.db import utcnow
 from service.dossier.names import numbered
 from service.evidence import attachments as files
 from service.evidence.blobs import BlobStore
+from service.evidence.repository import attachments
 from service.taxonomy import Taxonomy
 
 EVIDENCE_SENDER = "reporter"
@@ -155,7 +156,7 @@ def build(
 ) -> Dossier:
     """The dossier of ``case``, decrypted with ``data_key`` (which the caller's access check gave it)."""
     evidence: dict[str | None, list[EvidenceFile]] = {}
-    for attachment in cases.attachments(session, case.id):
+    for attachment in attachments(session, case.id):
         if attachment.uploaded_by != EVIDENCE_SENDER:
             continue
         found = files.file_hash(attachment, data_key, blobs)

@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.cases import repository
-from service.cases.models import Attachment
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import NotFound
+from service.evidence import repository
 from service.evidence.blobs import BlobStore
-from service.evidence.uploads import ACCEPTED_TYPES, EncryptedUpload, download_name
+from service.evidence.filetypes import ACCEPTED_TYPES, download_name
+from service.evidence.models import Attachment
+from service.evidence.uploads import EncryptedUpload
 
 # The 200 answer of a download in /openapi.json: the file as stored, in one of the accepted types.
 DOWNLOAD_RESPONSE: dict[str, Any] = {

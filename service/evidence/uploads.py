@@ -15,19 +15,14 @@ tell who reported it).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import io
 import json
-import re
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import python_multipart
-from PIL import Image, ImageOps
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
@@ -37,153 +32,21 @@ from service.crypto import Context, StreamSealer, seal
 from service.db import new_id
 from service.errors import PayloadTooLarge, ValidationFailed
 from service.evidence.blobs import BlobStore
-from service.validation import FREE_TEXT_FIELDS, is_control, public_error
+from service.evidence.filetypes import (
+    IMAGE_TYPES,
+    SNIFF_BYTES,
+    display_name,
+    download_name,
+    is_active_text,
+    name_refused,
+    sniff,
+)
+from service.evidence.images import TooManyPixels, strip_image_off_loop
+from service.validation import FREE_TEXT_FIELDS, public_error
 from service.web import read_form
 
-SNIFF_BYTES = 4096
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
-# Images above this many pixels are refused before they are decoded (a phone's 16 MP photo fits; a few
-# hundred bytes that claim 60,000 x 60,000 pixels do not): decoding holds every pixel in memory.
-MAX_IMAGE_PIXELS = 16_000_000
-# Images are cleaned in this many threads per process, off the event loop; more wait their turn, so ten
-# large images at once neither stall the loop nor hold ten decoded images in memory.
-IMAGE_WORKERS = 2
-
-IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
-# The allow-list: every type ``sniff`` can answer (the only ones a stored file, and so a download, can have),
-# with the extensions a sender's file name may carry; the first is the one a download is named with.
-EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
-    "image/png": (".png",),
-    "image/webp": (".webp",),
-    "application/pdf": (".pdf",),
-    "text/plain": (".txt", ".text", ".log"),
-}
-ACCEPTED_TYPES = tuple(EXTENSIONS)
-ACCEPTED_EXTENSIONS = frozenset(ext for extensions in EXTENSIONS.values() for ext in extensions)
-# Text that a browser, Windows or a mail program would run or render rather than show: web pages, SVG
-# and XML (scripts), HTML applications (.hta), Windows script hosts (.wsf), Internet shortcuts (.url) and
-# folder settings (desktop.ini). Refused even where the name says .txt.
-_ACTIVE_TEXT = re.compile(
-    rb"<\s*(?:!doctype|html|head|body|script|svg|iframe|frame|object|embed|meta|style|link|form|base|job"
-    rb"|package|xsl:\w+)(?=[\s/>])|<\?xml|<hta:|\[internetshortcut\]|\[\.shellclassinfo\]",
-    re.IGNORECASE,
-)
-
-
-def sniff(head: bytes) -> str | None:
-    """The content type by magic bytes; None for anything we do not accept."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    if head and b"\x00" not in head:
-        try:
-            # A multi-byte character may be cut at the end of the sniffed window.
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:
-                return None
-        return "text/plain"
-    return None
-
-
-def is_active_text(head: bytes) -> bool:
-    """Text that is really a web page, an SVG, a script host file or a shortcut (see _ACTIVE_TEXT)."""
-    return _ACTIVE_TEXT.search(head) is not None
-
-
-class TooManyPixels(ValueError):
-    """The image is larger (in pixels) than MAX_IMAGE_PIXELS: refused before it is decoded."""
-
-
-def strip_image(data: bytes, content_type: str) -> bytes:
-    """Re-encode the pixels only: EXIF (GPS, camera serial), XMP, ICC and text chunks do not survive.
-
-    Runs in the image pool's threads, so it changes no process-wide state (Pillow's own bomb limit and the
-    warning filters are global): the size is checked from the header, before any pixel is decoded, and the
-    file is opened with the detected format's decoder only, never one Pillow would guess."""
-    fmt = IMAGE_TYPES[content_type]
-    try:
-        image = Image.open(io.BytesIO(data), formats=[fmt])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooManyPixels() from exc
-    with image:
-        if image.format != fmt:
-            raise ValueError("image format does not match its content")
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise TooManyPixels()
-        image.load()
-        # Apply the orientation tag before dropping it, so phone photos are not turned sideways.
-        upright = ImageOps.exif_transpose(image)
-        pixels = upright.convert("RGB") if fmt == "JPEG" else upright
-        # Savers also write metadata they find on the image itself, not only what the save call passes
-        # (Pillow keeps a JPEG's comment so): only the pixels, and a palette's transparency, go on.
-        pixels.info = {key: value for key, value in pixels.info.items() if key == "transparency"}
-        out = io.BytesIO()
-        if fmt == "JPEG":
-            pixels.save(out, format="JPEG", quality=90)
-        else:
-            pixels.save(out, format=fmt)
-        return out.getvalue()
-
-
-_IMAGE_POOL = ThreadPoolExecutor(max_workers=IMAGE_WORKERS, thread_name_prefix="image-clean")
-
-
-async def strip_image_off_loop(data: bytes, content_type: str) -> bytes:
-    """``strip_image`` in the bounded image pool: the event loop goes on serving while Pillow works."""
-    return await asyncio.get_running_loop().run_in_executor(_IMAGE_POOL, strip_image, data, content_type)
-
-
-def _clean(filename: str | None) -> str:
-    return "".join("_" if is_control(char) else char for char in filename or "")
-
-
-def display_name(filename: str | None) -> str:
-    """What the sender's system called the file (folders and all: it is only ever a name, blobs are stored
-    under random ones, and the download header flattens it), but never with control or bidi characters (a
-    NUL, or a U+202E that turns "gpj.exe" around), and at most 255 characters."""
-    return _clean(filename)[:255]
-
-
-def extension(name: str) -> str:
-    """The extension Windows would act on: after the last dot of the last folder part, lower case, with
-    the trailing dots and spaces that Windows drops removed first ("Drohbrief.hta. " is an .hta)."""
-    base = re.split(r"[/\\]", name.rstrip(". \t"))[-1]
-    dot = base.rfind(".")
-    return base[dot:].lower() if dot >= 0 else ""
-
-
-def name_refused(filename: str | None) -> bool:
-    """A name whose extension is outside the allow-list (.hta, .js, .vbs, .ps1, .html, .svg, .url, .exe):
-    refused whatever the content, so that nobody is handed "Drohbrief.hta" at all."""
-    found = extension(_clean(filename))
-    return bool(found) and found not in ACCEPTED_EXTENSIONS
-
-
-def download_name(filename: str, content_type: str) -> str:
-    """The name a file is shown and downloaded under: the sender's name with the extension of the type its
-    content was detected as, so that a double click opens it in a viewer for that type and nothing runs.
-    A different extension is replaced; an unknown one (files stored before names were checked) is kept
-    visibly in the name ("Drohbrief_hta.txt"). At most 255 characters, the extension always kept."""
-    wanted = EXTENSIONS.get(content_type, (".bin",))
-    name = _clean(filename).rstrip(". \t") or "beweis"
-    found = extension(name)
-    stem = name[: len(name) - len(found)] if found else name
-    if found in wanted:
-        suffix = name[len(stem) :]
-    else:
-        suffix = wanted[0]
-        if found and found not in ACCEPTED_EXTENSIONS:
-            stem = f"{stem}_{found[1:]}"
-    stem = stem.rstrip(". \t") or "beweis"
-    return stem[: 255 - len(suffix)] + suffix
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The printable plans as PDF: the self-check's result with its next steps, and the personal safety plan.
 
-Set with the dossier's fpdf2 document (service/dossier/render.py: DejaVu Sans embedded, A4, page numbers),
+Set with the service's fpdf2 document (service/pdf/document.py: DejaVu Sans embedded, A4, page numbers),
 in memory, never written to disk. Text the reader typed (steps, owners, the plan's lines) goes through
 ``printable`` like every typed text in the dossier: drawn as text, never interpreted. Imported on first use
 only (service/knowledge/plans.py), as the dossier renderer is.
@@ -12,14 +12,14 @@ from datetime import date
 
 from fpdf.enums import XPos, YPos
 
-from service.dossier.render import FONT, LINE_MM, _Document, _Writer, printable
 from service.i18n import Translator, format_date
 from service.knowledge.safety_plan import SafetyPlan
 from service.knowledge.selfcheck_view import Evaluation
+from service.pdf.document import FONT, LINE_MM, Document, Writer, printable
 
 
-class _LeftWriter(_Writer):
-    """The dossier's writer, set flush left: a plan is read line by line, and justified questions with long
+class _LeftWriter(Writer):
+    """The shared writer, set flush left: a plan is read line by line, and justified questions with long
     compounds stretch their words apart."""
 
     def para(self, text: str, size: float = 10) -> None:
@@ -35,10 +35,10 @@ class _LeftWriter(_Writer):
         pdf.multi_cell(0, LINE_MM, value, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
-def _document(title: str, footer: str, lang: str) -> tuple[_Document, _Writer]:
+def _document(title: str, footer: str, lang: str) -> tuple[Document, Writer]:
     """A4 with the dossier's title, language and viewer metadata; the title is the first outline entry and
     every heading after it one more (docs/pdf-accessibility.md)."""
-    pdf = _Document(footer, title, lang)
+    pdf = Document(footer, title, lang)
     pdf.add_page()
     writer = _LeftWriter(pdf)
     writer.heading(title, size=17, level=0)

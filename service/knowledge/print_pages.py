@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import runtime_of
-from service.dossier.pdf import chunks, render_letter
 from service.i18n import Translator
 from service.knowledge.service import ArticleView
+from service.pdf.output import chunks, render_letter
 from service.web import StrictRoute, download, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

@@ -23,7 +23,6 @@ from starlette.datastructures import FormData
 from service.auth.deps import pages_of
 from service.db import utcnow
 from service.deps import client_address, enforce, runtime_of
-from service.dossier.pdf import chunks
 from service.errors import NotFound, RateLimited
 from service.i18n import LOCAL_ZONE, Translator, format_date
 from service.knowledge import safety_plan as plans
@@ -38,6 +37,7 @@ from service.knowledge.selfcheck_view import (
     evaluate,
     month_label,
 )
+from service.pdf.output import chunks
 from service.runtime import selfcheck_code_limit
 from service.validation import is_control
 from service.web import StrictRoute, download, read_form, request_lang

@@ -14,11 +14,11 @@ from sqlalchemy import ColumnElement, Delete, and_, delete, false, func, not_, o
 from sqlalchemy.orm import Session
 
 from service.cases.models import (
-    Attachment,
     Case,
     CaseStatus,
     ReminderLog,
 )
+from service.evidence.models import Attachment
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.models import SubmissionToken
 

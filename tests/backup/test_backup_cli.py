@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.backup.service import archive_name
+from service.backup.archive import archive_name
 from service.config import Settings
 from service.crypto import backup_key_id, decode_private_key, decode_public_key
 from service.db import utcnow

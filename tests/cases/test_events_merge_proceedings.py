@@ -28,9 +28,10 @@ from service.cases.deadlines import add_months
 from service.cases.escalation import CaseSchedule
 from service.cases.events import event_token, extract_of
 from service.cases.identifiers import open_typed
-from service.cases.models import Attachment, Case, EventLink, Incident, MergeProposal
+from service.cases.models import Case, EventLink, Incident, MergeProposal
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
+from service.evidence.models import Attachment
 from service.i18n import LOCAL_ZONE
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime

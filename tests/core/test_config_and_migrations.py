@@ -12,7 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service.config import SECRET_NAMES, ConfigurationError, Mode, Settings, check_production, load_secrets
+from service.config import SECRET_NAMES, ConfigurationError, Mode, Settings, load_secrets
+from service.config_checks import check_production
 from service.db import make_engine
 from service.models import Base
 

@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from service.db import make_engine
-from service.web import ContentFreeLogFilter
+from service.hardening import ContentFreeLogFilter
 
 
 def test_a_traceback_with_content_is_reduced_to_its_type() -> None:
@@ -32,7 +32,7 @@ def test_a_traceback_with_content_is_reduced_to_its_type() -> None:
 
 def test_a_database_drivers_message_is_reduced_to_the_types_of_its_arguments() -> None:
     """psycopg logs an error it ignores with the server's message, which can quote a value."""
-    from service.web import DriverLogFilter
+    from service.hardening import DriverLogFilter
 
     server_message = "duplicate key value\nDETAIL:  Key (body)=(QXLOGCANARY) already exists."
     record = logging.LogRecord(
@@ -52,7 +52,7 @@ def test_a_database_drivers_message_is_reduced_to_the_types_of_its_arguments() -
 
 
 def test_the_driver_filter_is_installed_with_the_others() -> None:
-    from service.web import DriverLogFilter, install_log_filter
+    from service.hardening import DriverLogFilter, install_log_filter
 
     install_log_filter()
     assert any(isinstance(f, DriverLogFilter) for f in logging.getLogger("psycopg").filters)

@@ -23,9 +23,8 @@ from service.config import (
     ConfigurationError,
     Mode,
     Settings,
-    check_listen_address,
-    check_production,
 )
+from service.config_checks import check_listen_address, check_production
 from service.health import HealthProbe
 from service.runtime import Runtime
 from tests.support.notification import RedisProcess

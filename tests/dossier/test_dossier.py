@@ -16,8 +16,9 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Attachment, Case
+from service.cases.models import Case
 from service.crypto import Context, seal
+from service.evidence.models import Attachment
 from service.runtime import Runtime
 from tests.support.evidence import (
     PDF,

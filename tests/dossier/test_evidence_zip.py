@@ -25,11 +25,11 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Attachment
 from service.crypto import Context, new_data_key, seal, seal_stream
 from service.dossier import archive
 from service.dossier.names import MAX_NAME_CHARS, numbered, safe_file_name
 from service.evidence.blobs import BlobStore
+from service.evidence.models import Attachment
 from service.runtime import Runtime
 from tests.support.evidence import (
     PDF,

@@ -16,8 +16,8 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from service.cases.models import Case
-from service.dossier import letters
-from service.dossier.letters import LetterKind, Typed
+from service.dossier.criminal_letters import strafanzeige
+from service.dossier.letter_parts import LetterKind, Typed
 from service.dossier.service import Coded, Dossier, DossierIncident
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
@@ -123,7 +123,7 @@ def test_an_incident_without_a_recorded_strafantrag_keeps_its_deadline() -> None
         message_files=[],
         holders=[],
     )
-    text = flat(letters.strafanzeige(dossier, Typed(), date(2026, 12, 6)))
+    text = flat(strafanzeige(dossier, Typed(), date(2026, 12, 6)))
     assert f"Wegen Vorfall 1 wurde bereits am {FILED_DE} Strafantrag gestellt." in text
     assert "Wegen Vorfall 2" not in text
     assert f"wurde der Strafantrag für Vorfall 1 am {FILED_DE} gestellt" in text

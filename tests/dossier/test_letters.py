@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case
-from service.dossier import letters
-from service.dossier.letters import HEADINGS, LetterKind
+from service.dossier import letter_parts, letters
+from service.dossier.letter_parts import HEADINGS, LetterKind
 from service.dossier.service import Coded
 from service.organisations.models import MembershipRole
 from service.runtime import Runtime
@@ -260,12 +260,12 @@ def test_the_reporter_gets_every_letter_filled_from_the_case(
     # The PDF says what it is and in which language; its headings are bookmarks.
     reader = PdfReader(io.BytesIO(document))
     assert reader.metadata is not None
-    assert reader.metadata.title == letters.TITLES[kind]
+    assert reader.metadata.title == letter_parts.TITLES[kind]
     root: Any = reader.trailer["/Root"]
     assert root["/Lang"] == "de-DE"
     assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
     first_bookmark: Any = reader.outline[0]
-    assert first_bookmark.title == letters.TITLES[kind]
+    assert first_bookmark.title == letter_parts.TITLES[kind]
 
     # Audited with the kind only; nothing typed stored anywhere, no file left behind.
     recorded = events(runtime)
@@ -425,10 +425,10 @@ def test_every_pdf_heading_is_a_line_some_letter_writes() -> None:
     written = {
         line
         for kind in LetterKind
-        for line in letters.write(kind, dossier, letters.Typed(), date(2026, 12, 6)).splitlines()
+        for line in letters.write(kind, dossier, letter_parts.Typed(), date(2026, 12, 6)).splitlines()
     }
     assert written >= HEADINGS
-    assert written >= set(letters.TITLES.values())
+    assert written >= set(letter_parts.TITLES.values())
 
 
 def test_the_explanation_names_each_provision_once_and_asks_for_the_content() -> None:
@@ -453,4 +453,4 @@ def test_the_form_limits_each_field_as_the_server_does() -> None:
     shown = {
         name: int(limit) for name, limit in re.findall(r'field\("(letter_\w+)".*?maxlength=(\d+)', template)
     }
-    assert shown == letters.FIELD_LIMITS
+    assert shown == letter_parts.FIELD_LIMITS

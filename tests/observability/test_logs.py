@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from service.config import Settings
+from service.hardening import ContentFreeLogFilter
 from service.observability.logs import JsonFormatter, apply_format
-from service.web import ContentFreeLogFilter
 
 SECRET = "QXLOGCANARY anna@example.org"
 

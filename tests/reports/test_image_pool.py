@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from service.app import create_app
-from service.evidence import uploads
+from service.evidence import images
 from service.runtime import Runtime
 from tests.support.forms import report_body, report_form_tokens
 
@@ -46,7 +46,7 @@ def test_images_are_cleaned_in_the_bounded_pool_while_the_loop_goes_on(
     the image pool (never the event loop's), at most IMAGE_WORKERS at a time, and the loop answers other
     requests while they are cleaned."""
     watch = _Watch()
-    original = uploads.strip_image
+    original = images.strip_image
     loop_threads: set[str] = set()
 
     def watched(data: bytes, content_type: str) -> bytes:
@@ -61,7 +61,7 @@ def test_images_are_cleaned_in_the_bounded_pool_while_the_loop_goes_on(
             with watch.lock:
                 watch.running -= 1
 
-    monkeypatch.setattr(uploads, "strip_image", watched)
+    monkeypatch.setattr(images, "strip_image", watched)
     app = create_app(runtime=runtime)
     image = _png()
 
@@ -102,7 +102,7 @@ def test_images_are_cleaned_in_the_bounded_pool_while_the_loop_goes_on(
     assert len(watch.threads) == 8
     assert all(name.startswith("image-clean") for name in watch.threads), watch.threads
     assert not set(watch.threads) & loop_threads, "never on the event loop's thread"
-    assert 1 <= watch.most <= uploads.IMAGE_WORKERS, watch.most
+    assert 1 <= watch.most <= images.IMAGE_WORKERS, watch.most
     # The loop kept ticking while the pool worked (a count, not a time: this is a shared machine).
     assert len(ticks) > 5
 
@@ -112,13 +112,13 @@ def test_an_image_above_the_pixel_cap_is_refused_before_it_is_decoded() -> None:
     side = 4001
     out = io.BytesIO()
     Image.new("L", (side, side)).save(out, format="PNG")
-    with pytest.raises(uploads.TooManyPixels):
-        uploads.strip_image(out.getvalue(), "image/png")
-    assert uploads.MAX_IMAGE_PIXELS <= 16_000_000
+    with pytest.raises(images.TooManyPixels):
+        images.strip_image(out.getvalue(), "image/png")
+    assert images.MAX_IMAGE_PIXELS <= 16_000_000
 
 
 def test_an_image_is_opened_with_the_detected_format_only() -> None:
     """A PNG behind JPEG's magic bytes is not handed to whichever decoder Pillow would guess."""
     png = _png()
     with pytest.raises(Exception):  # noqa: B017 - any refusal of the decoder will do
-        uploads.strip_image(png, "image/jpeg")
+        images.strip_image(png, "image/jpeg")

@@ -10,9 +10,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from service.app import create_app
-from service.cases.models import Attachment, Case, Incident
+from service.cases.models import Case, Incident
 from service.config import Settings
 from service.crypto import Context, normalize_receipt, open_stream, unwrap_for_reporter
+from service.evidence.models import Attachment
 from service.runtime import Runtime, build_runtime
 from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import with_policy_organisations

@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Attachment
+from service.evidence.models import Attachment
 from service.runtime import Runtime
 from tests.support.evidence import PDF, TEXT, browsers, download_links, file_report, png, sign_in
 from tests.support.forms import csrf_token

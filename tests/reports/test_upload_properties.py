@@ -24,12 +24,10 @@ from hypothesis import strategies as st
 from service.crypto import Context, open_sealed, open_stream
 from service.errors import PayloadTooLarge, ValidationFailed
 from service.evidence.blobs import BlobStore
-from service.evidence.uploads import (
+from service.evidence.filetypes import (
     ACCEPTED_TYPES,
     EXTENSIONS,
     SNIFF_BYTES,
-    EncryptingFormParser,
-    UploadLimits,
     display_name,
     download_name,
     extension,
@@ -37,6 +35,7 @@ from service.evidence.uploads import (
     name_refused,
     sniff,
 )
+from service.evidence.uploads import EncryptingFormParser, UploadLimits
 from service.reports.schemas import is_control
 from service.web import content_disposition
 

@@ -25,8 +25,9 @@ from service.app import create_app
 from service.audit.models import AuditEvent
 from service.auth import sessions
 from service.auth.models import StaffUser, WebSession
-from service.cases.models import Attachment, Case, CaseKeyGrant
+from service.cases.models import Case, CaseKeyGrant
 from service.db import Base, utcnow
+from service.evidence.models import Attachment
 from service.knowledge.models import SupportEntry
 from service.knowledge.seed import seed_articles
 from service.knowledge.support import seed_support

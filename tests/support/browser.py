@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from service.crypto import totp_code, totp_secret_from_base32
 from service.crypto.totp import TOTP_STEP_SECONDS, totp_step
+from service.hardening import CSP
 from service.i18n import catalogue
-from service.web import CSP
 from tests.support.stack import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,9 @@ from sqlalchemy import func, select, update
 
 import service.models  # noqa: F401 - every table in the metadata, for the censuses below
 from service.auth.models import WebSession
-from service.cases.models import Attachment, Case
+from service.cases.models import Case
 from service.db import Base
+from service.evidence.models import Attachment
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from tests.support.forms import report_body
