@@ -34,7 +34,7 @@ from service.auth.subject import Subject
 from service.deps import runtime_of
 from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
 from service.i18n import Translator
-from service.organisations import repository as organisations
+from service.identity import repository as organisations
 from service.runtime import Runtime
 from service.web import StrictRoute, read_form, request_lang
 

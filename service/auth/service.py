@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.auth import repository, sessions
-from service.auth.models import StaffUser
 from service.auth.passwords import (
     PasswordProblem,
     new_initial_password,
@@ -62,17 +61,10 @@ from service.crypto.passwords import LEGACY_WRAPPED_VERSION
 from service.crypto.receipt import normalize_code
 from service.db import new_id, utcnow
 from service.errors import NotFound, ValidationFailed
-from service.organisations import repository as organisations
-from service.organisations.custody import (
-    CustodyError,
-    KeyCustody,
-    RotationReason,
-    grant_epochs,
-    has_inherited_members,
-    open_member_grant,
-    seal_member_grant,
-)
-from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody, RotationReason, has_inherited_members
+from service.identity.grants import CustodyError, grant_epochs, open_member_grant, seal_member_grant
+from service.identity.models import MemberKeyGrant, Membership, MembershipRole, Organisation, StaffUser
 
 log = logging.getLogger("rueckhalt.auth")
 

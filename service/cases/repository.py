@@ -30,7 +30,6 @@ from service.audit.models import AuditEvent
 from service.cases.models import (
     Attachment,
     Case,
-    CaseKeyGrant,
     CaseMessage,
     CaseNote,
     EventLink,
@@ -40,7 +39,7 @@ from service.cases.models import (
     ReminderLog,
     RoutingRecord,
 )
-from service.organisations.models import Organisation
+from service.identity.models import CaseKeyGrant, Organisation
 from service.taxonomy import parse_type_code
 
 

@@ -8,7 +8,7 @@ from service.auth.deps import StaffDep, StaffWriteDep
 from service.auth.service import AccountError
 from service.deps import RuntimeDep
 from service.errors import NotFound, ValidationFailed, error_responses
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.organisations.schemas import MemberGrant, MemberRead
 from service.organisations.service import lead_view
 from service.validation import public_error

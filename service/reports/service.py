@@ -27,14 +27,7 @@ from service.cases.deadlines import (
     payload_complaint_deadline,
     reminder_week,
 )
-from service.cases.models import (
-    Case,
-    CaseKeyGrant,
-    CaseStatus,
-    GrantRole,
-    Incident,
-    RoutingRecord,
-)
+from service.cases.models import Case, CaseStatus, GrantRole, Incident, RoutingRecord
 from service.cases.proceedings import Proceedings
 from service.cases.repository import KeyHolder
 from service.crypto import (
@@ -60,12 +53,13 @@ from service.evidence import attachments as files
 from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
+from service.identity import repository as organisations
+from service.identity.models import CaseKeyGrant
+from service.identity.repository import Receiver
 from service.matching.normalise import Identifier
 from service.matching.sealed import open_typed, seal_typed
 from service.matching.service import Budget, MatchingService
-from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
-from service.organisations.repository import Receiver
 from service.outbox import writer as outbox
 from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from service.auth import sessions
-from service.auth.models import RecoveryCode, StaffUser, WebSession
+from service.auth.models import RecoveryCode, WebSession
 from service.auth.service import (
     AccountError,
     AccountService,
@@ -30,9 +30,9 @@ from service.crypto import (
     wrap_key,
 )
 from service.errors import NotFound
-from service.organisations import repository as organisations
-from service.organisations.custody import member_epoch_keys
-from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
+from service.identity import repository as organisations
+from service.identity.grants import member_epoch_keys
+from service.identity.models import MemberKeyGrant, Membership, MembershipRole, Organisation, StaffUser
 from service.runtime import Runtime
 from tests.support.staff import PASSWORD, WEAK, Clock, MakeStaff, Staff
 

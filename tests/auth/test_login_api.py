@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from service.auth import service as account_service
 from service.auth.gate import Argon2Gate
 from service.crypto import totp_code
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff, staff_factory
 

@@ -29,8 +29,8 @@ from service.cases.models import Attachment, Case, EventLink, Incident, MergePro
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.i18n import LOCAL_ZONE
+from service.identity.models import MembershipRole
 from service.matching.sealed import open_typed
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from service.statistics import dp
 from service.statistics.catalogue import NATIONAL_MONTH, compute_catalogue

@@ -49,13 +49,10 @@ from service.crypto import (
 )
 from service.crypto.aead import gcm_decrypt
 from service.db import utcnow
-from service.organisations import repository as organisations
-from service.organisations.custody import (
-    member_epoch_keys,
-    open_epochs_with_recovery,
-    recovery_private_key,
-)
-from service.organisations.models import MembershipRole
+from service.identity import repository as organisations
+from service.identity.grants import member_epoch_keys
+from service.identity.models import MembershipRole
+from service.identity.recovery import open_epochs_with_recovery, recovery_private_key
 from service.runtime import Runtime, build_runtime
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in, shares_in
 from tests.support.forms import csrf_token, report_body

@@ -28,7 +28,7 @@ from service.cli import app
 from service.config import SECRET_NAMES, Mode, Settings, get_settings, load_secrets
 from service.crypto import keyed_hash, totp_code
 from service.errors import NotFound
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime
 from service.secrets import ROTATIONS
