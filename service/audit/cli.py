@@ -19,7 +19,7 @@ import typer
 from service.audit import repository
 from service.audit.checkpoint import Checkpoint, find_checkpoints, newest
 from service.audit.repository import StoredEvent
-from service.audit.service import verify
+from service.audit.verification import verify
 from service.cli_runtime import cli_runtime
 
 audit_app = typer.Typer(

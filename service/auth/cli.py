@@ -16,7 +16,8 @@ import typer
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.service import AccountError, AccountService, NewCredentials
+from service.auth.errors import AccountError
+from service.auth.service import AccountService, NewCredentials
 from service.config import Secrets, Settings, get_settings, load_secrets
 from service.db import make_engine, make_sessionmaker
 from service.identity import repository as organisations

@@ -41,7 +41,7 @@ from sqlalchemy import Engine
 from service.audit import AuditLog
 from service.audit import repository as audit_repository
 from service.audit.checkpoint import Checkpoint
-from service.audit.service import VerifyResult, verify
+from service.audit.verification import VerifyResult, verify
 from service.backup import database
 from service.backup.database import DatabaseKind
 from service.backup.errors import BackupError, Refusal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from service.auth.deps import StaffDep, StaffWriteDep
-from service.auth.service import AccountError
+from service.auth.errors import AccountError
 from service.deps import RuntimeDep
 from service.errors import NotFound, ValidationFailed, error_responses
 from service.identity.models import MembershipRole

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import StaffDep, pages_of
-from service.auth.service import AccountError
+from service.auth.errors import AccountError
 from service.auth.subject import Subject
 from service.deps import runtime_of
 from service.errors import NotFound

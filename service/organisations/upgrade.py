@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.service import initial_password_context, user_key_context
+from service.auth.account_keys import initial_password_context, user_key_context
 from service.config import Secrets
 from service.crypto import wrap_legacy_seal
 from service.crypto.passwords import VERSION as FORMAT_1

@@ -8,14 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from service.auth import sessions
+from service.auth.account_keys import initial_password_context, user_key_context
+from service.auth.errors import AccountError, PasswordRejected
 from service.auth.models import RecoveryCode, WebSession
-from service.auth.service import (
-    AccountError,
-    AccountService,
-    PasswordRejected,
-    initial_password_context,
-    user_key_context,
-)
+from service.auth.service import AccountService
 from service.auth.subject import Subject
 from service.crypto import (
     Argon2Params,

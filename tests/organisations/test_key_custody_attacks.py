@@ -33,7 +33,8 @@ from typer.testing import CliRunner
 from service.app import create_app
 from service.audit import AuditLog
 from service.auth import cli as auth_cli
-from service.auth.service import AccountService, user_key_context
+from service.auth.account_keys import user_key_context
+from service.auth.service import AccountService
 from service.cases.models import Case
 from service.cli import app
 from service.config import Settings, get_settings
