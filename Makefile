@@ -66,7 +66,7 @@ test: install-test
 	$(MAKE) --no-print-directory audit
 	$(BIN)/rueckhalt policy check --offline
 	$(BIN)/rueckhalt policy test
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= --durations=20 $(PYTEST_ARGS)
 	@# Line coverage of service/ and workers/ (in-process; pyproject's [tool.coverage]) against its floor.
 	@total=$$($(BIN)/coverage report --format=total); floor=$$(cat .ci/coverage-floor); \
 	echo "coverage: $$total % of the lines of service/ and workers/ (floor $$floor %)"; \

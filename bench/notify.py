@@ -206,16 +206,21 @@ def run(
         for case, at in committed.items()
         if case in arrivals.at and case not in idle_cases
     ]
-    result = {
+    idle_result: dict[str, Any] = {
+        "reports": idle,
+        "pause_s": pause,
+        "lost": idle_lost,
+        **figures(idle_latencies),
+    }
+    result: dict[str, Any] = {
         "broker": name,
-        "idle": {"reports": idle, "pause_s": pause, "lost": idle_lost, **figures(idle_latencies)},
+        "idle": idle_result,
         "reports_accepted": sent,
         "mails_received": len(arrivals.at) - len(idle_cases),
         "lost": sent - len(latencies),
         "rate_per_s": rate,
         **figures(latencies),
     }
-    idle_result = result["idle"]
     print(
         f"{name:9} from idle ({idle} reports, {pause:.0f} s apart): 201 -> mail "
         f"p50 {idle_result['p50_s']} s  p99 {idle_result['p99_s']} s  max {idle_result['max_s']} s  "

@@ -142,7 +142,7 @@ READERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
 
 
 def collect() -> list[dict[str, Any]]:
-    report = []
+    report: list[dict[str, Any]] = []
     for name, reader in READERS.items():
         path = RESULTS / f"{name}.json"
         if not path.exists():

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
-import yaml
+from service.yaml_load import safe_load
 
 SUPPORTED: Final = ("de", "en")
 DEFAULT_LANG: Final = "de"
@@ -53,7 +53,7 @@ def normalise_lang(lang: str | None) -> str:
 
 def load_catalogue(path: Path) -> dict[str, str]:
     """Read one YAML file of flat dotted keys; refuse anything else rather than guess."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = safe_load(path.read_text(encoding="utf-8"))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -157,8 +157,8 @@ def code(clock: Clock) -> Callable[[Staff], str]:
 
 
 @pytest.fixture
-def api_login(client: TestClient, code: Callable[[Staff], str]) -> Callable[..., httpx.Response]:
-    def login(staff: Staff, *, password: str | None = None, totp: str | None = None) -> httpx.Response:
+def api_login(client: TestClient, code: Callable[[Staff], str]) -> Callable[..., httpx2.Response]:
+    def login(staff: Staff, *, password: str | None = None, totp: str | None = None) -> httpx2.Response:
         body = {
             "email": staff.email,
             "password": staff.password if password is None else password,
@@ -179,6 +179,7 @@ def subject_of(
         with runtime.sessions() as db:
             logged_in = accounts.login(db, staff.email, staff.password, code(staff))
             assert logged_in is not None
+            assert logged_in.private_key is not None
             cookie = sessions.create(db, STAFF_SESSION, logged_in.user.id, logged_in.private_key.raw)
             db.commit()
             opened = sessions.resume(db, STAFF_SESSION, cookie)

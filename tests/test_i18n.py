@@ -5,6 +5,7 @@ A missing key does not crash a page (it shows the key), so only these tests noti
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -173,7 +174,9 @@ FORM_FIELDS = [
 ]
 
 
+@functools.cache
 def catalogues() -> dict[str, dict[str, str]]:
+    # Read once per process: a test per server-side key would otherwise parse both files again each time.
     return {lang: load_catalogue(I18N / f"{lang}.yaml") for lang in SUPPORTED}
 
 

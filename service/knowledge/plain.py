@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from service.errors import NotFound
 from service.knowledge.render import render_markdown
+from service.yaml_load import safe_load
 
 HERE = Path(__file__).resolve().parent
 GLOSSARY = HERE / "glossary.yaml"
@@ -45,7 +44,7 @@ class EasyPage:
 @lru_cache(maxsize=1)
 def glossary() -> tuple[str, tuple[Term, ...]]:
     """(the date the terms were checked, the terms in alphabetical order of their German name)."""
-    data = yaml.safe_load(GLOSSARY.read_text(encoding="utf-8"))
+    data = safe_load(GLOSSARY.read_text(encoding="utf-8"))
     terms = tuple(
         Term(id=str(t["id"]), term=dict(t["term"]), text=dict(t["text"]), source=str(t.get("source") or ""))
         for t in data["terms"]
@@ -56,7 +55,7 @@ def glossary() -> tuple[str, tuple[Term, ...]]:
 def _parse(path: Path) -> EasyPage:
     text = path.read_text(encoding="utf-8")
     _, front, body = text.split("---\n", 2)
-    meta = yaml.safe_load(front)
+    meta = safe_load(front)
     return EasyPage(slug=path.stem, title=str(meta["title"]), order=int(meta["order"]), body_md=body.strip())
 
 

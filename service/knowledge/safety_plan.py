@@ -14,9 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from service.knowledge.seed import ARTICLES_DIR, shipped
+from service.yaml_load import safe_load
 
 MAX_FIELD_CHARS = 200
 
@@ -63,7 +62,7 @@ class SafetyPlanSpec:
 
 @cache
 def load_safety_plan(path: Path = ARTICLES_DIR / "sicherheitsplan.yaml") -> SafetyPlanSpec:
-    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = safe_load(path.read_text(encoding="utf-8"))
     return SafetyPlanSpec(
         stand=data["stand"],
         sources=tuple(Source(str(s["id"]), dict(s["title"]), str(s["url"])) for s in data["sources"]),

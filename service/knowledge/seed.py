@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.knowledge.models import KnowledgeArticle
+from service.yaml_load import safe_load
 
 ARTICLES_DIR = Path(__file__).resolve().parent / "articles"
 LANGS = ("de", "en")
@@ -39,7 +39,7 @@ def parse(path: Path) -> SeedArticle:
     if not text.startswith("---\n"):
         raise ValueError(f"{path.name}: front matter missing")
     _, front, body = text.split("---\n", 2)
-    meta = yaml.safe_load(front)
+    meta = safe_load(front)
     slug, lang = path.name.removesuffix(".md").rsplit(".", 1)
     if meta.get("slug") != slug or meta.get("lang") != lang or lang not in LANGS:
         raise ValueError(f"{path.name}: slug and lang must match the file name")

@@ -14,9 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from service.knowledge.seed import ARTICLES_DIR
+from service.yaml_load import safe_load
 
 ANSWERS = ("yes", "partly", "no")
 # Answers that leave something to do, most urgent first: what to do about a "no" comes before a "partly".
@@ -67,7 +66,7 @@ def _question(data: dict[str, Any]) -> Question:
 
 @lru_cache(maxsize=1)
 def load_selfcheck(path: Path = ARTICLES_DIR / "selbstcheck.yaml") -> tuple[Area, ...]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = safe_load(path.read_text(encoding="utf-8"))
     if tuple(data["answers"]) != ANSWERS or tuple(data["gap_answers"]) != GAP_ANSWERS:
         raise ValueError("selbstcheck.yaml: answers must be yes, partly, no; gap answers no, partly")
     return tuple(

@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,7 @@ from service.errors import NotFound, ValidationFailed
 from service.knowledge.models import SupportEntry
 from service.knowledge.service import REVIEW_INTERVAL
 from service.validation import public_error
+from service.yaml_load import safe_load
 
 SUPPORT_FILE = Path(__file__).resolve().parent / "support.yaml"
 # The directory's "Land" for offers open to everyone in the country.
@@ -298,7 +298,7 @@ class SeedEntry:
 
 def shipped_entries(file: Path = SUPPORT_FILE) -> list[SeedEntry]:
     """The entries of support.yaml, each with the day its source was checked."""
-    data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    data = safe_load(file.read_text(encoding="utf-8"))
     entries = []
     for raw in data["entries"]:
         if not isinstance(raw.get("checked"), date):

@@ -79,11 +79,15 @@ class MatchingService:
     # -- the reporter's consent -----------------------------------------------------------------------------
     def reserve(self, count: int) -> Budget:
         """Count ``count`` look-ups against the service-wide budget of the hour (every process shares it);
-        not granted once it is used up. Call it before the transaction that registers writes anything."""
-        for _ in range(count):
-            if not self._limiter.allow(self._limit, _BUDGET_CLIENT):
-                log.warning("matching: the hourly budget of look-ups is used up; identifiers wait")
-                return Budget(granted=False, count=count)
+        not granted once it is used up. Call it before the transaction that registers writes anything.
+
+        One count of ``count`` (one round trip to the shared counter, not one per identifier); nothing is
+        counted for none."""
+        if count <= 0:
+            return Budget(granted=True, count=0)
+        if not self._limiter.allow(self._limit, _BUDGET_CLIENT, count):
+            log.warning("matching: the hourly budget of look-ups is used up; identifiers wait")
+            return Budget(granted=False, count=count)
         return Budget(granted=True, count=count)
 
     def register(
@@ -184,7 +188,7 @@ class MatchingService:
         ).all()
         if not rows:
             return None
-        others = self._cases_of(session, {row[0] for row in rows})
+        others = self._cases_of(session, {row[0] for row in rows}, prune=False)
         if not others:
             return None
         names = session.scalars(
@@ -211,9 +215,11 @@ class MatchingService:
             number = int.from_bytes(token[:8], "big", signed=True)
             session.execute(text("SELECT pg_advisory_xact_lock(:number)"), {"number": number})
 
-    def _cases_of(self, session: Session, references: set[bytes]) -> set[str]:
+    def _cases_of(self, session: Session, references: set[bytes], *, prune: bool = True) -> set[str]:
         """The ids of the cases behind references that still exist; references to a case that is gone
-        (or that no longer open) are deleted: they can never match again."""
+        (or that no longer open) are deleted when ``prune`` (they can never match again): by registration,
+        which commits, never by a page view, which reads only (a delete there would be rolled back and would
+        take SQLite's write lock for a GET)."""
         ids: dict[bytes, str] = {}
         for reference in references:
             try:
@@ -224,7 +230,7 @@ class MatchingService:
             set(session.scalars(select(Case.id).where(Case.id.in_(set(ids.values()))))) if ids else set()
         )
         stale = [reference for reference in references if ids.get(reference) not in existing]
-        if stale:
+        if stale and prune:
             session.execute(delete(PerpetratorToken).where(PerpetratorToken.case_ref.in_(stale)))
         return {case_id for case_id in ids.values() if case_id in existing}
 

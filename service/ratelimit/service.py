@@ -27,7 +27,7 @@ log = logging.getLogger("rueckhalt.ratelimit")
 
 
 class Counter(Protocol):
-    def hit(self, key: str, window_seconds: int) -> int: ...
+    def hit(self, key: str, window_seconds: int, amount: int = 1) -> int: ...
 
 
 class CounterUnavailable(Exception):
@@ -47,21 +47,21 @@ class SqlCounter:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         window = int(time.time()) // window_seconds * window_seconds
         with self._factory() as session:
             dialect = session.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             stmt = (
                 insert(RateLimitCounter)
-                .values(key=key, window_start=window, count=1)
+                .values(key=key, window_start=window, count=amount)
                 .on_conflict_do_update(
-                    index_elements=["key", "window_start"], set_={"count": RateLimitCounter.count + 1}
+                    index_elements=["key", "window_start"], set_={"count": RateLimitCounter.count + amount}
                 )
                 .returning(RateLimitCounter.count)
             )
             count = int(session.execute(stmt).scalar_one())
-            if count == 1:
+            if count == amount:
                 # A new window began for this key: old windows are of no use any more.
                 session.execute(
                     delete(RateLimitCounter).where(RateLimitCounter.window_start < window - window_seconds)
@@ -73,8 +73,8 @@ class SqlCounter:
 # Count and, for a new window, set its expiry: one command, atomic (a process that dies between an INCR and
 # its EXPIRE would leave a key behind for good), and half the client's work of a two-command pipeline.
 _HIT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
@@ -91,9 +91,9 @@ class RedisCounter:
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._errors = redis.RedisError
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         try:
-            count = self._script(keys=[_window_key(key, window_seconds)], args=[window_seconds * 2])
+            count = self._script(keys=[_window_key(key, window_seconds)], args=[window_seconds * 2, amount])
         except self._errors as exc:
             raise CounterUnavailable(type(exc).__name__) from exc
         return int(count)
@@ -111,9 +111,11 @@ class AsyncRedisCounter:
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._errors = redis.RedisError
 
-    async def hit(self, key: str, window_seconds: int) -> int:
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         try:
-            count = await self._script(keys=[_window_key(key, window_seconds)], args=[window_seconds * 2])
+            count = await self._script(
+                keys=[_window_key(key, window_seconds)], args=[window_seconds * 2, amount]
+            )
         except (self._errors, OSError) as exc:
             raise CounterUnavailable(type(exc).__name__) from exc
         return int(count)
@@ -149,16 +151,16 @@ class FailoverCounter:
         self._clock = clock
         self._primary_down_until: float | None = None
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         if self._primary_due():
             try:
-                count = self._primary.hit(key, window_seconds)
+                count = self._primary.hit(key, window_seconds, amount)
             except CounterUnavailable as exc:
                 self._primary_failed(exc)
             else:
                 self._primary_answered()
                 return count
-        return self._fallback.hit(key, window_seconds)
+        return self._fallback.hit(key, window_seconds, amount)
 
     async def hit_async(self, key: str, window_seconds: int, primary: AsyncRedisCounter) -> int:
         """The same on the event loop, ``primary`` standing for Redis; the database's count in a thread."""
@@ -260,16 +262,18 @@ class RateLimiter:
         day_key = keyed_hash(self._secret, "ratelimit-day", day.encode())
         return keyed_hash(day_key, f"ratelimit:{scope}", client.encode()).hex()
 
-    def count(self, limit: Limit, client: str) -> int:
-        """Count one hit for this client and return the hits of this window so far (this one included)."""
+    def count(self, limit: Limit, client: str, amount: int = 1) -> int:
+        """Count ``amount`` hits for this client and return the hits of this window so far (these
+        included): one round trip for any amount."""
         key = self._client_key(limit.scope, client)
         if limit.per_client:
             self._watch.observe(limit.scope, key)
-        return self._counter.hit(key, limit.window_seconds)
+        return self._counter.hit(key, limit.window_seconds, amount)
 
-    def allow(self, limit: Limit, client: str) -> bool:
-        """Count one hit for this client; False once the client is over the limit in this window."""
-        return _refused_unless(self.count(limit, client) <= limit.max_hits, limit)
+    def allow(self, limit: Limit, client: str, amount: int = 1) -> bool:
+        """Count ``amount`` hits for this client; False once the client is over the limit in this window
+        (all or nothing: a refused amount is still counted, as a refused single hit is)."""
+        return _refused_unless(self.count(limit, client, amount) <= limit.max_hits, limit)
 
     async def allow_async(self, limit: Limit, client: str, redis: AsyncRedisCounter | None) -> bool:
         """``allow`` for a coroutine: Redis on the event loop if there is one, else the count in a thread."""

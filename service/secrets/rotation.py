@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from service.auth.models import RecoveryCode, WebSession
 from service.auth.service import AccountService
 from service.cases.contact import open_address, seal_address
-from service.cases.models import Case
+from service.cases.events import event_token
+from service.cases.models import Case, EventLink
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
 from service.identity.models import Organisation, StaffUser
@@ -38,6 +39,7 @@ from service.statistics.models import StatisticsExtract
 # Statistics rows of purged cases keep a pseudonym that no live case maps to; they get one under the new key
 # that nobody can compute from a case id (their case is gone anyway), so the old key links nothing any more.
 RETIRED_PSEUDONYM_PURPOSE = "reporter-pseudonym-retired"
+RETIRED_EVENT_PURPOSE = "event-retired"
 
 
 class Keep(StrEnum):
@@ -239,11 +241,55 @@ def _map_pseudonyms(session: Session, secrets: Secrets, settings: Settings) -> R
             .values(reporter_pseudonym=target)
             .execution_options(synchronize_session=False)
         )
+    events = _map_event_keys(session, new_key, old_keys)
     return Rekeyed(
-        {"pseudonyms_moved": moved, "pseudonyms_retired": retired},
+        {"pseudonyms_moved": moved, "pseudonyms_retired": retired, **events.counts},
         (
             f"{moved} reporters' statistics pseudonyms moved to the new key, {retired} of purged cases "
             "replaced by ones nobody can link to a case.",
+            *events.notes,
+        ),
+    )
+
+
+def _map_event_keys(session: Session, new_key: bytes, old_keys: tuple[bytes, ...]) -> Rekeyed:
+    """The event tokens of linked incidents' statistics rows, moved to the new key like the pseudonyms.
+
+    Left under the old key, an incident linked after the rotation would get the new token and its event
+    would count twice; and the old key would still join the rows to ``event_link``. A token whose event is
+    gone (the event's last link removed, or its cases purged) gets a new value that counts the same rows
+    as one event and that neither key links to anything."""
+    mapping: dict[str, str] = {}
+    current: set[str] = set()
+    for event_id in session.scalars(select(EventLink.event_id).distinct()):
+        new = event_token(new_key, event_id)
+        current.add(new)
+        for old in old_keys:
+            mapping[event_token(old, event_id)] = new
+    moved = retired = 0
+    tokens = session.scalars(
+        select(StatisticsExtract.event_key).where(StatisticsExtract.event_key.is_not(None)).distinct()
+    ).all()
+    for token in tokens:
+        if token is None or token in current:
+            continue
+        target = mapping.get(token)
+        if target is None:
+            target = keyed_hash(new_key, RETIRED_EVENT_PURPOSE, token.encode()).hex()
+            retired += 1
+        else:
+            moved += 1
+        session.execute(
+            update(StatisticsExtract)
+            .where(StatisticsExtract.event_key == token)
+            .values(event_key=target)
+            .execution_options(synchronize_session=False)
+        )
+    return Rekeyed(
+        {"events_moved": moved, "events_retired": retired},
+        (
+            f"{moved} linked events' statistics tokens moved to the new key, {retired} of ended events "
+            "replaced.",
         ),
     )
 
@@ -314,7 +360,8 @@ ROTATIONS: dict[str, Rotation] = {
             (
                 "The statistics rows of every case are given the pseudonym under the new key in one "
                 "transaction, so a reporter still counts once in the privacy budget and the thresholds; rows "
-                "of purged cases get new pseudonyms that the old key links to nothing.",
+                "of purged cases get new pseudonyms that the old key links to nothing. The tokens that make "
+                "linked incidents count as one event move the same way.",
                 "Snapshots and public releases already made stay as they were (they hold no pseudonym).",
             ),
             Keep.none,

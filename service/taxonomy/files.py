@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from service.yaml_load import SafeLoader
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -37,7 +39,7 @@ class PolicyFileError(ValueError):
         super().__init__("\n".join(lines))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(SafeLoader):
     """PyYAML keeps the last of two equal keys without a word; in a policy that hides an edit, so refuse."""
 
 

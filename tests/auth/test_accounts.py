@@ -401,6 +401,8 @@ def test_a_lead_grants_and_revokes_with_their_own_grant(
         after = db.get(Organisation, by.id)
         assert after is not None
         assert after.current_epoch == by.current_epoch + 1
+        assert lead.private_key is not None
+        assert newcomer_subject.private_key is not None
         assert set(member_epoch_keys(db, lead.user_id, lead.private_key, by.id)) == {1, 2}
         assert set(member_epoch_keys(db, newcomer.user_id, newcomer_subject.private_key, by.id)) == set()
 

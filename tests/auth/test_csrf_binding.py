@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -27,7 +27,7 @@ Code = Callable[[Staff], str]
 REPORT = report_body()
 
 
-def _page_sign_in(client: TestClient, staff: Staff, code_of: Code) -> httpx.Response:
+def _page_sign_in(client: TestClient, staff: Staff, code_of: Code) -> httpx2.Response:
     fields = {
         "csrf_token": csrf_token(client.get("/anmelden").text),
         "email": staff.email,

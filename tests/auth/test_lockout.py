@@ -54,8 +54,8 @@ def test_fifty_attacker_addresses_guessing_do_not_keep_her_from_signing_in(
 
     persistent = _client(app, "203.0.113.200")
     limit = runtime.settings.login_account_limit_per_hour
-    statuses = [_attempt(persistent, she, WRONG, "000000") for _ in range(limit + 1)]
-    assert statuses == [401] * limit + [429], "one address guessing meets its limit for the account"
+    answers = [_attempt(persistent, she, WRONG, "000000") for _ in range(limit + 1)]
+    assert answers == [401] * limit + [429], "one address guessing meets its limit for the account"
 
 
 def test_her_new_browser_after_a_flood_is_slowed_down_not_refused(

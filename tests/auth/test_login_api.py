@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,7 +16,7 @@ from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff, staff_factory
 
-Login = Callable[..., httpx.Response]
+Login = Callable[..., httpx2.Response]
 FAILED = {"detail": "Wrong e-mail, password or code."}
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,7 +22,7 @@ from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff
 Code = Callable[[Staff], str]
 
 
-def sign_in(client: TestClient, staff: Staff, code_of: Code, **overrides: str) -> httpx.Response:
+def sign_in(client: TestClient, staff: Staff, code_of: Code, **overrides: str) -> httpx2.Response:
     fields = {
         "csrf_token": csrf_token(client.get("/anmelden").text),
         "email": staff.email,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -25,7 +25,7 @@ from service.identity.models import StaffUser
 from service.runtime import Runtime, build_runtime
 from tests.support.staff import PASSWORD, MakeStaff
 
-Login = Callable[..., httpx.Response]
+Login = Callable[..., httpx2.Response]
 
 
 def the_session(runtime: Runtime) -> WebSession:

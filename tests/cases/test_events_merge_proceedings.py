@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from service.audit.models import AuditEvent
 from service.auth.subject import Subject
 from service.cases.deadlines import add_months
 from service.cases.escalation import CaseSchedule
+from service.cases.events import event_token, extract_of
 from service.cases.models import Attachment, Case, EventLink, Incident, MergeProposal
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
@@ -32,6 +34,7 @@ from service.i18n import LOCAL_ZONE
 from service.identity.models import MembershipRole
 from service.matching.sealed import open_typed
 from service.runtime import Runtime
+from service.secrets.rotation import ROTATIONS
 from service.statistics import dp
 from service.statistics.catalogue import NATIONAL_MONTH, compute_catalogue
 from service.statistics.domains import domains_from
@@ -133,6 +136,58 @@ def test_a_linked_event_counts_once_in_the_catalogue_and_the_public_release(
         runtime.cases.unlink_event(db, counsellor, second, 1)
         assert db.scalars(select(EventLink)).all() == [], "an event of one incident is no link"
     assert figures() == (3, 3, 3), "unlinked again: the lone token counts as an event of one incident"
+
+
+def test_rotating_the_statistics_key_moves_the_event_tokens_too(
+    client: TestClient, runtime: Runtime, counsellor: Subject
+) -> None:
+    """After `secrets rotate statistics_key` a linked event's rows carry the token under the new key (what an
+    incident linked later gets: otherwise the event would count twice), and the old key's token, which
+    joins the rows to ``event_link``, is gone; the lone token of an ended event is replaced (one event still).
+    """
+    _, first = file(client, runtime, "Ratssitzung, Drohung gegen mich.")
+    _, second = file(client, runtime, "Ratssitzung, Drohung gegen den Bürgermeister.")
+    _, third = file(client, runtime, "Ein Aufkleber am Rathaus.")
+    _, fourth = file(client, runtime, "Derselbe Aufkleber, eine zweite Meldung.")
+    old_key = runtime.secrets.statistics_key
+    with runtime.sessions() as db:
+        runtime.cases.link_event(db, counsellor, first, 1, second[:8], 1)
+        (event_id,) = set(db.scalars(select(EventLink.event_id)))
+        runtime.cases.link_event(db, counsellor, third, 1, fourth[:8], 1)
+        runtime.cases.unlink_event(db, counsellor, fourth, 1)
+        assert set(db.scalars(select(EventLink.event_id))) == {event_id}, "the second event ended"
+    before = extract_tokens(runtime, counsellor)
+    lone = before[third]
+    assert before[first] == before[second] == event_token(old_key, event_id)
+    assert lone is not None
+    assert before[fourth] is None
+
+    new_key = bytes(range(200, 232))
+    secrets = replace(runtime.secrets, statistics_key=new_key, previous={"statistics_key": (old_key,)})
+    rekey = ROTATIONS["statistics_key"].rekey
+    assert rekey is not None
+    with runtime.sessions() as db:
+        done = rekey(db, secrets, runtime.settings)
+        db.commit()
+    assert (done.counts["events_moved"], done.counts["events_retired"]) == (1, 1)
+    after = extract_tokens(runtime, counsellor)
+    assert after[first] == after[second] == event_token(new_key, event_id)
+    assert after[third] not in (None, lone, event_token(old_key, event_id))
+    assert after[fourth] is None
+    assert event_token(old_key, event_id) not in after.values()
+
+
+def extract_tokens(runtime: Runtime, counsellor: Subject) -> dict[str, str | None]:
+    """Each case's statistics row's event token, found the way the service finds it (the sealed reference)."""
+    with runtime.sessions() as db:
+        tokens: dict[str, str | None] = {}
+        for incident in db.scalars(select(Incident).where(Incident.seq == 1)):
+            extract = extract_of(
+                db, runtime.cases.unlock(db, counsellor, incident.case_id).data_key, incident
+            )
+            assert extract is not None
+            tokens[incident.case_id] = extract.event_key
+        return tokens
 
 
 def test_linking_is_audited_without_content_and_shows_only_where_the_other_case_is(
@@ -274,7 +329,9 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
     )
     with runtime.sessions() as db:
         runtime.cases.propose_merge(db, counsellor, newer, older[:8])
-        newer_lookup_key_id = db.get(Case, newer).lookup_key_id
+        newer_case = db.get(Case, newer)
+        assert newer_case is not None
+        newer_lookup_key_id = newer_case.lookup_key_id
     finder = reporter_client(runtime, older_receipt)
     assert "Erste Meldung." in finder.get("/fall").text
     browser = reporter_client(runtime, newer_receipt)
@@ -294,6 +351,7 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
     assert "Zweite Meldung." not in after
     with runtime.sessions() as db:
         merged = db.get(Case, older)
+        assert merged is not None
         assert merged.lookup_key_id == newer_lookup_key_id
         opened = runtime.intake.open_case(db, newer_receipt)
         typed = open_typed(opened.data_key, older, merged.perpetrator_ciphertext)

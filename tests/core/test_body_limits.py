@@ -38,11 +38,11 @@ def _routes(client: TestClient) -> list[tuple[str, APIRoute]]:
 
 
 def test_only_the_forms_that_take_files_accept_multipart(client: TestClient) -> None:
-    uploads = set()
+    uploads: set[tuple[str, str]] = set()
     for path, route in _routes(client):
         assert isinstance(route, StrictRoute), path
         if route.body_kind is BodyKind.upload:
-            uploads |= {(method, path) for method in route.methods}
+            uploads |= {(method, path) for method in route.methods or ()}
         if path.startswith("/api/"):
             assert route.body_kind is BodyKind.json, path
     assert uploads == UPLOAD_ROUTES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,10 @@ WEAK = Argon2Params(memory_kib=8192, iterations=1, lanes=1)
 
 
 @pytest.fixture
-def env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+def env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
     monkeypatch.setenv("RUECKHALT_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    yield get_settings()  # type: ignore[misc]
+    yield get_settings()
     get_settings.cache_clear()
 
 

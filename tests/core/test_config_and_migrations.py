@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -72,7 +73,7 @@ def test_production_refuses_to_start_without_real_secrets(tmp_path: Path) -> Non
 
 
 def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
-    base = {
+    base: dict[str, Any] = {
         "mode": Mode.production,
         "data_dir": tmp_path,
         "database_url": "postgresql+psycopg://x@127.0.0.1/x",
@@ -89,7 +90,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 notification_key="55" * 32,
                 key_pepper="66" * 32,
                 matching_key="77" * 32,
-            )  # type: ignore[arg-type]
+            )
         )
     same = bytes(range(32)).hex()
     with pytest.raises(ConfigurationError, match="differ"):
@@ -104,7 +105,7 @@ def test_production_refuses_weak_or_repeated_secrets(tmp_path: Path) -> None:
                 notification_key=same,
                 key_pepper=same,
                 matching_key=same,
-            )  # type: ignore[arg-type]
+            )
         )
 
 
@@ -121,19 +122,19 @@ def test_production_refuses_sqlite_and_demo(tmp_path: Path) -> None:
 
 def test_production_needs_redis_as_broker_and_an_https_public_url(tmp_path: Path) -> None:
     secrets = {name: os.urandom(32).hex() for name in SECRET_NAMES}
-    base = {
+    base: dict[str, Any] = {
         "mode": Mode.production,
         "data_dir": tmp_path,
         "database_url": "postgresql+psycopg://x@h/x",
         **secrets,
     }
     with pytest.raises(ConfigurationError, match="RUECKHALT_BROKER_URL"):
-        check_production(Settings(**base))  # type: ignore[arg-type]
+        check_production(Settings(**base))
     with pytest.raises(ConfigurationError, match="RUECKHALT_PUBLIC_URL"):
-        check_production(Settings(**base, broker_url="redis://redis:6379/1"))  # type: ignore[arg-type]
+        check_production(Settings(**base, broker_url="redis://redis:6379/1"))
     check_production(
         Settings(
-            **base,  # type: ignore[arg-type]
+            **base,
             broker_url="redis://redis:6379/1",
             public_url="https://rueckhalt.example",
             behind_tls=True,

@@ -149,7 +149,12 @@ def test_a_connection_in_use_is_not_pinged(monkeypatch: pytest.MonkeyPatch, pg_c
     """Under load a connection goes back to work within the threshold: no round trip for a ping."""
     engine = make_engine(pg_cluster.url("rh_template"))
     pings: list[object] = []
-    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(connection) or True)
+
+    def do_ping(connection: object) -> bool:
+        pings.append(connection)
+        return True
+
+    monkeypatch.setattr(engine.dialect, "do_ping", do_ping)
     try:
         for _ in range(5):
             with engine.connect() as connection:

@@ -6,14 +6,14 @@ subfolder of ``service/`` with an ``__init__.py``) or a shared module at the top
 import hides an edge from the import order, not from the design.
 
 Shared infrastructure is the modules at the top of ``service/``: ``config``, ``db``, ``errors``, ``web``,
-``deps``, ``i18n``, ``display``, ``validation``, ``strict_json``, ``migrate`` and ``health``. They are not
-features (no tables or pages of their own, or one route with no feature behind it) but they are nodes all
-the same: when infrastructure imports a feature (``web`` binds form tokens to the session of ``auth`` and
-fills in the links of ``legal``), a feature that imports ``web`` depends on that feature too, and the path
-counts. The composition roots are left out: ``runtime``, ``cli_runtime``, ``app``, ``cli``, ``supervisor``,
-``models`` (every table for the metadata), ``demo`` and ``demo_year`` wire or seed every feature on purpose;
-an edge to them would make everything one cycle and say nothing about the edges between features.
-``migrations`` is history, not code that runs with the rest.
+``deps``, ``i18n``, ``display``, ``validation``, ``strict_json``, ``yaml_load``, ``migrate`` and ``health``.
+They are not features (no tables or pages of their own, or one route with no feature behind it) but they are
+nodes all the same: when infrastructure imports a feature (``web`` binds form tokens to the session of
+``auth`` and fills in the links of ``legal``), a feature that imports ``web`` depends on that feature too, and
+the path counts. The composition roots are left out: ``runtime``, ``cli_runtime``, ``app``, ``cli``,
+``supervisor``, ``models`` (every table for the metadata), ``demo`` and ``demo_year`` wire or seed every
+feature on purpose; an edge to them would make everything one cycle and say nothing about the edges between
+features. ``migrations`` is history, not code that runs with the rest.
 
 Cycles that remain are listed below, edge by edge: the list may only shrink. An edge that is gone must leave
 the list (the test says which), and a new edge on a cycle fails the test.

@@ -309,5 +309,10 @@ def test_execute_raw_on_a_lost_connection_is_a_503_and_the_pool_replaces_it(
     assert database_unavailable(error)
     assert error.connection_invalidated
     assert db._Disconnects.last > before
-    run(lambda session: (execute_raw(session, *_values(table, [3])), session.commit()))
+
+    def insert_and_commit(session: Session) -> None:
+        execute_raw(session, *_values(table, [3]))
+        session.commit()
+
+    run(insert_and_commit)
     assert _count(url, table) == 1

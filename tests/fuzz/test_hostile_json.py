@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -201,7 +201,7 @@ def strings_in(body: dict[str, Any]) -> set[str]:
 
 def send(
     client: TestClient, endpoint: Endpoint, world: World, content: bytes, item: JsonItem | None = None
-) -> httpx.Response:
+) -> httpx2.Response:
     url = endpoint.path.format(case_id=world.case_id, attachment_id=world.attachment_id)
     headers = {"content-type": "application/json"}
     payload: bytes | Iterator[bytes] = content

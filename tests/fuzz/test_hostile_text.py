@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import markupsafe
 import pytest
 from fastapi.testclient import TestClient
@@ -57,7 +57,7 @@ def clients(world: World) -> Iterator[Clients]:
 
 @dataclass(frozen=True)
 class Sent:
-    response: httpx.Response
+    response: httpx2.Response
     # Where accepted text went: the case, and the receipt that opens it on /fall.
     case_id: str
     receipt: str
@@ -79,7 +79,7 @@ def _case_of(world: World, receipt: str) -> str:
         return world.runtime.intake.open_case(db, receipt).case.id
 
 
-def _form(client: TestClient, url: str, fields: dict[str, Any], multipart: bool) -> httpx.Response:
+def _form(client: TestClient, url: str, fields: dict[str, Any], multipart: bool) -> httpx2.Response:
     # The form token belongs to the client's CSRF cookie, whatever page it comes from; /melden is a page
     # whose view is not audited (a case page's is, and would count as a change).
     page = client.get("/melden").text
@@ -106,7 +106,7 @@ def _form_report(world: World, clients: Clients, text: dict[str, str]) -> Sent:
     return Sent(response, _case_of(world, receipt) if receipt else "", receipt)
 
 
-def _on_world_case(send: Callable[[World, Clients, dict[str, str]], httpx.Response]) -> Callable[..., Sent]:
+def _on_world_case(send: Callable[[World, Clients, dict[str, str]], httpx2.Response]) -> Callable[..., Sent]:
     def sent(world: World, clients: Clients, text: dict[str, str]) -> Sent:
         return Sent(send(world, clients, text), world.case_id, world.receipt)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import markupsafe
 import pytest
 from fastapi.testclient import TestClient
@@ -126,7 +126,7 @@ def multipart(fields: dict[str, Any], files: list[tuple[str, bytes, str]]) -> tu
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def send(item: UploadItem, form: Form, world: World, clients: Clients, marker: str) -> httpx.Response:
+def send(item: UploadItem, form: Form, world: World, clients: Clients, marker: str) -> httpx2.Response:
     client = form.sender(clients)
     if item.request is not None:
         body, headers = hostile_request(item, marker)

@@ -223,11 +223,11 @@ def test_a_wrong_code_is_a_404_that_reveals_nothing(browser: Browser, seeded: Ru
     # Saving again or deleting under a wrong code: the same 404, nothing changed.
     before = dump_database(seeded.engine)["selfcheck_saved"]
     token = csrf_token(visitor.get("/wissen/selbstcheck/code").text)
-    for path, answers in (
+    for path, chosen in (
         ("/wissen/selbstcheck/speichern", answer_all()),
         ("/wissen/selbstcheck/loeschen", {}),
     ):
-        refused = visitor.post(path, data={"csrf_token": token, "code": wrong, **form_of(answers)})
+        refused = visitor.post(path, data={"csrf_token": token, "code": wrong, **form_of(chosen)})
         assert refused.status_code == 404
         assert "Mit diesem Code lässt sich kein Selbstcheck öffnen." in refused.text
     assert dump_database(seeded.engine)["selfcheck_saved"] == before
@@ -406,10 +406,10 @@ def test_coordinators_see_the_aggregate_on_their_dashboard(
     assert "Selbstcheck der Kommunen" in page.text
     assert "weniger als fünf" in page.text
     save_new(visitor, answer_all(("yes",)))
-    page = coordinator.get("/intern/statistik").text
+    dashboard = coordinator.get("/intern/statistik").text
     first = questions()[0]
-    assert "5 (100 %)" in page
-    assert first.text["de"] in page
+    assert "5 (100 %)" in dashboard
+    assert first.text["de"] in dashboard
 
 
 # -- the printable plans -------------------------------------------------------------------------------------
@@ -455,7 +455,8 @@ def test_the_self_check_plan_pdf_holds_answers_recommendations_and_steps(
     reader = PdfReader(io.BytesIO(response.content))
     assert reader.metadata is not None
     assert reader.metadata.title == "Selbstcheck: Ergebnis und nächste Schritte"
-    assert reader.trailer["/Root"]["/Lang"] == "de-DE"
+    root: Any = reader.trailer["/Root"]
+    assert root["/Lang"] == "de-DE"
     assert "Integrationskonzept und Strukturen" in outline_titles(reader.outline)
     assert "QZSTEPONE" in page.text
     assert 'class="plan"' in page.text

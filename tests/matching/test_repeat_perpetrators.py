@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as orm_events
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
@@ -230,9 +231,9 @@ def test_the_form_files_identifiers_with_consent_and_the_case_page_shows_the_mat
         second = db.scalar(select(Case.id).where(Case.id != first))
     assert second is not None
     bayern = make_staff(memberships=[(BAYERN, MembershipRole.counsellor)])
-    page = login(bayern).get(f"/intern/faelle/{second}")
-    assert page.status_code == 200
-    text = re.sub(r"\s+", " ", page.text)
+    answer = login(bayern).get(f"/intern/faelle/{second}")
+    assert answer.status_code == 200
+    text = re.sub(r"\s+", " ", answer.text)
     holder = "Beratungsstelle Rückhalt Sachsen (Demo)"
     shared = f"Teilt ein Merkmal der Tatperson mit 1 Fall, gehalten von: {holder}"
     assert shared in text
@@ -345,6 +346,44 @@ def test_a_purged_case_loses_its_tokens_and_never_matches_again(
     _, later = file(client, runtime, report(SACHSEN, "max_m"))
     assert notices(runtime) == []
     assert shared(runtime, later) is None
+
+
+def test_a_page_view_deletes_nothing_and_the_next_registration_prunes_a_stale_reference(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """A token left behind for a case that is gone (a failure between a purge's steps) is pruned by the next
+    registration that meets it, which commits; the case page's read (``shared_with``) only skips it."""
+    _, first = file(client, runtime, report(BAYERN, "@Max_M"))
+    (own,) = tokens(runtime)
+    key = runtime.matching._key
+    gone = case_reference(key, "a-case-that-is-gone")
+    with runtime.sessions() as db:
+        db.add(PerpetratorToken(token=own.token, case_ref=gone, kind="handle"))
+        db.commit()
+    statements: list[str] = []
+    with runtime.sessions() as db:
+        orm_events.listen(
+            db, "do_orm_execute", lambda state: statements.append(str(state.statement).split()[0])
+        )
+        assert runtime.matching.shared_with(db, first) is None, "a case that is gone is no match"
+    assert statements
+    assert "DELETE" not in statements, "the view wrote nothing"
+    assert len(tokens(runtime)) == 2
+    file(client, runtime, report(SACHSEN, "max_m"))
+    assert gone not in {row.case_ref for row in tokens(runtime)}
+    assert len(tokens(runtime)) == 2, "the stale reference pruned, the new case's token stored"
+
+
+def test_the_budget_counts_a_reports_identifiers_at_once_and_all_or_nothing(runtime: Runtime) -> None:
+    """Three identifiers are three look-ups, counted in one call: a budget of four grants them, and then
+    refuses the next two together rather than granting one of them."""
+    from service.matching.service import matching_limit
+
+    runtime.matching._limit = matching_limit(4)
+    assert runtime.matching.reserve(0).granted
+    assert runtime.matching.reserve(3).granted
+    assert not runtime.matching.reserve(2).granted
+    runtime.matching._limit = matching_limit(1000)
 
 
 def test_the_hourly_budget_files_the_report_and_lets_the_identifiers_wait(

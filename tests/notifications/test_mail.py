@@ -113,9 +113,9 @@ def test_smtp_with_tls_and_authentication(
         data_dir=tmp_path,
         smtp_host="127.0.0.1",
         smtp_port=port,
-        smtp_security=security,  # type: ignore[arg-type]
+        smtp_security=security,
         smtp_username="rueckhalt",
-        smtp_password="geheim-genug",  # type: ignore[arg-type]
+        smtp_password="geheim-genug",
         smtp_ca_file=certificate[0],
     )
     subject, body = render("new_case", CONTEXT)
@@ -126,7 +126,12 @@ def test_smtp_with_tls_and_authentication(
     mailer = SmtpMailer(settings)
     built: list[object] = []
     real_context = ssl.create_default_context
-    monkeypatch.setattr(ssl, "create_default_context", lambda **kw: built.append(kw) or real_context(**kw))
+
+    def create_default_context(**kw: Any) -> ssl.SSLContext:
+        built.append(kw)
+        return real_context(**kw)
+
+    monkeypatch.setattr(ssl, "create_default_context", create_default_context)
     mailer.send(message)
     mailer.send(message)
     monkeypatch.undo()

@@ -5,6 +5,7 @@ travels outbox -> relay task -> broker -> delivery task -> SMTP, retries on fail
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -163,7 +164,12 @@ def test_a_database_that_stays_away_is_no_dead_letter(
         notifications = context.current().notifications
         gone = _database_gone(1000, notifications.deliver)
         calls: list[object] = []
-        monkeypatch.setattr(notifications, "deliver", lambda *args: calls.append(args) or gone(*args))
+
+        def deliver(*args: Any) -> Any:
+            calls.append(args)
+            return gone(*args)
+
+        monkeypatch.setattr(notifications, "deliver", deliver)
 
         result = app.tasks["notifications.deliver"].apply(args=[outbox(runtime)[0].id])
     finally:

@@ -212,9 +212,9 @@ def test_the_operator_who_ran_every_command_opens_no_case(env_settings: Settings
         loot = Loot(peppers=secrets_in(env_settings.data_dir))
         for output in operator.outputs:
             loot.add_text(output)
-        for path in env_settings.data_dir.rglob("*"):
-            if path.is_file() and path.suffix != ".db":
-                loot.add_text(path.read_text(errors="replace"))
+        for stored in env_settings.data_dir.rglob("*"):
+            if stored.is_file() and stored.suffix != ".db":
+                loot.add_text(stored.read_text(errors="replace"))
         assert lead_credentials[0] in loot.passwords
         assert anna_credentials[0] in loot.passwords
         assert len(loot.peppers) >= 7, "every server secret, the key pepper among them"

@@ -222,11 +222,11 @@ def test_the_upgrade_moves_keys_grants_and_organisations_to_the_new_custody(env_
             assert [(e.epoch, e.retired_at is not None) for e in epochs] == [(1, True), (2, False)]
             assert sorted(g.epoch for g in db.scalars(select(MemberKeyGrant))) == [1, 2]
             # The account on its initial password signs in with it, holding no key.
-            pending = runtime.accounts.login(
+            keyless = runtime.accounts.login(
                 db, "neu@example.org", INITIAL, totp_code(users["neu@example.org"][1], step)
             )
-            assert pending is not None
-            assert pending.private_key is None
+            assert keyless is not None
+            assert keyless.private_key is None
             db.commit()
         with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
             filed = client.post(

@@ -102,7 +102,7 @@ def test_a_report_is_the_same_rows_either_way(runtime: Runtime, client: TestClie
 
 def test_a_new_row_names_every_column_and_only_columns() -> None:
     """The intake's rows skip the models' defaults: a forgotten column must fail loudly, not store NULL."""
-    complete = {
+    complete: dict[str, object] = {
         "id": "m1",
         "topic": "t",
         "payload": {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from service.app import create_app
 from service.config import Settings
 from service.ratelimit.models import RateLimitCounter
-from service.ratelimit.service import CounterUnavailable, FailoverCounter
+from service.ratelimit.service import Counter, CounterUnavailable, FailoverCounter, RedisCounter, SqlCounter
 from service.runtime import Runtime, build_runtime
 from tests.support.forms import report_body
 from tests.support.notification import RedisProcess
@@ -75,10 +76,10 @@ class _Counts:
         self.hits: dict[str, int] = {}
         self.down = False
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int, amount: int = 1) -> int:
         if self.down:
             raise CounterUnavailable("ConnectionError")
-        self.hits[key] = self.hits.get(key, 0) + 1
+        self.hits[key] = self.hits.get(key, 0) + amount
         return self.hits[key]
 
 
@@ -93,6 +94,31 @@ def test_while_redis_is_down_the_database_counts_and_redis_is_asked_again_later(
     assert counter.hit("k", 3600) == 4, "not asked again before the pause is over"
     now[0] = 5.0
     assert counter.hit("k", 3600) == 2, "back on the primary"
+
+
+def test_an_amount_is_counted_in_one_call_in_redis_and_in_the_database(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The matching budget counts the identifiers of a report with one call: the same totals as that many
+    single hits, the window's expiry set by the first call in Redis, old windows cleaned in the database."""
+    redis_server = RedisProcess(tmp_path, free_port(), appendonly=False)
+    runtime = build_runtime(settings)
+    try:
+        redis_server.start()
+        counters: list[Counter] = [RedisCounter(redis_server.url), SqlCounter(runtime.sessions)]
+        for counter in counters:
+            assert counter.hit("amounts", 3600, 3) == 3
+            assert counter.hit("amounts", 3600) == 4
+            assert counter.hit("amounts", 3600, 5) == 9
+        ttl = redis.Redis.from_url(redis_server.url).ttl(f"rl:amounts:{int(time.time()) // 3600}")
+        assert 3600 < int(ttl) <= 7200
+        with runtime.sessions() as db:
+            assert db.scalars(
+                select(RateLimitCounter.count).where(RateLimitCounter.key == "amounts")
+            ).all() == [9]
+    finally:
+        redis_server.stop()
+        runtime.dispose()
 
 
 def test_intake_goes_on_and_stays_limited_while_redis_is_down(settings: Settings, tmp_path: Path) -> None:

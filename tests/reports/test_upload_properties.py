@@ -52,15 +52,15 @@ PROPERTY = settings(
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=20)
 # Field values as a browser sends them: any text (no surrogates: they cannot be encoded).
-field_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+field_values = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=300)
 # Text files: no NUL (that makes a file binary to the sniffer), long enough to cross the 4 KiB sniff window.
 text_files = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
     min_size=1,
     max_size=3000,
 )
 file_names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\r\n\x00\\'), max_size=60
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters='"\r\n\x00\\'), max_size=60
 )
 
 

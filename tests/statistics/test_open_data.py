@@ -17,7 +17,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from rdflib import RDF, RDFS, XSD, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF
+from rdflib.term import Node
 from sqlalchemy import event
 
 from service.app import create_app
@@ -198,6 +199,13 @@ def test_the_data_package_validates_and_holds_exactly_the_released_figures(
             ), (table["id"], row["key"])
 
 
+def literals(nodes: Iterable[Node]) -> list[Literal]:
+    """The literals among RDF objects (a title or description that is not a literal fails the test)."""
+    found = list(nodes)
+    assert all(isinstance(node, Literal) for node in found), found
+    return [node for node in found if isinstance(node, Literal)]
+
+
 def descriptor_errors(descriptor: dict[str, Any]) -> list[str]:
     return [error.message for error in frictionless.Package.validate_descriptor(descriptor).errors]
 
@@ -231,10 +239,12 @@ def test_the_dcat_ap_de_metadata_parse_as_rdf_and_describe_every_file(
         own = Graph().parse(data=client.get(f"/statistik/daten/{year}/dcat.ttl").text, format="turtle")
         for graph in (catalogue, own):
             assert (dataset, RDF.type, DCAT.Dataset) in graph
-            titles = {str(title.language): str(title) for title in graph.objects(dataset, DCTERMS.title)}
+            titles = {str(t.language): str(t) for t in literals(graph.objects(dataset, DCTERMS.title))}
             assert titles["de"] == f"Gemeldete Anfeindungen gegen Kommunalpolitik und -verwaltung {year}"
             assert str(year) in titles["en"]
-            descriptions = {str(d.language): str(d) for d in graph.objects(dataset, DCTERMS.description)}
+            descriptions = {
+                str(d.language): str(d) for d in literals(graph.objects(dataset, DCTERMS.description))
+            }
             assert "ε-Differential-Privacy" in descriptions["de"]
             assert "OpenDP" in descriptions["de"]
             assert "Diese Veröffentlichung verbraucht ε = 0,9" in descriptions["de"]
@@ -258,7 +268,7 @@ def test_the_dcat_ap_de_metadata_parse_as_rdf_and_describe_every_file(
             assert graph.value(dataset, RHS.epsilonSpentInYear) == Literal("0.9", datatype=XSD.decimal)
             assert graph.value(dataset, RHS.epsilonRemainingInYear) == Literal("0.1", datatype=XSD.decimal)
             assert graph.value(dataset, RHS.privacyUnit) == Literal("reporter_year")
-            assert graph.value(dataset, RHS.smallCellSuppression).toPython() is False
+            assert graph.value(dataset, RHS.smallCellSuppression) == Literal(False)
 
             distributions = set(graph.objects(dataset, DCAT.distribution))
             assert len(distributions) == 1 + len(TABLES)
@@ -273,7 +283,9 @@ def test_the_dcat_ap_de_metadata_parse_as_rdf_and_describe_every_file(
                     "http://purl.org/adms/status/Completed"
                 )
                 body = fetch(client, str(url))
-                assert graph.value(distribution, DCAT.byteSize).toPython() == len(body)
+                size = graph.value(distribution, DCAT.byteSize)
+                assert isinstance(size, Literal)
+                assert size.toPython() == len(body)
                 checksum = graph.value(distribution, SPDX.checksum)
                 assert str(graph.value(checksum, SPDX.checksumValue)) == hashlib.sha256(body).hexdigest()
                 downloads.add(str(url).removeprefix(f"{BASE}/statistik/daten/{year}/"))

@@ -97,7 +97,7 @@ class ModuleScheduling(LoadScopeScheduling):
                 other.shutdown()
 
     def remove_node(self, node: Any) -> str | None:
-        crashed = super().remove_node(node)
+        crashed: str | None = super().remove_node(node)
         if self._only_alone_left() and len(self.nodes) == 1:
             [last] = self.nodes
             if not last.shutting_down and self._pending_of(self.assigned_work[last]) <= 1:
