@@ -1,6 +1,7 @@
-"""Who holds an organisation's keys: epochs, member grants, recovery shares.
+"""Who holds an organisation's keys: epochs, member grants, recovery shares (``KeyCustody``).
 
-docs/security.md, "Key hierarchy"; docs/key-custody.md.
+docs/security.md, "Key hierarchy"; docs/key-custody.md. The member grants are made in ``grants``, the
+custodians' shares in ``recovery``; this module starts, rotates and destroys epochs and removes members.
 
 The rules this module keeps:
 - The operator never sees a key that opens a case. An organisation's first key pair is made by its first
