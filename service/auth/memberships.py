@@ -23,6 +23,9 @@ from service.identity.models import Membership, MembershipRole, Organisation, St
 
 
 class MembershipAdmin:
+    """The membership half of ``AccountService``, which sets both attributes below; ``_record`` serves
+    the account changes there too."""
+
     audit: AuditLog | None
     custody: KeyCustody
 
