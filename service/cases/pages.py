@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.auth.deps import StaffDep, pages_of
-from service.auth.models import StaffUser
 from service.auth.subject import Subject
 from service.cases import repository as case_repository
 from service.cases.deadlines import DeadlineBasis
@@ -44,10 +43,10 @@ from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed, NotFound, ValidationFailed
 from service.evidence.uploads import parse_form
 from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, format_size, has_key, pick
+from service.identity import repository as organisations
+from service.identity.models import Organisation, StaffUser
 from service.matching.display import identifier_items, kind_labels
 from service.matching.schemas import PerpetratorIdentifier
-from service.organisations import repository as organisations
-from service.organisations.models import Organisation
 from service.runtime import Runtime
 from service.taxonomy.loader import ANSWER_KINDS
 from service.web import BodyKind, StrictRoute, body, read_form, request_lang

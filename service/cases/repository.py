@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, selectinload
 from service.audit.models import AuditEvent
 from service.cases.models import (
     Case,
-    CaseKeyGrant,
     CaseMessage,
     CaseNote,
     EventLink,
@@ -40,7 +39,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.evidence.models import Attachment
-from service.organisations.models import Organisation
+from service.identity.models import CaseKeyGrant, Organisation
 from service.taxonomy import parse_type_code
 
 

@@ -22,7 +22,6 @@ from service.cases import events, proceedings, repository
 from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
 from service.cases.models import (
     Case,
-    CaseKeyGrant,
     CaseMessage,
     CaseNote,
     CaseStatus,
@@ -48,10 +47,10 @@ from service.evidence.attachments import DecryptedAttachment
 from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody, RotationReason
+from service.identity.models import CaseKeyGrant, Organisation
 from service.matching.sealed import open_typed
-from service.organisations import repository as organisations
-from service.organisations.custody import KeyCustody, RotationReason
-from service.organisations.models import Organisation
 from service.outbox.writer import enqueue
 from service.statistics.extract import classification
 from service.taxonomy import Taxonomy

@@ -32,8 +32,8 @@ from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.evidence.models import Attachment
 from service.i18n import LOCAL_ZONE
+from service.identity.models import MembershipRole
 from service.matching.sealed import open_typed
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from service.secrets.rotation import ROTATIONS
 from service.statistics import dp
