@@ -14,8 +14,8 @@ from pathlib import Path
 
 from service.config import Settings, load_secrets
 from service.db import make_engine
+from service.identity.models import MembershipRole
 from service.migrate import upgrade
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime, build_runtime
 from tests.support.notification import RedisProcess
 from tests.support.stack import PgCluster, free_port

@@ -52,7 +52,7 @@ from sqlalchemy import update
 from bench.common import Stack
 from service.config import Settings, load_secrets
 from service.db import make_engine, make_sessionmaker
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from tests.support.notification import Inbox, SmtpService, WebhookServer
 from tests.support.product import (
     ROUTED_ORGANISATION,

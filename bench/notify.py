@@ -40,8 +40,8 @@ from bench.common import Stack, free_port
 from bench.intake import percentile
 from service.config import Settings, load_secrets
 from service.db import make_engine, make_sessionmaker
+from service.identity.models import MembershipRole
 from service.migrate import upgrade
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import build_runtime
 from tests.support.forms import report_body

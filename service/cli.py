@@ -36,7 +36,7 @@ def _settings(listen_host: str | None = None) -> Settings:
 
 def _known_orgs() -> Mapping[str, bool]:
     """Organisations in the database and whether they hold a key (for ``policy check``)."""
-    from service.organisations import repository
+    from service.identity import repository
 
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
@@ -242,8 +242,9 @@ def org_rotate(slug: Annotated[str, typer.Argument(help="The organisation")]) ->
     """Start a new key epoch (new cases are wrapped to it); needs no key, shows none."""
     from service.audit import AuditLog
     from service.config import load_secrets
-    from service.organisations import repository
-    from service.organisations.custody import CustodyError, KeyCustody, RotationReason
+    from service.identity import repository
+    from service.identity.custody import KeyCustody, RotationReason
+    from service.identity.grants import CustodyError
 
     settings = _settings()
     engine = make_engine(settings.resolved_database_url)
@@ -287,7 +288,7 @@ def org_webhook(
     from service.audit import AuditLog
     from service.config import load_secrets
     from service.crypto import webhook_secret
-    from service.organisations import repository
+    from service.identity import repository
 
     settings = _settings()
     if off == (url is not None):

@@ -17,8 +17,8 @@ from service.auth import repository as staff_repository
 from service.auth.service import AccountService
 from service.config import ConfigurationError, Mode, Settings
 from service.crypto import Argon2Params
-from service.organisations import repository
-from service.organisations.models import MembershipRole
+from service.identity import repository
+from service.identity.models import MembershipRole
 from service.organisations.service import create_organisation
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, DemoFiling

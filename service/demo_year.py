@@ -31,10 +31,11 @@ import numpy as np
 from sqlalchemy import func, select
 
 from service.cases.conversation import add_message
-from service.cases.models import Case, CaseKeyGrant, CaseStatus, GrantRole, MessageDirection
+from service.cases.models import Case, CaseStatus, GrantRole, MessageDirection
 from service.config import ConfigurationError, Mode
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
+from service.identity.models import CaseKeyGrant
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime

@@ -1,21 +1,13 @@
 """Imports every feature's models so that metadata (and Alembic) sees all tables."""
 
 from service.audit.models import AuditEvent
-from service.auth.models import RecoveryCode, StaffUser, WebSession
-from service.cases.models import (
-    Case,
-    CaseKeyGrant,
-    CaseMessage,
-    CaseNote,
-    Incident,
-    ReminderLog,
-    RoutingRecord,
-)
+from service.auth.models import RecoveryCode, WebSession
+from service.cases.models import Case, CaseMessage, CaseNote, Incident, ReminderLog, RoutingRecord
 from service.db import Base
 from service.evidence.models import Attachment
+from service.identity.models import CaseKeyGrant, Membership, Organisation, StaffUser
 from service.knowledge.models import KnowledgeArticle, SavedSelfcheck, SelfcheckTally
 from service.matching.models import PerpetratorToken
-from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
 from service.reports.models import SubmissionToken

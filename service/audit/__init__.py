@@ -5,8 +5,10 @@ first row that was altered, removed, moved or forged, and (given a checkpoint ke
 The command line (``service.audit.cli.audit_app``) is not imported here: it pulls in the whole runtime.
 """
 
+from service.audit.chain import key_id
 from service.audit.checkpoint import Checkpoint, find_checkpoints
-from service.audit.service import AuditKeyMismatch, AuditLog, Problem, VerifyResult, key_id, verify
+from service.audit.service import AuditKeyMismatch, AuditLog
+from service.audit.verification import Problem, VerifyResult, verify
 
 __all__ = [
     "AuditKeyMismatch",

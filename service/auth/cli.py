@@ -16,11 +16,12 @@ import typer
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.service import AccountError, AccountService, NewCredentials
+from service.auth.errors import AccountError
+from service.auth.service import AccountService, NewCredentials
 from service.config import Secrets, Settings, get_settings, load_secrets
 from service.db import make_engine, make_sessionmaker
-from service.organisations import repository as organisations
-from service.organisations.models import MembershipRole
+from service.identity import repository as organisations
+from service.identity.models import MembershipRole
 
 user_app = typer.Typer(help="Staff accounts: create, list, disable, reset.", no_args_is_help=True)
 
@@ -215,7 +216,7 @@ def recover(
     For when every member lost their password. Each custodian types their share at the hidden prompt. The
     shares then passed through this terminal, so the organisation's leads are asked to make new ones.
     """
-    from service.organisations.custody import CustodyError
+    from service.identity.grants import CustodyError
 
     with _accounts(_settings()) as (session, accounts):
         organisation = organisations.by_slug(session, org_slug)

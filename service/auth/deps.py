@@ -35,7 +35,7 @@ from service.errors import (
     PasswordChangeRequired,
     RateLimited,
 )
-from service.organisations import repository as organisations
+from service.identity import repository as organisations
 from service.ratelimit.service import Limit
 from service.runtime import Runtime, login_client_limit
 from service.web import Pages, read_cookie, wants_html

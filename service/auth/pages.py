@@ -28,13 +28,14 @@ from service.auth.deps import (
     sign_in,
     sign_out,
 )
+from service.auth.errors import PasswordRejected
 from service.auth.passwords import PasswordProblem
-from service.auth.service import PasswordRejected, TotpChange, TotpEnrolment
+from service.auth.second_factor import TotpChange, TotpEnrolment
 from service.auth.subject import Subject
 from service.deps import runtime_of
 from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
 from service.i18n import Translator
-from service.organisations import repository as organisations
+from service.identity import repository as organisations
 from service.runtime import Runtime
 from service.web import StrictRoute, read_form, request_lang
 

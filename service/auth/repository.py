@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.auth.models import RecoveryCode, StaffUser
+from service.auth.models import RecoveryCode
+from service.identity.models import StaffUser
 
 
 def user_by_email(session: Session, email: str) -> StaffUser | None:

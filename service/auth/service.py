@@ -1,4 +1,4 @@
-"""Staff accounts: creation, passwords, TOTP, recovery codes, sign-in, memberships (docs/security.md).
+"""Staff accounts: creation, reset, passwords, sign-in, and the subject of a session (docs/security.md).
 
 An account gets its key pair when its owner sets a password of their own: the operator who created the
 account saw the initial password, so nothing is ever sealed under it. The private key is sealed under the
@@ -7,20 +7,18 @@ password check there is: a wrong password simply does not open it, and a dump wi
 test a guess. The password cannot be reset without losing that key, so an administrator's reset removes
 the key pair and every grant; the owner's next password makes a new pair, and a lead grants again.
 
-The service never commits; the caller does, so that a change and its consequences (ended sessions, used
-codes) land together.
+The key sealing is in ``account_keys``, TOTP and recovery codes in ``second_factor``, membership changes in
+``memberships`` (a base of ``AccountService``). The service never commits; the caller does, so that a change
+and its consequences (ended sessions, used codes) land together.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-import struct
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
@@ -28,109 +26,32 @@ from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
 from service.auth import repository, sessions
-from service.auth.models import StaffUser
-from service.auth.passwords import (
-    PasswordProblem,
-    new_initial_password,
-    new_recovery_code,
-    password_problem,
-)
+from service.auth.account_keys import AccountKeys
+from service.auth.errors import AccountError, PasswordRejected
+from service.auth.memberships import MembershipAdmin
+from service.auth.passwords import PasswordProblem, new_initial_password, password_problem
+from service.auth.second_factor import ISSUER, SecondFactor, TotpChange, TotpEnrolment
 from service.auth.sessions import STAFF_SESSION, OpenSession
 from service.auth.subject import Subject
 from service.crypto import (
     Argon2Params,
-    Context,
     CryptoError,
     DecryptionError,
-    InvalidReceipt,
     PrivateKey,
-    UnsupportedFormatError,
-    derive_password_key,
     generate_keypair,
-    keyed_hash,
     new_totp_secret,
-    open_sealed,
-    open_with_password_and_pepper,
-    seal,
-    seal_with_password_and_pepper,
-    sealed_needs_reseal,
     totp_secret_base32,
     totp_uri,
     verify_totp,
 )
-from service.crypto.passwords import LEGACY_WRAPPED_VERSION
-from service.crypto.receipt import normalize_code
 from service.db import new_id, utcnow
-from service.errors import NotFound, ValidationFailed
-from service.organisations import repository as organisations
-from service.organisations.custody import (
-    CustodyError,
-    KeyCustody,
-    RotationReason,
-    grant_epochs,
-    has_inherited_members,
-    open_member_grant,
-    seal_member_grant,
-)
-from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
+from service.errors import NotFound
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody, RotationReason, has_inherited_members
+from service.identity.grants import open_member_grant, seal_member_grant
+from service.identity.models import MemberKeyGrant, StaffUser
 
 log = logging.getLogger("rueckhalt.auth")
-
-ISSUER = "Rückhalt"
-RECOVERY_CODES = 10
-RECOVERY_CODE_CHARS = 12
-# A pending TOTP enrolment (secret shown, not yet confirmed) is good for this long.
-ENROLMENT_SECONDS = 15 * 60
-_DUMMY_SALT_BYTES = 16
-
-
-class AccountError(ValueError):
-    """An operator's or lead's request that cannot be done; the message says why, never echoing secrets.
-
-    ``code`` is stable, for pages to translate (``organisation.error.<code>``).
-    """
-
-    def __init__(self, message: str, code: str = "account") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class PasswordRejected(ValidationFailed):
-    """A new password breaks the policy, or the current one was wrong; names the field, never the value."""
-
-    def __init__(self, problem: PasswordProblem, field: str = "new_password") -> None:
-        super().__init__(
-            [{"loc": ["body", field], "type": f"password.{problem.value}", "msg": _PROBLEM_TEXT[problem]}]
-        )
-        self.problem = problem
-        self.field = field
-
-
-_PROBLEM_TEXT = {
-    PasswordProblem.too_short: "The password must have at least 12 characters.",
-    PasswordProblem.too_long: "The password must have at most 256 characters.",
-    PasswordProblem.common: "This password is one of the most common passwords. Choose another one.",
-    PasswordProblem.too_simple: "This password repeats too few characters. Choose a longer mix.",
-    PasswordProblem.unchanged: "The new password must differ from the current one.",
-    PasswordProblem.current_wrong: "The current password is wrong.",
-    PasswordProblem.mismatch: "The two new passwords differ.",
-}
-
-
-def user_key_context(user_id: str) -> Context:
-    return Context("user_private", record_id=user_id)
-
-
-def initial_password_context(user_id: str) -> Context:
-    return Context("initial_password", record_id=user_id)
-
-
-def _totp_context(user_id: str) -> Context:
-    return Context("totp_secret", record_id=user_id)
-
-
-def _enrolment_context(user_id: str, session_id_hash: str) -> Context:
-    return Context("totp_enrolment", record_id=user_id, field=session_id_hash)
 
 
 def normalise_email(text: str) -> str:
@@ -177,26 +98,8 @@ class LoggedIn:
     private_key: PrivateKey | None
 
 
-@dataclass(frozen=True)
-class TotpEnrolment:
-    secret: bytes
-    uri: str
-    # The secret sealed for the confirmation form; only this server, this user and this session can open it.
-    token: str
-
-    @property
-    def secret_base32(self) -> str:
-        return totp_secret_base32(self.secret)
-
-
 # The session secret of an account without a key pair: a session must hold something, and this is no key.
 NO_KEY = b"\x00no-key"
-
-
-class TotpChange(StrEnum):
-    done = "done"
-    reauthentication_failed = "reauthentication_failed"
-    new_code_wrong = "new_code_wrong"
 
 
 @dataclass(frozen=True)
@@ -213,7 +116,7 @@ class ResetAccount:
     ended_sessions: int
 
 
-class AccountService:
+class AccountService(MembershipAdmin):
     """Accounts and sign-in. ``params`` are the Argon2 parameters for keys sealed from now on.
 
     The default is RFC 9106's second recommendation; tests pass weaker ones to stay fast. ``clock`` gives
@@ -232,47 +135,15 @@ class AccountService:
     ) -> None:
         if not key_peppers:
             raise ValueError("AccountService needs the key pepper")
-        self.params = params or Argon2Params()
+        self.keys = AccountKeys(key_peppers, params or Argon2Params())
         self.audit = audit
         self.clock = clock
         self.custody = KeyCustody(audit)
-        self._session_key = session_key
-        # The first seals; a second is accepted while a rotation is under way (docs/key-custody.md).
-        self._peppers = key_peppers
-        # A database dump alone must not yield working codes, so TOTP secrets are sealed under a server key.
-        self._totp_key = keyed_hash(session_key, "totp-at-rest", b"")
-        # During a rotation of the session key: TOTP secrets and recovery codes still under the previous key
-        # keep working until `rueckhalt secrets rotate session_key --finish` re-seals (or retires) them.
-        self._previous_totp_keys = tuple(keyed_hash(k, "totp-at-rest", b"") for k in previous_session_keys)
-        self._previous_session_keys = previous_session_keys
-        self._enrolment_key = keyed_hash(session_key, "totp-enrolment", b"")
-        self._dummy_salt = secrets.token_bytes(_DUMMY_SALT_BYTES)
+        self.second_factor = SecondFactor(session_key, previous_session_keys, clock)
 
-    def _record(
-        self,
-        session: Session,
-        action: str,
-        object_id: str,
-        *,
-        actor_id: str | None = None,
-        object_type: str = "staff_user",
-        **details: str | int | bool | None,
-    ) -> None:
-        """Account and membership changes go to the audit log in the same transaction as the change.
-
-        Without an actor id the change came from the operator's command line (the only other way in).
-        """
-        if self.audit is None:
-            return
-        self.audit.append(
-            session,
-            actor_kind="staff" if actor_id else "operator",
-            actor_id=actor_id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            details=details or None,
-        )
+    @property
+    def params(self) -> Argon2Params:
+        return self.keys.params
 
     # -- accounts ------------------------------------------------------------------------------------------
 
@@ -312,7 +183,7 @@ class AccountService:
             sealed_private_key=None,
             initial_password_seal=None,
             key_inherited=False,
-            sealed_totp_secret=self._seal_totp(user_id, totp_secret),
+            sealed_totp_secret=self.second_factor.seal_totp(user_id, totp_secret),
             totp_last_step=None,
             must_change_password=not own_password,
             disabled=False,
@@ -320,78 +191,13 @@ class AccountService:
             password_changed_at=now,
         )
         if own_password:
-            self._new_key_pair(user, password)
+            self.keys.new_key_pair(user, password)
         else:
-            user.initial_password_seal = self._seal_initial(user_id, password)
+            user.initial_password_seal = self.keys.seal_initial(user_id, password)
         session.add(user)
         session.flush()
         self._record(session, "account.create", user_id, is_admin=is_admin, is_coordinator=is_coordinator)
         return NewCredentials(user, password, totp_secret, totp_uri(totp_secret, address, ISSUER))
-
-    def _seal_initial(self, user_id: str, password: str) -> bytes:
-        return seal_with_password_and_pepper(
-            password, b"", initial_password_context(user_id), self._peppers[0], self.params
-        )
-
-    def _seal_private(self, user_id: str, password: str, private: PrivateKey) -> bytes:
-        return seal_with_password_and_pepper(
-            password, private.raw, user_key_context(user_id), self._peppers[0], self.params
-        )
-
-    def _new_key_pair(self, user: StaffUser, password: str) -> PrivateKey:
-        """The account's key pair, born under the owner's own password; the initial one stops working."""
-        private, public = generate_keypair()
-        user.public_key = public.raw
-        user.sealed_private_key = self._seal_private(user.id, password, private)
-        user.initial_password_seal = None
-        return private
-
-    def _open_private(self, user: StaffUser, password: str) -> PrivateKey | None:
-        """The private key if ``password`` opens it; None otherwise. A key still sealed in an older way
-        (migrated format 1, previous pepper, older Argon2 parameters) is sealed again on the way."""
-        assert user.sealed_private_key is not None
-        try:
-            raw = open_with_password_and_pepper(
-                password, user.sealed_private_key, user_key_context(user.id), self._peppers
-            )
-        except UnsupportedFormatError:
-            log.error("a staff key could not be opened: its key pepper is not configured")
-            return None
-        except DecryptionError:
-            return None
-        private = PrivateKey.from_bytes(raw)
-        if sealed_needs_reseal(user.sealed_private_key, self._peppers[0], self.params):
-            user.sealed_private_key = self._seal_private(user.id, password, private)
-        return private
-
-    def _initial_password_ok(self, user: StaffUser, password: str) -> bool:
-        assert user.initial_password_seal is not None
-        seal_value = user.initial_password_seal
-        # An account migrated from format 1 keeps its old key value (wrapped under the pepper, format 3) as
-        # the check of its initial password; it was sealed with the user key's context.
-        context = (
-            user_key_context(user.id)
-            if seal_value[:1] == bytes([LEGACY_WRAPPED_VERSION])
-            else initial_password_context(user.id)
-        )
-        try:
-            open_with_password_and_pepper(password, seal_value, context, self._peppers)
-        except (DecryptionError, UnsupportedFormatError):
-            return False
-        if sealed_needs_reseal(seal_value, self._peppers[0], self.params):
-            # Under a previous pepper, older parameters or format 3: sealed anew while the password is here.
-            user.initial_password_seal = self._seal_initial(user.id, password)
-        return True
-
-    def check_password(self, user: StaffUser, password: str) -> PrivateKey | bool | None:
-        """The unlocked key (own password), True (right initial password, no key yet) or False."""
-        if user.sealed_private_key is not None:
-            private = self._open_private(user, password)
-            return False if private is None else private
-        if user.initial_password_seal is not None:
-            return self._initial_password_ok(user, password)
-        self._dummy_derivation(password)
-        return False
 
     def user_by_email(self, session: Session, email: str) -> StaffUser:
         user = repository.user_by_email(session, login_email(email))
@@ -432,8 +238,8 @@ class AccountService:
         totp_secret = new_totp_secret()
         user.public_key = None
         user.sealed_private_key = None
-        user.initial_password_seal = self._seal_initial(user.id, password)
-        user.sealed_totp_secret = self._seal_totp(user.id, totp_secret)
+        user.initial_password_seal = self.keys.seal_initial(user.id, password)
+        user.sealed_totp_secret = self.second_factor.seal_totp(user.id, totp_secret)
         user.totp_last_step = None
         user.must_change_password = True
         user.password_changed_at = utcnow()
@@ -462,7 +268,7 @@ class AccountService:
         self._check_policy(new_password)
         if unicodedata.normalize("NFC", new_password) == unicodedata.normalize("NFC", current_password):
             raise PasswordRejected(PasswordProblem.unchanged)
-        checked = self.check_password(user, current_password)
+        checked = self.keys.check_password(user, current_password)
         if checked is False:
             raise PasswordRejected(PasswordProblem.current_wrong, "current_password")
         first_key = not isinstance(checked, PrivateKey)
@@ -470,9 +276,9 @@ class AccountService:
             private = checked
             if user.key_inherited:
                 private = self._renew_inherited_key(session, user, new_password, private)
-            user.sealed_private_key = self._seal_private(user.id, new_password, private)
+            user.sealed_private_key = self.keys.seal_private(user.id, new_password, private)
         else:
-            private = self._new_key_pair(user, new_password)
+            private = self.keys.new_key_pair(user, new_password)
         user.must_change_password = False
         user.password_changed_at = utcnow()
         sessions.destroy_all_of(session, STAFF_SESSION, user.id, keep_id_hash=keep_session)
@@ -481,58 +287,20 @@ class AccountService:
         )
         return private
 
-    # -- TOTP and recovery codes ---------------------------------------------------------------------------
-
-    def _seal_totp(self, user_id: str, secret: bytes) -> bytes:
-        return seal(self._totp_key, secret, _totp_context(user_id))
+    # -- the second factor --------------------------------------------------------------------------------
 
     def totp_secret(self, user: StaffUser) -> bytes:
-        for key in self._previous_totp_keys:
-            try:
-                return open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
-            except DecryptionError:
-                return open_sealed(key, user.sealed_totp_secret, _totp_context(user.id))
-        return open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
+        return self.second_factor.totp_secret(user)
 
     def reseal_totp(self, user: StaffUser) -> bool:
-        """Seal the account's TOTP secret under the current session key (a rotation's re-keying step).
-
-        True if it changed; False if it was under the current key already. Raises DecryptionError if no
-        configured key opens it."""
-        try:
-            open_sealed(self._totp_key, user.sealed_totp_secret, _totp_context(user.id))
-            return False
-        except DecryptionError:
-            user.sealed_totp_secret = self._seal_totp(user.id, self.totp_secret(user))
-            return True
+        """Seal the account's TOTP secret under the current session key (``SecondFactor.reseal_totp``)."""
+        return self.second_factor.reseal_totp(user)
 
     def start_totp_enrolment(self, user: StaffUser, session_id_hash: str) -> TotpEnrolment:
-        """A new secret to show; stored nowhere until confirmed with a code from the new app."""
-        secret = new_totp_secret()
-        return TotpEnrolment(
-            secret=secret,
-            uri=totp_uri(secret, user.email, ISSUER),
-            token=self._seal_enrolment(user.id, session_id_hash, secret),
-        )
-
-    def _seal_enrolment(self, user_id: str, session_id_hash: str, secret: bytes) -> str:
-        issued = struct.pack(">Q", int(self.clock()))
-        sealed = seal(self._enrolment_key, issued + secret, _enrolment_context(user_id, session_id_hash))
-        return sealed.hex()
+        return self.second_factor.start_enrolment(user, session_id_hash)
 
     def open_enrolment(self, user: StaffUser, session_id_hash: str, token: str) -> TotpEnrolment | None:
-        """The pending enrolment from its form token; None if forged, from another session, or expired."""
-        try:
-            plain = open_sealed(
-                self._enrolment_key, bytes.fromhex(token), _enrolment_context(user.id, session_id_hash)
-            )
-        except (ValueError, CryptoError):
-            return None
-        (issued,) = struct.unpack(">Q", plain[:8])
-        if not 0 <= self.clock() - issued <= ENROLMENT_SECONDS:
-            return None
-        secret = plain[8:]
-        return TotpEnrolment(secret=secret, uri=totp_uri(secret, user.email, ISSUER), token=token)
+        return self.second_factor.open_enrolment(user, session_id_hash, token)
 
     def reauthenticate(self, session: Session, user: StaffUser, password: str, code: str) -> bool:
         """The password and a current second factor, as at sign-in (code first, used up either way).
@@ -540,10 +308,10 @@ class AccountService:
         Asked before the second factor changes: a session left open on a shared screen must not be enough
         to move someone's codes to a stranger's phone.
         """
-        if not self._second_factor(session, user, code):
-            self._dummy_derivation(password)
+        if not self.second_factor.check(session, user, code):
+            self.keys.dummy_derivation(password)
             return False
-        return isinstance(self.check_password(user, password), PrivateKey)
+        return isinstance(self.keys.check_password(user, password), PrivateKey)
 
     def confirm_totp(
         self,
@@ -563,13 +331,10 @@ class AccountService:
         step = verify_totp(enrolment.secret, "".join(code.split()), self.clock(), None)
         if step is None:
             return TotpChange.new_code_wrong
-        user.sealed_totp_secret = self._seal_totp(user.id, enrolment.secret)
+        user.sealed_totp_secret = self.second_factor.seal_totp(user.id, enrolment.secret)
         user.totp_last_step = max(step, user.totp_last_step or 0)
         self._record(session, "account.totp_replaced", user.id, actor_id=user.id)
         return TotpChange.done
-
-    def _recovery_hash(self, user_id: str, code: str, key: bytes | None = None) -> str:
-        return keyed_hash(key or self._session_key, "recovery-code", f"{user_id}\x00{code}".encode()).hex()
 
     def new_recovery_codes(
         self, session: Session, user: StaffUser, *, password: str, current_code: str
@@ -580,55 +345,20 @@ class AccountService:
         """
         if not self.reauthenticate(session, user, password, current_code):
             return None
-        codes = self._replace_recovery_codes(session, user)
+        codes = self.second_factor.replace_recovery_codes(session, user)
         self._record(session, "account.recovery_codes_made", user.id, actor_id=user.id)
         return codes
 
     def replace_recovery_codes_after_enrolment(self, session: Session, user: StaffUser) -> list[str]:
         """New codes right after a confirmed new app (the password and a code were just checked)."""
-        codes = self._replace_recovery_codes(session, user)
+        codes = self.second_factor.replace_recovery_codes(session, user)
         self._record(session, "account.recovery_codes_made", user.id, actor_id=user.id)
-        return codes
-
-    def _replace_recovery_codes(self, session: Session, user: StaffUser) -> list[str]:
-        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-        hashes = [
-            self._recovery_hash(user.id, normalize_code(code, RECOVERY_CODE_CHARS, "")) for code in codes
-        ]
-        repository.replace_recovery_codes(session, user.id, hashes)
         return codes
 
     def recovery_codes_left(self, session: Session, user_id: str) -> int:
         return repository.recovery_codes_left(session, user_id)
 
-    def _second_factor(self, session: Session, user: StaffUser, code: str) -> bool:
-        """A fresh TOTP code or an unused recovery code; either is used up by this call, even if the password
-        then turns out wrong, so that every password guess costs the attacker a new code."""
-        typed = "".join(code.split())
-        if len(typed) == 6 and typed.isascii() and typed.isdigit():
-            try:
-                secret = self.totp_secret(user)
-            except DecryptionError:
-                log.error("a TOTP secret could not be opened (server key changed?)")
-                return False
-            step = verify_totp(secret, typed, self.clock(), user.totp_last_step)
-            return step is not None and repository.consume_totp_step(session, user.id, step)
-        try:
-            normalised = normalize_code(typed, RECOVERY_CODE_CHARS, "recovery code")
-        except InvalidReceipt:
-            return False
-        # A code made before a rotation of the session key still counts until the rotation is finished.
-        return any(
-            repository.consume_recovery_code(session, user.id, self._recovery_hash(user.id, normalised, key))
-            for key in (self._session_key, *self._previous_session_keys)
-        )
-
     # -- sign-in -------------------------------------------------------------------------------------------
-
-    def _dummy_derivation(self, password: str) -> None:
-        """The Argon2 run a real check would make, for attempts that fail before it: without it, the time
-        taken would tell whether an address has an account or whether the code was right."""
-        derive_password_key(password, self._dummy_salt, self.params)
 
     def login(self, session: Session, email: str, password: str, code: str) -> LoggedIn | None:
         """The account and its unlocked key, or None; the caller commits either way (used codes stay used).
@@ -638,12 +368,12 @@ class AccountService:
         """
         user = repository.user_by_email(session, login_email(email))
         if user is None or user.disabled:
-            self._dummy_derivation(password)
+            self.keys.dummy_derivation(password)
             return None
-        if not self._second_factor(session, user, code):
-            self._dummy_derivation(password)
+        if not self.second_factor.check(session, user, code):
+            self.keys.dummy_derivation(password)
             return None
-        checked = self.check_password(user, password)
+        checked = self.keys.check_password(user, password)
         if checked is False:
             return None
         self._record(session, "auth.login", user.id, actor_id=user.id)
@@ -670,7 +400,7 @@ class AccountService:
                 epoch_key, public, grant.organisation_id, user.id, grant.epoch
             )
         user.public_key = public.raw
-        user.sealed_private_key = self._seal_private(user.id, password, private)
+        user.sealed_private_key = self.keys.seal_private(user.id, password, private)
         user.key_inherited = False
         session.flush()
         self._record(session, "account.key_renewed", user.id, actor_id=user.id)
@@ -711,136 +441,3 @@ class AccountService:
             session_id_hash=opened.id_hash,
             must_change_password=user.must_change_password,
         )
-
-    # -- memberships ---------------------------------------------------------------------------------------
-
-    def grant_membership(
-        self,
-        session: Session,
-        organisation: Organisation,
-        user: StaffUser,
-        role: MembershipRole,
-        epoch_keys: dict[int, PrivateKey],
-        granted_by: str | None,
-    ) -> Membership:
-        """Make ``user`` a member (or change their role) and grant every live epoch of the organisation key.
-
-        Refused for an account without a key of its own (initial password), an administrator, a coordinator
-        or a disabled account, with a message that says so.
-        """
-        try:
-            membership = grant_epochs(session, organisation, user, role, epoch_keys, granted_by)
-        except CustodyError as exc:
-            raise AccountError(str(exc), exc.code) from None
-        self.record_membership_grant(session, organisation, user.id, role, granted_by)
-        return membership
-
-    def record_membership_grant(
-        self,
-        session: Session,
-        organisation: Organisation,
-        user_id: str,
-        role: MembershipRole,
-        granted_by: str | None,
-    ) -> None:
-        self._record(
-            session,
-            "membership.grant",
-            user_id,
-            actor_id=granted_by,
-            organisation_id=organisation.id,
-            role=MembershipRole(role).value,
-        )
-
-    def grant_with_shares(
-        self,
-        session: Session,
-        organisation: Organisation,
-        shares: list[str],
-        user: StaffUser,
-        role: MembershipRole,
-    ) -> Membership:
-        """The demo's grant (it plays every custodian): every live epoch, opened with k shares."""
-        try:
-            membership = self.custody.grant_with_shares(session, organisation, shares, user, role)
-        except CustodyError as exc:
-            raise AccountError(str(exc), exc.code) from None
-        self.record_membership_grant(session, organisation, user.id, role, None)
-        return membership
-
-    def name_first_lead(self, session: Session, organisation: Organisation, user: StaffUser) -> Membership:
-        """The first lead of an organisation without a key: a membership with nothing granted (there is no
-        key yet). The account may still be on its initial password; it makes the key pair once it has its own.
-        """
-        if organisation.public_key is not None:
-            raise AccountError(f"organisation {organisation.slug} has a key; a lead grants access", "has_key")
-        if user.is_admin or user.is_coordinator:
-            raise AccountError(
-                "administrators and coordinators cannot be members of an organisation", "staff_role"
-            )
-        if user.disabled:
-            raise AccountError("this account is disabled", "disabled")
-        others = [m for m, _ in organisations.members_of(session, organisation.id) if m.user_id != user.id]
-        if others:
-            # The operator names one first lead; every later member is that lead's grant. A second name
-            # here would be a membership the operator chose, waiting for the first key epoch.
-            raise AccountError(
-                f"organisation {organisation.slug} has its first lead already", "has_first_lead"
-            )
-        membership = organisations.membership(session, user.id, organisation.id)
-        if membership is None:
-            membership = Membership(
-                id=new_id(), user_id=user.id, organisation_id=organisation.id, created_at=utcnow()
-            )
-            session.add(membership)
-        membership.role = MembershipRole.lead.value
-        membership.granted_by = None
-        session.flush()
-        self._record(
-            session, "membership.first_lead", user.id, organisation_id=organisation.id, role=membership.role
-        )
-        return membership
-
-    def grant_as_lead(
-        self, session: Session, lead: Subject, organisation_id: str, user: StaffUser, role: MembershipRole
-    ) -> Membership:
-        """A lead grants their organisation's keys from their own grants. NotFound for anyone else."""
-        if not lead.is_lead_of(organisation_id):
-            raise NotFound()
-        organisation = session.get(Organisation, organisation_id)
-        if organisation is None:
-            raise NotFound()
-        if role is not MembershipRole.lead and organisations.lead_ids(session, organisation_id) == {user.id}:
-            raise AccountError("the last lead of an organisation cannot become a counsellor", "last_lead")
-        return self.grant_membership(
-            session, organisation, user, role, lead.epoch_keys(session, organisation_id), lead.user_id
-        )
-
-    def revoke_membership(
-        self, session: Session, organisation_id: str, user_id: str, revoked_by: str | None = None
-    ) -> bool:
-        """Delete the membership and its grants, and start a new key epoch of the organisation: a copy of
-        the keys the member may have kept opens no case filed from now on."""
-        organisation = session.get(Organisation, organisation_id)
-        if organisation is None:
-            return False
-        removed = self.custody.remove_member(
-            session, organisation, user_id, revoked_by, RotationReason.member_removed
-        )
-        if removed:
-            self._record(
-                session, "membership.revoke", user_id, actor_id=revoked_by, organisation_id=organisation_id
-            )
-        return removed
-
-    def revoke_as_lead(self, session: Session, lead: Subject, organisation_id: str, user_id: str) -> bool:
-        """NotFound for anyone but a lead; AccountError ``last_lead`` for the organisation's last lead with
-        a key (nobody could grant any more, and only the custodians could get the organisation back)."""
-        if not lead.is_lead_of(organisation_id):
-            raise NotFound()
-        leads = organisations.lead_ids(session, organisation_id)
-        if leads == {user_id}:
-            raise AccountError(
-                "the last lead of an organisation cannot be removed; make another lead first", "last_lead"
-            )
-        return self.revoke_membership(session, organisation_id, user_id, revoked_by=lead.user_id)

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.crypto import DecryptionError, PrivateKey
 from service.errors import NotFound
-from service.organisations.custody import member_epoch_keys, member_grant, open_member_grant
-from service.organisations.models import MembershipRole
+from service.identity.grants import member_epoch_keys, member_grant, open_member_grant
+from service.identity.models import MembershipRole
 
 log = logging.getLogger("rueckhalt.auth")
 

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from service.audit import AuditLog
 from service.audit.checkpoint import Checkpoint
-from service.audit.service import VerifyResult, verify
+from service.audit.verification import VerifyResult, verify
 from service.backup import database
 from service.backup.archive import (
     BEGIN_MEMBER,

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import AuditLog
 from service.cases import repository
 from service.cases.deadlines import ReminderStage, ReminderWeek
-from service.cases.models import Case, CaseKeyGrant, ReminderLog
+from service.cases.models import Case, ReminderLog
+from service.identity.models import CaseKeyGrant
 from service.outbox.writer import enqueue
 
 log = logging.getLogger("rueckhalt.cases")

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import ID_TYPE, MINUTE, SECOND, Base, UTCDateTime, new_id, utcnow
+from service.identity.models import CaseKeyGrant
 
 
 class CaseStatus(StrEnum):
@@ -116,7 +117,7 @@ class Case(Base):
     incidents: Mapped[list[Incident]] = relationship(
         back_populates="case", order_by="Incident.seq", cascade="all, delete-orphan"
     )
-    grants: Mapped[list[CaseKeyGrant]] = relationship(back_populates="case", cascade="all, delete-orphan")
+    grants: Mapped[list[CaseKeyGrant]] = relationship(cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_case_file_status_land", "status", "land"),)
 
@@ -153,29 +154,6 @@ class Incident(Base):
 
 # Relationships below exist so that the unit of work inserts parents before children in a single flush
 # (it orders by relationships, not by foreign keys alone); intake code sets the id columns directly.
-
-
-class CaseKeyGrant(Base):
-    """The case data key wrapped (HPKE) to one organisation: routing is this grant."""
-
-    __tablename__ = "case_key_grant"
-
-    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
-    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
-    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), index=True)
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
-    # The organisation's key epoch the case key is wrapped to (its newest when the grant was written).
-    epoch: Mapped[int] = mapped_column(Integer, default=1)
-    role: Mapped[str] = mapped_column(String(16))
-    # Escalation steps hold a key from the start but see the case only once the service opens access.
-    active: Mapped[bool] = mapped_column(Boolean)
-    escalation_after_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    granted_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
-    opened_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
-
-    case: Mapped[Case] = relationship(back_populates="grants")
-
-    __table_args__ = (UniqueConstraint("case_id", "organisation_id", name="uq_case_key_grant_case_org"),)
 
 
 class RoutingRecord(Base):

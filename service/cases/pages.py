@@ -48,7 +48,7 @@ from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound, ValidationFailed
 from service.i18n import Translator
-from service.organisations import repository as organisations
+from service.identity import repository as organisations
 from service.runtime import Runtime
 from service.web import StrictRoute, read_form, request_lang
 

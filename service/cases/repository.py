@@ -27,10 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 
 from service.audit.models import AuditEvent
-from service.auth.models import StaffUser
 from service.cases.models import (
     Case,
-    CaseKeyGrant,
     CaseMessage,
     CaseNote,
     EventLink,
@@ -41,7 +39,7 @@ from service.cases.models import (
     RoutingRecord,
 )
 from service.evidence.models import Attachment
-from service.organisations.models import Organisation
+from service.identity.models import CaseKeyGrant, Organisation, StaffUser
 from service.taxonomy import parse_type_code
 
 

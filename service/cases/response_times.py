@@ -15,8 +15,8 @@ from statistics import median
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from service.cases.models import Case, CaseKeyGrant, CaseMessage
-from service.organisations.models import Organisation
+from service.cases.models import Case, CaseMessage
+from service.identity.models import CaseKeyGrant, Organisation
 
 ACK_MARK = timedelta(days=7)
 ANSWER_MARK = timedelta(days=91)  # three months

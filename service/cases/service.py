@@ -26,7 +26,6 @@ from service.cases.casefile import inbox_row, incident_deadline, read_case_file
 from service.cases.conversation import add_message
 from service.cases.models import (
     Case,
-    CaseKeyGrant,
     CaseLabel,
     CaseNote,
     CaseOutcome,
@@ -52,9 +51,9 @@ from service.evidence.attachments import DecryptedAttachment
 from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
 from service.i18n import LOCAL_ZONE
-from service.organisations import repository as organisations
-from service.organisations.custody import KeyCustody, RotationReason
-from service.organisations.models import Organisation
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody, RotationReason
+from service.identity.models import CaseKeyGrant, Organisation
 from service.outbox.writer import enqueue
 from service.statistics.extract import classification
 from service.taxonomy import Taxonomy

@@ -23,11 +23,11 @@ from sqlalchemy import delete, distinct, func, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from service.audit import AuditLog
-from service.cases.models import Case, CaseKeyGrant
+from service.cases.models import Case
 from service.crypto import DecryptionError, case_reference, open_case_reference, perpetrator_token
+from service.identity.models import CaseKeyGrant, Organisation
 from service.matching.models import PerpetratorToken
 from service.matching.normalise import Identifier
-from service.organisations.models import Organisation
 from service.outbox.writer import enqueue
 from service.ratelimit.service import Limit, RateLimiter
 

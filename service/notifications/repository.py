@@ -9,11 +9,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service.auth.models import StaffUser
 from service.cases.models import Case
 from service.db import new_id, utcnow
+from service.identity.models import Membership, Organisation, StaffUser
 from service.notifications.recipients import Member, OrganisationInfo
-from service.organisations.models import Membership, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 
 ROTA_KIND = "fallback_rota"

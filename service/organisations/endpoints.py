@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from service.auth.deps import StaffDep, StaffWriteDep
-from service.auth.service import AccountError
+from service.auth.errors import AccountError
 from service.deps import RuntimeDep
 from service.errors import NotFound, ValidationFailed, error_responses
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.organisations.schemas import MemberGrant, MemberRead
 from service.organisations.service import lead_view
 from service.validation import public_error

@@ -15,8 +15,8 @@ from collections.abc import Collection
 from sqlalchemy.orm import Session
 
 from service.crypto import PublicKey
-from service.organisations import repository
-from service.organisations.repository import Receiver
+from service.identity import repository
+from service.identity.repository import Receiver
 
 # Far more than there are organisations; a bound all the same, so a churn of keys cannot grow the cache.
 _MAX_KEYS = 4096

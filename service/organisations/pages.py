@@ -15,13 +15,14 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import StaffDep, pages_of
-from service.auth.service import AccountError
+from service.auth.errors import AccountError
 from service.auth.subject import Subject
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
-from service.organisations.custody import DEFAULT_THRESHOLD, CustodianShare, CustodyError
-from service.organisations.models import MembershipRole
+from service.identity.grants import CustodyError
+from service.identity.models import MembershipRole
+from service.identity.recovery import DEFAULT_THRESHOLD, CustodianShare
 from service.organisations.service import (
     lead_view,
     my_organisations,

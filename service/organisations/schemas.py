@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 
 
 class MemberGrant(BaseModel):

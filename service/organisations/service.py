@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.models import StaffUser
 from service.auth.subject import Subject
 from service.db import new_id, utcnow
 from service.errors import NotFound
-from service.organisations import repository
-from service.organisations.custody import CustodianShare, CustodyError, KeyCustody, live_epochs
-from service.organisations.models import Organisation
+from service.identity import repository
+from service.identity.custody import KeyCustody
+from service.identity.grants import CustodyError, live_epochs
+from service.identity.models import Organisation, StaffUser
+from service.identity.recovery import CustodianShare
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KINDS = ("counselling", "online_hate", "legal_aid", "police_liaison", "fallback_rota")

@@ -24,13 +24,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.models import StaffUser
-from service.auth.service import initial_password_context, user_key_context
+from service.auth.account_keys import initial_password_context, user_key_context
 from service.config import Secrets
 from service.crypto import wrap_legacy_seal
 from service.crypto.passwords import VERSION as FORMAT_1
-from service.organisations.custody import KeyCustody, RotationReason, has_inherited_members
-from service.organisations.models import MemberKeyGrant, Membership, Organisation
+from service.identity.custody import KeyCustody, RotationReason, has_inherited_members
+from service.identity.models import MemberKeyGrant, Membership, Organisation, StaffUser
 
 
 @dataclass(frozen=True)

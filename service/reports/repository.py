@@ -12,10 +12,10 @@ from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.cases.models import Case, CaseKeyGrant, CaseMessage, Incident, MessageDirection
+from service.cases.models import Case, CaseMessage, Incident, MessageDirection
 from service.db import NewRow, execute_raw, pipelined
 from service.evidence.models import Attachment
-from service.organisations.models import Organisation
+from service.identity.models import CaseKeyGrant, Organisation
 from service.reports.models import SubmissionToken
 from service.reports.submissions import SubmissionClaim
 

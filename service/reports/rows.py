@@ -15,12 +15,7 @@ from service.cases.deadlines import (
     complaint_deadline_of,
     reminder_week,
 )
-from service.cases.models import (
-    CaseKeyGrant,
-    GrantRole,
-    Incident,
-    RoutingRecord,
-)
+from service.cases.models import GrantRole, Incident, RoutingRecord
 from service.cases.repository import KeyHolder
 from service.crypto import (
     keyed_hash,
@@ -30,8 +25,9 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, row_of
 from service.evidence import attachments as files
 from service.evidence.uploads import EncryptedUpload
+from service.identity.models import CaseKeyGrant
+from service.identity.repository import Receiver
 from service.organisations.keys import PublicKeys
-from service.organisations.repository import Receiver
 from service.reports.opened import ctx, local_today
 from service.reports.schemas import (
     IncidentFields,

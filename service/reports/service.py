@@ -40,10 +40,10 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
+from service.identity import repository as organisations
+from service.identity.repository import Receiver
 from service.matching.service import Budget, MatchingService
-from service.organisations import repository as organisations
 from service.organisations.keys import PublicKeys
-from service.organisations.repository import Receiver
 from service.outbox import writer as outbox
 from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue

@@ -44,7 +44,7 @@ from service.cases import repository as case_rows
 from service.cases.models import CaseStatus, ReminderLog
 from service.evidence.blobs import BlobStore, StoredBlob
 from service.i18n import LOCAL_ZONE
-from service.organisations.custody import KeyCustody, unneeded_epochs
+from service.identity.custody import KeyCustody, unneeded_epochs
 from service.outbox.writer import enqueue
 from service.retention import repository
 from service.retention.policy import RetentionPolicy

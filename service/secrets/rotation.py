@@ -24,15 +24,15 @@ from enum import StrEnum
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.auth.models import RecoveryCode, StaffUser, WebSession
+from service.auth.models import RecoveryCode, WebSession
 from service.auth.service import AccountService
 from service.cases.contact import open_address, seal_address
 from service.cases.events import event_token
 from service.cases.models import Case, EventLink
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
+from service.identity.models import Organisation, StaffUser
 from service.matching.models import PerpetratorToken
-from service.organisations.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.statistics.models import StatisticsExtract
 

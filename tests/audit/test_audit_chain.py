@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit import AuditLog, Checkpoint, VerifyResult, verify
 from service.audit import service as audit_service
+from service.audit.chain import GENESIS_MAC, canonical_bytes, chain_mac
 from service.audit.models import AuditEvent
 from service.audit.repository import StoredEvent
-from service.audit.service import GENESIS_MAC, canonical_bytes, chain_mac
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 
 Fill = Callable[[int], list[AuditEvent]]
 

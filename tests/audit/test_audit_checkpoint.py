@@ -28,11 +28,10 @@ from service.audit import Checkpoint, Problem, find_checkpoints, verify
 from service.audit.cli import audit_app
 from service.audit.daily import ACTION, TOPIC, checkpoint_day, send_daily_checkpoint
 from service.audit.models import AuditEvent
-from service.auth.models import StaffUser
 from service.config import Settings, get_settings
 from service.db import UTCDateTime
+from service.identity.models import MembershipRole, StaffUser
 from service.notifications.mail import MaildirMailer
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime

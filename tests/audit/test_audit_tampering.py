@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from service.audit import AuditLog, Checkpoint, Problem, VerifyResult, verify
+from service.audit.chain import chain_mac
 from service.audit.models import AuditEvent
-from service.audit.service import chain_mac
 from service.db import UTCDateTime
 
 Fill = Callable[[int], list[AuditEvent]]

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from service.audit import verify
 from service.audit.models import AuditEvent
 from service.auth.service import AccountService
-from service.organisations import repository as organisations
-from service.organisations.models import MembershipRole
+from service.identity import repository as organisations
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.staff import MakeStaff, Staff
 

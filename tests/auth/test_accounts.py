@@ -8,14 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from service.auth import sessions
-from service.auth.models import RecoveryCode, StaffUser, WebSession
-from service.auth.service import (
-    AccountError,
-    AccountService,
-    PasswordRejected,
-    initial_password_context,
-    user_key_context,
-)
+from service.auth.account_keys import initial_password_context, user_key_context
+from service.auth.errors import AccountError, PasswordRejected
+from service.auth.models import RecoveryCode, WebSession
+from service.auth.service import AccountService
 from service.auth.subject import Subject
 from service.crypto import (
     Argon2Params,
@@ -30,9 +26,9 @@ from service.crypto import (
     wrap_key,
 )
 from service.errors import NotFound
-from service.organisations import repository as organisations
-from service.organisations.custody import member_epoch_keys
-from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
+from service.identity import repository as organisations
+from service.identity.grants import member_epoch_keys
+from service.identity.models import MemberKeyGrant, Membership, MembershipRole, Organisation, StaffUser
 from service.runtime import Runtime
 from tests.support.staff import PASSWORD, WEAK, Clock, MakeStaff, Staff
 

@@ -14,14 +14,13 @@ from typer.testing import CliRunner
 
 from service.audit import AuditLog
 from service.auth import cli as auth_cli
-from service.auth.models import StaffUser
 from service.auth.service import AccountService
 from service.cli import app
 from service.config import Settings, get_settings
 from service.crypto import totp_code, totp_secret_from_base32
-from service.organisations import repository as organisations
-from service.organisations.custody import KeyCustody
-from service.organisations.models import MemberKeyGrant, Membership, MembershipRole, Organisation
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody
+from service.identity.models import MemberKeyGrant, Membership, MembershipRole, Organisation, StaffUser
 from service.runtime import Runtime, build_runtime
 from tests.support.staff import WEAK
 

@@ -9,10 +9,10 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from service.auth import service as account_service
+from service.auth import account_keys
 from service.auth.gate import Argon2Gate
 from service.crypto import totp_code
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff, staff_factory
 
@@ -21,15 +21,15 @@ FAILED = {"detail": "Wrong e-mail, password or code."}
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """Spy on a function as the account service sees it; the list grows by one per call."""
+    """Spy on a function as the account keys see it (service/auth/account_keys.py); one more per call."""
     calls: list[int] = []
-    original = getattr(account_service, name)
+    original = getattr(account_keys, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(account_service, name, spy)
+    monkeypatch.setattr(account_keys, name, spy)
     return calls
 
 

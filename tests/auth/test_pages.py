@@ -14,7 +14,7 @@ from service.auth.models import WebSession
 from service.auth.passwords import PasswordProblem
 from service.crypto import totp_code, totp_secret_from_base32
 from service.i18n import I18N_DIR, SUPPORTED, load_catalogue
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token
 from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff

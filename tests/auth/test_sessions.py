@@ -14,13 +14,14 @@ from sqlalchemy import select
 
 from service.app import create_app
 from service.auth import sessions
+from service.auth.account_keys import user_key_context
 from service.auth.deps import STAFF_COOKIE
-from service.auth.models import StaffUser, WebSession
-from service.auth.service import user_key_context
+from service.auth.models import WebSession
 from service.auth.sessions import REPORTER_SESSION, STAFF_SESSION
 from service.config import Settings
 from service.crypto import Context, DecryptionError, open_sealed, open_with_password_and_pepper
 from service.db import utcnow
+from service.identity.models import StaffUser
 from service.runtime import Runtime, build_runtime
 from tests.support.staff import PASSWORD, MakeStaff
 

@@ -52,8 +52,8 @@ from starlette.routing import Mount, WebSocketRoute
 from starlette.routing import Route as StarletteRoute
 
 from service.app import create_app
-from service.auth.models import StaffUser
 from service.config import Settings
+from service.identity.models import StaffUser
 from service.runtime import build_runtime
 from tests.support.authz import (
     ARTICLE,

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from service.config import Settings, get_settings
 from service.crypto import encode_public_key
 from service.db import utcnow
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from service.statistics.dashboard import make_snapshot
 from service.statistics.domains import domains_from

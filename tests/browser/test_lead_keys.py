@@ -22,11 +22,10 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.auth.models import StaffUser
 from service.config import Settings
 from service.crypto import parse_share
 from service.db import make_engine, make_sessionmaker
-from service.organisations.models import MemberKeyGrant, Membership, Organisation
+from service.identity.models import MemberKeyGrant, Membership, Organisation, StaffUser
 from tests.support.browser import (
     NewAccount,
     context_for,

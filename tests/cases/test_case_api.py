@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service.audit import verify
 from service.audit.models import AuditEvent
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import report_body, report_form_tokens
@@ -210,7 +210,7 @@ def test_a_revoked_member_loses_the_case_at_once(
     counsellor = login(people["counsellor"])
     case_id = only_case_id(counsellor)
     with runtime.sessions() as db:
-        from service.organisations import repository as organisations
+        from service.identity import repository as organisations
 
         org = organisations.by_slug(db, "beratung-by")
         assert org is not None

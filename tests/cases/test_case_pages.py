@@ -24,13 +24,13 @@ from service.audit.models import AuditEvent
 from service.cases import repository
 from service.cases.deadlines import add_months, week_start
 from service.cases.endpoints import API_CASES_LIMIT
-from service.cases.models import Case, CaseKeyGrant, CaseMessage, CaseNote, Incident
+from service.cases.models import Case, CaseMessage, CaseNote, Incident
 from service.cases.pages import INBOX_CASES_PER_STATUS
 from service.cases.repository import CaseFilters
 from service.db import new_id, utcnow
 from service.evidence.models import Attachment
 from service.i18n import LOCAL_ZONE
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from service.taxonomy import type_code_matches

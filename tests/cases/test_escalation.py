@@ -12,10 +12,10 @@ from sqlalchemy import select
 from service.audit.models import AuditEvent
 from service.cases.deadlines import add_months, week_start
 from service.cases.escalation import CaseSchedule
-from service.cases.models import Case, CaseKeyGrant, Incident
+from service.cases.models import Case, Incident
 from service.db import utcnow
 from service.i18n import LOCAL_ZONE
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import report_body

@@ -33,7 +33,7 @@ from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.evidence.models import Attachment
 from service.i18n import LOCAL_ZONE
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from service.secrets.rotation import ROTATIONS
 from service.statistics import dp

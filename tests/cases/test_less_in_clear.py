@@ -17,8 +17,8 @@ from service.cases.deadlines import add_months, week_start
 from service.cases.models import Case, CaseMessage, Incident
 from service.db import make_engine, make_sessionmaker
 from service.i18n import LOCAL_ZONE
+from service.identity.models import MembershipRole
 from service.models import Base
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import report_body
 from tests.support.migration import insert_old_case, insert_row, migrate_to

@@ -11,9 +11,8 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from service.cases.deadlines import add_months, week_start
-from service.cases.models import CaseKeyGrant
 from service.i18n import LOCAL_ZONE
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from tests.support.forms import report_body

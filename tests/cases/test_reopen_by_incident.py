@@ -19,11 +19,11 @@ from sqlalchemy import select
 from service.audit.models import AuditEvent
 from service.auth.subject import Subject
 from service.cases.escalation import CaseSchedule
-from service.cases.models import Case, CaseKeyGrant, CaseStatus
+from service.cases.models import Case, CaseStatus
 from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseUpdate
 from service.db import utcnow
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import report_body

@@ -16,7 +16,7 @@ from service.cli import app
 from service.config import Settings, get_settings
 from service.crypto import Argon2Params
 from service.demo import load_demo
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from service.runtime import build_runtime
 from service.statistics.ledger import published
 

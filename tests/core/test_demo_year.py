@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Case, CaseKeyGrant, CaseMessage, CaseStatus
+from service.cases.models import Case, CaseMessage, CaseStatus
 from service.config import ConfigurationError, Mode, Settings
 from service.demo_year import load_demo_year, load_synthetic_year, months_to_load
-from service.organisations.models import MembershipRole
+from service.identity.models import CaseKeyGrant, MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from service.statistics.ledger import published

@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.audit.models import AuditEvent
-from service.audit.service import verify
+from service.audit.verification import verify
 from service.config import Settings
 from service.db import make_engine
+from service.identity.models import Organisation
+from service.identity.recovery import recovery_private_key
 from service.migrate import upgrade
 from service.models import Base
-from service.organisations.custody import recovery_private_key
-from service.organisations.models import Organisation
 from service.runtime import Runtime, build_runtime
 from tests.support.forms import STANDARD_REPORT
 from tests.support.staff import with_policy_organisations

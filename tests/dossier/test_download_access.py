@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import MembershipRole, Organisation
 from service.runtime import Runtime
 from tests.support.evidence import PDF, Browsers, browsers, file_report, sign_in, staff_browser
 from tests.support.forms import csrf_token

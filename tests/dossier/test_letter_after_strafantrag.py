@@ -19,7 +19,7 @@ from service.cases.models import Case
 from service.dossier.criminal_letters import strafanzeige
 from service.dossier.letter_parts import LetterKind, Typed
 from service.dossier.service import Coded, Dossier, DossierIncident
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.evidence import PDF, Browsers, browsers, file_report, flat, sign_in, staff_browser
 from tests.support.forms import csrf_token

@@ -25,7 +25,7 @@ from service.cases.models import Case
 from service.dossier import letter_parts, letters
 from service.dossier.letter_parts import HEADINGS, LetterKind
 from service.dossier.service import Coded
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.evidence import (
     DESCRIPTION,

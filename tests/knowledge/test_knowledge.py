@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
+from service.identity.models import MembershipRole
 from service.knowledge.models import KnowledgeArticle
 from service.knowledge.seed import seed_articles, shipped
-from service.organisations.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import MakeStaff, Staff

@@ -16,12 +16,12 @@ from sqlalchemy import func, select, update
 
 from service.audit.models import AuditEvent
 from service.db import utcnow
+from service.identity.models import MembershipRole
 from service.knowledge.models import SupportEntry
 from service.knowledge.seed import seed_articles
 from service.knowledge.support import NATIONWIDE, SupportKind, seed_support, shipped_entries
 from service.notifications.mail import render
 from service.notifications.recipients import Directory, Member, recipients
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import csrf_token

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.staff import MakeStaff
 

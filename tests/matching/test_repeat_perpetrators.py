@@ -21,12 +21,12 @@ from sqlalchemy import event as orm_events
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Case, CaseKeyGrant
+from service.cases.models import Case
 from service.crypto import case_reference, perpetrator_token
 from service.db import utcnow
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.matching.models import PerpetratorToken
 from service.matching.service import MATCH_TOPIC, cases_in_clusters
-from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body, submission_token

@@ -23,9 +23,9 @@ from service.app import create_app
 from service.audit.models import AuditEvent
 from service.config import Settings, get_settings
 from service.crypto import case_reference, perpetrator_token
+from service.identity.models import MembershipRole
 from service.matching.models import PerpetratorToken
 from service.matching.service import MATCH_TOPIC, Budget
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime, build_runtime
 from tests.support.backup import point_cli_at

@@ -12,7 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import MembershipRole, Organisation
 from service.outbox.models import OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime

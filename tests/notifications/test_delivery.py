@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from service.config import Settings
 from service.crypto import verify_webhook, webhook_secret
+from service.identity.models import MembershipRole, Organisation
 from service.notifications import repository
 from service.notifications.mail import SmtpMailer
 from service.notifications.service import RECORD_PATIENCE_SECONDS, NotificationService
 from service.notifications.webhooks import WebhookSender
-from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import report_body
@@ -111,7 +111,7 @@ def test_a_new_case_tells_each_member_once_and_nothing_of_the_report(
 
 
 def _user_ids(runtime: Runtime, members: dict[str, str]) -> list[str]:
-    from service.auth.models import StaffUser
+    from service.identity.models import StaffUser
 
     with runtime.sessions() as db:
         return list(db.scalars(select(StaffUser.id).where(StaffUser.email.in_(list(members.values())))))

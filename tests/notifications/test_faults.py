@@ -26,8 +26,8 @@ from sqlalchemy import select
 
 from service.config import PROJECT_ROOT, Settings
 from service.db import make_engine
+from service.identity.models import MembershipRole
 from service.migrate import upgrade
-from service.organisations.models import MembershipRole
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.outbox.relay import relay
 from service.runtime import Runtime, build_runtime

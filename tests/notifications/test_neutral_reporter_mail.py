@@ -18,10 +18,10 @@ from sqlalchemy import select
 from service.app import create_app
 from service.cases.models import Case
 from service.config import Settings
+from service.identity.models import MembershipRole
 from service.notifications.mail import SmtpMailer
 from service.notifications.service import NotificationService
 from service.notifications.webhooks import WebhookSender
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.outbox.writer import enqueue
 from service.runtime import Runtime

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.cases.models import Case
+from service.identity.models import MembershipRole
 from service.notifications.mail import SmtpMailer
 from service.notifications.service import NotificationService
 from service.notifications.webhooks import WebhookSender
-from service.organisations.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body

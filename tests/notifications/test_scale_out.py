@@ -20,8 +20,8 @@ import redis
 from sqlalchemy import func, select
 
 from service.config import Settings
+from service.identity.models import MembershipRole
 from service.notifications.mail import message_id
-from service.organisations.models import MembershipRole
 from service.outbox.models import DeliveryLog, OutboxMessage
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft

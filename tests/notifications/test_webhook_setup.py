@@ -14,7 +14,7 @@ from service.audit.models import AuditEvent
 from service.cli import app
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.crypto import sign_webhook, webhook_secret
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from service.runtime import Runtime
 
 runner = CliRunner()

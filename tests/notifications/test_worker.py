@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from service.runtime import Runtime
 from tests.support.notification import SmtpServer, WebhookReceiver
 from tests.support.worker import REPORT, Stack, outbox, wait_until

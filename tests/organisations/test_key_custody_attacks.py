@@ -33,7 +33,8 @@ from typer.testing import CliRunner
 from service.app import create_app
 from service.audit import AuditLog
 from service.auth import cli as auth_cli
-from service.auth.service import AccountService, user_key_context
+from service.auth.account_keys import user_key_context
+from service.auth.service import AccountService
 from service.cases.models import Case
 from service.cli import app
 from service.config import Settings, get_settings
@@ -49,13 +50,10 @@ from service.crypto import (
 )
 from service.crypto.aead import gcm_decrypt
 from service.db import utcnow
-from service.organisations import repository as organisations
-from service.organisations.custody import (
-    member_epoch_keys,
-    open_epochs_with_recovery,
-    recovery_private_key,
-)
-from service.organisations.models import MembershipRole
+from service.identity import repository as organisations
+from service.identity.grants import member_epoch_keys
+from service.identity.models import MembershipRole
+from service.identity.recovery import open_epochs_with_recovery, recovery_private_key
 from service.runtime import Runtime, build_runtime
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in, shares_in
 from tests.support.forms import csrf_token, report_body

@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 
 from service.app import create_app
 from service.audit import AuditLog
-from service.auth.models import StaffUser
 from service.auth.service import AccountService
 from service.cli import app
 from service.config import Settings, get_settings, load_secrets
@@ -46,8 +45,8 @@ from service.crypto import (
     wrap_key,
 )
 from service.db import make_engine
-from service.organisations.custody import seal_member_grant
-from service.organisations.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch
+from service.identity.grants import seal_member_grant
+from service.identity.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch, StaffUser
 from service.organisations.upgrade import upgrade_key_custody
 from service.runtime import build_runtime
 from tests.support.custody import Loot, cases_opened, dump_database

@@ -21,7 +21,7 @@ from service.cases.models import Case
 from service.cases.response_times import acknowledgement_share
 from service.db import utcnow
 from service.i18n import format_date
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from service.config import PROJECT_ROOT
 from service.display import BIDI_CONTROLS, FSI, PDI, invisible_marks, plain_isolated
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff
 

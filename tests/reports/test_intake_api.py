@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.app import create_app
-from service.cases.models import Case, CaseKeyGrant, Incident, RoutingRecord
+from service.cases.models import Case, Incident, RoutingRecord
 from service.crypto import (
     Context,
     PrivateKey,
@@ -20,8 +20,8 @@ from service.crypto import (
     unwrap_key,
 )
 from service.db import utcnow
-from service.organisations.custody import open_epochs_with_recovery, recovery_private_key
-from service.organisations.models import Organisation
+from service.identity.models import CaseKeyGrant, Organisation
+from service.identity.recovery import open_epochs_with_recovery, recovery_private_key
 from service.outbox.models import OutboxMessage, WorkerHeartbeat
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract

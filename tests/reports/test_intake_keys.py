@@ -8,10 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from service.cases.models import CaseKeyGrant
 from service.crypto import generate_keypair, unwrap_key
-from service.organisations import repository
-from service.organisations.models import Organisation
+from service.identity import repository
+from service.identity.models import CaseKeyGrant, Organisation
 from service.reports.opened import ctx as _ctx
 from service.runtime import Runtime
 from tests.support.forms import report_body

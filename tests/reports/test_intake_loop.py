@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.app import create_app
-from service.cases.models import Case, CaseKeyGrant, Incident, RoutingRecord
+from service.cases.models import Case, Incident, RoutingRecord
 from service.db import new_row
+from service.identity.models import CaseKeyGrant
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract

@@ -17,9 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.cases.escalation import CaseSchedule
-from service.cases.models import CaseKeyGrant
 from service.db import utcnow
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body, report_form_tokens
 from tests.support.staff import MakeStaff

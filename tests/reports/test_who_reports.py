@@ -15,8 +15,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.cases.models import Case, CaseKeyGrant, RoutingRecord
-from service.organisations.models import MembershipRole, Organisation
+from service.cases.models import Case, RoutingRecord
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
 from service.statistics.models import StatisticsExtract
 from tests.support.evidence import assert_nothing_in_clear

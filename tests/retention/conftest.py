@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth.subject import Subject
 from service.db import utcnow
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token
 from tests.support.retention import PDF, REPORT, Filed, FileReport, WorkCase

@@ -28,7 +28,7 @@ from service.cli import app
 from service.config import SECRET_NAMES, Mode, Settings, get_settings, load_secrets
 from service.crypto import keyed_hash, totp_code
 from service.errors import NotFound
-from service.organisations.models import Organisation
+from service.identity.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime
 from service.secrets import ROTATIONS
@@ -261,7 +261,7 @@ def test_sessions_end_and_the_authenticator_keeps_working_after_the_session_key(
     receipt = file_report(client)
     with runtime.sessions() as db:
         user = runtime.accounts.user_by_email(db, staff.email)
-        runtime.accounts._replace_recovery_codes(db, user)
+        runtime.accounts.second_factor.replace_recovery_codes(db, user)
         web_sessions.create(db, STAFF_SESSION, staff.user_id, b"k" * 32)
         opened = runtime.intake.open_case(db, receipt)
         web_sessions.create(db, REPORTER_SESSION, opened.case.id, opened.data_key)
@@ -513,7 +513,7 @@ def test_between_deploying_and_finishing_the_previous_values_are_still_read(
     file_report(client, notify_email="ich@example.org")
     with runtime.sessions() as db:
         user = runtime.accounts.user_by_email(db, staff.email)
-        codes = runtime.accounts._replace_recovery_codes(db, user)
+        codes = runtime.accounts.second_factor.replace_recovery_codes(db, user)
         db.commit()
         case_id, sealed = db.execute(select(Case.id, Case.notify_ciphertext)).one()
     new_key = bytes(range(100, 132))

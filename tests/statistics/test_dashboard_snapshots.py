@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from service.statistics.dashboard import make_snapshot, snapshot_of
 from service.statistics.domains import domains_from

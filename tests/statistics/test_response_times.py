@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
-from service.cases.models import Case, CaseKeyGrant, CaseMessage
+from service.cases.models import Case, CaseMessage
 from service.db import utcnow
-from service.organisations.models import MembershipRole, Organisation
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
 from tests.support.forms import report_body
 from tests.support.staff import MakeStaff

@@ -24,14 +24,14 @@ from sqlalchemy import func, select, update
 from service.app import create_app
 from service.audit.models import AuditEvent
 from service.auth import sessions
-from service.auth.models import StaffUser, WebSession
-from service.cases.models import Case, CaseKeyGrant
+from service.auth.models import WebSession
+from service.cases.models import Case
 from service.db import Base, utcnow
 from service.evidence.models import Attachment
+from service.identity.models import CaseKeyGrant, MembershipRole, Organisation, StaffUser
 from service.knowledge.models import SupportEntry
 from service.knowledge.seed import seed_articles
 from service.knowledge.support import seed_support
-from service.organisations.models import MembershipRole, Organisation
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime
 from service.statistics.dashboard import make_snapshot

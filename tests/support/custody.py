@@ -37,7 +37,8 @@ from service.crypto import (
     unwrap_private_key,
 )
 from service.crypto.errors import InvalidReceipt
-from service.organisations.custody import grant_wrap_context, member_key_context, recovery_epoch_context
+from service.identity.grants import grant_wrap_context, member_key_context
+from service.identity.recovery import recovery_epoch_context
 
 Dump = dict[str, list[dict[str, Any]]]
 

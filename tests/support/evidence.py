@@ -19,7 +19,7 @@ from sqlalchemy import MetaData, select
 
 from service.app import create_app
 from service.cases.models import Case
-from service.organisations.models import MembershipRole
+from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_form_tokens
 from tests.support.staff import MakeStaff, Staff

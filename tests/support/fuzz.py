@@ -22,8 +22,8 @@ from service.audit.models import AuditEvent
 from service.config import Settings
 from service.crypto import totp_code
 from service.db import utcnow
+from service.identity.models import MembershipRole
 from service.models import Base
-from service.organisations.models import MembershipRole
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import make_snapshot

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from service.auth.service import AccountService
 from service.crypto import Argon2Params, totp_code
 from service.db import new_id, utcnow
-from service.organisations import repository as organisations
-from service.organisations.custody import KeyCustody
-from service.organisations.models import Membership, MembershipRole
+from service.identity import repository as organisations
+from service.identity.custody import KeyCustody
+from service.identity.models import Membership, MembershipRole
 from service.organisations.service import create_organisation
 from service.runtime import Runtime
 

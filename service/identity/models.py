@@ -1,14 +1,63 @@
-"""Support organisations: the only recipients a case key can ever be wrapped to, and their members."""
+"""Staff accounts, support organisations, memberships, and who holds which key.
+
+The rows every feature above reads to know who someone is and what they may open: the account with its
+key pair (``StaffUser``), the organisations that are the only recipients a case key can ever be wrapped to,
+their key epochs, the members and their grants of the organisation key, and the case key wrapped to an
+organisation (``CaseKeyGrant``). Sign-in (sessions, recovery codes) is in ``service/auth/models.py``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+from service.db import ID_TYPE, MINUTE, Base, UTCDateTime, new_id, utcnow
+
+
+class StaffUser(Base):
+    """A counsellor, lead, coordinator or administrator.
+
+    An account has a key pair only once its owner has set a password of their own: the operator who created
+    it saw the initial password, so nothing may ever be sealed under that (docs/security.md). Until then only
+    ``initial_password_seal`` exists, which checks the initial password and opens nothing but the
+    password-change page. There is no password hash: the sealed private key is the password check. Both are
+    sealed under the password and the server's key pepper, so a dump alone cannot test a guess. The TOTP
+    secret is sealed under a key derived from the server's session key, so the dump alone yields no codes.
+    """
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    # Stored lower-cased: one person, one account, however the address is typed.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_coordinator: Mapped[bool] = mapped_column(Boolean, default=False)
+    # NULL until the owner sets a password of their own; nothing can be granted to an account without one.
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # seal_with_password_and_pepper(password, private key, Context("user_private", record_id=id)).
+    sealed_private_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # seal_with_password_and_pepper(initial password, b"", Context("initial_password", record_id=id)):
+    # set while the account waits for its first (or, after a reset, next) password of its own.
+    initial_password_seal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # True for a key pair that came through the upgrade from format 1: it was born under the initial password
+    # the operator saw (format 1 re-sealed the same key at every change), so the owner's next sign-in makes a
+    # new one and moves the grants over; no new key epoch is wrapped to it meanwhile.
+    key_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
+    sealed_totp_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    # Step of the last accepted TOTP code; that code and every older one are refused.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def has_key(self) -> bool:
+        return self.public_key is not None and self.sealed_private_key is not None
 
 
 class Organisation(Base):
@@ -17,7 +66,7 @@ class Organisation(Base):
 
     The key pair is never made by the operator: the organisation's first lead makes it, signed in with a
     password of their own, and hands the recovery key out as Shamir shares to named custodians
-    (``service/organisations/custody.py``).
+    (``service/identity/custody.py``).
     """
 
     __tablename__ = "organisation"
@@ -125,3 +174,24 @@ class MemberKeyGrant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("user_id", "organisation_id", "epoch"),)
+
+
+class CaseKeyGrant(Base):
+    """The case data key wrapped (HPKE) to one organisation: routing is this grant."""
+
+    __tablename__ = "case_key_grant"
+
+    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisation.id"), index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The organisation's key epoch the case key is wrapped to (its newest when the grant was written).
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
+    role: Mapped[str] = mapped_column(String(16))
+    # Escalation steps hold a key from the start but see the case only once the service opens access.
+    active: Mapped[bool] = mapped_column(Boolean)
+    escalation_after_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    granted_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
+
+    __table_args__ = (UniqueConstraint("case_id", "organisation_id", name="uq_case_key_grant_case_org"),)

@@ -1,4 +1,4 @@
-"""Queries on organisations; nothing else builds them."""
+"""Queries on organisations, their members and key epochs; nothing else builds them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.auth.models import StaffUser
-from service.organisations.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch
+from service.identity.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch, StaffUser
 
 
 def by_slug(session: Session, slug: str) -> Organisation | None:

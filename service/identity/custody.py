@@ -1,6 +1,7 @@
-"""Who holds an organisation's keys: epochs, member grants, recovery shares.
+"""Who holds an organisation's keys: epochs, member grants, recovery shares (``KeyCustody``).
 
-docs/security.md, "Key hierarchy"; docs/key-custody.md.
+docs/security.md, "Key hierarchy"; docs/key-custody.md. The member grants are made in ``grants``, the
+custodians' shares in ``recovery``; this module starts, rotates and destroys epochs and removes members.
 
 The rules this module keeps:
 - The operator never sees a key that opens a case. An organisation's first key pair is made by its first
@@ -18,61 +19,41 @@ Nothing here commits; every change is audited in the caller's transaction.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.auth.models import StaffUser
-from service.cases.models import CaseKeyGrant
-from service.crypto import (
-    Context,
-    CryptoError,
-    DecryptionError,
-    InvalidReceipt,
-    PrivateKey,
-    PublicKey,
-    combine_shares,
-    generate_keypair,
-    keypair_from_seed,
-    new_data_key,
-    open_private_key,
-    parse_share,
-    seal_private_key,
-    split_secret,
-    unwrap_key,
-    unwrap_private_key,
-    wrap_key,
-    wrap_private_key,
-)
+from service.crypto import PrivateKey, PublicKey, generate_keypair, wrap_private_key
 from service.db import new_id, utcnow
-from service.organisations.models import (
+from service.identity.grants import (
+    CustodyError,
+    check_grantable,
+    drop_member,
+    grant_epochs,
+    live_epochs,
+    lock_organisation,
+    write_member_grant,
+)
+from service.identity.models import (
+    CaseKeyGrant,
     MemberKeyGrant,
     Membership,
     MembershipRole,
     Organisation,
     OrganisationKeyEpoch,
+    StaffUser,
 )
-
-DEFAULT_THRESHOLD = 2
-DEFAULT_SHARES = 3
-MAX_CUSTODIANS = 16
-CUSTODIAN_NAME_CHARS = 120
-
-
-class CustodyError(ValueError):
-    """A key operation that cannot be done; the message says why and never holds key material.
-
-    ``code`` is stable: the pages translate it (``organisation.error.<code>``), never the English text.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+from service.identity.recovery import (
+    CustodianShare,
+    clean_custodians,
+    new_recovery,
+    open_epochs_with_recovery,
+    recovery_epoch_context,
+    recovery_private_key,
+)
 
 
 class RotationReason:
@@ -83,266 +64,6 @@ class RotationReason:
     upgrade = "upgrade"
     account_reset = "account_reset"
     keys_renewed = "keys_renewed"
-
-
-# -- contexts ---------------------------------------------------------------------------------------------
-
-
-def grant_wrap_context(organisation_id: str, user_id: str, epoch: int) -> Context:
-    # Epoch 1 keeps format 1's context, so the migration moved existing grants without opening them.
-    field = user_id if epoch == 1 else f"{user_id}#{epoch}"
-    return Context("org_grant", record_id=organisation_id, field=field)
-
-
-def member_key_context(organisation_id: str, user_id: str, epoch: int) -> Context:
-    suffix = "" if epoch == 1 else f"#{epoch}"
-    return Context("org_private", record_id=organisation_id, field=f"member:{user_id}{suffix}")
-
-
-def recovery_epoch_context(organisation_id: str, epoch: int) -> Context:
-    return Context("org_private", record_id=organisation_id, field=f"recovery#{epoch}")
-
-
-# -- member grants ----------------------------------------------------------------------------------------
-
-
-def seal_member_grant(
-    epoch_key: PrivateKey, member_public_key: PublicKey, organisation_id: str, user_id: str, epoch: int
-) -> tuple[bytes, bytes]:
-    """(wrapped grant key, sealed epoch private key) for one member and epoch."""
-    grant_key = new_data_key()
-    wrapped = wrap_key(grant_key, member_public_key, grant_wrap_context(organisation_id, user_id, epoch))
-    sealed = seal_private_key(epoch_key, grant_key, member_key_context(organisation_id, user_id, epoch))
-    return wrapped, sealed
-
-
-def open_member_grant(grant: MemberKeyGrant, member_private_key: PrivateKey) -> PrivateKey:
-    """The epoch's private key from a member's grant; DecryptionError if this key cannot open it."""
-    try:
-        grant_key = unwrap_key(
-            grant.wrapped_grant_key,
-            member_private_key,
-            grant_wrap_context(grant.organisation_id, grant.user_id, grant.epoch),
-        )
-    except CryptoError:
-        raise DecryptionError("membership grant could not be opened") from None
-    return open_private_key(
-        grant.sealed_organisation_key,
-        grant_key,
-        member_key_context(grant.organisation_id, grant.user_id, grant.epoch),
-    )
-
-
-def member_grant(session: Session, user_id: str, organisation_id: str, epoch: int) -> MemberKeyGrant | None:
-    return session.scalar(
-        select(MemberKeyGrant).where(
-            MemberKeyGrant.user_id == user_id,
-            MemberKeyGrant.organisation_id == organisation_id,
-            MemberKeyGrant.epoch == epoch,
-        )
-    )
-
-
-def live_epochs(session: Session, organisation_id: str) -> Sequence[OrganisationKeyEpoch]:
-    """Epochs whose private key still exists, oldest first."""
-    return session.scalars(
-        select(OrganisationKeyEpoch)
-        .where(
-            OrganisationKeyEpoch.organisation_id == organisation_id,
-            OrganisationKeyEpoch.destroyed_at.is_(None),
-        )
-        .order_by(OrganisationKeyEpoch.epoch)
-    ).all()
-
-
-def member_epoch_keys(
-    session: Session, user_id: str, private_key: PrivateKey, organisation_id: str
-) -> dict[int, PrivateKey]:
-    """Every live epoch key this member can open (the lead's side of a grant)."""
-    grants = session.scalars(
-        select(MemberKeyGrant).where(
-            MemberKeyGrant.user_id == user_id, MemberKeyGrant.organisation_id == organisation_id
-        )
-    ).all()
-    keys = {}
-    for grant in grants:
-        try:
-            keys[grant.epoch] = open_member_grant(grant, private_key)
-        except DecryptionError:
-            continue
-    return keys
-
-
-def _write_member_grant(
-    session: Session,
-    organisation: Organisation,
-    user: StaffUser,
-    epoch: int,
-    epoch_key: PrivateKey,
-    granted_by: str | None,
-) -> None:
-    assert user.public_key is not None
-    wrapped, sealed = seal_member_grant(
-        epoch_key, PublicKey.from_bytes(user.public_key), organisation.id, user.id, epoch
-    )
-    existing = member_grant(session, user.id, organisation.id, epoch)
-    if existing is None:
-        existing = MemberKeyGrant(id=new_id(), user_id=user.id, organisation_id=organisation.id, epoch=epoch)
-        session.add(existing)
-    existing.wrapped_grant_key = wrapped
-    existing.sealed_organisation_key = sealed
-    existing.granted_by = granted_by
-    existing.created_at = utcnow()
-
-
-def check_grantable(user: StaffUser) -> None:
-    if user.is_admin or user.is_coordinator:
-        # docs/security.md: administrators and coordinators never see a case (separation of duties).
-        raise CustodyError(
-            "staff_role", "administrators and coordinators cannot be members of an organisation"
-        )
-    if user.disabled:
-        raise CustodyError("disabled", "this account is disabled")
-    if not user.has_key:
-        raise CustodyError(
-            "no_own_password",
-            "this account has not set a password of its own yet; it can be granted the organisation key "
-            "after its first sign-in",
-        )
-
-
-def grant_epochs(
-    session: Session,
-    organisation: Organisation,
-    user: StaffUser,
-    role: MembershipRole,
-    epoch_keys: dict[int, PrivateKey],
-    granted_by: str | None,
-) -> Membership:
-    """Make ``user`` a member (or change the role) and grant every live epoch in ``epoch_keys``.
-
-    The keys must be complete: a member who could not open an older case of the organisation would be a
-    member in name only, so a missing live epoch is refused rather than skipped.
-    """
-    check_grantable(user)
-    lock_organisation(session, organisation)
-    live = {row.epoch: row for row in live_epochs(session, organisation.id)}
-    if not live:
-        raise CustodyError("no_key", f"organisation {organisation.slug} has no key yet")
-    missing = sorted(set(live) - set(epoch_keys))
-    if missing:
-        raise CustodyError(
-            "incomplete_keys", "the granting key does not cover every key epoch of the organisation"
-        )
-    for epoch, row in live.items():
-        if epoch_keys[epoch].public_key().raw != row.public_key:
-            raise CustodyError("wrong_key", "this is not the organisation's key")
-    membership = _membership(session, user.id, organisation.id)
-    if membership is None:
-        membership = Membership(id=new_id(), user_id=user.id, organisation_id=organisation.id)
-        session.add(membership)
-        membership.created_at = utcnow()
-    membership.role = MembershipRole(role).value
-    membership.granted_by = granted_by
-    for epoch in live:
-        _write_member_grant(session, organisation, user, epoch, epoch_keys[epoch], granted_by)
-    session.flush()
-    return membership
-
-
-def _membership(session: Session, user_id: str, organisation_id: str) -> Membership | None:
-    return session.scalar(
-        select(Membership).where(Membership.user_id == user_id, Membership.organisation_id == organisation_id)
-    )
-
-
-def drop_member(session: Session, organisation_id: str, user_id: str) -> bool:
-    """Delete the membership and every key grant of it; True if there was a membership."""
-    session.execute(
-        delete(MemberKeyGrant).where(
-            MemberKeyGrant.user_id == user_id, MemberKeyGrant.organisation_id == organisation_id
-        )
-    )
-    result = session.execute(
-        delete(Membership).where(Membership.user_id == user_id, Membership.organisation_id == organisation_id)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-# -- recovery shares --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CustodianShare:
-    custodian: str
-    share: str
-
-
-def clean_custodians(names: Iterable[str], threshold: int) -> list[str]:
-    cleaned = [" ".join(name.split()) for name in names]
-    cleaned = [name for name in cleaned if name]
-    if len(cleaned) < 2 or len(cleaned) > MAX_CUSTODIANS:
-        raise CustodyError("custodians", f"name between 2 and {MAX_CUSTODIANS} custodians, one per line")
-    if any(len(name) > CUSTODIAN_NAME_CHARS or not name.isprintable() for name in cleaned):
-        raise CustodyError(
-            "custodian_name", f"a custodian's name has at most {CUSTODIAN_NAME_CHARS} printable characters"
-        )
-    if len({name.casefold() for name in cleaned}) != len(cleaned):
-        raise CustodyError("custodian_twice", "each custodian is named once")
-    if not 2 <= threshold <= len(cleaned):
-        raise CustodyError(
-            "threshold", "the number of shares needed must be at least 2 and at most the number of custodians"
-        )
-    return cleaned
-
-
-def _new_recovery(
-    organisation: Organisation, custodians: list[str], threshold: int
-) -> tuple[PublicKey, list[CustodianShare]]:
-    secret = secrets.token_bytes(32)
-    _, public = keypair_from_seed(secret)
-    shares = split_secret(secret, threshold, len(custodians))
-    organisation.recovery_public_key = public.raw
-    organisation.recovery_threshold = threshold
-    organisation.recovery_share_count = len(custodians)
-    organisation.recovery_renewal_needed = False
-    return public, [
-        CustodianShare(name, share.encode()) for name, share in zip(custodians, shares, strict=True)
-    ]
-
-
-def recovery_private_key(organisation: Organisation, typed_shares: Sequence[str]) -> PrivateKey:
-    """The recovery private key from k typed shares; CustodyError (naming the problem, never a share)."""
-    if organisation.recovery_public_key is None:
-        raise CustodyError("no_shares", f"organisation {organisation.slug} has no recovery shares")
-    try:
-        parsed = [parse_share(text) for text in typed_shares]
-    except InvalidReceipt as exc:
-        raise CustodyError("share_typo", str(exc)) from None
-    try:
-        secret = combine_shares(parsed)
-    except ValueError as exc:
-        raise CustodyError("shares", str(exc)) from None
-    private, public = keypair_from_seed(secret)
-    if public.raw != organisation.recovery_public_key:
-        raise CustodyError(
-            "shares_foreign",
-            f"these shares do not belong to organisation {organisation.slug} (or one is wrong)",
-        )
-    return private
-
-
-def open_epochs_with_recovery(
-    session: Session, organisation: Organisation, recovery_key: PrivateKey
-) -> dict[int, PrivateKey]:
-    keys = {}
-    for row in live_epochs(session, organisation.id):
-        if row.recovery_wrapped_private_key is None:
-            continue
-        keys[row.epoch] = unwrap_private_key(
-            row.recovery_wrapped_private_key, recovery_key, recovery_epoch_context(organisation.id, row.epoch)
-        )
-    return keys
 
 
 # -- the custody service ----------------------------------------------------------------------------------
@@ -392,7 +113,7 @@ class KeyCustody:
         names = clean_custodians(custodians, threshold)
         if lead is not None:
             check_grantable(lead[0])
-        recovery_public, shares = _new_recovery(organisation, names, threshold)
+        recovery_public, shares = new_recovery(organisation, names, threshold)
         private, public = generate_keypair()
         session.add(
             OrganisationKeyEpoch(
@@ -469,7 +190,7 @@ class KeyCustody:
         organisation.public_key = public.raw
         organisation.current_epoch = epoch
         for user in rotation_recipients(session, organisation.id):
-            _write_member_grant(session, organisation, user, epoch, private, actor_id)
+            write_member_grant(session, organisation, user, epoch, private, actor_id)
         session.flush()
         self._record(
             session, "organisation.key_rotated", organisation.id, actor_id, system, epoch=epoch, reason=reason
@@ -496,7 +217,7 @@ class KeyCustody:
             raise CustodyError(
                 "incomplete_keys", "the renewing key does not cover every key epoch of the organisation"
             )
-        recovery_public, shares = _new_recovery(organisation, names, threshold)
+        recovery_public, shares = new_recovery(organisation, names, threshold)
         for row in live:
             row.recovery_wrapped_private_key = wrap_private_key(
                 epoch_keys[row.epoch], recovery_public, recovery_epoch_context(organisation.id, row.epoch)
@@ -639,11 +360,3 @@ def has_inherited_members(session: Session, organisation_id: str) -> bool:
         .limit(1)
     )
     return found is not None
-
-
-def lock_organisation(session: Session, organisation: Organisation) -> None:
-    """Serialise key changes of one organisation (SELECT ... FOR UPDATE; SQLite has one writer anyway)."""
-    if session.get_bind().dialect.name != "sqlite":
-        # Flushed first: a refresh would otherwise drop what the caller changed on the row already.
-        session.flush()
-        session.refresh(organisation, with_for_update=True)
