@@ -34,12 +34,12 @@ from service.cases.models import Case, CaseStatus, GrantRole, MessageDirection
 from service.cases.service import add_message
 from service.config import ConfigurationError, Mode
 from service.db import utcnow
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
 from service.taxonomy.loader import ANSWER_KINDS

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.db import new_id, utcnow
 from service.errors import ValidationFailed
+from service.extract.models import StatisticsExtract
 from service.statistics.domains import Domains
-from service.statistics.models import StatisticsExtract, StatisticsSnapshot
+from service.statistics.models import StatisticsSnapshot
 from service.statistics.policy import CoordinatorRules
 from service.statistics.rows import from_model
 from service.statistics.snapshot import Snapshot

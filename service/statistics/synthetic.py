@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import PROJECT_ROOT
-from service.statistics.extract import classification
+from service.extract.service import classification
 from service.statistics.rows import ExtractRow
 from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
 

@@ -31,6 +31,7 @@ from service.cases.models import Case, EventLink, Incident, MergeProposal
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.evidence.models import Attachment
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import MembershipRole
 from service.matching.sealed import open_typed
@@ -39,7 +40,6 @@ from service.secrets.rotation import ROTATIONS
 from service.statistics import dp
 from service.statistics.catalogue import NATIONAL_MONTH, compute_catalogue
 from service.statistics.domains import domains_from
-from service.statistics.models import StatisticsExtract
 from service.statistics.policy import load_statistics_policy
 from service.statistics.rows import from_model
 from tests.support.forms import csrf_token, report_form_tokens
