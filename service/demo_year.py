@@ -84,10 +84,10 @@ def load_demo_year(runtime: Runtime, *, today: date | None = None) -> DemoYear:
     """Everything a first start needs to show figures, each done once: the synthetic year, last year's
     public release (from the release store when it exists: the privacy budget is spent once) and the
     coordinators' snapshot of last month (gated like every snapshot; a stored one is kept)."""
-    from service.statistics.dashboard import make_snapshot
+    from service.statistics.dashboard.service import make_snapshot
     from service.statistics.domains import domains_from
-    from service.statistics.ledger import release_year
     from service.statistics.policy import load_statistics_policy
+    from service.statistics.public.ledger import release_year
 
     today = today or datetime.now(LOCAL_ZONE).date()
     filed = load_synthetic_year(runtime, today=today)

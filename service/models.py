@@ -12,7 +12,8 @@ from service.matching.models import PerpetratorToken
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
 from service.reports.models import SubmissionToken
-from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord, StatisticsSnapshot
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.public.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord
 
 __all__ = [
     "Attachment",

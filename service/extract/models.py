@@ -29,9 +29,10 @@ class StatisticsExtract(Base):
     channel: Mapped[str] = mapped_column(String(32))
     office: Mapped[str | None] = mapped_column(String(64), nullable=True)
     severity_group: Mapped[int] = mapped_column(Integer)
-    # Incidents that counsellors linked as one event share this: a keyed token (statistics key) of the
-    # event's id, so the row still leads back to no case and no ``event_link`` row. The catalogue and the
-    # public release count an event once where they count reports (service/statistics/catalogue.py, dp.py).
+    # Incidents that counsellors linked as one event share this: a keyed token (statistics key) of the event's
+    # id, so the row still leads back to no case and no ``event_link`` row. The catalogue and the public
+    # release count an event once where they count reports (service/statistics/dashboard/catalogue.py,
+    # service/statistics/public/dp.py).
     event_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The report's optional KoMo answers as top-level codes (``service.extract.service.answers_of``), on the
     # row of its first incident only: NULL on a further incident's row (not asked), [] where nothing was

@@ -37,10 +37,10 @@ from service.identity.models import MembershipRole
 from service.matching.sealed import open_typed
 from service.runtime import Runtime
 from service.secrets.rotation import ROTATIONS
-from service.statistics import dp
-from service.statistics.catalogue import NATIONAL_MONTH, compute_catalogue
+from service.statistics.dashboard.catalogue import NATIONAL_MONTH, compute_catalogue
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public import dp
 from service.statistics.rows import from_model
 from tests.support.forms import csrf_token, report_form_tokens
 from tests.support.staff import MakeStaff

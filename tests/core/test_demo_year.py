@@ -20,8 +20,9 @@ from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant, MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from service.statistics.ledger import published
-from service.statistics.models import BudgetSpend, StatisticsSnapshot
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.public.ledger import published
+from service.statistics.public.models import BudgetSpend
 from tests.support.staff import MakeStaff
 from workers import context
 from workers import tasks as worker_tasks

@@ -7,9 +7,9 @@ import ast
 import re
 from pathlib import Path
 
-from service.statistics.catalogue import DIMENSIONS, TABLES, compute_catalogue
-from service.statistics.dp import release
-from service.statistics.suppression import build_snapshot
+from service.statistics.dashboard.catalogue import DIMENSIONS, TABLES, compute_catalogue
+from service.statistics.dashboard.suppression import build_snapshot
+from service.statistics.public.dp import release
 from service.statistics.synthetic import generate
 from tests.support.statistics import domains, statistics_policy
 
@@ -54,9 +54,9 @@ def test_release_path_imports_no_random_number_generator() -> None:
     """Given the public release module and every service module it imports, transitively
     Then none imports ``random``, ``numpy.random`` (or ``secrets``): noise comes from OpenDP only.
     And, as a check that the walk sees imports at all, the synthetic-data module is caught."""
-    closure = _first_party_closure("service.statistics.dp")
+    closure = _first_party_closure("service.statistics.public.dp")
     assert "service.statistics.policy" in closure
-    assert "opendp.prelude" in closure["service.statistics.dp"]
+    assert "opendp.prelude" in closure["service.statistics.public.dp"]
     for module, imports in closure.items():
         bad = {name for name in imports if name in FORBIDDEN_MODULES or name.startswith("numpy.random")}
         assert not bad, f"{module} imports {bad}"

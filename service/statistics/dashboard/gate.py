@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 # numpy and scipy are imported where the attack runs (snapshot builds in the worker and the CLI), not at
 # import time: the api process only reads stored snapshots, and scipy alone costs it about 60 MB of RSS.
 
-from service.statistics.catalogue import (
+from service.statistics.dashboard.catalogue import (
     ANSWER_TABLES,
     LAND_QUARTER,
     LAND_YEAR_SEVERITY,
@@ -71,9 +71,9 @@ from service.statistics.catalogue import (
     CellStats,
     Key,
 )
+from service.statistics.dashboard.snapshot import CellStatus, Snapshot
 from service.statistics.domains import NOT_STATED, Domains, months_in_quarter
 from service.statistics.policy import CoordinatorRules
-from service.statistics.snapshot import CellStatus, Snapshot
 
 Expr = dict[int, float]
 CellRef = tuple[str, Key]
@@ -329,9 +329,10 @@ class Attacker:
         for ref, expr in self._reports.items():
             persons[ref] = var = p.new()
             # persons <= reports, where it is true: an event reported by several people is one report
-            # (service/statistics/catalogue.py), so a cell can hold more persons than reports. Given where it
-            # holds (all cells, unless events were linked), the attacker knows at least as much as in truth.
-            # In the KoMo tables a report names an option once: there persons equal reports where they do.
+            # (service/statistics/dashboard/catalogue.py), so a cell can hold more persons than reports. Given
+            # where it holds (all cells, unless events were linked), the attacker knows at least as much as in
+            # truth. In the KoMo tables a report names an option once: there persons equal reports where they
+            # do.
             truth = self.truth.cell(*ref)
             if ref[0] in answer_tables and truth.persons == truth.reports:
                 p.equal({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)

@@ -52,9 +52,9 @@ from decimal import Decimal
 from typing import Any
 
 from service.i18n import Translator
-from service.statistics.dp import PublicRelease, PublicTableRelease, shown_interval
-from service.statistics.ledger import MICRO
-from service.statistics.turtle import IRI, Document, Literal, Node, Object, Term, node
+from service.statistics.public.dp import PublicRelease, PublicTableRelease, shown_interval
+from service.statistics.public.ledger import MICRO
+from service.statistics.public.turtle import IRI, Document, Literal, Node, Object, Term, node
 from service.taxonomy import LANDS
 
 # (dimension, key, lang) -> the label the page shows for a cell.

@@ -22,11 +22,11 @@ from service.errors import NotFound
 from service.i18n import SUPPORTED, Translator
 from service.legal_links import legal_links
 from service.runtime import Runtime
-from service.statistics.dp import PublicRelease
 from service.statistics.labels import cell_label
-from service.statistics.ledger import published, published_in, spent_per_table, year_budgets
-from service.statistics.models import PublicReleaseRecord
-from service.statistics.opendata import (
+from service.statistics.public.dp import PublicRelease
+from service.statistics.public.ledger import published, published_in, spent_per_table, year_budgets
+from service.statistics.public.models import PublicReleaseRecord
+from service.statistics.public.opendata import (
     CATALOGUE_FILE,
     DATA_PATH,
     DATASET_FILE,

@@ -1,13 +1,12 @@
-"""The statistics engine's own tables: the privacy budget, the public release store and the coordinators'
-snapshots (docs/statistics.md). The extract they are computed from is in ``service.extract.models``.
-"""
+"""The public release's tables: the year's privacy budget, the append-only ledger of what each release spent,
+and the release store the public pages read (docs/statistics.md)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
@@ -57,21 +56,4 @@ class BudgetSpend(Base):
     release_id: Mapped[str] = mapped_column(ForeignKey("public_release.id"))
     table_id: Mapped[str] = mapped_column(String(16))
     micro_epsilon: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StatisticsSnapshot(Base):
-    """A monthly coordinator snapshot: only what was (or would have been) shown, never a hidden value.
-
-    Kept forever: later snapshots are checked against every earlier released one (diffing is an attack).
-    A snapshot whose release gate failed is kept with ``released`` false and is never shown.
-    """
-
-    __tablename__ = "statistics_snapshot"
-
-    id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
-    as_of: Mapped[str] = mapped_column(String(7), index=True)
-    released: Mapped[bool] = mapped_column(Boolean)
-    revision: Mapped[bool] = mapped_column(Boolean)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
