@@ -35,14 +35,13 @@ from service.config import Settings
 from service.runtime import Runtime
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
 from service.statistics.public.dp import PublicRelease
 from service.statistics.public.ledger import release_year
 from service.statistics.public.opendata import (
     Ledger,
     Publication,
     Release,
-    catalogue_turtle,
-    dataset_turtle,
     release_files,
 )
 from service.statistics.synthetic import generate

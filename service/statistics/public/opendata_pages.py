@@ -1,4 +1,5 @@
-"""The open-data addresses of the public statistics (``opendata`` builds the files; here they are served).
+"""The open-data addresses of the public statistics (``opendata`` and ``dcat`` build the files; here they are
+served).
 
 Public like /statistik, and read from the same release store only. A year without a published release, a
 table the release does not have, anything that is not a year: 404. Each answer carries an ETag (a hash of
@@ -23,6 +24,7 @@ from service.i18n import SUPPORTED, Translator
 from service.legal_links import legal_links
 from service.runtime import Runtime
 from service.statistics.labels import cell_label
+from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
 from service.statistics.public.dp import PublicRelease
 from service.statistics.public.ledger import published, published_in, spent_per_table, year_budgets
 from service.statistics.public.models import PublicReleaseRecord
@@ -36,8 +38,6 @@ from service.statistics.public.opendata import (
     Publication,
     Release,
     ReleaseFiles,
-    catalogue_turtle,
-    dataset_turtle,
     release_files,
 )
 from service.web import StrictRoute
