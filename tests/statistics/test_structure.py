@@ -91,3 +91,15 @@ def test_no_column_finer_than_land_and_month() -> None:
             assert [c["key"] for c in table["cells"]] == list(domains().lands)
         if table["by"] == "month":
             assert all(re.fullmatch(r"2025-(0[1-9]|1[0-2])", c["key"]) for c in table["cells"])
+
+
+def test_the_public_release_and_the_dashboard_do_not_import_each_other() -> None:
+    """Given the two halves of the package, service/statistics/public and service/statistics/dashboard
+    Then neither imports the other: the public release never reads the coordinators' exact figures, and the
+    dashboard does not depend on the release (what they share is at the top of service/statistics)."""
+    for half, other in (("public", "dashboard"), ("dashboard", "public")):
+        paths = sorted((ROOT / "service" / "statistics" / half).glob("*.py"))
+        assert len(paths) > 5, half
+        for path in paths:
+            crossing = {name for name in _imports(path) if name.startswith(f"service.statistics.{other}")}
+            assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"
