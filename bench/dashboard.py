@@ -23,10 +23,10 @@ import httpx
 from bench.common import Stack, free_port
 from bench.intake import percentile
 from service.crypto import totp_code
-from service.statistics.dashboard import make_snapshot
+from service.statistics.dashboard.service import make_snapshot
 from service.statistics.domains import domains_from
-from service.statistics.ledger import release_year
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public.ledger import release_year
 from service.statistics.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent

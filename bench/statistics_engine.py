@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.statistics.catalogue import compute_catalogue
+from service.statistics.dashboard.catalogue import compute_catalogue
+from service.statistics.dashboard.gate import run_gate
+from service.statistics.dashboard.snapshot import Snapshot
+from service.statistics.dashboard.suppression import build_snapshot
 from service.statistics.domains import domains_from
-from service.statistics.dp import release
-from service.statistics.gate import run_gate
 from service.statistics.policy import load_statistics_policy
-from service.statistics.snapshot import Snapshot
-from service.statistics.suppression import build_snapshot
+from service.statistics.public.dp import release
 from service.statistics.synthetic import generate
 from service.taxonomy import load_taxonomy
 

@@ -38,9 +38,11 @@ from service.reports import download_pages as reporter_download_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
 from service.runtime import Runtime, build_runtime
-from service.statistics import dashboard_pages, opendata_pages
-from service.statistics import endpoints as dashboard_endpoints
-from service.statistics import pages as statistics_pages
+from service.statistics.dashboard import endpoints as dashboard_endpoints
+from service.statistics.dashboard import pages as dashboard_pages
+from service.statistics.public import endpoints as public_statistics_endpoints
+from service.statistics.public import opendata_pages
+from service.statistics.public import pages as statistics_pages
 from service.web import BodyLimits, Pages, make_templates
 
 DESCRIPTION = """Rückhalt: encrypted incident reports of hostility toward local officials, routed on the
@@ -138,7 +140,7 @@ def create_app(
     app.include_router(organisation_endpoints.router)
     app.include_router(organisation_pages.router)
     app.include_router(dashboard_endpoints.router)
-    app.include_router(dashboard_endpoints.public_router)
+    app.include_router(public_statistics_endpoints.router)
     app.include_router(statistics_pages.router)
     app.include_router(opendata_pages.router)
     # Before the articles: /wissen/unterstuetzung is a page of its own, not the article of that slug.

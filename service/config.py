@@ -193,10 +193,11 @@ class Settings(BaseSettings):
     # own placeholder pages, which say that they are placeholders.
     imprint_url: str | None = None
     privacy_url: str | None = None
-    # The public statistics as open data (/statistik/daten, service/statistics/opendata.py): who publishes
-    # them (the DCAT dct:publisher and the name the CC BY 4.0 licence asks users to credit), and, once GovData
-    # has assigned one, the operator's Datenbereitsteller-ID (http://dcat-ap.de/def/contributors/...), which
-    # DCAT-AP.de asks of data delivered to GovData directly. Unset, the metadata carry none (never a guess).
+    # The public statistics as open data (/statistik/daten, service/statistics/public/opendata.py): who
+    # publishes them (the DCAT dct:publisher and the name the CC BY 4.0 licence asks users to credit), and,
+    # once GovData has assigned one, the operator's Datenbereitsteller-ID
+    # (http://dcat-ap.de/def/contributors/...), which DCAT-AP.de asks of data delivered to GovData directly.
+    # Unset, the metadata carry none (never a guess).
     open_data_publisher: str = "Rückhalt"
     open_data_contributor_id: str | None = None
 

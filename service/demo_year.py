@@ -34,12 +34,12 @@ from service.cases.conversation import add_message
 from service.cases.models import Case, CaseStatus, GrantRole, MessageDirection
 from service.config import ConfigurationError, Mode
 from service.db import utcnow
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
 from service.taxonomy.loader import ANSWER_KINDS
@@ -84,10 +84,10 @@ def load_demo_year(runtime: Runtime, *, today: date | None = None) -> DemoYear:
     """Everything a first start needs to show figures, each done once: the synthetic year, last year's
     public release (from the release store when it exists: the privacy budget is spent once) and the
     coordinators' snapshot of last month (gated like every snapshot; a stored one is kept)."""
-    from service.statistics.dashboard import make_snapshot
+    from service.statistics.dashboard.service import make_snapshot
     from service.statistics.domains import domains_from
-    from service.statistics.ledger import release_year
     from service.statistics.policy import load_statistics_policy
+    from service.statistics.public.ledger import release_year
 
     today = today or datetime.now(LOCAL_ZONE).date()
     filed = load_synthetic_year(runtime, today=today)

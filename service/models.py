@@ -5,19 +5,15 @@ from service.auth.models import RecoveryCode, WebSession
 from service.cases.models import Case, CaseMessage, CaseNote, Incident, ReminderLog, RoutingRecord
 from service.db import Base
 from service.evidence.models import Attachment
+from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant, Membership, Organisation, StaffUser
 from service.knowledge.models import KnowledgeArticle, SavedSelfcheck, SelfcheckTally
 from service.matching.models import PerpetratorToken
 from service.outbox.models import DeliveryLog, OutboxMessage, WorkerHeartbeat
 from service.ratelimit.models import RateLimitCounter
 from service.reports.models import SubmissionToken
-from service.statistics.models import (
-    BudgetSpend,
-    PrivacyBudget,
-    PublicReleaseRecord,
-    StatisticsExtract,
-    StatisticsSnapshot,
-)
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.public.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord
 
 __all__ = [
     "Attachment",

@@ -203,7 +203,7 @@ def purge() -> int:
 @shared_task(name="statistics.snapshot", ignore_result=True)
 def snapshot() -> str | None:
     """The coordinators' snapshot of the last completed month, built once (a stored one is kept)."""
-    from service.statistics.dashboard import make_snapshot
+    from service.statistics.dashboard.service import make_snapshot
     from service.statistics.domains import domains_from
     from service.statistics.policy import load_statistics_policy
 

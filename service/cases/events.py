@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from service.cases.models import EventLink, Incident
 from service.crypto import Context, keyed_hash, open_sealed
-from service.statistics.models import StatisticsExtract
+from service.extract.models import StatisticsExtract
 
 
 def event_token(statistics_key: bytes, event_id: str) -> str:

@@ -50,12 +50,12 @@ from service.evidence import attachments as files
 from service.evidence.attachments import DecryptedAttachment
 from service.evidence.blobs import BlobStore
 from service.evidence.uploads import EncryptedUpload
+from service.extract.service import classification
 from service.i18n import LOCAL_ZONE
 from service.identity import repository as organisations
 from service.identity.custody import KeyCustody, RotationReason
 from service.identity.models import CaseKeyGrant, Organisation
 from service.outbox.writer import enqueue
-from service.statistics.extract import classification
 from service.taxonomy import Taxonomy
 from service.validation import public_error
 

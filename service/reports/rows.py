@@ -25,6 +25,8 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, row_of
 from service.evidence import attachments as files
 from service.evidence.uploads import EncryptedUpload
+from service.extract.models import StatisticsExtract
+from service.extract.service import classification
 from service.identity.models import CaseKeyGrant
 from service.identity.repository import Receiver
 from service.organisations.keys import PublicKeys
@@ -33,8 +35,6 @@ from service.reports.schemas import (
     IncidentFields,
 )
 from service.routing import RoutingDecision
-from service.statistics.extract import classification
-from service.statistics.models import StatisticsExtract
 from service.taxonomy import Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 

@@ -40,6 +40,7 @@ from service.crypto import (
 from service.db import NewRow, new_id, new_row, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
+from service.extract.service import answers_of
 from service.identity import repository as organisations
 from service.identity.repository import Receiver
 from service.matching.service import Budget, MatchingService
@@ -58,7 +59,6 @@ from service.reports.schemas import (
 )
 from service.reports.submissions import SubmissionClaim
 from service.routing import ReportFacts, RoutingDecision, RoutingPolicy, evaluate
-from service.statistics.extract import answers_of
 from service.taxonomy import Districts, Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 

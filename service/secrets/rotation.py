@@ -31,10 +31,10 @@ from service.cases.events import event_token
 from service.cases.models import Case, EventLink
 from service.config import SECRET_NAMES, Secrets, Settings
 from service.crypto import DecryptionError, keyed_hash, pepper_id, sealed_pepper_id
+from service.extract.models import StatisticsExtract
 from service.identity.models import Organisation, StaffUser
 from service.matching.models import PerpetratorToken
 from service.ratelimit.models import RateLimitCounter
-from service.statistics.models import StatisticsExtract
 
 # Statistics rows of purged cases keep a pseudonym that no live case maps to; they get one under the new key
 # that nobody can compute from a case id (their case is gone anyway), so the old key links nothing any more.

@@ -17,8 +17,8 @@ def release_command(
 ) -> None:
     """Compute, store and publish the year's differentially private release (or show the stored one)."""
     from service.statistics.domains import domains_from
-    from service.statistics.ledger import MICRO, BudgetExceeded, release_year
     from service.statistics.policy import load_statistics_policy
+    from service.statistics.public.ledger import MICRO, BudgetExceeded, release_year
 
     steps = iter(range(1, 10))
     with cli_runtime() as runtime:
@@ -52,7 +52,7 @@ def snapshot_command(
     month: Annotated[str, typer.Option(help="The last month the snapshot covers, YYYY-MM")],
 ) -> None:
     """Build, check (LP attacker) and store the coordinators' snapshot as of a month."""
-    from service.statistics.dashboard import make_snapshot
+    from service.statistics.dashboard.service import make_snapshot
     from service.statistics.domains import domains_from
     from service.statistics.policy import load_statistics_policy
 

@@ -99,7 +99,7 @@ class StatisticsPolicy(_Model):
 
 
 def required_sensitivity(table: PublicTable, bounds: ContributionBounds) -> int | None:
-    """The L1 sensitivity the contribution bounding of ``service.statistics.dp`` guarantees for a table.
+    """The L1 sensitivity the contribution bounding of ``statistics.public.dp`` guarantees for a table.
 
     ``None`` for a combination the release code cannot bound (persons by type, say: one reporter may sit in
     several type cells, and nothing caps how many).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.statistics.models import StatisticsExtract
+from service.extract.models import StatisticsExtract
 
 Answer = tuple[str, ...] | None
 
@@ -22,7 +22,7 @@ class ExtractRow:
     receipt_month: str  # "YYYY-MM": the month the service received the report
     incident_month: str | None
     land: str  # "01" .. "16"
-    primary_type: str  # the most severe of ``type_codes`` (see ``service.statistics.extract``)
+    primary_type: str  # the most severe of ``type_codes`` (see ``service.extract.service``)
     type_codes: tuple[str, ...]
     channel: str  # top-level channel code
     office: str | None

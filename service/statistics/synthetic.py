@@ -1,7 +1,8 @@
 """A deterministic synthetic history of the statistics extract, for tests, demos and benchmarks.
 
 Never used for a release: it draws from numpy's seeded generator, which is fine for made-up data and wrong
-for privacy noise (the release path, ``service.statistics.dp``, uses OpenDP only and must not import this).
+for privacy noise (the release path, ``service.statistics.public.dp``, uses OpenDP only and must not import
+this).
 
 The shape follows what the design expects of the real data (docs/statistics.md): about 2,400 reports a year,
 spread over the Länder in proportion to population, most reporters filing once and some two to six times
@@ -19,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.config import PROJECT_ROOT
-from service.statistics.extract import classification
+from service.extract.service import classification
 from service.statistics.rows import ExtractRow
 from service.taxonomy import Districts, Taxonomy, load_districts, load_taxonomy
 

@@ -20,7 +20,7 @@ from service.crypto import encode_public_key
 from service.db import utcnow
 from service.identity.models import MembershipRole
 from service.runtime import Runtime
-from service.statistics.dashboard import make_snapshot
+from service.statistics.dashboard.service import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
 from tests.support.backup import (

@@ -20,7 +20,7 @@ from service.config import SECRET_NAMES, Settings
 from service.crypto import ArchiveReader, PrivateKey
 from service.evidence.blobs import BlobStore
 from service.runtime import Runtime, build_runtime
-from service.statistics.dashboard import snapshot_of
+from service.statistics.dashboard.service import snapshot_of
 from tests.support.backup import EVIDENCE, LARGE_TEXT, BackupKey, Filed, Target, invoke, point_cli_at
 from tests.support.custody import secrets_in
 from tests.support.forms import csrf_token

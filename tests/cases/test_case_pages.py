@@ -29,10 +29,10 @@ from service.cases.pages import INBOX_CASES_PER_STATUS
 from service.cases.repository import CaseFilters
 from service.db import new_id, utcnow
 from service.evidence.models import Attachment
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from service.taxonomy import type_code_matches
 from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import MakeStaff, Staff

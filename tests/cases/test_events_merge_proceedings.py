@@ -32,15 +32,15 @@ from service.cases.models import Case, EventLink, Incident, MergeProposal
 from service.cases.proceedings import Proceedings
 from service.errors import NotFound, ValidationFailed
 from service.evidence.models import Attachment
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import MembershipRole
 from service.runtime import Runtime
 from service.secrets.rotation import ROTATIONS
-from service.statistics import dp
-from service.statistics.catalogue import NATIONAL_MONTH, compute_catalogue
+from service.statistics.dashboard.catalogue import NATIONAL_MONTH, compute_catalogue
 from service.statistics.domains import domains_from
-from service.statistics.models import StatisticsExtract
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public import dp
 from service.statistics.rows import from_model
 from tests.support.forms import csrf_token, report_form_tokens
 from tests.support.staff import MakeStaff

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from service.cases.deadlines import add_months, week_start
+from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from tests.support.forms import report_body
 from tests.support.staff import MakeStaff, Staff
 

@@ -18,7 +18,7 @@ from service.crypto import Argon2Params
 from service.demo import load_demo
 from service.identity.models import Organisation
 from service.runtime import build_runtime
-from service.statistics.ledger import published
+from service.statistics.public.ledger import published
 
 # The demo's staff accounts are sealed with these in tests (tests/auth covers the production parameters).
 WEAK = Argon2Params(memory_kib=8192, iterations=1, lanes=1)

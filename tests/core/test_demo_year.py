@@ -16,11 +16,13 @@ from service.audit.models import AuditEvent
 from service.cases.models import Case, CaseMessage, CaseStatus
 from service.config import ConfigurationError, Mode, Settings
 from service.demo_year import load_demo_year, load_synthetic_year, months_to_load
+from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant, MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from service.statistics.ledger import published
-from service.statistics.models import BudgetSpend, StatisticsExtract, StatisticsSnapshot
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.public.ledger import published
+from service.statistics.public.models import BudgetSpend
 from tests.support.staff import MakeStaff
 from workers import context
 from workers import tasks as worker_tasks

@@ -20,11 +20,11 @@ from service.crypto import (
     unwrap_key,
 )
 from service.db import utcnow
+from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant, Organisation
 from service.identity.recovery import open_epochs_with_recovery, recovery_private_key
 from service.outbox.models import OutboxMessage, WorkerHeartbeat
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from tests.support.stack import free_port
 
 RECEIPT_FORMAT = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){4}$")

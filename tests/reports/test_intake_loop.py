@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from service.app import create_app
 from service.cases.models import Case, Incident, RoutingRecord
 from service.db import new_row
+from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from tests.support.forms import report_body
 
 REPORT = report_body(type_codes=["A3a"], description="Drohung per Brief", channel="letter")

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.cases.models import Case, RoutingRecord
+from service.extract.models import StatisticsExtract
 from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from tests.support.evidence import assert_nothing_in_clear
 from tests.support.forms import report_body, report_form_tokens
 from tests.support.staff import MakeStaff, Staff

@@ -28,11 +28,11 @@ from service.cli import app
 from service.config import SECRET_NAMES, Mode, Settings, get_settings, load_secrets
 from service.crypto import keyed_hash, totp_code
 from service.errors import NotFound
+from service.extract.models import StatisticsExtract
 from service.identity.models import Organisation
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime, build_runtime
 from service.secrets import ROTATIONS
-from service.statistics.models import StatisticsExtract
 from tests.support.backup import point_cli_at
 from tests.support.retention import REPORT
 from tests.support.staff import WEAK, Clock, MakeStaff, weak_accounts

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from service.statistics.catalogue import (
+from service.statistics.dashboard.catalogue import (
     ANSWER_TABLES,
     LAND_QUARTER,
     NATIONAL_MONTH,
@@ -21,11 +21,17 @@ from service.statistics.catalogue import (
     reporters_in_cells,
     table_keys,
 )
+from service.statistics.dashboard.gate import Attacker, GateResult, Target, run_gate
+from service.statistics.dashboard.snapshot import (
+    CellStatus,
+    GateSummary,
+    Snapshot,
+    SnapshotCell,
+    SnapshotTable,
+)
+from service.statistics.dashboard.suppression import build_snapshot, displayed_keys, shown_cell
 from service.statistics.domains import months_in_quarter
-from service.statistics.gate import Attacker, GateResult, Target, run_gate
 from service.statistics.rows import ExtractRow
-from service.statistics.snapshot import CellStatus, GateSummary, Snapshot, SnapshotCell, SnapshotTable
-from service.statistics.suppression import build_snapshot, displayed_keys, shown_cell
 from service.statistics.synthetic import generate
 from tests.support.statistics import domains, reclassify, statistics_policy
 

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import select
 
 from service.audit.models import AuditEvent
+from service.extract.models import StatisticsExtract
 from service.identity.models import MembershipRole
 from service.runtime import Runtime
-from service.statistics.dashboard import make_snapshot, snapshot_of
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.dashboard.service import make_snapshot, snapshot_of
 from service.statistics.domains import domains_from
-from service.statistics.models import StatisticsExtract, StatisticsSnapshot
 from service.statistics.policy import load_statistics_policy
 from service.statistics.rows import to_model
 from service.statistics.synthetic import generate

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from service.statistics.domains import months_of
-from service.statistics.dp import (
+from service.statistics.policy import Dimension, parse_statistics_policy
+from service.statistics.public.dp import (
     PublicRelease,
     bounded_counts,
     domain_of,
@@ -20,7 +21,6 @@ from service.statistics.dp import (
     noisy_counts,
     release,
 )
-from service.statistics.policy import Dimension, parse_statistics_policy
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
 from service.taxonomy import PolicyFileError

@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import Settings, get_settings
+from service.extract.models import StatisticsExtract
 from service.runtime import Runtime
 from service.statistics.domains import Domains, domains_from
-from service.statistics.ledger import MICRO, BudgetExceeded, release_year
-from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord, StatisticsExtract
 from service.statistics.policy import PublicPolicy, load_statistics_policy
+from service.statistics.public.ledger import MICRO, BudgetExceeded, release_year
+from service.statistics.public.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate
 from tests.support.forms import report_body

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from service.statistics import dp
-from service.statistics.catalogue import NATIONAL_MONTH, TABLES, compute_catalogue
+from service.statistics.dashboard.catalogue import NATIONAL_MONTH, TABLES, compute_catalogue
+from service.statistics.dashboard.suppression import build_snapshot
+from service.statistics.public import dp
 from service.statistics.rows import ExtractRow
-from service.statistics.suppression import build_snapshot
 from service.statistics.synthetic import generate
 from tests.support.statistics import domains, statistics_policy
 

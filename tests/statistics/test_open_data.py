@@ -1,5 +1,5 @@
-"""The public releases as open data (service/statistics/opendata.py): a Frictionless Data Package with its
-CSVs and DCAT-AP.de metadata at stable addresses, fetched over HTTP and checked with the reference tools.
+"""The public releases as open data (service/statistics/public/opendata.py): a Frictionless Data Package with
+its CSVs and DCAT-AP.de metadata at stable addresses, fetched over HTTP and checked with the reference tools.
 
 - The Data Package and every CSV validate with ``frictionless`` (descriptor, schema, every row, size and
   hash), and each CSV holds exactly the figures that /statistik and the JSON API show for that release.
@@ -34,17 +34,16 @@ from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
 from service.statistics.domains import domains_from
-from service.statistics.dp import PublicRelease
-from service.statistics.ledger import release_year
-from service.statistics.opendata import (
+from service.statistics.policy import load_statistics_policy
+from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
+from service.statistics.public.dp import PublicRelease
+from service.statistics.public.ledger import release_year
+from service.statistics.public.opendata import (
     Ledger,
     Publication,
     Release,
-    catalogue_turtle,
-    dataset_turtle,
     release_files,
 )
-from service.statistics.policy import load_statistics_policy
 from service.statistics.synthetic import generate
 
 YEAR = 2025

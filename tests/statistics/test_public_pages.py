@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from service.runtime import Runtime
 from service.statistics.domains import domains_from
-from service.statistics.ledger import release_year
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public.ledger import release_year
 from service.statistics.synthetic import generate
 
 YEAR = 2025

@@ -7,9 +7,9 @@ import ast
 import re
 from pathlib import Path
 
-from service.statistics.catalogue import DIMENSIONS, TABLES, compute_catalogue
-from service.statistics.dp import release
-from service.statistics.suppression import build_snapshot
+from service.statistics.dashboard.catalogue import DIMENSIONS, TABLES, compute_catalogue
+from service.statistics.dashboard.suppression import build_snapshot
+from service.statistics.public.dp import release
 from service.statistics.synthetic import generate
 from tests.support.statistics import domains, statistics_policy
 
@@ -54,9 +54,9 @@ def test_release_path_imports_no_random_number_generator() -> None:
     """Given the public release module and every service module it imports, transitively
     Then none imports ``random``, ``numpy.random`` (or ``secrets``): noise comes from OpenDP only.
     And, as a check that the walk sees imports at all, the synthetic-data module is caught."""
-    closure = _first_party_closure("service.statistics.dp")
+    closure = _first_party_closure("service.statistics.public.dp")
     assert "service.statistics.policy" in closure
-    assert "opendp.prelude" in closure["service.statistics.dp"]
+    assert "opendp.prelude" in closure["service.statistics.public.dp"]
     for module, imports in closure.items():
         bad = {name for name in imports if name in FORBIDDEN_MODULES or name.startswith("numpy.random")}
         assert not bad, f"{module} imports {bad}"
@@ -91,3 +91,15 @@ def test_no_column_finer_than_land_and_month() -> None:
             assert [c["key"] for c in table["cells"]] == list(domains().lands)
         if table["by"] == "month":
             assert all(re.fullmatch(r"2025-(0[1-9]|1[0-2])", c["key"]) for c in table["cells"])
+
+
+def test_the_public_release_and_the_dashboard_do_not_import_each_other() -> None:
+    """Given the two halves of the package, service/statistics/public and service/statistics/dashboard
+    Then neither imports the other: the public release never reads the coordinators' exact figures, and the
+    dashboard does not depend on the release (what they share is at the top of service/statistics)."""
+    for half, other in (("public", "dashboard"), ("dashboard", "public")):
+        paths = sorted((ROOT / "service" / "statistics" / half).glob("*.py"))
+        assert len(paths) > 5, half
+        for path in paths:
+            crossing = {name for name in _imports(path) if name.startswith(f"service.statistics.{other}")}
+            assert not crossing, f"{path.relative_to(ROOT)} imports {crossing}"

@@ -34,10 +34,10 @@ from service.knowledge.seed import seed_articles
 from service.knowledge.support import seed_support
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime
-from service.statistics.dashboard import make_snapshot
+from service.statistics.dashboard.service import make_snapshot
 from service.statistics.domains import domains_from
-from service.statistics.ledger import release_year
 from service.statistics.policy import load_statistics_policy
+from service.statistics.public.ledger import release_year
 from tests.support.forms import csrf_token, report_body, submission_token
 from tests.support.staff import PASSWORD, MakeStaff, Staff
 

@@ -26,7 +26,7 @@ from service.identity.models import MembershipRole
 from service.models import Base
 from service.outbox.models import WorkerHeartbeat
 from service.runtime import Runtime, build_runtime
-from service.statistics.dashboard import make_snapshot
+from service.statistics.dashboard.service import make_snapshot
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
 from tests.support.forms import csrf_token, report_body, submission_token

@@ -80,7 +80,7 @@ NOT_PAGES: dict[str, str] = {
     "/statistik/{year}.json": "download: a public release as JSON",
     "/wissen/{slug}/pdf": "download: a published article as PDF (the dialogue checklist links it)",
     "/statistik/{year}.csv": "download: a public release as CSV",
-    # Open data (service/statistics/opendata.py): files for portals to harvest, linked from /statistik.
+    # Open data (service/statistics/public/opendata.py): files for portals to harvest, linked from /statistik.
     "/statistik/daten/katalog.ttl": "open data: the DCAT-AP.de catalogue of every release (Turtle)",
     "/statistik/daten/{year}/dcat.ttl": "open data: one release's DCAT-AP.de dataset (Turtle)",
     "/statistik/daten/{year}/datapackage.json": "open data: one release's Frictionless Data Package (JSON)",

@@ -16,8 +16,8 @@ from service.auth.models import WebSession
 from service.cases.models import Case
 from service.db import Base
 from service.evidence.models import Attachment
+from service.extract.models import StatisticsExtract
 from service.runtime import Runtime
-from service.statistics.models import StatisticsExtract
 from tests.support.forms import report_body
 
 REPORT = report_body(

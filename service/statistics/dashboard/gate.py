@@ -49,15 +49,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from scipy.sparse import csr_matrix
-
-# numpy and scipy are imported where the attack runs (snapshot builds in the worker and the CLI), not at
-# import time: the api process only reads stored snapshots, and scipy alone costs it about 60 MB of RSS.
-
-from service.statistics.catalogue import (
+from service.statistics.dashboard.catalogue import (
     ANSWER_TABLES,
     LAND_QUARTER,
     LAND_YEAR_SEVERITY,
@@ -71,16 +64,13 @@ from service.statistics.catalogue import (
     CellStats,
     Key,
 )
+from service.statistics.dashboard.program import CellRef, Expr, Program, Solver, add, minus
+from service.statistics.dashboard.snapshot import CellStatus, Snapshot
 from service.statistics.domains import NOT_STATED, Domains, months_in_quarter
 from service.statistics.policy import CoordinatorRules
-from service.statistics.snapshot import CellStatus, Snapshot
 
-Expr = dict[int, float]
-CellRef = tuple[str, Key]
-# Tolerances for reading HiGHS results back as integers and for telling a binding constraint from one
-# that is not.
+# Tolerance for reading HiGHS results back as integers (the LP's bounds are real-valued).
 _INTEGRAL = 1e-6
-_DUAL = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,66 +117,9 @@ class GateResult:
         return min(widths, default=None)
 
 
-class _Program:
-    """A linear program under construction: sparse rows, named variables, tagged equalities."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.eq: list[tuple[Expr, float, CellRef | None]] = []
-        self.le: list[tuple[Expr, float]] = []
-
-    def new(self) -> int:
-        self.size += 1
-        return self.size - 1
-
-    def equal(self, expr: Expr, rhs: float, tag: CellRef | None = None) -> None:
-        self.eq.append((expr, rhs, tag))
-
-    def at_most(self, expr: Expr, rhs: float) -> None:
-        self.le.append((expr, rhs))
-
-    def union(self, total: int, parts: Sequence[int]) -> None:
-        """Persons of a union: at least those of each part, at most their sum."""
-        for part in parts:
-            self.at_most({part: 1.0, total: -1.0}, 0.0)
-        self.at_most({total: 1.0, **dict.fromkeys(parts, -1.0)}, 0.0)
-
-    def partition(self, total: int, parts: Sequence[int], exact: bool) -> None:
-        """Persons of a union of disjoint reporter sets add up; otherwise only the union bounds hold."""
-        if exact:
-            self.equal({total: 1.0, **dict.fromkeys(parts, -1.0)}, 0.0)
-        else:
-            self.union(total, parts)
-
-    @staticmethod
-    def matrix(rows: Sequence[Expr], size: int) -> csr_matrix:
-        from scipy.sparse import csr_matrix
-
-        data: list[float] = []
-        cols: list[int] = []
-        indptr = [0]
-        for row in rows:
-            cols.extend(row)
-            data.extend(row.values())
-            indptr.append(len(cols))
-        return csr_matrix((data, cols, indptr), shape=(len(rows), size))
-
-
 def _holds(stats: CellStats, persons_before: int, reports_before: int) -> bool:
     """Whether a cell's persons grew by no more than its reports since (0, 0: persons <= reports)."""
     return stats.persons - persons_before <= stats.reports - reports_before
-
-
-def _add(*exprs: Expr, sign: float = 1.0) -> Expr:
-    total: Expr = {}
-    for expr in exprs:
-        for var, coef in expr.items():
-            total[var] = total.get(var, 0.0) + sign * coef
-    return total
-
-
-def _minus(left: Expr, right: Expr) -> Expr:
-    return _add(left, _add(right, sign=-1.0))
 
 
 class Attacker:
@@ -203,21 +136,14 @@ class Attacker:
     ) -> None:
         self.truth = truth
         self.rules = rules
-        self.program = _Program()
+        self.program = Program()
         self._reports: dict[CellRef, Expr] = {}
         self._persons: dict[CellRef, int] = {}
         # Per quarter: the reports that were asked the KoMo questions (first incidents).
         self._asked: dict[str, int] = {}
         self._structure(domains)
         self.targets = self._observations([*shown], candidate)
-        import numpy as np
-
-        p = self.program
-        self._a_eq = _Program.matrix([row for row, _, _ in p.eq], p.size)
-        self._b_eq = np.array([rhs for _, rhs, _ in p.eq])
-        self._eq_tags = [tag for _, _, tag in p.eq]
-        self._a_ub = _Program.matrix([row for row, _ in p.le], p.size)
-        self._b_ub = np.array([rhs for _, rhs in p.le])
+        self._solver = Solver(self.program)
 
     # -- the structure every year has ----------------------------------------------------------------------
     def _structure(self, domains: Domains) -> None:
@@ -241,14 +167,14 @@ class Attacker:
             quarter_reports[quarter] = total
             for pair in pairs:
                 p.equal(
-                    _minus(
+                    minus(
                         {by_land[quarter, land, pair]: 1.0 for land in domains.lands},
                         {by_office[quarter, pair, office]: 1.0 for office in domains.offices},
                     ),
                     0.0,
                 )
-            p.equal(_minus({by_channel[quarter, c]: 1.0 for c in domains.channels}, total), 0.0)
-            p.equal(_minus({months[m]: 1.0 for m in months_in_quarter(quarter)}, total), 0.0)
+            p.equal(minus({by_channel[quarter, c]: 1.0 for c in domains.channels}, total), 0.0)
+            p.equal(minus({months[m]: 1.0 for m in months_in_quarter(quarter)}, total), 0.0)
 
         def land_sum(quarters: Iterable[str], land: str, keep: set[tuple[str, str]]) -> Expr:
             return {by_land[q, land, pair]: 1.0 for q in quarters for pair in pairs if pair in keep}
@@ -271,11 +197,11 @@ class Attacker:
         for i, quarter in enumerate(scope.quarters):
             so_far = scope.quarters[: i + 1]
             for g in domains.type_groups:
-                reports[NATIONAL_QUARTER_TYPE.id, (quarter, g)] = _add(
+                reports[NATIONAL_QUARTER_TYPE.id, (quarter, g)] = add(
                     *(land_sum([quarter], land, of_group[g]) for land in domains.lands)
                 )
             for s in domains.severities:
-                reports[NATIONAL_QUARTER_SEVERITY.id, (quarter, s)] = _add(
+                reports[NATIONAL_QUARTER_SEVERITY.id, (quarter, s)] = add(
                     *(land_sum([quarter], land, of_severity[s]) for land in domains.lands)
                 )
             for o in domains.offices:
@@ -304,7 +230,7 @@ class Attacker:
         p, scope = self.program, self.truth.scope
         for quarter in scope.quarters:
             asked = self._asked[quarter] = p.new()
-            p.at_most(_minus({asked: 1.0}, quarter_reports[quarter]), 0.0)
+            p.at_most(minus({asked: 1.0}, quarter_reports[quarter]), 0.0)
         for table, _ in ANSWER_TABLES:
             dimension = table.dimensions[1]
             options = [code for code in domains.answers[dimension] if code != NOT_STATED]
@@ -329,9 +255,10 @@ class Attacker:
         for ref, expr in self._reports.items():
             persons[ref] = var = p.new()
             # persons <= reports, where it is true: an event reported by several people is one report
-            # (service/statistics/catalogue.py), so a cell can hold more persons than reports. Given where it
-            # holds (all cells, unless events were linked), the attacker knows at least as much as in truth.
-            # In the KoMo tables a report names an option once: there persons equal reports where they do.
+            # (service/statistics/dashboard/catalogue.py), so a cell can hold more persons than reports. Given
+            # where it holds (all cells, unless events were linked), the attacker knows at least as much as in
+            # truth. In the KoMo tables a report names an option once: there persons equal reports where they
+            # do.
             truth = self.truth.cell(*ref)
             if ref[0] in answer_tables and truth.persons == truth.reports:
                 p.equal({var: 1.0, **{v: -c for v, c in expr.items()}}, 0.0)
@@ -413,9 +340,9 @@ class Attacker:
                 before_stats = self.truth.cell(table, old)
                 if not _holds(self.truth.cell(table, new), before_stats.persons, before_stats.reports):
                     continue  # a new reporter of a linked event brought no report (again: where true)
-                added = _minus(self._reports[table, new], self._reports[table, old])
+                added = minus(self._reports[table, new], self._reports[table, old])
                 p.at_most(
-                    _add({persons[table, new]: 1.0, persons[table, old]: -1.0}, _add(added, sign=-1.0)), 0.0
+                    add({persons[table, new]: 1.0, persons[table, old]: -1.0}, add(added, sign=-1.0)), 0.0
                 )
 
     # -- what was shown ------------------------------------------------------------------------------------
@@ -462,7 +389,7 @@ class Attacker:
             p.at_most({var: -1.0}, -1.0)
             p.at_most({var: 1.0}, float(k - 1))
         for ref in dominance:
-            p.at_most(_add({self._persons[ref]: 2.0}, _add(self._reports[ref], sign=-1.0)), 1.0)
+            p.at_most(add({self._persons[ref]: 2.0}, add(self._reports[ref], sign=-1.0)), 1.0)
         return [
             Target(ref[0], ref[1], measure, is_primary)
             for (ref, measure), is_primary in sorted(targets.items())
@@ -473,39 +400,10 @@ class Attacker:
         ref = (target.table, target.key)
         return self._reports[ref] if target.measure == "reports" else {self._persons[ref]: 1.0}
 
-    def _optimise(self, expr: Expr, sense: float) -> tuple[float, list[CellRef]]:
-        import numpy as np
-        from scipy.optimize import linprog
-
-        objective = np.zeros(self.program.size)
-        for var, coef in expr.items():
-            objective[var] = sense * coef
-        result = linprog(
-            objective,
-            A_ub=self._a_ub,
-            b_ub=self._b_ub,
-            A_eq=self._a_eq,
-            b_eq=self._b_eq,
-            bounds=(0, None),
-            method="highs",
-        )
-        if result.status == 3:  # unbounded: nothing caps this number
-            return math.inf, []
-        if result.status != 0:
-            # The truth satisfies the model by construction: a failure is a bug, and the gate fails closed.
-            raise RuntimeError(f"attacker LP did not solve: {result.message}")
-        marginals = result.eqlin.marginals
-        binding = [
-            tag
-            for tag, dual in zip(self._eq_tags, marginals, strict=True)
-            if tag is not None and abs(dual) > _DUAL
-        ]
-        return float(sense * result.fun), binding
-
     def attack(self, target: Target) -> Finding:
         expr = self.expression(target)
-        low, binding_low = self._optimise(expr, 1.0)
-        high, binding_high = self._optimise(expr, -1.0)
+        low, binding_low = self._solver.optimise(expr, 1.0)
+        high, binding_high = self._solver.optimise(expr, -1.0)
         low = math.ceil(low - _INTEGRAL)
         high = high if math.isinf(high) else math.floor(high + _INTEGRAL)
         if target.primary_persons:

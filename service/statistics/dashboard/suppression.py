@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from service.statistics.catalogue import (
+from service.statistics.dashboard.catalogue import (
     ANSWER_TABLES,
     LAND_YEAR_SEVERITY,
     NATIONAL_YEAR_TYPE_OFFICE,
@@ -33,11 +33,17 @@ from service.statistics.catalogue import (
     compute_catalogue,
     table_keys,
 )
+from service.statistics.dashboard.gate import Attacker, Finding, GateResult, Target
+from service.statistics.dashboard.snapshot import (
+    CellStatus,
+    GateSummary,
+    Snapshot,
+    SnapshotCell,
+    SnapshotTable,
+)
 from service.statistics.domains import Domains
-from service.statistics.gate import Attacker, Finding, GateResult, Target
 from service.statistics.policy import CoordinatorRules
 from service.statistics.rows import ExtractRow
-from service.statistics.snapshot import CellStatus, GateSummary, Snapshot, SnapshotCell, SnapshotTable
 
 CellRef = tuple[str, Key]
 # The position of ``year_through`` in each year table's key.

@@ -24,12 +24,12 @@ from service.i18n import Translator
 from service.knowledge.selfcheck_dashboard import aggregate
 from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
-from service.statistics.catalogue import ANSWER_TABLES, CellStats
-from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
+from service.statistics.dashboard.catalogue import ANSWER_TABLES, CellStats
+from service.statistics.dashboard.service import audit_view, released_snapshots, snapshot_of
+from service.statistics.dashboard.snapshot import Snapshot
+from service.statistics.dashboard.suppression import primary_status, shown_cell
 from service.statistics.labels import cell_label
 from service.statistics.policy import load_statistics_policy
-from service.statistics.snapshot import Snapshot
-from service.statistics.suppression import primary_status, shown_cell
 from service.web import StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

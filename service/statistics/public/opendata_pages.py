@@ -1,4 +1,5 @@
-"""The open-data addresses of the public statistics (``opendata`` builds the files; here they are served).
+"""The open-data addresses of the public statistics (``opendata`` and ``dcat`` build the files; here they are
+served).
 
 Public like /statistik, and read from the same release store only. A year without a published release, a
 table the release does not have, anything that is not a year: 404. Each answer carries an ETag (a hash of
@@ -22,11 +23,12 @@ from service.errors import NotFound
 from service.i18n import SUPPORTED, Translator
 from service.legal_links import legal_links
 from service.runtime import Runtime
-from service.statistics.dp import PublicRelease
 from service.statistics.labels import cell_label
-from service.statistics.ledger import published, published_in, spent_per_table, year_budgets
-from service.statistics.models import PublicReleaseRecord
-from service.statistics.opendata import (
+from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
+from service.statistics.public.dp import PublicRelease
+from service.statistics.public.ledger import published, published_in, spent_per_table, year_budgets
+from service.statistics.public.models import PublicReleaseRecord
+from service.statistics.public.opendata import (
     CATALOGUE_FILE,
     DATA_PATH,
     DATASET_FILE,
@@ -36,8 +38,6 @@ from service.statistics.opendata import (
     Publication,
     Release,
     ReleaseFiles,
-    catalogue_turtle,
-    dataset_turtle,
     release_files,
 )
 from service.web import StrictRoute

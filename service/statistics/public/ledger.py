@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.db import new_id, utcnow
 from service.errors import DomainError
+from service.extract.models import StatisticsExtract
 from service.statistics.domains import Domains
-from service.statistics.dp import PublicRelease, release
-from service.statistics.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord, StatisticsExtract
 from service.statistics.policy import PublicPolicy
+from service.statistics.public.dp import PublicRelease, release
+from service.statistics.public.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord
 from service.statistics.rows import ExtractRow, from_model
 
 MICRO = 1_000_000

@@ -19,10 +19,10 @@ from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator, format_date
 from service.runtime import Runtime
-from service.statistics.dp import shown_interval
 from service.statistics.labels import cell_label
-from service.statistics.ledger import published, published_in
-from service.statistics.opendata import resource_name
+from service.statistics.public.dp import shown_interval
+from service.statistics.public.ledger import published, published_in
+from service.statistics.public.opendata import resource_name
 from service.web import Pages, StrictRoute, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)

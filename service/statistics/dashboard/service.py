@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.db import new_id, utcnow
 from service.errors import ValidationFailed
+from service.extract.models import StatisticsExtract
+from service.statistics.dashboard.models import StatisticsSnapshot
+from service.statistics.dashboard.snapshot import Snapshot
+from service.statistics.dashboard.suppression import build_snapshot
 from service.statistics.domains import Domains
-from service.statistics.models import StatisticsExtract, StatisticsSnapshot
 from service.statistics.policy import CoordinatorRules
 from service.statistics.rows import from_model
-from service.statistics.snapshot import Snapshot
-from service.statistics.suppression import build_snapshot
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 

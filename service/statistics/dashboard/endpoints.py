@@ -12,12 +12,10 @@ from service.cases.response_times import response_times
 from service.db import utcnow
 from service.deps import RuntimeDep
 from service.errors import NotFound, error_responses
-from service.statistics.dashboard import audit_view, released_snapshots, snapshot_of
-from service.statistics.ledger import published
+from service.statistics.dashboard.service import audit_view, released_snapshots, snapshot_of
 from service.web import StrictRoute
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], route_class=StrictRoute)
-public_router = APIRouter(prefix="/api/v1/public", tags=["public statistics"], route_class=StrictRoute)
 
 # Staff only (401 without a session, 403 before the initial password is changed); for anyone but a
 # coordinator the figures do not exist (404).
@@ -80,21 +78,3 @@ def get_snapshot(as_of: str, subject: CoordinatorDep, runtime: RuntimeDep) -> di
             for table in snapshot.tables
         ],
     }
-
-
-@public_router.get(
-    "/releases",
-    responses=error_responses(),
-    summary="The published differentially private releases (from the release store only)",
-)
-def get_releases(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    """Every number here was drawn once, stored, and is returned as stored: never recomputed."""
-    with runtime.sessions() as db:
-        return [
-            {
-                "id": record.id,
-                "published_at": record.published_at.isoformat() if record.published_at else None,
-                **record.payload,
-            }
-            for record in published(db)
-        ]
