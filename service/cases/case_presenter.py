@@ -17,7 +17,6 @@ from service.cases.presenter import (
     case_url,
     code_label,
     complaint_info,
-    duration,
     proceedings_view,
 )
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
@@ -31,7 +30,7 @@ from service.cases.schemas import (
     MergeView,
     RoutingView,
 )
-from service.i18n import Translator, format_date, format_datetime, format_size
+from service.i18n import Translator, duration_text, format_date, format_datetime, format_size
 from service.taxonomy.loader import ANSWER_KINDS
 
 
@@ -174,11 +173,11 @@ def routing_view(
                 "escalation": [
                     {
                         "name": orgs.get(step["org"], step["org"]),
-                        "after": duration(t, int(step["after_minutes"]), "after"),
+                        "after": duration_text(t, int(step["after_minutes"]), "after"),
                     }
                     for step in decision.get("escalation", [])
                 ],
-                "ack_deadline": duration(t, minutes, "within"),
+                "ack_deadline": duration_text(t, minutes, "within"),
                 "fallback_used": bool(record.fallback_used),
                 # A content hash: its first characters are enough to tell two versions apart.
                 "policy_version": str(decision.get("policy_version", ""))[:12],
@@ -202,7 +201,7 @@ def holder_view(holder: Holder, acknowledged: bool, t: Translator) -> dict[str, 
     state = ""
     if not holder.active:
         if minutes is not None and not acknowledged:
-            state = t("case_page.holders.waiting", after=duration(t, int(minutes), "after"))
+            state = t("case_page.holders.waiting", after=duration_text(t, int(minutes), "after"))
         elif minutes is not None:
             state = t("case_page.holders.not_needed")
         else:

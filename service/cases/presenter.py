@@ -19,7 +19,7 @@ from service.cases.proceedings import PROCEEDINGS_FIELDS
 from service.cases.schemas import (
     InboxRow,
 )
-from service.i18n import LOCAL_ZONE, Translator, format_date, format_datetime, has_key, pick
+from service.i18n import LOCAL_ZONE, Translator, duration_text, format_date, format_datetime, has_key, pick
 from service.taxonomy import Districts, Taxonomy
 
 INBOX = "/intern/faelle"
@@ -81,20 +81,6 @@ class Labels:
 # -- deadlines -----------------------------------------------------------------------------------------------
 
 
-def duration(t: Translator, minutes: int, kind: str) -> str:
-    """A span in words: kind "left" ("noch 5 Std."), "overdue" ("seit 3 Tagen überfällig"), "after"
-    ("nach 4 Std.") or "within" ("innerhalb von 24 Stunden"). The units switch at 2 hours and 3 days, as
-    on the reporter's receipt, so that no "1 Stunden" or "1 Tage" is ever shown."""
-    minutes = max(minutes, 1)
-    if minutes < 120:
-        unit, n = "minutes", minutes
-    elif minutes < 72 * 60:
-        unit, n = "hours", minutes // 60
-    else:
-        unit, n = "days", minutes // (24 * 60)
-    return t(f"deadline.{unit}" if kind == "within" else f"duration.{kind}.{unit}", n=n)
-
-
 def ack_info(
     t: Translator, lang: str, deadline: str, acknowledged_at: str | None, now: datetime
 ) -> dict[str, str]:
@@ -107,9 +93,13 @@ def ack_info(
         return {
             "state": "overdue",
             "at": format_datetime(deadline, lang),
-            "relative": duration(t, -minutes, "overdue"),
+            "relative": duration_text(t, -minutes, "overdue"),
         }
-    return {"state": "open", "at": format_datetime(deadline, lang), "relative": duration(t, minutes, "left")}
+    return {
+        "state": "open",
+        "at": format_datetime(deadline, lang),
+        "relative": duration_text(t, minutes, "left"),
+    }
 
 
 def complaint_info(

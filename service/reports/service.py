@@ -20,7 +20,6 @@ from service.cases import repository as case_rows
 from service.cases.contact import seal_address
 from service.cases.deadlines import (
     ComplaintDeadline,
-    complaint_deadline_of,
 )
 from service.cases.models import (
     Case,
@@ -50,7 +49,7 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.checks import check_incident_codes, check_report
-from service.reports.opened import OpenedCase, ctx, local_today
+from service.reports.opened import OpenedCase, ctx
 from service.reports.reporter_case import ReporterCases
 from service.reports.rows import CaseRef, FilingRows, holders_granted
 from service.reports.schemas import (
@@ -180,23 +179,7 @@ class IntakeService(FilingRows, ReporterCases):
             raise NoRecipient()
         return decision, reachable
 
-    # -- filing -------------------------------------------------------------------------------------------
-    def complaint_deadline(self, data: IncidentFields) -> ComplaintDeadline:
-        """The Strafantrag deadline of an incident as sent (§ 77b StGB; service/cases/deadlines.py)."""
-        return complaint_deadline_of(
-            complaint_only=self.taxonomy.has_complaint_only(data.type_codes),
-            occurred_on=data.occurred_on,
-            perpetrator_known_on=data.perpetrator_known_on,
-            perpetrator_familiarity=data.perpetrator_familiarity,
-        )
-
-    def urgency_of(self, data: IncidentFields, now: datetime) -> str:
-        """The reporter's urgency, raised to "high" when a Strafantrag deadline is days away: counsellors
-        must act before it passes, whatever the danger the reporter felt."""
-        if self.complaint_deadline(data).urgent(local_today(now)):
-            return more_urgent(data.urgency, "high")
-        return data.urgency
-
+    # -- filing (complaint_deadline and urgency_of: FilingRows) -------------------------------------------
     def _claim(self, session: Session, claim: SubmissionClaim | None) -> None:
         """Mark a form view's token used, first in the filing transaction; AlreadySubmitted if it was."""
         if claim is not None and not repository.claim_submission(session, claim):
