@@ -90,19 +90,3 @@ def runtime_of(request: Request) -> Runtime:
     """The runtime for page handlers that read the request body themselves (no dependency injection)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-# Translation keys of the validation errors that pages show (pydantic's types and the services' own).
-VALIDATION_MESSAGE_KEYS = {
-    "missing": "validation.required",
-    "string_too_short": "validation.required",
-    "too_short": "validation.required",
-    "string_too_long": "validation.too_long",
-    "too_long": "validation.too_long",
-    "invalid_code": "validation.invalid_code",
-    "district_land": "validation.district_land",
-    "duplicate": "validation.invalid",
-    "invalid_identifier": "validation.identifier",
-    "consent_required": "validation.consent_matching",
-    "email": "validation.email",
-}

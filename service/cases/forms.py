@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from service.cases.presenter import code_label
-from service.deps import VALIDATION_MESSAGE_KEYS
 from service.errors import ValidationFailed
+from service.forms import MESSAGE_KEYS, code_of
 from service.i18n import Translator
 
 # Fields of the page's forms that are shown under their own name (the letter form's come with the case
@@ -87,16 +87,11 @@ def error_list(
             key = "case_page.error.consent_police"
         elif field == "organisation" and kind == "invalid":
             key = "case_page.error.already_holder"
-        elif "future" in str(error.get("msg", "")):
-            key = "validation.date_future"
         elif kind in ("same_case", "other_event", "holders_differ", "other_newer"):
             key = f"case_page.error.{kind}"
-        elif "control characters" in str(error.get("msg", "")):
-            key = "validation.control_chars"
-        elif kind == "value_error" and error.get("msg") == "email":
-            key = "validation.email"
         else:
-            key = VALIDATION_MESSAGE_KEYS.get(kind, "validation.invalid")
+            # By the error's stable code (service/forms.py), never by its English message.
+            key = MESSAGE_KEYS[code_of(error)]
         label = code_label(t, "case_page.field", (field or name or "form").split("-")[0])
         line = f"{label}: {t(key)}"
         if (field and field in seen) or line in {entry["message"] for entry in summary}:
