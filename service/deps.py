@@ -22,6 +22,8 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+T = TypeVar("T")
+
 
 def unit_of_work(request: Request) -> Iterator[Session]:
     """The request's one database session: committed when the endpoint returns, rolled back when it raises.
@@ -43,6 +45,25 @@ def unit_of_work(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
 
 
+async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """The same unit of work for a page handler that reads its form itself (an async handler cannot take the
+    form as a dependency before its token is checked): ``work`` runs with the request's session in the thread
+    pool, which is committed when it returns and rolled back when it raises; the answer is built after."""
+    sessions = runtime_of(request).sessions
+
+    def run() -> T:
+        with sessions() as session:
+            try:
+                result = work(session)
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return result
+
+    return await run_in_threadpool(run)
+
+
 def client_address(request: Request) -> str:
     """The client's rate-limit key: the peer, or behind a trusted proxy the right-most untrusted hop of
     X-Forwarded-For (service.ratelimit.clients); IPv6 by /64. Never stored, never logged."""
@@ -61,9 +82,6 @@ async def enforce_async(runtime: Runtime, request: Request, limit: Limit) -> Non
     redis: AsyncRedisCounter | None = getattr(request.app.state, "async_redis", None)
     if not await runtime.limiter.allow_async(limit, client_address(request), redis):
         raise RateLimited()
-
-
-T = TypeVar("T")
 
 
 async def in_session(request: Request, work: Callable[[Session], T]) -> T:

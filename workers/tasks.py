@@ -254,4 +254,6 @@ def remind_knowledge_review() -> int:
     now = utcnow()
     with ctx.runtime.sessions() as session:
         entries = ctx.runtime.support.due_for_review(session, now)
-        return len(ctx.runtime.knowledge.remind_review(session, now, entries=entries))
+        due = ctx.runtime.knowledge.remind_review(session, now, entries=entries)
+        session.commit()  # the task is the transaction: the reminder's outbox row with nothing else
+        return len(due)

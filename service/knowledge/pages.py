@@ -7,11 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import forms
 from service.auth.deps import CoordinatorDep, open_subject, pages_of
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ValidationFailed
 from service.forms import FieldError
 from service.i18n import Translator
@@ -67,21 +68,20 @@ async def knowledge_new(request: Request, subject: CoordinatorDep) -> Response:
         return _new_page(request, values, errors, 403)
     slug = values["slug"].strip().lower()
 
-    def save() -> None:
-        with runtime.sessions() as db:
-            runtime.knowledge.create(
-                db,
-                subject,
-                slug,
-                lang,
-                title=values["title"],
-                summary=values["summary"],
-                body=values["body"],
-                codes=values["codes"].replace(",", " ").split(),
-            )
+    def save(db: Session) -> None:
+        runtime.knowledge.create(
+            db,
+            subject,
+            slug,
+            lang,
+            title=values["title"],
+            summary=values["summary"],
+            body=values["body"],
+            codes=values["codes"].replace(",", " ").split(),
+        )
 
     try:
-        await run_in_threadpool(save)
+        await in_transaction(request, save)
     except ValidationFailed as exc:
         return _new_page(request, values, _errors(exc, t), 422)
     suffix = "?created=1&lang=en" if lang == "en" else "?created=1"
@@ -168,12 +168,8 @@ async def knowledge_review(slug: str, request: Request, subject: CoordinatorDep)
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
         raise CsrfFailed()
 
-    def save() -> bool:
-        with runtime.sessions() as db:
-            return runtime.knowledge.review(db, subject, slug[:80], lang)
-
     try:
-        await run_in_threadpool(save)
+        await in_transaction(request, lambda db: runtime.knowledge.review(db, subject, slug[:80], lang))
     except ValidationFailed:
         return RedirectResponse(f"/wissen/{slug[:80]}?own=1{'&lang=en' if lang == 'en' else ''}", 303)
     return RedirectResponse(f"/wissen/{slug[:80]}?reviewed=1{'&lang=en' if lang == 'en' else ''}", 303)
@@ -225,21 +221,20 @@ async def knowledge_edit(slug: str, request: Request, subject: CoordinatorDep) -
         errors = [FieldError("", f"{t('error.csrf.title')}: {t('error.csrf.message')}")]
         return _edit_page(request, article, values, errors, 403)
 
-    def save() -> None:
-        with runtime.sessions() as db:
-            runtime.knowledge.edit(
-                db,
-                subject,
-                slug[:80],
-                lang,
-                title=values["title"],
-                summary=values["summary"],
-                body=values["body"],
-                codes=values["codes"].replace(",", " ").split(),
-            )
+    def save(db: Session) -> None:
+        runtime.knowledge.edit(
+            db,
+            subject,
+            slug[:80],
+            lang,
+            title=values["title"],
+            summary=values["summary"],
+            body=values["body"],
+            codes=values["codes"].replace(",", " ").split(),
+        )
 
     try:
-        await run_in_threadpool(save)
+        await in_transaction(request, save)
     except ValidationFailed as exc:
         errors = _errors(exc, t)
         return _edit_page(request, article, values, errors, 422)

@@ -17,12 +17,13 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.auth.deps import pages_of
 from service.db import utcnow
-from service.deps import client_address, enforce, runtime_of
+from service.deps import client_address, enforce, in_transaction, runtime_of
 from service.errors import NotFound, RateLimited
 from service.i18n import LOCAL_ZONE, Translator, format_date
 from service.knowledge import safety_plan as plans
@@ -246,14 +247,13 @@ async def selfcheck_save(request: Request) -> Response:
     note = _text(form_data, "note", MAX_NOTE_CHARS)
     today = _today()
 
-    def save() -> tuple[str, bool]:
-        with runtime.sessions() as db:
-            if code:
-                return runtime.selfchecks.save_again(db, code, answers, note, today).code, False
-            return runtime.selfchecks.save_new(db, answers, note, today), True
+    def save(db: Session) -> tuple[str, bool]:
+        if code:
+            return runtime.selfchecks.save_again(db, code, answers, note, today).code, False
+        return runtime.selfchecks.save_new(db, answers, note, today), True
 
     try:
-        saved_code, new = await run_in_threadpool(save)
+        saved_code, new = await in_transaction(request, save)
     except NotFound:
         return _code_page(request, 404, t("selfcheck.code.invalid"))
     evaluation = evaluate(answers, lang, previous, month)
@@ -279,12 +279,8 @@ async def selfcheck_delete(request: Request) -> Response:
         return _code_page(request, 403, f"{t('error.csrf.title')}: {t('error.csrf.message')}")
     enforce(runtime, request, selfcheck_code_limit(runtime.settings))
 
-    def delete() -> None:
-        with runtime.sessions() as db:
-            runtime.selfchecks.delete(db, _code_of(form))
-
     try:
-        await run_in_threadpool(delete)
+        await in_transaction(request, lambda db: runtime.selfchecks.delete(db, _code_of(form)))
     except NotFound:
         return _code_page(request, 404, t("selfcheck.code.invalid"))
     return pages.render(request, "selfcheck_code.html", error="", notice=t("selfcheck.deleted"))

@@ -101,7 +101,8 @@ class SelfcheckStore:
 
     # -- saving ----------------------------------------------------------------------------------------------
     def save_new(self, session: Session, answers: Mapping[str, str], note: str, today: date) -> str:
-        """Keep a first take under a new code; commit; return the code (shown once, stored nowhere)."""
+        """Keep a first take under a new code; return the code (shown once, stored nowhere). In the caller's
+        transaction, like every change of the store: the page commits it (``service.deps.in_transaction``)."""
         answers, note = _checked(answers, note)
         code = new_selfcheck_code()
         lookup = selfcheck_lookup(self._pepper, code)
@@ -113,7 +114,7 @@ class SelfcheckStore:
             )
         )
         _count(session, answers, +1)
-        session.commit()
+        session.flush()
         return code
 
     def save_again(
@@ -130,7 +131,6 @@ class SelfcheckStore:
             _count(session, takes[-1].answers, -1)
         _count(session, answers, +1)
         row.sealed = seal_answers(_encode(new_takes), code, row.salt, row.lookup_hash)
-        session.commit()
         return Opened(code=_grouped(code), takes=new_takes)
 
     def delete(self, session: Session, code_text: str) -> None:
@@ -139,7 +139,6 @@ class SelfcheckStore:
         if takes:
             _count(session, takes[-1].answers, -1)
         session.delete(row)
-        session.commit()
 
     # -- opening ---------------------------------------------------------------------------------------------
     def open(self, session: Session, code_text: str) -> Opened:

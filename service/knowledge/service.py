@@ -156,7 +156,6 @@ class KnowledgeService:
             object_id=f"{slug}.{lang}",
             details={"version": current.version},
         )
-        session.commit()
         return published
 
     def due_for_review(self, session: Session, now: datetime) -> list[str]:
@@ -182,7 +181,7 @@ class KnowledgeService:
                 entries="\n".join(entries),
                 entry_count=len(entries),
             )
-            session.commit()
+            session.flush()
         return [*due, *entries]
 
     def dialogue_links(self, session: Session, lang: str) -> list[dict[str, str]]:
@@ -331,8 +330,8 @@ class KnowledgeService:
         *,
         awaiting_review: bool,
     ) -> None:
-        """Write one version as the current one, audit it, and commit (creation and edits alike). The author
-        checked what they wrote: the version's "Stand" and "geprüft am" are today."""
+        """Write one version as the current one and audit it, in the caller's transaction (creation and edits
+        alike). The author checked what they wrote: the version's "Stand" and "geprüft am" are today."""
         now = utcnow()
         session.add(
             KnowledgeArticle(
@@ -362,4 +361,3 @@ class KnowledgeService:
             object_id=f"{slug}.{lang}",
             details={"version": version},
         )
-        session.commit()

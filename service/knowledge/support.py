@@ -263,7 +263,6 @@ class SupportDirectory:
             object_id=entry.id,
             details=dict(details),
         )
-        session.commit()
 
 
 def _apply(entry: SupportEntry, values: SupportValues, now: datetime) -> None:

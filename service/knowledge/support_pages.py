@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import forms
 from service.auth.deps import CoordinatorDep, pages_of
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ValidationFailed
 from service.forms import FieldError
 from service.i18n import Translator, pick
@@ -215,12 +215,10 @@ async def support_new(request: Request, subject: CoordinatorDep) -> Response:
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
         return _form_page(request, "staff_support_new.html", values=values, errors=_csrf_error(t), status=403)
 
-    def save() -> str:
-        with runtime.sessions() as db:
-            return runtime.support.create(db, subject, SupportValues.of(values))
-
     try:
-        entry_id = await run_in_threadpool(save)
+        entry_id = await in_transaction(
+            request, lambda db: runtime.support.create(db, subject, SupportValues.of(values))
+        )
     except ValidationFailed as exc:
         return _form_page(
             request, "staff_support_new.html", values=values, errors=_errors(exc, t), status=422
@@ -286,12 +284,10 @@ async def support_entry_edit(entry_id: str, request: Request, subject: Coordinat
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
         return _edit_page(request, subject, entry, values, _csrf_error(t), 403)
 
-    def save() -> None:
-        with runtime.sessions() as db:
-            runtime.support.edit(db, subject, entry.id, SupportValues.of(values))
-
     try:
-        await run_in_threadpool(save)
+        await in_transaction(
+            request, lambda db: runtime.support.edit(db, subject, entry.id, SupportValues.of(values))
+        )
     except ValidationFailed as exc:
         return _edit_page(request, subject, entry, values, _errors(exc, t), 422)
     return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice=saved{_suffix(lang, False)}", 303)
@@ -307,12 +303,8 @@ async def support_entry_review(entry_id: str, request: Request, subject: Coordin
     if not pages_of(request).csrf_ok(request, str(form.get("csrf_token") or "")):
         raise CsrfFailed()
 
-    def save() -> bool:
-        with runtime.sessions() as db:
-            return runtime.support.review(db, subject, entry.id)
-
     try:
-        published = await run_in_threadpool(save)
+        published = await in_transaction(request, lambda db: runtime.support.review(db, subject, entry.id))
     except ValidationFailed:
         return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice=own{_suffix(lang, False)}", 303)
     notice = "published" if published else "reviewed"
@@ -333,10 +325,6 @@ async def support_entry_retire(entry_id: str, request: Request, subject: Coordin
         raise ValidationFailed([public_error(["action"], "invalid_choice", "retire or restore")])
     retire = action == "retire"
 
-    def save() -> None:
-        with runtime.sessions() as db:
-            runtime.support.retire(db, subject, entry.id, retired=retire)
-
-    await run_in_threadpool(save)
+    await in_transaction(request, lambda db: runtime.support.retire(db, subject, entry.id, retired=retire))
     notice = "retired" if retire else "restored"
     return RedirectResponse(f"{_STAFF_PAGE}/{entry.id}?notice={notice}{_suffix(lang, False)}", 303)

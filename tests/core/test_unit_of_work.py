@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service.deps import DbSession
+from service.deps import DbSession, in_transaction
 from service.errors import DomainError, NotFound
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime
@@ -48,6 +49,17 @@ def _app(
         session.flush()
         return {"stored": key}
 
+    @app.post("/page-store/{key}")
+    async def page_store(key: str, request: Request) -> dict[str, str]:
+        def work(session: Session) -> None:
+            session.add(RateLimitCounter(key=key, window_start=0, count=1))
+            if key.endswith("fail"):
+                session.flush()
+                raise NotFound()
+
+        await in_transaction(request, work)
+        return {"stored": key}
+
     @app.post("/store-then-fail/{key}")
     def store_then_fail(key: str, session: DbSession) -> dict[str, str]:
         session.add(RateLimitCounter(key=key, window_start=0, count=1))
@@ -79,3 +91,12 @@ def test_an_error_rolls_everything_back(runtime: Runtime) -> None:
         assert client.post("/store-then-fail/uow-fail").status_code == 404
     assert seen == {"uow-fail": False}
     assert not _stored(runtime, "uow-fail")
+
+
+def test_a_page_that_reads_its_form_itself_has_the_same_unit_of_work(runtime: Runtime) -> None:
+    seen: dict[str, bool] = {}
+    with TestClient(_app(runtime, seen)) as client:
+        assert client.post("/page-store/uow-page").status_code == 200
+        assert client.post("/page-store/uow-page-fail").status_code == 404
+    assert seen == {"uow-page": True, "uow-page-fail": False}
+    assert not _stored(runtime, "uow-page-fail")
