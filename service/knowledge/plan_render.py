@@ -3,7 +3,7 @@
 Set with the service's fpdf2 document (service/pdf/document.py: DejaVu Sans embedded, A4, page numbers),
 in memory, never written to disk. Text the reader typed (steps, owners, the plan's lines) goes through
 ``printable`` like every typed text in the dossier: drawn as text, never interpreted. Imported on first use
-only (service/knowledge/plans.py), as the dossier renderer is.
+only (by service/knowledge/selfcheck_pages.py), as the dossier renderer is.
 """
 
 from __future__ import annotations
