@@ -146,6 +146,13 @@ def verify_command(
             typer.echo(result.finding, err=True)
         raise typer.Exit(1)
     typer.echo(f"audit chain intact: {result.checked} events checked")
+    if result.tail_under_retired_key:
+        typer.echo(
+            "WARNING: the newest events are under a retired audit key. Either nothing was written since the "
+            "key was rotated, or events after the rotation were cut by someone who holds the old key. Check "
+            "against a checkpoint mailed after the rotation (--checkpoint-file).",
+            err=True,
+        )
     if not result.ok:
         # Only a refused (forged) checkpoint is left: the chain is fine, the checkpoint is not.
         raise typer.Exit(1)

@@ -63,6 +63,10 @@ class VerifyResult:
     checkpoint: Checkpoint | None = field(default=None, compare=False)
     # Signed checkpoints whose tag is wrong: refused, never used to judge the chain.
     refused: tuple[Checkpoint, ...] = field(default=(), compare=False)
+    # The newest rows are under a retired key: nothing was written since the rotation, or someone holding
+    # the old key cut the rows after it (the new segment). The chain alone cannot tell which; a checkpoint
+    # mailed after the rotation can. Not compared: it warns, ``ok`` decides.
+    tail_under_retired_key: bool = field(default=False, compare=False)
 
     @property
     def explanation(self) -> str:
@@ -255,6 +259,14 @@ def _walk(
     if latest is not None and latest.seq > last_seq:
         return _broken(checked, last_seq + 1, Problem.truncated, latest)
     head = Checkpoint(seq=last_seq, mac=prev_mac) if last_seq else None
+    current = next(iter(keys.values()))
+    retired_tail = segment_key is not None and key_id(segment_key) != key_id(current)
     return VerifyResult(
-        ok=True, checked=checked, first_bad_seq=None, problem="", head=head, checkpoint=latest
+        ok=True,
+        checked=checked,
+        first_bad_seq=None,
+        problem="",
+        head=head,
+        checkpoint=latest,
+        tail_under_retired_key=retired_tail,
     )

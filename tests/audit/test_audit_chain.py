@@ -356,3 +356,36 @@ def test_verify_streams_in_batches(
     assert calls == [(0, 4, 4), (4, 4, 4), (8, 4, 2), (10, 4, 0)]
     with pytest.raises(ValueError, match="batch_size"):
         _verify(sessions, key, batch_size=0)
+
+
+def test_a_tail_under_a_retired_key_is_told_whether_idle_or_cut(
+    sessions: sessionmaker[Session], key: bytes
+) -> None:
+    """After a rotation the first append begins a new segment under the new key. Until then, and again if
+    someone holding the old key deletes that segment, the newest rows are under the retired key: the chain
+    is intact either way, and verify says so and warns (a checkpoint mailed after the rotation tells which).
+    """
+    new_key = bytes(range(64, 96))
+
+    def append(log: AuditLog, action: str) -> None:
+        with sessions() as session:
+            log.append(session, actor_kind="system", actor_id=None, action=action)
+            session.commit()
+
+    append(AuditLog(key), "before.rotation")
+    idle = _verify(sessions, new_key, previous=(key,))
+    assert idle.ok
+    assert idle.tail_under_retired_key, "nothing under the new key yet"
+    append(AuditLog(new_key, previous=(key,)), "after.rotation")
+    rotated = _verify(sessions, new_key, previous=(key,))
+    assert rotated.ok
+    assert not rotated.tail_under_retired_key
+    with sessions() as session:
+        # The holder of the old key cuts the new segment (segment_begun and what followed).
+        for row in session.scalars(select(AuditEvent).where(AuditEvent.seq > 1)):
+            session.delete(row)
+        session.commit()
+    cut = _verify(sessions, new_key, previous=(key,))
+    assert cut.ok
+    assert cut.tail_under_retired_key, "the cut is not silent"
+    assert not _verify(sessions, key).tail_under_retired_key, "under its own key the old chain is current"

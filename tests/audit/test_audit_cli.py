@@ -179,3 +179,21 @@ def test_tail_escapes_control_characters(service_runtime: Runtime) -> None:
 
 def test_tail_refuses_a_nonsense_count(service_runtime: Runtime) -> None:
     assert invoke("tail", "-n", "0").exit_code == 2
+
+
+def test_verify_warns_when_the_newest_events_are_under_a_retired_key(
+    service_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events under an old audit key, the CLI run with the new one (the old one kept as previous): the chain
+    is intact, exit 0, and the run says the newest events are under a retired key and what that may mean."""
+    old = AuditLog(bytes(range(100, 132)))
+    with service_runtime.sessions() as session:
+        old.append(session, actor_kind="system", actor_id=None, action="before.rotation")
+        session.commit()
+    monkeypatch.setenv("RUECKHALT_AUDIT_KEY_PREVIOUS", bytes(range(100, 132)).hex())
+    get_settings.cache_clear()
+    result = invoke("verify")
+    assert result.exit_code == 0, result.output
+    assert "1 events checked" in result.output
+    assert "under a retired audit key" in result.output
+    assert "cut by someone who holds the old key" in result.output
