@@ -111,7 +111,7 @@ class CaseMerger:
             return None
         return PendingMerge(
             older_created_at=older.created_at.isoformat(),
-            holders=repository.active_organisation_names(session, older.id),
+            holders=repository.active_holder_names(session, older.id),
         )
 
     def decline(self, session: Session, newer_case_id: str) -> bool:

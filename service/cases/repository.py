@@ -343,17 +343,6 @@ def lock_case(session: Session, case_id: str) -> Case | None:
     )
 
 
-def active_organisation_names(session: Session, case_id: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(Organisation.display_name)
-            .join(CaseKeyGrant, CaseKeyGrant.organisation_id == Organisation.id)
-            .where(CaseKeyGrant.case_id == case_id, CaseKeyGrant.active.is_(True))
-            .order_by(Organisation.display_name)
-        )
-    )
-
-
 def _deleted(session: Session, statement: Delete) -> int:
     result = session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -301,7 +301,7 @@ class ReporterCases(PerpetratorIdentifiers):
             created_at=case.created_at.isoformat(),
             acknowledged_on=local_day(case.acknowledged_at),
             first_reply_on=local_day(first_reply),
-            organisations=tuple(case_rows.active_organisation_names(session, case.id)),
+            organisations=tuple(case_rows.active_holder_names(session, case.id)),
             key_holders=tuple(case_rows.key_holders(session, case.id)),
             incidents=tuple(incidents),
             messages=tuple(messages),
