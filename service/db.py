@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -389,3 +390,42 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+# -- after the commit ----------------------------------------------------------------------------------------
+# A service that must act once its rows are stored (hand a notification to the broker) says so with
+# ``after_commit`` instead of committing itself: whoever owns the transaction (the request's unit of work,
+# a CLI command, a task, a test) commits, and the callbacks run then; a rollback drops them. The listeners
+# sit on the Session class, so the sync session inside an AsyncSession is covered too.
+_AFTER_COMMIT = "rueckhalt.after_commit"
+log = logging.getLogger(__name__)
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's current transaction has committed; never if it rolls back.
+
+    Callbacks must not use the session (it is between transactions) and must not block: they hand work to
+    a thread or a queue. One that raises is logged and does not undo the commit or stop the others."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the rows are not stored until the outer transaction commits
+    callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except (
+            Exception
+        ):  # the rows are stored; the outbox relay is the safety net for what was not handed on
+            log.exception("an after-commit callback failed")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_after_commit(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit the list is already gone; after a rollback or a close without commit it is dropped. A
+    # savepoint that ends (``begin_nested``) keeps the outer transaction's callbacks.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)

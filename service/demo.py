@@ -188,6 +188,7 @@ def load_demo(settings: Settings, argon2_params: Argon2Params | None = None) -> 
                     filed_report = runtime.intake.file_report(
                         session, data, CaseDraft.new(), [], demo=DemoFiling()
                     )
+                    session.commit()
                 receipts.append({"receipt": filed_report.receipt, "routed_to": filed_report.routed_to})
                 filed += 1
             _write_private(receipts_path, receipts)

@@ -212,11 +212,13 @@ def _file_case(
     draft = CaseDraft.new()
     with runtime.sessions() as session:
         case_id = runtime.intake.file_report(session, report, draft, [], demo=DemoFiling(at=first_at)).case_id
+        session.commit()
     for at, row in timed[1:]:
         with runtime.sessions() as session:
             opened = runtime.intake.open_case_by_id(session, case_id, draft.data_key)
             incident = IncidentFields.model_validate(_incident(runtime, row, at, rng))
             runtime.intake.add_incident(session, opened, incident, [], demo=DemoFiling(at=at))
+            session.commit()
     return _Filed(case_id, draft.data_key, first_at, timed[-1][0])
 
 

@@ -46,9 +46,27 @@ DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
 
 
 async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """The same unit of work for a page handler that reads its form itself (an async handler cannot take the
-    form as a dependency before its token is checked): ``work`` runs with the request's session in the thread
-    pool, which is committed when it returns and rolled back when it raises; the answer is built after."""
+    """The request's unit of work for a handler that reads its body itself (an async page handler cannot take
+    the form as a dependency before its token is checked) or that must keep up with a flood (the intake).
+
+    ``work`` gets a session; it is committed when ``work`` returns and rolled back when it raises, and the
+    answer is built after that, so a 2xx means stored. Callbacks registered with ``service.db.after_commit``
+    (the intake hands its notifications to the broker) run right after the commit.
+
+    With PostgreSQL the served application also has asyncio connections (``service.db.make_async_engine``):
+    the work then runs on the event loop, its queries awaited in between (``AsyncSession.run_sync``), with
+    no thread hop and nothing to compete with for the GIL. Otherwise (SQLite, or an application without its
+    lifespan, as in most tests) it runs in the thread pool. The work is the same code either way.
+    """
+    async_sessions: async_sessionmaker[AsyncSession] | None = getattr(
+        request.app.state, "async_sessions", None
+    )
+    if async_sessions is not None:
+        async with async_sessions() as session:
+            # On error the session's close rolls back (and drops the after-commit callbacks).
+            result = await session.run_sync(work)
+            await session.commit()
+            return result
     sessions = runtime_of(request).sessions
 
     def run() -> T:
@@ -82,26 +100,6 @@ async def enforce_async(runtime: Runtime, request: Request, limit: Limit) -> Non
     redis: AsyncRedisCounter | None = getattr(request.app.state, "async_redis", None)
     if not await runtime.limiter.allow_async(limit, client_address(request), redis):
         raise RateLimited()
-
-
-async def in_session(request: Request, work: Callable[[Session], T]) -> T:
-    """Run ``work`` with a session of its own, which it commits; closed (rolled back if not) afterwards.
-
-    With PostgreSQL the served application has asyncio connections (``service.db.make_async_engine``): the
-    work then runs on the event loop, its queries awaited in between, with nothing to compete with for the
-    GIL. Otherwise (SQLite, or no lifespan) it runs in the thread pool. The work is the same code either way.
-    """
-    async_sessions: async_sessionmaker[AsyncSession] | None = request.app.state.async_sessions
-    if async_sessions is not None:
-        async with async_sessions() as session:
-            return await session.run_sync(work)
-    sessions = runtime_of(request).sessions
-
-    def in_thread() -> T:
-        with sessions() as session:
-            return work(session)
-
-    return await run_in_threadpool(in_thread)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -161,6 +161,7 @@ async def reporter_add_incident(request: Request) -> Response:
             with runtime.sessions() as db:
                 opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
                 runtime.intake.add_incident(db, opened, model, parser.uploads, claim=checked.claim)
+                db.commit()
         except ValidationFailed:
             raise  # the form comes back (forms.submit), and ``render`` discards the files
         except AlreadySubmitted:

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.cases import conversation
 from service.cases.schemas import Created, ReporterMessageCreate
-from service.deps import RuntimeDep, enforce, enforce_async, in_session
+from service.deps import RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import error_responses
 from service.evidence import attachments as files
 from service.reports.schemas import (
@@ -52,14 +52,14 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
-    # The path that has to keep up with a flood runs on the event loop where it can (``in_session``).
-    # Perpetrator identifiers (with consent): their look-ups are counted first, off the event loop.
-    budget = (
-        await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
-        if data.consent_matching and data.perpetrator_identifiers
-        else None
-    )
-    filed = await in_session(
+    # Perpetrator identifiers (with consent): their look-ups are counted first, off the event loop, and only
+    # for a report the intake accepts (a refused one spends none of the budget).
+    budget = None
+    if data.consent_matching and data.perpetrator_identifiers:
+        runtime.intake.refuse_invalid(data)
+        budget = await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
+    # The path that has to keep up with a flood runs on the event loop where it can (``in_transaction``).
+    filed = await in_transaction(
         request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), [], matching_budget=budget)
     )
     return ReportCreated(
@@ -97,7 +97,9 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) ->
     fields = IncidentFields.model_validate(body.model_dump(exclude={"receipt"}))
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, body.receipt)
-        return IncidentAdded(seq=runtime.intake.add_incident(db, opened, fields, []))
+        seq = runtime.intake.add_incident(db, opened, fields, [])
+        db.commit()
+        return IncidentAdded(seq=seq)
 
 
 @router.post(

@@ -191,6 +191,7 @@ async def submit_report(request: Request) -> Response:
         try:
             with runtime.sessions() as db:
                 filed = runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim)
+                db.commit()
         except AlreadySubmitted:
             # Back and send, or a second tap: this view of the form filed its report already.
             parser.discard()

@@ -8,6 +8,7 @@ identifiers.py, the rows a filing writes in rows.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import NewRow, new_id, new_row, utcnow
+from service.db import NewRow, after_commit, new_id, new_row, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
@@ -186,6 +187,12 @@ class IntakeService(FilingRows, ReporterCases):
             session.rollback()
             raise AlreadySubmitted()
 
+    def refuse_invalid(self, data: ReportCreate) -> None:
+        """ValidationFailed with every refusal when the report's codes, district or dates are not accepted."""
+        errors = check_report(self.taxonomy, self.districts, data)
+        if errors:
+            raise ValidationFailed(errors)
+
     def file_report(
         self,
         session: Session,
@@ -196,16 +203,15 @@ class IntakeService(FilingRows, ReporterCases):
         matching_budget: Budget | None = None,
         demo: DemoFiling | None = None,
     ) -> Filed:
-        """Store a new case file and commit. Raises before anything is written if the input is refused.
+        """Store a new case file in the session's transaction (the caller commits). Raises before anything is
+        written if the input is refused.
 
         ``claim``: the form view's submission token (pages); a token used before files nothing
         (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused.
         ``matching_budget``: the look-ups reserved for its perpetrator identifiers; reserved here, before
         anything is written, when the caller (off the event loop) did not.
         ``demo``: only the demo loader passes it (never a page or the API)."""
-        errors = check_report(self.taxonomy, self.districts, data)
-        if errors:
-            raise ValidationFailed(errors)
+        self.refuse_invalid(data)
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
         )
@@ -294,8 +300,8 @@ class IntakeService(FilingRows, ReporterCases):
         # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
         if identifiers and matching_budget is not None:
             self.matching.register(session, case.id, identifiers, matching_budget)
-        session.commit()
-        self._after_commit(announced)
+        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
+        after_commit(session, functools.partial(self._after_commit, announced))
         return Filed(
             receipt=receipt,
             case_id=case.id,
@@ -332,7 +338,7 @@ class IntakeService(FilingRows, ReporterCases):
         claim: SubmissionClaim | None = None,
         demo: DemoFiling | None = None,
     ) -> int:
-        """Add a further incident to the case file and commit; returns its number within the case.
+        """Add a further incident to the case file (the caller commits); returns its number within the case.
 
         Routed like a new report: organisations the decision adds get the key, and the urgency of the case
         rises to the incident's. A closed case is opened again: the incident is a new threat, and a closed
@@ -409,8 +415,8 @@ class IntakeService(FilingRows, ReporterCases):
                 object_id=case.id,
                 details={"reason": "further_incident", "seq": seq, "urgency": urgency},
             )
-        session.commit()
-        self._after_commit(announced)
+        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
+        after_commit(session, functools.partial(self._after_commit, announced))
         return seq
 
     @staticmethod

@@ -73,6 +73,7 @@ def file_at_once(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Regi
         try:
             with runtime.sessions() as db:
                 runtime.intake.file_report(db, body(item["land"], item["handle"]), CaseDraft.new(), [])
+                db.commit()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
             barrier.abort()

@@ -145,6 +145,7 @@ def test_two_workers_and_two_relays_deliver_each_row_exactly_once(scaled_out: Sc
         for _ in range(10):
             with runtime.sessions() as db:
                 runtime.intake.file_report(db, ReportCreate.model_validate(REPORT), CaseDraft.new(), [])
+                db.commit()
         time.sleep(0.5)
 
     assert wait_until(lambda: outbox_settled(runtime.settings.resolved_database_url), 90)

@@ -166,6 +166,7 @@ def test_two_submissions_at_once_with_one_token_file_one_case(runtime: Runtime) 
                 results.append(
                     runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim.claim)
                 )
+                db.commit()
         except AlreadySubmitted as exc:
             results.append(exc)
 
