@@ -17,12 +17,12 @@ previous value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.auth.models import RecoveryCode, WebSession
 from service.auth.service import AccountService
@@ -213,83 +213,79 @@ def _pseudonym(key: bytes, case_id: str) -> str:
     return keyed_hash(key, "reporter-pseudonym", case_id.encode()).hex()
 
 
-def _map_pseudonyms(session: Session, secrets: Secrets, settings: Settings) -> Rekeyed:
-    new_key = secrets.statistics_key
-    old_keys = secrets.previous_of("statistics_key")
+def _rekey_column(
+    session: Session,
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+    subjects: Iterable[str],
+    derive: Callable[[bytes, str], str],
+    keys: tuple[bytes, tuple[bytes, ...]],
+    retired_purpose: str,
+) -> tuple[int, int]:
+    """Move a keyed column of the statistics rows from the previous keys to the new one; (moved, retired).
+
+    ``derive(key, subject)`` is the column's value for a subject (a case id, an event id) that still
+    exists: each old value maps to the new key's value. A value no subject derives any more (its case
+    purged, its event ended) gets one stable new value per old one, which keeps its rows counted together
+    and which neither key can link to anything."""
+    new_key, old_keys = keys
     mapping: dict[str, str] = {}
     current: set[str] = set()
-    for case_id in session.scalars(select(Case.id)):
-        new = _pseudonym(new_key, case_id)
+    for subject in subjects:
+        new = derive(new_key, subject)
         current.add(new)
         for old in old_keys:
-            mapping[_pseudonym(old, case_id)] = new
+            mapping[derive(old, subject)] = new
     moved = retired = 0
-    for pseudonym in session.scalars(select(StatisticsExtract.reporter_pseudonym).distinct()).all():
-        if pseudonym in current:
+    for value in session.scalars(select(column).where(column.is_not(None)).distinct()).all():
+        if value is None or value in current:
             continue
-        target = mapping.get(pseudonym)
+        target = mapping.get(value)
         if target is None:
-            # A purged case's rows (or rows of no case at all): one stable new pseudonym per old one, which
-            # keeps them counted as one reporter and which the old key can no longer link to a case id.
-            target = keyed_hash(new_key, RETIRED_PSEUDONYM_PURPOSE, pseudonym.encode()).hex()
+            target = keyed_hash(new_key, retired_purpose, value.encode()).hex()
             retired += 1
         else:
             moved += 1
         session.execute(
             update(StatisticsExtract)
-            .where(StatisticsExtract.reporter_pseudonym == pseudonym)
-            .values(reporter_pseudonym=target)
+            .where(column == value)
+            .values({column.key: target})
             .execution_options(synchronize_session=False)
         )
-    events = _map_event_keys(session, new_key, old_keys)
+    return moved, retired
+
+
+def _map_pseudonyms(session: Session, secrets: Secrets, settings: Settings) -> Rekeyed:
+    keys = (secrets.statistics_key, secrets.previous_of("statistics_key"))
+    moved, retired = _rekey_column(
+        session,
+        StatisticsExtract.reporter_pseudonym,
+        session.scalars(select(Case.id)).all(),
+        _pseudonym,
+        keys,
+        RETIRED_PSEUDONYM_PURPOSE,
+    )
+    # Left under the old key, an incident linked after the rotation would get the new event token and its
+    # event would count twice; and the old key would still join the rows to ``event_link``.
+    events_moved, events_retired = _rekey_column(
+        session,
+        StatisticsExtract.event_key,
+        session.scalars(select(EventLink.event_id).distinct()).all(),
+        event_token,
+        keys,
+        RETIRED_EVENT_PURPOSE,
+    )
     return Rekeyed(
-        {"pseudonyms_moved": moved, "pseudonyms_retired": retired, **events.counts},
+        {
+            "pseudonyms_moved": moved,
+            "pseudonyms_retired": retired,
+            "events_moved": events_moved,
+            "events_retired": events_retired,
+        },
         (
             f"{moved} reporters' statistics pseudonyms moved to the new key, {retired} of purged cases "
             "replaced by ones nobody can link to a case.",
-            *events.notes,
-        ),
-    )
-
-
-def _map_event_keys(session: Session, new_key: bytes, old_keys: tuple[bytes, ...]) -> Rekeyed:
-    """The event tokens of linked incidents' statistics rows, moved to the new key like the pseudonyms.
-
-    Left under the old key, an incident linked after the rotation would get the new token and its event
-    would count twice; and the old key would still join the rows to ``event_link``. A token whose event is
-    gone (the event's last link removed, or its cases purged) gets a new value that counts the same rows
-    as one event and that neither key links to anything."""
-    mapping: dict[str, str] = {}
-    current: set[str] = set()
-    for event_id in session.scalars(select(EventLink.event_id).distinct()):
-        new = event_token(new_key, event_id)
-        current.add(new)
-        for old in old_keys:
-            mapping[event_token(old, event_id)] = new
-    moved = retired = 0
-    tokens = session.scalars(
-        select(StatisticsExtract.event_key).where(StatisticsExtract.event_key.is_not(None)).distinct()
-    ).all()
-    for token in tokens:
-        if token is None or token in current:
-            continue
-        target = mapping.get(token)
-        if target is None:
-            target = keyed_hash(new_key, RETIRED_EVENT_PURPOSE, token.encode()).hex()
-            retired += 1
-        else:
-            moved += 1
-        session.execute(
-            update(StatisticsExtract)
-            .where(StatisticsExtract.event_key == token)
-            .values(event_key=target)
-            .execution_options(synchronize_session=False)
-        )
-    return Rekeyed(
-        {"events_moved": moved, "events_retired": retired},
-        (
-            f"{moved} linked events' statistics tokens moved to the new key, {retired} of ended events "
-            "replaced.",
+            f"{events_moved} linked events' statistics tokens moved to the new key, {events_retired} of "
+            "ended events replaced.",
         ),
     )
 
