@@ -18,22 +18,21 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.db import database_unavailable
-from service.errors import DatabaseUnavailable, DomainError
+from service.errors import DatabaseUnavailable, DomainError, ErrorDetail
 from service.i18n import Translator
 from service.observability import metrics
 from service.web import Pages, request_lang, wants_html
 
 
-def _sanitised(errors: Any) -> list[dict[str, Any]]:
+def _sanitised(errors: Any) -> list[ErrorDetail]:
     """Pydantic's errors without ``input`` and ``ctx``: those would echo what the client sent."""
-    cleaned = []
+    cleaned: list[ErrorDetail] = []
     for error in errors:
         message = str(error.get("msg", "invalid"))
         if error.get("type") == "json_invalid":
             message = "invalid JSON"
-        cleaned.append(
-            {"loc": list(error.get("loc", [])), "type": str(error.get("type", "invalid")), "msg": message}
-        )
+        loc: list[str | int] = list(error.get("loc", []))
+        cleaned.append({"loc": loc, "type": str(error.get("type", "invalid")), "msg": message})
     return cleaned
 
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(TypedDict):
+    """One entry of a 422 answer (the shape of pydantic's, without ``input`` and ``ctx``): where and what,
+    as a stable code in ``type``, never the offending value."""
+
+    loc: list[str | int]
+    type: str
+    msg: str
+    # Which file of an upload was refused (its place in the form), for the page that lists them.
+    position: NotRequired[str]
 
 
 class DomainError(Exception):
@@ -15,7 +26,7 @@ class DomainError(Exception):
     # Sent as Retry-After with the answer: how long a client should wait before it tries again.
     retry_after_seconds: int | None = None
 
-    def __init__(self, detail: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, detail: list[ErrorDetail] | None = None) -> None:
         super().__init__(self.public_message)
         self.detail = detail or []
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import StringConstraints
 from pydantic_core import PydanticCustomError
+
+from service.errors import ErrorDetail
 
 # A taxonomy code as a client sends it; the service checks it against the taxonomy (operator data).
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -105,6 +107,6 @@ def past_day(value: date | None) -> date | None:
     return value
 
 
-def public_error(loc: list[Any], kind: str, message: str) -> dict[str, Any]:
+def public_error(loc: list[str | int], kind: str, message: str) -> ErrorDetail:
     """One entry of a 422 answer: where and what, never the offending value."""
     return {"loc": loc, "type": kind, "msg": message}

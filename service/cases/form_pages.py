@@ -23,7 +23,7 @@ from service.cases.presenter import INBOX, case_url, today
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import CaseUpdate, MessageCreate
 from service.deps import runtime_of
-from service.errors import CsrfFailed, NotFound, ValidationFailed
+from service.errors import CsrfFailed, ErrorDetail, NotFound, ValidationFailed
 from service.evidence.uploads import parse_form
 from service.i18n import Translator
 from service.runtime import Runtime
@@ -152,8 +152,13 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
     text = value_of(form, "message")
 
     def work(runtime: Runtime, db: Session) -> None:
-        problems = [
-            {"loc": ["message_files"], "type": error["reason"], "position": error.get("position", "")}
+        problems: list[ErrorDetail] = [
+            {
+                "loc": ["message_files"],
+                "type": str(error["reason"]),
+                "msg": "",
+                "position": str(error.get("position", "")),
+            }
             for error in parser.errors
         ]
         try:

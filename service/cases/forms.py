@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from service.cases.presenter import code_label
-from service.errors import ValidationFailed
+from service.errors import ErrorDetail, ValidationFailed
 from service.forms import MESSAGE_KEYS, code_of
 from service.i18n import Translator
 
@@ -60,7 +60,7 @@ def validated(model: type[BaseModel], data: dict[str, Any], field: str | None = 
 
 
 def error_list(
-    detail: list[dict[str, Any]], t: Translator, form_fields: Collection[str] = FORM_FIELDS
+    detail: list[ErrorDetail], t: Translator, form_fields: Collection[str] = FORM_FIELDS
 ) -> list[dict[str, str]]:
     """The summary: one line per field, the field's name first, never the value that was sent."""
     summary: list[dict[str, str]] = []

@@ -46,7 +46,7 @@ from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseFile, InboxRow
 from service.db import utcnow
 from service.deps import runtime_of
-from service.errors import NotFound, ValidationFailed
+from service.errors import ErrorDetail, NotFound, ValidationFailed
 from service.i18n import Translator
 from service.identity import repository as organisations
 from service.runtime import Runtime
@@ -274,7 +274,7 @@ async def case_form(request: Request) -> FormData:
     return await read_form(request, max_fields=50, free_text=free_text)
 
 
-def error_summary(detail: list[dict[str, Any]], t: Translator, runtime: Runtime) -> list[dict[str, str]]:
+def error_summary(detail: list[ErrorDetail], t: Translator, runtime: Runtime) -> list[dict[str, str]]:
     return error_list(detail, t, FORM_FIELDS | runtime.case_documents.form_fields)
 
 

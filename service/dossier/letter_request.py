@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -27,6 +26,7 @@ from service.dossier.letter_parts import (
     LetterKind,
     Typed,
 )
+from service.errors import ErrorDetail
 from service.pdf.output import chunks, render_letter
 from service.validation import is_control
 from service.web import download
@@ -56,10 +56,10 @@ def typed_values(form: FormData) -> dict[str, str]:
     return values
 
 
-def parse(form: FormData) -> tuple[LetterRequest | None, list[dict[str, Any]]]:
+def parse(form: FormData) -> tuple[LetterRequest | None, list[ErrorDetail]]:
     """The request, or None and the errors (``loc`` names the field, as both pages' summaries expect)."""
     values = typed_values(form)
-    errors: list[dict[str, Any]] = []
+    errors: list[ErrorDetail] = []
     for name, limit in FIELD_LIMITS.items():
         value = values[name]
         if len(value) > limit:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.db import utcnow
-from service.errors import NotFound, ValidationFailed
+from service.errors import ErrorDetail, NotFound, ValidationFailed
 from service.knowledge.models import KnowledgeArticle
 from service.knowledge.render import plain_text, render_markdown
 from service.outbox.writer import enqueue
@@ -245,7 +245,7 @@ class KnowledgeService:
             awaiting_review=True,
         )
 
-    def _check(self, title: str, summary: str, body: str, codes: list[str]) -> list[dict[str, object]]:
+    def _check(self, title: str, summary: str, body: str, codes: list[str]) -> list[ErrorDetail]:
         errors = []
         if not title.strip() or len(title) > 200:
             errors.append(public_error(["title"], "invalid", "1 to 200 characters"))

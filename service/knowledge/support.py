@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.auth.subject import Subject
 from service.db import utcnow
-from service.errors import NotFound, ValidationFailed
+from service.errors import ErrorDetail, NotFound, ValidationFailed
 from service.knowledge.models import SupportEntry
 from service.knowledge.service import REVIEW_INTERVAL
 from service.validation import public_error
@@ -165,9 +165,9 @@ class SupportDirectory:
             raise NotFound()
         return found
 
-    def check(self, values: SupportValues) -> list[dict[str, object]]:
+    def check(self, values: SupportValues) -> list[ErrorDetail]:
         """Every problem with the values at once, each with its field and a stable code."""
-        errors: list[dict[str, object]] = []
+        errors: list[ErrorDetail] = []
         if values.land not in self._lands:
             errors.append(public_error(["land"], "invalid_choice", "choose a Land from the list"))
         if values.kind not in _KIND_ORDER:

@@ -5,16 +5,15 @@ release. Each refusal names its field and a stable code (``service.validation.pu
 
 from __future__ import annotations
 
-from typing import Any
-
+from service.errors import ErrorDetail
 from service.reports.schemas import IncidentFields, ReportCreate
 from service.taxonomy import Districts, Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS
 from service.validation import public_error
 
 
-def check_incident_codes(tax: Taxonomy, data: IncidentFields) -> list[dict[str, Any]]:
-    errors: list[dict[str, Any]] = []
+def check_incident_codes(tax: Taxonomy, data: IncidentFields) -> list[ErrorDetail]:
+    errors: list[ErrorDetail] = []
     types = tax.valid_codes("incident_types")
     for index, code in enumerate(data.type_codes):
         if code not in types:
@@ -34,7 +33,7 @@ def check_incident_codes(tax: Taxonomy, data: IncidentFields) -> list[dict[str, 
     return errors
 
 
-def check_report(tax: Taxonomy, districts: Districts, data: ReportCreate) -> list[dict[str, Any]]:
+def check_report(tax: Taxonomy, districts: Districts, data: ReportCreate) -> list[ErrorDetail]:
     errors = check_incident_codes(tax, data)
     for index, code in enumerate(data.targets):
         if code not in tax.valid_codes("targets"):
