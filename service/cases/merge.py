@@ -63,7 +63,9 @@ from service.db import utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
 from service.evidence.models import Attachment
-from service.taxonomy.loader import more_urgent
+from service.extract.models import StatisticsExtract
+from service.extract.service import answers_of
+from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 from service.validation import public_error
 
 
@@ -81,6 +83,21 @@ class Merged:
     case_id: str
     data_key: bytes
     incidents: int
+
+
+def _carry_answers(moved: StatisticsExtract, first: StatisticsExtract | None) -> None:
+    """One report, one set of KoMo answers: the merged report's answers join the first row of the case it
+    joins (each code once), and its own rows become further incidents' (None: not asked). Left on both,
+    one reporter's answers would count twice in the catalogue and the release, which bound each reporter's
+    contribution by their answers on one row."""
+    for kind in ANSWER_KINDS:
+        theirs: list[str] | None = getattr(moved, kind)
+        if theirs is None:
+            continue
+        if first is not None:
+            ours: list[str] | None = getattr(first, kind)
+            setattr(first, kind, answers_of([*(ours or []), *theirs]))
+        setattr(moved, kind, None)
 
 
 def _reseal(old: bytes, new: bytes, sealed: bytes, old_context: Context, new_context: Context) -> bytes:
@@ -197,11 +214,16 @@ class CaseMerger:
         incidents = list(
             session.scalars(select(Incident).where(Incident.case_id == newer_id).order_by(Incident.seq))
         )
+        first = session.scalar(
+            select(Incident).where(Incident.case_id == older_id).order_by(Incident.seq).limit(1)
+        )
+        first_extract = events.extract_of(session, older_key, first) if first is not None else None
         for incident in incidents:
             # The statistics row first, while the sealed reference still opens under the newer case.
             extract = events.extract_of(session, newer_key, incident)
             if extract is not None:
                 extract.reporter_pseudonym = pseudonym  # one reporter: counted once among persons affected
+                _carry_answers(extract, first_extract)
             seq += 1
             incident.payload = moved("incident", incident.payload, incident.id)
             incident.extract_ref = moved("extract_ref", incident.extract_ref, incident.id)
@@ -305,4 +327,9 @@ class CaseMerger:
             older.status = newer.status
             older.outcome = None
             older.closed_at = None
+            # The open case's clock: its acknowledgement deadline (past or not) and whether it was
+            # acknowledged, not the closed case's long-expired one, which would escalate at once. Unopened
+            # escalation steps count from the reopening, as for a further incident.
+            older.ack_deadline_at = newer.ack_deadline_at
+            older.acknowledged_at = newer.acknowledged_at
             older.reopened_at = utcnow()

@@ -544,3 +544,55 @@ def test_the_case_page_answers_404_for_another_organisations_case_in_a_merge_or_
     with runtime.sessions() as db:
         assert db.scalars(select(MergeProposal)).all() == []
         assert db.scalars(select(EventLink)).all() == []
+
+
+def test_a_merge_into_a_closed_case_takes_the_open_cases_clock_and_counts_one_set_of_answers(
+    client: TestClient, runtime: Runtime, counsellor: Subject
+) -> None:
+    """The older case was closed long ago; the newer one is open and waits for its acknowledgement. Merged,
+    the case is open with the newer case's deadline (the closed case's, long past, would escalate at once),
+    and the reporter's KoMo answers of both reports are on one statistics row, each code once: left on two
+    rows, one reporter's answers would count twice."""
+    _, older = file(
+        client, runtime, "Erste Meldung.", motives=["municipal_decision"], triggers=["budget_taxes"]
+    )
+    newer_receipt, newer = file(
+        client, runtime, "Zweite Meldung.", motives=["entitlement", "municipal_decision"], triggers=[]
+    )
+    long_ago = datetime.now(LOCAL_ZONE) - timedelta(days=90)
+    with runtime.sessions() as db:
+        closed = db.get(Case, older)
+        assert closed is not None
+        closed.status, closed.outcome, closed.closed_at = "closed", "supported", long_ago
+        closed.ack_deadline_at = closed.acknowledged_at = long_ago
+        db.commit()
+        open_case = db.get(Case, newer)
+        assert open_case is not None
+        newer_deadline, newer_status = open_case.ack_deadline_at, open_case.status
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
+        db.commit()
+    browser = reporter_client(runtime, newer_receipt)
+    done = browser.post(
+        "/fall/zusammenfuehren",
+        data={
+            "csrf_token": csrf_token(browser.get("/fall").text),
+            "action": "confirm",
+            "receipt": newer_receipt,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    with runtime.sessions() as db:
+        merged = db.get(Case, older)
+        assert merged is not None
+        assert (merged.status, merged.outcome, merged.closed_at) == (newer_status, None, None)
+        assert merged.ack_deadline_at == newer_deadline
+        assert merged.acknowledged_at is None
+        rows = list(db.scalars(select(StatisticsExtract)))
+    assert len(rows) == 2
+    answered = [row for row in rows if row.motives is not None]
+    assert len(answered) == 1, "one report, one set of answers"
+    assert answered[0].motives == ["entitlement", "municipal_decision"]
+    assert answered[0].triggers == ["budget_taxes"]
+    (further,) = [row for row in rows if row.motives is None]
+    assert (further.bias, further.triggers, further.consequences) == (None, None, None)
