@@ -9,7 +9,7 @@ transaction (``service.deps.in_transaction``), nothing kept when any step fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -140,21 +140,41 @@ def render_case(
     )
 
 
-def renderer(
+async def answer_form(
     request: Request,
-    runtime: Runtime,
     reporter: ReporterSession,
+    *,
+    token: object,
+    field: str,
+    action: Callable[[], Awaitable[str | Response]],
     values: Callable[[], dict[str, Any]],
+    label: str | None = None,
+    default_field: str = "",
     before: Callable[[], None] | None = None,
-) -> forms.Render:
-    """``render`` for ``forms.submit``: the case page with the refusal and the values as typed."""
+) -> Response:
+    """A form of /fall answered through ``forms.submit``: ``action`` (which changes the case through
+    ``on_my_case``) says where to go; a refusal, or a bad form token (at ``field``), shows the case page
+    again with the message and the ``values`` as typed (``before`` first: the form's uploads go). ``label``
+    is the translation key that names every field of a one-field form in the summary."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
 
     def render(errors: FormErrors, status: int) -> Response:
         if before is not None:
             before()
         return render_case(request, runtime, reporter, status=status, values=values(), errors=errors)
 
-    return render
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=token,
+        csrf_field=field,
+        action=action,
+        render=render,
+        label=None if label is None else lambda _: t(label),
+        default_field=default_field,
+    )
 
 
 def one_field(field: str, refused: list[Refusal]) -> FormRefused:
@@ -244,7 +264,6 @@ async def reporter_perpetrator_known(request: Request) -> Response:
     """Since when the reporter knows who the perpetrator of an incident is: the Strafantrag period (§ 77b
     Abs. 2 StGB) starts then. An empty date takes a given one back."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -265,15 +284,14 @@ async def reporter_perpetrator_known(request: Request) -> Response:
 
         return await on_my_case(request, reporter, change)
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field=field,
+        field=field,
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {field: day}),
-        label=lambda _: t("field.perpetrator_known_on"),
+        values=lambda: {field: day},
+        label="field.perpetrator_known_on",
     )
 
 
@@ -283,7 +301,6 @@ async def reporter_identifiers(request: Request) -> Response:
     the typed ones (with the consent ticked, or the form comes back with an error), ``action=withdraw``
     withdraws the consent: every token of the case is deleted at once, and the identifiers as typed too."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -318,14 +335,13 @@ async def reporter_identifiers(request: Request) -> Response:
             # "Too many identifiers for one case": shown at the first identifier field of the form.
             raise FormRefused(identifier_refusals(forms.refusals(exc.detail), fields)) from None
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="match_name",
+        field="match_name",
         action=save,
-        render=renderer(request, runtime, reporter, lambda: form_values(fields)),
+        values=lambda: form_values(fields),
         default_field=DEFAULT_FIELD,
     )
 
@@ -336,7 +352,6 @@ async def reporter_message(request: Request) -> Response:
     """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
     does not send the message twice; an error shows the page again with the text kept."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -360,15 +375,15 @@ async def reporter_message(request: Request) -> Response:
 
         return await on_my_case(request, reporter, send, undo=parser.discard)
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=token,
         # Named after the message field: the summary's link then leads to the text, which is still there.
-        csrf_field="message",
+        field="message",
         action=reply,
-        render=renderer(request, runtime, reporter, lambda: {"message": text}, before=parser.discard),
+        values=lambda: {"message": text},
+        before=parser.discard,
     )
 
 
@@ -376,7 +391,6 @@ async def reporter_message(request: Request) -> Response:
 async def reporter_notify(request: Request) -> Response:
     """Save or remove the address told of new messages; 303 back to the section, or the page with errors."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -399,14 +413,13 @@ async def reporter_notify(request: Request) -> Response:
 
         return await on_my_case(request, reporter, change)
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="notify_email",
+        field="notify_email",
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {"notify_email": address}),
+        values=lambda: {"notify_email": address},
         default_field=DEFAULT_FIELD,
     )
 
@@ -416,7 +429,6 @@ async def reporter_proceedings(request: Request) -> Response:
     """The reporter records the proceedings of an incident (as counsellors can on the case page): sealed
     with the case key; a Strafantrag recorded ends the deadline's reminders."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -444,15 +456,14 @@ async def reporter_proceedings(request: Request) -> Response:
 
         return await on_my_case(request, reporter, change)
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field=field,
+        field=field,
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {field: sent}),
-        label=lambda _: t("proceedings.heading"),
+        values=lambda: {field: sent},
+        label="proceedings.heading",
     )
 
 
@@ -464,7 +475,6 @@ async def reporter_merge(request: Request) -> Response:
     (any more): back to /fall."""
     runtime = runtime_of(request)
     pages = pages_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -506,13 +516,12 @@ async def reporter_merge(request: Request) -> Response:
         pages.rotate_csrf(request, response)
         return response
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages,
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="merge_receipt",
+        field="merge_receipt",
         action=answer,
-        render=renderer(request, runtime, reporter, dict),
-        label=lambda _: t("field.merge_receipt"),
+        values=dict,
+        label="field.merge_receipt",
     )

@@ -15,8 +15,7 @@ from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed
 from service.forms import FormRefused
-from service.i18n import Translator
-from service.reports.case_pages import back_to_fall, on_my_case, renderer, signed_in
+from service.reports.case_pages import answer_form, back_to_fall, on_my_case, signed_in
 from service.reports.opened import OpenedCase
 from service.reports.pages import ReporterSession, open_from_cookie, pages_of, today
 from service.runtime import Runtime, receipt_limit
@@ -31,7 +30,7 @@ def reporter_download(attachment_id: str, request: Request, db: DbSession) -> Re
     message's file), decrypted as it streams and audited. A GET with the reporter's session cookie, which
     is SameSite=Strict, as the counsellors' downloads are: a link with ``download`` works without
     JavaScript. The audit event is committed with the request's session (``DbSession``) before the file
-    streams; a case gone or a file not its own is 404, as before."""
+    streams; a case gone, or a file not of this case, is 404 (NotFound)."""
     runtime = runtime_of(request)
     reporter = open_from_cookie(request, runtime)
     if reporter is None:
@@ -109,7 +108,6 @@ async def reporter_letter(request: Request) -> Response:
     goes into this answer only: never stored, never logged, never in the audit (which records the kind of
     letter, nothing else)."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
@@ -133,13 +131,12 @@ async def reporter_letter(request: Request) -> Response:
 
         return await on_my_case(request, reporter, write)
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field=letter_request.KIND_FIELD,
+        field=letter_request.KIND_FIELD,
         action=generate,
-        render=renderer(request, runtime, reporter, lambda: dict(typed)),
+        values=lambda: dict(typed),
         default_field="description",
     )

@@ -73,6 +73,13 @@ def reporter(runtime: Runtime, client: TestClient) -> Iterator[TestClient]:
         yield browser
 
 
+def record_proceedings(reporter: TestClient) -> Any:
+    """The reporter records a Strafantrag for the first incident on /fall."""
+    data = {"seq": "1", "complaint_on": "2026-01-05", "outcome": "running"}
+    token = csrf_token(reporter.get("/fall").text)
+    return reporter.post("/fall/verfahren", data={"csrf_token": token, **data}, follow_redirects=False)
+
+
 def test_proceedings_whose_audit_fails_leave_the_incident_as_it_was(
     runtime: Runtime, reporter: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,32 +91,14 @@ def test_proceedings_whose_audit_fails_leave_the_incident_as_it_was(
         raise RuntimeError("the audit log is out of reach")
 
     monkeypatch.setattr(runtime.intake.audit, "append", broken)
-    failed = reporter.post(
-        "/fall/verfahren",
-        data={
-            "csrf_token": csrf_token(reporter.get("/fall").text),
-            "seq": "1",
-            "complaint_on": "2026-01-05",
-            "outcome": "running",
-        },
-        follow_redirects=False,
-    )
+    failed = record_proceedings(reporter)
     assert failed.status_code == 500
     with runtime.sessions() as db:
         assert db.scalars(select(Incident.proceedings)).one() is None, "nothing half-written"
     assert the_case(runtime).updated_at == before.updated_at
     assert audited(runtime, "case.proceedings") == 0
     monkeypatch.undo()
-    saved = reporter.post(
-        "/fall/verfahren",
-        data={
-            "csrf_token": csrf_token(reporter.get("/fall").text),
-            "seq": "1",
-            "complaint_on": "2026-01-05",
-            "outcome": "running",
-        },
-        follow_redirects=False,
-    )
+    saved = record_proceedings(reporter)
     assert saved.status_code == 303, saved.text
     with runtime.sessions() as db:
         assert db.scalars(select(Incident.proceedings)).one() is not None
