@@ -201,6 +201,25 @@ def test_a_merge_whose_session_move_fails_merges_nothing(
         assert len(db.scalars(select(Incident).where(Incident.case_id == older_id)).all()) == 1
 
 
+def test_the_sign_in_is_kept_when_the_waiting_identifiers_fail(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sign-in commits first; the identifiers that wait are registered in a transaction of their own,
+    whose failure is logged by its kind and never fails the sign-in."""
+    receipt = file(client)
+
+    def broken(*_: object, **__: object) -> bool:
+        raise RuntimeError("the matching is out of reach")
+
+    monkeypatch.setattr(runtime.intake, "resume_matching", broken)
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as browser:
+        token = csrf_token(browser.get("/fall").text)
+        signed_in = browser.post("/fall/anmelden", data={"receipt": receipt, "csrf_token": token})
+        assert signed_in.status_code == 200, signed_in.text
+        assert 'action="/fall/abmelden"' in signed_in.text, "signed in: the case page"
+    assert "waiting identifiers not registered at sign-in (RuntimeError)" in caplog.text
+
+
 def _watching(runtime: Runtime, seen: list[bool]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The app, with a look into the database (a session of its own) when each answer starts."""
     app = create_app(runtime=runtime)
