@@ -16,7 +16,8 @@ each field; nothing is changed. The pieces:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -205,7 +206,7 @@ async def submit(
     *,
     token: object,
     csrf_field: str,
-    action: Callable[[], str | Response],
+    action: Callable[[], str | Response] | Callable[[], Awaitable[str | Response]],
     render: Render,
     label: Callable[[str], str] | None = None,
     default_field: str = "",
@@ -215,7 +216,9 @@ async def submit(
     ``action`` returns where to go (a 303 redirect, the notice in its query) or a response of its own; it
     raises ``FormRefused`` (or the service's ``ValidationFailed``) before it changes anything. Then, and on
     a bad form token (403, at ``csrf_field``), ``render`` shows the form again with the errors; the values
-    it shows are the caller's, as typed."""
+    it shows are the caller's, as typed. An ``async`` action is awaited on the event loop instead: it puts
+    its database work in ``service.deps.in_transaction`` (the request's unit of work, in the thread pool),
+    so that everything it changes commits or rolls back as one."""
 
     def again(items: Sequence[Refusal], status: int) -> Response:
         return render(form_errors(items, t, label, default_field), status)
@@ -223,7 +226,10 @@ async def submit(
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         return await run_in_threadpool(again, [Refusal(csrf_field, "csrf")], 403)
     try:
-        target = await run_in_threadpool(action)
+        if inspect.iscoroutinefunction(action):
+            target = await action()
+        else:
+            target = await run_in_threadpool(action)
     except FormRefused as exc:
         return await run_in_threadpool(again, exc.refusals, exc.status)
     except ValidationFailed as exc:

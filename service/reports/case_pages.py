@@ -3,15 +3,18 @@ the notification address, "perpetrator known since", the proceedings, identifier
 
 Every form answers through ``service.forms.submit``: a success redirects back to its section (303) with a
 notice named by code; a refusal shows the page again with the message at the field and the values kept.
+Every change goes through ``on_my_case``: the case opened with the session's key and changed in one
+transaction (``service.deps.in_transaction``), nothing kept when any step fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import forms
@@ -21,11 +24,12 @@ from service.cases.conversation import reporter_reply
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import MessageCreate
 from service.db import utcnow
-from service.deps import enforce, runtime_of
+from service.deps import enforce, enforce_async, in_transaction, runtime_of
 from service.errors import AlreadySubmitted, NotFound, ValidationFailed
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import Translator
 from service.reports.form_input import form_to_data, form_values, identifier_refusals
+from service.reports.opened import OpenedCase
 from service.reports.pages import (
     DEFAULT_FIELD,
     SESSION_COOKIE,
@@ -47,6 +51,50 @@ from service.validation import FormCode
 from service.web import BodyKind, StrictRoute, body, read_cookie, read_form, request_lang
 
 router = APIRouter(include_in_schema=False, route_class=StrictRoute)
+
+T = TypeVar("T")
+
+
+def back_to_fall() -> RedirectResponse:
+    """Where a reporter goes without a session, or whose case is gone: /fall shows the sign-in page."""
+    return RedirectResponse("/fall", status_code=303)
+
+
+async def signed_in(request: Request) -> ReporterSession | None:
+    """The reporter of this request, from the session cookie (resumed in the thread pool: it writes the
+    time last seen); None without one."""
+    return await run_in_threadpool(open_from_cookie, request, runtime_of(request))
+
+
+async def on_my_case(
+    request: Request,
+    reporter: ReporterSession,
+    change: Callable[[Session, OpenedCase], T],
+    *,
+    undo: Callable[[], None] | None = None,
+) -> T | RedirectResponse:
+    """The reporter's one way to change their own case: the case opened with the session's key and
+    ``change`` run with it, in the request's transaction (``service.deps.in_transaction``: committed when
+    ``change`` returns, before the answer; rolled back when any step raises, so nothing is half-written).
+
+    Returns what ``change`` returned, or the way back to /fall on NotFound: the case was purged while the
+    session lived, or what the form names (an incident, a proposal) is not there (any more). ``undo`` runs
+    when anything fails (the uploaded files of the form go, as nothing refers to them)."""
+    runtime = runtime_of(request)
+
+    def work(db: Session) -> T:
+        return change(db, runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key))
+
+    try:
+        return await in_transaction(request, work)
+    except NotFound:
+        if undo is not None:
+            undo()
+        return back_to_fall()
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
 
 
 def render_case(
@@ -92,21 +140,41 @@ def render_case(
     )
 
 
-def renderer(
+async def answer_form(
     request: Request,
-    runtime: Runtime,
     reporter: ReporterSession,
+    *,
+    token: object,
+    field: str,
+    action: Callable[[], Awaitable[str | Response]],
     values: Callable[[], dict[str, Any]],
+    label: str | None = None,
+    default_field: str = "",
     before: Callable[[], None] | None = None,
-) -> forms.Render:
-    """``render`` for ``forms.submit``: the case page with the refusal and the values as typed."""
+) -> Response:
+    """A form of /fall answered through ``forms.submit``: ``action`` (which changes the case through
+    ``on_my_case``) says where to go; a refusal, or a bad form token (at ``field``), shows the case page
+    again with the message and the ``values`` as typed (``before`` first: the form's uploads go). ``label``
+    is the translation key that names every field of a one-field form in the summary."""
+    runtime = runtime_of(request)
+    t = Translator(request_lang(request))
 
     def render(errors: FormErrors, status: int) -> Response:
         if before is not None:
             before()
         return render_case(request, runtime, reporter, status=status, values=values(), errors=errors)
 
-    return render
+    return await forms.submit(
+        request,
+        pages_of(request),
+        t,
+        token=token,
+        csrf_field=field,
+        action=action,
+        render=render,
+        label=None if label is None else lambda _: t(label),
+        default_field=default_field,
+    )
 
 
 def one_field(field: str, refused: list[Refusal]) -> FormRefused:
@@ -132,9 +200,9 @@ def reporter_home(request: Request) -> Response:
 async def reporter_add_incident(request: Request) -> Response:
     runtime = runtime_of(request)
     t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     enforce(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     purpose = incident_purpose(reporter.case_id)
@@ -152,31 +220,31 @@ async def reporter_add_incident(request: Request) -> Response:
             incident_token=token_again(runtime, parser.fields, checked, purpose),
         )
 
-    def add() -> str | Response:
+    async def add() -> str | Response:
         model, refused = forms.validate(IncidentFields, form_to_data(parser.fields, IncidentFields))
         refused = submission_refusals(checked) + refused + forms.refusals(parser.errors)
         if model is None or refused:
             raise FormRefused(refused)
         try:
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                runtime.intake.add_incident(db, opened, model, parser.uploads, claim=checked.claim)
-                db.commit()
-        except ValidationFailed:
-            raise  # the form comes back (forms.submit), and ``render`` discards the files
+            # Committed by the unit of work (on_my_case); the holders are told after the commit.
+            added = await on_my_case(
+                request,
+                reporter,
+                lambda db, opened: runtime.intake.add_incident(
+                    db, opened, model, parser.uploads, claim=checked.claim
+                ),
+                undo=parser.discard,
+            )
         except AlreadySubmitted:
-            parser.discard()
             return "/fall?notice=incident_already_added"
-        except NotFound:
-            # The case was purged while the session lived: /fall shows the sign-in page.
-            parser.discard()
-            return "/fall"
-        except BaseException:
-            parser.discard()
-            raise
+        # A ValidationFailed brings the form back (forms.submit); the files are gone already.
+        if isinstance(added, RedirectResponse):
+            return added
         # The page with a new token for the next incident; reloading this answer sends the used token
         # again, which adds nothing and leads to /fall with a notice that says so.
-        return render_case(request, runtime, reporter, shown=Notices(notice=t("notice.incident_added")))
+        return await run_in_threadpool(
+            render_case, request, runtime, reporter, shown=Notices(notice=t("notice.incident_added"))
+        )
 
     token = parser.fields.get("csrf_token", [None])[-1]
     return await forms.submit(
@@ -196,37 +264,34 @@ async def reporter_perpetrator_known(request: Request) -> Response:
     """Since when the reporter knows who the perpetrator of an incident is: the Strafantrag period (§ 77b
     Abs. 2 StGB) starts then. An empty date takes a given one back."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     form = await read_form(request, max_fields=10)
     seq_text, sent = form.get("seq"), form.get("perpetrator_known_on")
     seq = seq_text if isinstance(seq_text, str) else ""
     day = sent.strip() if isinstance(sent, str) else ""
     field = f"perpetrator_known_on-{seq}" if seq.isdigit() else "perpetrator_known_on"
 
-    def save() -> str:
+    async def save() -> str | Response:
         model, refused = forms.validate(PerpetratorKnown, {"seq": seq, "perpetrator_known_on": day or None})
         if model is None or refused:
             raise one_field(field, refused)
-        try:
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                runtime.intake.set_perpetrator_known(db, opened, model.seq, model.perpetrator_known_on)
-        except NotFound:
-            return "/fall"
-        return f"/fall?notice=known_saved#incident-{model.seq}"
 
-    return await forms.submit(
+        def change(db: Session, opened: OpenedCase) -> str:
+            runtime.intake.set_perpetrator_known(db, opened, model.seq, model.perpetrator_known_on)
+            return f"/fall?notice=known_saved#incident-{model.seq}"
+
+        return await on_my_case(request, reporter, change)
+
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field=field,
+        field=field,
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {field: day}),
-        label=lambda _: t("field.perpetrator_known_on"),
+        values=lambda: {field: day},
+        label="field.perpetrator_known_on",
     )
 
 
@@ -236,47 +301,47 @@ async def reporter_identifiers(request: Request) -> Response:
     the typed ones (with the consent ticked, or the form comes back with an error), ``action=withdraw``
     withdraws the consent: every token of the case is deleted at once, and the identifiers as typed too."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     form = await read_form(request, max_fields=20)
     fields = {name: [value for value in form.getlist(name) if isinstance(value, str)] for name in form}
 
-    def save() -> str:
+    async def save() -> str | Response:
         # Before the branch: withdrawing and sending again would otherwise tell every holder of a match
         # anew, as often as a hostile reporter likes.
-        enforce(runtime, request, receipt_limit(runtime.settings))
-        try:
-            if form.get("action") == "withdraw":
-                with runtime.sessions() as db:
-                    opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                    runtime.intake.withdraw_matching(db, opened)
+        await enforce_async(runtime, request, receipt_limit(runtime.settings))
+        if form.get("action") == "withdraw":
+
+            def withdraw(db: Session, opened: OpenedCase) -> str:
+                runtime.intake.withdraw_matching(db, opened)
                 return "/fall?notice=identifiers_withdrawn#matching"
-            model, refused = forms.validate(IdentifiersAdd, form_to_data(fields, IdentifiersAdd))
-            refused = identifier_refusals(refused, fields)
-            if model is not None and not model.perpetrator_identifiers:
-                refused = [Refusal("match_name", "required")]
-            if model is None or refused:
-                raise FormRefused(refused)
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                done = runtime.intake.add_identifiers(db, opened, model)
+
+            return await on_my_case(request, reporter, withdraw)
+        model, refused = forms.validate(IdentifiersAdd, form_to_data(fields, IdentifiersAdd))
+        refused = identifier_refusals(refused, fields)
+        if model is not None and not model.perpetrator_identifiers:
+            refused = [Refusal("match_name", "required")]
+        if model is None or refused:
+            raise FormRefused(refused)
+
+        def add(db: Session, opened: OpenedCase) -> str:
+            done = runtime.intake.add_identifiers(db, opened, model)
+            return f"/fall?notice={'identifiers_saved' if done else 'identifiers_waiting'}#matching"
+
+        try:
+            return await on_my_case(request, reporter, add)
         except ValidationFailed as exc:
             # "Too many identifiers for one case": shown at the first identifier field of the form.
             raise FormRefused(identifier_refusals(forms.refusals(exc.detail), fields)) from None
-        except NotFound:
-            return "/fall"
-        return f"/fall?notice={'identifiers_saved' if done else 'identifiers_waiting'}#matching"
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="match_name",
+        field="match_name",
         action=save,
-        render=renderer(request, runtime, reporter, lambda: form_values(fields)),
+        values=lambda: form_values(fields),
         default_field=DEFAULT_FIELD,
     )
 
@@ -287,15 +352,14 @@ async def reporter_message(request: Request) -> Response:
     """The reporter answers the counselling organisation; a success goes back to /fall (303), so a reload
     does not send the message twice; an error shows the page again with the text kept."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     enforce(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
 
-    def reply() -> str:
+    async def reply() -> str | Response:
         model, refused = forms.validate(MessageCreate, {"body": text})
         # The message form's file field has its own name: the page also has the incident form's.
         refused = [Refusal("message", item.code) for item in refused] + [
@@ -304,28 +368,22 @@ async def reporter_message(request: Request) -> Response:
         ]
         if model is None or refused:
             raise FormRefused(refused)
-        try:
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                reporter_reply(db, opened.case, opened.data_key, model.body, parser.uploads)
-        except NotFound:
-            # The case was purged while the session lived: /fall shows the sign-in page.
-            parser.discard()
-            return "/fall"
-        except BaseException:
-            parser.discard()
-            raise
-        return "/fall?notice=message_sent#messages"
 
-    return await forms.submit(
+        def send(db: Session, opened: OpenedCase) -> str:
+            reporter_reply(db, opened.case, opened.data_key, model.body, parser.uploads)
+            return "/fall?notice=message_sent#messages"
+
+        return await on_my_case(request, reporter, send, undo=parser.discard)
+
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=token,
         # Named after the message field: the summary's link then leads to the text, which is still there.
-        csrf_field="message",
+        field="message",
         action=reply,
-        render=renderer(request, runtime, reporter, lambda: {"message": text}, before=parser.discard),
+        values=lambda: {"message": text},
+        before=parser.discard,
     )
 
 
@@ -333,38 +391,35 @@ async def reporter_message(request: Request) -> Response:
 async def reporter_notify(request: Request) -> Response:
     """Save or remove the address told of new messages; 303 back to the section, or the page with errors."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     form = await read_form(request, max_fields=10)
     sent = form.get("notify_email")
     address = sent.strip() if isinstance(sent, str) else ""
     remove = form.get("action") == "remove"
 
-    def save() -> str:
+    async def save() -> str | Response:
         model, refused = forms.validate(NotifyAddress, {"notify_email": None if remove else address})
         if not remove and not address:
             refused = [Refusal("notify_email", "required")]
         if model is None or refused:
             raise FormRefused(refused)
-        try:
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                email = str(model.notify_email) if model.notify_email else None
-                runtime.intake.set_notify_address(db, opened, email)
-        except NotFound:
-            return "/fall"
-        return f"/fall?notice={'notify_removed' if remove else 'notify_saved'}#notify"
+        email = str(model.notify_email) if model.notify_email else None
 
-    return await forms.submit(
+        def change(db: Session, opened: OpenedCase) -> str:
+            runtime.intake.set_notify_address(db, opened, email)
+            return f"/fall?notice={'notify_removed' if remove else 'notify_saved'}#notify"
+
+        return await on_my_case(request, reporter, change)
+
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="notify_email",
+        field="notify_email",
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {"notify_email": address}),
+        values=lambda: {"notify_email": address},
         default_field=DEFAULT_FIELD,
     )
 
@@ -374,10 +429,9 @@ async def reporter_proceedings(request: Request) -> Response:
     """The reporter records the proceedings of an incident (as counsellors can on the case page): sealed
     with the case key; a Strafantrag recorded ends the deadline's reminders."""
     runtime = runtime_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     form = await read_form(request, max_fields=20, free_text=frozenset({"file_number"}))
     seq_text = form.get("seq")
     seq = (
@@ -388,30 +442,28 @@ async def reporter_proceedings(request: Request) -> Response:
     field = f"proceedings-{seq}"
     sent = {name: str(form.get(name) or "") for name in PROCEEDINGS_FIELDS}
 
-    def save() -> str:
+    async def save() -> str | Response:
         try:
             record = proceedings_from_form(form)
         except ValidationFailed as exc:
             raise one_field(field, forms.refusals(exc.detail)) from None
         if not seq:
             raise FormRefused([Refusal(field, "invalid")])
-        try:
-            with runtime.sessions() as db:
-                opened = runtime.intake.open_case_by_id(db, reporter.case_id, reporter.data_key)
-                runtime.intake.record_proceedings(db, opened, seq, record)
-        except NotFound:
-            return "/fall"
-        return f"/fall?notice=proceedings_saved#incident-{seq}"
 
-    return await forms.submit(
+        def change(db: Session, opened: OpenedCase) -> str:
+            runtime.intake.record_proceedings(db, opened, seq, record)
+            return f"/fall?notice=proceedings_saved#incident-{seq}"
+
+        return await on_my_case(request, reporter, change)
+
+    return await answer_form(
         request,
-        pages_of(request),
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field=field,
+        field=field,
         action=save,
-        render=renderer(request, runtime, reporter, lambda: {field: sent}),
-        label=lambda _: t("proceedings.heading"),
+        values=lambda: {field: sent},
+        label="proceedings.heading",
     )
 
 
@@ -423,50 +475,53 @@ async def reporter_merge(request: Request) -> Response:
     (any more): back to /fall."""
     runtime = runtime_of(request)
     pages = pages_of(request)
-    t = Translator(request_lang(request))
-    reporter = await run_in_threadpool(open_from_cookie, request, runtime)
+    reporter = await signed_in(request)
     if reporter is None:
-        return RedirectResponse("/fall", status_code=303)
+        return back_to_fall()
     form = await read_form(request, max_fields=10)
     action, receipt = form.get("action"), form.get("receipt")
 
-    def answer() -> str | Response:
-        enforce(runtime, request, receipt_limit(runtime.settings))
+    async def answer() -> str | Response:
+        await enforce_async(runtime, request, receipt_limit(runtime.settings))
         if action == "decline":
-            with runtime.sessions() as db:
-                runtime.merges.decline(db, reporter.case_id)
-            return "/fall?notice=merge_declined"
+
+            def decline(db: Session, opened: OpenedCase) -> str:
+                runtime.merges.decline(db, opened.case.id)
+                return "/fall?notice=merge_declined"
+
+            return await on_my_case(request, reporter, decline)
+
+        def confirm(db: Session, opened: OpenedCase) -> str:
+            merged = runtime.merges.confirm(
+                db, opened.case.id, opened.data_key, receipt if isinstance(receipt, str) else ""
+            )
+            # The session moves to the merged case: the reporter stays signed in with the same receipt.
+            # Every other reporter session of either case ends: one opened with the lost receipt must
+            # not go on reading the merged case (it holds the older case's key).
+            sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
+            sessions.destroy_all_of(db, REPORTER_SESSION, merged.case_id)
+            sessions.destroy_all_of(db, REPORTER_SESSION, opened.case.id)
+            return sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)
+
         try:
-            with runtime.sessions() as db:
-                merged = runtime.merges.confirm(
-                    db, reporter.case_id, reporter.data_key, receipt if isinstance(receipt, str) else ""
-                )
-                # The session moves to the merged case: the reporter stays signed in with the same receipt.
-                # Every other reporter session of either case ends: one opened with the lost receipt must
-                # not go on reading the merged case (it holds the older case's key).
-                sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
-                sessions.destroy_all_of(db, REPORTER_SESSION, merged.case_id)
-                sessions.destroy_all_of(db, REPORTER_SESSION, reporter.case_id)
-                cookie = sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)
-                db.commit()
-        except NotFound:
-            return "/fall"
+            cookie = await on_my_case(request, reporter, confirm)
         except ValidationFailed as exc:
             code = forms.code_of(exc.detail[0]) if exc.detail else "invalid"
             raise FormRefused([Refusal("merge_receipt", code)]) from None
+        if isinstance(cookie, RedirectResponse):
+            return cookie
         response = RedirectResponse("/fall?notice=merged", status_code=303)
         pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
         # Form tokens are bound to the session, as after a sign-in.
         pages.rotate_csrf(request, response)
         return response
 
-    return await forms.submit(
+    return await answer_form(
         request,
-        pages,
-        t,
+        reporter,
         token=form.get("csrf_token"),
-        csrf_field="merge_receipt",
+        field="merge_receipt",
         action=answer,
-        render=renderer(request, runtime, reporter, dict),
-        label=lambda _: t("field.merge_receipt"),
+        values=dict,
+        label="field.merge_receipt",
     )

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.cases import conversation
 from service.cases.schemas import Created, ReporterMessageCreate
-from service.deps import RuntimeDep, enforce, enforce_async, in_transaction
+from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import error_responses
 from service.evidence import attachments as files
 from service.reports.schemas import (
@@ -30,6 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=StrictRoute)
 
 # Every call takes a JSON body (413 above the size limit, 422 for what does not fit) and counts against
 # the client's limit (429); the reporter's calls open the case with the receipt (one 404 for every miss).
+# Each of those is one transaction (``DbSession``): committed when it returns, before the answer starts.
 _INTAKE_ERRORS = error_responses(
     413,
     422,
@@ -78,11 +79,11 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
     responses=_RECEIPT_ERRORS,
     summary="Read your own case file with the receipt",
 )
-def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep) -> CaseForReporter:
+def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep, db: DbSession) -> CaseForReporter:
     enforce(runtime, request, receipt_limit(runtime.settings))
-    with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, body.receipt)
-        return CaseForReporter.model_validate(runtime.intake.reporter_view(db, opened), from_attributes=True)
+    # Read only, but a transaction all the same: opening may move the case to the current pepper.
+    opened = runtime.intake.open_case(db, body.receipt)
+    return CaseForReporter.model_validate(runtime.intake.reporter_view(db, opened), from_attributes=True)
 
 
 @router.post(
@@ -92,14 +93,12 @@ def lookup_case(body: ReceiptLogin, request: Request, runtime: RuntimeDep) -> Ca
     responses=_RECEIPT_ERRORS,
     summary="Add a further incident to your case file",
 )
-def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) -> IncidentAdded:
+def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep, db: DbSession) -> IncidentAdded:
     enforce(runtime, request, receipt_limit(runtime.settings))
     fields = IncidentFields.model_validate(body.model_dump(exclude={"receipt"}))
-    with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, body.receipt)
-        seq = runtime.intake.add_incident(db, opened, fields, [])
-        db.commit()
-        return IncidentAdded(seq=seq)
+    opened = runtime.intake.open_case(db, body.receipt)
+    # Committed by the request's unit of work; the holders are told after it (service.db.after_commit).
+    return IncidentAdded(seq=runtime.intake.add_incident(db, opened, fields, []))
 
 
 @router.post(
@@ -109,11 +108,12 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep) ->
     responses=_RECEIPT_ERRORS,
     summary="Answer the counselling organisation",
 )
-def reporter_message(body: ReporterMessageCreate, request: Request, runtime: RuntimeDep) -> Created:
+def reporter_message(
+    body: ReporterMessageCreate, request: Request, runtime: RuntimeDep, db: DbSession
+) -> Created:
     enforce(runtime, request, receipt_limit(runtime.settings))
-    with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, body.receipt)
-        return Created(id=conversation.reporter_reply(db, opened.case, opened.data_key, body.body))
+    opened = runtime.intake.open_case(db, body.receipt)
+    return Created(id=conversation.reporter_reply(db, opened.case, opened.data_key, body.body))
 
 
 @router.post(
@@ -122,11 +122,10 @@ def reporter_message(body: ReporterMessageCreate, request: Request, runtime: Run
     responses=_RECEIPT_ERRORS,
     summary="Set or remove the address told (content-free) of new messages",
 )
-def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep) -> Response:
+def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep, db: DbSession) -> Response:
     enforce(runtime, request, receipt_limit(runtime.settings))
-    with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, body.receipt)
-        runtime.intake.set_notify_address(db, opened, str(body.notify_email) if body.notify_email else None)
+    opened = runtime.intake.open_case(db, body.receipt)
+    runtime.intake.set_notify_address(db, opened, str(body.notify_email) if body.notify_email else None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -140,11 +139,11 @@ def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep) -> Re
     summary="Download a file of your own case (for example one the counselling organisation sent)",
 )
 def download_attachment(
-    attachment_id: str, body: ReceiptLogin, request: Request, runtime: RuntimeDep
+    attachment_id: str, body: ReceiptLogin, request: Request, runtime: RuntimeDep, db: DbSession
 ) -> StreamingResponse:
     # POST, not GET: the receipt is a secret and belongs in a body, never in a URL or an access log.
     enforce(runtime, request, receipt_limit(runtime.settings))
-    with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, body.receipt)
-        found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
+    opened = runtime.intake.open_case(db, body.receipt)
+    # The audit event is committed with the request's session before the file streams.
+    found = runtime.intake.open_attachment(db, opened, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())

@@ -6,7 +6,6 @@ registered as keyed tokens within the hour's budget of look-ups; the rest wait, 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,11 +28,10 @@ from service.reports.schemas import (
 )
 from service.validation import public_error
 
-log = logging.getLogger("rueckhalt.intake")
-
 
 class PerpetratorIdentifiers:
-    """The identifier methods of ``IntakeService`` (service.py), which holds the matching service."""
+    """The identifier methods of ``IntakeService`` (service.py), which holds the matching service. They run
+    in the caller's transaction and never commit it (the page is the transaction)."""
 
     matching: MatchingService
 
@@ -59,13 +57,12 @@ class PerpetratorIdentifiers:
         budget = self.matching.reserve(len(given) + len(data.perpetrator_identifiers))
         case = case_rows.lock_case(session, opened.case.id)
         if case is None:
-            session.rollback()
             raise NotFound()
         items: dict[Any, PerpetratorIdentifier] = {}
         for item in [*self.identifiers_of(case, opened.data_key), *data.perpetrator_identifiers]:
             items.setdefault(item.normalised(), item)
         if len(items) > MAX_IDENTIFIERS:
-            session.rollback()
+            # Raised before anything is written; the caller's transaction rolls back (and frees the lock).
             raise ValidationFailed(
                 [public_error(["perpetrator_identifiers"], "too_long", "too many identifiers for one case")]
             )
@@ -73,9 +70,8 @@ class PerpetratorIdentifiers:
         case.perpetrator_ciphertext = self._seal_identifiers(opened.data_key, case.id, kept)
         case.updated_at = utcnow()
         session.flush()
-        done = self.matching.register(session, case.id, [item.normalised() for item in kept], budget).done
-        session.commit()
-        return done
+        # Last before the caller's commit, as the matching asks (a match's audit event is then the last row).
+        return self.matching.register(session, case.id, [item.normalised() for item in kept], budget).done
 
     def resume_matching(self, session: Session, case_id: str, data_key: bytes) -> bool:
         """Register the identifiers of a case that wait (the hour's budget was used up when they came, or a
@@ -103,17 +99,6 @@ class PerpetratorIdentifiers:
         missing = self.matching.waiting(session, case_id, self._normalised_identifiers(case, data_key))
         return self.matching.register(session, case_id, missing, budget).done
 
-    def resume_matching_at_sign_in(self, session: Session, opened: OpenedCase) -> None:
-        """``resume_matching`` right after the reporter's sign-in committed, the one moment the case key is
-        at hand without the reporter doing anything. It never fails the sign-in: whatever goes wrong is
-        rolled back and logged by its kind only, and the identifiers wait for the next sign-in."""
-        try:
-            self.resume_matching(session, opened.case.id, opened.data_key)
-            session.commit()
-        except Exception as exc:  # the reporter is signed in; the matching can wait
-            session.rollback()
-            log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
-
     def _normalised_identifiers(self, case: Case, data_key: bytes) -> list[Identifier]:
         return [item.normalised() for item in self.identifiers_of(case, data_key)]
 
@@ -122,9 +107,7 @@ class PerpetratorIdentifiers:
         were given for the matching; what the reporter wrote about the perpetrator elsewhere stays)."""
         case = case_rows.lock_case(session, opened.case.id)
         if case is None:
-            session.rollback()
             raise NotFound()
         self.matching.forget(session, case.id)
         case.perpetrator_ciphertext = None
         case.updated_at = utcnow()
-        session.commit()

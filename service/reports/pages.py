@@ -9,13 +9,14 @@ what the pages show in presenter.py; the sign-in to it and the sign-out are here
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from service import csrf, forms
 from service.auth import sessions
@@ -23,7 +24,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.crypto import format_receipt
 from service.db import utcnow
-from service.deps import enforce, runtime_of
+from service.deps import enforce, in_transaction, runtime_of
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
@@ -41,6 +42,8 @@ router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 
 SESSION_COOKIE = csrf.REPORTER_COOKIE
 
+log = logging.getLogger("rueckhalt.intake")
+
 
 @dataclass(frozen=True)
 class ReporterSession:
@@ -51,6 +54,9 @@ class ReporterSession:
 def open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | None:
     with runtime.sessions() as db:
         opened = sessions.resume(db, REPORTER_SESSION, read_cookie(request, SESSION_COOKIE))
+        # The page is the transaction of the resume: the time last seen (the idle window counts from it),
+        # or the expired session deleted, is kept whatever the page does next.
+        db.commit()
     if opened is None:
         return None
     return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
@@ -234,18 +240,13 @@ async def reporter_login(request: Request) -> Response:
         )
     enforce(runtime, request, receipt_limit(runtime.settings))
 
-    def login() -> str:
-        with runtime.sessions() as db:
-            opened = runtime.intake.open_case(db, receipt if isinstance(receipt, str) else "")
-            cookie = sessions.create(db, REPORTER_SESSION, opened.case.id, opened.data_key)
-            db.commit()
-            # Identifiers that wait (budget, rotated matching key) are registered now, after the session
-            # is committed: this never fails the sign-in.
-            runtime.intake.resume_matching_at_sign_in(db, opened)
-            return cookie
+    def login(db: Session) -> tuple[str, ReporterSession]:
+        opened = runtime.intake.open_case(db, receipt if isinstance(receipt, str) else "")
+        cookie = sessions.create(db, REPORTER_SESSION, opened.case.id, opened.data_key)
+        return cookie, ReporterSession(case_id=opened.case.id, data_key=opened.data_key)
 
     try:
-        cookie = await run_in_threadpool(login)
+        cookie, reporter = await in_transaction(request, login)
     except NotFound:
         return pages.render(
             request,
@@ -254,6 +255,16 @@ async def reporter_login(request: Request) -> Response:
             errors=[forms.FieldError("receipt", t("login.invalid"))],
             notice=None,
         )
+    # Identifiers that wait (budget, rotated matching key) are registered now, after the sign-in is
+    # committed, the one moment the case key is at hand without the reporter doing anything: in a
+    # transaction of its own, which never fails the sign-in. Whatever goes wrong is rolled back and logged
+    # by its kind only, and the identifiers wait for the next sign-in.
+    try:
+        await in_transaction(
+            request, lambda db: runtime.intake.resume_matching(db, reporter.case_id, reporter.data_key)
+        )
+    except Exception as exc:  # the reporter is signed in; the matching can wait
+        log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
     response = RedirectResponse("/fall", status_code=303)
     pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
     pages.rotate_csrf(request, response)
@@ -264,7 +275,6 @@ async def reporter_login(request: Request) -> Response:
 async def reporter_logout(request: Request) -> Response:
     """Sign-out is a state change like any other: its form carries the token, and without it nothing ends
     (another site must not be able to end a reporter's session, as it cannot end a counsellor's)."""
-    runtime = runtime_of(request)
     pages = pages_of(request)
     t = Translator(request_lang(request))
     form = await request.form(max_files=0, max_fields=10)
@@ -272,11 +282,7 @@ async def reporter_logout(request: Request) -> Response:
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         raise CsrfFailed()
 
-    def logout() -> None:
-        with runtime.sessions() as db:
-            sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
-
-    await run_in_threadpool(logout)
+    await in_transaction(request, lambda db: sessions.destroy(db, read_cookie(request, SESSION_COOKIE)))
     pages.signed_out(request)
     response = pages.render(request, "reporter_login.html", errors=[], notice=t("notice.signed_out"))
     pages.delete_cookie(response, SESSION_COOKIE)

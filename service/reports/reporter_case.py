@@ -126,7 +126,11 @@ def _file_view(item: Mapping[str, Any]) -> FileView:
 
 
 class ReporterCases(PerpetratorIdentifiers):
-    """The reporter-side methods of ``IntakeService`` (service.py), which holds the keys and the audit log."""
+    """The reporter-side methods of ``IntakeService`` (service.py), which holds the keys and the audit log.
+
+    They change the session they are given and never commit it: the page or endpoint that calls them is the
+    transaction (``service.deps.in_transaction``, ``DbSession``), so a failure anywhere in it keeps nothing.
+    A NotFound raised after a lock was taken is rolled back by that transaction too."""
 
     taxonomy: Taxonomy
     audit: AuditLog
@@ -159,11 +163,13 @@ class ReporterCases(PerpetratorIdentifiers):
         except DecryptionError:
             raise NotFound() from None
         if rekey:
-            # The receipt proved itself: its case moves to the current pepper now, in a commit of its own
-            # (the reporter's sign-in is the only moment the receipt is here to do it).
+            # The receipt proved itself: its case moves to the current pepper now (the reporter's sign-in is
+            # the only moment the receipt is here to do it). Once a commit of its own; now the caller's
+            # transaction (the sign-in, or the API call) keeps it. Should that call fail after this, the move
+            # is rolled back with it and done again at the next opening: the previous pepper still finds
+            # the case until it is retired, and a failed call is the rare case.
             case.lookup_hash = receipt_lookup(self._pepper, receipt)
             case.lookup_key_id = self._pepper_id
-            session.commit()
         return OpenedCase(case=case, data_key=data_key)
 
     def open_case_by_id(self, session: Session, case_id: str, data_key: bytes) -> OpenedCase:
@@ -189,7 +195,7 @@ class ReporterCases(PerpetratorIdentifiers):
             object_id=opened.case.id,
             details={"attachment_id": attachment_id},
         )
-        session.commit()
+        # The caller's transaction commits the audit event before the file streams.
         return found
 
     def set_notify_address(self, session: Session, opened: OpenedCase, address: str | None) -> None:
@@ -199,7 +205,6 @@ class ReporterCases(PerpetratorIdentifiers):
             seal_address(self._notification_key, case.id, address) if address is not None else None
         )
         case.updated_at = utcnow()
-        session.commit()
 
     def payload_deadline(self, type_codes: list[str], payload: dict[str, Any]) -> ComplaintDeadline:
         """The Strafantrag deadline of a stored incident, from its sealed payload and clear type codes."""
@@ -214,7 +219,6 @@ class ReporterCases(PerpetratorIdentifiers):
         case = case_rows.lock_case(session, opened.case.id)
         incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
         if case is None or incident is None:
-            session.rollback()
             raise NotFound()
         context = ctx("incident", case.id, incident.id)
         payload = json.loads(open_sealed(opened.data_key, incident.payload, context))
@@ -232,7 +236,6 @@ class ReporterCases(PerpetratorIdentifiers):
         if deadline.urgent(local_today(now)) and case.status != CaseStatus.closed.value:
             case.urgency = more_urgent(case.urgency, "high")
         case.updated_at = now
-        session.commit()
         return deadline
 
     def record_proceedings(self, session: Session, opened: OpenedCase, seq: int, record: Proceedings) -> None:
@@ -241,7 +244,6 @@ class ReporterCases(PerpetratorIdentifiers):
         case = case_rows.lock_case(session, opened.case.id)
         incident = None if case is None else next((i for i in case.incidents if i.seq == seq), None)
         if case is None or incident is None:
-            session.rollback()
             raise NotFound()
         proceedings.store(self.taxonomy, opened.data_key, incident, record)
         case.updated_at = utcnow()
@@ -254,7 +256,6 @@ class ReporterCases(PerpetratorIdentifiers):
             object_id=case.id,
             details={"seq": seq},
         )
-        session.commit()
 
     def reporter_view(self, session: Session, opened: OpenedCase) -> ReporterView:
         """The reporter's own case file, decrypted with the key their receipt unlocked."""

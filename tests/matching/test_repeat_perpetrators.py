@@ -170,6 +170,8 @@ def test_the_same_reporter_adding_the_handle_again_tells_nobody(client: TestClie
             opened,
             IdentifiersAdd(perpetrator_identifiers=model["perpetrator_identifiers"], consent_matching=True),
         )
+        # The transaction the /fall form would have committed.
+        db.commit()
     assert done
     assert notices(runtime) == []
     assert match_events(runtime) == []

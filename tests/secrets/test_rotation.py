@@ -191,6 +191,8 @@ def test_finishing_waits_for_every_case_and_then_drops_the_old_pepper(
     service = restart(settings, restarted)
     with service.sessions() as db:
         service.intake.open_case(db, receipt)
+        # The transaction the sign-in would have committed: opening moved the case to the new pepper.
+        db.commit()
     assert "0 cases still under the previous value" in invoke("secrets", "status").output
     finished = rotate("lookup_pepper", "--finish")
     assert "rotation finished" in finished.output
