@@ -136,6 +136,7 @@ def on_worker_ready(**_: object) -> None:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         record_policy_state(session, ctx.runtime.audit, ctx.settings.policies_dir)
+        session.commit()  # the worker's start is the transaction
     _beat("worker")
     # The coordinators' snapshot of last month, if it is missing (a fresh installation): queued, because
     # building and gating it takes a while. In demo mode the synthetic year comes first, then the snapshot.
@@ -182,6 +183,7 @@ def audit_checkpoint() -> int | None:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         sent = send_daily_checkpoint(session, ctx.runtime.audit, now=utcnow())
+        session.commit()  # the task is the transaction: the checkpoint event and its mail together
     return None if sent is None else sent.checkpoint.seq
 
 
@@ -220,6 +222,7 @@ def snapshot() -> str | None:
             rules=rules,
             audit=ctx.runtime.audit,
         )
+        session.commit()  # the task is the snapshot's transaction
     log.info("statistics snapshot %s: %s", as_of, "released" if built.released else "not released")
     return as_of
 
