@@ -88,7 +88,9 @@ def _deliver_one(outbox_id: str, retries: int) -> float | None:
     if outcome.complete:
         return None
     if retries >= settings.task_max_retries:
-        ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
+        with ctx.runtime.sessions() as session:
+            ctx.notifications.dead_letter(session, outbox_id)
+            session.commit()  # the task is the transaction: the mark and the alert's outbox row together
         metrics.dead_letters.inc()
         return None
     countdown = backoff_seconds(
@@ -193,6 +195,8 @@ def purge() -> int:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         report = ctx.runtime.retention.purge(session, utcnow(), dry_run=False)
+        # The cases and notices committed one by one in the purge; the task commits the rest of the run.
+        session.commit()
     log.info(
         "retention: %d cases purged, %d failed, %d expired sessions deleted",
         len(report.purged),

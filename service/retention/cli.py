@@ -117,6 +117,8 @@ def _run(*, dry_run: bool) -> None:
                 session.commit()  # recorded before the purge begins, whatever the purge then does
         with runtime.sessions() as session:
             report = runtime.retention.purge(session, utcnow(), dry_run=dry_run)
+            # The cases and notices committed one by one in the purge; the command commits the rest.
+            session.commit()
     print_report(report)
     if report.failed:
         raise typer.Exit(1)
