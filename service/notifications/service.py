@@ -177,6 +177,8 @@ class NotificationService:
                     row.last_error = None
                 else:
                     row.last_error = ",".join(sorted(set(outcome.failed.values())))[:200]
+                # The task's last transaction: the sends before it are outside any (an open transaction
+                # must not wait on a mail server), each noted at once by ``_record``.
                 session.commit()
         if not chosen:
             log.info("outbox %s (%s): nobody to notify", outbox_id, topic)
