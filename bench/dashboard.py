@@ -76,6 +76,7 @@ def main() -> None:
         start = time.perf_counter()
         with runtime.sessions() as db:
             release_year(db, year=YEAR, policy=policy.public, domains=domains, audit=runtime.audit)
+            db.commit()
         results["public_release_seconds"] = round(time.perf_counter() - start, 1)
         print(f"public release over {args.rows} rows: {results['public_release_seconds']} s")
         start = time.perf_counter()
@@ -83,6 +84,7 @@ def main() -> None:
             snapshot = make_snapshot(
                 db, as_of=args.snapshot_month, domains=domains, rules=policy.coordinator, audit=runtime.audit
             )
+            db.commit()
         results["snapshot_seconds"] = round(time.perf_counter() - start, 1)
         results["snapshot_released"] = snapshot.released
         print(

@@ -70,6 +70,7 @@ def create_app(
         # A served process records which policy files it routes by (tests pass a runtime of their own).
         with built.sessions() as session:
             record_policy_state(session, built.audit, settings.policies_dir)
+            session.commit()  # the start-up is the transaction, before any request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -136,6 +136,7 @@ def migrate() -> None:
             # The shipped entries of the support directory, likewise: one edited or retired stays so.
             lands = [land.code for land in load_districts(settings.policies_dir).lands]
             entries = seed_support(session, SupportDirectory(lands, AuditLog(secrets.audit_key)))
+            session.commit()  # the command is the seed's transaction
     finally:
         engine.dispose()
     news = [

@@ -96,10 +96,12 @@ def load_demo_year(runtime: Runtime, *, today: date | None = None) -> DemoYear:
     last_month, _ = months_to_load(today)
     with runtime.sessions() as session:
         release_year(session, year=today.year - 1, policy=policy.public, domains=domains, audit=runtime.audit)
+        session.commit()  # seeding: each step is its own transaction
     with runtime.sessions() as session:
         snapshot = make_snapshot(
             session, as_of=last_month, domains=domains, rules=policy.coordinator, audit=runtime.audit
         )
+        session.commit()
     return DemoYear(filed, today.year - 1, snapshot.as_of, snapshot.released)
 
 

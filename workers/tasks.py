@@ -88,7 +88,9 @@ def _deliver_one(outbox_id: str, retries: int) -> float | None:
     if outcome.complete:
         return None
     if retries >= settings.task_max_retries:
-        ctx.notifications.dead_letter(ctx.runtime.sessions, outbox_id)
+        with ctx.runtime.sessions() as session:
+            ctx.notifications.dead_letter(session, outbox_id)
+            session.commit()  # the task is the transaction: the mark and the alert's outbox row together
         metrics.dead_letters.inc()
         return None
     countdown = backoff_seconds(
@@ -136,6 +138,7 @@ def on_worker_ready(**_: object) -> None:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         record_policy_state(session, ctx.runtime.audit, ctx.settings.policies_dir)
+        session.commit()  # the worker's start is the transaction
     _beat("worker")
     # The coordinators' snapshot of last month, if it is missing (a fresh installation): queued, because
     # building and gating it takes a while. In demo mode the synthetic year comes first, then the snapshot.
@@ -182,6 +185,7 @@ def audit_checkpoint() -> int | None:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         sent = send_daily_checkpoint(session, ctx.runtime.audit, now=utcnow())
+        session.commit()  # the task is the transaction: the checkpoint event and its mail together
     return None if sent is None else sent.checkpoint.seq
 
 
@@ -191,6 +195,8 @@ def purge() -> int:
     ctx = context.current()
     with ctx.runtime.sessions() as session:
         report = ctx.runtime.retention.purge(session, utcnow(), dry_run=False)
+        # The cases and notices committed one by one in the purge; the task commits the rest of the run.
+        session.commit()
     log.info(
         "retention: %d cases purged, %d failed, %d expired sessions deleted",
         len(report.purged),
@@ -220,6 +226,7 @@ def snapshot() -> str | None:
             rules=rules,
             audit=ctx.runtime.audit,
         )
+        session.commit()  # the task is the snapshot's transaction
     log.info("statistics snapshot %s: %s", as_of, "released" if built.released else "not released")
     return as_of
 

@@ -49,11 +49,11 @@ def checkpoint_day(now: datetime) -> str:
 
 
 def send_daily_checkpoint(session: Session, audit: AuditLog, *, now: datetime) -> SentCheckpoint | None:
-    """Append today's checkpoint event and its mail (an outbox row) and commit; None if today's exists.
+    """Append today's checkpoint event and its mail (an outbox row); None if today's exists.
 
-    Commits or rolls back its own transaction, which must be fresh: the lock is taken before the first
-    read, so the day check sees every committed checkpoint (SQLite's write lock cannot be taken by a
-    transaction that has already read).
+    The caller commits (the beat's task is the transaction); a None is rolled back here, which releases the
+    lock. The transaction must be fresh: the lock is taken before the first read, so the day check sees
+    every committed checkpoint (SQLite's write lock cannot be taken by a transaction that has already read).
     """
     day = checkpoint_day(now)
     audit.lock(session)
@@ -81,6 +81,6 @@ def send_daily_checkpoint(session: Session, audit: AuditLog, *, now: datetime) -
         checkpoint=str(checkpoint),
     )
     session.add(row)
-    session.commit()
+    session.flush()
     log.info("audit checkpoint of %s at seq %d queued (outbox %s)", day, checkpoint.seq, row.id)
     return SentCheckpoint(checkpoint=checkpoint, day=day, outbox_id=row.id)

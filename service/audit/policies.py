@@ -33,7 +33,8 @@ def policy_digests(policies_dir: Path) -> dict[str, str]:
 def record_policy_state(session: Session, audit: AuditLog, policies_dir: Path) -> list[str]:
     """Audit the policy files if they differ from the last recorded set; returns the changed names.
 
-    Commits its own transaction: it runs once at start-up, before any request."""
+    The caller commits: the start-up (of the service, of a worker, of a purge) is the transaction, once,
+    before any request or task."""
     digests = policy_digests(policies_dir)
     last = repository.latest_with_action(session, ACTION)
     before = {k: v for k, v in (last.details if last else {}).items() if k != "changed"}
@@ -48,5 +49,4 @@ def record_policy_state(session: Session, audit: AuditLog, policies_dir: Path) -
         object_type="policies",
         details={**digests, "changed": ",".join(changed)[:128]},
     )
-    session.commit()
     return changed

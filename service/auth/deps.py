@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import csrf
@@ -36,11 +38,14 @@ from service.errors import (
     RateLimited,
 )
 from service.identity import repository as organisations
+from service.identity.models import StaffUser
 from service.ratelimit.service import Limit
 from service.runtime import Runtime, login_client_limit
 from service.web import Pages, read_cookie, wants_html
 
 log = logging.getLogger("rueckhalt.auth")
+
+T = TypeVar("T")
 
 STAFF_COOKIE = csrf.STAFF_COOKIE
 # Set at a successful sign-in, for the account: this browser has signed in to it before. Attempts that
@@ -63,13 +68,14 @@ def open_subject(request: Request, runtime: Runtime) -> Subject | None:
     if not cookie:
         return None
     with runtime.sessions() as db:
-        opened = sessions.resume(db, STAFF_SESSION, cookie)
-        if opened is None:
-            return None
-        subject = runtime.accounts.subject_for(db, opened)
-        if subject is None:
+        opened = sessions.open_session(db, STAFF_SESSION, cookie)
+        subject = None if opened is None else runtime.accounts.subject_for(db, opened)
+        if opened is not None and subject is None:
             # Disabled, deleted or reset since the session began: the session ends here too.
-            sessions.destroy(db, cookie)
+            sessions.end_session(db, cookie)
+        # Its own transaction, not the endpoint's: the visit is noted, and a dead session's row deleted,
+        # whatever the endpoint then does (a refused request, a 404, the NotSignedIn that follows None).
+        db.commit()
         return subject
 
 
@@ -212,19 +218,35 @@ def enforce_password_change_limit(runtime: Runtime, subject: Subject) -> None:
         raise RateLimited()
 
 
+def in_unit_of_work(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """``service.deps.in_transaction`` for work that already runs in a thread of its own (the Argon2 gate's):
+    ``work`` gets a session that is committed when it returns and rolled back when it raises."""
+    with runtime.sessions() as db:
+        try:
+            result = work(db)
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        return result
+
+
 def _sign_in_work(
     runtime: Runtime, email: str, password: str, code: str, device_cookie: str | None
 ) -> SignedIn | None:
-    with runtime.sessions() as db:
+    def work(db: Session) -> tuple[StaffUser, str] | None:
         logged_in = runtime.accounts.login(db, email, password, code)
         if logged_in is None:
-            # Commit anyway: a TOTP step or recovery code used by this attempt stays used.
-            db.commit()
+            # Returned, not raised: the failed attempt is committed before ``sign_in`` answers LoginFailed,
+            # so that a TOTP step or recovery code used by this attempt stays used.
             return None
-        user = logged_in.user
         secret = NO_KEY if logged_in.private_key is None else logged_in.private_key.raw
-        cookie = sessions.create(db, STAFF_SESSION, user.id, secret)
-        db.commit()
+        return logged_in.user, sessions.create(db, STAFF_SESSION, logged_in.user.id, secret)
+
+    made = in_unit_of_work(runtime, work)
+    if made is None:
+        return None
+    user, cookie = made
     id_hash = sessions.id_hash_of(cookie)
     assert id_hash is not None
     account = account_key(runtime, email)
@@ -257,18 +279,20 @@ def change_own_password(runtime: Runtime, request: Request, subject: Subject, cu
     The first own password makes the account's key pair; the session making the change carries the unlocked
     key from then on (its cookie stays the same), every other session of the account ends.
     """
-    with runtime.sessions() as db:
+
+    def work(db: Session) -> None:
         user = runtime.accounts.user_by_id(db, subject.user_id)
         private = runtime.accounts.change_password(
             db, user, current, new, keep_session=subject.session_id_hash
         )
         sessions.reseal(db, STAFF_SESSION, read_cookie(request, STAFF_COOKIE), private.raw)
-        db.commit()
+
+    in_unit_of_work(runtime, work)
 
 
-def sign_out(runtime: Runtime, request: Request) -> None:
-    with runtime.sessions() as db:
-        sessions.destroy(db, read_cookie(request, STAFF_COOKIE))
+def sign_out(db: Session, request: Request) -> None:
+    """End the session of this request's cookie, in the caller's unit of work."""
+    sessions.end_session(db, read_cookie(request, STAFF_COOKIE))
 
 
 def pages_of(request: Request) -> Pages:

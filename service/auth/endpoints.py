@@ -22,7 +22,7 @@ from service.auth.deps import (
 )
 from service.auth.schemas import PasswordChange, SessionCreate, SessionRead
 from service.auth.subject import Subject
-from service.deps import RuntimeDep
+from service.deps import DbSession, RuntimeDep
 from service.errors import error_responses
 from service.runtime import Runtime
 from service.web import StrictRoute
@@ -82,9 +82,9 @@ def read_session(subject: PendingSubject, runtime: RuntimeDep) -> SessionRead:
     responses=_WRITE_ERRORS,
     summary="Sign out",
 )
-def delete_session(subject: PendingWriteSubject, request: Request, runtime: RuntimeDep) -> Response:
+def delete_session(subject: PendingWriteSubject, request: Request, db: DbSession) -> Response:
     """Deletes the server half of the session: the cookie opens nothing afterwards."""
-    sign_out(runtime, request)
+    sign_out(db, request)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_staff_cookie(request, response)
     return response

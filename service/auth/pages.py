@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import (
@@ -32,7 +33,7 @@ from service.auth.errors import PasswordRejected
 from service.auth.passwords import PasswordProblem
 from service.auth.second_factor import TotpChange, TotpEnrolment
 from service.auth.subject import Subject
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, LoginFailed, RateLimited, ServiceBusy
 from service.i18n import Translator
 from service.identity import repository as organisations
@@ -122,12 +123,11 @@ async def staff_login(request: Request) -> Response:
 
 @router.post("/abmelden")
 async def staff_logout(request: Request) -> Response:
-    runtime = runtime_of(request)
     t = Translator(request_lang(request))
     form = await _form(request)
     if not pages_of(request).csrf_ok(request, form.get("csrf_token")):
         raise CsrfFailed()
-    await run_in_threadpool(sign_out, runtime, request)
+    await in_transaction(request, lambda db: sign_out(db, request))
     pages_of(request).signed_out(request)
     response = _login_page(request, notice=t("staff_login.signed_out"))
     clear_staff_cookie(request, response)
@@ -270,48 +270,45 @@ async def staff_totp_action(request: Request, subject: StaffDep) -> Response:
         )
     action = form.get("action", "")
 
-    def act() -> Response:
+    def act(db: Session) -> dict[str, Any]:
+        """The action in the request's unit of work; what to show, rendered after the commit (the page
+        counts the recovery codes left, in a session of its own)."""
         accounts = runtime.accounts
-        with runtime.sessions() as db:
-            user = accounts.user_by_id(db, subject.user_id)
-            if action == "start":
-                enrolment = accounts.start_totp_enrolment(user, subject.session_id_hash)
-                return _totp_page(request, runtime, subject, enrolment=enrolment)
-            if action == "confirm":
-                pending = accounts.open_enrolment(user, subject.session_id_hash, form.get("token", ""))
-                if pending is None:
-                    errors = [_error("", t("staff_totp.expired"))]
-                    return _totp_page(request, runtime, subject, status=422, errors=errors)
-                outcome = accounts.confirm_totp(
-                    db,
-                    user,
-                    pending,
-                    form.get("code", ""),
-                    password=form.get("password", ""),
-                    current_code=form.get("current_code", ""),
+        user = accounts.user_by_id(db, subject.user_id)
+        if action == "start":
+            return {"enrolment": accounts.start_totp_enrolment(user, subject.session_id_hash)}
+        if action == "confirm":
+            pending = accounts.open_enrolment(user, subject.session_id_hash, form.get("token", ""))
+            if pending is None:
+                return {"status": 422, "errors": [_error("", t("staff_totp.expired"))]}
+            outcome = accounts.confirm_totp(
+                db,
+                user,
+                pending,
+                form.get("code", ""),
+                password=form.get("password", ""),
+                current_code=form.get("current_code", ""),
+            )
+            if outcome is not TotpChange.done:
+                # Returned, not raised: the unit of work commits, so a current code used by this attempt
+                # stays used although the page answers 422.
+                errors = (
+                    [_error("password", t("staff_totp.reauth.failed"))]
+                    if outcome is TotpChange.reauthentication_failed
+                    else [_error("code", t("staff_totp.confirm.failed"))]
                 )
-                if outcome is not TotpChange.done:
-                    # Commit anyway: a current code used by this attempt stays used.
-                    db.commit()
-                    errors = (
-                        [_error("password", t("staff_totp.reauth.failed"))]
-                        if outcome is TotpChange.reauthentication_failed
-                        else [_error("code", t("staff_totp.confirm.failed"))]
-                    )
-                    return _totp_page(request, runtime, subject, status=422, enrolment=pending, errors=errors)
-                codes = accounts.replace_recovery_codes_after_enrolment(db, user)
-                db.commit()
-                notice = t("staff_totp.enrolled")
-                return _totp_page(request, runtime, subject, recovery_codes=codes, notice=notice)
-            if action == "codes":
-                made = accounts.new_recovery_codes(
-                    db, user, password=form.get("password", ""), current_code=form.get("current_code", "")
-                )
-                db.commit()
-                if made is None:
-                    errors = [_error("password", t("staff_totp.reauth.failed"))]
-                    return _totp_page(request, runtime, subject, status=422, errors=errors)
-                return _totp_page(request, runtime, subject, recovery_codes=made)
-        return _totp_page(request, runtime, subject, status=422)
+                return {"status": 422, "enrolment": pending, "errors": errors}
+            codes = accounts.replace_recovery_codes_after_enrolment(db, user)
+            return {"recovery_codes": codes, "notice": t("staff_totp.enrolled")}
+        if action == "codes":
+            made = accounts.new_recovery_codes(
+                db, user, password=form.get("password", ""), current_code=form.get("current_code", "")
+            )
+            if made is None:
+                # Committed all the same (returned, not raised), as before: what the check used stays used.
+                return {"status": 422, "errors": [_error("password", t("staff_totp.reauth.failed"))]}
+            return {"recovery_codes": made}
+        return {"status": 422}
 
-    return await run_in_threadpool(act)
+    shown = await in_transaction(request, act)
+    return await run_in_threadpool(lambda: _totp_page(request, runtime, subject, **shown))

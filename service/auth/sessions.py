@@ -66,8 +66,11 @@ def create(session: Session, policy: SessionPolicy, subject_id: str, secret: byt
     return f"{b64(session_id)}.{b64(cookie_key)}"
 
 
-def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
-    """Open a session from its cookie, or None if missing, forged, idle too long or expired."""
+def open_session(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
+    """Open a session from its cookie, or None if missing, forged, idle too long or expired.
+
+    Notes the visit (``last_seen_at``) and deletes a dead session's row; the caller commits, also when
+    this returns None (the deletion of a dead session must stay)."""
     if not cookie:
         return None
     parsed = parse(cookie)
@@ -81,23 +84,39 @@ def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenS
     now = utcnow()
     if now >= row.expires_at or now - row.last_seen_at > policy.idle:
         session.delete(row)
-        session.commit()
         return None
     try:
         secret = open_sealed(cookie_key, row.sealed_secret, _context(policy, id_hash))
     except DecryptionError:
         return None
     row.last_seen_at = now
-    session.commit()
     return OpenSession(id_hash=id_hash, subject_id=row.subject_id, secret=secret)
 
 
-def destroy(session: Session, cookie: str | None) -> None:
+def end_session(session: Session, cookie: str | None) -> bool:
+    """Delete the server half of the session behind ``cookie`` (sign-out); False for a cookie that names no
+    session at all. The caller commits."""
     parsed = parse(cookie) if cookie else None
     if parsed is None:
-        return
+        return False
     session.execute(delete(WebSession).where(WebSession.id_hash == hash_id(parsed[0])))
+    return True
+
+
+# ``resume`` and ``destroy`` commit the session they are given: the reporter's pages (service/reports/)
+# open a session for nothing else and rely on it. The staff side runs ``open_session`` and ``end_session``
+# in a unit of work of its own. Once the reporter's pages commit themselves, these two go.
+def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
+    """``open_session``, committed."""
+    opened = open_session(session, policy, cookie)
     session.commit()
+    return opened
+
+
+def destroy(session: Session, cookie: str | None) -> None:
+    """``end_session``, committed (nothing is committed for a cookie that names no session)."""
+    if end_session(session, cookie):
+        session.commit()
 
 
 def destroy_all_of(session: Session, policy: SessionPolicy, subject_id: str, keep_id_hash: str = "") -> int:

@@ -146,6 +146,7 @@ def _record_backup(engine: Engine, secrets: Secrets, key_id: str) -> Checkpoint 
             object_type="backup_key",
             object_id=key_id,
         )
+        # The backup command's own step, committed before the dump is taken: the dump holds this event.
         session.commit()
         head = audit_repository.head(session)
     return None if head is None else Checkpoint(seq=head[0], mac=head[1])

@@ -336,5 +336,4 @@ def seed_support(session: Session, directory: SupportDirectory, file: Path = SUP
         _apply(entry, seed.values, now)
         session.add(entry)
         added += 1
-    session.commit()
     return added

@@ -177,6 +177,8 @@ class NotificationService:
                     row.last_error = None
                 else:
                     row.last_error = ",".join(sorted(set(outcome.failed.values())))[:200]
+                # The task's last transaction: the sends before it are outside any (an open transaction
+                # must not wait on a mail server), each noted at once by ``_record``.
                 session.commit()
         if not chosen:
             log.info("outbox %s (%s): nobody to notify", outbox_id, topic)
@@ -204,21 +206,21 @@ class NotificationService:
             waited += pause
             pause = min(pause * 2, 4.0)
 
-    def dead_letter(self, sessions: sessionmaker[Session], outbox_id: str) -> None:
-        """Give up on a row after the last retry: keep it, mark it, and tell people who can act."""
-        with sessions() as session:
-            row = repository.outbox_row(session, outbox_id)
-            if row is None or row.completed_at is not None:
-                return
-            now = utcnow()
-            row.dead_at = now
-            row.completed_at = now
-            if row.topic.startswith("alerts."):
-                # An alert that cannot be delivered must not raise another alert about itself, forever.
-                log.error("alert %s (%s) could not be delivered", outbox_id, row.topic)
-            else:
-                enqueue(
-                    session, "alerts.dead_letter", failed_topic=row.topic, case_id=row.payload.get("case_id")
-                )
-            session.commit()
+    def dead_letter(self, session: Session, outbox_id: str) -> bool:
+        """Give up on a row after the last retry: keep it, mark it, and tell people who can act.
+
+        The caller commits (the task: the mark and the alert's outbox row together); False if there was
+        nothing to give up on (gone, or completed meanwhile)."""
+        row = repository.outbox_row(session, outbox_id)
+        if row is None or row.completed_at is not None:
+            return False
+        now = utcnow()
+        row.dead_at = now
+        row.completed_at = now
+        if row.topic.startswith("alerts."):
+            # An alert that cannot be delivered must not raise another alert about itself, forever.
+            log.error("alert %s (%s) could not be delivered", outbox_id, row.topic)
+        else:
+            enqueue(session, "alerts.dead_letter", failed_topic=row.topic, case_id=row.payload.get("case_id"))
         log.error("outbox %s is a dead letter", outbox_id)
+        return True

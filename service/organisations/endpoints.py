@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from service.auth.deps import StaffDep, StaffWriteDep
 from service.auth.errors import AccountError
-from service.deps import RuntimeDep
+from service.deps import DbSession, RuntimeDep
 from service.errors import NotFound, ValidationFailed, error_responses
 from service.identity.models import MembershipRole
 from service.organisations.schemas import MemberGrant, MemberRead
@@ -59,30 +59,27 @@ def list_members(organisation_id: str, subject: StaffDep, runtime: RuntimeDep) -
     summary="Grant the organisation key to a member (audited)",
 )
 def grant_member(
-    organisation_id: str, body: MemberGrant, subject: StaffWriteDep, runtime: RuntimeDep
+    organisation_id: str, body: MemberGrant, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
 ) -> MemberRead:
     """Every live key epoch of the organisation is wrapped from the lead's own grants to the member's public
     key. An account still on its initial password has no key and is refused (422, type
     ``organisation.no_own_password``)."""
-    with runtime.sessions() as db:
-        lead_view(db, subject, organisation_id)
-        try:
-            user = runtime.accounts.user_by_email(db, body.email)
-            runtime.accounts.grant_as_lead(db, subject, organisation_id, user, body.role)
-        except AccountError as exc:
-            db.rollback()
-            raise ValidationFailed(
-                [public_error(["body", "email"], f"organisation.{exc.code}", str(exc))]
-            ) from None
-        db.commit()
-        read = MemberRead(
-            user_id=user.id,
-            display_name=user.display_name,
-            email=user.email,
-            role=body.role,
-            holds_keys=True,
-        )
-    return read
+    lead_view(db, subject, organisation_id)
+    try:
+        user = runtime.accounts.user_by_email(db, body.email)
+        runtime.accounts.grant_as_lead(db, subject, organisation_id, user, body.role)
+    except AccountError as exc:
+        # Raised: the request's unit of work rolls the refused grant back.
+        raise ValidationFailed(
+            [public_error(["body", "email"], f"organisation.{exc.code}", str(exc))]
+        ) from None
+    return MemberRead(
+        user_id=user.id,
+        display_name=user.display_name,
+        email=user.email,
+        role=body.role,
+        holds_keys=True,
+    )
 
 
 @router.delete(
@@ -93,18 +90,16 @@ def grant_member(
     summary="Revoke a member: their grants go and the organisation begins a new key epoch (audited)",
 )
 def revoke_member(
-    organisation_id: str, user_id: str, subject: StaffWriteDep, runtime: RuntimeDep
+    organisation_id: str, user_id: str, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
 ) -> Response:
-    with runtime.sessions() as db:
-        lead_view(db, subject, organisation_id)
-        try:
-            removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
-        except AccountError as exc:
-            db.rollback()
-            raise ValidationFailed(
-                [public_error(["path", "user_id"], f"organisation.{exc.code}", str(exc))]
-            ) from None
-        db.commit()
+    lead_view(db, subject, organisation_id)
+    try:
+        removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+    except AccountError as exc:
+        raise ValidationFailed(
+            [public_error(["path", "user_id"], f"organisation.{exc.code}", str(exc))]
+        ) from None
+    # Not removed: nothing was written (no such member), so the 404's rollback loses nothing.
     if not removed:
         raise NotFound()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

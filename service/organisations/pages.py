@@ -12,12 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import StaffDep, pages_of
 from service.auth.errors import AccountError
 from service.auth.subject import Subject
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
 from service.identity.grants import CustodyError
@@ -140,18 +141,16 @@ async def grant_member(request: Request, organisation_id: str, subject: StaffDep
             values=values,
         )
 
-    def grant() -> str | None:
-        with runtime.sessions() as db:
-            try:
-                user = runtime.accounts.user_by_email(db, email)
-                runtime.accounts.grant_as_lead(db, subject, organisation_id, user, MembershipRole(role_text))
-            except AccountError as exc:
-                db.rollback()
-                return exc.code
-            db.commit()
-        return None
+    def grant(db: Session) -> None:
+        user = runtime.accounts.user_by_email(db, email)
+        runtime.accounts.grant_as_lead(db, subject, organisation_id, user, MembershipRole(role_text))
 
-    problem = await run_in_threadpool(grant)
+    problem: str | None = None
+    try:
+        await in_transaction(request, grant)
+    except AccountError as exc:
+        # Raised out of the unit of work, so nothing of the refused grant is stored.
+        problem = exc.code
     if problem is not None:
         errors = [_error("email", _error_text(t, problem))]
         return await run_in_threadpool(
@@ -175,17 +174,13 @@ async def revoke_member(request: Request, organisation_id: str, user_id: str, su
     if isinstance(form, Response):
         return form
 
-    def revoke() -> bool | str:
-        with runtime.sessions() as db:
-            try:
-                removed = runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
-            except AccountError as exc:
-                db.rollback()
-                return exc.code
-            db.commit()
-        return removed
-
-    outcome = await run_in_threadpool(revoke)
+    outcome: bool | str
+    try:
+        outcome = await in_transaction(
+            request, lambda db: runtime.accounts.revoke_as_lead(db, subject, organisation_id, user_id)
+        )
+    except AccountError as exc:
+        outcome = exc.code
     if isinstance(outcome, str):
         t = Translator(request_lang(request))
         errors = [_error("", _error_text(t, outcome))]
@@ -219,17 +214,15 @@ async def _shares_action(
     threshold = _threshold(form.get("threshold", ""))
     act = set_up_keys_as_lead if first else renew_shares_as_lead
 
-    def make() -> list[CustodianShare] | str:
-        with runtime.sessions() as db:
-            try:
-                shares = act(db, runtime.accounts.custody, subject, organisation_id, custodians, threshold)
-            except CustodyError as exc:
-                db.rollback()
-                return exc.code
-            db.commit()
-        return shares
-
-    made = await run_in_threadpool(make)
+    made: list[CustodianShare] | str
+    try:
+        # Committed before the shares are shown: a share shown once must open the key that was stored.
+        made = await in_transaction(
+            request,
+            lambda db: act(db, runtime.accounts.custody, subject, organisation_id, custodians, threshold),
+        )
+    except CustodyError as exc:
+        made = exc.code
     if isinstance(made, str):
         values = {"custodians": form.get("custodians", ""), "threshold": form.get("threshold", "")}
         field = "custodians" if made.startswith("custodian") else ("threshold" if made == "threshold" else "")

@@ -66,6 +66,8 @@ class SqlCounter:
                 session.execute(
                     delete(RateLimitCounter).where(RateLimitCounter.window_start < window - window_seconds)
                 )
+            # Its own transaction, never the request's (the counter stands in for Redis): a hit counts also
+            # when the request is then refused or fails, and the row's lock is not held while it works.
             session.commit()
             return count
 

@@ -114,8 +114,11 @@ def _run(*, dry_run: bool) -> None:
             # recorded (edit retention.yaml, purge, restore the file — and no trace of the edit).
             with runtime.sessions() as session:
                 record_policy_state(session, runtime.audit, runtime.settings.policies_dir)
+                session.commit()  # recorded before the purge begins, whatever the purge then does
         with runtime.sessions() as session:
             report = runtime.retention.purge(session, utcnow(), dry_run=dry_run)
+            # The cases and notices committed one by one in the purge; the command commits the rest.
+            session.commit()
     print_report(report)
     if report.failed:
         raise typer.Exit(1)

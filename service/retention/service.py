@@ -167,6 +167,11 @@ class RetentionService:
 
         ``now`` must be the wall clock in production: the orphan sweep's upload guard is measured from it.
         A dry run lists and counts the same things and changes nothing.
+
+        Each case is purged in a transaction of its own (``purge_case``), and each notice is sent in one
+        (``notify_reporters``): one that fails does not undo the others. What follows (outbox rows, used
+        submission tokens, dead sessions, unneeded key epochs) is left to the caller's commit: the task or
+        the command is that transaction.
         """
         now = _aware(now)
         candidates = tuple(self.due(session, now))
@@ -185,17 +190,24 @@ class RetentionService:
             )
         notices = self.notify_reporters(session, now)
         cases = tuple(self.purge_case(session, candidate, now) for candidate in candidates)
+        # The sweep first: it ends its read transaction (a rollback), which must not drop the deletions below.
+        orphan_blobs = self.sweep_orphan_blobs(session, now, dry_run=False)
+        outbox_messages = self.purge_outbox(session, now, dry_run=False)
+        submission_tokens = self.purge_submission_tokens(session, now, dry_run=False)
+        expired_sessions = self.purge_sessions(session, now, dry_run=False)
+        # Last: it appends to the audit log, whose chain lock is then held until the caller commits.
+        key_epochs = self.destroy_key_epochs(session, now)
         return PurgeReport(
             now=now,
             dry_run=False,
             candidates=candidates,
             notices=len(notices),
             cases=cases,
-            outbox_messages=self.purge_outbox(session, now, dry_run=False),
-            orphan_blobs=self.sweep_orphan_blobs(session, now, dry_run=False),
-            key_epochs=self.destroy_key_epochs(session, now),
-            submission_tokens=self.purge_submission_tokens(session, now, dry_run=False),
-            expired_sessions=self.purge_sessions(session, now, dry_run=False),
+            outbox_messages=outbox_messages,
+            orphan_blobs=orphan_blobs,
+            key_epochs=key_epochs,
+            submission_tokens=submission_tokens,
+            expired_sessions=expired_sessions,
         )
 
     def notices_due(self, session: Session, now: datetime) -> list[tuple[str, datetime, datetime]]:
@@ -249,9 +261,9 @@ class RetentionService:
 
     def destroy_key_epochs(self, session: Session, now: datetime) -> int:
         """After the purges: destroy every retired organisation key epoch that no case needs any more, so
-        that crypto-shredding also reaches the organisation keys (its own transaction)."""
+        that crypto-shredding also reaches the organisation keys. The caller commits (it audits: call it
+        last before the commit)."""
         destroyed = KeyCustody(self.audit).destroy_unneeded_epochs(session, now)
-        session.commit()
         return len(destroyed)
 
     def purge_case(self, session: Session, candidate: PurgeCandidate, now: datetime) -> CasePurge:
@@ -318,37 +330,31 @@ class RetentionService:
         return leftover
 
     def purge_outbox(self, session: Session, now: datetime, *, dry_run: bool) -> int:
-        """Delete (or count) outbox rows completed before their period; commits its own transaction."""
+        """Delete (or count) outbox rows completed before their period. The caller commits."""
         cutoff = self.policy.outbox_completed_before(_aware(now))
         if dry_run:
             return repository.count_completed_outbox(session, cutoff)
-        deleted = repository.delete_completed_outbox(session, cutoff)
-        session.commit()
-        return deleted
+        return repository.delete_completed_outbox(session, cutoff)
 
     def purge_submission_tokens(self, session: Session, now: datetime, *, dry_run: bool) -> int:
-        """Delete (or count) used submission tokens whose lifetime is over; commits its own transaction.
+        """Delete (or count) used submission tokens whose lifetime is over. The caller commits.
 
         Kept until then so that a second submission of the same form view is recognised; after it, the
         token is refused as expired by its own signed expiry, and the row is only a trace of a form sent."""
         now = _aware(now)
         if dry_run:
             return repository.count_expired_submission_tokens(session, now)
-        deleted = repository.delete_expired_submission_tokens(session, now)
-        session.commit()
-        return deleted
+        return repository.delete_expired_submission_tokens(session, now)
 
     def purge_sessions(self, session: Session, now: datetime, *, dry_run: bool) -> int:
-        """Delete (or count) the sessions no cookie can open any more; commits its own transaction.
+        """Delete (or count) the sessions no cookie can open any more. The caller commits.
 
         ``resume`` deletes a dead session only when its cookie comes back; a browser closed for good never
         brings it, and its row would keep the sealed case key or staff key for ever."""
         now = _aware(now)
         if dry_run:
             return sessions.count_expired(session, now)
-        deleted = sessions.purge_expired(session, now)
-        session.commit()
-        return deleted
+        return sessions.purge_expired(session, now)
 
     def sweep_orphan_blobs(self, session: Session, now: datetime, *, dry_run: bool = False) -> int:
         """Delete (or count) blob files that no attachment row references and that are older than an hour.

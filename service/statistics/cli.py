@@ -33,6 +33,7 @@ def release_command(
                     audit=runtime.audit,
                     progress=lambda step: typer.echo(f"[{next(steps)}] {step} ..."),
                 )
+                session.commit()  # the command is the release's transaction
             except BudgetExceeded as exc:
                 typer.echo(f"refused: the privacy budget of {year} does not cover this release", err=True)
                 for problem in exc.detail:
@@ -63,6 +64,7 @@ def snapshot_command(
             snapshot = make_snapshot(
                 session, as_of=month, domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
             )
+            session.commit()  # the command is the snapshot's transaction
     gate = snapshot.gate
     state = "released" if snapshot.released else "NOT released (the gate failed; it will not be shown)"
     typer.echo(

@@ -225,6 +225,7 @@ def test_sending_twice_a_day_sends_once_and_the_next_day_again(
 
     with worker.runtime.sessions() as db:
         tomorrow = send_daily_checkpoint(db, worker.runtime.audit, now=datetime.now(UTC) + timedelta(days=1))
+        db.commit()  # the task's transaction
     assert tomorrow is not None
     assert tomorrow.checkpoint.seq == first + 1
     assert len(checkpoint_events(worker.runtime)) == 2
@@ -241,6 +242,7 @@ def test_two_workers_at_once_send_one_checkpoint(worker: WorkerContext) -> None:
         barrier.wait()
         with worker.runtime.sessions() as db:
             results.append(send_daily_checkpoint(db, worker.runtime.audit, now=now))
+            db.commit()  # the task's transaction
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
@@ -357,6 +359,7 @@ def test_with_several_mails_the_cut_is_named_against_the_newest(
     append_events(worker.runtime, 4)
     with worker.runtime.sessions() as db:
         send_daily_checkpoint(db, worker.runtime.audit, now=datetime.now(UTC) + timedelta(days=1))
+        db.commit()  # the task's transaction
     deliver_outbox(worker)
     newer, newer_file = _mailed(smtp_server, tmp_path, "day2.eml")
     assert newer.seq == older.seq + 5
@@ -412,6 +415,7 @@ def test_the_embedded_maildir_file_is_a_checkpoint_file(
     append_events(runtime, 2)
     with runtime.sessions() as db:
         sent = send_daily_checkpoint(db, runtime.audit, now=datetime.now(UTC))
+        db.commit()  # the task's transaction
     assert sent is not None
     deliver_outbox(ctx)
     files = sorted((runtime.settings.maildir / "new").iterdir())

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httpx2
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from service.audit.models import AuditEvent
 from service.auth.models import WebSession
 from service.auth.passwords import PasswordProblem
 from service.crypto import totp_code, totp_secret_from_base32
 from service.i18n import I18N_DIR, SUPPORTED, load_catalogue
-from service.identity.models import MembershipRole
+from service.identity.models import MembershipRole, StaffUser
 from service.runtime import Runtime
 from tests.support.forms import csrf_token
 from tests.support.staff import PASSWORD, Clock, MakeStaff, Staff
@@ -290,3 +294,56 @@ def test_the_texts_the_staff_pages_look_up_exist_in_both_languages() -> None:
     for lang in SUPPORTED:
         catalogue = load_catalogue(I18N_DIR / f"{lang}.yaml")
         assert [key for key in keys if not catalogue.get(key, "").strip()] == [], lang
+
+
+def test_a_two_factor_change_that_fails_half_way_leaves_nothing_half_written(
+    client: TestClient, runtime: Runtime, make_staff: MakeStaff, code: Code, clock: Clock, monkeypatch: Any
+) -> None:
+    """Given a confirmed new authenticator app whose recovery codes are made and audited but then fail, then
+    the page's unit of work rolls back all of it: the old app still signs in, the new one does not, and no
+    audit event of the change is left (the new secret, the used code and the new codes went with it)."""
+    staff = make_staff()
+    sign_in(client, staff, code)
+    page = client.get("/konto/zwei-faktor")
+    started = client.post("/konto/zwei-faktor", data={"csrf_token": csrf_token(page.text), "action": "start"})
+    secret_text = re.search(r"secret=([A-Z2-7]+)", unquote(started.text))
+    token = re.search(r'name="token" value="([0-9a-f]+)"', started.text)
+    assert secret_text
+    assert token
+    new_secret = totp_secret_from_base32(secret_text.group(1))
+
+    with runtime.sessions() as db:
+        events_before = _audit_actions(db, staff.user_id)
+        codes_before = runtime.accounts.recovery_codes_left(db, staff.user_id)
+    made = runtime.accounts.replace_recovery_codes_after_enrolment
+
+    def made_then_failed(session: Session, user: StaffUser) -> list[str]:
+        made(session, user)
+        session.flush()
+        raise RuntimeError("the step after the recovery codes failed")
+
+    monkeypatch.setattr(runtime.accounts, "replace_recovery_codes_after_enrolment", made_then_failed)
+    clock.advance(30)
+    fields = {
+        "csrf_token": csrf_token(started.text),
+        "action": "confirm",
+        "token": token.group(1),
+        "password": PASSWORD,
+        "current_code": code(staff),
+        "code": totp_code(new_secret, clock()),
+    }
+    with pytest.raises(RuntimeError):
+        client.post("/konto/zwei-faktor", data=fields)
+
+    with runtime.sessions() as db:
+        assert _audit_actions(db, staff.user_id) == events_before, "no event of the change is left"
+        assert runtime.accounts.recovery_codes_left(db, staff.user_id) == codes_before
+    client.cookies.clear()
+    clock.advance(30)
+    renewed = Staff(staff.user_id, staff.email, staff.password, new_secret)
+    assert sign_in(client, renewed, code).status_code == 401, "the new app was never stored"
+    assert sign_in(client, staff, code).status_code == 303, "the old app still signs in"
+
+
+def _audit_actions(db: Session, user_id: str) -> list[str]:
+    return list(db.scalars(select(AuditEvent.action).where(AuditEvent.object_id == user_id)))

@@ -233,6 +233,7 @@ def test_the_retention_purge_deletes_sessions_no_cookie_can_open_any_more(runtim
     with runtime.sessions() as db:
         dry = runtime.retention.purge(db, utcnow(), dry_run=True)
         real = runtime.retention.purge(db, utcnow(), dry_run=False)
+        db.commit()  # the task's transaction
 
     assert (dry.expired_sessions, real.expired_sessions) == (3, 3)
     with runtime.sessions() as db:

@@ -114,4 +114,5 @@ def filed(
             rules=load_statistics_policy(runtime.settings.policies_dir).coordinator,
             audit=runtime.audit,
         )
+        db.commit()
     return Filed(cases, month)

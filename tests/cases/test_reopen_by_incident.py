@@ -90,6 +90,7 @@ def add_threat(client: TestClient, receipt: str) -> None:
 def purged(runtime: Runtime, when: Any) -> list[str]:
     with runtime.sessions() as db:
         report = runtime.retention.purge(db, when, dry_run=False)
+        db.commit()  # the task's transaction
     return [item.candidate.case_id for item in report.purged]
 
 

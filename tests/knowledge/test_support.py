@@ -46,6 +46,7 @@ def seeded(runtime: Runtime) -> Runtime:
     with runtime.sessions() as db:
         seed_articles(db)
         seed_support(db, runtime.support)
+        db.commit()
     return runtime
 
 

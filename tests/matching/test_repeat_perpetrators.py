@@ -343,6 +343,7 @@ def test_a_purged_case_loses_its_tokens_and_never_matches_again(
         runtime.cases.update(db, counsellor, purged, CaseUpdate(status="closed", outcome="withdrawn"))
     with runtime.sessions() as db:
         report_ = runtime.retention.purge(db, utcnow() + timedelta(days=4000), dry_run=False)
+        db.commit()  # the task's transaction
     assert [item.candidate.case_id for item in report_.purged] == [purged]
     assert tokens(runtime) == []
     _, later = file(client, runtime, report(SACHSEN, "max_m"))

@@ -181,7 +181,9 @@ def test_a_dead_letter_alerts_the_coordinators_and_the_rota(
     smtp_server.inbox.refuse = True
     assert not service.deliver(runtime.sessions, row.id).complete
 
-    service.dead_letter(runtime.sessions, row.id)
+    with runtime.sessions() as db:
+        service.dead_letter(db, row.id)
+        db.commit()  # the task's transaction
 
     dead = rows(runtime, "notifications.new_case")[0]
     assert dead.dead_at is not None
@@ -200,7 +202,9 @@ def test_a_dead_letter_alerts_the_coordinators_and_the_rota(
         db.commit()
     (second,) = [r for r in rows(runtime, "alerts.dead_letter") if r.id != alert.id]
     smtp_server.inbox.refuse = True
-    service.dead_letter(runtime.sessions, second.id)
+    with runtime.sessions() as db:
+        service.dead_letter(db, second.id)
+        db.commit()  # the task's transaction
     assert len(rows(runtime, "alerts.dead_letter")) == 2
 
 

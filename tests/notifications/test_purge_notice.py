@@ -46,7 +46,9 @@ def notices(runtime: Runtime) -> list[OutboxMessage]:
 
 def purge(runtime: Runtime, now: datetime, *, dry_run: bool = False) -> Any:
     with runtime.sessions() as db:
-        return runtime.retention.purge(db, now, dry_run=dry_run)
+        report = runtime.retention.purge(db, now, dry_run=dry_run)
+        db.commit()  # the task's transaction
+        return report
 
 
 def deliver_notices(runtime: Runtime, smtp: SmtpServer) -> None:

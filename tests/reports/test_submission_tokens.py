@@ -246,10 +246,12 @@ def test_expired_tokens_are_deleted_by_the_retention_purge(client: TestClient, r
     assert count(runtime, SubmissionToken) == 1
     with runtime.sessions() as db:
         early = runtime.retention.purge(db, utcnow() + timedelta(hours=12), dry_run=False)
+        db.commit()  # the task's transaction
     assert early.submission_tokens == 0
     assert count(runtime, SubmissionToken) == 1
     with runtime.sessions() as db:
         dry = runtime.retention.purge(db, utcnow() + timedelta(hours=26), dry_run=True)
         late = runtime.retention.purge(db, utcnow() + timedelta(hours=26), dry_run=False)
+        db.commit()  # the task's transaction
     assert (dry.submission_tokens, late.submission_tokens) == (1, 1)
     assert count(runtime, SubmissionToken) == 0

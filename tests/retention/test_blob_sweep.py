@@ -90,6 +90,7 @@ def test_files_a_purge_could_not_delete_are_swept_on_a_later_run(
 
     with runtime.sessions() as db:
         report = retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     (case,) = report.cases
     assert case.result is CaseResult.purged

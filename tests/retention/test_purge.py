@@ -71,6 +71,7 @@ def test_a_closed_case_past_its_period_is_crypto_shredded(
 
     with runtime.sessions() as db:
         report = runtime.retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     assert [case.candidate.case_id for case in report.purged] == [filed.case_id]
     assert report.failed == ()
@@ -121,6 +122,7 @@ def test_only_closed_cases_are_purged_whatever_their_closing_date(
     with runtime.sessions() as db:
         due = runtime.retention.due(db, now)
         report = runtime.retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     assert [candidate.case_id for candidate in due] == [closed.case_id]
     assert [case.candidate.case_id for case in report.purged] == [closed.case_id]
@@ -197,6 +199,7 @@ def test_a_dry_run_changes_nothing_and_lists_exactly_what_the_purge_removes(
 
     with runtime.sessions() as db:
         real = runtime.retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     assert [case.candidate for case in real.purged] == list(dry.candidates)
     assert real.outbox_messages == dry.outbox_messages
@@ -271,6 +274,7 @@ def test_a_failure_in_one_case_rolls_back_that_case_only(
 
     with runtime.sessions() as db:
         report = retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     assert [case.candidate.case_id for case in report.cases] == [first.case_id, victim.case_id, last.case_id]
     assert [case.result for case in report.cases] == [CaseResult.purged, CaseResult.failed, CaseResult.purged]
@@ -302,6 +306,7 @@ def test_only_delivered_outbox_rows_past_their_period_are_deleted(runtime: Runti
 
     with runtime.sessions() as db:
         report = runtime.retention.purge(db, now, dry_run=False)
+        db.commit()  # the task's transaction
 
     assert report.outbox_messages == 1
     with runtime.sessions() as db:

@@ -40,12 +40,14 @@ def test_a_snapshot_is_built_once_and_shown_to_coordinators_only(
         snapshot = make_snapshot(
             db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
         )
+        db.commit()
     assert snapshot.released
     assert snapshot.gate.passed
     with runtime.sessions() as db:
         again = make_snapshot(
             db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
         )
+        db.commit()
         assert len(db.scalars(select(StatisticsSnapshot)).all()) == 1, "a stored snapshot is not rebuilt"
     assert again == snapshot
 
@@ -84,6 +86,7 @@ def test_the_dashboard_page_and_its_csv_for_coordinators(
         make_snapshot(
             db, as_of="2025-03", domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
         )
+        db.commit()
     page = coordinator.get("/intern/statistik")
     assert page.status_code == 200
     assert "Stand: 2025-03" in page.text
@@ -121,6 +124,7 @@ def test_a_snapshot_of_a_month_with_a_single_report_is_stored_on_both_databases(
         built = make_snapshot(
             db, as_of=month, domains=domains_from(runtime.taxonomy), rules=rules, audit=runtime.audit
         )
+        db.commit()
     assert built.gate.narrowest_width == math.inf
     with runtime.sessions() as db:
         stored = db.scalars(select(StatisticsSnapshot)).one()

@@ -53,10 +53,12 @@ def test_a_release_spends_once_and_asking_again_returns_the_stored_numbers(
         first = release_year(
             db, year=YEAR, policy=policy, domains=domains, audit=runtime.audit, rows=lambda: rows
         )
+        db.commit()
     with runtime.sessions() as db:
         again = release_year(
             db, year=YEAR, policy=policy, domains=domains, audit=runtime.audit, rows=lambda: rows
         )
+        db.commit()
 
     assert first.fresh is True
     assert again.fresh is False
@@ -82,6 +84,7 @@ def test_overspending_is_refused_and_nothing_is_drawn(
 ) -> None:
     with runtime.sessions() as db:
         release_year(db, year=YEAR, policy=policy, domains=domains, audit=runtime.audit, rows=lambda: rows)
+        db.commit()
     drawn: list[int] = []
 
     def counted() -> list[ExtractRow]:
@@ -118,6 +121,7 @@ def test_two_concurrent_spends_cannot_both_pass(
                 release_year(
                     db, year=YEAR, policy=variant, domains=domains, audit=runtime.audit, rows=lambda: rows
                 )
+                db.commit()
             outcomes.append("stored")
         except BudgetExceeded:
             outcomes.append("refused")
@@ -139,6 +143,7 @@ def test_the_public_releases_come_from_the_store_only(
 ) -> None:
     with runtime.sessions() as db:
         release_year(db, year=YEAR, policy=policy, domains=domains, audit=runtime.audit, rows=lambda: rows)
+        db.commit()
     before = client.get("/api/v1/public/releases").json()
     with runtime.sessions() as db:
         db.query(StatisticsExtract).delete()

@@ -74,6 +74,7 @@ def publish(runtime: Runtime, year: int = YEAR, seed: int = 5) -> None:
             audit=runtime.audit,
             rows=lambda: rows,
         )
+        db.commit()
 
 
 def fetch(client: TestClient, url: str) -> bytes:

@@ -28,6 +28,7 @@ def publish(runtime: Runtime) -> None:
             audit=runtime.audit,
             rows=lambda: rows,
         )
+        db.commit()
 
 
 def test_without_a_release_the_page_says_so(client: TestClient) -> None:

@@ -390,11 +390,13 @@ def _figures(runtime: Runtime) -> None:
         snapshot = make_snapshot(
             db, as_of=SNAPSHOT_MONTH, domains=domains, rules=policy.coordinator, audit=runtime.audit
         )
+        db.commit()
         assert snapshot.released
     with runtime.sessions() as db:
         release_year(
             db, year=RELEASE_YEAR, policy=policy.public, domains=domains, audit=runtime.audit, rows=lambda: []
         )
+        db.commit()
 
 
 def build_world(
@@ -404,6 +406,7 @@ def build_world(
     with runtime.sessions() as db:
         seed_articles(db)
         seed_support(db, runtime.support)
+        db.commit()
         world.support_entry_id = db.scalars(
             select(SupportEntry.id).where(SupportEntry.seed_key == SUPPORT_ENTRY)
         ).one()

@@ -238,5 +238,6 @@ def build_world(settings: Settings) -> World:
             rules=load_statistics_policy(settings.policies_dir).coordinator,
             audit=runtime.audit,
         )
+        db.commit()
     assert made.released
     return world

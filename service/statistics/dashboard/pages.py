@@ -14,14 +14,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
-from service.auth.deps import CoordinatorDep, pages_of
-from service.cases.response_times import response_times
+from service.auth.deps import CoordinatorDep, in_unit_of_work, pages_of
+from service.cases.response_times import OrganisationResponseTimes, response_times
 from service.db import utcnow
 from service.deps import runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
-from service.knowledge.selfcheck_dashboard import aggregate
+from service.knowledge.selfcheck_dashboard import Aggregate, aggregate
 from service.matching.service import cases_in_clusters
 from service.runtime import Runtime
 from service.statistics.dashboard.catalogue import ANSWER_TABLES, CellStats
@@ -134,12 +135,17 @@ def repeat_cases_shown(runtime: Runtime, cases: int) -> str:
     return shown_cell(("all",), CellStats(rounded, rounded, min(rounded, 1)), status).display("persons")
 
 
+# What the dashboard page reads: the snapshots, the one shown, response times, repeat cases, self-checks.
+_DashboardData = tuple[list[Snapshot], Snapshot | None, list[OrganisationResponseTimes], str, Aggregate]
+
+
 @router.get("/intern/statistik")
 def dashboard(request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
     lang = request_lang(request)
     t = Translator(lang)
-    with runtime.sessions() as db:
+
+    def read(db: Session) -> _DashboardData:
         snapshots = released_snapshots(db)
         chosen = request.query_params.get("stand")
         snapshot = next(
@@ -149,6 +155,11 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
         repeat_cases = repeat_cases_shown(runtime, cases_in_clusters(db))
         selfchecks = aggregate(runtime.selfchecks.tallies(db), lang)
         audit_view(db, runtime.audit, subject.user_id, f"page:{snapshot.as_of if snapshot else 'none'}")
+        return snapshots, snapshot, times, repeat_cases, selfchecks
+
+    # The view's audit event is committed before the page is rendered: the render does not hold the audit
+    # chain's lock, and a page that was shown was audited.
+    snapshots, snapshot, times, repeat_cases, selfchecks = in_unit_of_work(runtime, read)
     return pages_of(request).render(
         request,
         "staff_dashboard.html",
@@ -166,12 +177,16 @@ def dashboard(request: Request, subject: CoordinatorDep) -> Response:
 @router.get("/intern/statistik/{as_of}.csv")
 def dashboard_csv(as_of: str, request: Request, subject: CoordinatorDep) -> Response:
     runtime = runtime_of(request)
-    with runtime.sessions() as db:
+
+    def export(db: Session) -> Snapshot:
         snapshot = snapshot_of(db, as_of[:7])
-    if snapshot is None:
-        raise NotFound()
-    with runtime.sessions() as db:
+        if snapshot is None:
+            raise NotFound()
         audit_view(db, runtime.audit, subject.user_id, f"csv:{snapshot.as_of}", action="dashboard.export")
+        return snapshot
+
+    # Committed before the file is built, which then does not hold the audit chain's lock.
+    snapshot = in_unit_of_work(runtime, export)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["table", "dimensions", "key", "persons", "reports"])

@@ -30,7 +30,10 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 def audit_view(
     session: Session, audit: AuditLog, user_id: str, object_id: str, action: str = "dashboard.view"
 ) -> None:
-    """Every view of the dashboard, and every export, is written to the audit log (docs/statistics.md)."""
+    """Every view of the dashboard, and every export, is written to the audit log (docs/statistics.md).
+
+    In the caller's transaction, which commits it; call it last before the commit (the audit chain's lock
+    is held from here)."""
     audit.append(
         session,
         actor_kind="staff",
@@ -39,7 +42,6 @@ def audit_view(
         object_type="dashboard",
         object_id=object_id,
     )
-    session.commit()
 
 
 def released_snapshots(session: Session, year: int | None = None) -> list[Snapshot]:
@@ -63,7 +65,9 @@ def snapshot_of(session: Session, as_of: str) -> Snapshot | None:
 def make_snapshot(
     session: Session, *, as_of: str, domains: Domains, rules: CoordinatorRules, audit: AuditLog
 ) -> Snapshot:
-    """Build, gate and store the snapshot as of ``as_of``; an existing released one is returned as stored."""
+    """Build, gate and store the snapshot as of ``as_of``; an existing released one is returned as stored.
+
+    The caller commits (the task, the CLI command, the demo year: each is the snapshot's transaction)."""
     found = _MONTH.match(as_of)
     if found is None:
         raise ValidationFailed([{"loc": ["as_of"], "type": "invalid", "msg": "a month as YYYY-MM"}])
@@ -100,5 +104,4 @@ def make_snapshot(
         object_id=record.id,
         details={"as_of": as_of, "released": snapshot.released, "revision": snapshot.revision},
     )
-    session.commit()
     return snapshot

@@ -97,7 +97,10 @@ def release_year(
     rows: Callable[[], Iterable[ExtractRow]] | None = None,
     progress: Callable[[str], None] = lambda step: None,
 ) -> StoredRelease:
-    """Compute, store and publish the year's release, or return the one already stored."""
+    """Compute, store and publish the year's release, or return the one already stored.
+
+    The caller commits (the CLI command, the demo year): the release, its budget spends and its audit
+    event are stored together or not at all. The budget row stays locked until then."""
     sha = params_sha256(policy)
     progress("checking the budget")
     budget = _lock_budget(session, year, micro(policy.epsilon_per_year))
@@ -162,7 +165,6 @@ def release_year(
         object_id=record.id,
         details={"year": year, "micro_epsilon": cost, "params_sha256": sha},
     )
-    session.commit()
     return StoredRelease(
         record.id, year, result, True, budget.spent_micro_epsilon, budget.total_micro_epsilon
     )
