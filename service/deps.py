@@ -67,19 +67,21 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
             result = await session.run_sync(work)
             await session.commit()
             return result
-    sessions = runtime_of(request).sessions
+    return await run_in_threadpool(in_unit_of_work, runtime_of(request), work)
 
-    def run() -> T:
-        with sessions() as session:
-            try:
-                result = work(session)
-            except BaseException:
-                session.rollback()
-                raise
-            session.commit()
-            return result
 
-    return await run_in_threadpool(run)
+def in_unit_of_work(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """The unit of work for code that already runs in a thread (``in_transaction``'s thread pool, the Argon2
+    gate's thread): ``work`` gets a session that is committed when it returns and rolled back when it
+    raises."""
+    with runtime.sessions() as session:
+        try:
+            result = work(session)
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+        return result
 
 
 def client_address(request: Request) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -28,7 +27,7 @@ from service.auth.service import NO_KEY, login_email
 from service.auth.sessions import STAFF_SESSION
 from service.auth.subject import Subject
 from service.crypto import constant_time_equal, keyed_hash
-from service.deps import RuntimeDep, client_address
+from service.deps import RuntimeDep, client_address, in_unit_of_work
 from service.errors import (
     ApiCsrfFailed,
     LoginFailed,
@@ -216,19 +215,6 @@ def enforce_password_change_limit(runtime: Runtime, subject: Subject) -> None:
     limit = Limit("password-change", runtime.settings.login_account_limit_per_hour, 3600, per_client=False)
     if not runtime.limiter.allow(limit, f"{account_key(runtime, subject.email)}:{subject.session_id_hash}"):
         raise RateLimited()
-
-
-def in_unit_of_work(runtime: Runtime, work: Callable[[Session], T]) -> T:
-    """``service.deps.in_transaction`` for work that already runs in a thread of its own (the Argon2 gate's):
-    ``work`` gets a session that is committed when it returns and rolled back when it raises."""
-    with runtime.sessions() as db:
-        try:
-            result = work(db)
-        except BaseException:
-            db.rollback()
-            raise
-        db.commit()
-        return result
 
 
 def _sign_in_work(
