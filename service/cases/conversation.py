@@ -92,5 +92,8 @@ def reporter_reply(
     for org, grant in repository.holders(session, case.id):
         if grant.active:
             enqueue(session, "notifications.reporter_reply", case_id=case.id, organisation_id=org.id)
+    # Still its own commit: its callers, the reporter's page and API (service/reports/case_pages.py,
+    # service/reports/endpoints.py), open a session of their own and do not commit it. Goes once they run in
+    # the request's unit of work (service.deps).
     session.commit()
     return message_id
