@@ -402,6 +402,36 @@ def test_a_failure_midway_through_a_merge_loses_nothing(
     assert merged.case_id == older
 
 
+def test_the_merges_files_follow_the_callers_transaction(
+    client: TestClient, runtime: Runtime, counsellor: Subject
+) -> None:
+    """The merge is the reporter's page's transaction: a step of the page after the merge that fails rolls it
+    back and takes the re-encrypted copies with it; the originals go only when the page commits."""
+    _, older = file(client, runtime, "Erste Meldung.")
+    newer_receipt, newer = file_with_file(client, runtime, "Zweite Meldung.", b"BEWEIS-FOLGT")
+    with runtime.sessions() as db:
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
+        db.commit()
+        original = db.scalars(select(Attachment.blob_name).where(Attachment.case_id == newer)).one()
+    before = blob_files(runtime)
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, newer_receipt)
+        runtime.merges.confirm(db, newer, opened.data_key, newer_receipt)
+        assert blob_files(runtime) > before, "the copy is written, the original kept"
+        db.rollback()  # a later step of the page failed
+    assert blob_files(runtime) == before
+    with runtime.sessions() as db:
+        assert db.get(Case, newer) is not None
+        assert db.get(MergeProposal, newer) is not None
+        opened = runtime.intake.open_case(db, newer_receipt)
+        runtime.merges.confirm(db, newer, opened.data_key, newer_receipt)
+        db.commit()
+    with runtime.sessions() as db:
+        assert db.get(Case, newer) is None
+        moved = db.scalars(select(Attachment.blob_name).where(Attachment.case_id == older)).one()
+    assert blob_files(runtime) == (before - {original}) | {moved}, "the original went with the commit"
+
+
 def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
     client: TestClient, runtime: Runtime, counsellor: Subject
 ) -> None:
