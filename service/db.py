@@ -398,6 +398,7 @@ def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSess
 # a CLI command, a task, a test) commits, and the callbacks run then; a rollback drops them. The listeners
 # sit on the Session class, so the sync session inside an AsyncSession is covered too.
 _AFTER_COMMIT = "rueckhalt.after_commit"
+_AFTER_ROLLBACK = "rueckhalt.after_rollback"
 log = logging.getLogger(__name__)
 
 
@@ -409,23 +410,33 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's current transaction has ended without a commit (rolled back, or
+    the session closed): undo what was done outside the database for it (a blob written for rows that are
+    now not stored). Never after a commit. Same rules as ``after_commit``."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)
+
+
+def _run(callbacks: list[Callable[[], None]], what: str) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the transaction's outcome stands; what a callback left undone is logged
+            log.exception("an %s callback failed", what)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: the rows are not stored until the outer transaction commits
-    callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
-    for callback in callbacks:
-        try:
-            callback()
-        except (
-            Exception
-        ):  # the rows are stored; the outbox relay is the safety net for what was not handed on
-            log.exception("an after-commit callback failed")
+    session.info.pop(_AFTER_ROLLBACK, None)
+    _run(session.info.pop(_AFTER_COMMIT, []), "after-commit")
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _drop_after_commit(session: Session, transaction: SessionTransaction) -> None:
-    # After a commit the list is already gone; after a rollback or a close without commit it is dropped. A
-    # savepoint that ends (``begin_nested``) keeps the outer transaction's callbacks.
+def _end_of_transaction(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit both lists are gone; after a rollback or a close without commit the commit's are
+    # dropped and the rollback's run. A savepoint that ends (``begin_nested``) keeps the outer transaction's.
     if transaction.parent is None:
         session.info.pop(_AFTER_COMMIT, None)
+        _run(session.info.pop(_AFTER_ROLLBACK, []), "after-rollback")

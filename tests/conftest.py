@@ -193,7 +193,7 @@ def subject_of(
             assert logged_in.private_key is not None
             cookie = sessions.create(db, STAFF_SESSION, logged_in.user.id, logged_in.private_key.raw)
             db.commit()
-            opened = sessions.resume(db, STAFF_SESSION, cookie)
+            opened = sessions.open_session(db, STAFF_SESSION, cookie)
             assert opened is not None
             subject = accounts.subject_for(db, opened)
         assert subject is not None

@@ -103,22 +103,6 @@ def end_session(session: Session, cookie: str | None) -> bool:
     return True
 
 
-# ``resume`` and ``destroy`` commit the session they are given: the reporter's pages (service/reports/)
-# open a session for nothing else and rely on it. The staff side runs ``open_session`` and ``end_session``
-# in a unit of work of its own. Once the reporter's pages commit themselves, these two go.
-def resume(session: Session, policy: SessionPolicy, cookie: str | None) -> OpenSession | None:
-    """``open_session``, committed."""
-    opened = open_session(session, policy, cookie)
-    session.commit()
-    return opened
-
-
-def destroy(session: Session, cookie: str | None) -> None:
-    """``end_session``, committed (nothing is committed for a cookie that names no session)."""
-    if end_session(session, cookie):
-        session.commit()
-
-
 def destroy_all_of(session: Session, policy: SessionPolicy, subject_id: str, keep_id_hash: str = "") -> int:
     """End every session of a subject (disabled account, reset, new password) but ``keep_id_hash``.
 

@@ -92,5 +92,4 @@ def reporter_reply(
     for org, grant in repository.holders(session, case.id):
         if grant.active:
             enqueue(session, "notifications.reporter_reply", case_id=case.id, organisation_id=org.id)
-    session.commit()
     return message_id

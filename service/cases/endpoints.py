@@ -18,7 +18,7 @@ from service.cases.schemas import (
     Reclassification,
     ReferralCreate,
 )
-from service.deps import RuntimeDep
+from service.deps import DbSession, RuntimeDep
 from service.errors import error_responses
 from service.evidence import attachments as files
 from service.web import StrictRoute, download
@@ -27,6 +27,8 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRou
 
 # Every route needs a staff session (401) whose initial password is changed (403); a case the subject may
 # not see is a 404. Routes that change state also check the X-CSRF-Token header (403) and take a JSON body.
+# Each route is one unit of work (``DbSession``): committed when the function returns, before the answer is
+# sent, rolled back when it raises (a refused change stores nothing).
 _NOT_FOUND = "No such case for this subject"
 _READ_ERRORS = error_responses(401, 403, 422, described={404: _NOT_FOUND})
 _WRITE_ERRORS = error_responses(401, 403, 413, 422, described={404: _NOT_FOUND})
@@ -58,6 +60,7 @@ TRUNCATED_HEADER = "X-Rueckhalt-Truncated"
 def list_cases(
     subject: StaffDep,
     runtime: RuntimeDep,
+    db: DbSession,
     response: Response,
     status_filter: Annotated[str | None, Query(alias="status", max_length=32)] = None,
     urgency: Annotated[str | None, Query(max_length=16)] = None,
@@ -74,8 +77,7 @@ def list_cases(
         # One more than the answer holds: whether the list was cut is then known, not guessed.
         limit=API_CASES_LIMIT + 1,
     )
-    with runtime.sessions() as db:
-        rows = runtime.cases.inbox(db, subject, filters)
+    rows = runtime.cases.inbox(db, subject, filters)
     response.headers[TRUNCATED_HEADER] = "true" if len(rows) > API_CASES_LIMIT else "false"
     return [CaseSummary.model_validate(row, from_attributes=True) for row in rows[:API_CASES_LIMIT]]
 
@@ -83,9 +85,8 @@ def list_cases(
 @router.get(
     "/{case_id}", response_model=CaseRead, responses=_READ_ERRORS, summary="The decrypted case (audited)"
 )
-def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
-    with runtime.sessions() as db:
-        return CaseRead.model_validate(runtime.cases.detail(db, subject, case_id).as_json())
+def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep, db: DbSession) -> CaseRead:
+    return CaseRead.model_validate(runtime.cases.detail(db, subject, case_id).as_json())
 
 
 @router.patch(
@@ -96,9 +97,10 @@ def get_case(case_id: str, subject: StaffDep, runtime: RuntimeDep) -> CaseRead:
     ),
     summary="Acknowledge, assign, change status or labels",
 )
-def update_case(case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:
-    with runtime.sessions() as db:
-        runtime.cases.update(db, subject, case_id, change)
+def update_case(
+    case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    runtime.cases.update(db, subject, case_id, change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -109,9 +111,10 @@ def update_case(case_id: str, change: CaseUpdate, subject: StaffWriteDep, runtim
     responses=_WRITE_ERRORS,
     summary="Write to the reporter (encrypted with the case key)",
 )
-def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
-    with runtime.sessions() as db:
-        return Created(id=runtime.cases.post_message(db, subject, case_id, body.body))
+def post_message(
+    case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Created:
+    return Created(id=runtime.cases.post_message(db, subject, case_id, body.body))
 
 
 @router.post(
@@ -121,9 +124,10 @@ def post_message(case_id: str, body: MessageCreate, subject: StaffWriteDep, runt
     responses=_WRITE_ERRORS,
     summary="An internal note (encrypted; the reporter never sees it)",
 )
-def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Created:
-    with runtime.sessions() as db:
-        return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))
+def add_note(
+    case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Created:
+    return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))
 
 
 @router.get(
@@ -133,10 +137,9 @@ def add_note(case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime:
     summary="Download an attachment, decrypted while it streams (audited)",
 )
 def download_attachment(
-    case_id: str, attachment_id: str, subject: StaffDep, runtime: RuntimeDep
+    case_id: str, attachment_id: str, subject: StaffDep, runtime: RuntimeDep, db: DbSession
 ) -> StreamingResponse:
-    with runtime.sessions() as db:
-        found = runtime.cases.open_attachment(db, subject, case_id, attachment_id, runtime.blobs)
+    found = runtime.cases.open_attachment(db, subject, case_id, attachment_id, runtime.blobs)
     return download(found.filename, found.content_type, found.size_bytes, found.chunks())
 
 
@@ -149,10 +152,9 @@ def download_attachment(
     summary="Correct an incident's type codes (the statistics row follows; audited)",
 )
 def reclassify(
-    case_id: str, seq: int, body: Reclassification, subject: StaffWriteDep, runtime: RuntimeDep
+    case_id: str, seq: int, body: Reclassification, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
 ) -> Response:
-    with runtime.sessions() as db:
-        runtime.cases.reclassify(db, subject, case_id, seq, body.type_codes)
+    runtime.cases.reclassify(db, subject, case_id, seq, body.type_codes)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -167,9 +169,10 @@ def reclassify(
     ),
     summary="Refer the case to another organisation, or transfer it (ends the own organisation's access)",
 )
-def refer(case_id: str, body: ReferralCreate, subject: StaffWriteDep, runtime: RuntimeDep) -> Response:
-    with runtime.sessions() as db:
-        runtime.cases.refer(
-            db, subject, case_id, body.organisation, transfer=body.transfer, consent=body.reporter_consent
-        )
+def refer(
+    case_id: str, body: ReferralCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    runtime.cases.refer(
+        db, subject, case_id, body.organisation, transfer=body.transfer, consent=body.reporter_consent
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

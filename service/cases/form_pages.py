@@ -22,7 +22,7 @@ from service.cases.pages import act, case_form, case_response, check_case_id, er
 from service.cases.presenter import INBOX, case_url, today
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import CaseUpdate, MessageCreate
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ErrorDetail, NotFound, ValidationFailed
 from service.evidence.uploads import parse_form
 from service.i18n import Translator
@@ -208,12 +208,11 @@ async def case_dossier(case_id: str, request: Request, subject: StaffDep) -> Res
     runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
-    def generate() -> Response:
-        with runtime.sessions() as db:
-            unlocked = runtime.cases.unlock(db, subject, case_id)
-            return runtime.case_documents.dossier(db, unlocked, lang, subject.user_id)
+    def generate(db: Session) -> Response:
+        unlocked = runtime.cases.unlock(db, subject, case_id)
+        return runtime.case_documents.dossier(db, unlocked, lang, subject.user_id)
 
-    return await run_in_threadpool(generate)
+    return await in_transaction(request, generate)
 
 
 @router.post(INBOX + "/{case_id}/beweise")
@@ -224,12 +223,11 @@ async def case_evidence_zip(case_id: str, request: Request, subject: StaffDep) -
     runtime, _ = await _download_request(case_id, request, subject)
     lang = request_lang(request)
 
-    def prepare() -> Response:
-        with runtime.sessions() as db:
-            unlocked = runtime.cases.unlock(db, subject, case_id)
-            return runtime.case_documents.evidence(db, unlocked, lang, subject.user_id)
+    def prepare(db: Session) -> Response:
+        unlocked = runtime.cases.unlock(db, subject, case_id)
+        return runtime.case_documents.evidence(db, unlocked, lang, subject.user_id)
 
-    return await run_in_threadpool(prepare)
+    return await in_transaction(request, prepare)
 
 
 @router.post(INBOX + "/{case_id}/brief")
@@ -249,12 +247,11 @@ async def case_letter(case_id: str, request: Request, subject: StaffDep) -> Resp
         )
     day = today()
 
-    def generate() -> Response:
-        with runtime.sessions() as db:
-            unlocked = runtime.cases.unlock(db, subject, case_id)
-            return documents.letter(db, unlocked, form, day, subject.user_id)
+    def generate(db: Session) -> Response:
+        unlocked = runtime.cases.unlock(db, subject, case_id)
+        return documents.letter(db, unlocked, form, day, subject.user_id)
 
-    return await run_in_threadpool(generate)
+    return await in_transaction(request, generate)
 
 
 @router.post(INBOX + "/{case_id}/notiz")

@@ -62,7 +62,6 @@ class CaseLinks:
             raise ValidationFailed([public_error(["other_case"], "other_event", "already linked elsewhere")])
         self.cases.audit_case(session, subject, "case.event_link", unlocked.case.id, seq=seq)
         self.cases.audit_case(session, subject, "case.event_link", other.case.id, seq=other_seq)
-        session.commit()
 
     def unlink_event(self, session: Session, subject: Subject, case_id: str, seq: int) -> None:
         """Take incident ``seq`` of this case out of its event (audited); nothing to do if it is in none."""
@@ -72,7 +71,6 @@ class CaseLinks:
             raise NotFound()
         if events.unlink(session, incident, unlocked.data_key):
             self.cases.audit_case(session, subject, "case.event_unlink", unlocked.case.id, seq=seq)
-            session.commit()
 
     # -- merging a case filed again after a lost receipt ----------------------------------------------------
     def propose_merge(self, session: Session, subject: Subject, case_id: str, other_ref: str) -> None:
@@ -109,7 +107,6 @@ class CaseLinks:
         )
         self.cases.audit_case(session, subject, "case.merge_proposed", newer.case.id, role="newer")
         self.cases.audit_case(session, subject, "case.merge_proposed", older.case.id, role="older")
-        session.commit()
 
     def withdraw_merge(self, session: Session, subject: Subject, case_id: str) -> None:
         """Take back a pending merge of this case (as either side); nothing to do if there is none."""
@@ -118,7 +115,6 @@ class CaseLinks:
             return
         repository.delete_merge_proposals(session, unlocked.case.id)
         self.cases.audit_case(session, subject, "case.merge_withdrawn", unlocked.case.id)
-        session.commit()
 
 
 def merge_key_context(newer_case_id: str, older_case_id: str) -> Context:

@@ -16,9 +16,11 @@ Where the older key comes from: the proposal sealed it under the newer case's ke
 holding the newer case must hold the older one (checked when proposing and again here), so that key reaches
 nobody who could not open the older case already, except the reporter, whose case it is.
 
-One transaction: the files are encrypted anew into new blobs before the commit; a failure anywhere rolls the
+One transaction, the caller's (the reporter's page commits it, with the reporter's session moved to the
+merged case): the files are encrypted anew into new blobs before the commit; a failure anywhere rolls the
 database back and deletes the new blobs, so both cases are as they were. Only after the commit are the old
-blobs deleted (a crash in between leaves blobs no row names, which the retention sweep removes).
+blobs deleted (a crash in between leaves blobs no row names, which the retention sweep removes). Which of the
+two happens is decided by how the caller's transaction ends (``_when_ended``), not by the merge itself.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import utcnow
+from service.db import after_commit, after_rollback, utcnow
 from service.errors import NotFound, ValidationFailed
 from service.evidence.blobs import BlobStore
 from service.evidence.models import Attachment
@@ -146,23 +148,30 @@ class CaseMerger:
             object_id=newer_case_id,
             details=None,
         )
-        session.commit()
         return True
 
     def confirm(self, session: Session, newer_case_id: str, newer_key: bytes, receipt_text: str) -> Merged:
-        """Merge the newer case into the older one and commit; NotFound when nothing is proposed (any more),
-        ValidationFailed for a receipt that is not this case's or a proposal that no longer holds."""
+        """Merge the newer case into the older one in the caller's transaction, which commits it; NotFound
+        when nothing is proposed (any more), ValidationFailed for a receipt that is not this case's or a
+        proposal that no longer holds.
+
+        The blobs follow the caller's transaction: committed, the old ones are deleted; rolled back (here or
+        by a later step of the caller), the new ones. The caller rolls back when this raises."""
         written: list[str] = []
-        try:
-            merged, replaced = self._merge(session, newer_case_id, newer_key, receipt_text, written)
-            session.commit()
-        except BaseException:
-            session.rollback()
+        replaced: list[str] = []
+
+        def committed() -> None:
+            for name in replaced:
+                self.blobs.delete(name)
+
+        def rolled_back() -> None:
             for name in written:
                 self.blobs.delete(name)
-            raise
-        for name in replaced:
-            self.blobs.delete(name)
+
+        after_commit(session, committed)
+        after_rollback(session, rolled_back)
+        merged, old_blobs = self._merge(session, newer_case_id, newer_key, receipt_text, written)
+        replaced.extend(old_blobs)
         return merged
 
     def _check_receipt(self, newer: Case, receipt_text: str) -> str:
@@ -196,6 +205,9 @@ class CaseMerger:
             raise NotFound() from None
         if not granted_organisation_ids(session, newer_id) <= granted_organisation_ids(session, older_id):
             # An organisation came to hold the newer case since the proposal: it must not get the older key.
+            # Committed although the answer is an error: the stale proposal must go for good, not with this
+            # request's rollback (the reporter would be asked again). Nothing of the merge is written yet, and
+            # the reporter's page writes nothing before it calls this.
             session.delete(proposal)
             session.commit()
             raise ValidationFailed([public_error(["receipt"], "merge_stale", "the proposal no longer holds")])

@@ -45,7 +45,7 @@ from service.cases.presenter import (
 from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseFile, InboxRow
 from service.db import utcnow
-from service.deps import runtime_of
+from service.deps import in_transaction, runtime_of
 from service.errors import ErrorDetail, NotFound, ValidationFailed
 from service.i18n import Translator
 from service.identity import repository as organisations
@@ -232,6 +232,9 @@ def case_response(
     t = labels.t
     with runtime.sessions() as db:
         detail = runtime.cases.detail(db, subject, case_id)
+        # The page's transaction is the audited decryption, committed before anything is shown; at once,
+        # because the audit chain stays locked until the commit. What follows only reads.
+        db.commit()
         lookups = _lookups(runtime, db, subject, detail, lang)
         # The sections of the features built on cases (matching, letters): service/cases/panels.py.
         panels = panel_views(runtime.case_panels, db, detail, t, lang)
@@ -292,7 +295,10 @@ async def act(
     work: Work,
     done_url: str | None = None,
 ) -> Response:
-    """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors."""
+    """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors.
+
+    The change is the request's unit of work (``in_transaction``): committed when ``work`` returns, before
+    the answer; rolled back when it raises, so a refused or failed form leaves nothing half-written."""
     t = Translator(request_lang(request))
     if not pages_of(request).csrf_ok(request, value_of(form, "csrf_token")):
         errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
@@ -302,12 +308,8 @@ async def act(
     check_case_id(case_id)
     runtime = runtime_of(request)
 
-    def run() -> None:
-        with runtime.sessions() as db:
-            work(runtime, db)
-
     try:
-        await run_in_threadpool(run)
+        await in_transaction(request, lambda db: work(runtime, db))
     except ValidationFailed as exc:
         errors = error_summary(exc.detail, t, runtime)
         return await run_in_threadpool(

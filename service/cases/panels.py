@@ -46,7 +46,8 @@ class CasePanel(Protocol):
 
 class CaseDocuments(Protocol):
     """The files generated from a decrypted case, for a counsellor of a holding organisation: each call
-    generates in memory, audits without content, commits, and answers the download. A refused letter form
+    generates in memory, audits without content in the caller's transaction (which commits it before
+    the answer), and answers the download. A refused letter form
     raises ValidationFailed naming its fields (``form_fields``), and nothing is generated or audited."""
 
     # The letter form's fields: shown under their own name on the case page, and free text (NUL is

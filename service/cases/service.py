@@ -128,7 +128,6 @@ class CaseService:
         self.audit_case(
             session, subject, "case.decrypt", unlocked.case.id, organisation_id=unlocked.organisation_id
         )
-        session.commit()
         return view
 
     def open_attachment(
@@ -140,7 +139,6 @@ class CaseService:
         self.audit_case(
             session, subject, "attachment.download", unlocked.case.id, attachment_id=attachment_id
         )
-        session.commit()
         return found
 
     # -- workflow ------------------------------------------------------------------------------------------
@@ -204,7 +202,6 @@ class CaseService:
             case.labels = sorted(set(change.labels))
             self.audit_case(session, subject, "case.labels", case.id, labels=",".join(case.labels))
         case.updated_at = now
-        session.commit()
 
     def reclassify(
         self, session: Session, subject: Subject, case_id: str, seq: int, type_codes: list[str]
@@ -250,7 +247,6 @@ class CaseService:
             codes_from=before,
             codes_to=",".join(type_codes),
         )
-        session.commit()
 
     def refer(
         self,
@@ -349,7 +345,6 @@ class CaseService:
             organisation_to=target.id,
             reporter_consent=consent,
         )
-        session.commit()
 
     def post_message(
         self,
@@ -383,7 +378,6 @@ class CaseService:
         self.audit_case(
             session, subject, "case.message", case.id, message_id=message_id, attachments=len(uploads)
         )
-        session.commit()
         return message_id
 
     def add_note(self, session: Session, subject: Subject, case_id: str, body: str) -> str:
@@ -400,7 +394,6 @@ class CaseService:
             )
         )
         self.audit_case(session, subject, "case.note", unlocked.case.id, note_id=note_id)
-        session.commit()
         return note_id
 
     # -- the repeat-perpetrator matching --------------------------------------------------------------------
@@ -414,7 +407,6 @@ class CaseService:
         unlocked = self.unlock(session, subject, case_id)
         done = resume(session, unlocked.case.id, unlocked.data_key)
         self.audit_case(session, subject, "case.matching_resume", unlocked.case.id, done=done)
-        session.commit()
         return done
 
     # -- proceedings ---------------------------------------------------------------------------------------
@@ -430,4 +422,3 @@ class CaseService:
         proceedings.store(self.taxonomy, unlocked.data_key, incident, record)
         unlocked.case.updated_at = utcnow()
         self.audit_case(session, subject, "case.proceedings", unlocked.case.id, seq=seq)
-        session.commit()

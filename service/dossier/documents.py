@@ -25,8 +25,8 @@ from service.taxonomy import Taxonomy
 
 
 class StaffDocuments:
-    """Each call works in the caller's session on a case the subject opened (``unlocked``), audits without
-    content last, and commits before it answers."""
+    """Each call works in the caller's session on a case the subject opened (``unlocked``) and audits without
+    content last; the caller's transaction commits it before the answer (service.deps.in_transaction)."""
 
     form_fields = frozenset({letter_request.KIND_FIELD}) | letter_request.FREE_TEXT
     free_text = letter_request.FREE_TEXT
@@ -43,7 +43,6 @@ class StaffDocuments:
         dossiers.record_generated(
             self.audit, db, dossier, unlocked.case.id, actor_kind="staff", actor_id=actor_id
         )
-        db.commit()
         return dossier_download(document)
 
     def evidence(self, db: Session, unlocked: UnlockedCase, lang: str, actor_id: str) -> Response:
@@ -54,7 +53,6 @@ class StaffDocuments:
         archive.record_downloaded(
             self.audit, db, len(items), unlocked.case.id, actor_kind="staff", actor_id=actor_id
         )
-        db.commit()
         return archive.download(items, unlocked.data_key, self.blobs)
 
     def check_letter(self, form: FormData) -> None:
@@ -79,7 +77,6 @@ class StaffDocuments:
         letter_request.record_generated(
             self.audit, db, wanted.kind, unlocked.case.id, actor_kind="staff", actor_id=actor_id
         )
-        db.commit()
         return letter_request.letter_download(wanted, document, today)
 
 

@@ -498,7 +498,7 @@ async def reporter_merge(request: Request) -> Response:
             # The session moves to the merged case: the reporter stays signed in with the same receipt.
             # Every other reporter session of either case ends: one opened with the lost receipt must
             # not go on reading the merged case (it holds the older case's key).
-            sessions.destroy(db, read_cookie(request, SESSION_COOKIE))
+            sessions.end_session(db, read_cookie(request, SESSION_COOKIE))
             sessions.destroy_all_of(db, REPORTER_SESSION, merged.case_id)
             sessions.destroy_all_of(db, REPORTER_SESSION, opened.case.id)
             return sessions.create(db, REPORTER_SESSION, merged.case_id, merged.data_key)

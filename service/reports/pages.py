@@ -53,7 +53,7 @@ class ReporterSession:
 
 def open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | None:
     with runtime.sessions() as db:
-        opened = sessions.resume(db, REPORTER_SESSION, read_cookie(request, SESSION_COOKIE))
+        opened = sessions.open_session(db, REPORTER_SESSION, read_cookie(request, SESSION_COOKIE))
         # The page is the transaction of the resume: the time last seen (the idle window counts from it),
         # or the expired session deleted, is kept whatever the page does next.
         db.commit()
@@ -282,7 +282,7 @@ async def reporter_logout(request: Request) -> Response:
     if not pages.csrf_ok(request, token if isinstance(token, str) else None):
         raise CsrfFailed()
 
-    await in_transaction(request, lambda db: sessions.destroy(db, read_cookie(request, SESSION_COOKIE)))
+    await in_transaction(request, lambda db: sessions.end_session(db, read_cookie(request, SESSION_COOKIE)))
     pages.signed_out(request)
     response = pages.render(request, "reporter_login.html", errors=[], notice=t("notice.signed_out"))
     pages.delete_cookie(response, SESSION_COOKIE)

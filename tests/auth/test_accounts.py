@@ -443,7 +443,7 @@ def test_a_session_of_an_old_key_pair_opens_nothing(
         accounts.reset(db, logged_in.user)
         cookie = sessions.create(db, sessions.STAFF_SESSION, staff.user_id, logged_in.private_key.raw)
         db.commit()
-        opened = sessions.resume(db, sessions.STAFF_SESSION, cookie)
+        opened = sessions.open_session(db, sessions.STAFF_SESSION, cookie)
         assert opened is not None
         assert accounts.subject_for(db, opened) is None
 

@@ -200,7 +200,7 @@ def test_password_change_through_the_api(
     assert me["must_change_password"] is False
     assert client.get("/intern").status_code == 200
     with runtime.sessions() as db:
-        assert sessions.resume(db, STAFF_SESSION, other_cookie) is None, "the other session ended"
+        assert sessions.open_session(db, STAFF_SESSION, other_cookie) is None, "the other session ended"
 
 
 def test_the_retention_purge_deletes_sessions_no_cookie_can_open_any_more(runtime: Runtime) -> None:
@@ -239,7 +239,7 @@ def test_the_retention_purge_deletes_sessions_no_cookie_can_open_any_more(runtim
     with runtime.sessions() as db:
         kept = set(db.scalars(select(WebSession.id_hash)))
         assert kept == {sessions.id_hash_of(cookies[name]) for name in rows.keys() - dead}
-        opened = sessions.resume(db, STAFF_SESSION, cookies["staff, live"])
+        opened = sessions.open_session(db, STAFF_SESSION, cookies["staff, live"])
         assert opened is not None
         assert opened.secret == b"secret of staff, live"
     with runtime.sessions() as db:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from service.app import create_app
 from service.audit import verify
 from service.audit.models import AuditEvent
+from service.cases.models import Case
 from service.identity.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
@@ -26,6 +29,10 @@ REPORT = report_body(
 )
 
 Login = Callable[[Staff], TestClient]  # the `login` fixture of tests/conftest.py
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 @pytest.fixture
@@ -249,3 +256,62 @@ def test_attachments_download_decrypted_for_holders_only(
     with runtime.sessions() as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))]
     assert "attachment.download" in actions
+
+
+def test_a_change_that_fails_midway_stores_nothing(
+    filed: dict[str, str],
+    people: dict[str, Staff],
+    login: Login,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request is the unit of work (DbSession): the acknowledgement and its audit row are written, then
+    the labels' audit fails, and the case is as it was, without either audit row."""
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    audit_case = runtime.cases.audit_case
+
+    def failing_at_the_labels(*args: Any, **kwargs: Any) -> None:
+        if "case.labels" in args:
+            raise RuntimeError("injected failure after the acknowledgement was written")
+        audit_case(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.cases, "audit_case", failing_at_the_labels)
+    with pytest.raises(RuntimeError):
+        counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True, "labels": ["legal"]})
+    monkeypatch.undo()
+
+    summary = counsellor.get("/api/v1/cases").json()[0]
+    assert (summary["status"], summary["acknowledged_at"], summary["labels"]) == ("new", None, [])
+    with runtime.sessions() as db:
+        actions = set(db.scalars(select(AuditEvent.action).where(AuditEvent.object_id == case_id)))
+    assert not actions & {"case.acknowledge", "case.labels"}
+
+
+def test_a_change_is_stored_before_the_answer_starts(
+    filed: dict[str, str], people: dict[str, Staff], runtime: Runtime, code: Callable[[Staff], str]
+) -> None:
+    """A client that reads the 204 can rely on the change: the request's session is committed before the
+    response starts (seen from a session of its own at that moment, as in tests/core/test_unit_of_work.py)."""
+    app = create_app(runtime=runtime)
+    seen: list[str] = []
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and scope.get("method") == "PATCH":
+                with runtime.sessions() as db:
+                    seen.append(str(db.scalar(select(Case.status))))
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    staff = people["counsellor"]
+    with TestClient(watching, base_url="http://127.0.0.1") as counsellor:
+        body = {"email": staff.email, "password": staff.password, "totp": code(staff)}
+        signed_in = counsellor.post("/api/v1/session", json=body)
+        assert signed_in.status_code == 200, signed_in.text
+        counsellor.headers["X-CSRF-Token"] = signed_in.json()["csrf_token"]
+        case_id = only_case_id(counsellor)
+        answer = counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True})
+    assert answer.status_code == 204
+    assert seen == ["acknowledged"]

@@ -32,6 +32,7 @@ from service.evidence.models import Attachment
 from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
+from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from service.taxonomy import type_code_matches
 from tests.support.forms import csrf_token, report_body, submission_token
@@ -929,3 +930,37 @@ def test_assign_a_colleague_from_the_case_page(
     assert assigned.headers["location"].endswith("?notice=assigned_other#work")
     assert stored(runtime, case_id)["assignee_id"] == people["colleague"].user_id
     assert "Zugewiesen an Lena Huber." in counsellor.get(f"/intern/faelle/{case_id}").text
+
+
+OWN_EPOCH = select(Organisation.current_epoch).where(Organisation.slug == "beratung-by").scalar_subquery()
+
+
+def test_a_transfer_that_fails_midway_leaves_the_case_as_it_was(
+    counsellor: TestClient, case_id: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form is the unit of work: the new holder's grant, the end of our own, the key rotation (audited
+    on its own) are written before the notification is queued; that step fails, and none of it stays."""
+    url = f"/intern/faelle/{case_id}/weitergeben"
+    token = csrf_token(counsellor.get(f"/intern/faelle/{case_id}").text)
+    before = grants(runtime, case_id)
+    with runtime.sessions() as db:
+        audited = db.scalar(select(func.count()).select_from(AuditEvent))
+        epoch = db.scalar(select(OWN_EPOCH))
+        queued = db.scalar(select(func.count()).select_from(OutboxMessage))
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected failure after the grants and the key rotation were written")
+
+    monkeypatch.setattr("service.cases.service.enqueue", broken)
+    form = {"organisation": "beratung-sn", "mode": "transfer", "consent": "yes", "csrf_token": token}
+    with pytest.raises(RuntimeError):
+        counsellor.post(url, data=form, follow_redirects=False)
+
+    assert grants(runtime, case_id) == before
+    assert stored(runtime, case_id)["status"] == "new"
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(AuditEvent)) == audited, "no audit row stays"
+        assert db.scalar(select(OWN_EPOCH)) == epoch, "the rotation is undone too"
+        assert db.scalar(select(func.count()).select_from(OutboxMessage)) == queued
+    monkeypatch.undo()
+    assert counsellor.get(f"/intern/faelle/{case_id}").status_code == 200, "still ours"

@@ -124,6 +124,7 @@ def test_a_linked_event_counts_once_in_the_catalogue_and_the_public_release(
     assert figures() == (3, 3, 3), "unlinked: three reports of three people"
     with runtime.sessions() as db:
         runtime.case_links.link_event(db, counsellor, first, 1, second[:8], 1)
+        db.commit()  # the transaction the case page would have run
     assert figures() == (2, 3, 2), "linked: one event, still three persons affected"
     with runtime.sessions() as db:
         # Linking what is linked changes nothing (and the other side names the same event).
@@ -136,6 +137,7 @@ def test_a_linked_event_counts_once_in_the_catalogue_and_the_public_release(
     with runtime.sessions() as db:
         runtime.case_links.unlink_event(db, counsellor, second, 1)
         assert db.scalars(select(EventLink)).all() == [], "an event of one incident is no link"
+        db.commit()
     assert figures() == (3, 3, 3), "unlinked again: the lone token counts as an event of one incident"
 
 
@@ -157,6 +159,7 @@ def test_rotating_the_statistics_key_moves_the_event_tokens_too(
         runtime.case_links.link_event(db, counsellor, third, 1, fourth[:8], 1)
         runtime.case_links.unlink_event(db, counsellor, fourth, 1)
         assert set(db.scalars(select(EventLink.event_id))) == {event_id}, "the second event ended"
+        db.commit()  # the transaction the case page would have run
     before = extract_tokens(runtime, counsellor)
     lone = before[third]
     assert before[first] == before[second] == event_token(old_key, event_id)
@@ -213,6 +216,7 @@ def test_linking_is_audited_without_content_and_shows_only_where_the_other_case_
         runtime.case_links.link_event(db, counsellor, ours, 1, also_ours[:8], 1)
         # The second case goes to the other organisation: its holders see the link, not our case.
         runtime.cases.refer(db, counsellor, also_ours, "beratung-nw", transfer=True, consent=True)
+        db.commit()  # the transaction the case page would have run
     with runtime.sessions() as db:
         events = db.scalars(
             select(AuditEvent).where(AuditEvent.action.in_(["case.event_link", "case.event_unlink"]))
@@ -261,6 +265,7 @@ def test_a_merged_case_keeps_both_incidents_and_one_receipt_after_the_reporters_
         runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
         proposal = db.scalars(select(MergeProposal)).one()
         assert (proposal.newer_case_id, proposal.older_case_id) == (newer, older)
+        db.commit()  # the transaction the case page would have run
 
     browser = reporter_client(runtime, newer_receipt)
     page = browser.get("/fall").text
@@ -333,6 +338,7 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
         newer_case = db.get(Case, newer)
         assert newer_case is not None
         newer_lookup_key_id = newer_case.lookup_key_id
+        db.commit()  # the transaction the case page would have run
     finder = reporter_client(runtime, older_receipt)
     assert "Erste Meldung." in finder.get("/fall").text
     browser = reporter_client(runtime, newer_receipt)
@@ -366,6 +372,7 @@ def test_a_failure_midway_through_a_merge_loses_nothing(
     newer_receipt, newer = file_with_file(client, runtime, "Zweite Meldung.", b"BEWEIS-BLEIBT")
     with runtime.sessions() as db:
         runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
+        db.commit()  # the transaction the case page would have run
     before = blob_files(runtime)
 
     def broken(*args: Any, **kwargs: Any) -> None:
@@ -391,7 +398,38 @@ def test_a_failure_midway_through_a_merge_loses_nothing(
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, newer_receipt)
         merged = runtime.merges.confirm(db, newer, opened.data_key, newer_receipt)
+        db.commit()  # the transaction the reporter's page would have run
     assert merged.case_id == older
+
+
+def test_the_merges_files_follow_the_callers_transaction(
+    client: TestClient, runtime: Runtime, counsellor: Subject
+) -> None:
+    """The merge is the reporter's page's transaction: a step of the page after the merge that fails rolls it
+    back and takes the re-encrypted copies with it; the originals go only when the page commits."""
+    _, older = file(client, runtime, "Erste Meldung.")
+    newer_receipt, newer = file_with_file(client, runtime, "Zweite Meldung.", b"BEWEIS-FOLGT")
+    with runtime.sessions() as db:
+        runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
+        db.commit()
+        original = db.scalars(select(Attachment.blob_name).where(Attachment.case_id == newer)).one()
+    before = blob_files(runtime)
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, newer_receipt)
+        runtime.merges.confirm(db, newer, opened.data_key, newer_receipt)
+        assert blob_files(runtime) > before, "the copy is written, the original kept"
+        db.rollback()  # a later step of the page failed
+    assert blob_files(runtime) == before
+    with runtime.sessions() as db:
+        assert db.get(Case, newer) is not None
+        assert db.get(MergeProposal, newer) is not None
+        opened = runtime.intake.open_case(db, newer_receipt)
+        runtime.merges.confirm(db, newer, opened.data_key, newer_receipt)
+        db.commit()
+    with runtime.sessions() as db:
+        assert db.get(Case, newer) is None
+        moved = db.scalars(select(Attachment.blob_name).where(Attachment.case_id == older)).one()
+    assert blob_files(runtime) == (before - {original}) | {moved}, "the original went with the commit"
 
 
 def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
@@ -401,6 +439,7 @@ def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
     newer_receipt, newer = file(client, runtime, "Zweite Meldung.")
     with runtime.sessions() as db:
         runtime.case_links.propose_merge(db, counsellor, newer, older)
+        db.commit()  # the transaction the case page would have run
     with runtime.sessions() as db:
         assert runtime.merges.decline(db, newer)
         assert db.get(MergeProposal, newer) is None
@@ -408,6 +447,7 @@ def test_declining_drops_the_proposal_and_a_new_holder_voids_it(
         runtime.case_links.propose_merge(db, counsellor, newer, older)
         # The newer case goes to an organisation that does not hold the older one: it must not get its key.
         runtime.cases.refer(db, counsellor, newer, "rechtshilfe", transfer=False, consent=True)
+        db.commit()  # the transaction the case page would have run
     with runtime.sessions() as db:
         opened = runtime.intake.open_case(db, newer_receipt)
         with pytest.raises(ValidationFailed):
@@ -443,6 +483,7 @@ def test_a_recorded_strafantrag_stops_its_reminders_and_the_pages_say_it_was_fil
         )
         # A reclassification computes the reminder week again: the recorded Strafantrag keeps it off.
         runtime.cases.reclassify(db, counsellor, filed, 1, ["A1"])
+        db.commit()  # the transaction the case page would have run
     browser = reporter_client(runtime, receipt)
     page = browser.get("/fall").text
     assert "Der Strafantrag wurde am" in page

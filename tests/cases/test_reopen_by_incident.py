@@ -73,6 +73,7 @@ def file_and_close(
         case_id = runtime.intake.open_case(db, receipt).case.id
     with runtime.sessions() as db:
         runtime.cases.update(db, counsellor, case_id, CaseUpdate(status="closed", outcome="withdrawn"))
+        db.commit()  # the transaction the endpoint would have run
     with runtime.sessions() as db:
         case = db.get(Case, case_id)
         assert case is not None
@@ -108,6 +109,7 @@ def test_a_threat_added_80_days_after_closing_survives_the_old_retention_date(
     # Closed again, its period counts from the new closing.
     with runtime.sessions() as db:
         runtime.cases.update(db, counsellor, case_id, CaseUpdate(status="closed", outcome="withdrawn"))
+        db.commit()  # the transaction the endpoint would have run
     assert purged(runtime, utcnow() + timedelta(days=89)) == []
     assert purged(runtime, utcnow() + timedelta(days=91)) == [case_id]
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from service.app import create_app
 from service.cases.models import Case
-from service.db import after_commit
+from service.db import after_commit, after_rollback
 from service.outbox.models import OutboxMessage
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime
@@ -150,3 +150,26 @@ def test_a_refused_report_spends_none_of_the_matching_budget(runtime: Runtime, c
     body["type_codes"] = ["A3a"]
     assert client.post("/api/v1/reports", json=body).status_code == 201
     assert reserved == [1]
+
+
+def test_after_rollback_runs_when_the_transaction_ends_without_a_commit_and_never_after_one(
+    runtime: Runtime,
+) -> None:
+    """What was done outside the database for rows that are then not stored (a blob) is undone once the
+    transaction is rolled back or the session closed without a commit; a commit drops the undo."""
+    undone: list[str] = []
+    with runtime.sessions() as session:
+        after_rollback(session, lambda: undone.append("rolled back"))
+        session.add(_counter("after-rollback-1"))
+        session.rollback()
+    with runtime.sessions() as session:
+        after_rollback(session, lambda: undone.append("closed"))
+        session.add(_counter("after-rollback-2"))
+    with runtime.sessions() as session:
+        after_rollback(session, lambda: undone.append("committed"))
+        with session.begin_nested():
+            session.add(_counter("after-rollback-3"))
+        assert undone == ["rolled back", "closed"], "a savepoint's end is not the transaction's"
+        session.commit()
+    assert undone == ["rolled back", "closed"]
+    assert _visible(runtime, "after-rollback-3")

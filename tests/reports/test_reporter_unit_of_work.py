@@ -7,7 +7,7 @@
 - A case gone while the session lived leads back to /fall, for every form alike (``on_my_case``).
 - The API's reporter calls are one transaction each (``DbSession``), stored before the answer too.
 - The sign-in commits before the waiting identifiers are registered, in a transaction of their own.
-- A merge and the move of the reporter's session are one change (xfail until MergeService stops committing).
+- A merge and the move of the reporter's session are one change.
 """
 
 from __future__ import annotations
@@ -159,11 +159,6 @@ def test_a_case_gone_while_the_session_lived_leads_back_to_fall(
     assert audited(runtime, "case.proceedings") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MergeService.confirm (service/cases/merge.py) still commits the merge itself; once it runs in "
-    "the page's transaction (branch uow-cases), this passes: then drop the mark",
-)
 def test_a_merge_whose_session_move_fails_merges_nothing(
     runtime: Runtime,
     client: TestClient,

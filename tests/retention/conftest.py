@@ -66,8 +66,10 @@ def work_case(client: TestClient, runtime: Runtime, counsellor: Subject) -> Iter
             assert added.status_code == 201, added.text
             with runtime.sessions() as db:
                 runtime.cases.post_message(db, counsellor, filed.case_id, "Wir sind für Sie da.")
+                db.commit()  # the transaction the endpoint would have run
             with runtime.sessions() as db:
                 runtime.cases.add_note(db, counsellor, filed.case_id, "Rückruf am Dienstag vereinbart.")
+                db.commit()  # the transaction the endpoint would have run
 
             reporter = stack.enter_context(
                 TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1")

@@ -220,10 +220,12 @@ def test_a_case_reopened_after_it_was_listed_survives(
 
     with runtime.sessions() as db:
         runtime.cases.update(db, counsellor, filed.case_id, CaseUpdate(status="in_progress"))
+        db.commit()  # the transaction the endpoint would have run
     with runtime.sessions() as db:
         reopened = runtime.retention.purge_case(db, candidate, now)
     with runtime.sessions() as db:
         runtime.cases.update(db, counsellor, filed.case_id, CaseUpdate(status="closed"))
+        db.commit()  # the transaction the endpoint would have run
     with runtime.sessions() as db:
         reclosed = runtime.retention.purge_case(db, candidate, now + DAY)
 

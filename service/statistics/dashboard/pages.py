@@ -16,10 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from service.auth.deps import CoordinatorDep, in_unit_of_work, pages_of
+from service.auth.deps import CoordinatorDep, pages_of
 from service.cases.response_times import OrganisationResponseTimes, response_times
 from service.db import utcnow
-from service.deps import runtime_of
+from service.deps import in_unit_of_work, runtime_of
 from service.errors import NotFound
 from service.i18n import Translator
 from service.knowledge.selfcheck_dashboard import Aggregate, aggregate
