@@ -24,7 +24,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.crypto import format_receipt
 from service.db import utcnow
-from service.deps import enforce, in_transaction, runtime_of
+from service.deps import enforce, in_transaction, in_unit_of_work, runtime_of
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
@@ -52,11 +52,10 @@ class ReporterSession:
 
 
 def open_from_cookie(request: Request, runtime: Runtime) -> ReporterSession | None:
-    with runtime.sessions() as db:
-        opened = sessions.open_session(db, REPORTER_SESSION, read_cookie(request, SESSION_COOKIE))
-        # The page is the transaction of the resume: the time last seen (the idle window counts from it),
-        # or the expired session deleted, is kept whatever the page does next.
-        db.commit()
+    # A transaction of its own, before the page's: the time last seen (the idle window counts from it), or
+    # the expired session deleted, is kept whatever the page does next.
+    cookie = read_cookie(request, SESSION_COOKIE)
+    opened = in_unit_of_work(runtime, lambda db: sessions.open_session(db, REPORTER_SESSION, cookie))
     if opened is None:
         return None
     return ReporterSession(case_id=opened.subject_id, data_key=opened.secret)
@@ -195,9 +194,10 @@ async def submit_report(request: Request) -> Response:
         if model is None or refused:
             raise FormRefused(refused)
         try:
-            with runtime.sessions() as db:
-                filed = runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim)
-                db.commit()
+            filed = in_unit_of_work(
+                runtime,
+                lambda db: runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim),
+            )
         except AlreadySubmitted:
             # Back and send, or a second tap: this view of the form filed its report already.
             parser.discard()
