@@ -8,12 +8,15 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
+from service.cases.proceedings import Proceedings
 from service.cases.repository import CaseFilters
 from service.cases.schemas import (
     CaseRead,
     CaseSummary,
     CaseUpdate,
     Created,
+    EventLinkCreate,
+    MergeProposalCreate,
     MessageCreate,
     Reclassification,
     ReferralCreate,
@@ -175,4 +178,75 @@ def refer(
     runtime.cases.refer(
         db, subject, case_id, body.organisation, transfer=body.transfer, consent=body.reporter_consent
     )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{case_id}/incidents/{seq}/proceedings",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        401, 403, 413, described={404: _NOT_FOUND, 422: "Invalid dates or outcome; nothing changed"}
+    ),
+    summary="Record an incident's proceedings (sealed; a Strafantrag recorded ends its reminders; audited)",
+)
+def record_proceedings(
+    case_id: str, seq: int, body: Proceedings, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    runtime.cases.record_proceedings(db, subject, case_id, seq, body)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{case_id}/incidents/{seq}/event",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 413, 422, described={404: _NOT_FOUND}),
+    summary="Declare the incident and one of another case the subject holds the same event (audited)",
+)
+def link_event(
+    case_id: str, seq: int, body: EventLinkCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    """Both holders see the link, never the other case's content; the statistics count the event once. A
+    case the subject does not hold, or no such incident, is a 404; linking what is linked changes nothing."""
+    runtime.case_links.link_event(db, subject, case_id, seq, body.other_case, body.other_seq)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{case_id}/incidents/{seq}/event",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, described={404: _NOT_FOUND}),
+    summary="Take the incident out of its event (audited; nothing to take out changes nothing)",
+)
+def unlink_event(
+    case_id: str, seq: int, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    runtime.case_links.unlink_event(db, subject, case_id, seq)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{case_id}/merge-proposal",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        401, 403, 413, described={404: _NOT_FOUND, 422: "The other case is newer, or not held alike"}
+    ),
+    summary="Propose merging this case into an earlier one of the same reporter (the reporter confirms)",
+)
+def propose_merge(
+    case_id: str, body: MergeProposalCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    """Nothing moves until the reporter confirms on /fall with this case's receipt (after a lost receipt the
+    reporter filed again). Audited."""
+    runtime.case_links.propose_merge(db, subject, case_id, body.older_case)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{case_id}/merge-proposal",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, described={404: _NOT_FOUND}),
+    summary="Withdraw a pending merge proposal (audited; none pending changes nothing)",
+)
+def withdraw_merge(case_id: str, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession) -> Response:
+    runtime.case_links.withdraw_merge(db, subject, case_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -103,6 +103,24 @@ class ReferralCreate(BaseModel):
     )
 
 
+# A case named by another case's holder: its id, or the first characters of it (at least 8) as the case page
+# shows them; a case the subject does not hold is a 404 like none.
+CaseRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=36)]
+
+
+class EventLinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    other_case: CaseRef = Field(description="The other case (id or its first 8 characters)")
+    other_seq: int = Field(ge=1, description="The number of the other case's incident")
+
+
+class MergeProposalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    older_case: CaseRef = Field(
+        description="The earlier case of the same reporter (id or its first 8 characters); this one is newer"
+    )
+
+
 # -- the typed case file ---------------------------------------------------------------------------------
 
 

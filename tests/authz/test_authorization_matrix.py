@@ -231,6 +231,18 @@ def _same_event(world: World, actor: Actor, variant: str) -> dict[str, Any]:
     return {"seq": "1", "other_case": companion.id[:8], "other_seq": "1"}
 
 
+def _same_event_api(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+    """The API's link: the incident is in the address, the companion's incident 1 in the body."""
+    form = _same_event(world, actor, variant)
+    return {"other_case": form["other_case"], "other_seq": 1}
+
+
+def _own_case_as_older(world: World, actor: Actor, variant: str) -> dict[str, Any]:
+    """A merge proposal naming the case itself: a holder gets past every guard to the refusal (422), nobody
+    else further than the 404; tests/cases/test_case_api.py proposes, withdraws and confirms for real."""
+    return {"older_case": world.case_id(variant)}
+
+
 _SHARES = _fixed(custodians="Leitung\nStellvertretung\nVorstand", threshold="2")
 _ORG_PAGE = "/intern/organisationen/{organisation_id}"
 
@@ -450,6 +462,25 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/api/v1/cases/{case_id}/referrals"): Route(
         Guard.CASE, 204, CASE_VARIANTS, json=_referral(page=False), csrf="header"
+    ),
+    ("PUT", "/api/v1/cases/{case_id}/incidents/{seq}/proceedings"): Route(
+        Guard.CASE,
+        204,
+        INCIDENT_VARIANTS,
+        json=_fixed(file_number="1 Js 1/26", outcome="running"),
+        csrf="header",
+    ),
+    ("PUT", "/api/v1/cases/{case_id}/incidents/{seq}/event"): Route(
+        Guard.CASE, 204, INCIDENT_VARIANTS, json=_same_event_api, csrf="header"
+    ),
+    ("DELETE", "/api/v1/cases/{case_id}/incidents/{seq}/event"): Route(
+        Guard.CASE, 204, INCIDENT_VARIANTS, csrf="header"
+    ),
+    ("PUT", "/api/v1/cases/{case_id}/merge-proposal"): Route(
+        Guard.CASE, 422, CASE_VARIANTS, json=_own_case_as_older, csrf="header"
+    ),
+    ("DELETE", "/api/v1/cases/{case_id}/merge-proposal"): Route(
+        Guard.CASE, 204, CASE_VARIANTS, csrf="header"
     ),
     # Case work, pages.
     ("GET", "/intern/faelle"): Route(Guard.STAFF, 200, lists=True),

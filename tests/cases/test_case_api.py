@@ -12,7 +12,7 @@ from sqlalchemy import select
 from service.app import create_app
 from service.audit import verify
 from service.audit.models import AuditEvent
-from service.cases.models import Case
+from service.cases.models import Case, EventLink, MergeProposal
 from service.identity.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
@@ -315,3 +315,61 @@ def test_a_change_is_stored_before_the_answer_starts(
         answer = counsellor.patch(f"/api/v1/cases/{case_id}", json={"acknowledge": True})
     assert answer.status_code == 204
     assert seen == ["acknowledged"]
+
+
+def test_proceedings_links_and_merge_proposals_over_the_api(
+    client: TestClient, people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    """What the case page can do after filing, a tool can do over the API: record proceedings (a bad date
+    is 422 and stores nothing), declare two incidents one event and take it back, propose a merge into the
+    earlier case and withdraw it. Another organisation's counsellor gets 404 for each, as for no case."""
+    first = client.post("/api/v1/reports", json=REPORT)
+    second = client.post("/api/v1/reports", json={**REPORT, "description": "Wieder ein Drohbrief."})
+    assert first.status_code == second.status_code == 201
+    counsellor, stranger = login(people["counsellor"]), login(people["other_org"])
+    cases = sorted(counsellor.get("/api/v1/cases").json(), key=lambda case: case["created_at"])
+    older, newer = cases[0]["id"], cases[1]["id"]
+
+    def audited(case_id: str) -> list[str]:
+        with runtime.sessions() as db:
+            events = db.scalars(select(AuditEvent).where(AuditEvent.object_id == case_id))
+            return [event.action for event in events if event.action != "case.decrypt"]
+
+    proceedings = f"/api/v1/cases/{newer}/incidents/1/proceedings"
+    assert counsellor.put(proceedings, json={"complaint_on": "2999-01-01"}).status_code == 422
+    assert audited(newer) == []
+    assert stranger.put(proceedings, json={"file_number": "1 Js 1/26"}).status_code == 404
+    assert (
+        counsellor.put(proceedings, json={"file_number": "1 Js 1/26", "outcome": "running"}).status_code
+        == 204
+    )
+    incident = counsellor.get(f"/api/v1/cases/{newer}").json()["incidents"][0]
+    assert incident["proceedings"]["file_number"] == "1 Js 1/26"
+
+    event = f"/api/v1/cases/{newer}/incidents/1/event"
+    assert stranger.put(event, json={"other_case": older[:8], "other_seq": 1}).status_code == 404
+    assert counsellor.put(event, json={"other_case": older[:8], "other_seq": 1}).status_code == 204
+    with runtime.sessions() as db:
+        assert len(db.scalars(select(EventLink)).all()) == 2, "both incidents in one event"
+    assert counsellor.delete(event).status_code == 204
+    with runtime.sessions() as db:
+        assert db.scalars(select(EventLink)).all() == []
+
+    merge = f"/api/v1/cases/{newer}/merge-proposal"
+    assert counsellor.put(merge, json={"older_case": newer}).status_code == 422, "the case itself"
+    assert stranger.put(merge, json={"older_case": older}).status_code == 404
+    assert counsellor.put(merge, json={"older_case": older[:8]}).status_code == 204
+    with runtime.sessions() as db:
+        proposal = db.get(MergeProposal, newer)
+        assert proposal is not None
+        assert proposal.older_case_id == older
+    assert counsellor.delete(merge).status_code == 204
+    with runtime.sessions() as db:
+        assert db.get(MergeProposal, newer) is None
+    assert audited(newer) == [
+        "case.proceedings",
+        "case.event_link",
+        "case.event_unlink",
+        "case.merge_proposed",
+        "case.merge_withdrawn",
+    ]
