@@ -45,7 +45,7 @@ def unit_of_work(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
 
 
-async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+async def in_transaction(request: Request, work: Callable[[Session], T], *, on_event_loop: bool = False) -> T:
     """The request's unit of work for a handler that reads its body itself (an async page handler cannot take
     the form as a dependency before its token is checked) or that must keep up with a flood (the intake).
 
@@ -53,15 +53,18 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
     answer is built after that, so a 2xx means stored. Callbacks registered with ``service.db.after_commit``
     (the intake hands its notifications to the broker) run right after the commit.
 
-    With PostgreSQL the served application also has asyncio connections (``service.db.make_async_engine``):
-    the work then runs on the event loop, its queries awaited in between (``AsyncSession.run_sync``), with
-    no thread hop and nothing to compete with for the GIL. Otherwise (SQLite, or an application without its
-    lifespan, as in most tests) it runs in the thread pool. The work is the same code either way.
+    The work runs in the thread pool. Only the JSON intake passes ``on_event_loop``: with PostgreSQL the
+    served application also has asyncio connections (``service.db.make_async_engine``), and the intake's
+    work then runs on the event loop, its queries awaited in between (``AsyncSession.run_sync``), with no
+    thread hop and nothing to compete with for the GIL (``make bench-intake-engines``). Everything else
+    must stay off the loop: while work runs there, the process answers nobody (an Argon2 check, a PDF, a
+    merge re-encrypting files would stall every request of the worker). Without that engine (SQLite, or an
+    application without its lifespan) the intake too runs in the thread pool. The work is the same code.
     """
     async_sessions: async_sessionmaker[AsyncSession] | None = getattr(
         request.app.state, "async_sessions", None
     )
-    if async_sessions is not None:
+    if on_event_loop and async_sessions is not None:
         async with async_sessions() as session:
             # On error the session's close rolls back (and drops the after-commit callbacks).
             result = await session.run_sync(work)

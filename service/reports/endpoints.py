@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.cases import conversation
+from service.cases.proceedings import Proceedings
 from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import error_responses
 from service.evidence import attachments as files
 from service.reports.schemas import (
     CaseForReporter,
+    IdentifiersAdd,
+    IdentifiersSaved,
     IncidentAdded,
     IncidentCreate,
     IncidentFields,
     KeyHolderRead,
+    ReceiptIdentifiers,
     ReceiptLogin,
     ReceiptNotify,
+    ReceiptPerpetratorKnown,
+    ReceiptProceedings,
     ReportCreate,
     ReportCreated,
 )
@@ -61,7 +68,9 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
         budget = await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
     # The path that has to keep up with a flood runs on the event loop where it can (``in_transaction``).
     filed = await in_transaction(
-        request, lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), [], matching_budget=budget)
+        request,
+        lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), [], matching_budget=budget),
+        on_event_loop=True,
     )
     return ReportCreated(
         receipt=filed.receipt,
@@ -126,6 +135,72 @@ def set_notify(body: ReceiptNotify, request: Request, runtime: RuntimeDep, db: D
     enforce(runtime, request, receipt_limit(runtime.settings))
     opened = runtime.intake.open_case(db, body.receipt)
     runtime.intake.set_notify_address(db, opened, str(body.notify_email) if body.notify_email else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/reports/identifiers",
+    response_model=IdentifiersSaved,
+    responses=_RECEIPT_ERRORS,
+    summary="Add perpetrator identifiers for the repeat-perpetrator matching (with the consent)",
+)
+async def add_identifiers(
+    body: ReceiptIdentifiers, request: Request, runtime: RuntimeDep
+) -> IdentifiersSaved:
+    """The holders of a case that shares one are told that it does, never with whom; identifiers without
+    ``consent_matching`` are refused (422) and nothing is kept (docs/matching.md)."""
+    # Counted before anything else: sending the same identifiers again must not tell holders anew at will.
+    await enforce_async(runtime, request, receipt_limit(runtime.settings))
+    fields = IdentifiersAdd.model_validate(body.model_dump(exclude={"receipt"}))
+
+    def work(db: Session) -> bool:
+        return runtime.intake.add_identifiers(db, runtime.intake.open_case(db, body.receipt), fields)
+
+    return IdentifiersSaved(registered=await in_transaction(request, work))
+
+
+@router.post(
+    "/reports/identifiers/withdraw",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_RECEIPT_ERRORS,
+    summary="Withdraw the consent to the matching: every token and identifier of the case is deleted",
+)
+def withdraw_identifiers(
+    body: ReceiptLogin, request: Request, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    runtime.intake.withdraw_matching(db, runtime.intake.open_case(db, body.receipt))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/reports/perpetrator-known",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_RECEIPT_ERRORS,
+    summary="Since when the perpetrator of an incident is known (the Strafantrag period starts then)",
+)
+def set_perpetrator_known(
+    body: ReceiptPerpetratorKnown, request: Request, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    opened = runtime.intake.open_case(db, body.receipt)
+    runtime.intake.set_perpetrator_known(db, opened, body.seq, body.perpetrator_known_on)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/reports/proceedings",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_RECEIPT_ERRORS,
+    summary="Record an incident's proceedings (sealed with the case; a Strafantrag date ends the reminders)",
+)
+def record_proceedings(
+    body: ReceiptProceedings, request: Request, runtime: RuntimeDep, db: DbSession
+) -> Response:
+    enforce(runtime, request, receipt_limit(runtime.settings))
+    opened = runtime.intake.open_case(db, body.receipt)
+    record = Proceedings.model_validate(body.model_dump(exclude={"receipt", "seq"}))
+    runtime.intake.record_proceedings(db, opened, body.seq, record)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from service.cases.proceedings import Proceedings
 from service.matching.schemas import PerpetratorIdentifier as PerpetratorIdentifier
 from service.validation import FREE_TEXT_FIELDS as FREE_TEXT_FIELDS
 from service.validation import Code, no_control_characters, past_day
@@ -280,3 +281,27 @@ class IncidentAdded(BaseModel):
 
 class ReceiptNotify(NotifyAddress):
     receipt: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+# -- the reporter's follow-up over the API (the receipt in the body, never in a URL) ------------------------
+_Receipt = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ReceiptIdentifiers(IdentifiersAdd):
+    receipt: _Receipt
+
+
+class IdentifiersSaved(BaseModel):
+    registered: bool = Field(
+        description="Compared now; false: kept sealed and compared when the hourly budget allows (at the "
+        "next sign-in or by a counselling organisation)"
+    )
+
+
+class ReceiptPerpetratorKnown(PerpetratorKnown):
+    receipt: _Receipt
+
+
+class ReceiptProceedings(Proceedings):
+    receipt: _Receipt
+    seq: int = Field(ge=1, le=10_000, description="The number of the incident in the case")

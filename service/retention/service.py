@@ -195,6 +195,9 @@ class RetentionService:
         outbox_messages = self.purge_outbox(session, now, dry_run=False)
         submission_tokens = self.purge_submission_tokens(session, now, dry_run=False)
         expired_sessions = self.purge_sessions(session, now, dry_run=False)
+        # Stored before the key epochs go (like each case above, a transaction of its own): a failure there
+        # must not keep expired sessions, which hold sealed keys, for another day.
+        session.commit()
         # Last: it appends to the audit log, whose chain lock is then held until the caller commits.
         key_epochs = self.destroy_key_epochs(session, now)
         return PurgeReport(

@@ -373,6 +373,21 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/reports/notify"): Route(
         Guard.RECEIPT, 204, json=_with_receipt(notify_email=NOTIFY_ADDRESS)
     ),
+    ("POST", "/api/v1/reports/identifiers"): Route(
+        Guard.RECEIPT,
+        200,
+        json=_with_receipt(
+            perpetrator_identifiers=[{"kind": "handle", "value": "@authz_probe", "platform": "instagram"}],
+            consent_matching=True,
+        ),
+    ),
+    ("POST", "/api/v1/reports/identifiers/withdraw"): Route(Guard.RECEIPT, 204, json=_with_receipt()),
+    ("POST", "/api/v1/reports/perpetrator-known"): Route(
+        Guard.RECEIPT, 204, json=_with_receipt(seq=1, perpetrator_known_on="2026-01-05")
+    ),
+    ("POST", "/api/v1/reports/proceedings"): Route(
+        Guard.RECEIPT, 204, json=_with_receipt(seq=1, file_number="1 Js 1/26", outcome="running")
+    ),
     ("POST", "/api/v1/reports/attachments/{attachment_id}"): Route(
         Guard.RECEIPT, 200, REPORTER_FILE_VARIANTS, json=_with_receipt(), plaintext=True
     ),

@@ -100,3 +100,38 @@ def test_a_page_that_reads_its_form_itself_has_the_same_unit_of_work(runtime: Ru
         assert client.post("/page-store/uow-page-fail").status_code == 404
     assert seen == {"uow-page": True, "uow-page-fail": False}
     assert not _stored(runtime, "uow-page-fail")
+
+
+def _on_event_loop() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_page_work_stays_off_the_event_loop_and_only_the_intake_runs_on_it(runtime: Runtime) -> None:
+    """With the served application's lifespan (asyncio connections on PostgreSQL), a page's work still runs
+    in the thread pool: on the loop an Argon2 check, a PDF or a merge's re-encryption would stall every
+    request of the process. Only work that asks for it (the JSON intake) runs on the loop, and only where
+    that engine exists."""
+    from service.app import create_app
+
+    app = create_app(runtime=runtime)
+    where: dict[str, bool] = {}
+
+    @app.post("/probe/{name}")
+    async def probe(name: str, request: Request) -> dict[str, str]:
+        def work(_: Session) -> None:
+            where[name] = _on_event_loop()
+
+        await in_transaction(request, work, on_event_loop=name == "intake")
+        return {}
+
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.post("/probe/page")
+        client.post("/probe/intake")
+    postgres = not runtime.settings.resolved_database_url.startswith("sqlite")
+    assert where == {"page": False, "intake": postgres}
