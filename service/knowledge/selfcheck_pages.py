@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 
 from service.auth.deps import pages_of
 from service.db import utcnow
-from service.deps import client_address, enforce, in_transaction, runtime_of
+from service.deps import client_address, enforce_async, in_transaction, runtime_of
 from service.errors import NotFound, RateLimited
 from service.i18n import LOCAL_ZONE, Translator, format_date
 from service.knowledge import safety_plan as plans
@@ -200,7 +200,7 @@ async def selfcheck_open(request: Request) -> Response:
     form = _single(await read_form(request, max_fields=10))
     if not pages.csrf_ok(request, form.get("csrf_token")):
         return _code_page(request, 403, f"{t('error.csrf.title')}: {t('error.csrf.message')}")
-    enforce(runtime, request, selfcheck_code_limit(runtime.settings))
+    await enforce_async(runtime, request, selfcheck_code_limit(runtime.settings))
 
     def open_kept() -> Opened:
         with runtime.sessions() as db:
@@ -243,7 +243,7 @@ async def selfcheck_save(request: Request) -> Response:
     if not answers:
         # Nothing to keep: an empty take would only count a municipality that took no stock.
         return _questionnaire(request, {}, code=code, status=422, notice=t("selfcheck.keep.empty"))
-    enforce(runtime, request, selfcheck_code_limit(runtime.settings))
+    await enforce_async(runtime, request, selfcheck_code_limit(runtime.settings))
     note = _text(form_data, "note", MAX_NOTE_CHARS)
     today = _today()
 
@@ -277,7 +277,7 @@ async def selfcheck_delete(request: Request) -> Response:
     form = _single(await read_form(request, max_fields=10))
     if not pages.csrf_ok(request, form.get("csrf_token")):
         return _code_page(request, 403, f"{t('error.csrf.title')}: {t('error.csrf.message')}")
-    enforce(runtime, request, selfcheck_code_limit(runtime.settings))
+    await enforce_async(runtime, request, selfcheck_code_limit(runtime.settings))
 
     try:
         await in_transaction(request, lambda db: runtime.selfchecks.delete(db, _code_of(form)))

@@ -24,7 +24,7 @@ from service.cases.conversation import reporter_reply
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import MessageCreate
 from service.db import utcnow
-from service.deps import enforce, enforce_async, in_transaction, runtime_of
+from service.deps import enforce_async, in_transaction, runtime_of
 from service.errors import AlreadySubmitted, NotFound, ValidationFailed
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import Translator
@@ -203,7 +203,7 @@ async def reporter_add_incident(request: Request) -> Response:
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
-    enforce(runtime, request, receipt_limit(runtime.settings))
+    await enforce_async(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     purpose = incident_purpose(reporter.case_id)
     checked = checked_submission(runtime, parser.fields, purpose)
@@ -355,7 +355,7 @@ async def reporter_message(request: Request) -> Response:
     reporter = await signed_in(request)
     if reporter is None:
         return back_to_fall()
-    enforce(runtime, request, receipt_limit(runtime.settings))
+    await enforce_async(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
 

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from service import forms
-from service.deps import DbSession, enforce, enforce_async, runtime_of
+from service.deps import DbSession, enforce_async, runtime_of
 from service.dossier import archive, letter_request, letters
 from service.dossier import service as dossiers
 from service.dossier.pdf import dossier_download
@@ -51,7 +51,7 @@ async def _reporter_download_request(request: Request, runtime: Runtime) -> Repo
     token = form.get("csrf_token")
     if not pages_of(request).csrf_ok(request, token if isinstance(token, str) else None):
         raise CsrfFailed()
-    enforce(runtime, request, receipt_limit(runtime.settings))
+    await enforce_async(runtime, request, receipt_limit(runtime.settings))
     return reporter
 
 

@@ -24,7 +24,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.response_times import AcknowledgementShare, acknowledgement_share
 from service.crypto import format_receipt
 from service.db import utcnow
-from service.deps import enforce, in_transaction, in_unit_of_work, runtime_of
+from service.deps import enforce_async, in_transaction, in_unit_of_work, runtime_of
 from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
@@ -166,7 +166,7 @@ async def submit_report(request: Request) -> Response:
     runtime = runtime_of(request)
     pages = pages_of(request)
     t = Translator(request_lang(request))
-    enforce(runtime, request, intake_limit(runtime.settings))
+    await enforce_async(runtime, request, intake_limit(runtime.settings))
     draft = CaseDraft.new()
     parser = await parse_multipart(request, runtime, draft.data_key, draft.case_id)
     checked = checked_submission(runtime, parser.fields, REPORT_PURPOSE)
@@ -238,7 +238,7 @@ async def reporter_login(request: Request) -> Response:
             errors=[forms.FieldError("receipt", message)],
             notice=None,
         )
-    enforce(runtime, request, receipt_limit(runtime.settings))
+    await enforce_async(runtime, request, receipt_limit(runtime.settings))
 
     def login(db: Session) -> tuple[str, ReporterSession]:
         opened = runtime.intake.open_case(db, receipt if isinstance(receipt, str) else "")
