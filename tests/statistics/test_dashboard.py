@@ -188,6 +188,49 @@ def test_the_gate_solver_gives_linprogs_bounds_and_binding_cells(history: Histor
             assert attacker._solver.optimise(expr, sense) == expected, target
 
 
+def test_a_number_without_upper_cap_is_unbounded_as_linprog_finds_and_a_contradiction_fails_closed() -> None:
+    """Given a year with one report (nearly every number hidden; presolve finds the report counts "unbounded
+    or infeasible", and linprog solved again without presolve to tell which)
+    When such a number is maximised
+    Then the gate's solver says unbounded (its certificate: feasible, and a ray along which it grows), as
+    linprog does; and a program whose constraints contradict each other is refused, not called unbounded."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    from service.statistics.dashboard.program import Program, Solver
+
+    rows = [r for r in generate("2026-12", seed=7) if r.receipt_month == "2026-12"][:1]
+    rules = statistics_policy().coordinator
+    snapshot = build_snapshot(rows, "2026-12", [], domains(), rules)
+    attacker = Attacker(compute_catalogue(rows, "2026-12", domains()), domains(), rules, [], snapshot)
+    target = next(t for t in attacker.targets if t.measure == "reports")
+    program = attacker.program
+    solver = Solver(program)
+    expr = attacker.expression(target)
+    assert solver.optimise(expr, 1.0)[0] >= 1  # an optimum first: the constraints are feasible
+    assert solver.optimise(expr, -1.0) == (math.inf, [])
+    objective = np.zeros(program.size)
+    for var, coef in expr.items():
+        objective[var] = -coef
+    reference = linprog(
+        objective,
+        A_ub=solver._a_ub,
+        b_ub=[rhs for _, rhs in program.le],
+        A_eq=solver._a_eq,
+        b_eq=[rhs for _, rhs, _ in program.eq],
+        bounds=(0, None),
+        method="highs",
+    )
+    assert reference.status == 3  # unbounded
+
+    contradiction = Program()
+    x, y = contradiction.new(), contradiction.new()
+    contradiction.equal({x: 1.0, y: -1.0}, 0.0)
+    contradiction.at_most({x: -1.0, y: 1.0}, -1.0)  # x >= y + 1, yet x = y
+    with pytest.raises(RuntimeError, match="did not solve"):
+        Solver(contradiction).optimise({x: 1.0}, -1.0)
+
+
 def _all_shown_but(truth: Catalogue, hidden: set[tuple[str, tuple[str, ...]]]) -> Snapshot:
     tables = []
     for table in TABLES:
