@@ -66,7 +66,9 @@ class Solver:
     start: a warm-started model once gave other bounds under another hash seed). linprog rebuilt and
     re-validated the whole matrix for every number and then read every column's basis status in Python
     (a third of a gate run, which solves thousands of these); here the matrix is stacked once and only the
-    objective changes. tests/statistics/test_dashboard.py compares both on the largest program of its gates.
+    objective changes. ``scipy.optimize._highspy._core`` is scipy's own, private binding of HiGHS (the lock
+    pins scipy): tests/statistics/test_dashboard.py compares this solver with linprog on the largest program
+    of its gates, so a scipy upgrade that changes either shows there.
 
     One branch differs on purpose: where HiGHS's presolve finds a number "unbounded or infeasible", linprog's
     HiGHS solved the whole program again without presolve to tell which (a second or more per number on a
