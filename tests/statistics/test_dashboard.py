@@ -5,6 +5,7 @@ revision points."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 
 import pytest
@@ -141,6 +142,93 @@ def test_attacker_intervals_contain_the_truth(history: History) -> None:
             stats = truth.cell(finding.target.table, finding.target.key)
             value = stats.reports if finding.target.measure == "reports" else stats.persons
             assert finding.low <= value <= finding.high
+
+
+def test_the_gate_solver_gives_linprogs_bounds_and_binding_cells(history: History) -> None:
+    """Given the attacker's program for the last snapshot (the largest: five snapshots shown)
+    When every tenth hidden number is minimised and maximised by the gate's solver (HiGHS called directly)
+    and by scipy.optimize.linprog(method="highs") over the same program
+    Then both give the same bound, to the last bit, and the same binding cells."""
+    import numpy as np
+    from scipy.optimize import linprog
+    from scipy.sparse import csr_matrix
+
+    snapshot = history.snapshots[-1]
+    attacker = Attacker(
+        history.truth(snapshot), domains(), statistics_policy().coordinator, history.snapshots[:-1], snapshot
+    )
+    program = attacker.program
+
+    def matrix(rows: list[dict[int, float]]) -> csr_matrix:
+        entries = [(i, var, coef) for i, row in enumerate(rows) for var, coef in row.items()]
+        at_row, at_col, values = zip(*entries, strict=True)
+        return csr_matrix((values, (at_row, at_col)), shape=(len(rows), program.size))
+
+    a_ub, b_ub = matrix([row for row, _ in program.le]), [rhs for _, rhs in program.le]
+    a_eq, b_eq = matrix([row for row, _, _ in program.eq]), [rhs for _, rhs, _ in program.eq]
+    tags = [tag for _, _, tag in program.eq]
+    targets = attacker.targets[::10]
+    assert len(targets) >= 10
+    for target in targets:
+        expr = attacker.expression(target)
+        for sense in (1.0, -1.0):
+            objective = np.zeros(program.size)
+            for var, coef in expr.items():
+                objective[var] = sense * coef
+            reference = linprog(
+                objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs"
+            )
+            if reference.status == 3:  # unbounded
+                expected: tuple[float, list[tuple[str, tuple[str, ...]]]] = (math.inf, [])
+            else:
+                assert reference.status == 0, reference.message
+                duals = reference.eqlin.marginals
+                binding = [t for t, d in zip(tags, duals, strict=True) if t is not None and abs(d) > 1e-9]
+                expected = (float(sense * reference.fun), binding)
+            assert attacker._solver.optimise(expr, sense) == expected, target
+
+
+def test_a_number_without_upper_cap_is_unbounded_as_linprog_finds_and_a_contradiction_fails_closed() -> None:
+    """Given a year with one report (nearly every number hidden; presolve finds the report counts "unbounded
+    or infeasible", and linprog solved again without presolve to tell which)
+    When such a number is maximised
+    Then the gate's solver says unbounded (its certificate: feasible, and a ray along which it grows), as
+    linprog does; and a program whose constraints contradict each other is refused, not called unbounded."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    from service.statistics.dashboard.program import Program, Solver
+
+    rows = [r for r in generate("2026-12", seed=7) if r.receipt_month == "2026-12"][:1]
+    rules = statistics_policy().coordinator
+    snapshot = build_snapshot(rows, "2026-12", [], domains(), rules)
+    attacker = Attacker(compute_catalogue(rows, "2026-12", domains()), domains(), rules, [], snapshot)
+    target = next(t for t in attacker.targets if t.measure == "reports")
+    program = attacker.program
+    solver = Solver(program)
+    expr = attacker.expression(target)
+    assert solver.optimise(expr, 1.0)[0] >= 1  # an optimum first: the constraints are feasible
+    assert solver.optimise(expr, -1.0) == (math.inf, [])
+    objective = np.zeros(program.size)
+    for var, coef in expr.items():
+        objective[var] = -coef
+    reference = linprog(
+        objective,
+        A_ub=solver._a_ub,
+        b_ub=[rhs for _, rhs in program.le],
+        A_eq=solver._a_eq,
+        b_eq=[rhs for _, rhs, _ in program.eq],
+        bounds=(0, None),
+        method="highs",
+    )
+    assert reference.status == 3  # unbounded
+
+    contradiction = Program()
+    x, y = contradiction.new(), contradiction.new()
+    contradiction.equal({x: 1.0, y: -1.0}, 0.0)
+    contradiction.at_most({x: -1.0, y: 1.0}, -1.0)  # x >= y + 1, yet x = y
+    with pytest.raises(RuntimeError, match="did not solve"):
+        Solver(contradiction).optimise({x: 1.0}, -1.0)
 
 
 def _all_shown_but(truth: Catalogue, hidden: set[tuple[str, tuple[str, ...]]]) -> Snapshot:

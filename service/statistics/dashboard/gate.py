@@ -2,8 +2,8 @@
 
 Before a snapshot is shown, an attacker who sees every number of this snapshot and of all earlier ones of
 the year tries to pin down each hidden number. For each hidden number it minimises and maximises that
-number over everything consistent with what was shown (``scipy.optimize.linprog``, HiGHS); the snapshot
-passes only if every interval is at least ``gate_min_width`` wide with an upper end of at least
+number over everything consistent with what was shown (HiGHS, as ``scipy.optimize.linprog`` runs it); the
+snapshot passes only if every interval is at least ``gate_min_width`` wide with an upper end of at least
 ``gate_min_upper``, and if no "< 5" cell can be narrowed below 1..4 reporters.
 
 What the attacker knows, beyond the shown numbers:
