@@ -15,7 +15,7 @@ from service.dossier.pdf import dossier_download
 from service.dossier.pdf import render as render_dossier
 from service.errors import CsrfFailed
 from service.forms import FormRefused
-from service.reports.case_pages import answer_form, back_to_fall, on_my_case, signed_in
+from service.reports.my_case import answer_form, back_to_fall, on_my_case, signed_in
 from service.reports.opened import OpenedCase
 from service.reports.pages import ReporterSession, open_from_cookie, pages_of, today
 from service.runtime import Runtime, receipt_limit
