@@ -7,22 +7,32 @@ never opens this column; the intake seals it, the case page and a merge open it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict, cast
 
 from service.crypto import Context, open_sealed, seal
 
 PURPOSE = "perpetrator_ids"
 
 
-def seal_typed(data_key: bytes, case_id: str, typed: list[dict[str, Any]]) -> bytes | None:
+class TypedIdentifier(TypedDict):
+    """One identifier as the reporter typed it (service.matching.schemas.PerpetratorIdentifier, dumped)."""
+
+    kind: str
+    value: str
+    # For a handle: the platform's code; absent or None for every other kind.
+    platform: NotRequired[str | None]
+
+
+def seal_typed(data_key: bytes, case_id: str, typed: Sequence[TypedIdentifier]) -> bytes | None:
     """Sealed list of {kind, value, platform}; None for none."""
     if not typed:
         return None
     return seal(data_key, json.dumps(typed, ensure_ascii=False).encode(), Context(PURPOSE, case_id=case_id))
 
 
-def open_typed(data_key: bytes, case_id: str, sealed: bytes | None) -> list[dict[str, Any]]:
+def open_typed(data_key: bytes, case_id: str, sealed: bytes | None) -> list[TypedIdentifier]:
     if sealed is None:
         return []
     typed = json.loads(open_sealed(data_key, sealed, Context(PURPOSE, case_id=case_id)))
-    return [dict(item) for item in typed]
+    return [cast(TypedIdentifier, dict(item)) for item in typed]

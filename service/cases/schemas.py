@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from service.cases.events import Member
+from service.cases.identifiers import TypedIdentifier
 from service.cases.models import CaseOutcome, CaseStatus, GrantRole, MessageDirection
 from service.validation import no_control_characters
 
@@ -325,7 +326,7 @@ class CaseFile:
     answers: Mapping[str, tuple[str, ...]]
     contact: Mapping[str, Any] | None
     # The perpetrator identifiers the reporter gave for the matching, as typed (service/matching).
-    perpetrator_identifiers: tuple[Mapping[str, Any], ...]
+    perpetrator_identifiers: tuple[TypedIdentifier, ...]
     incidents: tuple[IncidentFile, ...]
     # service/evidence's description of each file (id, incident_id, message_id, filename, ...).
     attachments: tuple[Mapping[str, Any], ...]

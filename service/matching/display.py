@@ -3,13 +3,14 @@ by the templates' ``user_text``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from service.cases.identifiers import TypedIdentifier
 from service.i18n import Translator
 from service.matching.normalise import PLATFORM_NAMES
 
 
-def identifier_items(typed: list[dict[str, Any]], t: Translator) -> list[dict[str, str]]:
+def identifier_items(typed: Sequence[TypedIdentifier], t: Translator) -> list[dict[str, str]]:
     """Each identifier as typed with the label of its kind (and a handle's platform)."""
     items = []
     for item in typed:

@@ -24,7 +24,6 @@ class MatchingPanel:
         identifiers as the reporter typed them, and how many other cases share one and which organisations
         see them. Never another case's id, reporter or text (docs/matching.md)."""
         case_id = case.id
-        typed = [dict(item) for item in case.perpetrator_identifiers]
         shared = self.matching.shared_with(db, case_id)
         line = ""
         if shared is not None:
@@ -33,7 +32,7 @@ class MatchingPanel:
             line = t(key, n=shared.cases, organisations=names)
         return PanelView(
             context={
-                "identifiers": identifier_items(typed, t),
+                "identifiers": identifier_items(case.perpetrator_identifiers, t),
                 "shared": line,
                 "kinds": kind_labels(shared.kinds, t) if shared is not None else "",
                 # Any identifier without its token (a used-up budget, a rotated matching key): the button
@@ -42,7 +41,10 @@ class MatchingPanel:
                     self.matching.waiting(
                         db,
                         case_id,
-                        [PerpetratorIdentifier.model_validate(item).normalised() for item in typed],
+                        [
+                            PerpetratorIdentifier.model_validate(item).normalised()
+                            for item in case.perpetrator_identifiers
+                        ],
                     )
                 ),
             }

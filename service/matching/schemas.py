@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from service.cases.identifiers import TypedIdentifier
 from service.matching.normalise import (
     MAX_VALUE_CHARS,
     PLATFORMS,
@@ -30,6 +31,10 @@ class PerpetratorIdentifier(BaseModel):
         "country code (German without), a plate with or without spaces"
     )
     platform: Code | None = Field(default=None, description=f"For a handle only: {', '.join(PLATFORMS)}")
+
+    def typed(self) -> TypedIdentifier:
+        """As it is sealed with the case and shown: its JSON form."""
+        return TypedIdentifier(kind=str(self.kind), value=self.value, platform=self.platform)
 
     @field_validator("value", mode="after")
     @classmethod

@@ -38,7 +38,7 @@ class PerpetratorIdentifiers:
     @staticmethod
     def _seal_identifiers(data_key: bytes, case_id: str, items: list[PerpetratorIdentifier]) -> bytes | None:
         """The identifiers as the reporter typed them, sealed with the case key; None for none."""
-        return seal_typed(data_key, case_id, [item.model_dump(mode="json") for item in items])
+        return seal_typed(data_key, case_id, [item.typed() for item in items])
 
     @staticmethod
     def identifiers_of(case: Case, data_key: bytes) -> list[PerpetratorIdentifier]:

@@ -244,7 +244,7 @@ def case_page(
         holders=holder_lines(view.key_holders, bool(view.acknowledged_on), t),
         messages=tuple(_message(message, t, lang) for message in view.messages),
         incidents=tuple(_incident(item, taxonomy, t, lang, today) for item in view.incidents),
-        identifiers=tuple(identifier_items([item.model_dump(mode="json") for item in view.identifiers], t)),
+        identifiers=tuple(identifier_items([item.typed() for item in view.identifiers], t)),
         identifiers_waiting=view.identifiers_waiting,
     )
 
