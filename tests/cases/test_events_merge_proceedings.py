@@ -245,6 +245,18 @@ def reporter_client(runtime: Runtime, receipt: str) -> TestClient:
     return browser
 
 
+def confirm_merge(runtime: Runtime, receipt: str) -> TestClient:
+    """The reporter, signed in with the newer case's receipt, confirms the proposed merge (303)."""
+    browser = reporter_client(runtime, receipt)
+    done = browser.post(
+        "/fall/zusammenfuehren",
+        data={"csrf_token": csrf_token(browser.get("/fall").text), "action": "confirm", "receipt": receipt},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    return browser
+
+
 def blob_files(runtime: Runtime) -> set[str]:
     return {path.name for path in runtime.blobs.root.rglob("*") if path.is_file()}
 
@@ -341,17 +353,7 @@ def test_a_merge_ends_the_lost_receipts_sessions_and_keeps_the_identifiers_and_t
         db.commit()  # the transaction the case page would have run
     finder = reporter_client(runtime, older_receipt)
     assert "Erste Meldung." in finder.get("/fall").text
-    browser = reporter_client(runtime, newer_receipt)
-    done = browser.post(
-        "/fall/zusammenfuehren",
-        data={
-            "csrf_token": csrf_token(browser.get("/fall").text),
-            "action": "confirm",
-            "receipt": newer_receipt,
-        },
-        follow_redirects=False,
-    )
-    assert done.status_code == 303
+    browser = confirm_merge(runtime, newer_receipt)
     assert "Zweite Meldung." in browser.get("/fall").text
     after = finder.get("/fall").text
     assert "Erste Meldung." not in after
@@ -612,17 +614,7 @@ def test_a_merge_into_a_closed_case_takes_the_open_cases_clock_and_counts_one_se
         newer_deadline, newer_status = open_case.ack_deadline_at, open_case.status
         runtime.case_links.propose_merge(db, counsellor, newer, older[:8])
         db.commit()
-    browser = reporter_client(runtime, newer_receipt)
-    done = browser.post(
-        "/fall/zusammenfuehren",
-        data={
-            "csrf_token": csrf_token(browser.get("/fall").text),
-            "action": "confirm",
-            "receipt": newer_receipt,
-        },
-        follow_redirects=False,
-    )
-    assert done.status_code == 303
+    confirm_merge(runtime, newer_receipt)
     with runtime.sessions() as db:
         merged = db.get(Case, older)
         assert merged is not None

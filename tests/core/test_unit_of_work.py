@@ -19,6 +19,7 @@ from service.deps import DbSession, in_transaction
 from service.errors import DomainError, NotFound
 from service.ratelimit.models import RateLimitCounter
 from service.runtime import Runtime
+from tests.support.product import on_event_loop
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -102,16 +103,6 @@ def test_a_page_that_reads_its_form_itself_has_the_same_unit_of_work(runtime: Ru
     assert not _stored(runtime, "uow-page-fail")
 
 
-def _on_event_loop() -> bool:
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def test_page_work_stays_off_the_event_loop_and_only_the_intake_runs_on_it(runtime: Runtime) -> None:
     """With the served application's lifespan (asyncio connections on PostgreSQL), a page's work still runs
     in the thread pool: on the loop an Argon2 check, a PDF or a merge's re-encryption would stall every
@@ -125,7 +116,7 @@ def test_page_work_stays_off_the_event_loop_and_only_the_intake_runs_on_it(runti
     @app.post("/probe/{name}")
     async def probe(name: str, request: Request) -> dict[str, str]:
         def work(_: Session) -> None:
-            where[name] = _on_event_loop()
+            where[name] = on_event_loop()
 
         await in_transaction(request, work, on_event_loop=name == "intake")
         return {}

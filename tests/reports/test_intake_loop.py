@@ -3,7 +3,6 @@ application has them, in the thread pool otherwise; the same code and the same r
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,16 +17,9 @@ from service.identity.models import CaseKeyGrant
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import report_body
+from tests.support.product import on_event_loop
 
 REPORT = report_body(type_codes=["A3a"], description="Drohung per Brief", channel="letter")
-
-
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _record_where_filed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -35,7 +27,7 @@ def _record_where_filed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> li
     file_report = runtime.intake.file_report
 
     def recording(*args: Any, **kwargs: Any) -> Any:
-        seen.append(_on_event_loop())
+        seen.append(on_event_loop())
         return file_report(*args, **kwargs)
 
     monkeypatch.setattr(runtime.intake, "file_report", recording)

@@ -456,3 +456,12 @@ def outbox_counts(database_url: str) -> dict[str, int]:
         "outbox_done": sum(1 for _, done in rows if done is not None),
         "delivery_log_rows": int(noted),
     }
+
+
+def on_event_loop() -> bool:
+    """Whether the caller runs on an event loop's thread (work that must not, or that should)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
