@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from service.auth.deps import StaffDep, StaffWriteDep
+from service.cases.case_read import CaseRead
 from service.cases.proceedings import Proceedings
 from service.cases.repository import CaseFilters
 from service.cases.schemas import (
-    CaseRead,
     CaseSummary,
     CaseUpdate,
     Created,

@@ -72,24 +72,6 @@ class CaseSummary(BaseModel):
     reopened: bool = False
 
 
-class CaseRead(BaseModel):
-    """The decrypted case file. Incidents carry `description` exactly as filed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    status: str
-    reported_by: str = Field(
-        default="self", description="Who reported: self, someone_else or administration (for its staff)"
-    )
-    incidents: list[dict[str, Any]]
-    messages: list[dict[str, Any]]
-    notes: list[dict[str, Any]]
-    holders: list[dict[str, Any]]
-    routing: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-
-
 class Reclassification(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type_codes: list[Annotated[str, StringConstraints(max_length=16)]] = Field(min_length=1, max_length=10)

@@ -7,6 +7,8 @@ http(s) and the service's own pages, and every outside link opens without passin
 
 from __future__ import annotations
 
+import functools
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -18,6 +20,10 @@ _TAGS = {
 }  # fmt: skip
 
 
+# Both are pure functions of the text, and /wissen is public: a search rendered every article's Markdown
+# anew for each query (and an article page its own for each view). Cached by text, so an edited article
+# (a new version, a new text) is rendered once more; bounded, so no sequence of edits can grow it.
+@functools.lru_cache(maxsize=512)
 def render_markdown(text: str) -> str:
     html = _MD.render(text)
     return nh3.clean(
@@ -29,6 +35,7 @@ def render_markdown(text: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=512)
 def plain_text(text: str) -> str:
     """The article's words without markup, for search."""
     return nh3.clean(_MD.render(text), tags=set())

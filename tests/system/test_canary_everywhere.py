@@ -55,6 +55,9 @@ IDENTIFIER_FIELDS = {
     "match_plate": "QZ-CY 4712",
     "consent_matching": "1",
 }
+# Sixteen hex digits or more in a row: ciphertext as a dump writes bytea, keyed tokens, ids without dashes.
+_LONG_HEX = re.compile(rb"[0-9a-fA-F]{16,}")
+
 IDENTIFIER_MARKERS = (
     "QZNAMEIDCANARY",
     "QZHANDLEIDCANARY",
@@ -330,11 +333,17 @@ def test_no_marker_in_any_dump_file_or_log(product: Product) -> None:
         ),
         *IDENTIFIER_MARKERS,
     ]
+    # A marker of digits only (the phone number) is also a string of hex digits: inside a ciphertext's or a
+    # keyed token's hex (a dump writes bytea as hex; ids and tokens are hex) seven of them turn up by chance
+    # in one dump of a hundred (it happened). Such runs are searched without their long hex runs for those
+    # markers; a phone number as stored in the clear (at most 15 digits, E.164) is never such a run.
+    unhexed = {where: _LONG_HEX.sub(b"#", data) for where, data in places}
     hits = [
         (marker, where)
         for marker in everything
         for where, data in places
-        if marker.encode() in data or marker.lower().encode() in data.lower()
+        for searched in ([unhexed[where]] if marker.isdigit() else [data])
+        if marker.encode() in searched or marker.lower().encode() in searched.lower()
     ]
     assert hits == []
 
