@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from service.cases.models import CaseLabel, CaseOutcome, CaseStatus
 from service.cases.presenter import (
@@ -30,6 +29,18 @@ from service.cases.schemas import (
     MergeView,
     RoutingView,
 )
+from service.cases.views import (
+    AttachmentView,
+    CaseOptions,
+    CaseView,
+    EventLine,
+    HistoryLine,
+    HolderLine,
+    IncidentView,
+    MergeLink,
+    RoutingLine,
+)
+from service.evidence.attachments import AttachmentInfo
 from service.i18n import Translator, duration_text, format_date, format_datetime, format_size
 from service.taxonomy.loader import ANSWER_KINDS
 
@@ -74,11 +85,11 @@ def organisation_refs(case: CaseFile) -> tuple[set[str], set[str]]:
 def incident_view(
     case_id: str,
     item: IncidentFile,
-    attachments: list[Mapping[str, Any]],
+    attachments: list[AttachmentInfo],
     labels: Labels,
     today: date,
     closed: bool,
-) -> dict[str, Any]:
+) -> IncidentView:
     t, lang = labels.t, labels.lang
     perpetrator = item.perpetrator
     url = item.url
@@ -115,7 +126,7 @@ def incident_view(
     }
 
 
-def attachment_view(case_id: str, attachment: Mapping[str, Any], lang: str) -> dict[str, str]:
+def attachment_view(case_id: str, attachment: AttachmentInfo, lang: str) -> AttachmentView:
     return {
         # The JSON API streams it decrypted (and audits the download); the staff cookie is enough for a GET.
         "href": f"/api/v1/cases/{case_id}/attachments/{attachment['id']}",
@@ -127,9 +138,9 @@ def attachment_view(case_id: str, attachment: Mapping[str, Any], lang: str) -> d
 
 def history_view(
     history: Sequence[HistoryEntry], names: Mapping[str, str], t: Translator, lang: str
-) -> list[dict[str, Any]]:
+) -> list[HistoryLine]:
     """Newest first; each opening of the case is audited, so runs of openings by one person are folded."""
-    entries: list[dict[str, Any]] = []
+    entries: list[HistoryLine] = []
     for event in history:
         if event.actor_kind == "reporter":
             # The reporter's own downloads and dossiers: named as the reporter, never anyone more exact.
@@ -161,8 +172,8 @@ def history_view(
 
 def routing_view(
     routing: Sequence[RoutingView], orgs: Mapping[str, str], t: Translator, lang: str
-) -> list[dict[str, Any]]:
-    views = []
+) -> list[RoutingLine]:
+    views: list[RoutingLine] = []
     for record in routing:
         decision = record.decision
         minutes = int(decision.get("ack_deadline_minutes") or 0)
@@ -196,7 +207,7 @@ def routing_view(
     return views
 
 
-def holder_view(holder: Holder, acknowledged: bool, t: Translator) -> dict[str, Any]:
+def holder_view(holder: Holder, acknowledged: bool, t: Translator) -> HolderLine:
     minutes = holder.escalation_after_minutes
     state = ""
     if not holder.active:
@@ -214,17 +225,17 @@ def holder_view(holder: Holder, acknowledged: bool, t: Translator) -> dict[str, 
     }
 
 
-def merge_view(merge: MergeView | None) -> dict[str, Any] | None:
+def merge_view(merge: MergeView | None) -> MergeLink | None:
     if merge is None:
         return None
     other = merge.other_case_id
     return {"role": merge.role, "ref": other[:8], "href": case_url(other)}
 
 
-def events_view(case: CaseFile, lookups: CaseLookups) -> list[dict[str, Any]]:
+def events_view(case: CaseFile, lookups: CaseLookups) -> list[EventLine]:
     """The other incidents of this case's events: a link to a case the subject holds too; of any other case
     only that it exists and which organisations hold it (never a word of it)."""
-    views = []
+    views: list[EventLine] = []
     for member in case.events:
         other = member.case_id
         mine = lookups.linked_mine.get(other, False)
@@ -243,14 +254,14 @@ def events_view(case: CaseFile, lookups: CaseLookups) -> list[dict[str, Any]]:
 
 def case_view(
     case: CaseFile, lookups: CaseLookups, labels: Labels, user_id: str | None, now: datetime, today: date
-) -> dict[str, Any]:
+) -> CaseView:
     """What the template shows, with every code already turned into a label (templates use literal keys)."""
     t, lang = labels.t, labels.lang
     case_id = case.id
     closed = case.status is CaseStatus.closed
     names, orgs = lookups.staff_names, lookups.organisation_names
 
-    by_incident: dict[str | None, list[Mapping[str, Any]]] = {}
+    by_incident: dict[str | None, list[AttachmentInfo]] = {}
     for attachment in case.attachments:
         by_incident.setdefault(attachment.get("incident_id"), []).append(attachment)
     incident_ids = {item.id for item in case.incidents}
@@ -263,7 +274,7 @@ def case_view(
     ]
     by_id = {attachment["id"]: attachment for attachment in case.attachments}
 
-    contact = case.contact or {}
+    contact = case.contact
     assignee = case.assignee_id
     district = labels.districts.district(case.district_ags) if case.district_ags else None
     complaints = [
@@ -273,7 +284,8 @@ def case_view(
         and (info := complaint_info(t, lang, item.complaint_deadline_on, today)) is not None
     ]
     # The case's next deadline is a day; "not begun yet" is shown at its incident.
-    next_complaint = min(complaints, key=lambda info: info["days"]) if complaints else None
+    # Called without a basis, complaint_info names only deadlines with a day, so each one has its days.
+    next_complaint = min(complaints, key=lambda info: info["days"] or 0) if complaints else None
     if next_complaint is not None and closed:
         next_complaint["state"] = "ok"
 
@@ -322,9 +334,9 @@ def case_view(
         ],
         "support_needs": [labels.tax("support_needs", code) for code in case.support_needs],
         "contact": {
-            "name": contact.get("name") or "",
-            "email": contact.get("email") or "",
-            "phone": contact.get("phone") or "",
+            "name": (contact.get("name") if contact else None) or "",
+            "email": (contact.get("email") if contact else None) or "",
+            "phone": (contact.get("phone") if contact else None) or "",
         },
         "incidents": [
             incident_view(case_id, item, by_incident.get(item.id, []), labels, today, closed)
@@ -357,7 +369,7 @@ def case_view(
     }
 
 
-def case_options(t: Translator) -> dict[str, Any]:
+def case_options(t: Translator) -> CaseOptions:
     """The choices of the case page's work forms: statuses, outcomes, labels."""
     return {
         "statuses": [{"code": s.value, "label": code_label(t, "case_status", s.value)} for s in CaseStatus],

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -15,6 +14,7 @@ from service.cases import events, proceedings, repository
 from service.cases.deadlines import ComplaintDeadline, ReminderWeek, payload_complaint_deadline
 from service.cases.identifiers import open_typed
 from service.cases.models import Case, CaseOutcome, CaseStatus, GrantRole, MessageDirection
+from service.cases.payload import ContactPayload, ReportPayload
 from service.cases.schemas import (
     CaseFile,
     CaseMessageView,
@@ -28,6 +28,7 @@ from service.cases.schemas import (
 )
 from service.crypto import Context, open_sealed
 from service.evidence import attachments as files
+from service.evidence.attachments import AttachmentInfo
 from service.taxonomy import Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS
 
@@ -36,12 +37,12 @@ def _ctx(purpose: str, case_id: str, record_id: str = "") -> Context:
     return Context(purpose, case_id=case_id, record_id=record_id)
 
 
-def iso(value: Any) -> str | None:
+def iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def incident_deadline(
-    taxonomy: Taxonomy, type_codes: Sequence[str], payload: dict[str, Any]
+    taxonomy: Taxonomy, type_codes: Sequence[str], payload: ReportPayload
 ) -> ComplaintDeadline:
     """The Strafantrag deadline of an incident, from its sealed dates (the incident, and since when the
     perpetrator is known) and its (clear) type codes; no day while the perpetrator is unknown."""
@@ -82,14 +83,16 @@ def inbox_row(case: Case, now: datetime) -> InboxRow:
 def read_case_file(session: Session, case: Case, key: bytes, taxonomy: Taxonomy) -> CaseFile:
     """The case decrypted with its data key (which the caller's access check gave it); the caller audits."""
     details = json.loads(open_sealed(key, case.details_ciphertext, _ctx("case_details", case.id)))
-    contact = (
+    contact: ContactPayload | None = (
         json.loads(open_sealed(key, case.contact_ciphertext, _ctx("contact", case.id)))
         if case.contact_ciphertext
         else None
     )
     incidents = []
     for incident in case.incidents:
-        payload = json.loads(open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id)))
+        payload: ReportPayload = json.loads(
+            open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id))
+        )
         deadline = incident_deadline(taxonomy, incident.type_codes, payload)
         incidents.append(
             IncidentFile(
@@ -168,7 +171,7 @@ def read_case_file(session: Session, case: Case, key: bytes, taxonomy: Taxonomy)
 
 
 def _messages(
-    session: Session, case_id: str, key: bytes, attachments: list[dict[str, Any]]
+    session: Session, case_id: str, key: bytes, attachments: list[AttachmentInfo]
 ) -> tuple[CaseMessageView, ...]:
     return tuple(
         CaseMessageView(

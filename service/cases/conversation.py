@@ -15,6 +15,7 @@ from service.cases.schemas import ReporterMessage
 from service.crypto import Context, open_sealed, seal
 from service.db import new_id, utcnow
 from service.evidence import attachments as files
+from service.evidence.attachments import FileInfo
 from service.evidence.uploads import EncryptedUpload
 from service.outbox.writer import enqueue
 
@@ -70,7 +71,12 @@ def reporter_messages(session: Session, case_id: str, data_key: bytes) -> list[R
             created_at=message.created_at.isoformat(),
             body=open_sealed(data_key, message.ciphertext, message_context(case_id, message.id)).decode(),
             attachments=tuple(
-                {key: item[key] for key in ("id", "filename", "content_type", "size_bytes")}
+                FileInfo(
+                    id=item["id"],
+                    filename=item["filename"],
+                    content_type=item["content_type"],
+                    size_bytes=item["size_bytes"],
+                )
                 for item in attachments
                 if item["message_id"] == message.id
             ),

@@ -10,11 +10,11 @@ in which the first reminder is due (``incident.complaint_reminder_on``, docs/cle
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any
+
+from service.cases.payload import PerpetratorPayload, ReportPayload
 
 # StGB § 77b: a complaint (Strafantrag) must be filed within three months.
 COMPLAINT_MONTHS = 3
@@ -97,9 +97,9 @@ def complaint_deadline_of(
     return ComplaintDeadline(DeadlineBasis.incident, add_months(occurred_on, COMPLAINT_MONTHS))
 
 
-def payload_complaint_deadline(complaint_only: bool, payload: Mapping[str, Any]) -> ComplaintDeadline:
+def payload_complaint_deadline(complaint_only: bool, payload: ReportPayload) -> ComplaintDeadline:
     """The deadline of a stored incident, from its decrypted payload (the dates live only there)."""
-    perpetrator = payload.get("perpetrator") or {}
+    perpetrator: PerpetratorPayload = payload.get("perpetrator") or {}
     occurred_on = payload.get("occurred_on")
     known_on = perpetrator.get("known_on")
     return complaint_deadline_of(

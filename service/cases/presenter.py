@@ -15,9 +15,19 @@ from typing import Any
 
 from service.cases.deadlines import DeadlineBasis
 from service.cases.models import CaseStatus
-from service.cases.proceedings import PROCEEDINGS_FIELDS
+from service.cases.proceedings import ProceedingsRecord
 from service.cases.schemas import (
     InboxRow,
+)
+from service.cases.views import (
+    AckInfo,
+    Choice,
+    ComplaintInfo,
+    ComplaintState,
+    InboxOptions,
+    InboxRowView,
+    ProceedingsView,
+    TypeGroup,
 )
 from service.i18n import LOCAL_ZONE, Translator, duration_text, format_date, format_datetime, has_key, pick
 from service.taxonomy import Districts, Taxonomy
@@ -70,7 +80,7 @@ class Labels:
             return f"{self.tax('channels', code.split('.')[0])} – {label}"
         return label
 
-    def types(self, codes: Iterable[str]) -> list[dict[str, str]]:
+    def types(self, codes: Iterable[str]) -> list[Choice]:
         return [{"code": code, "label": self.tax("incident_types", code)} for code in codes]
 
     def land(self, code: str) -> str:
@@ -81,9 +91,7 @@ class Labels:
 # -- deadlines -----------------------------------------------------------------------------------------------
 
 
-def ack_info(
-    t: Translator, lang: str, deadline: str, acknowledged_at: str | None, now: datetime
-) -> dict[str, str]:
+def ack_info(t: Translator, lang: str, deadline: str, acknowledged_at: str | None, now: datetime) -> AckInfo:
     """The acknowledgement deadline: state (done, open, overdue), when, and how long until or since."""
     if acknowledged_at:
         return {"state": "done", "at": format_datetime(acknowledged_at, lang), "relative": ""}
@@ -109,7 +117,7 @@ def complaint_info(
     today: date,
     basis: str | None = None,
     filed_on: str | None = None,
-) -> dict[str, Any] | None:
+) -> ComplaintInfo | None:
     """The Strafantrag deadline (§ 77b StGB): "noch N Tage", a warning from 14 days, "abgelaufen" after.
 
     Without a day: while the perpetrator is unknown the period has not begun (never "expired"), and a
@@ -126,6 +134,7 @@ def complaint_info(
         return None
     day = date.fromisoformat(deadline[:10])
     days = (day - today).days
+    state: ComplaintState
     if days < 0:
         state = "past"
         text = t("complaint.possibly_past") if basis == DeadlineBasis.incident else t("complaint.past")
@@ -137,7 +146,7 @@ def complaint_info(
     return {"date": format_date(day, lang), "days": days, "state": state, "text": text}
 
 
-def complaint_week_info(t: Translator, lang: str, week: str | None, today: date) -> dict[str, Any] | None:
+def complaint_week_info(t: Translator, lang: str, week: str | None, today: date) -> ComplaintInfo | None:
     """The inbox's view of a Strafantrag deadline: the week it falls in (the list decrypts nothing, and the
     server holds no exact day in clear). A warning as soon as the week's first day is within 14 days;
     "abgelaufen" only once the whole week is over; the exact day is on the case page."""
@@ -146,6 +155,7 @@ def complaint_week_info(t: Translator, lang: str, week: str | None, today: date)
     first = date.fromisoformat(week[:10])
     last = first + timedelta(days=6)
     days = (first - today).days
+    state: ComplaintState
     if last < today:
         state, text = "past", t("complaint.past")
     else:
@@ -162,9 +172,9 @@ def today() -> date:
 # -- the inbox -----------------------------------------------------------------------------------------------
 
 
-def _type_options(items: Iterable[Any], lang: str, depth: int) -> list[dict[str, str]]:
+def _type_options(items: Iterable[Any], lang: str, depth: int) -> list[Choice]:
     """Types and their sub-types (A3a) indented below them: a select cannot nest option groups."""
-    options = []
+    options: list[Choice] = []
     for item in items:
         prefix = "– " * depth
         options.append({"code": item.code, "label": f"{prefix}{pick(item.label, lang)} ({item.code})"})
@@ -172,25 +182,33 @@ def _type_options(items: Iterable[Any], lang: str, depth: int) -> list[dict[str,
     return options
 
 
-def inbox_options(labels: Labels) -> dict[str, Any]:
+def inbox_options(labels: Labels) -> InboxOptions:
     """The choices of the filter form; the first one of each list is "no filter"."""
     t, lang, taxonomy = labels.t, labels.lang, labels.taxonomy
-    type_groups = []
+    type_groups: list[TypeGroup] = []
     for group in taxonomy.data.incident_types:
-        options = [{"code": group.code, "label": t("inbox.filter.type_group", group=pick(group.label, lang))}]
+        options: list[Choice] = [
+            {"code": group.code, "label": t("inbox.filter.type_group", group=pick(group.label, lang))}
+        ]
         options += _type_options(group.children, lang, 0)
         type_groups.append({"label": pick(group.label, lang), "options": options})
     return {
-        "statuses": [{"code": "", "label": t("inbox.filter.status_open")}]
-        + [{"code": "all", "label": t("inbox.filter.status_all")}]
-        + [{"code": s.value, "label": code_label(t, "case_status", s.value)} for s in CaseStatus],
-        "urgencies": [{"code": "", "label": t("inbox.filter.any")}]
-        + [
-            {"code": item.code, "label": code_label(t, "urgency", item.code)}
-            for item in taxonomy.data.urgency
+        "statuses": [
+            {"code": "", "label": t("inbox.filter.status_open")},
+            {"code": "all", "label": t("inbox.filter.status_all")},
+            *(Choice(code=s.value, label=code_label(t, "case_status", s.value)) for s in CaseStatus),
         ],
-        "lands": [{"code": "", "label": t("inbox.filter.any")}]
-        + [{"code": land.code, "label": pick(land.name, lang)} for land in labels.districts.lands],
+        "urgencies": [
+            {"code": "", "label": t("inbox.filter.any")},
+            *(
+                Choice(code=item.code, label=code_label(t, "urgency", item.code))
+                for item in taxonomy.data.urgency
+            ),
+        ],
+        "lands": [
+            {"code": "", "label": t("inbox.filter.any")},
+            *(Choice(code=land.code, label=pick(land.name, lang)) for land in labels.districts.lands),
+        ],
         "type_groups": type_groups,
         "assignees": [
             {"code": "", "label": t("inbox.filter.assignee_any")},
@@ -222,7 +240,7 @@ def inbox_sort_key(row: InboxRow) -> tuple[bool, bool, float]:
 
 def inbox_row(
     row: InboxRow, labels: Labels, user_id: str | None, names: Mapping[str, str], now: datetime, today: date
-) -> dict[str, Any]:
+) -> InboxRowView:
     t, lang = labels.t, labels.lang
     closed = row.status is CaseStatus.closed
     assignee = row.assignee_id
@@ -252,23 +270,29 @@ def inbox_row(
 # -- proceedings (the staff case page and the reporter's /fall) ----------------------------------------------
 
 
-def proceedings_view(record: Mapping[str, Any], t: Translator, lang: str) -> dict[str, Any]:
+def proceedings_view(record: ProceedingsRecord, t: Translator, lang: str) -> ProceedingsView:
     """An incident's proceedings for the pages (staff and /fall): the days formatted, the outcome named,
-    and the raw values for the form (a date input wants the ISO day)."""
+    and the raw values for the form (a date input wants the ISO day); ``{}`` when none are recorded."""
 
-    def day(name: str) -> str:
-        value = record.get(name)
+    def day(value: str | None) -> str:
         return format_date(value, lang) if value else ""
 
     outcome = record.get("outcome") or ""
     return {
         "recorded": bool(record),
-        "complaint_on": day("complaint_on"),
-        "application_on": day("application_on"),
+        "complaint_on": day(record.get("complaint_on")),
+        "application_on": day(record.get("application_on")),
         "file_number": record.get("file_number") or "",
         "information_requested": bool(record.get("information_requested")),
-        "information_requested_on": day("information_requested_on"),
+        "information_requested_on": day(record.get("information_requested_on")),
         "outcome": outcome,
         "outcome_label": code_label(t, "proceedings.outcome", outcome),
-        "raw": {name: record.get(name) or "" for name in PROCEEDINGS_FIELDS},
+        "raw": {
+            "complaint_on": record.get("complaint_on") or "",
+            "application_on": record.get("application_on") or "",
+            "file_number": record.get("file_number") or "",
+            "information_requested": record.get("information_requested") or "",
+            "information_requested_on": record.get("information_requested_on") or "",
+            "outcome": outcome,
+        },
     }

@@ -21,8 +21,9 @@ reclassified deadline also leaves, so a dump does not tell which (docs/clear-col
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -105,6 +106,18 @@ class Proceedings(BaseModel):
         return self == Proceedings()
 
 
+class ProceedingsRecord(TypedDict, total=False):
+    """``Proceedings`` as JSON (the API's case, the case file the pages read): days as ISO text. ``{}``
+    stands for "nothing recorded" where a page wants a record either way, so every key may be missing."""
+
+    complaint_on: str | None
+    application_on: str | None
+    file_number: str | None
+    information_requested: bool
+    information_requested_on: str | None
+    outcome: str | None
+
+
 def _context(case_id: str, incident_id: str) -> Context:
     return Context("proceedings", case_id=case_id, record_id=incident_id)
 
@@ -143,9 +156,23 @@ def store(taxonomy: Taxonomy, key: bytes, incident: Incident, record: Proceeding
     incident.complaint_reminder_on = reminder_on(deadline, record, datetime.now(LOCAL_ZONE).date())
 
 
-def view(proceedings: Proceedings | None) -> dict[str, Any] | None:
-    """The record as JSON-able values (the API's case, the pages)."""
-    return None if proceedings is None else proceedings.model_dump(mode="json")
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def view(proceedings: Proceedings | None) -> ProceedingsRecord | None:
+    """The record as JSON-able values (the API's case, the pages): what ``model_dump(mode="json")`` gives,
+    field by field so that its shape is checked."""
+    if proceedings is None:
+        return None
+    return ProceedingsRecord(
+        complaint_on=_iso(proceedings.complaint_on),
+        application_on=_iso(proceedings.application_on),
+        file_number=proceedings.file_number,
+        information_requested=proceedings.information_requested,
+        information_requested_on=_iso(proceedings.information_requested_on),
+        outcome=proceedings.outcome,
+    )
 
 
 # The proceedings form's fields (the staff case page and the reporter's /fall share it).
@@ -159,10 +186,10 @@ PROCEEDINGS_FIELDS = (
 )
 
 
-def proceedings_from_form(form: FormData | dict[str, Any]) -> Proceedings:
+def proceedings_from_form(form: FormData | Mapping[str, str]) -> Proceedings:
     """The proceedings form's fields (staff and /fall share it) as the model, or ValidationFailed naming the
     field ("proceedings-" + its name); an empty date field is no date."""
-    data: dict[str, Any] = {}
+    data: dict[str, str | bool] = {}
     for name in PROCEEDINGS_FIELDS:
         value = form.get(name)
         text = value.strip() if isinstance(value, str) else ""

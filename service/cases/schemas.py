@@ -7,13 +7,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from service.cases.events import Member
 from service.cases.identifiers import TypedIdentifier
 from service.cases.models import CaseOutcome, CaseStatus, GrantRole, MessageDirection
+from service.cases.payload import ContactPayload, PerpetratorPayload, ReportPayload
+from service.cases.proceedings import ProceedingsRecord
+from service.evidence.attachments import AttachmentInfo, FileInfo
 from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
@@ -142,9 +145,31 @@ class Perpetrator:
     known_on: str | None = None
 
     @classmethod
-    def of(cls, data: Mapping[str, Any] | None) -> Perpetrator:
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in (data or {}).items() if name in names})
+    def of(cls, data: PerpetratorPayload | None) -> Perpetrator:
+        data = data or {}
+        return cls(
+            familiarity=data.get("familiarity"),
+            residence=data.get("residence"),
+            number=data.get("number"),
+            details=data.get("details"),
+            known_on=data.get("known_on"),
+        )
+
+
+class IncidentJson(ReportPayload):
+    """An incident as the API sends it (``case_read.IncidentRead``): the clear fields beside the sealed
+    record as filed, and the proceedings recorded of it."""
+
+    id: str
+    seq: int
+    created_at: str
+    type_codes: list[str]
+    channel: str
+    severity: int
+    urgency: str | None
+    complaint_deadline_on: str | None
+    complaint_basis: str
+    proceedings: ProceedingsRecord | None
 
 
 @dataclass(frozen=True)
@@ -163,8 +188,8 @@ class IncidentFile:
     complaint_deadline_on: str | None
     # What it was counted from: while the perpetrator is unknown the period has not begun.
     complaint_basis: str
-    proceedings: Mapping[str, Any] | None
-    payload: Mapping[str, Any]
+    proceedings: ProceedingsRecord | None
+    payload: ReportPayload
 
     @property
     def description(self) -> str:
@@ -195,7 +220,7 @@ class IncidentFile:
     def perpetrator(self) -> Perpetrator:
         return Perpetrator.of(self.payload.get("perpetrator"))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> IncidentJson:
         return {
             "id": self.id,
             "seq": self.seq,
@@ -207,7 +232,7 @@ class IncidentFile:
             "complaint_deadline_on": self.complaint_deadline_on,
             "complaint_basis": self.complaint_basis,
             **self.payload,
-            "proceedings": dict(self.proceedings) if self.proceedings is not None else None,
+            "proceedings": self.proceedings.copy() if self.proceedings is not None else None,
         }
 
 
@@ -279,6 +304,49 @@ class MergeView:
     other_case_id: str
 
 
+class CaseJson(TypedDict):
+    """The case as the API sends it, for ``case_read.CaseRead`` to check: the case file's fields in its
+    order, the answers by kind (``ANSWER_KINDS``), tuples as lists. The records of the case's parts that are
+    dataclasses here go as their fields (``dataclasses.asdict``); CaseRead names each of their keys."""
+
+    id: str
+    status: CaseStatus
+    urgency: str
+    severity: int
+    land: str
+    district_ags: str | None
+    office: str | None
+    consent_counselling: bool
+    consent_police: bool
+    assignee_id: str | None
+    labels: list[str]
+    outcome: CaseOutcome | None
+    created_at: str
+    ack_deadline_at: str
+    acknowledged_at: str | None
+    closed_at: str | None
+    municipality: str | None
+    targets: list[str]
+    reported_by: str
+    support_needs: list[str]
+    motives: list[str]
+    bias: list[str]
+    triggers: list[str]
+    consequences: list[str]
+    contact: ContactPayload | None
+    perpetrator_identifiers: list[TypedIdentifier]
+    incidents: list[IncidentJson]
+    attachments: list[AttachmentInfo]
+    messages: list[dict[str, object]]
+    notes: list[dict[str, object]]
+    holders: list[dict[str, object]]
+    events: list[dict[str, object]]
+    merge: dict[str, object] | None
+    # The routing decision as recorded (``RoutingView.as_json``).
+    routing: list[Mapping[str, object]]
+    history: list[dict[str, object]]
+
+
 @dataclass(frozen=True)
 class CaseFile:
     """The decrypted case as its holders see it (``CaseService.detail``, audited)."""
@@ -306,12 +374,12 @@ class CaseFile:
     support_needs: tuple[str, ...]
     # The report's answers of each kind (``ANSWER_KINDS``), as codes.
     answers: Mapping[str, tuple[str, ...]]
-    contact: Mapping[str, Any] | None
+    contact: ContactPayload | None
     # The perpetrator identifiers the reporter gave for the matching, as typed (service/matching).
     perpetrator_identifiers: tuple[TypedIdentifier, ...]
     incidents: tuple[IncidentFile, ...]
     # service/evidence's description of each file (id, incident_id, message_id, filename, ...).
-    attachments: tuple[Mapping[str, Any], ...]
+    attachments: tuple[AttachmentInfo, ...]
     messages: tuple[CaseMessageView, ...]
     notes: tuple[CaseNoteView, ...]
     holders: tuple[Holder, ...]
@@ -321,20 +389,37 @@ class CaseFile:
     routing: tuple[RoutingView, ...]
     history: tuple[HistoryEntry, ...]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> CaseJson:
         """The API's case (``CaseRead``), as it was sent before the case file was typed."""
-        plain = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        answers = plain.pop("answers")
         return {
-            **{
-                name: list(value) if isinstance(value, tuple) else value
-                for name, value in list(plain.items())[: list(plain).index("support_needs") + 1]
-            },
-            **{kind: list(codes) for kind, codes in answers.items()},
-            "contact": dict(self.contact) if self.contact is not None else None,
-            "perpetrator_identifiers": [dict(item) for item in self.perpetrator_identifiers],
+            "id": self.id,
+            "status": self.status,
+            "urgency": self.urgency,
+            "severity": self.severity,
+            "land": self.land,
+            "district_ags": self.district_ags,
+            "office": self.office,
+            "consent_counselling": self.consent_counselling,
+            "consent_police": self.consent_police,
+            "assignee_id": self.assignee_id,
+            "labels": list(self.labels),
+            "outcome": self.outcome,
+            "created_at": self.created_at,
+            "ack_deadline_at": self.ack_deadline_at,
+            "acknowledged_at": self.acknowledged_at,
+            "closed_at": self.closed_at,
+            "municipality": self.municipality,
+            "targets": list(self.targets),
+            "reported_by": self.reported_by,
+            "support_needs": list(self.support_needs),
+            "motives": list(self.answers.get("motives", ())),
+            "bias": list(self.answers.get("bias", ())),
+            "triggers": list(self.answers.get("triggers", ())),
+            "consequences": list(self.answers.get("consequences", ())),
+            "contact": self.contact.copy() if self.contact is not None else None,
+            "perpetrator_identifiers": [item.copy() for item in self.perpetrator_identifiers],
             "incidents": [incident.as_json() for incident in self.incidents],
-            "attachments": [dict(item) for item in self.attachments],
+            "attachments": [item.copy() for item in self.attachments],
             "messages": [dataclasses.asdict(message) for message in self.messages],
             "notes": [dataclasses.asdict(note) for note in self.notes],
             "holders": [dataclasses.asdict(holder) for holder in self.holders],
@@ -353,5 +438,4 @@ class ReporterMessage:
     organisation: str | None
     created_at: str
     body: str
-    # Each file sent with it: id, filename, content_type, size_bytes.
-    attachments: tuple[Mapping[str, Any], ...]
+    attachments: tuple[FileInfo, ...]

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,24 @@ DOWNLOAD_RESPONSE: dict[str, Any] = {
         media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in ACCEPTED_TYPES
     },
 }
+
+
+class FileInfo(TypedDict):
+    """A file as the reporter's side lists it: what a download link needs, no ids of the case's parts."""
+
+    id: str
+    # The decrypted name the file was sent with ("" for a file sent without one).
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
+class AttachmentInfo(FileInfo):
+    """A file of the case as its holders see it (``describe``): where it belongs, and who sent it."""
+
+    incident_id: str | None
+    message_id: str | None
+    uploaded_by: str
 
 
 @dataclass(frozen=True)
@@ -111,18 +129,18 @@ def display_name_of(attachment: Attachment, key: bytes) -> str:
 
 def describe(
     session: Session, case_id: str, key: bytes, *, messages_only: bool = False
-) -> list[dict[str, Any]]:
+) -> list[AttachmentInfo]:
     """Every file of the case (or only those sent with messages) with its decrypted name, in upload order."""
     return [
-        {
-            "id": attachment.id,
-            "incident_id": attachment.incident_id,
-            "message_id": attachment.message_id,
-            "filename": _name(attachment, key),
-            "content_type": attachment.content_type,
-            "size_bytes": attachment.size_bytes,
-            "uploaded_by": attachment.uploaded_by,
-        }
+        AttachmentInfo(
+            id=attachment.id,
+            incident_id=attachment.incident_id,
+            message_id=attachment.message_id,
+            filename=_name(attachment, key),
+            content_type=attachment.content_type,
+            size_bytes=attachment.size_bytes,
+            uploaded_by=attachment.uploaded_by,
+        )
         for attachment in repository.attachments(session, case_id)
         if not messages_only or attachment.message_id is not None
     ]

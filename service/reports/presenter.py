@@ -15,7 +15,9 @@ from service.cases.merge import PendingMerge
 from service.cases.models import GrantRole
 from service.cases.presenter import code_label, proceedings_view
 from service.cases.proceedings import OUTCOMES as PROCEEDINGS_OUTCOMES
+from service.cases.proceedings import view as proceedings_record
 from service.cases.repository import KeyHolder
+from service.cases.views import ProceedingsView
 from service.config import Settings
 from service.dossier import letters
 from service.dossier import service as dossiers
@@ -101,7 +103,7 @@ class IncidentItem:
     attachments: int
     files: tuple[FileLink, ...]
     complaint: DeadlineView | None
-    proceedings: dict[str, Any]
+    proceedings: ProceedingsView
     # For the small "perpetrator known since" form: the stored day as the date input wants it.
     perpetrator_known_on: str
 
@@ -210,9 +212,7 @@ def _incident(item: IncidentView, taxonomy: Taxonomy, t: Translator, lang: str, 
             lang,
             filed_on=item.proceedings.application_on if item.proceedings else None,
         ),
-        proceedings=proceedings_view(
-            item.proceedings.model_dump(mode="json") if item.proceedings else {}, t, lang
-        ),
+        proceedings=proceedings_view(proceedings_record(item.proceedings) or {}, t, lang),
         perpetrator_known_on=item.perpetrator_known_on or "",
     )
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,6 +26,7 @@ from service.cases.deadlines import (
 from service.cases.models import (
     CaseStatus,
 )
+from service.cases.payload import PerpetratorPayload, ReportPayload
 from service.cases.proceedings import Proceedings
 from service.cases.repository import KeyHolder
 from service.crypto import (
@@ -42,6 +41,7 @@ from service.crypto import (
 from service.db import utcnow
 from service.errors import NotFound
 from service.evidence import attachments as files
+from service.evidence.attachments import FileInfo
 from service.evidence.blobs import BlobStore
 from service.reports import repository
 from service.reports.identifiers import PerpetratorIdentifiers
@@ -116,7 +116,7 @@ class ReporterView:
     identifiers_waiting: bool
 
 
-def _file_view(item: Mapping[str, Any]) -> FileView:
+def _file_view(item: FileInfo) -> FileView:
     return FileView(
         id=item["id"],
         filename=item["filename"],
@@ -206,7 +206,7 @@ class ReporterCases(PerpetratorIdentifiers):
         )
         case.updated_at = utcnow()
 
-    def payload_deadline(self, type_codes: list[str], payload: dict[str, Any]) -> ComplaintDeadline:
+    def payload_deadline(self, type_codes: list[str], payload: ReportPayload) -> ComplaintDeadline:
         """The Strafantrag deadline of a stored incident, from its sealed payload and clear type codes."""
         return payload_complaint_deadline(self.taxonomy.has_complaint_only(list(type_codes)), payload)
 
@@ -221,8 +221,8 @@ class ReporterCases(PerpetratorIdentifiers):
         if case is None or incident is None:
             raise NotFound()
         context = ctx("incident", case.id, incident.id)
-        payload = json.loads(open_sealed(opened.data_key, incident.payload, context))
-        perpetrator = dict(payload.get("perpetrator") or {})
+        payload: ReportPayload = json.loads(open_sealed(opened.data_key, incident.payload, context))
+        perpetrator: PerpetratorPayload = {**(payload.get("perpetrator") or {})}
         perpetrator["known_on"] = known_on.isoformat() if known_on else None
         payload["perpetrator"] = perpetrator
         incident.payload = seal(
@@ -268,7 +268,7 @@ class ReporterCases(PerpetratorIdentifiers):
                 incident_files.setdefault(item["incident_id"], []).append(_file_view(item))
         incidents = []
         for incident in case.incidents:
-            payload = json.loads(
+            payload: ReportPayload = json.loads(
                 open_sealed(opened.data_key, incident.payload, ctx("incident", case.id, incident.id))
             )
             incidents.append(

@@ -16,6 +16,7 @@ from service.cases.deadlines import (
     reminder_week,
 )
 from service.cases.models import GrantRole, Incident, RoutingRecord
+from service.cases.payload import ReportPayload
 from service.cases.repository import KeyHolder
 from service.crypto import (
     keyed_hash,
@@ -89,7 +90,7 @@ class FilingRows:
         return data.urgency
 
     def _incident_payload(self, data: IncidentFields) -> bytes:
-        payload = {
+        payload: ReportPayload = {
             "description": data.description,
             "type_other": data.type_other,
             "occurred_on": data.occurred_on.isoformat() if data.occurred_on else None,

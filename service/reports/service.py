@@ -26,6 +26,7 @@ from service.cases.models import (
     Case,
     CaseStatus,
 )
+from service.cases.payload import ContactPayload
 from service.cases.repository import KeyHolder
 from service.crypto import (
     new_data_key,
@@ -232,7 +233,11 @@ class IntakeService(FilingRows, ReporterCases):
             "support_needs": list(data.support_needs),
             **{kind: list(getattr(data, kind)) for kind in ANSWER_KINDS},
         }
-        contact = {"name": data.contact_name, "email": data.contact_email, "phone": data.contact_phone}
+        contact: ContactPayload = {
+            "name": data.contact_name,
+            "email": data.contact_email,
+            "phone": data.contact_phone,
+        }
         rows = [
             new_row(
                 Case,

@@ -3,12 +3,15 @@ template context, without a database (issue 17). And the typed case file keeps t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import cast
 
 from service.cases.case_presenter import CaseLookups, case_view
 from service.cases.events import Member
 from service.cases.models import CaseStatus, GrantRole, MessageDirection
+from service.cases.payload import ReportPayload
 from service.cases.presenter import Labels, inbox_row, inbox_sort_key
 from service.cases.schemas import (
     CaseFile,
@@ -45,13 +48,17 @@ def case_file(status: CaseStatus = CaseStatus.in_progress) -> CaseFile:
         complaint_deadline_on="2026-03-10",
         complaint_basis="incident",
         proceedings=None,
-        payload={
-            "description": "Drohung im Rathaus.",
-            "occurred_on": "2026-02-28",
-            "url": "https://example.org/post",
-            "perpetrator": {"details": "groß", "known_on": None},
-            "something_newer": 1,
-        },
+        # A key newer than this code's ``ReportPayload`` still reaches the API as filed.
+        payload=cast(
+            ReportPayload,
+            {
+                "description": "Drohung im Rathaus.",
+                "occurred_on": "2026-02-28",
+                "url": "https://example.org/post",
+                "perpetrator": {"details": "groß", "known_on": None},
+                "something_newer": 1,
+            },
+        ),
     )
     return CaseFile(
         id="11111111-1111-4111-8111-111111111111",
@@ -75,7 +82,7 @@ def case_file(status: CaseStatus = CaseStatus.in_progress) -> CaseFile:
         reported_by="self",
         support_needs=(),
         answers=dict.fromkeys(ANSWER_KINDS, ()),
-        contact={"email": "a@example.org"},
+        contact={"name": None, "email": "a@example.org", "phone": None},
         perpetrator_identifiers=(),
         incidents=(incident,),
         attachments=(),
@@ -121,6 +128,7 @@ def test_the_case_page_is_made_from_typed_data_without_a_database() -> None:
     assert incident["description"] == "Drohung im Rathaus."
     assert incident["url_is_link"]
     assert incident["perpetrator"]["details"] == "groß"
+    assert incident["complaint"] is not None
     assert incident["complaint"]["state"] == "soon"
     assert view["events"] == [
         {"incident_seq": 1, "seq": 2, "mine": False, "ref": "", "href": "", "holders": ["Andere Stelle"]}
@@ -134,8 +142,11 @@ def test_the_case_page_is_made_from_typed_data_without_a_database() -> None:
 def test_a_closed_case_warns_of_no_deadline() -> None:
     view = case_view(case_file(CaseStatus.closed), lookups(), labels(), "u2", NOW, date(2026, 3, 2))
     assert view["closed"]
+    assert view["complaint"] is not None
     assert view["complaint"]["state"] == "ok"
-    assert view["incidents"][0]["complaint"]["state"] == "ok"
+    complaint = view["incidents"][0]["complaint"]
+    assert complaint is not None
+    assert complaint["state"] == "ok"
     assert not view["assignee_me"]
 
 
@@ -143,7 +154,7 @@ def test_the_typed_case_file_keeps_the_apis_shape() -> None:
     sent = case_file().as_json()
     assert sent["status"] == "in_progress"
     assert sent["labels"] == ["legal"]
-    incident = sent["incidents"][0]
+    incident: Mapping[str, object] = sent["incidents"][0]
     # Every field of the sealed payload as filed, newer ones included, beside the clear ones.
     assert incident["something_newer"] == 1
     assert incident["type_codes"] == ["A3a"]
