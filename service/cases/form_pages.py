@@ -22,6 +22,7 @@ from service.cases.pages import act, case_form, case_response, check_case_id, er
 from service.cases.presenter import INBOX, case_url, today
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import CaseUpdate, MessageCreate
+from service.cases.views import FormValues
 from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ErrorDetail, NotFound, ValidationFailed
 from service.evidence.uploads import parse_form
@@ -109,7 +110,7 @@ async def refer(case_id: str, request: Request, subject: StaffDep) -> Response:
             raise refused("organisation", "missing")
         runtime.cases.refer(db, subject, case_id, target, transfer=mode == "transfer", consent=consent)
 
-    values = {"organisation": target, "mode": mode, "consent": consent}
+    values: FormValues = {"organisation": target, "mode": mode, "consent": consent}
     done = f"{INBOX}?notice=transferred" if mode == "transfer" else None
     return await act(
         request, subject, case_id, form, values=values, notice="referred", work=work, done_url=done

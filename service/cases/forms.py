@@ -3,8 +3,8 @@ own, and the error summary (one line per field, the field's name first, never th
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
@@ -42,8 +42,14 @@ def refused(field: str, kind: str) -> ValidationFailed:
     return ValidationFailed([{"loc": [field], "type": kind, "msg": ""}])
 
 
-def validated(model: type[BaseModel], data: dict[str, Any], field: str | None = None) -> Any:
-    """The model, or ValidationFailed naming the field (``field`` replaces the schema's own name)."""
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(
+    model: type[Model], data: Mapping[str, str | list[str] | None], field: str | None = None
+) -> Model:
+    """The model, from the form's fields as text (a list for boxes ticked, None for one left empty), or
+    ValidationFailed naming the field (``field`` replaces the schema's own name)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

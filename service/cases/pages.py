@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -44,6 +43,7 @@ from service.cases.presenter import (
 )
 from service.cases.repository import CaseFilters
 from service.cases.schemas import CaseFile, InboxRow
+from service.cases.views import FormValues
 from service.db import utcnow
 from service.deps import in_transaction, runtime_of
 from service.errors import ErrorDetail, NotFound, ValidationFailed
@@ -220,7 +220,7 @@ def case_response(
     case_id: str,
     *,
     status: int = 200,
-    values: dict[str, Any] | None = None,
+    values: FormValues | None = None,
     errors: list[dict[str, str]] | None = None,
     notice: tuple[str, str] | None = None,
 ) -> Response:
@@ -290,7 +290,7 @@ async def act(
     case_id: str,
     form: FormData,
     *,
-    values: dict[str, Any],
+    values: FormValues,
     notice: str,
     work: Work,
     done_url: str | None = None,

@@ -15,11 +15,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
+from service.audit.service import DetailValue
 from service.auth.subject import Subject
 from service.cases import events, proceedings, repository
 from service.cases.casefile import inbox_row, incident_deadline, read_case_file
@@ -110,8 +110,9 @@ class CaseService:
         raise NotFound()
 
     def audit_case(
-        self, session: Session, subject: Subject, action: str, case_id: str, **details: Any
+        self, session: Session, subject: Subject, action: str, case_id: str, **details: DetailValue
     ) -> None:
+        # What the audit log keeps of a detail: codes, ids, counts and flags (never case content).
         self.audit.append(
             session,
             actor_kind="staff",

@@ -6,7 +6,7 @@ opened with its key (``signed_in``), a change in one transaction with a missing 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import forms
+from service.cases.views import FormValues
 from service.db import utcnow
 from service.deps import in_transaction, runtime_of
 from service.errors import NotFound
@@ -84,7 +85,7 @@ def render_case(
     reporter: ReporterSession,
     *,
     status: int = 200,
-    values: dict[str, Any] | None = None,
+    values: FormValues | None = None,
     errors: FormErrors | None = None,
     shown: Notices | None = None,
     incident_token: str | None = None,
@@ -128,7 +129,7 @@ async def answer_form(
     token: object,
     field: str,
     action: Callable[[], Awaitable[str | Response]],
-    values: Callable[[], dict[str, Any]],
+    values: Callable[[], FormValues],
     label: str | None = None,
     default_field: str = "",
     before: Callable[[], None] | None = None,
