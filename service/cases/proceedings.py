@@ -38,6 +38,7 @@ from starlette.datastructures import FormData
 
 from service.cases.deadlines import ComplaintDeadline, payload_complaint_deadline, reminder_week
 from service.cases.models import Incident
+from service.cases.payload import ReportPayload
 from service.crypto import Context, open_sealed, seal
 from service.errors import ValidationFailed
 from service.i18n import LOCAL_ZONE
@@ -150,7 +151,7 @@ def store(taxonomy: Taxonomy, key: bytes, incident: Incident, record: Proceeding
     """Seal ``record`` into the incident (an empty record removes it) and set the clear reminder week that
     follows from it: none once a Strafantrag is recorded, the deadline's again if it is taken back."""
     context = Context("incident", case_id=incident.case_id, record_id=incident.id)
-    payload = json.loads(open_sealed(key, incident.payload, context))
+    payload: ReportPayload = json.loads(open_sealed(key, incident.payload, context))
     deadline = payload_complaint_deadline(taxonomy.has_complaint_only(list(incident.type_codes)), payload)
     incident.proceedings = sealed(key, incident.case_id, incident.id, record)
     incident.complaint_reminder_on = reminder_on(deadline, record, datetime.now(LOCAL_ZONE).date())

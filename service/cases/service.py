@@ -33,6 +33,7 @@ from service.cases.models import (
     GrantRole,
     MessageDirection,
 )
+from service.cases.payload import ReportPayload
 from service.cases.proceedings import Proceedings
 from service.cases.schemas import CaseFile, CaseUpdate, InboxRow
 from service.crypto import (
@@ -224,7 +225,9 @@ class CaseService:
         if errors:
             raise ValidationFailed(errors)
         key = unlocked.data_key
-        payload = json.loads(open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id)))
+        payload: ReportPayload = json.loads(
+            open_sealed(key, incident.payload, _ctx("incident", case.id, incident.id))
+        )
         before = ",".join(incident.type_codes)
         incident.type_codes = list(type_codes)
         incident.severity = self.taxonomy.severity_of(type_codes)
