@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from service.cases.events import Member
 from service.cases.identifiers import TypedIdentifier
 from service.cases.models import CaseOutcome, CaseStatus, GrantRole, MessageDirection
+from service.routing.engine import StoredDecision
 from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
@@ -257,10 +258,16 @@ class RoutingView:
 
     created_at: str
     fallback_used: bool
-    decision: Mapping[str, Any]
+    decision: StoredDecision
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> RoutingJson:
         return {"created_at": self.created_at, "fallback_used": self.fallback_used, **self.decision}
+
+
+class RoutingJson(StoredDecision):
+    """A routing decision in the API's case answer: the stored decision with the time it was made."""
+
+    created_at: str
 
 
 @dataclass(frozen=True)
