@@ -111,7 +111,9 @@ class NewRow:
     """
 
     table: Table
-    values: dict[str, Any]
+    # Column values of any type, bound to the statement as they are: the table, not this type, says what
+    # each one is (``new_row`` checks that every column is given).
+    values: dict[str, object]
 
 
 @functools.cache
@@ -119,7 +121,7 @@ def _column_names(table: Table) -> frozenset[str]:
     return frozenset(column.key for column in table.columns)
 
 
-def new_row(model: type[Base], **values: Any) -> NewRow:
+def new_row(model: type[Base], **values: object) -> NewRow:
     """A row of ``model``'s table. Every column must be named (the models' defaults are not applied on this
     path), and only columns: a missing or misspelt one is a TypeError here, not a NULL in the database."""
     table = cast(Table, model.__table__)
@@ -357,7 +359,7 @@ def _as_sqlalchemy_errors(
         ) from error
 
 
-def execute_raw(session: Session, query: str, params: Sequence[Any]) -> None:
+def execute_raw(session: Session, query: str, params: Sequence[object]) -> None:
     """One write statement with PostgreSQL's own ``$1, $2, ...`` placeholders, on psycopg's raw cursor.
 
     For a statement too long for psycopg's query cache (over 4,096 characters or 50 parameters): psycopg

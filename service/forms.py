@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -110,7 +110,13 @@ class FormRefused(Exception):
         self.status = status
 
 
-def code_of(error: Mapping[str, Any]) -> FormCode:
+# One error entry of any of the three sources: a service's ``ErrorDetail``, an entry of the upload parser
+# (``field``, ``reason``, ``position``) or pydantic's ``ErrorDetails``. Each is read by its known keys, each
+# value checked for its type, so one signature takes all three.
+ErrorEntry = Mapping[str, object]
+
+
+def code_of(error: ErrorEntry) -> FormCode:
     """The code of one error entry (service, upload parser or pydantic), read from its type and context."""
     reason = error.get("reason")
     if isinstance(reason, str) and reason in FORM_CODES:
@@ -118,7 +124,8 @@ def code_of(error: Mapping[str, Any]) -> FormCode:
     kind = str(error.get("type", ""))
     if kind == "value_error":
         # pydantic's EmailStr refuses with the reason email-validator gave in the context.
-        return "email" if "reason" in (error.get("ctx") or {}) else "invalid"
+        ctx = error.get("ctx")
+        return "email" if isinstance(ctx, Mapping) and "reason" in ctx else "invalid"
     if kind in _TYPE_CODES:
         return _TYPE_CODES[kind]
     if kind in FORM_CODES:
@@ -126,9 +133,11 @@ def code_of(error: Mapping[str, Any]) -> FormCode:
     return "invalid"
 
 
-def refusal_of(error: Mapping[str, Any]) -> Refusal:
+def refusal_of(error: ErrorEntry) -> Refusal:
     """One error entry as a refusal: ``field`` wins over ``loc`` (whose "body" is dropped)."""
-    loc = [part for part in error.get("loc", []) if part != "body"]
+    where = error.get("loc")
+    # A list (ErrorDetail) or a tuple (pydantic's), of field names and list positions.
+    loc = [part for part in where if part != "body"] if isinstance(where, list | tuple) else []
     named = error.get("field")
     position = error.get("position")
     return Refusal(
@@ -139,19 +148,19 @@ def refusal_of(error: Mapping[str, Any]) -> Refusal:
     )
 
 
-def refusals(errors: Iterable[Mapping[str, Any]]) -> list[Refusal]:
+def refusals(errors: Iterable[ErrorEntry]) -> list[Refusal]:
     return [refusal_of(error) for error in errors]
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate(model: type[M], data: Mapping[str, Any]) -> tuple[M | None, list[Refusal]]:
+def validate(model: type[M], data: Mapping[str, object]) -> tuple[M | None, list[Refusal]]:
     """The model, or None and its refusals (mapped by pydantic's error type and context)."""
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, refusals(cast(list[dict[str, Any]], exc.errors()))
+        return None, refusals(exc.errors())
 
 
 def message(code: FormCode, t: Translator, **params: object) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import ID_TYPE, MINUTE, SECOND, Base, UTCDateTime, new_id, utcnow
 from service.identity.models import CaseKeyGrant
+from service.routing.engine import StoredDecision
 
 
 class CaseStatus(StrEnum):
@@ -168,7 +168,8 @@ class RoutingRecord(Base):
     )
     policy_version: Mapped[str] = mapped_column(String(64))
     fallback_used: Mapped[bool] = mapped_column(Boolean)
-    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Written only by RoutingDecision.to_dict (service/routing/engine.py), in its stored format.
+    decision: Mapped[StoredDecision] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(MINUTE, default=utcnow)
 
     case: Mapped[Case] = relationship()

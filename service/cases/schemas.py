@@ -17,6 +17,7 @@ from service.cases.models import CaseOutcome, CaseStatus, GrantRole, MessageDire
 from service.cases.payload import ContactPayload, PerpetratorPayload, ReportPayload
 from service.cases.proceedings import ProceedingsRecord
 from service.evidence.attachments import AttachmentInfo, FileInfo
+from service.routing.engine import StoredDecision
 from service.validation import no_control_characters
 
 MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
@@ -282,10 +283,16 @@ class RoutingView:
 
     created_at: str
     fallback_used: bool
-    decision: Mapping[str, Any]
+    decision: StoredDecision
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> RoutingJson:
         return {"created_at": self.created_at, "fallback_used": self.fallback_used, **self.decision}
+
+
+class RoutingJson(StoredDecision):
+    """A routing decision in the API's case answer: the stored decision with the time it was made."""
+
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -343,7 +350,7 @@ class CaseJson(TypedDict):
     events: list[dict[str, object]]
     merge: dict[str, object] | None
     # The routing decision as recorded (``RoutingView.as_json``).
-    routing: list[Mapping[str, object]]
+    routing: list[RoutingJson]
     history: list[dict[str, object]]
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
 from service.taxonomy import Taxonomy
 
 
-def classification(taxonomy: Taxonomy, type_codes: list[str]) -> dict[str, Any]:
+class Classification(TypedDict):
+    """The classification columns of the extract row, by column name (set on the row as they are)."""
+
+    primary_type: str
+    type_codes: list[str]
+    severity_group: int
+
+
+def classification(taxonomy: Taxonomy, type_codes: list[str]) -> Classification:
     ordered = sorted(type_codes, key=lambda code: (taxonomy.severity_of([code]), code))
     return {
         "primary_type": ordered[0],

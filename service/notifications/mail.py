@@ -16,12 +16,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from service.config import PROJECT_ROOT, Settings
 from service.display import plain_isolated
+from service.notifications.recipients import NotificationContext
 
 MAIL_TEMPLATES = PROJECT_ROOT / "templates" / "mail"
 
@@ -48,7 +49,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render(template: str, context: dict[str, Any]) -> tuple[str, str]:
+def render(template: str, context: NotificationContext) -> tuple[str, str]:
     """(subject, body) of a bilingual mail: German first, then English."""
     parts = []
     for lang in ("de", "en"):

@@ -13,9 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import TypedDict
 
 from service.i18n import format_date
+from service.outbox.writer import PayloadValue
+
+# An outbox event's payload as stored: flat identifiers and codes (``service.outbox.writer``).
+Payload = Mapping[str, PayloadValue]
 
 
 class Channel(StrEnum):
@@ -50,6 +54,40 @@ class Directory:
     assignee_id: str | None = None
 
 
+class NotificationContext(TypedDict, total=False):
+    """What a mail template or webhook may name: names and codes, never content. ``recipients`` sets the
+    keys of the event's kind of topic (each group below is one); the sender adds the last group to a mail
+    (``NotificationService._mail_context``)."""
+
+    # Topics for an organisation's members (and its webhook).
+    organisation: str
+    urgency: PayloadValue
+    case_id: PayloadValue
+    last_call: bool
+    organisation_slug: str  # the webhook's only
+    # Alerts.
+    land: PayloadValue
+    reason: PayloadValue
+    failed_topic: PayloadValue
+    # The daily audit checkpoint.
+    day: PayloadValue
+    seq: PayloadValue
+    at: PayloadValue
+    checkpoint: PayloadValue
+    # The coordinators' review reminder.
+    articles: list[str]
+    count: PayloadValue
+    entries: list[str]
+    entry_count: PayloadValue
+    # A mail to the reporter before the purge: the day, written out per language.
+    before: dict[str, str]
+    # Added to every mail: the urgency's label per language ("" without an urgency), where to sign in
+    # (None in a reporter's mail whose operator left the link out), a reporter's neutral subject.
+    urgency_label: dict[str, str]
+    link: str | None
+    reporter_subject: str
+
+
 @dataclass(frozen=True)
 class Recipient:
     # Stable within an event: the delivery log is keyed by (outbox id, key), so a retry skips it.
@@ -59,7 +97,7 @@ class Recipient:
     template: str
     reason: str
     # Values for the template: names and codes chosen here, never content.
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: NotificationContext = field(default_factory=NotificationContext)
 
 
 # Topics whose recipients are an organisation's members (and its webhook), with the mail template.
@@ -85,7 +123,6 @@ _ALERT_TOPICS = {
 # Not alerts, but for the same people: the daily audit checkpoint (service/audit/daily.py) must reach
 # someone outside the operator's reach. Its context is the checkpoint alone.
 _COORDINATION_TOPICS = {"notifications.audit_checkpoint": "audit_checkpoint"}
-_COORDINATION_CONTEXT = ("day", "seq", "at", "checkpoint")
 # Topics whose recipients are the coordinators and the fallback rota.
 COORDINATION_TOPICS = frozenset({*_ALERT_TOPICS, *_COORDINATION_TOPICS})
 # For the coordinators alone, who edit the knowledge base: articles whose facts were not checked for a year.
@@ -113,7 +150,7 @@ KNOWN_TOPICS = frozenset(
 
 
 def _members(
-    org: OrganisationInfo, template: str, reason: str, context: Mapping[str, Any]
+    org: OrganisationInfo, template: str, reason: str, context: NotificationContext
 ) -> list[Recipient]:
     return [
         Recipient(
@@ -128,9 +165,10 @@ def _members(
     ]
 
 
-def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> list[Recipient]:
+def recipients(topic: str, payload: Payload, directory: Directory) -> list[Recipient]:
     """Everyone to tell about this event, each once (by key), in a stable order."""
     chosen: list[Recipient] = []
+    context: NotificationContext
     if topic in _ORGANISATION_TOPICS:
         org = directory.organisations.get(str(payload.get("organisation_id") or ""))
         if org is not None:
@@ -163,10 +201,21 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
     elif topic in COORDINATION_TOPICS:
         if topic in _ALERT_TOPICS:
             template = _ALERT_TOPICS[topic]
-            context = {key: payload.get(key) for key in ("land", "reason", "failed_topic", "case_id")}
+            context = {
+                "land": payload.get("land"),
+                "reason": payload.get("reason"),
+                "failed_topic": payload.get("failed_topic"),
+                "case_id": payload.get("case_id"),
+            }
         else:
+            # The checkpoint alone.
             template = _COORDINATION_TOPICS[topic]
-            context = {key: payload.get(key) for key in _COORDINATION_CONTEXT}
+            context = {
+                "day": payload.get("day"),
+                "seq": payload.get("seq"),
+                "at": payload.get("at"),
+                "checkpoint": payload.get("checkpoint"),
+            }
         for group, reason in ((directory.coordinators, "coordinator"), (directory.rota, "fallback rota")):
             chosen += [
                 Recipient(
@@ -214,7 +263,7 @@ def recipients(topic: str, payload: Mapping[str, Any], directory: Directory) -> 
     return _unique(chosen)
 
 
-def _before(payload: Mapping[str, Any]) -> dict[str, Any]:
+def _before(payload: Payload) -> NotificationContext:
     """The day a reporter mail names (``purge_on``, an ISO day), written out per language; nothing else."""
     raw = payload.get("purge_on")
     try:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +29,8 @@ from service.notifications.recipients import (
     REPORTER_KEY,
     Channel,
     Directory,
+    NotificationContext,
+    Payload,
     Recipient,
     recipients,
 )
@@ -78,7 +79,7 @@ class NotificationService:
         self._sleep = sleep
 
     # -- who -----------------------------------------------------------------------------------------------
-    def directory(self, session: Session, topic: str, payload: dict[str, Any]) -> Directory:
+    def directory(self, session: Session, topic: str, payload: Payload) -> Directory:
         org_ids = [str(payload["organisation_id"])] if payload.get("organisation_id") else []
         reporter_email = assignee = None
         case_id = payload.get("case_id")
@@ -112,17 +113,22 @@ class NotificationService:
             return f"{base}/intern"
         return f"{base}/intern/faelle/{case_id}" if case_id else f"{base}/intern/faelle"
 
-    def _mail_context(self, recipient: Recipient) -> dict[str, Any]:
+    def _mail_context(self, recipient: Recipient) -> NotificationContext:
         urgency = recipient.context.get("urgency")
         labels = {
             lang: (self._taxonomy.label("urgency", str(urgency), lang) if urgency else "")
             for lang in ("de", "en")
         }
-        context = {**recipient.context, "urgency_label": labels, "link": self._link(recipient)}
+        context: NotificationContext = {
+            **recipient.context,
+            "urgency_label": labels,
+            "link": self._link(recipient),
+        }
         if recipient.key == REPORTER_KEY:
             # Read by others too: the subject is the operator's neutral one, the link only if wanted.
             neutral = reporter_mail(self._settings)
-            context.update(reporter_subject=neutral.subject, link=neutral.link)
+            context["reporter_subject"] = neutral.subject
+            context["link"] = neutral.link
         return context
 
     def _send(self, outbox_id: str, recipient: Recipient) -> None:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from typing import Any
 
 import httpx
 
 from service.crypto import sign_webhook
+from service.notifications.recipients import NotificationContext
 
 
 class WebhookFailed(Exception):
     """The receiver did not answer 2xx; the status (never the body) is kept for the retry log."""
 
 
-def webhook_body(delivery_id: str, event: str, context: Mapping[str, Any], link: str) -> bytes:
+def webhook_body(delivery_id: str, event: str, context: NotificationContext, link: str) -> bytes:
     """The JSON body: what happened, for whom, how urgent, where to sign in. Nothing of the report."""
     return json.dumps(
         {

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from service.db import NewRow, new_id, new_row, utcnow
 from service.outbox.models import OutboxMessage
 
+# A field of an outbox payload: an identifier or a code, flat (never content, never a nested value). The
+# fields differ by topic (service/notifications/recipients.py reads them); their values are always these.
+PayloadValue = str | int | bool | None
 _ALLOWED_VALUE_TYPES = (str, int, bool, type(None))
 
 
-def message_row(topic: str, **payload: Any) -> NewRow:
+def message_row(topic: str, **payload: PayloadValue) -> NewRow:
     """A complete outbox row. Values must be identifiers or codes (flat scalars): checked once, here."""
     for key, value in payload.items():
         if not isinstance(value, _ALLOWED_VALUE_TYPES):
@@ -39,12 +40,12 @@ def claim(row: NewRow) -> NewRow:
     return row
 
 
-def message(topic: str, **payload: Any) -> OutboxMessage:
+def message(topic: str, **payload: PayloadValue) -> OutboxMessage:
     """The same row as an ORM object, for a caller that adds it to its session."""
     return OutboxMessage(**message_row(topic, **payload).values)
 
 
-def enqueue(session: Session, topic: str, **payload: Any) -> OutboxMessage:
+def enqueue(session: Session, topic: str, **payload: PayloadValue) -> OutboxMessage:
     """Add an outbox row to the caller's transaction."""
     row = message(topic, **payload)
     session.add(row)

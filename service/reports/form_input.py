@@ -7,10 +7,10 @@ not let a page pre-fill file inputs).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from pydantic import BaseModel
 
+from service.cases.identifiers import TypedIdentifier
 from service.forms import Refusal
 
 LIST_FIELDS = {"type_codes", "targets", "support_needs", "motives", "bias", "triggers", "consequences"}
@@ -26,11 +26,16 @@ IDENTIFIER_FIELDS = (
 )
 
 Fields = dict[str, list[str]]
+# The values a refused form is shown again with: every value of a list field, the last of any other.
+FormValues = dict[str, str | list[str]]
+# A form read into the data of a schema, for pydantic to check: text, the ticked boxes, lists of codes and
+# the perpetrator identifiers.
+FormData = dict[str, str | bool | list[str] | list[TypedIdentifier]]
 
 
-def form_values(fields: Fields) -> dict[str, Any]:
+def form_values(fields: Fields) -> FormValues:
     """Values to show again after an error: exactly what was sent."""
-    values: dict[str, Any] = {}
+    values: FormValues = {}
     for name, items in fields.items():
         if name in ("csrf_token", "submission_token"):
             continue
@@ -38,15 +43,15 @@ def form_values(fields: Fields) -> dict[str, Any]:
     return values
 
 
-def identifiers_from_form(fields: Fields) -> tuple[list[dict[str, Any]], list[str]]:
+def identifiers_from_form(fields: Fields) -> tuple[list[TypedIdentifier], list[str]]:
     """The identifiers typed into the form (non-empty fields only), and the form field of each."""
-    items: list[dict[str, Any]] = []
+    items: list[TypedIdentifier] = []
     names: list[str] = []
     for field, kind in IDENTIFIER_FIELDS:
         value = fields.get(field, [""])[-1]
         if not value.strip():
             continue
-        item: dict[str, Any] = {"kind": kind, "value": value}
+        item: TypedIdentifier = {"kind": kind, "value": value}
         if kind == "handle":
             item["platform"] = fields.get("match_platform", [""])[-1] or None
         items.append(item)
@@ -68,8 +73,8 @@ def identifier_refusals(refusals: list[Refusal], fields: Fields) -> list[Refusal
     ]
 
 
-def form_to_data(fields: Fields, model: type[BaseModel]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+def form_to_data(fields: Fields, model: type[BaseModel]) -> FormData:
+    data: FormData = {}
     for name in model.model_fields:
         if name == "perpetrator_identifiers":
             identifiers, _ = identifiers_from_form(fields)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -31,7 +30,7 @@ from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import LOCAL_ZONE, Translator, duration_text
 from service.reports.deadline_view import deadline_view
 from service.reports.form_input import Fields, form_to_data, form_values, identifier_refusals
-from service.reports.presenter import form_context, holder_lines
+from service.reports.presenter import FormChoices, form_context, holder_lines
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState
@@ -74,7 +73,7 @@ def today() -> date:
     return utcnow().astimezone(LOCAL_ZONE).date()
 
 
-def form_choices(runtime: Runtime) -> dict[str, Any]:
+def form_choices(runtime: Runtime) -> FormChoices:
     return form_context(runtime.taxonomy, runtime.districts, runtime.settings)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from service.cases.merge import PendingMerge
 from service.cases.models import GrantRole
@@ -24,10 +24,10 @@ from service.dossier import service as dossiers
 from service.i18n import Translator, duration_text, format_date, format_datetime, format_size
 from service.matching.display import identifier_items
 from service.matching.normalise import PLATFORM_NAMES
-from service.notifications.mail import reporter_mail
+from service.notifications.mail import ReporterMail, reporter_mail
 from service.reports.deadline_view import DeadlineView, deadline_view
 from service.reports.reporter_case import FileView, IncidentView, MessageView, ReporterView
-from service.taxonomy import Districts, Taxonomy
+from service.taxonomy import Districts, Land, Taxonomy
 
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
 CASE_NOTICES = {"message_sent": "notice.message_sent"}
@@ -139,7 +139,24 @@ class CasePage:
     identifiers_waiting: bool
 
 
-def form_context(taxonomy: Taxonomy, districts: Districts, settings: Settings) -> dict[str, Any]:
+class PlatformChoice(TypedDict):
+    code: str
+    name: str
+
+
+class FormChoices(TypedDict):
+    """The choices of the report form and the incident form of /fall (a part of their template context)."""
+
+    taxonomy: Taxonomy
+    lands: tuple[Land, ...]
+    districts: Districts
+    max_attachment_mb: int
+    max_attachments: int
+    reporter_mail: ReporterMail
+    platforms: list[PlatformChoice]
+
+
+def form_context(taxonomy: Taxonomy, districts: Districts, settings: Settings) -> FormChoices:
     """What the report form and the incident form of /fall need to offer their choices."""
     return {
         "taxonomy": taxonomy,

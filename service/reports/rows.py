@@ -54,16 +54,22 @@ def holders_granted(rows: list[NewRow], reachable: dict[str, Receiver]) -> list[
     decision: an organisation whose key changed meanwhile was skipped, and must not be named)."""
     names = {org.id: org.display_name for org in reachable.values()}
     grant_table = CaseKeyGrant.__table__
-    return [
-        KeyHolder(
-            name=names[row.values["organisation_id"]],
-            role=row.values["role"],
-            active=row.values["active"],
-            escalation_after_minutes=row.values["escalation_after_minutes"],
+    holders: list[KeyHolder] = []
+    for row in rows:
+        if row.table is not grant_table:
+            continue
+        # A row's values are plain column values (``NewRow``): read back as ``_grant`` wrote them.
+        values = row.values
+        minutes = values["escalation_after_minutes"]
+        holders.append(
+            KeyHolder(
+                name=names[str(values["organisation_id"])],
+                role=str(values["role"]),
+                active=values["active"] is True,
+                escalation_after_minutes=minutes if isinstance(minutes, int) else None,
+            )
         )
-        for row in rows
-        if row.table is grant_table
-    ]
+    return holders
 
 
 class FilingRows:

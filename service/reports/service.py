@@ -332,7 +332,7 @@ class IntakeService(FilingRows, ReporterCases):
         dispatcher = self.dispatcher
         claimed = [row for row in rows if row.values["dispatched_at"] is not None]
         if dispatcher is not None and claimed:
-            dispatcher.submit([(row.values["id"], row.values["topic"]) for row in claimed])
+            dispatcher.submit([(str(row.values["id"]), str(row.values["topic"])) for row in claimed])
 
     def add_incident(
         self,

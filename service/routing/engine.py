@@ -21,12 +21,38 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TypedDict
 
 from service.routing.models import Conditions, Organisation, OrganisationKind, RoutingPolicy
 from service.taxonomy.codes import channel_matches, type_code_matches
 
 DECISION_FORMAT = 1
+
+
+class StoredReason(TypedDict):
+    """One reason of a stored decision (``Reason.to_dict``)."""
+
+    rule_id: str | None
+    kind: str  # a ReasonKind value; kept a plain string so that a stored kind is read back as written
+    detail: str
+
+
+class StoredEscalationStep(TypedDict):
+    org: str
+    after_minutes: int
+
+
+class StoredDecision(TypedDict):
+    """A routing decision as stored with the case (``RoutingRecord.decision``, a JSON column) and shown on
+    the case page and in the API: written only by ``RoutingDecision.to_dict``, format ``DECISION_FORMAT``."""
+
+    format: int
+    policy_version: str
+    targets: list[str]
+    escalation: list[StoredEscalationStep]
+    ack_deadline_minutes: int
+    fallback_used: bool
+    reasons: list[StoredReason]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +96,7 @@ class Reason:
     kind: ReasonKind
     detail: str  # English, for staff and logs; facts are codes only, never report content
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StoredReason:
         return {"rule_id": self.rule_id, "kind": self.kind.value, "detail": self.detail}
 
 
@@ -89,7 +115,7 @@ class RoutingDecision:
         """False means nobody can receive the report: the intake refuses (503) and stores nothing."""
         return bool(self.targets)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StoredDecision:
         return {
             "format": DECISION_FORMAT,
             "policy_version": self.policy_version,
@@ -105,7 +131,7 @@ class RoutingDecision:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RoutingDecision:
+    def from_dict(cls, data: StoredDecision) -> RoutingDecision:
         if data.get("format") != DECISION_FORMAT:
             raise ValueError(f"unknown routing decision format {data.get('format')!r}")
         return cls(

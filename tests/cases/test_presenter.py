@@ -101,7 +101,21 @@ def case_file(status: CaseStatus = CaseStatus.in_progress) -> CaseFile:
         holders=(Holder("o1", "Beratung", GrantRole.target, True, None),),
         events=(Member(incident_seq=1, case_id=OTHER, seq=2),),
         merge=MergeView(role="newer", other_case_id=OTHER),
-        routing=(RoutingView("2026-03-01T10:00:00+00:00", False, {"targets": ["beratung"]}),),
+        routing=(
+            RoutingView(
+                "2026-03-01T10:00:00+00:00",
+                False,
+                {
+                    "format": 1,
+                    "policy_version": "",
+                    "targets": ["beratung"],
+                    "escalation": [],
+                    "ack_deadline_minutes": 0,
+                    "fallback_used": False,
+                    "reasons": [],
+                },
+            ),
+        ),
         history=(HistoryEntry("2026-03-01T10:05:00+00:00", "case.decrypt", "u1", "staff"),),
     )
 
@@ -161,7 +175,16 @@ def test_the_typed_case_file_keeps_the_apis_shape() -> None:
     assert incident["proceedings"] is None
     assert sent["merge"] == {"role": "newer", "other_case_id": OTHER}
     assert sent["routing"] == [
-        {"created_at": "2026-03-01T10:00:00+00:00", "fallback_used": False, "targets": ["beratung"]}
+        {
+            "created_at": "2026-03-01T10:00:00+00:00",
+            "fallback_used": False,
+            "format": 1,
+            "policy_version": "",
+            "targets": ["beratung"],
+            "escalation": [],
+            "ack_deadline_minutes": 0,
+            "reasons": [],
+        }
     ]
     assert sent["events"] == [{"incident_seq": 1, "case_id": OTHER, "seq": 2}]
     assert all(kind in sent for kind in ANSWER_KINDS)

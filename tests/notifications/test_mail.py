@@ -16,10 +16,11 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.notifications.mail import MAIL_TEMPLATES, MaildirMailer, SmtpMailer, build_message, render
+from service.notifications.recipients import NotificationContext
 from tests.support.notification import Inbox, maildir_messages, self_signed_certificate
 from tests.support.stack import free_port
 
-CONTEXT = {
+CONTEXT: NotificationContext = {
     "organisation": "Hilfe & Rat <Nord>",
     "urgency_label": {"de": "akute Gefahr", "en": "acute danger"},
     "link": "https://rueckhalt.example/intern/faelle/1234",

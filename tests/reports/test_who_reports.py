@@ -47,7 +47,7 @@ def holders(runtime: Runtime) -> set[str]:
         )
 
 
-def rules_matched(runtime: Runtime) -> list[list[str]]:
+def rules_matched(runtime: Runtime) -> list[list[str | None]]:
     with runtime.sessions() as db:
         records = db.scalars(select(RoutingRecord).order_by(RoutingRecord.created_at)).all()
         return [

@@ -347,7 +347,7 @@ def test_decision_json_is_stable_and_round_trips(
     assert data["policy_version"] == policy.policy_version
     assert RoutingDecision.from_json(text) == decision
     with pytest.raises(ValueError, match="format"):
-        RoutingDecision.from_dict({**data, "format": 99})
+        RoutingDecision.from_dict({**decision.to_dict(), "format": 99})
 
 
 def test_policy_version_is_a_hash_of_the_content_only(policy: RoutingPolicy) -> None:
