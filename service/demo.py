@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from service.auth import repository as staff_repository
 from service.auth.service import AccountService
@@ -24,7 +26,22 @@ from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime, build_runtime
 
-DEMO_REPORTS: list[dict[str, Any]] = [
+
+class DemoReport(TypedDict):
+    """A demo report as the intake's JSON body (``ReportCreate``) without ``occurred_on``, which is set
+    relative to the day the demo is loaded."""
+
+    land: str
+    district_ags: NotRequired[str]
+    municipality: NotRequired[str]
+    type_codes: list[str]
+    description: str
+    channel: str
+    urgency: str
+    office: str
+
+
+DEMO_REPORTS: list[DemoReport] = [
     {
         "land": "09",
         "district_ags": "09162",
@@ -56,38 +73,55 @@ DEMO_REPORTS: list[dict[str, Any]] = [
 
 
 DEMO_STAFF_DOMAIN = "demo.rueckhalt.example"
+
+
+class DemoRole(StrEnum):
+    counsellor = "counsellor"
+    lead = "lead"
+    coordinator = "coordinator"
+    admin = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStaff:
+    email: str
+    name: str
+    role: DemoRole  # as written to demo-credentials.json
+    memberships: tuple[tuple[str, MembershipRole], ...]  # organisation slug and role there
+
+
 # One of each role; the counsellors in two organisations, so that "sees only its own cases" can be tried.
-DEMO_STAFF: list[dict[str, Any]] = [
-    {
-        "email": f"beraterin.bayern@{DEMO_STAFF_DOMAIN}",
-        "name": "Anna Berger (Demo)",
-        "role": "counsellor",
-        "memberships": [("beratung-by", MembershipRole.counsellor)],
-    },
-    {
-        "email": f"leitung.bayern@{DEMO_STAFF_DOMAIN}",
-        "name": "Lena Huber (Demo)",
-        "role": "lead",
-        "memberships": [("beratung-by", MembershipRole.lead)],
-    },
-    {
-        "email": f"berater.online@{DEMO_STAFF_DOMAIN}",
-        "name": "Max Schneider (Demo)",
-        "role": "counsellor",
-        "memberships": [("online-hass", MembershipRole.counsellor)],
-    },
-    {
-        "email": f"koordination@{DEMO_STAFF_DOMAIN}",
-        "name": "Clara Wolf (Demo)",
-        "role": "coordinator",
-        "memberships": [],
-    },
-    {
-        "email": f"administration@{DEMO_STAFF_DOMAIN}",
-        "name": "Paul Richter (Demo)",
-        "role": "admin",
-        "memberships": [],
-    },
+DEMO_STAFF: list[DemoStaff] = [
+    DemoStaff(
+        email=f"beraterin.bayern@{DEMO_STAFF_DOMAIN}",
+        name="Anna Berger (Demo)",
+        role=DemoRole.counsellor,
+        memberships=(("beratung-by", MembershipRole.counsellor),),
+    ),
+    DemoStaff(
+        email=f"leitung.bayern@{DEMO_STAFF_DOMAIN}",
+        name="Lena Huber (Demo)",
+        role=DemoRole.lead,
+        memberships=(("beratung-by", MembershipRole.lead),),
+    ),
+    DemoStaff(
+        email=f"berater.online@{DEMO_STAFF_DOMAIN}",
+        name="Max Schneider (Demo)",
+        role=DemoRole.counsellor,
+        memberships=(("online-hass", MembershipRole.counsellor),),
+    ),
+    DemoStaff(
+        email=f"koordination@{DEMO_STAFF_DOMAIN}",
+        name="Clara Wolf (Demo)",
+        role=DemoRole.coordinator,
+        memberships=(),
+    ),
+    DemoStaff(
+        email=f"administration@{DEMO_STAFF_DOMAIN}",
+        name="Paul Richter (Demo)",
+        role=DemoRole.admin,
+        memberships=(),
+    ),
 ]
 
 
@@ -116,18 +150,18 @@ def _load_demo_staff(
     created = 0
     with runtime.sessions() as session:
         for spec in DEMO_STAFF:
-            if staff_repository.user_by_email(session, spec["email"]) is not None:
+            if staff_repository.user_by_email(session, spec.email) is not None:
                 continue
             credentials = accounts.create_user(
                 session,
-                spec["email"],
-                spec["name"],
-                is_admin=spec["role"] == "admin",
-                is_coordinator=spec["role"] == "coordinator",
+                spec.email,
+                spec.name,
+                is_admin=spec.role is DemoRole.admin,
+                is_coordinator=spec.role is DemoRole.coordinator,
                 must_change_password=False,
             )
             names = []
-            for slug, role in spec["memberships"]:
+            for slug, role in spec.memberships:
                 organisation = repository.by_slug(session, slug)
                 if organisation is None or slug not in shares:
                     continue
@@ -139,7 +173,7 @@ def _load_demo_staff(
                     "email": credentials.user.email,
                     "password": credentials.password,
                     "totp_secret": credentials.totp_secret_base32,
-                    "role": spec["role"],
+                    "role": spec.role.value,
                     "organisations": names,
                 }
             )

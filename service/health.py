@@ -16,7 +16,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -34,6 +34,30 @@ router = APIRouter(tags=["health"], route_class=StrictRoute)
 # The beat schedule writes a heartbeat every 30 s; three missed beats mean nobody does the work.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
 
+
+class Check(TypedDict):
+    """One component's state in the /healthz body; ``error`` is a short reason (an exception's class name,
+    never its message: the body is public)."""
+
+    ok: bool
+    error: NotRequired[str]
+    backend: NotRequired[str]  # the database's dialect
+    transport: NotRequired[str]  # the broker's URL scheme
+    heartbeat_age_seconds: NotRequired[float]
+
+
+class Checks(TypedDict):
+    database: Check
+    broker: Check
+    worker: Check
+
+
+class Health(Checks):
+    """The /healthz body, as ``_HEALTH`` documents it."""
+
+    status: Literal["ok", "degraded"]
+
+
 _CHECK = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 _HEALTH: dict[str, Any] = {
     "type": "object",
@@ -47,19 +71,26 @@ _HEALTH: dict[str, Any] = {
 }
 
 
-def _database(runtime: Runtime) -> dict[str, Any]:
+def _database(runtime: Runtime) -> Check:
     with runtime.engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     return {"ok": True, "backend": runtime.engine.dialect.name}
 
 
-def _worker(runtime: Runtime) -> dict[str, Any]:
+def _worker(runtime: Runtime) -> Check:
     with runtime.sessions() as session:
         beat_at = session.scalar(select(WorkerHeartbeat.beat_at).where(WorkerHeartbeat.name == "worker"))
     if beat_at is None:
         return {"ok": False, "error": "no heartbeat yet"}
     age = (utcnow() - beat_at).total_seconds()
     return {"ok": age <= HEARTBEAT_STALE_AFTER.total_seconds(), "heartbeat_age_seconds": round(age, 1)}
+
+
+def _guarded(check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as exc:  # the monitor needs a state, not a stack trace
+        return {"ok": False, "error": type(exc).__name__}
 
 
 class BrokerProbe:
@@ -72,7 +103,7 @@ class BrokerProbe:
         # kombu's types are partial (a channel's client is not declared): kept as Any.
         self._connection: Any = None
 
-    def check(self) -> dict[str, Any]:
+    def check(self) -> Check:
         try:
             if self._connection is None:
                 self._connection = Connection(self._url, connect_timeout=2)  # type: ignore[no-untyped-call]
@@ -102,27 +133,21 @@ class HealthProbe:
         self._runtime = runtime
         self._broker = BrokerProbe(runtime.settings.resolved_broker_url)
         self._lock = threading.Lock()
-        self._running: asyncio.Future[dict[str, Any]] | None = None
+        self._running: asyncio.Future[Checks] | None = None
         self.rounds = 0
 
-    def _round(self) -> dict[str, Any]:
+    def _round(self) -> Checks:
         # The lock orders rounds of different event loops (a test's clients); one loop never waits here.
         with self._lock:
             self.rounds += 1
-            checks: dict[str, Any] = {}
-            rounds: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-                ("database", lambda: _database(self._runtime)),
-                ("broker", self._broker.check),
-                ("worker", lambda: _worker(self._runtime)),
-            ]
-            for name, check in rounds:
-                try:
-                    checks[name] = check()
-                except Exception as exc:  # the monitor needs a state, not a stack trace
-                    checks[name] = {"ok": False, "error": type(exc).__name__}
-            return checks
+            # In this order: the body lists the database, the broker and the worker.
+            return Checks(
+                database=_guarded(lambda: _database(self._runtime)),
+                broker=_guarded(self._broker.check),
+                worker=_guarded(lambda: _worker(self._runtime)),
+            )
 
-    async def checks(self) -> dict[str, Any]:
+    async def checks(self) -> Checks:
         running = self._running
         if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
             running = self._running = asyncio.ensure_future(run_in_threadpool(self._round))
@@ -148,7 +173,6 @@ class HealthProbe:
 async def healthz(request: Request) -> JSONResponse:
     probe: HealthProbe = request.app.state.health
     checks = await probe.checks()
-    healthy = all(check["ok"] for check in checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
-    )
+    healthy = checks["database"]["ok"] and checks["broker"]["ok"] and checks["worker"]["ok"]
+    body: Health = {"status": "ok" if healthy else "degraded", **checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -6,8 +6,9 @@ e-mail address is. Every failed sign-in gets the same message, whatever was wron
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import segno
 from fastapi import APIRouter, Depends, Request
@@ -137,23 +138,43 @@ async def staff_logout(request: Request) -> Response:
 # -- the start page -----------------------------------------------------------------------------------------
 
 
-def _staff_context(runtime: Runtime, subject: Subject) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Membership:
+    name: str  # the organisation's display name
+    role: str  # a MembershipRole value
+
+
+@dataclass(frozen=True, slots=True)
+class _Staff:
+    display_name: str
+    email: str
+    is_admin: bool
+    is_coordinator: bool
+    memberships: list[_Membership]
+
+
+class _StaffHome(TypedDict):
+    """The context of staff_home.html."""
+
+    staff: _Staff
+    recovery_codes_left: int
+
+
+def _staff_context(runtime: Runtime, subject: Subject) -> _StaffHome:
     with runtime.sessions() as db:
         memberships = [
-            {"name": org.display_name, "role": membership.role}
+            _Membership(org.display_name, membership.role)
             for membership, org in organisations.memberships_of(db, subject.user_id)
         ]
         codes_left = runtime.accounts.recovery_codes_left(db, subject.user_id)
-    return {
-        "staff": {
-            "display_name": subject.display_name,
-            "email": subject.email,
-            "is_admin": subject.is_admin,
-            "is_coordinator": subject.is_coordinator,
-            "memberships": memberships,
-        },
-        "recovery_codes_left": codes_left,
-    }
+    staff = _Staff(
+        display_name=subject.display_name,
+        email=subject.email,
+        is_admin=subject.is_admin,
+        is_coordinator=subject.is_coordinator,
+        memberships=memberships,
+    )
+    return {"staff": staff, "recovery_codes_left": codes_left}
 
 
 @router.get("/intern")

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 from service.config import SECRET_NAMES, Secrets
 from service.crypto import keyed_hash
@@ -107,7 +108,12 @@ def secret_checks(secrets: Secrets) -> tuple[SecretCheck, ...]:
     return tuple(checks)
 
 
-def canonical(value: Any) -> bytes:
+# What ``canonical`` encodes: a JSON value. Mapping and Sequence (not dict and list) so that a dict or a
+# list of narrower values is one as it is.
+JsonValue: TypeAlias = "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+
+
+def canonical(value: JsonValue) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 

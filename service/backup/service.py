@@ -28,6 +28,7 @@ from service.backup.archive import (
     MANIFEST_MEMBER,
     PG_PART_BYTES,
     SQLITE_MEMBER,
+    JsonValue,
     Member,
     NoProgress,
     Progress,
@@ -210,7 +211,7 @@ def write_backup(
     try:
         head = _record_backup(engine, secrets, key_id)
         revision = database.alembic_revision(engine)
-        begin = {
+        begin: dict[str, JsonValue] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "created_at": created.astimezone(UTC).isoformat(),
@@ -243,7 +244,7 @@ def write_backup(
             for relative, path in policies:
                 out.add_bytes(f"policies/{relative}", path.read_bytes())
             members = list(out.members)
-            manifest = {
+            manifest: dict[str, JsonValue] = {
                 "members": [asdict(m) for m in members],
                 "mac": manifest_mac(secrets.audit_key, members),
             }

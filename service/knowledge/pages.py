@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -38,7 +37,7 @@ def knowledge_list(request: Request) -> Response:
     )
 
 
-def _new_page(request: Request, values: dict[str, Any], errors: list[FieldError], status: int) -> Response:
+def _new_page(request: Request, values: dict[str, str], errors: list[FieldError], status: int) -> Response:
     return pages_of(request).render(
         request,
         "knowledge_new.html",
@@ -176,7 +175,7 @@ async def knowledge_review(slug: str, request: Request, subject: CoordinatorDep)
 
 
 def _edit_page(
-    request: Request, article: ArticleView, values: dict[str, Any], errors: list[FieldError], status: int
+    request: Request, article: ArticleView, values: dict[str, str], errors: list[FieldError], status: int
 ) -> Response:
     return pages_of(request).render(
         request,

@@ -3,15 +3,17 @@ and /intern/unterstuetzung for the coordinators who keep it (create, edit, revie
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from service import forms
 from service.auth.deps import CoordinatorDep, pages_of
+from service.auth.subject import Subject
 from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ValidationFailed
 from service.forms import FieldError
@@ -37,12 +39,20 @@ _NOTICES = ("created", "saved", "reviewed", "published", "own", "retired", "rest
 # -- presenter -----------------------------------------------------------------------------------------------
 
 
-def land_options(runtime: Runtime, lang: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class CodeOption:
+    """One choice of a select (``code_select`` in _fields.html prints ``pick(label, lang)``)."""
+
+    code: str
+    label: Mapping[str, str]  # language -> text
+
+
+def land_options(runtime: Runtime, lang: str) -> list[CodeOption]:
     """The 16 Länder in the order of their codes, "bundesweit" first: the choices of both forms."""
     t = Translator(lang)
-    nationwide = {"code": NATIONWIDE, "label": {"de": t("support.land.bund"), "en": t("support.land.bund")}}
+    nationwide = CodeOption(NATIONWIDE, {"de": t("support.land.bund"), "en": t("support.land.bund")})
     return [nationwide] + [
-        {"code": land.code, "label": {"de": pick(land.name, "de"), "en": pick(land.name, "en")}}
+        CodeOption(land.code, {"de": pick(land.name, "de"), "en": pick(land.name, "en")})
         for land in runtime.districts.lands
     ]
 
@@ -54,29 +64,49 @@ def _land_label(runtime: Runtime, code: str, lang: str) -> str:
     return pick(land.name, lang) if land else code
 
 
-def kind_options(lang: str) -> list[dict[str, Any]]:
+def kind_options(lang: str) -> list[CodeOption]:
     t = Translator(lang)
-    return [{"code": kind.value, "label": {lang: t(f"support.kind.{kind.value}")}} for kind in SupportKind]
+    return [CodeOption(kind.value, {lang: t(f"support.kind.{kind.value}")}) for kind in SupportKind]
 
 
-def _shown(runtime: Runtime, entry: SupportEntryView, lang: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """An entry as the pages print it: Land, kind and state in the page's language."""
+
+    id: str
+    name: str
+    land: str
+    kind: str
+    description: str
+    url: str
+    source: str
+    source_url: str
+    reviewed_on: str
+    review_due: bool
+    awaiting_review: bool
+    retired: bool
+    status: str
+    status_code: str
+
+
+def _shown(runtime: Runtime, entry: SupportEntryView, lang: str) -> _Shown:
     t = Translator(lang)
-    return {
-        "id": entry.id,
-        "name": entry.name,
-        "land": _land_label(runtime, entry.land, lang),
-        "kind": t(f"support.kind.{entry.kind}") if entry.kind in SupportKind.__members__ else entry.kind,
-        "description": entry.description(lang),
-        "url": entry.url,
-        "source": entry.source,
-        "source_url": entry.source_url,
-        "reviewed_on": entry.reviewed_on,
-        "review_due": entry.review_due,
-        "awaiting_review": entry.awaiting_review,
-        "retired": entry.retired,
-        "status": t(f"support.status.{_status(entry)}"),
-        "status_code": _status(entry),
-    }
+    return _Shown(
+        id=entry.id,
+        name=entry.name,
+        land=_land_label(runtime, entry.land, lang),
+        kind=t(f"support.kind.{entry.kind}") if entry.kind in SupportKind.__members__ else entry.kind,
+        description=entry.description(lang),
+        url=entry.url,
+        source=entry.source,
+        source_url=entry.source_url,
+        reviewed_on=entry.reviewed_on,
+        review_due=entry.review_due,
+        awaiting_review=entry.awaiting_review,
+        retired=entry.retired,
+        status=t(f"support.status.{_status(entry)}"),
+        status_code=_status(entry),
+    )
 
 
 def _status(entry: SupportEntryView) -> str:
@@ -87,15 +117,20 @@ def _status(entry: SupportEntryView) -> str:
     return "due" if entry.review_due else "published"
 
 
-def _groups(runtime: Runtime, entries: list[SupportEntryView], lang: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Group:
+    code: str  # the Land's code, or NATIONWIDE
+    heading: str
+    entries: list[_Shown] = field(default_factory=list)
+
+
+def _groups(runtime: Runtime, entries: list[SupportEntryView], lang: str) -> list[_Group]:
     """Entries under one heading per Land (in the list's order: the Länder, then nationwide)."""
-    groups: list[dict[str, Any]] = []
+    groups: list[_Group] = []
     for entry in entries:
-        if not groups or groups[-1]["code"] != entry.land:
-            groups.append(
-                {"code": entry.land, "heading": _land_label(runtime, entry.land, lang), "entries": []}
-            )
-        groups[-1]["entries"].append(_shown(runtime, entry, lang))
+        if not groups or groups[-1].code != entry.land:
+            groups.append(_Group(entry.land, _land_label(runtime, entry.land, lang)))
+        groups[-1].entries.append(_shown(runtime, entry, lang))
     return groups
 
 
@@ -173,7 +208,7 @@ def _form_page(
     values: dict[str, str],
     errors: list[FieldError],
     status: int,
-    entry: dict[str, Any] | None = None,
+    entry: _Shown | None = None,
     can_review: bool = False,
     notice: str = "",
 ) -> Response:
@@ -195,7 +230,7 @@ def _form_page(
     )
 
 
-def _values(form: Any) -> dict[str, str]:
+def _values(form: FormData) -> dict[str, str]:
     return {name: str(form.get(name) or "") for name in FIELDS}
 
 
@@ -234,7 +269,7 @@ def _entry(request: Request, entry_id: str) -> SupportEntryView:
 
 def _edit_page(
     request: Request,
-    subject: Any,
+    subject: Subject,
     entry: SupportEntryView,
     values: dict[str, str],
     errors: list[FieldError],

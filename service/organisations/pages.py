@@ -8,7 +8,6 @@ and stored nowhere. A subject who does not lead the organisation gets the 404 of
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -239,8 +238,14 @@ async def _shares_action(
         )
     with runtime.sessions() as db:
         view = lead_view(db, subject, organisation_id)
-    context: dict[str, Any] = {"organisation": view, "shares": made, "threshold": threshold, "first": first}
-    return pages_of(request).render(request, "staff_recovery_shares.html", **context)
+    return pages_of(request).render(
+        request,
+        "staff_recovery_shares.html",
+        organisation=view,
+        shares=made,
+        threshold=threshold,
+        first=first,
+    )
 
 
 @router.post(_BASE + "/{organisation_id}/schluessel")

@@ -36,7 +36,7 @@ from service.runtime import Runtime
 from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
 from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
-from service.statistics.public.dp import PublicRelease
+from service.statistics.public.dp import PublicRelease, PublicTableJson
 from service.statistics.public.ledger import release_year
 from service.statistics.public.opendata import (
     Ledger,
@@ -385,7 +385,7 @@ def test_statistik_lists_the_open_data(client: TestClient, runtime: Runtime) -> 
 
 
 def _release(year: int = YEAR) -> Release:
-    table = {
+    table: PublicTableJson = {
         "id": "K3",
         "measure": "persons",
         "by": "land",
@@ -396,9 +396,11 @@ def _release(year: int = YEAR) -> Release:
     }
     content = PublicRelease.from_json(
         {
+            "version": 1,
             "year": year,
             "privacy_unit": "reporter_year",
             "epsilon_spent": 0.15,
+            "epsilon_by_table": {"K3": 0.15},
             "interval_confidence": 0.9,
             "tables": [table],
         }

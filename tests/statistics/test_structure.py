@@ -84,13 +84,13 @@ def test_no_column_finer_than_land_and_month() -> None:
                 if dimension == "month":
                     assert re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value)
     public = release(rows, 2025, statistics_policy().public, domains()).as_json()
-    for table in public["tables"]:
-        assert table["by"] in {"month", "type", "land", "office", "channel", "severity"}
-        assert set(table["cells"][0]) == {"key", "value", "raw", "half_width"}
-        if table["by"] == "land":
-            assert [c["key"] for c in table["cells"]] == list(domains().lands)
-        if table["by"] == "month":
-            assert all(re.fullmatch(r"2025-(0[1-9]|1[0-2])", c["key"]) for c in table["cells"])
+    for public_table in public["tables"]:
+        assert public_table["by"] in {"month", "type", "land", "office", "channel", "severity"}
+        assert set(public_table["cells"][0]) == {"key", "value", "raw", "half_width"}
+        if public_table["by"] == "land":
+            assert [c["key"] for c in public_table["cells"]] == list(domains().lands)
+        if public_table["by"] == "month":
+            assert all(re.fullmatch(r"2025-(0[1-9]|1[0-2])", c["key"]) for c in public_table["cells"])
 
 
 def test_the_public_release_and_the_dashboard_do_not_import_each_other() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -37,7 +37,57 @@ router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 _ANSWER_TABLE_IDS = frozenset(table.id for table, _ in ANSWER_TABLES)
 
 
-def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Row:
+    labels: list[str]
+    persons: str
+    reports: str
+    rate: str | None = None  # persons per 100,000 inhabitants (land_quarter only; None: hidden)
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    id: str
+    title: str
+    dimensions: list[str]
+    rows: list[_Row]
+    rate: bool  # the table has the rate column
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Bar:
+    x: float
+    width: float
+    height: float
+    y: float
+    label: str
+    shown: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Trend:
+    width: int
+    height: int
+    baseline: int
+    bars: list[_Bar]
+
+
+@dataclass(frozen=True, slots=True)
+class _LandBar:
+    x: int
+    y: float
+    height: float
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class _LandTrend:
+    land: str
+    bars: list[_LandBar]
+
+
+def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> list[_Table]:
     tables = []
     for table in snapshot.tables:
         rows = []
@@ -45,54 +95,52 @@ def _tables(runtime: Runtime, snapshot: Snapshot, lang: str, t: Translator) -> l
             labels = [
                 cell_label(runtime, d, v, lang, t) for d, v in zip(table.dimensions, cell.key, strict=True)
             ]
-            row: dict[str, Any] = {
-                "labels": labels,
-                "persons": cell.display("persons"),
-                "reports": cell.display("reports"),
-            }
+            rate = None
             if table.id == "land_quarter" and cell.persons is not None:
                 population = runtime.districts.land_population(cell.key[0])
-                row["rate"] = (
+                rate = (
                     f"{cell.persons * 100_000 / population:.2f}".replace(".", "," if lang == "de" else ".")
                     if population
                     else "–"
                 )
-            rows.append(row)
+            rows.append(
+                _Row(labels, persons=cell.display("persons"), reports=cell.display("reports"), rate=rate)
+            )
         tables.append(
-            {
-                "id": table.id,
-                "title": t(f"dashboard.table.{table.id}"),
-                "dimensions": [t(f"dashboard.dimension.{d}") for d in table.dimensions],
-                "rows": rows,
-                "rate": table.id == "land_quarter",
+            _Table(
+                id=table.id,
+                title=t(f"dashboard.table.{table.id}"),
+                dimensions=[t(f"dashboard.dimension.{d}") for d in table.dimensions],
+                rows=rows,
+                rate=table.id == "land_quarter",
                 # The KoMo tables are multi-select: say so beside each, their rows do not add up.
-                "note": t("dashboard.komo_note") if table.id in _ANSWER_TABLE_IDS else "",
-            }
+                note=t("dashboard.komo_note") if table.id in _ANSWER_TABLE_IDS else "",
+            )
         )
     return tables
 
 
-def _trend(snapshot: Snapshot) -> dict[str, Any]:
+def _trend(snapshot: Snapshot) -> _Trend:
     cells = snapshot.table("national_month").cells
     values = [cell.persons or 0 for cell in cells]
     top = max(values, default=1) or 1
     width, height, pad = 640, 200, 28
     step = (width - 2 * pad) / max(1, len(cells))
     bars = [
-        {
-            "x": round(pad + i * step + step * 0.15, 1),
-            "width": round(step * 0.7, 1),
-            "height": round((height - 2 * pad) * (cell.persons or 0) / top, 1),
-            "y": round(height - pad - (height - 2 * pad) * (cell.persons or 0) / top, 1),
-            "label": cell.key[0],
-            "shown": cell.display("persons"),
-        }
+        _Bar(
+            x=round(pad + i * step + step * 0.15, 1),
+            width=round(step * 0.7, 1),
+            height=round((height - 2 * pad) * (cell.persons or 0) / top, 1),
+            y=round(height - pad - (height - 2 * pad) * (cell.persons or 0) / top, 1),
+            label=cell.key[0],
+            shown=cell.display("persons"),
+        )
         for i, cell in enumerate(cells)
     ]
-    return {"width": width, "height": height, "baseline": height - pad, "bars": bars}
+    return _Trend(width=width, height=height, baseline=height - pad, bars=bars)
 
 
-def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[dict[str, Any]]:
+def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[_LandTrend]:
     """Per Land: persons per 100,000 inhabitants by quarter, as a small bar chart each (hidden quarters
     are left out of the bars, not drawn as 0, and named in the text)."""
     table = snapshot.table("land_quarter")
@@ -114,14 +162,14 @@ def _land_trends(runtime: Runtime, snapshot: Snapshot, lang: str) -> list[dict[s
             height = 0.0 if rate is None else 36 * rate / top
             text = "–" if rate is None else f"{rate:.2f}"
             bars.append(
-                {
-                    "x": 4 + index * 22,
-                    "y": round(40 - height, 1),
-                    "height": round(height, 1),
-                    "title": f"{quarter}: {text if lang == 'en' else text.replace('.', ',')} ({shown})",
-                }
+                _LandBar(
+                    x=4 + index * 22,
+                    y=round(40 - height, 1),
+                    height=round(height, 1),
+                    title=f"{quarter}: {text if lang == 'en' else text.replace('.', ',')} ({shown})",
+                )
             )
-        trends.append({"land": cell_label(runtime, "land", land, lang, Translator(lang)), "bars": bars})
+        trends.append(_LandTrend(land=cell_label(runtime, "land", land, lang, Translator(lang)), bars=bars))
     return trends
 
 

@@ -9,6 +9,7 @@ snapshots only: a view never recomputes anything, so what one coordinator saw is
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from service.db import new_id, utcnow
 from service.errors import ValidationFailed
 from service.extract.models import StatisticsExtract
 from service.statistics.dashboard.models import StatisticsSnapshot
-from service.statistics.dashboard.snapshot import Snapshot
+from service.statistics.dashboard.snapshot import Snapshot, SnapshotJson
 from service.statistics.dashboard.suppression import build_snapshot
 from service.statistics.domains import Domains
 from service.statistics.policy import CoordinatorRules
@@ -44,12 +45,18 @@ def audit_view(
     )
 
 
+def _stored(row: StatisticsSnapshot) -> Snapshot:
+    # The JSON column holds what ``Snapshot.as_json`` wrote (make_snapshot is its only writer); the column
+    # itself is typed loosely like every JSON column, so the document type is asserted here, once.
+    return Snapshot.from_json(cast(SnapshotJson, row.payload))
+
+
 def released_snapshots(session: Session, year: int | None = None) -> list[Snapshot]:
     query = select(StatisticsSnapshot).where(StatisticsSnapshot.released.is_(True))
     if year is not None:
         query = query.where(StatisticsSnapshot.as_of.like(f"{year:04d}-%"))
     rows = session.scalars(query.order_by(StatisticsSnapshot.as_of, StatisticsSnapshot.created_at))
-    return [Snapshot.from_json(row.payload) for row in rows]
+    return [_stored(row) for row in rows]
 
 
 def snapshot_of(session: Session, as_of: str) -> Snapshot | None:
@@ -59,7 +66,7 @@ def snapshot_of(session: Session, as_of: str) -> Snapshot | None:
         .order_by(StatisticsSnapshot.created_at.desc())
         .limit(1)
     ).first()
-    return Snapshot.from_json(row.payload) if row is not None else None
+    return _stored(row) if row is not None else None
 
 
 def make_snapshot(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Literal, TypedDict
 
 Key = tuple[str, ...]
 
@@ -24,10 +24,42 @@ def _width_to_json(width: float | None) -> float | str | None:
     return UNBOUNDED if width is not None and math.isinf(width) else width
 
 
-def _width_from_json(value: Any) -> float | None:
+def _width_from_json(value: float | str | None) -> float | None:
     if value is None:
         return None
     return math.inf if value == UNBOUNDED else float(value)
+
+
+class CellJson(TypedDict):
+    key: list[str]
+    status: str  # a CellStatus value
+    persons: int | None
+    reports: int | None
+
+
+class TableJson(TypedDict):
+    id: str
+    dimensions: list[str]
+    cells: list[CellJson]
+
+
+class GateJson(TypedDict):
+    passed: bool
+    hidden_numbers: int
+    failing: int
+    narrowest_width: float | str | None  # UNBOUNDED for an infinite width
+    lp_solved: int
+
+
+class SnapshotJson(TypedDict):
+    """The stored snapshot (``StatisticsSnapshot.payload``): exactly what ``Snapshot.as_json`` writes."""
+
+    version: Literal[1]
+    as_of: str
+    revision: bool
+    released: bool
+    gate: GateJson
+    tables: list[TableJson]
 
 
 class CellStatus(StrEnum):
@@ -92,7 +124,7 @@ class Snapshot:
                 return table
         raise KeyError(table_id)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> SnapshotJson:
         return {
             "version": 1,
             "as_of": self.as_of,
@@ -124,7 +156,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Snapshot:
+    def from_json(cls, data: SnapshotJson) -> Snapshot:
         if data.get("version") != 1:
             raise ValueError("unknown snapshot version")
         gate = data["gate"]

@@ -29,7 +29,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, Protocol, TypedDict
 
 from service.statistics.domains import Domains, months_of, office_cell
 from service.statistics.policy import Dimension, Measure, PublicPolicy, PublicTable
@@ -46,8 +46,46 @@ def _opendp() -> Any:
     return dp
 
 
+class Measurement(Protocol):
+    """What this module uses of an OpenDP measurement (OpenDP ships no type information for its prelude)."""
+
+    def __call__(self, arg: list[int], /) -> list[int]: ...
+
+    def map(self, d_in: int, /) -> float: ...
+
+
 # OpenDP rounds its privacy map up; a table at exactly its share must not be refused for 1e-16.
 _MAP_SLACK = 1e-9
+
+
+class PublicCellJson(TypedDict):
+    key: str
+    value: int
+    raw: int
+    half_width: int
+
+
+class PublicTableJson(TypedDict):
+    id: str
+    measure: str
+    by: str
+    sensitivity: int
+    epsilon: float
+    scale: float
+    cells: list[PublicCellJson]
+
+
+class PublicReleaseJson(TypedDict):
+    """The stored release (``PublicReleaseRecord.payload``): exactly what ``PublicRelease.as_json`` writes,
+    and what the API, the downloads and the open data hand out."""
+
+    version: Literal[1]
+    year: int
+    privacy_unit: str
+    epsilon_spent: float
+    epsilon_by_table: dict[str, float]
+    interval_confidence: float
+    tables: list[PublicTableJson]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +130,8 @@ class PublicRelease:
     def epsilon_by_table(self) -> dict[str, float]:
         return {table.id: table.epsilon for table in self.tables}
 
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-able dict: what the release store keeps and the public export reads."""
+    def as_json(self) -> PublicReleaseJson:
+        """The JSON document: what the release store keeps and the public export reads."""
         return {
             "version": 1,
             "year": self.year,
@@ -119,7 +157,7 @@ class PublicRelease:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PublicRelease:
+    def from_json(cls, data: PublicReleaseJson) -> PublicRelease:
         return cls(
             year=int(data["year"]),
             privacy_unit=str(data["privacy_unit"]),
@@ -244,13 +282,14 @@ def _contributions(
 
 
 @functools.lru_cache(maxsize=64)
-def _measurement(size: int, scale: float) -> Any:
+def _measurement(size: int, scale: float) -> Measurement:
     dp = _opendp()
     space = dp.vector_domain(dp.atom_domain(T="i64"), size=size), dp.l1_distance(T="i64")
-    return dp.m.make_laplace(*space, scale=scale)
+    measurement: Measurement = dp.m.make_laplace(*space, scale=scale)
+    return measurement
 
 
-def checked_measurement(table: PublicTable, size: int) -> Any:
+def checked_measurement(table: PublicTable, size: int) -> Measurement:
     """The OpenDP measurement of a table, refused unless OpenDP's map confirms its epsilon share."""
     return _checked_measurement(table.id, size, table.scale, table.sensitivity, table.epsilon)
 
@@ -259,7 +298,9 @@ def checked_measurement(table: PublicTable, size: int) -> Any:
 # draw (it cost a third of each noisy_counts call, the empirical DP audits draw 12,000 times). A refusal is an
 # exception, which lru_cache does not store: a refused table is refused on every call.
 @functools.lru_cache(maxsize=64)
-def _checked_measurement(table_id: str, size: int, scale: float, sensitivity: int, epsilon: float) -> Any:
+def _checked_measurement(
+    table_id: str, size: int, scale: float, sensitivity: int, epsilon: float
+) -> Measurement:
     measurement = _measurement(size, scale)
     spent = float(measurement.map(sensitivity))
     if spent > epsilon * (1 + _MAP_SLACK):

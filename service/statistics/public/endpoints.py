@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from service.deps import RuntimeDep
 from service.errors import error_responses
-from service.statistics.public.ledger import published
+from service.statistics.public.ledger import content_of, published
+from service.statistics.public.schemas import PublicReleaseRead
 from service.web import StrictRoute
 
 router = APIRouter(prefix="/api/v1/public", tags=["public statistics"], route_class=StrictRoute)
@@ -19,14 +18,16 @@ router = APIRouter(prefix="/api/v1/public", tags=["public statistics"], route_cl
     responses=error_responses(),
     summary="The published differentially private releases (from the release store only)",
 )
-def get_releases(runtime: RuntimeDep) -> list[dict[str, Any]]:
+def get_releases(runtime: RuntimeDep) -> list[PublicReleaseRead]:
     """Every number here was drawn once, stored, and is returned as stored: never recomputed."""
     with runtime.sessions() as db:
         return [
-            {
-                "id": record.id,
-                "published_at": record.published_at.isoformat() if record.published_at else None,
-                **record.payload,
-            }
+            PublicReleaseRead.model_validate(
+                {
+                    "id": record.id,
+                    "published_at": record.published_at.isoformat() if record.published_at else None,
+                    **content_of(record),
+                }
+            )
             for record in published(db)
         ]

@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import false, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,7 +28,7 @@ from service.errors import DomainError
 from service.extract.models import StatisticsExtract
 from service.statistics.domains import Domains
 from service.statistics.policy import PublicPolicy
-from service.statistics.public.dp import PublicRelease, release
+from service.statistics.public.dp import PublicRelease, PublicReleaseJson, release
 from service.statistics.public.models import BudgetSpend, PrivacyBudget, PublicReleaseRecord
 from service.statistics.rows import ExtractRow, from_model
 
@@ -114,7 +115,7 @@ def release_year(
         return StoredRelease(
             existing.id,
             year,
-            PublicRelease.from_json(existing.payload),
+            PublicRelease.from_json(content_of(existing)),
             False,
             budget.spent_micro_epsilon,
             budget.total_micro_epsilon,
@@ -179,6 +180,12 @@ def published(session: Session) -> list[PublicReleaseRecord]:
             .order_by(PublicReleaseRecord.year.desc(), PublicReleaseRecord.created_at.desc())
         )
     )
+
+
+def content_of(record: PublicReleaseRecord) -> PublicReleaseJson:
+    """The stored document of a release. Its JSON column is typed loosely like every JSON column; what it
+    holds is what ``PublicRelease.as_json`` wrote (``release_year`` is its only writer)."""
+    return cast(PublicReleaseJson, record.payload)
 
 
 def published_in(session: Session, year: str) -> PublicReleaseRecord | None:

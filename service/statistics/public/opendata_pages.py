@@ -26,7 +26,13 @@ from service.runtime import Runtime
 from service.statistics.labels import cell_label
 from service.statistics.public.dcat import catalogue_turtle, dataset_turtle
 from service.statistics.public.dp import PublicRelease
-from service.statistics.public.ledger import published, published_in, spent_per_table, year_budgets
+from service.statistics.public.ledger import (
+    content_of,
+    published,
+    published_in,
+    spent_per_table,
+    year_budgets,
+)
 from service.statistics.public.models import PublicReleaseRecord
 from service.statistics.public.opendata import (
     CATALOGUE_FILE,
@@ -79,7 +85,7 @@ def releases_of(session: Session, records: Iterable[PublicReleaseRecord]) -> lis
             Release(
                 id=record.id,
                 published_at=record.published_at,
-                content=PublicRelease.from_json(record.payload),
+                content=PublicRelease.from_json(content_of(record)),
                 ledger=Ledger(
                     release_micro=record.micro_epsilon,
                     table_micro=spent.get(record.id, {}),
