@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
@@ -36,7 +36,7 @@ def _sanitised(errors: Any) -> list[ErrorDetail]:
     return cleaned
 
 
-def install_error_handlers(app: Any, pages: Callable[[], Pages]) -> None:
+def install_error_handlers(app: FastAPI, pages: Callable[[], Pages]) -> None:
     def error_page(request: Request, status: int, key: str) -> Response:
         t = Translator(request_lang(request))
         return pages().render(

@@ -322,7 +322,7 @@ class Pages:
         request.state.new_csrf_cookie = csrf.new_cookie_value()
         self.set_cookie(response, csrf.COOKIE, request.state.new_csrf_cookie, max_age=None)
 
-    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
         lang = request_lang(request)
         had_cookie = request.cookies.get(self.name(csrf.COOKIE))
         binding = self._csrf_binding(request)

@@ -7,12 +7,14 @@ reordered or altered row breaks the chain (`rueckhalt audit verify`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, utcnow
+
+# An audit event's details: flat scalars only (service.audit.service cleans them), never content.
+DetailValue = str | int | bool | None
 
 
 class AuditEvent(Base):
@@ -26,6 +28,6 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     object_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, DetailValue]] = mapped_column(JSON)
     prev_mac: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
-from service.audit.models import AuditEvent
+from service.audit.models import AuditEvent, DetailValue
 
 # Key of the PostgreSQL advisory lock that serialises appends to the chain. Any fixed 64-bit number works as
 # long as no other feature uses it; this one is b"rh-audit" read as a big-endian integer, so it is
@@ -33,7 +32,7 @@ class StoredEvent:
     action: str
     object_type: str | None
     object_id: str | None
-    details: Any
+    details: dict[str, DetailValue]
     prev_mac: str
     mac: str
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 from service.audit import repository
 from service.audit.chain import GENESIS_MAC, SEGMENT_ACTION, authentic, chain_mac, check_key, key_id
 from service.audit.checkpoint import Checkpoint
-from service.audit.models import AuditEvent
+from service.audit.models import AuditEvent, DetailValue
 from service.audit.repository import StoredEvent
 from service.db import utcnow
 
@@ -64,8 +64,6 @@ _FIELD_LIMITS = {"actor_id": 36, "action": 64, "object_type": 32, "object_id": 6
 MAX_DETAIL_ITEMS = 32
 MAX_DETAIL_NAME_CHARS = 64
 MAX_DETAIL_TEXT_CHARS = 128
-
-DetailValue = str | int | bool | None
 
 
 class AuditKeyMismatch(RuntimeError):

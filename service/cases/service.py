@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
-from service.audit.service import DetailValue
+from service.audit.models import DetailValue
 from service.auth.subject import Subject
 from service.cases import events, proceedings, repository
 from service.cases.casefile import inbox_row, incident_deadline, read_case_file

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 from service.i18n import format_date
-from service.outbox.writer import PayloadValue
+from service.outbox.models import PayloadValue
 
 # An outbox event's payload as stored: flat identifiers and codes (``service.outbox.writer``).
 Payload = Mapping[str, PayloadValue]

@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from enum import IntEnum
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.metrics_core import Metric
@@ -64,7 +64,7 @@ def registry_for(extra: Collector | None = None) -> CollectorRegistry:
 
 
 class MetricsListener:
-    def __init__(self, server: Any, thread: threading.Thread, port: int) -> None:
+    def __init__(self, server: WSGIServer, thread: threading.Thread, port: int) -> None:
         self._server = server
         self._thread = thread
         self.port = port

@@ -7,12 +7,14 @@ compromised Redis can read.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+
+# What a message carries: identifiers and flags, never content (service.outbox.writer checks it).
+PayloadValue = str | int | bool | None
 
 
 class OutboxMessage(Base):
@@ -20,7 +22,7 @@ class OutboxMessage(Base):
 
     id: Mapped[str] = mapped_column(ID_TYPE, primary_key=True, default=new_id)
     topic: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, PayloadValue]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from service.db import NewRow, new_id, new_row, utcnow
-from service.outbox.models import OutboxMessage
+from service.outbox.models import OutboxMessage, PayloadValue
 
 # A field of an outbox payload: an identifier or a code, flat (never content, never a nested value). The
 # fields differ by topic (service/notifications/recipients.py reads them); their values are always these.
-PayloadValue = str | int | bool | None
 _ALLOWED_VALUE_TYPES = (str, int, bool, type(None))
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+from service.statistics.dashboard.snapshot import SnapshotJson
 
 
 class StatisticsSnapshot(Base):
@@ -24,5 +24,5 @@ class StatisticsSnapshot(Base):
     as_of: Mapped[str] = mapped_column(String(7), index=True)
     released: Mapped[bool] = mapped_column(Boolean)
     revision: Mapped[bool] = mapped_column(Boolean)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[SnapshotJson] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

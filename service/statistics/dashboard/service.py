@@ -9,7 +9,6 @@ snapshots only: a view never recomputes anything, so what one coordinator saw is
 from __future__ import annotations
 
 import re
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,7 @@ from service.db import new_id, utcnow
 from service.errors import ValidationFailed
 from service.extract.models import StatisticsExtract
 from service.statistics.dashboard.models import StatisticsSnapshot
-from service.statistics.dashboard.snapshot import Snapshot, SnapshotJson
+from service.statistics.dashboard.snapshot import Snapshot
 from service.statistics.dashboard.suppression import build_snapshot
 from service.statistics.domains import Domains
 from service.statistics.policy import CoordinatorRules
@@ -48,7 +47,7 @@ def audit_view(
 def _stored(row: StatisticsSnapshot) -> Snapshot:
     # The JSON column holds what ``Snapshot.as_json`` wrote (make_snapshot is its only writer); the column
     # itself is typed loosely like every JSON column, so the document type is asserted here, once.
-    return Snapshot.from_json(cast(SnapshotJson, row.payload))
+    return Snapshot.from_json(row.payload)
 
 
 def released_snapshots(session: Session, year: int | None = None) -> list[Snapshot]:

@@ -15,7 +15,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
 
 from sqlalchemy import false, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -185,7 +184,7 @@ def published(session: Session) -> list[PublicReleaseRecord]:
 def content_of(record: PublicReleaseRecord) -> PublicReleaseJson:
     """The stored document of a release. Its JSON column is typed loosely like every JSON column; what it
     holds is what ``PublicRelease.as_json`` wrote (``release_year`` is its only writer)."""
-    return cast(PublicReleaseJson, record.payload)
+    return record.payload
 
 
 def published_in(session: Session, year: str) -> PublicReleaseRecord | None:

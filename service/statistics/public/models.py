@@ -4,12 +4,12 @@ and the release store the public pages read (docs/statistics.md)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import ID_TYPE, Base, UTCDateTime, new_id, utcnow
+from service.statistics.public.dp import PublicReleaseJson
 
 
 class PrivacyBudget(Base):
@@ -39,7 +39,7 @@ class PublicReleaseRecord(Base):
     year: Mapped[int] = mapped_column(Integer, index=True)
     params_sha256: Mapped[str] = mapped_column(String(64))
     micro_epsilon: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[PublicReleaseJson] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
