@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -33,13 +34,8 @@ def unit_of_work(request: Request) -> Iterator[Session]:
     take this session and never commit it; an endpoint that must keep a change although it then answers with
     an error (a counted failed sign-in) commits before it raises, and says why.
     """
-    with runtime_of(request).sessions() as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()
+    with transaction(runtime_of(request)) as session:
+        yield session
 
 
 DbSession = Annotated[Session, Depends(unit_of_work, scope="function")]
@@ -77,14 +73,22 @@ def in_unit_of_work(runtime: Runtime, work: Callable[[Session], T]) -> T:
     """The unit of work for code that already runs in a thread (``in_transaction``'s thread pool, the Argon2
     gate's thread): ``work`` gets a session that is committed when it returns and rolled back when it
     raises."""
+    with transaction(runtime) as session:
+        return work(session)
+
+
+@contextmanager
+def transaction(runtime: Runtime) -> Iterator[Session]:
+    """The one body of every unit of work above: a session committed when the block ends and rolled back
+    when it raises (then re-raised). Callbacks registered with ``service.db.after_commit`` run after the
+    commit, those of ``after_rollback`` after the rollback."""
     with runtime.sessions() as session:
         try:
-            result = work(session)
+            yield session
         except BaseException:
             session.rollback()
             raise
         session.commit()
-        return result
 
 
 def client_address(request: Request) -> str:
