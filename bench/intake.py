@@ -13,6 +13,11 @@ compares two neighbouring measurements; the reported ``ratio`` is the median ove
 connections, and every round is in the JSON. Then both at half the intake's maximum rate (paced with wrk's
 ``delay()``, an open loop): p50/p99; and p50 at one connection.
 
+A third server runs in the same rounds: ``bench.floor_app``, the baseline plus only what the issue's goal
+keeps (the shared rate limit, the report sealed and its key wrapped for as many holders as the intake wrapped
+it for this body, as many rows as the intake stored, the commit before the 201) and nothing else. Its ratio
+is an upper bound for any intake that keeps those promises on this machine.
+
 Every run records wrk's own CPU share (its rusage over wall time and cores), the CPU per 201 of the api
 processes, PostgreSQL and Redis (/proc), and the machine's busy and stolen shares (/proc/stat).
 Writes bench/results/intake.json. Every loop is bounded in time.
@@ -34,12 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from bench import wrk
 from bench.common import Stack, free_port
+from service.db import Base
+from service.identity.models import CaseKeyGrant
+from service.runtime import Runtime
 from tests.support.forms import report_body
 
 ROOT = Path(__file__).resolve().parent.parent
+# Reports each server answers in full before the rates are measured.
+CHECKED = 3
 
 BODY: dict[str, Any] = report_body(
     district_ags="09162",
@@ -184,26 +195,41 @@ def check_answers(urls: dict[str, str], count: int = 3) -> dict[str, bool]:
 
 def peak_rates(
     urls: dict[str, str], parts: dict[str, dict[str, int]], seconds: float, connections: int, rounds: int
-) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
-    """Closed-loop maximum rates of both with wrk, alternating; the ratio intake/baseline of each round."""
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]:
+    """Closed-loop maximum rates of all three with wrk, alternating (baseline, floor, intake; then the other
+    way round); the ratios intake/baseline and floor/baseline of each round."""
     measured: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
-    ratios = []
+    ratios: dict[str, list[float]] = {"intake": [], "floor": []}
     for index in range(rounds):
-        order = ["baseline", "intake"] if index % 2 == 0 else ["intake", "baseline"]
+        order = ["baseline", "floor", "intake"] if index % 2 == 0 else ["intake", "floor", "baseline"]
         for name in order:
             load = wrk.Load(urls[name], connections, seconds)
             measured[name].append(wrk.run(load, BODY, parts[name]))
-        base, intake = measured["baseline"][-1], measured["intake"][-1]
-        ratio = intake["rate_per_s"] / base["rate_per_s"] if base["rate_per_s"] else float("nan")
-        ratios.append(ratio)
+        base = measured["baseline"][-1]
+        for name in ratios:
+            rate = measured[name][-1]["rate_per_s"]
+            ratios[name].append(rate / base["rate_per_s"] if base["rate_per_s"] else float("nan"))
+        intake, floor = measured["intake"][-1], measured["floor"][-1]
         print(
             f"{connections:2} conn round {index + 1}: baseline {base['rate_per_s']:7.1f}/s "
-            f"(p99 {base['p99_ms']:5.1f} ms), intake {intake['rate_per_s']:6.1f}/s "
-            f"(p99 {intake['p99_ms']:5.1f} ms), ratio {ratio:.2f} | wrk CPU "
+            f"(p99 {base['p99_ms']:5.1f} ms), floor {floor['rate_per_s']:6.1f}/s, "
+            f"intake {intake['rate_per_s']:6.1f}/s (p99 {intake['p99_ms']:5.1f} ms), "
+            f"ratio {ratios['intake'][-1]:.2f} (floor {ratios['floor'][-1]:.2f}) | wrk CPU "
             f"{base['client_cpu_share']:.1%}/{intake['client_cpu_share']:.1%}, stolen "
             f"{base['machine']['steal_share']:.1%}/{intake['machine']['steal_share']:.1%}"
         )
     return measured, ratios
+
+
+def stored_rows(runtime: Runtime) -> tuple[int, int]:
+    """Rows of every table of the intake's database, and its wrapped case keys (one per holder)."""
+    with runtime.sessions() as session:
+        total = sum(
+            session.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in Base.metadata.sorted_tables
+        )
+        grants = session.execute(select(func.count()).select_from(CaseKeyGrant)).scalar_one()
+    return total, grants
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -260,7 +286,8 @@ def main() -> None:
     try:
         intake_url = stack.database("bench_intake")
         baseline_url = stack.database("bench_baseline", migrated=False)
-        stack.runtime(intake_url).dispose()
+        floor_url = stack.database("bench_floor", migrated=False)
+        intake_runtime = stack.runtime(intake_url)
         results: dict[str, Any] = {
             "client": wrk.version(),
             "seconds": args.seconds,
@@ -278,16 +305,31 @@ def main() -> None:
             servers[name] = start_server(app, stack.env(url), port, args.workers)
             stack.processes.append(servers[name])
             urls[name] = f"http://127.0.0.1:{port}/api/v1/reports"
+        rows_before, grants_before = stored_rows(intake_runtime)
+        results["answers_checked"] = check_answers(urls, CHECKED)
+        rows_after, grants_after = stored_rows(intake_runtime)
+        intake_runtime.dispose()
+        # The floor does what the intake stored for the same body: its wraps and its number of rows.
+        wraps, rows = (grants_after - grants_before) // CHECKED, (rows_after - rows_before) // CHECKED
+        results["floor"] = {"wraps": wraps, "rows": rows}
+        port = free_port()
+        floor_env = stack.env(floor_url, BENCH_FLOOR_WRAPS=str(wraps), BENCH_FLOOR_ROWS=str(rows))
+        servers["floor"] = start_server("bench.floor_app:create_app", floor_env, port, args.workers)
+        stack.processes.append(servers["floor"])
+        urls["floor"] = f"http://127.0.0.1:{port}/api/v1/reports"
+        results["answers_checked"] |= check_answers({"floor": urls["floor"]}, CHECKED)
+        print(f"floor: {wraps} HPKE wraps and {rows} rows per report, as the intake stored for this body")
         parts = server_parts(stack, servers)
-        results["answers_checked"] = check_answers(urls)
         for name in urls:  # warm-up
             wrk.run(wrk.Load(urls[name], connection_counts[0], min(3.0, args.seconds / 4)), BODY, parts[name])
         by_connections: dict[str, Any] = {}
         for connections in connection_counts:
             measured, ratios = peak_rates(urls, parts, args.seconds, connections, args.rounds)
             by_connections[str(connections)] = {
-                "ratio": statistics.median(ratios),
-                "ratio_rounds": ratios,
+                "ratio": statistics.median(ratios["intake"]),
+                "ratio_rounds": ratios["intake"],
+                "floor_ratio": statistics.median(ratios["floor"]),
+                "floor_ratio_rounds": ratios["floor"],
                 **{
                     name: {
                         "rounds": runs,
@@ -302,6 +344,8 @@ def main() -> None:
         results["closed_loop"] = by_connections
         first = by_connections[str(connection_counts[0])]
         results["ratio"] = first["ratio"]
+        results["floor"]["ratio"] = first["floor_ratio"]
+        compared = {name: urls[name] for name in ("baseline", "intake")}
         # Both at the same paced rate: half the intake's maximum at the first connection count.
         target = first["intake"]["median_round"]["rate_per_s"] / 2
         delay_ms = args.paced_connections * 1000 / target
@@ -311,14 +355,14 @@ def main() -> None:
                 name: wrk.run(
                     wrk.Load(url, args.paced_connections, args.seconds, delay_ms=delay_ms), BODY, parts[name]
                 )
-                for name, url in urls.items()
+                for name, url in compared.items()
             },
         }
         results["one_connection"] = {
             name: wrk.run(wrk.Load(url, 1, max(3.0, args.seconds / 4)), BODY, parts[name])
-            for name, url in urls.items()
+            for name, url in compared.items()
         }
-        for name in urls:
+        for name in compared:
             half = results["half_rate"][name]
             print(
                 f"{name:9} at {target:.0f}/s (wrk delay {delay_ms:.0f} ms x {args.paced_connections} conn): "
@@ -342,7 +386,10 @@ def main() -> None:
             base, intake = entry["baseline"]["spread"], entry["intake"]["spread"]
             print(
                 f"{connections} conn: baseline {base}, intake {intake}, "
-                f"ratio {entry['ratio']:.2f} (rounds {', '.join(f'{r:.2f}' for r in entry['ratio_rounds'])})"
+                f"ratio {entry['ratio']:.2f} "
+                f"(rounds {', '.join(f'{r:.2f}' for r in entry['ratio_rounds'])}); "
+                f"floor {entry['floor']['spread']}, ratio {entry['floor_ratio']:.2f} "
+                f"(rounds {', '.join(f'{r:.2f}' for r in entry['floor_ratio_rounds'])})"
             )
         results["targets"] = {"ratio_at_least": 0.5, "p99_ms_at_half_rate_below": 50}
         results["met"] = {
@@ -355,7 +402,8 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=2))
         print(
             f"client {results['client']}; ratio {results['ratio']:.2f} at {connection_counts[0]} connections "
-            f"(target >= 0.5); written to {out.relative_to(ROOT)}"
+            f"(target >= 0.5); the floor (rate limit, {wraps} wraps, {rows} rows, commit; nothing else) "
+            f"{results['floor']['ratio']:.2f}; written to {out.relative_to(ROOT)}"
         )
     finally:
         stack.close()
