@@ -1,16 +1,16 @@
 """A hostile reporter loops withdraw → add over the reporter's JSON API, on both databases.
 
-Their case names the same handle as another reporter's case; each time the identifiers are added again the
-other case's holders are told. What bounds that, as the code stands (service/matching/service.py
-``register``: "a match fires only for tokens not stored for this case before", and withdrawal deletes the
-case's tokens):
+Their case names the same handle as another reporter's case. Withdrawal deletes the case's tokens, so for
+``register`` every add after a withdrawal is a new match (one ``matching.match`` audit event each). What
+keeps the other case's counsellors from being mailed on every turn, and the shared budget from being spent:
 
-- There is **no per-pair memory**: withdrawal forgets the tokens, so every add after a withdrawal is a new
-  match and tells the other case's holders again (one outbox row per active grant, one ``matching.match``
-  audit event). The only bounds are the client's receipt limit (both calls count against it: one cycle is
-  two calls, so at most ``receipt_limit // 2`` more notices per hour and client address) and the
-  service-wide hourly matching budget (one look-up per re-added identifier), which a hostile reporter
-  with several addresses can spend alone.
+- At most one match notice per case and holding organisation a day (``MATCH_NOTICE_INTERVAL``): the
+  filing's notice goes out, a match within the day schedules one more for the day's end, and the loop adds
+  nothing after that, from any address. (Before session 10 each cycle told them again: 1 + receipt_limit // 2
+  notices an hour per client address, up to the service-wide budget across addresses.)
+- Identifiers that already have a token cost no look-up of the service-wide budget; a refused request
+  (too many identifiers) costs none either. (Before, every resend charged all the case's identifiers again:
+  one client spent the whole hour's budget in ten calls.)
 - Over the receipt limit every call answers 429 and changes nothing.
 - Over the matching budget the added identifiers wait sealed (``registered`` false) and nobody is told.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,8 +37,9 @@ from service.cases.models import Case
 from service.config import Settings
 from service.identity.models import CaseKeyGrant
 from service.matching.models import PerpetratorToken
-from service.matching.service import MATCH_ACTION, MATCH_TOPIC
+from service.matching.service import MATCH_ACTION, MATCH_NOTICE_INTERVAL, MATCH_TOPIC
 from service.outbox.models import OutboxMessage
+from service.reports.schemas import MAX_IDENTIFIERS
 from service.runtime import Runtime
 from tests.support.organisations_template import OrganisationsTemplate
 
@@ -133,11 +134,15 @@ def two_cases(client: TestClient, runtime: Runtime, *, hostile_names_it: bool) -
     return Cases(hostile_receipt=receipt, hostile=hostile, other=other, other_holders=int(holders))
 
 
-def told(runtime: Runtime, case_id: str) -> int:
+def notices(runtime: Runtime, case_id: str) -> list[OutboxMessage]:
     """Outbox notices of a match addressed to the holders of ``case_id``."""
     with runtime.sessions() as db:
         rows = db.scalars(select(OutboxMessage).where(OutboxMessage.topic == MATCH_TOPIC)).all()
-        return sum(1 for row in rows if row.payload["case_id"] == case_id)
+        return [row for row in rows if row.payload["case_id"] == case_id]
+
+
+def told(runtime: Runtime, case_id: str) -> int:
+    return len(notices(runtime, case_id))
 
 
 def match_events(runtime: Runtime) -> int:
@@ -180,15 +185,12 @@ RECEIPT_LIMIT = 6
 CYCLES = RECEIPT_LIMIT // 2
 
 
-def test_each_withdraw_add_cycle_tells_the_other_holders_again_bounded_only_by_the_receipt_limit(
+def test_a_withdraw_add_loop_tells_the_other_holders_once_now_and_once_at_the_end_of_the_day(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    """WEAKNESS (no per-pair memory): the holders of the other case are told once at the filing and then
-    once more for every withdraw → add cycle, because withdrawal deletes the tokens that ``register``
-    remembers a match by. Per client address and hour that is ``1 + receipt_limit // 2`` notices (here
-    1 + 3) per holder of the other case, as many ``matching.match`` events; a second address gets
-    ``receipt_limit // 2`` more. With the defaults (20 receipt calls per hour) that is 10 notices an hour per
-    address, up to the service-wide matching budget (200 look-ups an hour) across addresses."""
+    """The filing's match tells the other case's holders at once; the first add after a withdrawal is a new
+    match and schedules one notice for a day after the first; every further turn, from this address or
+    another, adds none. Each match is still recorded in the audit log. Over the receipt limit: 429."""
     runtime = make_runtime(receipt_limit_per_hour=RECEIPT_LIMIT, matching_limit_per_hour=1000)
     app = create_app(runtime=runtime)
     with TestClient(app, base_url="http://127.0.0.1", client=HOSTILE) as client:
@@ -202,20 +204,44 @@ def test_each_withdraw_add_cycle_tells_the_other_holders_again_bounded_only_by_t
             statuses.append(step(kind))
             told_after.append(told(runtime, cases.other) // cases.other_holders)
         assert statuses == [204, 200] * CYCLES
-        # Every add after a withdrawal told the other holders again: no memory of the pair.
-        assert told_after == [1, 2, 2, 3, 3, 4]
-        assert match_events(runtime) == 1 + CYCLES
-        # Used up: the loop stops telling anyone for this client in this hour.
+        assert told_after == [1, 2, 2, 2, 2, 2]
+        assert match_events(runtime) == 1 + CYCLES, "every match is in the audit log"
         assert [step("withdraw"), step("add"), step("withdraw")] == [429, 429, 429]
-        assert told(runtime, cases.other) == (1 + CYCLES) * cases.other_holders
-        assert match_events(runtime) == 1 + CYCLES
-    # The limit is per client address: the same receipt from another address loops on.
     with TestClient(app, base_url="http://127.0.0.1", client=SECOND_ADDRESS) as elsewhere:
         step = caller(elsewhere, cases.hostile_receipt)
         assert [step(kind) for kind in ["withdraw", "add"] * CYCLES] == [204, 200] * CYCLES
-        assert step("withdraw") == 429
-    assert told(runtime, cases.other) == (1 + 2 * CYCLES) * cases.other_holders
+    assert told(runtime, cases.other) == 2 * cases.other_holders, "another address tells nobody again"
     assert match_events(runtime) == 1 + 2 * CYCLES
+    # The second notice of each holder waits for the end of the day that began with the first.
+    rows = sorted(notices(runtime, cases.other), key=lambda row: row.available_at)
+    first, scheduled = rows[: cases.other_holders], rows[cases.other_holders :]
+    assert all(row.available_at == row.created_at for row in first)
+    for row in scheduled:
+        told_first = next(f for f in first if f.payload["organisation_id"] == row.payload["organisation_id"])
+        assert row.available_at == told_first.available_at + MATCH_NOTICE_INTERVAL
+        assert row.dispatched_at is None, "not sent before its time"
+    # The hostile reporter's own counsellors are held to the same rule.
+    assert told(runtime, cases.hostile) <= 2 * len(
+        {row.payload["organisation_id"] for row in notices(runtime, cases.hostile)}
+    )
+
+
+def test_a_match_after_the_day_is_told_at_once(make_runtime: Callable[..., Runtime]) -> None:
+    """The interval is a day from the last notice: once it is over, a new match tells at once again."""
+    runtime = make_runtime(receipt_limit_per_hour=RECEIPT_LIMIT, matching_limit_per_hour=1000)
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1", client=HOSTILE) as client:
+        cases = two_cases(client, runtime, hostile_names_it=True)
+        with runtime.sessions() as db:  # the filing's notices were sent a day and a minute ago
+            for row in db.scalars(select(OutboxMessage).where(OutboxMessage.topic == MATCH_TOPIC)):
+                row.available_at = row.created_at = (
+                    row.available_at - MATCH_NOTICE_INTERVAL - timedelta(minutes=1)
+                )
+            db.commit()
+        step = caller(client, cases.hostile_receipt)
+        assert [step("withdraw"), step("add")] == [204, 200]
+    now = [row for row in notices(runtime, cases.other) if row.available_at == row.created_at]
+    assert len(now) == 2 * cases.other_holders, "told again, at once"
+    assert told(runtime, cases.other) == 2 * cases.other_holders, "nothing scheduled"
 
 
 def test_the_same_identifiers_sent_again_without_a_withdrawal_tell_nobody(
@@ -264,15 +290,15 @@ def test_over_the_receipt_limit_a_call_answers_429_and_changes_nothing(
 def test_over_the_matching_budget_added_identifiers_wait_sealed_and_nobody_is_told(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    """Budget of 4 look-ups: the two filings spend 2 (one match), two cycles 2 more (two more matches);
-    from then on each add answers registered=false, the identifiers are sealed without a token, and the
-    other holders are not told, however long the loop goes on within the receipt limit."""
+    """Budget of 4 look-ups: the two filings spend 2 (one match), two cycles 2 more (two more matches, one
+    notice scheduled); from then on each add answers registered=false, the identifiers are sealed without a
+    token, and the other holders are not told, however long the loop goes on within the receipt limit."""
     runtime = make_runtime(receipt_limit_per_hour=100, matching_limit_per_hour=4)
     with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1", client=HOSTILE) as client:
         cases = two_cases(client, runtime, hostile_names_it=True)
         step = caller(client, cases.hostile_receipt)
         assert [step(kind) for kind in ["withdraw", "add"] * 2] == [204, 200] * 2
-        assert told(runtime, cases.other) == 3 * cases.other_holders
+        assert told(runtime, cases.other) == 2 * cases.other_holders
         assert match_events(runtime) == 3
         for _ in range(5):
             assert step("withdraw") == 204
@@ -286,30 +312,48 @@ def test_over_the_matching_budget_added_identifiers_wait_sealed_and_nobody_is_to
                 assert case is not None
                 assert case.perpetrator_ciphertext is not None, "sealed, waiting"
                 assert not runtime.matching.registered(db, cases.hostile), "no token"
-    assert told(runtime, cases.other) == 3 * cases.other_holders
+    assert told(runtime, cases.other) == 2 * cases.other_holders
     assert match_events(runtime) == 3
 
 
-def test_resending_identifiers_spends_the_service_wide_budget_without_looking_anything_up(
+def test_resending_identifiers_costs_no_look_up_of_the_shared_budget(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    """WEAKNESS (budget exhaustion by one client): ``add_identifiers`` reserves one look-up for every
-    identifier the case already holds plus every one sent, even when all are stored already. With ten
-    identifiers held, each resend costs 20 look-ups: with the default limits (20 receipt calls an hour,
-    200 look-ups an hour service-wide) one client address spends the whole budget in 10 calls, and every
-    other reporter's identifiers wait for the next hour. Nobody is told by the resends."""
-    runtime = make_runtime(receipt_limit_per_hour=20, matching_limit_per_hour=200)
+    """Identifiers with a token already cost nothing: one client resending the same nine identifiers ten
+    times spends nine look-ups, not 183 of the hour's 200, and another reporter's identifiers are still
+    looked up at once. (Before session 10 each resend charged every identifier of the case again.)"""
+    runtime = make_runtime(receipt_limit_per_hour=20, matching_limit_per_hour=13)
     nine = [f"{HANDLE}_{number}" for number in range(9)]
     with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1", client=HOSTILE) as client:
         cases = two_cases(client, runtime, hostile_names_it=True)  # 2 look-ups, one match
         body = {"receipt": cases.hostile_receipt, **identifiers(*nine)}
-        # 1 held + 9 sent = 10 look-ups; then 10 held + 9 sent (the same) = 19 each.
         answers = [client.post("/api/v1/reports/identifiers", json=body).json() for _ in range(11)]
-    assert answers[:10] == [{"registered": True}] * 10  # 2 + 10 + 9 * 19 = 183 of 200
-    assert answers[10] == {"registered": False}, "202 > 200: spent, though nothing new was looked up"
+    assert answers == [{"registered": True}] * 11  # 2 + 9 = 11 of 13
     assert told(runtime, cases.other) == cases.other_holders
-    # Another reporter's identifiers now wait: the budget is gone for the hour.
     with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1", client=SECOND_ADDRESS) as other:
-        _, third = file(other, runtime, report(SACHSEN_LAND, "jemand_anders"))
+        _, third = file(other, runtime, report(SACHSEN_LAND, "jemand_anders"))  # 12 of 13
     with runtime.sessions() as db:
-        assert not runtime.matching.registered(db, third)
+        assert runtime.matching.registered(db, third), "looked up at once: the budget was not spent"
+
+
+def test_a_refused_add_spends_no_look_up(make_runtime: Callable[..., Runtime]) -> None:
+    """More identifiers than one case may hold (those held and those sent): 422, nothing kept, and the
+    shared budget untouched; before session 10 the look-ups were reserved before the size was checked, and
+    three refused requests here spent the budget the valid one then needed."""
+    held = [f"{HANDLE}_{number}" for number in range(5)]
+    too_many = [f"neu_{number}" for number in range(MAX_IDENTIFIERS - len(held) + 1)]
+    # The other case's filing (1), the five held (5), the two added at the end (2).
+    runtime = make_runtime(receipt_limit_per_hour=20, matching_limit_per_hour=1 + len(held) + 2)
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1", client=HOSTILE) as client:
+        cases = two_cases(client, runtime, hostile_names_it=False)
+        receipt = {"receipt": cases.hostile_receipt}
+        first = client.post("/api/v1/reports/identifiers", json={**receipt, **identifiers(*held)})
+        assert first.json() == {"registered": True}
+        before = snapshot(runtime, cases.hostile)
+        for _ in range(3):
+            refused = client.post("/api/v1/reports/identifiers", json={**receipt, **identifiers(*too_many)})
+            assert refused.status_code == 422
+            assert "perpetrator_identifiers" in refused.text
+        assert snapshot(runtime, cases.hostile) == before, "nothing kept"
+        added = client.post("/api/v1/reports/identifiers", json={**receipt, **identifiers("neu_a", "neu_b")})
+        assert added.json() == {"registered": True}, "the two look-ups were still there"
