@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, distinct, func, insert, select, text
 from sqlalchemy.orm import Session, aliased
@@ -25,9 +26,11 @@ from sqlalchemy.orm import Session, aliased
 from service.audit import AuditLog
 from service.cases.models import Case
 from service.crypto import DecryptionError, case_reference, open_case_reference, perpetrator_token
+from service.db import utcnow
 from service.identity.models import CaseKeyGrant, Organisation
 from service.matching.models import PerpetratorToken
 from service.matching.normalise import Identifier
+from service.outbox.models import OutboxMessage
 from service.outbox.writer import enqueue
 from service.ratelimit.service import Limit, RateLimiter
 
@@ -35,6 +38,13 @@ log = logging.getLogger("rueckhalt.matching")
 
 MATCH_TOPIC = "notifications.perpetrator_match"
 MATCH_ACTION = "matching.match"
+# At most one match notice per case and holding organisation in this time. A reporter who withdraws the
+# consent deletes the case's tokens, so adding the same identifiers again is a new match for ``register``:
+# without this, a hostile reporter looping withdraw → add had the other case's counsellors mailed on every
+# turn (tests/matching/test_hostile_reporter_loop.py). A match within the interval is not dropped: one
+# notice is scheduled for the interval's end, so a real new match is still told, a day late at worst (the
+# case page shows it at once).
+MATCH_NOTICE_INTERVAL = timedelta(hours=24)
 # The rate limiter's key for the service-wide budget: the same bucket in every process.
 _BUDGET_CLIENT = "service-wide"
 
@@ -204,6 +214,23 @@ class MatchingService:
 
     # -- internals -----------------------------------------------------------------------------------------
     @staticmethod
+    def _last_notices(session: Session, now: datetime) -> dict[tuple[str, str], datetime]:
+        """When each (case, organisation) was last told of a match, or will be (a scheduled notice), for the
+        notices not older than the interval. Read from the outbox, whose delivered rows are kept for weeks
+        (policies/retention.yaml); matches are rare, so the rows of one interval are few."""
+        rows = session.execute(
+            select(OutboxMessage.payload, OutboxMessage.available_at).where(
+                OutboxMessage.topic == MATCH_TOPIC,
+                OutboxMessage.available_at > now - MATCH_NOTICE_INTERVAL,
+            )
+        ).all()
+        last: dict[tuple[str, str], datetime] = {}
+        for payload, available_at in rows:
+            key = (str(payload.get("case_id")), str(payload.get("organisation_id")))
+            last[key] = max(available_at, last.get(key, available_at))
+        return last
+
+    @staticmethod
     def _lock(session: Session, tokens: Iterable[bytes]) -> None:
         """Serialise registrations of the same token on PostgreSQL: two reports naming the same person at
         the same moment must see each other (read committed would let each miss the other's uncommitted
@@ -242,8 +269,17 @@ class MatchingService:
             .where(CaseKeyGrant.case_id.in_(case_ids), CaseKeyGrant.active.is_(True))
             .order_by(CaseKeyGrant.case_id, CaseKeyGrant.organisation_id)
         ).all()
+        now = utcnow()
+        last = self._last_notices(session, now)
         for held, organisation_id in holders:
-            enqueue(session, MATCH_TOPIC, case_id=held, organisation_id=organisation_id)
+            told_at = last.get((held, organisation_id))
+            if told_at is None or told_at <= now - MATCH_NOTICE_INTERVAL:
+                enqueue(session, MATCH_TOPIC, case_id=held, organisation_id=organisation_id)
+            elif told_at <= now:
+                # Told within the interval: one more notice when it ends (none is scheduled yet, or the
+                # latest notice would lie in the future).
+                notice = enqueue(session, MATCH_TOPIC, case_id=held, organisation_id=organisation_id)
+                notice.available_at = told_at + MATCH_NOTICE_INTERVAL
         session.flush()
         self._audit.append(
             session,

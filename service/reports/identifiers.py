@@ -6,8 +6,6 @@ registered as keyed tokens within the hour's budget of look-ups; the rest wait, 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from service.cases import repository as case_rows
@@ -52,26 +50,40 @@ class PerpetratorIdentifiers:
         Returns False when the hour's budget of look-ups was used up (the identifiers wait, sealed)."""
         if not data.consent_matching or not data.perpetrator_identifiers:
             return True
-        given = self.identifiers_of(opened.case, opened.data_key)
-        # Reserved before the transaction writes; each identifier sent (and each one waiting) is a look-up.
-        budget = self.matching.reserve(len(given) + len(data.perpetrator_identifiers))
+        # Checked before the budget is touched: a refused request spends no look-up.
+        given = self._joined(self.identifiers_of(opened.case, opened.data_key), data.perpetrator_identifiers)
+        # Reserved before the transaction writes: one look-up for each identifier without a token of this
+        # case (new, or waiting for an earlier budget). Those stored already cost nothing: a client sending
+        # the same identifiers again must not spend the service-wide budget that every reporter shares.
+        unseen = self.matching.waiting(session, opened.case.id, [item.normalised() for item in given])
+        budget = self.matching.reserve(len(unseen))
         case = case_rows.lock_case(session, opened.case.id)
         if case is None:
             raise NotFound()
-        items: dict[Any, PerpetratorIdentifier] = {}
-        for item in [*self.identifiers_of(case, opened.data_key), *data.perpetrator_identifiers]:
-            items.setdefault(item.normalised(), item)
-        if len(items) > MAX_IDENTIFIERS:
-            # Raised before anything is written; the caller's transaction rolls back (and frees the lock).
-            raise ValidationFailed(
-                [public_error(["perpetrator_identifiers"], "too_long", "too many identifiers for one case")]
-            )
-        kept = list(items.values())
+        kept = self._joined(self.identifiers_of(case, opened.data_key), data.perpetrator_identifiers)
         case.perpetrator_ciphertext = self._seal_identifiers(opened.data_key, case.id, kept)
         case.updated_at = utcnow()
         session.flush()
         # Last before the caller's commit, as the matching asks (a match's audit event is then the last row).
-        return self.matching.register(session, case.id, [item.normalised() for item in kept], budget).done
+        # Only the identifiers without a token are looked up; more than were reserved (another request added
+        # some meanwhile) and none is, the identifiers wait sealed as with a used-up budget.
+        waiting = self.matching.waiting(session, case.id, [item.normalised() for item in kept])
+        return self.matching.register(session, case.id, waiting, budget).done
+
+    @staticmethod
+    def _joined(
+        held: list[PerpetratorIdentifier], sent: list[PerpetratorIdentifier]
+    ) -> list[PerpetratorIdentifier]:
+        """The case's identifiers with those sent, the same identity once; refused above the maximum (before
+        anything is written: the caller's transaction rolls back and frees the lock)."""
+        items: dict[Identifier, PerpetratorIdentifier] = {}
+        for item in [*held, *sent]:
+            items.setdefault(item.normalised(), item)
+        if len(items) > MAX_IDENTIFIERS:
+            raise ValidationFailed(
+                [public_error(["perpetrator_identifiers"], "too_long", "too many identifiers for one case")]
+            )
+        return list(items.values())
 
     def resume_matching(self, session: Session, case_id: str, data_key: bytes) -> bool:
         """Register the identifiers of a case that wait (the hour's budget was used up when they came, or a
