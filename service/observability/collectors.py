@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, or_, select, text
 
 from service.db import utcnow
 from service.observability.metrics import HEARTBEATS
@@ -77,9 +77,18 @@ class DatabaseCollector(Collector):
         with self._runtime.sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+            # Rows that should be out by now: due, or tried and waiting for their retry. A notice scheduled
+            # ahead (a repeat-perpetrator match within the day of the last notice, service.matching) is not
+            # a backlog until its time comes, and then it has waited since that time, not since it was
+            # written: counted from its creation, one such row kept the paging alert on for a day.
+            never_tried = OutboxMessage.attempts == 0
             count, oldest = session.execute(
-                select(func.count(), func.min(OutboxMessage.created_at)).where(
-                    OutboxMessage.completed_at.is_(None)
+                select(
+                    func.count(),
+                    func.min(case((never_tried, OutboxMessage.available_at), else_=OutboxMessage.created_at)),
+                ).where(
+                    OutboxMessage.completed_at.is_(None),
+                    or_(OutboxMessage.available_at <= now, ~never_tried),
                 )
             ).one()
             beats = {

@@ -33,7 +33,11 @@ class OutboxMessage(Base):
     # An error class name only, never a message that might quote content.
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
-    __table_args__ = (Index("ix_outbox_message_pending", "completed_at", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_message_pending", "completed_at", "available_at"),
+        # The match notices of the last day (service.matching: at most one a day per case and organisation).
+        Index("ix_outbox_message_topic_available", "topic", "available_at"),
+    )
 
 
 class DeliveryLog(Base):
