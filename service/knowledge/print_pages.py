@@ -3,6 +3,7 @@ published version, its "Stand" and "geprüft am", and its sources, set by the pr
 
 from __future__ import annotations
 
+import functools
 import re
 
 from fastapi import APIRouter, Request
@@ -52,7 +53,15 @@ def render(article: ArticleView) -> bytes:
     checked = t("knowledge.reviewed_on", date=article.reviewed_on) if article.reviewed_on else ""
     dates = " · ".join(part for part in (t("knowledge.stand", date=article.stand), checked) if part)
     text = f"{article.title}\n\n{article.summary}\n\n{dates}\n\n{plain_lines(article)}"
-    return render_letter(text, article.title, f"Rückhalt · {dates}")
+    return _typeset(text, article.title, f"Rückhalt · {dates}")
+
+
+@functools.lru_cache(maxsize=64)
+def _typeset(text: str, title: str, footer: str) -> bytes:
+    """A public article's PDF, set once per text: typesetting parses and subsets the embedded fonts (tens of
+    milliseconds of CPU), and every visitor who prints the same version of a checklist gets the same pages.
+    Keyed by everything printed, so an edited or newly reviewed article is set anew."""
+    return render_letter(text, title, footer)
 
 
 @router.get("/wissen/{slug}/pdf")
