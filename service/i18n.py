@@ -32,6 +32,13 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 LOCAL_ZONE: Final = ZoneInfo("Europe/Berlin")
 
 
+def service_today() -> date:
+    """Today in the service's calendar (Europe/Berlin), whatever the machine's zone: on a server in UTC,
+    ``date.today()`` is still yesterday between midnight and one (two in summer) in Germany, and a mayor
+    reporting at half past midnight what happened that evening was told the date lay in the future."""
+    return datetime.now(LOCAL_ZONE).date()
+
+
 class Bilingual(Protocol):
     """A taxonomy label object with a German and an English text (``service.taxonomy.Label``)."""
 

@@ -16,6 +16,7 @@ from pydantic import StringConstraints
 from pydantic_core import PydanticCustomError
 
 from service.errors import ErrorDetail
+from service.i18n import service_today
 
 # A taxonomy code as a client sends it; the service checks it against the taxonomy (operator data).
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -102,7 +103,7 @@ def no_control_characters(value: str | None) -> str | None:
 
 
 def past_day(value: date | None) -> date | None:
-    if value is not None and (value > date.today() or value.year < 1990):  # noqa: DTZ011 - a calendar day
+    if value is not None and (value > service_today() or value.year < 1990):
         raise refused("date_future", "date must not lie in the future")
     return value
 

@@ -29,7 +29,16 @@ from service.cases.views import (
     ProceedingsView,
     TypeGroup,
 )
-from service.i18n import LOCAL_ZONE, Translator, duration_text, format_date, format_datetime, has_key, pick
+from service.i18n import (
+    LOCAL_ZONE,
+    Translator,
+    duration_text,
+    format_date,
+    format_datetime,
+    has_key,
+    pick,
+    service_today,
+)
 from service.taxonomy import Districts, Taxonomy
 
 INBOX = "/intern/faelle"
@@ -166,7 +175,7 @@ def complaint_week_info(t: Translator, lang: str, week: str | None, today: date)
 
 
 def today() -> date:
-    return datetime.now(LOCAL_ZONE).date()
+    return service_today()
 
 
 # -- the inbox -----------------------------------------------------------------------------------------------

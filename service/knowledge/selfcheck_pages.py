@@ -22,10 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.auth.deps import pages_of
-from service.db import utcnow
 from service.deps import client_address, enforce_async, in_transaction, runtime_of
 from service.errors import NotFound, RateLimited
-from service.i18n import LOCAL_ZONE, Translator, format_date
+from service.i18n import Translator, format_date, service_today
 from service.knowledge import safety_plan as plans
 from service.knowledge.plan_limit import MemoryWindowLimiter
 from service.knowledge.selfcheck import ANSWERS, clean_answers, load_selfcheck, question_ids
@@ -55,7 +54,7 @@ _FREE_TEXT = frozenset(
 
 
 def _today() -> date:
-    return utcnow().astimezone(LOCAL_ZONE).date()
+    return service_today()
 
 
 def _text(form: FormData, name: str, limit: int) -> str:
