@@ -66,12 +66,9 @@ test: install-test
 	$(MAKE) --no-print-directory audit
 	$(BIN)/rueckhalt policy check --offline
 	$(BIN)/rueckhalt policy test
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= --durations=20 $(PYTEST_ARGS)
-	@# Line coverage of service/ and workers/ (in-process; pyproject's [tool.coverage]) against its floor.
-	@total=$$($(BIN)/coverage report --format=total); floor=$$(cat .ci/coverage-floor); \
-	echo "coverage: $$total % of the lines of service/ and workers/ (floor $$floor %)"; \
-	$(BIN)/python -c "import sys; sys.exit(float('$$total') < float('$$floor'))" || \
-	{ echo "coverage $$total % is below the floor $$floor % (.ci/coverage-floor)"; exit 1; }
+	@# Line coverage of service/ and workers/ (in-process; pyproject's [tool.slipcover], tools/line_coverage.py).
+	$(BIN)/python -m tools.line_coverage -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m tools.line_coverage --check
 
 test-fast: install-test
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) -m "not browser and not slow" $(PYTEST_ARGS)

@@ -8,8 +8,8 @@ built once, and a module whose last test checks what the ones before it did (tes
   (uvicorn, Celery worker and beat) and its accounts' TOTP steps across its modules, and one Chromium at a
   time is what two cores can carry next to the rest of the suite.
 - ``LONGEST_FIRST`` units are handed out before all others: a long module handed out last would leave the
-  other workers idle at the end. The list holds the units that take a minute or more (measured with
-  ``--durations``); anything not listed follows in collection order.
+  other workers idle at the end. The list holds the units that take half a minute or more (wall time summed
+  over their tests on four busy workers); anything not listed follows in collection order.
 - ``ALONE`` units measure time against a bound (medians of a few hundred calls within 10 % of each other):
   they run last, when every other worker has finished, so that no other test competes for the two cores
   while they measure (on four busy workers such a median once came out 11 % apart).
@@ -27,24 +27,24 @@ from xdist.scheduler import LoadScopeScheduling
 
 ONE_WORKER = ("tests/browser/",)
 
-# Longest first, as measured on the 2-core machine with four workers (seconds per unit, without coverage,
-# `--durations=0`, session 9; noisy, the order is what counts).
+# Longest first, as measured on the 2-core machine with four workers (seconds per unit, wall time summed over
+# the unit's tests, without coverage, session 11; noisy, the order is what counts).
 LONGEST_FIRST = (
-    "tests/browser/",  # (295)
-    "tests/cases/test_case_pages.py",  # (197)
-    "tests/authz/test_authorization_matrix.py",  # (124)
-    "tests/statistics/test_dashboard.py",  # (104: a year of synthetic snapshots, built once)
-    "tests/fuzz/test_openapi_contract.py",  # (98)
-    "tests/fuzz/test_hostile_uploads.py",  # (86)
-    "tests/notifications/test_worker.py",  # (79)
+    "tests/browser/",  # (257)
+    "tests/authz/test_authorization_matrix.py",  # (172)
+    "tests/cases/test_case_pages.py",  # (145)
+    "tests/fuzz/test_openapi_contract.py",  # (114)
+    "tests/statistics/test_dashboard.py",  # (94: a year of synthetic snapshots, built once)
+    "tests/notifications/test_worker.py",  # (75)
     "tests/notifications/test_dispatch.py",  # (72)
-    "tests/core/test_imports.py",  # (52)
-    "tests/notifications/test_faults.py",  # (50)
-    "tests/core/test_demo_year.py",  # (46)
-    "tests/dossier/test_letters.py",  # (45)
-    "tests/fuzz/test_hostile_text.py",  # (44)
-    "tests/system/test_canary_everywhere.py",  # (41)
-    "tests/statistics/test_dp.py",  # (35)
+    "tests/fuzz/test_hostile_uploads.py",  # (57)
+    "tests/system/test_canary_everywhere.py",  # (49)
+    "tests/notifications/test_faults.py",  # (47)
+    "tests/statistics/test_dp.py",  # (45)
+    "tests/fuzz/test_hostile_text.py",  # (36)
+    "tests/auth/test_lockout.py",  # (36)
+    "tests/core/test_imports.py",  # (35)
+    "tests/core/test_demo_year.py",  # (33)
 )
 
 
