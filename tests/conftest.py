@@ -38,8 +38,13 @@ from tests.support.staff import (
     totp_codes,
     weak_accounts,
 )
+from tools.line_coverage import measure_files_loaded_by_path_in_worker
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    measure_files_loaded_by_path_in_worker()  # before the first migration loads service/migrations/env.py
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from importlib import _bootstrap_external
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -108,17 +109,51 @@ def test_check_passes_at_or_above_the_floor(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_check_fails_below_the_floor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    floor_path = tmp_path / ".ci" / "coverage-floor"
-    floor_path.parent.mkdir()
-    floor_path.write_text("96\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(line_coverage, "ROOT", tmp_path)
-        assert line_coverage.check(report(tmp_path, 949, 51), floor_path) == 1
+    floor_path = floor(tmp_path, "96")
 
-    out = capsys.readouterr().out
-    assert "coverage 94.9 % is below the floor 96 % (.ci/coverage-floor)" in out
+    assert line_coverage.check(report(tmp_path, 949, 51), floor_path) == 1
+    assert f"coverage 94.9 % is below the floor 96 % ({floor_path})" in capsys.readouterr().out
+
+
+def test_check_compares_the_total_as_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert line_coverage.check(report(tmp_path, 9496, 504), floor(tmp_path, "95")) == 0
+    assert "coverage: 95.0 %" in capsys.readouterr().out
 
 
 def test_check_fails_without_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert line_coverage.check(tmp_path / "absent.json", floor(tmp_path, "95")) == 1
     assert "no report" in capsys.readouterr().out
+
+
+def test_main_runs_slipcover_on_a_fresh_report_and_passes_its_exit_code_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slipcover.__main__
+
+    stale = tmp_path / "coverage.json"
+    stale.write_text("{}")
+    seen: list[list[str]] = []
+
+    def slipcover_main() -> int:
+        seen.append(list(sys.argv))
+        assert not stale.exists()  # an earlier run's report is gone before this run starts
+        return 3
+
+    monkeypatch.setattr(line_coverage, "REPORT", stale)
+    monkeypatch.setattr(slipcover, "wrap_spec_from_file_location", slipcover.wrap_spec_from_file_location)
+    monkeypatch.setattr(slipcover.__main__, "main", slipcover_main)
+    monkeypatch.setattr(sys, "argv", sys.argv)
+
+    assert line_coverage.main(["-m", "pytest", "-q"]) == 3
+    assert seen == [["slipcover", "--out", str(stale), "-m", "pytest", "-q"]]
+
+
+def test_outside_a_measured_worker_nothing_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slipcover import pytest_plugin
+
+    monkeypatch.setattr(pytest_plugin, "_slipcover_instance", None)
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", PYTHONS_OWN)
+
+    line_coverage.measure_files_loaded_by_path_in_worker()
+
+    assert importlib.util.spec_from_file_location is PYTHONS_OWN

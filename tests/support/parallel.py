@@ -28,7 +28,7 @@ from xdist.scheduler import LoadScopeScheduling
 ONE_WORKER = ("tests/browser/",)
 
 # Longest first, as measured on the 2-core machine with four workers (seconds per unit, wall time summed over
-# the unit's tests, without coverage, session 11; noisy, the order is what counts).
+# the unit's tests, session 11, without coverage (slipcover adds about 5 %); noisy, the order is what counts).
 LONGEST_FIRST = (
     "tests/browser/",  # (257)
     "tests/authz/test_authorization_matrix.py",  # (172)
