@@ -22,7 +22,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_WORKERS ?= 4
 PYTEST_PARALLEL := $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-.PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-intake-engines bench-login bench-uploads bench-backup bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
+.PHONY: run test test-fast install install-test apt-test-deps apt-bench-deps lint typecheck audit lock check bench bench-report bench-memory bench-intake bench-profile bench-intake-engines bench-login bench-uploads bench-backup bench-notify bench-scaleout bench-dashboard bench-statistics faults policy-test clean apt-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,10 @@ bench-memory: install-test
 # wrk drives the rate (closed loop at 16 and 32 connections, then paced at half the intake's maximum).
 bench-intake: install-test apt-bench-deps
 	$(BIN)/python -m bench.intake --seconds $(BENCH_SECONDS)
+
+# Where an intake report's CPU goes, by part (py-spy samples one api worker while wrk drives it; docs/intake-cost.md)
+bench-profile: install-test apt-bench-deps
+	$(BIN)/python -m bench.profile_intake --seconds $(BENCH_SECONDS)
 
 # The intake on the event loop's engine against the same intake in the thread pool (one run, wrk)
 bench-intake-engines: install-test apt-bench-deps
