@@ -15,6 +15,7 @@ reporter is added to the same case, and shares its tokens). A token of a withdra
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ MATCH_ACTION = "matching.match"
 # notice is scheduled for the interval's end, so a real new match is still told, a day late at worst (the
 # case page shows it at once).
 MATCH_NOTICE_INTERVAL = timedelta(hours=24)
+# The first key of PostgreSQL's two-key advisory locks taken per case before its match notices are decided
+# (``_lock_notices``); the two-key space does not overlap the one-key locks of the tokens.
+NOTICE_LOCK_SPACE = 0x6D6E  # "mn"
 # The rate limiter's key for the service-wide budget: the same bucket in every process.
 _BUDGET_CLIENT = "service-wide"
 
@@ -242,6 +246,23 @@ class MatchingService:
             number = int.from_bytes(token[:8], "big", signed=True)
             session.execute(text("SELECT pg_advisory_xact_lock(:number)"), {"number": number})
 
+    @staticmethod
+    def _lock_notices(session: Session, case_ids: Iterable[str]) -> None:
+        """Serialise the notice decisions for the same case on PostgreSQL. Two reports that match one case
+        through different identifiers hold different token locks; each would read the outbox without the
+        other's uncommitted notice, and the case's holders would be told twice at once, which a hostile
+        reporter could repeat. With a lock per case the second waits for the first one's commit, sees its
+        notice and schedules its own for the end of the interval. Taken after the token locks and in one
+        order, by every registration alike (no deadlock); SQLite has one writer at a time anyway."""
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        for case_id in sorted(set(case_ids)):
+            key = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:4], "big", signed=True)
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))"),
+                {"space": NOTICE_LOCK_SPACE, "key": key},
+            )
+
     def _cases_of(self, session: Session, references: set[bytes], *, prune: bool = True) -> set[str]:
         """The ids of the cases behind references that still exist; references to a case that is gone
         (or that no longer open) are deleted when ``prune`` (they can never match again): by registration,
@@ -269,6 +290,7 @@ class MatchingService:
             .where(CaseKeyGrant.case_id.in_(case_ids), CaseKeyGrant.active.is_(True))
             .order_by(CaseKeyGrant.case_id, CaseKeyGrant.organisation_id)
         ).all()
+        self._lock_notices(session, case_ids)
         now = utcnow()
         last = self._last_notices(session, now)
         for held, organisation_id in holders:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case
+from service.db import utcnow
 from service.matching.models import PerpetratorToken
 from service.matching.normalise import Identifier
 from service.matching.service import MATCH_TOPIC, Budget, MatchingService, Registered
@@ -38,22 +39,26 @@ REPORTS = (
 )
 
 
-def body(land: str, handle: str) -> ReportCreate:
+def body(land: str, *handles: str) -> ReportCreate:
     return ReportCreate.model_validate(
         report_body(
             land=land,
             description="Drohnachricht nach der Ratssitzung.",
             channel="letter",
-            perpetrator_identifiers=[{"kind": "handle", "value": handle, "platform": "instagram"}],
+            perpetrator_identifiers=[
+                {"kind": "handle", "value": handle, "platform": "instagram"} for handle in handles
+            ],
             consent_matching=True,
         )
     )
 
 
-def file_at_once(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Registered]:
+def file_at_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, reports: Sequence[dict[str, str]] = REPORTS
+) -> list[Registered]:
     """File both reports from two threads (two sessions, two connections); both reach the registration
     together, and each keeps its transaction open for ``HOLD_SECONDS`` after it."""
-    barrier = threading.Barrier(len(REPORTS), timeout=TIMEOUT_SECONDS)
+    barrier = threading.Barrier(len(reports), timeout=TIMEOUT_SECONDS)
     results: list[Registered] = []
     errors: list[BaseException] = []
     original = MatchingService.register
@@ -78,7 +83,7 @@ def file_at_once(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Regi
             errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=file, args=(item,), daemon=True) for item in REPORTS]
+    threads = [threading.Thread(target=file, args=(item,), daemon=True) for item in reports]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -133,3 +138,59 @@ def test_without_the_lock_the_two_would_miss_each_other(
     results = file_at_once(runtime, monkeypatch)
     assert [result.matched_cases for result in results] == [0, 0]
     assert match_details(runtime) == []
+
+
+# One case names two accounts of the same person; two later reports name one account each, at the same moment.
+EARLIER_LAND, EARLIER_HANDLES = "09", ("@erster_account", "@zweiter_account")
+LATER = ({"land": "14", "handle": "@erster_account"}, {"land": "14", "handle": "@zweiter_account"})
+
+
+def notices_of(runtime: Runtime, case_id: str) -> list[tuple[str, bool]]:
+    """The match notices for a case's holders: (organisation, due now)."""
+    now = utcnow()
+    with runtime.sessions() as db:
+        rows = db.scalars(select(OutboxMessage).where(OutboxMessage.topic == MATCH_TOPIC))
+        return sorted(
+            (str(row.payload["organisation_id"]), row.available_at <= now)
+            for row in rows
+            if row.payload["case_id"] == case_id
+        )
+
+
+def file_earlier(runtime: Runtime) -> str:
+    with runtime.sessions() as db:
+        filed = runtime.intake.file_report(db, body(EARLIER_LAND, *EARLIER_HANDLES), CaseDraft.new(), [])
+        db.commit()
+    return filed.case_id
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_two_matches_of_one_case_at_the_same_moment_tell_its_holders_once_now(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile reporter sending two reports at once, each naming another of the accounts of a case, must
+    not get its holders told twice at once: the second waits for the first's notice and schedules its own
+    for the end of the day (``MatchingService._lock_notices``)."""
+    earlier = file_earlier(runtime)
+    results = file_at_once(runtime, monkeypatch, LATER)
+
+    assert [result.matched_cases for result in results] == [1, 1]
+    notices = notices_of(runtime, earlier)
+    holders = {organisation for organisation, _ in notices}
+    assert holders  # the earlier case's holders were told
+    assert notices == sorted([(organisation, due) for organisation in holders for due in (False, True)])
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_without_the_notice_lock_the_holders_would_be_told_twice_at_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: the same race without the lock per case sends two notices at once."""
+    monkeypatch.setattr(MatchingService, "_lock_notices", staticmethod(lambda session, case_ids: None))
+    earlier = file_earlier(runtime)
+    file_at_once(runtime, monkeypatch, LATER)
+
+    notices = notices_of(runtime, earlier)
+    holders = {organisation for organisation, _ in notices}
+    assert holders
+    assert notices == sorted([(organisation, True) for organisation in holders for _ in range(2)])
