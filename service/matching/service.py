@@ -253,11 +253,16 @@ class MatchingService:
         other's uncommitted notice, and the case's holders would be told twice at once, which a hostile
         reporter could repeat. With a lock per case the second waits for the first one's commit, sees its
         notice and schedules its own for the end of the interval. Taken after the token locks and in one
-        order, by every registration alike (no deadlock); SQLite has one writer at a time anyway."""
+        order, by every registration alike (no deadlock: ``register`` runs once per transaction, and nothing
+        after it takes a lock that comes before); SQLite has one writer at a time anyway."""
         if session.get_bind().dialect.name != "postgresql":
             return
-        for case_id in sorted(set(case_ids)):
-            key = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:4], "big", signed=True)
+        # Sorted by the key locked, not by case id: two ids whose keys collide still lock in one order.
+        keys = {
+            int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:4], "big", signed=True)
+            for case_id in case_ids
+        }
+        for key in sorted(keys):
             session.execute(
                 text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))"),
                 {"space": NOTICE_LOCK_SPACE, "key": key},

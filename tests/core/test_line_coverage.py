@@ -157,3 +157,13 @@ def test_outside_a_measured_worker_nothing_is_wrapped(monkeypatch: pytest.Monkey
     line_coverage.measure_files_loaded_by_path_in_worker()
 
     assert importlib.util.spec_from_file_location is PYTHONS_OWN
+
+
+def test_without_slipcover_installed_nothing_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pytest` run by hand in an environment without slipcover: conftest's hook must not fail."""
+    monkeypatch.setitem(sys.modules, "slipcover.pytest_plugin", None)  # makes the import raise ImportError
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", PYTHONS_OWN)
+
+    line_coverage.measure_files_loaded_by_path_in_worker()
+
+    assert importlib.util.spec_from_file_location is PYTHONS_OWN

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from service.audit.models import AuditEvent
 from service.cases.models import Case
@@ -157,6 +158,34 @@ def notices_of(runtime: Runtime, case_id: str) -> list[tuple[str, bool]]:
         )
 
 
+@contextmanager
+def waits_seen(runtime: Runtime) -> Iterator[list[bool]]:
+    """Watch pg_locks from a third connection while the block runs: the list holds True once a session was
+    seen waiting for a two-key advisory lock (the notice locks; the token locks are one-key)."""
+    seen: list[bool] = []
+    done = threading.Event()
+    waiting = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND NOT granted"
+    )
+
+    def watch() -> None:
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        with runtime.engine.connect() as connection:
+            while not done.is_set() and time.monotonic() < deadline and not seen:
+                if connection.execute(waiting).scalar_one():
+                    seen.append(True)
+                connection.rollback()
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join(TIMEOUT_SECONDS)
+
+
 def file_earlier(runtime: Runtime) -> str:
     with runtime.sessions() as db:
         filed = runtime.intake.file_report(db, body(EARLIER_LAND, *EARLIER_HANDLES), CaseDraft.new(), [])
@@ -172,8 +201,10 @@ def test_two_matches_of_one_case_at_the_same_moment_tell_its_holders_once_now(
     not get its holders told twice at once: the second waits for the first's notice and schedules its own
     for the end of the day (``MatchingService._lock_notices``)."""
     earlier = file_earlier(runtime)
-    results = file_at_once(runtime, monkeypatch, LATER)
+    with waits_seen(runtime) as waits:
+        results = file_at_once(runtime, monkeypatch, LATER)
 
+    assert waits == [True]  # the second filing did wait on a notice lock (two-key advisory) for the first
     assert [result.matched_cases for result in results] == [1, 1]
     notices = notices_of(runtime, earlier)
     holders = {organisation for organisation, _ in notices}
@@ -188,6 +219,16 @@ def test_without_the_notice_lock_the_holders_would_be_told_twice_at_once(
     """The control: the same race without the lock per case sends two notices at once."""
     monkeypatch.setattr(MatchingService, "_lock_notices", staticmethod(lambda session, case_ids: None))
     earlier = file_earlier(runtime)
+    # Both read the outbox before either commits, however slow the machine: nothing else holds them apart.
+    both_read = threading.Barrier(len(LATER), timeout=TIMEOUT_SECONDS)
+    last_notices = MatchingService._last_notices
+
+    def read_together(session: Any, now: Any) -> Any:
+        found = last_notices(session, now)
+        both_read.wait()
+        return found
+
+    monkeypatch.setattr(MatchingService, "_last_notices", staticmethod(read_together))
     file_at_once(runtime, monkeypatch, LATER)
 
     notices = notices_of(runtime, earlier)
