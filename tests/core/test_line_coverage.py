@@ -161,7 +161,10 @@ def test_outside_a_measured_worker_nothing_is_wrapped(monkeypatch: pytest.Monkey
 
 def test_without_slipcover_installed_nothing_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
     """`pytest` run by hand in an environment without slipcover: conftest's hook must not fail."""
-    monkeypatch.setitem(sys.modules, "slipcover.pytest_plugin", None)  # makes the import raise ImportError
+    # None in sys.modules makes an import raise ImportError; the package too, since `from slipcover import
+    # pytest_plugin` finds an imported submodule as the package's attribute without asking sys.modules.
+    monkeypatch.setitem(sys.modules, "slipcover", None)
+    monkeypatch.setitem(sys.modules, "slipcover.pytest_plugin", None)
     monkeypatch.setattr(importlib.util, "spec_from_file_location", PYTHONS_OWN)
 
     line_coverage.measure_files_loaded_by_path_in_worker()
