@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import LargeBinary, String, create_engine, text
+from sqlalchemy import Engine, LargeBinary, String, create_engine, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.db import new_id
@@ -47,10 +47,15 @@ def create_app() -> FastAPI:
             session.close()
         return JSONResponse({"receipt": "-", "routed_to": []}, status_code=201)
 
+    add_health(app, engine)
+    return app
+
+
+def add_health(app: FastAPI, engine: Engine) -> None:
+    """`/healthz` for the bench's start-up wait, once the database answers (this app's and the floor's)."""
+
     @app.get("/healthz")
     def health() -> dict[str, str]:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
-
-    return app

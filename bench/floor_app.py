@@ -27,8 +27,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, insert, text
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, insert
 
+from bench.baseline_app import add_health
 from service.crypto import Context, generate_keypair, new_data_key, seal, wrap_key
 from service.db import new_id
 from service.ratelimit.service import RedisCounter
@@ -72,10 +73,5 @@ def create_app() -> FastAPI:
             connection.execute(insert(floor_row), rows)
         return JSONResponse({"receipt": "-", "routed_to": []}, status_code=201)
 
-    @app.get("/healthz")
-    def health() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ok"}
-
+    add_health(app, engine)
     return app

@@ -42,7 +42,7 @@ from service.statistics.domains import domains_from
 from service.statistics.policy import load_statistics_policy
 from service.statistics.public import dp
 from service.statistics.rows import from_model
-from tests.support.forms import csrf_token, report_form_tokens
+from tests.support.forms import csrf_token, file_json, report_form_tokens
 from tests.support.staff import MakeStaff
 
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
@@ -64,11 +64,7 @@ def other_counsellor(make_staff: MakeStaff, subject_of: Any) -> Subject:
 def file(client: TestClient, runtime: Runtime, text: str, land: str = "09", **extra: Any) -> tuple[str, str]:
     """A report through the JSON intake: (receipt, case id)."""
     body = {"land": land, "type_codes": ["A1"], "description": text, "channel": "email", **extra}
-    response = client.post("/api/v1/reports", json=body)
-    assert response.status_code == 201, response.text
-    receipt = str(response.json()["receipt"])
-    with runtime.sessions() as db:
-        return receipt, runtime.intake.open_case(db, receipt).case.id
+    return file_json(client, runtime, body)
 
 
 def file_with_file(client: TestClient, runtime: Runtime, text: str, evidence: bytes) -> tuple[str, str]:

@@ -41,6 +41,7 @@ from service.matching.service import MATCH_ACTION, MATCH_NOTICE_INTERVAL, MATCH_
 from service.outbox.models import OutboxMessage
 from service.reports.schemas import MAX_IDENTIFIERS
 from service.runtime import Runtime
+from tests.support.forms import file_json as file
 from tests.support.organisations_template import OrganisationsTemplate
 
 BAYERN_LAND, SACHSEN_LAND = "09", "14"
@@ -111,14 +112,6 @@ def make_runtime(
     yield make
     for runtime in made:
         runtime.dispose()
-
-
-def file(client: TestClient, runtime: Runtime, body: dict[str, Any]) -> tuple[str, str]:
-    response = client.post("/api/v1/reports", json=body)
-    assert response.status_code == 201, response.text
-    receipt = str(response.json()["receipt"])
-    with runtime.sessions() as db:
-        return receipt, runtime.intake.open_case(db, receipt).case.id
 
 
 def two_cases(client: TestClient, runtime: Runtime, *, hostile_names_it: bool) -> Cases:

@@ -30,6 +30,7 @@ from service.matching.service import MATCH_TOPIC, cases_in_clusters
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
 from tests.support.forms import csrf_token, report_body, submission_token
+from tests.support.forms import file_json as file
 from tests.support.stack import pg_dump
 from tests.support.staff import Login, MakeStaff
 
@@ -51,14 +52,6 @@ def report(org: str, handle: str | None, *, consent: bool = True, **extra: Any) 
         body["perpetrator_identifiers"] = [{"kind": "handle", "value": handle, "platform": "instagram"}]
         body["consent_matching"] = consent
     return body
-
-
-def file(client: TestClient, runtime: Runtime, body: dict[str, Any]) -> tuple[str, str]:
-    response = client.post("/api/v1/reports", json=body)
-    assert response.status_code == 201, response.text
-    receipt = str(response.json()["receipt"])
-    with runtime.sessions() as db:
-        return receipt, runtime.intake.open_case(db, receipt).case.id
 
 
 def org_ids(runtime: Runtime) -> dict[str, str]:

@@ -30,6 +30,7 @@ from service.outbox.models import OutboxMessage
 from service.runtime import Runtime, build_runtime
 from tests.support.backup import point_cli_at
 from tests.support.forms import csrf_token, report_body
+from tests.support.forms import file_json as file
 from tests.support.staff import Clock, MakeStaff, Staff, weak_accounts
 
 BAYERN, SACHSEN, NRW = "beratung-by", "beratung-sn", "beratung-nw"
@@ -47,14 +48,6 @@ def report(org: str, handle: str) -> dict[str, Any]:
         perpetrator_identifiers=[{"kind": "handle", "value": handle, "platform": "instagram"}],
         consent_matching=True,
     )
-
-
-def file(client: TestClient, runtime: Runtime, body: dict[str, Any]) -> tuple[str, str]:
-    response = client.post("/api/v1/reports", json=body)
-    assert response.status_code == 201, response.text
-    receipt = str(response.json()["receipt"])
-    with runtime.sessions() as db:
-        return receipt, runtime.intake.open_case(db, receipt).case.id
 
 
 def notices(runtime: Runtime) -> dict[str, dict[str, Any]]:

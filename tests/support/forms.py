@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from fastapi.testclient import TestClient
+
 from service.reports.schemas import FREE_TEXT_FIELDS
+from service.runtime import Runtime
 
 # The report's free-text and contact fields, each of which the canaries fill with a marker of its own: the
 # product's own list (a new free-text field is covered without a change here), less the staff's messages.
@@ -50,3 +53,12 @@ def report_body(**fields: Any) -> dict[str, Any]:
     """The standard report (``STANDARD_REPORT``) with ``fields`` set or replaced, as a JSON body or form."""
     body = {key: list(value) if isinstance(value, list) else value for key, value in STANDARD_REPORT.items()}
     return body | fields
+
+
+def file_json(client: TestClient, runtime: Runtime, body: Mapping[str, Any]) -> tuple[str, str]:
+    """File ``body`` through the JSON intake (it must be accepted): (receipt, case id)."""
+    response = client.post("/api/v1/reports", json=dict(body))
+    assert response.status_code == 201, response.text
+    receipt = str(response.json()["receipt"])
+    with runtime.sessions() as db:
+        return receipt, runtime.intake.open_case(db, receipt).case.id
