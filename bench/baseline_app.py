@@ -15,6 +15,7 @@ from sqlalchemy import Engine, LargeBinary, String, create_engine, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from service.db import new_id
+from service.hardening import NO_TELEMETRY
 
 # A case with its incident, grants and extract is about this many bytes of ciphertext and key material.
 ROW_BYTES = int(os.environ.get("BENCH_ROW_BYTES", "6000"))
@@ -34,7 +35,7 @@ def create_app() -> FastAPI:
     engine = create_engine(os.environ["RUECKHALT_DATABASE_URL"], pool_size=10, max_overflow=10)
     Base.metadata.create_all(engine)
     factory = sessionmaker(bind=engine)
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)  # as the service (like for like)
 
     @app.post("/api/v1/reports", status_code=201)
     def insert(payload: dict[str, Any], request: Request) -> JSONResponse:

@@ -32,6 +32,7 @@ from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engi
 from bench.baseline_app import add_health
 from service.crypto import Context, generate_keypair, new_data_key, seal, wrap_key
 from service.db import new_id
+from service.hardening import NO_TELEMETRY
 from service.ratelimit.service import RedisCounter
 
 WRAPS = int(os.environ.get("BENCH_FLOOR_WRAPS", "3"))
@@ -53,7 +54,7 @@ def create_app() -> FastAPI:
     metadata.create_all(engine)
     counter = RedisCounter(os.environ["RUECKHALT_REDIS_URL"])
     holders = [generate_keypair()[1] for _ in range(WRAPS)]
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)  # as the service (like for like)
 
     @app.post("/api/v1/reports", status_code=201)
     def insert_report(payload: dict[str, Any], request: Request) -> JSONResponse:

@@ -21,7 +21,7 @@ from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
 from service.db import make_async_engine, make_async_sessionmaker
 from service.error_handlers import install_error_handlers
-from service.hardening import HardeningMiddleware, install_log_filter
+from service.hardening import NO_TELEMETRY, HardeningMiddleware, install_log_filter
 from service.knowledge import pages as knowledge_pages
 from service.knowledge import print_pages, selfcheck_pages, support_pages
 from service.legal import pages as legal_pages
@@ -116,6 +116,7 @@ def create_app(
         docs_url=None,  # Swagger UI loads third-party scripts; /openapi.json is the contract
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
     )
     app.state.runtime = built
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread

@@ -11,6 +11,7 @@ import logging
 import time
 
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 
 from service.errors import PayloadTooLarge
 from service.observability import metrics
@@ -22,6 +23,22 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+# FastAPI's own OpenTelemetry (0.16x) is off, whatever the environment says. By default it records spans
+# with the path and query of each request as soon as any global tracer provider is set, and with
+# FASTAPI_OTEL_AUTO_CONFIGURE=true it exports them, its metrics and its error logs (which carry the body of a
+# request that failed validation: a report) to the OTLP endpoint named in OTEL_* variables. A variable set
+# for another service in the operator's environment must not open a channel for request content; the
+# service's own metrics (service/observability) count without content. Off, it also costs no check of the
+# global providers on each request.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def security_headers(behind_tls: bool, path: str) -> list[tuple[bytes, bytes]]:

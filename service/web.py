@@ -62,7 +62,12 @@ def refuse_nul_in_url(request: Request) -> None:
     with one is not found, a query string with one is invalid."""
     if _NUL in request.scope["path"]:
         raise NotFound()
-    if any(_NUL in name or _NUL in value for name, value in request.query_params.multi_items()):
+    raw = request.scope.get("query_string", b"")
+    # Decoded, a query has a NUL only where its bytes hold one or "%00": the others are not parsed (most
+    # requests have no query; parsing one was a hundredth of the intake's CPU).
+    if (b"\x00" in raw or b"%00" in raw) and any(
+        _NUL in name or _NUL in value for name, value in request.query_params.multi_items()
+    ):
         raise _nul_refused("query")
 
 

@@ -82,3 +82,23 @@ def test_a_disabled_organisation_gets_no_grant_even_with_its_key_cached(
     filed = client.post("/api/v1/reports", json=REPORT)
     assert filed.status_code == 201
     assert "Beratungsstelle Rückhalt Bayern (Demo)" not in filed.json()["routed_to"]
+
+
+def test_an_organisation_read_as_before_is_the_same_receiver_and_a_renamed_one_is_new(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with runtime.sessions() as db:
+        first = repository.receivers(db)
+        second = repository.receivers(db)
+    assert first == second
+    assert all(second[slug] is first[slug] for slug in first)  # nothing built the second time
+    with runtime.sessions() as db:
+        db.execute(
+            update(Organisation).where(Organisation.slug == "beratung-by").values(display_name="Neu (Demo)")
+        )
+        db.commit()
+        third = repository.receivers(db)
+    assert third["beratung-by"].display_name == "Neu (Demo)"
+    assert all(third[slug] is first[slug] for slug in first if slug != "beratung-by")
+    # The receipt names the organisation as it is called now.
+    assert "Neu (Demo)" in client.post("/api/v1/reports", json=REPORT).json()["routed_to"]
