@@ -17,9 +17,8 @@ stored with the case can be explained later (the pattern of zulip's notification
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypedDict
@@ -167,32 +166,13 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-class _Refused(Exception):
-    """A condition did not hold, and the caller asked for nothing after it (``until_refused``)."""
-
-
-def evaluate_conditions(
-    when: Conditions, facts: ReportFacts, *, until_refused: bool = False
-) -> tuple[ConditionResult, ...]:
-    """Every condition the rule sets, whether it holds for these facts, and a one-line why.
-
-    ``until_refused``: stop after the first condition that does not hold (its result is the last). The
-    intake tries twenty rules a report and keeps the reasons of the matched ones only: building the why of
-    every condition of every rule that did not match was most of the routing's cost.
-    """
+def evaluate_conditions(when: Conditions, facts: ReportFacts) -> tuple[ConditionResult, ...]:
+    """Every condition the rule sets, whether it holds for these facts, and a one-line why."""
     results: list[ConditionResult] = []
 
     def add(name: str, ok: bool, detail: str) -> None:
         results.append(ConditionResult(name, ok, detail))
-        if until_refused and not ok:
-            raise _Refused
 
-    with contextlib.suppress(_Refused):
-        _check_conditions(when, facts, add)
-    return tuple(results)
-
-
-def _check_conditions(when: Conditions, facts: ReportFacts, add: Callable[[str, bool, str], None]) -> None:
     if when.land is not None:
         ok = facts.land in when.land
         add("land", ok, f"land={facts.land} {'in' if ok else 'not in'} {_list(when.land)}")
@@ -270,6 +250,7 @@ def _check_conditions(when: Conditions, facts: ReportFacts, add: Callable[[str, 
             ok = actual == wanted
             detail = f"consent {name}={_bool(actual)}"
             add(f"consent.{name}", ok, detail if ok else f"{detail}, wanted {_bool(wanted)}")
+    return tuple(results)
 
 
 def _refusal(
@@ -315,7 +296,7 @@ def evaluate(policy: RoutingPolicy, facts: ReportFacts, reachable: frozenset[str
     matched = False
 
     for rule in policy.rules:
-        results = evaluate_conditions(rule.when, facts, until_refused=True)
+        results = evaluate_conditions(rule.when, facts)
         if not all(result.ok for result in results):
             continue
         matched = True

@@ -326,38 +326,6 @@ def test_conditions(
     assert (result.ok, result.detail) == (ok, detail)
 
 
-FACT_VARIANTS: list[dict[str, Any]] = [
-    {},
-    {"land": "14", "district_ags": "14612", "office": "mayor_fulltime"},
-    {"type_codes": ["A3a", "C1"], "urgency": "acute", "channel": "email", "consent_police": True},
-    {"land": "05", "type_codes": ["D2"], "channel": "in_person.home", "targets": ["self", "children"]},
-    {"land": "09", "district_ags": "09162", "urgency": "high", "reported_by": "administration"},
-    {"land": "11", "type_codes": ["A1", "B1"], "channel": "web", "consent_counselling": False},
-]
-
-
-def test_stopping_at_the_first_refusal_gives_the_same_start_and_the_same_verdict(
-    policy: RoutingPolicy, make_facts: MakeFacts
-) -> None:
-    """The intake's short cut (``until_refused``) against the full evaluation, for every rule of the shipped
-    policy and each variant of the facts: the same results up to and including the first that does not
-    hold, nothing after it."""
-    verdicts: set[bool] = set()
-    cut_short = 0
-    for variant in FACT_VARIANTS:
-        facts = make_facts(**variant)
-        for rule in policy.rules:
-            full = evaluate_conditions(rule.when, facts)
-            short = evaluate_conditions(rule.when, facts, until_refused=True)
-            refused = [index for index, result in enumerate(full) if not result.ok]
-            assert short == (full[: refused[0] + 1] if refused else full), (variant, rule.id)
-            verdicts.add(all(result.ok for result in short))
-            cut_short += len(short) < len(full)
-    # Both verdicts and a real short cut were compared, not only rules that refuse on their last condition.
-    assert verdicts == {True, False}
-    assert cut_short > 0
-
-
 def test_no_conditions_match_every_report(make_facts: MakeFacts) -> None:
     assert evaluate_conditions(Conditions(), make_facts()) == ()
     policy = small_policy([{"id": "alle", "then": {"targets": ["beratung-by"]}}])
