@@ -1,6 +1,7 @@
 """Intake benchmark: encrypted JSON intake against a bare-insert baseline on the same PostgreSQL.
 
-Both run under the same uvicorn setup (uvloop, the same number of workers) on loopback only, side by side
+Both run under the same server setup (uvloop, the same number of workers, each on its own socket of the port:
+service/serving.py) on loopback only, side by side
 for the whole run. The load comes from wrk (Debian's package, bench/wrk_post.lua), a C client that costs a
 few microseconds of CPU a request: a Python client on the same two cores costs about as much per request as
 the baseline's server and caps both servers, which pushes the ratio toward 1. wrk's Lua counts every answer
@@ -143,23 +144,21 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
 
 
 def start_server(app: str, env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    # Served as `rueckhalt serve` serves the api (service/serving.py): a socket per worker, so that the
+    # kernel spreads wrk's connections over the workers instead of handing them all to the first awake.
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
+        "service.serving",
         app,
-        "--factory",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--no-access-log",
         "--log-level",
         "warning",
-        "--loop",
-        "uvloop",
     ]
     # The servers' log lines (an access line per request) go to a file, as in production, not to the terminal.
     log = open(Path(env.get("RUECKHALT_DATA_DIR", "/tmp")) / f"server-{port}.log", "ab")  # noqa: SIM115

@@ -172,21 +172,18 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000)")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
-    """Serve the web application with uvicorn (uvloop, no access log of paths or addresses)."""
-    import uvicorn
+    """Serve the web application: uvicorn workers, each on its own socket of the port (service/serving.py)."""
+    from service.serving import Served
+    from service.serving import serve as serve_workers
 
     _settings(listen_host=host)
-    uvicorn.run(
-        "service.app:app_factory",
-        factory=True,
-        host=host,
-        port=port or int(os.environ.get("PORT", "8000")),
-        workers=workers,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_level="info",
-    )
+    served = Served(host=host, port=port or int(os.environ.get("PORT", "8000")))
+    try:
+        status = serve_workers(served, workers)
+    except OSError as error:
+        typer.echo(f"cannot listen on {served.host}:{served.port} ({error.strerror})", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(status)
 
 
 @app.command()

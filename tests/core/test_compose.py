@@ -7,6 +7,7 @@ import re
 import yaml
 
 from service.config import PROJECT_ROOT, SECRET_NAMES, Settings
+from service.serving import Served
 from service.supervisor import commands
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -48,8 +49,12 @@ def test_the_api_knows_its_proxy_and_leaves_forwarded_headers_to_the_service() -
     compose = yaml.safe_load(COMPOSE.read_text())
     api = compose["services"]["api"]
     command = " ".join(api["command"])
-    assert "--no-proxy-headers" in command
+    # The api runs as `rueckhalt serve` runs it here (tests/core/test_serving.py), whose uvicorn settings
+    # leave proxy headers, the access log and the Server header off.
+    assert "exec rueckhalt serve --host 0.0.0.0 --port 8000 --workers $$(nproc)" in command  # $$: compose
     assert "--forwarded-allow-ips" not in command
+    config = Served().config()
+    assert (config.proxy_headers, config.access_log, config.server_header) == (False, False, False)
     environment = {**compose["x-app"]["environment"], **api.get("environment", {})}
     assert environment["RUECKHALT_BEHIND_TLS"] == "true"
     default = re.fullmatch(

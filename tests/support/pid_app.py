@@ -1,0 +1,18 @@
+"""The smallest app a served worker can run: it answers with its process id (tests/core/test_serving.py)."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+
+async def pid(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(str(os.getpid()))
+
+
+def create_app() -> Starlette:
+    return Starlette(routes=[Route("/", pid)])
