@@ -369,7 +369,7 @@ def execute_raw(session: Session, query: str, params: Sequence[object]) -> None:
     _raw(session, query, params, fetch=False)
 
 
-def fetch_raw(session: Session, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+def fetch_raw(session: Session, query: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
     """The rows of one query, as psycopg's plain tuples, on its raw cursor (as ``execute_raw``).
 
     For a query run on every report whose rows need none of SQLAlchemy's result machinery: building a
@@ -377,7 +377,10 @@ def fetch_raw(session: Session, query: str, params: Sequence[object] = ()) -> li
     return _raw(session, query, params, fetch=True)
 
 
-def _raw(session: Session, query: str, params: Sequence[object], *, fetch: bool) -> list[tuple[Any, ...]]:
+_Rows = list[tuple[object, ...]]
+
+
+def _raw(session: Session, query: str, params: Sequence[object], *, fetch: bool) -> _Rows:
     connection = session.connection()
     proxied = connection.connection
     driver = proxied.driver_connection
@@ -385,7 +388,7 @@ def _raw(session: Session, query: str, params: Sequence[object], *, fetch: bool)
         adapted = cast(AdaptedConnection, proxied.dbapi_connection)
         loop_driver = driver
 
-        async def run(_: Any) -> list[tuple[Any, ...]]:
+        async def run(_: object) -> _Rows:
             async with psycopg.AsyncRawCursor(loop_driver) as cursor:
                 await cursor.execute(query, params)
                 return await cursor.fetchall() if fetch else []

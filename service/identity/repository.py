@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from sqlalchemy import Dialect, delete, func, select
 from sqlalchemy.orm import Session
@@ -56,10 +56,11 @@ def receivers(session: Session) -> dict[str, Receiver]:
     report is the same ``Receiver`` object as then (``_known``): nothing is built for it.
     """
     connection = session.connection()
+    rows: Iterable[_ReceiverRow]
     if connection.dialect.name == "postgresql":
-        rows: Iterable[tuple[Any, ...]] = fetch_raw(session, _receivers_sql(connection.dialect))
+        rows = cast(list[_ReceiverRow], fetch_raw(session, _receivers_sql(connection.dialect)))
     else:
-        rows = (tuple(row) for row in connection.execute(_RECEIVERS))
+        rows = (cast(_ReceiverRow, tuple(row)) for row in connection.execute(_RECEIVERS))
     found: dict[str, Receiver] = {}
     for row in rows:
         receiver = _known.get(row)
@@ -69,13 +70,16 @@ def receivers(session: Session) -> dict[str, Receiver]:
     return found
 
 
+# A row of ``_RECEIVERS``: id, slug, display name, kind, key epoch, key digest.
+_ReceiverRow = tuple[str, str, str, str, int, bytes]
+
 # The Receivers of the rows read last, by the row as read (every column, the key digest included: a row
 # that changed in any of them is a new entry). Bounded: a process never holds more than a few hundred.
-_known: dict[tuple[Any, ...], Receiver] = {}
+_known: dict[_ReceiverRow, Receiver] = {}
 _KNOWN_MAX = 512
 
 
-def _remember(row: tuple[Any, ...]) -> Receiver:
+def _remember(row: _ReceiverRow) -> Receiver:
     id_, slug, display_name, kind, epoch, digest = row
     receiver = Receiver(
         id=id_, slug=slug, display_name=display_name, kind=kind, epoch=epoch, key_digest=bytes(digest)
