@@ -173,15 +173,15 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
     """Serve the web application: uvicorn workers, each on its own socket of the port (service/serving.py)."""
-    from service.serving import Served
+    from service.serving import CannotListen, Served
     from service.serving import serve as serve_workers
 
     _settings(listen_host=host)
     served = Served(host=host, port=port or int(os.environ.get("PORT", "8000")))
     try:
         status = serve_workers(served, workers)
-    except OSError as error:
-        typer.echo(f"cannot listen on {served.host}:{served.port} ({error.strerror})", err=True)
+    except CannotListen as error:
+        typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(status)
 

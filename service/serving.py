@@ -9,24 +9,35 @@ its tail is a queue.
 
 Here the parent binds one socket per worker, each with SO_REUSEPORT on the same address and port, and the
 kernel spreads new connections over them by a hash of each connection's addresses and ports: every worker
-gets its share whatever the timing. The parent keeps the sockets: a worker that dies is started again on
-its socket, and connections that arrived for it meanwhile wait in that socket's queue instead of being
-refused. SIGTERM or SIGINT stops the workers (each finishes its requests, as uvicorn does on SIGTERM)
-within ``STOP_GRACE_SECONDS``, then the parent.
+gets its share whatever the timing. Only processes of the same user can join such a port (Linux); the
+parent first proves that no other process listens there.
 
-One worker is served by uvicorn directly: there is nothing to spread.
+The parent keeps the sockets and tends the workers:
+- a worker that exits is started again on its socket (after a pause that doubles while it keeps failing),
+  and connections that arrived for it meanwhile wait in that socket's queue instead of being refused;
+- a worker whose event loop stops beating (``HUNG_SECONDS`` without uvicorn's tick) is killed and replaced:
+  it would otherwise keep its share of the new connections and answer none;
+- a worker whose app did not start (uvicorn's exit status 3: configuration, database) stops them all with
+  that status, as uvicorn's own supervisor does: a restart does not cure it, and the container's restart
+  policy and health check must see it;
+- SIGTERM, SIGINT or SIGHUP stops the workers (each finishes its requests, as uvicorn does on SIGTERM, for
+  up to ``GRACEFUL_SHUTDOWN_SECONDS``) within ``STOP_GRACE_SECONDS``, then the parent; a worker whose parent
+  dies, even by SIGKILL, gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and stops too.
+
+One worker takes the same way without SO_REUSEPORT, in the process itself: the port is checked before the
+app starts, and nobody can join it.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
@@ -36,14 +47,31 @@ import uvicorn
 
 log = logging.getLogger("rueckhalt.serving")
 
-STOP_GRACE_SECONDS = 25.0
+# Within `rueckhalt up`'s 20 s (service/supervisor.py) and compose's stop_grace_period (30 s), which
+# SIGKILL what is still running after theirs.
+STOP_GRACE_SECONDS = 15.0
+GRACEFUL_SHUTDOWN_SECONDS = 10
 # A worker that exits is started again after this pause (doubling up to the maximum while it keeps
 # failing at once): a worker that cannot start must not spin the machine.
 RESTART_PAUSE_SECONDS = 0.5
 RESTART_PAUSE_MAX_SECONDS = 30.0
 # A worker that ran this long before it exited is not failing at start-up: its next pause is the first.
 STABLE_SECONDS = 60.0
+# uvicorn calls the heartbeat on its event loop every HEARTBEAT_SECONDS; a worker silent for HUNG_SECONDS
+# after its first beat is hung (its loop blocked), not busy.
+HEARTBEAT_SECONDS = 1.0
+HUNG_SECONDS = 60.0
 BACKLOG = 2048
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# uvicorn's exit status for an application that did not start (uvicorn.run exits with it as well).
+STARTUP_FAILURE = 3
+
+
+class CannotListen(Exception):
+    """The address cannot be listened on: in use (also by a process that shares ports), not ours, unknown."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {host}:{port} ({reason})")
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,11 @@ class Served:
     port: int = 8000
     log_level: str = "info"
 
+    @property
+    def bind_host(self) -> str:
+        """The host as the socket takes it (``[::1]`` is ``::1``)."""
+        return self.host.strip("[]")
+
     def config(self) -> uvicorn.Config:
         # No access log of uvicorn's (paths and client addresses; the service logs a content-free line
         # itself), no Server header, and no proxy headers: the service reads X-Forwarded-For from its
@@ -62,51 +95,73 @@ class Served:
         return uvicorn.Config(
             self.app,
             factory=True,
-            host=self.host,
+            host=self.bind_host,
             port=self.port,
-            loop="auto",  # uvloop, a dependency (without it every request stalls ~44 ms with workers)
+            loop="uvloop",  # without it every request stalls ~44 ms with several workers
             access_log=False,
             proxy_headers=False,
             server_header=False,
             log_level=self.log_level,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
 
 
 def bind(served: Served, count: int) -> list[socket.socket]:
-    """``count`` listening sockets on the one address and port, each with SO_REUSEPORT.
+    """``count`` listening sockets on the one address and port (with SO_REUSEPORT when more than one).
 
-    First a probe without SO_REUSEPORT: bound, it proves no other process listens there (one that set
+    First a probe without SO_REUSEPORT: bound, it proves that no other process listens there (one that set
     SO_REUSEPORT itself, such as an earlier Rückhalt still running, would otherwise share the port
-    silently, and take part of the connections). OSError (EADDRINUSE, EACCES) if the port is taken."""
-    family = socket.AF_INET6 if ":" in served.host else socket.AF_INET
-    address = (served.host.strip("[]"), served.port)
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind(address)
+    silently and take part of the connections). With SO_REUSEADDR, as the listeners: connections of an
+    earlier run still in TIME_WAIT do not hold the port. CannotListen if the port is taken or not ours."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            served.bind_host, served.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise CannotListen(served.bind_host, served.port, str(error.strerror)) from error
     sockets: list[socket.socket] = []
     try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
         for _ in range(count):
             listener = socket.socket(family, socket.SOCK_STREAM)
             sockets.append(listener)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if count > 1:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             listener.bind(address)
             listener.listen(BACKLOG)
-            listener.set_inheritable(True)
-    except OSError:
+    except OSError as error:
         for listener in sockets:
             listener.close()
-        raise
+        raise CannotListen(served.bind_host, served.port, error.strerror or str(error)) from error
     return sockets
 
 
-# uvicorn's exit status for an application that did not start (uvicorn.run exits with it as well).
-STARTUP_FAILURE = 3
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM from the kernel when the parent dies, however it dies (Linux's PR_SET_PDEATHSIG): a worker
+    left behind would keep serving on the port, unsupervised, and hold it against the next start."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the request took effect
+        raise SystemExit(0)
 
 
-def _worker(served: Served, listener: socket.socket) -> None:
-    """One api worker process: uvicorn on its own socket."""
-    server = uvicorn.Server(served.config())
-    server.run(sockets=[listener])
+def _worker(served: Served, listener: socket.socket, parent: int, beat: ctypes.c_double) -> None:
+    """One api worker process: uvicorn on its own socket, beating on its event loop."""
+    _die_with_parent(parent)
+    config = served.config()
+
+    async def heartbeat() -> None:
+        beat.value = time.monotonic()
+
+    config.callback_notify, config.timeout_notify = heartbeat, int(HEARTBEAT_SECONDS)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # a terminal's Ctrl+C: uvicorn has stopped already
+        server.run(sockets=[listener])
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
 
@@ -116,6 +171,7 @@ class _Slot:
     """One socket and the worker serving it."""
 
     listener: socket.socket
+    beat: ctypes.c_double  # the time of the worker's last beat (time.monotonic(), shared), 0 before the first
     process: SpawnProcess | None = None
     started: float = 0.0
     pause: float = RESTART_PAUSE_SECONDS
@@ -124,51 +180,76 @@ class _Slot:
 
 @dataclass
 class Workers:
-    """The parent: starts a worker per socket, starts one again when it exits, stops them all on a signal."""
+    """The parent: starts a worker per socket and tends them (see the module's docstring)."""
 
     served: Served
     sockets: list[socket.socket]
+    hung_seconds: float = HUNG_SECONDS
     slots: list[_Slot] = field(init=False)
-    stopping: threading.Event = field(default_factory=threading.Event)
+    # Set by the signal handler: a plain assignment (a lock taken there could be held by the interrupted
+    # main thread itself).
+    stop_signal: int | None = None
 
     def __post_init__(self) -> None:
-        self.slots = [_Slot(listener) for listener in self.sockets]
+        context = multiprocessing.get_context("spawn")
+        self.slots = [_Slot(listener, context.Value("d", 0.0, lock=False)) for listener in self.sockets]
 
     def _start(self, slot: _Slot) -> None:
+        slot.beat.value = 0.0
         process = multiprocessing.get_context("spawn").Process(
-            target=_worker, args=(self.served, slot.listener), name="rueckhalt-api", daemon=False
+            target=_worker,
+            args=(self.served, slot.listener, os.getpid(), slot.beat),
+            name="rueckhalt-api",
         )
-        process.start()
+        try:
+            process.start()
+        except OSError as error:  # no memory or processes left: try again later, the others serve
+            log.error("api worker could not be started (%s); trying again in %.1f s", error, slot.pause)
+            slot.restart_at = time.monotonic() + slot.pause
+            slot.pause = min(slot.pause * 2, RESTART_PAUSE_MAX_SECONDS)
+            return
         slot.process, slot.started, slot.restart_at = process, time.monotonic(), None
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; the exit status is 0 after a stop asked for."""
-        previous = {
-            number: signal.signal(number, self._on_signal) for number in (signal.SIGTERM, signal.SIGINT)
-        }
+        """Serve until SIGTERM, SIGINT or SIGHUP (0), or until a worker's app does not start (3)."""
+        previous = [(number, signal.getsignal(number)) for number in STOP_SIGNALS]
         try:
+            for number, _ in previous:
+                signal.signal(number, self._on_signal)
             for slot in self.slots:
                 self._start(slot)
             log.info("serving on %s:%d with %d workers", self.served.host, self.served.port, len(self.slots))
-            while not self.stopping.wait(0.2):
-                self._tend()
+            while self.stop_signal is None:
+                status = self._tend()
+                if status is not None:
+                    return status
+                time.sleep(0.2)
             return 0
         finally:
             self._stop()
-            for number, handler in previous.items():
+            for number, handler in previous:
                 signal.signal(number, handler)
             for listener in self.sockets:
                 listener.close()
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
-        self.stopping.set()
+        self.stop_signal = number
 
-    def _tend(self) -> None:
+    def _tend(self) -> int | None:
         now = time.monotonic()
         for slot in self.slots:
             process = slot.process
+            if process is not None and process.is_alive() and slot.beat.value:
+                silent = time.monotonic() - slot.beat.value
+                if silent > self.hung_seconds:
+                    log.error("api worker silent for %.0f s: killed and replaced", silent)
+                    process.kill()
+                    process.join()
             if process is not None and not process.is_alive():
                 process.join()
+                if process.exitcode == STARTUP_FAILURE and not slot.beat.value:
+                    log.error("api worker's app did not start: stopping")
+                    return STARTUP_FAILURE
                 ran = now - slot.started
                 slot.pause = RESTART_PAUSE_SECONDS if ran >= STABLE_SECONDS else slot.pause
                 log.error(
@@ -181,6 +262,7 @@ class Workers:
                 slot.pause = min(slot.pause * 2, RESTART_PAUSE_MAX_SECONDS)
             if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
                 self._start(slot)
+        return None
 
     def _stop(self) -> None:
         running = [slot.process for slot in self.slots if slot.process is not None]
@@ -195,34 +277,40 @@ class Workers:
                 process.join()
 
 
-def serve(served: Served, workers: int) -> int:
-    """Serve ``served.app`` with ``workers`` processes; returns the exit status."""
+def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -> int:
+    """Serve ``served.app`` with ``workers`` processes; returns the exit status. CannotListen before
+    anything starts if the address cannot be listened on."""
     if workers < 1:
         raise ValueError("at least one worker")
-    if workers == 1:
-        server = uvicorn.Server(served.config())
-        server.run()
-        return 0 if server.started else STARTUP_FAILURE
+    sockets = bind(served, workers)
+    if workers > 1:
+        return Workers(served, sockets, hung_seconds).run()
+    server = uvicorn.Server(served.config())
     try:
-        sockets = bind(served, workers)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            log.error("port %d on %s is in use", served.port, served.host)
-        raise
-    return Workers(served, sockets).run()
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl+C is a stop, not an error
+            server.run(sockets=sockets)
+    finally:
+        sockets[0].close()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m service.serving APP``: the benchmarks serve their own apps the way the api is served."""
+    """``python -m service.serving APP``: the benchmarks and tests serve their apps the way the api is."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("app", help="module:factory, e.g. service.app:app_factory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--hung-seconds", type=float, default=HUNG_SECONDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    return serve(Served(args.app, args.host, args.port, args.log_level), args.workers)
+    try:
+        served = Served(args.app, args.host, args.port, args.log_level)
+        return serve(served, args.workers, hung_seconds=args.hung_seconds)
+    except CannotListen as error:
+        log.error("%s", error)
+        return 2
 
 
 if __name__ == "__main__":

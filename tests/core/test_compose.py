@@ -80,3 +80,15 @@ def test_the_backup_service_runs_on_demand_with_the_data_volume_and_a_matching_p
     assert compose["x-app"]["environment"]["RUECKHALT_DATA_DIR"] == "/data"
     major = compose["services"]["db"]["image"].split(":")[1]
     assert f"postgresql-client-{major}" in (PROJECT_ROOT / "Dockerfile").read_text()
+
+
+def test_each_stop_waits_longer_than_the_one_it_wraps() -> None:
+    """Compose's SIGKILL after the api's stop_grace_period, `rueckhalt up`'s after its own grace: both
+    later than the workers' stop (service/serving.py), which is later than uvicorn's graceful shutdown."""
+    from service import serving, supervisor
+
+    api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]
+    compose_grace = float(api["stop_grace_period"].removesuffix("s"))
+    assert serving.GRACEFUL_SHUTDOWN_SECONDS < serving.STOP_GRACE_SECONDS
+    assert serving.STOP_GRACE_SECONDS < supervisor.STOP_GRACE_SECONDS
+    assert compose_grace > serving.STOP_GRACE_SECONDS

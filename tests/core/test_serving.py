@@ -1,6 +1,8 @@
 """The api's workers (service/serving.py): each on its own socket of the port, so that connections opened
-together reach every worker; a worker that dies is replaced; a stop stops them all; a port in use, even by
-a process that shares ports itself, is refused before anything starts."""
+together reach every worker; a worker that dies or hangs is replaced; a stop stops them all, and so does
+the death of the parent; an app that does not start stops the service; a port in use, even by a process
+that shares ports, is refused before anything starts, and a port that only has connections of an earlier
+run in TIME_WAIT is not."""
 
 from __future__ import annotations
 
@@ -24,14 +26,32 @@ APP = "tests.support.pid_app:create_app"
 CONNECTIONS = 32
 
 
-def _serve(port: int, workers: int = 2) -> subprocess.Popen[bytes]:
+def _serve(port: int, workers: int = 2, *extra: str, app: str = APP) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "service.serving", APP, "--port", str(port), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "service.serving",
+            app,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *extra,
+        ],
         cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # A session of its own: the cleanup reaches every process of it, and nothing else.
+        start_new_session=True,
     )
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def _ask(connection: socket.socket) -> int:
@@ -72,29 +92,33 @@ def _wait_until_served(port: int, workers: int, timeout: float = 60) -> set[int]
 
 
 def _children(pid: int) -> set[int]:
-    tasks = Path(f"/proc/{pid}/task")
     found: set[int] = set()
-    for task in tasks.iterdir():
-        children = (task / "children").read_text().split()
-        found |= {int(child) for child in children}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
     return found
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    """Whether the process has ended (a zombie counts: it serves nothing) within the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     process = _serve(port)
-    seen: set[int] = set()
     try:
         yield process, port
     finally:
-        if process.poll() is None:
-            seen |= _children(process.pid)
-            process.kill()
-            process.wait(10)
-        for child in seen:  # a worker outliving a killed parent: not left running after the test
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
+        _end(process)
 
 
 def test_connections_opened_together_reach_every_worker(served: tuple[subprocess.Popen[bytes], int]) -> None:
@@ -124,19 +148,88 @@ def test_a_worker_that_dies_is_replaced_and_its_connections_wait_for_it(
     assert process.poll() is None
 
 
+def test_a_hung_worker_is_killed_and_replaced() -> None:
+    port = free_port()
+    process = _serve(port, 2, "--hung-seconds", "3")
+    try:
+        workers = _wait_until_served(port, 2)
+        hung = min(workers)
+        os.kill(hung, signal.SIGSTOP)  # alive, its loop beats no more: it would keep its share of connections
+        assert _gone(hung)
+        replacement = _wait_until_served(port, 2) - workers
+        assert len(replacement) == 1
+    finally:
+        _end(process)
+
+
 def test_a_stop_stops_every_worker_and_then_the_parent(served: tuple[subprocess.Popen[bytes], int]) -> None:
     process, port = served
     workers = _wait_until_served(port, 2)
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in (Path(f"/proc/{pid}/stat").read_text().split()[2])
+    assert all(_gone(pid, 1) for pid in workers)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+def test_workers_stop_when_the_parent_is_killed_and_the_port_can_be_served_again() -> None:
+    """SIGKILL gives the parent no chance to stop its workers: the kernel tells them (PR_SET_PDEATHSIG).
+    Left running they would serve unsupervised, and hold the port against the next start."""
+    port = free_port()
+    process = _serve(port)
+    again = None
+    try:
+        workers = _wait_until_served(port, 2)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert all(_gone(pid) for pid in workers)
+        again = _serve(port)
+        assert len(_wait_until_served(port, 2)) == 2
+    finally:
+        _end(process)
+        if again is not None:
+            _end(again)
+
+
+def test_a_new_start_right_after_a_stop_is_not_refused_for_the_old_connections() -> None:
+    """The server closes its idle keep-alive connections when it stops, and they stay in TIME_WAIT on
+    its side for a minute: a restart within it (systemd, an operator) must not read that as "in use"."""
+    port = free_port()
+    first = _serve(port)
+    second = None
+    try:
+        _wait_until_served(port, 2)
+        kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        for connection in kept:
+            _ask(connection)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+        for connection in kept:
+            connection.close()
+        second = _serve(port)
+        assert len(_wait_until_served(port, 2)) == 2
+    finally:
+        _end(first)
+        if second is not None:
+            _end(second)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_app_that_does_not_start_stops_the_service_with_status_3(workers: int) -> None:
+    """A worker that cannot start its app (no database, a bad setting) is not restarted in a loop while
+    its socket takes a share of the connections: the service stops, and its supervisor sees why."""
+    process = _serve(free_port(), workers, app="tests.support.pid_app:failing_app")
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        _end(process)
+    assert process.returncode == 3, output.decode(errors="replace")
+    assert b"no database" in output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "sharing"])
-def test_a_port_in_use_is_refused_before_any_worker_starts(reuse_port: bool) -> None:
+def test_a_port_in_use_is_refused_before_any_worker_starts(reuse_port: bool, workers: int) -> None:
     """Also by a process that set SO_REUSEPORT itself (an earlier Rückhalt still running): without the
     probe, the new workers would join it on the port and silently take part of its connections."""
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -145,34 +238,29 @@ def test_a_port_in_use_is_refused_before_any_worker_starts(reuse_port: bool) -> 
     holder.bind(("127.0.0.1", 0))
     holder.listen(8)
     port = holder.getsockname()[1]
-    process = _serve(port)
+    process = _serve(port, workers)
     try:
         output, _ = process.communicate(timeout=30)
-        assert process.returncode != 0
-        assert b"port %d on 127.0.0.1 is in use" % port in output
-        assert b"serving on" not in output  # refused before a worker started
     finally:
-        if process.poll() is None:  # it did not refuse: not left serving after the test
-            process.kill()
-            process.wait(10)
+        _end(process)
         holder.close()
+    assert process.returncode == 2
+    assert b"cannot listen on 127.0.0.1:%d (Address already in use)" % port in output
+    assert b"serving on" not in output  # refused before a worker started
 
 
-def test_rueckhalt_serve_names_the_port_in_use_and_exits_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from typer.testing import CliRunner
-
-    from service.cli import app
-    from service.config import get_settings
-
-    monkeypatch.setenv("RUECKHALT_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
+def test_rueckhalt_serve_names_the_port_in_use_and_exits_2(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen(8)
         port = holder.getsockname()[1]
-        result = CliRunner().invoke(app, ["serve", "--port", str(port), "--workers", "2"])
-    get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.output
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2"],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "RUECKHALT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(PROJECT_ROOT)},
+            capture_output=True,
+            timeout=60,
+            start_new_session=True,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr.decode()

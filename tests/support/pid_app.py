@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,3 +18,14 @@ async def pid(request: Request) -> PlainTextResponse:
 
 def create_app() -> Starlette:
     return Starlette(routes=[Route("/", pid)])
+
+
+def failing_app() -> Starlette:
+    """An app whose start-up fails, as the service's does without its database."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        raise RuntimeError("no database")
+        yield
+
+    return Starlette(routes=[Route("/", pid)], lifespan=lifespan)

@@ -64,22 +64,19 @@ class Product:
         return process
 
     def api(self, name: str, port: int, *, workers: int = 1) -> subprocess.Popen[bytes]:
-        """An api process as docker-compose starts it (uvloop, no access log); returns once it serves."""
+        """An api process as docker-compose starts it (`rueckhalt serve`'s workers, service/serving.py);
+        returns once it serves."""
         argv = [
             sys.executable,
             "-m",
-            "uvicorn",
+            "service.serving",
             "service.app:app_factory",
-            "--factory",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--loop",
-            "uvloop",
-            "--no-access-log",
             "--log-level",
             "warning",
         ]
