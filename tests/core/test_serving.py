@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,14 +112,27 @@ def _gone(pid: int, timeout: float = 30) -> bool:
     return False
 
 
+Start = Callable[..., subprocess.Popen[bytes]]
+
+
 @pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    process = _serve(port)
-    try:
-        yield process, port
-    finally:
+def start() -> Iterator[Start]:
+    """``_serve``, with every process it started ended after the test, whatever the test did."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(_serve(*args, **kwargs))
+        return started[-1]
+
+    yield start_
+    for process in started:
         _end(process)
+
+
+@pytest.fixture
+def served(start: Start) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    return start(port), port
 
 
 def test_connections_opened_together_reach_every_worker(served: tuple[subprocess.Popen[bytes], int]) -> None:
@@ -148,18 +162,15 @@ def test_a_worker_that_dies_is_replaced_and_its_connections_wait_for_it(
     assert process.poll() is None
 
 
-def test_a_hung_worker_is_killed_and_replaced() -> None:
+def test_a_hung_worker_is_killed_and_replaced(start: Start) -> None:
     port = free_port()
-    process = _serve(port, 2, "--hung-seconds", "3")
-    try:
-        workers = _wait_until_served(port, 2)
-        hung = min(workers)
-        os.kill(hung, signal.SIGSTOP)  # alive, its loop beats no more: it would keep its share of connections
-        assert _gone(hung)
-        replacement = _wait_until_served(port, 2) - workers
-        assert len(replacement) == 1
-    finally:
-        _end(process)
+    start(port, 2, "--hung-seconds", "3")
+    workers = _wait_until_served(port, 2)
+    hung = min(workers)
+    os.kill(hung, signal.SIGSTOP)  # alive, its loop beats no more: it would keep its share of connections
+    assert _gone(hung)
+    replacement = _wait_until_served(port, 2) - workers
+    assert len(replacement) == 1
 
 
 def test_a_stop_stops_every_worker_and_then_the_parent(served: tuple[subprocess.Popen[bytes], int]) -> None:
@@ -172,64 +183,51 @@ def test_a_stop_stops_every_worker_and_then_the_parent(served: tuple[subprocess.
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
-def test_workers_stop_when_the_parent_is_killed_and_the_port_can_be_served_again() -> None:
+def test_workers_stop_when_the_parent_is_killed_and_the_port_can_be_served_again(start: Start) -> None:
     """SIGKILL gives the parent no chance to stop its workers: the kernel tells them (PR_SET_PDEATHSIG).
     Left running they would serve unsupervised, and hold the port against the next start."""
     port = free_port()
-    process = _serve(port)
-    again = None
-    try:
-        workers = _wait_until_served(port, 2)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-        assert all(_gone(pid) for pid in workers)
-        again = _serve(port)
-        assert len(_wait_until_served(port, 2)) == 2
-    finally:
-        _end(process)
-        if again is not None:
-            _end(again)
+    process = start(port)
+    workers = _wait_until_served(port, 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    assert all(_gone(pid) for pid in workers)
+    start(port)
+    assert len(_wait_until_served(port, 2)) == 2
 
 
-def test_a_new_start_right_after_a_stop_is_not_refused_for_the_old_connections() -> None:
+def test_a_new_start_right_after_a_stop_is_not_refused_for_the_old_connections(start: Start) -> None:
     """The server closes its idle keep-alive connections when it stops, and they stay in TIME_WAIT on
     its side for a minute: a restart within it (systemd, an operator) must not read that as "in use"."""
     port = free_port()
-    first = _serve(port)
-    second = None
-    try:
-        _wait_until_served(port, 2)
-        kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
-        for connection in kept:
-            _ask(connection)
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(30) == 0
-        for connection in kept:
-            connection.close()
-        second = _serve(port)
-        assert len(_wait_until_served(port, 2)) == 2
-    finally:
-        _end(first)
-        if second is not None:
-            _end(second)
+    first = start(port)
+    _wait_until_served(port, 2)
+    kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    for connection in kept:
+        _ask(connection)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    for connection in kept:
+        connection.close()
+    start(port)
+    assert len(_wait_until_served(port, 2)) == 2
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_an_app_that_does_not_start_stops_the_service_with_status_3(workers: int) -> None:
+def test_an_app_that_does_not_start_stops_the_service_with_status_3(start: Start, workers: int) -> None:
     """A worker that cannot start its app (no database, a bad setting) is not restarted in a loop while
     its socket takes a share of the connections: the service stops, and its supervisor sees why."""
-    process = _serve(free_port(), workers, app="tests.support.pid_app:failing_app")
-    try:
-        output, _ = process.communicate(timeout=60)
-    finally:
-        _end(process)
+    process = start(free_port(), workers, app="tests.support.pid_app:failing_app")
+    output, _ = process.communicate(timeout=60)
     assert process.returncode == 3, output.decode(errors="replace")
     assert b"no database" in output
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "sharing"])
-def test_a_port_in_use_is_refused_before_any_worker_starts(reuse_port: bool, workers: int) -> None:
+def test_a_port_in_use_is_refused_before_any_worker_starts(
+    start: Start, reuse_port: bool, workers: int
+) -> None:
     """Also by a process that set SO_REUSEPORT itself (an earlier Rückhalt still running): without the
     probe, the new workers would join it on the port and silently take part of its connections."""
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -238,12 +236,9 @@ def test_a_port_in_use_is_refused_before_any_worker_starts(reuse_port: bool, wor
     holder.bind(("127.0.0.1", 0))
     holder.listen(8)
     port = holder.getsockname()[1]
-    process = _serve(port, workers)
-    try:
+    with holder:
+        process = start(port, workers)
         output, _ = process.communicate(timeout=30)
-    finally:
-        _end(process)
-        holder.close()
     assert process.returncode == 2
     assert b"cannot listen on 127.0.0.1:%d (Address already in use)" % port in output
     assert b"serving on" not in output  # refused before a worker started
