@@ -259,3 +259,64 @@ def test_rueckhalt_serve_names_the_port_in_use_and_exits_2(tmp_path: Path) -> No
         )
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr.decode()
+
+
+def test_the_service_itself_runs_under_two_workers_and_stops_cleanly(start: Start, tmp_path: Path) -> None:
+    """The real app (embedded mode: SQLite, generated secrets) through its lifespan, with the start-up heap
+    frozen (``app_factory``), in two workers: both serve, and SIGTERM ends them and the parent with 0."""
+    env = {**os.environ, "RUECKHALT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(PROJECT_ROOT)}
+    migrated = subprocess.run(
+        [sys.executable, "-m", "service.cli", "migrate"], cwd=PROJECT_ROOT, env=env, capture_output=True
+    )
+    assert migrated.returncode == 0, migrated.stderr.decode(errors="replace")
+    port = free_port()
+    argv = ["-m", "service.serving", "service.app:app_factory", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = {
+                pid
+                for pid in _children(process.pid)
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            }
+            time.sleep(0.2)
+        assert len(workers) == 2
+        statuses: list[bytes] = []
+        while not statuses and time.monotonic() < deadline:
+            try:
+                statuses = _health_together(port)
+            except OSError:
+                time.sleep(0.5)
+        # /healthz answers (503 here: no Celery worker beats beside this api), on every connection.
+        assert len(statuses) == CONNECTIONS
+        assert set(statuses) <= {b"200", b"503"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert all(_gone(pid, 1) for pid in workers)
+    finally:
+        _end(process)
+
+
+def _health_together(port: int) -> list[bytes]:
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(CONNECTIONS)]
+    statuses = []
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+            statuses.append(answer.split(b" ", 2)[1])
+    finally:
+        for connection in connections:
+            connection.close()
+    return statuses
