@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Annotated
@@ -173,10 +174,14 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
     """Serve the web application: uvicorn workers, each on its own socket of the port (service/serving.py)."""
+    from service.observability import logs
     from service.serving import CannotListen, Served
     from service.serving import serve as serve_workers
 
-    _settings(listen_host=host)
+    settings = _settings(listen_host=host)
+    # The parent's own lines (a worker replaced, an app that did not start) as the workers' are written.
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
+    logs.apply_format(settings)
     served = Served(host=host, port=port or int(os.environ.get("PORT", "8000")))
     try:
         status = serve_workers(served, workers)

@@ -17,15 +17,15 @@ The parent keeps the sockets and tends the workers:
   and connections that arrived for it meanwhile wait in that socket's queue instead of being refused;
 - a worker whose event loop stops beating (``HUNG_SECONDS`` without uvicorn's tick) is killed and replaced:
   it would otherwise keep its share of the new connections and answer none;
-- a worker whose app did not start (uvicorn's exit status 3: configuration, database) stops them all with
-  that status, as uvicorn's own supervisor does: a restart does not cure it, and the container's restart
-  policy and health check must see it;
+- a worker whose app did not start (any failure before uvicorn's start, or no start within
+  ``STARTUP_SECONDS``: configuration, database) stops them all with status 3, as uvicorn's own supervisor
+  does: a restart does not cure it, and the container's restart policy and health check must see it;
 - SIGTERM, SIGINT or SIGHUP stops the workers (each finishes its requests, as uvicorn does on SIGTERM, for
   up to ``GRACEFUL_SHUTDOWN_SECONDS``) within ``STOP_GRACE_SECONDS``, then the parent; a worker whose parent
   dies, even by SIGKILL, gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and stops too.
 
 One worker takes the same way without SO_REUSEPORT, in the process itself: the port is checked before the
-app starts, and nobody can join it.
+app starts, and nobody can join it; there uvicorn handles SIGTERM and SIGINT itself.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from types import FrameType
 
 import uvicorn
 
+from service.observability import listener as metrics_listener
+
 log = logging.getLogger("rueckhalt.serving")
 
 # Within `rueckhalt up`'s 20 s (service/supervisor.py) and compose's stop_grace_period (30 s), which
@@ -57,10 +59,11 @@ RESTART_PAUSE_SECONDS = 0.5
 RESTART_PAUSE_MAX_SECONDS = 30.0
 # A worker that ran this long before it exited is not failing at start-up: its next pause is the first.
 STABLE_SECONDS = 60.0
-# uvicorn calls the heartbeat on its event loop every HEARTBEAT_SECONDS; a worker silent for HUNG_SECONDS
-# after its first beat is hung (its loop blocked), not busy.
-HEARTBEAT_SECONDS = 1.0
+# A worker's event loop beats every 0.1 s (``_BeatingServer``); one silent for HUNG_SECONDS after its first
+# beat is hung (its loop blocked), not busy.
 HUNG_SECONDS = 60.0
+# A worker whose app has not started after this long (a database that does not answer) is a failed start.
+STARTUP_SECONDS = 120.0
 BACKLOG = 2048
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # uvicorn's exit status for an application that did not start (uvicorn.run exits with it as well).
@@ -113,9 +116,12 @@ def bind(served: Served, count: int) -> list[socket.socket]:
     SO_REUSEPORT itself, such as an earlier Rückhalt still running, would otherwise share the port
     silently and take part of the connections). With SO_REUSEADDR, as the listeners: connections of an
     earlier run still in TIME_WAIT do not hold the port. CannotListen if the port is taken or not ours."""
+    # IPv4 unless the host is an IPv6 address, as uvicorn: "localhost" may resolve to ::1 first, and a
+    # container without IPv6 could not listen there.
+    family = socket.AF_INET6 if ":" in served.bind_host else socket.AF_INET
     try:
-        family, _, _, _, address = socket.getaddrinfo(
-            served.bind_host, served.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        _, _, _, _, address = socket.getaddrinfo(
+            served.bind_host, served.port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as error:
         raise CannotListen(served.bind_host, served.port, str(error.strerror)) from error
@@ -143,6 +149,8 @@ def _die_with_parent(parent: int) -> None:
     """SIGTERM from the kernel when the parent dies, however it dies (Linux's PR_SET_PDEATHSIG): a worker
     left behind would keep serving on the port, unsupervised, and hold it against the next start."""
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    libc.prctl.restype = ctypes.c_int
     pr_set_pdeathsig = 1
     if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
@@ -150,20 +158,44 @@ def _die_with_parent(parent: int) -> None:
         raise SystemExit(0)
 
 
+class _BeatingServer(uvicorn.Server):
+    """uvicorn's server, writing the time of each tick of its main loop (every 0.1 s) where the parent
+    reads it: a loop that stops ticking is hung. Monotonic time: a step of the wall clock is no silence."""
+
+    def __init__(self, config: uvicorn.Config, beat: ctypes.c_double) -> None:
+        super().__init__(config)
+        self._beat = beat
+
+    async def on_tick(self, counter: int) -> bool:
+        self._beat.value = time.monotonic()
+        return await super().on_tick(counter)
+
+
+def _run(server: uvicorn.Server, sockets: list[socket.socket]) -> int:
+    """Run ``server`` on ``sockets``; the exit status: 0, or STARTUP_FAILURE if the app did not start.
+
+    uvicorn turns only some failures of loading the app into its status 3; the service's factory reads the
+    database, and an error there (no database, a refused password) would exit 1 and be restarted forever
+    while the socket takes its share of the connections. Every failure before the start is one."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # a terminal's Ctrl+C: uvicorn has stopped already
+            server.run(sockets=sockets)
+    except Exception:
+        if server.started:
+            raise
+        log.exception("the app did not start")
+    except SystemExit as exit_:
+        if server.started or exit_.code in (0, None):
+            raise
+        log.error("the app did not start (status %s)", exit_.code)
+    return 0 if server.started else STARTUP_FAILURE
+
+
 def _worker(served: Served, listener: socket.socket, parent: int, beat: ctypes.c_double) -> None:
     """One api worker process: uvicorn on its own socket, beating on its event loop."""
     _die_with_parent(parent)
-    config = served.config()
-
-    async def heartbeat() -> None:
-        beat.value = time.monotonic()
-
-    config.callback_notify, config.timeout_notify = heartbeat, int(HEARTBEAT_SECONDS)
-    server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):  # a terminal's Ctrl+C: uvicorn has stopped already
-        server.run(sockets=[listener])
-    if not server.started:
-        raise SystemExit(STARTUP_FAILURE)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    raise SystemExit(_run(_BeatingServer(served.config(), beat), [listener]))
 
 
 @dataclass
@@ -229,8 +261,6 @@ class Workers:
             self._stop()
             for number, handler in previous:
                 signal.signal(number, handler)
-            for listener in self.sockets:
-                listener.close()
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         self.stop_signal = number
@@ -239,14 +269,18 @@ class Workers:
         now = time.monotonic()
         for slot in self.slots:
             process = slot.process
-            if process is not None and process.is_alive() and slot.beat.value:
-                silent = time.monotonic() - slot.beat.value
-                if silent > self.hung_seconds:
-                    log.error("api worker silent for %.0f s: killed and replaced", silent)
-                    process.kill()
-                    process.join()
+            if process is not None and process.is_alive():
+                if slot.beat.value and now - slot.beat.value > self.hung_seconds:
+                    log.error("api worker silent for %.0f s: killed and replaced", now - slot.beat.value)
+                    self._kill(process)
+                elif not slot.beat.value and now - slot.started > STARTUP_SECONDS:
+                    log.error("api worker's app has not started after %.0f s: stopping", STARTUP_SECONDS)
+                    self._kill(process)
+                    return STARTUP_FAILURE
             if process is not None and not process.is_alive():
                 process.join()
+                if process.pid is not None:
+                    metrics_listener.process_ended(process.pid)
                 if process.exitcode == STARTUP_FAILURE and not slot.beat.value:
                     log.error("api worker's app did not start: stopping")
                     return STARTUP_FAILURE
@@ -264,17 +298,26 @@ class Workers:
                 self._start(slot)
         return None
 
+    @staticmethod
+    def _kill(process: SpawnProcess) -> None:
+        process.kill()
+        # Bounded: a process stuck in the kernel (uninterruptible) must not hold the parent too.
+        process.join(5)
+
     def _stop(self) -> None:
         running = [slot.process for slot in self.slots if slot.process is not None]
         for process in running:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
+        # The workers keep their own copies: closed here, the port refuses new connections at once instead
+        # of queueing them for workers that are stopping.
+        for listening in self.sockets:
+            listening.close()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in running:
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
-                process.kill()
-                process.join()
+                self._kill(process)
 
 
 def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -> int:
@@ -285,13 +328,10 @@ def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -
     sockets = bind(served, workers)
     if workers > 1:
         return Workers(served, sockets, hung_seconds).run()
-    server = uvicorn.Server(served.config())
     try:
-        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl+C is a stop, not an error
-            server.run(sockets=sockets)
+        return _run(uvicorn.Server(served.config()), sockets)
     finally:
         sockets[0].close()
-    return 0 if server.started else STARTUP_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:

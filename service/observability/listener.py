@@ -98,10 +98,11 @@ def start(settings: Settings, role: Role, extra: Collector | None = None) -> Met
     return MetricsListener(server, thread, port)
 
 
-def process_ended() -> None:
-    """A process leaves: its live gauges (connections in use) stop counting in multiprocess mode."""
+def process_ended(pid: int | None = None) -> None:
+    """A process leaves: its live gauges (connections in use) stop counting in multiprocess mode. ``pid``:
+    another process that ended without saying so (an api worker killed: service/serving.py)."""
     if multiprocess_dir():
-        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
 
 
 _instrumented: weakref.WeakSet[Engine] = weakref.WeakSet()

@@ -21,7 +21,7 @@ def create_app() -> Starlette:
 
 
 def failing_app() -> Starlette:
-    """An app whose start-up fails, as the service's does without its database."""
+    """An app whose lifespan's start fails."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -29,3 +29,8 @@ def failing_app() -> Starlette:
         yield
 
     return Starlette(routes=[Route("/", pid)], lifespan=lifespan)
+
+
+def unreachable_database_app() -> Starlette:
+    """A factory that fails as the service's does without its database: ``create_app`` reads it."""
+    raise ConnectionRefusedError("database at 127.0.0.1:1 refused the connection")
