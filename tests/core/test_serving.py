@@ -9,10 +9,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from service import serving
 from service.config import PROJECT_ROOT
 from tests.support.stack import free_port
 
@@ -335,3 +338,101 @@ def _health_together(port: int) -> list[bytes]:
         for connection in connections:
             connection.close()
     return statuses
+
+
+# -- the parent's logic in this process (its workers are still processes of their own) ---------------------
+
+
+def test_bind_gives_one_listening_socket_per_worker_sharing_the_port() -> None:
+    port = free_port()
+    sockets = serving.bind(serving.Served(APP, "127.0.0.1", port), 3)
+    try:
+        assert [s.getsockname() for s in sockets] == [("127.0.0.1", port)] * 3
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in sockets)
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for s in sockets)
+        with pytest.raises(serving.CannotListen, match=re.escape(f"cannot listen on 127.0.0.1:{port}")):
+            serving.bind(serving.Served(APP, "127.0.0.1", port), 1)
+    finally:
+        for listening in sockets:
+            listening.close()
+    alone = serving.bind(serving.Served(APP, "[127.0.0.1]", port), 1)[0]
+    with alone:  # one worker: nobody may join the port
+        assert not alone.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+
+
+def test_an_unknown_host_cannot_be_listened_on() -> None:
+    with pytest.raises(serving.CannotListen, match=re.escape("cannot listen on no-such-host.invalid:")):
+        serving.bind(serving.Served(APP, "no-such-host.invalid", free_port()), 2)
+    assert serving.main([APP, "--host", "no-such-host.invalid", "--port", str(free_port())]) == 2
+
+
+class _Server:
+    """Stands in for uvicorn's server in ``_run``: what its run() does, and whether the app started."""
+
+    def __init__(self, outcome: BaseException | None, started: bool) -> None:
+        self.outcome, self.started = outcome, started
+
+    def run(self, sockets: list[socket.socket]) -> None:
+        if self.outcome is not None:
+            raise self.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "started", "status"),
+    [
+        (None, True, 0),  # served, then stopped
+        (KeyboardInterrupt(), True, 0),  # Ctrl+C in a terminal
+        (None, False, 3),  # the lifespan's start failed
+        (ConnectionRefusedError("database"), False, 3),  # the factory failed (uvicorn would exit 1)
+        (SystemExit(1), False, 3),  # uvicorn gave up loading the app
+    ],
+)
+def test_any_failure_before_the_start_is_status_3(
+    outcome: BaseException | None, started: bool, status: int
+) -> None:
+    assert serving._run(_Server(outcome, started), []) == status  # type: ignore[arg-type]
+
+
+def test_a_failure_after_the_start_is_not_hidden() -> None:
+    with pytest.raises(RuntimeError):
+        serving._run(_Server(RuntimeError("late"), True), [])  # type: ignore[arg-type]
+
+
+def _tend_in_the_background(workers: serving.Workers, port: int, act: Callable[[set[int]], None]) -> None:
+    """Run ``act`` on the workers once both serve, then ask the parent to stop (as SIGTERM does)."""
+
+    def job() -> None:
+        try:
+            act(_wait_until_served(port, 2))
+        finally:
+            workers.stop_signal = signal.SIGTERM
+
+    threading.Thread(target=job, daemon=True).start()
+
+
+def test_the_parent_replaces_a_dead_and_a_hung_worker_then_stops_with_0() -> None:
+    port = free_port()
+    served = serving.Served(APP, "127.0.0.1", port, "warning")
+    workers = serving.Workers(served, serving.bind(served, 2), hung_seconds=10)
+    replaced: list[set[int]] = []
+
+    def act(first: set[int]) -> None:
+        dead, hung = sorted(first)
+        os.kill(dead, signal.SIGKILL)
+        assert _gone(dead)
+        os.kill(hung, signal.SIGSTOP)  # its loop beats no more
+        assert _gone(hung, 60)
+        replaced.append(_wait_until_served(port, 2))
+
+    _tend_in_the_background(workers, port, act)
+    assert workers.run() == 0
+    assert len(replaced) == 1
+    assert all(_gone(pid, 1) for pid in replaced[0])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_the_parent_stops_with_3_when_an_app_does_not_start() -> None:
+    served = serving.Served("tests.support.pid_app:unreachable_database_app", "127.0.0.1", free_port())
+    workers = serving.Workers(served, serving.bind(served, 2))
+    assert workers.run() == 3
