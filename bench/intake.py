@@ -34,7 +34,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from sqlalchemy import func, select
 
 from bench import wrk
 from bench.common import Stack, free_port
+from service import serving
 from service.db import Base
 from service.identity.models import CaseKeyGrant
 from service.runtime import Runtime
@@ -146,20 +146,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
 def start_server(app: str, env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     # Served as `rueckhalt serve` serves the api (service/serving.py): a socket per worker, so that the
     # kernel spreads wrk's connections over the workers instead of handing them all to the first awake.
-    command = [
-        sys.executable,
-        "-m",
-        "service.serving",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
+    command = serving.command(app, port, workers)
     # The servers' log lines (an access line per request) go to a file, as in production, not to the terminal.
     log = open(Path(env.get("RUECKHALT_DATA_DIR", "/tmp")) / f"server-{port}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)

@@ -177,8 +177,9 @@ def _freeze_heap() -> None:
     CPython's full collection walks every tracked object, and under load it runs every few seconds: objects
     of requests in flight survive the young collections and count towards the next full one. Measured
     with two api workers under wrk (2026-12-07), each full collection stopped its worker for 105 to 160 ms,
-    the tail of every request behind it; with the start-up frozen, 8 to 30 ms. What is frozen stays in
-    memory for the life of the process, as it would anyway; a garbage cycle made later is still found."""
+    the tail of every request behind it; with the start-up frozen, 8 to 30 ms. Nothing of a request
+    exists yet (this runs before the first). A garbage cycle made later is still found; one that takes in
+    an object frozen here (a cache replaced later) is not, bounded by the start-up heap."""
     gc.collect()
     gc.freeze()
 

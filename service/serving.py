@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
@@ -66,6 +67,8 @@ HUNG_SECONDS = 60.0
 STARTUP_SECONDS = 120.0
 BACKLOG = 2048
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Workers start from a fresh interpreter: nothing of the parent (its threads, its loop) comes along.
+_SPAWN = multiprocessing.get_context("spawn")
 # uvicorn's exit status for an application that did not start (uvicorn.run exits with it as well).
 STARTUP_FAILURE = 3
 
@@ -209,6 +212,11 @@ class _Slot:
     pause: float = RESTART_PAUSE_SECONDS
     restart_at: float | None = None
 
+    def restart_later(self, now: float) -> None:
+        """Start this slot's worker after its pause, and double the pause for the next failure."""
+        self.process, self.restart_at = None, now + self.pause
+        self.pause = min(self.pause * 2, RESTART_PAUSE_MAX_SECONDS)
+
 
 @dataclass
 class Workers:
@@ -223,12 +231,11 @@ class Workers:
     stop_signal: int | None = None
 
     def __post_init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.slots = [_Slot(listener, context.Value("d", 0.0, lock=False)) for listener in self.sockets]
+        self.slots = [_Slot(listener, _SPAWN.Value("d", 0.0, lock=False)) for listener in self.sockets]
 
     def _start(self, slot: _Slot) -> None:
         slot.beat.value = 0.0
-        process = multiprocessing.get_context("spawn").Process(
+        process = _SPAWN.Process(
             target=_worker,
             args=(self.served, slot.listener, os.getpid(), slot.beat),
             name="rueckhalt-api",
@@ -237,8 +244,7 @@ class Workers:
             process.start()
         except OSError as error:  # no memory or processes left: try again later, the others serve
             log.error("api worker could not be started (%s); trying again in %.1f s", error, slot.pause)
-            slot.restart_at = time.monotonic() + slot.pause
-            slot.pause = min(slot.pause * 2, RESTART_PAUSE_MAX_SECONDS)
+            slot.restart_later(time.monotonic())
             return
         slot.process, slot.started, slot.restart_at = process, time.monotonic(), None
 
@@ -292,8 +298,7 @@ class Workers:
                     ran,
                     slot.pause,
                 )
-                slot.process, slot.restart_at = None, now + slot.pause
-                slot.pause = min(slot.pause * 2, RESTART_PAUSE_MAX_SECONDS)
+                slot.restart_later(now)
             if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
                 self._start(slot)
         return None
@@ -332,6 +337,26 @@ def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -
         return _run(uvicorn.Server(served.config()), sockets)
     finally:
         sockets[0].close()
+
+
+def command(app: str, port: int, workers: int, *extra: str, log_level: str = "warning") -> list[str]:
+    """The command line that serves ``app`` as ``rueckhalt serve`` serves the api (``main`` below), on
+    loopback: for the benchmarks' and the tests' server processes."""
+    return [
+        sys.executable,
+        "-m",
+        "service.serving",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+        *extra,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -287,9 +287,8 @@ def test_the_service_itself_runs_under_two_workers_and_stops_cleanly(start: Star
     )
     assert migrated.returncode == 0, migrated.stderr.decode(errors="replace")
     port = free_port()
-    argv = ["-m", "service.serving", "service.app:app_factory", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(
-        [sys.executable, *argv],
+        serving.command("service.app:app_factory", port, 2),
         cwd=PROJECT_ROOT,
         env=env,
         # Not a pipe nobody reads: the workers' log lines could fill it and block them.

@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from typing import IO, Any
 import httpx
 from sqlalchemy import func, select
 
+from service import serving
 from service.cases.models import Case
 from service.config import PROJECT_ROOT
 from service.crypto import receipt_lookup
@@ -66,20 +66,7 @@ class Product:
     def api(self, name: str, port: int, *, workers: int = 1) -> subprocess.Popen[bytes]:
         """An api process as docker-compose starts it (`rueckhalt serve`'s workers, service/serving.py);
         returns once it serves."""
-        argv = [
-            sys.executable,
-            "-m",
-            "service.serving",
-            "service.app:app_factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ]
+        argv = serving.command("service.app:app_factory", port, workers)
         process = self._start(name, argv)
         wait_for_api(f"http://127.0.0.1:{port}", process, self.log_dir / f"{name}.log")
         return process
