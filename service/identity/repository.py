@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Dialect, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Dialect, delete, event, func, select
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from service.db import fetch_raw
 from service.identity.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch, StaffUser
@@ -68,6 +70,98 @@ def receivers(session: Session) -> dict[str, Receiver]:
             receiver = _remember(row)
         found[receiver.slug] = receiver
     return found
+
+
+# How long the intake may route with the organisations it read last. Safe for any age: every grant it
+# writes is checked against the organisation's row in the same statement (``reports.repository``), and a
+# grant to one disabled or re-keyed since is refused there and filed again with a fresh read. What the age
+# bounds is how late an organisation that newly has a key (or was enabled, or renamed) is seen: a second.
+RECEIVERS_MAX_AGE = 1.0
+
+
+class ReceiverCache:
+    """The intake's last read of ``receivers``, reused for up to ``RECEIVERS_MAX_AGE`` seconds.
+
+    Reading them on every report cost a round trip and, in PostgreSQL, every organisation's key read out of
+    line to hash it: a fifth of the database's time per report (docs/intake-cost.md, session 13). Reuse is
+    sound because nothing the cache could get wrong reaches a case: a grant to an organisation disabled or
+    re-keyed since the read fails in the insert itself (``StaleGrant``), and the intake then reads afresh.
+    An organisation changed by this process (a page, the CLI, a test) is seen at once: its commit makes the
+    next read fresh (``_OrganisationChanges``).
+    """
+
+    def __init__(
+        self, max_age: float = RECEIVERS_MAX_AGE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        # (read at, change generation when the read began, receivers), replaced whole: threads read it bare.
+        self._last: tuple[float, int, dict[str, Receiver]] | None = None
+
+    def read(self, session: Session, *, fresh: bool = False) -> tuple[dict[str, Receiver], bool]:
+        """The receivers, and True if they are the cached read (not read in this transaction)."""
+        last = self._last
+        now = self._clock()
+        if (
+            not fresh
+            and last is not None
+            and now - last[0] < self._max_age
+            and last[1] == _OrganisationChanges.generation
+        ):
+            return last[2], True
+        # Taken before the read: a change committed while it runs makes the next call read again.
+        generation = _OrganisationChanges.generation
+        found = receivers(session)
+        self._last = (now, generation, found)
+        return found, False
+
+    def forget(self) -> None:
+        self._last = None
+
+
+class _OrganisationChanges:
+    """Counts commits of this process that changed an organisation's row (any ``ReceiverCache`` then reads
+    afresh). Bumped after the commit, not at the flush: a read between the two would see the old row."""
+
+    generation = 0
+    _lock = threading.Lock()
+
+    @classmethod
+    def bump(cls) -> None:
+        with cls._lock:
+            cls.generation += 1
+
+
+_CHANGED = "rueckhalt.organisation_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_organisation_change(session: Session, _context: Any) -> None:
+    if any(isinstance(obj, Organisation) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_organisation_statement(state: ORMExecuteState) -> None:
+    # An UPDATE, INSERT or DELETE statement on the table (a bulk change, a test's or a migration's).
+    if (state.is_update or state.is_delete or state.is_insert) and any(
+        mapper.class_ is Organisation for mapper in state.all_mappers
+    ):
+        state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _organisations_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the change is not stored until the outer transaction commits
+    if session.info.pop(_CHANGED, False):
+        _OrganisationChanges.bump()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _organisations_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the whole transaction, not a savepoint within it
+        session.info.pop(_CHANGED, None)
 
 
 # A row of ``_RECEIVERS``: id, slug, display name, kind, key epoch, key digest.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -119,19 +122,69 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
         else:
             groups.append((row.table, [row.values]))
     dialect = connection.dialect
-    if dialect.name == "postgresql" and len(groups) > 1:
-        sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
-        parameters: list[Any] = []
-        for table, batch in groups:
-            for values in batch:
-                for key, process in processors[table]:
-                    value = values[key]
-                    parameters.append(value if process is None else process(value))
-        execute_raw(session, sql, parameters)
-        return
-    with pipelined(session):
-        for table, batch in groups:
-            connection.execute(_insert(table), batch)
+    try:
+        if dialect.name == "postgresql" and len(groups) > 1:
+            sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
+            parameters: list[Any] = []
+            for table, batch in groups:
+                for values in batch:
+                    for key, process in processors[table]:
+                        value = values[key]
+                        parameters.append(value if process is None else process(value))
+            execute_raw(session, sql, parameters)
+            return
+        with pipelined(session):
+            for table, batch in groups:
+                if table is _GRANTS:
+                    batch = [{**values, **_guard_values(values)} for values in batch]
+                connection.execute(_insert(table), batch)
+    except sa_exc.IntegrityError as error:
+        if _refused_grant(error):
+            raise StaleGrant() from None
+        raise
+
+
+class StaleGrant(Exception):
+    """A case key grant named an organisation that is, when the row is written, disabled, gone or on
+    another key epoch than the grant's: the routing read it before that change. Nothing was written (the
+    statement failed and the transaction must be rolled back); the intake routes the report again."""
+
+
+_GRANTS = cast(Table, CaseKeyGrant.__table__)
+_GUARD_ORGANISATION = "guard_organisation_id"
+_GUARD_EPOCH = "guard_epoch"
+
+
+def _guarded_epoch(organisation: Any, epoch: Any) -> Any:
+    """A grant's ``epoch`` as written: the organisation's current epoch if it still is the grant's and the
+    organisation is active with a key, else NULL, which the column refuses (NOT NULL), failing the whole
+    insert. So the statement that stores a case key wrapped to a key epoch is the one that checks, in its
+    own snapshot and under the foreign key's lock on the organisation's row, that the epoch is current:
+    a routing decision read a moment (or a cached second) earlier cannot hand a case to an organisation
+    disabled since, nor to a key epoch retired since (a removed member may hold the old one)."""
+    return (
+        select(Organisation.current_epoch)
+        .where(
+            Organisation.id == organisation,
+            Organisation.active.is_(True),
+            Organisation.public_key.is_not(None),
+            Organisation.current_epoch == epoch,
+        )
+        .scalar_subquery()
+    )
+
+
+def _guard_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {_GUARD_ORGANISATION: values["organisation_id"], _GUARD_EPOCH: values["epoch"]}
+
+
+def _refused_grant(error: sa_exc.IntegrityError) -> bool:
+    """True if ``error`` is the NOT NULL refusal of a grant's guarded epoch (and not any other failure)."""
+    orig = error.orig
+    if isinstance(orig, psycopg.errors.NotNullViolation):
+        return orig.diag.table_name == _GRANTS.name and orig.diag.column_name == "epoch"
+    refusal = f"NOT NULL constraint failed: {_GRANTS.name}.epoch"
+    return isinstance(orig, sqlite3.IntegrityError) and str(orig) == refusal
 
 
 Processor = Callable[[Any], Any] | None
@@ -150,13 +203,20 @@ def _one_statement(
     """
 
     def rows_of(group: int, table: Table, count: int) -> list[dict[str, Any]]:
-        return [
-            {
+        rows = []
+        for index in range(count):
+            row: dict[str, Any] = {
                 column.key: bindparam(f"p{group}_{index}_{column.key}", type_=column.type)
                 for column in table.columns
             }
-            for index in range(count)
-        ]
+            if table is _GRANTS:
+                # The same two parameters again, inside the guard (``$n`` may appear more than once).
+                row["epoch"] = _guarded_epoch(
+                    bindparam(f"p{group}_{index}_organisation_id", type_=table.c.organisation_id.type),
+                    bindparam(f"p{group}_{index}_epoch", type_=table.c.epoch.type),
+                )
+            rows.append(row)
+        return rows
 
     *firsts, (last, last_count) = shape
     withs = [
@@ -181,14 +241,24 @@ def _one_statement(
         for index in range(count)
         for column in table.columns
     ]
-    if placeholder.findall(compiled) != expected:
+    # Each name in the order of its first place; a name used again (a grant's guard) gets the same number.
+    if list(dict.fromkeys(placeholder.findall(compiled))) != expected:
         raise RuntimeError("the intake's insert did not compile to its values in the order they are sent")
-    numbers = iter(range(1, len(expected) + 1))
-    sql = placeholder.sub(lambda _: f"${next(numbers)}", compiled)
+    numbers = {name: number for number, name in enumerate(expected, start=1)}
+    sql = placeholder.sub(lambda match: f"${numbers[match.group(1)]}", compiled)
     return sql.replace("%%", "%"), processors
 
 
 @functools.cache
 def _insert(table: Table) -> Insert:
     # Built once per table: a statement is immutable, and building it anew for every report costs time.
+    if table is _GRANTS:
+        # The other columns come from each row's values, the epoch from the guard (its two parameters
+        # are added to each row: ``_guard_values``).
+        return insert(table).values(
+            epoch=_guarded_epoch(
+                bindparam(_GUARD_ORGANISATION, type_=table.c.organisation_id.type),
+                bindparam(_GUARD_EPOCH, type_=table.c.epoch.type),
+            )
+        )
     return insert(table)

@@ -32,6 +32,7 @@ from service.identity.models import CaseKeyGrant
 from service.identity.repository import Receiver
 from service.organisations.keys import PublicKeys
 from service.reports.opened import ctx, local_today
+from service.reports.repository import StaleGrant
 from service.reports.schemas import (
     IncidentFields,
 )
@@ -181,8 +182,12 @@ class FilingRows:
         reachable: dict[str, Receiver],
         already: set[str],
         now: datetime,
+        cached: bool = False,
     ) -> list[Receiver]:
-        """Wrap the case key to every organisation in the decision that does not hold it yet."""
+        """Wrap the case key to every organisation in the decision that does not hold it yet.
+
+        ``cached``: ``reachable`` is the intake's cached read; a receiver whose key is not the one read then
+        is StaleGrant (filed again, freshly read), not a grant left out."""
         new_targets: list[Receiver] = []
         steps: list[tuple[str, GrantRole, int | None]] = [
             (slug, GrantRole.target, None) for slug in decision.targets
@@ -192,6 +197,8 @@ class FilingRows:
         keys = self._keys.of(session, {reachable[slug] for slug, _, _ in steps})
         for slug, role, minutes in steps:
             org = reachable[slug]
+            if org.id not in already and org.id not in keys and cached:
+                raise StaleGrant()
             if org.id in already or org.id not in keys:
                 # Its key changed between the two reads: the decision's other grants still stand.
                 continue

@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -39,11 +41,10 @@ from service.crypto import (
     wrap_for_reporter,
 )
 from service.db import NewRow, after_commit, new_id, new_row, utcnow
-from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
+from service.errors import AlreadySubmitted, NoRecipient, NotFound, ServiceBusy, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
-from service.identity import repository as organisations
-from service.identity.repository import Receiver
+from service.identity.repository import Receiver, ReceiverCache
 from service.matching.service import Budget, MatchingService
 from service.organisations.keys import PublicKeys
 from service.outbox import writer as outbox
@@ -53,6 +54,7 @@ from service.reports import repository
 from service.reports.checks import check_incident_codes, check_report
 from service.reports.opened import OpenedCase, ctx
 from service.reports.reporter_case import ReporterCases
+from service.reports.repository import StaleGrant
 from service.reports.rows import CaseRef, FilingRows, holders_granted
 from service.reports.schemas import (
     IncidentFields,
@@ -64,6 +66,7 @@ from service.taxonomy import Districts, Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 
 log = logging.getLogger("rueckhalt.intake")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class IntakeService(FilingRows, ReporterCases):
         self._statistics_key = statistics_key
         self._notification_key = notification_key
         self._keys = PublicKeys()
+        self._receivers = ReceiverCache()
         # Set by a served api process (``service.app``): the delivery tasks of a report's outbox rows are
         # published right after its commit instead of at the relay's next pass.
         self.dispatcher: Dispatcher | None = None
@@ -166,9 +170,19 @@ class IntakeService(FilingRows, ReporterCases):
             reported_by=reported_by,
         )
 
-    def route(self, session: Session, facts: ReportFacts) -> tuple[RoutingDecision, dict[str, Receiver]]:
-        reachable = organisations.receivers(session)
+    def route(
+        self, session: Session, facts: ReportFacts, *, cached: bool = False
+    ) -> tuple[RoutingDecision, dict[str, Receiver]]:
+        """The decision for ``facts`` among the organisations that can receive a case now.
+
+        ``cached``: the organisations may be the intake's read of up to a second ago (``ReceiverCache``);
+        only for a caller that can file again on ``StaleGrant``. A decision with nowhere to go is never
+        made from the cache: an organisation that has just got its key is looked for first."""
+        reachable, from_cache = self._receivers.read(session, fresh=not cached)
         decision = evaluate(self.policy, facts, frozenset(reachable))
+        if not decision.targets and from_cache:
+            reachable, _ = self._receivers.read(session, fresh=True)
+            decision = evaluate(self.policy, facts, frozenset(reachable))
         if not decision.targets:
             # Never a silent loss: the reporter is told (503), and an alert for the coordinators and the
             # fallback rota is committed on its own, carrying the Land code and nothing of the report.
@@ -211,7 +225,47 @@ class IntakeService(FilingRows, ReporterCases):
         (AlreadySubmitted), and a filing refused later (rolled back) leaves it unused.
         ``matching_budget``: the look-ups reserved for its perpetrator identifiers; reserved here, before
         anything is written, when the caller (off the event loop) did not.
-        ``demo``: only the demo loader passes it (never a page or the API)."""
+        ``demo``: only the demo loader passes it (never a page or the API).
+
+        A session with nothing done yet in its transaction (every page and the API) is this filing's alone:
+        it routes with the organisations read up to a second ago, and if a grant is refused because one of
+        them changed since (``StaleGrant``: disabled, re-keyed), rolls back and files once more with a fresh
+        read. In a transaction that holds a caller's work, which a rollback would undo, it reads afresh, and
+        the refusal (a change in the same instant) is a 503 that asks to send again."""
+        if session.in_transaction():
+            return self._busy_if_stale(
+                lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
+            )
+        try:
+            return self._file_report(session, data, draft, uploads, claim, matching_budget, demo, True)
+        except StaleGrant:
+            session.rollback()
+            log.info("intake: an organisation changed since it was read; routed again with a fresh read")
+        return self._busy_if_stale(
+            lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
+        )
+
+    @staticmethod
+    def _busy_if_stale(filing: Callable[[], T]) -> T:
+        """``filing`` on a fresh read: a grant refused there met a change in the same instant (a 503 that
+        asks to send again; nothing was stored)."""
+        try:
+            return filing()
+        except StaleGrant:
+            log.warning("intake: an organisation changed while a report was filed; asked to send again")
+            raise ServiceBusy() from None
+
+    def _file_report(
+        self,
+        session: Session,
+        data: ReportCreate,
+        draft: CaseDraft,
+        uploads: list[EncryptedUpload],
+        claim: SubmissionClaim | None,
+        matching_budget: Budget | None,
+        demo: DemoFiling | None,
+        cached: bool,
+    ) -> Filed:
         self.refuse_invalid(data)
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
@@ -222,7 +276,7 @@ class IntakeService(FilingRows, ReporterCases):
         now = demo.at if demo is not None and demo.at is not None else utcnow()
         urgency = self.urgency_of(data, now)
         facts = self._facts(data, data, tuple(data.targets), data.reported_by, urgency)
-        decision, reachable = self.route(session, facts)
+        decision, reachable = self.route(session, facts, cached=cached)
         receipt = new_receipt()
         salt = new_salt()
         case = CaseRef(id=draft.case_id, land=data.land, office=data.office)
@@ -287,7 +341,7 @@ class IntakeService(FilingRows, ReporterCases):
         answers = {kind: answers_of(getattr(data, kind)) for kind in ANSWER_KINDS}
         incident_id = self._add_incident(rows, case, 1, data, draft.data_key, now, answers)
         rows += self._attachment_rows(uploads, case.id, incident_id, now)
-        targets = self._grant(session, rows, case.id, draft.data_key, decision, reachable, set(), now)
+        targets = self._grant(session, rows, case.id, draft.data_key, decision, reachable, set(), now, cached)
         if not targets:
             session.rollback()
             raise NoRecipient()
@@ -399,7 +453,7 @@ class IntakeService(FilingRows, ReporterCases):
                 if announce
             ]
         )
-        repository.insert_new(session, rows + announced)
+        self._busy_if_stale(lambda: repository.insert_new(session, rows + announced))
         severity = self.taxonomy.severity_of(data.type_codes)
         if severity < case.severity:
             case.severity = severity
