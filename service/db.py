@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -114,6 +114,9 @@ class NewRow:
     # Column values of any type, bound to the statement as they are: the table, not this type, says what
     # each one is (``new_row`` checks that every column is given).
     values: dict[str, object]
+    # Values the insert checks the row against but does not store (a grant's key digest:
+    # ``reports.repository``), by name.
+    guard: dict[str, object] = field(default_factory=dict)
 
 
 @functools.cache
@@ -426,6 +429,19 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     Callbacks must not use the session (it is between transactions) and must not block: they hand work to
     a thread or a queue. One that raises is logged and does not undo the commit or stop the others."""
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def holds_work(session: Session) -> bool:
+    """True if ``session`` carries anything of its caller's that a rollback would drop: a transaction
+    begun, objects added or changed and not yet flushed, callbacks waiting for the commit or a rollback."""
+    return bool(
+        session.in_transaction()
+        or session.new
+        or session.dirty
+        or session.deleted
+        or session.info.get(_AFTER_COMMIT)
+        or session.info.get(_AFTER_ROLLBACK)
+    )
 
 
 def after_rollback(session: Session, callback: Callable[[], None]) -> None:

@@ -132,7 +132,8 @@ class ApiCsrfFailed(CsrfFailed):
 
 
 class ServiceBusy(DomainError):
-    """Too many password checks at once: they are bounded so that a login flood cannot starve intake."""
+    """Busy for a moment: too many password checks at once (bounded, so that a login flood cannot starve
+    the intake), or a report that met a change of an organisation in the same instant (nothing stored)."""
 
     status_code = 503
     message_key = "error.busy"

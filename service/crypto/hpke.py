@@ -8,6 +8,7 @@ version byte in front) is HPKE ``info``, because this HPKE API has no separate a
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 from dataclasses import dataclass, field
 
@@ -72,6 +73,11 @@ class PublicKey:
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKey:
         return _public_key(bytes(data))
+
+    @functools.cached_property
+    def digest(self) -> bytes:
+        """SHA-256 of ``raw``: how the database names this key (``sha256(public_key)``)."""
+        return hashlib.sha256(self.raw).digest()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -51,8 +51,8 @@ _RECEIVERS = select(
 def receivers(session: Session) -> dict[str, Receiver]:
     """Organisations that can receive a case now: active and holding a public key.
 
-    Read fresh on every intake (an organisation disabled a second ago must not get the next case), but
-    without the key bytes: a digest names each key (SQLite gets ``sha256`` from ``service.db``). On
+    The intake reads them through ``ReceiverCache`` (at most once a second; every grant is checked by its
+    insert). Without the key bytes: a digest names each key (SQLite gets ``sha256`` from ``service.db``). On
     PostgreSQL through psycopg's raw cursor (``fetch_raw``): twenty plain tuples need none of SQLAlchemy's
     result machinery, which cost more than the query. An organisation whose row reads as it did on the last
     report is the same ``Receiver`` object as then (``_known``): nothing is built for it.
@@ -112,7 +112,9 @@ class ReceiverCache:
         # Taken before the read: a change committed while it runs makes the next call read again.
         generation = _OrganisationChanges.generation
         found = receivers(session)
-        self._last = (now, generation, found)
+        if not session.info.get(_CHANGED):
+            # Not a read beside this session's own uncommitted change of an organisation: it may roll back.
+            self._last = (now, generation, found)
         return found, False
 
     def forget(self) -> None:

@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Dialect, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import Dialect, Insert, LargeBinary, Table, bindparam, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from service.cases.models import Case, CaseMessage, Incident, MessageDirection
 from service.db import NewRow, execute_raw, pipelined
@@ -116,27 +117,33 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
     """
     connection = session.connection()
     groups: list[tuple[Table, list[dict[str, Any]]]] = []
+    guard_groups: list[list[dict[str, Any]]] = []
     for row in rows:
         if groups and groups[-1][0] is row.table:
             groups[-1][1].append(row.values)
+            guard_groups[-1].append(row.guard)
         else:
             groups.append((row.table, [row.values]))
+            guard_groups.append([row.guard])
     dialect = connection.dialect
     try:
         if dialect.name == "postgresql" and len(groups) > 1:
             sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
             parameters: list[Any] = []
-            for table, batch in groups:
-                for values in batch:
+            for (table, batch), guards in zip(groups, guard_groups, strict=True):
+                for values, guard in zip(batch, guards, strict=True):
                     for key, process in processors[table]:
-                        value = values[key]
+                        value = values[key] if key in values else guard[key]
                         parameters.append(value if process is None else process(value))
             execute_raw(session, sql, parameters)
             return
         with pipelined(session):
-            for table, batch in groups:
+            for (table, batch), guards in zip(groups, guard_groups, strict=True):
                 if table is _GRANTS:
-                    batch = [{**values, **_guard_values(values)} for values in batch]
+                    batch = [
+                        {**values, **_guard_values(values, guard)}
+                        for values, guard in zip(batch, guards, strict=True)
+                    ]
                 connection.execute(_insert(table), batch)
     except sa_exc.IntegrityError as error:
         if _refused_grant(error):
@@ -151,31 +158,45 @@ class StaleGrant(Exception):
 
 
 _GRANTS = cast(Table, CaseKeyGrant.__table__)
+# What a grant's row carries for its guard beside its columns (``NewRow.guard``): the SHA-256 of the public
+# key its case key was wrapped to.
+GRANT_KEY_DIGEST = "key_digest"
 _GUARD_ORGANISATION = "guard_organisation_id"
 _GUARD_EPOCH = "guard_epoch"
+_GUARD_DIGEST = "guard_key_digest"
 
 
-def _guarded_epoch(organisation: Any, epoch: Any) -> Any:
-    """A grant's ``epoch`` as written: the organisation's current epoch if it still is the grant's and the
-    organisation is active with a key, else NULL, which the column refuses (NOT NULL), failing the whole
-    insert. So the statement that stores a case key wrapped to a key epoch is the one that checks, in its
-    own snapshot and under the foreign key's lock on the organisation's row, that the epoch is current:
-    a routing decision read a moment (or a cached second) earlier cannot hand a case to an organisation
-    disabled since, nor to a key epoch retired since (a removed member may hold the old one)."""
+def _guarded_epoch(organisation: Any, epoch: Any, key_digest: Any) -> Any:
+    """A grant's ``epoch`` as written: the organisation's current epoch if the organisation is active, its
+    current key is the one the case key was wrapped to (by digest) and its epoch the grant's; else NULL,
+    which the column refuses (NOT NULL), failing the whole insert.
+
+    So the statement that stores a case key wrapped to an organisation's key is the one that checks that
+    the key is still the organisation's: a routing decision read a moment (or a cached second) earlier
+    cannot hand a case to an organisation disabled since, nor to a key retired since (a removed member may
+    hold the old one), nor to a key replaced without a new epoch. On PostgreSQL the row is read FOR SHARE:
+    a rotation or a disabling that has changed the row but not yet committed is waited for, and the row
+    is then checked as it was committed (READ COMMITTED re-reads a locked row that changed); a rotation
+    that starts later waits for this filing's commit."""
     return (
         select(Organisation.current_epoch)
         .where(
             Organisation.id == organisation,
             Organisation.active.is_(True),
-            Organisation.public_key.is_not(None),
             Organisation.current_epoch == epoch,
+            func.sha256(Organisation.public_key) == key_digest,
         )
+        .with_for_update(read=True)
         .scalar_subquery()
     )
 
 
-def _guard_values(values: dict[str, Any]) -> dict[str, Any]:
-    return {_GUARD_ORGANISATION: values["organisation_id"], _GUARD_EPOCH: values["epoch"]}
+def _guard_values(values: dict[str, Any], guard: dict[str, Any]) -> dict[str, Any]:
+    return {
+        _GUARD_ORGANISATION: values["organisation_id"],
+        _GUARD_EPOCH: values["epoch"],
+        _GUARD_DIGEST: guard[GRANT_KEY_DIGEST],
+    }
 
 
 def _refused_grant(error: sa_exc.IntegrityError) -> bool:
@@ -210,10 +231,11 @@ def _one_statement(
                 for column in table.columns
             }
             if table is _GRANTS:
-                # The same two parameters again, inside the guard (``$n`` may appear more than once).
+                # Two of the row's parameters again (``$n`` may appear more than once) and its key digest.
                 row["epoch"] = _guarded_epoch(
                     bindparam(f"p{group}_{index}_organisation_id", type_=table.c.organisation_id.type),
                     bindparam(f"p{group}_{index}_epoch", type_=table.c.epoch.type),
+                    bindparam(f"p{group}_{index}_{GRANT_KEY_DIGEST}", type_=LargeBinary()),
                 )
             rows.append(row)
         return rows
@@ -226,8 +248,8 @@ def _one_statement(
     statement = insert(last).values(rows_of(len(firsts), last, last_count)).add_cte(*withs)
     processors = {
         table: [
-            (column.key, cast(Processor, column.type.dialect_impl(dialect).bind_processor(dialect)))
-            for column in table.columns
+            (key, cast(Processor, type_.dialect_impl(dialect).bind_processor(dialect)))
+            for key, type_ in _parameters_of(table)
         ]
         for table, _ in shape
     }
@@ -236,10 +258,10 @@ def _one_statement(
     compiled = str(statement.compile(dialect=dialect))
     placeholder = re.compile(r"%\((p\d+_\d+_\w+)\)s")
     expected = [
-        f"p{group}_{index}_{column.key}"
+        f"p{group}_{index}_{key}"
         for group, (table, count) in enumerate(shape)
         for index in range(count)
-        for column in table.columns
+        for key, _ in _parameters_of(table)
     ]
     # Each name in the order of its first place; a name used again (a grant's guard) gets the same number.
     if list(dict.fromkeys(placeholder.findall(compiled))) != expected:
@@ -247,6 +269,17 @@ def _one_statement(
     numbers = {name: number for number, name in enumerate(expected, start=1)}
     sql = placeholder.sub(lambda match: f"${numbers[match.group(1)]}", compiled)
     return sql.replace("%%", "%"), processors
+
+
+def _parameters_of(table: Table) -> list[tuple[str, TypeEngine[Any]]]:
+    """A row's parameters in the order of their first place in the statement: its columns, and for a grant
+    its key digest right after its epoch (the guard, in the epoch's place, names it first)."""
+    parameters: list[tuple[str, TypeEngine[Any]]] = []
+    for column in table.columns:
+        parameters.append((column.key, column.type))
+        if table is _GRANTS and column.key == "epoch":
+            parameters.append((GRANT_KEY_DIGEST, LargeBinary()))
+    return parameters
 
 
 @functools.cache
@@ -259,6 +292,7 @@ def _insert(table: Table) -> Insert:
             epoch=_guarded_epoch(
                 bindparam(_GUARD_ORGANISATION, type_=table.c.organisation_id.type),
                 bindparam(_GUARD_EPOCH, type_=table.c.epoch.type),
+                bindparam(_GUARD_DIGEST, type_=LargeBinary()),
             )
         )
     return insert(table)

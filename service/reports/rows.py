@@ -32,7 +32,7 @@ from service.identity.models import CaseKeyGrant
 from service.identity.repository import Receiver
 from service.organisations.keys import PublicKeys
 from service.reports.opened import ctx, local_today
-from service.reports.repository import StaleGrant
+from service.reports.repository import GRANT_KEY_DIGEST, StaleGrant
 from service.reports.schemas import (
     IncidentFields,
 )
@@ -203,21 +203,22 @@ class FilingRows:
                 # Its key changed between the two reads: the decision's other grants still stand.
                 continue
             already.add(org.id)
-            rows.append(
-                new_row(
-                    CaseKeyGrant,
-                    id=new_id(),
-                    case_id=case_id,
-                    organisation_id=org.id,
-                    wrapped_key=wrap_key(data_key, keys[org.id], ctx("case_key", case_id, org.id)),
-                    epoch=org.epoch,
-                    role=role.value,
-                    active=role is GrantRole.target,
-                    escalation_after_minutes=minutes,
-                    granted_at=now,
-                    opened_at=now if role is GrantRole.target else None,
-                )
+            key = keys[org.id]
+            grant = new_row(
+                CaseKeyGrant,
+                id=new_id(),
+                case_id=case_id,
+                organisation_id=org.id,
+                wrapped_key=wrap_key(data_key, key, ctx("case_key", case_id, org.id)),
+                epoch=org.epoch,
+                role=role.value,
+                active=role is GrantRole.target,
+                escalation_after_minutes=minutes,
+                granted_at=now,
+                opened_at=now if role is GrantRole.target else None,
             )
+            # The insert stores the grant only if this is still the organisation's key (``StaleGrant``).
+            rows.append(NewRow(grant.table, grant.values, {GRANT_KEY_DIGEST: key.digest}))
             if role is GrantRole.target:
                 new_targets.append(org)
         return new_targets

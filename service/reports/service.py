@@ -40,7 +40,7 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import NewRow, after_commit, new_id, new_row, utcnow
+from service.db import NewRow, after_commit, holds_work, new_id, new_row, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ServiceBusy, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
@@ -227,12 +227,17 @@ class IntakeService(FilingRows, ReporterCases):
         anything is written, when the caller (off the event loop) did not.
         ``demo``: only the demo loader passes it (never a page or the API).
 
-        A session with nothing done yet in its transaction (every page and the API) is this filing's alone:
+        A session that holds nothing of its caller's yet (``holds_work``: every page and the API) is this
+        filing's alone:
         it routes with the organisations read up to a second ago, and if a grant is refused because one of
         them changed since (``StaleGrant``: disabled, re-keyed), rolls back and files once more with a fresh
         read. In a transaction that holds a caller's work, which a rollback would undo, it reads afresh, and
         the refusal (a change in the same instant) is a 503 that asks to send again."""
-        if session.in_transaction():
+        self.refuse_invalid(data)
+        if data.consent_matching and data.perpetrator_identifiers and matching_budget is None:
+            # Reserved once, before anything is written: a second attempt spends none of it again.
+            matching_budget = self.matching.reserve(len(data.perpetrator_identifiers))
+        if holds_work(session):
             return self._busy_if_stale(
                 lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
             )
@@ -266,12 +271,9 @@ class IntakeService(FilingRows, ReporterCases):
         demo: DemoFiling | None,
         cached: bool,
     ) -> Filed:
-        self.refuse_invalid(data)
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
         )
-        if identifiers and matching_budget is None:
-            matching_budget = self.matching.reserve(len(identifiers))
         self._claim(session, claim)
         now = demo.at if demo is not None and demo.at is not None else utcnow()
         urgency = self.urgency_of(data, now)

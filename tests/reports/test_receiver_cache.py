@@ -8,6 +8,7 @@ process makes them, on a connection of its own, so this process's cache does not
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -200,3 +201,56 @@ def test_an_old_epoch_cannot_open_the_case_after_a_rotation(client: TestClient, 
     later_grant = grants_of(runtime, later)[org]
     with pytest.raises(DecryptionError):
         unwrap_key(later_grant.wrapped_key, old_private, ctx("case_key", later, org))
+
+
+def test_a_key_replaced_elsewhere_without_a_new_epoch_is_not_used_from_the_cache(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # Not what the service does (a new key is a new epoch), but what an operator replacing a compromised
+    # key by hand might: the grant's guard compares the key itself (its digest), not only the epoch.
+    case_of(client, runtime)
+    org = bayern_id(runtime)
+    private, public = generate_keypair()
+    elsewhere(runtime, public_key=public.raw)
+
+    case_id, _ = case_of(client, runtime)
+
+    grant = grants_of(runtime, case_id)[org]
+    assert len(unwrap_key(grant.wrapped_key, private, ctx("case_key", case_id, org))) == 32
+
+
+# PostgreSQL only: SQLite lets one writer at a time, so a rotation and a filing cannot overlap there.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_rotation_not_yet_committed_is_waited_for_and_its_epoch_used(runtime: Runtime) -> None:
+    # The race the guard's share lock closes: a rotation has changed Bayern's row but not committed when
+    # the filing's insert runs. The insert waits for it, sees the committed row, refuses the old epoch,
+    # and the filing is routed again (a plain UPDATE locks nothing a foreign key check waits for).
+    data = ReportCreate.model_validate(REPORT)
+    org = bayern_id(runtime)
+    with runtime.sessions() as db:
+        runtime.intake._receivers.read(db, fresh=True)  # this process has the old epoch cached
+        epoch = int(db.scalar(select(Organisation.current_epoch).where(Organisation.id == org)) or 0)
+    private, public = generate_keypair()
+    filed: list[str] = []
+
+    def file() -> None:
+        with runtime.sessions() as db:
+            filed.append(runtime.intake.file_report(db, data, CaseDraft.new(), []).case_id)
+            db.commit()
+
+    with runtime.engine.connect() as rotation:
+        rotation.execute(
+            update(Organisation)
+            .where(Organisation.id == org)
+            .values(public_key=public.raw, current_epoch=epoch + 1)
+        )
+        filing = threading.Thread(target=file)
+        filing.start()
+        filing.join(timeout=1.0)
+        assert filing.is_alive(), "the filing waits for the rotation's row"
+        rotation.commit()
+    filing.join(timeout=30)
+    assert filed, "the filing was routed again and stored"
+    grant = grants_of(runtime, filed[0])[org]
+    assert grant.epoch == epoch + 1
+    assert len(unwrap_key(grant.wrapped_key, private, ctx("case_key", filed[0], org))) == 32
