@@ -241,6 +241,10 @@ class IntakeService(FilingRows, ReporterCases):
             return self._busy_if_stale(
                 lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
             )
+        if self._single_statement(session, data, claim, demo):
+            # Its one INSERT is atomic and durable on its own (PostgreSQL commits it, synchronously, before
+            # it answers, so still before the 201): no BEGIN and no COMMIT, two round trips fewer.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         try:
             return self._file_report(session, data, draft, uploads, claim, matching_budget, demo, True)
         except StaleGrant:
@@ -248,6 +252,22 @@ class IntakeService(FilingRows, ReporterCases):
             log.info("intake: an organisation changed since it was read; routed again with a fresh read")
         return self._busy_if_stale(
             lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
+        )
+
+    @staticmethod
+    def _single_statement(
+        session: Session, data: ReportCreate, claim: SubmissionClaim | None, demo: DemoFiling | None
+    ) -> bool:
+        """True if this filing writes exactly one statement: on PostgreSQL every row of a report goes in
+        one ``INSERT … WITH`` (``repository.insert_new``), unless a form's token is claimed first, the
+        perpetrator identifiers are registered after it, or the demo files it (alongside its own work).
+        What it reads before (the organisations, a key not seen yet) needs no transaction either: each
+        statement reads committed rows, as it would in one."""
+        return (
+            session.get_bind().dialect.name == "postgresql"
+            and claim is None
+            and demo is None
+            and not (data.consent_matching and data.perpetrator_identifiers)
         )
 
     @staticmethod

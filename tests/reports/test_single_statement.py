@@ -1,0 +1,84 @@
+"""A report that is one statement is filed without a transaction around it (PostgreSQL commits the statement
+before it answers, so before the 201); a report with more to write is filed in one transaction, all or
+nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service import db as db_module
+from service.app import create_app
+from service.cases.models import Case
+from service.runtime import Runtime
+from tests.support.forms import report_body
+
+PLAIN = report_body(description="Drohanruf im Rathaus.")
+WITH_IDENTIFIERS = report_body(
+    description="Drohnachrichten auf Instagram.",
+    consent_matching=True,
+    perpetrator_identifiers=[{"kind": "handle", "value": "drohkonto_77", "platform": "instagram"}],
+)
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+def autocommit_of_inserts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each raw statement the intake sends runs on a connection in autocommit."""
+    seen: list[bool] = []
+    original = db_module._raw
+
+    def spied(session: Session, query: str, params: Any, *, fetch: bool) -> Any:
+        if query.lstrip().upper().startswith(("INSERT", "WITH")):
+            seen.append(bool(session.connection().connection.driver_connection.autocommit))
+        return original(session, query, params, fetch=fetch)
+
+    monkeypatch.setattr(db_module, "_raw", spied)
+    return seen
+
+
+def cases(runtime: Runtime) -> int:
+    with runtime.sessions() as db:
+        return int(db.scalar(select(func.count()).select_from(Case)) or 0)
+
+
+def test_a_plain_report_is_one_statement_without_begin_or_commit(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = autocommit_of_inserts(monkeypatch)
+    before = cases(runtime)
+    filed = client.post("/api/v1/reports", json=PLAIN)
+    assert filed.status_code == 201, filed.text
+    assert seen == [True]
+    # Stored by the time the 201 is read: another connection sees it.
+    assert cases(runtime) == before + 1
+
+
+def test_a_report_with_identifiers_is_one_transaction(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = autocommit_of_inserts(monkeypatch)
+    filed = client.post("/api/v1/reports", json=WITH_IDENTIFIERS)
+    assert filed.status_code == 201, filed.text
+    assert seen == [False]
+
+
+def test_a_failure_after_the_insert_of_a_report_with_identifiers_stores_nothing(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The case rows are written first and the identifiers' tokens after them: a failure in between must
+    # take the case rows with it, which only a transaction around both does.
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the matching failed")
+
+    monkeypatch.setattr(runtime.matching, "register", failing)
+    before = cases(runtime)
+    app = create_app(runtime=runtime)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        filed = client.post("/api/v1/reports", json=WITH_IDENTIFIERS)
+    assert filed.status_code == 500
+    assert cases(runtime) == before
