@@ -362,6 +362,16 @@ def _as_sqlalchemy_errors(
         ) from error
 
 
+# The isolation level of a unit of work that is one statement (``IntakeService.file_report``).
+AUTOCOMMIT = "AUTOCOMMIT"
+
+
+def in_autocommit(session: Session) -> bool:
+    """True if the session's PostgreSQL connection runs each statement as its own transaction."""
+    driver = session.connection().connection.driver_connection
+    return isinstance(driver, psycopg.Connection | psycopg.AsyncConnection) and driver.autocommit
+
+
 def execute_raw(session: Session, query: str, params: Sequence[object]) -> None:
     """One write statement with PostgreSQL's own ``$1, $2, ...`` placeholders, on psycopg's raw cursor.
 

@@ -404,7 +404,9 @@ class AccountService(MembershipAdmin):
         user.key_inherited = False
         session.flush()
         self._record(session, "account.key_renewed", user.id, actor_id=user.id)
-        for _, organisation in organisations.memberships_of(session, user.id):
+        memberships = organisations.memberships_of(session, user.id)
+        # In the order of the organisations' ids, as a filing locks them (``FilingRows._grant``).
+        for organisation in sorted((org for _, org in memberships), key=lambda org: org.id):
             if organisation.public_key is not None and not has_inherited_members(session, organisation.id):
                 self.custody.rotate(session, organisation, RotationReason.keys_renewed, user.id)
         return private

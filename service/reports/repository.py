@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from service.cases.models import Case, CaseMessage, Incident, MessageDirection
-from service.db import NewRow, execute_raw, pipelined
+from service.db import NewRow, execute_raw, in_autocommit, pipelined
 from service.evidence.models import Attachment
 from service.identity.models import CaseKeyGrant, Organisation
 from service.reports.models import SubmissionToken
@@ -137,6 +137,10 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
                         parameters.append(value if process is None else process(value))
             execute_raw(session, sql, parameters)
             return
+        if in_autocommit(session):
+            # Rows in several statements would each commit on their own: a filing in autocommit must be
+            # the one statement above (``IntakeService._single_statement``).
+            raise RuntimeError("rows inserted in autocommit must go in one statement")
         with pipelined(session):
             for (table, batch), guards in zip(groups, guard_groups, strict=True):
                 if table is _GRANTS:

@@ -189,6 +189,7 @@ class FilingRows:
         ``cached``: ``reachable`` is the intake's cached read; a receiver whose key is not the one read then
         is StaleGrant (filed again, freshly read), not a grant left out."""
         new_targets: list[Receiver] = []
+        grants: list[NewRow] = []
         steps: list[tuple[str, GrantRole, int | None]] = [
             (slug, GrantRole.target, None) for slug in decision.targets
         ]
@@ -218,9 +219,12 @@ class FilingRows:
                 opened_at=now if role is GrantRole.target else None,
             )
             # The insert stores the grant only if this is still the organisation's key (``StaleGrant``).
-            rows.append(NewRow(grant.table, grant.values, {GRANT_KEY_DIGEST: key.digest}))
+            grants.append(NewRow(grant.table, grant.values, {GRANT_KEY_DIGEST: key.digest}))
             if role is GrantRole.target:
                 new_targets.append(org)
+        # By organisation id: each grant's insert share-locks its organisation's row, and filings and key
+        # rotations that lock several take them in this order, so that none waits for another in a circle.
+        rows += sorted(grants, key=lambda row: str(row.values["organisation_id"]))
         return new_targets
 
     def _record(self, case_id: str, incident_id: str, decision: RoutingDecision, now: datetime) -> NewRow:

@@ -40,7 +40,7 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import NewRow, after_commit, holds_work, new_id, new_row, utcnow
+from service.db import AUTOCOMMIT, NewRow, after_commit, holds_work, new_id, new_row, utcnow
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ServiceBusy, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
@@ -232,7 +232,10 @@ class IntakeService(FilingRows, ReporterCases):
         it routes with the organisations read up to a second ago, and if a grant is refused because one of
         them changed since (``StaleGrant``: disabled, re-keyed), rolls back and files once more with a fresh
         read. In a transaction that holds a caller's work, which a rollback would undo, it reads afresh, and
-        the refusal (a change in the same instant) is a 503 that asks to send again."""
+        the refusal (a change in the same instant) is a 503 that asks to send again.
+
+        A filing that is one statement (``_single_statement``) is stored and committed when this returns;
+        the caller's commit then finds nothing left to do."""
         self.refuse_invalid(data)
         if data.consent_matching and data.perpetrator_identifiers and matching_budget is None:
             # Reserved once, before anything is written: a second attempt spends none of it again.
@@ -241,15 +244,22 @@ class IntakeService(FilingRows, ReporterCases):
             return self._busy_if_stale(
                 lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
             )
-        if self._single_statement(session, data, claim, demo):
+        single = self._single_statement(session, data, claim, demo)
+        if single:
             # Its one INSERT is atomic and durable on its own (PostgreSQL commits it, synchronously, before
             # it answers, so still before the 201): no BEGIN and no COMMIT, two round trips fewer.
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            session.connection(execution_options={"isolation_level": AUTOCOMMIT})
         try:
-            return self._file_report(session, data, draft, uploads, claim, matching_budget, demo, True)
+            filed = self._file_report(session, data, draft, uploads, claim, matching_budget, demo, True)
         except StaleGrant:
             session.rollback()
             log.info("intake: an organisation changed since it was read; routed again with a fresh read")
+        else:
+            if single:
+                # Stored already; the session's commit (no round trip) runs the after-commit callbacks now
+                # and hands the connection back, reset: nothing the caller does next runs in autocommit.
+                session.commit()
+            return filed
         return self._busy_if_stale(
             lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import psycopg.sql
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -14,6 +16,8 @@ from sqlalchemy.orm import Session
 from service import db as db_module
 from service.app import create_app
 from service.cases.models import Case
+from service.reports.schemas import ReportCreate
+from service.reports.service import CaseDraft
 from service.runtime import Runtime
 from tests.support.forms import report_body
 
@@ -34,11 +38,28 @@ def autocommit_of_inserts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     def spied(session: Session, query: str, params: Any, *, fetch: bool) -> Any:
         if query.lstrip().upper().startswith(("INSERT", "WITH")):
-            seen.append(bool(session.connection().connection.driver_connection.autocommit))
+            seen.append(db_module.in_autocommit(session))
         return original(session, query, params, fetch=fetch)
 
     monkeypatch.setattr(db_module, "_raw", spied)
     return seen
+
+
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Every statement psycopg sends on the event loop's connections (SQLAlchemy's and the raw cursor's),
+    with whether its connection was in autocommit."""
+    sent: list[tuple[str, bool]] = []
+    original = psycopg.AsyncCursor.execute
+
+    async def spied(cursor: psycopg.AsyncCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, psycopg.sql.Composable):
+            query = query.as_string(cursor)
+        text = query.decode() if isinstance(query, bytes) else str(query)
+        sent.append((text.lstrip().split(None, 1)[0].upper(), cursor.connection.autocommit))
+        return await original(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", spied)
+    return sent
 
 
 def cases(runtime: Runtime) -> int:
@@ -50,10 +71,15 @@ def test_a_plain_report_is_one_statement_without_begin_or_commit(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = autocommit_of_inserts(monkeypatch)
+    sent = statements(monkeypatch)
     before = cases(runtime)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 201, filed.text
     assert seen == [True]
+    # Whatever else it sent (a read of the organisations once a second, a new connection's SHOW) wrote
+    # nothing; the one write is the report's INSERT (its tables' inserts in a WITH), in autocommit.
+    writes = [(verb, autocommit) for verb, autocommit in sent if verb not in {"SELECT", "SHOW"}]
+    assert writes == [("WITH", True)]
     # Stored by the time the 201 is read: another connection sees it.
     assert cases(runtime) == before + 1
 
@@ -82,3 +108,16 @@ def test_a_failure_after_the_insert_of_a_report_with_identifiers_stores_nothing(
         filed = client.post("/api/v1/reports", json=WITH_IDENTIFIERS)
     assert filed.status_code == 500
     assert cases(runtime) == before
+
+
+def test_the_session_is_committed_and_back_to_transactions_after_a_single_statement_filing(
+    runtime: Runtime,
+) -> None:
+    # What the caller does next in the same session runs in a transaction again, all or nothing.
+    data = ReportCreate.model_validate(PLAIN)
+    with runtime.sessions() as db:
+        filed = runtime.intake.file_report(db, data, CaseDraft.new(), [])
+        assert not db.in_transaction()  # committed by the filing itself
+        db.execute(select(1))
+        assert not db_module.in_autocommit(db)
+        assert db.get(Case, filed.case_id) is not None
