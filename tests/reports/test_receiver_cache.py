@@ -8,7 +8,6 @@ process makes them, on a connection of its own, so this process's cache does not
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from service.reports.opened import ctx
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
 from service.runtime import Runtime
+from tests.support.blocking import waits_for
 from tests.support.forms import report_body
 
 REPORT = report_body(description="Drohschreiben im Briefkasten.")
@@ -244,12 +244,7 @@ def test_a_rotation_not_yet_committed_is_waited_for_and_its_epoch_used(runtime: 
             .where(Organisation.id == org)
             .values(public_key=public.raw, current_epoch=epoch + 1)
         )
-        filing = threading.Thread(target=file)
-        filing.start()
-        filing.join(timeout=1.0)
-        assert filing.is_alive(), "the filing waits for the rotation's row"
-        rotation.commit()
-    filing.join(timeout=30)
+        waits_for(rotation.commit, file, "the filing")
     assert filed, "the filing was routed again and stored"
     grant = grants_of(runtime, filed[0])[org]
     assert grant.epoch == epoch + 1

@@ -26,6 +26,7 @@ from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
+from tests.support.blocking import waits_for
 from tests.support.forms import csrf_token, report_body, submission_token
 
 FIELDS: dict[str, Any] = report_body(
@@ -198,12 +199,7 @@ def test_a_second_claim_waits_for_the_first_and_then_finds_the_token_used(runtim
                 second.append(repository.claim_submission(db, claim))
                 db.commit()
 
-        thread = threading.Thread(target=claim_again)
-        thread.start()
-        thread.join(timeout=0.5)
-        assert thread.is_alive(), "the second claim waits for the first transaction"
-        first.commit()
-    thread.join(timeout=30)
+        waits_for(first.commit, claim_again, "the second claim")
     assert second == [False]
     assert count(runtime, SubmissionToken) == 1
 
