@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -184,16 +184,18 @@ class IntakeService(FilingRows, ReporterCases):
             reachable, _ = self._receivers.read(session, fresh=True)
             decision = evaluate(self.policy, facts, frozenset(reachable))
         if not decision.targets:
-            # Never a silent loss: the reporter is told (503), and an alert for the coordinators and the
-            # fallback rota is committed on its own, carrying the Land code and nothing of the report.
-            log.error(
-                "intake refused: no organisation with a key can receive this report (land %s)", facts.land
-            )
-            session.rollback()
-            enqueue(session, "alerts.intake_refused", land=facts.land, reason="no_recipient")
-            session.commit()
-            raise NoRecipient()
+            self._refuse_no_recipient(session, facts.land)
         return decision, reachable
+
+    @staticmethod
+    def _refuse_no_recipient(session: Session, land: str) -> NoReturn:
+        """Never a silent loss: the reporter is told (503), and an alert for the coordinators and the
+        fallback rota is committed on its own, carrying the Land code and nothing of the report."""
+        log.error("intake refused: no organisation with a key can receive this report (land %s)", land)
+        session.rollback()
+        enqueue(session, "alerts.intake_refused", land=land, reason="no_recipient")
+        session.commit()
+        raise NoRecipient()
 
     # -- filing (complaint_deadline and urgency_of: FilingRows) -------------------------------------------
     def _claim(self, session: Session, claim: SubmissionClaim | None) -> None:
@@ -375,8 +377,8 @@ class IntakeService(FilingRows, ReporterCases):
         rows += self._attachment_rows(uploads, case.id, incident_id, now)
         targets = self._grant(session, rows, case.id, draft.data_key, decision, reachable, set(), now, cached)
         if not targets:
-            session.rollback()
-            raise NoRecipient()
+            # Every organisation of the decision had a new key by the time it was read: refused as above.
+            self._refuse_no_recipient(session, data.land)
         rows.append(self._record(case.id, incident_id, decision, now))
         announced = self._claimed(
             [

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -369,3 +370,22 @@ def test_healthz_is_503_when_the_broker_is_down(runtime: Runtime) -> None:
     assert response.status_code == 503
     assert response.json()["broker"]["ok"] is False
     assert response.json()["database"]["ok"] is True
+
+
+def test_a_decision_whose_every_key_changed_meanwhile_is_refused_with_the_alert(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The organisations were read, then every chosen one's key changed before its key was read: nobody can
+    # hold the case key. Refused like a report with no recipient, with the same alert, nothing else stored.
+    from service.app import create_app
+
+    monkeypatch.setattr(runtime.intake._keys, "of", lambda _session, _receivers: {})
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1") as client:
+        response = client.post("/api/v1/reports", json=openapi_example(client))
+    assert response.status_code == 503
+    rows = stored_rows(runtime)
+    assert rows.pop("outbox_message") == 1, "the refusal raises an alert"
+    assert rows.get("case_file", 0) == 0
+    with runtime.sessions() as session:
+        alert = session.scalars(select(OutboxMessage)).one()
+    assert alert.payload == {"land": "09", "reason": "no_recipient"}
