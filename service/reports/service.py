@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn, TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from service.audit import AuditLog
@@ -251,8 +252,15 @@ class IntakeService(FilingRows, ReporterCases):
             # Its one INSERT is atomic and durable on its own (PostgreSQL commits it, synchronously, before
             # it answers, so still before the 201): no BEGIN and no COMMIT, two round trips fewer.
             session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+        in_flight: list[tuple[Filed, list[NewRow]]] = []
         try:
-            filed = self._file_report(session, data, draft, uploads, claim, matching_budget, demo, True)
+            filed = self._file_report(
+                session, data, draft, uploads, claim, matching_budget, demo, True, in_flight
+            )
+        except sa_exc.DBAPIError as error:
+            if not (single and in_flight and error.connection_invalidated):
+                raise
+            return self._stored_after_all(session, in_flight[0], error)
         except StaleGrant:
             session.rollback()
             log.info("intake: an organisation changed since it was read; routed again with a fresh read")
@@ -302,6 +310,7 @@ class IntakeService(FilingRows, ReporterCases):
         matching_budget: Budget | None,
         demo: DemoFiling | None,
         cached: bool,
+        in_flight: list[tuple[Filed, list[NewRow]]] | None = None,
     ) -> Filed:
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
@@ -389,13 +398,7 @@ class IntakeService(FilingRows, ReporterCases):
                 if demo is None or demo.announced
             ]
         )
-        repository.insert_new(session, rows + announced)
-        # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
-        if identifiers and matching_budget is not None:
-            self.matching.register(session, case.id, identifiers, matching_budget)
-        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
-        after_commit(session, functools.partial(self._after_commit, announced))
-        return Filed(
+        filed = Filed(
             receipt=receipt,
             case_id=case.id,
             routed_to=[org.display_name for org in targets],
@@ -405,6 +408,35 @@ class IntakeService(FilingRows, ReporterCases):
             urgency=urgency,
             key_holders=holders_granted(rows, reachable),
         )
+        if in_flight is not None:
+            in_flight.append((filed, announced))
+        repository.insert_new(session, rows + announced)
+        # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
+        if identifiers and matching_budget is not None:
+            self.matching.register(session, case.id, identifiers, matching_budget)
+        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
+        after_commit(session, functools.partial(self._after_commit, announced))
+        return filed
+
+    def _stored_after_all(
+        self, session: Session, in_flight: tuple[Filed, list[NewRow]], lost: sa_exc.DBAPIError
+    ) -> Filed:
+        """The connection was lost while a report's one statement was in flight: PostgreSQL may have
+        committed it before the answer was lost. Asked on a new connection; if the case is there, the
+        reporter gets the receipt (sending again would file the report twice), and its notifications go
+        out as after a commit. If it is not, or the database cannot be asked, the 503 stands."""
+        filed, announced = in_flight
+        session.rollback()
+        try:
+            stored = repository.case_by_id(session, filed.case_id) is not None
+            session.rollback()
+        except sa_exc.DBAPIError:
+            raise lost from None
+        if not stored:
+            raise lost
+        log.warning("intake: the connection was lost after a report's statement, which was stored")
+        self._after_commit(announced)
+        return filed
 
     # -- notifications after the commit --------------------------------------------------------------------
     def _claimed(self, rows: list[NewRow]) -> list[NewRow]:

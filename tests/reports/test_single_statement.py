@@ -10,12 +10,14 @@ import psycopg
 import psycopg.sql
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import db as db_module
 from service.app import create_app
 from service.cases.models import Case
+from service.reports import repository as reports_repository
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
 from service.runtime import Runtime
@@ -121,3 +123,54 @@ def test_the_session_is_committed_and_back_to_transactions_after_a_single_statem
         db.execute(select(1))
         assert not db_module.in_autocommit(db)
         assert db.get(Case, filed.case_id) is not None
+
+
+def lose_the_connection(monkeypatch: pytest.MonkeyPatch, *, after_sending: bool) -> None:
+    """The report's statement meets a lost connection: after PostgreSQL ran and committed it (the answer
+    is what was lost), or before it was sent."""
+    original = db_module.execute_raw
+
+    def lost(session: Session, query: str, params: Any) -> None:
+        if after_sending:
+            original(session, query, params)
+        closed = psycopg.OperationalError("server closed the connection")
+        raise sa_exc.OperationalError("INSERT", None, closed, connection_invalidated=True)
+
+    monkeypatch.setattr(reports_repository, "execute_raw", lost)
+
+
+def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Answering 503 ("nothing was accepted") would make her send it again: a second case of the same report.
+    before = cases(runtime)
+    lose_the_connection(monkeypatch, after_sending=True)
+    filed = client.post("/api/v1/reports", json=PLAIN)
+    assert filed.status_code == 201, filed.text
+    assert cases(runtime) == before + 1
+    with runtime.sessions() as db:
+        opened = runtime.intake.open_case(db, filed.json()["receipt"])
+        assert opened.case is not None
+
+
+def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = cases(runtime)
+    lose_the_connection(monkeypatch, after_sending=False)
+    filed = client.post("/api/v1/reports", json=PLAIN)
+    assert filed.status_code == 503
+    assert "erneut" in filed.json()["detail"]
+    assert cases(runtime) == before
+
+
+def test_when_the_database_cannot_be_asked_the_503_stands(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lose_the_connection(monkeypatch, after_sending=True)
+
+    def unreachable(*_args: Any) -> Any:
+        raise sa_exc.OperationalError("SELECT", None, psycopg.OperationalError("connection refused"))
+
+    monkeypatch.setattr(reports_repository, "case_by_id", unreachable)
+    assert client.post("/api/v1/reports", json=PLAIN).status_code == 503
