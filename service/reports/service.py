@@ -422,15 +422,19 @@ class IntakeService(FilingRows, ReporterCases):
         self, session: Session, in_flight: tuple[Filed, list[NewRow]], lost: sa_exc.DBAPIError
     ) -> Filed:
         """The connection was lost while a report's one statement was in flight: PostgreSQL may have
-        committed it before the answer was lost. Asked on a new connection; if the case is there, the
-        reporter gets the receipt (sending again would file the report twice), and its notifications go
-        out as after a commit. If it is not, or the database cannot be asked, the 503 stands."""
+        committed it before the answer was lost. Asked on a new connection; if the case is there (all of
+        it: the statement is atomic), the reporter gets the receipt (sending again would file the report
+        twice), and its notifications go out as after a commit.
+
+        If it is not there, or the database cannot be asked, the 503 stands. It cannot promise that
+        nothing will be stored: a server process that has not noticed the lost connection (waiting for a
+        lock) may still commit the statement after this look, as a COMMIT in flight could before."""
         filed, announced = in_flight
         session.rollback()
         try:
             stored = repository.case_by_id(session, filed.case_id) is not None
             session.rollback()
-        except sa_exc.DBAPIError:
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError):
             raise lost from None
         if not stored:
             raise lost

@@ -11,12 +11,13 @@ import psycopg.sql
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from service import db as db_module
 from service.app import create_app
 from service.cases.models import Case
+from service.outbox.models import OutboxMessage
 from service.reports import repository as reports_repository
 from service.reports.schemas import ReportCreate
 from service.reports.service import CaseDraft
@@ -125,52 +126,107 @@ def test_the_session_is_committed_and_back_to_transactions_after_a_single_statem
         assert db.get(Case, filed.case_id) is not None
 
 
-def lose_the_connection(monkeypatch: pytest.MonkeyPatch, *, after_sending: bool) -> None:
-    """The report's statement meets a lost connection: after PostgreSQL ran and committed it (the answer
-    is what was lost), or before it was sent."""
+class Handed:
+    """The dispatcher's part the intake uses: what it was handed after a commit."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[tuple[str, str]]] = []
+
+    def ready(self) -> bool:
+        return True
+
+    def submit(self, rows: list[tuple[str, str]]) -> None:
+        self.rows.append(list(rows))
+
+
+def backend_of(session: Session) -> int:
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection | psycopg.Connection)
+    return int(driver.info.backend_pid)
+
+
+def lose_the_connection(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *, after_sending: bool
+) -> list[int]:
+    """The report's connection dies, for real (its server process is ended): after PostgreSQL ran and
+    committed the statement (the answer is what was lost), or before it was sent. Returns the server
+    process it had."""
     original = db_module.execute_raw
+    ended: list[int] = []
 
     def lost(session: Session, query: str, params: Any) -> None:
         if after_sending:
             original(session, query, params)
-        closed = psycopg.OperationalError("server closed the connection")
-        raise sa_exc.OperationalError("INSERT", None, closed, connection_invalidated=True)
+        ended.append(backend_of(session))
+        with runtime.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": ended[0]})
+        original(session, "SELECT 1", [])  # meets the closed connection: the real error path
 
     monkeypatch.setattr(reports_repository, "execute_raw", lost)
+    return ended
+
+
+def spy_on_the_check(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """Where the look for the case ran: its server process and whether in autocommit."""
+    checks: list[tuple[int, bool]] = []
+    original = reports_repository.case_by_id
+
+    def spied(session: Session, case_id: str) -> Case | None:
+        checks.append((backend_of(session), db_module.in_autocommit(session)))
+        return original(session, case_id)
+
+    monkeypatch.setattr(reports_repository, "case_by_id", spied)
+    return checks
 
 
 def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Answering 503 ("nothing was accepted") would make her send it again: a second case of the same report.
+    handed = Handed()
+    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
     before = cases(runtime)
-    lose_the_connection(monkeypatch, after_sending=True)
+    ended = lose_the_connection(runtime, monkeypatch, after_sending=True)
+    checks = spy_on_the_check(monkeypatch)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 201, filed.text
     assert cases(runtime) == before + 1
     with runtime.sessions() as db:
-        opened = runtime.intake.open_case(db, filed.json()["receipt"])
-        assert opened.case is not None
+        case_id = runtime.intake.open_case(db, filed.json()["receipt"]).case.id
+        rows = db.scalars(select(OutboxMessage)).all()
+        outbox = {row.id for row in rows if row.payload.get("case_id") == case_id}
+    # Asked on another, live connection in a transaction; the notifications handed over once, all of them.
+    assert len(checks) == 1
+    assert checks[0][0] != ended[0]
+    assert checks[0][1] is False
+    assert len(handed.rows) == 1
+    assert {row_id for row_id, _ in handed.rows[0]} == outbox
 
 
 def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    handed = Handed()
+    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
     before = cases(runtime)
-    lose_the_connection(monkeypatch, after_sending=False)
+    lose_the_connection(runtime, monkeypatch, after_sending=False)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 503
     assert "erneut" in filed.json()["detail"]
     assert cases(runtime) == before
+    assert handed.rows == []
 
 
 def test_when_the_database_cannot_be_asked_the_503_stands(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lose_the_connection(monkeypatch, after_sending=True)
+    handed = Handed()
+    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
+    lose_the_connection(runtime, monkeypatch, after_sending=True)
 
     def unreachable(*_args: Any) -> Any:
         raise sa_exc.OperationalError("SELECT", None, psycopg.OperationalError("connection refused"))
 
     monkeypatch.setattr(reports_repository, "case_by_id", unreachable)
     assert client.post("/api/v1/reports", json=PLAIN).status_code == 503
+    assert handed.rows == []
