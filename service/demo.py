@@ -22,8 +22,8 @@ from service.crypto import Argon2Params
 from service.identity import repository
 from service.identity.models import MembershipRole
 from service.organisations.service import create_organisation
+from service.reports.filing import CaseDraft, DemoFiling
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime, build_runtime
 
 

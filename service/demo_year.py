@@ -37,8 +37,8 @@ from service.db import utcnow
 from service.extract.models import StatisticsExtract
 from service.i18n import LOCAL_ZONE
 from service.identity.models import CaseKeyGrant
+from service.reports.filing import CaseDraft, DemoFiling
 from service.reports.schemas import IncidentFields, ReportCreate
-from service.reports.service import CaseDraft, DemoFiling
 from service.runtime import Runtime
 from service.statistics.rows import ExtractRow
 from service.statistics.synthetic import generate

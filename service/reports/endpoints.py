@@ -13,6 +13,7 @@ from service.cases.schemas import Created, ReporterMessageCreate
 from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import error_responses
 from service.evidence import attachments as files
+from service.reports.filing import CaseDraft
 from service.reports.schemas import (
     CaseForReporter,
     IdentifiersAdd,
@@ -29,7 +30,6 @@ from service.reports.schemas import (
     ReportCreate,
     ReportCreated,
 )
-from service.reports.service import CaseDraft
 from service.runtime import intake_limit, receipt_limit
 from service.web import StrictRoute, download
 

@@ -29,10 +29,10 @@ from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import LOCAL_ZONE, Translator, duration_text
 from service.reports.deadline_view import deadline_view
+from service.reports.filing import CaseDraft, Filed
 from service.reports.form_input import Fields, form_to_data, form_values, identifier_refusals
 from service.reports.presenter import FormChoices, form_context, holder_lines
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, CheckedToken, TokenState
 from service.runtime import Runtime, intake_limit, receipt_limit
 from service.web import BodyKind, Pages, StrictRoute, body, read_cookie, read_form, request_lang

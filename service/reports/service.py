@@ -11,10 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -22,17 +20,12 @@ from sqlalchemy.orm import Session
 from service.audit import AuditLog
 from service.cases import repository as case_rows
 from service.cases.contact import seal_address
-from service.cases.deadlines import (
-    ComplaintDeadline,
-)
 from service.cases.models import (
     Case,
     CaseStatus,
 )
 from service.cases.payload import ContactPayload
-from service.cases.repository import KeyHolder
 from service.crypto import (
-    new_data_key,
     new_receipt,
     new_salt,
     open_sealed,
@@ -41,8 +34,8 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import AUTOCOMMIT, NewRow, after_commit, holds_work, new_id, new_row, utcnow
-from service.errors import AlreadySubmitted, NoRecipient, NotFound, ServiceBusy, ValidationFailed
+from service.db import AUTOCOMMIT, NewRow, after_commit, holds_work, new_row, utcnow
+from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
 from service.identity.repository import Receiver, ReceiverCache
@@ -53,6 +46,15 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
 from service.reports import repository
 from service.reports.checks import check_incident_codes, check_report
+from service.reports.filing import (
+    CaseDraft,
+    DemoFiling,
+    Filed,
+    InFlight,
+    busy_if_stale,
+    single_statement,
+    stored_after_all,
+)
 from service.reports.opened import OpenedCase, ctx
 from service.reports.reporter_case import ReporterCases
 from service.reports.repository import StaleGrant
@@ -67,49 +69,6 @@ from service.taxonomy import Districts, Taxonomy
 from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 
 log = logging.getLogger("rueckhalt.intake")
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CaseDraft:
-    """Identity and key of a case about to be filed; uploads are encrypted under it before the commit."""
-
-    case_id: str
-    data_key: bytes
-
-    @classmethod
-    def new(cls) -> CaseDraft:
-        return cls(case_id=new_id(), data_key=new_data_key())
-
-
-@dataclass(frozen=True)
-class DemoFiling:
-    """A case the demo files (service/demo.py, service/demo_year.py): marked ``demo`` on the case row.
-
-    ``at``: filed as if at that moment, for the demo's synthetic year. Every time the filing writes (the
-    case, its grants, the statistics row's receipt month, the acknowledgement deadline) is then ``at``, and
-    nobody is told of it: a case of last spring announced today would be a false alarm."""
-
-    at: datetime | None = None
-
-    @property
-    def announced(self) -> bool:
-        return self.at is None
-
-
-@dataclass(frozen=True)
-class Filed:
-    receipt: str
-    case_id: str
-    routed_to: list[str]
-    ack_deadline_minutes: int
-    type_codes: list[str]
-    # The Strafantrag deadline of the reported incident, for the receipt (never stored in clear).
-    complaint: ComplaintDeadline
-    # The urgency the case was filed with: the reporter's, or "high" for a Strafantrag deadline days away.
-    urgency: str
-    # Every organisation that now holds the case key, read from the grant rows this filing wrote.
-    key_holders: list[KeyHolder]
 
 
 class IntakeService(FilingRows, ReporterCases):
@@ -237,22 +196,22 @@ class IntakeService(FilingRows, ReporterCases):
         read. In a transaction that holds a caller's work, which a rollback would undo, it reads afresh, and
         the refusal (a change in the same instant) is a 503 that asks to send again.
 
-        A filing that is one statement (``_single_statement``) is stored and committed when this returns;
-        the caller's commit then finds nothing left to do."""
+        A filing that is one statement (``filing.single_statement``) is stored and committed when this
+        returns; the caller's commit then finds nothing left to do."""
         self.refuse_invalid(data)
         if data.consent_matching and data.perpetrator_identifiers and matching_budget is None:
             # Reserved once, before anything is written: a second attempt spends none of it again.
             matching_budget = self.matching.reserve(len(data.perpetrator_identifiers))
         if holds_work(session):
-            return self._busy_if_stale(
+            return busy_if_stale(
                 lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
             )
-        single = self._single_statement(session, data, claim, demo)
+        single = single_statement(session, data, claim, demo)
         if single:
             # Its one INSERT is atomic and durable on its own (PostgreSQL commits it, synchronously, before
             # it answers, so still before the 201): no BEGIN and no COMMIT, two round trips fewer.
             session.connection(execution_options={"isolation_level": AUTOCOMMIT})
-        in_flight: list[tuple[Filed, list[NewRow]]] = []
+        in_flight: list[InFlight] = []
         try:
             filed = self._file_report(
                 session, data, draft, uploads, claim, matching_budget, demo, True, in_flight
@@ -260,7 +219,7 @@ class IntakeService(FilingRows, ReporterCases):
         except sa_exc.DBAPIError as error:
             if not (single and in_flight and error.connection_invalidated):
                 raise
-            return self._stored_after_all(session, in_flight[0], error)
+            return stored_after_all(session, in_flight[0], error, self._after_commit)
         except StaleGrant:
             session.rollback()
             log.info("intake: an organisation changed since it was read; routed again with a fresh read")
@@ -270,35 +229,9 @@ class IntakeService(FilingRows, ReporterCases):
                 # and hands the connection back, reset: nothing the caller does next runs in autocommit.
                 session.commit()
             return filed
-        return self._busy_if_stale(
+        return busy_if_stale(
             lambda: self._file_report(session, data, draft, uploads, claim, matching_budget, demo, False)
         )
-
-    @staticmethod
-    def _single_statement(
-        session: Session, data: ReportCreate, claim: SubmissionClaim | None, demo: DemoFiling | None
-    ) -> bool:
-        """True if this filing writes exactly one statement: on PostgreSQL every row of a report goes in
-        one ``INSERT … WITH`` (``repository.insert_new``), unless a form's token is claimed first, the
-        perpetrator identifiers are registered after it, or the demo files it (alongside its own work).
-        What it reads before (the organisations, a key not seen yet) needs no transaction either: each
-        statement reads committed rows, as it would in one."""
-        return (
-            session.get_bind().dialect.name == "postgresql"
-            and claim is None
-            and demo is None
-            and not (data.consent_matching and data.perpetrator_identifiers)
-        )
-
-    @staticmethod
-    def _busy_if_stale(filing: Callable[[], T]) -> T:
-        """``filing`` on a fresh read: a grant refused there met a change in the same instant (a 503 that
-        asks to send again; nothing was stored)."""
-        try:
-            return filing()
-        except StaleGrant:
-            log.warning("intake: an organisation changed while a report was filed; asked to send again")
-            raise ServiceBusy() from None
 
     def _file_report(
         self,
@@ -310,7 +243,7 @@ class IntakeService(FilingRows, ReporterCases):
         matching_budget: Budget | None,
         demo: DemoFiling | None,
         cached: bool,
-        in_flight: list[tuple[Filed, list[NewRow]]] | None = None,
+        in_flight: list[InFlight] | None = None,
     ) -> Filed:
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
@@ -418,30 +351,6 @@ class IntakeService(FilingRows, ReporterCases):
         after_commit(session, functools.partial(self._after_commit, announced))
         return filed
 
-    def _stored_after_all(
-        self, session: Session, in_flight: tuple[Filed, list[NewRow]], lost: sa_exc.DBAPIError
-    ) -> Filed:
-        """The connection was lost while a report's one statement was in flight: PostgreSQL may have
-        committed it before the answer was lost. Asked on a new connection; if the case is there (all of
-        it: the statement is atomic), the reporter gets the receipt (sending again would file the report
-        twice), and its notifications go out as after a commit.
-
-        If it is not there, or the database cannot be asked, the 503 stands. It cannot promise that
-        nothing will be stored: a server process that has not noticed the lost connection (waiting for a
-        lock) may still commit the statement after this look, as a COMMIT in flight could before."""
-        filed, announced = in_flight
-        session.rollback()
-        try:
-            stored = repository.case_by_id(session, filed.case_id) is not None
-            session.rollback()
-        except (sa_exc.DBAPIError, sa_exc.TimeoutError):
-            raise lost from None
-        if not stored:
-            raise lost
-        log.warning("intake: the connection was lost after a report's statement, which was stored")
-        self._after_commit(announced)
-        return filed
-
     # -- notifications after the commit --------------------------------------------------------------------
     def _claimed(self, rows: list[NewRow]) -> list[NewRow]:
         """Outbox rows that the dispatcher will publish are written as dispatched: the relay skips them."""
@@ -523,7 +432,7 @@ class IntakeService(FilingRows, ReporterCases):
                 if announce
             ]
         )
-        self._busy_if_stale(lambda: repository.insert_new(session, rows + announced))
+        busy_if_stale(lambda: repository.insert_new(session, rows + announced))
         severity = self.taxonomy.severity_of(data.type_codes)
         if severity < case.severity:
             case.severity = severity

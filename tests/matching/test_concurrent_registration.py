@@ -26,8 +26,8 @@ from service.matching.models import PerpetratorToken
 from service.matching.normalise import Identifier
 from service.matching.service import MATCH_TOPIC, Budget, MatchingService, Registered
 from service.outbox.models import OutboxMessage
+from service.reports.filing import CaseDraft
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft
 from service.runtime import Runtime
 from tests.support.forms import report_body
 

@@ -23,8 +23,8 @@ from service.config import Settings
 from service.identity.models import MembershipRole
 from service.notifications.mail import message_id
 from service.outbox.models import DeliveryLog, OutboxMessage
+from service.reports.filing import CaseDraft
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft
 from service.runtime import Runtime, build_runtime
 from tests.support.notification import Inbox, SmtpService
 from tests.support.product import (

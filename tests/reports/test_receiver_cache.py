@@ -20,9 +20,9 @@ from service.errors import ServiceBusy
 from service.identity import repository
 from service.identity.models import CaseKeyGrant, Organisation
 from service.identity.repository import ReceiverCache
+from service.reports.filing import CaseDraft
 from service.reports.opened import ctx
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft
 from service.runtime import Runtime
 from tests.support.blocking import waits_for
 from tests.support.forms import report_body

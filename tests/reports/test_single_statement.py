@@ -19,8 +19,8 @@ from service.app import create_app
 from service.cases.models import Case
 from service.outbox.models import OutboxMessage
 from service.reports import repository as reports_repository
+from service.reports.filing import CaseDraft
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft
 from service.runtime import Runtime
 from tests.support.forms import report_body
 

@@ -21,9 +21,9 @@ from service.cases.models import Case, Incident
 from service.db import utcnow
 from service.errors import AlreadySubmitted
 from service.reports import repository
+from service.reports.filing import CaseDraft, Filed
 from service.reports.models import SubmissionToken
 from service.reports.schemas import ReportCreate
-from service.reports.service import CaseDraft, Filed
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
 from tests.support.blocking import waits_for
