@@ -139,6 +139,14 @@ class Handed:
         self.rows.append(list(rows))
 
 
+@pytest.fixture
+def handed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Handed:
+    """The intake's dispatcher, recording what it is handed."""
+    recorder = Handed()
+    monkeypatch.setattr(runtime.intake, "dispatcher", recorder)
+    return recorder
+
+
 def backend_of(session: Session) -> int:
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection | psycopg.Connection)
@@ -180,11 +188,9 @@ def spy_on_the_check(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
 
 
 def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
 ) -> None:
     # Answering 503 ("nothing was accepted") would make her send it again: a second case of the same report.
-    handed = Handed()
-    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
     before = cases(runtime)
     ended = lose_the_connection(runtime, monkeypatch, after_sending=True)
     checks = spy_on_the_check(monkeypatch)
@@ -204,10 +210,8 @@ def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
 
 
 def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
 ) -> None:
-    handed = Handed()
-    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
     before = cases(runtime)
     lose_the_connection(runtime, monkeypatch, after_sending=False)
     filed = client.post("/api/v1/reports", json=PLAIN)
@@ -218,10 +222,8 @@ def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
 
 
 def test_when_the_database_cannot_be_asked_the_503_stands(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
 ) -> None:
-    handed = Handed()
-    monkeypatch.setattr(runtime.intake, "dispatcher", handed)
     lose_the_connection(runtime, monkeypatch, after_sending=True)
 
     def unreachable(*_args: Any) -> Any:
