@@ -25,7 +25,8 @@ The parent keeps the sockets and tends the workers:
   dies, even by SIGKILL, gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and stops too.
 
 One worker takes the same way without SO_REUSEPORT, in the process itself: the port is checked before the
-app starts, and nobody can join it; there uvicorn handles SIGTERM and SIGINT itself.
+app starts, and nobody can join it; there uvicorn handles SIGTERM and SIGINT itself, and SIGHUP stops it
+as SIGTERM does (``_SoleServer``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from types import FrameType
@@ -172,6 +175,26 @@ class _BeatingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         self._beat.value = time.monotonic()
         return await super().on_tick(counter)
+
+
+class _SoleServer(uvicorn.Server):
+    """uvicorn's server for a service of one worker, which is its own parent: SIGHUP stops it as SIGTERM
+    does (its requests are finished first), as it stops several workers. uvicorn itself handles SIGINT and
+    SIGTERM only; left alone, SIGHUP (a closed terminal, a supervisor's stop) would end the process in the
+    middle of a report."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            with super().capture_signals():
+                yield
+            return
+        previous = signal.signal(signal.SIGHUP, lambda _sig, frame: self.handle_exit(signal.SIGTERM, frame))
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, previous)
 
 
 def _run(server: uvicorn.Server, sockets: list[socket.socket]) -> int:
@@ -334,7 +357,7 @@ def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -
     if workers > 1:
         return Workers(served, sockets, hung_seconds).run()
     try:
-        return _run(uvicorn.Server(served.config()), sockets)
+        return _run(_SoleServer(served.config()), sockets)
     finally:
         sockets[0].close()
 

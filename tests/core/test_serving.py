@@ -193,6 +193,28 @@ def test_a_stop_stops_every_worker_and_then_the_parent(served: tuple[subprocess.
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_one_worker_finishes_its_request_when_stopped(start: Start, stop: signal.Signals) -> None:
+    """One worker is its own parent: a stop by SIGHUP (a closed terminal, a supervisor) finishes what is in
+    flight as SIGTERM does, instead of ending the process in the middle of a report."""
+    port = free_port()
+    process = start(port, 1)
+    (pid,) = _wait_until_served(port, 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(0.3)  # the request is in the app, sleeping
+        process.send_signal(stop)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.split(b"\r\n\r\n", 1)[1]:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert answer.split(b"\r\n\r\n", 1)[1] == str(pid).encode()
+    assert _gone(process.pid, 30)
+
+
 def test_workers_stop_when_the_parent_is_killed_and_the_port_can_be_served_again(start: Start) -> None:
     """SIGKILL gives the parent no chance to stop its workers: the kernel tells them (PR_SET_PDEATHSIG).
     Left running they would serve unsupervised, and hold the port against the next start."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -16,8 +17,14 @@ async def pid(request: Request) -> PlainTextResponse:
     return PlainTextResponse(str(os.getpid()))
 
 
+async def slow(request: Request) -> PlainTextResponse:
+    """A request still in flight a second after it came: a stop must let it finish."""
+    await asyncio.sleep(1.0)
+    return PlainTextResponse(str(os.getpid()))
+
+
 def create_app() -> Starlette:
-    return Starlette(routes=[Route("/", pid)])
+    return Starlette(routes=[Route("/", pid), Route("/slow", slow)])
 
 
 def failing_app() -> Starlette:
