@@ -116,39 +116,34 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
     SQLAlchemy, and PostgreSQL a parse-bind-execute; six became one. SQLite has no round trips to save.
     """
     connection = session.connection()
-    groups: list[tuple[Table, list[dict[str, Any]]]] = []
-    guard_groups: list[list[dict[str, Any]]] = []
+    groups: list[tuple[Table, list[NewRow]]] = []
     for row in rows:
         if groups and groups[-1][0] is row.table:
-            groups[-1][1].append(row.values)
-            guard_groups[-1].append(row.guard)
+            groups[-1][1].append(row)
         else:
-            groups.append((row.table, [row.values]))
-            guard_groups.append([row.guard])
+            groups.append((row.table, [row]))
     dialect = connection.dialect
     try:
         if dialect.name == "postgresql" and len(groups) > 1:
             sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
             parameters: list[Any] = []
-            for (table, batch), guards in zip(groups, guard_groups, strict=True):
-                for values, guard in zip(batch, guards, strict=True):
+            for table, batch in groups:
+                for row in batch:
                     for key, process in processors[table]:
-                        value = values[key] if key in values else guard[key]
+                        value = row.values[key] if key in row.values else row.guard[key]
                         parameters.append(value if process is None else process(value))
             execute_raw(session, sql, parameters)
             return
         if in_autocommit(session):
             # Rows in several statements would each commit on their own: a filing in autocommit must be
-            # the one statement above (``IntakeService._single_statement``).
+            # the one statement above (``filing.single_statement``).
             raise RuntimeError("rows inserted in autocommit must go in one statement")
         with pipelined(session):
-            for (table, batch), guards in zip(groups, guard_groups, strict=True):
-                if table is _GRANTS:
-                    batch = [
-                        {**values, **_guard_values(values, guard)}
-                        for values, guard in zip(batch, guards, strict=True)
-                    ]
-                connection.execute(_insert(table), batch)
+            for table, batch in groups:
+                values = [
+                    {**row.values, **_guard_values(row)} if table is _GRANTS else row.values for row in batch
+                ]
+                connection.execute(_insert(table), values)
     except sa_exc.IntegrityError as error:
         if _refused_grant(error):
             raise StaleGrant() from None
@@ -195,11 +190,11 @@ def _guarded_epoch(organisation: Any, epoch: Any, key_digest: Any) -> Any:
     )
 
 
-def _guard_values(values: dict[str, Any], guard: dict[str, Any]) -> dict[str, Any]:
+def _guard_values(grant: NewRow) -> dict[str, Any]:
     return {
-        _GUARD_ORGANISATION: values["organisation_id"],
-        _GUARD_EPOCH: values["epoch"],
-        _GUARD_DIGEST: guard[GRANT_KEY_DIGEST],
+        _GUARD_ORGANISATION: grant.values["organisation_id"],
+        _GUARD_EPOCH: grant.values["epoch"],
+        _GUARD_DIGEST: grant.guard[GRANT_KEY_DIGEST],
     }
 
 
