@@ -110,8 +110,21 @@ def untranslated(page: Page) -> list[str]:
     return keys + fallbacks
 
 
+_WIDER_THAN_THE_VIEWPORT = """width => [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > width + 0.5)
+    .slice(0, 8)
+    .map(e => [e.tagName.toLowerCase(), e.className, Math.round(e.getBoundingClientRect().right)])"""
+
+
 def no_horizontal_scroll(page: Page, width: int) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    """The page, once loaded, fits the viewport's width. A click's navigation returns when the new page
+    commits and an ``expect`` as soon as its text is there: the layout is measured after the load event, as
+    the reader sees it, not while the stylesheet may still be on its way."""
+    page.wait_for_load_state("load")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    if scroll_width > width:
+        wider = page.evaluate(_WIDER_THAN_THE_VIEWPORT, width)
+        raise AssertionError(f"{page.url} scrolls sideways at {width} px ({scroll_width} px wide): {wider}")
 
 
 def no_axe_violations(browser: Browser, signed_in: BrowserContext, url: str, width: int) -> None:
