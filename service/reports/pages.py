@@ -140,21 +140,23 @@ def report_form(request: Request) -> Response:
     )
 
 
-def _receipt(request: Request, runtime: Runtime, filed: Filed, model: ReportCreate) -> Response:
+def _receipt(request: Request, runtime: Runtime, filed: Filed, sent_twice: bool = False) -> Response:
+    """The receipt page: 201 for the submission that filed, 200 when a second one is shown it again."""
     lang = request_lang(request)
     t = Translator(lang)
     receipt = format_receipt(filed.receipt)
     return pages_of(request).render(
         request,
         "receipt.html",
-        status=201,
+        status=200 if sent_twice else 201,
+        sent_twice=sent_twice,
         receipt=receipt,
         receipt_groups=receipt.split("-"),
         routed_to=filed.routed_to,
         key_holders=holder_lines(filed.key_holders, False, t),
         ack_deadline_text=duration_text(t, filed.ack_deadline_minutes),
         ack_share=_ack_share(runtime),
-        articles=_articles_for(runtime, list(model.type_codes), lang),
+        articles=_articles_for(runtime, list(filed.type_codes), lang),
         complaint=deadline_view(filed.complaint, today(), lang),
     )
 
@@ -198,15 +200,24 @@ async def submit_report(request: Request) -> Response:
                 lambda db: runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim),
             )
         except AlreadySubmitted:
-            # Back and send, or a second tap: this view of the form filed its report already.
+            # Back and send, or a second tap: this view of the form filed its report already. Its receipt
+            # is shown again for a while (answer_again.py), else the ways forward without it.
             parser.discard()
+            claim = checked.claim
+            first = (
+                in_unit_of_work(runtime, lambda db: runtime.intake.answer_again(db, claim))
+                if claim is not None
+                else None
+            )
+            if first is not None:
+                return _receipt(request, runtime, first, sent_twice=True)
             return pages.render(request, "report_already_received.html", status=409)
         except ValidationFailed:
             raise  # the form comes back (forms.submit), and ``render`` discards the files
         except BaseException:
             parser.discard()
             raise
-        return _receipt(request, runtime, filed, model)
+        return _receipt(request, runtime, filed)
 
     return await forms.submit(
         request,

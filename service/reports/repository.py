@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Dialect, Insert, LargeBinary, Table, bindparam, func, insert, select
+from sqlalchemy import Dialect, Insert, LargeBinary, Table, bindparam, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -44,6 +44,25 @@ def claim_submission(session: Session, claim: SubmissionClaim) -> bool:
         .returning(SubmissionToken.token_hash)
     ).first()
     return inserted is not None
+
+
+def keep_answer(session: Session, token_hash: bytes, sealed: bytes) -> None:
+    """Beside a token claimed in this transaction: the sealed receipt page (answer_again.py)."""
+    session.execute(
+        update(SubmissionToken).where(SubmissionToken.token_hash == token_hash).values(answer=sealed)
+    )
+
+
+def kept_answer(session: Session, token_hash: bytes) -> bytes | None:
+    return session.execute(
+        select(SubmissionToken.answer).where(SubmissionToken.token_hash == token_hash)
+    ).scalar_one_or_none()
+
+
+def forget_answer(session: Session, token_hash: bytes) -> None:
+    session.execute(
+        update(SubmissionToken).where(SubmissionToken.token_hash == token_hash).values(answer=None)
+    )
 
 
 def case_by_id(session: Session, case_id: str) -> Case | None:

@@ -44,7 +44,7 @@ from service.organisations.keys import PublicKeys
 from service.outbox import writer as outbox
 from service.outbox.dispatch import Dispatcher
 from service.outbox.writer import enqueue
-from service.reports import repository
+from service.reports import answer_again, repository
 from service.reports.checks import check_incident_codes, check_report
 from service.reports.filing import (
     CaseDraft,
@@ -163,6 +163,11 @@ class IntakeService(FilingRows, ReporterCases):
         if claim is not None and not repository.claim_submission(session, claim):
             session.rollback()
             raise AlreadySubmitted()
+
+    def answer_again(self, session: Session, claim: SubmissionClaim) -> Filed | None:
+        """For a second submission of a report form view (AlreadySubmitted): the first one's answer, while
+        it may be shown again (answer_again.py)."""
+        return answer_again.again(session, claim, utcnow())
 
     def refuse_invalid(self, data: ReportCreate) -> None:
         """ValidationFailed with every refusal when the report's codes, district or dates are not accepted."""
@@ -344,6 +349,8 @@ class IntakeService(FilingRows, ReporterCases):
         if in_flight is not None:
             in_flight.append((filed, announced))
         repository.insert_new(session, rows + announced)
+        if claim is not None:
+            answer_again.keep(session, claim, filed, now)
         # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
         if identifiers and matching_budget is not None:
             self.matching.register(session, case.id, identifiers, matching_budget)

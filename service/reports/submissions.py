@@ -8,8 +8,11 @@ two submissions at once with the same token file exactly one case). A submission
 nothing and is told that the report was received.
 
 What the database learns: a used token is stored as a keyed hash (the session key, never in the database)
-with the hour it expires. Nothing links it to the case it produced: no case id, no receipt, no time of use
-(the expiry is the time of the form view plus a day, to the hour), no client address. A token that is only
+with the hour it expires. Nothing in clear links it to the case it produced: no case id, no receipt, no time
+of use (the expiry is the time of the form view plus a day, to the hour), no client address. A report
+form's row also holds the receipt page's answer sealed under a second keyed hash of the token, which only
+the token's holder can have computed (answer_again.py): a second tap is shown its receipt, not "already
+sent", for a quarter of an hour. A token that is only
 viewed is stored nowhere: it carries its purpose and expiry under a MAC, so a flood of form views writes no
 row, and an expired or forged token is known without a look-up. Expired rows are deleted by the retention
 purge (a used token past its expiry is refused as expired anyway).
@@ -48,10 +51,15 @@ class TokenState(StrEnum):
 
 @dataclass(frozen=True)
 class SubmissionClaim:
-    """What the service stores when it files with a token: the token's keyed hash and its expiry."""
+    """What the service stores when it files with a token: the token's keyed hash and its expiry; and the
+    key that seals the receipt page's answer for a second submission of the same view (answer_again.py).
+
+    Both are keyed hashes of the whole token under the session key, with different labels: the stored hash
+    does not yield the key, and the key needs the token, which only the reporter's browser holds."""
 
     token_hash: bytes
     expires_at: datetime
+    answer_key: bytes
 
 
 @dataclass(frozen=True)
@@ -109,4 +117,8 @@ class SubmissionTokens:
         if expires_at <= now:
             return CheckedToken(TokenState.expired)
         token_hash = keyed_hash(self._key, "submission-token-id/v1", token.encode())
-        return CheckedToken(TokenState.valid, SubmissionClaim(token_hash=token_hash, expires_at=expires_at))
+        answer_key = keyed_hash(self._key, "submission-answer-key/v1", token.encode())
+        return CheckedToken(
+            TokenState.valid,
+            SubmissionClaim(token_hash=token_hash, expires_at=expires_at, answer_key=answer_key),
+        )

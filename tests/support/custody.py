@@ -5,7 +5,8 @@ it) and a bag of loot (passwords and shares seen, server secrets, copies of keys
 path the formats allow from the loot to a case data key: staff keys opened with a password (under each
 pepper held, and without one), organisation epoch keys from member grants, from recovery wraps opened with k
 shares, from the format-1 recovery key, copies held directly, and finally the case key grants and the
-reporter's wrap. What it returns is the set of cases whose data key the adversary can have.
+reporter's wrap (with the receipts it holds and those a kept answer of the report form yields to it). What it
+returns is the set of cases whose data key the adversary can have.
 
 It is deliberately generous: every candidate password is tried against every account, every candidate share
 set against every organisation, every key copy against every grant regardless of its epoch.
@@ -14,6 +15,7 @@ set against every organisation, every key copy against every grant regardless of
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +28,10 @@ from service.crypto import (
     CryptoError,
     PrivateKey,
     combine_shares,
+    keyed_hash,
     keypair_from_seed,
     open_private_key,
+    open_sealed,
     open_with_password,
     open_with_password_and_pepper,
     parse_share,
@@ -213,8 +217,9 @@ def cases_opened(dump: Dump, loot: Loot) -> set[str]:
                 continue
             opened.add(grant["case_id"])
             break
+    receipts = loot.receipts | _kept_receipts(dump, loot)
     for case in dump["case_file"]:
-        for receipt in loot.receipts:
+        for receipt in receipts:
             try:
                 unwrap_for_reporter(
                     bytes(case["reporter_wrapped_key"]),
@@ -227,6 +232,32 @@ def cases_opened(dump: Dump, loot: Loot) -> set[str]:
             opened.add(case["id"])
             break
     return opened
+
+
+def _kept_receipts(dump: Dump, loot: Loot) -> set[str]:
+    """Receipts kept for a second tap on the report form (service/reports/answer_again.py), opened with any
+    key the loot can derive: a keyed hash, under any server secret held, of any text held as a form token
+    (every printed token, every password), or of what the row itself stores."""
+    found: set[str] = set()
+    for row in dump.get("submission_token", []):
+        if row.get("answer") is None:
+            continue
+        token_hash = bytes(row["token_hash"])
+        context = Context("submission_answer", record_id=token_hash.hex())
+        texts = {text.encode() for text in loot.receipts | loot.passwords} | {
+            token_hash,
+            token_hash.hex().encode(),
+        }
+        for secret, text in itertools.product(loot.peppers, texts):
+            try:
+                answer = open_sealed(
+                    keyed_hash(secret, "submission-answer-key/v1", text), bytes(row["answer"]), context
+                )
+            except (CryptoError, ValueError):
+                continue
+            found.add(json.loads(answer)["receipt"])
+            break
+    return found
 
 
 def secrets_in(folder: Any) -> list[bytes]:

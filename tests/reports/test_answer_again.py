@@ -1,0 +1,264 @@
+"""A second tap on "send" is shown the receipt of the first, for a quarter of an hour, and nobody else is.
+
+service/reports/answer_again.py: the report form's filing keeps its receipt page sealed beside the used
+token, under a key only the token yields. The reporter whose browser shows the answer to a second tap (or to
+a resend after an error page) gets the code instead of "already sent"; past the quarter of an hour, or for
+anyone without that form view's token, nothing more is shown than before. Adversaries played here: the thief
+of a dump together with every server secret (the operator), and a hostile sender with forms of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.cases.models import Case
+from service.crypto import Context, seal
+from service.db import utcnow
+from service.errors import AlreadySubmitted
+from service.reports import answer_again, repository
+from service.reports.filing import CaseDraft
+from service.reports.models import SubmissionToken
+from service.reports.schemas import ReportCreate
+from service.reports.submissions import REPORT_PURPOSE, SubmissionClaim
+from service.runtime import Runtime
+from tests.support.custody import Loot, cases_opened, dump_database, secrets_in
+from tests.support.forms import csrf_token, report_body, submission_token
+
+FIELDS: dict[str, Any] = report_body(
+    district_ags="09162",
+    type_codes=["A3a"],
+    description="Drohbrief im Briefkasten des Rathauses.",
+    channel="letter",
+    urgency="normal",
+    consent_counselling="1",
+)
+RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
+
+
+def receipt_on(html: str) -> str | None:
+    found = RECEIPT.search(re.sub(r"<[^>]+>", "", html))
+    return found.group(0) if found else None
+
+
+def count(runtime: Runtime, model: type[Any]) -> int:
+    with runtime.sessions() as db:
+        return int(db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def form_view(client: TestClient) -> dict[str, str]:
+    page = client.get("/melden").text
+    return {"csrf_token": csrf_token(page), "submission_token": submission_token(page)}
+
+
+def claim_of(runtime: Runtime, token: str) -> SubmissionClaim:
+    claim = runtime.submissions.check(token, REPORT_PURPOSE, utcnow()).claim
+    assert claim is not None
+    return claim
+
+
+def signs_in(client: TestClient, receipt: str) -> bool:
+    page = client.get("/fall").text
+    answer = client.post("/fall/anmelden", data={"csrf_token": csrf_token(page), "receipt": receipt})
+    return answer.status_code == 200 and "Drohbrief im Briefkasten des Rathauses." in answer.text
+
+
+def test_a_second_tap_is_shown_the_receipt_of_the_first(client: TestClient, runtime: Runtime) -> None:
+    """Given a report sent from a form view, when the same view is sent again (a second tap, Back and
+    send), then nothing more is filed and the answer is the first receipt page again, saying so, in the
+    reporter's language; the code opens the case."""
+    view = form_view(client)
+    first = client.post("/melden", data={**FIELDS, **view})
+    assert first.status_code == 201, first.text
+    receipt = receipt_on(first.text)
+    assert receipt
+
+    again = client.post("/melden", data={**FIELDS, **view})
+    english = client.post("/melden?lang=en", data={**FIELDS, **view})
+
+    assert again.status_code == 200
+    assert receipt_on(again.text) == receipt
+    assert "mehr als einmal gesendet" in again.text
+    assert "Beratungsstelle Rückhalt Bayern (Demo)" in again.text  # where it went, as the first time
+    assert english.status_code == 200
+    assert receipt_on(english.text) == receipt
+    assert "You sent this form more than once" in english.text
+    assert count(runtime, Case) == 1
+    assert signs_in(client, receipt)
+
+
+def _report() -> ReportCreate:
+    return ReportCreate.model_validate(
+        {key: value for key, value in FIELDS.items() if key != "consent_counselling"}
+    )
+
+
+def test_two_taps_at_once_both_end_with_the_same_receipt(runtime: Runtime) -> None:
+    """Both submissions start together; the one that finds the token used (after waiting for the other's
+    commit at the database) is given the receipt the other filed."""
+    claim = claim_of(runtime, runtime.submissions.issue(REPORT_PURPOSE, utcnow()))
+    start = threading.Barrier(2)
+    receipts: list[str] = []
+
+    def submit() -> None:
+        start.wait()
+        try:
+            with runtime.sessions() as db:
+                receipts.append(
+                    runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim).receipt
+                )
+                db.commit()
+        except AlreadySubmitted:
+            with runtime.sessions() as db:
+                shown = runtime.intake.answer_again(db, claim)
+                db.commit()
+            receipts.append(shown.receipt if shown is not None else "nothing")
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(receipts) == 2
+    assert receipts[0] == receipts[1] != "nothing"
+    assert count(runtime, Case) == 1
+
+
+def test_after_a_quarter_of_an_hour_the_code_is_not_shown_again(client: TestClient, runtime: Runtime) -> None:
+    """The answer's time is over: the page says the report arrived and how to go on without the code, shows
+    no code, and the kept answer is erased."""
+    view = form_view(client)
+    first = client.post("/melden", data={**FIELDS, **view})
+    assert first.status_code == 201
+    claim = claim_of(runtime, view["submission_token"])
+    with runtime.sessions() as db:
+        shown = runtime.intake.answer_again(db, claim)
+        assert shown is not None
+        # The same answer, kept as a filing a quarter of an hour and a second ago would have kept it.
+        answer_again.keep(db, claim, shown, utcnow() - answer_again.SHOWN_AGAIN_FOR - timedelta(seconds=1))
+        db.commit()
+
+    again = client.post("/melden", data={**FIELDS, **view})
+
+    assert again.status_code == 409
+    assert "Diese Meldung ist bereits angekommen" in again.text
+    assert "Diese Viertelstunde ist vorbei" in again.text
+    assert "verloren" in again.text  # a new report that mentions the lost code
+    assert receipt_on(again.text) is None
+    with runtime.sessions() as db:
+        assert db.scalars(select(SubmissionToken.answer)).all() == [None]
+    assert count(runtime, Case) == 1
+
+
+def test_within_the_quarter_of_an_hour_the_answer_stays(runtime: Runtime) -> None:
+    """The edge, on the service's clock: shown just before the end, erased at it."""
+    claim = claim_of(runtime, runtime.submissions.issue(REPORT_PURPOSE, utcnow()))
+    with runtime.sessions() as db:
+        filed = runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim)
+        db.commit()
+    now = utcnow()
+    with runtime.sessions() as db:
+        answer_again.keep(db, claim, filed, now)
+        end = now + answer_again.SHOWN_AGAIN_FOR
+        assert answer_again.again(db, claim, end - timedelta(seconds=1)) == filed
+        assert answer_again.again(db, claim, end) is None
+        assert repository.kept_answer(db, claim.token_hash) is None
+
+
+def test_a_failure_after_the_answer_is_kept_loses_nothing(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim, the case and its kept answer are one transaction: a failure in the middle stores none of
+    them, and the same form view then files the report."""
+    view = form_view(client)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(repository, "keep_answer", broken)
+        failed = TestClient(client.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+        failed.cookies = client.cookies
+        assert failed.post("/melden", data={**FIELDS, **view}).status_code == 500
+    assert (count(runtime, Case), count(runtime, SubmissionToken)) == (0, 0)
+
+    sent = client.post("/melden", data={**FIELDS, **view})
+    assert sent.status_code == 201
+    assert receipt_on(client.post("/melden", data={**FIELDS, **view}).text) == receipt_on(sent.text)
+
+
+def test_an_answer_that_cannot_be_opened_is_erased_and_never_shown(
+    client: TestClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone with write access to the database swaps in an answer of their own (sealed under another
+    key): it fails to open, is erased, and the page says only that the report arrived."""
+    view = form_view(client)
+    assert client.post("/melden", data={**FIELDS, **view}).status_code == 201
+    claim = claim_of(runtime, view["submission_token"])
+    forged = json.dumps({"receipt": "AAAA-AAAA-AAAA-AAAA-AAAA"}).encode()
+    with runtime.sessions() as db:
+        context = Context("submission_answer", record_id=claim.token_hash.hex())
+        repository.keep_answer(db, claim.token_hash, seal(bytes(32), forged, context))
+        db.commit()
+
+    with caplog.at_level(logging.WARNING, logger="rueckhalt.intake"):
+        again = client.post("/melden", data={**FIELDS, **view})
+
+    assert again.status_code == 409
+    assert receipt_on(again.text) is None
+    assert "could not be opened (DecryptionError)" in caplog.text
+    assert view["submission_token"] not in caplog.text
+    with runtime.sessions() as db:
+        assert repository.kept_answer(db, claim.token_hash) is None
+
+
+def test_a_hostile_sender_with_forms_of_their_own_gets_only_their_own_receipts(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The hostile "reporter" sends many views of the form and resends each: every answer is the receipt
+    of their own report, never the victim's; a made-up token files nothing and shows nothing."""
+    victim = client.post("/melden", data={**FIELDS, **form_view(client)})
+    victims_receipt = receipt_on(victim.text)
+    hostile = TestClient(client.app, base_url="http://127.0.0.1")
+    own: set[str] = set()
+    for _ in range(3):
+        view = form_view(hostile)
+        filed = receipt_on(hostile.post("/melden", data={**FIELDS, **view}).text)
+        again = receipt_on(hostile.post("/melden", data={**FIELDS, **view}).text)
+        assert filed is not None
+        assert again == filed
+        own.add(filed)
+    view = form_view(hostile)
+    made_up = view["submission_token"][:-6] + "AAAAAA"
+    refused = hostile.post("/melden", data={**FIELDS, **view, "submission_token": made_up})
+    assert refused.status_code == 422
+    assert victims_receipt not in own
+    assert receipt_on(refused.text) is None
+
+
+def test_the_thief_of_a_dump_with_every_secret_reads_no_kept_receipt(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """The operator: every row of the database and every server secret of the data folder. The kept
+    answers do not open (their key needs the form's token, which only the reporter's browser held), so no
+    case opens. The control: with that token in hand as well, the same workbench opens the case."""
+    views = [form_view(client) for _ in range(2)]
+    for view in views:
+        assert client.post("/melden", data={**FIELDS, **view}).status_code == 201
+    dump = dump_database(runtime.engine)
+    assert len([row for row in dump["submission_token"] if row["answer"]]) == 2
+    loot = Loot(peppers=secrets_in(runtime.settings.data_dir))
+    assert runtime.secrets.session_key in loot.peppers
+
+    assert cases_opened(dump, loot) == set()
+
+    loot.add_text(views[0]["submission_token"])
+    assert len(cases_opened(dump, loot)) == 1
