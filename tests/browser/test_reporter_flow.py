@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
+from tests.support.browser import no_horizontal_scroll
 from tests.support.stack import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -70,5 +72,52 @@ def test_a_missing_field_comes_back_with_a_summary_and_the_text_kept(
         expect(summary).to_be_visible()
         expect(summary.locator("a[href='#field-type_codes']")).to_have_count(1)
         expect(page.locator("#field-description")).to_have_value("Text, der nicht verloren gehen darf.")
+    finally:
+        context.close()
+
+
+def _cases(live_server: LiveServer) -> int:
+    with sqlite3.connect(f"file:{live_server.data_dir / 'rueckhalt.db'}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM case_file").fetchone()[0])
+
+
+def test_a_second_tap_on_send_shows_the_receipt_that_opens_the_one_case(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    """The first submission reaches the server, which files the report, but the phone shows the answer to
+    the second tap on "send" (the same form, the same token): that answer is the same receipt, said to be
+    shown again, and the code opens the one case that was filed."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 360, "height": 800}, locale="de-DE"
+    )
+    page = context.new_page()
+    first: list[str] = []
+
+    def tap_twice(route: Route) -> None:
+        if route.request.method == "POST" and not first:
+            first.append(route.fetch().text())  # the first tap: filed, its answer never shown
+        route.continue_()  # the second tap, whose answer the phone shows
+
+    try:
+        before = _cases(live_server)
+        page.goto(f"{live_server.url}/melden")
+        page.locator("input[name=type_codes][value=A3a]").first.check()
+        page.fill("#field-description", "Zweimal auf Senden getippt: Drohbrief am Gartentor.")
+        page.select_option("#field-channel", "letter")
+        page.select_option("#field-land", "09")
+        page.route(f"{live_server.url}/melden", tap_twice)
+        page.click("button[type=submit]")
+
+        expect(page.locator("[role=status]")).to_contain_text("mehr als einmal gesendet")
+        shown = re.sub(r"\s", "", page.locator(".receipt__code").inner_text())
+        assert RECEIPT.fullmatch(shown)
+        assert shown in re.sub(r"<[^>]+>|\s", "", first[0]), "the receipt the first tap filed"
+        assert _cases(live_server) == before + 1
+        no_horizontal_scroll(page, 360)
+
+        page.goto(f"{live_server.url}/fall")
+        page.fill("#field-receipt", shown)
+        page.click("button[type=submit]")
+        expect(page.locator("main")).to_contain_text("Zweimal auf Senden getippt: Drohbrief am Gartentor.")
     finally:
         context.close()
