@@ -97,6 +97,16 @@ class AlreadySubmitted(DomainError):
     public_message = "This form was already sent; nothing was stored a second time."
 
 
+class AlreadyFiled(AlreadySubmitted):
+    """A JSON client's retry with the same Idempotency-Key and body, after the first filing's answer may no
+    longer be shown (service/reports/answer_again.py): nothing was filed a second time."""
+
+    public_message = (
+        "A report with this Idempotency-Key and this content was filed already; nothing was stored a second "
+        "time. Its receipt is shown again only within a quarter of an hour of filing."
+    )
+
+
 class CsrfFailed(DomainError):
     status_code = 403
     message_key = "error.csrf"

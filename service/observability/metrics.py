@@ -55,6 +55,7 @@ _OUTCOME_OF_ERROR: Final = {
     "UnsupportedMediaType": Outcome.unsupported_media,
     "CsrfFailed": Outcome.csrf,
     "AlreadySubmitted": Outcome.duplicate,
+    "AlreadyFiled": Outcome.duplicate,
 }
 _OUTCOME_OF_STATUS: Final = {
     201: Outcome.accepted,

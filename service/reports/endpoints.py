@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -10,10 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from service.cases import conversation
 from service.cases.proceedings import Proceedings
 from service.cases.schemas import Created, ReporterMessageCreate
+from service.db import utcnow
 from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
-from service.errors import error_responses
+from service.errors import AlreadyFiled, AlreadySubmitted, error_responses
 from service.evidence import attachments as files
-from service.reports.filing import CaseDraft
+from service.reports.filing import CaseDraft, Filed
 from service.reports.schemas import (
     CaseForReporter,
     IdentifiersAdd,
@@ -30,6 +33,7 @@ from service.reports.schemas import (
     ReportCreate,
     ReportCreated,
 )
+from service.reports.submissions import SubmissionClaim
 from service.runtime import intake_limit, receipt_limit
 from service.web import StrictRoute, download
 
@@ -43,9 +47,13 @@ _INTAKE_ERRORS = error_responses(
     422,
     429,
     described={
-        503: "No organisation can receive the report now, or the database is out of reach; nothing stored"
+        409: "Filed before with this Idempotency-Key and content, longer ago than its answer is kept",
+        503: "No organisation can receive the report now, or the database is out of reach; nothing stored",
     },
 )
+# An Idempotency-Key: long enough to be drawn at random (a UUID is 36), and of characters a header carries
+# as they are.
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{16,128}$"
 _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for this receipt"})
 
 
@@ -56,7 +64,25 @@ _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for th
     responses=_INTAKE_ERRORS,
     summary="File a report",
 )
-async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDep) -> ReportCreated:
+async def create_report(
+    data: ReportCreate,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY,
+            description=(
+                "Optional: a random string of your own (a UUID, say) for this report. Sending the same "
+                "report again with the same key (after a lost answer or a 503) files nothing a second time "
+                "and, within a quarter of an hour, answers with the first receipt (Idempotent-Replayed: "
+                "true); later with 409. The same key with other content is another report."
+            ),
+        ),
+    ] = None,
+) -> ReportCreated:
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
@@ -66,12 +92,23 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
     if data.consent_matching and data.perpetrator_identifiers:
         runtime.intake.refuse_invalid(data)
         budget = await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
-    # The path that has to keep up with a flood runs on the event loop where it can (``in_transaction``).
-    filed = await in_transaction(
-        request,
-        lambda db: runtime.intake.file_report(db, data, CaseDraft.new(), [], matching_budget=budget),
-        on_event_loop=True,
+    claim = (
+        runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
+        if idempotency_key is not None
+        else None
     )
+    try:
+        # The path that has to keep up with a flood runs on the event loop where it can (``in_transaction``).
+        filed = await in_transaction(
+            request,
+            lambda db: runtime.intake.file_report(
+                db, data, CaseDraft.new(), [], claim=claim, matching_budget=budget
+            ),
+            on_event_loop=True,
+        )
+    except AlreadySubmitted:
+        filed = await _filed_before(request, runtime, claim)
+        response.headers["Idempotent-Replayed"] = "true"
     return ReportCreated(
         receipt=filed.receipt,
         routed_to=filed.routed_to,
@@ -80,6 +117,19 @@ async def create_report(data: ReportCreate, request: Request, runtime: RuntimeDe
         ],
         ack_deadline_minutes=filed.ack_deadline_minutes,
     )
+
+
+async def _filed_before(request: Request, runtime: RuntimeDep, claim: SubmissionClaim | None) -> Filed:
+    """The first filing's answer for a retry with the same Idempotency-Key and body; AlreadyFiled (409)
+    once it may no longer be shown."""
+    filed = (
+        await in_transaction(request, lambda db: runtime.intake.answer_again(db, claim))
+        if claim is not None
+        else None
+    )
+    if filed is None:
+        raise AlreadyFiled()
+    return filed
 
 
 @router.post(

@@ -235,29 +235,31 @@ def cases_opened(dump: Dump, loot: Loot) -> set[str]:
 
 
 def _kept_receipts(dump: Dump, loot: Loot) -> set[str]:
-    """Receipts kept for a second tap on the report form (service/reports/answer_again.py), opened with any
-    key the loot can derive: a keyed hash, under any server secret held, of any text held as a form token
-    (every printed token, every password), or of what the row itself stores."""
+    """Receipts kept for a second tap on the report form or an API client's retry (service/reports/
+    answer_again.py), opened with any key the loot can derive: a keyed hash, under any server secret held,
+    of any text held as a form token or Idempotency-Key (every printed token, every password), or of what
+    the row itself stores."""
     found: set[str] = set()
     for row in dump.get("submission_token", []):
         if row.get("answer") is None:
             continue
         token_hash = bytes(row["token_hash"])
         context = Context("submission_answer", record_id=token_hash.hex())
-        texts = {text.encode() for text in loot.receipts | loot.passwords} | {
-            token_hash,
-            token_hash.hex().encode(),
-        }
-        for secret, text in itertools.product(loot.peppers, texts):
+        held = {text.encode() for text in loot.receipts | loot.passwords}
+        # An API client's Idempotency-Key alone, or with an empty body, stands in for key and body.
+        texts = held | {text + b"\x00" for text in held} | {token_hash, token_hash.hex().encode()}
+        for secret, label, text in itertools.product(loot.peppers, _ANSWER_KEY_LABELS, texts):
             try:
-                answer = open_sealed(
-                    keyed_hash(secret, "submission-answer-key/v1", text), bytes(row["answer"]), context
-                )
+                answer = open_sealed(keyed_hash(secret, label, text), bytes(row["answer"]), context)
             except (CryptoError, ValueError):
                 continue
             found.add(json.loads(answer)["receipt"])
             break
     return found
+
+
+# The report form's token and an API client's key (service/reports/submissions.py).
+_ANSWER_KEY_LABELS = ("submission-answer-key/v1", "idempotency-answer-key/v1")
 
 
 def secrets_in(folder: Any) -> list[bytes]:
