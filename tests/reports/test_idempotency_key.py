@@ -76,7 +76,7 @@ def test_the_same_key_with_other_content_is_another_report(client: TestClient, r
 
 def test_a_malformed_key_is_refused_by_name_and_stores_nothing(client: TestClient, runtime: Runtime) -> None:
     for key in ("kurz", "x" * 129, "leer zeichen-und-mehr-als-16", "umlaut-äöü-0123456789"):
-        refused = client.post("/api/v1/reports", json=BODY, headers={"Idempotency-Key": key.encode()})
+        refused = client.post("/api/v1/reports", json=BODY, headers={b"Idempotency-Key": key.encode()})
         assert refused.status_code == 422, key
         assert refused.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
         assert key not in refused.text
