@@ -149,7 +149,7 @@ def build_runtime(settings: Settings) -> Runtime:
         knowledge=KnowledgeService(taxonomy, audit),
         support=SupportDirectory([land.code for land in districts.lands], audit),
         # Under the session key with purposes of their own (as the CSRF tokens): never in the database.
-        submissions=SubmissionTokens(secrets.session_key),
+        submissions=SubmissionTokens(secrets.session_key, previous=secrets.previous_of("session_key")),
         matching=matching,
         selfchecks=SelfcheckStore(secrets.lookup_pepper),
         case_panels=(MatchingPanel(matching), LetterPanel(taxonomy)),

@@ -20,6 +20,9 @@ from service.config import Settings, get_settings
 # How often the schedule runs each piece of work.
 RELAY_SECONDS = 1.0
 ESCALATE_SECONDS = 60.0
+# The receipt kept for a second submission (service/reports/answer_again.py) outlives its quarter of an
+# hour by at most this (and the minute its end is stored to).
+FORGET_ANSWERS_SECONDS = 60.0
 REMIND_SECONDS = 15 * 60.0
 HEARTBEAT_SECONDS = 30.0
 RETENTION_SECONDS = 24 * 3600.0
@@ -72,6 +75,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "cases-escalate": {
                 "task": "cases.escalate",
                 "schedule": ESCALATE_SECONDS,
+                "options": {"expires": 50},
+            },
+            "reports-forget-answers": {
+                "task": "reports.forget_answers",
+                "schedule": FORGET_ANSWERS_SECONDS,
                 "options": {"expires": 50},
             },
             "cases-remind": {"task": "cases.remind", "schedule": REMIND_SECONDS, "options": {"expires": 600}},

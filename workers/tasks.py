@@ -119,6 +119,16 @@ def escalate() -> int:
     return escalated
 
 
+@shared_task(name="reports.forget_answers", ignore_result=True)
+def forget_answers() -> int:
+    """Erase the receipts kept for a second submission once their quarter of an hour has ended."""
+    ctx = context.current()
+    with ctx.runtime.sessions() as session:
+        erased = ctx.runtime.intake.forget_answers_due(session)
+        session.commit()
+    return erased
+
+
 @shared_task(name="cases.remind", ignore_result=True)
 def remind() -> int:
     ctx = context.current()

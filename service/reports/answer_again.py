@@ -1,21 +1,25 @@
-"""The receipt page once more, for a second submission of the same report form view.
+"""The receipt page once more, for a second submission of the same report form view or API request.
 
 Why: a reporter on a slow connection at night taps "send" twice, or sends again after an error page. The
 first submission files the report; the browser shows the answer to the last one, which files nothing
 (submissions.py). Until now that answer said "already sent" and could not show the receipt, because the
 receipt is stored nowhere: the reporter lost the one key to the case and the channel to the counsellors.
+An API client that retries after a lost answer, with the same ``Idempotency-Key``, is in the same place.
 
 How: the filing transaction that claims the token also stores the receipt page's answer, sealed under
 ``SubmissionClaim.answer_key``, a keyed hash of the whole token under the session key. The row is found by
 another keyed hash of the token, so the database never holds what opens it: the token is in the reporter's
 browser only. A second submission with the same token derives the key, opens the answer and shows the
-receipt page again, for ``SHOWN_AGAIN_FOR`` after the filing; the end of that time is inside the sealed
-answer, so the row still shows no time of use in clear. Past it the answer is erased and the reporter gets
-the "already sent" page with its ways forward.
+receipt page again, within ``SHOWN_AGAIN_FOR`` of the filing. The row keeps the minute that time ends
+(``answer_until``), and the minute task erases the answer and that minute together
+(``forget_answers_due``), so no copy outlives it by more than a minute or two, in the database or in a backup
+made after. The answer is padded to a fixed size, so its length does not say how many kinds of incident or
+organisations the case has.
 
-Who can read it: whoever sends that form view's token within the quarter of an hour, which is the browser
-that sent the report (or someone holding that phone and its history, who could read the receipt page
-itself there too). Not a thief of a dump, nor an operator with every secret: neither has the token.
+Who can read it in that time: the running server, for whoever sends that form view's token: the reporter's
+browser, and someone at that phone or computer who sends the form again from its history. The receipt page
+offers to erase it at once ("Code notiert", ``forget``). Not a thief of a dump, nor an operator with every
+secret: neither has the token.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ log = logging.getLogger("rueckhalt.intake")
 # form's token in the browser's history stops being a way to the code soon after.
 SHOWN_AGAIN_FOR = timedelta(minutes=15)
 _PURPOSE = "submission_answer"
+# The size every answer is padded to (a multiple of it, for a case with very many organisations): about
+# four times a typical answer.
+_PADDED_TO = 2048
 
 
 def _context(claim: SubmissionClaim) -> Context:
@@ -48,27 +55,29 @@ def _context(claim: SubmissionClaim) -> Context:
 
 def keep(session: Session, claim: SubmissionClaim, filed: Filed, now: datetime) -> None:
     """In the filing transaction, after the claim: the answer sealed beside the token's row."""
+    until = now + SHOWN_AGAIN_FOR
     answer: dict[str, Any] = {
-        "shown_until": (now + SHOWN_AGAIN_FOR).isoformat(),
+        "shown_until": until.isoformat(),
         "receipt": filed.receipt,
-        "case_id": filed.case_id,
         "routed_to": filed.routed_to,
         "ack_deadline_minutes": filed.ack_deadline_minutes,
         "type_codes": filed.type_codes,
         "complaint": [filed.complaint.basis.value, _day(filed.complaint.ends_on)],
-        "urgency": filed.urgency,
         "key_holders": [
             [holder.name, holder.role, holder.active, holder.escalation_after_minutes]
             for holder in filed.key_holders
         ],
     }
-    sealed = seal(claim.answer_key, json.dumps(answer).encode(), _context(claim))
-    repository.keep_answer(session, claim.token_hash, sealed)
+    plaintext = json.dumps(answer).encode()
+    # Whitespace after the JSON (which a parser skips), to the next whole block.
+    padded = plaintext.ljust(-(-len(plaintext) // _PADDED_TO) * _PADDED_TO, b" ")
+    repository.keep_answer(session, claim.token_hash, seal(claim.answer_key, padded, _context(claim)), until)
 
 
 def again(session: Session, claim: SubmissionClaim, now: datetime) -> Filed | None:
     """The answer of the submission that claimed ``claim``'s token, while it may be shown; else None (and
-    an answer past its time, or one that cannot be opened, is erased)."""
+    an answer past its time, or one that cannot be opened, is erased). Not kept, because not shown: the
+    case id and the urgency (empty here)."""
     sealed = repository.kept_answer(session, claim.token_hash)
     if sealed is None:
         return None
@@ -85,14 +94,24 @@ def again(session: Session, claim: SubmissionClaim, now: datetime) -> Filed | No
     basis, ends_on = answer["complaint"]
     return Filed(
         receipt=answer["receipt"],
-        case_id=answer["case_id"],
+        case_id="",
         routed_to=answer["routed_to"],
         ack_deadline_minutes=answer["ack_deadline_minutes"],
         type_codes=answer["type_codes"],
         complaint=ComplaintDeadline(DeadlineBasis(basis), date.fromisoformat(ends_on) if ends_on else None),
-        urgency=answer["urgency"],
+        urgency="",
         key_holders=[KeyHolder(*holder) for holder in answer["key_holders"]],
     )
+
+
+def forget(session: Session, claim: SubmissionClaim) -> None:
+    """The reporter has noted the code: the answer is erased now, not at the end of its time."""
+    repository.forget_answer(session, claim.token_hash)
+
+
+def forget_due(session: Session, now: datetime) -> int:
+    """The minute task: every answer whose time has ended, erased; how many."""
+    return repository.forget_answers_due(session, now)
 
 
 def _day(day: date | None) -> str | None:

@@ -50,9 +50,13 @@ router = APIRouter(include_in_schema=False, route_class=StrictRoute)
 def reporter_home(request: Request) -> Response:
     runtime = runtime_of(request)
     reporter = open_from_cookie(request, runtime)
-    if reporter is None:
-        return pages_of(request).render(request, "reporter_login.html", errors=[], notice=None)
     t = Translator(request_lang(request))
+    if reporter is None:
+        # From the receipt page's "Code notiert" button: the code is not shown again; sign in with it.
+        noted = request.query_params.get("notice") == "code_noted"
+        return pages_of(request).render(
+            request, "reporter_login.html", errors=[], notice=t("notice.code_noted") if noted else None
+        )
     # Shown where the redirect lands (#messages, #notify, #matching), or at the top of the page.
     shown = notices(request.query_params.get("notice", ""), t)
     return render_case(request, runtime, reporter, shown=shown)

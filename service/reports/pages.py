@@ -81,6 +81,10 @@ def checked_submission(runtime: Runtime, fields: Fields, purpose: str) -> Checke
     return runtime.submissions.check(fields.get("submission_token", [None])[-1], purpose, utcnow())
 
 
+def _token_of(fields: Fields) -> str | None:
+    return fields.get("submission_token", [None])[-1]
+
+
 def token_again(runtime: Runtime, fields: Fields, checked: CheckedToken, purpose: str) -> str:
     """The token a form comes back with after an error: the same one while it is good, so that this view
     of the form still files once (Back to it and send meets the used token); a new one when it expired
@@ -140,8 +144,11 @@ def report_form(request: Request) -> Response:
     )
 
 
-def _receipt(request: Request, runtime: Runtime, filed: Filed, sent_twice: bool = False) -> Response:
-    """The receipt page: 201 for the submission that filed, 200 when a second one is shown it again."""
+def _receipt(
+    request: Request, runtime: Runtime, filed: Filed, token: str | None, sent_twice: bool = False
+) -> Response:
+    """The receipt page: 201 for the submission that filed, 200 when a second one is shown it again.
+    ``token``: the form view's submission token, for the button that erases the kept answer at once."""
     lang = request_lang(request)
     t = Translator(lang)
     receipt = format_receipt(filed.receipt)
@@ -150,6 +157,7 @@ def _receipt(request: Request, runtime: Runtime, filed: Filed, sent_twice: bool 
         "receipt.html",
         status=200 if sent_twice else 201,
         sent_twice=sent_twice,
+        submission_token=token,
         receipt=receipt,
         receipt_groups=receipt.split("-"),
         routed_to=filed.routed_to,
@@ -210,14 +218,14 @@ async def submit_report(request: Request) -> Response:
                 else None
             )
             if first is not None:
-                return _receipt(request, runtime, first, sent_twice=True)
+                return _receipt(request, runtime, first, _token_of(parser.fields), sent_twice=True)
             return pages.render(request, "report_already_received.html", status=409)
         except ValidationFailed:
             raise  # the form comes back (forms.submit), and ``render`` discards the files
         except BaseException:
             parser.discard()
             raise
-        return _receipt(request, runtime, filed)
+        return _receipt(request, runtime, filed, _token_of(parser.fields))
 
     return await forms.submit(
         request,
@@ -229,6 +237,26 @@ async def submit_report(request: Request) -> Response:
         render=render,
         default_field=DEFAULT_FIELD,
     )
+
+
+@router.post("/melden/code-notiert")
+async def code_noted(request: Request) -> Response:
+    """The reporter has noted the code: the receipt kept for a second submission of this form view is erased
+    now (answer_again.py), and they go on to sign in with it. Needs the form view's token, as showing it
+    again does; a token that names nothing (expired, forged, never used) erases nothing and leads on the
+    same way."""
+    runtime = runtime_of(request)
+    pages = pages_of(request)
+    form = await read_form(request, max_fields=10)
+    csrf_token, token = form.get("csrf_token"), form.get("submission_token")
+    if not pages.csrf_ok(request, csrf_token if isinstance(csrf_token, str) else None):
+        raise CsrfFailed()
+    claim = runtime.submissions.check(
+        token if isinstance(token, str) else None, REPORT_PURPOSE, utcnow()
+    ).claim
+    if claim is not None:
+        await in_transaction(request, lambda db: runtime.intake.forget_answer(db, claim))
+    return RedirectResponse("/fall?notice=code_noted", status_code=303)
 
 
 @router.post("/fall/anmelden")

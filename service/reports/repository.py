@@ -46,10 +46,13 @@ def claim_submission(session: Session, claim: SubmissionClaim) -> bool:
     return inserted is not None
 
 
-def keep_answer(session: Session, token_hash: bytes, sealed: bytes) -> None:
-    """Beside a token claimed in this transaction: the sealed receipt page (answer_again.py)."""
+def keep_answer(session: Session, token_hash: bytes, sealed: bytes, until: datetime) -> None:
+    """Beside a token claimed in this transaction: the sealed receipt page (answer_again.py) and the minute
+    its time ends."""
     session.execute(
-        update(SubmissionToken).where(SubmissionToken.token_hash == token_hash).values(answer=sealed)
+        update(SubmissionToken)
+        .where(SubmissionToken.token_hash == token_hash)
+        .values(answer=sealed, answer_until=until)
     )
 
 
@@ -61,8 +64,21 @@ def kept_answer(session: Session, token_hash: bytes) -> bytes | None:
 
 def forget_answer(session: Session, token_hash: bytes) -> None:
     session.execute(
-        update(SubmissionToken).where(SubmissionToken.token_hash == token_hash).values(answer=None)
+        update(SubmissionToken)
+        .where(SubmissionToken.token_hash == token_hash)
+        .values(answer=None, answer_until=None)
     )
+
+
+def forget_answers_due(session: Session, now: datetime) -> int:
+    """Erase every kept answer whose time has ended; how many."""
+    erased = session.execute(
+        update(SubmissionToken)
+        .where(SubmissionToken.answer_until <= now)
+        .values(answer=None, answer_until=None)
+        .returning(SubmissionToken.token_hash)
+    )
+    return len(erased.all())
 
 
 def case_by_id(session: Session, case_id: str) -> Case | None:

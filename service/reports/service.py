@@ -164,10 +164,16 @@ class IntakeService(FilingRows, ReporterCases):
             session.rollback()
             raise AlreadySubmitted()
 
+    # -- the answer kept for a second submission (answer_again.py) ------------------------------------------
     def answer_again(self, session: Session, claim: SubmissionClaim) -> Filed | None:
-        """For a second submission of a report form view (AlreadySubmitted): the first one's answer, while
-        it may be shown again (answer_again.py)."""
+        """For a second submission (AlreadySubmitted): the first one's answer, while it may be shown."""
         return answer_again.again(session, claim, utcnow())
+
+    def forget_answer(self, session: Session, claim: SubmissionClaim) -> None:
+        answer_again.forget(session, claim)
+
+    def forget_answers_due(self, session: Session) -> int:
+        return answer_again.forget_due(session, utcnow())
 
     def refuse_invalid(self, data: ReportCreate) -> None:
         """ValidationFailed with every refusal when the report's codes, district or dates are not accepted."""

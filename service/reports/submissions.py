@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -59,7 +59,7 @@ class SubmissionClaim:
 
     token_hash: bytes
     expires_at: datetime
-    answer_key: bytes
+    answer_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,15 @@ def _hour_after(now: datetime) -> datetime:
 
 
 class SubmissionTokens:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, previous: tuple[bytes, ...] = ()) -> None:
+        """``previous``: the session key before a rotation (``rueckhalt secrets rotate``), still accepted, so
+        that a form opened before it files, and a second tap after it finds what the first one kept."""
         self._key = key
+        self._keys = (key, *previous)
 
-    def _mac(self, purpose: str, expires: int, nonce: str) -> bytes:
-        return keyed_hash(self._key, "submission-token/v1", f"{purpose}|{expires}|{nonce}".encode())
+    def _mac(self, purpose: str, expires: int, nonce: str, key: bytes | None = None) -> bytes:
+        message = f"{purpose}|{expires}|{nonce}".encode()
+        return keyed_hash(self._key if key is None else key, "submission-token/v1", message)
 
     def issue(self, purpose: str, now: datetime) -> str:
         """A new token for one view of the form ``purpose``."""
@@ -125,13 +129,19 @@ class SubmissionTokens:
         except (binascii.Error, ValueError):
             return CheckedToken(TokenState.unknown)
         expires = int(expires_text)
-        if not constant_time_equal(mac, self._mac(purpose, expires, nonce)):
+        # The key that made the token names its row and seals its answer: the same before and after a
+        # rotation, so a second tap finds the first one's row.
+        made_with = next(
+            (key for key in self._keys if constant_time_equal(mac, self._mac(purpose, expires, nonce, key))),
+            None,
+        )
+        if made_with is None:
             return CheckedToken(TokenState.unknown)
         expires_at = datetime.fromtimestamp(expires, UTC)
         if expires_at <= now:
             return CheckedToken(TokenState.expired)
-        token_hash = keyed_hash(self._key, "submission-token-id/v1", token.encode())
-        answer_key = keyed_hash(self._key, "submission-answer-key/v1", token.encode())
+        token_hash = keyed_hash(made_with, "submission-token-id/v1", token.encode())
+        answer_key = keyed_hash(made_with, "submission-answer-key/v1", token.encode())
         return CheckedToken(
             TokenState.valid,
             SubmissionClaim(token_hash=token_hash, expires_at=expires_at, answer_key=answer_key),

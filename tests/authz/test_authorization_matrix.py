@@ -302,6 +302,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/melden"): Route(
         Guard.PUBLIC, 201, form=_form_view("/melden", **_NEW_REPORT), files=True, csrf="form"
     ),
+    ("POST", "/melden/code-notiert"): Route(
+        Guard.PUBLIC, 303, form=_form_view("/melden"), csrf="form", ok_location="/fall?notice=code_noted"
+    ),
     ("POST", "/api/v1/reports"): Route(Guard.PUBLIC, 201, json=_fixed(**_NEW_REPORT)),
     ("GET", "/statistik"): Route(Guard.PUBLIC, 200),
     ("GET", "/statistik/{year}.json"): Route(Guard.PUBLIC, 200, OBJECT_VARIANTS),

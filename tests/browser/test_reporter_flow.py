@@ -86,7 +86,8 @@ def test_a_second_tap_on_send_shows_the_receipt_that_opens_the_one_case(
 ) -> None:
     """The first submission reaches the server, which files the report, but the phone shows the answer to
     the second tap on "send" (the same form, the same token): that answer is the same receipt, said to be
-    shown again, and the code opens the one case that was filed."""
+    shown again, and the code opens the one case that was filed. "Code notiert" then erases the copy kept
+    for that and leads to the sign-in."""
     context = browser.new_context(
         java_script_enabled=False, viewport={"width": 360, "height": 800}, locale="de-DE"
     )
@@ -115,7 +116,9 @@ def test_a_second_tap_on_send_shows_the_receipt_that_opens_the_one_case(
         assert _cases(live_server) == before + 1
         no_horizontal_scroll(page, 360)
 
-        page.goto(f"{live_server.url}/fall")
+        # Noted: the kept copy is erased, and the button leads to the sign-in, which says so.
+        page.get_by_role("button", name="Code notiert – weiter zu „Mein Fall“").click()
+        expect(page.locator("main")).to_contain_text("Der Code wird nicht mehr angezeigt.")
         page.fill("#field-receipt", shown)
         page.click("button[type=submit]")
         expect(page.locator("main")).to_contain_text("Zweimal auf Senden getippt: Drohbrief am Gartentor.")

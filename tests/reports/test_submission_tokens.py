@@ -80,7 +80,7 @@ def test_the_stored_token_cannot_be_joined_to_its_case(client: TestClient, runti
         columns = {column["name"] for column in inspect(db.get_bind()).get_columns("submission_token")}
         (row,) = db.scalars(select(SubmissionToken)).all()
         (case_id,) = db.scalars(select(Case.id)).all()
-    assert columns == {"token_hash", "expires_at", "answer"}
+    assert columns == {"token_hash", "expires_at", "answer", "answer_until"}  # the last two for 15 minutes
     assert view["submission_token"].encode() not in row.token_hash
     assert len(row.token_hash) == 32
     assert (row.expires_at.minute, row.expires_at.second, row.expires_at.microsecond) == (0, 0, 0)

@@ -1,8 +1,9 @@
 """submission answer: a second tap on the report form is shown its receipt again
 
-A used report form token's row keeps the receipt page's answer, sealed under a key that only the token
-yields (service/reports/answer_again.py), so that the reporter whose second tap (or resend after a lost
-answer) got "already sent" instead of the code is shown the code for a quarter of an hour.
+A used report form token's row (or an API client's Idempotency-Key's) keeps the receipt page's answer,
+sealed under a key that only the token yields (service/reports/answer_again.py), so that the reporter whose
+second tap (or resend after a lost answer) got "already sent" instead of the code is shown the code for a
+quarter of an hour. ``answer_until`` is the minute that time ends: the minute task erases both then.
 
 Revision ID: 0022
 Revises: 0021
@@ -25,8 +26,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('submission_token', schema=None) as batch_op:
         batch_op.add_column(sa.Column('answer', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('answer_until', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('submission_token', schema=None) as batch_op:
+        batch_op.drop_column('answer_until')
         batch_op.drop_column('answer')
