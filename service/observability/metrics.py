@@ -83,6 +83,7 @@ TASKS: Final = frozenset(
         "notifications.deliver_many",
         "cases.escalate",
         "cases.remind",
+        "reports.forget_answers",
         "system.heartbeat",
         "audit.checkpoint",
         "retention.purge",

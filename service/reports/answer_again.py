@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from service.cases.deadlines import ComplaintDeadline, DeadlineBasis
 from service.cases.repository import KeyHolder
 from service.crypto import Context, CryptoError, open_sealed, seal
+from service.db import truncate_time
 from service.reports import repository
 from service.reports.filing import Filed
 from service.reports.submissions import SubmissionClaim
@@ -44,6 +46,8 @@ log = logging.getLogger("rueckhalt.intake")
 # form's token in the browser's history stops being a way to the code soon after.
 SHOWN_AGAIN_FOR = timedelta(minutes=15)
 _PURPOSE = "submission_answer"
+# The plaintext's format (its "v"): an answer of another is treated as one that cannot be opened.
+_FORMAT = 1
 # The size every answer is padded to (a multiple of it, for a case with very many organisations): about
 # four times a typical answer.
 _PADDED_TO = 2048
@@ -57,6 +61,7 @@ def keep(session: Session, claim: SubmissionClaim, filed: Filed, now: datetime) 
     """In the filing transaction, after the claim: the answer sealed beside the token's row."""
     until = now + SHOWN_AGAIN_FOR
     answer: dict[str, Any] = {
+        "v": _FORMAT,
         "shown_until": until.isoformat(),
         "receipt": filed.receipt,
         "routed_to": filed.routed_to,
@@ -71,7 +76,13 @@ def keep(session: Session, claim: SubmissionClaim, filed: Filed, now: datetime) 
     plaintext = json.dumps(answer).encode()
     # Whitespace after the JSON (which a parser skips), to the next whole block.
     padded = plaintext.ljust(-(-len(plaintext) // _PADDED_TO) * _PADDED_TO, b" ")
-    repository.keep_answer(session, claim.token_hash, seal(claim.answer_key, padded, _context(claim)), until)
+    # The minute task erases at the stored minute: rounded up, so never before the end checked inside.
+    erase_at = truncate_time(until, 60) + (
+        timedelta(minutes=1) if until.second or until.microsecond else timedelta()
+    )
+    repository.keep_answer(
+        session, claim.token_hash, seal(claim.answer_key, padded, _context(claim)), erase_at
+    )
 
 
 def again(session: Session, claim: SubmissionClaim, now: datetime) -> Filed | None:
@@ -83,25 +94,38 @@ def again(session: Session, claim: SubmissionClaim, now: datetime) -> Filed | No
         return None
     try:
         answer = json.loads(open_sealed(claim.answer_key, sealed, _context(claim)))
-    except (CryptoError, ValueError) as error:
+        if answer["v"] != _FORMAT:
+            raise ValueError("another format")
+        shown_until = datetime.fromisoformat(answer["shown_until"])
+        basis, ends_on = answer["complaint"]
+        filed = Filed(
+            receipt=answer["receipt"],
+            case_id="",
+            routed_to=answer["routed_to"],
+            ack_deadline_minutes=answer["ack_deadline_minutes"],
+            type_codes=answer["type_codes"],
+            complaint=ComplaintDeadline(
+                DeadlineBasis(basis), date.fromisoformat(ends_on) if ends_on else None
+            ),
+            urgency="",
+            key_holders=[KeyHolder(*holder) for holder in answer["key_holders"]],
+        )
+    except (CryptoError, ValueError, KeyError, TypeError) as error:
         # Only the kind: never the content (there is none to show) nor the token.
         log.warning("a kept submission answer could not be opened (%s); erased", type(error).__name__)
         repository.forget_answer(session, claim.token_hash)
         return None
-    if datetime.fromisoformat(answer["shown_until"]) <= now:
+    if shown_until <= now:
         repository.forget_answer(session, claim.token_hash)
         return None
-    basis, ends_on = answer["complaint"]
-    return Filed(
-        receipt=answer["receipt"],
-        case_id="",
-        routed_to=answer["routed_to"],
-        ack_deadline_minutes=answer["ack_deadline_minutes"],
-        type_codes=answer["type_codes"],
-        complaint=ComplaintDeadline(DeadlineBasis(basis), date.fromisoformat(ends_on) if ends_on else None),
-        urgency="",
-        key_holders=[KeyHolder(*holder) for holder in answer["key_holders"]],
-    )
+    return filed
+
+
+def claimed(session: Session, claims: Sequence[SubmissionClaim]) -> SubmissionClaim | None:
+    """The first of ``claims`` whose token was used before (an API key under the current or a previous
+    session key), or None."""
+    used = repository.claimed_hashes(session, [claim.token_hash for claim in claims])
+    return next((claim for claim in claims if claim.token_hash in used), None)
 
 
 def forget(session: Session, claim: SubmissionClaim) -> None:

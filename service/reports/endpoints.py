@@ -16,6 +16,7 @@ from service.db import utcnow
 from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import AlreadyFiled, AlreadySubmitted, error_responses
 from service.evidence import attachments as files
+from service.observability import metrics
 from service.reports.filing import CaseDraft, Filed
 from service.reports.schemas import (
     CaseForReporter,
@@ -51,9 +52,9 @@ _INTAKE_ERRORS = error_responses(
         503: "No organisation can receive the report now, or the database is out of reach; nothing stored",
     },
 )
-# An Idempotency-Key: long enough to be drawn at random (a UUID is 36), and of characters a header carries
-# as they are.
-IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{16,128}$"
+# An Idempotency-Key: long enough to hold 128 random bits (22 base64url characters; a UUID is 36), and of
+# characters a header carries as they are.
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{22,128}$"
 _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for this receipt"})
 
 
@@ -78,7 +79,8 @@ async def create_report(
                 "Optional: a random string of your own (a UUID, say) for this report. Sending the same "
                 "report again with the same key (after a lost answer or a 503) files nothing a second time "
                 "and, within a quarter of an hour, answers with the first receipt (Idempotent-Replayed: "
-                "true); later with 409. The same key with other content is another report."
+                "true); later with 409, for a day or two (then the same key and report file anew). The "
+                "same key with other content is another report."
             ),
         ),
     ] = None,
@@ -86,17 +88,24 @@ async def create_report(
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
+    claims = (
+        runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
+        if idempotency_key is not None
+        else ()
+    )
+    if claims:
+        # A retry of a report filed before answers from what was kept, before anything (the matching
+        # budget among it) is spent on it again.
+        before = await in_transaction(request, lambda db: runtime.intake.claimed(db, claims))
+        if before is not None:
+            return _created(await _replayed(request, response, runtime, before))
     # Perpetrator identifiers (with consent): their look-ups are counted first, off the event loop, and only
     # for a report the intake accepts (a refused one spends none of the budget).
     budget = None
     if data.consent_matching and data.perpetrator_identifiers:
         runtime.intake.refuse_invalid(data)
         budget = await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
-    claim = (
-        runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
-        if idempotency_key is not None
-        else None
-    )
+    claim = claims[0] if claims else None
     try:
         # The path that has to keep up with a flood runs on the event loop where it can (``in_transaction``).
         filed = await in_transaction(
@@ -107,8 +116,14 @@ async def create_report(
             on_event_loop=True,
         )
     except AlreadySubmitted:
-        filed = await _filed_before(request, runtime, claim)
-        response.headers["Idempotent-Replayed"] = "true"
+        # The same key and body in a request at the same instant, which filed first.
+        if claim is None:
+            raise
+        filed = await _replayed(request, response, runtime, claim)
+    return _created(filed)
+
+
+def _created(filed: Filed) -> ReportCreated:
     return ReportCreated(
         receipt=filed.receipt,
         routed_to=filed.routed_to,
@@ -119,16 +134,16 @@ async def create_report(
     )
 
 
-async def _filed_before(request: Request, runtime: RuntimeDep, claim: SubmissionClaim | None) -> Filed:
-    """The first filing's answer for a retry with the same Idempotency-Key and body; AlreadyFiled (409)
-    once it may no longer be shown."""
-    filed = (
-        await in_transaction(request, lambda db: runtime.intake.answer_again(db, claim))
-        if claim is not None
-        else None
-    )
+async def _replayed(
+    request: Request, response: Response, runtime: RuntimeDep, claim: SubmissionClaim
+) -> Filed:
+    """The first filing's answer for a retry with the same Idempotency-Key and body, counted as a duplicate;
+    AlreadyFiled (409) once it may no longer be shown."""
+    filed = await in_transaction(request, lambda db: runtime.intake.answer_again(db, claim))
     if filed is None:
         raise AlreadyFiled()
+    request.scope[metrics.ERROR_SCOPE_KEY] = AlreadyFiled.__name__  # reports_total: a duplicate, not accepted
+    response.headers["Idempotent-Replayed"] = "true"
     return filed
 
 

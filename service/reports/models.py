@@ -29,4 +29,4 @@ class SubmissionToken(Base):
     # sealed under a key derived from the token (not stored) and the session key, padded to a fixed size;
     # NULL for the incident form, and from ``answer_until`` on: the minute task erases both together.
     answer: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    answer_until: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True)
+    answer_until: Mapped[datetime | None] = mapped_column(MINUTE, nullable=True, index=True)

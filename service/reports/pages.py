@@ -28,6 +28,7 @@ from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFai
 from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import LOCAL_ZONE, Translator, duration_text
+from service.observability import metrics
 from service.reports.deadline_view import deadline_view
 from service.reports.filing import CaseDraft, Filed
 from service.reports.form_input import Fields, form_to_data, form_values, identifier_refusals
@@ -218,6 +219,8 @@ async def submit_report(request: Request) -> Response:
                 else None
             )
             if first is not None:
+                # reports_total counts it a duplicate (it filed nothing), as the 409 below.
+                request.scope[metrics.ERROR_SCOPE_KEY] = AlreadySubmitted.__name__
                 return _receipt(request, runtime, first, _token_of(parser.fields), sent_twice=True)
             return pages.render(request, "report_already_received.html", status=409)
         except ValidationFailed:

@@ -76,9 +76,16 @@ def forget_answers_due(session: Session, now: datetime) -> int:
         update(SubmissionToken)
         .where(SubmissionToken.answer_until <= now)
         .values(answer=None, answer_until=None)
-        .returning(SubmissionToken.token_hash)
     )
-    return len(erased.all())
+    return int(getattr(erased, "rowcount", 0))
+
+
+def claimed_hashes(session: Session, token_hashes: list[bytes]) -> set[bytes]:
+    """Which of these tokens were used before."""
+    found = session.scalars(
+        select(SubmissionToken.token_hash).where(SubmissionToken.token_hash.in_(token_hashes))
+    )
+    return set(found.all())
 
 
 def case_by_id(session: Session, case_id: str) -> Case | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -169,6 +170,9 @@ class IntakeService(FilingRows, ReporterCases):
         """For a second submission (AlreadySubmitted): the first one's answer, while it may be shown."""
         return answer_again.again(session, claim, utcnow())
 
+    def claimed(self, session: Session, claims: Sequence[SubmissionClaim]) -> SubmissionClaim | None:
+        return answer_again.claimed(session, claims)
+
     def forget_answer(self, session: Session, claim: SubmissionClaim) -> None:
         answer_again.forget(session, claim)
 
@@ -211,6 +215,8 @@ class IntakeService(FilingRows, ReporterCases):
         returns; the caller's commit then finds nothing left to do."""
         self.refuse_invalid(data)
         if data.consent_matching and data.perpetrator_identifiers and matching_budget is None:
+            if claim is not None and answer_again.claimed(session, [claim]):
+                raise AlreadySubmitted()  # a second tap spends none of the shared budget
             # Reserved once, before anything is written: a second attempt spends none of it again.
             matching_budget = self.matching.reserve(len(data.perpetrator_identifiers))
         if holds_work(session):

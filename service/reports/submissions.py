@@ -100,18 +100,22 @@ class SubmissionTokens:
         nonce = _b64(secrets.token_bytes(_NONCE_BYTES))
         return f"{_VERSION}.{expires}.{nonce}.{_b64(self._mac(purpose, expires, nonce))}"
 
-    def idempotent(self, key: str, body: bytes, now: datetime) -> SubmissionClaim:
-        """The claim of a JSON client's ``Idempotency-Key`` for this body (``ReportCreate`` as JSON).
+    def idempotent(self, key: str, body: bytes, now: datetime) -> tuple[SubmissionClaim, ...]:
+        """The claims of a JSON client's ``Idempotency-Key`` for this body (``ReportCreate`` as JSON): under
+        the current session key first, then under each previous one, for a retry across a rotation.
 
         The key and the body together name the claim: a retry of the same report finds the first filing
         and its kept answer (answer_again.py); the same key with another body is another report, filed
         on its own, so a client that reuses a key loses nothing and learns nothing of the first. Opening a
         kept answer takes the body as well as the key, which a client may have chosen carelessly."""
         material = key.encode() + b"\x00" + body  # the key's characters exclude NUL: one split only
-        return SubmissionClaim(
-            token_hash=keyed_hash(self._key, "idempotency-key-id/v1", material),
-            expires_at=_hour_after(now),
-            answer_key=keyed_hash(self._key, "idempotency-answer-key/v1", material),
+        return tuple(
+            SubmissionClaim(
+                token_hash=keyed_hash(secret, "idempotency-key-id/v1", material),
+                expires_at=_hour_after(now),
+                answer_key=keyed_hash(secret, "idempotency-answer-key/v1", material),
+            )
+            for secret in self._keys
         )
 
     def check(self, token: str | None, purpose: str, now: datetime) -> CheckedToken:

@@ -188,10 +188,27 @@ def test_reporter_pages_in_english(
         expect(page.locator(".receipt__code")).to_be_visible()
         checker.check(page, "POST /melden")
 
-        # Reload the receipt: the browser sends the same form again, its token too (Back then lands on
-        # Chromium's "confirm resubmission" page, whose reload does the same). Nothing is filed twice, and
-        # the page says the report arrived and what to do without the receipt.
+        # Reload the receipt: the browser sends the same form again, its token too. Nothing is filed twice,
+        # and within its quarter of an hour the same receipt comes back, saying so.
         page.reload()
+        expect(page.locator("[role=status]")).to_contain_text("You sent this form more than once")
+        expect(page.locator(".receipt__code")).to_be_visible()
+        checker.check(page, "POST /melden")
+        # "Code noted" erases the copy kept for that and leads to the sign-in.
+        used = page.locator("form[action='/melden/code-notiert'] input[name=submission_token]").input_value()
+        page.get_by_role("button", name="Code noted – go to “My case”").click()
+        expect(page.locator("main")).to_contain_text("The code is no longer shown.")
+        checker.check(page, "GET /fall")
+        # The same form sent once more after that (its used token in a view of the form, as a resend from
+        # the history sends it): the page says the report arrived and what to do without the receipt.
+        page.goto(f"{live_server.url}/melden")
+        token_field = page.locator("input[name=submission_token]")
+        token_field.evaluate("(input, token) => { input.value = token; }", used)
+        page.fill("#field-description", "Insults below the municipality's post, for days now.")
+        page.select_option("#field-channel", "email")
+        page.select_option("#field-land", "05")
+        page.locator("input[name=type_codes][value=A1]").check()
+        page.locator("form[action='/melden'] button[type=submit]").click()
         expect(page.locator(".success-panel__title")).to_be_visible()
         expect(page.locator(".receipt__code")).to_have_count(0)
         checker.check(page, "POST /melden")

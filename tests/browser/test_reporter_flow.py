@@ -81,6 +81,11 @@ def _cases(live_server: LiveServer) -> int:
         return int(db.execute("SELECT count(*) FROM case_file").fetchone()[0])
 
 
+def _kept_answers(live_server: LiveServer) -> int:
+    with sqlite3.connect(f"file:{live_server.data_dir / 'rueckhalt.db'}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM submission_token WHERE answer IS NOT NULL").fetchone()[0])
+
+
 def test_a_second_tap_on_send_shows_the_receipt_that_opens_the_one_case(
     browser: Browser, live_server: LiveServer
 ) -> None:
@@ -117,8 +122,11 @@ def test_a_second_tap_on_send_shows_the_receipt_that_opens_the_one_case(
         no_horizontal_scroll(page, 360)
 
         # Noted: the kept copy is erased, and the button leads to the sign-in, which says so.
+        assert _kept_answers(live_server) >= 1
+        kept = _kept_answers(live_server)
         page.get_by_role("button", name="Code notiert – weiter zu „Mein Fall“").click()
         expect(page.locator("main")).to_contain_text("Der Code wird nicht mehr angezeigt.")
+        assert _kept_answers(live_server) == kept - 1
         page.fill("#field-receipt", shown)
         page.click("button[type=submit]")
         expect(page.locator("main")).to_contain_text("Zweimal auf Senden getippt: Drohbrief am Gartentor.")

@@ -305,6 +305,7 @@ def test_a_hostile_sender_with_forms_of_their_own_gets_only_their_own_receipts(
     of their own report, never the victim's; a made-up token files nothing and shows nothing."""
     victim = client.post("/melden", data={**FIELDS, **form_view(client)})
     victims_receipt = receipt_on(victim.text)
+    assert victims_receipt is not None
     hostile = TestClient(client.app, base_url="http://127.0.0.1")
     own: set[str] = set()
     for _ in range(3):

@@ -27,9 +27,11 @@ def upgrade() -> None:
     with op.batch_alter_table('submission_token', schema=None) as batch_op:
         batch_op.add_column(sa.Column('answer', sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column('answer_until', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(batch_op.f('ix_submission_token_answer_until'), ['answer_until'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('submission_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_submission_token_answer_until'))
         batch_op.drop_column('answer_until')
         batch_op.drop_column('answer')
