@@ -33,19 +33,12 @@ from service.reports.submissions import REPORT_PURPOSE, SubmissionClaim, Submiss
 from service.runtime import Runtime
 from tests.support.blocking import waits_for
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in
-from tests.support.forms import csrf_token, report_body, submission_token
+from tests.support.forms import LETTER_FORM, csrf_token, submission_token
 from workers import context
 from workers import tasks as worker_tasks
 from workers.celery_app import celery_config
 
-FIELDS: dict[str, Any] = report_body(
-    district_ags="09162",
-    type_codes=["A3a"],
-    description="Drohbrief im Briefkasten des Rathauses.",
-    channel="letter",
-    urgency="normal",
-    consent_counselling="1",
-)
+FIELDS: dict[str, Any] = dict(LETTER_FORM)
 RECEIPT = re.compile(r"[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}")
 
 

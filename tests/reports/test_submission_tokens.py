@@ -28,16 +28,9 @@ from service.reports.schemas import ReportCreate
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
 from tests.support.blocking import waits_for
-from tests.support.forms import csrf_token, report_body, submission_token
+from tests.support.forms import LETTER_FORM, csrf_token, submission_token
 
-FIELDS: dict[str, Any] = report_body(
-    district_ags="09162",
-    type_codes=["A3a"],
-    description="Drohbrief im Briefkasten des Rathauses.",
-    channel="letter",
-    urgency="normal",
-    consent_counselling="1",
-)
+FIELDS: dict[str, Any] = dict(LETTER_FORM)
 
 
 def count(runtime: Runtime, model: type[Any]) -> int:

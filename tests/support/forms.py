@@ -55,6 +55,19 @@ def report_body(**fields: Any) -> dict[str, Any]:
     return body | fields
 
 
+# A threatening letter at the town hall, as the report form sends it (Bavaria, 09162).
+LETTER_FORM: Final[Mapping[str, Any]] = MappingProxyType(
+    report_body(
+        district_ags="09162",
+        type_codes=["A3a"],
+        description="Drohbrief im Briefkasten des Rathauses.",
+        channel="letter",
+        urgency="normal",
+        consent_counselling="1",
+    )
+)
+
+
 def file_json(client: TestClient, runtime: Runtime, body: Mapping[str, Any]) -> tuple[str, str]:
     """File ``body`` through the JSON intake (it must be accepted): (receipt, case id)."""
     response = client.post("/api/v1/reports", json=dict(body))
