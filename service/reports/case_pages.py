@@ -20,6 +20,7 @@ from service.auth.sessions import REPORTER_SESSION
 from service.cases.conversation import reporter_reply
 from service.cases.proceedings import PROCEEDINGS_FIELDS, proceedings_from_form
 from service.cases.schemas import MessageCreate
+from service.db import utcnow
 from service.deps import enforce_async, runtime_of
 from service.errors import AlreadySubmitted, ValidationFailed
 from service.forms import FormErrors, FormRefused, Refusal
@@ -39,7 +40,7 @@ from service.reports.pages import (
 )
 from service.reports.presenter import Notices, notices
 from service.reports.schemas import IdentifiersAdd, IncidentFields, NotifyAddress, PerpetratorKnown
-from service.reports.submissions import incident_purpose
+from service.reports.submissions import incident_purpose, message_purpose
 from service.runtime import receipt_limit
 from service.web import BodyKind, StrictRoute, body, read_cookie, read_form, request_lang
 
@@ -225,6 +226,13 @@ async def reporter_message(request: Request) -> Response:
     await enforce_async(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
+    # The view's message token, where the page sent one and it is still good: a message is never refused
+    # for it (one typed into a page left open for a day is sent), it only keeps a second tap from sending
+    # the same message twice.
+    sent = parser.fields.get("message_token", [None])[-1]
+    claim = (
+        runtime.submissions.check(sent, message_purpose(reporter.case_id), utcnow()).claim if sent else None
+    )
 
     async def reply() -> str | Response:
         model, refused = forms.validate(MessageCreate, {"body": text})
@@ -237,10 +245,15 @@ async def reporter_message(request: Request) -> Response:
             raise FormRefused(refused)
 
         def send(db: Session, opened: OpenedCase) -> str:
+            # First in the transaction: a second tap with this view's token sends nothing (AlreadySubmitted).
+            runtime.intake.claim(db, claim)
             reporter_reply(db, opened.case, opened.data_key, model.body, parser.uploads)
             return "/fall?notice=message_sent#messages"
 
-        return await on_my_case(request, reporter, send, undo=parser.discard)
+        try:
+            return await on_my_case(request, reporter, send, undo=parser.discard)
+        except AlreadySubmitted:
+            return "/fall?notice=message_already_sent#messages"
 
     return await answer_form(
         request,

@@ -29,7 +29,7 @@ from service.reports.pages import (
     today,
 )
 from service.reports.presenter import Notices, case_page, letter_prefill
-from service.reports.submissions import incident_purpose
+from service.reports.submissions import incident_purpose, message_purpose
 from service.runtime import Runtime
 from service.validation import FormCode
 from service.web import request_lang
@@ -118,6 +118,7 @@ def render_case(
         notify_notice=shown.notify_notice,
         matching_notice=shown.matching_notice,
         submission_token=token,
+        message_token=runtime.submissions.issue(message_purpose(reporter.case_id), utcnow()),
         **form_choices(runtime),
     )
 

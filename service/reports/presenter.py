@@ -30,7 +30,7 @@ from service.reports.reporter_case import FileView, IncidentView, MessageView, R
 from service.taxonomy import Districts, Land, Taxonomy
 
 # Notices that a redirect back to /fall names by code (never by text, so a link cannot put words there).
-CASE_NOTICES = {"message_sent": "notice.message_sent"}
+CASE_NOTICES = {"message_sent": "notice.message_sent", "message_already_sent": "notice.message_already_sent"}
 # Shown at the top of /fall after the incident form or the "perpetrator known since" form.
 INCIDENT_NOTICES = {
     "incident_already_added": "notice.incident_already_added",

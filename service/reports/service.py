@@ -159,7 +159,7 @@ class IntakeService(FilingRows, ReporterCases):
         raise NoRecipient()
 
     # -- filing (complaint_deadline and urgency_of: FilingRows) -------------------------------------------
-    def _claim(self, session: Session, claim: SubmissionClaim | None) -> None:
+    def claim(self, session: Session, claim: SubmissionClaim | None) -> None:
         """Mark a form view's token used, first in the filing transaction; AlreadySubmitted if it was."""
         if claim is not None and not repository.claim_submission(session, claim):
             session.rollback()
@@ -265,7 +265,7 @@ class IntakeService(FilingRows, ReporterCases):
         identifiers = (
             [item.normalised() for item in data.perpetrator_identifiers] if data.consent_matching else []
         )
-        self._claim(session, claim)
+        self.claim(session, claim)
         now = demo.at if demo is not None and demo.at is not None else utcnow()
         urgency = self.urgency_of(data, now)
         facts = self._facts(data, data, tuple(data.targets), data.reported_by, urgency)
@@ -406,7 +406,7 @@ class IntakeService(FilingRows, ReporterCases):
         errors = check_incident_codes(self.taxonomy, data)
         if errors:
             raise ValidationFailed(errors)
-        self._claim(session, claim)
+        self.claim(session, claim)
         # Locked until the commit: the retention purge locks it too, so a case is either purged first (and
         # the incident is refused: NotFound) or reopened first (and the purge finds it open).
         case = case_rows.lock_case(session, opened.case.id)

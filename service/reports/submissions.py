@@ -42,6 +42,11 @@ def incident_purpose(case_id: str) -> str:
     return f"incident:{case_id}"
 
 
+def message_purpose(case_id: str) -> str:
+    """The reporter's message form on /fall: a second tap on "send" does not send the message twice."""
+    return f"message:{case_id}"
+
+
 class TokenState(StrEnum):
     valid = "valid"
     expired = "expired"

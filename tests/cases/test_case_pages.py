@@ -658,6 +658,44 @@ def test_a_refused_reply_keeps_the_text(browser: Browser, receipt: str, runtime:
         assert db.scalar(select(func.count()).select_from(CaseMessage)) == 0
 
 
+def message_token(page: str) -> str:
+    found = re.search(r'name="message_token" value="([^"]+)"', page)
+    assert found, "the message form carries a token of its view"
+    return found.group(1)
+
+
+def test_a_second_tap_on_send_sends_the_message_once(
+    browser: Browser, receipt: str, runtime: Runtime
+) -> None:
+    """The message form's view carries a token of its own: the same view sent twice (a second tap on a slow
+    connection) stores one message and says so; the next view sends the next message. A client that sends
+    no token (the JSON API, an older page) is never refused for it."""
+    reporter = reporter_signed_in(browser, receipt)
+    page = reporter.get("/fall").text
+    view = {
+        "csrf_token": csrf_token(page),
+        "message_token": message_token(page),
+        "message": "Heute kam noch ein Brief.",
+    }
+    first = reporter.post("/fall/nachricht", data=view, follow_redirects=False)
+    again = reporter.post("/fall/nachricht", data=view, follow_redirects=False)
+
+    assert first.headers["location"] == "/fall?notice=message_sent#messages"
+    assert again.status_code == 303
+    assert again.headers["location"] == "/fall?notice=message_already_sent#messages"
+    assert "Sie wurde kein zweites Mal gesendet." in reporter.get(again.headers["location"]).text
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 1
+
+    assert message_token(reporter.get("/fall").text) != view["message_token"]
+    untokened = {"csrf_token": view["csrf_token"], "message": "Und ohne Formular-Token."}
+    expired = {**untokened, "message_token": view["message_token"][:-4] + "AAAA"}
+    for data in (untokened, expired, untokened):
+        assert reporter.post("/fall/nachricht", data=data, follow_redirects=False).status_code == 303
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 4
+
+
 def test_a_reply_without_a_reporter_session_goes_to_sign_in(client: TestClient, receipt: str) -> None:
     token = csrf_token(client.get("/fall").text)
     response = client.post(
