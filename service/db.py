@@ -92,6 +92,12 @@ def truncate_time(value: datetime, step_seconds: int) -> datetime:
     return midnight + timedelta(seconds=elapsed - elapsed % step_seconds)
 
 
+def ceil_time(value: datetime, step_seconds: int) -> datetime:
+    """``value`` rounded up to a whole step (itself when it is one): what ends at ``value`` ends by then."""
+    down = truncate_time(value, step_seconds)
+    return down if down == value else down + timedelta(seconds=step_seconds)
+
+
 # The precisions in use (docs/clear-columns.md says which column has which, and why).
 MINUTE = CoarseUTCDateTime(60)
 SECOND = CoarseUTCDateTime(1)

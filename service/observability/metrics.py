@@ -8,7 +8,8 @@ heartbeat) is read when Prometheus scrapes (``service.observability.collectors``
 from __future__ import annotations
 
 import os
-from typing import Final
+from collections.abc import MutableMapping
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -100,6 +101,12 @@ ENGINES: Final = frozenset({"threads", "loop"})
 
 def one_of(value: str, allowed: frozenset[str]) -> str:
     return value if value in allowed else OTHER
+
+
+def count_as_duplicate(scope: MutableMapping[str, Any]) -> None:
+    """An intake answer that filed nothing though it shows a receipt (a second tap, an API retry): counted
+    a duplicate in ``reports_total``, as the 409 that says so, not accepted."""
+    scope[ERROR_SCOPE_KEY] = "AlreadySubmitted"
 
 
 def intake_outcome(status: int, error: str | None) -> str:

@@ -18,7 +18,7 @@ organisations the case has.
 
 Who can read it in that time: the running server, for whoever sends that form view's token: the reporter's
 browser, and someone at that phone or computer who sends the form again from its history. The receipt page
-offers to erase it at once ("Code notiert", ``forget``). Not a thief of a dump, nor an operator with every
+offers to erase it at once ("Code notiert"). Not a thief of a dump, nor an operator with every
 secret: neither has the token.
 """
 
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from service.cases.deadlines import ComplaintDeadline, DeadlineBasis
 from service.cases.repository import KeyHolder
 from service.crypto import Context, CryptoError, open_sealed, seal
-from service.db import truncate_time
+from service.db import ceil_time
 from service.reports import repository
 from service.reports.filing import Filed
 from service.reports.submissions import SubmissionClaim
@@ -77,9 +77,7 @@ def keep(session: Session, claim: SubmissionClaim, filed: Filed, now: datetime) 
     # Whitespace after the JSON (which a parser skips), to the next whole block.
     padded = plaintext.ljust(-(-len(plaintext) // _PADDED_TO) * _PADDED_TO, b" ")
     # The minute task erases at the stored minute: rounded up, so never before the end checked inside.
-    erase_at = truncate_time(until, 60) + (
-        timedelta(minutes=1) if until.second or until.microsecond else timedelta()
-    )
+    erase_at = ceil_time(until, 60)
     repository.keep_answer(
         session, claim.token_hash, seal(claim.answer_key, padded, _context(claim)), erase_at
     )
@@ -126,16 +124,6 @@ def claimed(session: Session, claims: Sequence[SubmissionClaim]) -> SubmissionCl
     session key), or None."""
     used = repository.claimed_hashes(session, [claim.token_hash for claim in claims])
     return next((claim for claim in claims if claim.token_hash in used), None)
-
-
-def forget(session: Session, claim: SubmissionClaim) -> None:
-    """The reporter has noted the code: the answer is erased now, not at the end of its time."""
-    repository.forget_answer(session, claim.token_hash)
-
-
-def forget_due(session: Session, now: datetime) -> int:
-    """The minute task: every answer whose time has ended, erased; how many."""
-    return repository.forget_answers_due(session, now)
 
 
 def _day(day: date | None) -> str | None:

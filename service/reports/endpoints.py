@@ -142,7 +142,7 @@ async def _replayed(
     filed = await in_transaction(request, lambda db: runtime.intake.answer_again(db, claim))
     if filed is None:
         raise AlreadyFiled()
-    request.scope[metrics.ERROR_SCOPE_KEY] = AlreadyFiled.__name__  # reports_total: a duplicate, not accepted
+    metrics.count_as_duplicate(request.scope)
     response.headers["Idempotent-Replayed"] = "true"
     return filed
 

@@ -78,19 +78,19 @@ def form_choices(runtime: Runtime) -> FormChoices:
     return form_context(runtime.taxonomy, runtime.districts, runtime.settings)
 
 
-def checked_submission(runtime: Runtime, fields: Fields, purpose: str) -> CheckedToken:
-    return runtime.submissions.check(fields.get("submission_token", [None])[-1], purpose, utcnow())
-
-
 def _token_of(fields: Fields) -> str | None:
     return fields.get("submission_token", [None])[-1]
+
+
+def checked_submission(runtime: Runtime, fields: Fields, purpose: str) -> CheckedToken:
+    return runtime.submissions.check(_token_of(fields), purpose, utcnow())
 
 
 def token_again(runtime: Runtime, fields: Fields, checked: CheckedToken, purpose: str) -> str:
     """The token a form comes back with after an error: the same one while it is good, so that this view
     of the form still files once (Back to it and send meets the used token); a new one when it expired
     or was never ours, so that the reporter can send what they typed."""
-    sent = fields.get("submission_token", [None])[-1]
+    sent = _token_of(fields)
     if checked.state is TokenState.valid and sent:
         return sent
     return runtime.submissions.issue(purpose, utcnow())
@@ -219,8 +219,7 @@ async def submit_report(request: Request) -> Response:
                 else None
             )
             if first is not None:
-                # reports_total counts it a duplicate (it filed nothing), as the 409 below.
-                request.scope[metrics.ERROR_SCOPE_KEY] = AlreadySubmitted.__name__
+                metrics.count_as_duplicate(request.scope)
                 return _receipt(request, runtime, first, _token_of(parser.fields), sent_twice=True)
             return pages.render(request, "report_already_received.html", status=409)
         except ValidationFailed:

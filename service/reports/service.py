@@ -174,10 +174,12 @@ class IntakeService(FilingRows, ReporterCases):
         return answer_again.claimed(session, claims)
 
     def forget_answer(self, session: Session, claim: SubmissionClaim) -> None:
-        answer_again.forget(session, claim)
+        """The reporter has noted the code ("Code notiert"): erased now, not at the end of its time."""
+        repository.forget_answer(session, claim.token_hash)
 
     def forget_answers_due(self, session: Session) -> int:
-        return answer_again.forget_due(session, utcnow())
+        """The minute task: every answer whose time has ended, erased; how many."""
+        return repository.forget_answers_due(session, utcnow())
 
     def refuse_invalid(self, data: ReportCreate) -> None:
         """ValidationFailed with every refusal when the report's codes, district or dates are not accepted."""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from service.crypto import constant_time_equal, keyed_hash
+from service.db import ceil_time
 
 # Long enough to write a report in several sittings; a token past it is refused as expired, and the form
 # comes back with everything typed and a new token.
@@ -83,9 +84,7 @@ def _unb64(text: str) -> bytes:
 
 def _hour_after(now: datetime) -> datetime:
     """``now`` plus the lifetime, rounded up to the hour (a token lives at least its lifetime)."""
-    end = now.astimezone(UTC) + TOKEN_LIFETIME
-    rounded = end.replace(minute=0, second=0, microsecond=0)
-    return rounded if rounded == end else rounded + timedelta(hours=1)
+    return ceil_time(now.astimezone(UTC) + TOKEN_LIFETIME, 3600)
 
 
 class SubmissionTokens:

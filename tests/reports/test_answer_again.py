@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -412,3 +412,16 @@ def test_a_second_tap_after_the_session_key_was_rotated_finds_the_first_answer(r
     assert second_tap(runtime, again) == filed.receipt
     assert SubmissionTokens(new_key).check(token, REPORT_PURPOSE, utcnow()).state is TokenState.unknown
     assert "answer_key" not in repr(again)  # never in a traceback or a log line
+
+
+def test_the_minute_the_answer_is_erased_is_never_before_its_end(runtime: Runtime) -> None:
+    """``answer_until`` is stored to the minute: rounded up, so the minute task never erases an answer its
+    reporter may still be shown; an end on a whole minute stays that minute."""
+    claim = claim_of(runtime, runtime.submissions.issue(REPORT_PURPOSE, utcnow()))
+    with runtime.sessions() as db:
+        filed = runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim)
+        for filed_at, erased_at in (("12:00:30", "12:16:00"), ("12:00:00", "12:15:00")):
+            day = "2026-12-07T"
+            answer_again.keep(db, claim, filed, datetime.fromisoformat(f"{day}{filed_at}+00:00"))
+            stored = db.scalar(select(SubmissionToken.answer_until))
+            assert stored == datetime.fromisoformat(f"{day}{erased_at}+00:00")

@@ -10,7 +10,6 @@ dump with every server secret.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from service.reports.models import SubmissionToken
 from service.reports.schemas import ReportCreate
 from service.reports.submissions import SubmissionTokens
 from service.runtime import Runtime
+from tests.support.blocking import at_once
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in
 from tests.support.forms import report_body
 
@@ -232,23 +232,9 @@ def test_two_requests_at_once_with_one_key_file_once_and_answer_alike(
     """Through the endpoint, on the event loop's engine: both start together; one files, the other waits
     for it at the database (or finds it filed) and answers with its receipt."""
     key = str(uuid.uuid4())
-    start = threading.Barrier(2)
-    answers: list[Any] = []
-
-    def send() -> None:
-        # The one client's portal: both requests run on the application's event loop, as two connections
-        # to one server process would.
-        start.wait()
-        try:
-            answers.append(post(client, BODY, key))
-        except BaseException as error:  # shown by the assertion below
-            answers.append(error)
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    # The one client's portal: both requests run on the application's event loop, as two connections to
+    # one server process would.
+    answers: list[Any] = at_once(lambda: post(client, BODY, key))
     assert [getattr(answer, "status_code", answer) for answer in answers] == [201, 201]
     assert answers[0].json() == answers[1].json()
     assert count(runtime, Case) == 1

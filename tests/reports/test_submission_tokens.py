@@ -11,7 +11,6 @@ with one token file exactly one case.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ from service.reports.models import SubmissionToken
 from service.reports.schemas import ReportCreate
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
-from tests.support.blocking import waits_for
+from tests.support.blocking import at_once, waits_for
 from tests.support.forms import LETTER_FORM, csrf_token, submission_token
 
 FIELDS: dict[str, Any] = dict(LETTER_FORM)
@@ -150,25 +149,14 @@ def test_two_submissions_at_once_with_one_token_file_one_case(runtime: Runtime) 
         runtime.submissions.issue(REPORT_PURPOSE, utcnow()), REPORT_PURPOSE, utcnow()
     )
     assert claim.claim is not None
-    start = threading.Barrier(2)
-    results: list[object] = []
 
-    def submit() -> None:
-        start.wait()
-        try:
-            with runtime.sessions() as db:
-                results.append(
-                    runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim.claim)
-                )
-                db.commit()
-        except AlreadySubmitted as exc:
-            results.append(exc)
+    def submit() -> Filed:
+        with runtime.sessions() as db:
+            filed = runtime.intake.file_report(db, _report(), CaseDraft.new(), [], claim=claim.claim)
+            db.commit()
+        return filed
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = at_once(submit)
     assert len(results) == 2, results
     assert sum(isinstance(result, Filed) for result in results) == 1
     assert sum(isinstance(result, AlreadySubmitted) for result in results) == 1
