@@ -8,10 +8,10 @@ heartbeat) is read when Prometheus scrapes (``service.observability.collectors``
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import Scope
 
 # In multiprocess mode every metric has a file there from its creation on: a process that only runs a command
 # (`rueckhalt migrate` in a container whose environment names the directory) must not fail for want of it.
@@ -103,7 +103,7 @@ def one_of(value: str, allowed: frozenset[str]) -> str:
     return value if value in allowed else OTHER
 
 
-def count_as_duplicate(scope: MutableMapping[str, Any]) -> None:
+def count_as_duplicate(scope: Scope) -> None:
     """An intake answer that filed nothing though it shows a receipt (a second tap, an API retry): counted
     a duplicate in ``reports_total``, as the 409 that says so, not accepted."""
     scope[ERROR_SCOPE_KEY] = "AlreadySubmitted"
