@@ -171,15 +171,18 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
         runtime.cases.post_message(db, subject, case_id, body.body, parser.uploads)
 
     values = {"message": text}
-    try:
-        response = await act(request, subject, case_id, form, values=values, notice="message_sent", work=work)
-    except BaseException:
-        parser.discard()
-        raise
-    if response.status_code != 303:
-        # Refused: the encrypted files of this request must not stay behind without a row.
-        parser.discard()
-    return response
+    # Refused, failed or sent before: the encrypted files of this request must not stay behind without a row.
+    return await act(
+        request,
+        subject,
+        case_id,
+        form,
+        values=values,
+        notice="message_sent",
+        work=work,
+        once="message",
+        undo=parser.discard,
+    )
 
 
 async def _download_request(case_id: str, request: Request, subject: Subject) -> tuple[Runtime, FormData]:
@@ -264,7 +267,9 @@ async def write_note(case_id: str, request: Request, subject: StaffDep) -> Respo
         body: MessageCreate = validated(MessageCreate, {"body": text}, field="note")
         runtime.cases.add_note(db, subject, case_id, body.body)
 
-    return await act(request, subject, case_id, form, values={"note": text}, notice="note_added", work=work)
+    return await act(
+        request, subject, case_id, form, values={"note": text}, notice="note_added", work=work, once="note"
+    )
 
 
 @router.post(INBOX + "/{case_id}/vorfaelle/{seq}/verfahren")

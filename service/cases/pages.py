@@ -46,7 +46,7 @@ from service.cases.schemas import CaseFile, InboxRow
 from service.cases.views import FormValues
 from service.db import utcnow
 from service.deps import in_transaction, runtime_of
-from service.errors import ErrorDetail, NotFound, ValidationFailed
+from service.errors import AlreadySubmitted, ErrorDetail, NotFound, ValidationFailed
 from service.i18n import Translator
 from service.identity import repository as organisations
 from service.runtime import Runtime
@@ -71,7 +71,9 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "assigned_other": ("case_page.notice.assigned_other", "work"),
     "labels_saved": ("case_page.notice.labels_saved", "work"),
     "message_sent": ("case_page.notice.message_sent", "conversation"),
+    "message_already_sent": ("case_page.notice.message_already_sent", "conversation"),
     "note_added": ("case_page.notice.note_added", "notes"),
+    "note_already_added": ("case_page.notice.note_already_added", "notes"),
     "referred": ("case_page.notice.referred", "holders"),
     "reclassified": ("case_page.notice.reclassified", "incidents"),
     "proceedings_saved": ("case_page.notice.proceedings_saved", "incidents"),
@@ -82,6 +84,18 @@ _NOTICES: dict[str, tuple[str, str]] = {
     "matching_done": ("case_page.notice.matching_done", "matching"),
     "matching_waiting": ("case_page.notice.matching_waiting", "matching"),
 }
+
+
+# The case page's forms whose every view carries a single-use token (``view_token``), and the notice of a
+# second submission of the same view: a second tap on "send" on a slow connection, or Back and send, must
+# not send the reporter the same message twice (nor add the same note twice). The other forms set a state,
+# which a second submission sets again to the same.
+ONCE_NOTICES = {"message": "message_already_sent", "note": "note_already_added"}
+
+
+def view_purpose(form: str, case_id: str) -> str:
+    """What a view token of the case page's ``form`` is made for: that form of that case only."""
+    return f"case-{form}:{case_id}"
 
 
 def check_case_id(case_id: str) -> None:
@@ -238,8 +252,10 @@ def case_response(
         lookups = _lookups(runtime, db, subject, detail, lang)
         # The sections of the features built on cases (matching, letters): service/cases/panels.py.
         panels = panel_views(runtime.case_panels, db, detail, t, lang)
-    case = case_view(detail, lookups, labels, subject.user_id, utcnow(), today())
+    now = utcnow()
+    case = case_view(detail, lookups, labels, subject.user_id, now, today())
     summary = errors or []
+    view_tokens = {form: runtime.submissions.issue(view_purpose(form, case_id), now) for form in ONCE_NOTICES}
     prefill = {name: value for view in panels.values() for name, value in view.values.items()}
     return pages_of(request).render(
         request,
@@ -255,6 +271,7 @@ def case_response(
         errors=summary,
         field_errors={error["field"]: error["message"] for error in summary if error["field"]},
         notice={"text": t(notice[0]), "section": notice[1]} if notice else None,
+        view_tokens=view_tokens,
     )
 
 
@@ -294,29 +311,80 @@ async def act(
     notice: str,
     work: Work,
     done_url: str | None = None,
+    once: str | None = None,
+    undo: Callable[[], None] | None = None,
 ) -> Response:
     """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors.
 
     The change is the request's unit of work (``in_transaction``): committed when ``work`` returns, before
-    the answer; rolled back when it raises, so a refused or failed form leaves nothing half-written."""
+    the answer; rolled back when it raises, so a refused or failed form leaves nothing half-written.
+
+    ``once``: the form (``ONCE_NOTICES``) whose view token is claimed in the same transaction, after the
+    work, so that a case the subject may not see is a 404 before anything else: the same view sent again
+    stores nothing and lands on the case page with a notice that says so. A missing, expired or forged view
+    token never refuses the form: the token only keeps a second tap from storing the same text twice, and a
+    message typed into a page left open for a day is not lost.
+    ``undo``: called whenever nothing was stored (refused, failed, sent before), e.g. to delete the files
+    encrypted while the form streamed in."""
+    stored = False
+    try:
+        response, stored = await _act(request, subject, case_id, form, values, notice, work, done_url, once)
+    finally:
+        if undo is not None and not stored:
+            undo()
+    return response
+
+
+async def _act(
+    request: Request,
+    subject: Subject,
+    case_id: str,
+    form: FormData,
+    values: FormValues,
+    notice: str,
+    work: Work,
+    done_url: str | None,
+    once: str | None,
+) -> tuple[Response, bool]:
+    """``act``'s answer, and whether the change was stored."""
     t = Translator(request_lang(request))
     if not pages_of(request).csrf_ok(request, value_of(form, "csrf_token")):
         errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
-        return await run_in_threadpool(
+        page = await run_in_threadpool(
             case_response, request, subject, case_id, status=403, values=values, errors=errors
         )
+        return page, False
     check_case_id(case_id)
     runtime = runtime_of(request)
+    sent = value_of(form, "view_token") if once is not None else ""
+    claim = (
+        runtime.submissions.check(sent, view_purpose(once, case_id), utcnow()).claim
+        if once is not None and sent
+        else None
+    )
 
+    def unit(db: Session) -> None:
+        work(runtime, db)
+        # Last, so that the work's 404 comes first: the same view sent before rolls the work back
+        # (AlreadySubmitted). This row is written while the work holds the audit chain's lock, which
+        # AuditLog forbids for rows another transaction may hold first; these tokens' rows are written only
+        # here, always after that lock, so a second tap waits for the chain until the first has committed
+        # and then finds its token used: no circle.
+        runtime.intake.claim(db, claim)
+
+    stored = True
     try:
-        await in_transaction(request, lambda db: work(runtime, db))
+        await in_transaction(request, unit)
     except ValidationFailed as exc:
         errors = error_summary(exc.detail, t, runtime)
-        return await run_in_threadpool(
+        page = await run_in_threadpool(
             case_response, request, subject, case_id, status=422, values=values, errors=errors
         )
-    if done_url is not None:
-        return RedirectResponse(done_url, status_code=303)
+        return page, False
+    except AlreadySubmitted:
+        stored, notice = False, ONCE_NOTICES[once or ""]
+    if done_url is not None and stored:
+        return RedirectResponse(done_url, status_code=303), True
     section = _NOTICES[notice][1]
     anchor = "" if section == "top" else f"#{section}"
-    return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303)
+    return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303), stored

@@ -696,6 +696,112 @@ def test_a_second_tap_on_send_sends_the_message_once(
         assert db.scalar(select(func.count()).select_from(CaseMessage)) == 4
 
 
+def view_token(page: str, form: str) -> str:
+    """The single-use token of one view of the case page's message or note form."""
+    action = "nachricht" if form == "message" else "notiz"
+    section = page[page.index(f'/{action}" method="post"') :]
+    found = re.search(r'name="view_token" value="([^"]+)"', section)
+    assert found, f"the {form} form carries a token of its view"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("form", "action", "field", "model", "notice", "said"),
+    [
+        (
+            "message",
+            "nachricht",
+            "message",
+            CaseMessage,
+            "message_already_sent#conversation",
+            "kein zweites Mal gesendet",
+        ),
+        ("note", "notiz", "note", CaseNote, "note_already_added#notes", "kein zweites Mal gespeichert"),
+    ],
+)
+def test_a_second_tap_on_the_case_page_stores_the_text_once(
+    counsellor: TestClient,
+    case_id: str,
+    runtime: Runtime,
+    form: str,
+    action: str,
+    field: str,
+    model: type[CaseMessage] | type[CaseNote],
+    notice: str,
+    said: str,
+) -> None:
+    """A counsellor taps "send" twice on a slow connection (or goes Back and sends again): the reporter gets
+    the message once, the case file has the note once, and the page says why nothing more was stored. The
+    next view of the form sends the next text; a form without its token (a page left open for a day, whose
+    token has expired, or a client that sends none) is never refused for it."""
+    url = f"/intern/faelle/{case_id}"
+    page = counsellor.get(url).text
+    view = {
+        "csrf_token": csrf_token(page),
+        "view_token": view_token(page, form),
+        field: "Rückruf morgen 9 Uhr.",
+    }
+
+    first = counsellor.post(f"{url}/{action}", data=view, follow_redirects=False)
+    again = counsellor.post(f"{url}/{action}", data=view, follow_redirects=False)
+
+    assert first.status_code == again.status_code == 303
+    assert again.headers["location"] == f"{url}?notice={notice}"
+    assert said in counsellor.get(again.headers["location"]).text
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(model)) == 1
+        reporter_told = db.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.topic == "notifications.reporter_message")
+        )
+    assert reporter_told == (1 if form == "message" else 0), "the reporter is told once"
+
+    fresh = view_token(counsellor.get(url).text, form)
+    assert fresh != view["view_token"]
+    other_form = view_token(counsellor.get(url).text, "note" if form == "message" else "message")
+    untokened = {"csrf_token": view["csrf_token"], field: "Ohne Token."}
+    for data in (
+        {**untokened, "view_token": fresh},
+        untokened,
+        {**untokened, "view_token": view["view_token"][:-4] + "AAAA"},  # forged or expired
+        {**untokened, "view_token": other_form},  # the other form's: made for something else
+    ):
+        assert counsellor.post(f"{url}/{action}", data=data, follow_redirects=False).status_code == 303
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(model)) == 5
+
+
+def test_a_second_tap_with_files_leaves_no_blob_and_a_stranger_still_gets_404(
+    counsellor: TestClient, case_id: str, runtime: Runtime, browser: Browser, people: dict[str, Staff]
+) -> None:
+    """The files of the second submission were encrypted while the form streamed in: they are deleted with
+    nothing stored. Whoever may not see the case gets the 404 with the used token too, never the notice."""
+    url = f"/intern/faelle/{case_id}"
+    page = counsellor.get(url).text
+    view = {"csrf_token": csrf_token(page), "view_token": view_token(page, "message"), "message": "Anbei."}
+    files = [("message_files", ("Merkblatt.pdf", PDF, "application/pdf"))]
+    assert (
+        counsellor.post(f"{url}/nachricht", data=view, files=files, follow_redirects=False).status_code == 303
+    )
+    kept = blobs_on_disk(runtime)
+    assert len(kept) == 1
+
+    again = counsellor.post(f"{url}/nachricht", data=view, files=files, follow_redirects=False)
+
+    assert again.headers["location"].endswith("notice=message_already_sent#conversation")
+    assert blobs_on_disk(runtime) == kept
+    with runtime.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Attachment)) == 1
+    stranger = browser(people["other_org"])
+    own_form = csrf_token(stranger.get("/intern/faelle").text)
+    refused = stranger.post(
+        f"{url}/nachricht", data={**view, "csrf_token": own_form}, files=files, follow_redirects=False
+    )
+    assert refused.status_code == 404
+    assert blobs_on_disk(runtime) == kept
+
+
 def test_a_reply_without_a_reporter_session_goes_to_sign_in(client: TestClient, receipt: str) -> None:
     token = csrf_token(client.get("/fall").text)
     response = client.post(
