@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import (
@@ -431,12 +431,12 @@ def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSess
 
 # -- after the commit ----------------------------------------------------------------------------------------
 # A service that must act once its rows are stored (hand a notification to the broker) says so with
-# ``after_commit`` instead of committing itself: whoever owns the transaction (the request's unit of work,
-# a CLI command, a task, a test) commits, and the callbacks run then; a rollback drops them. The listeners
-# sit on the Session class, so the sync session inside an AsyncSession is covered too.
+# ``after_commit`` instead of committing itself: whoever owns the transaction (unit of work, command, task,
+# test) commits, and the callbacks run then; a rollback drops them. The listeners sit on the Session class.
 _AFTER_COMMIT = "rueckhalt.after_commit"
 _AFTER_ROLLBACK = "rueckhalt.after_rollback"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -445,6 +445,14 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     Callbacks must not use the session (it is between transactions) and must not block: they hand work to
     a thread or a queue. One that raises is logged and does not undo the commit or stop the others."""
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def of_this_transaction(session: Session, key: str, make: Callable[[], T]) -> T:
+    """State in ``session.info[key]`` for the current transaction only: a new one starts with ``make()``."""
+    transaction, state = session.info.get(key, (None, None))
+    if state is None or transaction is not session.get_transaction():
+        transaction, state = session.info[key] = (session.get_transaction(), make())
+    return cast(T, state)
 
 
 def holds_work(session: Session) -> bool:

@@ -20,6 +20,7 @@ from service.auth.service import AccountService
 from service.config import ConfigurationError, Mode, Settings
 from service.crypto import Argon2Params
 from service.identity import repository
+from service.identity.grants import lock_organisations
 from service.identity.models import MembershipRole
 from service.organisations.service import create_organisation
 from service.reports.filing import CaseDraft, DemoFiling
@@ -149,6 +150,10 @@ def _load_demo_staff(
     entries: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     created = 0
     with runtime.sessions() as session:
+        # Every grant locks its organisation, and every account's creation is audited: all of them are
+        # locked before the first audit row (``identity.grants.lock_organisation`` says why).
+        slugs = {slug for spec in DEMO_STAFF for slug, _ in spec.memberships if slug in shares}
+        lock_organisations(session, filter(None, (repository.by_slug(session, slug) for slug in slugs)))
         for spec in DEMO_STAFF:
             if staff_repository.user_by_email(session, spec.email) is not None:
                 continue

@@ -7,7 +7,7 @@ The command line (``service.audit.cli.audit_app``) is not imported here: it pull
 
 from service.audit.chain import key_id
 from service.audit.checkpoint import Checkpoint, find_checkpoints
-from service.audit.service import AuditKeyMismatch, AuditLog
+from service.audit.service import AuditKeyMismatch, AuditLog, chain_held
 from service.audit.verification import Problem, VerifyResult, verify
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Checkpoint",
     "Problem",
     "VerifyResult",
+    "chain_held",
     "find_checkpoints",
     "key_id",
     "verify",

@@ -52,7 +52,7 @@ from service.audit.chain import GENESIS_MAC, SEGMENT_ACTION, authentic, chain_ma
 from service.audit.checkpoint import Checkpoint
 from service.audit.models import AuditEvent, DetailValue
 from service.audit.repository import StoredEvent
-from service.db import utcnow
+from service.db import of_this_transaction, utcnow
 
 ACTOR_KINDS = frozenset({"staff", "reporter", "system", "operator"})
 
@@ -121,6 +121,18 @@ def _check_text(field: str, value: str | None, *, required: bool) -> None:
         raise ValueError(f"audit {field} must be 1-{_FIELD_LIMITS[field]} characters")
 
 
+# Marks a transaction that holds the chain's lock (``chain_held``).
+_CHAIN_HELD = "rueckhalt.audit_chain_held"
+
+
+def chain_held(session: Session) -> bool:
+    """Whether the session's current transaction holds the chain's lock (it appended, or ``AuditLog.lock``).
+
+    For the row locks that must come before it (``AuditLog``): an organisation's key row, which a filing
+    holds shared while it may still append (a match that fires), is locked before the chain or not at all."""
+    return bool(of_this_transaction(session, _CHAIN_HELD, lambda: [False])[0])
+
+
 def _lock_chain(session: Session) -> None:
     """Serialise appenders for the rest of the caller's transaction, so the head they read stays the head.
 
@@ -135,6 +147,7 @@ def _lock_chain(session: Session) -> None:
     else:
         # Fail closed: an unknown database gets no chain rather than one that can fork.
         raise RuntimeError(f"the audit chain has no append lock for {dialect}")
+    of_this_transaction(session, _CHAIN_HELD, lambda: [False])[0] = True
 
 
 class AuditLog:

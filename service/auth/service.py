@@ -48,7 +48,7 @@ from service.db import new_id, utcnow
 from service.errors import NotFound
 from service.identity import repository as organisations
 from service.identity.custody import KeyCustody, RotationReason, has_inherited_members
-from service.identity.grants import open_member_grant, seal_member_grant
+from service.identity.grants import lock_organisations, open_member_grant, seal_member_grant
 from service.identity.models import MemberKeyGrant, StaffUser
 
 log = logging.getLogger("rueckhalt.auth")
@@ -227,7 +227,10 @@ class AccountService(MembershipAdmin):
             DroppedMembership(org.slug, org.display_name, membership.role)
             for membership, org in organisations.memberships_of(session, user.id)
         ]
-        for _, org in organisations.memberships_of(session, user.id):
+        memberships = organisations.memberships_of(session, user.id)
+        # Each removal rotates, and each is audited: every organisation is locked before the first row.
+        lock_organisations(session, (org for _, org in memberships))
+        for _, org in memberships:
             self.custody.remove_member(session, org, user.id, None, RotationReason.account_reset)
             self._record(
                 session, "membership.revoke", user.id, organisation_id=org.id, reason="account_reset"
@@ -376,10 +379,11 @@ class AccountService(MembershipAdmin):
         checked = self.keys.check_password(user, password)
         if checked is False:
             return None
-        self._record(session, "auth.login", user.id, actor_id=user.id)
         private = checked if isinstance(checked, PrivateKey) else None
         if private is not None and user.key_inherited:
+            # Before the sign-in's audit row: the renewal locks the organisations it rotates first.
             private = self._renew_inherited_key(session, user, password, private)
+        self._record(session, "auth.login", user.id, actor_id=user.id)
         return LoggedIn(user, private)
 
     def _renew_inherited_key(
@@ -389,6 +393,9 @@ class AccountService(MembershipAdmin):
         a new one under the owner's password, move every grant over, and start a new key epoch of each
         organisation whose members now all hold new keys: from then on nothing new is wrapped to a key the
         operator may have seen."""
+        memberships = organisations.memberships_of(session, user.id)
+        # Every organisation this may rotate is locked before the first audit row (``lock_organisation``).
+        lock_organisations(session, (org for _, org in memberships))
         private, public = generate_keypair()
         for grant in session.scalars(select(MemberKeyGrant).where(MemberKeyGrant.user_id == user.id)).all():
             try:
@@ -404,7 +411,6 @@ class AccountService(MembershipAdmin):
         user.key_inherited = False
         session.flush()
         self._record(session, "account.key_renewed", user.id, actor_id=user.id)
-        memberships = organisations.memberships_of(session, user.id)
         # In the order of the organisations' ids, as a filing locks them (``FilingRows._grant``).
         for organisation in sorted((org for _, org in memberships), key=lambda org: org.id):
             if organisation.public_key is not None and not has_inherited_members(session, organisation.id):

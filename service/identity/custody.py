@@ -212,6 +212,8 @@ class KeyCustody:
         format-1 recovery key that the operator saw): cases filed from now on are beyond the old ones.
         """
         names = clean_custodians(custodians, threshold)
+        # Before the first audit row (the renewal's, then the rotation's): ``lock_organisation`` says why.
+        lock_organisation(session, organisation)
         live = live_epochs(session, organisation.id)
         if any(row.epoch not in epoch_keys for row in live):
             raise CustodyError(

@@ -7,11 +7,12 @@ here commits or audits: ``KeyCustody`` (``service/identity/custody.py``) and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from service.audit import chain_held
 from service.crypto import (
     Context,
     CryptoError,
@@ -24,7 +25,7 @@ from service.crypto import (
     unwrap_key,
     wrap_key,
 )
-from service.db import new_id, utcnow
+from service.db import new_id, of_this_transaction, utcnow
 from service.identity.models import (
     MemberKeyGrant,
     Membership,
@@ -227,8 +228,35 @@ def drop_member(session: Session, organisation_id: str, user_id: str) -> bool:
 
 
 def lock_organisation(session: Session, organisation: Organisation) -> None:
-    """Serialise key changes of one organisation (SELECT ... FOR UPDATE; SQLite has one writer anyway)."""
+    """Serialise key changes of one organisation (SELECT ... FOR UPDATE; SQLite has one writer anyway).
+
+    Before the audit chain or not at all: a filing holds the organisation's row shared (its grants'
+    guard) and may then append to the chain (a match that fires), so a transaction that holds the chain and
+    then waits for the row would wait for the filing while the filing waits for it. A transaction that
+    rotates several organisations locks them all first (``lock_organisations``); an organisation locked
+    once in a transaction is not locked again. RuntimeError for the order refused, on both databases, so a
+    path that would risk the deadlock under load fails in every test that takes it."""
+    locked = of_this_transaction(session, _LOCKED, set[str])
+    if organisation.id in locked:
+        return
+    if chain_held(session):
+        raise RuntimeError(
+            "an organisation's row was to be locked after the audit chain's lock (AuditLog's deadlock "
+            "order): lock it before the first append"
+        )
     if session.get_bind().dialect.name != "sqlite":
         # Flushed first: a refresh would otherwise drop what the caller changed on the row already.
         session.flush()
         session.refresh(organisation, with_for_update=True)
+    of_this_transaction(session, _LOCKED, set[str]).add(organisation.id)
+
+
+def lock_organisations(session: Session, organisations: Iterable[Organisation]) -> None:
+    """Lock each of ``organisations`` (``lock_organisation``) in the order of their ids, as a filing's
+    grants hold them, so that two such transactions never wait for each other in a circle."""
+    for organisation in sorted(organisations, key=lambda organisation: organisation.id):
+        lock_organisation(session, organisation)
+
+
+# The organisations whose rows the current transaction has locked (``lock_organisation``).
+_LOCKED = "rueckhalt.organisations_locked"

@@ -29,6 +29,7 @@ from service.config import Secrets
 from service.crypto import wrap_legacy_seal
 from service.crypto.passwords import VERSION as FORMAT_1
 from service.identity.custody import KeyCustody, RotationReason, has_inherited_members
+from service.identity.grants import lock_organisations
 from service.identity.models import MemberKeyGrant, Membership, Organisation, StaffUser
 
 
@@ -46,6 +47,16 @@ class UpgradeReport:
 def upgrade_key_custody(session: Session, secrets: Secrets, audit: AuditLog) -> UpgradeReport:
     """Run the steps above in the caller's transaction (the caller commits)."""
     wrapped = dropped = 0
+    legacy = session.scalars(
+        select(Organisation).where(
+            Organisation.recovery_sealed_private_key.is_not(None),
+            Organisation.recovery_public_key.is_(None),
+            Organisation.current_epoch == 1,
+        )
+    ).all()
+    # Each may rotate, and the accounts' changes are audited first: every one is locked before the first
+    # audit row (``identity.grants.lock_organisation`` says why).
+    lock_organisations(session, legacy)
     users = session.scalars(select(StaffUser).where(StaffUser.sealed_private_key.is_not(None))).all()
     for user in users:
         sealed = user.sealed_private_key
@@ -78,13 +89,6 @@ def upgrade_key_custody(session: Session, secrets: Secrets, audit: AuditLog) -> 
             wrapped += 1
     custody = KeyCustody(audit)
     rotated = 0
-    legacy = session.scalars(
-        select(Organisation).where(
-            Organisation.recovery_sealed_private_key.is_not(None),
-            Organisation.recovery_public_key.is_(None),
-            Organisation.current_epoch == 1,
-        )
-    ).all()
     for organisation in legacy:
         organisation.recovery_renewal_needed = True
         session.flush()

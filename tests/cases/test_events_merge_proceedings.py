@@ -210,9 +210,11 @@ def test_linking_is_audited_without_content_and_shows_only_where_the_other_case_
         runtime.case_links.link_event(db, counsellor, ours, 1, "00000000", 1)
     with runtime.sessions() as db:
         runtime.case_links.link_event(db, counsellor, ours, 1, also_ours[:8], 1)
+        db.commit()  # the transaction the case page would have run
+    with runtime.sessions() as db:
         # The second case goes to the other organisation: its holders see the link, not our case.
         runtime.cases.refer(db, counsellor, also_ours, "beratung-nw", transfer=True, consent=True)
-        db.commit()  # the transaction the case page would have run
+        db.commit()
     with runtime.sessions() as db:
         events = db.scalars(
             select(AuditEvent).where(AuditEvent.action.in_(["case.event_link", "case.event_unlink"]))

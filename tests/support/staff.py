@@ -15,6 +15,7 @@ from service.crypto import Argon2Params, totp_code
 from service.db import new_id, utcnow
 from service.identity import repository as organisations
 from service.identity.custody import KeyCustody
+from service.identity.grants import lock_organisations
 from service.identity.models import Membership, MembershipRole
 from service.organisations.service import create_organisation
 from service.runtime import Runtime
@@ -110,6 +111,9 @@ def staff_factory(runtime: Runtime, accounts: AccountService) -> MakeStaff:
         address = email or f"staff{next(counter)}@example.org"
         shares: dict[str, list[str]] = runtime.recovery_shares  # type: ignore[attr-defined]
         with runtime.sessions() as db:
+            # Locked before the account's audit row, as the service's own paths do (lock_organisation).
+            found = [organisations.by_slug(db, slug) for slug, _ in memberships or []]
+            lock_organisations(db, [organisation for organisation in found if organisation is not None])
             created = accounts.create_user(
                 db,
                 address,
