@@ -171,12 +171,16 @@ def demo() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000)")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[
+        str, typer.Option(help="Worker processes: a number, or 'auto' (one per CPU this process may use)")
+    ] = "1",
 ) -> None:
     """Serve the web application: uvicorn workers, each on its own socket of the port (service/serving.py)."""
     from service.observability import logs
     from service.serving import CannotListen, Served
     from service.serving import serve as serve_workers
+
+    count = _workers(workers)
 
     settings = _settings(listen_host=host)
     # The parent's own lines (a worker replaced, an app that did not start) as the workers' are written.
@@ -184,7 +188,7 @@ def serve(
     logs.apply_format(settings)
     served = Served(host=host, port=port or int(os.environ.get("PORT", "8000")))
     try:
-        status = serve_workers(served, workers)
+        status = serve_workers(served, count)
     except CannotListen as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
@@ -195,13 +199,27 @@ def serve(
 def up(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000)")] = None,
-    workers: Annotated[int, typer.Option(help="Api worker processes")] = 1,
+    workers: Annotated[
+        str, typer.Option(help="Api worker processes: a number, or 'auto' (one per CPU this process may use)")
+    ] = "1",
 ) -> None:
     """Serve the api with a Celery worker and the beat schedule; when one stops, all stop."""
     from service.supervisor import run
 
+    count = _workers(workers)
     _settings(listen_host=host)
-    raise typer.Exit(run(host, port or int(os.environ.get("PORT", "8000")), workers))
+    raise typer.Exit(run(host, port or int(os.environ.get("PORT", "8000")), count))
+
+
+def _workers(text: str) -> int:
+    """The ``--workers`` option as a number, or the message and exit status 2 of a usage error."""
+    from service.serving import worker_count
+
+    try:
+        return worker_count(text)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @org_app.command("create")

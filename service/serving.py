@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -348,6 +349,56 @@ class Workers:
                 self._kill(process)
 
 
+# ``--workers auto``: one per CPU this process may use (``available_cpus``).
+AUTO = "auto"
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def available_cpus(cgroups: Path = Path("/proc/self/cgroup"), root: Path = _CGROUP_ROOT) -> int:
+    """The CPUs this process may use: its affinity (what ``nproc`` counts), capped by the CPU quota of its
+    cgroup and every parent (cgroup v2's ``cpu.max``, which a container's ``cpus:`` sets and ``nproc`` does
+    not see), rounded up. Workers beyond the quota would only take turns on it, each with its own database
+    connections and memory. Without a readable cgroup v2, the affinity alone."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        lines = cgroups.read_text().splitlines()
+    except OSError:
+        return cpus
+    root = root.resolve()
+    for line in lines:
+        number, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if number != "0" or controllers:
+            continue  # a cgroup v1 hierarchy: not read
+        current = (root / path.lstrip("/")).resolve()
+        while current == root or root in current.parents:
+            quota = _quota(current / "cpu.max")
+            if quota is not None:
+                cpus = min(cpus, quota)
+            if current == root:
+                break
+            current = current.parent
+    return max(1, cpus)
+
+
+def _quota(cpu_max: Path) -> int | None:
+    """``cpu.max`` ("$MAX $PERIOD", or "max $PERIOD" for none) as whole CPUs rounded up; None for no quota
+    or a file that cannot be read."""
+    try:
+        quota, period = cpu_max.read_text().split()
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a whole number from 1, or ``auto`` (``available_cpus``); ValueError otherwise."""
+    if text.strip().lower() == AUTO:
+        return available_cpus()
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"--workers must be a whole number from 1, or {AUTO}; got {text!r}")
+    return int(text)
+
+
 def serve(served: Served, workers: int, *, hung_seconds: float = HUNG_SECONDS) -> int:
     """Serve ``served.app`` with ``workers`` processes; returns the exit status. CannotListen before
     anything starts if the address cannot be listened on."""
@@ -388,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("app", help="module:factory, e.g. service.app:app_factory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=worker_count, default=1, help="a number, or auto")
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--hung-seconds", type=float, default=HUNG_SECONDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -457,3 +457,73 @@ def test_the_parent_stops_with_3_when_an_app_does_not_start() -> None:
     served = serving.Served("tests.support.pid_app:unreachable_database_app", "127.0.0.1", free_port())
     workers = serving.Workers(served, serving.bind(served, 2))
     assert workers.run() == 3
+
+
+# -- --workers auto: the CPUs this process may use -------------------------------------------------------
+
+
+def cgroup_tree(tmp_path: Path, quotas: dict[str, str], own: str = "/system.slice/rueckhalt.service") -> Path:
+    """A cgroup v2 mount under ``tmp_path`` with ``cpu.max`` files (path below the root -> content), and
+    the /proc/self/cgroup that names ``own``; returns that file."""
+    root = tmp_path / "cgroup"
+    (root / own.lstrip("/")).mkdir(parents=True)
+    for path, content in quotas.items():
+        (root / path.lstrip("/") / "cpu.max").write_text(content + "\n")
+    cgroups = tmp_path / "cgroup-of-self"
+    cgroups.write_text(f"12:cpu,cpuacct:/v1/ignored\n0::{own}\n")
+    return cgroups
+
+
+@pytest.mark.parametrize(
+    ("quotas", "expected"),
+    [
+        ({}, "affinity"),  # no cpu.max anywhere: a host's root cgroup
+        ({"/system.slice/rueckhalt.service": "max 100000"}, "affinity"),
+        ({"/system.slice/rueckhalt.service": "100000 100000"}, 1),  # cpus: 1
+        ({"/system.slice/rueckhalt.service": "150000 100000"}, 2),  # cpus: 1.5, rounded up
+        ({"/system.slice/rueckhalt.service": "max 100000", "/system.slice": "50000 100000"}, 1),  # a parent's
+        ({"/system.slice/rueckhalt.service": "800000 100000"}, "affinity"),  # more than the CPU set
+        ({"/system.slice/rueckhalt.service": "garbage"}, "affinity"),
+        ({"/system.slice/rueckhalt.service": "100000 0"}, "affinity"),
+    ],
+)
+def test_auto_workers_follow_the_cgroup_quota_that_nproc_does_not_see(
+    tmp_path: Path, quotas: dict[str, str], expected: int | str
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    cgroups = cgroup_tree(tmp_path, quotas)
+
+    counted = serving.available_cpus(cgroups, tmp_path / "cgroup")
+
+    assert counted == (affinity if expected == "affinity" else min(affinity, int(expected)))
+
+
+def test_a_container_sees_its_own_cgroup_as_the_root_and_unreadable_files_count_the_affinity(
+    tmp_path: Path,
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    inside = cgroup_tree(tmp_path, {"/": "100000 100000"}, own="/")
+    assert serving.available_cpus(inside, tmp_path / "cgroup") == 1
+    assert serving.available_cpus(tmp_path / "missing", tmp_path / "cgroup") == affinity
+    # A path that climbs out of the mount is not followed.
+    escaping = tmp_path / "escaping"
+    escaping.write_text("0::/../../etc\n")
+    assert serving.available_cpus(escaping, tmp_path / "cgroup") == affinity
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1", 1), ("3", 3), ("auto", "auto"), (" AUTO ", "auto")])
+def test_the_workers_option_takes_a_number_or_auto(text: str, expected: int | str) -> None:
+    assert serving.worker_count(text) == (serving.available_cpus() if expected == "auto" else expected)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
+def test_rueckhalt_serve_refuses_other_workers_with_a_message_and_status_2(tmp_path: Path, text: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(free_port()), "--workers", text],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "RUECKHALT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers must be a whole number from 1, or auto" in result.stderr.decode()
