@@ -358,8 +358,9 @@ def available_cpus(cgroups: Path = Path("/proc/self/cgroup"), root: Path = _CGRO
     """The CPUs this process may use: its affinity (what ``nproc`` counts), capped by the CPU quota of its
     cgroup and every parent (cgroup v2's ``cpu.max``, which a container's ``cpus:`` sets and ``nproc`` does
     not see), rounded up. Workers beyond the quota would only take turns on it, each with its own database
-    connections and memory. Without a readable cgroup v2, the affinity alone."""
-    cpus = len(os.sched_getaffinity(0))
+    connections and memory. Without a readable cgroup v2 (a host on cgroup v1), the affinity alone: there,
+    give the number of workers yourself."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         lines = cgroups.read_text().splitlines()
     except OSError:
@@ -394,7 +395,7 @@ def worker_count(text: str) -> int:
     """``--workers``: a whole number from 1, or ``auto`` (``available_cpus``); ValueError otherwise."""
     if text.strip().lower() == AUTO:
         return available_cpus()
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
         raise ValueError(f"--workers must be a whole number from 1, or {AUTO}; got {text!r}")
     return int(text)
 

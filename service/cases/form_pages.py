@@ -25,7 +25,7 @@ from service.cases.schemas import CaseUpdate, MessageCreate
 from service.cases.views import FormValues
 from service.deps import in_transaction, runtime_of
 from service.errors import CsrfFailed, ErrorDetail, NotFound, ValidationFailed
-from service.evidence.uploads import parse_form
+from service.evidence.uploads import form_content, parse_form
 from service.i18n import Translator
 from service.runtime import Runtime
 from service.web import BodyKind, StrictRoute, body, request_lang
@@ -181,6 +181,7 @@ async def write_message(case_id: str, request: Request, subject: StaffDep) -> Re
         notice="message_sent",
         work=work,
         once="message",
+        content=form_content(text, parser.uploads),
         undo=parser.discard,
     )
 
@@ -268,7 +269,15 @@ async def write_note(case_id: str, request: Request, subject: StaffDep) -> Respo
         runtime.cases.add_note(db, subject, case_id, body.body)
 
     return await act(
-        request, subject, case_id, form, values={"note": text}, notice="note_added", work=work, once="note"
+        request,
+        subject,
+        case_id,
+        form,
+        values={"note": text},
+        notice="note_added",
+        work=work,
+        once="note",
+        content=form_content(text, []),
     )
 
 

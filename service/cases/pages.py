@@ -312,6 +312,7 @@ async def act(
     work: Work,
     done_url: str | None = None,
     once: str | None = None,
+    content: bytes = b"",
     undo: Callable[[], None] | None = None,
 ) -> Response:
     """Check the form token, run the change, and answer: 303 with a notice, or the page with the errors.
@@ -319,72 +320,57 @@ async def act(
     The change is the request's unit of work (``in_transaction``): committed when ``work`` returns, before
     the answer; rolled back when it raises, so a refused or failed form leaves nothing half-written.
 
-    ``once``: the form (``ONCE_NOTICES``) whose view token is claimed in the same transaction, after the
-    work, so that a case the subject may not see is a 404 before anything else: the same view sent again
-    stores nothing and lands on the case page with a notice that says so. A missing, expired or forged view
-    token never refuses the form: the token only keeps a second tap from storing the same text twice, and a
-    message typed into a page left open for a day is not lost.
+    ``once``: the form (``ONCE_NOTICES``) whose view token is claimed with ``content`` (what it sent:
+    ``form_content``) in the same transaction, after the work, so that a case the subject may not see is a
+    404 before anything else: the same view sent again with the same content stores nothing and lands on
+    the case page with a notice that says so; other content from the same view (typed anew after Back) is
+    stored. A missing, expired or forged view token never refuses the form: the token only keeps a second
+    tap from storing the same text twice, and a message typed into a page left open for a day is not lost.
     ``undo``: called whenever nothing was stored (refused, failed, sent before), e.g. to delete the files
     encrypted while the form streamed in."""
+    t = Translator(request_lang(request))
     stored = False
     try:
-        response, stored = await _act(request, subject, case_id, form, values, notice, work, done_url, once)
+        if not pages_of(request).csrf_ok(request, value_of(form, "csrf_token")):
+            errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
+            return await run_in_threadpool(
+                case_response, request, subject, case_id, status=403, values=values, errors=errors
+            )
+        check_case_id(case_id)
+        runtime = runtime_of(request)
+        sent = value_of(form, "view_token")
+        claim = (
+            runtime.submissions.check(sent, view_purpose(once, case_id), utcnow(), content).claim
+            if once is not None and sent
+            else None
+        )
+
+        def unit(db: Session) -> None:
+            work(runtime, db)
+            # Last, so that the work's 404 comes first: the same view sent before rolls the work back
+            # (AlreadySubmitted). This row is written while the work holds the audit chain's lock, which
+            # AuditLog forbids for rows another transaction may hold first; these tokens' rows are written
+            # only here, always after that lock, so a second tap waits until the first has committed and
+            # then finds its token used: no circle.
+            runtime.intake.claim(db, claim)
+
+        try:
+            await in_transaction(request, unit)
+            stored = True
+        except ValidationFailed as exc:
+            errors = error_summary(exc.detail, t, runtime)
+            return await run_in_threadpool(
+                case_response, request, subject, case_id, status=422, values=values, errors=errors
+            )
+        except AlreadySubmitted:
+            if once is None:
+                raise
+            notice = ONCE_NOTICES[once]
+        if done_url is not None and stored:
+            return RedirectResponse(done_url, status_code=303)
+        section = _NOTICES[notice][1]
+        anchor = "" if section == "top" else f"#{section}"
+        return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303)
     finally:
         if undo is not None and not stored:
             undo()
-    return response
-
-
-async def _act(
-    request: Request,
-    subject: Subject,
-    case_id: str,
-    form: FormData,
-    values: FormValues,
-    notice: str,
-    work: Work,
-    done_url: str | None,
-    once: str | None,
-) -> tuple[Response, bool]:
-    """``act``'s answer, and whether the change was stored."""
-    t = Translator(request_lang(request))
-    if not pages_of(request).csrf_ok(request, value_of(form, "csrf_token")):
-        errors = [{"field": "", "message": f"{t('error.csrf.title')}: {t('error.csrf.message')}"}]
-        page = await run_in_threadpool(
-            case_response, request, subject, case_id, status=403, values=values, errors=errors
-        )
-        return page, False
-    check_case_id(case_id)
-    runtime = runtime_of(request)
-    sent = value_of(form, "view_token") if once is not None else ""
-    claim = (
-        runtime.submissions.check(sent, view_purpose(once, case_id), utcnow()).claim
-        if once is not None and sent
-        else None
-    )
-
-    def unit(db: Session) -> None:
-        work(runtime, db)
-        # Last, so that the work's 404 comes first: the same view sent before rolls the work back
-        # (AlreadySubmitted). This row is written while the work holds the audit chain's lock, which
-        # AuditLog forbids for rows another transaction may hold first; these tokens' rows are written only
-        # here, always after that lock, so a second tap waits for the chain until the first has committed
-        # and then finds its token used: no circle.
-        runtime.intake.claim(db, claim)
-
-    stored = True
-    try:
-        await in_transaction(request, unit)
-    except ValidationFailed as exc:
-        errors = error_summary(exc.detail, t, runtime)
-        page = await run_in_threadpool(
-            case_response, request, subject, case_id, status=422, values=values, errors=errors
-        )
-        return page, False
-    except AlreadySubmitted:
-        stored, notice = False, ONCE_NOTICES[once or ""]
-    if done_url is not None and stored:
-        return RedirectResponse(done_url, status_code=303), True
-    section = _NOTICES[notice][1]
-    anchor = "" if section == "top" else f"#{section}"
-    return RedirectResponse(f"{case_url(case_id)}?notice={notice}{anchor}", status_code=303), stored

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -57,6 +57,13 @@ class EncryptedUpload:
     size_bytes: int
     meta_ciphertext: bytes
     position: int
+
+
+def form_content(text: str, uploads: Sequence[EncryptedUpload]) -> bytes:
+    """What a message or note form sent, for its view token's claim (``SubmissionTokens.check``): the text
+    and each file's type and size (its name is sealed). Never stored: only a keyed hash of it with the
+    token is."""
+    return json.dumps([text, [[upload.content_type, upload.size_bytes] for upload in uploads]]).encode()
 
 
 @dataclass

@@ -35,6 +35,7 @@ from service.identity.grants import (
     grant_epochs,
     live_epochs,
     lock_organisation,
+    lock_organisations,
     write_member_grant,
 )
 from service.identity.models import (
@@ -285,6 +286,10 @@ class KeyCustody:
         """Destroy every retired epoch that no case is wrapped to any more; returns (organisation, epoch)."""
         moment = now or utcnow()
         rows = unneeded_epochs(session, moment)
+        # A first epoch's destruction changes its organisation's row (the format-1 recovery key goes), and
+        # each destruction is audited: those rows are locked before the first audit row.
+        firsts = {row.organisation_id for row in rows if row.epoch == 1}
+        lock_organisations(session, filter(None, (session.get(Organisation, id_) for id_ in firsts)))
         destroyed = []
         for row in rows:
             session.execute(

@@ -236,6 +236,9 @@ def lock_organisation(session: Session, organisation: Organisation) -> None:
     rotates several organisations locks them all first (``lock_organisations``); an organisation locked
     once in a transaction is not locked again. RuntimeError for the order refused, on both databases, so a
     path that would risk the deadlock under load fails in every test that takes it."""
+    # Begun first (SQLite locks nothing here): the record below belongs to this transaction. Savepoints are
+    # not told apart (none is used): a lock taken in one that rolls back would still count as held.
+    session.connection()
     locked = of_this_transaction(session, _LOCKED, set[str])
     if organisation.id in locked:
         return
@@ -248,7 +251,7 @@ def lock_organisation(session: Session, organisation: Organisation) -> None:
         # Flushed first: a refresh would otherwise drop what the caller changed on the row already.
         session.flush()
         session.refresh(organisation, with_for_update=True)
-    of_this_transaction(session, _LOCKED, set[str]).add(organisation.id)
+    locked.add(organisation.id)
 
 
 def lock_organisations(session: Session, organisations: Iterable[Organisation]) -> None:

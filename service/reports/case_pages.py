@@ -23,6 +23,7 @@ from service.cases.schemas import MessageCreate
 from service.db import utcnow
 from service.deps import enforce_async, runtime_of
 from service.errors import AlreadySubmitted, ValidationFailed
+from service.evidence.uploads import form_content
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import Translator
 from service.reports.form_input import form_to_data, form_values, identifier_refusals
@@ -230,8 +231,11 @@ async def reporter_message(request: Request) -> Response:
     # for it (one typed into a page left open for a day is sent), it only keeps a second tap from sending
     # the same message twice.
     sent = parser.fields.get("message_token", [None])[-1]
+    content = form_content(text or "", parser.uploads)
     claim = (
-        runtime.submissions.check(sent, message_purpose(reporter.case_id), utcnow()).claim if sent else None
+        runtime.submissions.check(sent, message_purpose(reporter.case_id), utcnow(), content).claim
+        if sent
+        else None
     )
 
     async def reply() -> str | Response:

@@ -122,10 +122,13 @@ class SubmissionTokens:
             for secret in self._keys
         )
 
-    def check(self, token: str | None, purpose: str, now: datetime) -> CheckedToken:
+    def check(self, token: str | None, purpose: str, now: datetime, content: bytes = b"") -> CheckedToken:
         """Whether ``token`` was made here for ``purpose`` and is still within its lifetime.
 
-        Says nothing about use: that is decided by the insert in the filing transaction."""
+        Says nothing about use: that is decided by the insert in the filing transaction. ``content``: what a
+        message or note form sent (``evidence.uploads.form_content``), part of the claim: the same view sent
+        again with the same text finds it used, while a new text typed into a view restored by Back is a
+        claim of its own and is stored, never dropped as "already sent"."""
         if not token or len(token) > 200:
             return CheckedToken(TokenState.unknown)
         parts = token.split(".")
@@ -148,7 +151,11 @@ class SubmissionTokens:
         expires_at = datetime.fromtimestamp(expires, UTC)
         if expires_at <= now:
             return CheckedToken(TokenState.expired)
-        token_hash = keyed_hash(made_with, "submission-token-id/v1", token.encode())
+        token_hash = (
+            keyed_hash(made_with, "submission-content-id/v1", token.encode() + b"\x00" + content)
+            if content
+            else keyed_hash(made_with, "submission-token-id/v1", token.encode())
+        )
         answer_key = keyed_hash(made_with, "submission-answer-key/v1", token.encode())
         return CheckedToken(
             TokenState.valid,

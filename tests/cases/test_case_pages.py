@@ -686,6 +686,11 @@ def test_a_second_tap_on_send_sends_the_message_once(
     assert "Sie wurde kein zweites Mal gesendet." in reporter.get(again.headers["location"]).text
     with runtime.sessions() as db:
         assert db.scalar(select(func.count()).select_from(CaseMessage)) == 1
+    # Back restores the page with its token, and a new text is written into it: that is sent.
+    rewritten = reporter.post(
+        "/fall/nachricht", data={**view, "message": "Und noch etwas."}, follow_redirects=False
+    )
+    assert rewritten.headers["location"] == "/fall?notice=message_sent#messages"
 
     assert message_token(reporter.get("/fall").text) != view["message_token"]
     untokened = {"csrf_token": view["csrf_token"], "message": "Und ohne Formular-Token."}
@@ -693,7 +698,7 @@ def test_a_second_tap_on_send_sends_the_message_once(
     for data in (untokened, expired, untokened):
         assert reporter.post("/fall/nachricht", data=data, follow_redirects=False).status_code == 303
     with runtime.sessions() as db:
-        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 4
+        assert db.scalar(select(func.count()).select_from(CaseMessage)) == 5
 
 
 def view_token(page: str, form: str) -> str:
@@ -757,6 +762,12 @@ def test_a_second_tap_on_the_case_page_stores_the_text_once(
         )
     assert reporter_told == (1 if form == "message" else 0), "the reporter is told once"
 
+    # Back restores the page with its token, and a new text is written into it: that is stored.
+    rewritten = counsellor.post(
+        f"{url}/{action}", data={**view, field: "Nach Zurück neu geschrieben."}, follow_redirects=False
+    )
+    assert rewritten.headers["location"] == f"{url}?notice={notice.replace('_already', '')}"
+
     fresh = view_token(counsellor.get(url).text, form)
     assert fresh != view["view_token"]
     other_form = view_token(counsellor.get(url).text, "note" if form == "message" else "message")
@@ -769,7 +780,7 @@ def test_a_second_tap_on_the_case_page_stores_the_text_once(
     ):
         assert counsellor.post(f"{url}/{action}", data=data, follow_redirects=False).status_code == 303
     with runtime.sessions() as db:
-        assert db.scalar(select(func.count()).select_from(model)) == 5
+        assert db.scalar(select(func.count()).select_from(model)) == 6
 
 
 def test_a_second_tap_with_files_leaves_no_blob_and_a_stranger_still_gets_404(

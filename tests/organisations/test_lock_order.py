@@ -12,15 +12,19 @@ load fails in every test that takes it.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
 from service.audit.models import AuditEvent
 from service.auth.service import AccountService
+from service.db import utcnow
 from service.identity import repository as organisations
+from service.identity.custody import KeyCustody
 from service.identity.grants import lock_organisation, lock_organisations
 from service.identity.models import CaseKeyGrant, MembershipRole, Organisation
 from service.matching.service import MATCH_ACTION
@@ -156,3 +160,68 @@ def test_a_grant_written_after_an_audit_row_is_refused(
         audit(runtime, db)
         with pytest.raises(RuntimeError, match="after the audit chain"):
             report_rows.insert_new(db, grants)
+
+
+class Statements:
+    """The statements a block sends on the runtime's engine, in order, with their parameters."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.engine = runtime.engine
+        self.sent: list[tuple[str, Any]] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        self.sent.append((" ".join(statement.split()), parameters))
+
+    def rows_first_locked_after_the_chain(self, organisation_ids: set[str]) -> list[str]:
+        """Statements that lock or change an organisation's row this block had not locked before the
+        audit chain's lock (a row locked before may be changed after: it is held already)."""
+        touching = re.compile(r"^UPDATE organisation SET|FROM organisation\b.*FOR (UPDATE|SHARE)")
+        held: set[str] = set()
+        chain = False
+        late = []
+        for sql, parameters in self.sent:
+            chain = chain or "pg_advisory_xact_lock" in sql
+            values = parameters.values() if isinstance(parameters, dict) else parameters or ()
+            rows = {value for value in values if isinstance(value, str) and value in organisation_ids}
+            if not touching.search(sql):
+                continue
+            if chain and rows - held:
+                late.append(sql)
+            held |= rows
+        return late
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_no_key_change_locks_or_changes_an_organisation_row_after_the_chain(
+    runtime: Runtime, accounts: AccountService, make_staff: MakeStaff
+) -> None:
+    """What the RuntimeError cannot see (a plain UPDATE of the row also locks it): the statements of every
+    key change over two organisations, read as PostgreSQL gets them. The reset and the renewal rotate; the
+    retention run destroys two organisations' first epochs, retired and unused, with their format-1
+    recovery keys (which changes each organisation's row)."""
+    staff = make_staff(memberships=[(BAYERN, MembershipRole.counsellor), (SAXONY, MembershipRole.counsellor)])
+    with runtime.sessions() as db:
+        db.execute(update(Organisation).values(recovery_sealed_private_key=b"\x01format-1"))
+        db.commit()
+    with Statements(runtime) as reset, runtime.sessions() as db:
+        user = accounts.user_by_id(db, staff.user_id)
+        assert user is not None
+        accounts.reset(db, user)
+        db.commit()
+    with Statements(runtime) as destroy, runtime.sessions() as db:
+        destroyed = KeyCustody(runtime.audit).destroy_unneeded_epochs(db, utcnow() + timedelta(days=2))
+        db.commit()
+    assert {epoch for _, epoch in destroyed} == {1}
+    assert len(destroyed) == 2, "both organisations' first epochs, so the second comes after an audit row"
+
+    ids = set(org_ids(runtime).values())
+    assert reset.rows_first_locked_after_the_chain(ids) == []
+    assert destroy.rows_first_locked_after_the_chain(ids) == []
+    assert any("FOR UPDATE" in sql for sql, _ in destroy.sent), "the organisations were locked first"
