@@ -38,10 +38,11 @@ from service.reports.pages import (
     parse_multipart,
     submission_refusals,
     token_again,
+    used_before,
 )
 from service.reports.presenter import Notices, notices
 from service.reports.schemas import IdentifiersAdd, IncidentFields, NotifyAddress, PerpetratorKnown
-from service.reports.submissions import incident_purpose, message_purpose
+from service.reports.submissions import TokenState, incident_purpose, message_purpose
 from service.runtime import receipt_limit
 from service.web import BodyKind, StrictRoute, body, read_cookie, read_form, request_lang
 
@@ -90,6 +91,9 @@ async def reporter_add_incident(request: Request) -> Response:
         )
 
     async def add() -> str | Response:
+        if checked.state is TokenState.expired and await run_in_threadpool(used_before, runtime, checked):
+            parser.discard()
+            return "/fall?notice=incident_already_added"
         model, refused = forms.validate(IncidentFields, form_to_data(parser.fields, IncidentFields))
         refused = submission_refusals(checked) + refused + forms.refusals(parser.errors)
         if model is None or refused:

@@ -96,6 +96,16 @@ def token_again(runtime: Runtime, fields: Fields, checked: CheckedToken, purpose
     return runtime.submissions.issue(purpose, utcnow())
 
 
+def used_before(runtime: Runtime, checked: CheckedToken) -> bool:
+    """Whether an expired view's token was used (it filed just before its end): the view is then answered
+    as sent twice rather than refused as expired, which would show the form again to be filed once more."""
+    claim = checked.claim
+    if claim is None:
+        return False
+    with runtime.sessions() as db:
+        return runtime.intake.claimed(db, [claim]) is not None
+
+
 def submission_refusals(checked: CheckedToken) -> list[Refusal]:
     """An expired or unknown token as the form's first error (named after the send button, as CSRF)."""
     if checked.state is TokenState.valid:
@@ -194,7 +204,24 @@ async def submit_report(request: Request) -> Response:
             **form_choices(runtime),
         )
 
+    def already_filed() -> Response:
+        """Back and send, or a second tap: this view of the form filed its report already. Its receipt is
+        shown again for a while (answer_again.py), else the ways forward without it."""
+        parser.discard()
+        claim = checked.claim
+        first = (
+            in_unit_of_work(runtime, lambda db: runtime.intake.answer_again(db, claim))
+            if claim is not None
+            else None
+        )
+        if first is not None:
+            metrics.count_as_duplicate(request.scope)
+            return _receipt(request, runtime, first, _token_of(parser.fields), sent_twice=True)
+        return pages.render(request, "report_already_received.html", status=409)
+
     def file() -> Response:
+        if checked.state is TokenState.expired and used_before(runtime, checked):
+            return already_filed()
         model, refused = forms.validate(ReportCreate, form_to_data(parser.fields, ReportCreate))
         refused = (
             submission_refusals(checked)
@@ -209,19 +236,7 @@ async def submit_report(request: Request) -> Response:
                 lambda db: runtime.intake.file_report(db, model, draft, parser.uploads, claim=checked.claim),
             )
         except AlreadySubmitted:
-            # Back and send, or a second tap: this view of the form filed its report already. Its receipt
-            # is shown again for a while (answer_again.py), else the ways forward without it.
-            parser.discard()
-            claim = checked.claim
-            first = (
-                in_unit_of_work(runtime, lambda db: runtime.intake.answer_again(db, claim))
-                if claim is not None
-                else None
-            )
-            if first is not None:
-                metrics.count_as_duplicate(request.scope)
-                return _receipt(request, runtime, first, _token_of(parser.fields), sent_twice=True)
-            return pages.render(request, "report_already_received.html", status=409)
+            return already_filed()
         except ValidationFailed:
             raise  # the form comes back (forms.submit), and ``render`` discards the files
         except BaseException:

@@ -71,6 +71,7 @@ class SubmissionClaim:
 @dataclass(frozen=True)
 class CheckedToken:
     state: TokenState
+    # For a token made here (valid or expired); None for one that is not.
     claim: SubmissionClaim | None = None
 
 
@@ -149,15 +150,14 @@ class SubmissionTokens:
         if made_with is None:
             return CheckedToken(TokenState.unknown)
         expires_at = datetime.fromtimestamp(expires, UTC)
-        if expires_at <= now:
-            return CheckedToken(TokenState.expired)
         token_hash = (
             keyed_hash(made_with, "submission-content-id/v1", token.encode() + b"\x00" + content)
             if content
             else keyed_hash(made_with, "submission-token-id/v1", token.encode())
         )
         answer_key = keyed_hash(made_with, "submission-answer-key/v1", token.encode())
-        return CheckedToken(
-            TokenState.valid,
-            SubmissionClaim(token_hash=token_hash, expires_at=expires_at, answer_key=answer_key),
-        )
+        claim = SubmissionClaim(token_hash=token_hash, expires_at=expires_at, answer_key=answer_key)
+        # An expired token keeps its claim: files nothing, but a view that filed just before its end and is
+        # sent again just after is found used (``IntakeService.claimed``), not refused as expired and then
+        # filed a second time from the form shown again.
+        return CheckedToken(TokenState.expired if expires_at <= now else TokenState.valid, claim)

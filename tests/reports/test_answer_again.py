@@ -12,19 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.cases.models import Case
+from service.cases.models import Case, Incident
 from service.config import Settings
 from service.crypto import Context, seal
 from service.db import utcnow
 from service.errors import AlreadySubmitted
-from service.reports import answer_again, repository
+from service.reports import answer_again, pages, repository
 from service.reports.filing import CaseDraft
 from service.reports.models import SubmissionToken
 from service.reports.repository import StaleGrant
@@ -425,3 +425,54 @@ def test_the_minute_the_answer_is_erased_is_never_before_its_end(runtime: Runtim
             answer_again.keep(db, claim, filed, datetime.fromisoformat(f"{day}{filed_at}+00:00"))
             stored = db.scalar(select(SubmissionToken.answer_until))
             assert stored == datetime.fromisoformat(f"{day}{erased_at}+00:00")
+
+
+def test_a_second_tap_just_after_the_views_end_is_shown_the_receipt_not_the_form_again(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view filed a minute before its token's end and sent again a minute after: the token has expired,
+    but it was used, so the answer is the first receipt (kept for a quarter of an hour), not "the form has
+    expired" with the form shown again to be filed a second time. An expired view that filed nothing is
+    refused as before, with nothing filed."""
+    view = form_view(client)
+    unused = form_view(client)
+    first = client.post("/melden", data={**FIELDS, **view})
+    assert first.status_code == 201, first.text
+    ends = datetime.fromtimestamp(int(view["submission_token"].split(".")[1]), UTC)
+    monkeypatch.setattr(pages, "utcnow", lambda: ends + timedelta(minutes=1))
+
+    again = client.post("/melden", data={**FIELDS, **view})
+    expired = client.post("/melden", data={**FIELDS, **unused})
+
+    assert again.status_code == 200, again.text
+    assert receipt_on(again.text) == receipt_on(first.text)
+    assert expired.status_code == 422
+    assert "abgelaufen" in expired.text
+    assert count(runtime, Case) == 1
+
+
+def test_a_further_incident_sent_again_just_after_the_views_end_is_added_once(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = client.post("/melden", data={**FIELDS, **form_view(client)})
+    receipt = receipt_on(first.text)
+    assert receipt
+    assert signs_in(client, receipt)
+    page = client.get("/fall").text
+    view = {
+        "csrf_token": csrf_token(page),
+        "submission_token": submission_token(page),
+        "type_codes": "A3a",
+        "description": "Wieder ein Brief.",
+        "channel": "letter",
+    }
+    added = client.post("/fall/vorfall", data=view, follow_redirects=False)
+    assert added.status_code == 200, added.text
+    ends = datetime.fromtimestamp(int(view["submission_token"].split(".")[1]), UTC)
+    monkeypatch.setattr(pages, "utcnow", lambda: ends + timedelta(minutes=1))
+
+    again = client.post("/fall/vorfall", data=view, follow_redirects=False)
+
+    assert again.status_code == 303
+    assert again.headers["location"] == "/fall?notice=incident_already_added"
+    assert count(runtime, Incident) == 2
