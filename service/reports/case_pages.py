@@ -231,9 +231,9 @@ async def reporter_message(request: Request) -> Response:
     await enforce_async(runtime, request, receipt_limit(runtime.settings))
     parser = await parse_multipart(request, runtime, reporter.data_key, reporter.case_id)
     token, text = parser.fields.get("csrf_token", [None])[-1], parser.fields.get("message", [""])[-1]
-    # The view's message token, where the page sent one and it is still good: a message is never refused
-    # for it (one typed into a page left open for a day is sent), it only keeps a second tap from sending
-    # the same message twice.
+    # The view's message token, where the page sent one and it was made here (also once expired): a
+    # message is never refused for it (one typed into a page left open for a day is sent), it only keeps a
+    # second tap from sending the same message twice.
     sent = parser.fields.get("message_token", [None])[-1]
     content = form_content(text or "", parser.uploads)
     claim = (

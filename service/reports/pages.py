@@ -260,8 +260,8 @@ async def submit_report(request: Request) -> Response:
 async def code_noted(request: Request) -> Response:
     """The reporter has noted the code: the receipt kept for a second submission of this form view is erased
     now (answer_again.py), and they go on to sign in with it. Needs the form view's token, as showing it
-    again does; a token that names nothing (expired, forged, never used) erases nothing and leads on the
-    same way."""
+    again does (also once expired: it erases what its own view kept); a token that names nothing (forged,
+    never used) erases nothing and leads on the same way."""
     runtime = runtime_of(request)
     pages = pages_of(request)
     form = await read_form(request, max_fields=10)

@@ -14,8 +14,10 @@ form's row also holds the receipt page's answer sealed under a second keyed hash
 the token's holder can have computed (answer_again.py): a second tap is shown its receipt, not "already
 sent", for a quarter of an hour. A token that is only
 viewed is stored nowhere: it carries its purpose and expiry under a MAC, so a flood of form views writes no
-row, and an expired or forged token is known without a look-up. Expired rows are deleted by the retention
-purge (a used token past its expiry is refused as expired anyway).
+row, and an expired or forged token is known without a look-up. A used row is kept for a day past its
+token's expiry (``USED_KEPT_AFTER_EXPIRY``), so that a view that filed near the end of its day and is sent
+again after it is answered as sent twice, not shown the form again to file a second time; the retention
+purge deletes it then.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from service.db import ceil_time
 # Long enough to write a report in several sittings; a token past it is refused as expired, and the form
 # comes back with everything typed and a new token.
 TOKEN_LIFETIME = timedelta(hours=24)
+# How long the row of a used token outlives the token (see the module's docstring).
+USED_KEPT_AFTER_EXPIRY = timedelta(days=1)
 _NONCE_BYTES = 16
 _VERSION = "s1"
 # The purpose of the public report form; a further incident's is bound to its case (``incident_purpose``).

@@ -46,6 +46,7 @@ from service.evidence.blobs import BlobStore, StoredBlob
 from service.i18n import LOCAL_ZONE
 from service.identity.custody import KeyCustody, unneeded_epochs
 from service.outbox.writer import enqueue
+from service.reports.submissions import USED_KEPT_AFTER_EXPIRY
 from service.retention import repository
 from service.retention.policy import RetentionPolicy
 
@@ -340,14 +341,15 @@ class RetentionService:
         return repository.delete_completed_outbox(session, cutoff)
 
     def purge_submission_tokens(self, session: Session, now: datetime, *, dry_run: bool) -> int:
-        """Delete (or count) used submission tokens whose lifetime is over. The caller commits.
+        """Delete (or count) used submission tokens a day past their lifetime. The caller commits.
 
-        Kept until then so that a second submission of the same form view is recognised; after it, the
-        token is refused as expired by its own signed expiry, and the row is only a trace of a form sent."""
-        now = _aware(now)
+        Kept until then so that a second submission of the same form view is recognised, also one sent just
+        after the token's end (``USED_KEPT_AFTER_EXPIRY``); after it, the row is only a trace of a form
+        sent."""
+        cutoff = _aware(now) - USED_KEPT_AFTER_EXPIRY
         if dry_run:
-            return repository.count_expired_submission_tokens(session, now)
-        return repository.delete_expired_submission_tokens(session, now)
+            return repository.count_expired_submission_tokens(session, cutoff)
+        return repository.delete_expired_submission_tokens(session, cutoff)
 
     def purge_sessions(self, session: Session, now: datetime, *, dry_run: bool) -> int:
         """Delete (or count) the sessions no cookie can open any more. The caller commits.
