@@ -107,6 +107,15 @@ class AlreadyFiled(AlreadySubmitted):
     )
 
 
+class AlreadySent(AlreadySubmitted):
+    """A JSON client's retry of a message or a note with the same Idempotency-Key and content: stored once,
+    by the first request; nothing was stored a second time."""
+
+    public_message = (
+        "Stored already with this Idempotency-Key and this content; nothing was stored a second time."
+    )
+
+
 class CsrfFailed(DomainError):
     status_code = 403
     message_key = "error.csrf"

@@ -11,10 +11,10 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from jinja2 import BytecodeCache, Environment, FileSystemLoader, select_autoescape
@@ -149,6 +149,24 @@ def limited_receive(request: Request, kind: BodyKind) -> Receive:
         return message
 
     return receive
+
+
+# An ``Idempotency-Key`` header of the JSON API: long enough to hold 128 random bits (22 base64url characters;
+# a UUID is 36), and of characters a header carries as they are.
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{22,128}$"
+# The header of a message or a note written through the API (``IntakeService.claim_once``).
+OnceKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY,
+        description=(
+            "Optional: a random string of your own (a UUID, say) for this message or note. Sending it again "
+            "with the same key and text (after a lost answer or a 503) stores nothing a second time and "
+            "answers 409, for a day or two; the same key with another text is stored."
+        ),
+    ),
+]
 
 
 class StrictRoute(APIRoute):

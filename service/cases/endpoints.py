@@ -21,10 +21,11 @@ from service.cases.schemas import (
     Reclassification,
     ReferralCreate,
 )
+from service.db import utcnow
 from service.deps import DbSession, RuntimeDep
 from service.errors import error_responses
 from service.evidence import attachments as files
-from service.web import StrictRoute, download
+from service.web import OnceKey, StrictRoute, download
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRoute)
 
@@ -35,6 +36,17 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRou
 _NOT_FOUND = "No such case for this subject"
 _READ_ERRORS = error_responses(401, 403, 422, described={404: _NOT_FOUND})
 _WRITE_ERRORS = error_responses(401, 403, 413, 422, described={404: _NOT_FOUND})
+# A message or a note: stored once per Idempotency-Key and text (``OnceKey``).
+_ONCE_ERRORS = error_responses(
+    401,
+    403,
+    413,
+    422,
+    described={
+        404: _NOT_FOUND,
+        409: "Stored before with this Idempotency-Key and text; nothing stored again",
+    },
+)
 
 
 # At most this many cases per answer, the oldest acknowledgement deadlines first; a cut list says so in the
@@ -111,26 +123,43 @@ def update_case(
     "/{case_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses=_WRITE_ERRORS,
+    responses=_ONCE_ERRORS,
     summary="Write to the reporter (encrypted with the case key)",
 )
 def post_message(
-    case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+    case_id: str,
+    body: MessageCreate,
+    subject: StaffWriteDep,
+    runtime: RuntimeDep,
+    db: DbSession,
+    idempotency_key: OnceKey = None,
 ) -> Created:
-    return Created(id=runtime.cases.post_message(db, subject, case_id, body.body))
+    message_id = runtime.cases.post_message(db, subject, case_id, body.body)
+    claims = runtime.submissions.once(idempotency_key, f"case-message:{case_id}", body.body, utcnow())
+    runtime.intake.claim_once(db, claims)
+    return Created(id=message_id)
 
 
 @router.post(
     "/{case_id}/notes",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses=_WRITE_ERRORS,
+    responses=_ONCE_ERRORS,
     summary="An internal note (encrypted; the reporter never sees it)",
 )
 def add_note(
-    case_id: str, body: MessageCreate, subject: StaffWriteDep, runtime: RuntimeDep, db: DbSession
+    case_id: str,
+    body: MessageCreate,
+    subject: StaffWriteDep,
+    runtime: RuntimeDep,
+    db: DbSession,
+    idempotency_key: OnceKey = None,
 ) -> Created:
-    return Created(id=runtime.cases.add_note(db, subject, case_id, body.body))
+    note_id = runtime.cases.add_note(db, subject, case_id, body.body)
+    runtime.intake.claim_once(
+        db, runtime.submissions.once(idempotency_key, f"case-note:{case_id}", body.body, utcnow())
+    )
+    return Created(id=note_id)
 
 
 @router.get(

@@ -36,7 +36,7 @@ from service.reports.schemas import (
 )
 from service.reports.submissions import SubmissionClaim
 from service.runtime import intake_limit, receipt_limit
-from service.web import StrictRoute, download
+from service.web import IDEMPOTENCY_KEY, OnceKey, StrictRoute, download
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=StrictRoute)
 
@@ -52,10 +52,16 @@ _INTAKE_ERRORS = error_responses(
         503: "No organisation can receive the report now, or the database is out of reach; nothing stored",
     },
 )
-# An Idempotency-Key: long enough to hold 128 random bits (22 base64url characters; a UUID is 36), and of
-# characters a header carries as they are.
-IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{22,128}$"
 _RECEIPT_ERRORS = error_responses(413, 422, 429, described={404: "No case for this receipt"})
+_RECEIPT_ONCE_ERRORS = error_responses(
+    413,
+    422,
+    429,
+    described={
+        404: "No case for this receipt",
+        409: "Sent before with this Idempotency-Key and text; not sent again",
+    },
+)
 
 
 @router.post(
@@ -179,15 +185,22 @@ def add_incident(body: IncidentCreate, request: Request, runtime: RuntimeDep, db
     "/reports/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=Created,
-    responses=_RECEIPT_ERRORS,
+    responses=_RECEIPT_ONCE_ERRORS,
     summary="Answer the counselling organisation",
 )
 def reporter_message(
-    body: ReporterMessageCreate, request: Request, runtime: RuntimeDep, db: DbSession
+    body: ReporterMessageCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    db: DbSession,
+    idempotency_key: OnceKey = None,
 ) -> Created:
     enforce(runtime, request, receipt_limit(runtime.settings))
     opened = runtime.intake.open_case(db, body.receipt)
-    return Created(id=conversation.reporter_reply(db, opened.case, opened.data_key, body.body))
+    message_id = conversation.reporter_reply(db, opened.case, opened.data_key, body.body)
+    scope = f"reporter-message:{opened.case.id}"
+    runtime.intake.claim_once(db, runtime.submissions.once(idempotency_key, scope, body.body, utcnow()))
+    return Created(id=message_id)
 
 
 @router.post(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -56,6 +55,7 @@ from service.reports.filing import (
     single_statement,
     stored_after_all,
 )
+from service.reports.once import SubmittedOnce
 from service.reports.opened import OpenedCase, ctx
 from service.reports.reporter_case import ReporterCases
 from service.reports.repository import StaleGrant
@@ -72,9 +72,10 @@ from service.taxonomy.loader import ANSWER_KINDS, more_urgent
 log = logging.getLogger("rueckhalt.intake")
 
 
-class IntakeService(FilingRows, ReporterCases):
-    """The intake (here), the rows it writes (rows.py), the reporter's way back (reporter_case.py) and the
-    perpetrator identifiers (identifiers.py): one service on the runtime, ``runtime.intake``."""
+class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
+    """The intake (here), the rows it writes (rows.py), the reporter's way back (reporter_case.py), the
+    perpetrator identifiers (identifiers.py) and what is submitted once (once.py): one service on the
+    runtime, ``runtime.intake``."""
 
     def __init__(
         self,
@@ -159,28 +160,6 @@ class IntakeService(FilingRows, ReporterCases):
         raise NoRecipient()
 
     # -- filing (complaint_deadline and urgency_of: FilingRows) -------------------------------------------
-    def claim(self, session: Session, claim: SubmissionClaim | None) -> None:
-        """Mark a form view's token used, first in the filing transaction; AlreadySubmitted if it was."""
-        if claim is not None and not repository.claim_submission(session, claim):
-            session.rollback()
-            raise AlreadySubmitted()
-
-    # -- the answer kept for a second submission (answer_again.py) ------------------------------------------
-    def answer_again(self, session: Session, claim: SubmissionClaim) -> Filed | None:
-        """For a second submission (AlreadySubmitted): the first one's answer, while it may be shown."""
-        return answer_again.again(session, claim, utcnow())
-
-    def claimed(self, session: Session, claims: Sequence[SubmissionClaim]) -> SubmissionClaim | None:
-        return answer_again.claimed(session, claims)
-
-    def forget_answer(self, session: Session, claim: SubmissionClaim) -> None:
-        """The reporter has noted the code ("Code notiert"): erased now, not at the end of its time."""
-        repository.forget_answer(session, claim.token_hash)
-
-    def forget_answers_due(self, session: Session) -> int:
-        """The minute task: every answer whose time has ended, erased; how many."""
-        return repository.forget_answers_due(session, utcnow())
-
     def refuse_invalid(self, data: ReportCreate) -> None:
         """ValidationFailed with every refusal when the report's codes, district or dates are not accepted."""
         errors = check_report(self.taxonomy, self.districts, data)

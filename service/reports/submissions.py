@@ -127,6 +127,13 @@ class SubmissionTokens:
             for secret in self._keys
         )
 
+    def once(self, key: str | None, scope: str, text: str, now: datetime) -> tuple[SubmissionClaim, ...]:
+        """The claims of an ``Idempotency-Key`` for a message or a note (``IntakeService.claim_once``): of
+        the key, where it was written (``scope``: its kind and case) and its text; none without a key."""
+        if key is None:
+            return ()
+        return self.idempotent(key, scope.encode() + b"\x00" + text.encode(), now)
+
     def check(self, token: str | None, purpose: str, now: datetime, content: bytes = b"") -> CheckedToken:
         """Whether ``token`` was made here for ``purpose`` and is still within its lifetime.
 

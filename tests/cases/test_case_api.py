@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.app import create_app
 from service.audit import verify
 from service.audit.models import AuditEvent
-from service.cases.models import Case, EventLink, MergeProposal
+from service.cases.models import Case, CaseMessage, CaseNote, EventLink, MergeProposal
 from service.identity.models import MembershipRole
 from service.outbox.models import OutboxMessage
 from service.runtime import Runtime
@@ -373,3 +373,102 @@ def test_proceedings_links_and_merge_proposals_over_the_api(
         "case.merge_proposed",
         "case.merge_withdrawn",
     ]
+
+
+# -- a message or a note sent again through the API (Idempotency-Key) -----------------------------------
+
+KEY = "retry-after-a-lost-answer-0001"
+
+
+def stored_count(runtime: Runtime, model: type[Any], **where: Any) -> int:
+    with runtime.sessions() as db:
+        query = select(func.count()).select_from(model)
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return int(db.scalar(query) or 0)
+
+
+@pytest.mark.parametrize(("path", "model"), [("messages", CaseMessage), ("notes", CaseNote)])
+def test_a_retry_with_the_same_idempotency_key_and_text_stores_once(
+    path: str,
+    model: type[Any],
+    filed: dict[str, str],
+    people: dict[str, Staff],
+    login: Login,
+    runtime: Runtime,
+) -> None:
+    """A client whose answer was lost sends the same message again with the same key: it is stored once,
+    the reporter is told once, and the retry is a 409 that says so. The same key with another text is
+    stored (a client that reuses a key loses nothing); without a key every request stores."""
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    url = f"/api/v1/cases/{case_id}/{path}"
+    body = {"body": "Wir rufen Sie morgen um 9 Uhr an."}
+
+    first = counsellor.post(url, json=body, headers={"Idempotency-Key": KEY})
+    again = counsellor.post(url, json=body, headers={"Idempotency-Key": KEY})
+
+    assert first.status_code == 201, first.text
+    assert again.status_code == 409
+    assert "nothing was stored a second time" in again.json()["detail"]
+    assert stored_count(runtime, model) == 1
+    told = stored_count(runtime, OutboxMessage, topic="notifications.reporter_message")
+    assert told == (1 if path == "messages" else 0)
+
+    other = counsellor.post(url, json={"body": "Und noch etwas."}, headers={"Idempotency-Key": KEY})
+    plain = [counsellor.post(url, json=body) for _ in range(2)]
+    assert other.status_code == 201
+    assert [answer.status_code for answer in plain] == [201, 201]
+    assert stored_count(runtime, model) == 4
+
+
+@pytest.mark.parametrize(
+    "key", ["short", "x" * 129, "mit leerzeichen und mehr als 22", "key/with/slashes/1234567890"]
+)
+def test_a_malformed_idempotency_key_is_422_naming_the_header_and_stores_nothing(
+    key: str, filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    headers = {"Idempotency-Key": key}
+
+    answer = counsellor.post(f"/api/v1/cases/{case_id}/messages", json={"body": "Hallo"}, headers=headers)
+
+    assert answer.status_code == 422
+    assert "Idempotency-Key" in answer.text
+    assert stored_count(runtime, CaseMessage) == 0
+
+
+def test_a_used_key_tells_a_subject_who_may_not_see_the_case_nothing_but_404(
+    filed: dict[str, str], people: dict[str, Staff], login: Login, runtime: Runtime
+) -> None:
+    counsellor = login(people["counsellor"])
+    case_id = only_case_id(counsellor)
+    body = {"body": "Hallo"}
+    assert (
+        counsellor.post(
+            f"/api/v1/cases/{case_id}/messages", json=body, headers={"Idempotency-Key": KEY}
+        ).status_code
+        == 201
+    )
+
+    outsider = login(people["other_org"])
+    answer = outsider.post(f"/api/v1/cases/{case_id}/messages", json=body, headers={"Idempotency-Key": KEY})
+
+    assert answer.status_code == 404
+    assert stored_count(runtime, CaseMessage) == 1
+
+
+def test_the_reporters_message_through_the_api_is_stored_once_per_key_and_text(
+    client: TestClient, filed: dict[str, str], runtime: Runtime
+) -> None:
+    body = {"receipt": filed["receipt"], "body": "Danke, ich bin morgen erreichbar."}
+
+    first = client.post("/api/v1/reports/messages", json=body, headers={"Idempotency-Key": KEY})
+    again = client.post("/api/v1/reports/messages", json=body, headers={"Idempotency-Key": KEY})
+    other = client.post(
+        "/api/v1/reports/messages", json={**body, "body": "Noch etwas."}, headers={"Idempotency-Key": KEY}
+    )
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 409, 201)
+    assert stored_count(runtime, CaseMessage) == 2
