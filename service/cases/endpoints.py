@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from service.auth.deps import StaffDep, StaffWriteDep
 from service.cases.case_read import CaseRead
@@ -25,6 +26,7 @@ from service.db import utcnow
 from service.deps import DbSession, RuntimeDep
 from service.errors import error_responses
 from service.evidence import attachments as files
+from service.runtime import Runtime
 from service.web import OnceKey, StrictRoute, download
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], route_class=StrictRoute)
@@ -135,8 +137,7 @@ def post_message(
     idempotency_key: OnceKey = None,
 ) -> Created:
     message_id = runtime.cases.post_message(db, subject, case_id, body.body)
-    claims = runtime.submissions.once(idempotency_key, f"case-message:{case_id}", body.body, utcnow())
-    runtime.intake.claim_once(db, claims)
+    _stored_once(runtime, db, idempotency_key, f"case-message:{case_id}", body.body)
     return Created(id=message_id)
 
 
@@ -156,10 +157,14 @@ def add_note(
     idempotency_key: OnceKey = None,
 ) -> Created:
     note_id = runtime.cases.add_note(db, subject, case_id, body.body)
-    runtime.intake.claim_once(
-        db, runtime.submissions.once(idempotency_key, f"case-note:{case_id}", body.body, utcnow())
-    )
+    _stored_once(runtime, db, idempotency_key, f"case-note:{case_id}", body.body)
     return Created(id=note_id)
+
+
+def _stored_once(runtime: Runtime, db: Session, key: str | None, scope: str, text: str) -> None:
+    """After the write (a case the subject may not see was a 404 first): its Idempotency-Key claimed, or
+    AlreadySent (409) and the write rolled back with the unit of work."""
+    runtime.intake.claim_once(db, runtime.submissions.once(key, scope, text, utcnow()))
 
 
 @router.get(

@@ -94,11 +94,7 @@ async def create_report(
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
-    claims = (
-        runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
-        if idempotency_key is not None
-        else ()
-    )
+    claims = runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
     if claims:
         # A retry of a report filed before answers from what was kept, before anything (the matching
         # budget among it) is spent on it again.

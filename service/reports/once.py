@@ -19,7 +19,8 @@ class SubmittedOnce:
     """Part of ``IntakeService``: the claims of form views and API keys, and the kept answers."""
 
     def claim(self, session: Session, claim: SubmissionClaim | None) -> None:
-        """Mark a form view's token used, first in the filing transaction; AlreadySubmitted if it was."""
+        """Mark a form view's token used in the transaction that stores what the view sent (first in a
+        filing; after the work on the case page, for its 404); AlreadySubmitted if it was."""
         if claim is not None and not repository.claim_submission(session, claim):
             session.rollback()
             raise AlreadySubmitted()

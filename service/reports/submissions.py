@@ -109,14 +109,17 @@ class SubmissionTokens:
         nonce = _b64(secrets.token_bytes(_NONCE_BYTES))
         return f"{_VERSION}.{expires}.{nonce}.{_b64(self._mac(purpose, expires, nonce))}"
 
-    def idempotent(self, key: str, body: bytes, now: datetime) -> tuple[SubmissionClaim, ...]:
+    def idempotent(self, key: str | None, body: bytes, now: datetime) -> tuple[SubmissionClaim, ...]:
         """The claims of a JSON client's ``Idempotency-Key`` for this body (``ReportCreate`` as JSON): under
-        the current session key first, then under each previous one, for a retry across a rotation.
+        the current session key first, then under each previous one, for a retry across a rotation; none
+        without a key.
 
         The key and the body together name the claim: a retry of the same report finds the first filing
         and its kept answer (answer_again.py); the same key with another body is another report, filed
         on its own, so a client that reuses a key loses nothing and learns nothing of the first. Opening a
         kept answer takes the body as well as the key, which a client may have chosen carelessly."""
+        if key is None:
+            return ()
         material = key.encode() + b"\x00" + body  # the key's characters exclude NUL: one split only
         return tuple(
             SubmissionClaim(
@@ -130,8 +133,6 @@ class SubmissionTokens:
     def once(self, key: str | None, scope: str, text: str, now: datetime) -> tuple[SubmissionClaim, ...]:
         """The claims of an ``Idempotency-Key`` for a message or a note (``IntakeService.claim_once``): of
         the key, where it was written (``scope``: its kind and case) and its text; none without a key."""
-        if key is None:
-            return ()
         return self.idempotent(key, scope.encode() + b"\x00" + text.encode(), now)
 
     def check(self, token: str | None, purpose: str, now: datetime, content: bytes = b"") -> CheckedToken:

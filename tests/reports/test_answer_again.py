@@ -33,7 +33,7 @@ from service.reports.submissions import REPORT_PURPOSE, SubmissionClaim, Submiss
 from service.runtime import Runtime
 from tests.support.blocking import waits_for
 from tests.support.custody import Loot, cases_opened, dump_database, secrets_in
-from tests.support.forms import LETTER_FORM, csrf_token, submission_token
+from tests.support.forms import LETTER_FORM, csrf_token, report_form_tokens
 from workers import context
 from workers import tasks as worker_tasks
 from workers.celery_app import celery_config
@@ -53,8 +53,7 @@ def count(runtime: Runtime, model: type[Any]) -> int:
 
 
 def form_view(client: TestClient) -> dict[str, str]:
-    page = client.get("/melden").text
-    return {"csrf_token": csrf_token(page), "submission_token": submission_token(page)}
+    return report_form_tokens(client.get("/melden").text)
 
 
 def claim_of(runtime: Runtime, token: str) -> SubmissionClaim:
@@ -458,10 +457,8 @@ def test_a_further_incident_sent_again_just_after_the_views_end_is_added_once(
     receipt = receipt_on(first.text)
     assert receipt
     assert signs_in(client, receipt)
-    page = client.get("/fall").text
     view = {
-        "csrf_token": csrf_token(page),
-        "submission_token": submission_token(page),
+        **report_form_tokens(client.get("/fall").text),
         "type_codes": "A3a",
         "description": "Wieder ein Brief.",
         "channel": "letter",

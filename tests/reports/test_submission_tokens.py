@@ -27,7 +27,7 @@ from service.reports.schemas import ReportCreate
 from service.reports.submissions import REPORT_PURPOSE, TokenState, incident_purpose
 from service.runtime import Runtime
 from tests.support.blocking import at_once, waits_for
-from tests.support.forms import LETTER_FORM, csrf_token, submission_token
+from tests.support.forms import LETTER_FORM, csrf_token, report_form_tokens, submission_token
 
 FIELDS: dict[str, Any] = dict(LETTER_FORM)
 
@@ -38,8 +38,7 @@ def count(runtime: Runtime, model: type[Any]) -> int:
 
 
 def form_view(client: TestClient, path: str = "/melden") -> dict[str, str]:
-    page = client.get(path).text
-    return {"csrf_token": csrf_token(page), "submission_token": submission_token(page)}
+    return report_form_tokens(client.get(path).text)
 
 
 def test_back_and_send_files_the_report_once(client: TestClient, runtime: Runtime) -> None:
