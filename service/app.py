@@ -83,6 +83,7 @@ def create_app(
             instrument_pool(async_engine.sync_engine, "loop")
         # Started here, after uvicorn's fork: the listener's thread belongs to the process that serves.
         metrics_listener = listener.start(settings, listener.Role.api, DatabaseCollector(built))
+        app.state.async_engine = async_engine
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
         redis_url = built.settings.redis_url
         app.state.async_redis = AsyncRedisCounter(redis_url) if redis_url else None
@@ -101,6 +102,7 @@ def create_app(
             if dispatcher is not None:
                 built.intake.dispatcher = None
                 await run_in_threadpool(dispatcher.close)
+            app.state.async_engine = None
             app.state.async_sessions = None
             if app.state.async_redis is not None:
                 await app.state.async_redis.close()
@@ -126,6 +128,7 @@ def create_app(
     app.state.runtime = built
     # Until the lifespan starts (and without one, as in a test client used outside ``with``), the thread
     # pool serves every request.
+    app.state.async_engine = None
     app.state.async_sessions = None
     app.state.async_redis = None
     app.state.health = health.HealthProbe(built)

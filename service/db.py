@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-import psycopg
 from sqlalchemy import (
-    Connection,
     DateTime,
     Engine,
     MetaData,
@@ -26,7 +23,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import AdaptedConnection, Dialect, ExceptionContext
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 
@@ -260,7 +257,13 @@ class _Disconnects:
 
 def _note_disconnect(context: ExceptionContext) -> None:
     if context.is_disconnect:
-        _Disconnects.last = time.monotonic()
+        note_disconnect()
+
+
+def note_disconnect() -> None:
+    """The server was found gone just now (``service.db_raw`` finds it past SQLAlchemy's own handling):
+    every connection of either pool last used before now is pinged before its next use."""
+    _Disconnects.last = time.monotonic()
 
 
 def _note_idle(_dbapi_connection: Any, record: Any) -> None:
@@ -286,139 +289,6 @@ def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
-
-
-@contextlib.contextmanager
-def pipelined(session: Session) -> Iterator[None]:
-    """Send the inserts of this block without waiting for each answer (PostgreSQL's pipeline mode).
-
-    The intake inserts into six tables per report: one round trip each, and each one a wake-up of the
-    serving thread or loop. In pipeline mode psycopg queues the statements and waits once, at the end of
-    the block; the error of any of them is raised there, as the SQLAlchemy error a plain execute raises
-    (a lost connection is invalidated and becomes the 503, anything else stays a 500).
-
-    Writes only: SQLAlchemy decides whether a statement returns rows before its answer has come, so a
-    query in the block would look empty. Nor may the block commit or roll back: commit after it. With
-    SQLite, which has no round trips, this does nothing.
-    """
-    connection = session.connection()
-    proxied = connection.connection
-    driver = proxied.driver_connection
-    enter: Callable[[], object]
-    leave: Callable[[BaseException | None], object]
-    if isinstance(driver, psycopg.Connection):
-        block = driver.pipeline()
-        enter = block.__enter__
-
-        def leave(exc: BaseException | None) -> object:
-            return block.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
-
-    elif isinstance(driver, psycopg.AsyncConnection):
-        # Inside ``AsyncSession.run_sync``: SQLAlchemy's documented bridge to the asyncio driver.
-        adapted = cast(AdaptedConnection, proxied.dbapi_connection)
-        async_block = driver.pipeline()
-
-        def enter() -> object:
-            return adapted.run_async(lambda _: async_block.__aenter__())
-
-        def leave(exc: BaseException | None) -> object:
-            return adapted.run_async(
-                lambda _: async_block.__aexit__(
-                    type(exc) if exc else None, exc, exc.__traceback__ if exc else None
-                )
-            )
-
-    else:
-        yield
-        return
-    try:
-        with _as_sqlalchemy_errors(connection, driver):
-            enter()
-            try:
-                yield
-            except BaseException as exc:
-                leave(exc)
-                raise
-            leave(None)
-    finally:
-        # Leaving pipeline mode did not finish (a cancelled request, a failure while leaving): such a
-        # connection never goes back to the pool.
-        if not driver.closed and driver.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
-            connection.invalidate()
-
-
-@contextlib.contextmanager
-def _as_sqlalchemy_errors(
-    connection: Connection, driver: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
-) -> Iterator[None]:
-    """A psycopg error of a statement sent past SQLAlchemy, raised as the error a plain execute raises."""
-    try:
-        yield
-    except psycopg.Error as error:
-        # SQLAlchemy's own test for psycopg: the connection is closed or broken.
-        gone = driver.closed or driver.broken
-        if gone:
-            # What SQLAlchemy's own handling of a lost connection would do: this one is dropped, and every
-            # connection of either pool last used before now is pinged before its next use.
-            _Disconnects.last = time.monotonic()
-            connection.invalidate(error)
-        # The statement is not named: its parameters are a report's ciphertext and identifiers.
-        raise sa_exc.DBAPIError.instance(
-            None, None, error, psycopg.Error, connection_invalidated=gone, dialect=connection.dialect
-        ) from error
-
-
-# The isolation level of a unit of work that is one statement (``IntakeService.file_report``).
-AUTOCOMMIT = "AUTOCOMMIT"
-
-
-def in_autocommit(session: Session) -> bool:
-    """True if the session's PostgreSQL connection runs each statement as its own transaction."""
-    driver = session.connection().connection.driver_connection
-    return isinstance(driver, psycopg.Connection | psycopg.AsyncConnection) and driver.autocommit
-
-
-def execute_raw(session: Session, query: str, params: Sequence[object]) -> None:
-    """One write statement with PostgreSQL's own ``$1, $2, ...`` placeholders, on psycopg's raw cursor.
-
-    For a statement too long for psycopg's query cache (over 4,096 characters or 50 parameters): psycopg
-    would otherwise parse its placeholders on every execution, which cost the intake's one insert a tenth
-    of a millisecond per report. Errors are SQLAlchemy's, as in ``pipelined``. PostgreSQL only.
-    """
-    _raw(session, query, params, fetch=False)
-
-
-def fetch_raw(session: Session, query: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-    """The rows of one query, as psycopg's plain tuples, on its raw cursor (as ``execute_raw``).
-
-    For a query run on every report whose rows need none of SQLAlchemy's result machinery: building a
-    ``Row`` for each of them and reading its columns by name cost more than the query. PostgreSQL only."""
-    return _raw(session, query, params, fetch=True)
-
-
-_Rows = list[tuple[object, ...]]
-
-
-def _raw(session: Session, query: str, params: Sequence[object], *, fetch: bool) -> _Rows:
-    connection = session.connection()
-    proxied = connection.connection
-    driver = proxied.driver_connection
-    if isinstance(driver, psycopg.AsyncConnection):
-        adapted = cast(AdaptedConnection, proxied.dbapi_connection)
-        loop_driver = driver
-
-        async def run(_: object) -> _Rows:
-            async with psycopg.AsyncRawCursor(loop_driver) as cursor:
-                await cursor.execute(query, params)
-                return await cursor.fetchall() if fetch else []
-
-        with _as_sqlalchemy_errors(connection, driver):
-            return adapted.run_async(run)
-    if isinstance(driver, psycopg.Connection):
-        with _as_sqlalchemy_errors(connection, driver), psycopg.RawCursor(driver) as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall() if fetch else []
-    raise TypeError("execute_raw and fetch_raw are for PostgreSQL (psycopg) connections")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -473,6 +343,13 @@ def after_rollback(session: Session, callback: Callable[[], None]) -> None:
     the session closed): undo what was done outside the database for it (a blob written for rows that are
     now not stored). Never after a commit. Same rules as ``after_commit``."""
     session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)
+
+
+def after_stored(callback: Callable[[], None]) -> None:
+    """Run ``callback`` now, as ``after_commit`` would run it, for rows stored without a session (one
+    statement in autocommit, ``service.db_raw.execute_on_loop``): one that raises is logged and does not
+    turn what was stored into a failed request."""
+    _run([callback], "after-commit")
 
 
 def _run(callbacks: list[Callable[[], None]], what: str) -> None:

@@ -52,10 +52,12 @@ async def in_transaction(request: Request, work: Callable[[Session], T], *, on_e
     The work runs in the thread pool. Only the JSON intake passes ``on_event_loop``: with PostgreSQL the
     served application also has asyncio connections (``service.db.make_async_engine``), and the intake's
     work then runs on the event loop, its queries awaited in between (``AsyncSession.run_sync``), with no
-    thread hop and nothing to compete with for the GIL (``make bench-intake-engines``). Everything else
-    must stay off the loop: while work runs there, the process answers nobody (an Argon2 check, a PDF, a
-    merge re-encrypting files would stall every request of the worker). Without that engine (SQLite, or an
-    application without its lifespan) the intake too runs in the thread pool. The work is the same code.
+    thread hop and nothing to compete with for the GIL (``make bench-intake-engines``). Most reports do not
+    even come here: they are one statement, filed on the loop with no session (``service.reports.on_loop``).
+    Everything else must stay off the loop: while work runs there, the process answers nobody (an Argon2
+    check, a PDF, a merge re-encrypting files would stall every request of the worker). Without that engine
+    (SQLite, or an application without its lifespan) the intake too runs in the thread pool. The work is the
+    same code.
     """
     async_sessions: async_sessionmaker[AsyncSession] | None = getattr(
         request.app.state, "async_sessions", None

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Dialect, delete, event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from service.db import fetch_raw
+from service.db_raw import fetch_raw
 from service.identity.models import MemberKeyGrant, Membership, Organisation, OrganisationKeyEpoch, StaffUser
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.types import TypeEngine
 
 from service.audit import chain_held
 from service.cases.models import Case, CaseMessage, Incident, MessageDirection
-from service.db import NewRow, execute_raw, in_autocommit, pipelined
+from service.db import NewRow
+from service.db_raw import execute_raw, in_autocommit, pipelined
 from service.evidence.models import Attachment
 from service.identity.models import CaseKeyGrant, Organisation
 from service.reports.models import SubmissionToken
@@ -163,23 +164,11 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
         # (``identity.grants.lock_organisation`` says why).
         raise RuntimeError("a case key grant was to be written after the audit chain's lock")
     connection = session.connection()
-    groups: list[tuple[Table, list[NewRow]]] = []
-    for row in rows:
-        if groups and groups[-1][0] is row.table:
-            groups[-1][1].append(row)
-        else:
-            groups.append((row.table, [row]))
+    groups = by_table(rows)
     dialect = connection.dialect
     try:
         if dialect.name == "postgresql" and len(groups) > 1:
-            sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
-            parameters: list[Any] = []
-            for table, batch in groups:
-                for row in batch:
-                    for key, process in processors[table]:
-                        value = row.values[key] if key in row.values else row.guard[key]
-                        parameters.append(value if process is None else process(value))
-            execute_raw(session, sql, parameters)
+            execute_raw(session, *one_statement(dialect, groups))
             return
         if in_autocommit(session):
             # Rows in several statements would each commit on their own: a filing in autocommit must be
@@ -192,9 +181,32 @@ def insert_new(session: Session, rows: Sequence[NewRow]) -> None:
                 ]
                 connection.execute(_insert(table), values)
     except sa_exc.IntegrityError as error:
-        if _refused_grant(error):
+        if refused_grant(error):
             raise StaleGrant() from None
         raise
+
+
+def by_table(rows: Sequence[NewRow]) -> list[tuple[Table, list[NewRow]]]:
+    """The rows in runs of the same table, in the order given (parents first)."""
+    groups: list[tuple[Table, list[NewRow]]] = []
+    for row in rows:
+        if groups and groups[-1][0] is row.table:
+            groups[-1][1].append(row)
+        else:
+            groups.append((row.table, [row]))
+    return groups
+
+
+def one_statement(dialect: Dialect, groups: list[tuple[Table, list[NewRow]]]) -> tuple[str, list[object]]:
+    """The PostgreSQL statement that inserts every row of ``groups`` (``by_table``), and its parameters."""
+    sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))
+    parameters: list[object] = []
+    for table, batch in groups:
+        for row in batch:
+            for key, process in processors[table]:
+                value = row.values[key] if key in row.values else row.guard[key]
+                parameters.append(value if process is None else process(value))
+    return sql, parameters
 
 
 class StaleGrant(Exception):
@@ -245,7 +257,7 @@ def _guard_values(grant: NewRow) -> dict[str, Any]:
     }
 
 
-def _refused_grant(error: sa_exc.IntegrityError) -> bool:
+def refused_grant(error: sa_exc.IntegrityError) -> bool:
     """True if ``error`` is the NOT NULL refusal of a grant's guarded epoch (and not any other failure)."""
     orig = error.orig
     if isinstance(orig, psycopg.errors.NotNullViolation):

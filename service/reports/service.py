@@ -34,7 +34,8 @@ from service.crypto import (
     seal,
     wrap_for_reporter,
 )
-from service.db import AUTOCOMMIT, NewRow, after_commit, holds_work, new_row, utcnow
+from service.db import NewRow, after_commit, holds_work, new_row, utcnow
+from service.db_raw import AUTOCOMMIT
 from service.errors import AlreadySubmitted, NoRecipient, NotFound, ValidationFailed
 from service.evidence.uploads import EncryptedUpload
 from service.extract.service import answers_of
@@ -149,6 +150,10 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
             self._refuse_no_recipient(session, facts.land)
         return decision, reachable
 
+    def forget_receivers(self) -> None:
+        """The next filing reads the organisations afresh (one of them changed since the last read)."""
+        self._receivers.forget()
+
     @staticmethod
     def _refuse_no_recipient(session: Session, land: str) -> NoReturn:
         """Never a silent loss: the reporter is told (503), and an alert for the coordinators and the
@@ -217,7 +222,7 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
         except sa_exc.DBAPIError as error:
             if not (single and in_flight and error.connection_invalidated):
                 raise
-            return stored_after_all(session, in_flight[0], error, self._after_commit)
+            return stored_after_all(session, in_flight[0], error, self.announce)
         except StaleGrant:
             session.rollback()
             log.info("intake: an organisation changed since it was read; routed again with a fresh read")
@@ -248,6 +253,31 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
         )
         self.claim(session, claim)
         now = demo.at if demo is not None and demo.at is not None else utcnow()
+        filed, rows, announced = self.compose(session, data, draft, uploads, demo, now, cached)
+        if in_flight is not None:
+            in_flight.append((filed, announced))
+        repository.insert_new(session, rows + announced)
+        if claim is not None:
+            answer_again.keep(session, claim, filed, now)
+        # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
+        if identifiers and matching_budget is not None:
+            self.matching.register(session, filed.case_id, identifiers, matching_budget)
+        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
+        after_commit(session, functools.partial(self.announce, announced))
+        return filed
+
+    def compose(
+        self,
+        session: Session,
+        data: ReportCreate,
+        draft: CaseDraft,
+        uploads: list[EncryptedUpload],
+        demo: DemoFiling | None,
+        now: datetime,
+        cached: bool,
+    ) -> tuple[Filed, list[NewRow], list[NewRow]]:
+        """The answer, the rows and the outbox rows of a new case, written nowhere yet. The session is only
+        read from: the organisations (unless ``cached`` and read a second ago), a key not seen before."""
         urgency = self.urgency_of(data, now)
         facts = self._facts(data, data, tuple(data.targets), data.reported_by, urgency)
         decision, reachable = self.route(session, facts, cached=cached)
@@ -339,17 +369,7 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
             urgency=urgency,
             key_holders=holders_granted(rows, reachable),
         )
-        if in_flight is not None:
-            in_flight.append((filed, announced))
-        repository.insert_new(session, rows + announced)
-        if claim is not None:
-            answer_again.keep(session, claim, filed, now)
-        # Last before the commit (a match that fires is audited): tokens only with the reporter's consent.
-        if identifiers and matching_budget is not None:
-            self.matching.register(session, case.id, identifiers, matching_budget)
-        # The caller's transaction commits (the request's unit of work); the notifications go out after it.
-        after_commit(session, functools.partial(self._after_commit, announced))
-        return filed
+        return filed, rows, announced
 
     # -- notifications after the commit --------------------------------------------------------------------
     def _claimed(self, rows: list[NewRow]) -> list[NewRow]:
@@ -360,7 +380,7 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
                 outbox.claim(row)
         return rows
 
-    def _after_commit(self, rows: list[NewRow]) -> None:
+    def announce(self, rows: list[NewRow]) -> None:
         """Hand the committed rows to the dispatcher (never blocks, never fails the request)."""
         dispatcher = self.dispatcher
         claimed = [row for row in rows if row.values["dispatched_at"] is not None]
@@ -454,7 +474,7 @@ class IntakeService(FilingRows, ReporterCases, SubmittedOnce):
                 details={"reason": "further_incident", "seq": seq, "urgency": urgency},
             )
         # The caller's transaction commits (the request's unit of work); the notifications go out after it.
-        after_commit(session, functools.partial(self._after_commit, announced))
+        after_commit(session, functools.partial(self.announce, announced))
         return seq
 
     @staticmethod

@@ -6,12 +6,12 @@ subfolder of ``service/`` with an ``__init__.py``) or a shared module at the top
 import hides an edge from the import order, not from the design.
 
 Shared infrastructure is the modules at the top of ``service/``: ``config``, ``config_checks``, ``db``,
-``errors``, ``web``, ``hardening``, ``error_handlers``, ``deps``, ``i18n``, ``display``, ``validation``,
-``strict_json``, ``yaml_load``, ``migrate`` and ``health``; and the ``pdf`` package (the PDF document the
-dossier, the letters and the knowledge feature's plans are set with). They are not features (no tables or
-pages of their own, or one route with no feature behind it) but they are nodes all the same: when
-infrastructure imports a feature (``web`` binds form tokens to the session of ``auth`` and fills in the
-links of ``legal``), a feature that imports ``web`` depends on that feature too, and the path counts. The
+``db_raw``, ``errors``, ``web``, ``hardening``, ``error_handlers``, ``deps``, ``i18n``, ``display``,
+``validation``, ``strict_json``, ``yaml_load``, ``migrate`` and ``health``; and the ``pdf`` package (the PDF
+document the dossier, the letters and the knowledge feature's plans are set with). They are not features (no
+tables or pages of their own, or one route with no feature behind it) but they are nodes all the same: when
+infrastructure imports a feature (``web`` binds form tokens to the session of ``auth`` and fills in the links
+of ``legal``), a feature that imports ``web`` depends on that feature too, and the path counts. The
 composition roots are left out: ``runtime``, ``cli_runtime``, ``app``, ``cli``, ``supervisor``, ``models``
 (every table for the metadata), ``demo`` and ``demo_year`` wire or seed every feature on purpose; an edge to
 them would make everything one cycle and say nothing about the edges between features. ``migrations`` is
@@ -201,7 +201,9 @@ def test_the_identity_layer_and_the_audit_log_sit_below_the_features() -> None:
     graph = import_graph()
     features = {"auth", "organisations", "identity", "cases", "matching", "dossier", "reports"}
     assert not features & set(graph["audit"]), graph["audit"]
-    assert set(graph["identity"]) <= {"audit", "crypto", "db", "config", "errors", "i18n"}, graph["identity"]
+    assert set(graph["identity"]) <= {"audit", "crypto", "db", "db_raw", "config", "errors", "i18n"}, graph[
+        "identity"
+    ]
     assert not {"organisations", "cases"} & set(graph["auth"]), graph["auth"]
     assert "cases" not in graph["organisations"], graph["organisations"]
 

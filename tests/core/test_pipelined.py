@@ -1,4 +1,4 @@
-"""``service.db.pipelined`` and ``execute_raw``: the intake's inserts go to PostgreSQL in one round trip,
+"""``service.db_raw.pipelined`` and ``execute_raw``: the intake's inserts go to PostgreSQL in one round trip,
 on the thread pool's connections and on the event loop's alike, and a failure among them is the same
 SQLAlchemy error a plain execute raises (a 500 for a wrong statement, a 503 for a lost connection), with
 nothing stored."""
@@ -21,13 +21,12 @@ from sqlalchemy.orm import Session
 from service import db
 from service.db import (
     database_unavailable,
-    execute_raw,
     make_async_engine,
     make_async_sessionmaker,
     make_engine,
     make_sessionmaker,
-    pipelined,
 )
+from service.db_raw import execute_raw, pipelined
 from tests.support.stack import PgCluster
 
 T = TypeVar("T")

@@ -1,6 +1,8 @@
 """A report that is one statement is filed without a transaction around it (PostgreSQL commits the statement
 before it answers, so before the 201); a report with more to write is filed in one transaction, all or
-nothing."""
+nothing. Both ways of filing one statement are played: on the event loop with no session
+(``service.reports.on_loop``, the API's usual way) and in a session (where the first declines: a cache to
+read afresh, a key not met yet), including the connection lost with the statement in flight."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from service import db as db_module
+from service import db_raw
 from service.app import create_app
 from service.cases.models import Case
 from service.outbox.models import OutboxMessage
@@ -23,6 +25,7 @@ from service.reports.filing import CaseDraft
 from service.reports.schemas import ReportCreate
 from service.runtime import Runtime
 from tests.support.forms import report_body
+from tests.support.intake_ways import in_a_session, on_the_loop
 
 PLAIN = report_body(description="Drohanruf im Rathaus.")
 WITH_IDENTIFIERS = report_body(
@@ -37,14 +40,14 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True
 def autocommit_of_inserts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether each raw statement the intake sends runs on a connection in autocommit."""
     seen: list[bool] = []
-    original = db_module._raw
+    original = db_raw._raw
 
     def spied(session: Session, query: str, params: Any, *, fetch: bool) -> Any:
         if query.lstrip().upper().startswith(("INSERT", "WITH")):
-            seen.append(db_module.in_autocommit(session))
+            seen.append(db_raw.in_autocommit(session))
         return original(session, query, params, fetch=fetch)
 
-    monkeypatch.setattr(db_module, "_raw", spied)
+    monkeypatch.setattr(db_raw, "_raw", spied)
     return seen
 
 
@@ -70,15 +73,27 @@ def cases(runtime: Runtime) -> int:
         return int(db.scalar(select(func.count()).select_from(Case)) or 0)
 
 
+@pytest.fixture(params=["on the loop", "in a session"])
+def way(
+    request: pytest.FixtureRequest, client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    if request.param == "in a session":
+        in_a_session(monkeypatch)
+    else:
+        on_the_loop(client, runtime, monkeypatch)
+    return str(request.param)
+
+
 def test_a_plain_report_is_one_statement_without_begin_or_commit(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     seen = autocommit_of_inserts(monkeypatch)
     sent = statements(monkeypatch)
     before = cases(runtime)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 201, filed.text
-    assert seen == [True]
+    # The session's raw statement (in autocommit), or none: the way on the loop uses no session.
+    assert seen == ([True] if way == "in a session" else [])
     # Whatever else it sent (a read of the organisations once a second, a new connection's SHOW) wrote
     # nothing; the one write is the report's INSERT (its tables' inserts in a WITH), in autocommit.
     writes = [(verb, autocommit) for verb, autocommit in sent if verb not in {"SELECT", "SHOW"}]
@@ -122,7 +137,7 @@ def test_the_session_is_committed_and_back_to_transactions_after_a_single_statem
         filed = runtime.intake.file_report(db, data, CaseDraft.new(), [])
         assert not db.in_transaction()  # committed by the filing itself
         db.execute(select(1))
-        assert not db_module.in_autocommit(db)
+        assert not db_raw.in_autocommit(db)
         assert db.get(Case, filed.case_id) is not None
 
 
@@ -140,8 +155,8 @@ class Handed:
 
 
 @pytest.fixture
-def handed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Handed:
-    """The intake's dispatcher, recording what it is handed."""
+def handed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, way: str) -> Handed:
+    """The intake's dispatcher, recording what it is handed (after the way's first report, if any)."""
     recorder = Handed()
     monkeypatch.setattr(runtime.intake, "dispatcher", recorder)
     return recorder
@@ -154,13 +169,28 @@ def backend_of(session: Session) -> int:
 
 
 def lose_the_connection(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *, after_sending: bool
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, way: str, *, after_sending: bool
 ) -> list[int]:
     """The report's connection dies, for real (its server process is ended): after PostgreSQL ran and
     committed the statement (the answer is what was lost), or before it was sent. Returns the server
-    process it had."""
-    original = db_module.execute_raw
+    process it had. Either way of filing (``way``) meets it."""
     ended: list[int] = []
+    on_loop = psycopg.AsyncRawCursor.execute
+
+    async def lost_on_loop(cursor: psycopg.AsyncRawCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(query).lstrip().upper().startswith("WITH") or ended:
+            return await on_loop(cursor, query, *args, **kwargs)
+        if after_sending:
+            await on_loop(cursor, query, *args, **kwargs)
+        ended.append(cursor.connection.info.backend_pid)
+        with runtime.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": ended[0]})
+        return await on_loop(cursor, "SELECT 1")  # meets the closed connection: the real error path
+
+    if way == "on the loop":
+        monkeypatch.setattr(psycopg.AsyncRawCursor, "execute", lost_on_loop)
+        return ended
+    original = reports_repository.execute_raw
 
     def lost(session: Session, query: str, params: Any) -> None:
         if after_sending:
@@ -180,7 +210,7 @@ def spy_on_the_check(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     original = reports_repository.case_by_id
 
     def spied(session: Session, case_id: str) -> Case | None:
-        checks.append((backend_of(session), db_module.in_autocommit(session)))
+        checks.append((backend_of(session), db_raw.in_autocommit(session)))
         return original(session, case_id)
 
     monkeypatch.setattr(reports_repository, "case_by_id", spied)
@@ -188,11 +218,11 @@ def spy_on_the_check(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
 
 
 def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed, way: str
 ) -> None:
     # Answering 503 ("nothing was accepted") would make her send it again: a second case of the same report.
     before = cases(runtime)
-    ended = lose_the_connection(runtime, monkeypatch, after_sending=True)
+    ended = lose_the_connection(runtime, monkeypatch, way, after_sending=True)
     checks = spy_on_the_check(monkeypatch)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 201, filed.text
@@ -210,10 +240,10 @@ def test_a_report_stored_before_the_connection_was_lost_gets_its_receipt(
 
 
 def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed, way: str
 ) -> None:
     before = cases(runtime)
-    lose_the_connection(runtime, monkeypatch, after_sending=False)
+    lose_the_connection(runtime, monkeypatch, way, after_sending=False)
     filed = client.post("/api/v1/reports", json=PLAIN)
     assert filed.status_code == 503
     assert "erneut" in filed.json()["detail"]
@@ -222,9 +252,9 @@ def test_a_report_not_stored_when_the_connection_was_lost_is_a_503(
 
 
 def test_when_the_database_cannot_be_asked_the_503_stands(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, handed: Handed, way: str
 ) -> None:
-    lose_the_connection(runtime, monkeypatch, after_sending=True)
+    lose_the_connection(runtime, monkeypatch, way, after_sending=True)
 
     def unreachable(*_args: Any) -> Any:
         raise sa_exc.OperationalError("SELECT", None, psycopg.OperationalError("connection refused"))

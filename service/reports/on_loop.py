@@ -1,0 +1,72 @@
+"""A report filed on the event loop with no session around its one statement: the JSON intake's common case.
+
+What it stores is what ``IntakeService.file_report`` stores for a filing that is one statement
+(``filing.single_statement``): the rows composed by the same code (``IntakeService.compose``) from the
+organisations read up to a second ago, sent as the same ``INSERT … WITH`` in autocommit (committed when
+PostgreSQL answers, so before the 201), the notifications handed to the dispatcher once it is stored. What
+it leaves out is the session, its transaction and SQLAlchemy's asyncio bridge around that one statement,
+which cost the api more CPU than the statement itself (docs/intake-cost.md, session 16).
+
+Anything beyond that takes the way with a session (``None`` is returned and nothing was written):
+- a report with perpetrator identifiers to register (more than one statement);
+- the organisations or a public key to be read afresh: the composition gets a session bound to no database,
+  so that any read it would make raises ``UnboundExecutionError`` instead (once a second, when the cache of
+  the organisations has aged, and for a key this process has not met);
+- a grant refused by its guard because an organisation changed since it was read (``StaleGrant``): the
+  cache is dropped, and the other way routes the report on a fresh read.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from service.db import after_stored, utcnow
+from service.db_raw import execute_on_loop
+from service.reports import repository
+from service.reports.filing import CaseDraft, Filed, stored_after_all
+from service.reports.schemas import ReportCreate
+from service.reports.service import IntakeService
+
+log = logging.getLogger("rueckhalt.intake")
+
+
+async def file_on_loop(
+    intake: IntakeService, engine: AsyncEngine, data: ReportCreate, draft: CaseDraft
+) -> Filed | None:
+    """The filed report, or ``None`` if it needs the way with a session (see the module); raises before
+    anything is written if the report is refused (``ValidationFailed``)."""
+    if data.consent_matching and data.perpetrator_identifiers:
+        return None
+    intake.refuse_invalid(data)
+    without_database = Session()
+    try:
+        filed, rows, announced = intake.compose(without_database, data, draft, [], None, utcnow(), True)
+    except sa_exc.UnboundExecutionError:
+        return None  # something to read first
+    finally:
+        without_database.close()
+    query, params = repository.one_statement(engine.dialect, repository.by_table(rows + announced))
+    try:
+        await execute_on_loop(engine, query, params)
+    except sa_exc.IntegrityError as error:
+        if not repository.refused_grant(error):
+            raise
+        intake.forget_receivers()
+        log.info("intake: an organisation changed since it was read; routed again with a fresh read")
+        return None
+    except sa_exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        lost = error
+        # The statement was in flight when the connection was lost: it may have been stored all the same.
+        async with AsyncSession(engine) as session:
+            return await session.run_sync(
+                lambda sync: stored_after_all(sync, (filed, announced), lost, intake.announce)
+            )
+    after_stored(functools.partial(intake.announce, announced))
+    return filed
