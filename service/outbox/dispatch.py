@@ -19,8 +19,9 @@ Each delivery is still recorded in the delivery log, so a row published twice is
 Rows committed within ``linger_seconds`` of each other go out as one task (``notifications.deliver_many``)
 when the publisher can do that: under a flood a publish per report cost the api process about a tenth of
 a report's CPU, and a few milliseconds more before a mail is nothing against the seconds it takes anyway.
-A lone report waits for no one: the linger starts with the first row and ends early when the queue is
-empty for that long.
+The linger starts with the first row handed over to an idle dispatcher; rows handed over meanwhile go with
+it, and the thread is not woken for each of them (a wake-up per report cost the serving thread more than
+the publish did: session 16, docs/intake-cost.md).
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ class Dispatcher:
         self._cooldown = cooldown_seconds
         self._slow = slow_seconds
         self._clock = clock
-        self._queue: queue.SimpleQueue[Rows | None] = queue.SimpleQueue()
+        # Rows handed over and not yet taken; the thread is woken once for all that arrive while it is
+        # awake (a wake-up per report cost the serving thread more than the publish: session 16).
+        self._pending: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._awake = False
+        # True: rows are pending; False: ``close`` asked.
+        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._down_until = 0.0
         # When the publish under way began: one that hangs (a broker out of reach) stops new claims early.
         self._publishing_since: float | None = None
@@ -94,50 +101,43 @@ class Dispatcher:
 
     def submit(self, rows: Rows) -> None:
         """Hand over committed rows (never blocks, never raises)."""
-        if rows:
-            self._queue.put(list(rows))
+        if not rows:
+            return
+        with self._lock:
+            self._pending.extend(rows)
+            if self._awake:
+                return  # taken with the others when the thread next looks
+            self._awake = True
+        self._wake.put(True)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Publish what is queued (bounded in time); what is left is given back to the relay."""
+        """Publish what was handed over (bounded in time); what is left is given back to the relay."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._wake.put(False)
             self._thread.join(timeout)
-        left: list[tuple[str, str]] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            left.extend(item or [])
+        with self._lock:
+            left, self._pending = self._pending, []
         self._give_back([row_id for row_id, _ in left])
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            rows, stop = self._gather(list(item))
-            self._dispatch(rows)
-            if stop:
-                return
+        while self._wake.get():
+            if self._publish_many is not None:
+                # The linger: rows handed over meanwhile join the batch, with no wake-up each.
+                time.sleep(self._linger)
+            self._publish_pending()
+        self._publish_pending()  # what came before ``close``
 
-    def _gather(self, rows: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
-        """More rows that arrive within the linger (bounded by ``max_batch``); True once ``close`` asked."""
-        if self._publish_many is None:
-            return rows, False
-        deadline = time.monotonic() + self._linger
-        while len(rows) < self._max_batch:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                item = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if item is None:
-                return rows, True
-            rows.extend(item)
-        return rows, False
+    def _publish_pending(self) -> None:
+        """Publish the pending rows, ``max_batch`` at a time, until there are none."""
+        while True:
+            with self._lock:
+                rows = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                if not rows:
+                    # From here a new row wakes the thread again; none can slip between.
+                    self._awake = False
+                    return
+            self._dispatch(rows)
 
     def _dispatch(self, rows: Rows) -> None:
         if self._clock() < self._down_until:
