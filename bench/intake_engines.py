@@ -1,8 +1,8 @@
 """Does the JSON intake's event-loop engine earn its place? The same intake served two ways, in one run.
 
-``service.deps.in_transaction`` runs the intake's work on the event loop through asyncio connections
-(``AsyncSession.run_sync``) where the served application has them (PostgreSQL), and in the thread pool on the
-sync engine otherwise. This benchmark serves the same application both ways against the same PostgreSQL and
+Where the served application has asyncio connections (PostgreSQL), the intake files on the event loop: a
+report that is one statement with no session (``service.reports.on_loop``), any other through
+``service.deps.in_transaction`` (``AsyncSession.run_sync``); otherwise in the thread pool on the sync engine. This benchmark serves the same application both ways against the same PostgreSQL and
 Redis (two uvloop workers each), drives both with wrk at 16 connections in alternating rounds, and prints the
 rate, p99 and CPU per 201 of each. Loopback only; bounded by ``--seconds`` x ``--rounds``.
 
