@@ -240,7 +240,9 @@ def make_async_engine(url: str) -> AsyncEngine | None:
 # A pooled connection unused for this long is pinged before use, so one that died with a server restart is
 # replaced and the first request after PostgreSQL is back succeeds. SQLAlchemy's pool_pre_ping would ping
 # on every checkout: a round trip per request, a twentieth of an intake. A connection that fails in use
-# instead invalidates the whole pool (SQLAlchemy does that on a disconnect) and its request gets the 503.
+# instead is dropped and its request gets the 503; every connection of either pool last used before that
+# moment is pinged before its next use (``_Disconnects``; SQLAlchemy also invalidates the whole pool when a
+# statement it sent met the disconnect, the statements of ``service.db_raw`` drop their own connection).
 IDLE_PING_SECONDS = 1.0
 
 

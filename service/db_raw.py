@@ -1,14 +1,16 @@
 """Statements sent to psycopg past SQLAlchemy's execution machinery, for the paths that run on every report.
 
-SQLAlchemy stays in charge of the connections (its pools, their pings, their invalidation after a lost
-server) and of the errors (a psycopg error comes out as the ``DBAPIError`` a plain execute raises, so that
-``database_unavailable`` and the 503 see it the same way); only the statement goes straight to the driver.
+SQLAlchemy stays in charge of the connections (its pools and their pings; a connection found lost here is
+dropped, and the others are pinged before their next use: ``service.db.note_disconnect``) and of the errors (a
+psycopg error comes out as the ``DBAPIError`` a plain execute raises, so that ``database_unavailable`` and the
+503 see it the same way); only the statement goes straight to the driver.
 PostgreSQL only; with SQLite there are no round trips or driver costs to save.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -20,6 +22,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
 from service.db import note_disconnect
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -183,6 +187,7 @@ async def execute_on_loop(engine: AsyncEngine, query: str, params: Sequence[obje
         ) from error
     driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
     sound = False  # idle, out of autocommit: fit to go back to the pool
+    stored = False
     try:
         await driver.set_autocommit(True)
         try:
@@ -194,10 +199,14 @@ async def execute_on_loop(engine: AsyncEngine, query: str, params: Sequence[obje
                 await driver.set_autocommit(False)
                 sound = True
             raise
+        stored = True
         await driver.set_autocommit(False)
         sound = True
     except psycopg.Error as error:
-        raise _as_sqlalchemy_error(error, driver, engine.dialect) from error
+        if not stored:
+            raise _as_sqlalchemy_error(error, driver, engine.dialect) from error
+        # Committed already: the caller's rows are stored, only this connection is unfit (dropped below).
+        log.warning("a connection failed after its statement was stored (%s)", type(error).__name__)
     finally:
         # Closing a connection (dropped or handed back) goes through SQLAlchemy's asyncio bridge.
         if not sound:

@@ -12,8 +12,9 @@ Anything beyond that takes the way with a session (``None`` is returned and noth
 - the organisations or a public key to be read afresh: the composition gets a session bound to no database,
   so that any read it would make raises ``UnboundExecutionError`` instead (once a second, when the cache of
   the organisations has aged, and for a key this process has not met);
-- a grant refused by its guard because an organisation changed since it was read (``StaleGrant``): the
-  cache is dropped, and the other way routes the report on a fresh read.
+- a grant refused by its guard because an organisation changed since it was read (the statement fails as a
+  whole, ``repository.refused_grant``): the cache is dropped, and the other way routes the report on a fresh
+  read.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import functools
 import logging
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from service.db import after_stored, utcnow
+from service.db import after_stored, make_async_sessionmaker, utcnow
 from service.db_raw import execute_on_loop
 from service.reports import repository
 from service.reports.filing import CaseDraft, Filed, stored_after_all
+from service.reports.repository import StaleGrant
 from service.reports.schemas import ReportCreate
 from service.reports.service import IntakeService
 
@@ -46,8 +48,8 @@ async def file_on_loop(
     without_database = Session()
     try:
         filed, rows, announced = intake.compose(without_database, data, draft, [], None, utcnow(), True)
-    except sa_exc.UnboundExecutionError:
-        return None  # something to read first
+    except (sa_exc.UnboundExecutionError, StaleGrant):
+        return None  # something to read first (a key not met yet comes before any StaleGrant here)
     finally:
         without_database.close()
     query, params = repository.one_statement(engine.dialect, repository.by_table(rows + announced))
@@ -64,7 +66,7 @@ async def file_on_loop(
             raise
         lost = error
         # The statement was in flight when the connection was lost: it may have been stored all the same.
-        async with AsyncSession(engine) as session:
+        async with make_async_sessionmaker(engine)() as session:
             return await session.run_sync(
                 lambda sync: stored_after_all(sync, (filed, announced), lost, intake.announce)
             )
