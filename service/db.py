@@ -84,6 +84,14 @@ class CoarseUTCDateTime(UTCDateTime):
 
 def truncate_time(value: datetime, step_seconds: int) -> datetime:
     """``value`` truncated to a whole step counted from midnight of its own day (UTC for UTC values)."""
+    # The steps in use need no arithmetic: a whole second, minute or hour from midnight is one on the clock.
+    # (Every report binds about a dozen such times; the arithmetic was half of their cost.)
+    if step_seconds == 1:
+        return value.replace(microsecond=0)
+    if step_seconds == 60:
+        return value.replace(second=0, microsecond=0)
+    if step_seconds == 3600:
+        return value.replace(minute=0, second=0, microsecond=0)
     midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
     elapsed = int((value - midnight).total_seconds())
     return midnight + timedelta(seconds=elapsed - elapsed % step_seconds)
