@@ -11,14 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from service.db import database_unavailable, make_async_engine, make_engine
 from service.db_raw import execute_on_loop
-from tests.support.stack import PgCluster, free_port
+from tests.support.stack import PgCluster, free_port, rows_in
 
 Check = Callable[[AsyncEngine], Awaitable[Any]]
 
@@ -67,15 +67,6 @@ async def backend_and_autocommit(engine: AsyncEngine) -> tuple[int, bool]:
         await greenlet_spawn(pooled.close)
 
 
-def count(url: str, table: Table) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
-    finally:
-        engine.dispose()
-
-
 def insert_sql(table: Table) -> str:
     return f'INSERT INTO "{table.name}" (id, body) VALUES ($1, $2)'
 
@@ -92,7 +83,7 @@ def test_the_statement_is_stored_and_the_connection_goes_back_out_of_autocommit(
 
     before, after = on_one_connection(url, work)
     # Committed by the statement itself: another connection sees the row.
-    assert count(url, table) == 1
+    assert rows_in(url, table) == 1
     # The same connection (not dropped), back in the state the sessions expect.
     assert after == (before[0], False)
 
@@ -118,7 +109,7 @@ def test_an_error_of_the_statement_is_sqlalchemys_and_keeps_the_connection(
     assert "None" not in str(error)
     assert "$2" not in str(error)
     assert after == (before[0], False)
-    assert count(url, table) == 0
+    assert rows_in(url, table) == 0
 
 
 def test_a_lost_connection_is_dropped_and_its_error_says_so(

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from service.db import (
     make_sessionmaker,
 )
 from service.db_raw import execute_raw, pipelined
-from tests.support.stack import PgCluster
+from tests.support.stack import PgCluster, rows_in
 
 T = TypeVar("T")
 Run = Callable[[Callable[[Session], Any]], Any]
@@ -90,15 +90,6 @@ def run_in_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[t
         yield run, table, url
 
 
-def _count(url: str, table: Table) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
-    finally:
-        engine.dispose()
-
-
 def test_every_row_of_the_block_is_stored_after_the_commit(run_in_session: tuple[Run, Table, str]) -> None:
     run, table, url = run_in_session
 
@@ -111,7 +102,7 @@ def test_every_row_of_the_block_is_stored_after_the_commit(run_in_session: tuple
         session.commit()
 
     run(work)
-    assert _count(url, table) == 6
+    assert rows_in(url, table) == 6
 
 
 def test_a_failing_insert_is_sqlalchemys_integrity_error_and_nothing_is_stored(
@@ -137,7 +128,7 @@ def test_a_failing_insert_is_sqlalchemys_integrity_error_and_nothing_is_stored(
     assert len(caught) == 1
     assert isinstance(caught[0], sa_exc.IntegrityError)
     assert not database_unavailable(caught[0]), "a wrong statement stays a 500"
-    assert _count(url, table) == 0
+    assert rows_in(url, table) == 0
 
 
 @pytest.mark.parametrize("engine_kind", ["threads", "event_loop"])
@@ -195,7 +186,7 @@ def test_a_connection_lost_in_the_block_is_a_503_and_the_pool_replaces_it(
         assert database_unavailable(error)
         assert isinstance(error, sa_exc.DBAPIError)
         assert error.connection_invalidated
-        assert _count(url, table) == 1, "only the later transaction's row"
+        assert rows_in(url, table) == 1, "only the later transaction's row"
         assert db._Disconnects.last > before, "every older connection of both pools is pinged next"
     finally:
         table.metadata.drop_all(setup)
@@ -258,7 +249,7 @@ def test_execute_raw_stores_a_statement_with_more_values_than_psycopgs_cache_tak
         session.commit()
 
     run(work)
-    assert _count(url, table) == 60
+    assert rows_in(url, table) == 60
 
 
 def test_execute_raw_failing_is_sqlalchemys_integrity_error_and_nothing_is_stored(
@@ -283,7 +274,7 @@ def test_execute_raw_failing_is_sqlalchemys_integrity_error_and_nothing_is_store
     assert not database_unavailable(caught[0]), "a wrong statement stays a 500"
     # (A marker that neither the statement nor the table's random hex name can contain by chance.)
     assert "value-" not in str(caught[0]), "the statement's values are not in the error"
-    assert _count(url, table) == 0
+    assert rows_in(url, table) == 0
 
 
 def test_execute_raw_on_a_lost_connection_is_a_503_and_the_pool_replaces_it(
@@ -314,4 +305,4 @@ def test_execute_raw_on_a_lost_connection_is_a_503_and_the_pool_replaces_it(
         session.commit()
 
     run(insert_and_commit)
-    assert _count(url, table) == 1
+    assert rows_in(url, table) == 1

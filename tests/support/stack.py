@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import Table, func, select
+
+from service.db import make_engine
 
 
 @dataclass(frozen=True)
@@ -212,3 +215,13 @@ def pg_dump(url: str) -> bytes:
         check=True,
         capture_output=True,
     ).stdout
+
+
+def rows_in(url: str, table: Table) -> int:
+    """How many rows ``table`` holds, read on a connection of its own (what another process sees)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+    finally:
+        engine.dispose()
