@@ -2,9 +2,10 @@
 
 Where the served application has asyncio connections (PostgreSQL), the intake files on the event loop: a
 report that is one statement with no session (``service.reports.on_loop``), any other through
-``service.deps.in_transaction`` (``AsyncSession.run_sync``); otherwise in the thread pool on the sync engine. This benchmark serves the same application both ways against the same PostgreSQL and
-Redis (two uvloop workers each), drives both with wrk at 16 connections in alternating rounds, and prints the
-rate, p99 and CPU per 201 of each. Loopback only; bounded by ``--seconds`` x ``--rounds``.
+``service.deps.in_transaction`` (``AsyncSession.run_sync``); otherwise in the thread pool on the sync engine.
+This benchmark serves the same application both ways against the same PostgreSQL and Redis (two uvloop workers
+each), drives both with wrk at 16 connections in alternating rounds, and prints the rate, p99 and CPU per 201
+of each. Loopback only; bounded by ``--seconds`` x ``--rounds``.
 
 Usage: python -m bench.intake_engines --seconds 10 --rounds 3   (make bench-intake-engines)
 """
