@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from service import deps
 from service.crypto import generate_keypair, open_sealed, unwrap_key
 from service.db import Base
 from service.identity.models import CaseKeyGrant, Organisation
@@ -52,7 +53,7 @@ def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 def sessions_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per report the API filed in a unit of work (the session's way)."""
     used: list[int] = []
-    original = endpoints.in_transaction
+    original = deps.in_transaction  # what the endpoints module calls
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         used.append(1)

@@ -190,7 +190,7 @@ def lose_the_connection(
     if way == "on the loop":
         monkeypatch.setattr(psycopg.AsyncRawCursor, "execute", lost_on_loop)
         return ended
-    original = reports_repository.execute_raw
+    original = db_raw.execute_raw  # what the repository calls
 
     def lost(session: Session, query: str, params: Any) -> None:
         if after_sending:
