@@ -26,6 +26,7 @@ from service.errors import AlreadySubmitted, ValidationFailed
 from service.evidence.uploads import form_content
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import Translator
+from service.matching.answer_time import answer_at_a_fixed_time
 from service.reports.form_input import form_to_data, form_values, identifier_refusals
 from service.reports.my_case import answer_form, back_to_fall, on_my_case, one_field, render_case, signed_in
 from service.reports.opened import OpenedCase
@@ -203,7 +204,9 @@ async def reporter_identifiers(request: Request) -> Response:
             return f"/fall?notice={'identifiers_saved' if done else 'identifiers_waiting'}#matching"
 
         try:
-            return await on_my_case(request, reporter, add)
+            # At a fixed time, whatever the look-up found (answer_time.py).
+            async with answer_at_a_fixed_time():
+                return await on_my_case(request, reporter, add)
         except ValidationFailed as exc:
             # "Too many identifiers for one case": shown at the first identifier field of the form.
             raise FormRefused(identifier_refusals(forms.refusals(exc.detail), fields)) from None

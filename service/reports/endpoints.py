@@ -17,6 +17,7 @@ from service.db import utcnow
 from service.deps import DbSession, RuntimeDep, enforce, enforce_async, in_transaction
 from service.errors import AlreadyFiled, AlreadySubmitted, error_responses
 from service.evidence import attachments as files
+from service.matching.answer_time import answer_at_a_fixed_time
 from service.observability import metrics
 from service.reports.filing import CaseDraft, Filed
 from service.reports.on_loop import file_on_loop
@@ -37,7 +38,7 @@ from service.reports.schemas import (
     ReportCreated,
 )
 from service.reports.submissions import SubmissionClaim
-from service.runtime import intake_limit, receipt_limit
+from service.runtime import Runtime, intake_limit, receipt_limit
 from service.web import IDEMPOTENCY_KEY, OnceKey, StrictRoute, download
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=StrictRoute)
@@ -94,6 +95,14 @@ async def create_report(
     ] = None,
 ) -> ReportCreated:
     """Encrypts, routes on the server and stores the report; answers only after the commit."""
+    # A report with identifiers answers at a fixed time, whatever their look-up found (answer_time.py).
+    async with answer_at_a_fixed_time(padded=bool(data.consent_matching and data.perpetrator_identifiers)):
+        return await _create_report(data, request, response, runtime, idempotency_key)
+
+
+async def _create_report(
+    data: ReportCreate, request: Request, response: Response, runtime: Runtime, idempotency_key: str | None
+) -> ReportCreated:
     # Redis on the event loop; the database's count (Redis away) in the thread pool, off the event loop.
     await enforce_async(runtime, request, intake_limit(runtime.settings))
     claims = runtime.submissions.idempotent(idempotency_key, data.model_dump_json().encode(), utcnow())
@@ -239,7 +248,9 @@ async def add_identifiers(
     def work(db: Session) -> bool:
         return runtime.intake.add_identifiers(db, runtime.intake.open_case(db, body.receipt), fields)
 
-    return IdentifiersSaved(registered=await in_transaction(request, work))
+    # At a fixed time, whatever the look-up found (answer_time.py).
+    async with answer_at_a_fixed_time():
+        return IdentifiersSaved(registered=await in_transaction(request, work))
 
 
 @router.post(

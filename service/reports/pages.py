@@ -28,6 +28,7 @@ from service.errors import AlreadySubmitted, CsrfFailed, NotFound, ValidationFai
 from service.evidence.uploads import EncryptingFormParser, parse_form
 from service.forms import FormErrors, FormRefused, Refusal
 from service.i18n import LOCAL_ZONE, Translator, duration_text
+from service.matching.answer_time import answer_at_a_fixed_time
 from service.observability import metrics
 from service.reports.deadline_view import deadline_view
 from service.reports.filing import CaseDraft, Filed
@@ -244,16 +245,18 @@ async def submit_report(request: Request) -> Response:
             raise
         return _receipt(request, runtime, filed, _token_of(parser.fields))
 
-    return await forms.submit(
-        request,
-        pages,
-        t,
-        token=parser.fields.get("csrf_token", [None])[-1],
-        csrf_field="csrf_token",
-        action=file,
-        render=render,
-        default_field=DEFAULT_FIELD,
-    )
+    # A report with identifiers answers at a fixed time, whatever their look-up found (answer_time.py).
+    async with answer_at_a_fixed_time(padded=any(parser.fields.get("consent_matching", []))):
+        return await forms.submit(
+            request,
+            pages,
+            t,
+            token=parser.fields.get("csrf_token", [None])[-1],
+            csrf_field="csrf_token",
+            action=file,
+            render=render,
+            default_field=DEFAULT_FIELD,
+        )
 
 
 @router.post("/melden/code-notiert")
@@ -314,12 +317,14 @@ async def reporter_login(request: Request) -> Response:
     # committed, the one moment the case key is at hand without the reporter doing anything: in a
     # transaction of its own, which never fails the sign-in. Whatever goes wrong is rolled back and logged
     # by its kind only, and the identifiers wait for the next sign-in.
-    try:
-        await in_transaction(
-            request, lambda db: runtime.intake.resume_matching(db, reporter.case_id, reporter.data_key)
-        )
-    except Exception as exc:  # the reporter is signed in; the matching can wait
-        log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
+    # At a fixed time, whatever the look-up found (answer_time.py).
+    async with answer_at_a_fixed_time():
+        try:
+            await in_transaction(
+                request, lambda db: runtime.intake.resume_matching(db, reporter.case_id, reporter.data_key)
+            )
+        except Exception as exc:  # the reporter is signed in; the matching can wait
+            log.warning("matching: waiting identifiers not registered at sign-in (%s)", type(exc).__name__)
     response = RedirectResponse("/fall", status_code=303)
     pages.set_cookie(response, SESSION_COOKIE, cookie, max_age=None)
     pages.rotate_csrf(request, response)
