@@ -45,11 +45,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
-from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from service.cpu_quota import available_cpus
 from service.observability import listener as metrics_listener
 
 log = logging.getLogger("rueckhalt.serving")
@@ -351,44 +351,6 @@ class Workers:
 
 # ``--workers auto``: one per CPU this process may use (``available_cpus``).
 AUTO = "auto"
-_CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def available_cpus(cgroups: Path = Path("/proc/self/cgroup"), root: Path = _CGROUP_ROOT) -> int:
-    """The CPUs this process may use: its affinity (what ``nproc`` counts), capped by the CPU quota of its
-    cgroup and every parent (cgroup v2's ``cpu.max``, which a container's ``cpus:`` sets and ``nproc`` does
-    not see), rounded up. Workers beyond the quota would only take turns on it, each with its own database
-    connections and memory. Without a readable cgroup v2 (a host on cgroup v1), the affinity alone: there,
-    give the number of workers yourself."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        lines = cgroups.read_text().splitlines()
-    except OSError:
-        return cpus
-    root = root.resolve()
-    for line in lines:
-        number, controllers, path = [*line.split(":", 2), "", ""][:3]
-        if number != "0" or controllers:
-            continue  # a cgroup v1 hierarchy: not read
-        current = (root / path.lstrip("/")).resolve()
-        while current == root or root in current.parents:
-            quota = _quota(current / "cpu.max")
-            if quota is not None:
-                cpus = min(cpus, quota)
-            if current == root:
-                break
-            current = current.parent
-    return max(1, cpus)
-
-
-def _quota(cpu_max: Path) -> int | None:
-    """``cpu.max`` ("$MAX $PERIOD", or "max $PERIOD" for none) as whole CPUs rounded up; None for no quota
-    or a file that cannot be read."""
-    try:
-        quota, period = cpu_max.read_text().split()
-        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
-    except (OSError, ValueError, ZeroDivisionError):
-        return None
 
 
 def worker_count(text: str) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from service import serving
+from service import cpu_quota, serving
 from service.config import PROJECT_ROOT
 from tests.support.stack import free_port
 
@@ -462,6 +462,10 @@ def test_the_parent_stops_with_3_when_an_app_does_not_start() -> None:
 # -- --workers auto: the CPUs this process may use -------------------------------------------------------
 
 
+# No cgroup v1 mount (a /proc/self/mountinfo that does not exist): the v2 tests do not read the host's.
+NO_V1 = Path("/nonexistent/mountinfo")
+
+
 def cgroup_tree(tmp_path: Path, quotas: dict[str, str], own: str = "/system.slice/rueckhalt.service") -> Path:
     """A cgroup v2 mount under ``tmp_path`` with ``cpu.max`` files (path below the root -> content), and
     the /proc/self/cgroup that names ``own``; returns that file."""
@@ -493,7 +497,7 @@ def test_auto_workers_follow_the_cgroup_quota_that_nproc_does_not_see(
     affinity = len(os.sched_getaffinity(0))
     cgroups = cgroup_tree(tmp_path, quotas)
 
-    counted = serving.available_cpus(cgroups, tmp_path / "cgroup")
+    counted = cpu_quota.available_cpus(cgroups, tmp_path / "cgroup", NO_V1)
 
     assert counted == (affinity if expected == "affinity" else min(affinity, int(expected)))
 
@@ -503,17 +507,94 @@ def test_a_container_sees_its_own_cgroup_as_the_root_and_unreadable_files_count_
 ) -> None:
     affinity = len(os.sched_getaffinity(0))
     inside = cgroup_tree(tmp_path, {"/": "100000 100000"}, own="/")
-    assert serving.available_cpus(inside, tmp_path / "cgroup") == 1
-    assert serving.available_cpus(tmp_path / "missing", tmp_path / "cgroup") == affinity
+    assert cpu_quota.available_cpus(inside, tmp_path / "cgroup", NO_V1) == 1
+    assert cpu_quota.available_cpus(tmp_path / "missing", tmp_path / "cgroup", NO_V1) == affinity
     # A path that climbs out of the mount is not followed.
     escaping = tmp_path / "escaping"
     escaping.write_text("0::/../../etc\n")
-    assert serving.available_cpus(escaping, tmp_path / "cgroup") == affinity
+    assert cpu_quota.available_cpus(escaping, tmp_path / "cgroup", NO_V1) == affinity
+
+
+def v1_tree(
+    tmp_path: Path, quotas: dict[str, tuple[str, str]], own: str, mounted: str = "/"
+) -> tuple[Path, Path]:
+    """A cgroup v1 cpu controller mounted under ``tmp_path`` (``mounted``: what of the hierarchy is mounted
+    there, ``/`` on a host, the container's own cgroup inside one) with ``cpu.cfs_quota_us`` and
+    ``cpu.cfs_period_us`` files (path below the mount -> (quota, period)); returns the /proc/self/cgroup
+    that names ``own`` and the /proc/self/mountinfo."""
+    point = tmp_path / "cpu,cpuacct"
+    point.mkdir(parents=True)
+    for path, (quota, period) in quotas.items():
+        folder = point / path.lstrip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "cpu.cfs_quota_us").write_text(quota + "\n")
+        (folder / "cpu.cfs_period_us").write_text(period + "\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+        f"31 25 0:27 {mounted} {tmp_path}/memory rw,nosuid - cgroup cgroup rw,memory\n"
+        f"33 25 0:29 {mounted} {point} rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+    )
+    cgroups = tmp_path / "cgroup-of-self"
+    cgroups.write_text(f"5:memory:{own}\n4:cpu,cpuacct:{own}\n1:name=systemd:{own}\n")
+    return cgroups, mountinfo
+
+
+@pytest.mark.parametrize(
+    ("quotas", "expected"),
+    [
+        ({}, "affinity"),
+        ({"/system.slice/rueckhalt.service": ("-1", "100000")}, "affinity"),  # no quota
+        ({"/system.slice/rueckhalt.service": ("100000", "100000")}, 1),
+        ({"/system.slice/rueckhalt.service": ("150000", "100000")}, 2),  # 1.5 CPUs, rounded up
+        ({"/system.slice/rueckhalt.service": ("-1", "100000"), "/system.slice": ("50000", "100000")}, 1),
+        ({"/system.slice/rueckhalt.service": ("garbage", "100000")}, "affinity"),
+        ({"/system.slice/rueckhalt.service": ("100000", "0")}, "affinity"),
+    ],
+)
+def test_auto_workers_follow_a_cgroup_v1_quota(
+    tmp_path: Path, quotas: dict[str, tuple[str, str]], expected: int | str
+) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    cgroups, mountinfo = v1_tree(tmp_path, quotas, "/system.slice/rueckhalt.service")
+
+    counted = cpu_quota.available_cpus(cgroups, tmp_path / "no-v2", mountinfo)
+
+    assert counted == (affinity if expected == "affinity" else min(affinity, int(expected)))
+
+
+def test_a_container_on_cgroup_v1_reads_the_quota_of_its_own_cgroup_at_the_mount(tmp_path: Path) -> None:
+    # Docker on a cgroup v1 host: the container's cgroup is mounted at /sys/fs/cgroup/cpu,cpuacct itself,
+    # and /proc/self/cgroup names it by its path in the host's hierarchy.
+    affinity = len(os.sched_getaffinity(0))
+    own = "/docker/3f1c0ffee"
+    cgroups, mountinfo = v1_tree(tmp_path, {"/": ("100000", "100000")}, own, mounted=own)
+    assert cpu_quota.available_cpus(cgroups, tmp_path / "no-v2", mountinfo) == 1
+    # A cgroup outside what is mounted, or a path that climbs out, is not followed.
+    elsewhere, _ = v1_tree(tmp_path / "other", {}, "/elsewhere", mounted="/")
+    assert cpu_quota.available_cpus(elsewhere, tmp_path / "no-v2", mountinfo) == affinity
+    escaping = tmp_path / "escaping"
+    escaping.write_text(f"4:cpu,cpuacct:{own}/../../../etc\n")
+    assert cpu_quota.available_cpus(escaping, tmp_path / "no-v2", mountinfo) == affinity
+
+
+def test_a_hybrid_host_counts_the_smaller_of_its_v1_and_v2_quotas(tmp_path: Path) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    cgroups, mountinfo = v1_tree(tmp_path, {"/app": ("300000", "100000")}, "/app")
+    v2 = tmp_path / "unified"
+    (v2 / "app").mkdir(parents=True)
+    (v2 / "app" / "cpu.max").write_text("100000 100000\n")
+    cgroups.write_text(cgroups.read_text() + "0::/app\n")
+    assert cpu_quota.available_cpus(cgroups, v2, mountinfo) == 1
+    (v2 / "app" / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota.available_cpus(cgroups, v2, mountinfo) == min(affinity, 3)
+    (tmp_path / "cpu,cpuacct" / "app" / "cpu.cfs_quota_us").write_text("100000\n")
+    assert cpu_quota.available_cpus(cgroups, v2, mountinfo) == 1  # now the v1 quota is the smaller
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1", 1), ("3", 3), ("auto", "auto"), (" AUTO ", "auto")])
 def test_the_workers_option_takes_a_number_or_auto(text: str, expected: int | str) -> None:
-    assert serving.worker_count(text) == (serving.available_cpus() if expected == "auto" else expected)
+    assert serving.worker_count(text) == (cpu_quota.available_cpus() if expected == "auto" else expected)
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
