@@ -14,18 +14,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from service import deps
 from service.crypto import generate_keypair, open_sealed, unwrap_key
-from service.db import Base
 from service.identity.models import CaseKeyGrant, Organisation
-from service.identity.repository import ReceiverCache
 from service.reports import endpoints
 from service.reports.opened import ctx
 from service.runtime import Runtime
 from tests.support.forms import report_body
-from tests.support.intake_ways import in_a_session, on_the_loop
+from tests.support.intake_ways import cache_that_does_not_age, in_a_session, on_the_loop
+from tests.support.retention import table_census
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -36,14 +35,6 @@ REPORT = report_body(
     notify_email="privat@example.org",
 )
 BAYERN = "beratung-by"
-
-
-def counts(runtime: Runtime) -> dict[str, int]:
-    with runtime.sessions() as db:
-        return {
-            table.name: int(db.scalar(select(func.count()).select_from(table)) or 0)
-            for table in Base.metadata.sorted_tables
-        }
 
 
 def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -74,15 +65,15 @@ def test_a_report_on_the_loop_stores_the_same_rows_as_one_in_a_session(
 ) -> None:
     on_the_loop(client, runtime, monkeypatch)
     used = sessions_used(monkeypatch)
-    start = counts(runtime)
+    start = table_census(runtime)
     on_loop = file(client)
-    middle = counts(runtime)
+    middle = table_census(runtime)
     assert used == [], "filed on the loop"
     in_a_session(monkeypatch)
     in_session = file(client)
     assert used == [1], "filed in a session"
 
-    assert added(start, middle) == added(middle, counts(runtime))
+    assert added(start, middle) == added(middle, table_census(runtime))
     assert added(start, middle)["case_file"] == 1
     assert on_loop["routed_to"] == in_session["routed_to"]
     assert on_loop["key_holders"] == in_session["key_holders"]
@@ -101,7 +92,7 @@ def test_the_first_report_of_a_process_reads_in_a_session_and_the_next_go_on_the
 ) -> None:
     # A new process has read neither the organisations nor their keys: the composition on the loop would
     # have to read them, and declines; the session's way reads them for the next reports.
-    monkeypatch.setattr(runtime.intake, "_receivers", ReceiverCache(max_age=3600))
+    cache_that_does_not_age(runtime, monkeypatch)
     used = sessions_used(monkeypatch)
     file(client)
     assert used == [1]
@@ -119,13 +110,13 @@ def test_an_organisation_disabled_since_the_read_gets_no_grant_and_the_report_is
     with runtime.engine.begin() as connection:  # as another process: this one's cache does not hear of it
         connection.execute(update(Organisation).where(Organisation.slug == BAYERN).values(active=False))
     used = sessions_used(monkeypatch)
-    before = counts(runtime)
+    before = table_census(runtime)
 
     again = file(client)
 
     # Refused by the grant's guard on the loop, then routed afresh in a session: one case, not two.
     assert used == [1]
-    assert added(before, counts(runtime))["case_file"] == 1
+    assert added(before, table_census(runtime))["case_file"] == 1
     assert not any("Bayern" in name for name in again["routed_to"])
     with runtime.sessions() as db:
         case_id = runtime.intake.open_case(db, again["receipt"]).case.id
@@ -143,10 +134,10 @@ def test_a_refused_report_on_the_loop_stores_nothing(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_the_loop(client, runtime, monkeypatch)
-    before = counts(runtime)
+    before = table_census(runtime)
     refused = client.post("/api/v1/reports", json={**REPORT, "type_codes": ["Z99"]})
     assert refused.status_code == 422
-    assert counts(runtime) == before
+    assert table_census(runtime) == before
 
 
 def test_a_key_holder_opens_a_case_filed_on_the_loop(

@@ -25,8 +25,13 @@ def in_a_session(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(endpoints, "file_on_loop", declines)
 
 
+def cache_that_does_not_age(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intake's read of the organisations, empty now, does not age during the test once made."""
+    monkeypatch.setattr(runtime.intake, "_receivers", ReceiverCache(max_age=3600))
+
+
 def on_the_loop(client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """The API files its reports on the loop: the organisations and their keys were read by a first report
     (in a session, as in a new process), and that read does not age during the test."""
-    monkeypatch.setattr(runtime.intake, "_receivers", ReceiverCache(max_age=3600))
+    cache_that_does_not_age(runtime, monkeypatch)
     assert client.post("/api/v1/reports", json=FIRST).status_code == 201
