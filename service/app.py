@@ -38,6 +38,7 @@ from service.reports import case_pages as reporter_case_pages
 from service.reports import download_pages as reporter_download_pages
 from service.reports import endpoints as report_endpoints
 from service.reports import pages as report_pages
+from service.reports.on_loop import LoopStatements
 from service.runtime import Runtime, build_runtime
 from service.statistics.dashboard import endpoints as dashboard_endpoints
 from service.statistics.dashboard import pages as dashboard_pages
@@ -85,6 +86,7 @@ def create_app(
         metrics_listener = listener.start(settings, listener.Role.api, DatabaseCollector(built))
         app.state.async_engine = async_engine
         app.state.async_sessions = make_async_sessionmaker(async_engine) if async_engine else None
+        app.state.loop_statements = LoopStatements(async_engine) if async_engine else None
         redis_url = built.settings.redis_url
         app.state.async_redis = AsyncRedisCounter(redis_url) if redis_url else None
         dispatcher = None
@@ -102,6 +104,9 @@ def create_app(
             if dispatcher is not None:
                 built.intake.dispatcher = None
                 await run_in_threadpool(dispatcher.close)
+            if app.state.loop_statements is not None:
+                await app.state.loop_statements.group.drained()
+            app.state.loop_statements = None
             app.state.async_engine = None
             app.state.async_sessions = None
             if app.state.async_redis is not None:
@@ -130,6 +135,7 @@ def create_app(
     # pool serves every request.
     app.state.async_engine = None
     app.state.async_sessions = None
+    app.state.loop_statements = None
     app.state.async_redis = None
     app.state.health = health.HealthProbe(built)
     app.state.pages = Pages(

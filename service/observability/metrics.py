@@ -178,6 +178,14 @@ db_pool_capacity = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Reports that went to PostgreSQL together (service.group_commit): 1 on a quiet service; under load, what
+# arrived while the previous statement was in flight.
+writes_per_statement = Histogram(
+    "rueckhalt_group_commit_writes",
+    "Writes sent together in one statement by the event loop's group commit (a report on the loop is one)",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+
 # Unix time of the SMTP relay's certificate's notAfter, as the worker last read it (hourly): a timestamp, so
 # the value stays true between checks and across restarts of Prometheus; the newest reading wins.
 smtp_certificate_expiry = Gauge(

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +19,7 @@ from service.evidence import attachments as files
 from service.matching.answer_time import answer_at_a_fixed_time
 from service.observability import metrics
 from service.reports.filing import CaseDraft, Filed
-from service.reports.on_loop import file_on_loop
+from service.reports.on_loop import LoopStatements, file_on_loop
 from service.reports.schemas import (
     CaseForReporter,
     IdentifiersAdd,
@@ -120,12 +119,12 @@ async def _create_report(
         budget = await run_in_threadpool(runtime.matching.reserve, len(data.perpetrator_identifiers))
     claim = claims[0] if claims else None
     draft = CaseDraft.new()
-    engine: AsyncEngine | None = request.app.state.async_engine
+    statements: LoopStatements | None = request.app.state.loop_statements
     # The path that has to keep up with a flood runs on the event loop where it can: most reports as one
     # statement with no session (``on_loop``), the others in a unit of work (``in_transaction``).
     filed = None
-    if engine is not None and claim is None:
-        filed = await file_on_loop(runtime.intake, engine, data, draft)
+    if statements is not None and claim is None:
+        filed = await file_on_loop(runtime.intake, statements, data, draft)
     try:
         if filed is None:
             filed = await in_transaction(

@@ -15,6 +15,10 @@ Anything beyond that takes the way with a session (``None`` is returned and noth
 - a grant refused by its guard because an organisation changed since it was read (the statement fails as a
   whole, ``repository.refused_grant``): the cache is dropped, and the other way routes the report on a fresh
   read.
+
+Reports of one process that are ready while another's statement is in flight go together in the next
+statement (``service.group_commit``): each is stored whole or not at all and answered after the commit, as
+alone; a statement refused for one report's rows is sent again one report at a time.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from service.db import after_stored, make_async_sessionmaker, utcnow
+from service.db import NewRow, after_stored, make_async_sessionmaker, utcnow
 from service.db_raw import execute_on_loop
+from service.group_commit import GroupCommit
 from service.reports import repository
 from service.reports.filing import CaseDraft, Filed, stored_after_all
 from service.reports.repository import StaleGrant
@@ -36,9 +41,35 @@ from service.reports.service import IntakeService
 
 log = logging.getLogger("rueckhalt.intake")
 
+# Reports in one statement at most: a plain report binds about a hundred values (PostgreSQL takes 65,535),
+# and a group this large only forms when a process has far more requests in hand than its connections.
+MOST_REPORTS_PER_STATEMENT = 32
+
+
+class LoopStatements:
+    """The statements of the reports filed on one event loop (one per served process, made in its lifespan):
+    each report's rows, sent together with those of the reports ready at the same time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.group: GroupCommit[list[NewRow]] = GroupCommit(
+            self._send, one_by_one=_refused_for_its_rows, most=MOST_REPORTS_PER_STATEMENT
+        )
+
+    async def _send(self, reports: list[list[NewRow]]) -> None:
+        query, params = repository.one_statement(self.engine.dialect, repository.together(reports))
+        await execute_on_loop(self.engine, query, params)
+
+
+def _refused_for_its_rows(error: Exception) -> bool:
+    """The statement failed for what one of its rows holds (a grant's guard, a constraint, a value), storing
+    nothing and leaving the connection sound: the reports are sent again one at a time. A connection lost
+    in flight is not (the statement may have been stored); nor is a server out of reach."""
+    return isinstance(error, sa_exc.IntegrityError | sa_exc.DataError)
+
 
 async def file_on_loop(
-    intake: IntakeService, engine: AsyncEngine, data: ReportCreate, draft: CaseDraft
+    intake: IntakeService, statements: LoopStatements, data: ReportCreate, draft: CaseDraft
 ) -> Filed | None:
     """The filed report, or ``None`` if it needs the way with a session (see the module); raises before
     anything is written if the report is refused (``ValidationFailed``)."""
@@ -52,9 +83,8 @@ async def file_on_loop(
         return None  # something to read first (a key not met yet comes before any StaleGrant here)
     finally:
         without_database.close()
-    query, params = repository.one_statement(engine.dialect, repository.by_table(rows + announced))
     try:
-        await execute_on_loop(engine, query, params)
+        await statements.group.store(rows + announced)
     except sa_exc.IntegrityError as error:
         if not repository.refused_grant(error):
             raise
@@ -66,7 +96,7 @@ async def file_on_loop(
             raise
         lost = error
         # The statement was in flight when the connection was lost: it may have been stored all the same.
-        async with make_async_sessionmaker(engine)() as session:
+        async with make_async_sessionmaker(statements.engine)() as session:
             return await session.run_sync(
                 lambda sync: stored_after_all(sync, (filed, announced), lost, intake.announce)
             )

@@ -197,6 +197,23 @@ def by_table(rows: Sequence[NewRow]) -> list[tuple[Table, list[NewRow]]]:
     return groups
 
 
+def together(reports: Sequence[Sequence[NewRow]]) -> list[tuple[Table, list[NewRow]]]:
+    """The rows of several reports for one statement (``service.group_commit``): each table's rows together,
+    the tables in the order they first come; the grants by organisation, the order in which a filing locks
+    the organisations' rows (``FilingRows``), so that two statements never wait for each other in a circle.
+    For one report, ``by_table``. The foreign keys are checked at the end of the statement, when every row
+    is in, so a child's row may come before its parent's."""
+    if len(reports) == 1:
+        return by_table(reports[0])
+    tables: dict[Table, list[NewRow]] = {}
+    for rows in reports:
+        for row in rows:
+            tables.setdefault(row.table, []).append(row)
+    if _GRANTS in tables:
+        tables[_GRANTS].sort(key=lambda row: str(row.values["organisation_id"]))
+    return list(tables.items())
+
+
 def one_statement(dialect: Dialect, groups: list[tuple[Table, list[NewRow]]]) -> tuple[str, list[object]]:
     """The PostgreSQL statement that inserts every row of ``groups`` (``by_table``), and its parameters."""
     sql, processors = _one_statement(dialect, tuple((table, len(batch)) for table, batch in groups))

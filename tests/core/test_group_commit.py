@@ -1,0 +1,252 @@
+"""The event loop's group commit (``service.group_commit``): a write alone goes at once; writes that arrive
+while a statement is in flight go together in the next; a group refused for one write's rows is sent again
+one write at a time; a group whose fate is unknown (a connection lost in flight) is never sent again; a
+caller cancelled before its write was sent takes the write with it.
+
+The statement is played by a function that records what it was given and waits where the test says: these
+tests are about who goes with whom and who hears what. That the group is one PostgreSQL statement, stored
+whole, is tested on the real database in ``tests/reports/test_group_commit_intake.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from service.group_commit import GroupCommit
+
+
+class Refused(Exception):
+    """A statement's own error: it stored nothing (a constraint, a grant's guard)."""
+
+
+class Lost(Exception):
+    """The connection went with the statement in flight: it may have been stored."""
+
+
+class Database:
+    """Stores what it is sent, one statement per call; a statement with a write in ``refuse`` is refused
+    as a whole, one with a write in ``lose`` is lost after it was stored. ``hold`` keeps the next statement in
+    flight until released."""
+
+    def __init__(self) -> None:
+        self.statements: list[list[str]] = []
+        self.stored: list[str] = []
+        self.refuse: set[str] = set()
+        self.lose: set[str] = set()
+        self.hold: asyncio.Event | None = None
+        self.in_flight = asyncio.Event()
+
+    async def send(self, writes: list[str]) -> None:
+        self.statements.append(list(writes))
+        self.in_flight.set()
+        if self.hold is not None:
+            held, self.hold = self.hold, None
+            await held.wait()
+        self.in_flight.clear()
+        if self.refuse & set(writes):
+            raise Refused()
+        self.stored += writes
+        if self.lose & set(writes):
+            raise Lost()
+
+
+def group_of(database: Database, most: int = 32) -> GroupCommit[str]:
+    return GroupCommit(database.send, one_by_one=lambda error: isinstance(error, Refused), most=most)
+
+
+async def outcome(store: Awaitable[None]) -> str:
+    try:
+        await store
+    except Exception as error:
+        return type(error).__name__
+    return "stored"
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 5))
+
+
+async def while_one_is_in_flight(
+    database: Database, group: GroupCommit[str], first: str, then: list[str]
+) -> tuple[asyncio.Task[str], list[asyncio.Task[str]]]:
+    """``first`` is sent and held in flight; ``then`` are handed over meanwhile (and wait)."""
+    database.hold = asyncio.Event()
+    held = database.hold
+    leading = asyncio.ensure_future(outcome(group.store(first)))
+    await database.in_flight.wait()
+    following = [asyncio.ensure_future(outcome(group.store(write))) for write in then]
+    await asyncio.sleep(0)
+    assert group.waiting() == len(then)
+    held.set()
+    return leading, following
+
+
+def test_a_write_alone_goes_at_once_and_returns_once_stored() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        await group.store("a")
+        assert database.statements == [["a"]]
+        assert database.stored == ["a"]
+        await group.store("b")  # a new sender for the next write
+        assert database.statements == [["a"], ["b"]]
+
+    run(test)
+
+
+def test_writes_that_arrive_while_one_is_in_flight_go_together_in_the_next_statement() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        leading, following = await while_one_is_in_flight(database, group, "a", ["b", "c", "d"])
+        assert await leading == "stored"
+        assert [await task for task in following] == ["stored"] * 3
+        assert database.statements == [["a"], ["b", "c", "d"]]
+        assert group.waiting() == 0
+
+    run(test)
+
+
+def test_a_group_holds_at_most_so_many_writes() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database, most=2)
+        _, following = await while_one_is_in_flight(database, group, "a", ["b", "c", "d"])
+        await asyncio.gather(*following)
+        assert database.statements == [["a"], ["b", "c"], ["d"]]
+
+    run(test)
+
+
+def test_a_group_refused_for_one_write_is_sent_again_one_by_one_and_only_that_one_fails() -> None:
+    async def test() -> None:
+        database = Database()
+        database.refuse = {"c"}
+        group = group_of(database)
+        leading, following = await while_one_is_in_flight(database, group, "a", ["b", "c", "d"])
+        assert await leading == "stored"
+        assert [await task for task in following] == ["stored", "Refused", "stored"]
+        assert database.statements == [["a"], ["b", "c", "d"], ["b"], ["c"], ["d"]]
+        assert database.stored == ["a", "b", "d"]  # each once
+
+    run(test)
+
+
+def test_a_group_lost_in_flight_is_not_sent_again_and_every_write_hears_of_it() -> None:
+    # Sent again, a group that was stored before its answer was lost would be stored twice.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.lose = {"b"}
+        leading, following = await while_one_is_in_flight(database, group, "a", ["b", "c"])
+        assert await leading == "stored"
+        assert [await task for task in following] == ["Lost", "Lost"]
+        assert database.statements == [["a"], ["b", "c"]]
+        assert database.stored == ["a", "b", "c"]
+
+    run(test)
+
+
+def test_a_write_alone_that_is_refused_is_not_sent_twice() -> None:
+    async def test() -> None:
+        database = Database()
+        database.refuse = {"a"}
+        group = group_of(database)
+        assert await outcome(group.store("a")) == "Refused"
+        assert database.statements == [["a"]]
+
+    run(test)
+
+
+def test_a_caller_cancelled_before_its_write_was_sent_takes_the_write_with_it() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.hold = asyncio.Event()
+        held = database.hold
+        first = asyncio.ensure_future(outcome(group.store("a")))
+        await database.in_flight.wait()
+        waiting = asyncio.ensure_future(group.store("b"))
+        kept = asyncio.ensure_future(outcome(group.store("c")))
+        await asyncio.sleep(0)
+        assert group.waiting() == 2
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert group.waiting() == 1
+        held.set()
+        assert await first == "stored"
+        assert await kept == "stored"
+        assert database.statements == [["a"], ["c"]]
+
+    run(test)
+
+
+def test_a_caller_cancelled_while_its_write_is_in_flight_leaves_it_stored_and_the_others_answered() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.hold = asyncio.Event()
+        held = database.hold
+        first = asyncio.ensure_future(group.store("a"))
+        other = asyncio.ensure_future(outcome(group.store("b")))
+        await database.in_flight.wait()
+        assert database.statements == [["a", "b"]]  # both handed over before the sender ran
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        held.set()
+        assert await other == "stored"
+        assert "a" in database.stored  # sent already: it stands, as a statement in flight did
+
+    run(test)
+
+
+def test_writes_still_waiting_when_the_sender_is_cancelled_do_not_hang() -> None:
+    # The loop closing cancels the sender: its callers are cancelled too, none waits for an answer forever.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.hold = asyncio.Event()
+        first = asyncio.ensure_future(group.store("a"))
+        await database.in_flight.wait()
+        second = asyncio.ensure_future(group.store("b"))
+        await asyncio.sleep(0)
+        sender = group._sender  # the loop's shutdown, played
+        assert sender is not None
+        sender.cancel()
+        for caller in (first, second):
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+        assert group.waiting() == 0
+        await group.store("c")  # and the group works again
+        assert database.stored == ["c"]
+
+    run(test)
+
+
+def test_drained_waits_for_the_statement_in_flight() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.hold = asyncio.Event()
+        held = database.hold
+        writer = asyncio.ensure_future(group.store("a"))
+        await database.in_flight.wait()
+        draining = asyncio.ensure_future(group.drained())
+        await asyncio.sleep(0.01)
+        assert not draining.done()
+        held.set()
+        await draining
+        assert database.stored == ["a"]
+        await writer
+        await group.drained()  # nothing in flight: at once
+
+    run(test)
+
+
+def test_a_group_needs_room_for_one_write() -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(Database().send, one_by_one=lambda _error: False, most=0)
