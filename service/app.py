@@ -101,12 +101,13 @@ def create_app(
         try:
             yield
         finally:
+            if app.state.loop_statements is not None:
+                # Reports in flight are stored (or given up) and handed to the dispatcher before it closes.
+                await app.state.loop_statements.group.drained()
+            app.state.loop_statements = None
             if dispatcher is not None:
                 built.intake.dispatcher = None
                 await run_in_threadpool(dispatcher.close)
-            if app.state.loop_statements is not None:
-                await app.state.loop_statements.group.drained()
-            app.state.loop_statements = None
             app.state.async_engine = None
             app.state.async_sessions = None
             if app.state.async_redis is not None:

@@ -16,7 +16,7 @@ Anything beyond that takes the way with a session (``None`` is returned and noth
   whole, ``repository.refused_grant``): the cache is dropped, and the other way routes the report on a fresh
   read.
 
-Reports of one process that are ready while another's statement is in flight go together in the next
+Reports of one process that are ready while its statements in flight are busy go together in the next
 statement (``service.group_commit``): each is stored whole or not at all and answered after the commit, as
 alone; a statement refused for one report's rows is sent again one report at a time.
 """
@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from service.db import NewRow, after_stored, make_async_sessionmaker, utcnow
+from service.db import POOL_TIMEOUT_SECONDS, NewRow, after_stored, make_async_sessionmaker, utcnow
 from service.db_raw import execute_on_loop
 from service.group_commit import GroupCommit
 from service.reports import repository
@@ -41,9 +41,11 @@ from service.reports.service import IntakeService
 
 log = logging.getLogger("rueckhalt.intake")
 
-# Reports in one statement at most: a plain report binds about a hundred values (PostgreSQL takes 65,535),
-# and a group this large only forms when a process has far more requests in hand than its connections.
+# Reports in one statement at most: a plain report binds about a hundred values (PostgreSQL takes 65,535).
 MOST_REPORTS_PER_STATEMENT = 32
+# Statements of reports in flight at a time per process. More than one, so that one held up (a lock an
+# organisation's key rotation holds, a connection that hangs) does not hold up every report of the process.
+STATEMENTS_AT_ONCE = 2
 
 
 class LoopStatements:
@@ -53,7 +55,13 @@ class LoopStatements:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.group: GroupCommit[list[NewRow]] = GroupCommit(
-            self._send, one_by_one=_refused_for_its_rows, most=MOST_REPORTS_PER_STATEMENT
+            self._send,
+            one_by_one=_refused_for_its_rows,
+            most=MOST_REPORTS_PER_STATEMENT,
+            at_once=STATEMENTS_AT_ONCE,
+            # As long as a request waits for a connection of the pool before its 503.
+            wait_at_most=POOL_TIMEOUT_SECONDS,
+            overdue=lambda: sa_exc.TimeoutError("no statement was free for the report in time"),
         )
 
     async def _send(self, reports: list[list[NewRow]]) -> None:
@@ -62,9 +70,9 @@ class LoopStatements:
 
 
 def _refused_for_its_rows(error: Exception) -> bool:
-    """The statement failed for what one of its rows holds (a grant's guard, a constraint, a value), storing
-    nothing and leaving the connection sound: the reports are sent again one at a time. A connection lost
-    in flight is not (the statement may have been stored); nor is a server out of reach."""
+    """PostgreSQL refused the statement for what one of its rows holds (a grant's guard, a constraint, a
+    value: SQLSTATE classes 23 and 22), so it stored nothing: the reports are sent again one at a time. Not
+    a connection lost in flight (the statement may have been stored), nor a server out of reach."""
     return isinstance(error, sa_exc.IntegrityError | sa_exc.DataError)
 
 

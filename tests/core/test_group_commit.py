@@ -52,8 +52,21 @@ class Database:
             raise Lost()
 
 
-def group_of(database: Database, most: int = 32) -> GroupCommit[str]:
-    return GroupCommit(database.send, one_by_one=lambda error: isinstance(error, Refused), most=most)
+class Overdue(Exception):
+    """A write that waited too long for a statement."""
+
+
+def group_of(
+    database: Database, most: int = 32, at_once: int = 1, wait_at_most: float = 5.0
+) -> GroupCommit[str]:
+    return GroupCommit(
+        database.send,
+        one_by_one=lambda error: isinstance(error, Refused),
+        most=most,
+        at_once=at_once,
+        wait_at_most=wait_at_most,
+        overdue=Overdue,
+    )
 
 
 async def outcome(store: Awaitable[None]) -> str:
@@ -214,8 +227,7 @@ def test_writes_still_waiting_when_the_sender_is_cancelled_do_not_hang() -> None
         await database.in_flight.wait()
         second = asyncio.ensure_future(group.store("b"))
         await asyncio.sleep(0)
-        sender = group._sender  # the loop's shutdown, played
-        assert sender is not None
+        (sender,) = group._senders  # the loop's shutdown, played
         sender.cancel()
         for caller in (first, second):
             with pytest.raises(asyncio.CancelledError):
@@ -247,6 +259,168 @@ def test_drained_waits_for_the_statement_in_flight() -> None:
     run(test)
 
 
-def test_a_group_needs_room_for_one_write() -> None:
-    with pytest.raises(ValueError):
-        GroupCommit(Database().send, one_by_one=lambda _error: False, most=0)
+def test_a_group_needs_room_for_one_write_and_one_statement() -> None:
+    for most, at_once in ((0, 1), (1, 0)):
+        with pytest.raises(ValueError):
+            GroupCommit(
+                Database().send,
+                one_by_one=lambda _error: False,
+                most=most,
+                at_once=at_once,
+                wait_at_most=1,
+                overdue=Overdue,
+            )
+
+
+def test_while_fewer_statements_than_allowed_are_in_flight_a_write_goes_at_once() -> None:
+    # One statement held up (a lock, a connection that hangs) does not hold up the next write.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database, at_once=2)
+        database.hold = asyncio.Event()
+        held = database.hold
+        first = asyncio.ensure_future(outcome(group.store("a")))
+        await database.in_flight.wait()
+        assert await outcome(group.store("b")) == "stored"  # while "a" is still in flight
+        assert not first.done()
+        held.set()
+        assert await first == "stored"
+        assert database.statements == [["a"], ["b"]]
+
+    run(test)
+
+
+def test_with_every_statement_busy_the_next_writes_wait_and_go_together() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database, at_once=2)
+        holds = [asyncio.Event(), asyncio.Event()]
+        database.hold = holds[0]
+        first = asyncio.ensure_future(outcome(group.store("a")))
+        await database.in_flight.wait()
+        database.hold = holds[1]
+        second = asyncio.ensure_future(outcome(group.store("b")))
+        while database.statements != [["a"], ["b"]]:
+            await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(outcome(group.store(write))) for write in ("c", "d")]
+        await asyncio.sleep(0)
+        assert group.waiting() == 2
+        holds[0].set()
+        assert await first == "stored"
+        assert [await task for task in waiting] == ["stored", "stored"]
+        holds[1].set()
+        assert await second == "stored"
+        assert database.statements == [["a"], ["b"], ["c", "d"]]
+
+    run(test)
+
+
+def test_a_write_that_waits_too_long_for_a_statement_is_given_up_and_never_stored() -> None:
+    # Every statement stuck: the report gets the 503 that asks to send it again, as the pool's timeout gave.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database, wait_at_most=0.05)
+        database.hold = asyncio.Event()
+        held = database.hold
+        first = asyncio.ensure_future(outcome(group.store("a")))
+        await database.in_flight.wait()
+        assert await outcome(group.store("b")) == "Overdue"
+        assert group.waiting() == 0
+        held.set()
+        assert await first == "stored"  # the one in flight is not given up
+        await group.drained()
+        assert database.statements == [["a"]]
+        assert database.stored == ["a"]
+
+    run(test)
+
+
+def test_a_sender_cancelled_before_it_ran_leaves_no_write_waiting_for_ever() -> None:
+    async def test() -> None:
+        database = Database()
+        group = group_of(database, wait_at_most=0.05)
+        caller = asyncio.ensure_future(outcome(group.store("a")))
+        await asyncio.sleep(0)  # the caller has handed "a" over and started a sender, which has not run
+        (sender,) = group._senders  # the loop's shutdown, played
+        sender.cancel()
+        assert await caller == "Overdue"  # nobody left to send it: given up in time, not waiting for ever
+        assert await outcome(group.store("b")) == "stored"  # a new sender for the next write
+        assert "b" in database.stored
+
+    run(test)
+
+
+def test_an_error_outside_the_statement_reaches_the_callers_and_the_group_goes_on() -> None:
+    async def test() -> None:
+        database = Database()
+        database.refuse = {"c"}
+
+        def broken(_error: Exception) -> bool:
+            raise LookupError("a bug in the classification")
+
+        group: GroupCommit[str] = GroupCommit(
+            database.send, one_by_one=broken, most=32, at_once=1, wait_at_most=5, overdue=Overdue
+        )
+        _, following = await while_one_is_in_flight(database, group, "a", ["b", "c"])
+        assert [await task for task in following] == ["LookupError", "LookupError"]
+        assert await outcome(group.store("d")) == "stored"
+
+    run(test)
+
+
+def test_a_write_whose_caller_left_is_not_sent_again_one_by_one() -> None:
+    async def test() -> None:
+        database = Database()
+        database.refuse = {"c"}
+        group = group_of(database)
+        holds = [asyncio.Event(), asyncio.Event()]
+        database.hold = holds[0]
+        first = asyncio.ensure_future(outcome(group.store("a")))
+        await database.in_flight.wait()
+        others = {write: asyncio.ensure_future(group.store(write)) for write in ("b", "c", "d")}
+        await asyncio.sleep(0)
+        database.hold = holds[1]
+        holds[0].set()
+        assert await first == "stored"
+        while len(database.statements) < 2:
+            await asyncio.sleep(0)
+        others["d"].cancel()  # while its group is in flight
+        holds[1].set()
+        assert await outcome(others["b"]) == "stored"
+        assert await outcome(others["c"]) == "Refused"
+        with pytest.raises(asyncio.CancelledError):
+            await others["d"]
+        assert database.statements == [["a"], ["b", "c", "d"], ["b"], ["c"]]
+        assert "d" not in database.stored
+
+    run(test)
+
+
+def test_each_caller_of_a_lost_group_gets_its_own_error() -> None:
+    # Each report's look for itself raises and chains the error again: not one object shared by all.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        raised: list[BaseException] = []
+
+        async def keep(write: str) -> None:
+            try:
+                await group.store(write)
+            except Lost as error:
+                raised.append(error)
+
+        database.lose = {"p"}
+        database.hold = asyncio.Event()
+        held = database.hold
+        leading = asyncio.ensure_future(group.store("o"))
+        await database.in_flight.wait()
+        keepers = [asyncio.ensure_future(keep(write)) for write in ("p", "q")]
+        await asyncio.sleep(0)
+        held.set()
+        await leading
+        await asyncio.gather(*keepers)
+        assert len(raised) == 2
+        assert raised[0] is not raised[1]
+        assert all(isinstance(error, Lost) for error in raised)
+
+    run(test)

@@ -1,15 +1,18 @@
-"""Reports filed on the loop while another's statement is in flight go together in the next statement
-(``service.group_commit``), on the real PostgreSQL: each report is stored whole and once, with the rows it
-has when filed alone; one report's grant refused by its guard does not refuse the others; and a connection
-lost with the group in flight leaves every report of it to look for itself, never to be stored twice.
+"""Reports filed on the loop while every statement of the process is in flight go together in the next
+statement (``service.group_commit``), on the real PostgreSQL: each report is stored whole and once, with the
+rows it has when filed alone; one report's grant refused by its guard does not refuse the others; a
+connection lost with the group in flight leaves every report of it to look for itself, never to be stored
+twice; and a report that waits too long for a statement is a 503, stored nowhere.
 
-The first report's statement is held (in a thread, the loop free) until the others are handed over, so the
-group is the one the test means, not one that chance makes. Adversaries: a removed member or a disabled
-organisation (no grant for them in a group either), and the reporter of a lost answer (one case, not two)."""
+The statements a process may have in flight at once are held (in a thread, the loop free) until the next
+reports wait for a free one, so the group is the one the test means, not one that chance makes.
+Adversaries: a removed member or a disabled organisation (no grant for them in a group either), and the
+reporter of a lost answer (one case, not two)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -37,23 +40,29 @@ from tests.support.retention import table_census
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 BAVARIA = "beratung-by"
+BAVARIAN = "09162"  # Munich: Bavaria's counselling
+HESSIAN = "06412"  # Frankfurt: Hesse's
 
 
-def report(number: int, district: str = "09162") -> dict[str, Any]:
+def report(number: int, district: str = BAVARIAN) -> dict[str, Any]:
     return report_body(
         description=f"Drohbrief Nummer {number} im Rathaus.", district_ags=district, land=district[:2]
     )
 
 
+# How many reports the statement being sent carries (set where the sender puts it together, in its task).
+CARRYING: contextvars.ContextVar[int] = contextvars.ContextVar("carrying", default=0)
+
+
 class Held:
-    """Records how many reports each statement on the loop carries, and in ``group`` holds the first
-    report's statement in flight until the others wait for it; with ``lose`` set, the connection of the
-    next group of several is ended for real (its server process), after PostgreSQL ran the statement or
-    before it was sent."""
+    """Records how many reports each statement on the loop carries, and in ``group`` holds every statement
+    a process may have in flight until the next reports wait for a free one; with ``lose`` set, the
+    connection of the next group of several is ended for real (its server process), after PostgreSQL ran
+    the statement or before it was sent."""
 
     def __init__(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int] = []
-        self.armed = False
+        self.to_hold = 0
         self.entered = threading.Event()
         self.released = threading.Event()
         self.lose: str | None = None  # "after sending" | "before sending"
@@ -64,17 +73,19 @@ class Held:
 
         def counted(reports: Any) -> Any:
             self.sizes.append(len(reports))
+            CARRYING.set(len(reports))
             return together(reports)
 
         async def held(engine: Any, query: str, params: Any) -> None:
-            if self.armed:
-                self.armed = False
-                self.entered.set()
+            if self.to_hold:  # on the loop's thread only
+                self.to_hold -= 1
+                if not self.to_hold:
+                    self.entered.set()
                 assert await asyncio.to_thread(self.released.wait, 10), "never released"
             await execute(engine, query, params)
 
         async def lost(cursor: psycopg.AsyncRawCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-            if self.lose is None or self.ended or self.sizes[-1] < 2:
+            if self.lose is None or self.ended or CARRYING.get() < 2:
                 return await raw_execute(cursor, query, *args, **kwargs)
             if self.lose == "after sending":
                 await raw_execute(cursor, query, *args, **kwargs)
@@ -90,22 +101,26 @@ class Held:
     def group(
         self,
         client: TestClient,
-        first: dict[str, Any],
+        first: list[dict[str, Any]],
         then: list[dict[str, Any]],
         meanwhile: Callable[[], None] | None = None,
-    ) -> tuple[httpx2.Response, list[httpx2.Response]]:
-        """Files ``first``, holds its statement, files ``then`` meanwhile (they wait for it), does
-        ``meanwhile``, releases it."""
+    ) -> tuple[list[httpx2.Response], list[httpx2.Response]]:
+        """Files ``first`` (one report per statement a process may have in flight) and holds their
+        statements, files ``then`` meanwhile (they wait for a free statement), does ``meanwhile``, and
+        releases the first."""
+        assert len(first) == on_loop.STATEMENTS_AT_ONCE
 
         def post(body: dict[str, Any]) -> httpx2.Response:
             return client.post("/api/v1/reports", json=body)
 
         statements = client.app.state.loop_statements  # type: ignore[attr-defined]
         self.sizes.clear()
-        self.armed = True
-        with ThreadPoolExecutor(max_workers=len(then) + 1) as pool:
-            leading = pool.submit(post, first)
-            assert self.entered.wait(10), "the first report never reached its statement"
+        self.entered.clear()
+        self.released.clear()
+        self.to_hold = len(first)
+        with ThreadPoolExecutor(max_workers=len(first) + len(then)) as pool:
+            leading = [pool.submit(post, body) for body in first]
+            assert self.entered.wait(10), "the first reports never reached their statements"
             following: list[Future[httpx2.Response]] = [pool.submit(post, body) for body in then]
             deadline = time.monotonic() + 10
             while statements.group.waiting() < len(then):
@@ -114,7 +129,7 @@ class Held:
             if meanwhile is not None:
                 meanwhile()
             self.released.set()
-            return leading.result(10), [answer.result(10) for answer in following]
+            return [answer.result(10) for answer in leading], [answer.result(10) for answer in following]
 
 
 @pytest.fixture
@@ -132,31 +147,37 @@ def case_of(runtime: Runtime, receipt: str) -> Any:
         return runtime.intake.open_case(db, receipt)
 
 
-def test_reports_ready_while_one_is_in_flight_are_stored_together_each_whole_and_once(
+def test_reports_ready_while_every_statement_is_busy_are_stored_together_each_whole_and_once(
     client: TestClient, runtime: Runtime, held: Held
 ) -> None:
-    before = table_census(runtime)
-    alone = client.post("/api/v1/reports", json=report(0))
-    assert alone.status_code == 201, alone.text
-    one = added(before, table_census(runtime))
+    # A report alone of each kind (Bavaria's organisations, Hesse's), for its rows and its answer.
+    alone: dict[str, tuple[dict[str, int], dict[str, Any]]] = {}
+    for district in (BAVARIAN, HESSIAN):
+        before = table_census(runtime)
+        answer = client.post("/api/v1/reports", json=report(0, district))
+        assert answer.status_code == 201, answer.text
+        alone[district] = (added(before, table_census(runtime)), answer.json())
 
     middle = table_census(runtime)
-    first, others = held.group(client, report(1), [report(number) for number in (2, 3, 4)])
+    districts = [BAVARIAN, HESSIAN, BAVARIAN, HESSIAN]
+    bodies = [report(number, district) for number, district in enumerate(districts, start=3)]
+    firsts, others = held.group(client, [report(1), report(2)], bodies)
 
-    assert [answer.status_code for answer in [first, *others]] == [201] * 4
-    assert held.sizes == [1, 3]
-    # Every table got four times the rows of a report alone: nothing left out, nothing twice.
-    assert added(middle, table_census(runtime)) == {table: 4 * rows for table, rows in one.items()}
-    receipts = [answer.json()["receipt"] for answer in [first, *others]]
-    assert len(set(receipts)) == 4
-    for answer in [first, *others]:
-        body = answer.json()
-        assert body["routed_to"] == alone.json()["routed_to"]
-        assert body["key_holders"] == alone.json()["key_holders"]
+    assert [answer.status_code for answer in [*firsts, *others]] == [201] * 6
+    assert held.sizes == [1, 1, 4]
+    # Every table got the rows of four Bavarian reports alone and two Hessian ones: none left out, none twice.
+    expected = {
+        table: 4 * alone[BAVARIAN][0].get(table, 0) + 2 * alone[HESSIAN][0].get(table, 0)
+        for table in alone[BAVARIAN][0].keys() | alone[HESSIAN][0].keys()
+    }
+    assert added(middle, table_census(runtime)) == expected
+    for answer, district in zip(others, districts, strict=True):
+        assert answer.json()["routed_to"] == alone[district][1]["routed_to"]
+        assert answer.json()["key_holders"] == alone[district][1]["key_holders"]
     # Each receipt opens its own case, and what its reporter wrote is sealed under that case's key.
-    cases = {case_of(runtime, receipt).case.id for receipt in receipts}
-    assert len(cases) == 4
-    for number, receipt in enumerate(receipts, start=1):
+    receipts = [answer.json()["receipt"] for answer in others]
+    assert len({case_of(runtime, receipt).case.id for receipt in receipts}) == 4
+    for body, receipt in zip(bodies, receipts, strict=True):
         with runtime.sessions() as db:
             opened = runtime.intake.open_case(db, receipt)
             incident = db.scalars(select(Incident).where(Incident.case_id == opened.case.id)).one()
@@ -165,14 +186,14 @@ def test_reports_ready_while_one_is_in_flight_are_stored_together_each_whole_and
         payload = json.loads(
             open_sealed(opened.data_key, sealed, ctx("incident", opened.case.id, incident.id))
         )
-        assert payload["description"] == f"Drohbrief Nummer {number} im Rathaus."
+        assert payload["description"] == body["description"]
 
 
 def test_one_report_refused_by_a_grants_guard_does_not_refuse_the_others_of_its_group(
     client: TestClient, runtime: Runtime, held: Held, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both organisations' keys met (a Hessian report read its own), so both kinds compose on the loop.
-    assert client.post("/api/v1/reports", json=report(0, district="06412")).status_code == 201
+    assert client.post("/api/v1/reports", json=report(0, HESSIAN)).status_code == 201
     in_a_session: list[int] = []
     original = deps.in_transaction  # what the endpoints module calls
 
@@ -189,22 +210,22 @@ def test_one_report_refused_by_a_grants_guard_does_not_refuse_the_others_of_its_
         with runtime.engine.begin() as connection:
             connection.execute(update(Organisation).where(Organisation.slug == BAVARIA).values(active=False))
 
-    first, (bavarian, hessian) = held.group(
+    firsts, (bavarian, hessian) = held.group(
         client,
-        report(1, district="06412"),
-        [report(2), report(3, district="06412")],
+        [report(1, HESSIAN), report(2, HESSIAN)],
+        [report(3), report(4, HESSIAN)],
         meanwhile=disable_bavaria_meanwhile,
     )
 
-    assert [answer.status_code for answer in (first, bavarian, hessian)] == [201] * 3
+    assert [answer.status_code for answer in (*firsts, bavarian, hessian)] == [201] * 4
     # The group was refused as a whole, sent again one by one: the Hessian one stored, the Bavarian one
     # refused and routed afresh in a session, without Bavaria.
-    assert held.sizes[:4] == [1, 2, 1, 1]
+    assert held.sizes == [1, 1, 2, 1, 1]
     assert in_a_session == [1]
-    assert added(before, table_census(runtime))["case_file"] == 3
+    assert added(before, table_census(runtime))["case_file"] == 4
     with runtime.sessions() as db:
         bavaria = db.scalar(select(Organisation.id).where(Organisation.slug == BAVARIA))
-        for answer in (first, bavarian, hessian):
+        for answer in (*firsts, bavarian, hessian):
             case_id = runtime.intake.open_case(db, answer.json()["receipt"]).case.id
             holders = set(
                 db.scalars(select(CaseKeyGrant.organisation_id).where(CaseKeyGrant.case_id == case_id))
@@ -222,21 +243,43 @@ def test_a_group_whose_connection_was_lost_is_never_stored_twice(
     # stored: each gets the 503 that asks to send it again. Sent again by the server, either would be twice.
     held.lose = when
     before = table_census(runtime)
-    first, others = held.group(client, report(1), [report(2), report(3)])
+    firsts, others = held.group(client, [report(1), report(2)], [report(3), report(4)])
 
-    assert first.status_code == 201
+    assert [answer.status_code for answer in firsts] == [201, 201]
     cases = added(before, table_census(runtime)).get("case_file", 0)
     if when == "after sending":
         assert [answer.status_code for answer in others] == [201, 201]
-        assert cases == 3
+        assert cases == 4
         for answer in others:
             assert case_of(runtime, answer.json()["receipt"]).case.id
     else:
         assert [answer.status_code for answer in others] == [503, 503]
         assert all("erneut" in answer.json()["detail"] for answer in others)
-        assert cases == 1
+        assert cases == 2
     assert len(held.ended) == 1
-    assert held.sizes == [1, 2]  # not sent again
+    assert held.sizes == [1, 1, 2]  # not sent again
+
+
+def test_a_report_that_waits_too_long_for_a_statement_is_a_503_and_stored_nowhere(
+    client: TestClient, runtime: Runtime, held: Held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every statement of the process held up: the report is given up as the pool's timeout gave up a
+    # request, with the 503 that asks to send it again, and nothing of it is stored later.
+    monkeypatch.setattr(on_loop, "POOL_TIMEOUT_SECONDS", 0.2)
+    app = client.app
+    app.state.loop_statements = on_loop.LoopStatements(app.state.async_engine)  # type: ignore[attr-defined]
+    before = table_census(runtime)
+
+    def wait_past_the_limit() -> None:
+        time.sleep(0.5)
+
+    firsts, (late,) = held.group(client, [report(1), report(2)], [report(3)], meanwhile=wait_past_the_limit)
+
+    assert [answer.status_code for answer in firsts] == [201, 201]
+    assert late.status_code == 503
+    assert "erneut" in late.json()["detail"]
+    assert added(before, table_census(runtime))["case_file"] == 2
+    assert held.sizes == [1, 1]
 
 
 def test_a_quiet_service_sends_each_report_alone(
