@@ -16,7 +16,9 @@ No validation against the taxonomy, no routing decision, no statistics extract, 
 everything the intake does beyond this is left out. ``bench.intake`` reads the number of wraps and rows
 from what the intake stored for the same body (``BENCH_FLOOR_WRAPS``, ``BENCH_FLOOR_ROWS``) and runs this app
 in the same alternating rounds, so the floor's rate is an upper bound for any intake that keeps those three
-promises on this machine.
+promises on this machine and stores each report in its own statement. (Since session 17 the intake stores
+the reports that arrive while its statements are busy together, in one statement: ``service.group_commit``;
+it then passes the floor, which does not.)
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ connections, and every round is in the JSON. Then both at half the intake's maxi
 A third server runs in the same rounds: ``bench.floor_app``, the baseline plus only what the issue's goal
 keeps (the shared rate limit, the report sealed and its key wrapped for as many holders as the intake wrapped
 it for this body, as many rows as the intake stored, the commit before the 201) and nothing else. Its ratio
-is an upper bound for any intake that keeps those promises on this machine.
+is an upper bound for any intake that keeps those promises on this machine and stores each report in its own
+statement; the intake, which stores reports that arrive together in one (``service.group_commit``), passes it.
 
 Every run records wrk's own CPU share (its rusage over wall time and cores), the CPU per 201 of the api
 processes, PostgreSQL and Redis (/proc), and the machine's busy and stolen shares (/proc/stat).
