@@ -26,15 +26,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
-from service import db_raw, deps
+from service import db_raw
 from service.cases.models import Incident
 from service.crypto import open_sealed
 from service.identity.models import CaseKeyGrant, Organisation
-from service.reports import endpoints, on_loop, repository
+from service.reports import on_loop, repository
 from service.reports.opened import ctx
 from service.runtime import Runtime
 from tests.support.forms import report_body
-from tests.support.intake_ways import cache_that_does_not_age, on_the_loop
+from tests.support.intake_ways import cache_that_does_not_age, on_the_loop, sessions_used
 from tests.support.retention import table_census
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -194,14 +194,7 @@ def test_one_report_refused_by_a_grants_guard_does_not_refuse_the_others_of_its_
 ) -> None:
     # Both organisations' keys met (a Hessian report read its own), so both kinds compose on the loop.
     assert client.post("/api/v1/reports", json=report(0, HESSIAN)).status_code == 201
-    in_a_session: list[int] = []
-    original = deps.in_transaction  # what the endpoints module calls
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        in_a_session.append(1)
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(endpoints, "in_transaction", counted)
+    in_a_session = sessions_used(monkeypatch)
     before = table_census(runtime)
 
     def disable_bavaria_meanwhile() -> None:

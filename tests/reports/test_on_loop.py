@@ -16,14 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from service import deps
 from service.crypto import generate_keypair, open_sealed, unwrap_key
 from service.identity.models import CaseKeyGrant, Organisation
-from service.reports import endpoints
 from service.reports.opened import ctx
 from service.runtime import Runtime
 from tests.support.forms import report_body
-from tests.support.intake_ways import cache_that_does_not_age, in_a_session, on_the_loop
+from tests.support.intake_ways import cache_that_does_not_age, in_a_session, on_the_loop, sessions_used
 from tests.support.retention import table_census
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -39,19 +37,6 @@ BAYERN = "beratung-by"
 
 def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {name: after[name] - before[name] for name in after if after[name] != before[name]}
-
-
-def sessions_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per report the API filed in a unit of work (the session's way)."""
-    used: list[int] = []
-    original = deps.in_transaction  # what the endpoints module calls
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        used.append(1)
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(endpoints, "in_transaction", counted)
-    return used
 
 
 def file(client: TestClient) -> dict[str, Any]:

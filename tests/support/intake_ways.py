@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service import deps
 from service.identity.repository import ReceiverCache
 from service.reports import endpoints
 from service.runtime import Runtime
@@ -35,3 +36,16 @@ def on_the_loop(client: TestClient, runtime: Runtime, monkeypatch: pytest.Monkey
     (in a session, as in a new process), and that read does not age during the test."""
     cache_that_does_not_age(runtime, monkeypatch)
     assert client.post("/api/v1/reports", json=FIRST).status_code == 201
+
+
+def sessions_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per report the API filed in a unit of work (the session's way)."""
+    used: list[int] = []
+    original = deps.in_transaction  # what the endpoints module calls
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        used.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(endpoints, "in_transaction", counted)
+    return used
