@@ -20,7 +20,7 @@ from service.cases import endpoints as case_endpoints
 from service.cases import form_pages as case_form_pages
 from service.cases import pages as case_pages
 from service.config import PROJECT_ROOT, Settings, get_settings
-from service.db import make_async_engine, make_async_sessionmaker
+from service.db import POOL_TIMEOUT_SECONDS, make_async_engine, make_async_sessionmaker
 from service.error_handlers import install_error_handlers
 from service.hardening import NO_TELEMETRY, HardeningMiddleware, install_log_filter
 from service.knowledge import pages as knowledge_pages
@@ -103,7 +103,7 @@ def create_app(
         finally:
             if app.state.loop_statements is not None:
                 # Reports in flight are stored (or given up) and handed to the dispatcher before it closes.
-                await app.state.loop_statements.group.drained()
+                await app.state.loop_statements.group.drained(at_most=POOL_TIMEOUT_SECONDS)
             app.state.loop_statements = None
             if dispatcher is not None:
                 built.intake.dispatcher = None

@@ -15,7 +15,9 @@ all of them are busy wait, and the next sender free takes them together, in one 
   callers gets the error and looks for itself, as a write alone does;
 - a write that waited ``wait_at_most`` seconds without being taken (every statement in flight stuck: a lock,
   a connection that hangs) is given up with the error ``overdue`` makes, stored nowhere; so the pool's
-  timeout was before (its 503 asks the reporter to send the report again);
+  timeout was before (its 503 asks the reporter to send the report again). A write taken then waits for
+  its statement as before, a connection from the pool included: the slowest 503 comes after about twice
+  the pool's timeout;
 - a caller cancelled before its write was taken takes the write with it; once taken, the write goes with
   its group, as a statement in flight did before (the cancelled request no longer hears of it).
 
@@ -100,10 +102,18 @@ class GroupCommit(Generic[Write]):
         """Writes handed over and not taken yet."""
         return len(self._waiting)
 
-    async def drained(self) -> None:
-        """Waits until every write handed over has been sent or given up (at shutdown); raises nothing."""
+    async def drained(self, at_most: float) -> None:
+        """Waits until every write handed over has been sent or given up (at shutdown), for ``at_most``
+        seconds; then the senders still in flight are cancelled (their callers with them). Raises nothing."""
+        deadline = asyncio.get_running_loop().time() + at_most
         while self._senders:
-            await asyncio.wait(set(self._senders))
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                for sender in self._senders:
+                    sender.cancel()
+                await asyncio.wait(set(self._senders))
+                return
+            await asyncio.wait(set(self._senders), timeout=left)
 
     def _drop(self, entry: _Waiting[Write]) -> None:
         if entry.timer is not None:
@@ -131,13 +141,14 @@ class GroupCommit(Generic[Write]):
             while group := self._take():
                 await self._send_group(group)
         finally:
-            # Only when this task itself was cancelled (the loop closing) can writes be left with no sender.
+            # Only when this task itself was cancelled (the loop closing) can writes be left with no sender:
+            # never sent, they are given up as overdue (stored nowhere: the 503 that asks to send again).
             if not self._busy(besides=asyncio.current_task()):
                 while self._waiting:
                     entry = self._waiting.popleft()
                     if entry.timer is not None:
                         entry.timer.cancel()
-                    entry.stored.cancel()
+                    _settle(entry.stored, self._overdue())
 
     async def _send_group(self, group: list[_Waiting[Write]]) -> None:
         try:
@@ -167,7 +178,7 @@ class GroupCommit(Generic[Write]):
             # Outside a statement (the metric, ``one_by_one``): nobody waits in vain, and the sender goes on.
             log.error("group commit: %s outside a statement", type(error).__name__)
             for entry in group:
-                _settle(entry.stored, error)
+                _settle(entry.stored, _own_copy(error))
         except BaseException:
             # Cancelled (the loop closing): the callers are cancelled with it, none waits for ever.
             for entry in group:

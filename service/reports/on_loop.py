@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 
+import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -70,10 +71,16 @@ class LoopStatements:
 
 
 def _refused_for_its_rows(error: Exception) -> bool:
-    """PostgreSQL refused the statement for what one of its rows holds (a grant's guard, a constraint, a
-    value: SQLSTATE classes 23 and 22), so it stored nothing: the reports are sent again one at a time. Not
+    """PostgreSQL refused the statement, so it stored nothing: for what one of its rows holds (a grant's
+    guard, a constraint, a value: SQLSTATE classes 23 and 22), or rolled it back for a deadlock or a
+    serialization failure (class 40). The reports are sent again one at a time, each with its own fate. Not
     a connection lost in flight (the statement may have been stored), nor a server out of reach."""
-    return isinstance(error, sa_exc.IntegrityError | sa_exc.DataError)
+    if isinstance(error, sa_exc.IntegrityError | sa_exc.DataError):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError) or error.connection_invalidated:
+        return False
+    sqlstate = error.orig.sqlstate if isinstance(error.orig, psycopg.Error) else None
+    return (sqlstate or "").startswith("40")
 
 
 async def file_on_loop(

@@ -344,7 +344,9 @@ def _row_of(dialect: Dialect, table: Table) -> tuple[str, tuple[str | int, ...]]
     split = re.split(r"%\((p_\w+)\)s", values)
     names = split[1::2]
     keys = [key for key, _ in _parameters_of(table)]
-    if list(dict.fromkeys(names)) != [f"p_{key}" for key in keys] or not values.startswith("("):
+    if list(dict.fromkeys(names)) != [f"p_{key}" for key in keys] or not (
+        values.startswith("(") and values.endswith(")")
+    ):
         raise RuntimeError("the intake's insert did not compile to its values in the order they are sent")
     places = {f"p_{key}": place for place, key in enumerate(keys)}
     pieces = tuple(

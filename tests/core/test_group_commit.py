@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import psycopg
 import pytest
+from sqlalchemy import Dialect, create_engine
+from sqlalchemy import exc as sa_exc
 
-from service.group_commit import GroupCommit
+from service.group_commit import GroupCommit, _own_copy
+from service.reports import on_loop
 
 
 class Refused(Exception):
@@ -229,9 +233,10 @@ def test_writes_still_waiting_when_the_sender_is_cancelled_do_not_hang() -> None
         await asyncio.sleep(0)
         (sender,) = group._senders  # the loop's shutdown, played
         sender.cancel()
-        for caller in (first, second):
-            with pytest.raises(asyncio.CancelledError):
-                await caller
+        with pytest.raises(asyncio.CancelledError):
+            await first  # in flight: its fate unknown, its caller cancelled with the sender
+        with pytest.raises(Overdue):
+            await second  # never sent: given up, the 503 that asks to send it again
         assert group.waiting() == 0
         await group.store("c")  # and the group works again
         assert database.stored == ["c"]
@@ -247,14 +252,14 @@ def test_drained_waits_for_the_statement_in_flight() -> None:
         held = database.hold
         writer = asyncio.ensure_future(group.store("a"))
         await database.in_flight.wait()
-        draining = asyncio.ensure_future(group.drained())
+        draining = asyncio.ensure_future(group.drained(at_most=5))
         await asyncio.sleep(0.01)
         assert not draining.done()
         held.set()
         await draining
         assert database.stored == ["a"]
         await writer
-        await group.drained()  # nothing in flight: at once
+        await group.drained(at_most=5)  # nothing in flight: at once
 
     run(test)
 
@@ -328,7 +333,7 @@ def test_a_write_that_waits_too_long_for_a_statement_is_given_up_and_never_store
         assert group.waiting() == 0
         held.set()
         assert await first == "stored"  # the one in flight is not given up
-        await group.drained()
+        await group.drained(at_most=5)
         assert database.statements == [["a"]]
         assert database.stored == ["a"]
 
@@ -424,3 +429,56 @@ def test_each_caller_of_a_lost_group_gets_its_own_error() -> None:
         assert all(isinstance(error, Lost) for error in raised)
 
     run(test)
+
+
+def test_drained_gives_up_on_a_statement_stuck_past_its_time() -> None:
+    # A shutdown is not held up for ever by a statement that hangs: its sender is cancelled, and so is its
+    # caller.
+    async def test() -> None:
+        database = Database()
+        group = group_of(database)
+        database.hold = asyncio.Event()
+        stuck = asyncio.ensure_future(group.store("a"))
+        await database.in_flight.wait()
+        await group.drained(at_most=0.05)
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        assert not group._senders  # the loop's shutdown can go on
+
+    run(test)
+
+
+def test_each_caller_gets_a_copy_of_a_lost_connections_error_that_still_says_so() -> None:
+    lost = sa_exc.OperationalError("INSERT", None, psycopg.OperationalError("the server closed"))
+    lost.connection_invalidated = True
+    copied = _own_copy(lost)
+    assert copied is not lost
+    assert isinstance(copied, sa_exc.OperationalError)
+    assert copied.connection_invalidated
+    assert copied.orig is lost.orig
+
+
+def test_the_intake_sends_a_group_again_one_by_one_only_when_postgresql_refused_it() -> None:
+    def error(orig: Exception, *, invalidated: bool = False) -> sa_exc.DBAPIError:
+        made = sa_exc.DBAPIError.instance(
+            "INSERT", None, orig, psycopg.Error, connection_invalidated=invalidated, dialect=psycopg_dialect()
+        )
+        assert isinstance(made, sa_exc.DBAPIError)
+        return made
+
+    one_by_one = on_loop._refused_for_its_rows  # the intake's rule
+    # Refused as a whole, nothing stored: each report again on its own.
+    assert one_by_one(error(psycopg.errors.NotNullViolation()))  # a grant's guard
+    assert one_by_one(error(psycopg.errors.UniqueViolation()))
+    assert one_by_one(error(psycopg.errors.StringDataRightTruncation()))
+    assert one_by_one(error(psycopg.errors.DeadlockDetected()))
+    assert one_by_one(error(psycopg.errors.SerializationFailure()))
+    # Its fate unknown, or nothing sent at all: never again, each report looks for itself or gets the 503.
+    assert not one_by_one(error(psycopg.OperationalError("the server closed"), invalidated=True))
+    assert not one_by_one(error(psycopg.errors.DeadlockDetected(), invalidated=True))
+    assert not one_by_one(error(psycopg.OperationalError("connection refused")))
+    assert not one_by_one(sa_exc.TimeoutError("no connection"))
+
+
+def psycopg_dialect() -> Dialect:
+    return create_engine("postgresql+psycopg://").dialect

@@ -123,9 +123,10 @@ class Held:
             assert self.entered.wait(10), "the first reports never reached their statements"
             following: list[Future[httpx2.Response]] = [pool.submit(post, body) for body in then]
             deadline = time.monotonic() + 10
-            while statements.group.waiting() < len(then):
+            while statements.group.waiting() < len(then) and not any(answer.done() for answer in following):
                 assert time.monotonic() < deadline, "the others never reached the group"
                 time.sleep(0.01)
+            assert statements.group.waiting() == len(then), "the others did not wait for a statement"
             if meanwhile is not None:
                 meanwhile()
             self.released.set()
@@ -258,13 +259,13 @@ def test_a_report_that_waits_too_long_for_a_statement_is_a_503_and_stored_nowher
 ) -> None:
     # Every statement of the process held up: the report is given up as the pool's timeout gave up a
     # request, with the 503 that asks to send it again, and nothing of it is stored later.
-    monkeypatch.setattr(on_loop, "POOL_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(on_loop, "POOL_TIMEOUT_SECONDS", 1.0)
     app = client.app
     app.state.loop_statements = on_loop.LoopStatements(app.state.async_engine)  # type: ignore[attr-defined]
     before = table_census(runtime)
 
     def wait_past_the_limit() -> None:
-        time.sleep(0.5)
+        time.sleep(1.5)
 
     firsts, (late,) = held.group(client, [report(1), report(2)], [report(3)], meanwhile=wait_past_the_limit)
 
