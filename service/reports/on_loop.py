@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import cast
 
 import psycopg
+from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
+from service.cases.models import Case
 from service.db import POOL_TIMEOUT_SECONDS, NewRow, after_stored, make_async_sessionmaker, utcnow
 from service.db_raw import execute_on_loop
 from service.group_commit import GroupCommit
@@ -41,6 +44,8 @@ from service.reports.schemas import ReportCreate
 from service.reports.service import IntakeService
 
 log = logging.getLogger("rueckhalt.intake")
+
+_CASES = cast(Table, Case.__table__)
 
 # Reports in one statement at most: a plain report binds about a hundred values (PostgreSQL takes 65,535).
 MOST_REPORTS_PER_STATEMENT = 32
@@ -67,7 +72,34 @@ class LoopStatements:
 
     async def _send(self, reports: list[list[NewRow]]) -> None:
         query, params = repository.one_statement(self.engine.dialect, repository.together(reports))
-        await execute_on_loop(self.engine, query, params)
+        try:
+            await execute_on_loop(self.engine, query, params)
+        except sa_exc.DBAPIError as error:
+            if not error.connection_invalidated or len(reports) == 1:
+                raise  # a report alone looks for itself (``file_on_loop``)
+            await self._look_once(reports, error)
+
+    async def _look_once(self, reports: list[list[NewRow]], lost: sa_exc.DBAPIError) -> None:
+        """A group's connection was lost with its statement in flight: one look on a new connection tells
+        for all of it (the statement is atomic), rather than one look per report, up to 64 at once on a
+        database that has just failed. Stored: returns, as after a commit (each report gets its receipt and
+        hands over its notifications). Not stored: ``GroupNotStored``, the 503. Cannot be asked: the lost
+        error, and each report looks for itself."""
+        case_id = next(row.values["id"] for row in reports[0] if row.table is _CASES)
+        try:
+            async with make_async_sessionmaker(self.engine)() as session:
+                stored = await session.run_sync(lambda sync: repository.case_by_id(sync, str(case_id)))
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError):
+            raise lost from None
+        if stored is None:
+            raise GroupNotStored(None, None, lost.orig or lost) from None
+        log.warning("intake: the connection was lost after a group's statement, which was stored")
+
+
+class GroupNotStored(sa_exc.OperationalError):
+    """A group's connection was lost in flight and its statement was not stored: the 503 for each report
+    of it (nothing of it will be stored by this process; see ``filing.stored_after_all`` for what a server
+    process that has not noticed the loss may still do)."""
 
 
 def _refused_for_its_rows(error: Exception) -> bool:

@@ -231,11 +231,20 @@ def test_one_report_refused_by_a_grants_guard_does_not_refuse_the_others_of_its_
 
 @pytest.mark.parametrize("when", ["after sending", "before sending"])
 def test_a_group_whose_connection_was_lost_is_never_stored_twice(
-    client: TestClient, runtime: Runtime, held: Held, when: str
+    client: TestClient, runtime: Runtime, held: Held, when: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Stored before the answer was lost: each report of the group finds itself and gets its receipt. Not
-    # stored: each gets the 503 that asks to send it again. Sent again by the server, either would be twice.
+    # Stored before the answer was lost: each report of the group gets its receipt. Not stored: each gets
+    # the 503 that asks to send it again. Sent again by the server, either would be twice. One look on a new
+    # connection tells for the whole group (one statement: all of it stored or none).
     held.lose = when
+    looks: list[str] = []
+    look = repository.case_by_id
+
+    def counted(session: Any, case_id: str) -> Any:
+        looks.append(case_id)
+        return look(session, case_id)
+
+    monkeypatch.setattr(repository, "case_by_id", counted)
     before = table_census(runtime)
     firsts, others = held.group(client, [report(1), report(2)], [report(3), report(4)])
 
@@ -252,6 +261,7 @@ def test_a_group_whose_connection_was_lost_is_never_stored_twice(
         assert cases == 2
     assert len(held.ended) == 1
     assert held.sizes == [1, 1, 2]  # not sent again
+    assert len(looks) == 1
 
 
 def test_a_report_that_waits_too_long_for_a_statement_is_a_503_and_stored_nowhere(
