@@ -184,6 +184,21 @@ CONNECT_TIMEOUT_SECONDS = 5
 POOL_TIMEOUT_SECONDS = 10
 
 
+# A connection whose peer is gone (a host that died, a link that drops packets) is noticed within about half
+# a minute, not after the kernel's two hours of keepalive or fifteen minutes of retransmits: a statement
+# sent on it fails as a lost connection (the report looks for itself, or the 503), and frees its place,
+# rather than hanging with the reports that wait behind it (``service.group_commit``). A peer that answers
+# (a slow query, a lock wait) is never cut off: keepalives are answered by its kernel. libpq's parameters;
+# ignored on a Unix socket.
+TCP_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms that sent data may stay unacknowledged
+}
+
+
 def _server_pool_options(size: int, overflow: int) -> dict[str, Any]:
     return {
         # An error's message would list the statement's values (ciphertext, identifiers, a lookup hash)
@@ -197,7 +212,7 @@ def _server_pool_options(size: int, overflow: int) -> dict[str, Any]:
         # holds a request for as long as the kernel keeps trying: the reporter should hear "try again"
         # (503) within seconds instead.
         "pool_timeout": POOL_TIMEOUT_SECONDS,
-        "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **TCP_LIVENESS},
     }
 
 
